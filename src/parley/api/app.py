@@ -1,0 +1,123 @@
+"""``create_app(settings)``: the whole server, built on demand (never at import).
+
+Start-up migrates the database, marks answers cut off by a previous crash as
+failed (so they can be retried), builds the model registry and the turn
+service. The local model is not loaded here: it loads on first use, which
+keeps start-up fast and idle memory small.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from datetime import timedelta
+from typing import Any
+
+from fastapi import FastAPI
+
+from parley import __version__
+from parley.api.features import DEFAULT_FEATURES, Feature, FeatureContext, FeatureFactory
+from parley.api.middleware import BodyLimit, SecurityHeaders
+from parley.api.problems import install_problem_handlers
+from parley.api.provider_sync import RegistrySync, database_providers
+from parley.api.routers import admin, auth, chat, conversations, me, models, openai_api, web
+from parley.config import Settings, load_settings
+from parley.providers.base import Provider
+from parley.providers.registry import ModelRegistry
+from parley.storage.conversations import fail_stale_streaming
+from parley.storage.db import Database
+from parley.tools import ToolRegistry, default_registry
+from parley.turns import TurnService, make_control
+
+log = logging.getLogger("parley")
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    extra_providers: Sequence[Provider] = (),
+    tools: ToolRegistry | None = None,
+    features: Sequence[FeatureFactory] | None = None,
+) -> FastAPI:
+    settings = settings or load_settings()
+    enabled = [
+        factory(settings) for factory in (DEFAULT_FEATURES if features is None else features)
+    ]
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if settings.is_sqlite:
+            settings.data_dir.mkdir(parents=True, exist_ok=True)
+        db = Database(settings.resolved_database_url)
+        await db.migrate()
+        async with db.session() as session:
+            # With several workers on one database, only answers silent for a while
+            # are stale; a single SQLite process owns every stream it sees.
+            stale_after = None if settings.is_sqlite else timedelta(minutes=5)
+            await fail_stale_streaming(session, older_than=stale_after)
+            await session.commit()
+            db_providers = await database_providers(session)
+        registry = ModelRegistry(settings, db_providers, list(extra_providers))
+        control = await make_control(settings.redis_url)
+        app.state.db = db
+        app.state.registry = registry
+        app.state.registry_sync = RegistrySync(registry, settings)
+        tool_registry = tools or default_registry()
+        app.state.turns = TurnService(
+            db=db, registry=registry, settings=settings, control=control, tools=tool_registry
+        )
+        context = FeatureContext(settings, db, registry, app.state.turns, tool_registry)
+        started: list[Feature] = []
+        try:
+            for feature in enabled:
+                await feature.start(context)
+                started.append(feature)
+            _connect_features(app.state.features)
+            yield
+        finally:
+            for feature in reversed(started):
+                await feature.stop()
+            await app.state.turns.aclose()
+            await control.aclose()
+            await registry.aclose()
+            await db.dispose()
+
+    app = FastAPI(
+        title="Parley",
+        version=__version__,
+        description="A self-hosted assistant over any model. See the README for the API guide.",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url="/openapi.json",
+    )
+    app.state.settings = settings
+    app.state.features = {feature.name: feature for feature in enabled}
+    install_problem_handlers(app)
+
+    @app.get("/api/health", tags=["meta"])
+    async def health() -> dict[str, Any]:
+        return {"status": "ok", "version": __version__}
+
+    for router in (auth, me, models, conversations, chat, admin, openai_api):
+        app.include_router(router.router)
+    for feature in enabled:
+        if feature.router is not None:
+            app.include_router(feature.router)
+    web.mount_web(app)
+
+    body_limits: dict[str, int] = {}
+    for feature in enabled:
+        body_limits.update(getattr(feature, "body_limits", {}))
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, overrides=body_limits)
+    app.add_middleware(SecurityHeaders)
+    return app
+
+
+def _connect_features(features: dict[str, Any]) -> None:
+    """Wire features that use each other: the code sandbox sees the files attached
+    to its conversation."""
+    sandbox, knowledge = features.get("sandbox"), features.get("knowledge")
+    if sandbox is not None and knowledge is not None:
+        sandbox.files = knowledge.conversation_files

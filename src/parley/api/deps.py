@@ -1,0 +1,105 @@
+"""Request dependencies: the database session and the requesting principal.
+
+This is the single authorization entry point: every handler that touches a
+user's data takes ``CurrentUser`` and passes ``user.id`` to stores that scope
+every query by it. Credentials are accepted in exactly two places: the
+httpOnly session cookie (with a CSRF token on writes) and an API key in the
+``Authorization: Bearer`` header. Any other header (``x-api-key``...) is ignored.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Annotated, Literal
+
+from fastapi import Depends, Request
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from parley.api.problems import Problem
+from parley.auth import accounts
+from parley.config import Settings
+from parley.storage.tables import User
+
+SESSION_COOKIE = "parley_session"
+CSRF_COOKIE = "parley_csrf"
+CSRF_HEADER = "x-csrf-token"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+async def get_db(request: Request) -> AsyncIterator[AsyncSession]:
+    async with request.app.state.db.session() as session:
+        yield session
+
+
+async def get_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+DB = Annotated[AsyncSession, Depends(get_db)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+
+@dataclass(slots=True)
+class Principal:
+    user: User
+    via: Literal["session", "api_key"]
+    session_token: str | None = None
+
+
+def _unauthorized(detail: str, code: str = "not_signed_in") -> Problem:
+    return Problem(401, detail, code, headers={"WWW-Authenticate": 'Bearer realm="parley"'})
+
+
+async def principal_from_api_key(db: AsyncSession, authorization: str) -> Principal:
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise _unauthorized("Send an API key as 'Authorization: Bearer <key>'.", "invalid_api_key")
+    user, touched = await accounts.api_key_user(db, token.strip())
+    if user is None:
+        raise _unauthorized(
+            "This API key is not valid or was revoked; create a new one in Settings.",
+            "invalid_api_key",
+        )
+    if touched:
+        await db.commit()  # keeps the key's last-used time (written at most once a minute)
+    return Principal(user, "api_key")
+
+
+async def get_principal(request: Request, db: DB) -> Principal:
+    authorization = request.headers.get("authorization")
+    if authorization:
+        return await principal_from_api_key(db, authorization)
+    token = request.cookies.get(SESSION_COOKIE)
+    if not token:
+        raise _unauthorized("Sign in to continue.")
+    found = await accounts.session_user(db, token)
+    if found is None:
+        raise _unauthorized("Your session has expired; sign in again.", "session_expired")
+    user, session_row = found
+    if request.method not in SAFE_METHODS:
+        sent = request.headers.get(CSRF_HEADER, "")
+        if not sent or not hmac.compare_digest(sent, session_row.csrf_token):
+            raise Problem(
+                403,
+                "Missing or wrong CSRF token: reload the page and try again.",
+                "csrf_failed",
+            )
+    return Principal(user, "session", token)
+
+
+async def get_current_user(principal: Annotated[Principal, Depends(get_principal)]) -> User:
+    return principal.user
+
+
+async def get_admin(user: Annotated[User, Depends(get_current_user)]) -> User:
+    if user.role != "admin":
+        raise Problem(403, "Only an administrator can do this.", "admin_only")
+    return user
+
+
+CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
+CurrentUser = Annotated[User, Depends(get_current_user)]
+AdminUser = Annotated[User, Depends(get_admin)]

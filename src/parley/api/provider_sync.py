@@ -1,0 +1,80 @@
+"""Keep each worker's model registry in step with providers stored in the database.
+
+An admin's change bumps ``providers_version`` in ``app_settings``; every worker
+compares it (one primary-key read) before using its registry and reloads when
+it moved, so no worker needs to be told in memory.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from parley.api import instance
+from parley.config import ModelConfig, ProviderConfig, Settings
+from parley.providers.registry import ModelRegistry
+from parley.storage.tables import AppSetting, ProviderRecord, new_id
+
+VERSION_KEY = "providers_version"
+
+
+def record_to_config(row: ProviderRecord) -> ProviderConfig:
+    return ProviderConfig(
+        name=row.name,
+        kind=row.kind,  # type: ignore[arg-type]
+        base_url=row.base_url,
+        api_key=row.api_key,
+        models=[ModelConfig(**m) for m in row.models or []],
+        source="database",
+    )
+
+
+async def database_providers(db: AsyncSession) -> list[ProviderConfig]:
+    rows = await db.scalars(select(ProviderRecord).where(ProviderRecord.enabled.is_(True)))
+    return [record_to_config(r) for r in rows]
+
+
+class RegistrySync:
+    """Instance settings and stored providers, re-read at most once a second.
+
+    Hot paths (every chat request) then cost no query; an admin's change reaches
+    this worker at once and the others within ``REFRESH_S``.
+    """
+
+    REFRESH_S = 1.0
+
+    def __init__(self, registry: ModelRegistry, settings: Settings) -> None:
+        self.registry = registry
+        self.settings = settings
+        self.version: Any = None
+        self._values: dict[str, Any] = {}
+        self._read_at = -1e9
+
+    async def values(self, db: AsyncSession) -> dict[str, Any]:
+        now = time.monotonic()
+        if now - self._read_at >= self.REFRESH_S:
+            rows = await db.execute(select(AppSetting.key, AppSetting.value))
+            self._values = {key: value for key, value in rows.all()}
+            self._read_at = now
+        return self._values
+
+    async def default_model(self, db: AsyncSession) -> str | None:
+        value = (await self.values(db)).get("default_model") or self.settings.default_model
+        return str(value) if value else None
+
+    async def ensure_fresh(self, db: AsyncSession) -> ModelRegistry:
+        version = (await self.values(db)).get(VERSION_KEY)
+        if version != self.version:
+            await self.registry.reload_database_providers(await database_providers(db))
+            self.version = version
+        return self.registry
+
+    def invalidate(self) -> None:
+        self._read_at = -1e9
+
+    async def bump(self, db: AsyncSession) -> None:
+        await instance.set_value(db, VERSION_KEY, new_id())
+        self.invalidate()

@@ -1,0 +1,126 @@
+"""Chat turns streamed as Server-Sent Events: send, regenerate, edit, stop."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from starlette.responses import StreamingResponse
+
+from parley.api.deps import DB, CurrentUser, SettingsDep
+from parley.api.problems import Problem, not_found
+from parley.api.schemas import EditIn, RegenerateIn, SendIn, message_out
+from parley.api.sse import sse_response, turn_stream
+from parley.storage.conversations import ConversationStore
+from parley.storage.tables import User
+from parley.turns import TurnError, TurnService
+from parley.turns.runner import TurnKind
+
+router = APIRouter(prefix="/api/conversations", tags=["chat"])
+
+_SSE_DOC: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"text/event-stream": {}}, "description": "The turn's events"}
+}
+
+
+async def _start(
+    request: Request,
+    db: DB,
+    settings: SettingsDep,
+    user: User,
+    conversation_id: str,
+    kind: TurnKind,
+    **kwargs: str | None,
+) -> StreamingResponse:
+    service: TurnService = request.app.state.turns
+    preferred = await request.app.state.registry_sync.default_model(db)
+    await db.close()  # the turn uses its own sessions; loaded objects stay readable
+    try:
+        turn = await service.prepare(
+            user, conversation_id, kind=kind, preferred_default=preferred, **kwargs
+        )
+    except TurnError as exc:
+        raise Problem(exc.status, exc.message, exc.code) from exc
+    start = {
+        "user_message": message_out(turn.user_message, turn.siblings.get(turn.user_message.id)),
+        "assistant_message": message_out(
+            turn.assistant_message, turn.siblings.get(turn.assistant_message.id)
+        ),
+    }
+    return sse_response(turn_stream(start, service.start(turn)))
+
+
+@router.post("/{conversation_id}/messages", responses=_SSE_DOC)
+async def send_message(
+    conversation_id: str,
+    body: SendIn,
+    request: Request,
+    user: CurrentUser,
+    db: DB,
+    settings: SettingsDep,
+) -> StreamingResponse:
+    return await _start(
+        request,
+        db,
+        settings,
+        user,
+        conversation_id,
+        "send",
+        content=body.content,
+        parent_id=body.parent_id,
+        model_ref=body.model,
+    )
+
+
+@router.post("/{conversation_id}/messages/{message_id}/regenerate", responses=_SSE_DOC)
+async def regenerate(
+    conversation_id: str,
+    message_id: str,
+    request: Request,
+    user: CurrentUser,
+    db: DB,
+    settings: SettingsDep,
+    body: RegenerateIn | None = None,
+) -> StreamingResponse:
+    return await _start(
+        request,
+        db,
+        settings,
+        user,
+        conversation_id,
+        "regenerate",
+        message_id=message_id,
+        model_ref=body.model if body else None,
+    )
+
+
+@router.post("/{conversation_id}/messages/{message_id}/edit", responses=_SSE_DOC)
+async def edit(
+    conversation_id: str,
+    message_id: str,
+    body: EditIn,
+    request: Request,
+    user: CurrentUser,
+    db: DB,
+    settings: SettingsDep,
+) -> StreamingResponse:
+    return await _start(
+        request,
+        db,
+        settings,
+        user,
+        conversation_id,
+        "edit",
+        message_id=message_id,
+        content=body.content,
+        model_ref=body.model,
+    )
+
+
+@router.post("/{conversation_id}/stop", status_code=204)
+async def stop(conversation_id: str, request: Request, user: CurrentUser, db: DB) -> Response:
+    if await ConversationStore(db, user.id).get(conversation_id) is None:
+        raise not_found("conversation")
+    service: TurnService = request.app.state.turns
+    await service.control.stop(conversation_id)
+    return Response(status_code=204)

@@ -1,0 +1,166 @@
+"""Conversations: list, create, read (active branch with siblings), update,
+delete, switch branch, search, and per-message feedback and pins."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Query, Request, Response
+
+from parley.api.deps import DB, CurrentUser
+from parley.api.problems import Problem, not_found
+from parley.api.schemas import (
+    BranchIn,
+    ConversationCreate,
+    ConversationUpdate,
+    MessageUpdate,
+    conversation_out,
+    message_out,
+)
+from parley.storage.conversations import ConversationStore
+from parley.storage.search import search_conversations
+from parley.storage.tables import Conversation
+
+router = APIRouter(prefix="/api", tags=["conversations"])
+
+
+async def conversation_view(store: ConversationStore, conv: Conversation) -> dict[str, Any]:
+    path = await store.active_path(conv)
+    siblings = await store.siblings_map(path)
+    ids = {m.id for m in path}
+    summarized = conv.summary and conv.summary_until_id in ids  # only this branch's summary
+    return {
+        "conversation": conversation_out(conv),
+        "messages": [message_out(m, siblings.get(m.id)) for m in path],
+        "summary": (
+            {"text": conv.summary, "until_message_id": conv.summary_until_id}
+            if summarized
+            else None
+        ),
+    }
+
+
+@router.get("/conversations")
+async def list_conversations(
+    user: CurrentUser,
+    db: DB,
+    limit: int = Query(50, ge=1, le=200),
+    cursor: str | None = Query(None, max_length=200),
+    archived: bool = False,
+) -> dict[str, Any]:
+    items, next_cursor = await ConversationStore(db, user.id).list(
+        limit=limit, cursor=cursor, archived=archived
+    )
+    return {"items": [conversation_out(c) for c in items], "next_cursor": next_cursor}
+
+
+@router.post("/conversations", status_code=201)
+async def create_conversation(
+    body: ConversationCreate, user: CurrentUser, db: DB
+) -> dict[str, Any]:
+    conv = await ConversationStore(db, user.id).create(
+        title=body.title, model=body.model, temporary=body.temporary
+    )
+    await db.commit()
+    return conversation_out(conv)
+
+
+@router.get("/conversations/{conversation_id}")
+async def get_conversation(conversation_id: str, user: CurrentUser, db: DB) -> dict[str, Any]:
+    store = ConversationStore(db, user.id)
+    conv = await store.get(conversation_id)
+    if conv is None:
+        raise not_found("conversation")
+    return await conversation_view(store, conv)
+
+
+@router.patch("/conversations/{conversation_id}")
+async def update_conversation(
+    conversation_id: str, body: ConversationUpdate, request: Request, user: CurrentUser, db: DB
+) -> dict[str, Any]:
+    store = ConversationStore(db, user.id)
+    conv = await store.get(conversation_id)
+    if conv is None:
+        raise not_found("conversation")
+    changes = body.model_dump(exclude_none=True)
+    if "tools" in body.model_fields_set:
+        changes["tools"] = _tool_selection(body.tools, request.app.state.turns.tools.names())
+    if "title" in changes:
+        changes["title"] = changes["title"].strip() or conv.title
+        changes["title_generated"] = True  # a user's title is never overwritten
+    await store.update(conv, **changes)
+    await db.commit()
+    return conversation_out(conv)
+
+
+def _tool_selection(names: list[str] | None, known: list[str]) -> list[str]:
+    """Stored form of a tool choice: [] = defaults, [""] = none (names are never empty)."""
+    if names is None:
+        return []
+    unknown = sorted(set(names) - set(known))
+    if unknown:
+        raise Problem(
+            422, f"Unknown tools: {', '.join(unknown)}. GET /api/tools lists them.", "unknown_tool"
+        )
+    return list(dict.fromkeys(names)) or [""]
+
+
+@router.delete("/conversations/{conversation_id}", status_code=204)
+async def delete_conversation(conversation_id: str, user: CurrentUser, db: DB) -> Response:
+    if not await ConversationStore(db, user.id).delete(conversation_id):
+        raise not_found("conversation")
+    await db.commit()
+    return Response(status_code=204)
+
+
+@router.post("/conversations/{conversation_id}/branch")
+async def switch_branch(
+    conversation_id: str, body: BranchIn, user: CurrentUser, db: DB
+) -> dict[str, Any]:
+    store = ConversationStore(db, user.id)
+    conv = await store.get(conversation_id)
+    message = await store.get_message(body.message_id)
+    if conv is None or message is None or message.conversation_id != conv.id:
+        raise not_found("message")
+    leaf = await store.newest_leaf_under(message.id)
+    await store.set_active_leaf(conv, leaf.id if leaf else message.id)
+    await db.commit()
+    return await conversation_view(store, conv)
+
+
+@router.get("/search")
+async def search(
+    user: CurrentUser,
+    db: DB,
+    q: str = Query(min_length=1, max_length=500),
+    limit: int = Query(20, ge=1, le=100),
+) -> dict[str, Any]:
+    hits = await search_conversations(db, user.id, q, limit=limit)
+    return {
+        "items": [
+            {
+                "conversation_id": h.conversation_id,
+                "title": h.title,
+                "message_id": h.message_id,
+                "snippet": h.snippet,
+                "highlights": [list(span) for span in h.highlights],
+            }
+            for h in hits
+        ]
+    }
+
+
+@router.patch("/messages/{message_id}")
+async def update_message(
+    message_id: str, body: MessageUpdate, user: CurrentUser, db: DB
+) -> dict[str, Any]:
+    store = ConversationStore(db, user.id)
+    if await store.get_message(message_id) is None:
+        raise not_found("message")
+    changes = body.model_dump(exclude_none=True)
+    if changes:
+        await store.update_message(message_id, **changes)
+        await db.commit()
+    message = await store.get_message(message_id)
+    assert message is not None
+    return message_out(message, (await store.siblings_map([message])).get(message.id))

@@ -1,0 +1,208 @@
+"""Settings: environment variables ``PARLEY_*`` over a TOML file over defaults.
+
+Built explicitly by ``create_app`` and the CLI (``load_settings()``); nothing
+is read at import time, so each test builds its own.
+
+Precedence, highest first: ``PARLEY_*`` environment variables, the TOML file
+(``PARLEY_CONFIG`` or ``<data_dir>/parley.toml``), defaults. Providers come
+from the TOML ``[[providers]]`` tables, plus one named ``openai`` when
+``OPENAI_API_KEY`` or ``OPENAI_BASE_URL`` is set and one named ``anthropic``
+when ``ANTHROPIC_API_KEY`` is set. Providers an admin adds in the web app live
+in the database and never override these (a name clash is refused).
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+class ModelConfig(BaseModel):
+    """One model of a provider. Prices are USD per million tokens."""
+
+    name: str
+    display_name: str | None = None
+    context_window: int = 8192
+    max_output_tokens: int = 1024
+    supports_tools: bool = True
+    supports_vision: bool = False
+    supports_reasoning: bool = False
+    input_price: float = 0.0
+    output_price: float = 0.0
+
+
+class ProviderConfig(BaseModel):
+    """A provider declared in the config file or the environment."""
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]{0,62}$")
+    kind: Literal["openai", "anthropic", "local"] = "openai"
+    base_url: str | None = None
+    api_key: str | None = None
+    api_key_env: str | None = None
+    models: list[ModelConfig] = Field(default_factory=list)
+    discover_models: bool = True
+    timeout_s: float = 60.0
+    source: str = "config"
+
+    def resolved_api_key(self) -> str | None:
+        if self.api_key:
+            return self.api_key
+        if self.api_key_env:
+            return os.environ.get(self.api_key_env)
+        return None
+
+
+def _default_data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "parley"
+
+
+class Settings(BaseSettings):
+    """Every setting Parley reads; the README lists each one."""
+
+    model_config = SettingsConfigDict(env_prefix="PARLEY_", extra="ignore")
+
+    data_dir: Path = Field(default_factory=_default_data_dir)
+    database_url: str | None = None
+    host: str = "127.0.0.1"
+    port: int = 8080
+    config_file: Path | None = Field(default=None, alias="PARLEY_CONFIG")
+
+    # models
+    default_model: str | None = None
+    local_model_enabled: bool = True
+    local_model: str | None = None  # GGUF path or Hugging Face repo id; None = bundled SmolLM2
+    local_model_file: str | None = None  # file name inside a Hugging Face repo
+    local_context_window: int = 4096
+    local_threads: int | None = None
+    providers: list[ProviderConfig] = Field(default_factory=list)
+
+    # turn engine
+    max_tool_steps: int = 8
+    tool_timeout_s: float = 30.0
+    turn_deadline_s: float = 600.0
+    flush_interval_s: float = 1.0
+    summarize_history: bool = True
+
+    # accounts and HTTP
+    signup: Literal["open", "closed", "approval"] = "open"
+    session_ttl_hours: int = 24 * 14
+    cookie_secure: bool = False
+    login_attempts_per_window: int = 10
+    login_window_s: int = 300
+    max_body_bytes: int = 1_048_576
+    cors_origins: list[str] = Field(default_factory=list)
+    redis_url: str | None = None
+    log_level: str = "info"
+
+    # code interpreter (parley.sandbox; the README's "Code interpreter" section)
+    sandbox_enabled: bool = True
+    sandbox_bwrap: str = "bwrap"
+    sandbox_python: Path | None = None  # None = the venv `make install` builds: <venv>/sandbox
+    sandbox_memory_mb: int = 1024
+    sandbox_cpu_s: int = 60
+    sandbox_wall_s: float = 25.0
+    sandbox_processes: int = 64
+    sandbox_file_mb: int = 64
+    sandbox_disk_mb: int = 256
+    sandbox_idle_s: float = 900.0
+    sandbox_kernels_per_user: int = 2
+    sandbox_max_kernels: int = 16
+    sandbox_host_uid_base: int = 900_000
+
+    # tools: web search, page reading, MCP, confirmations (parley.web_tools)
+    search_provider: Literal["auto", "none", "searxng", "brave", "tavily", "ddgs"] = "auto"
+    searxng_url: str | None = None
+    brave_api_key: str | None = None
+    tavily_api_key: str | None = None
+    search_max_results: int = 5
+    fetch_allow_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    fetch_max_bytes: int = 5_000_000
+    fetch_timeout_s: float = 15.0
+    fetch_max_redirects: int = 5
+    tool_confirm_timeout_s: float = 120.0
+    mcp_refresh_s: float = 15.0
+
+    # memory and long conversations (parley.memory; the README's "Memory" section)
+    memory_model: str | None = None  # extraction and summaries; None = the chat's model
+    memory_auto: bool = True  # learn memories after turns (explicit requests always work)
+    memory_recall_k: int = 8
+    memory_budget_tokens: int = 600
+    memory_embed_timeout_s: float = 0.25
+    summary_trigger: float = 0.7
+    summary_keep: float = 0.4
+    temporary_chat_hours: float = 24.0
+
+    @field_validator("fetch_allow_hosts", mode="before")
+    @classmethod
+    def _split_hosts(cls, value: Any) -> Any:
+        if isinstance(value, str):  # env: comma-separated
+            return [h.strip() for h in value.split(",") if h.strip()]
+        return value
+
+    @field_validator("data_dir", mode="after")
+    @classmethod
+    def _expand(cls, value: Path) -> Path:
+        return value.expanduser()
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{self.data_dir / 'parley.db'}"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.resolved_database_url.startswith("sqlite")
+
+
+def _env_providers() -> list[ProviderConfig]:
+    found: list[ProviderConfig] = []
+    if os.environ.get("OPENAI_API_KEY") or os.environ.get("OPENAI_BASE_URL"):
+        found.append(
+            ProviderConfig(
+                name="openai",
+                kind="openai",
+                base_url=os.environ.get("OPENAI_BASE_URL"),
+                api_key_env="OPENAI_API_KEY",
+                source="environment",
+            )
+        )
+    if os.environ.get("ANTHROPIC_API_KEY"):
+        found.append(
+            ProviderConfig(
+                name="anthropic",
+                kind="anthropic",
+                base_url=os.environ.get("ANTHROPIC_BASE_URL"),
+                api_key_env="ANTHROPIC_API_KEY",
+                source="environment",
+            )
+        )
+    return found
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build settings from the environment, the TOML file and ``overrides``.
+
+    ``overrides`` win over everything (tests and the CLI use them).
+    """
+    env_only = Settings(**{k: v for k, v in overrides.items() if k in {"data_dir", "config_file"}})
+    path = env_only.config_file or env_only.data_dir / "parley.toml"
+    file_values: dict[str, Any] = {}
+    if path.is_file():
+        with path.open("rb") as fh:
+            file_values = tomllib.load(fh)
+    env_keys = {name for name in Settings.model_fields if f"PARLEY_{name.upper()}" in os.environ}
+    merged = {k: v for k, v in file_values.items() if k not in env_keys}
+    merged.update(overrides)
+    settings = Settings(**merged)
+    declared = {p.name for p in settings.providers}
+    for provider in _env_providers():
+        if provider.name not in declared:
+            settings.providers.append(provider)
+    return settings

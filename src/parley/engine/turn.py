@@ -1,0 +1,500 @@
+"""The turn loop: stream the model, run the tools it asks for, feed results back.
+
+``run_turn`` is what the HTTP API and the CLI call for every assistant reply.
+It yields engine events (text and reasoning deltas as they arrive, tool
+start/result, one usage event per model call, errors) and always ends with
+exactly one ``Done``, whatever happens: provider errors, tool failures, step
+or time limits, cancellation. A stream that never finishes is the worst
+failure a chat UI can have, so every exit path goes through one place.
+
+The model is read by a pump task feeding a queue, so a stop request or the
+deadline takes effect at once even while the provider is silent, without
+wrapping each token in a timeout (the per-token path is one queue hop and
+a type check; the delta objects are forwarded as is).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from contextlib import aclosing
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+from parley.errors import LimitExceeded, ProviderError
+from parley.messages import (
+    Done,
+    EngineEvent,
+    ErrorEvent,
+    Finish,
+    FinishReason,
+    Message,
+    ReasoningDelta,
+    TextDelta,
+    ToolCall,
+    ToolCallDelta,
+    ToolConfirm,
+    ToolResult,
+    ToolStart,
+    Usage,
+    UsageEvent,
+)
+from parley.providers.base import ChatModel, ChatRequest
+from parley.tools.base import ToolContext, ToolOutcome, ToolRegistry
+
+from .context import wrap_tool_output
+from .json_tools import json_tool_loop
+from .tokens import counter_for, messages_tokens, tools_tokens
+
+if TYPE_CHECKING:
+    from parley.config import Settings
+
+__all__ = ["Confirm", "Limits", "run_turn"]
+
+logger = logging.getLogger(__name__)
+
+_END = object()
+_INTERRUPT = object()
+_STOP_GRACE_S = 5.0
+
+# Asks the user whether a side-effecting call may run; False (or an error) denies it.
+Confirm = Callable[[ToolCall], Awaitable[bool]]
+DENIED = (
+    "The user did not approve this call of '{name}', so it was not run. Do not retry it "
+    "unless the user asks you to."
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Bounds on one turn: model calls, seconds per tool, seconds overall."""
+
+    max_steps: int = 8
+    tool_timeout_s: float = 30.0
+    deadline_s: float = 600.0
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Limits:
+        return cls(
+            max_steps=settings.max_tool_steps,
+            tool_timeout_s=settings.tool_timeout_s,
+            deadline_s=settings.turn_deadline_s,
+        )
+
+
+@dataclass(slots=True)
+class _Failure:
+    error: BaseException
+
+
+@dataclass(slots=True)
+class CallResult:
+    """What one model call produced (kept by the turn for the loop to inspect)."""
+
+    text: str = ""
+    tool_calls: list[ToolCall] = field(default_factory=list)
+    finish: FinishReason | None = None
+    error: ErrorEvent | None = None
+    interrupted: bool = False
+
+
+def _error_event(exc: BaseException) -> ErrorEvent:
+    if isinstance(exc, ProviderError):
+        return ErrorEvent(exc.code, exc.message, exc.retryable)
+    logger.error("model stream failed unexpectedly", exc_info=exc)
+    return ErrorEvent(
+        ProviderError.code,
+        f"The model failed unexpectedly ({type(exc).__name__}: {exc}).",
+        False,
+    )
+
+
+class Turn:
+    """State shared by the native and the JSON tool loops (internal).
+
+    ``call_model`` and ``run_tools`` are async generators of events; their
+    results are left in ``result`` and ``outcomes`` for the loop to read.
+    """
+
+    def __init__(
+        self,
+        model: ChatModel,
+        messages: Sequence[Message],
+        *,
+        tools: ToolRegistry | None,
+        enabled_tools: Iterable[str] | None,
+        tool_context: ToolContext | None,
+        limits: Limits,
+        cancel: asyncio.Event | None,
+        temperature: float | None,
+        max_tokens: int | None,
+        confirm: Confirm | None = None,
+    ) -> None:
+        self.model = model
+        self.confirm = confirm
+        self.convo: list[Message] = list(messages)
+        self.registry = tools
+        self.specs = tools.specs(enabled_tools) if tools is not None else []
+        self.enabled = {spec.name for spec in self.specs}
+        self.tool_context = tool_context
+        self.limits = limits
+        self.temperature = temperature
+        self.max_tokens = max_tokens
+        self.usage = Usage()
+        self.calls = 0
+        self.finish: FinishReason = "stop"
+        self.reason: Literal["cancelled", "deadline"] | None = None
+        self.result = CallResult()
+        self.outcomes: list[ToolOutcome] = []
+        self._cancel = cancel
+        self._count = counter_for(model)
+        self._queue: asyncio.Queue[object] | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._interrupted: asyncio.Future[str] | None = None
+        self._watchers: list[asyncio.TimerHandle | asyncio.Task[bool]] = []
+
+    # ------------------------------------------------------------ lifecycle
+
+    def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._interrupted = loop.create_future()
+        self._watchers.append(loop.call_later(self.limits.deadline_s, self.interrupt, "deadline"))
+        if self._cancel is not None:
+            if self._cancel.is_set():
+                self.interrupt("cancelled")
+            else:
+                waiter = asyncio.create_task(self._cancel.wait())
+                waiter.add_done_callback(
+                    lambda t: None if t.cancelled() else self.interrupt("cancelled")
+                )
+                self._watchers.append(waiter)
+
+    def interrupt(self, reason: Literal["cancelled", "deadline"]) -> None:
+        """Stop the turn at the next opportunity (now, if waiting on the model or tools)."""
+        if self.reason is not None:
+            return
+        self.reason = reason
+        if self._interrupted is not None and not self._interrupted.done():
+            self._interrupted.set_result(reason)
+        if self._queue is not None:
+            self._queue.put_nowait(_INTERRUPT)
+
+    async def stop(self) -> None:
+        """Cancel watchers and any model stream or tool still running, and wait briefly."""
+        for watcher in self._watchers:
+            watcher.cancel()
+        pending = [task for task in self._tasks if not task.done()]
+        for task in pending:
+            task.cancel()
+        if pending:
+            await asyncio.wait(pending, timeout=_STOP_GRACE_S)
+
+    def fail(self, code: str, message: str, retryable: bool = False) -> ErrorEvent:
+        self.finish = "error"
+        return ErrorEvent(code, message, retryable)
+
+    def interrupt_events(self) -> list[EngineEvent]:
+        """Events that end an interrupted turn; sets ``finish``."""
+        if self.reason == "deadline":
+            return [
+                self.fail(
+                    LimitExceeded.code,
+                    f"The reply took longer than {self.limits.deadline_s:g} s and was stopped.",
+                )
+            ]
+        self.finish = "cancelled"
+        return []
+
+    def stopped(self, result: CallResult) -> list[EngineEvent] | None:
+        """End events when a model call was interrupted or failed, else ``None``."""
+        if result.interrupted:
+            return self.interrupt_events()
+        if result.error is not None:
+            self.finish = "error"
+            return [result.error]
+        return None
+
+    # ------------------------------------------------------------ model calls
+
+    def request(self, *, final: bool = False) -> ChatRequest:
+        """A native-tools request over the conversation so far."""
+        extra = {"tool_choice": "none"} if final and self.specs else {}
+        return ChatRequest(
+            messages=self.convo,
+            tools=self.specs,
+            temperature=self.temperature,
+            max_tokens=self.max_tokens,
+            extra=extra,
+        )
+
+    async def _pump(self, request: ChatRequest, queue: asyncio.Queue[object]) -> None:
+        stream = self.model.stream(request)
+        try:
+            async for event in stream:
+                queue.put_nowait(event)
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:
+            queue.put_nowait(_Failure(exc))
+            if not isinstance(exc, Exception):
+                raise
+        else:
+            queue.put_nowait(_END)
+        finally:
+            aclose = getattr(stream, "aclose", None)
+            if aclose is not None:
+                await aclose()
+
+    async def call_model(
+        self, request: ChatRequest, *, forward: bool = True
+    ) -> AsyncIterator[EngineEvent]:
+        """Stream one model call, forwarding deltas when ``forward``; ends with
+        one ``UsageEvent``. Assertion errors (test scripts) propagate."""
+        self.calls += 1
+        result = self.result = CallResult()
+        queue: asyncio.Queue[object] = asyncio.Queue()
+        self._queue = queue
+        pump = asyncio.create_task(self._pump(request, queue))
+        self._tasks.add(pump)
+        text: list[str] = []
+        out_chars = 0
+        pieces: dict[int, tuple[list[str | None], list[str]]] = {}
+        reported: Usage | None = None
+        failure: BaseException | None = None
+        try:
+            while True:
+                item = await queue.get()
+                if self.reason is not None:
+                    result.interrupted = True
+                    break
+                if isinstance(item, TextDelta):  # the hot path: one check, no copies
+                    text.append(item.text)
+                    out_chars += len(item.text)
+                    if forward:
+                        yield item
+                elif isinstance(item, ReasoningDelta):
+                    out_chars += len(item.text)
+                    if forward:
+                        yield item
+                elif isinstance(item, ToolCallDelta):
+                    head, args = pieces.setdefault(item.index, ([None, None], []))
+                    head[0] = item.id or head[0]
+                    head[1] = item.name or head[1]
+                    if item.arguments:
+                        args.append(item.arguments)
+                        out_chars += len(item.arguments)
+                elif isinstance(item, UsageEvent):
+                    reported = item.usage
+                elif isinstance(item, Finish):
+                    result.finish = item.reason
+                elif isinstance(item, _Failure):
+                    failure = item.error
+                    break
+                elif item is _END:
+                    break
+        finally:
+            self._queue = None
+            if not pump.done():
+                pump.cancel()
+        if isinstance(failure, AssertionError):
+            raise failure
+        if failure is not None:
+            result.error = _error_event(failure)
+        elif result.finish is None and not result.interrupted:
+            result.error = ErrorEvent(
+                "provider_protocol", "The model's stream ended without finishing.", True
+            )
+        result.text = "".join(text)
+        result.tool_calls = [
+            ToolCall(
+                id=head[0] or f"call_{self.calls}_{index}",
+                name=head[1] or "",
+                arguments="".join(args) or "{}",
+            )
+            for index, (head, args) in sorted(pieces.items())
+        ]
+        usage = reported or Usage(
+            input_tokens=messages_tokens(request.messages, self._count)
+            + tools_tokens(request.tools, self._count),
+            output_tokens=(out_chars + 3) // 4,
+        )
+        self.usage.input_tokens += usage.input_tokens
+        self.usage.output_tokens += usage.output_tokens
+        yield UsageEvent(usage)
+
+    # ------------------------------------------------------------ tools
+
+    async def _run_one(self, call: ToolCall) -> ToolOutcome:
+        if self.registry is None or call.name not in self.enabled:
+            available = ", ".join(sorted(self.enabled)) or "none"
+            return ToolOutcome(
+                f"Tool '{call.name}' is not available here. Available tools: {available}.", True
+            )
+        return await self.registry.run(
+            call, timeout_s=self.limits.tool_timeout_s, context=self.tool_context
+        )
+
+    def _side_effecting(self, call: ToolCall) -> bool:
+        declared = self.registry.get(call.name) if self.registry is not None else None
+        return declared is not None and declared.side_effecting
+
+    def _needs_confirmation(self, call: ToolCall) -> bool:
+        return self.confirm is not None and call.name in self.enabled and self._side_effecting(call)
+
+    async def _approved(self, call: ToolCall) -> bool:
+        """The user's decision (side-effecting calls wait here; a failure denies)."""
+        assert self.confirm is not None
+        try:
+            return bool(await self.confirm(call))
+        except Exception:
+            logger.exception("tool confirmation failed; denying %s", call.name)
+            return False
+
+    async def run_tools(self, calls: Sequence[ToolCall]) -> AsyncIterator[EngineEvent]:
+        """Yield a ``ToolStart`` per call, run them, yield a ``ToolResult`` per call.
+
+        Read-only tools run concurrently; side-effecting ones one at a time in
+        the order the model asked, each after a ``ToolConfirm`` and the user's
+        approval when a ``confirm`` callback is set. Results come in call order; ``outcomes``
+        holds them. An interrupt stops the tools and reports them as stopped.
+        """
+        for call in calls:
+            yield ToolStart(call.id, call.name, call.arguments)
+        asks = {i for i, c in enumerate(calls) if self._needs_confirmation(c)}
+        for index in sorted(asks):
+            call = calls[index]
+            yield ToolConfirm(call.id, call.name, call.arguments)
+        found: list[ToolOutcome | None] = [None] * len(calls)
+
+        async def one(index: int) -> None:
+            if index in asks and not await self._approved(calls[index]):
+                found[index] = ToolOutcome(DENIED.format(name=calls[index].name), True)
+                return
+            found[index] = await self._run_one(calls[index])
+
+        async def in_order(indices: list[int]) -> None:
+            for index in indices:
+                await one(index)
+
+        async def run_all() -> None:
+            ordered = [i for i, c in enumerate(calls) if self._side_effecting(c)]
+            parallel = [one(i) for i in range(len(calls)) if i not in ordered]
+            await asyncio.gather(*parallel, in_order(ordered))
+
+        task = asyncio.create_task(run_all())
+        self._tasks.add(task)
+        assert self._interrupted is not None, "Turn.start() was not called"
+        waiters: set[asyncio.Future[Any]] = {task, self._interrupted}
+        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        if not task.done():
+            task.cancel()
+            await asyncio.wait({task}, timeout=_STOP_GRACE_S)
+        stopped = "the reply was stopped" if self.reason == "cancelled" else "time ran out"
+        self.outcomes = [
+            outcome or ToolOutcome(f"The tool did not finish: {stopped}.", True)
+            for outcome in found
+        ]
+        for call, outcome in zip(calls, self.outcomes, strict=True):
+            yield ToolResult(
+                call.id,
+                call.name,
+                outcome.output,
+                outcome.is_error,
+                outcome.duration_ms,
+                attachments=outcome.attachments,
+            )
+
+    # ------------------------------------------------------------ native loop
+
+    async def native_loop(self) -> AsyncGenerator[EngineEvent, None]:
+        """Model -> tools -> model ... for models with native tool calling."""
+        max_steps = max(1, self.limits.max_steps)
+        for step in range(1, max_steps + 1):
+            async for event in self.call_model(self.request(final=step == max_steps)):
+                yield event
+            result = self.result
+            ended = self.stopped(result)
+            if ended is not None:
+                for event in ended:
+                    yield event
+                return
+            if not result.tool_calls:
+                self.finish = "stop" if result.finish in (None, "tool_calls") else result.finish
+                return
+            if step == max_steps:
+                yield self.fail(
+                    LimitExceeded.code,
+                    f"Stopped after {max_steps} model calls: the model kept asking for tools "
+                    "without giving a final answer. Try rephrasing, or disable some tools.",
+                )
+                return
+            self.convo.append(Message("assistant", result.text, tool_calls=result.tool_calls))
+            async for event in self.run_tools(result.tool_calls):
+                yield event
+            for call, outcome in zip(result.tool_calls, self.outcomes, strict=True):
+                content = wrap_tool_output(call.name, outcome.output, is_error=outcome.is_error)
+                self.convo.append(Message("tool", content, tool_call_id=call.id, name=call.name))
+            if self.reason is not None:
+                for event in self.interrupt_events():
+                    yield event
+                return
+
+
+async def run_turn(
+    model: ChatModel,
+    messages: list[Message],
+    *,
+    tools: ToolRegistry | None = None,
+    enabled_tools: list[str] | None = None,
+    tool_context: ToolContext | None = None,
+    limits: Limits = Limits(),  # frozen, so one shared default is safe
+    cancel: asyncio.Event | None = None,
+    temperature: float | None = None,
+    max_tokens: int | None = None,
+    confirm: Confirm | None = None,
+) -> AsyncIterator[EngineEvent]:
+    """Run one assistant turn over ``messages`` (already assembled, system first).
+
+    ``enabled_tools=None`` offers every tool in ``tools``. Models whose
+    ``info.supports_tools`` is false get tools through JSON-constrained
+    decisions (``parley.engine.json_tools``). Setting ``cancel`` stops the turn
+    with ``Done("cancelled")``. With ``confirm``, side-effecting tools run only
+    once it returns true (denied calls report an error result to the model);
+    its ``ToolConfirm`` event is yielded first. If the consuming task itself is cancelled,
+    ``Done("cancelled")`` is still yielded (so the partial reply can be saved)
+    and ``CancelledError`` is raised when the consumer asks for the next event.
+    ``messages`` is not modified.
+    """
+    turn = Turn(
+        model,
+        messages,
+        tools=tools,
+        enabled_tools=enabled_tools,
+        tool_context=tool_context,
+        limits=limits,
+        cancel=cancel,
+        temperature=temperature,
+        max_tokens=max_tokens,
+        confirm=confirm,
+    )
+    turn.start()
+    cancelled_outside = False
+    try:
+        if turn.reason is not None:
+            for event in turn.interrupt_events():
+                yield event
+        else:
+            use_json = bool(turn.specs) and not model.info.supports_tools
+            body = json_tool_loop(turn) if use_json else turn.native_loop()
+            async with aclosing(body):
+                async for event in body:
+                    yield event
+    except asyncio.CancelledError:
+        cancelled_outside = True
+        turn.finish = "cancelled"
+    finally:
+        await turn.stop()
+    yield Done(turn.finish, turn.usage)
+    if cancelled_outside:
+        raise asyncio.CancelledError

@@ -1,0 +1,171 @@
+"""The embedding interface shared by knowledge retrieval and memory recall.
+
+An ``Embedder`` turns texts into L2-normalized float32 vectors (one row per
+text), so cosine similarity is a dot product. Implementations: the embedded
+all-MiniLM-L6-v2 (offline, no torch) and any OpenAI-compatible
+``/v1/embeddings`` endpoint. ``build_embedder(settings)`` picks one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+import numpy as np
+
+from parley.config import Settings
+from parley.knowledge.minilm import MINILM_NAME, MiniLM
+from parley.knowledge.settings import KnowledgeSettings, knowledge_settings
+
+if TYPE_CHECKING:
+    import numpy.typing as npt
+
+__all__ = [
+    "Embedder",
+    "EmbeddingError",
+    "LocalEmbedder",
+    "OpenAIEmbedder",
+    "build_embedder",
+    "normalize",
+]
+
+log = logging.getLogger(__name__)
+
+
+class Embedder(Protocol):
+    """``name`` identifies the model (stored beside vectors, so a change re-indexes)."""
+
+    name: str
+    dim: int
+
+    async def embed(self, texts: list[str]) -> npt.NDArray[np.float32]: ...
+
+
+class EmbeddingError(Exception):
+    pass
+
+
+def normalize(vectors: npt.NDArray[Any]) -> npt.NDArray[np.float32]:
+    array = np.asarray(vectors, dtype=np.float32)
+    if array.ndim == 1:
+        array = array[None, :]
+    norms = np.linalg.norm(array, axis=1, keepdims=True)
+    return (array / np.maximum(norms, 1e-12)).astype(np.float32)
+
+
+# Two threads: a question's embedding need not wait for a whole ingestion batch, and
+# few threads keep few malloc arenas (memory) around.
+_EMBED_POOL = ThreadPoolExecutor(max_workers=2, thread_name_prefix="parley-embed")
+_MODELS: dict[str, MiniLM] = {}
+_MODELS_LOCK = threading.Lock()
+
+
+def _shared_minilm(model_dir: Path | None) -> MiniLM:
+    """One loaded copy per process, whichever feature asks first."""
+    key = str(model_dir or "")
+    with _MODELS_LOCK:
+        model = _MODELS.get(key)
+        if model is None:
+            model = _MODELS[key] = MiniLM(model_dir)
+        return model
+
+
+class LocalEmbedder:
+    """all-MiniLM-L6-v2 in-process (numpy). Loads on first use; runs in a thread."""
+
+    def __init__(self, model_dir: Path | None = None, batch_size: int = 32) -> None:
+        self.model = _shared_minilm(model_dir)
+        self.name = MINILM_NAME if model_dir is None else f"local:{model_dir.name}"
+        self.dim = 384  # BERT-small family; the loaded config has the final word
+        self.batch_size = batch_size
+
+    @property
+    def available(self) -> bool:
+        return self.model.available
+
+    async def embed(self, texts: list[str]) -> npt.NDArray[np.float32]:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        try:
+            loop = asyncio.get_running_loop()
+            vectors = await loop.run_in_executor(
+                _EMBED_POOL, self.model.encode, texts, self.batch_size
+            )
+        except RuntimeError as exc:
+            raise EmbeddingError(str(exc)) from exc
+        self.dim = int(vectors.shape[1])
+        return vectors
+
+
+class OpenAIEmbedder:
+    """Any OpenAI-compatible ``POST /v1/embeddings`` (OpenAI, vLLM, Ollama, llama.cpp...)."""
+
+    def __init__(
+        self,
+        base_url: str | None,
+        model: str,
+        api_key: str | None = None,
+        batch_size: int = 64,
+        timeout_s: float = 60.0,
+    ) -> None:
+        from openai import AsyncOpenAI
+
+        self.client = AsyncOpenAI(
+            base_url=base_url, api_key=api_key or "not-needed", timeout=timeout_s, max_retries=2
+        )
+        self.name = f"openai:{model}"
+        self.model = model
+        self.dim = 0  # known after the first answer
+        self.batch_size = batch_size
+
+    async def embed(self, texts: list[str]) -> npt.NDArray[np.float32]:
+        rows: list[list[float]] = []
+        for start in range(0, len(texts), self.batch_size):
+            batch = [t if t.strip() else " " for t in texts[start : start + self.batch_size]]
+            try:
+                response = await self.client.embeddings.create(
+                    model=self.model, input=batch, encoding_format="float"
+                )
+            except Exception as exc:
+                raise EmbeddingError(f"The embeddings endpoint failed: {exc}") from exc
+            data = sorted(response.data, key=lambda item: item.index)
+            if len(data) != len(batch):
+                raise EmbeddingError("The embeddings endpoint returned the wrong number of rows.")
+            rows.extend(list(item.embedding) for item in data)
+        if not rows:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        vectors = normalize(np.asarray(rows, dtype=np.float32))
+        self.dim = int(vectors.shape[1])
+        return vectors
+
+
+def build_embedder(
+    settings: Settings, knowledge: KnowledgeSettings | None = None
+) -> LocalEmbedder | OpenAIEmbedder:
+    """The configured embedder: the embedded MiniLM, or an OpenAI-compatible endpoint.
+
+    ``PARLEY_EMBEDDING_PROVIDER=openai`` with ``PARLEY_EMBEDDING_BASE_URL`` (default
+    OpenAI's), ``PARLEY_EMBEDDING_MODEL`` and ``PARLEY_EMBEDDING_API_KEY`` (or the
+    ``OPENAI_API_KEY`` environment variable) selects an endpoint.
+    """
+    config = knowledge or knowledge_settings(settings)
+    if config.embedding_provider == "openai":
+        import os
+
+        return OpenAIEmbedder(
+            config.embedding_base_url,
+            config.embedding_model or "text-embedding-3-small",
+            config.embedding_api_key or os.environ.get("OPENAI_API_KEY"),
+            batch_size=max(1, config.embedding_batch * 2),
+        )
+    model_dir = (
+        Path(config.embedding_model).expanduser()
+        if config.embedding_model
+        and (Path(config.embedding_model).expanduser() / "model.safetensors").is_file()
+        else None
+    )
+    return LocalEmbedder(model_dir, batch_size=config.embedding_batch)

@@ -1,0 +1,498 @@
+"""Background ingestion: queued -> parsing -> embedding -> ready (or failed, with a reason).
+
+The status and progress live in ``knowledge_files`` (never only in memory), so
+any worker can answer "is it ready?" and a restart resumes: files left in
+``parsing``/``embedding`` by a process that died are queued again at start-up
+(on PostgreSQL, once their claim is older than ``STALE_CLAIM``).
+
+A file is *claimed* with a conditional UPDATE (``status = 'queued'``), so two
+workers never process it twice. Parsing runs in one dedicated thread (PDFium is
+not thread-safe, and one parse at a time keeps two cores responsive) and yields
+a batch of passages at a time, which is written before the next is read: a
+500-page PDF never sits in memory whole. Embedding then reads the passages back
+in batches. Neither blocks the event loop.
+
+Re-uploading bytes the same user already indexed copies the passages and
+vectors instead of parsing again. A change of embedding model re-embeds every
+ready file in the background (keyword search keeps working meanwhile).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import insert, select, text, update
+
+from parley.knowledge.blobs import BlobStore
+from parley.knowledge.chunking import Chunk, Chunker
+from parley.knowledge.embeddings import Embedder
+from parley.knowledge.index import VectorIndex
+from parley.knowledge.parsers import ParseError, parse
+from parley.knowledge.settings import KnowledgeSettings
+from parley.knowledge.sniff import UploadRejected, detect
+from parley.knowledge.tables import KnowledgeChunk, KnowledgeFile
+from parley.storage.db import Database
+from parley.storage.tables import utcnow
+
+__all__ = ["Ingestor", "embed_text"]
+
+log = logging.getLogger(__name__)
+
+PARSE_BATCH = 64
+STALE_CLAIM = timedelta(minutes=10)
+POLL_S = 15.0
+
+
+def embed_text(filename: str, section: str | None, body: str) -> str:
+    """What is embedded for a passage: where it is, then what it says."""
+    where = f"{filename} — {section}" if section else filename
+    return f"{where}\n{body}"
+
+
+class _Batches:
+    """Drives parse + chunk in the parsing thread, a batch of passages per call."""
+
+    def __init__(self, path: Path, kind: str, encoding: str | None, target: int) -> None:
+        self.segments = parse(path, kind, encoding)
+        self.chunker = Chunker(target)
+        self.pending: list[Chunk] = []
+        self.done = False
+        self.last_page = 0
+
+    def take(self, n: int) -> list[Chunk]:
+        while len(self.pending) < n and not self.done:
+            try:
+                segment = next(self.segments)
+            except StopIteration:
+                self.pending += self.chunker.finish()
+                self.done = True
+                break
+            if segment.page is not None:
+                self.last_page = max(self.last_page, segment.page)
+            self.pending += self.chunker.feed(segment)
+        batch, self.pending = self.pending[:n], self.pending[n:]
+        return batch
+
+    def close(self) -> None:
+        close = getattr(self.segments, "close", None)
+        if close is not None:
+            close()
+
+
+class Ingestor:
+    def __init__(
+        self,
+        db: Database,
+        blobs: BlobStore,
+        embedder: Embedder | None,
+        index: VectorIndex,
+        config: KnowledgeSettings,
+    ) -> None:
+        self.db = db
+        self.blobs = blobs
+        self.embedder = embedder
+        self.index = index
+        self.config = config
+        self.queue: asyncio.Queue[str] = asyncio.Queue()
+        self._queued: set[str] = set()
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="parley-parse")
+        self._tasks: list[asyncio.Task[None]] = []
+        self.idle = asyncio.Event()
+        self.idle.set()
+
+    # ------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        await self._recover()
+        self._tasks = [
+            asyncio.create_task(self._worker(), name="knowledge-ingest"),
+            asyncio.create_task(self._poll(), name="knowledge-poll"),
+            asyncio.create_task(self._maintenance(), name="knowledge-reembed"),
+        ]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks = []
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def enqueue(self, file_id: str) -> None:
+        if file_id not in self._queued:
+            self._queued.add(file_id)
+            self.idle.clear()
+            self.queue.put_nowait(file_id)
+
+    async def wait_idle(self, limit_s: float = 60.0) -> None:
+        """Until the queue is drained (tests and benchmarks)."""
+        await asyncio.wait_for(self.idle.wait(), limit_s)
+
+    async def _recover(self) -> None:
+        """Queue again the files a dead process left half-done."""
+        cutoff = None if self.db.dialect == "sqlite" else utcnow() - STALE_CLAIM
+        async with self.db.session() as session:
+            stuck = select(KnowledgeFile.id).where(
+                KnowledgeFile.status.in_(("parsing", "embedding"))
+            )
+            if cutoff is not None:
+                stuck = stuck.where(KnowledgeFile.claimed_at < cutoff)
+            ids = list((await session.scalars(stuck)).all())
+            for file_id in ids:
+                await session.execute(
+                    text("DELETE FROM knowledge_chunks WHERE file_id = :f"), {"f": file_id}
+                )
+                await session.execute(
+                    update(KnowledgeFile)
+                    .where(KnowledgeFile.id == file_id)
+                    .values(
+                        status="queued",
+                        chunk_count=0,
+                        embedded_count=0,
+                        pages_done=0,
+                        updated_at=utcnow(),
+                    )
+                )
+            await session.commit()
+            if ids:
+                log.info("re-queued %d file(s) left half-ingested", len(ids))
+        await self._enqueue_waiting()
+
+    async def _enqueue_waiting(self) -> None:
+        async with self.db.session() as session:
+            for file_id in (
+                await session.scalars(
+                    select(KnowledgeFile.id)
+                    .where(KnowledgeFile.status == "queued")
+                    .order_by(KnowledgeFile.created_at)
+                )
+            ).all():
+                self.enqueue(file_id)
+
+    async def _poll(self) -> None:
+        """Pick up files queued by a worker that died before processing them."""
+        while True:
+            await asyncio.sleep(POLL_S)
+            try:
+                await self._enqueue_waiting()
+            except Exception:
+                log.exception("polling for queued files failed")
+
+    async def _worker(self) -> None:
+        while True:
+            file_id = await self.queue.get()
+            try:
+                await self.process(file_id)
+            except Exception:
+                log.exception("ingesting file %s failed", file_id)
+            finally:
+                self._queued.discard(file_id)
+                if self.queue.empty():
+                    self.idle.set()
+
+    # ------------------------------------------------------------ one file
+
+    async def _claim(self, file_id: str) -> KnowledgeFile | None:
+        async with self.db.session() as session:
+            now = utcnow()
+            result = await session.execute(
+                update(KnowledgeFile)
+                .where(KnowledgeFile.id == file_id, KnowledgeFile.status == "queued")
+                .values(status="parsing", claimed_at=now, updated_at=now)
+            )
+            await session.commit()
+            if getattr(result, "rowcount", 0) != 1:
+                return None
+            return await session.get(KnowledgeFile, file_id)
+
+    async def _set(self, file_id: str, **values: Any) -> None:
+        async with self.db.session() as session:
+            now = utcnow()
+            await session.execute(
+                update(KnowledgeFile)
+                .where(KnowledgeFile.id == file_id)
+                .values(updated_at=now, claimed_at=now, **values)
+            )
+            await session.commit()
+
+    async def _fail(self, file_id: str, code: str, message: str) -> None:
+        log.info("file %s failed: %s (%s)", file_id, message, code)
+        async with self.db.session() as session:
+            await session.execute(
+                text("DELETE FROM knowledge_chunks WHERE file_id = :f"), {"f": file_id}
+            )
+            await session.commit()
+        await self._set(
+            file_id,
+            status="failed",
+            error_code=code,
+            error=message[:1000],
+            chunk_count=0,
+            embedded_count=0,
+        )
+
+    async def process(self, file_id: str) -> None:
+        record = await self._claim(file_id)
+        if record is None:
+            return
+        try:
+            copied = await self._copy_from_twin(record)
+            if not copied:
+                await self._parse(record)
+            await self._embed(record.id, record.filename, status=True)
+        except ParseError as exc:
+            await self._fail(record.id, exc.code, exc.message)
+        except UploadRejected as exc:
+            await self._fail(record.id, exc.code, exc.detail)
+        except Exception as exc:
+            log.exception("unexpected failure ingesting %s", record.id)
+            await self._fail(
+                record.id,
+                "ingest_error",
+                f"The file could not be processed ({type(exc).__name__}).",
+            )
+
+    async def _copy_from_twin(self, record: KnowledgeFile) -> bool:
+        """Reuse the passages (and vectors) of the same user's identical, ready file."""
+        async with self.db.session() as session:
+            twin = await session.scalar(
+                select(KnowledgeFile)
+                .where(
+                    KnowledgeFile.user_id == record.user_id,
+                    KnowledgeFile.sha256 == record.sha256,
+                    KnowledgeFile.status == "ready",
+                    KnowledgeFile.id != record.id,
+                    KnowledgeFile.chunk_count > 0,
+                )
+                .limit(1)
+            )
+            if twin is None:
+                return False
+            await session.execute(
+                text(
+                    "INSERT INTO knowledge_chunks (file_id, user_id, ordinal, text, page, section,"
+                    " char_start, char_end, tokens, embedding, embed_model)"
+                    " SELECT :new, user_id, ordinal, text, page, section, char_start, char_end,"
+                    " tokens, embedding, embed_model FROM knowledge_chunks"
+                    " WHERE file_id = :old AND user_id = :uid ORDER BY ordinal"
+                ),
+                {"new": record.id, "old": twin.id, "uid": record.user_id},
+            )
+            await session.execute(
+                update(KnowledgeFile)
+                .where(KnowledgeFile.id == record.id)
+                .values(
+                    pages=twin.pages,
+                    pages_done=twin.pages_done,
+                    chunk_count=twin.chunk_count,
+                    chars=twin.chars,
+                    tokens=twin.tokens,
+                    status="embedding",
+                    updated_at=utcnow(),
+                )
+            )
+            await session.commit()
+        self.index.invalidate(record.user_id)
+        if self.embedder is not None:
+            await self.index.backfill_pgvector(self.embedder.name)
+        return True
+
+    async def _parse(self, record: KnowledgeFile) -> None:
+        path = self.blobs.path(record.sha256)
+        loop = asyncio.get_running_loop()
+        detected = await loop.run_in_executor(self._pool, detect, path, record.filename)
+        batches = await loop.run_in_executor(
+            self._pool, _Batches, path, detected.kind, detected.encoding, self.config.chunk_chars
+        )
+        ordinal = 0
+        chars = 0
+        tokens = 0
+        try:
+            while True:
+                try:
+                    batch = await loop.run_in_executor(self._pool, batches.take, PARSE_BATCH)
+                except (ParseError, UploadRejected):
+                    raise
+                except Exception as exc:
+                    raise ParseError(
+                        "corrupt_file", f"The file is damaged or unreadable ({exc})."
+                    ) from exc
+                if not batch:
+                    break
+                rows = []
+                for chunk in batch:
+                    rows.append(
+                        {
+                            "file_id": record.id,
+                            "user_id": record.user_id,
+                            "ordinal": ordinal,
+                            "text": chunk.text,
+                            "page": chunk.page,
+                            "section": chunk.section,
+                            "char_start": chunk.char_start,
+                            "char_end": chunk.char_end,
+                            "tokens": chunk.tokens,
+                        }
+                    )
+                    ordinal += 1
+                    chars += len(chunk.text)
+                    tokens += chunk.tokens
+                async with self.db.session() as session:
+                    exists = await session.scalar(
+                        select(KnowledgeFile.id).where(KnowledgeFile.id == record.id)
+                    )
+                    if exists is None:
+                        return  # deleted while parsing
+                    await session.execute(insert(KnowledgeChunk), rows)
+                    now = utcnow()
+                    await session.execute(
+                        update(KnowledgeFile)
+                        .where(KnowledgeFile.id == record.id)
+                        .values(
+                            chunk_count=ordinal,
+                            chars=chars,
+                            tokens=tokens,
+                            pages_done=batches.last_page,
+                            updated_at=now,
+                            claimed_at=now,
+                        )
+                    )
+                    await session.commit()
+        finally:
+            await loop.run_in_executor(self._pool, batches.close)
+        if ordinal == 0:
+            if record.kind == "pdf":
+                raise ParseError(
+                    "no_text_layer",
+                    "This PDF has no text layer (it looks scanned). Parley cannot read "
+                    "scanned pages yet (no OCR); upload a PDF with selectable text.",
+                )
+            raise ParseError("no_text", "No text was found in this file.")
+        await self._set(
+            record.id, status="embedding", pages_done=batches.last_page or (record.pages or 0)
+        )
+
+    async def _embed(self, file_id: str, filename: str, *, status: bool) -> None:
+        """Embed the file's passages that lack a vector from the current model."""
+        embedder = self.embedder
+        if embedder is None:
+            if status:
+                await self._set(file_id, status="ready")
+            return
+        batch_size = max(1, self.config.embedding_batch * 2)
+        error: str | None = None
+        while True:
+            async with self.db.session() as session:
+                rows = (
+                    await session.execute(
+                        select(
+                            KnowledgeChunk.id,
+                            KnowledgeChunk.user_id,
+                            KnowledgeChunk.section,
+                            KnowledgeChunk.text,
+                        )
+                        .where(
+                            KnowledgeChunk.file_id == file_id,
+                            (KnowledgeChunk.embed_model.is_(None))
+                            | (KnowledgeChunk.embed_model != embedder.name),
+                        )
+                        .order_by(KnowledgeChunk.id)
+                        .limit(batch_size)
+                    )
+                ).all()
+            if not rows:
+                break
+            try:
+                vectors = await embedder.embed(
+                    [embed_text(filename, r.section, r.text) for r in rows]
+                )
+            except Exception as exc:
+                error = str(exc)[:500]
+                log.warning("embedding file %s failed: %s", file_id, error)
+                break
+            async with self.db.session() as session:
+                await self.index.write(
+                    session,
+                    embedder.name,
+                    [(r.id, r.user_id, file_id, vectors[i]) for i, r in enumerate(rows)],
+                )
+                done = await session.scalar(
+                    text(
+                        "SELECT count(*) FROM knowledge_chunks WHERE file_id = :f"
+                        " AND embed_model = :m"
+                    ),
+                    {"f": file_id, "m": embedder.name},
+                )
+                now = utcnow()
+                await session.execute(
+                    update(KnowledgeFile)
+                    .where(KnowledgeFile.id == file_id)
+                    .values(embedded_count=int(done or 0), updated_at=now, claimed_at=now)
+                )
+                await session.commit()
+        values: dict[str, Any] = {"embed_model": embedder.name}
+        if error is not None:
+            values.update(
+                error_code="embedding_failed",
+                error=f"Vectors could not be made ({error}); keyword search still works.",
+            )
+        else:
+            values.update(error_code=None, error=None)
+        if status:
+            values["status"] = "ready"
+        await self._set(file_id, **values)
+
+    # ------------------------------------------------------------ maintenance
+
+    async def _maintenance(self) -> None:
+        """Re-embed ready files made with another model; fill pgvector from BLOBs."""
+        embedder = self.embedder
+        if embedder is None:
+            return
+        try:
+            await self.reembed()
+            await self.index.backfill_pgvector(embedder.name)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("background re-embedding failed")
+
+    async def reembed(self) -> int:
+        embedder = self.embedder
+        if embedder is None:
+            return 0
+        done = 0
+        async with self.db.session() as session:
+            rows = (
+                await session.execute(
+                    select(KnowledgeFile.id, KnowledgeFile.filename).where(
+                        KnowledgeFile.status == "ready",
+                        KnowledgeFile.chunk_count > 0,
+                        (KnowledgeFile.embed_model.is_(None))
+                        | (KnowledgeFile.embed_model != embedder.name),
+                    )
+                )
+            ).all()
+        if rows:
+            log.info("re-embedding %d file(s) with %s", len(rows), embedder.name)
+        for file_id, filename in rows:
+            await self._embed(file_id, filename, status=False)
+            done += 1
+        return done
+
+
+def iter_batches(batches: _Batches, n: int) -> Iterator[list[Chunk]]:
+    """Synchronous iteration (benchmarks): the batches ``process`` would write."""
+    while True:
+        batch = batches.take(n)
+        if not batch:
+            return
+        yield batch

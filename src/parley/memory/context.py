@@ -1,0 +1,126 @@
+"""The memory ``ContextSource``: explicit requests first, then recall.
+
+Before the model answers, an explicit "remember that ..." / "forget that ..."
+in the user's message is carried out here, deterministically, so it works
+with a model too small to call tools, and the model is told what was done
+(it can then confirm instead of guessing). Then the relevant memories are
+added in a ``<saved_memories>`` block within the token budget, and listed in
+the answer's ``sources`` as ``{kind: "memory", id, title}``.
+
+Temporary chats and users who turned memory off get nothing and change nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from parley.engine.tokens import estimate_tokens
+from parley.memory.recall import Scope
+from parley.memory.service import MemoryService, memory_enabled, scope_of
+from parley.memory.text import parse_request, signals_change
+from parley.turns.hooks import ContextBlock, TurnInfo
+
+__all__ = ["MEMORY_HEADER", "MemoryContext"]
+
+log = logging.getLogger(__name__)
+
+MEMORY_HEADER = (
+    "Saved memories: facts the user shared in earlier conversations (written as "
+    "they said them; 'I' is the user). Use them only when relevant, never mention "
+    "this list unprompted, and prefer what the user says now if it disagrees."
+)
+
+
+class MemoryContext:
+    name = "memory"
+
+    def __init__(
+        self,
+        service: MemoryService,
+        *,
+        k: int = 8,
+        budget_tokens: int = 600,
+        embed_timeout_s: float | None = 0.25,
+    ) -> None:
+        self.service = service
+        self.k = k
+        self.budget_tokens = budget_tokens
+        self.embed_timeout_s = embed_timeout_s
+
+    async def gather(self, info: TurnInfo, budget_tokens: int) -> list[ContextBlock]:
+        if info.temporary or not memory_enabled(info.preferences):
+            return []
+        blocks: list[ContextBlock] = []
+        handled: set[str] = set()
+        request = parse_request(info.query)
+        if request is not None:
+            block = await self._carry_out(info, request.action, request.fact)
+            handled = {str(s["id"]) for s in block.sources}
+            blocks.append(block)
+        budget = min(budget_tokens, self.budget_tokens)
+        recalled = await self.service.recall(
+            info.user_id,
+            info.query,
+            Scope(info.project_id, info.assistant_id),
+            self.k,
+            embed_timeout_s=self.embed_timeout_s,
+        )
+        lines: list[str] = []
+        sources: list[dict[str, Any]] = []
+        used = estimate_tokens(MEMORY_HEADER) + 10
+        for memory in recalled:
+            if memory.id in handled:
+                continue
+            line = f"- {memory.text}"
+            cost = estimate_tokens(line) + 1
+            if used + cost > budget:
+                break
+            used += cost
+            lines.append(line)
+            sources.append({"kind": "memory", "id": memory.id, "title": memory.text})
+        if lines:
+            blocks.append(
+                ContextBlock("saved_memories", MEMORY_HEADER + "\n" + "\n".join(lines), sources)
+            )
+        return blocks
+
+    async def _carry_out(self, info: TurnInfo, action: str, fact: str) -> ContextBlock:
+        scope = scope_of(info.project_id, info.assistant_id)
+        if action == "forget":
+            gone = await self.service.forget(info.user_id, fact, scope)
+            if not gone:
+                text = f"The user asked you to forget: {fact} No saved memory matched it."
+                return ContextBlock("memory_update", text)
+            listed = "; ".join(m.text for m in gone)
+            return ContextBlock(
+                "memory_update",
+                f"Done: the memory '{listed}' was deleted as the user asked. Confirm briefly.",
+                [
+                    {"kind": "memory", "id": m.id, "title": m.text, "action": "deleted"}
+                    for m in gone
+                ],
+            )
+        result = await self.service.remember(
+            info.user_id,
+            fact,
+            source="explicit",
+            conversation_id=info.conversation_id,
+            message_id=info.user_message_id,
+            scope=scope,
+            changed=signals_change(fact),
+        )
+        verb = {"added": "saved", "merged": "already saved", "updated": "updated"}[result.action]
+        return ContextBlock(
+            "memory_update",
+            f"Done: this memory was {verb} as the user asked: {result.memory.text} "
+            "Confirm briefly; do not call a tool to save it again.",
+            [
+                {
+                    "kind": "memory",
+                    "id": result.memory.id,
+                    "title": result.memory.text,
+                    "action": result.action,
+                }
+            ],
+        )

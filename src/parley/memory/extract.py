@@ -1,0 +1,201 @@
+"""Automatic memories: after a turn, a model proposes what to add, update or delete.
+
+Runs as an ``AfterTurn`` hook, in the background once the answer is stored.
+The model (``memory_model``, default the chat's) gets the user's message and
+the memories most related to it, numbered, and must answer JSON following
+``SCHEMA`` (``ChatRequest.response_format``: a llama.cpp grammar on the local
+model, structured output elsewhere), so even the tiny embedded model produces
+parseable operations.
+
+Nothing is trusted blindly: a fact is saved only if most of its meaningful
+words are in what the user wrote (``supported_by``), so facts lifted from
+the assistant's answer, tool results or web pages are dropped; a delete must
+concern a memory the user's message talks about. In review mode new facts
+wait as ``pending``, and nothing is deleted automatically.
+
+Most messages say nothing about the user; a cheap first-person test skips the
+model call for them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from parley.memory.recall import Scope
+from parley.memory.service import MemoryService, memory_enabled, review_enabled, scope_of
+from parley.memory.store import MemoryStore
+from parley.memory.text import clean_fact, content_words, parse_request, supported_by
+from parley.messages import Message, TextDelta
+from parley.providers.base import ChatModel, ChatRequest
+from parley.turns.hooks import TurnInfo
+
+__all__ = [
+    "SCHEMA",
+    "MemoryExtractor",
+    "Operation",
+    "mentions_self",
+    "parse_operations",
+    "plausible",
+]
+
+log = logging.getLogger(__name__)
+
+MAX_OPERATIONS = 5
+RELATED = 8
+SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "memories": {
+            "type": "array",
+            "maxItems": MAX_OPERATIONS,
+            "items": {
+                "type": "object",
+                "properties": {
+                    "action": {"type": "string", "enum": ["add", "update", "delete"]},
+                    "fact": {"type": "string", "maxLength": 300},
+                    "memory": {"type": "integer", "minimum": 0, "maximum": RELATED},
+                },
+                "required": ["action", "fact", "memory"],
+                "additionalProperties": False,
+            },
+        }
+    },
+    "required": ["memories"],
+    "additionalProperties": False,
+}
+
+INSTRUCTIONS = (
+    "You maintain a list of durable facts about the user: identity, family, home, work, "
+    "preferences, diet, health, goals, projects. Read the user's message and decide what to "
+    "store. Rules: only facts the USER states about themselves in this message; nothing "
+    "from questions, requests for help, hypotheticals, or general knowledge; one short "
+    "sentence per fact, in the user's words. Use action 'add' for a new fact (memory 0), "
+    "'update' with the number of the existing memory it changes or contradicts, 'delete' "
+    "with the number of a memory the user says is no longer true. Return "
+    '{"memories": []} when there is nothing to store (the usual case).'
+)
+
+_SELF = re.compile(r"\b(i|i'm|im|i've|i'd|my|mine|me|myself|we|our|us)\b", re.IGNORECASE)
+
+
+def mentions_self(text: str) -> bool:
+    """Cheap gate: a message without first-person words rarely states a fact about the user."""
+    return bool(_SELF.search(text.replace("’", "'"))) and len(content_words(text)) >= 2
+
+
+_META = re.compile(r"\b(message|memories|memory|assistant)\b", re.IGNORECASE)
+
+
+def plausible(fact: str) -> bool:
+    """Small models echo questions or talk about the task ("The user's message
+    is..."): neither is a fact worth keeping."""
+    return bool(fact) and not fact.rstrip(".").endswith("?") and not _META.search(fact)
+
+
+@dataclass(slots=True, frozen=True)
+class Operation:
+    action: str
+    fact: str
+    memory: int  # 1-based index into the related memories; 0 = none
+
+
+def parse_operations(text: str) -> list[Operation]:
+    """Operations from the model's JSON; anything malformed is skipped."""
+    try:
+        data = json.loads(text.strip().removeprefix("```json").removesuffix("```").strip())
+    except ValueError:
+        return []
+    items = data.get("memories") if isinstance(data, dict) else None
+    if not isinstance(items, list):
+        return []
+    found: list[Operation] = []
+    for item in items[:MAX_OPERATIONS]:
+        if not isinstance(item, dict):
+            continue
+        action, fact, index = item.get("action"), item.get("fact"), item.get("memory", 0)
+        if action not in ("add", "update", "delete") or not isinstance(fact, str):
+            continue
+        if not isinstance(index, int) or isinstance(index, bool):
+            index = 0
+        found.append(Operation(action, clean_fact(fact), index))
+    return found
+
+
+ModelResolver = Callable[[TurnInfo], Awaitable[ChatModel]]
+
+
+class MemoryExtractor:
+    name = "memory_extraction"
+
+    def __init__(
+        self, service: MemoryService, resolve_model: ModelResolver, *, enabled: bool = True
+    ) -> None:
+        self.service = service
+        self.resolve_model = resolve_model
+        self.enabled = enabled
+
+    async def after_turn(self, info: TurnInfo, answer: str, status: str) -> None:
+        if not self.enabled or info.temporary or status != "complete":
+            return
+        if not memory_enabled(info.preferences) or parse_request(info.query) is not None:
+            return  # off, or the explicit fast path already handled this message
+        if not mentions_self(info.query):
+            return
+        await self.extract(info)
+
+    async def extract(self, info: TurnInfo) -> list[str]:
+        """Run extraction for one user message; returns what was done (for tests and evals)."""
+        scope = scope_of(info.project_id, info.assistant_id)
+        related = await self.service.recall(
+            info.user_id, info.query, Scope(info.project_id, info.assistant_id), RELATED
+        )
+        numbered = "\n".join(f"{n}. {m.text}" for n, m in enumerate(related, 1)) or "(none)"
+        request = ChatRequest(
+            messages=[
+                Message("system", INSTRUCTIONS),
+                Message(
+                    "user",
+                    f"Existing memories:\n{numbered}\n\nThe user's message:\n"
+                    f"<user_message>\n{info.query[:4000]}\n</user_message>",
+                ),
+            ],
+            temperature=0.0,
+            max_tokens=300,
+            response_format=SCHEMA,
+        )
+        model = await self.resolve_model(info)
+        parts = [e.text async for e in model.stream(request) if isinstance(e, TextDelta)]
+        review = review_enabled(info.preferences)
+        done: list[str] = []
+        for op in parse_operations("".join(parts)):
+            target = related[op.memory - 1] if 0 < op.memory <= len(related) else None
+            if op.action == "delete":
+                if review or target is None:
+                    continue
+                if not content_words(target.text) & content_words(info.query):
+                    continue  # the user did not talk about it
+                async with self.service.db.session() as session:
+                    await MemoryStore(session, info.user_id).delete(target.id)
+                    await session.commit()
+                done.append(f"deleted: {target.text}")
+                continue
+            if not plausible(op.fact) or not supported_by(op.fact, info.query):
+                log.info("extraction proposed an unsupported fact; dropped")
+                continue
+            result = await self.service.remember(
+                info.user_id,
+                op.fact,
+                source="auto",
+                conversation_id=info.conversation_id,
+                message_id=info.user_message_id,
+                scope=scope,
+                status="pending" if review else "active",
+                replaces=target.id if op.action == "update" and target and not review else None,
+            )
+            done.append(f"{result.action}: {result.memory.text}")
+        return done

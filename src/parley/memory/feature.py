@@ -1,0 +1,152 @@
+"""The memory feature: saved memories, past-conversation search, summaries,
+and the clean-up of temporary chats.
+
+``start`` picks the embedder (``build_embedder``; none, logged, when it is
+unavailable: recall then uses keyword + recency), registers the ``remember``
+and ``search_conversations`` tools, the memory ``ContextSource`` and two
+``AfterTurn`` hooks (extraction, summaries), and deletes temporary chats idle
+for ``temporary_chat_hours`` now and every hour.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+from fastapi import APIRouter
+
+from parley.config import Settings
+from parley.knowledge.embeddings import Embedder
+from parley.memory.context import MemoryContext
+from parley.memory.extract import MemoryExtractor
+from parley.memory.service import MemoryService
+from parley.memory.store import purge_temporary_conversations
+from parley.memory.summaries import HistorySummarizer
+from parley.memory.tools import make_remember_tool, make_search_conversations_tool
+from parley.providers.base import ChatModel
+from parley.providers.registry import ModelRegistry
+from parley.storage.db import Database
+from parley.turns.hooks import TurnInfo
+
+if TYPE_CHECKING:
+    from parley.api.features import FeatureContext
+
+__all__ = ["MemoryFeature", "default_embedder", "memory_feature"]
+
+log = logging.getLogger(__name__)
+
+PURGE_EVERY_S = 3600.0
+
+
+def default_embedder(settings: Settings) -> Embedder | None:
+    """The shared embedder, or None (keyword + recency recall) when there is none."""
+    try:
+        from parley.knowledge.embeddings import build_embedder
+        from parley.knowledge.settings import knowledge_settings
+
+        if knowledge_settings(settings).embedding_provider == "none":
+            log.info("memory recall: embeddings are off; using keyword and recency")
+            return None
+        embedder = build_embedder(settings)
+    except Exception:
+        log.warning("memory recall: no embedder; using keyword and recency", exc_info=True)
+        return None
+    if getattr(embedder, "available", True) is False:
+        log.info("memory recall: the embedding model is not installed; keyword and recency")
+        return None
+    return embedder
+
+
+class MemoryFeature:
+    name = "memory"
+
+    def __init__(self, settings: Settings, *, embedder: Embedder | bool | None = True) -> None:
+        """``embedder``: an ``Embedder``, ``None`` for none, ``True`` for the default."""
+        from parley.memory.router import router  # here: parley.api imports this module
+
+        self.settings = settings
+        self.router: APIRouter | None = router
+        self._embedder_choice = embedder
+        self._service: MemoryService | None = None
+        self._registry: ModelRegistry | None = None
+        self._purger: asyncio.Task[None] | None = None
+        self.summarizer: HistorySummarizer | None = None
+        self.extractor: MemoryExtractor | None = None
+
+    @property
+    def service(self) -> MemoryService:
+        assert self._service is not None, "the memory feature was not started"
+        return self._service
+
+    async def start(self, ctx: FeatureContext) -> None:
+        choice = self._embedder_choice
+        embedder = default_embedder(self.settings) if choice is True else choice or None
+        self._service = MemoryService(ctx.db, embedder)
+        self._registry = ctx.registry
+        settings = self.settings
+        ctx.tools.register(make_remember_tool(self.service))
+        ctx.tools.register(make_search_conversations_tool(ctx.db))
+        ctx.turns.context_sources.append(
+            MemoryContext(
+                self.service,
+                k=settings.memory_recall_k,
+                budget_tokens=settings.memory_budget_tokens,
+                embed_timeout_s=settings.memory_embed_timeout_s,
+            )
+        )
+        self.extractor = MemoryExtractor(
+            self.service, self.resolve_model, enabled=settings.memory_auto
+        )
+        self.summarizer = HistorySummarizer(
+            ctx.db,
+            self.resolve_model,
+            enabled=settings.summarize_history,
+            trigger=settings.summary_trigger,
+            keep=settings.summary_keep,
+        )
+        ctx.turns.after_turn.extend([self.extractor, self.summarizer])
+        await self.purge(ctx.db)
+        self._purger = asyncio.create_task(self._purge_periodically(ctx.db))
+
+    async def resolve_model(self, info: TurnInfo) -> ChatModel:
+        """``memory_model`` when set and resolvable, else the chat's own model."""
+        assert self._registry is not None
+        if self.settings.memory_model:
+            try:
+                return await self._registry.resolve(self.settings.memory_model)
+            except Exception:
+                log.warning("memory_model %r is unavailable", self.settings.memory_model)
+        return await self._registry.resolve(info.model.ref)
+
+    async def purge(self, db: Database) -> int:
+        async with db.session() as session:
+            count = await purge_temporary_conversations(
+                session, timedelta(hours=self.settings.temporary_chat_hours)
+            )
+            await session.commit()
+        if count:
+            log.info("deleted %d expired temporary chats", count)
+        return count
+
+    async def _purge_periodically(self, db: Database) -> None:
+        while True:
+            await asyncio.sleep(PURGE_EVERY_S)
+            try:
+                await self.purge(db)
+            except Exception:
+                log.exception("could not delete expired temporary chats")
+
+    async def stop(self) -> None:
+        if self._purger is not None:
+            self._purger.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._purger
+        if self._service is not None:
+            await self._service.aclose()
+
+
+def memory_feature(settings: Settings) -> MemoryFeature:
+    return MemoryFeature(settings)

@@ -1,0 +1,154 @@
+"""HTTP API of the memory page (every query scoped to the signed-in user).
+
+- ``GET    /api/memories?q=&status=&limit=&cursor=`` -> ``{items, next_cursor, counts,
+  settings: {enabled, review}}`` (newest change first; ``q`` matches words)
+- ``POST   /api/memories {text}`` -> 201 memory (added by hand: source ``explicit``)
+- ``PATCH  /api/memories/{id} {text}`` -> memory
+- ``DELETE /api/memories/{id}`` -> 204; ``DELETE /api/memories`` -> ``{deleted}``
+- ``POST   /api/memories/{id}/approve`` -> memory; ``.../reject`` -> 204 (review mode)
+
+Memory on/off and review mode are ``preferences.memory`` / ``preferences.memory_review``
+(``PATCH /api/me``).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Literal
+
+from fastapi import APIRouter, Query, Request, Response
+from pydantic import Field
+
+from parley.api.deps import DB, CurrentUser
+from parley.api.problems import Problem, not_found
+from parley.api.schemas import Body, iso
+from parley.memory.service import memory_enabled, review_enabled
+from parley.memory.store import MemoryStore
+from parley.memory.tables import Memory
+from parley.memory.text import clean_fact
+
+if TYPE_CHECKING:
+    from parley.memory.feature import MemoryFeature
+
+router = APIRouter(prefix="/api/memories", tags=["memory"])
+
+
+class MemoryIn(Body):
+    text: str = Field(min_length=1, max_length=500)
+
+
+def _feature(request: Request) -> MemoryFeature:
+    feature: MemoryFeature = request.app.state.features["memory"]
+    return feature
+
+
+def memory_out(row: Memory) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "text": row.text,
+        "source": row.source,
+        "status": row.status,
+        "scope_type": row.scope_type,
+        "scope_id": row.scope_id,
+        "conversation_id": row.conversation_id,
+        "message_id": row.message_id,
+        "url": f"/c/{row.conversation_id}" if row.conversation_id else None,
+        "created_at": iso(row.created_at),
+        "updated_at": iso(row.updated_at),
+    }
+
+
+def _text(body: MemoryIn) -> str:
+    text = clean_fact(body.text)
+    if not text:
+        raise Problem(422, "Write the fact to remember.", "empty_memory")
+    return text
+
+
+@router.get("")
+async def list_memories(
+    user: CurrentUser,
+    db: DB,
+    q: str = Query("", max_length=200),
+    status: Literal["active", "pending"] | None = None,
+    limit: int = Query(50, ge=1, le=200),
+    cursor: str | None = Query(None, max_length=200),
+) -> dict[str, Any]:
+    store = MemoryStore(db, user.id)
+    try:
+        items, next_cursor = await store.list(query=q, status=status, limit=limit, cursor=cursor)
+    except ValueError as exc:
+        raise Problem(422, "Invalid pagination cursor.", "invalid_cursor") from exc
+    return {
+        "items": [memory_out(m) for m in items],
+        "next_cursor": next_cursor,
+        "counts": await store.counts(),
+        "settings": {
+            "enabled": memory_enabled(user.preferences),
+            "review": review_enabled(user.preferences),
+        },
+    }
+
+
+@router.post("", status_code=201)
+async def add_memory(body: MemoryIn, request: Request, user: CurrentUser) -> dict[str, Any]:
+    result = await _feature(request).service.remember(user.id, _text(body), source="explicit")
+    return memory_out(result.memory)
+
+
+@router.delete("")
+async def delete_all_memories(user: CurrentUser, db: DB) -> dict[str, int]:
+    deleted = await MemoryStore(db, user.id).delete_all()
+    await db.commit()
+    return {"deleted": deleted}
+
+
+@router.patch("/{memory_id}")
+async def edit_memory(
+    memory_id: str, body: MemoryIn, request: Request, user: CurrentUser, db: DB
+) -> dict[str, Any]:
+    store = MemoryStore(db, user.id)
+    row = await store.get(memory_id)
+    if row is None:
+        raise not_found("memory")
+    text = _text(body)
+    service = _feature(request).service
+    found = await service.embed([text])
+    await store.update(
+        row,
+        text=text,
+        embedding=None if found is None else found[0].tobytes(),
+        embedding_model=None if found is None else service.model_name,
+    )
+    await db.commit()
+    return memory_out(row)
+
+
+@router.delete("/{memory_id}", status_code=204)
+async def delete_memory(memory_id: str, user: CurrentUser, db: DB) -> Response:
+    if not await MemoryStore(db, user.id).delete(memory_id):
+        raise not_found("memory")
+    await db.commit()
+    return Response(status_code=204)
+
+
+@router.post("/{memory_id}/approve")
+async def approve_memory(memory_id: str, user: CurrentUser, db: DB) -> dict[str, Any]:
+    store = MemoryStore(db, user.id)
+    row = await store.get(memory_id)
+    if row is None:
+        raise not_found("memory")
+    if row.status != "active":
+        await store.update(row, status="active")
+        await db.commit()
+    return memory_out(row)
+
+
+@router.post("/{memory_id}/reject", status_code=204)
+async def reject_memory(memory_id: str, user: CurrentUser, db: DB) -> Response:
+    store = MemoryStore(db, user.id)
+    row = await store.get(memory_id)
+    if row is None or row.status != "pending":
+        raise not_found("pending memory")
+    await store.delete(memory_id)
+    await db.commit()
+    return Response(status_code=204)

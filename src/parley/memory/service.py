@@ -1,0 +1,293 @@
+"""Saving, forgetting and recalling memories, with the rules that keep them clean.
+
+Writes go through ``remember`` so every path (the explicit fast path, the
+``remember`` tool, extraction, the API) follows the same rules:
+
+- a duplicate (same words, or nearly: word overlap >= 0.8, cosine >= 0.9, or
+  one's words all within the other's) merges into the existing memory (newest
+  wording and link win);
+- a change ("I now live in Berlin", or extraction naming the memory it
+  replaces) updates the old memory instead of adding a contradicting one;
+- otherwise a new memory is added.
+
+The embedder is optional: without one (or when it fails) recall uses keyword
+and recency only, and similarity rules use word overlap only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from parley.knowledge.embeddings import Embedder
+from parley.memory.recall import Scope, Snapshot, rank_memories
+from parley.memory.store import MemoryStore
+from parley.memory.tables import Memory
+from parley.memory.text import content_words, jaccard, normalized, signals_change
+from parley.storage.db import Database
+
+__all__ = ["MemoryService", "Recalled", "SaveResult", "memory_enabled", "review_enabled"]
+
+log = logging.getLogger(__name__)
+
+DUPLICATE_JACCARD = 0.8
+DUPLICATE_COSINE = 0.9
+CHANGE_JACCARD = 0.25
+CHANGE_COSINE = 0.6
+FORGET_JACCARD = 0.3
+FORGET_COSINE = 0.55
+
+
+def memory_enabled(preferences: dict[str, Any] | None) -> bool:
+    """Memory is on unless the user turned it off (``preferences["memory"] = false``)."""
+    return (preferences or {}).get("memory", True) is not False
+
+
+def review_enabled(preferences: dict[str, Any] | None) -> bool:
+    return bool((preferences or {}).get("memory_review", False))
+
+
+def scope_of(project_id: str | None, assistant_id: str | None) -> tuple[str | None, str | None]:
+    """Where a memory learned in a conversation belongs: its project, else its
+    assistant, else global (so nothing said inside a project leaks out of it)."""
+    if project_id:
+        return "project", project_id
+    if assistant_id:
+        return "assistant", assistant_id
+    return None, None
+
+
+def _contained(a: set[str], b: set[str]) -> bool:
+    """One fact's words all appear in the other's ("I live in Paris" / "I live in
+    Paris with Sam"): the same fact, restated; the newest wording wins."""
+    small, large = sorted((a, b), key=len)
+    return len(small) >= 2 and small <= large
+
+
+@dataclass(slots=True)
+class SaveResult:
+    memory: Memory
+    action: Literal["added", "merged", "updated"]
+
+
+@dataclass(slots=True)
+class Recalled:
+    id: str
+    text: str
+
+
+class MemoryService:
+    def __init__(self, db: Database, embedder: Embedder | None = None) -> None:
+        self.db = db
+        self.embedder = embedder
+        self._snapshots: dict[str, Snapshot] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    # ------------------------------------------------------------ embeddings
+
+    @property
+    def model_name(self) -> str | None:
+        return self.embedder.name if self.embedder is not None else None
+
+    async def embed(self, texts: list[str]) -> npt.NDArray[np.float32] | None:
+        if self.embedder is None or not texts:
+            return None
+        try:
+            return await self.embedder.embed(texts)
+        except Exception:
+            log.warning("embedding failed; memory uses keyword and recency only", exc_info=True)
+            return None
+
+    # ------------------------------------------------------------ recall
+
+    async def snapshot(self, user_id: str) -> Snapshot:
+        """The user's active memories, reloaded only when they changed."""
+        async with self.db.session() as session:
+            store = MemoryStore(session, user_id)
+            version = await store.version()
+            cached = self._snapshots.get(user_id)
+            if cached is not None and cached.version == version:
+                return cached
+            lock = self._locks.setdefault(user_id, asyncio.Lock())
+            async with lock:
+                cached = self._snapshots.get(user_id)
+                if cached is not None and cached.version == version:
+                    return cached
+                rows = await store.active()
+        snap = Snapshot.build(version, rows, self.model_name)
+        self._snapshots[user_id] = snap
+        if self.embedder is not None and snap.missing_vectors():
+            self._spawn(self._backfill(user_id, snap))
+        return snap
+
+    async def _backfill(self, user_id: str, snap: Snapshot) -> None:
+        """Embed memories stored without a vector (or with another model's), off the turn."""
+        missing = snap.missing_vectors()
+        for start in range(0, len(missing), 64):
+            batch = missing[start : start + 64]
+            vectors = await self.embed([snap.texts[i] for i in batch])
+            if vectors is None:
+                return
+            snap.set_vectors(batch, vectors)
+            async with self.db.session() as session:
+                await MemoryStore(session, user_id).set_embeddings(
+                    {
+                        snap.ids[i]: (vectors[n].astype(np.float32).tobytes(), snap.model or "")
+                        for n, i in enumerate(batch)
+                    }
+                )
+                await session.commit()
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def recall(
+        self,
+        user_id: str,
+        query: str,
+        scope: Scope,
+        k: int,
+        *,
+        query_vector: npt.NDArray[np.float32] | None = None,
+        embed_timeout_s: float | None = None,
+    ) -> list[Recalled]:
+        """At most ``k`` memories for ``query``, best first."""
+        snap = await self.snapshot(user_id)
+        if not snap.ids:
+            return []
+        if query_vector is None and snap.vectors is not None and query.strip():
+            try:
+                found = await asyncio.wait_for(self.embed([query]), embed_timeout_s)
+            except TimeoutError:
+                log.info("query embedding was slow; recalling by keyword and recency")
+                found = None
+            query_vector = None if found is None else found[0]
+        indices = rank_memories(snap, query, query_vector, scope, k)
+        return [Recalled(snap.ids[i], snap.texts[i]) for i in indices]
+
+    # ------------------------------------------------------------ writes
+
+    async def _similar(
+        self, rows: list[Memory], text: str, vector: npt.NDArray[np.float32] | None
+    ) -> list[tuple[Memory, float, float]]:
+        """(memory, word overlap, cosine) for each row, most similar first."""
+        words = content_words(text)
+        found = []
+        for row in rows:
+            cosine = 0.0
+            if vector is not None and row.embedding and row.embedding_model == self.model_name:
+                stored = np.frombuffer(row.embedding, dtype=np.float32)
+                if stored.shape[0] == vector.shape[0]:
+                    cosine = float(stored @ vector)
+            found.append((row, jaccard(words, content_words(row.text)), cosine))
+        found.sort(key=lambda item: max(item[1], item[2]), reverse=True)
+        return found
+
+    async def remember(
+        self,
+        user_id: str,
+        text: str,
+        *,
+        source: Literal["explicit", "auto"],
+        conversation_id: str | None = None,
+        message_id: str | None = None,
+        scope: tuple[str | None, str | None] = (None, None),
+        status: Literal["active", "pending"] = "active",
+        replaces: str | None = None,
+        changed: bool = False,
+    ) -> SaveResult:
+        """Save ``text`` following the merge / update / add rules (and commit)."""
+        found = await self.embed([text])
+        vector = None if found is None else found[0]
+        embedding: dict[str, Any] = {"embedding": None, "embedding_model": None}
+        if vector is not None:
+            embedding = {"embedding": vector.tobytes(), "embedding_model": self.model_name}
+        link = {"conversation_id": conversation_id, "message_id": message_id}
+        async with self.db.session() as session:
+            store = MemoryStore(session, user_id)
+            rows = [
+                row
+                for row in (await store.list(limit=10_000))[0]
+                if (row.scope_type, row.scope_id) == scope
+            ]
+            target: Memory | None = None
+            action: Literal["added", "merged", "updated"] = "added"
+            if replaces is not None:
+                target = next((r for r in rows if r.id == replaces), None)
+                action = "updated"
+            if target is None:
+                ranked = await self._similar(rows, text, vector)
+                key = normalized(text)
+                for row, overlap, cosine in ranked:
+                    if (
+                        normalized(row.text) == key
+                        or overlap >= DUPLICATE_JACCARD
+                        or cosine >= DUPLICATE_COSINE
+                        or _contained(content_words(row.text), content_words(text))
+                    ):
+                        target, action = row, "merged"
+                        break
+                if target is None and (changed or signals_change(text)) and ranked:
+                    row, overlap, cosine = ranked[0]
+                    if overlap >= CHANGE_JACCARD or cosine >= CHANGE_COSINE:
+                        target, action = row, "updated"
+            if target is not None and not (target.status == "active" and status == "pending"):
+                # An explicit request or an approved fact activates a pending one.
+                new_status = "active" if "active" in (target.status, status) else "pending"
+                await store.update(target, text=text, status=new_status, **embedding)
+                if conversation_id:
+                    target.conversation_id, target.message_id = conversation_id, message_id
+                memory = target
+            elif target is not None:
+                action = "merged"  # the active memory already says it; nothing waits for review
+                memory = target
+            else:
+                memory = await store.create(
+                    text,
+                    source=source,
+                    status=status,
+                    scope_type=scope[0],
+                    scope_id=scope[1],
+                    **link,
+                    **embedding,
+                )
+            await session.commit()
+        return SaveResult(memory, action)
+
+    async def forget(
+        self, user_id: str, text: str, scope: tuple[str | None, str | None] = (None, None)
+    ) -> list[Memory]:
+        """Delete the memory that best matches ``text`` (and exact duplicates of it)."""
+        found = await self.embed([text])
+        vector = None if found is None else found[0]
+        async with self.db.session() as session:
+            store = MemoryStore(session, user_id)
+            rows = [
+                r
+                for r in (await store.list(limit=10_000))[0]
+                if r.scope_type is None or (r.scope_type, r.scope_id) == scope
+            ]
+            ranked = await self._similar(rows, text, vector)
+            if not ranked:
+                return []
+            best, overlap, cosine = ranked[0]
+            if overlap < FORGET_JACCARD and cosine < FORGET_COSINE:
+                return []
+            key = normalized(best.text)
+            gone = [best, *(r for r, _, _ in ranked[1:] if normalized(r.text) == key)]
+            for row in gone:
+                await store.delete(row.id)
+            await session.commit()
+        return gone
+
+    async def aclose(self) -> None:
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=5)

@@ -1,0 +1,127 @@
+"""Long conversations: summarize older turns ahead of need, off the reply path.
+
+An ``AfterTurn`` hook. When the part of the active branch not yet covered by
+the stored summary passes ``trigger`` of the history budget (the window minus
+the output reserve and an allowance for the system prompt), the oldest turns
+are folded into the summary, keeping the newest ``keep`` of the budget in
+full. The result is stored on the conversation (``summary`` and
+``summary_until_id``, the last message it covers); the runner then sends that
+summary plus only the later messages (pinned ones always stay). So the
+summary is computed in the background once per chunk, reused by every later
+turn, and refreshed incrementally (previous summary + newly covered turns).
+If a turn arrives before it is ready, the engine drops the oldest turns as
+before: the reply never waits for a summary.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from parley.engine.context import summarize
+from parley.engine.tokens import message_tokens
+from parley.memory.extract import ModelResolver
+from parley.messages import Message
+from parley.storage.conversations import ConversationStore
+from parley.storage.db import Database
+from parley.storage.tables import Message as MessageRow
+from parley.turns.hooks import TurnInfo
+from parley.turns.runner import history_from_rows, split_summarized
+
+__all__ = ["SYSTEM_ALLOWANCE", "HistorySummarizer", "plan_summary"]
+
+log = logging.getLogger(__name__)
+
+SYSTEM_ALLOWANCE = 0.15  # of the window: system prompt, memories, tool schemas
+
+
+def history_budget(context_window: int, max_output_tokens: int) -> int:
+    reserve = min(max_output_tokens, context_window // 2)
+    return max(0, int(context_window * (1 - SYSTEM_ALLOWANCE)) - reserve)
+
+
+def plan_summary(rows: list[MessageRow], budget: int, *, trigger: float, keep: float) -> int | None:
+    """How many leading ``rows`` to fold into the summary now, or None (not needed yet).
+
+    Cuts only before a user message, so a turn is never split.
+    """
+    costs = [sum(message_tokens(m) for m in history_from_rows([row])[0]) for row in rows]
+    if sum(costs) <= trigger * budget:
+        return None
+    kept, cut = 0, len(rows)
+    for index in range(len(rows) - 1, 0, -1):
+        kept += costs[index]
+        if rows[index].role == "user":
+            if kept > keep * budget:
+                break
+            cut = index
+    return cut if 0 < cut < len(rows) else None
+
+
+class HistorySummarizer:
+    name = "history_summary"
+
+    def __init__(
+        self,
+        db: Database,
+        resolve_model: ModelResolver,
+        *,
+        enabled: bool = True,
+        trigger: float = 0.7,
+        keep: float = 0.4,
+    ) -> None:
+        self.db = db
+        self.resolve_model = resolve_model
+        self.enabled = enabled
+        self.trigger = trigger
+        self.keep = keep
+        self._running: set[str] = set()
+        self.last_run_s = 0.0
+
+    async def after_turn(self, info: TurnInfo, answer: str, status: str) -> None:
+        if not self.enabled or status not in ("complete", "cancelled"):
+            return
+        if info.conversation_id in self._running:
+            return  # one summary at a time per conversation; the next turn catches up
+        self._running.add(info.conversation_id)
+        try:
+            await self.refresh(info)
+        finally:
+            self._running.discard(info.conversation_id)
+
+    async def refresh(self, info: TurnInfo) -> bool:
+        """Fold old turns into the stored summary when due; True when it changed."""
+        async with self.db.session() as session:
+            store = ConversationStore(session, info.user_id)
+            conv = await store.get(info.conversation_id)
+            if conv is None:
+                return False
+            path = await store.active_path(conv)
+            previous_until = conv.summary_until_id
+            _, previous = split_summarized(path, conv.summary, previous_until)
+        ids = [row.id for row in path]
+        start = ids.index(previous_until) + 1 if previous and previous_until else 0
+        pending = path[start:]
+        budget = history_budget(info.model.context_window, info.model.max_output_tokens)
+        cut = plan_summary(pending, budget, trigger=self.trigger, keep=self.keep)
+        if cut is None:
+            return False
+        folded: list[Message] = history_from_rows(pending[:cut])[0]
+        if not folded:
+            return False
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        model = await self.resolve_model(info)
+        text = await summarize(model, folded, previous=previous)
+        self.last_run_s = loop.time() - started
+        if not text:
+            return False
+        async with self.db.session() as session:
+            store = ConversationStore(session, info.user_id)
+            conv = await store.get(info.conversation_id)
+            if conv is None or conv.summary_until_id != previous_until:
+                return False  # another worker moved it meanwhile: keep theirs
+            await store.update(conv, summary=text, summary_until_id=pending[cut - 1].id)
+            await session.commit()
+        log.info("summarized %d messages of %s", cut, info.conversation_id)
+        return True

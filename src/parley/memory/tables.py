@@ -1,0 +1,50 @@
+"""The saved-memory table: one row per fact Parley keeps about a user.
+
+Each memory says where it came from (``conversation_id`` + ``message_id``,
+kept when possible so the memory page can link back) and how (``source``:
+``explicit`` when the user asked, ``auto`` when extraction proposed it).
+``status`` is ``active`` (recalled) or ``pending`` (waiting for the user's
+approval in review mode). ``scope_type``/``scope_id`` are empty for global
+memories; ``project``/``assistant`` memories are recalled only inside that
+scope. ``embedding`` is a float32 vector (``numpy.tobytes``) from the model
+named in ``embedding_model``; a change of model re-embeds lazily.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, Index, LargeBinary, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from parley.storage.tables import Base, UTCDateTime, new_id, utcnow
+
+__all__ = ["MEMORY_SOURCES", "MEMORY_STATUSES", "SCOPE_TYPES", "Memory"]
+
+MEMORY_SOURCES = ("explicit", "auto")
+MEMORY_STATUSES = ("active", "pending")
+SCOPE_TYPES = ("project", "assistant")
+
+
+class Memory(Base):
+    __tablename__ = "memories"
+    __table_args__ = (
+        Index("ix_memories_user_status_updated", "user_id", "status", "updated_at"),
+        Index("ix_memories_scope", "user_id", "scope_type", "scope_id"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    text: Mapped[str] = mapped_column(Text)
+    source: Mapped[str] = mapped_column(String(16), default="auto")
+    status: Mapped[str] = mapped_column(String(16), default="active")
+    scope_type: Mapped[str | None] = mapped_column(String(16))
+    scope_id: Mapped[str | None] = mapped_column(String(32))
+    conversation_id: Mapped[str | None] = mapped_column(
+        ForeignKey("conversations.id", ondelete="SET NULL"), index=True
+    )
+    message_id: Mapped[str | None] = mapped_column(String(32))
+    embedding: Mapped[bytes | None] = mapped_column(LargeBinary)
+    embedding_model: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -1,0 +1,282 @@
+"""Anthropic provider over the official ``anthropic`` SDK (optional extra).
+
+The SDK is imported on first use, so Parley installs and runs without it; a
+provider of kind "anthropic" then fails with a message saying how to install
+it. Maps system prompts, tool_use / tool_result blocks, images, thinking
+(-> ``ReasoningDelta``) and usage; errors map exactly like the OpenAI adapter.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any
+
+import httpx2
+
+from parley.config import ProviderConfig
+from parley.errors import ProviderError
+from parley.messages import (
+    Finish,
+    FinishReason,
+    Message,
+    ProviderEvent,
+    ReasoningDelta,
+    TextDelta,
+    ToolCallDelta,
+    Usage,
+    UsageEvent,
+)
+from parley.providers.base import ChatRequest, ModelInfo, ProviderKind
+from parley.providers.openai_compat import (
+    DISCOVERY_TIMEOUT_S,
+    NO_KEY,
+    DiscoveringProvider,
+    protocol_error,
+    status_error,
+)
+
+if TYPE_CHECKING:
+    import anthropic as anthropic_sdk
+
+_STOP: dict[str, FinishReason] = {
+    "end_turn": "stop",
+    "stop_sequence": "stop",
+    "pause_turn": "stop",
+    "max_tokens": "length",
+    "model_context_window_exceeded": "length",
+    "tool_use": "tool_calls",
+    "refusal": "content_filter",
+}
+# error types Anthropic reports inside a 200 stream ("event: error")
+_STREAM_ERROR_STATUS = {
+    "overloaded_error": 529,
+    "api_error": 500,
+    "rate_limit_error": 429,
+    "authentication_error": 401,
+    "permission_error": 403,
+    "invalid_request_error": 400,
+    "not_found_error": 404,
+}
+
+
+def _sdk(provider: str) -> Any:
+    try:
+        import anthropic
+    except ImportError as exc:
+        raise ProviderError(
+            f"The provider '{provider}' is of kind 'anthropic' but the anthropic package is "
+            "not installed; install it with: pip install 'parley[anthropic]'."
+        ) from exc
+    return anthropic
+
+
+def _image_block(url: str, media_type: str) -> dict[str, Any]:
+    if url.startswith("data:") and ";base64," in url:
+        head, data = url.split(";base64,", 1)
+        return {
+            "type": "image",
+            "source": {"type": "base64", "media_type": head[5:] or media_type, "data": data},
+        }
+    return {"type": "image", "source": {"type": "url", "url": url}}
+
+
+def _arguments(text: str) -> Any:
+    try:
+        return json.loads(text or "{}")
+    except ValueError:
+        return {}
+
+
+def messages_to_wire(messages: list[Message]) -> tuple[str, list[dict[str, Any]]]:
+    """(system prompt, alternating user/assistant messages with content blocks)."""
+    system: list[str] = []
+    wire: list[dict[str, Any]] = []
+    for message in messages:
+        if message.role == "system":
+            system.append(message.content)
+            continue
+        blocks: list[dict[str, Any]] = []
+        if message.role == "tool":
+            role = "user"
+            blocks.append(
+                {
+                    "type": "tool_result",
+                    "tool_use_id": message.tool_call_id or "",
+                    "content": message.content,
+                }
+            )
+        else:
+            role = message.role
+            if message.content:
+                blocks.append({"type": "text", "text": message.content})
+            for image in message.images:
+                blocks.append(_image_block(image.url, image.media_type))
+            for call in message.tool_calls:
+                blocks.append(
+                    {
+                        "type": "tool_use",
+                        "id": call.id,
+                        "name": call.name,
+                        "input": _arguments(call.arguments),
+                    }
+                )
+        if not blocks:
+            continue
+        if wire and wire[-1]["role"] == role:  # the API wants roles to alternate
+            wire[-1]["content"].extend(blocks)
+        else:
+            wire.append({"role": role, "content": blocks})
+    return "\n\n".join(s for s in system if s), wire
+
+
+def request_to_wire(info: ModelInfo, request: ChatRequest) -> dict[str, Any]:
+    system, messages = messages_to_wire(request.messages)
+    kwargs: dict[str, Any] = {
+        "model": info.name,
+        "messages": messages,
+        "max_tokens": request.max_tokens or info.max_output_tokens,
+        "stream": True,
+    }
+    if system:
+        kwargs["system"] = system
+    if request.tools:
+        kwargs["tools"] = [
+            {"name": t.name, "description": t.description, "input_schema": t.parameters}
+            for t in request.tools
+        ]
+    if request.stop:
+        kwargs["stop_sequences"] = request.stop
+    if request.response_format is not None:
+        kwargs["output_config"] = {
+            "format": {"type": "json_schema", "schema": request.response_format}
+        }
+    extra = dict(request.extra)
+    if request.temperature is not None:
+        extra["temperature"] = request.temperature
+    if extra:
+        kwargs["extra_body"] = extra
+    return kwargs
+
+
+class AnthropicChatModel:
+    """One model of an ``AnthropicProvider``."""
+
+    def __init__(self, provider: AnthropicProvider, info: ModelInfo) -> None:
+        self.info = info
+        self._provider = provider
+
+    async def stream(self, request: ChatRequest) -> AsyncIterator[ProviderEvent]:
+        provider = self._provider
+        sdk = _sdk(provider.name)
+        client = provider.get_client()
+        model = self.info.name
+        try:
+            stream = await client.messages.create(**request_to_wire(self.info, request))
+        except sdk.APIStatusError as exc:
+            raise provider.map_status(exc, model) from exc
+        except (sdk.APIConnectionError, httpx2.HTTPError) as exc:
+            raise provider.map_transport(exc, started=False) from exc
+        started = False
+        finish: FinishReason | None = None
+        input_tokens = 0
+        tool_index: dict[int, int] = {}
+        try:
+            async for event in stream:
+                started = True
+                kind = event.type
+                if kind == "content_block_delta":
+                    delta = event.delta
+                    dkind = delta.type
+                    if dkind == "text_delta":
+                        yield TextDelta(delta.text)
+                    elif dkind == "thinking_delta":
+                        yield ReasoningDelta(delta.thinking)
+                    elif dkind == "input_json_delta":
+                        index = tool_index.get(event.index)
+                        if index is not None and delta.partial_json:
+                            yield ToolCallDelta(index, arguments=delta.partial_json)
+                elif kind == "content_block_start":
+                    block = event.content_block
+                    if block.type == "tool_use":
+                        index = tool_index[event.index] = len(tool_index)
+                        yield ToolCallDelta(index, block.id, block.name, "")
+                elif kind == "message_start":
+                    input_tokens = event.message.usage.input_tokens or 0
+                elif kind == "message_delta":
+                    reason = event.delta.stop_reason
+                    if reason is not None:
+                        finish = _STOP.get(reason, "stop")
+                    yield UsageEvent(Usage(input_tokens, event.usage.output_tokens or 0))
+                elif kind == "message_stop" and finish is None:
+                    finish = "stop"
+        except sdk.APIStatusError as exc:
+            raise provider.map_status(exc, model) from exc
+        except (sdk.APIConnectionError, httpx2.HTTPError) as exc:
+            raise provider.map_transport(exc, started=started) from exc
+        except (ValueError, AttributeError, TypeError) as exc:
+            raise protocol_error(provider.name, f"sent malformed streaming data ({exc})") from exc
+        finally:
+            await stream.close()
+        if finish is None:
+            raise protocol_error(provider.name, "ended the stream before the answer finished")
+        yield Finish(finish)
+
+
+class AnthropicProvider(DiscoveringProvider):
+    """A provider speaking Anthropic's Messages API."""
+
+    kind: ProviderKind = "anthropic"
+
+    def __init__(
+        self, config: ProviderConfig, *, client: anthropic_sdk.AsyncAnthropic | None = None
+    ) -> None:
+        base_url = (config.base_url or "https://api.anthropic.com").rstrip("/")
+        base_url = base_url.removesuffix("/v1")  # the SDK adds /v1 itself
+        super().__init__(config, base_url)
+        self._client = client
+
+    def get_client(self) -> anthropic_sdk.AsyncAnthropic:
+        if self._client is None:
+            sdk = _sdk(self.name)
+            self._client = sdk.AsyncAnthropic(
+                api_key=self.config.resolved_api_key() or NO_KEY,
+                base_url=self.base_url,
+                timeout=self.config.timeout_s,
+                max_retries=0,
+            )
+        return self._client
+
+    def map_status(self, exc: Any, model: str | None = None) -> ProviderError:
+        status: int = exc.status_code
+        body = exc.body
+        detail = str(exc.message)
+        if isinstance(body, dict):
+            error = body.get("error", body)
+            if isinstance(error, dict):
+                detail = str(error.get("message") or detail)
+                if status < 400:  # an error event inside a 200 stream
+                    status = _STREAM_ERROR_STATUS.get(str(error.get("type")), 500)
+        return status_error(self.name, status, detail, model=model, has_key=self.has_key)
+
+    async def discover_model_names(self) -> list[str]:
+        sdk = _sdk(self.name)
+        client = self.get_client()
+        try:
+            page = await client.models.list(
+                limit=1000, timeout=min(self.config.timeout_s, DISCOVERY_TIMEOUT_S)
+            )
+        except sdk.APIStatusError as exc:
+            raise self.map_status(exc) from exc
+        except (sdk.APIConnectionError, httpx2.HTTPError) as exc:
+            raise self.map_transport(exc, started=False) from exc
+        except (sdk.APIError, ValueError) as exc:
+            raise protocol_error(self.name, "answered GET /v1/models with unexpected data") from exc
+        return sorted({m.id for m in page.data if getattr(m, "id", None)})
+
+    def model(self, name: str) -> AnthropicChatModel:
+        return AnthropicChatModel(self, self.model_info(name))
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.close()

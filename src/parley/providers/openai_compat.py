@@ -1,0 +1,472 @@
+"""OpenAI-compatible provider over the official ``openai`` SDK.
+
+Covers OpenAI itself and every server speaking its chat-completions API
+(vLLM, llama.cpp server, Ollama, LM Studio, OpenRouter, ...). The SDK does the
+HTTP and SSE work; this module maps Parley's messages to the wire format, the
+chunks back to ``ProviderEvent``s, and every SDK failure to a ``ProviderError``
+whose message tells the user what to do. Retries are off: the engine decides.
+
+The per-chunk path is deliberately plain attribute access on the SDK's chunk
+objects: streaming throughput is benchmarked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import AsyncIterator
+from typing import Any, cast
+
+import httpx2
+import openai
+
+from parley.config import ModelConfig, ProviderConfig
+from parley.errors import (
+    ModelNotFound,
+    ProviderAuthError,
+    ProviderBadRequest,
+    ProviderError,
+    ProviderProtocolError,
+    ProviderRateLimited,
+    ProviderTimeout,
+    ProviderUnavailable,
+)
+from parley.messages import (
+    Finish,
+    FinishReason,
+    Message,
+    ProviderEvent,
+    ReasoningDelta,
+    TextDelta,
+    ToolCallDelta,
+    ToolSpec,
+    Usage,
+    UsageEvent,
+)
+from parley.providers.base import ChatRequest, ModelInfo, ProviderKind
+
+log = logging.getLogger(__name__)
+
+DISCOVERY_TTL_S = 60.0
+DISCOVERY_TIMEOUT_S = 10.0
+NO_KEY = "no-key-configured"
+
+_DECODER = json.JSONDecoder()
+_FINISH: dict[str, FinishReason] = {
+    "stop": "stop",
+    "length": "length",
+    "tool_calls": "tool_calls",
+    "function_call": "tool_calls",
+    "content_filter": "content_filter",
+}
+
+
+# ------------------------------------------------------------- shared helpers
+
+
+def info_from_config(provider: str, model: ModelConfig) -> ModelInfo:
+    return ModelInfo(
+        provider=provider,
+        name=model.name,
+        context_window=model.context_window,
+        max_output_tokens=model.max_output_tokens,
+        supports_tools=model.supports_tools,
+        supports_vision=model.supports_vision,
+        supports_reasoning=model.supports_reasoning,
+        input_price=model.input_price,
+        output_price=model.output_price,
+        display_name=model.display_name,
+    )
+
+
+def _short(text: str, limit: int = 300) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def status_error(
+    provider: str, status: int, detail: str, *, model: str | None = None, has_key: bool = True
+) -> ProviderError:
+    """The ProviderError for an HTTP status from provider ``provider``."""
+    detail = _short(detail)
+    if status == 401:
+        if not has_key:
+            return ProviderAuthError(
+                f"The provider '{provider}' needs an API key and none is configured; "
+                "set api_key or api_key_env for it (or save a key in Admin > Providers)."
+            )
+        return ProviderAuthError(
+            f"The provider '{provider}' rejected the API key (HTTP 401); check the key "
+            "in its api_key / api_key_env setting (or in Admin > Providers)."
+        )
+    if status == 403:
+        what = f"model '{model}'" if model else "this request"
+        return ProviderAuthError(
+            f"The provider '{provider}' denied access to {what} (HTTP 403); check that "
+            f"the API key has permission for it. Details: {detail}"
+        )
+    if status == 429:
+        return ProviderRateLimited(
+            f"The provider '{provider}' is rate-limiting requests (HTTP 429); wait a moment "
+            f"and retry, or raise the account's limits. Details: {detail}"
+        )
+    if status >= 500:
+        return ProviderUnavailable(
+            f"The provider '{provider}' failed with HTTP {status}; it may be overloaded or "
+            f"down, retry later. Details: {detail}"
+        )
+    if status == 404 and model:
+        return ProviderBadRequest(
+            f"The provider '{provider}' does not know model '{model}' (HTTP 404); check the "
+            f"model name in its configuration. Details: {detail}"
+        )
+    return ProviderBadRequest(
+        f"The provider '{provider}' refused the request (HTTP {status}): {detail}"
+    )
+
+
+def transport_error(
+    provider: str, exc: BaseException, *, base_url: str, timeout: float, started: bool
+) -> ProviderError:
+    """Map timeouts and connection failures (from any SDK or httpx2 itself)."""
+    if isinstance(exc, openai.APITimeoutError | httpx2.TimeoutException) or (
+        "timeout" in type(exc).__name__.lower()
+    ):
+        return ProviderTimeout(
+            f"The provider '{provider}' did not answer within {timeout:g}s; retry, or raise "
+            "timeout_s for this provider if its answers are slow."
+        )
+    if started:
+        return ProviderProtocolError(
+            f"The connection to provider '{provider}' dropped in the middle of the answer; "
+            "retry the message."
+        )
+    return ProviderUnavailable(
+        f"Could not reach the provider '{provider}' at {base_url}; check that the server "
+        "is running and that base_url is correct."
+    )
+
+
+def protocol_error(provider: str, what: str) -> ProviderProtocolError:
+    return ProviderProtocolError(
+        f"The provider '{provider}' {what}; retry the message, and if it keeps happening "
+        "check that its base_url points at an API compatible with this provider kind."
+    )
+
+
+def _detail(exc: openai.APIStatusError) -> str:
+    body = exc.body
+    if isinstance(body, dict):
+        error = body.get("error", body)
+        if isinstance(error, dict) and isinstance(error.get("message"), str):
+            return cast(str, error["message"])
+    return exc.message
+
+
+# ------------------------------------------------------------ wire mapping
+
+
+def message_to_wire(message: Message) -> dict[str, Any]:
+    """One Parley message in chat-completions form."""
+    role = message.role
+    if role == "tool":
+        return {
+            "role": "tool",
+            "tool_call_id": message.tool_call_id or "",
+            "content": message.content,
+        }
+    wire: dict[str, Any] = {"role": role}
+    if message.images and role == "user":
+        parts: list[dict[str, Any]] = []
+        if message.content:
+            parts.append({"type": "text", "text": message.content})
+        for image in message.images:
+            parts.append({"type": "image_url", "image_url": {"url": image.url}})
+        wire["content"] = parts
+    else:
+        wire["content"] = message.content
+    if role == "assistant" and message.tool_calls:
+        wire["content"] = message.content or None
+        wire["tool_calls"] = [
+            {
+                "id": call.id,
+                "type": "function",
+                "function": {"name": call.name, "arguments": call.arguments or "{}"},
+            }
+            for call in message.tool_calls
+        ]
+    if message.name and role == "user":
+        wire["name"] = message.name
+    return wire
+
+
+def tool_to_wire(tool: ToolSpec) -> dict[str, Any]:
+    return {
+        "type": "function",
+        "function": {
+            "name": tool.name,
+            "description": tool.description,
+            "parameters": tool.parameters,
+        },
+    }
+
+
+def request_to_wire(model: str, request: ChatRequest) -> dict[str, Any]:
+    """Keyword arguments for ``chat.completions.create`` (streaming)."""
+    kwargs: dict[str, Any] = {
+        "model": model,
+        "messages": [message_to_wire(m) for m in request.messages],
+        "stream": True,
+        "stream_options": {"include_usage": True},
+    }
+    if request.tools:
+        kwargs["tools"] = [tool_to_wire(t) for t in request.tools]
+    if request.temperature is not None:
+        kwargs["temperature"] = request.temperature
+    if request.max_tokens is not None:
+        kwargs["max_tokens"] = request.max_tokens
+    if request.stop:
+        kwargs["stop"] = request.stop
+    if request.response_format is not None:
+        kwargs["response_format"] = {
+            "type": "json_schema",
+            "json_schema": {"name": "output", "schema": request.response_format},
+        }
+    if request.extra:
+        kwargs["extra_body"] = dict(request.extra)
+    return kwargs
+
+
+# ------------------------------------------------------------------ model
+
+
+async def sse_data(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    """The ``data`` payload of each server-sent event, from raw body bytes.
+
+    Only the partial last line of each network read is carried over, so the
+    work per event is a split and a slice.
+    """
+    tail = b""
+    data: list[bytes] = []
+    async for chunk in chunks:
+        if tail:
+            chunk = tail + chunk
+        lines = chunk.split(b"\n")
+        tail = lines.pop()
+        for line in lines:
+            if line.startswith(b"data:"):
+                data.append(line[6:] if line[5:6] == b" " else line[5:])
+            elif data and (not line or line == b"\r"):
+                yield data[0] if len(data) == 1 else b"\n".join(data)
+                data = []
+    if tail.startswith(b"data:"):
+        data.append(tail[5:].lstrip(b" "))
+    if data:
+        yield b"\n".join(data)
+
+
+class OpenAIChatModel:
+    """One model of an ``OpenAIProvider``.
+
+    The request goes through the SDK (auth, headers, timeouts, status errors);
+    the streamed body is read raw and each chunk decoded with ``json.loads``
+    into plain dicts: the SDK's typed chunk objects cost ~60 us each, which
+    would dominate a 2,000-token stream.
+    """
+
+    def __init__(self, provider: OpenAIProvider, info: ModelInfo) -> None:
+        self.info = info
+        self._provider = provider
+
+    async def stream(self, request: ChatRequest) -> AsyncIterator[ProviderEvent]:
+        provider = self._provider
+        name = provider.name
+        model = self.info.name
+        opened = provider.client.chat.completions.with_streaming_response.create(
+            **request_to_wire(model, request)
+        )
+        try:
+            response = await opened.__aenter__()
+        except openai.APIStatusError as exc:
+            raise provider.map_status(exc, model) from exc
+        except (openai.APIConnectionError, httpx2.HTTPError) as exc:
+            raise provider.map_transport(exc, started=False) from exc
+        finish: FinishReason | None = None
+        started = False
+        decode = _DECODER.decode
+        try:
+            async for data in sse_data(response.http_response.aiter_bytes()):
+                started = True
+                if data.startswith(b"[DONE]"):
+                    break
+                chunk = decode(data.decode())
+                usage = chunk.get("usage")
+                if usage:
+                    yield UsageEvent(
+                        Usage(usage.get("prompt_tokens") or 0, usage.get("completion_tokens") or 0)
+                    )
+                choices = chunk.get("choices")
+                if not choices:
+                    if "error" in chunk:
+                        raise _stream_error(name, chunk["error"])
+                    continue
+                choice = choices[0]
+                delta = choice.get("delta")
+                if delta:
+                    content = delta.get("content")
+                    if content:
+                        yield TextDelta(content)
+                    reasoning = delta.get("reasoning_content") or delta.get("reasoning")
+                    if reasoning and isinstance(reasoning, str):
+                        yield ReasoningDelta(reasoning)
+                    calls = delta.get("tool_calls")
+                    if calls:
+                        for call in calls:
+                            fn = call.get("function") or {}
+                            yield ToolCallDelta(
+                                call["index"],
+                                call.get("id"),
+                                fn.get("name"),
+                                fn.get("arguments") or "",
+                            )
+                reason = choice.get("finish_reason")
+                if reason is not None:
+                    finish = _FINISH.get(reason, "stop")
+        except (openai.APIConnectionError, httpx2.HTTPError) as exc:
+            raise provider.map_transport(exc, started=started) from exc
+        except (ValueError, AttributeError, TypeError, KeyError) as exc:
+            raise protocol_error(name, f"sent malformed streaming data ({exc})") from exc
+        finally:
+            await opened.__aexit__(None, None, None)
+        if finish is None:
+            raise protocol_error(name, "ended the stream before the answer finished")
+        yield Finish(finish)
+
+
+def _stream_error(provider: str, error: Any) -> ProviderError:
+    message = error.get("message") if isinstance(error, dict) else str(error)
+    return ProviderUnavailable(
+        f"The provider '{provider}' reported an error in the middle of the answer: "
+        f"{_short(str(message))}; retry the message."
+    )
+
+
+# --------------------------------------------------------------- provider
+
+
+class DiscoveringProvider:
+    """Shared model bookkeeping for HTTP providers: configured models plus,
+    when ``discover_models`` is on, those the server lists (cached for
+    ``DISCOVERY_TTL_S``; a failed discovery is logged and falls back)."""
+
+    kind: ProviderKind
+
+    def __init__(self, config: ProviderConfig, base_url: str) -> None:
+        self.name = config.name
+        self.config = config
+        self.base_url = base_url
+        self.has_key = bool(config.resolved_api_key())
+        self._configured = {m.name: info_from_config(self.name, m) for m in config.models}
+        self._discovered: list[str] | None = None
+        self._discovered_at = 0.0
+        self._discovery: asyncio.Task[list[str]] | None = None
+
+    async def discover_model_names(self) -> list[str]:
+        """Ask the server for its models now, raising ``ProviderError`` on failure."""
+        raise NotImplementedError
+
+    def map_transport(self, exc: BaseException, *, started: bool) -> ProviderError:
+        return transport_error(
+            self.name, exc, base_url=self.base_url, timeout=self.config.timeout_s, started=started
+        )
+
+    async def _discover_cached(self) -> list[str]:
+        """Concurrent callers share one in-flight request."""
+        if (
+            self._discovered is not None
+            and time.monotonic() - self._discovered_at < DISCOVERY_TTL_S
+        ):
+            return self._discovered
+        loop = asyncio.get_running_loop()
+        task = self._discovery
+        if task is None or task.done() or task.get_loop() is not loop:
+            task = self._discovery = loop.create_task(self._refresh())
+        return await asyncio.shield(task)
+
+    async def _refresh(self) -> list[str]:
+        try:
+            names = await self.discover_model_names()
+        except ProviderError as exc:
+            log.warning("model discovery for provider %r failed: %s", self.name, exc.message)
+            names = self._discovered or []
+        self._discovered = names
+        self._discovered_at = time.monotonic()
+        return names
+
+    async def list_models(self) -> list[ModelInfo]:
+        models = list(self._configured.values())
+        if self.config.discover_models:
+            for name in await self._discover_cached():
+                if name not in self._configured:
+                    models.append(ModelInfo(provider=self.name, name=name))
+        return models
+
+    def model_info(self, name: str) -> ModelInfo:
+        """Configured info, or defaults for a discovered (or not yet discovered) model."""
+        info = self._configured.get(name)
+        if info is None:
+            known = self._discovered
+            if not self.config.discover_models or (known and name not in known):
+                raise ModelNotFound(
+                    f"The provider '{self.name}' has no model '{name}'; "
+                    f"available: {', '.join(self.model_names()) or 'none'}."
+                )
+            info = ModelInfo(provider=self.name, name=name)
+        return info
+
+    def model_names(self) -> list[str]:
+        names = list(self._configured)
+        names += [n for n in self._discovered or [] if n not in self._configured]
+        return names
+
+
+class OpenAIProvider(DiscoveringProvider):
+    """A provider speaking the OpenAI chat-completions API."""
+
+    kind: ProviderKind = "openai"
+
+    def __init__(self, config: ProviderConfig, *, client: openai.AsyncOpenAI | None = None) -> None:
+        super().__init__(config, config.base_url or "https://api.openai.com/v1")
+        self.client = client or openai.AsyncOpenAI(
+            api_key=config.resolved_api_key() or NO_KEY,
+            base_url=self.base_url,
+            timeout=config.timeout_s,
+            max_retries=0,
+        )
+
+    def map_status(self, exc: openai.APIStatusError, model: str | None = None) -> ProviderError:
+        return status_error(
+            self.name, exc.status_code, _detail(exc), model=model, has_key=self.has_key
+        )
+
+    async def discover_model_names(self) -> list[str]:
+        """``GET /models`` now, raising ``ProviderError`` on failure."""
+        try:
+            page = await self.client.models.list(
+                timeout=min(self.config.timeout_s, DISCOVERY_TIMEOUT_S)
+            )
+        except openai.APIStatusError as exc:
+            raise self.map_status(exc) from exc
+        except (openai.APIConnectionError, httpx2.HTTPError) as exc:
+            raise self.map_transport(exc, started=False) from exc
+        except (openai.APIError, ValueError) as exc:
+            raise protocol_error(self.name, "answered GET /models with unexpected data") from exc
+        return sorted({m.id for m in page.data if getattr(m, "id", None)})
+
+    def model(self, name: str) -> OpenAIChatModel:
+        return OpenAIChatModel(self, self.model_info(name))
+
+    async def aclose(self) -> None:
+        await self.client.close()

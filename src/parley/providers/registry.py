@@ -1,0 +1,282 @@
+"""``ModelRegistry``: every provider Parley knows, and how a model ref resolves.
+
+Providers come from four places, in this order (which is also the order the
+default model is picked in): the config file and environment, the database
+(added by an admin in the web app; a name already taken is refused), extra
+providers handed in by code (tests inject scripted ones), and the built-in
+local model. One provider failing never breaks the model list; API keys never
+leave this module.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+from parley.config import ProviderConfig, Settings
+from parley.errors import ModelNotFound, ProviderError
+from parley.providers.base import ChatModel, ModelInfo, Provider
+from parley.providers.local import LocalProvider
+
+log = logging.getLogger(__name__)
+
+LIST_TIMEOUT_S = 15.0
+TEST_TIMEOUT_S = 10.0
+
+
+def build_provider(config: ProviderConfig) -> Provider:
+    """The adapter for a provider config (SDKs are imported here, not earlier)."""
+    if config.kind == "openai":
+        from parley.providers.openai_compat import OpenAIProvider
+
+        return OpenAIProvider(config)
+    if config.kind == "anthropic":
+        from parley.providers.anthropic import AnthropicProvider
+
+        return AnthropicProvider(config)
+    raise ValueError(
+        f"Provider '{config.name}' has kind '{config.kind}', which cannot be declared as a "
+        "provider; the local model is configured with PARLEY_LOCAL_MODEL instead."
+    )
+
+
+class ModelRegistry:
+    """Builds providers and resolves ``"provider/model"`` refs to ``ChatModel``s."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        db_providers: Iterable[ProviderConfig] = (),
+        extra_providers: Iterable[Provider] = (),
+    ) -> None:
+        self.settings = settings
+        self._config: dict[str, Provider] = {}
+        self._database: dict[str, Provider] = {}
+        self._extra: dict[str, Provider] = {}
+        self._sources: dict[str, str] = {}
+        self._known_models: dict[str, list[str]] = {}
+        self._local: LocalProvider | None = None
+        if settings.local_model_enabled:
+            self._local = LocalProvider(settings)
+        for config in settings.providers:
+            if self._taken(config.name):
+                log.warning("ignoring provider %r: the name is already taken", config.name)
+                continue
+            try:
+                self._config[config.name] = build_provider(config)
+            except ValueError as exc:
+                log.warning("%s", exc)
+                continue
+            source = config.source if config.source in ("config", "environment") else "config"
+            self._sources[config.name] = source
+        for provider in extra_providers:
+            if self._taken(provider.name):
+                raise ValueError(f"A provider named '{provider.name}' already exists.")
+            self._extra[provider.name] = provider
+            self._sources[provider.name] = "builtin"
+        self._database = self._build_database(db_providers)
+
+    # bookkeeping --------------------------------------------------------------
+
+    def _taken(self, name: str, *, ignore_database: bool = False) -> bool:
+        if self._local is not None and name == self._local.name:
+            return True
+        if name in self._config or name in self._extra:
+            return True
+        return not ignore_database and name in self._database
+
+    def _build_database(self, configs: Iterable[ProviderConfig]) -> dict[str, Provider]:
+        built: dict[str, Provider] = {}
+        for config in configs:
+            if self._taken(config.name, ignore_database=True) or config.name in built:
+                log.warning(
+                    "ignoring database provider %r: the name is taken by a configured one",
+                    config.name,
+                )
+                continue
+            try:
+                built[config.name] = build_provider(
+                    config.model_copy(update={"source": "database"})
+                )
+            except ValueError as exc:
+                log.warning("%s", exc)
+        return built
+
+    @property
+    def providers(self) -> list[Provider]:
+        """All providers in priority order (config/env, database, extra, local)."""
+        found: list[Provider] = [*self._config.values(), *self._database.values()]
+        found += self._extra.values()
+        if self._local is not None:
+            found.append(self._local)
+        return found
+
+    def get(self, name: str) -> Provider | None:
+        for provider in self.providers:
+            if provider.name == name:
+                return provider
+        return None
+
+    @property
+    def local(self) -> LocalProvider | None:
+        return self._local
+
+    def source(self, name: str) -> str:
+        if self._local is not None and name == self._local.name:
+            return "builtin"
+        if name in self._database:
+            return "database"
+        return self._sources.get(name, "config")
+
+    def check_database_provider(self, config: ProviderConfig) -> None:
+        """Raise ``ValueError`` if an admin may not add ``config`` (name taken, bad kind)."""
+        if self._taken(config.name, ignore_database=True):
+            raise ValueError(
+                f"The name '{config.name}' is already used by a provider from the config "
+                "file or environment; choose another name."
+            )
+        if config.kind not in ("openai", "anthropic"):
+            raise ValueError("Only providers of kind 'openai' or 'anthropic' can be added.")
+
+    async def reload_database_providers(self, configs: Iterable[ProviderConfig]) -> None:
+        """Replace the database providers (after an admin added or removed one)."""
+        old, self._database = self._database, self._build_database(configs)
+        for name, provider in old.items():
+            self._known_models.pop(name, None)
+            if self._database.get(name) is not provider:
+                await _close_quietly(provider)
+
+    # models -----------------------------------------------------------------
+
+    async def _models_of(self, provider: Provider) -> list[ModelInfo]:
+        try:
+            models = await asyncio.wait_for(provider.list_models(), LIST_TIMEOUT_S)
+        except Exception as exc:  # one broken provider must not break the list
+            log.warning("listing models of provider %r failed: %s", provider.name, exc)
+            return []
+        self._known_models[provider.name] = [m.name for m in models]
+        return models
+
+    async def list_models(self) -> list[ModelInfo]:
+        """Every model of every provider, in provider priority order."""
+        results = await asyncio.gather(*(self._models_of(p) for p in self.providers))
+        return [model for models in results for model in models]
+
+    async def default_ref(self, preferred: str | None = None) -> str | None:
+        """``preferred`` (the admin setting) if it exists, else ``settings.default_model``,
+        else the first model of the first non-local provider, else the local model."""
+        models = await self.list_models()
+        refs = {m.ref for m in models}
+        for candidate in (preferred, self.settings.default_model):
+            if candidate and candidate in refs:
+                return candidate
+            if candidate:
+                log.info("default model %r is not available; falling back", candidate)
+        local = self._local.name if self._local is not None else None
+        for model in models:
+            if model.provider != local:
+                return model.ref
+        if self._local is not None and self._local.status != "disabled":
+            return self._local.info.ref
+        return None
+
+    async def resolve(self, ref: str | None) -> ChatModel:
+        """The model for ``"provider/model"`` (None: the default); raises ``ModelNotFound``."""
+        if not ref:
+            ref = await self.default_ref()
+            if ref is None:
+                raise ModelNotFound(
+                    "No model is available: add a provider (config file, environment or "
+                    "Admin > Providers) or enable the local model."
+                )
+        provider_name, slash, model_name = ref.partition("/")
+        if not slash:
+            matches = [m for m in await self.list_models() if m.name == ref]
+            if len(matches) != 1:
+                raise ModelNotFound(
+                    f"Model '{ref}' is {'ambiguous' if matches else 'unknown'}; name it as "
+                    f"'provider/model', one of: {await self._examples()}."
+                )
+            provider_name, model_name = matches[0].provider, matches[0].name
+        provider = self.get(provider_name)
+        if provider is None:
+            names = ", ".join(p.name for p in self.providers) or "none"
+            raise ModelNotFound(
+                f"Model '{ref}' names an unknown provider '{provider_name}'; "
+                f"available providers: {names}."
+            )
+        await self._models_of(provider)  # warms discovery so unknown names are caught
+        try:
+            return provider.model(model_name)
+        except ModelNotFound:
+            raise ModelNotFound(
+                f"Model '{ref}' does not exist; available models: {await self._examples()}."
+            ) from None
+
+    async def _examples(self, limit: int = 10) -> str:
+        refs = [m.ref for m in await self.list_models()]
+        more = f" (and {len(refs) - limit} more)" if len(refs) > limit else ""
+        return (", ".join(refs[:limit]) or "none") + more
+
+    # admin ---------------------------------------------------------------------
+
+    def providers_info(self) -> list[dict[str, Any]]:
+        """Provider descriptions for the admin page; never includes keys."""
+        info: list[dict[str, Any]] = []
+        for provider in self.providers:
+            source = self.source(provider.name)
+            names = getattr(provider, "model_names", None)
+            models = names() if callable(names) else self._known_models.get(provider.name)
+            if models is None and self._local is not None and provider is self._local:
+                models = [self._local.info.name]
+            info.append(
+                {
+                    "name": provider.name,
+                    "kind": provider.kind,
+                    "base_url": getattr(provider, "base_url", None),
+                    "source": source,
+                    "has_key": bool(getattr(provider, "has_key", False)),
+                    "editable": source == "database",
+                    "models": list(models or []),
+                }
+            )
+        return info
+
+    async def test_connection(
+        self, kind: str, base_url: str | None, api_key: str | None
+    ) -> tuple[bool, list[str], str | None]:
+        """Try listing the models of an endpoint: ``(ok, model names, error message)``."""
+        from parley.providers.openai_compat import DiscoveringProvider
+
+        if kind not in ("openai", "anthropic"):
+            return False, [], f"Providers of kind '{kind}' cannot be tested."
+        config = ProviderConfig(
+            name="connection-test",
+            kind="openai" if kind == "openai" else "anthropic",
+            base_url=base_url or None,
+            api_key=api_key or None,
+            timeout_s=TEST_TIMEOUT_S,
+        )
+        provider = build_provider(config)
+        assert isinstance(provider, DiscoveringProvider)
+        try:
+            names = await asyncio.wait_for(provider.discover_model_names(), TEST_TIMEOUT_S + 1)
+        except ProviderError as exc:
+            return False, [], exc.message
+        except TimeoutError:
+            return False, [], f"No answer from {base_url} within {TEST_TIMEOUT_S:g}s."
+        finally:
+            await _close_quietly(provider)
+        return True, names, None
+
+    async def aclose(self) -> None:
+        await asyncio.gather(*(_close_quietly(p) for p in self.providers))
+
+
+async def _close_quietly(provider: Provider) -> None:
+    try:
+        await provider.aclose()
+    except Exception as exc:
+        log.warning("closing provider %r failed: %s", provider.name, exc)

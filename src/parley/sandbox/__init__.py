@@ -1,0 +1,24 @@
+"""The code interpreter: a Jupyter kernel per conversation, inside bubblewrap.
+
+- ``bwrap``: the sandbox's command line and resource limits (why each flag).
+- ``kernel``: start one kernel, run code over ZeroMQ ipc, interrupt, kill.
+- ``files``: symlink-safe copies into and out of the sandbox's working directory.
+- ``manager``: one kernel per conversation, per-user and global caps, reaping.
+- ``outputs`` / ``tables`` / ``routes``: charts and files kept for their owner.
+- ``feature``: the ``run_python`` tool and the feature Parley's app loads.
+"""
+
+from parley.sandbox.bwrap import Limits
+from parley.sandbox.feature import SandboxFeature, render, sandbox_feature
+from parley.sandbox.manager import FilesSource, RunResult, SandboxConfig, SandboxManager
+
+__all__ = [
+    "FilesSource",
+    "Limits",
+    "RunResult",
+    "SandboxConfig",
+    "SandboxFeature",
+    "SandboxManager",
+    "render",
+    "sandbox_feature",
+]

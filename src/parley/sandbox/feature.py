@@ -1,0 +1,182 @@
+"""The code interpreter as a Parley feature: the ``run_python`` tool and its outputs route.
+
+The tool's text (what the model reads) lists stdout, the result, errors and
+the names of files made; charts and files travel as attachments on the tool
+step, served by ``GET /api/sandbox/outputs/{id}`` to their owner only.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from fastapi import APIRouter
+
+from parley.config import Settings
+from parley.sandbox.bwrap import Limits
+from parley.sandbox.manager import FilesSource, RunResult, SandboxConfig, SandboxManager
+from parley.sandbox.outputs import OutputStore
+from parley.tools import Tool, ToolContext, ToolOutput, tool_from_function
+
+if TYPE_CHECKING:
+    from parley.api.features import FeatureContext
+
+log = logging.getLogger(__name__)
+
+__all__ = ["SandboxFeature", "config_from_settings", "render", "sandbox_feature"]
+
+TOOL_NAME = "run_python"
+_SECTION_CHARS = 6000
+
+
+def default_python() -> Path:
+    """The kernel venv ``make install`` builds next to Parley's own: ``<venv>/sandbox``."""
+    return Path(sys.prefix) / "sandbox" / "bin" / "python"
+
+
+def config_from_settings(settings: Settings) -> SandboxConfig:
+    mb = 2**20
+    return SandboxConfig(
+        bwrap=settings.sandbox_bwrap,
+        python=settings.sandbox_python or default_python(),
+        limits=Limits(
+            memory_bytes=settings.sandbox_memory_mb * mb,
+            cpu_seconds=settings.sandbox_cpu_s,
+            processes=settings.sandbox_processes,
+            file_bytes=settings.sandbox_file_mb * mb,
+            disk_bytes=settings.sandbox_disk_mb * mb,
+            wall_seconds=settings.sandbox_wall_s,
+        ),
+        per_user=settings.sandbox_kernels_per_user,
+        total=settings.sandbox_max_kernels,
+        idle_s=settings.sandbox_idle_s,
+        host_uid_base=settings.sandbox_host_uid_base,
+    )
+
+
+def _clip(text: str, limit: int = _SECTION_CHARS) -> str:
+    if len(text) <= limit:
+        return text
+    head, tail = limit * 2 // 3, limit - limit * 2 // 3
+    omitted = len(text) - limit
+    return f"{text[:head]}\n[... {omitted} characters omitted ...]\n{text[-tail:]}"
+
+
+def render(result: RunResult, limits: Limits) -> ToolOutput:
+    """The model-facing text and the user-facing attachments of one run."""
+    if result.unavailable:
+        return ToolOutput(result.unavailable, is_error=True)
+    run = result.execution
+    parts: list[str] = list(result.notes)
+    failed = False
+    if run is not None:
+        if run.stdout:
+            parts.append(f"stdout:\n{_clip(run.stdout)}")
+        if run.stderr:
+            parts.append(f"stderr:\n{_clip(run.stderr)}")
+        if run.result:
+            parts.append(f"result:\n{_clip(run.result.rstrip())}")
+        if run.error:
+            failed = True
+            error = _clip(run.error)
+            if run.error_name == "MemoryError":
+                error += (
+                    f"\n(The sandbox is limited to {limits.memory_bytes // 2**20} MB of memory.)"
+                )
+            elif re.search(r"No space left on device|Errno 28", run.error):
+                error += f"\n(The working directory is limited to {limits.disk_bytes // 2**20} MB.)"
+            elif re.search(r"File too large|Errno 27", run.error):
+                error += f"\n(Files are limited to {limits.file_bytes // 2**20} MB each.)"
+            parts.append(f"error:\n{error}")
+        if run.timed_out:
+            failed = True
+            parts.append(
+                f"Execution stopped: it ran longer than the {limits.wall_seconds:g} s limit."
+            )
+        if run.died:
+            failed = True
+            parts.append(f"{run.died} Variables from earlier calls are lost.")
+    if result.attachments:
+        listed = ", ".join(
+            f"{a.filename} ({'image shown to the user' if a.kind == 'image' else 'file'})"
+            for a in result.attachments
+        )
+        parts.append(f"Files given to the user: {listed}")
+    text = "\n\n".join(parts) or "(no output)"
+    return ToolOutput(text, is_error=failed, attachments=[a.as_dict() for a in result.attachments])
+
+
+class SandboxFeature:
+    """Registers ``run_python`` and serves outputs; the manager holds the kernels."""
+
+    name = "sandbox"
+    router: APIRouter | None
+
+    def __init__(self, settings: Settings, files: FilesSource | None = None) -> None:
+        self.settings = settings
+        self.config = config_from_settings(settings)
+        self.files = files  # the conversation's attached files (wired by the files feature)
+        self.manager: SandboxManager | None = None
+        self.store: OutputStore | None = None
+        self.router = self._build_router()
+
+    def tool(self) -> Tool:
+        async def run_python(code: str, ctx: ToolContext) -> ToolOutput:
+            """Run Python code in a sandboxed Jupyter session kept for this conversation.
+
+            Variables and files persist between calls. pandas, numpy and matplotlib
+            are installed; there is no internet access. The working directory is
+            /mnt/data and holds the conversation's files; files you save there and
+            matplotlib charts (plt.show()) are given to the user.
+
+            Args:
+                code: Python source to execute; the last expression's value is returned.
+            """
+            if self.manager is None:
+                return ToolOutput("Code execution is unavailable: it is not started.", True)
+            result = await self.manager.run(ctx.user_id or "", ctx.conversation_id, code)
+            return render(result, self.config.limits)
+
+        timeout = self.config.limits.wall_seconds + self.config.start_timeout_s + 5
+        return tool_from_function(run_python, name=TOOL_NAME, timeout_s=timeout)
+
+    async def start(self, ctx: FeatureContext) -> None:
+        if not self.settings.sandbox_enabled:
+            return
+        self.store = OutputStore(ctx.db, self.settings.data_dir / "sandbox" / "outputs")
+        self.manager = SandboxManager(self.config, self.store, self._files)
+        reason = self.manager.unavailable_reason()
+        if reason:
+            log.warning("code interpreter unavailable: %s", reason)
+        if ctx.settings.tool_timeout_s < self.config.limits.wall_seconds + 2:
+            log.warning(
+                "PARLEY_TOOL_TIMEOUT_S (%s) is below PARLEY_SANDBOX_WALL_S (%s): "
+                "long runs will be cut by the tool timeout",
+                ctx.settings.tool_timeout_s,
+                self.config.limits.wall_seconds,
+            )
+        self.manager.start_reaper()
+        ctx.tools.register(self.tool())
+
+    async def _files(self, user_id: str, conversation_id: str | None) -> list[tuple[str, Path]]:
+        if self.files is None:
+            return []
+        return [(name, Path(path)) for name, path in await self.files(user_id, conversation_id)]
+
+    async def stop(self) -> None:
+        if self.manager is not None:
+            await self.manager.close()
+            self.manager = None
+
+    def _build_router(self) -> APIRouter:
+        from parley.sandbox.routes import build_router  # imports the API layer: late
+
+        return build_router(lambda: self.store)
+
+
+def sandbox_feature(settings: Settings) -> SandboxFeature:
+    """The factory listed in ``DEFAULT_FEATURES``."""
+    return SandboxFeature(settings)

@@ -1,0 +1,383 @@
+"""Kernels per conversation: start on first use, keep warm, cap, reap, report.
+
+One kernel per (user, conversation), so variables survive between the
+model's calls; another conversation never shares it. A user has at most
+``per_user`` kernels and the server at most ``total``: to make room the least
+recently used idle kernel is shut down (its variables are lost; the next call
+says so), and when every kernel is busy the call is refused with a message.
+
+If the sandbox cannot be built (no bwrap, no kernel venv, a kernel that does
+not start) the tool answers that code execution is unavailable and why; it
+never falls back to running code without the sandbox.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib.util
+import logging
+import os
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
+
+from parley.sandbox import files as sfiles
+from parley.sandbox.bwrap import Limits, python_prefix, resolve_bwrap
+from parley.sandbox.outputs import Attachment
+
+if TYPE_CHECKING:  # the kernel module needs the `sandbox` extra: imported when first used
+    from parley.sandbox.kernel import Execution, Kernel
+
+log = logging.getLogger(__name__)
+
+__all__ = ["FilesSource", "OutputSink", "RunResult", "SandboxConfig", "SandboxManager"]
+
+FilesSource = Callable[[str, str | None], Awaitable[Sequence[tuple[str, str | Path]]]]
+"""``(user_id, conversation_id) -> [(filename, path on disk), ...]`` for the conversation."""
+
+
+class OutputSink(Protocol):
+    async def save(
+        self, user_id: str, conversation_id: str | None, filename: str, data: bytes
+    ) -> Attachment: ...
+
+
+@dataclass(frozen=True, slots=True)
+class SandboxConfig:
+    bwrap: str = "bwrap"
+    python: Path = Path("/nonexistent")
+    limits: Limits = field(default_factory=Limits)
+    per_user: int = 2
+    total: int = 16
+    idle_s: float = 900.0
+    host_uid_base: int = 900_000
+    max_output_files: int = 10
+    max_output_bytes: int = 25 * 2**20
+    start_timeout_s: float = 15.0
+
+    def __post_init__(self) -> None:
+        # The venv folder may be a link (into /var/tmp for a private checkout):
+        # bwrap binds real paths, and the link would not exist inside the sandbox.
+        venv = self.python.parent.parent
+        if venv.is_symlink():
+            object.__setattr__(self, "python", venv.resolve() / "bin" / self.python.name)
+
+
+@dataclass(slots=True)
+class RunResult:
+    """One call's outcome, ready to render for the model and the web app."""
+
+    execution: Execution | None = None
+    attachments: list[Attachment] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    unavailable: str = ""
+    restarted: bool = False
+
+
+@dataclass(slots=True)
+class _Session:
+    key: tuple[str, str]
+    slot: int
+    kernel: Kernel | None = None
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    last_used: float = field(default_factory=time.monotonic)
+    synced: dict[str, tuple[int, int]] = field(default_factory=dict)
+    busy: bool = False
+    lost_state: bool = False
+
+
+class SandboxManager:
+    def __init__(
+        self,
+        config: SandboxConfig,
+        sink: OutputSink,
+        files: FilesSource | None = None,
+    ) -> None:
+        self.config = config
+        self.sink = sink
+        self.files = files
+        self._sessions: dict[tuple[str, str], _Session] = {}
+        self._lost: set[tuple[str, str]] = set()  # evicted or reaped: the next run says so
+        self._guard = asyncio.Lock()
+        self._reaper: asyncio.Task[None] | None = None
+        self._closed = False
+
+    # ------------------------------------------------------------ availability
+
+    def unavailable_reason(self) -> str:
+        """Why code cannot run here ('' when the sandbox's parts are in place)."""
+        cfg = self.config
+        if importlib.util.find_spec("jupyter_client") is None:
+            return "the server lacks jupyter_client: install Parley with the `sandbox` extra."
+        if resolve_bwrap(cfg.bwrap) is None:
+            return (
+                f"bubblewrap ('{cfg.bwrap}') was not found. Install it "
+                "(Debian/Ubuntu: apt-get install bubblewrap) or set PARLEY_SANDBOX_BWRAP."
+            )
+        if not os.access(cfg.python, os.X_OK):
+            return (
+                f"the sandbox's Python ({cfg.python}) is missing: run `make install` "
+                "or set PARLEY_SANDBOX_PYTHON to a venv with ipykernel, pandas and matplotlib."
+            )
+        if os.geteuid() == 0:
+            for path in (python_prefix(cfg.python), cfg.python.parent.parent):
+                if not _world_readable(path):
+                    return (
+                        f"{path} is not readable by unprivileged users, so the sandbox "
+                        "cannot use it: build the sandbox venv from a system Python (/usr)."
+                    )
+        return ""
+
+    def host_uid(self, slot: int) -> int | None:
+        return self.config.host_uid_base + slot if os.geteuid() == 0 else None
+
+    # ------------------------------------------------------------ run
+
+    async def run(self, user_id: str, conversation_id: str | None, code: str) -> RunResult:
+        reason = self.unavailable_reason()
+        if reason:
+            return RunResult(unavailable=f"Code execution is unavailable: {reason}")
+        key = (user_id, conversation_id or "")
+        session, refusal = await self._claim(key)
+        if session is None:
+            return RunResult(unavailable=refusal)
+        try:
+            async with session.lock:
+                return await self._run_in(session, user_id, conversation_id, code)
+        finally:
+            session.busy = False
+            session.last_used = time.monotonic()
+
+    async def _claim(self, key: tuple[str, str]) -> tuple[_Session | None, str]:
+        async with self._guard:
+            session = self._sessions.get(key)
+            if session is None:
+                victims: list[_Session] = []
+                mine = [s for s in self._sessions.values() if s.key[0] == key[0]]
+                if len(mine) >= self.config.per_user:
+                    victim = _lru_idle(mine)
+                    if victim is None:
+                        return None, (
+                            f"You already have {len(mine)} Python sessions running code; "
+                            "wait for one to finish and try again."
+                        )
+                    victims.append(victim)
+                if len(self._sessions) - len(victims) >= self.config.total:
+                    others = [s for s in self._sessions.values() if s not in victims]
+                    victim = _lru_idle(others)
+                    if victim is None:
+                        return None, "The server is busy running code for others; try again soon."
+                    victims.append(victim)
+                for victim in victims:
+                    self._sessions.pop(victim.key, None)
+                used = {s.slot for s in self._sessions.values()}
+                slot = next(i for i in range(len(used) + 1) if i not in used)
+                session = _Session(key, slot, lost_state=key in self._lost)
+                self._lost.discard(key)
+                self._sessions[key] = session
+                for victim in victims:
+                    self._lost.add(victim.key)
+                    await self._shutdown(victim)
+            session.busy = True
+            return session, ""
+
+    async def _run_in(
+        self, session: _Session, user_id: str, conversation_id: str | None, code: str
+    ) -> RunResult:
+        from parley.sandbox.kernel import Kernel, SandboxStartError
+
+        result = RunResult()
+        if session.kernel is None or not session.kernel.alive:
+            if session.kernel is not None or session.lost_state:
+                result.restarted = True
+                result.notes.append(
+                    "The previous Python session ended, so this one starts fresh: "
+                    "earlier variables and files are gone."
+                )
+            session.lost_state = False
+            session.synced.clear()
+            try:
+                session.kernel = await Kernel.start(
+                    bwrap=resolve_bwrap(self.config.bwrap) or self.config.bwrap,
+                    python=self.config.python,
+                    limits=self.config.limits,
+                    host_uid=self.host_uid(session.slot),
+                    timeout_s=self.config.start_timeout_s,
+                )
+            except SandboxStartError as exc:
+                session.kernel = None
+                log.warning("sandbox failed to start: %s", exc)
+                return RunResult(unavailable=f"Code execution is unavailable: {exc}")
+        kernel = session.kernel
+        await self._sync_files(session, kernel, user_id, conversation_id, result)
+        before = self._snapshot(kernel)
+        try:
+            execution = await kernel.execute(code, self.config.limits.wall_seconds)
+        except asyncio.CancelledError:  # the turn was stopped or the tool timeout hit first
+            session.lost_state = True
+            await asyncio.shield(kernel.kill())
+            raise
+        result.execution = execution
+        if execution.died:
+            session.lost_state = True
+        for i, png in enumerate(execution.images, 1):
+            name = f"figure-{i}.png"
+            result.attachments.append(await self.sink.save(user_id, conversation_id, name, png))
+        if kernel.alive and before is not None:
+            await self._collect_files(kernel, before, user_id, conversation_id, result)
+        return result
+
+    def _snapshot(self, kernel: Kernel) -> sfiles.Snapshot | None:
+        try:
+            with sfiles.workdir_fd(kernel.sandbox_pid) as fd:
+                return sfiles.snapshot(fd)
+        except OSError:
+            return None
+
+    async def _sync_files(
+        self,
+        session: _Session,
+        kernel: Kernel,
+        user_id: str,
+        conversation_id: str | None,
+        result: RunResult,
+    ) -> None:
+        """Copy the conversation's files in when new or changed since the last copy."""
+        if self.files is None:
+            return
+        try:
+            wanted = await self.files(user_id, conversation_id)
+        except Exception:
+            log.exception("listing the conversation's files failed")
+            result.notes.append("The conversation's files could not be listed.")
+            return
+        for raw_name, raw_path in wanted:
+            name, path = sfiles.safe_name(raw_name), Path(raw_path)
+            try:
+                info = await asyncio.to_thread(path.stat)
+            except OSError:
+                continue
+            signature = (info.st_size, info.st_mtime_ns)
+            if not name or session.synced.get(name) == signature:
+                continue
+            try:
+                await asyncio.to_thread(
+                    _place, kernel.sandbox_pid, name, path, self.host_uid(session.slot)
+                )
+                session.synced[name] = signature
+            except OSError as exc:
+                result.notes.append(f"The file {name} could not be placed in the sandbox: {exc}")
+
+    async def _collect_files(
+        self,
+        kernel: Kernel,
+        before: sfiles.Snapshot,
+        user_id: str,
+        conversation_id: str | None,
+        result: RunResult,
+    ) -> None:
+        after = self._snapshot(kernel)
+        if after is None:
+            return
+        changed = sfiles.changed_files(before, after)
+        cap = self.config.max_output_files
+        if len(changed) > cap:
+            result.notes.append(f"{len(changed)} files changed; only the first {cap} are kept.")
+        for rel in changed[:cap]:
+            try:
+                with sfiles.workdir_fd(kernel.sandbox_pid) as fd:
+                    data = sfiles.read_file(fd, rel, self.config.max_output_bytes)
+            except sfiles.FileTooLarge:
+                limit_mb = self.config.max_output_bytes // 2**20
+                result.notes.append(f"{rel} is larger than {limit_mb} MB and was not kept.")
+                continue
+            except OSError:
+                continue
+            name = sfiles.safe_name(rel) or "output"
+            result.attachments.append(await self.sink.save(user_id, conversation_id, name, data))
+
+    # ------------------------------------------------------------ lifecycle
+
+    def start_reaper(self, interval_s: float | None = None) -> None:
+        every = interval_s or max(1.0, min(60.0, self.config.idle_s / 4))
+        self._reaper = asyncio.create_task(self._reap_forever(every))
+
+    async def _reap_forever(self, every: float) -> None:
+        while True:
+            await asyncio.sleep(every)
+            try:
+                await self.reap_idle()
+            except Exception:
+                log.exception("reaping idle kernels failed")
+
+    async def reap_idle(self, now: float | None = None) -> int:
+        """Shut down kernels idle longer than ``idle_s``; how many were stopped."""
+        moment = time.monotonic() if now is None else now
+        async with self._guard:
+            stale = [
+                s
+                for s in self._sessions.values()
+                if not s.busy and moment - s.last_used >= self.config.idle_s
+            ]
+            for session in stale:
+                self._sessions.pop(session.key, None)
+                self._lost.add(session.key)
+        for session in stale:
+            await self._shutdown(session)
+        return len(stale)
+
+    def kernel_count(self, user_id: str | None = None) -> int:
+        return sum(
+            1
+            for s in self._sessions.values()
+            if s.kernel is not None and s.kernel.alive and user_id in (None, s.key[0])
+        )
+
+    def kernel_for(self, user_id: str, conversation_id: str | None) -> Kernel | None:
+        session = self._sessions.get((user_id, conversation_id or ""))
+        return session.kernel if session else None
+
+    async def _shutdown(self, session: _Session) -> None:
+        async with session.lock:
+            if session.kernel is not None:
+                await session.kernel.kill()
+                session.kernel = None
+
+    async def close(self) -> None:
+        if self._reaper is not None:
+            self._reaper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reaper
+        sessions = list(self._sessions.values())
+        self._sessions.clear()
+        for session in sessions:
+            if session.kernel is not None:
+                await session.kernel.kill()
+
+
+def _place(sandbox_pid: int, name: str, source: Path, uid: int | None) -> None:
+    # the source is opened as the server (the data dir is private), the copy made as uid
+    with source.open("rb") as src, sfiles.fs_identity(uid), sfiles.workdir_fd(sandbox_pid) as fd:
+        sfiles.write_file(fd, name, src)
+
+
+def _lru_idle(sessions: list[_Session]) -> _Session | None:
+    idle = [s for s in sessions if not s.busy]
+    return min(idle, key=lambda s: s.last_used) if idle else None
+
+
+def _world_readable(path: Path) -> bool:
+    """Every directory on the way to ``path`` is searchable by others, and it is readable."""
+    try:
+        current = Path("/")
+        for part in path.resolve().parts[1:]:
+            current = current / part
+            mode = current.stat().st_mode
+            if not mode & 0o001:
+                return False
+        return bool(path.stat().st_mode & 0o004)
+    except OSError:
+        return False

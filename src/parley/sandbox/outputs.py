@@ -1,0 +1,148 @@
+"""Outputs of the code interpreter: stored per user and conversation, served safely.
+
+Bytes go to ``<data dir>/sandbox/outputs/<user>/<conversation>/<id>`` (the
+stored name is the random id, never the sandbox-chosen filename); a row in
+``sandbox_outputs`` keeps the filename and media type. The media type is picked
+from a short allow-list and checked against the file's first bytes, so a file
+named ``x.png`` holding HTML is served as ``application/octet-stream``; SVG and
+HTML are never served as themselves (stored XSS).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+
+from parley.sandbox.tables import SandboxOutput
+from parley.storage.db import Database
+from parley.storage.tables import new_id
+
+__all__ = ["Attachment", "OutputStore", "media_type_for"]
+
+_SAFE_ID = re.compile(r"[^A-Za-z0-9_-]")
+_IMAGES = {
+    "image/png": b"\x89PNG\r\n\x1a\n",
+    "image/jpeg": b"\xff\xd8\xff",
+    "image/gif": b"GIF8",
+}
+_BY_SUFFIX = {
+    ".png": "image/png",
+    ".jpg": "image/jpeg",
+    ".jpeg": "image/jpeg",
+    ".gif": "image/gif",
+    ".csv": "text/csv",
+    ".tsv": "text/tab-separated-values",
+    ".txt": "text/plain",
+    ".log": "text/plain",
+    ".md": "text/plain",
+    ".json": "application/json",
+    ".pdf": "application/pdf",
+    ".zip": "application/zip",
+    ".xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    ".parquet": "application/vnd.apache.parquet",
+}
+_MAGIC = {"application/pdf": b"%PDF", "application/zip": b"PK", _BY_SUFFIX[".xlsx"]: b"PK"}
+
+
+def media_type_for(filename: str, head: bytes) -> tuple[str, str]:
+    """``(media_type, kind)`` for a file; ``kind`` is ``image`` only for real images."""
+    suffix = Path(filename).suffix.lower()
+    media = _BY_SUFFIX.get(suffix, "application/octet-stream")
+    if media in _IMAGES:
+        return (
+            (media, "image")
+            if head.startswith(_IMAGES[media])
+            else (
+                "application/octet-stream",
+                "file",
+            )
+        )
+    magic = _MAGIC.get(media)
+    if magic is not None and not head.startswith(magic):
+        return "application/octet-stream", "file"
+    return media, "file"
+
+
+@dataclass(frozen=True, slots=True)
+class Attachment:
+    """What a tool step carries for the web app (also stored in the step's dict)."""
+
+    id: str
+    filename: str
+    media_type: str
+    kind: str
+    size: int
+
+    @property
+    def url(self) -> str:
+        return f"/api/sandbox/outputs/{self.id}"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "filename": self.filename,
+            "media_type": self.media_type,
+            "kind": self.kind,
+            "size": self.size,
+            "url": self.url,
+        }
+
+
+class OutputStore:
+    """Saves outputs and looks them up for their owner only."""
+
+    def __init__(self, db: Database, root: Path) -> None:
+        self.db = db
+        self.root = root
+
+    async def save(
+        self, user_id: str, conversation_id: str | None, filename: str, data: bytes
+    ) -> Attachment:
+        media, kind = media_type_for(filename, data[:16])
+        output_id = new_id()
+        rel = Path(_SAFE_ID.sub("_", user_id)) / _SAFE_ID.sub("_", conversation_id or "none")
+        rel = rel / output_id
+        target = self.root / rel
+        await asyncio.to_thread(_write, target, data)
+        async with self.db.session() as session:
+            session.add(
+                SandboxOutput(
+                    id=output_id,
+                    user_id=user_id,
+                    conversation_id=conversation_id,
+                    filename=filename[:255],
+                    media_type=media,
+                    kind=kind,
+                    size=len(data),
+                    path=str(rel),
+                )
+            )
+            await session.commit()
+        return Attachment(output_id, filename[:255], media, kind, len(data))
+
+    async def get(self, user_id: str, output_id: str) -> tuple[SandboxOutput, Path] | None:
+        """The row and file of ``output_id`` when it belongs to ``user_id``."""
+        async with self.db.session() as session:
+            row = await session.scalar(
+                select(SandboxOutput).where(
+                    SandboxOutput.id == output_id, SandboxOutput.user_id == user_id
+                )
+            )
+        if row is None:
+            return None
+        path = (self.root / row.path).resolve()
+        if not path.is_relative_to(self.root.resolve()) or not path.is_file():
+            return None
+        return row, path
+
+
+def _write(target: Path, data: bytes) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    tmp = target.with_suffix(".part")
+    tmp.write_bytes(data)
+    tmp.replace(target)

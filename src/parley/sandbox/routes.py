@@ -1,0 +1,55 @@
+"""``GET /api/sandbox/outputs/{id}``: a code interpreter output, to its owner only.
+
+Served as an attachment with a media type from the store's allow-list and a
+sandboxing CSP (``nosniff`` comes from the app's ``SecurityHeaders``), so even
+a hostile file opened directly cannot run script on Parley's origin. Images
+still load in ``<img>`` tags.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from urllib.parse import quote
+
+from fastapi import APIRouter
+from fastapi.responses import FileResponse
+
+from parley.api.deps import CurrentUser
+from parley.api.problems import Problem
+from parley.sandbox.outputs import OutputStore
+
+__all__ = ["build_router", "content_disposition"]
+
+
+def content_disposition(filename: str) -> str:
+    """``attachment`` with an ASCII fallback name and the exact name per RFC 6266/5987."""
+    ascii_name = re.sub(r"[^A-Za-z0-9._-]", "_", filename) or "output"
+    return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(filename, safe='')}"
+
+
+def build_router(get_store: Callable[[], OutputStore | None]) -> APIRouter:
+    router = APIRouter(prefix="/api/sandbox", tags=["sandbox"])
+
+    @router.get("/outputs/{output_id}", response_class=FileResponse)
+    async def get_output(output_id: str, user: CurrentUser) -> FileResponse:
+        """Download a chart or file the code interpreter produced."""
+        store = get_store()
+        found = await store.get(user.id, output_id) if store is not None else None
+        if found is None:
+            raise Problem(404, "No such output, or it is not yours.", code="not_found")
+        row, path = found
+        media = row.media_type
+        if media.startswith("text/") or media == "application/json":
+            media += "; charset=utf-8"
+        return FileResponse(
+            path,
+            media_type=media,
+            headers={
+                "Content-Disposition": content_disposition(row.filename),
+                "Content-Security-Policy": "sandbox; default-src 'none'",
+                "Cache-Control": "private, max-age=86400",
+            },
+        )
+
+    return router

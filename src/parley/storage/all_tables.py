@@ -1,0 +1,18 @@
+"""Every table Parley defines, core and features, on one ``Base.metadata``.
+
+Features keep their tables in their own package (``parley/<feature>/tables.py``)
+and add one import here, so migrations and the schema-drift test see them.
+"""
+
+# isort: split
+import parley.knowledge.tables as knowledge_tables  # files and knowledge
+import parley.memory.tables as memory_tables  # saved memories
+import parley.sandbox.tables as sandbox_tables  # code interpreter outputs
+import parley.web_tools.tables as web_tools_tables  # tool confirmations, MCP servers
+from parley.storage.tables import Base
+
+metadata = Base.metadata
+
+FEATURE_TABLE_MODULES = (knowledge_tables, memory_tables, sandbox_tables, web_tools_tables)
+
+__all__ = ["FEATURE_TABLE_MODULES", "Base", "metadata"]

@@ -1,0 +1,191 @@
+"""The database handle: one async engine, a session factory, migrations.
+
+SQLite is the default (one file in the data dir) and PostgreSQL the option for
+several workers; the same code runs on both. SQLite connections get WAL (readers
+never block the writer), ``synchronous=NORMAL`` (durable across application
+crashes, cheap fsyncs), foreign keys (cascading deletes) and a busy timeout (a
+second writer waits instead of failing at once).
+
+``migrate()`` runs Alembic programmatically at every start. It holds a lock
+while it does so, so several processes starting together apply each revision
+exactly once: a PostgreSQL advisory lock held for the migration transaction, or
+SQLite's own write lock taken up front with ``BEGIN IMMEDIATE``.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Connection, event, text
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+
+# Arbitrary constant shared by every Parley process: "parley" in ASCII.
+_PG_MIGRATION_LOCK = 0x706172_6C6579
+
+# Objects the migrations create for full-text search that tables.py does not
+# describe (SQLite FTS5 tables and their shadow tables, PostgreSQL tsvector
+# columns and GIN indexes). Autogenerate must not try to drop them.
+SEARCH_OBJECT_PREFIXES = (
+    "messages_fts",
+    "conversations_fts",
+    "search_tsv",
+    "ix_search_",
+    "knowledge_fts",  # files and knowledge: FTS5 (SQLite)
+    "knowledge_vectors",  # ... and the pgvector table made at start-up
+)
+
+
+def is_search_object(name: str | None) -> bool:
+    """True for the full-text search objects that live outside tables.py."""
+    return name is not None and name.startswith(SEARCH_OBJECT_PREFIXES)
+
+
+def include_name(name: str | None, type_: str, parent_names: Any) -> bool:
+    """Alembic ``include_name`` hook: skip the search objects (see above)."""
+    return not is_search_object(name)
+
+
+def _normalize_url(url: str | URL) -> URL:
+    parsed = make_url(url)
+    if parsed.drivername in {"sqlite", "sqlite+pysqlite"}:
+        parsed = parsed.set(drivername="sqlite+aiosqlite")
+    elif parsed.drivername in {"postgresql", "postgres", "postgresql+psycopg2"}:
+        parsed = parsed.set(drivername="postgresql+asyncpg")
+    return parsed
+
+
+class Database:
+    """An async engine plus session factory for one database URL.
+
+    ``url`` may name the sync drivers (``sqlite:///``, ``postgresql://``); they
+    are mapped to aiosqlite and asyncpg.
+    """
+
+    def __init__(self, url: str | URL, *, busy_timeout_ms: int = 10_000, echo: bool = False):
+        self.url = _normalize_url(url)
+        kwargs: dict[str, Any] = {"echo": echo}
+        if self.dialect == "sqlite":
+            database = self.url.database
+            if database and database != ":memory:" and not database.startswith("file:"):
+                Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        else:
+            kwargs["pool_pre_ping"] = True
+        self.engine: AsyncEngine = create_async_engine(self.url, **kwargs)
+        if self.dialect == "sqlite":
+            event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas(busy_timeout_ms))
+        self.sessionmaker: async_sessionmaker[AsyncSession] = async_sessionmaker(
+            self.engine, expire_on_commit=False
+        )
+
+    @property
+    def dialect(self) -> str:
+        """``"sqlite"`` or ``"postgresql"``."""
+        return self.url.get_backend_name()
+
+    def session(self) -> AsyncSession:
+        """A new session; the caller owns the unit of work (``commit``/``close``).
+
+        Use as ``async with db.session() as s: ...; await s.commit()``.
+        """
+        return self.sessionmaker()
+
+    async def migrate(self) -> None:
+        """Upgrade the schema to the newest revision; a no-op when up to date.
+
+        Safe to call at every start and from several processes at once.
+        """
+        async with self.engine.connect() as conn:
+            await conn.run_sync(self._upgrade)
+            await conn.commit()
+
+    def _upgrade(self, conn: Connection) -> None:
+        lock_for_migration(conn)
+        # The connection is already in a transaction, so Alembic joins it and
+        # leaves the commit to migrate(): lock, DDL and version row commit together.
+        command.upgrade(alembic_config(conn), "head")
+
+    async def current_revision(self) -> str | None:
+        """The revision the database is at, or None before the first migration."""
+
+        def read(conn: Connection) -> str | None:
+            from alembic.runtime.migration import MigrationContext
+
+            return MigrationContext.configure(conn).get_current_revision()
+
+        async with self.engine.connect() as conn:
+            return await conn.run_sync(read)
+
+    async def dispose(self) -> None:
+        """Close every pooled connection (call at shutdown)."""
+        await self.engine.dispose()
+
+
+def lock_for_migration(conn: Connection) -> None:
+    """Open the migration transaction holding the cross-process migration lock.
+
+    SQLite: take the write lock before the version table is read, so a second
+    process waits (busy_timeout) and then sees the upgraded schema. PostgreSQL:
+    an advisory lock released at commit.
+    """
+    if conn.dialect.name == "sqlite":
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+    else:
+        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_MIGRATION_LOCK})
+
+
+def alembic_config(connection: Connection | None = None) -> Config:
+    """An Alembic config pointing at the packaged migrations; no alembic.ini needed."""
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    if connection is not None:
+        cfg.attributes["connection"] = connection
+    return cfg
+
+
+def _sqlite_pragmas(busy_timeout_ms: int) -> Any:
+    def on_connect(dbapi_connection: Any, connection_record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+            _ensure_wal(cursor, busy_timeout_ms / 1000)
+            cursor.execute("PRAGMA synchronous = NORMAL")
+            cursor.execute("PRAGMA foreign_keys = ON")
+        finally:
+            cursor.close()
+
+    return on_connect
+
+
+def _ensure_wal(cursor: Any, timeout_s: float) -> None:
+    """Switch the file to WAL (a persistent setting) unless it already is.
+
+    The switch needs an exclusive lock and SQLite may refuse it at once, without
+    waiting, while another connection opens the same new file; so retry briefly.
+    This only happens the first time a database file is opened.
+    """
+    cursor.execute("PRAGMA journal_mode")
+    if str(cursor.fetchone()[0]).lower() == "wal":
+        return
+    deadline = time.monotonic() + timeout_s
+    delay = 0.005
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode = WAL")
+            return
+        except Exception as exc:  # the driver's OperationalError, wrapped by the adapter
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+        time.sleep(delay)  # only while a brand-new file is being set up
+        delay = min(delay * 2, 0.1)

@@ -1,0 +1,106 @@
+"""Extension points of a chat turn, for features that add context or learn from it.
+
+- A ``ContextSource`` contributes delimited blocks to the system prompt before
+  the model is called (saved memories, retrieved passages, attached files) and
+  the sources shown to the user. Sources run concurrently under a time limit;
+  one that fails or is slow is skipped and logged, never failing the turn.
+- An ``AfterTurn`` hook runs once the answer is stored (memory extraction,
+  summaries). It runs in the background and never delays the reply.
+
+``TurnInfo`` says what a feature may know about the turn, including the scopes
+(project, assistant) that later features use to keep data where it belongs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from parley.providers.base import ModelInfo
+
+log = logging.getLogger(__name__)
+
+GATHER_TIMEOUT_S = 5.0
+
+
+@dataclass(slots=True, frozen=True)
+class TurnInfo:
+    user_id: str
+    conversation_id: str
+    user_message_id: str
+    assistant_message_id: str
+    query: str
+    model: ModelInfo
+    temporary: bool = False
+    project_id: str | None = None
+    assistant_id: str | None = None
+    preferences: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class ContextBlock:
+    """Text for the system prompt, and what the user is shown as this turn's sources.
+
+    ``sources`` items are JSON objects with at least ``kind`` and ``title``
+    (e.g. ``{"kind": "memory", "id": ..., "title": ...}``); they are stored on
+    the assistant message and streamed in a ``sources`` event.
+    """
+
+    title: str
+    text: str
+    sources: list[dict[str, Any]] = field(default_factory=list)
+
+    def render(self) -> str:
+        return f"<{self.title}>\n{self.text.strip()}\n</{self.title}>"
+
+
+@dataclass(slots=True)
+class SourcesEvent:
+    """Streamed before the answer: what context the features added to this turn."""
+
+    sources: list[dict[str, Any]]
+    type: str = "sources"
+
+
+class ContextSource(Protocol):
+    name: str
+
+    async def gather(self, info: TurnInfo, budget_tokens: int) -> list[ContextBlock]: ...
+
+
+class AfterTurn(Protocol):
+    name: str
+
+    async def after_turn(self, info: TurnInfo, answer: str, status: str) -> None: ...
+
+
+async def gather_context(
+    sources: Sequence[ContextSource], info: TurnInfo, budget_tokens: int
+) -> list[ContextBlock]:
+    """Blocks from every source, in source order; failures and timeouts are skipped."""
+    if not sources:
+        return []
+    share = max(budget_tokens // len(sources), 0)
+
+    async def one(source: ContextSource) -> list[ContextBlock]:
+        try:
+            return await asyncio.wait_for(source.gather(info, share), GATHER_TIMEOUT_S)
+        except Exception:
+            log.exception("context source %s failed; answering without it", source.name)
+            return []
+
+    results = await asyncio.gather(*(one(s) for s in sources))
+    return [block for blocks in results for block in blocks]
+
+
+async def run_after_turn(
+    hooks: Sequence[AfterTurn], info: TurnInfo, answer: str, status: str
+) -> None:
+    for hook in hooks:
+        try:
+            await hook.after_turn(info, answer, status)
+        except Exception:
+            log.exception("after-turn hook %s failed", hook.name)

@@ -1,0 +1,168 @@
+"""Confirmation of side-effecting tool calls, shared by every worker.
+
+The engine yields ``tool_confirm`` and waits; the runner calls ``open``
+first, which stores a ``pending`` row before the client can see the event.
+The user's ``POST /api/conversations/{id}/tool-calls/{call_id}`` may land on
+any worker: ``decide`` flips the row with a conditional UPDATE (exactly one
+decision wins, a late one gets ``None``). The waiting turn polls the row (and
+wakes at once when the decision was taken in its own process); at the
+deadline it expires the row and the call is denied. Nothing lives only in
+one process's memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import select, update
+
+from parley.messages import ToolCall, ToolConfirm
+from parley.storage.db import Database
+from parley.storage.tables import utcnow
+from parley.turns.hooks import TurnInfo
+from parley.web_tools.tables import ToolConfirmation
+
+__all__ = ["DbConfirmer", "confirmation_out"]
+
+POLL_S = 0.25
+MAX_ARGUMENT_CHARS = 20_000
+
+
+def confirmation_out(row: ToolConfirmation) -> dict[str, Any]:
+    return {
+        "id": row.call_id,
+        "conversation_id": row.conversation_id,
+        "message_id": row.message_id,
+        "name": row.tool,
+        "arguments": row.arguments,
+        "status": row.status,
+        "created_at": row.created_at.isoformat(),
+        "expires_at": row.expires_at.isoformat(),
+    }
+
+
+class DbConfirmer:
+    """``parley.turns.runner.ToolConfirmer`` on the database."""
+
+    def __init__(self, db: Database, timeout_s: float, poll_s: float = POLL_S) -> None:
+        self.db = db
+        self.timeout_s = timeout_s
+        self.poll_s = poll_s
+        self._local: dict[tuple[str, str], asyncio.Event] = {}
+
+    async def open(self, info: TurnInfo, call: ToolConfirm) -> None:
+        async with self.db.session() as session:
+            session.add(
+                ToolConfirmation(
+                    user_id=info.user_id,
+                    conversation_id=info.conversation_id,
+                    message_id=info.assistant_message_id,
+                    call_id=call.id[:200],
+                    tool=call.name[:200],
+                    arguments=call.arguments[:MAX_ARGUMENT_CHARS],
+                    status="pending",
+                    expires_at=utcnow() + timedelta(seconds=self.timeout_s),
+                )
+            )
+            await session.commit()
+        self._local[(info.assistant_message_id, call.id[:200])] = asyncio.Event()
+
+    async def _status(self, message_id: str, call_id: str) -> str | None:
+        async with self.db.session() as session:
+            status: str | None = await session.scalar(
+                select(ToolConfirmation.status).where(
+                    ToolConfirmation.message_id == message_id,
+                    ToolConfirmation.call_id == call_id,
+                )
+            )
+            return status
+
+    async def wait(self, info: TurnInfo, call: ToolCall) -> bool:
+        key = (info.assistant_message_id, call.id[:200])
+        event = self._local.setdefault(key, asyncio.Event())
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.timeout_s
+        try:
+            while True:
+                status = await self._status(*key)
+                if status is not None and status != "pending":
+                    return status == "approved"
+                left = deadline - loop.time()
+                if left <= 0:
+                    break
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(event.wait(), min(self.poll_s, left))
+            await self._expire(info.assistant_message_id, call.id[:200])
+            # A decision that raced the deadline still counts.
+            return await self._status(*key) == "approved"
+        finally:
+            self._local.pop(key, None)
+
+    async def _expire(self, message_id: str, call_id: str | None = None) -> None:
+        query = update(ToolConfirmation).where(
+            ToolConfirmation.message_id == message_id, ToolConfirmation.status == "pending"
+        )
+        if call_id is not None:
+            query = query.where(ToolConfirmation.call_id == call_id)
+        async with self.db.session() as session:
+            await session.execute(query.values(status="expired", decided_at=utcnow()))
+            await session.commit()
+
+    async def close(self, info: TurnInfo) -> None:
+        await self._expire(info.assistant_message_id)
+
+    async def decide(
+        self, user_id: str, conversation_id: str, call_id: str, approve: bool
+    ) -> ToolConfirmation | None:
+        """Record the user's decision on their newest pending call with this id.
+
+        ``None`` when there is no such call of theirs still pending (unknown,
+        someone else's, already decided or expired).
+        """
+        async with self.db.session() as session:
+            row = await session.scalar(
+                select(ToolConfirmation)
+                .where(
+                    ToolConfirmation.user_id == user_id,
+                    ToolConfirmation.conversation_id == conversation_id,
+                    ToolConfirmation.call_id == call_id,
+                    ToolConfirmation.status == "pending",
+                    ToolConfirmation.expires_at > utcnow(),
+                )
+                .order_by(ToolConfirmation.created_at.desc())
+                .limit(1)
+            )
+            if row is None:
+                return None
+            status = "approved" if approve else "denied"
+            result = await session.execute(
+                update(ToolConfirmation)
+                .where(ToolConfirmation.id == row.id, ToolConfirmation.status == "pending")
+                .values(status=status, decided_at=utcnow())
+            )
+            await session.commit()
+            if getattr(result, "rowcount", 0) != 1:
+                return None  # the deadline (or another click) won
+            await session.refresh(row)
+        event = self._local.get((row.message_id, row.call_id))
+        if event is not None:
+            event.set()
+        return row
+
+    async def pending(self, user_id: str, conversation_id: str) -> list[ToolConfirmation]:
+        """The user's calls in this conversation still waiting for an answer."""
+        async with self.db.session() as session:
+            rows = await session.scalars(
+                select(ToolConfirmation)
+                .where(
+                    ToolConfirmation.user_id == user_id,
+                    ToolConfirmation.conversation_id == conversation_id,
+                    ToolConfirmation.status == "pending",
+                    ToolConfirmation.expires_at > utcnow(),
+                )
+                .order_by(ToolConfirmation.created_at)
+            )
+            return list(rows)

@@ -1,0 +1,247 @@
+"""Web search behind one interface, with interchangeable back ends.
+
+``SearchProvider.search(query, limit)`` returns ``SearchResult``s whatever the
+service: a self-hosted SearxNG (its JSON API), the Brave Search API, Tavily,
+or (opt-in, needs the internet and the ``ddgs`` package) DuckDuckGo & co.
+through ``ddgs``. Requests go through the ``SafeFetcher``'s guarded client and
+never follow redirects, so an API key is only ever sent to the configured
+host and a compromised search service cannot bounce us to internal addresses.
+Result links are kept only when they are plain http(s) URLs: they are shown
+to users as clickable citations.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import httpx2
+
+from parley.config import Settings
+from parley.net import AddressPolicy, FetchBlocked, FetchError, SafeFetcher, parse_url
+
+__all__ = [
+    "BraveSearch",
+    "DdgsSearch",
+    "SearchProvider",
+    "SearchResult",
+    "SearxngSearch",
+    "TavilySearch",
+    "make_search_provider",
+]
+
+MAX_SNIPPET_CHARS = 500
+BRAVE_URL = "https://api.search.brave.com/res/v1/web/search"
+TAVILY_URL = "https://api.tavily.com/search"
+
+
+@dataclass(frozen=True, slots=True)
+class SearchResult:
+    title: str
+    url: str
+    snippet: str
+
+    def source(self) -> dict[str, Any]:
+        """The citation stored on the answer."""
+        return {"kind": "web", "url": self.url, "title": self.title, "snippet": self.snippet}
+
+
+class SearchProvider(Protocol):
+    name: str
+
+    async def search(self, query: str, limit: int) -> list[SearchResult]: ...
+
+    async def aclose(self) -> None: ...
+
+
+def _clean(items: list[dict[str, Any]], title: str, url: str, snippet: str) -> list[SearchResult]:
+    """Results with a usable http(s) link, trimmed; others are dropped."""
+    found: list[SearchResult] = []
+    for item in items:
+        link = str(item.get(url) or "")
+        try:
+            canonical = parse_url(link).url
+        except FetchBlocked:
+            continue
+        if not link.lower().startswith(("http://", "https://")):
+            continue
+        text = " ".join(str(item.get(snippet) or "").split())[:MAX_SNIPPET_CHARS]
+        found.append(SearchResult(str(item.get(title) or canonical)[:300], canonical, text))
+    return found
+
+
+class _HttpSearch:
+    """Shared request handling: one GET/POST, no redirects, JSON back."""
+
+    name = "http"
+
+    def __init__(self, fetcher: SafeFetcher, *, owned: bool = False) -> None:
+        self.fetcher = fetcher
+        self._owned = owned
+
+    async def aclose(self) -> None:
+        if self._owned:
+            await self.fetcher.aclose()
+
+    async def _json(self, method: str, url: str, **kwargs: Any) -> Any:
+        try:
+            async with self.fetcher.client() as client:
+                response = await client.request(method, url, **kwargs)
+        except FetchError:
+            raise
+        except httpx2.HTTPError as exc:
+            raise FetchError(f"The {self.name} search service is unreachable: {exc}.") from exc
+        if response.is_redirect:
+            raise FetchError(
+                f"The {self.name} search service answered with a redirect; redirects are not "
+                "followed for search APIs (check the configured URL)."
+            )
+        if response.status_code in (401, 403):
+            raise FetchError(f"The {self.name} search service refused the API key.")
+        if response.status_code == 429:
+            raise FetchError(f"The {self.name} search service is rate limiting; try later.")
+        if response.status_code >= 400:
+            raise FetchError(
+                f"The {self.name} search service answered HTTP {response.status_code}."
+            )
+        if len(response.content) > self.fetcher.max_bytes:
+            raise FetchError(f"The {self.name} search answer is too large.")
+        try:
+            return response.json()
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise FetchError(f"The {self.name} search service did not answer JSON.") from exc
+
+
+class SearxngSearch(_HttpSearch):
+    """A SearxNG instance's JSON API (``search.formats`` must include ``json``)."""
+
+    name = "searxng"
+
+    def __init__(self, fetcher: SafeFetcher, base_url: str, *, owned: bool = False) -> None:
+        super().__init__(fetcher, owned=owned)
+        self.base_url = parse_url(base_url).url.rstrip("/")
+
+    async def search(self, query: str, limit: int) -> list[SearchResult]:
+        data = await self._json(
+            "GET", f"{self.base_url}/search", params={"q": query, "format": "json"}
+        )
+        items = data.get("results", []) if isinstance(data, dict) else []
+        return _clean(items, "title", "url", "content")[:limit]
+
+
+class BraveSearch(_HttpSearch):
+    """The Brave Search API (``X-Subscription-Token``)."""
+
+    name = "brave"
+
+    def __init__(self, fetcher: SafeFetcher, api_key: str, url: str = BRAVE_URL) -> None:
+        super().__init__(fetcher)
+        self.api_key, self.url = api_key, parse_url(url).url
+
+    async def search(self, query: str, limit: int) -> list[SearchResult]:
+        data = await self._json(
+            "GET",
+            self.url,
+            params={"q": query, "count": max(1, min(limit, 20))},
+            headers={"X-Subscription-Token": self.api_key, "Accept": "application/json"},
+        )
+        web = data.get("web", {}) if isinstance(data, dict) else {}
+        items = web.get("results", []) if isinstance(web, dict) else []
+        return _clean(items, "title", "url", "description")[:limit]
+
+
+class TavilySearch(_HttpSearch):
+    """Tavily's search API (bearer key)."""
+
+    name = "tavily"
+
+    def __init__(self, fetcher: SafeFetcher, api_key: str, url: str = TAVILY_URL) -> None:
+        super().__init__(fetcher)
+        self.api_key, self.url = api_key, parse_url(url).url
+
+    async def search(self, query: str, limit: int) -> list[SearchResult]:
+        data = await self._json(
+            "POST",
+            self.url,
+            json={"query": query, "max_results": max(1, min(limit, 20))},
+            headers={"Authorization": f"Bearer {self.api_key}"},
+        )
+        items = data.get("results", []) if isinstance(data, dict) else []
+        return _clean(items, "title", "url", "content")[:limit]
+
+
+class DdgsSearch:
+    """Keyless metasearch through the ``ddgs`` package (opt-in: it needs the internet).
+
+    ``ddgs`` makes its own connections (not through the guarded fetcher); it
+    only talks to public search engines chosen by the library, never to a URL
+    a user or model supplies.
+    """
+
+    name = "ddgs"
+
+    def __init__(self, text: Callable[..., list[dict[str, Any]]] | None = None) -> None:
+        if text is None:
+            try:
+                from ddgs import DDGS  # type: ignore[import-not-found,unused-ignore]
+            except ImportError as exc:
+                raise FetchError(
+                    "Keyless search needs the 'ddgs' package: pip install 'parley[keyless-search]'."
+                ) from exc
+            text = DDGS().text
+        self._text = text
+
+    async def search(self, query: str, limit: int) -> list[SearchResult]:
+        try:
+            items = await asyncio.to_thread(self._text, query, max_results=limit)
+        except Exception as exc:  # the library raises its own tree; all mean "no results"
+            raise FetchError(f"Keyless search failed: {type(exc).__name__}: {exc}.") from exc
+        return _clean(list(items or []), "title", "href", "body")[:limit]
+
+    async def aclose(self) -> None:
+        return None
+
+
+def make_search_provider(settings: Settings, fetcher: SafeFetcher) -> SearchProvider | None:
+    """The configured back end; ``auto`` picks the first one configured
+    (SearxNG, Brave, Tavily) and never the keyless one."""
+    choice = settings.search_provider
+    if choice == "auto":
+        if settings.searxng_url:
+            choice = "searxng"
+        elif settings.brave_api_key:
+            choice = "brave"
+        elif settings.tavily_api_key:
+            choice = "tavily"
+        else:
+            return None
+    if choice == "none":
+        return None
+    if choice == "searxng":
+        if not settings.searxng_url:
+            raise ValueError("PARLEY_SEARCH_PROVIDER=searxng needs PARLEY_SEARXNG_URL")
+        host = parse_url(settings.searxng_url).host
+        # The admin configured this host, so it may be internal; its redirects are not followed.
+        scoped = SafeFetcher(
+            fetcher.policy.with_hosts(host),
+            resolver=fetcher.transport.backend.resolver,
+            max_bytes=fetcher.max_bytes,
+            timeout_s=fetcher.timeout_s,
+        )
+        return SearxngSearch(scoped, settings.searxng_url, owned=True)
+    if choice == "brave":
+        if not settings.brave_api_key:
+            raise ValueError("PARLEY_SEARCH_PROVIDER=brave needs PARLEY_BRAVE_API_KEY")
+        return BraveSearch(fetcher, settings.brave_api_key)
+    if choice == "tavily":
+        if not settings.tavily_api_key:
+            raise ValueError("PARLEY_SEARCH_PROVIDER=tavily needs PARLEY_TAVILY_API_KEY")
+        return TavilySearch(fetcher, settings.tavily_api_key)
+    return DdgsSearch()
+
+
+def default_policy(settings: Settings) -> AddressPolicy:
+    return AddressPolicy.from_entries(settings.fetch_allow_hosts)

@@ -1,0 +1,48 @@
+"""Helpers for API tests: a CSRF-aware client, sign-up, and an SSE parser."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import httpx
+
+
+class Client(httpx.AsyncClient):
+    """An httpx client that echoes the CSRF cookie like the web app does."""
+
+    def build_request(self, method: str, url: Any, **kwargs: Any) -> httpx.Request:  # type: ignore[override]
+        request = super().build_request(method, url, **kwargs)
+        csrf = self.cookies.get("parley_csrf")
+        if csrf and method.upper() not in ("GET", "HEAD", "OPTIONS"):
+            request.headers.setdefault("X-CSRF-Token", csrf)
+        return request
+
+
+def make_client(app: Any) -> Client:
+    return Client(transport=httpx.ASGITransport(app=app), base_url="http://parley.test")
+
+
+async def signup(
+    client: Client, email: str = "ada@example.com", password: str = "correct horse"
+) -> dict[str, Any]:
+    response = await client.post(
+        "/api/auth/signup", json={"email": email, "password": password, "name": email.split("@")[0]}
+    )
+    assert response.status_code in (201, 202), response.text
+    user: dict[str, Any] = response.json()["user"]
+    return user
+
+
+def parse_sse(text: str) -> list[tuple[str, dict[str, Any]]]:
+    events = []
+    for block in text.strip().split("\n\n"):
+        name, data = "message", ""
+        for line in block.splitlines():
+            if line.startswith("event: "):
+                name = line[7:]
+            elif line.startswith("data: "):
+                data += line[6:]
+        if data:
+            events.append((name, json.loads(data)))
+    return events

@@ -1,0 +1,133 @@
+"""The cross-user sweep: every route of the OpenAPI document, called with a
+second user's credentials and the first user's ids, finds nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from typing import Any
+
+from apihelpers import make_client, parse_sse, signup
+
+# Routes that never take another user's object: public, or about the caller only.
+NO_FOREIGN_IDS = {"/api/auth/config", "/api/auth/signup", "/api/auth/login", "/api/health"}
+
+
+async def test_second_user_sees_404_for_every_route_with_first_users_ids(app: Any) -> None:
+    async with make_client(app) as alice, make_client(app) as bob:
+        await signup(alice, "alice@example.com")
+        bob_user = await signup(bob, "bob@example.com")
+        conv = (await alice.post("/api/conversations", json={"model": "scripted/scripted"})).json()[
+            "id"
+        ]
+        events = parse_sse(
+            (
+                await alice.post(
+                    f"/api/conversations/{conv}/messages", json={"content": "secret plans"}
+                )
+            ).text
+        )
+        message = dict(events)["done"]["message"]["id"]
+        key = (await alice.post("/api/keys", json={})).json()["id"]
+        bob_key = (await bob.post("/api/keys", json={})).json()["key"]
+        ids = {"conversation_id": conv, "message_id": message, "key_id": key}
+        ids["call_id"] = "call_1"  # tool-call confirmations (parley.web_tools)
+        ids.update(await _knowledge_ids(alice, conv))  # files and collections (parley.knowledge)
+        memory = await alice.post("/api/memories", json={"text": "My vault word is pelican"})
+        ids["memory_id"] = memory.json()["id"]  # saved memories (parley.memory)
+        ids["output_id"] = await _sandbox_output_id(app, alice, conv)  # (parley.sandbox)
+
+        spec = (await bob.get("/openapi.json")).json()
+        checked = 0
+        for path, operations in spec["paths"].items():
+            params = re.findall(r"{(\w+)}", path)
+            if not params or path.startswith("/api/admin"):
+                continue
+            url = path
+            for p in params:
+                assert p in ids, f"sweep does not know how to fill {{{p}}} in {path}"
+                url = url.replace("{" + p + "}", ids[p])
+            for method in operations:
+                body: dict[str, Any] = {
+                    "content": "x",
+                    "message_id": message,
+                    "title": "x",
+                    "feedback": 1,
+                }
+                for auth in ("cookie", "key"):
+                    headers = {"Authorization": f"Bearer {bob_key}"} if auth == "key" else {}
+                    if method.upper() in ("GET", "DELETE"):
+                        r = await bob.request(method.upper(), url, headers=headers)
+                    else:
+                        r = await bob.request(
+                            method.upper(), url, json=_body_for(path, body), headers=headers
+                        )
+                    assert r.status_code == 404, (
+                        f"{method.upper()} {path} as bob ({auth}): {r.status_code} {r.text[:200]}"
+                    )
+                    checked += 1
+        assert checked >= 16
+
+        # list and search routes return only bob's own data
+        assert (await bob.get("/api/conversations")).json()["items"] == []
+        assert (await bob.get("/api/search", params={"q": "secret"})).json()["items"] == []
+        assert all(k["id"] != key for k in (await bob.get("/api/keys")).json()["items"])
+        assert (await bob.get("/api/files")).json()["items"] == []
+        assert (await bob.get("/api/collections")).json()["items"] == []
+        found = await bob.post("/api/knowledge/search", json={"query": "secret plans"})
+        assert found.json()["items"] == []
+        assert (await bob.get("/api/memories", params={"q": "pelican"})).json()["items"] == []
+        bob_conv = (await bob.post("/api/conversations", json={})).json()["id"]
+        asked = await bob.post(
+            f"/api/conversations/{bob_conv}/messages", json={"content": "my vault word pelican?"}
+        )
+        assert dict(parse_sse(asked.text))["done"]["message"]["sources"] == []
+        # admin routes are closed to bob
+        assert (await bob.get("/api/admin/users")).status_code == 403
+        assert (
+            await bob.patch(f"/api/admin/users/{bob_user['id']}", json={"role": "admin"})
+        ).status_code == 403
+        # and alice's data is intact
+        view = (await alice.get(f"/api/conversations/{conv}")).json()
+        assert view["messages"][0]["content"] == "secret plans"
+
+
+def _body_for(path: str, body: dict[str, Any]) -> dict[str, Any]:
+    if path.endswith("/branch"):
+        return {"message_id": body["message_id"]}
+    if path.endswith(("/messages", "/edit")):
+        return {"content": body["content"]}
+    if path.startswith("/api/messages/"):
+        return {"feedback": body["feedback"]}
+    if path.endswith(("/regenerate", "/stop")):
+        return {}
+    if "/tool-calls/" in path:
+        return {"approve": True}
+    if path.startswith("/api/memories/"):
+        return {"text": "x"}
+    return {"title": body["title"]}
+
+
+async def _knowledge_ids(alice: Any, conv: str) -> dict[str, str]:
+    """A file (attached to ``conv``, indexed), one of its passages, and a collection."""
+    collection = (await alice.post("/api/collections", json={"name": "c"})).json()["id"]
+    upload = await alice.post(
+        "/api/files",
+        files={"file": ("plans.txt", b"secret plans for the heist", "text/plain")},
+        data={"conversation_id": conv},
+    )
+    file_id = upload.json()["id"]
+    for _ in range(400):
+        if (await alice.get(f"/api/files/{file_id}")).json()["status"] == "ready":
+            break
+        await asyncio.sleep(0.05)
+    hits = await alice.post("/api/knowledge/search", json={"query": "secret plans"})
+    chunk_id = str(hits.json()["items"][0]["chunk_id"])
+    return {"file_id": file_id, "chunk_id": chunk_id, "collection_id": collection}
+
+
+async def _sandbox_output_id(app: Any, client: Any, conv: str) -> str:
+    """A code interpreter output owned by ``client``'s user, stored as the tool would."""
+    owner = (await client.get("/api/auth/me")).json()["user"]["id"]
+    store = app.state.features["sandbox"].store
+    return str((await store.save(owner, conv, "plans.csv", b"secret plans")).id)

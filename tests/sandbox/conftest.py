@@ -1,0 +1,118 @@
+"""Sandbox fixtures: a real bubblewrap + ipykernel sandbox with small limits.
+
+Without bubblewrap or the kernel venv these tests FAIL (never skip): install
+bubblewrap (``apt-get install bubblewrap``) and run ``make install``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from parley.sandbox import Limits, SandboxConfig, SandboxManager
+from parley.sandbox.feature import default_python, render
+from parley.sandbox.manager import RunResult
+from parley.sandbox.outputs import Attachment, media_type_for
+from parley.tools import ToolOutput
+
+TEST_LIMITS = Limits(
+    memory_bytes=1024 * 2**20,
+    cpu_seconds=20,
+    processes=48,
+    file_bytes=8 * 2**20,
+    disk_bytes=32 * 2**20,
+    tmp_bytes=16 * 2**20,
+    wall_seconds=6.0,
+)
+SECRET = "parley-test-secret-3f9c1e"
+
+
+def require_sandbox() -> SandboxConfig:
+    bwrap = "/usr/bin/bwrap"
+    if not os.access(bwrap, os.X_OK):
+        pytest.fail("bubblewrap is missing: install it (apt-get install bubblewrap)")
+    python = default_python()
+    if not os.access(python, os.X_OK):
+        pytest.fail(f"the sandbox venv is missing at {python}: run `make install`")
+    return SandboxConfig(bwrap=bwrap, python=python, limits=TEST_LIMITS, idle_s=3600)
+
+
+class MemorySink:
+    """Outputs kept in memory (the API test covers the database-backed store)."""
+
+    def __init__(self) -> None:
+        self.saved: dict[str, tuple[str, str | None, str, bytes]] = {}
+
+    async def save(
+        self, user_id: str, conversation_id: str | None, filename: str, data: bytes
+    ) -> Attachment:
+        media, kind = media_type_for(filename, data[:16])
+        output_id = f"out{len(self.saved)}"
+        self.saved[output_id] = (user_id, conversation_id, filename, data)
+        return Attachment(output_id, filename, media, kind, len(data))
+
+
+@pytest.fixture
+def sandbox_config() -> SandboxConfig:
+    return require_sandbox()
+
+
+@pytest.fixture
+def sink() -> MemorySink:
+    return MemorySink()
+
+
+@pytest.fixture
+async def manager(sandbox_config: SandboxConfig, sink: MemorySink) -> AsyncIterator[SandboxManager]:
+    mgr = SandboxManager(sandbox_config, sink)
+    try:
+        yield mgr
+    finally:
+        await mgr.close()
+    assert mgr.kernel_count() == 0
+
+
+class Runner:
+    """``await run(code)`` in one conversation; returns the rendered tool output."""
+
+    def __init__(self, manager: SandboxManager, user: str = "u1", conversation: str = "c1"):
+        self.manager, self.user, self.conversation = manager, user, conversation
+        self.last: RunResult | None = None
+
+    async def __call__(self, code: str) -> ToolOutput:
+        self.last = await self.manager.run(self.user, self.conversation, code)
+        return render(self.last, self.manager.config.limits)
+
+
+@pytest.fixture
+def run(manager: SandboxManager) -> Runner:
+    return Runner(manager)
+
+
+def host_uid_processes(uid: int) -> list[int]:
+    """Host pids whose real uid is ``uid`` (the sandbox's processes when tests run as root)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                status = (entry / "status").read_text()
+            except OSError:
+                continue
+            for line in status.splitlines():
+                if line.startswith("Uid:") and int(line.split()[1]) == uid:
+                    found.append(int(entry.name))
+    return found
+
+
+def open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+def rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0

@@ -1,0 +1,62 @@
+"""After a batch of hostile programs the server (this process) is healthy:
+normal code still runs, and its memory, file descriptors, threads and child
+processes are back near where they started."""
+
+from __future__ import annotations
+
+import os
+import threading
+
+from conftest import MemorySink, Runner, host_uid_processes, open_fds, rss_mb
+from parley.sandbox import SandboxConfig, SandboxManager
+
+HOSTILE = [
+    "import os\nwhile True:\n    try: os.fork()\n    except OSError: pass",
+    "chunks = []\nwhile True: chunks.append(b'x' * 50_000_000)",
+    "i = 0\nwhile True:\n    open(f'f{i}', 'wb').write(b'x' * 4_000_000); i += 1",
+    "for _ in range(300): print('y' * 100_000)",
+    "import signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\nwhile True: pass",
+    "import os, signal\nos.kill(os.getpid(), signal.SIGKILL)",
+    "from IPython.display import display\ndisplay({'text/plain': 'z' * 60_000_000}, raw=True)",
+]
+
+
+def _children() -> int:
+    mine = str(os.getpid())
+    count = 0
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as fh:
+                    if fh.read().rsplit(")", 1)[1].split()[1] == mine:
+                        count += 1
+            except (OSError, IndexError):
+                pass
+    return count
+
+
+async def test_server_stays_healthy(sandbox_config: SandboxConfig) -> None:
+    manager = SandboxManager(sandbox_config, MemorySink())
+    run = Runner(manager)
+    await run("1")  # warm-up: imports and the first kernel
+    await manager.close()
+    fds, rss, threads = open_fds(), rss_mb(), threading.active_count()
+
+    manager = SandboxManager(sandbox_config, MemorySink())
+    try:
+        for i, code in enumerate(HOSTILE):
+            out = await Runner(manager, "u1", f"c{i}")(code)
+            assert out.text, code
+        normal = await Runner(manager, "u1", "normal")("sum(range(101))")
+        assert "result:\n5050" in normal.text
+    finally:
+        await manager.close()
+
+    assert manager.kernel_count() == 0
+    assert _children() == 0, "a sandbox process outlived its manager"
+    if os.geteuid() == 0:
+        for slot in range(4):
+            assert host_uid_processes(sandbox_config.host_uid_base + slot) == []
+    assert open_fds() <= fds + 5, (fds, open_fds())
+    assert rss_mb() < rss + 150, (rss, rss_mb())
+    assert threading.active_count() <= threads + 2

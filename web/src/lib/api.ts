@@ -1,0 +1,290 @@
+// Typed client for Parley's native HTTP API. Cookie auth; CSRF header on writes.
+import type {
+  AdminSettings,
+  ApiKey,
+  AuthConfig,
+  ChatEvent,
+  Conversation,
+  ConversationDetail,
+  CreatedApiKey,
+  Message,
+  ModelList,
+  Page,
+  Problem,
+  ProviderInfo,
+  ProviderTestResult,
+  SearchHit,
+  User,
+} from './types';
+import { readSSE } from './sse';
+
+export class ApiError extends Error {
+  readonly status: number;
+  readonly code: string;
+  readonly title: string;
+  readonly detail: string;
+  constructor(status: number, problem: Problem) {
+    const detail = problem.detail || problem.title || `Request failed (${status})`;
+    super(detail);
+    this.name = 'ApiError';
+    this.status = status;
+    this.code = problem.code || '';
+    this.title = problem.title || '';
+    this.detail = detail;
+  }
+}
+
+const UNSAFE = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
+export const CSRF_COOKIE = 'parley_csrf';
+export const CSRF_HEADER = 'X-CSRF-Token';
+
+/** Read a cookie value by name from a cookie string (document.cookie). */
+export function readCookie(name: string, cookieString: string = typeof document !== 'undefined' ? document.cookie : ''): string | null {
+  for (const part of cookieString.split(';')) {
+    const eq = part.indexOf('=');
+    if (eq === -1) continue;
+    if (part.slice(0, eq).trim() === name) {
+      const raw = part.slice(eq + 1).trim();
+      try {
+        return decodeURIComponent(raw);
+      } catch {
+        return raw;
+      }
+    }
+  }
+  return null;
+}
+
+/** Build headers for a request: JSON content type and the CSRF token on writes. */
+export function buildHeaders(method: string, hasJsonBody: boolean, extra?: HeadersInit): Headers {
+  const h = new Headers(extra);
+  if (hasJsonBody && !h.has('Content-Type')) h.set('Content-Type', 'application/json');
+  if (!h.has('Accept')) h.set('Accept', 'application/json');
+  if (UNSAFE.has(method.toUpperCase())) {
+    const token = readCookie(CSRF_COOKIE);
+    if (token) h.set(CSRF_HEADER, token);
+  }
+  return h;
+}
+
+type UnauthorizedHandler = (path: string) => void;
+let onUnauthorized: UnauthorizedHandler | null = null;
+/** Called for a 401 on any route except the auth probes (me, login, signup). */
+export function setUnauthorizedHandler(fn: UnauthorizedHandler | null): void {
+  onUnauthorized = fn;
+}
+const AUTH_PROBES = ['/api/auth/me', '/api/auth/login', '/api/auth/signup', '/api/auth/config', '/api/auth/logout'];
+
+export interface RequestOptions {
+  method?: string;
+  body?: unknown;
+  signal?: AbortSignal;
+  headers?: HeadersInit;
+  /** Return the raw Response instead of parsed JSON. */
+  raw?: boolean;
+}
+
+async function toError(res: Response): Promise<ApiError> {
+  let problem: Problem = { status: res.status, title: res.statusText };
+  try {
+    const text = await res.text();
+    if (text) {
+      const parsed = JSON.parse(text) as unknown;
+      if (parsed && typeof parsed === 'object') {
+        const p = parsed as Record<string, unknown>;
+        problem = {
+          ...problem,
+          title: typeof p.title === 'string' ? p.title : problem.title,
+          detail:
+            typeof p.detail === 'string'
+              ? p.detail
+              : Array.isArray(p.detail)
+                ? 'Invalid request.'
+                : undefined,
+          code: typeof p.code === 'string' ? p.code : undefined,
+        };
+      }
+    }
+  } catch {
+    /* not JSON */
+  }
+  return new ApiError(res.status, problem);
+}
+
+export async function request<T>(path: string, opts: RequestOptions = {}): Promise<T> {
+  const method = (opts.method || 'GET').toUpperCase();
+  const hasBody = opts.body !== undefined;
+  const res = await fetch(path, {
+    method,
+    credentials: 'same-origin',
+    headers: buildHeaders(method, hasBody, opts.headers),
+    body: hasBody ? JSON.stringify(opts.body) : undefined,
+    signal: opts.signal,
+  });
+  if (!res.ok) {
+    if (res.status === 401 && onUnauthorized && !AUTH_PROBES.some((p) => path.startsWith(p))) {
+      onUnauthorized(path);
+    }
+    throw await toError(res);
+  }
+  if (opts.raw) return res as unknown as T;
+  if (res.status === 204) return undefined as T;
+  const ct = res.headers.get('Content-Type') || '';
+  if (!ct.includes('json')) return (await res.text()) as unknown as T;
+  return (await res.json()) as T;
+}
+
+const enc = encodeURIComponent;
+
+function qs(params: Record<string, string | number | boolean | null | undefined>): string {
+  const u = new URLSearchParams();
+  for (const [k, v] of Object.entries(params)) if (v !== undefined && v !== null && v !== '') u.set(k, String(v));
+  const s = u.toString();
+  return s ? `?${s}` : '';
+}
+
+// ---------------- Auth ----------------
+export const auth = {
+  config: () => request<AuthConfig>('/api/auth/config'),
+  signup: (body: { email: string; password: string; name: string }) =>
+    request<{ user: User }>('/api/auth/signup', { method: 'POST', body, raw: true }).then(async (r) => {
+      const res = r as unknown as Response;
+      const data = (await res.json()) as { user: User };
+      return { status: res.status, user: data.user };
+    }),
+  login: (body: { email: string; password: string }) => request<{ user: User }>('/api/auth/login', { method: 'POST', body }),
+  logout: () => request<void>('/api/auth/logout', { method: 'POST' }),
+  me: () => request<{ user: User }>('/api/auth/me'),
+};
+
+// ---------------- Me ----------------
+export const me = {
+  update: (body: Partial<Pick<User, 'name' | 'timezone' | 'about_me' | 'response_style' | 'preferences'>>) =>
+    request<{ user: User }>('/api/me', { method: 'PATCH', body }),
+  changePassword: (current_password: string, new_password: string) =>
+    request<void>('/api/me/password', { method: 'POST', body: { current_password, new_password } }),
+  exportUrl: '/api/me/export',
+  exportData: () => request<Response>('/api/me/export', { raw: true }),
+  remove: (password: string) => request<void>('/api/me', { method: 'DELETE', body: { password } }),
+};
+
+export const keys = {
+  list: () => request<{ items: ApiKey[] }>('/api/keys'),
+  create: (name: string) => request<CreatedApiKey>('/api/keys', { method: 'POST', body: { name } }),
+  revoke: (id: string) => request<void>(`/api/keys/${enc(id)}`, { method: 'DELETE' }),
+};
+
+// ---------------- Models ----------------
+export const models = {
+  list: () => request<ModelList>('/api/models'),
+};
+
+// ---------------- Conversations ----------------
+export const conversations = {
+  list: (p: { limit?: number; cursor?: string | null; archived?: boolean } = {}) =>
+    request<Page<Conversation>>(
+      `/api/conversations${qs({ limit: p.limit ?? 50, cursor: p.cursor, archived: p.archived ?? false })}`,
+    ),
+  create: (body: { title?: string; model?: string | null; temporary?: boolean } = {}) =>
+    request<Conversation>('/api/conversations', { method: 'POST', body }),
+  get: (id: string, signal?: AbortSignal) => request<ConversationDetail>(`/api/conversations/${enc(id)}`, { signal }),
+  update: (id: string, body: Partial<Pick<Conversation, 'title' | 'pinned' | 'archived' | 'model' | 'tools'>>) =>
+    request<Conversation>(`/api/conversations/${enc(id)}`, { method: 'PATCH', body }),
+  remove: (id: string) => request<void>(`/api/conversations/${enc(id)}`, { method: 'DELETE' }),
+  branch: (id: string, message_id: string) =>
+    request<ConversationDetail>(`/api/conversations/${enc(id)}/branch`, { method: 'POST', body: { message_id } }),
+  stop: (id: string) => request<void>(`/api/conversations/${enc(id)}/stop`, { method: 'POST' }),
+};
+
+export const search = (q: string, limit = 20, signal?: AbortSignal) =>
+  request<{ items: SearchHit[] }>(`/api/search${qs({ q, limit })}`, { signal });
+
+export const messages = {
+  update: (id: string, body: { feedback?: -1 | 0 | 1; pinned?: boolean }) =>
+    request<Message>(`/api/messages/${enc(id)}`, { method: 'PATCH', body }),
+};
+
+// ---------------- Chat turns (SSE) ----------------
+export type TurnRequest =
+  | { kind: 'send'; conversationId: string; content: string; parent_id?: string | null; model?: string | null }
+  | { kind: 'regenerate'; conversationId: string; messageId: string; model?: string | null }
+  | { kind: 'edit'; conversationId: string; messageId: string; content: string; model?: string | null };
+
+export function turnEndpoint(t: TurnRequest): { path: string; body: Record<string, unknown> } {
+  const base = `/api/conversations/${enc(t.conversationId)}/messages`;
+  const model = t.model ? { model: t.model } : {};
+  switch (t.kind) {
+    case 'send':
+      return { path: base, body: { content: t.content, ...(t.parent_id ? { parent_id: t.parent_id } : {}), ...model } };
+    case 'regenerate':
+      return { path: `${base}/${enc(t.messageId)}/regenerate`, body: { ...model } };
+    case 'edit':
+      return { path: `${base}/${enc(t.messageId)}/edit`, body: { content: t.content, ...model } };
+  }
+}
+
+const EVENT_TYPES = new Set([
+  'start',
+  'text',
+  'reasoning',
+  'tool_start',
+  'tool_confirm',
+  'sources',
+  'tool_result',
+  'usage',
+  'context',
+  'error',
+  'done',
+  'title',
+]);
+
+/** Start a chat turn and yield its typed events. Throws ApiError for a non-2xx answer. */
+export async function* streamTurn(t: TurnRequest, signal: AbortSignal): AsyncGenerator<ChatEvent> {
+  const { path, body } = turnEndpoint(t);
+  const res = await request<Response>(path, {
+    method: 'POST',
+    body,
+    signal,
+    raw: true,
+    headers: { Accept: 'text/event-stream' },
+  });
+  if (!res.body) throw new ApiError(502, { title: 'Empty response', detail: 'The server sent no stream.' });
+  for await (const m of readSSE(res.body, signal)) {
+    if (!EVENT_TYPES.has(m.event)) continue;
+    let data: unknown;
+    try {
+      data = JSON.parse(m.data);
+    } catch {
+      continue;
+    }
+    yield { type: m.event, data } as ChatEvent;
+  }
+}
+
+// ---------------- Admin ----------------
+export const admin = {
+  users: () => request<{ items: User[] }>('/api/admin/users'),
+  createUser: (body: { email: string; password: string; name: string; role: string }) =>
+    request<User | { user: User }>('/api/admin/users', { method: 'POST', body }),
+  updateUser: (id: string, body: { role?: string; status?: string }) =>
+    request<User | { user: User }>(`/api/admin/users/${enc(id)}`, { method: 'PATCH', body }),
+  settings: () => request<AdminSettings>('/api/admin/settings'),
+  updateSettings: (body: Partial<AdminSettings>) => request<AdminSettings>('/api/admin/settings', { method: 'PATCH', body }),
+  providers: () => request<{ items: ProviderInfo[] }>('/api/admin/providers'),
+  addProvider: (body: { name: string; kind: string; base_url: string; api_key: string; models?: string[] }) =>
+    request<ProviderInfo>('/api/admin/providers', { method: 'POST', body }),
+  deleteProvider: (name: string) => request<void>(`/api/admin/providers/${enc(name)}`, { method: 'DELETE' }),
+  testProvider: (body: { base_url: string; api_key?: string; kind?: string }) =>
+    request<ProviderTestResult>('/api/admin/providers/test', { method: 'POST', body }),
+  testSavedProvider: (name: string) =>
+    request<ProviderTestResult>(`/api/admin/providers/${enc(name)}/test`, { method: 'POST' }),
+};
+
+/** Message for an unknown thrown value. */
+export function errorMessage(e: unknown): string {
+  if (e instanceof ApiError) return e.detail;
+  if (e instanceof DOMException && e.name === 'AbortError') return 'Cancelled.';
+  if (e instanceof TypeError) return 'Network error: the server could not be reached.';
+  if (e instanceof Error) return e.message;
+  return String(e);
+}

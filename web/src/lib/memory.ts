@@ -1,0 +1,99 @@
+// Memory: the /api/memories client, the sources an answer used, temporary chats.
+import { buildHeaders, request } from './api';
+import type { Message } from './types';
+
+export interface Memory {
+  id: string;
+  text: string;
+  source: 'explicit' | 'auto' | string;
+  status: 'active' | 'pending' | string;
+  scope_type: 'project' | 'assistant' | null | string;
+  scope_id: string | null;
+  conversation_id: string | null;
+  message_id: string | null;
+  url: string | null;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface MemoryList {
+  items: Memory[];
+  next_cursor: string | null;
+  counts: { active?: number; pending?: number };
+  settings: { enabled: boolean; review: boolean };
+}
+
+/** What the memory feature adds to a message's `sources`. */
+export interface CitedSource {
+  kind: 'memory' | 'conversation' | string;
+  id: string;
+  title: string;
+  url?: string;
+  action?: string;
+}
+
+export interface ConversationSummary {
+  text: string;
+  until_message_id: string;
+}
+
+const enc = encodeURIComponent;
+
+function query(p: Record<string, string | number | undefined | null>): string {
+  const u = new URLSearchParams();
+  for (const [k, v] of Object.entries(p)) if (v !== undefined && v !== null && v !== '') u.set(k, String(v));
+  const s = u.toString();
+  return s ? `?${s}` : '';
+}
+
+export const memoriesApi = {
+  list: (p: { q?: string; status?: 'active' | 'pending' | ''; limit?: number; cursor?: string | null } = {}) =>
+    request<MemoryList>(`/api/memories${query({ q: p.q, status: p.status, limit: p.limit ?? 50, cursor: p.cursor })}`),
+  add: (text: string) => request<Memory>('/api/memories', { method: 'POST', body: { text } }),
+  edit: (id: string, text: string) => request<Memory>(`/api/memories/${enc(id)}`, { method: 'PATCH', body: { text } }),
+  remove: (id: string) => request<void>(`/api/memories/${enc(id)}`, { method: 'DELETE' }),
+  removeAll: () => request<{ deleted: number }>('/api/memories', { method: 'DELETE' }),
+  approve: (id: string) => request<Memory>(`/api/memories/${enc(id)}/approve`, { method: 'POST' }),
+  reject: (id: string) => request<void>(`/api/memories/${enc(id)}/reject`, { method: 'POST' }),
+};
+
+function isCited(value: unknown): value is CitedSource {
+  if (!value || typeof value !== 'object') return false;
+  const v = value as Record<string, unknown>;
+  return typeof v.kind === 'string' && typeof v.id === 'string' && typeof v.title === 'string';
+}
+
+/** The memories and earlier conversations an answer used (from its stored `sources`). */
+export function memorySources(message: Message): { memories: CitedSource[]; conversations: CitedSource[] } {
+  const raw = (message as Message & { sources?: unknown }).sources;
+  const list = Array.isArray(raw) ? raw.filter(isCited) : [];
+  const seen = new Set<string>();
+  const unique = list.filter((s) => {
+    const key = `${s.kind}:${s.id}`;
+    if (seen.has(key)) return false;
+    seen.add(key);
+    return true;
+  });
+  return {
+    memories: unique.filter((s) => s.kind === 'memory' && s.action !== 'deleted'),
+    conversations: unique.filter((s) => s.kind === 'conversation'),
+  };
+}
+
+/** Only links to Parley's own conversations are followed (`/c/<id>`). */
+export function conversationHref(id: string | null | undefined): string | null {
+  return id && /^[A-Za-z0-9_-]{1,64}$/.test(id) ? `/c/${id}` : null;
+}
+
+/** Delete a temporary chat when the user leaves it (also on page close: keepalive). */
+export function discardTemporary(id: string, onPageClose = false): Promise<unknown> {
+  if (onPageClose) {
+    return fetch(`/api/conversations/${enc(id)}`, {
+      method: 'DELETE',
+      credentials: 'same-origin',
+      keepalive: true,
+      headers: buildHeaders('DELETE', false),
+    }).catch(() => undefined);
+  }
+  return request<void>(`/api/conversations/${enc(id)}`, { method: 'DELETE' }).catch(() => undefined);
+}

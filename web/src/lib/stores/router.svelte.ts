@@ -1,0 +1,60 @@
+// Minimal history-API router.
+export type Route =
+  | { name: 'home' }
+  | { name: 'chat'; id: string }
+  | { name: 'settings'; tab: string }
+  | { name: 'admin'; tab: string }
+  | { name: 'login' }
+  | { name: 'signup' };
+
+export function parseRoute(pathname: string): Route {
+  const parts = pathname.split('/').filter(Boolean).map((p) => {
+    try {
+      return decodeURIComponent(p);
+    } catch {
+      return p;
+    }
+  });
+  switch (parts[0]) {
+    case 'c':
+      return parts[1] ? { name: 'chat', id: parts[1] } : { name: 'home' };
+    case 'settings':
+      return { name: 'settings', tab: parts[1] || 'general' };
+    case 'admin':
+      return { name: 'admin', tab: parts[1] || 'users' };
+    case 'login':
+      return { name: 'login' };
+    case 'signup':
+      return { name: 'signup' };
+    default:
+      return { name: 'home' };
+  }
+}
+
+class Router {
+  route = $state<Route>(parseRoute(typeof location !== 'undefined' ? location.pathname : '/'));
+
+  constructor() {
+    if (typeof window !== 'undefined') {
+      window.addEventListener('popstate', () => {
+        this.route = parseRoute(location.pathname);
+      });
+    }
+  }
+
+  navigate(path: string, opts: { replace?: boolean } = {}): void {
+    if (location.pathname + location.search === path) {
+      this.route = parseRoute(location.pathname);
+      return;
+    }
+    if (opts.replace) history.replaceState(null, '', path);
+    else history.pushState(null, '', path);
+    this.route = parseRoute(new URL(path, location.origin).pathname);
+  }
+}
+
+export const router = new Router();
+
+export function chatPath(id: string): string {
+  return `/c/${encodeURIComponent(id)}`;
+}

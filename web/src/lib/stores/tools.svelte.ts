@@ -1,0 +1,51 @@
+// Live tool state of the open chat: calls waiting for the user's approval
+// (from `tool_confirm` events, or re-read after a reload) and the sources
+// streamed for answers still being written.
+import { errorMessage } from '../api';
+import { toolsApi, type PendingCall, type WebSource } from '../tools';
+import { toasts } from './toasts.svelte';
+
+class ToolCalls {
+  pending = $state<PendingCall[]>([]);
+  /** Sources per assistant message id while it streams (stored messages carry their own). */
+  liveSources = $state<Record<string, WebSource[]>>({});
+  busy = $state<string | null>(null);
+
+  ask(conversationId: string, call: { id: string; name: string; arguments: unknown }): void {
+    if (this.pending.some((p) => p.id === call.id && p.conversation_id === conversationId)) return;
+    const args = typeof call.arguments === 'string' ? call.arguments : JSON.stringify(call.arguments ?? {});
+    this.pending = [...this.pending, { id: call.id, conversation_id: conversationId, name: call.name, arguments: args }];
+  }
+
+  setSources(messageId: string, sources: WebSource[]): void {
+    this.liveSources = { ...this.liveSources, [messageId]: sources };
+  }
+
+  /** The turn ended: whatever was still asked has expired on the server. */
+  settle(): void {
+    this.pending = [];
+  }
+
+  async load(conversationId: string): Promise<void> {
+    try {
+      const { items } = await toolsApi.pending(conversationId);
+      this.pending = items.map((i) => ({ ...i, conversation_id: conversationId }));
+    } catch {
+      this.pending = [];
+    }
+  }
+
+  async decide(call: PendingCall, approve: boolean): Promise<void> {
+    this.busy = call.id;
+    try {
+      await toolsApi.decide(call.conversation_id, call.id, approve);
+    } catch (e) {
+      toasts.error(`Could not send your answer: ${errorMessage(e)}`);
+    } finally {
+      this.busy = null;
+      this.pending = this.pending.filter((p) => !(p.id === call.id && p.conversation_id === call.conversation_id));
+    }
+  }
+}
+
+export const toolCalls = new ToolCalls();

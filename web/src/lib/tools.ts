@@ -1,0 +1,133 @@
+// Tools: the catalogue, per-conversation choice, confirmations of side-effecting
+// calls, cited web sources, and the admin's MCP servers (see docs/ARCHITECTURE.md).
+import { request } from './api';
+
+export interface ToolInfo {
+  name: string;
+  description: string;
+  side_effecting: boolean;
+  source: 'builtin' | 'web' | 'mcp' | 'feature' | string;
+}
+
+export interface PendingCall {
+  id: string;
+  conversation_id: string;
+  name: string;
+  arguments: string;
+  status?: string;
+}
+
+export interface WebSource {
+  kind: string;
+  title: string;
+  url?: string;
+  snippet?: string;
+}
+
+export interface McpTool {
+  name: string;
+  description: string;
+  side_effecting: boolean;
+}
+
+export interface McpServer {
+  id: string;
+  name: string;
+  transport: 'stdio' | 'http';
+  command: string | null;
+  args: string[];
+  url: string | null;
+  env_keys: string[];
+  header_keys: string[];
+  enabled: boolean;
+  status: string;
+  error: string | null;
+  tools: McpTool[];
+}
+
+export interface McpServerIn {
+  name: string;
+  transport: 'stdio' | 'http';
+  command?: string;
+  args?: string[];
+  url?: string;
+  env?: Record<string, string>;
+  headers?: Record<string, string>;
+}
+
+const enc = encodeURIComponent;
+
+export const toolsApi = {
+  list: () => request<{ items: ToolInfo[]; confirm_timeout_s: number }>('/api/tools'),
+  setConversationTools: (conversationId: string, tools: string[] | null) =>
+    request<{ tools: string[] | null }>(`/api/conversations/${enc(conversationId)}`, { method: 'PATCH', body: { tools } }),
+  pending: (conversationId: string) =>
+    request<{ items: PendingCall[] }>(`/api/conversations/${enc(conversationId)}/tool-calls`),
+  decide: (conversationId: string, callId: string, approve: boolean) =>
+    request<PendingCall>(`/api/conversations/${enc(conversationId)}/tool-calls/${enc(callId)}`, {
+      method: 'POST',
+      body: { approve },
+    }),
+  mcpList: () => request<{ items: McpServer[] }>('/api/admin/mcp'),
+  mcpAdd: (body: McpServerIn) => request<McpServer>('/api/admin/mcp', { method: 'POST', body }),
+  mcpSetEnabled: (id: string, enabled: boolean) =>
+    request<McpServer>(`/api/admin/mcp/${enc(id)}`, { method: 'PATCH', body: { enabled } }),
+  mcpRemove: (id: string) => request<void>(`/api/admin/mcp/${enc(id)}`, { method: 'DELETE' }),
+};
+
+/** The tools a conversation uses: its own choice, or every tool (the server's default). */
+export function effectiveTools(choice: string[] | null | undefined, all: ToolInfo[]): string[] {
+  const names = all.map((t) => t.name);
+  return choice == null ? names : choice.filter((n) => names.includes(n));
+}
+
+/** The choice after switching ``name`` on or off (starting from the effective set). */
+export function toggleTool(choice: string[] | null | undefined, all: ToolInfo[], name: string): string[] {
+  const current = effectiveTools(choice, all);
+  return current.includes(name) ? current.filter((n) => n !== name) : [...current, name];
+}
+
+/** An absolute http(s) URL safe to show as a link, or null. */
+export function safeHttpUrl(url: string | null | undefined): string | null {
+  if (!url) return null;
+  try {
+    const u = new URL(url);
+    return u.protocol === 'http:' || u.protocol === 'https:' ? u.href : null;
+  } catch {
+    return null;
+  }
+}
+
+/** Web sources worth listing under an answer (with a usable link), de-duplicated. */
+export function webLinks(sources: WebSource[] | null | undefined): { title: string; url: string; host: string; snippet: string }[] {
+  const out: { title: string; url: string; host: string; snippet: string }[] = [];
+  for (const s of sources ?? []) {
+    const url = s.kind === 'web' ? safeHttpUrl(s.url) : null;
+    if (!url || out.some((o) => o.url === url)) continue;
+    out.push({ title: s.title || url, url, host: new URL(url).host, snippet: s.snippet || '' });
+  }
+  return out;
+}
+
+/** Arguments pretty-printed for the confirmation prompt (as text, never HTML). */
+export function prettyArguments(args: string): string {
+  try {
+    return JSON.stringify(JSON.parse(args), null, 2);
+  } catch {
+    return args;
+  }
+}
+
+/** "a, b" lines into an array; "K=V" lines into an object (for the MCP form). */
+export function parseLines(text: string): string[] {
+  return text.split('\n').map((l) => l.trim()).filter(Boolean);
+}
+
+export function parsePairs(text: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const line of parseLines(text)) {
+    const eq = line.indexOf('=');
+    if (eq > 0) out[line.slice(0, eq).trim()] = line.slice(eq + 1).trim();
+  }
+  return out;
+}

@@ -1,0 +1,158 @@
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { chat } from '../src/lib/stores/chat.svelte';
+import { conversations } from '../src/lib/stores/conversations.svelte';
+import type { Message } from '../src/lib/types';
+
+function message(id: string, role: string, parent: string | null, content = ''): Message {
+  return {
+    id, parent_id: parent, role, content, reasoning: null, steps: [], status: 'complete', provider: 'p', model: 'p/m',
+    input_tokens: null, output_tokens: null, latency_ms: null, ttft_ms: null, finish_reason: null, cost: null,
+    error_code: null, error_message: null, feedback: null, pinned: false, created_at: '2026-11-22T00:00:00Z', siblings: [id],
+  };
+}
+
+function sse(events: [string, unknown][], chunkSize = 7): Response {
+  const text = events.map(([e, d]) => `event: ${e}\ndata: ${JSON.stringify(d)}\n\n`).join('');
+  const bytes = new TextEncoder().encode(text);
+  const body = new ReadableStream<Uint8Array>({
+    start(c) {
+      for (let i = 0; i < bytes.length; i += chunkSize) c.enqueue(bytes.slice(i, i + chunkSize));
+      c.close();
+    },
+  });
+  return new Response(body, { status: 200, headers: { 'Content-Type': 'text/event-stream' } });
+}
+
+const CONV = { id: 'c1', title: null, model: null, pinned: false, archived: false, temporary: false, created_at: '2026-11-22T00:00:00Z', updated_at: '2026-11-22T00:00:00Z' };
+
+describe('chat store streaming', () => {
+  afterEach(() => {
+    vi.unstubAllGlobals();
+    chat.newChat();
+  });
+
+  it('creates a conversation, streams a turn and applies the final message', async () => {
+    document.cookie = 'parley_csrf=tok; path=/';
+    const user = message('u1', 'user', null, 'Hi');
+    const asst = { ...message('a1', 'assistant', 'u1'), status: 'streaming' };
+    const final = { ...asst, status: 'complete', content: 'Hello **there**', output_tokens: 3 };
+    const calls: { url: string; init: RequestInit }[] = [];
+    vi.stubGlobal(
+      'fetch',
+      vi.fn(async (url: string, init: RequestInit) => {
+        calls.push({ url, init });
+        if (url === '/api/conversations') return new Response(JSON.stringify(CONV), { status: 201, headers: { 'Content-Type': 'application/json' } });
+        return sse([
+          ['start', { user_message: user, assistant_message: asst }],
+          ['reasoning', { text: 'hmm' }],
+          ['text', { text: 'Hello ' }],
+          ['tool_start', { id: 't1', name: 'calculator', arguments: { expression: '1+1' } }],
+          ['tool_result', { id: 't1', name: 'calculator', output: '2', is_error: false, duration_ms: 4 }],
+          ['text', { text: '**there**' }],
+          ['context', { dropped_messages: 2, summarized: false, message: '' }],
+          ['usage', { usage: { input_tokens: 5, output_tokens: 3 } }],
+          ['done', { finish_reason: 'stop', usage: null, message: final }],
+          ['title', { conversation_id: 'c1', title: 'Greeting' }],
+        ]);
+      }),
+    );
+    const ok = await chat.send('Hi');
+    expect(ok).toBe(true);
+    expect(calls[1].url).toBe('/api/conversations/c1/messages');
+    expect(new Headers(calls[1].init.headers).get('X-CSRF-Token')).toBe('tok');
+    expect(JSON.parse(String(calls[1].init.body))).toEqual({ content: 'Hi' });
+    expect(chat.messages.map((m) => m.id)).toEqual(['u1', 'a1']);
+    expect(chat.messages[1].content).toBe('Hello **there**');
+    expect(chat.live).toBeNull();
+    expect(chat.busy).toBe(false);
+    expect(chat.conversation?.title).toBe('Greeting');
+    expect(conversations.get('c1')?.title).toBe('Greeting');
+    expect(chat.notices['a1']).toMatch(/2 earlier messages were left out/);
+    expect(location.pathname).toBe('/c/c1');
+  });
+
+  it('drops optimistic messages and keeps the draft when the server refuses the turn', async () => {
+    vi.stubGlobal(
+      'fetch',
+      vi.fn(async (url: string) => {
+        if (url === '/api/conversations') return new Response(JSON.stringify(CONV), { status: 201, headers: { 'Content-Type': 'application/json' } });
+        return new Response(JSON.stringify({ title: 'Busy', status: 409, detail: 'A reply is already being generated.', code: 'busy' }), {
+          status: 409,
+          headers: { 'Content-Type': 'application/problem+json' },
+        });
+      }),
+    );
+    const ok = await chat.send('Hi');
+    expect(ok).toBe(false);
+    expect(chat.messages).toEqual([]);
+    expect(chat.busy).toBe(false);
+  });
+
+  it('marks a reply failed when the stream ends without done', async () => {
+    const user = message('u1', 'user', null, 'Hi');
+    const asst = { ...message('a1', 'assistant', 'u1'), status: 'streaming' };
+    vi.stubGlobal(
+      'fetch',
+      vi.fn(async (url: string) => {
+        if (url === '/api/conversations') return new Response(JSON.stringify(CONV), { status: 201, headers: { 'Content-Type': 'application/json' } });
+        if (url === '/api/conversations/c1') return new Response('{}', { status: 500 });
+        return sse([['start', { user_message: user, assistant_message: asst }], ['text', { text: 'partial' }]]);
+      }),
+    );
+    await chat.send('Hi');
+    const a = chat.messages.find((m) => m.id === 'a1')!;
+    expect(a.status).toBe('failed');
+    expect(a.content).toBe('partial');
+    expect(a.error_message).toMatch(/connection closed/i);
+  });
+
+  it('keeps the sibling list from start when done carries only the message itself', async () => {
+    const user = message('u1', 'user', null, 'Hi');
+    const old = message('a0', 'assistant', 'u1', 'first');
+    const asst = { ...message('a1', 'assistant', 'u1'), status: 'streaming', siblings: ['a0', 'a1'] };
+    const final = { ...asst, status: 'complete', content: 'second', siblings: ['a1'] };
+    chat.conversationId = 'c1';
+    chat.conversation = CONV;
+    chat.messages = [user, old];
+    vi.stubGlobal(
+      'fetch',
+      vi.fn(async () =>
+        sse([
+          ['start', { user_message: user, assistant_message: asst }],
+          ['text', { text: 'second' }],
+          ['done', { finish_reason: 'stop', usage: null, message: final }],
+        ]),
+      ),
+    );
+    await chat.regenerate('a0');
+    expect(chat.messages.map((m) => m.id)).toEqual(['u1', 'a1']);
+    expect(chat.messages[1].siblings).toEqual(['a0', 'a1']);
+  });
+
+  it('marks the reply failed when done carries no stored message, then re-reads', async () => {
+    const user = message('u1', 'user', null, 'Hi');
+    const asst = { ...message('a1', 'assistant', 'u1'), status: 'streaming' };
+    const stored = { ...asst, status: 'failed', content: 'partial', error_message: 'stored later' };
+    vi.stubGlobal(
+      'fetch',
+      vi.fn(async (url: string) => {
+        if (url === '/api/conversations') return new Response(JSON.stringify(CONV), { status: 201, headers: { 'Content-Type': 'application/json' } });
+        if (url === '/api/conversations/c1')
+          return new Response(JSON.stringify({ conversation: CONV, messages: [user, stored] }), { status: 200, headers: { 'Content-Type': 'application/json' } });
+        return sse([
+          ['start', { user_message: user, assistant_message: asst }],
+          ['text', { text: 'partial' }],
+          ['error', { code: 'internal_error', message: 'Could not store the answer.', retryable: true }],
+          ['done', { finish_reason: 'error', usage: null, message: null }],
+        ]);
+      }),
+    );
+    const ok = await chat.send('Hi');
+    expect(ok).toBe(true);
+    expect(chat.busy).toBe(false);
+    const a = chat.messages.find((m) => m.id === 'a1')!;
+    expect(a.status).toBe('failed');
+    expect(a.content).toBe('partial');
+    await vi.waitFor(() => expect(chat.messages.find((m) => m.id === 'a1')?.error_message).toBe('stored later'));
+  });
+});
