@@ -71,6 +71,20 @@ async def test_streams_text_usage_and_one_finish(upstream: ScriptedUpstream, ope
     assert upstream.requests[-1].headers["authorization"] == "Bearer sk-test-secret"
 
 
+async def test_finished_streams_reuse_one_connection(
+    upstream: ScriptedUpstream, openai_config
+) -> None:
+    """After ``[DONE]`` the body is read to its end, so the connection is pooled."""
+    provider = OpenAIProvider(openai_config)
+    for word in ("one", "two", "three"):
+        upstream.enqueue(UpstreamReply(text=word))
+        events = await collect(provider)
+        assert events[-1] == Finish("stop")
+    await provider.aclose()
+    peers = {r.client for r in list(upstream.requests)[-3:]}
+    assert len(peers) == 1 and None not in peers
+
+
 async def test_tool_call_deltas_assemble(upstream: ScriptedUpstream, openai_config) -> None:
     upstream.enqueue(
         UpstreamReply(

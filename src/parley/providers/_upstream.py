@@ -71,6 +71,7 @@ class RecordedRequest:
     status: int = 0
     completed: bool = False
     disconnected: bool = False
+    client: tuple[str, int] | None = None  # the peer: one connection, one address
 
 
 def _pieces(reply: UpstreamReply) -> list[str]:
@@ -377,7 +378,10 @@ class UpstreamApp:
                 body = None
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
         path: str = scope["path"]
-        record = RecordedRequest(scope["method"], path, headers, body)
+        peer = scope.get("client")
+        record = RecordedRequest(
+            scope["method"], path, headers, body, client=tuple(peer) if peer else None
+        )
         if not path.startswith("/_"):
             self.requests.append(record)
         gone = asyncio.Event()

@@ -13,6 +13,7 @@ objects: streaming throughput is benchmarked.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
@@ -54,6 +55,7 @@ DISCOVERY_TIMEOUT_S = 10.0
 NO_KEY = "no-key-configured"
 
 _DECODER = json.JSONDecoder()
+DRAIN_TIMEOUT_S = 0.1
 _FINISH: dict[str, FinishReason] = {
     "stop": "stop",
     "length": "length",
@@ -297,9 +299,11 @@ class OpenAIChatModel:
         started = False
         decode = _DECODER.decode
         try:
-            async for data in sse_data(response.http_response.aiter_bytes()):
+            body = response.http_response.aiter_bytes()
+            async for data in sse_data(body):
                 started = True
                 if data.startswith(b"[DONE]"):
+                    await _drain(body)
                     break
                 chunk = decode(data.decode())
                 usage = chunk.get("usage")
@@ -343,6 +347,19 @@ class OpenAIChatModel:
         if finish is None:
             raise protocol_error(name, "ended the stream before the answer finished")
         yield Finish(finish)
+
+
+async def _drain(body: AsyncIterator[bytes]) -> None:
+    """Read what follows ``[DONE]`` (normally only the end of the body).
+
+    A response closed unread cannot go back to the pool, so stopping at ``[DONE]``
+    would cost a new connection per request. A server still talking after a
+    moment is cut off instead.
+    """
+    with contextlib.suppress(TimeoutError, httpx2.HTTPError, openai.APIConnectionError):
+        async with asyncio.timeout(DRAIN_TIMEOUT_S):
+            async for _ in body:
+                pass
 
 
 def _stream_error(provider: str, error: Any) -> ProviderError:
