@@ -15,7 +15,9 @@ from sqlalchemy import Connection, inspect, text
 
 from parley.storage import Database
 from parley.storage.all_tables import Base
-from parley.storage.db import MIGRATIONS_DIR, alembic_config, include_name
+from parley.storage.db import MIGRATIONS_DIR, alembic_config, include_name, migration_heads
+
+from .conftest import recorded_sql
 
 ROOT = Path(__file__).resolve().parents[2]
 HEAD = ScriptDirectory.from_config(alembic_config()).get_current_head()
@@ -29,6 +31,8 @@ def test_revisions_form_one_chain_from_0001() -> None:
     script = ScriptDirectory.from_config(alembic_config())
     assert script.get_heads() == [HEAD]
     assert script.get_base() == "0001"
+    # the start-up fast path reads the same head without Alembic
+    assert migration_heads() == {HEAD}
 
 
 async def test_migrate_twice_is_idempotent(empty_database_url: str) -> None:
@@ -45,6 +49,11 @@ async def test_migrate_twice_is_idempotent(empty_database_url: str) -> None:
         assert {t.name for t in Base.metadata.sorted_tables} <= first
         assert first == second
         assert versions == [(HEAD,)]
+        with recorded_sql(db) as statements:
+            await db.migrate()
+        # at head: one look at the version row, no migration lock, no DDL
+        assert len(statements) <= 3, statements
+        assert not any("BEGIN IMMEDIATE" in q or "advisory" in q for q in statements)
     finally:
         await db.dispose()
 

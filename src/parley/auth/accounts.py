@@ -7,13 +7,14 @@ cannot sign in, and their existing sessions and keys stop working at once
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from parley.auth.passwords import DUMMY_HASH, hash_password, verify_password
+from parley.auth.passwords import dummy_hash, hash_password, verify_password
 from parley.auth.tokens import digest, new_api_key, new_token
 from parley.storage.tables import ApiKey, LoginAttempt, User, utcnow
 from parley.storage.tables import Session as SessionRow
@@ -78,7 +79,8 @@ async def create_user(
 async def authenticate(db: AsyncSession, email: str, password: str) -> User | None:
     """The user if the password matches, else None (constant work either way)."""
     user = await user_by_email(db, email)
-    ok = await verify_password(user.password_hash if user else DUMMY_HASH, password)
+    hashed = user.password_hash if user else await asyncio.to_thread(dummy_hash)
+    ok = await verify_password(hashed, password)
     return user if user is not None and ok else None
 
 

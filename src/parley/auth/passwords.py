@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -37,6 +38,9 @@ async def verify_password(hashed: str, password: str) -> bool:
     return await asyncio.to_thread(_verify, hashed, password)
 
 
-# A real hash to verify against when the account does not exist, so sign-in
-# takes the same time whether or not the email is known.
-DUMMY_HASH = _hasher.hash("parley-dummy-password")
+@functools.cache
+def dummy_hash() -> str:
+    """A real hash to verify against when the account does not exist, so sign-in
+    takes the same time whether or not the email is known. Made on first use, not
+    at import: hashing is deliberately slow and would delay every start."""
+    return _hasher.hash("parley-dummy-password")

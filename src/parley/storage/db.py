@@ -9,17 +9,19 @@ second writer waits instead of failing at once).
 ``migrate()`` runs Alembic programmatically at every start. It holds a lock
 while it does so, so several processes starting together apply each revision
 exactly once: a PostgreSQL advisory lock held for the migration transaction, or
-SQLite's own write lock taken up front with ``BEGIN IMMEDIATE``.
+SQLite's own write lock taken up front with ``BEGIN IMMEDIATE``. A database
+already at the head revision is recognised with one query, without importing
+Alembic (a quarter of a second of start-up).
 """
 
 from __future__ import annotations
 
+import re
 import time
+from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import Connection, event, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import (
@@ -28,6 +30,9 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
@@ -107,10 +112,14 @@ class Database:
         Safe to call at every start and from several processes at once.
         """
         async with self.engine.connect() as conn:
+            if await conn.run_sync(_at_head):
+                return
             await conn.run_sync(self._upgrade)
             await conn.commit()
 
     def _upgrade(self, conn: Connection) -> None:
+        from alembic import command
+
         lock_for_migration(conn)
         # The connection is already in a transaction, so Alembic joins it and
         # leaves the commit to migrate(): lock, DDL and version row commit together.
@@ -145,8 +154,43 @@ def lock_for_migration(conn: Connection) -> None:
         conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_MIGRATION_LOCK})
 
 
+_REVISION = re.compile(r"^revision\b[^=]*=\s*[\"']([^\"']+)", re.MULTILINE)
+_DOWN = re.compile(r"^down_revision\b[^=]*=\s*(\([^)]*\)|[^\n]+)", re.MULTILINE)
+
+
+@cache
+def migration_heads() -> frozenset[str]:
+    """The head revisions, read from the packaged migration files' headers.
+
+    The same answer as Alembic's script directory (a test holds them equal),
+    without importing Alembic, Mako and every SQL dialect at each start.
+    """
+    revisions: set[str] = set()
+    parents: set[str] = set()
+    for path in (MIGRATIONS_DIR / "versions").glob("*.py"):
+        source = path.read_text(encoding="utf-8")
+        revision, down = _REVISION.search(source), _DOWN.search(source)
+        if revision is None or down is None:
+            continue
+        revisions.add(revision.group(1))
+        parents.update(re.findall(r"[\"']([^\"']+)[\"']", down.group(1)))
+    return frozenset(revisions - parents)
+
+
+def _at_head(conn: Connection) -> bool:
+    """Whether the schema is already at the head revision (one cheap query)."""
+    if not conn.dialect.has_table(conn, "alembic_version"):
+        conn.rollback()
+        return False
+    current = {row[0] for row in conn.execute(text("SELECT version_num FROM alembic_version"))}
+    conn.rollback()
+    return current == migration_heads()
+
+
 def alembic_config(connection: Connection | None = None) -> Config:
     """An Alembic config pointing at the packaged migrations; no alembic.ini needed."""
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
     if connection is not None:
