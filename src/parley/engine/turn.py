@@ -22,6 +22,7 @@ from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
+from parley.engine.mailbox import Mailbox
 from parley.errors import LimitExceeded, ProviderError
 from parley.messages import (
     Done,
@@ -143,13 +144,14 @@ class Turn:
         self.max_tokens = max_tokens
         self.usage = Usage()
         self.calls = 0
+        self._call_ids: set[str] = set()  # tool call ids used so far in this turn
         self.finish: FinishReason = "stop"
         self.reason: Literal["cancelled", "deadline"] | None = None
         self.result = CallResult()
         self.outcomes: list[ToolOutcome] = []
         self._cancel = cancel
         self._count = counter_for(model)
-        self._queue: asyncio.Queue[object] | None = None
+        self._queue: Mailbox[object] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._interrupted: asyncio.Future[str] | None = None
         self._watchers: list[asyncio.TimerHandle | asyncio.Task[bool]] = []
@@ -228,7 +230,7 @@ class Turn:
             extra=extra,
         )
 
-    async def _pump(self, request: ChatRequest, queue: asyncio.Queue[object]) -> None:
+    async def _pump(self, request: ChatRequest, queue: Mailbox[object]) -> None:
         stream = self.model.stream(request)
         try:
             async for event in stream:
@@ -253,7 +255,7 @@ class Turn:
         one ``UsageEvent``. Assertion errors (test scripts) propagate."""
         self.calls += 1
         result = self.result = CallResult()
-        queue: asyncio.Queue[object] = asyncio.Queue()
+        queue: Mailbox[object] = Mailbox()
         self._queue = queue
         pump = asyncio.create_task(self._pump(request, queue))
         self._tasks.add(pump)
@@ -308,7 +310,7 @@ class Turn:
         result.text = "".join(text)
         result.tool_calls = [
             ToolCall(
-                id=head[0] or f"call_{self.calls}_{index}",
+                id=self._unique_id(head[0] or f"call_{self.calls}_{index}"),
                 name=head[1] or "",
                 arguments="".join(args) or "{}",
             )
@@ -322,6 +324,16 @@ class Turn:
         self.usage.input_tokens += usage.input_tokens
         self.usage.output_tokens += usage.output_tokens
         yield UsageEvent(usage)
+
+    def _unique_id(self, call_id: str) -> str:
+        """Some servers number calls per response (``call_0`` every round): steps,
+        results and confirmations are keyed by id, so a repeat gets a suffix."""
+        unique, n = call_id, 1
+        while unique in self._call_ids:
+            n += 1
+            unique = f"{call_id}~{n}"
+        self._call_ids.add(unique)
+        return unique
 
     # ------------------------------------------------------------ tools
 

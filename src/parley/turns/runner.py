@@ -26,6 +26,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from parley.config import Settings
 from parley.engine import Limits, assemble_context, run_turn
+from parley.engine.mailbox import Mailbox
 from parley.messages import (
     ContextNotice,
     Done,
@@ -340,7 +341,7 @@ class TurnService:
 
     def start(self, turn: PreparedTurn) -> AsyncIterator[TurnItem]:
         """Run the turn in the background; iterate the result to relay its events."""
-        queue: asyncio.Queue[TurnItem | None] = asyncio.Queue()
+        queue: Mailbox[TurnItem | None] = Mailbox()
         self._spawn(self._run(turn, queue))
         return self._relay(queue)
 
@@ -350,14 +351,14 @@ class TurnService:
         task.add_done_callback(self._tasks.discard)
 
     @staticmethod
-    async def _relay(queue: asyncio.Queue[TurnItem | None]) -> AsyncIterator[TurnItem]:
+    async def _relay(queue: Mailbox[TurnItem | None]) -> AsyncIterator[TurnItem]:
         while True:
             item = await queue.get()
             if item is None:
                 return
             yield item
 
-    async def _run(self, turn: PreparedTurn, queue: asyncio.Queue[TurnItem | None]) -> None:
+    async def _run(self, turn: PreparedTurn, queue: Mailbox[TurnItem | None]) -> None:
         progress = _Progress()
         started = time.monotonic()
         first_token: float | None = None
