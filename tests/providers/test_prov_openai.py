@@ -400,3 +400,30 @@ async def test_sse_parser_handles_split_reads_crlf_and_multiline_data() -> None:
     for size in (1, 3, 7, len(body)):
         found = [json.loads(d) if d != b"[DONE]" else d async for d in sse_data(reads(size))]
         assert found == [{"a": 1}, {"b": 2}, b"[DONE]"], size
+
+
+async def test_sse_parser_gives_the_loop_turns_on_a_long_read() -> None:
+    """Hundreds of events in one read do not hold the event loop for other streams."""
+    from parley.providers.openai_compat import EVENTS_PER_TURN, sse_data
+
+    events = 200
+    body = b"".join(b'data: {"n":%d}\n\n' % i for i in range(events))
+
+    async def one_read():
+        yield body
+
+    turns = 0
+
+    async def neighbour() -> None:
+        nonlocal turns
+        while True:
+            turns += 1
+            await asyncio.sleep(0)
+
+    other = asyncio.create_task(neighbour())
+    await asyncio.sleep(0)
+    before = turns
+    found = [d async for d in sse_data(one_read())]
+    other.cancel()
+    assert len(found) == events
+    assert turns - before >= events // EVENTS_PER_TURN - 1

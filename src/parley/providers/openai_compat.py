@@ -56,6 +56,7 @@ NO_KEY = "no-key-configured"
 
 _DECODER = json.JSONDecoder()
 DRAIN_TIMEOUT_S = 0.1
+EVENTS_PER_TURN = 8
 _FINISH: dict[str, FinishReason] = {
     "stop": "stop",
     "length": "length",
@@ -248,10 +249,14 @@ async def sse_data(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
     """The ``data`` payload of each server-sent event, from raw body bytes.
 
     Only the partial last line of each network read is carried over, so the
-    work per event is a split and a slice.
+    work per event is a split and a slice. One read can hold hundreds of events
+    when the upstream is fast; relaying them all in one go would hold the event
+    loop for every other stream, so the loop gets a turn every
+    ``EVENTS_PER_TURN`` events.
     """
     tail = b""
     data: list[bytes] = []
+    budget = EVENTS_PER_TURN
     async for chunk in chunks:
         if tail:
             chunk = tail + chunk
@@ -263,6 +268,10 @@ async def sse_data(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
             elif data and (not line or line == b"\r"):
                 yield data[0] if len(data) == 1 else b"\n".join(data)
                 data = []
+                budget -= 1
+                if not budget:
+                    budget = EVENTS_PER_TURN
+                    await asyncio.sleep(0)
     if tail.startswith(b"data:"):
         data.append(tail[5:].lstrip(b" "))
     if data:
