@@ -11,11 +11,12 @@ and that outdated or deleted facts are absent. A second user with conflicting
 facts checks that nothing crosses users. Recall is run three ways: keyword +
 recency only, a hashing embedder, and all-MiniLM-L6-v2 when installed.
 
-With a real model configured (``OPENAI_BASE_URL``/``OPENAI_API_KEY``,
-``MEMORY_EVAL_MODEL``), extraction precision/recall on labelled messages is
-reported too (the oracle is replaced by the model).
+With ``--model provider/model`` (resolved from the usual settings, so any
+configured provider, or the embedded ``local/smollm2-135m-instruct``),
+extraction precision/recall of that model on the labelled messages of
+``bench.memory_extraction`` is reported too.
 
-    .venv/bin/python -m bench.memory_eval
+    .venv/bin/python -m bench.memory_eval [--model local/smollm2-135m-instruct]
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import os
 # machine OpenBLAS's spinning threads turn a 6 ms question embedding into ~700 ms.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
+import argparse
 import asyncio
 import re
 import tempfile
@@ -36,6 +38,7 @@ from typing import Any
 
 import httpx
 
+from bench import memory_extraction as extraction
 from bench.common import Table
 from parley.api.app import create_app
 from parley.config import load_settings
@@ -43,7 +46,6 @@ from parley.knowledge.embeddings import Embedder
 from parley.memory.feature import MemoryFeature, default_embedder
 from parley.memory.store import MemoryStore
 from parley.memory.testing import HashingEmbedder
-from parley.memory.text import content_words, jaccard
 from parley.providers.base import ChatRequest
 from parley.providers.scripted import ScriptedModel, ScriptedProvider
 
@@ -282,81 +284,15 @@ async def run_scenario(label: str, embedder: Embedder | None) -> dict[str, Any]:
     }
 
 
-LABELLED: list[tuple[str, list[str]]] = [
-    ("I'm vegetarian, what should I cook tonight?", ["vegetarian"]),
-    ("My son Max turns 8 next week, gift ideas?", ["son Max", "8"]),
-    ("What is the capital of Australia?", []),
-    ("I moved to Toronto last month and need a dentist.", ["Toronto"]),
-    ("Explain how vaccines work.", []),
-    ("I'm a software engineer who mostly writes Rust.", ["software engineer", "Rust"]),
-    ("Can you summarize this article about elections for me?", []),
-    ("I hate cilantro, give me a salsa recipe without it.", ["cilantro"]),
-    ("Translate 'good morning' to German.", []),
-    ("My wife Priya and I are planning a trip to Japan in May.", ["Priya", "Japan"]),
-]
-
-
-async def extraction_quality(ref: str) -> dict[str, float] | None:
-    """Precision/recall of a real model's extraction on LABELLED (None: not configured)."""
-    from parley.memory.extract import MemoryExtractor
-    from parley.memory.service import MemoryService
-    from parley.providers.registry import ModelRegistry
-    from parley.storage.db import Database
-    from parley.turns.hooks import TurnInfo
-
-    with tempfile.TemporaryDirectory(prefix="parley-memext-") as tmp:
-        settings = load_settings(data_dir=Path(tmp), local_model_enabled=False)
-        db = Database(settings.resolved_database_url)
-        await db.migrate()
-        registry = ModelRegistry(settings, [], [])
-        try:
-            model = await registry.resolve(ref)
-        except Exception as exc:
-            print(f"extraction eval skipped: {ref} unavailable ({exc})")
-            return None
-        tp = fp = fn = 0
-        async with db.session() as session:
-            from parley.storage.tables import User
-
-            session.add(User(id="u" * 32, email="x@example.com", password_hash="x"))
-            await session.commit()
-        service = MemoryService(db, None)
-
-        async def resolve(_: TurnInfo) -> Any:
-            return model
-
-        extractor = MemoryExtractor(service, resolve)
-        for n, (text, expected) in enumerate(LABELLED):
-            async with db.session() as session:
-                await MemoryStore(session, "u" * 32).delete_all()
-                await session.commit()
-            info = TurnInfo("u" * 32, None, None, f"a{n}", text, model.info)  # type: ignore[arg-type]
-            try:
-                done = await extractor.extract(info)
-            except Exception as exc:
-                print(f"extraction failed on {text!r}: {exc}")
-                done = []
-            saved = [d.split(": ", 1)[1] for d in done if not d.startswith("deleted")]
-            hit = [e for e in expected if any(e.lower() in s.lower() for s in saved)]
-            tp += len(hit)
-            fn += len(expected) - len(hit)
-            fp += sum(
-                1
-                for s in saved
-                if not any(
-                    jaccard(content_words(e), content_words(s)) or e.lower() in s.lower()
-                    for e in expected
-                )
-            )
-        await registry.aclose()
-        await db.dispose()
-    return {
-        "precision": tp / (tp + fp) if tp + fp else 1.0,
-        "recall": tp / (tp + fn) if tp + fn else 1.0,
-    }
-
-
 async def main() -> None:
+    parser = argparse.ArgumentParser(description="memory recall and extraction evaluation")
+    parser.add_argument(
+        "--model",
+        default=os.environ.get("MEMORY_EVAL_MODEL"),
+        help="provider/model (from the usual settings, e.g. local/smollm2-135m-instruct) "
+        "whose extraction precision/recall to measure on bench.memory_extraction's cases",
+    )
+    args = parser.parse_args()
     configs: list[tuple[str, Embedder | None]] = [
         ("keyword + recency", None),
         ("+ hashing embedder", HashingEmbedder()),
@@ -392,16 +328,13 @@ async def main() -> None:
             ok=not run["rome_saved"],
         )
         table.add("  memories in the block (mean)", f"{run['block_size']:.1f}")
-    ref = os.environ.get("MEMORY_EVAL_MODEL")
-    if ref or os.environ.get("OPENAI_BASE_URL") or os.environ.get("OPENAI_API_KEY"):
-        quality = await extraction_quality(ref or "openai/gpt-4.1-mini")
-        if quality is not None:
-            table.add("extraction precision (real model)", f"{quality['precision']:.0%}")
-            table.add("extraction recall (real model)", f"{quality['recall']:.0%}")
+    quality = await extraction.evaluate(args.model) if args.model else None
+    if quality is not None:
+        extraction.add_rows(table, quality)
     else:
         table.notes.append(
-            "extraction P/R skipped: set OPENAI_BASE_URL/OPENAI_API_KEY "
-            "(and MEMORY_EVAL_MODEL=provider/model) to measure a real model"
+            "extraction P/R not measured: pass --model provider/model (any configured "
+            "model, or local/smollm2-135m-instruct)"
         )
     table.notes.append(
         "keyword questions share words with the memory; paraphrase ones need "

@@ -63,6 +63,7 @@ def test_malformed_operations_are_skipped() -> None:
     assert plausible("I write Rust.")
     assert not plausible("Max turns 8 next week, gift ideas?")
     assert not plausible("The user's message is about Rust.")
+    assert not plausible("The user has updated the fact that they are allergic to nuts.")
     assert parse_operations('{"other": 1}') == []
 
 

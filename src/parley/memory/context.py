@@ -110,7 +110,7 @@ class MemoryContext:
             scope=scope,
             changed=signals_change(fact),
         )
-        verb = {"added": "saved", "merged": "already saved", "updated": "updated"}[result.action]
+        verb = {"merged": "already saved", "updated": "updated"}.get(result.action, "saved")
         return ContextBlock(
             "memory_update",
             f"Done: this memory was {verb} as the user asked: {result.memory.text} "

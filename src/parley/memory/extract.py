@@ -11,7 +11,9 @@ Nothing is trusted blindly: a fact is saved only if most of its meaningful
 words are in what the user wrote (``supported_by``), so facts lifted from
 the assistant's answer, tool results or web pages are dropped; a delete must
 concern a memory the user's message talks about. In review mode new facts
-wait as ``pending``, and nothing is deleted automatically.
+wait as ``pending`` (the model also sees those related to the message, so it
+updates them instead of proposing twice), an update of an active memory waits
+as a proposal naming it, and nothing is deleted automatically.
 
 Most messages say nothing about the user; a cheap first-person test skips the
 model call for them.
@@ -27,8 +29,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from parley.memory.recall import Scope
-from parley.memory.service import MemoryService, memory_enabled, review_enabled, scope_of
+from parley.memory.service import (
+    MemoryService,
+    Recalled,
+    memory_enabled,
+    review_enabled,
+    scope_of,
+)
 from parley.memory.store import MemoryStore
+from parley.memory.tables import REPLACES
 from parley.memory.text import clean_fact, content_words, parse_request, supported_by
 from parley.messages import Message, TextDelta
 from parley.providers.base import ChatModel, ChatRequest
@@ -47,6 +56,7 @@ log = logging.getLogger(__name__)
 
 MAX_OPERATIONS = 5
 RELATED = 8
+PENDING_RELATED = 3
 SCHEMA: dict[str, Any] = {
     "type": "object",
     "properties": {
@@ -88,12 +98,12 @@ def mentions_self(text: str) -> bool:
     return bool(_SELF.search(text.replace("’", "'"))) and len(content_words(text)) >= 2
 
 
-_META = re.compile(r"\b(message|memories|memory|assistant)\b", re.IGNORECASE)
+_META = re.compile(r"\b(message|memories|memory|assistant|the fact)\b", re.IGNORECASE)
 
 
 def plausible(fact: str) -> bool:
     """Small models echo questions or talk about the task ("The user's message
-    is..."): neither is a fact worth keeping."""
+    is...", "The user has updated the fact..."): neither is a fact worth keeping."""
     return bool(fact) and not fact.rstrip(".").endswith("?") and not _META.search(fact)
 
 
@@ -151,9 +161,13 @@ class MemoryExtractor:
     async def extract(self, info: TurnInfo) -> list[str]:
         """Run extraction for one user message; returns what was done (for tests and evals)."""
         scope = scope_of(info.project_id, info.assistant_id)
-        related = await self.service.recall(
+        review = review_enabled(info.preferences)
+        related: list[Recalled] = await self.service.recall(
             info.user_id, info.query, Scope(info.project_id, info.assistant_id), RELATED
         )
+        if review:  # what waits for approval can be updated too, instead of proposed twice
+            waiting = await self._pending_related(info.user_id, info.query, scope)
+            related = related[: RELATED - len(waiting)] + waiting
         numbered = "\n".join(f"{n}. {m.text}" for n, m in enumerate(related, 1)) or "(none)"
         request = ChatRequest(
             messages=[
@@ -170,7 +184,6 @@ class MemoryExtractor:
         )
         model = await self.resolve_model(info)
         parts = [e.text async for e in model.stream(request) if isinstance(e, TextDelta)]
-        review = review_enabled(info.preferences)
         done: list[str] = []
         for op in parse_operations("".join(parts)):
             target = related[op.memory - 1] if 0 < op.memory <= len(related) else None
@@ -195,7 +208,36 @@ class MemoryExtractor:
                 message_id=info.user_message_id,
                 scope=scope,
                 status="pending" if review else "active",
-                replaces=target.id if op.action == "update" and target and not review else None,
+                replaces=target.id if op.action == "update" and target else None,
             )
             done.append(f"{result.action}: {result.memory.text}")
         return done
+
+    async def _pending_related(
+        self, user_id: str, query: str, scope: tuple[str | None, str | None]
+    ) -> list[Recalled]:
+        """Up to ``PENDING_RELATED`` memories waiting for review that share words
+        with the message (new ones in this scope, and proposed updates of its memories)."""
+        words = content_words(query)
+        async with self.service.db.session() as session:
+            store = MemoryStore(session, user_id)
+            rows = (await store.list(status="pending", limit=200))[0]
+            targets = {
+                t.id: (t.scope_type, t.scope_id)
+                for t in [
+                    await store.get(r.scope_id or "") for r in rows if r.scope_type == REPLACES
+                ]
+                if t is not None
+            }
+        scored = []
+        for row in rows:
+            place = (
+                targets.get(row.scope_id or "")
+                if row.scope_type == REPLACES
+                else (row.scope_type, row.scope_id)
+            )
+            overlap = len(words & content_words(row.text))
+            if place == scope and overlap:
+                scored.append((overlap, row))
+        scored.sort(key=lambda item: item[0], reverse=True)
+        return [Recalled(r.id, r.text) for _, r in scored[:PENDING_RELATED]]

@@ -5,7 +5,8 @@
 - ``POST   /api/memories {text}`` -> 201 memory (added by hand: source ``explicit``)
 - ``PATCH  /api/memories/{id} {text}`` -> memory
 - ``DELETE /api/memories/{id}`` -> 204; ``DELETE /api/memories`` -> ``{deleted}``
-- ``POST   /api/memories/{id}/approve`` -> memory; ``.../reject`` -> 204 (review mode)
+- ``POST   /api/memories/{id}/approve`` -> memory; ``.../reject`` -> 204 (review mode;
+  approving a proposed update, ``replaces: {id, text}``, rewrites that memory)
 
 Memory on/off and review mode are ``preferences.memory`` / ``preferences.memory_review``
 (``PATCH /api/me``).
@@ -23,7 +24,7 @@ from parley.api.problems import Problem, not_found
 from parley.api.schemas import Body, iso
 from parley.memory.service import memory_enabled, review_enabled
 from parley.memory.store import MemoryStore
-from parley.memory.tables import Memory
+from parley.memory.tables import REPLACES, Memory
 from parley.memory.text import clean_fact
 
 if TYPE_CHECKING:
@@ -41,20 +42,34 @@ def _feature(request: Request) -> MemoryFeature:
     return feature
 
 
-def memory_out(row: Memory) -> dict[str, Any]:
+def memory_out(row: Memory, replaced: Memory | None = None) -> dict[str, Any]:
+    """The API shape; a proposed update (review mode) shows the memory it would
+    replace as ``replaces: {id, text}`` and that memory's scope."""
+    scope = (row.scope_type, row.scope_id)
+    replaces = None
+    if row.scope_type == REPLACES:
+        scope = (replaced.scope_type, replaced.scope_id) if replaced else (None, None)
+        replaces = {"id": row.scope_id, "text": replaced.text if replaced else None}
     return {
         "id": row.id,
         "text": row.text,
         "source": row.source,
         "status": row.status,
-        "scope_type": row.scope_type,
-        "scope_id": row.scope_id,
+        "scope_type": scope[0],
+        "scope_id": scope[1],
+        "replaces": replaces,
         "conversation_id": row.conversation_id,
         "message_id": row.message_id,
         "url": f"/c/{row.conversation_id}" if row.conversation_id else None,
         "created_at": iso(row.created_at),
         "updated_at": iso(row.updated_at),
     }
+
+
+async def _out(store: MemoryStore, rows: list[Memory]) -> list[dict[str, Any]]:
+    ids = {r.scope_id for r in rows if r.scope_type == REPLACES and r.scope_id}
+    replaced = {m.id: m for m in [await store.get(i) for i in ids] if m is not None}
+    return [memory_out(r, replaced.get(r.scope_id or "")) for r in rows]
 
 
 def _text(body: MemoryIn) -> str:
@@ -79,7 +94,7 @@ async def list_memories(
     except ValueError as exc:
         raise Problem(422, "Invalid pagination cursor.", "invalid_cursor") from exc
     return {
-        "items": [memory_out(m) for m in items],
+        "items": await _out(store, items),
         "next_cursor": next_cursor,
         "counts": await store.counts(),
         "settings": {
@@ -120,7 +135,7 @@ async def edit_memory(
         embedding_model=None if found is None else service.model_name,
     )
     await db.commit()
-    return memory_out(row)
+    return (await _out(store, [row]))[0]
 
 
 @router.delete("/{memory_id}", status_code=204)
@@ -132,14 +147,12 @@ async def delete_memory(memory_id: str, user: CurrentUser, db: DB) -> Response:
 
 
 @router.post("/{memory_id}/approve")
-async def approve_memory(memory_id: str, user: CurrentUser, db: DB) -> dict[str, Any]:
-    store = MemoryStore(db, user.id)
-    row = await store.get(memory_id)
+async def approve_memory(memory_id: str, request: Request, user: CurrentUser) -> dict[str, Any]:
+    """Activate a pending memory; a proposed update rewrites the memory it names
+    and the answer is that memory."""
+    row = await _feature(request).service.approve(user.id, memory_id)
     if row is None:
         raise not_found("memory")
-    if row.status != "active":
-        await store.update(row, status="active")
-        await db.commit()
     return memory_out(row)
 
 

@@ -8,7 +8,9 @@ Writes go through ``remember`` so every path (the explicit fast path, the
   wording and link win);
 - a change ("I now live in Berlin", or extraction naming the memory it
   replaces) updates the old memory instead of adding a contradicting one;
-- otherwise a new memory is added.
+- otherwise a new memory is added;
+- in review mode nothing active changes: an update becomes one pending
+  proposal naming the memory it replaces (see ``tables.REPLACES``).
 
 The embedder is optional: without one (or when it fails) recall uses keyword
 and recency only, and similarity rules use word overlap only.
@@ -27,7 +29,7 @@ import numpy.typing as npt
 from parley.knowledge.embeddings import Embedder
 from parley.memory.recall import Scope, Snapshot, rank_memories
 from parley.memory.store import MemoryStore
-from parley.memory.tables import Memory
+from parley.memory.tables import REPLACES, Memory
 from parley.memory.text import content_words, jaccard, normalized, signals_change
 from parley.storage.db import Database
 
@@ -69,10 +71,15 @@ def _contained(a: set[str], b: set[str]) -> bool:
     return len(small) >= 2 and small <= large
 
 
+Action = Literal["added", "merged", "updated", "proposed"]
+
+
 @dataclass(slots=True)
 class SaveResult:
+    """What ``remember`` did; ``proposed``: a pending update of an active memory."""
+
     memory: Memory
-    action: Literal["added", "merged", "updated"]
+    action: Action
 
 
 @dataclass(slots=True)
@@ -204,7 +211,11 @@ class MemoryService:
         replaces: str | None = None,
         changed: bool = False,
     ) -> SaveResult:
-        """Save ``text`` following the merge / update / add rules (and commit)."""
+        """Save ``text`` following the merge / update / add rules (and commit).
+
+        ``status="pending"`` (review mode) never changes an active memory: an
+        update of one becomes a pending proposal that names it (one per memory,
+        replaced by newer ones), and an update of a pending one rewrites it."""
         found = await self.embed([text])
         vector = None if found is None else found[0]
         embedding: dict[str, Any] = {"embedding": None, "embedding_model": None}
@@ -213,43 +224,22 @@ class MemoryService:
         link = {"conversation_id": conversation_id, "message_id": message_id}
         async with self.db.session() as session:
             store = MemoryStore(session, user_id)
-            rows = [
-                row
-                for row in (await store.list(limit=10_000))[0]
-                if (row.scope_type, row.scope_id) == scope
+            everything = (await store.list(limit=10_000))[0]
+            rows = [r for r in everything if (r.scope_type, r.scope_id) == scope]
+            in_scope = {r.id for r in rows}
+            proposals = [
+                r for r in everything if r.scope_type == REPLACES and r.scope_id in in_scope
             ]
+            # Review mode also compares with what already waits, so nothing is proposed twice.
+            candidates = rows + proposals if status == "pending" else rows
             target: Memory | None = None
-            action: Literal["added", "merged", "updated"] = "added"
+            action: Action = "added"
             if replaces is not None:
-                target = next((r for r in rows if r.id == replaces), None)
+                target = next((r for r in candidates if r.id == replaces), None)
                 action = "updated"
             if target is None:
-                ranked = await self._similar(rows, text, vector)
-                key = normalized(text)
-                for row, overlap, cosine in ranked:
-                    if (
-                        normalized(row.text) == key
-                        or overlap >= DUPLICATE_JACCARD
-                        or cosine >= DUPLICATE_COSINE
-                        or _contained(content_words(row.text), content_words(text))
-                    ):
-                        target, action = row, "merged"
-                        break
-                if target is None and (changed or signals_change(text)) and ranked:
-                    row, overlap, cosine = ranked[0]
-                    if overlap >= CHANGE_JACCARD or cosine >= CHANGE_COSINE:
-                        target, action = row, "updated"
-            if target is not None and not (target.status == "active" and status == "pending"):
-                # An explicit request or an approved fact activates a pending one.
-                new_status = "active" if "active" in (target.status, status) else "pending"
-                await store.update(target, text=text, status=new_status, **embedding)
-                if conversation_id:
-                    target.conversation_id, target.message_id = conversation_id, message_id
-                memory = target
-            elif target is not None:
-                action = "merged"  # the active memory already says it; nothing waits for review
-                memory = target
-            else:
+                target, action = await self._match(candidates, text, vector, changed)
+            if target is None:
                 memory = await store.create(
                     text,
                     source=source,
@@ -259,8 +249,108 @@ class MemoryService:
                     **link,
                     **embedding,
                 )
+            elif target.status == "active" and status == "pending":
+                if action == "merged" or normalized(target.text) == normalized(text):
+                    memory, action = target, "merged"  # it already says so; nothing to review
+                else:
+                    pending = next((p for p in proposals if p.scope_id == target.id), None)
+                    memory, action = await self._propose(
+                        store, target, pending, text, source, link, embedding
+                    )
+            else:
+                # An explicit request activates a pending one (proposals are only
+                # candidates in review mode, so they stay pending here).
+                new_status = "active" if "active" in (target.status, status) else "pending"
+                await store.update(target, text=text, status=new_status, **embedding)
+                if conversation_id:
+                    target.conversation_id, target.message_id = conversation_id, message_id
+                if new_status == "active" and action == "updated":
+                    await store.delete_proposals(target.id)  # settled by the user
+                memory = target
             await session.commit()
         return SaveResult(memory, action)
+
+    async def _match(
+        self,
+        rows: list[Memory],
+        text: str,
+        vector: npt.NDArray[np.float32] | None,
+        changed: bool,
+    ) -> tuple[Memory | None, Action]:
+        """The memory ``text`` duplicates (merge) or changes (update), if any."""
+        ranked = await self._similar(rows, text, vector)
+        key = normalized(text)
+        for row, overlap, cosine in ranked:
+            if (
+                normalized(row.text) == key
+                or overlap >= DUPLICATE_JACCARD
+                or cosine >= DUPLICATE_COSINE
+                or _contained(content_words(row.text), content_words(text))
+            ):
+                return row, "merged"
+        if (changed or signals_change(text)) and ranked:
+            row, overlap, cosine = ranked[0]
+            if overlap >= CHANGE_JACCARD or cosine >= CHANGE_COSINE:
+                return row, "updated"
+        return None, "added"
+
+    async def _propose(
+        self,
+        store: MemoryStore,
+        target: Memory,
+        pending: Memory | None,
+        text: str,
+        source: str,
+        link: dict[str, Any],
+        embedding: dict[str, Any],
+    ) -> tuple[Memory, Action]:
+        """A pending update of the active ``target``: the one already waiting is
+        rewritten (the user reviews one proposal per memory, the latest)."""
+        if pending is not None:
+            await store.update(pending, text=text, **embedding)
+            if link["conversation_id"]:
+                pending.conversation_id = link["conversation_id"]
+                pending.message_id = link["message_id"]
+            return pending, "updated"
+        created = await store.create(
+            text,
+            source=source,
+            status="pending",
+            scope_type=REPLACES,
+            scope_id=target.id,
+            **link,
+            **embedding,
+        )
+        return created, "proposed"
+
+    async def approve(self, user_id: str, memory_id: str) -> Memory | None:
+        """Make a pending memory active; a proposed update rewrites the memory it
+        names (text, link, vector) and disappears. None when there is no such memory."""
+        async with self.db.session() as session:
+            store = MemoryStore(session, user_id)
+            row = await store.get(memory_id)
+            if row is None or row.status == "active":
+                return row
+            if row.scope_type != REPLACES:
+                await store.update(row, status="active")
+                await session.commit()
+                return row
+            target = await store.get(row.scope_id or "")
+            if target is None:  # cannot happen: deleting a memory deletes its proposals
+                await store.delete(row.id)
+                await session.commit()
+                return None
+            await store.update(
+                target,
+                text=row.text,
+                embedding=row.embedding,
+                embedding_model=row.embedding_model,
+            )
+            if row.conversation_id:
+                target.conversation_id, target.message_id = row.conversation_id, row.message_id
+            await store.delete_proposals(target.id)
+            await session.commit()
+            return target
 
     async def forget(
         self, user_id: str, text: str, scope: tuple[str | None, str | None] = (None, None)

@@ -6,8 +6,12 @@ kept when possible so the memory page can link back) and how (``source``:
 ``status`` is ``active`` (recalled) or ``pending`` (waiting for the user's
 approval in review mode). ``scope_type``/``scope_id`` are empty for global
 memories; ``project``/``assistant`` memories are recalled only inside that
-scope. ``embedding`` is a float32 vector (``numpy.tobytes``) from the model
-named in ``embedding_model``; a change of model re-embeds lazily.
+scope. A pending row with ``scope_type = "replaces"`` is a proposed update of
+the memory ``scope_id`` (review mode): it lives in that memory's scope, and
+approving it rewrites that memory instead of adding a second one (kept in the
+scope columns so no migration was needed). ``embedding`` is a float32 vector
+(``numpy.tobytes``) from the model named in ``embedding_model``; a change of
+model re-embeds lazily.
 """
 
 from __future__ import annotations
@@ -19,11 +23,12 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from parley.storage.tables import Base, UTCDateTime, new_id, utcnow
 
-__all__ = ["MEMORY_SOURCES", "MEMORY_STATUSES", "SCOPE_TYPES", "Memory"]
+__all__ = ["MEMORY_SOURCES", "MEMORY_STATUSES", "REPLACES", "SCOPE_TYPES", "Memory"]
 
 MEMORY_SOURCES = ("explicit", "auto")
 MEMORY_STATUSES = ("active", "pending")
 SCOPE_TYPES = ("project", "assistant")
+REPLACES = "replaces"  # scope_type of a pending update; scope_id = the memory it replaces
 
 
 class Memory(Base):
