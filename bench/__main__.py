@@ -1,4 +1,4 @@
-"""``python -m bench [relay|litellm|storage|startup|local ...] [--quick]``.
+"""``python -m bench [relay|litellm|storage|startup|local|web ...] [--quick]``.
 
 Runs the named benchmarks (all by default, in that order), prints one table
 each, and writes every table with its raw numbers to bench/results/*.json.
@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 from bench.common import Table, save
 
-NAMES = ("relay", "litellm", "storage", "startup", "local")
+NAMES = ("relay", "litellm", "storage", "startup", "local", "web")
 
 
 def _runner(name: str) -> Callable[[bool], Table]:
@@ -35,6 +35,10 @@ def _runner(name: str) -> Callable[[bool], Table]:
         from bench import startup
 
         return startup.run
+    if name == "web":
+        from bench import web_perf
+
+        return web_perf.run
     from bench import local
 
     return local.run

@@ -3,7 +3,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { BlockSplitter, splitBlocks } from '../src/lib/markdown/blocks';
 import { setKatexForTests } from '../src/lib/markdown/math';
 import { clearRenderCache, renderMarkdown, renderStats } from '../src/lib/markdown/render';
-import { StreamingMarkdown, renderDocument } from '../src/lib/markdown/stream';
+import { CODE_CHUNK, StreamingMarkdown, TAIL_BUDGET, renderDocument } from '../src/lib/markdown/stream';
 
 const DOC = [
   '# Title',
@@ -114,6 +114,88 @@ describe('StreamingMarkdown', () => {
     const again = renderStats.count;
     renderDocument(DOC);
     expect(renderStats.count).toBe(again);
+  });
+
+  it('throttles re-rendering a costly tail and says a render is pending', () => {
+    let t = 0;
+    let seen = renderStats.count;
+    // Every render "takes" 10 ms on this clock.
+    const s = new StreamingMarkdown(() => {
+      if (renderStats.count !== seen) {
+        seen = renderStats.count;
+        t += 10;
+      }
+      return t;
+    });
+    s.append('```js\nlet a = 1;\n');
+    expect(s.flush()).toMatchObject({ pending: false });
+    const first = s.flush().tail;
+    s.append('let b = 2;\n');
+    t += 16;
+    const throttled = s.flush();
+    expect(throttled).toMatchObject({ pending: true, tail: first });
+    t += 10 * TAIL_BUDGET;
+    const later = s.flush();
+    expect(later.pending).toBe(false);
+    expect(later.tail).toContain('b');
+  });
+
+  it('keeps tail work per frame bounded for a block that never finishes', () => {
+    let t = 0;
+    let seen = renderStats.count;
+    let busy = 0;
+    const s = new StreamingMarkdown(() => {
+      if (renderStats.count !== seen) {
+        seen = renderStats.count;
+        const cost = s.source.length * 0.05; // cost grows with the tail's length
+        t += cost;
+        busy += cost;
+      }
+      return t;
+    });
+    for (let i = 0; i < 1000; i++) {
+      s.append(`- x${i} = f(${i})\n`); // one list: a block that never finishes
+      s.flush();
+      t += 16; // one frame
+    }
+    // Without the throttle this would be ~20x the elapsed time (quadratic); with it,
+    // tail rendering stays under about 1 / (1 + TAIL_BUDGET) of it.
+    expect(busy / t).toBeLessThan(1.5 / (1 + TAIL_BUDGET));
+    t += 1e6;
+    expect(s.flush().tail).toContain('x999');
+  });
+
+  it('streams a long code block in pieces rendered once each', () => {
+    const s = new StreamingMarkdown(() => 0);
+    s.append('Intro.\n\n```python\n');
+    const seen = new Map<string, string>();
+    let renders = 0;
+    const lines = 10 * CODE_CHUNK;
+    for (let i = 0; i < lines; i++) {
+      s.append(`x${i} = f(${i})\n`);
+      const before = renderStats.count;
+      const { blocks, tail } = s.flush();
+      renders += renderStats.count - before;
+      for (const b of blocks) {
+        if (seen.has(b.key)) expect(seen.get(b.key)).toBe(b.html); // frozen pieces never change
+        seen.set(b.key, b.html);
+      }
+      // Only the last lines are re-rendered: the tail never holds more than two pieces' worth.
+      expect((tail.match(/\n/g) ?? []).length).toBeLessThan(2 * CODE_CHUNK);
+    }
+    // One piece per CODE_CHUNK lines, plus one tail render per flush.
+    expect(renders).toBeLessThanOrEqual(lines + lines / CODE_CHUNK + 1);
+    const { blocks, tail } = s.flush();
+    const shown = document.createElement('div');
+    shown.innerHTML = blocks.map((b) => b.html).join('') + tail;
+    expect(shown.querySelectorAll('.code-head')).toHaveLength(1);
+    const code = Array.from(shown.querySelectorAll('code')).map((c) => c.textContent).join('\n');
+    expect(code.split('\n')).toEqual(Array.from({ length: lines }, (_, i) => `x${i} = f(${i})`));
+    // Closing the fence replaces the pieces with the block rendered whole.
+    s.append('```\n\nDone.');
+    const closed = s.flush();
+    expect(closed.blocks.map((b) => b.key)).toEqual(['b0', 'b1']);
+    expect(closed.blocks[1].html).toContain('copy-code');
   });
 
   it('renders broken markup mid-stream without throwing', () => {

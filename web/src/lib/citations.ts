@@ -8,16 +8,16 @@ export interface CitationOptions {
   onopen: (source: FileSource) => void;
 }
 
-export function linkCitations(root: HTMLElement, cited: FileSource[]): void {
+export function linkCitations(root: Node, cited: FileSource[]): void {
   const refs = new Set(cited.map((s) => s.ref as number));
-  if (!refs.size) return;
+  if (!refs.size || !root.ownerDocument) return;
   const walker = root.ownerDocument.createTreeWalker(root, NodeFilter.SHOW_TEXT);
   const nodes: Text[] = [];
-  for (let n = walker.nextNode(); n; n = walker.nextNode()) {
-    const text = n as Text;
-    if (!text.data.includes('[') || text.parentElement?.closest('code, pre, button.cite')) continue;
-    nodes.push(text);
-  }
+  const consider = (text: Text) => {
+    if (text.data.includes('[') && !text.parentElement?.closest('code, pre, button.cite')) nodes.push(text);
+  };
+  if (root.nodeType === Node.TEXT_NODE) consider(root as Text);
+  for (let n = walker.nextNode(); n; n = walker.nextNode()) consider(n as Text);
   for (const text of nodes) {
     const parts = splitCitations(text.data, refs);
     if (parts.length === 1 && typeof parts[0] === 'string') continue;
@@ -50,7 +50,16 @@ export function citations(node: HTMLElement, options: CitationOptions) {
     const source = citedSources(current.sources).find((s) => String(s.ref) === button.dataset.ref);
     if (source) current.onopen(source);
   };
-  const observer = new MutationObserver(run);
+  // Only what changed is scanned: a whole-answer walk per streamed frame would make
+  // the work per token grow with the answer's length.
+  const observer = new MutationObserver((records) => {
+    const cited = citedSources(current.sources);
+    if (!cited.length) return;
+    for (const r of records) {
+      if (r.type === 'characterData') linkCitations(r.target, cited);
+      else r.addedNodes.forEach((n) => n.isConnected && linkCitations(n, cited));
+    }
+  });
   observer.observe(node, { childList: true, subtree: true, characterData: true });
   node.addEventListener('click', onClick);
   run();

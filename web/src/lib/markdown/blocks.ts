@@ -5,14 +5,20 @@
 // outside fences, confirmed once the next line's first character is known and
 // is not indentation (which would make it a continuation, e.g. of a list item).
 
-const FENCE_OPEN = /^ {0,3}(`{3,}|~{3,})([^`]*)$/;
+export const FENCE_OPEN = /^ {0,3}(`{3,}|~{3,})([^`]*)$/;
 
 export class BlockSplitter {
+  // Only the appended chunk and the unfinished block are ever searched or sliced:
+  // searching the whole growing string would make V8 flatten (copy) it per append.
   private text = '';
-  private scanned = 0;
-  private blockStart = 0;
-  private pending = -1; // candidate boundary offset
+  private cur = ''; // the unfinished block, up to what has been scanned
+  private line = ''; // the current line so far
+  private pending = false; // a blank line ended the block, if the next line is not indented
+  private blockHasText = false;
   private fence: { ch: string; len: number } | null = null;
+  private fenceAtStart = false;
+  private fenceLang = '';
+  private code: string[] = [];
   private inMath = false;
   readonly blocks: string[] = [];
 
@@ -21,7 +27,27 @@ export class BlockSplitter {
     if (!chunk) return 0;
     this.text += chunk;
     const before = this.blocks.length;
-    this.scan();
+    let pos = 0;
+    while (pos < chunk.length) {
+      if (this.pending && this.line === '') {
+        const c = chunk[pos];
+        if (c === ' ' || c === '\t') this.pending = false;
+        else if (c !== '\n' && c !== '\r') this.commit();
+      }
+      const nl = chunk.indexOf('\n', pos);
+      if (nl === -1) {
+        const rest = chunk.slice(pos);
+        this.line += rest;
+        this.cur += rest;
+        break;
+      }
+      this.cur += chunk.slice(pos, nl + 1);
+      let line = this.line + chunk.slice(pos, nl);
+      this.line = '';
+      if (line.endsWith('\r')) line = line.slice(0, -1);
+      this.processLine(line);
+      pos = nl + 1;
+    }
     return this.blocks.length - before;
   }
 
@@ -29,9 +55,20 @@ export class BlockSplitter {
     return this.text;
   }
 
+  /** Whether the unfinished remainder is inside an open code fence. */
+  get inFence(): boolean {
+    return this.fence !== null;
+  }
+
+  /** The open fence, when it starts the unfinished block: its info string, its complete
+   * code lines so far (a live array: only appended to) and the line being written. */
+  get openFence(): { lang: string; lines: readonly string[]; partial: string } | null {
+    return this.fence && this.fenceAtStart ? { lang: this.fenceLang, lines: this.code, partial: this.line } : null;
+  }
+
   /** The unfinished remainder (may be empty). */
   get tail(): string {
-    return this.text.slice(this.blockStart);
+    return this.cur;
   }
 
   /** All blocks of a complete document (finished blocks + the tail, if any). */
@@ -40,38 +77,21 @@ export class BlockSplitter {
     return t.trim() ? [...this.blocks, t] : [...this.blocks];
   }
 
-  private commit(at: number): void {
-    const block = this.text.slice(this.blockStart, at);
-    if (block.trim()) this.blocks.push(block);
-    this.blockStart = at;
-    this.pending = -1;
+  private commit(): void {
+    if (this.cur.trim()) this.blocks.push(this.cur);
+    this.cur = '';
+    this.pending = false;
+    this.blockHasText = false;
   }
 
-  private scan(): void {
-    const text = this.text;
-    let pos = this.scanned;
-    while (pos <= text.length) {
-      if (this.pending !== -1 && pos < text.length) {
-        const c = text[pos];
-        if (c === ' ' || c === '\t') this.pending = -1;
-        else if (c !== '\n' && c !== '\r') this.commit(this.pending);
-      }
-      const nl = text.indexOf('\n', pos);
-      if (nl === -1) break;
-      let line = text.slice(pos, nl);
-      if (line.endsWith('\r')) line = line.slice(0, -1);
-      this.processLine(line, pos, nl + 1);
-      pos = nl + 1;
-    }
-    this.scanned = pos;
-  }
-
-  private processLine(line: string, start: number, next: number): void {
+  private processLine(line: string): void {
     if (this.fence) {
       const m = /^ {0,3}(`{3,}|~{3,})\s*$/.exec(line);
       if (m && m[1][0] === this.fence.ch && m[1].length >= this.fence.len) {
         this.fence = null;
-        this.pending = next;
+        this.pending = true;
+      } else {
+        this.code.push(line);
       }
       return;
     }
@@ -79,29 +99,30 @@ export class BlockSplitter {
       const t = line.trim();
       if (t === '$$' || t === '\\]' || t.endsWith('$$') || t.endsWith('\\]')) {
         this.inMath = false;
-        this.pending = next;
+        this.pending = true;
       }
       return;
     }
     const f = FENCE_OPEN.exec(line);
     if (f && !(f[1][0] === '`' && f[2].includes('`'))) {
       this.fence = { ch: f[1][0], len: f[1].length };
+      this.fenceAtStart = !this.blockHasText;
+      this.fenceLang = f[2];
+      this.code = [];
+      this.blockHasText = true;
       return;
     }
     const t = line.trim();
     if (t === '$$' || t === '\\[' || (t.startsWith('$$') && !t.slice(2).includes('$$')) || (t.startsWith('\\[') && !t.includes('\\]'))) {
       this.inMath = true;
+      this.blockHasText = true;
       return;
     }
     if (t === '') {
-      if (!this.text.slice(this.blockStart, start).trim()) {
-        this.blockStart = next; // skip leading blank lines
-        this.pending = -1;
-      } else if (this.pending === -1) {
-        this.pending = next;
-      } else {
-        this.pending = next;
-      }
+      if (!this.blockHasText) this.cur = ''; // skip leading blank lines
+      else this.pending = true;
+    } else {
+      this.blockHasText = true;
     }
   }
 }

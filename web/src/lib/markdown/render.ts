@@ -109,6 +109,19 @@ const marked = new Marked({
   },
 });
 
+/** One piece of a code block that is still streaming (see stream.ts): highlighted on
+ * its own, joined to its neighbours by CSS; only the first piece has the header. */
+export function renderCodePart(code: string, lang: string, first: boolean): string {
+  renderStats.count++;
+  const language = lang.trim().split(/\s+/)[0] || '';
+  const safeLang = LANG_RE.test(language) ? language : '';
+  const head = first ? `<div class="code-head"><span class="code-lang">${safeLang ? escapeHtml(safeLang) : 'text'}</span></div>` : '';
+  return sanitizeHtml(
+    `<div class="code-block code-part${first ? ' code-first' : ''}">${head}` +
+      `<pre><code class="hljs${safeLang ? ` language-${escapeHtml(safeLang)}` : ''}">${highlight(code, safeLang)}</code></pre></div>`,
+  );
+}
+
 /** Counts real renders (cache misses); used by tests and for diagnostics. */
 export const renderStats = { count: 0 };
 

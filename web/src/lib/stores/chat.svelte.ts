@@ -300,8 +300,12 @@ class Chat {
   private flushFrame(): void {
     const live = this.live;
     if (!live || !this.md) return;
-    const { blocks, tail } = this.md.flush();
-    this.live = { ...live, blocks: blocks.length === live.blocks.length ? live.blocks : [...blocks], tail, reasoning: this.reasoningBuf };
+    const { blocks, tail, pending } = this.md.flush();
+    // Unchanged (a throttled tail): keep the object, so nothing re-renders or re-measures.
+    if (blocks !== live.blocks || tail !== live.tail || this.reasoningBuf !== live.reasoning) {
+      this.live = { ...live, blocks, tail, reasoning: this.reasoningBuf };
+    }
+    if (pending) this.scheduleFrame(); // a throttled long tail: render it once its turn comes
   }
 
   private handle(ev: ChatEvent): void {

@@ -1,4 +1,4 @@
-import { auth, me, setUnauthorizedHandler } from '../api';
+import { ApiError, auth, me, setUnauthorizedHandler } from '../api';
 import type { AuthConfig, Theme, User } from '../types';
 import { router } from './router.svelte';
 
@@ -14,6 +14,8 @@ class Session {
   user = $state<User | null>(null);
   config = $state<AuthConfig | null>(null);
   ready = $state(false);
+  /** The server could not be reached at start (the offline shell): not the same as signed out. */
+  offline = $state(false);
   /** A message shown on the sign-in page (e.g. "Your session expired"). */
   flash = $state<string | null>(null);
   theme = $state<Theme>('system');
@@ -46,10 +48,19 @@ class Session {
     try {
       const { user } = await auth.me();
       this.setUser(user);
-    } catch {
+      this.offline = false;
+    } catch (e) {
       this.user = null;
+      // Only an HTTP answer means "signed out"; no answer at all means offline.
+      this.offline = !(e instanceof ApiError);
     }
     this.ready = true;
+  }
+
+  /** Try the server again (the offline screen's button, or the browser going online). */
+  async retry(): Promise<void> {
+    if (!this.offline) return;
+    await this.init();
   }
 
   setUser(user: User | null): void {
