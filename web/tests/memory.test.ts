@@ -6,6 +6,8 @@ import SummaryNote from '../src/components/memory/SummaryNote.svelte';
 import TemporaryToggle from '../src/components/memory/TemporaryToggle.svelte';
 import { conversationHref, memorySources } from '../src/lib/memory';
 import { chat } from '../src/lib/stores/chat.svelte';
+import { conversations } from '../src/lib/stores/conversations.svelte';
+import type { Conversation } from '../src/lib/types';
 import type { Message } from '../src/lib/types';
 
 afterEach(() => {
@@ -48,6 +50,8 @@ describe('memory sources', () => {
     expect(conversationHref('javascript:alert(1)')).toBeNull();
     expect(conversationHref('../admin')).toBeNull();
     expect(conversationHref(null)).toBeNull();
+    expect(conversationHref('abc123', 'm42')).toBe('/c/abc123#m-m42');
+    expect(conversationHref('abc123', '"><x')).toBe('/c/abc123');
   });
 });
 
@@ -134,12 +138,23 @@ describe('MemoryPage', () => {
     const { findAllByTestId, getByTestId, findByTestId, queryByTestId } = render(MemoryPage);
     const items = await findAllByTestId('memory-item');
     expect(items[0].textContent).toContain('I live in Lyon.');
-    expect(getByTestId('memory-source-link').getAttribute('href')).toBe('/c/c1');
+    expect(getByTestId('memory-source-link').getAttribute('href')).toBe('/c/c1#m-m1');
     await fireEvent.click(await findByTestId('memory-approve'));
     await waitFor(() => expect(calls).toContain('POST /api/memories/p1/approve'));
     await waitFor(() => expect(queryByTestId('memory-pending')).toBeNull());
     await fireEvent.click(getByTestId('memory-delete'));
     await waitFor(() => expect(calls).toContain('DELETE /api/memories/m1'));
     await waitFor(() => expect(getByTestId('memory-empty').textContent).toContain('Nothing remembered yet.'));
+  });
+});
+
+describe('temporary chats in the sidebar', () => {
+  it('are never listed, even after a turn updates them', () => {
+    const base = { id: 't1', title: null, model: null, pinned: false, archived: false, created_at: '2026-11-22T00:00:00Z', updated_at: '2026-11-22T00:00:00Z' };
+    conversations.upsert({ ...base, temporary: true } as unknown as Conversation, true);
+    expect(conversations.get('t1')).toBeUndefined();
+    conversations.upsert({ ...base, id: 'k1', temporary: false } as unknown as Conversation, true);
+    expect(conversations.get('k1')?.id).toBe('k1');
+    conversations.remove('k1');
   });
 });

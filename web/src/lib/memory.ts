@@ -11,6 +11,8 @@ export interface Memory {
   scope_id: string | null;
   conversation_id: string | null;
   message_id: string | null;
+  /** A proposed update (review mode): the memory approving it rewrites. */
+  replaces?: { id: string; text: string | null } | null;
   url: string | null;
   created_at: string;
   updated_at: string;
@@ -80,9 +82,13 @@ export function memorySources(message: Message): { memories: CitedSource[]; conv
   };
 }
 
-/** Only links to Parley's own conversations are followed (`/c/<id>`). */
-export function conversationHref(id: string | null | undefined): string | null {
-  return id && /^[A-Za-z0-9_-]{1,64}$/.test(id) ? `/c/${id}` : null;
+const SAFE_ID = /^[A-Za-z0-9_-]{1,64}$/;
+
+/** Only links to Parley's own conversations are followed (`/c/<id>`, with
+ * `#m-<message id>` to open at the message a memory came from). */
+export function conversationHref(id: string | null | undefined, messageId?: string | null): string | null {
+  if (!id || !SAFE_ID.test(id)) return null;
+  return messageId && SAFE_ID.test(messageId) ? `/c/${id}#m-${messageId}` : `/c/${id}`;
 }
 
 /** Delete a temporary chat when the user leaves it (also on page close: keepalive). */

@@ -39,9 +39,10 @@ class Conversations {
     }
   }
 
-  /** Insert or update; an updated conversation moves to the top (most recent first). */
+  /** Insert or update; an updated conversation moves to the top (most recent first).
+   * Temporary chats are never listed (they are not kept in history). */
   upsert(c: Conversation, moveToTop = false): void {
-    if (c.archived !== this.archived) {
+    if (c.archived !== this.archived || c.temporary) {
       this.remove(c.id);
       return;
     }
