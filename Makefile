@@ -67,7 +67,7 @@ pytest: install web
 
 test: lint typecheck webtest pytest
 
-bench: install
+bench: install web
 	$(BIN)/python -m bench
 
 clean:
