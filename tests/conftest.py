@@ -30,6 +30,8 @@ from typing import Any, TypeVar
 
 # As `parley serve` does: one BLAS thread keeps query embeddings fast on a busy machine.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+# Apps made by tests would each start a spare sandboxed kernel; the sandbox tests opt in.
+os.environ.setdefault("PARLEY_SANDBOX_SPARE_KERNELS", "0")
 
 import asyncpg
 import pytest

@@ -113,6 +113,7 @@ class Settings(BaseSettings):
     sandbox_idle_s: float = 900.0
     sandbox_kernels_per_user: int = 2
     sandbox_max_kernels: int = 16
+    sandbox_spare_kernels: int = Field(1, ge=0, le=8)  # started ahead for new conversations
     sandbox_host_uid_base: int = 900_000
 
     # tools: web search, page reading, MCP, confirmations (parley.web_tools)

@@ -225,11 +225,14 @@ def bwrap_argv(plan: LaunchPlan) -> list[str]:
     return argv
 
 
-def rlimit_setter(limits: Limits) -> Callable[[], None]:
+def rlimit_setter(limits: Limits, uid: int | None = None) -> Callable[[], None]:
     """A ``preexec_fn`` applying the limits; they are inherited by everything inside.
 
     RLIMIT_CPU here bounds the kernel's whole life; the manager narrows it
-    before each execution with ``prlimit``.
+    before each execution with ``prlimit``. With ``uid`` (a root server) it then
+    drops to that uid and gid with no supplementary groups: done here rather
+    than with ``user=``/``group=`` because uvloop (``parley serve``'s loop)
+    refuses those arguments.
     """
     values = [
         (resource.RLIMIT_AS, limits.memory_bytes),
@@ -245,5 +248,9 @@ def rlimit_setter(limits: Limits) -> Callable[[], None]:
         for kind, value in values:
             resource.setrlimit(kind, (value, value))
         resource.setrlimit(resource.RLIMIT_CPU, cpu)
+        if uid is not None:
+            os.setgroups([])
+            os.setresgid(uid, uid, uid)
+            os.setresuid(uid, uid, uid)
 
     return apply

@@ -52,6 +52,7 @@ def config_from_settings(settings: Settings) -> SandboxConfig:
         ),
         per_user=settings.sandbox_kernels_per_user,
         total=settings.sandbox_max_kernels,
+        spares=settings.sandbox_spare_kernels,
         idle_s=settings.sandbox_idle_s,
         host_uid_base=settings.sandbox_host_uid_base,
     )

@@ -172,11 +172,8 @@ class Kernel:
                 # readable there: it must not carry the server's environment.
                 env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"},
                 pass_fds=(*fds, info_w),
-                preexec_fn=_rlimit_setter(limits),
+                preexec_fn=_rlimit_setter(limits, host_uid),
                 start_new_session=True,
-                user=host_uid,
-                group=host_uid,
-                extra_groups=[] if host_uid is not None else None,
                 close_fds=True,
             )
         except OSError as exc:
@@ -292,8 +289,11 @@ class Kernel:
             budget = int(used) + self.limits.cpu_seconds + 1
             resource.prlimit(self.kernel_pid, resource.RLIMIT_CPU, (budget, budget + 1))
 
-    async def execute(self, code: str, timeout_s: float) -> Execution:
-        """Run ``code``; on timeout interrupt it (and kill the sandbox if that fails)."""
+    async def execute(self, code: str, timeout_s: float, *, silent: bool = False) -> Execution:
+        """Run ``code``; on timeout interrupt it (and kill the sandbox if that fails).
+
+        ``silent`` leaves no trace in the history or the execution count (the
+        manager's warm-up of a spare kernel)."""
         assert self._shell is not None and self.proc is not None
         started = time.perf_counter()
         out = Execution()
@@ -301,8 +301,8 @@ class Kernel:
         self.narrow_cpu()
         content = {
             "code": code,
-            "silent": False,
-            "store_history": True,
+            "silent": silent,
+            "store_history": not silent,
             "user_expressions": {},
             "allow_stdin": False,
             "stop_on_error": True,

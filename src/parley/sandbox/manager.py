@@ -9,6 +9,15 @@ says so), and when every kernel is busy the call is refused with a message.
 If the sandbox cannot be built (no bwrap, no kernel venv, a kernel that does
 not start) the tool answers that code execution is unavailable and why; it
 never falls back to running code without the sandbox.
+
+Starting bwrap + ipykernel costs a few hundred ms (seconds on a loaded host),
+and importing pandas and matplotlib more, so ``spares`` kernels are kept
+started and warmed up (those modules imported, silently) but unclaimed; a new
+conversation (or a session whose kernel died) adopts a ready one and another is
+started in the background (one still warming up is left to finish). Spares are
+built exactly like any kernel (same sandbox, same limits), count toward
+``total``, belong to nobody until adopted, and are dropped first when room
+is needed.
 """
 
 from __future__ import annotations
@@ -57,6 +66,9 @@ class SandboxConfig:
     max_output_files: int = 10
     max_output_bytes: int = 25 * 2**20
     start_timeout_s: float = 15.0
+    spares: int = 0  # kernels kept started for new conversations
+    spare_imports: tuple[str, ...] = ("numpy", "pandas", "matplotlib.pyplot")
+    spare_retry_s: float = 30.0  # after a spare failed to start
 
     def __post_init__(self) -> None:
         # The venv folder may be a link (into /var/tmp for a private checkout):
@@ -89,6 +101,12 @@ class _Session:
     lost_state: bool = False
 
 
+@dataclass(slots=True)
+class _Spare:
+    slot: int
+    task: asyncio.Task[Kernel]
+
+
 class SandboxManager:
     def __init__(
         self,
@@ -104,6 +122,8 @@ class SandboxManager:
         self._guard = asyncio.Lock()
         self._reaper: asyncio.Task[None] | None = None
         self._closed = False
+        self._spares: list[_Spare] = []
+        self._spare_retry_at = 0.0
 
     # ------------------------------------------------------------ availability
 
@@ -165,7 +185,15 @@ class SandboxManager:
                             "wait for one to finish and try again."
                         )
                     victims.append(victim)
-                if len(self._sessions) - len(victims) >= self.config.total:
+                ready = self._pop_ready()
+                dropped: list[_Spare] = []
+                # without a ready spare the new kernel needs room: spares go first
+                while ready is None and (
+                    len(self._sessions) - len(victims) + len(self._spares) >= self.config.total
+                ):
+                    if self._spares:
+                        dropped.append(self._spares.pop())
+                        continue
                     others = [s for s in self._sessions.values() if s not in victims]
                     victim = _lru_idle(others)
                     if victim is None:
@@ -173,21 +201,100 @@ class SandboxManager:
                     victims.append(victim)
                 for victim in victims:
                     self._sessions.pop(victim.key, None)
-                used = {s.slot for s in self._sessions.values()}
-                slot = next(i for i in range(len(used) + 1) if i not in used)
-                session = _Session(key, slot, lost_state=key in self._lost)
+                slot, kernel = ready if ready is not None else (self._free_slot(), None)
+                session = _Session(key, slot, kernel=kernel, lost_state=key in self._lost)
                 self._lost.discard(key)
                 self._sessions[key] = session
                 for victim in victims:
                     self._lost.add(victim.key)
                     await self._shutdown(victim)
+                for spare in dropped:
+                    await self._discard(spare.task)
+                self._refill()
             session.busy = True
             return session, ""
+
+    # ------------------------------------------------------------ spares
+
+    def _free_slot(self) -> int:
+        used = {s.slot for s in self._sessions.values()} | {s.slot for s in self._spares}
+        return next(i for i in range(len(used) + 1) if i not in used)
+
+    def _pop_ready(self) -> tuple[int, Kernel] | None:
+        """A started, live spare (its slot and kernel), taken out of the pool.
+
+        One still starting is left to finish (its warm-up imports take longer
+        than starting a kernel), so the caller starts its own."""
+        for spare in self._spares:
+            if spare.task.done() and _started_alive(spare.task):
+                self._spares.remove(spare)
+                return spare.slot, spare.task.result()
+        return None
+
+    def _refill(self) -> None:
+        """Start spares up to the configured count while there is room (guard held)."""
+        cfg = self.config
+        if self._closed or cfg.spares <= 0 or time.monotonic() < self._spare_retry_at:
+            return
+        if self.unavailable_reason():
+            return
+        while len(self._spares) < min(cfg.spares, cfg.total - len(self._sessions)):
+            slot = self._free_slot()
+            task = asyncio.get_running_loop().create_task(self._start_spare(slot))
+            task.add_done_callback(_retrieve)  # a failure is logged; takers see it too
+            self._spares.append(_Spare(slot, task))
+
+    async def _start_spare(self, slot: int) -> Kernel:
+        from parley.sandbox.kernel import SandboxStartError
+
+        try:
+            kernel = await self._start_kernel(slot)
+        except SandboxStartError as exc:
+            log.warning("a spare sandbox failed to start: %s", exc)
+            self._spare_retry_at = time.monotonic() + self.config.spare_retry_s
+            self._spares[:] = [s for s in self._spares if s.slot != slot]
+            raise
+        try:
+            if self.config.spare_imports:
+                code = "; ".join(f"__import__({m!r})" for m in self.config.spare_imports)
+                await kernel.execute(code, self.config.start_timeout_s, silent=True)
+        except BaseException:
+            await asyncio.shield(kernel.kill())
+            raise
+        return kernel
+
+    async def _take_spare_for(self, session: _Session) -> None:
+        """Restart a session whose kernel ended on a ready spare (taking its uid slot)."""
+        async with self._guard:
+            ready = self._pop_ready()
+            if ready is not None:
+                session.slot, session.kernel = ready
+                self._refill()
+
+    def spare_count(self) -> int:
+        """Spares started or starting."""
+        return len(self._spares)
+
+    async def spares_ready(self) -> int:
+        """Wait for the spares being started; how many are ready (tests, benchmarks)."""
+        tasks = [s.task for s in self._spares]
+        await asyncio.gather(*tasks, return_exceptions=True)
+        return sum(
+            1
+            for s in self._spares
+            if s.task.done() and not s.task.cancelled() and s.task.exception() is None
+        )
+
+    async def _discard(self, task: asyncio.Task[Kernel]) -> None:
+        task.cancel()
+        (outcome,) = await asyncio.gather(task, return_exceptions=True)
+        if not isinstance(outcome, BaseException):
+            await outcome.kill()
 
     async def _run_in(
         self, session: _Session, user_id: str, conversation_id: str | None, code: str
     ) -> RunResult:
-        from parley.sandbox.kernel import Kernel, SandboxStartError
+        from parley.sandbox.kernel import SandboxStartError
 
         result = RunResult()
         if session.kernel is None or not session.kernel.alive:
@@ -199,14 +306,13 @@ class SandboxManager:
                 )
             session.lost_state = False
             session.synced.clear()
+            if session.kernel is not None:
+                await session.kernel.kill()
+                session.kernel = None
+                await self._take_spare_for(session)
             try:
-                session.kernel = await Kernel.start(
-                    bwrap=resolve_bwrap(self.config.bwrap) or self.config.bwrap,
-                    python=self.config.python,
-                    limits=self.config.limits,
-                    host_uid=self.host_uid(session.slot),
-                    timeout_s=self.config.start_timeout_s,
-                )
+                if session.kernel is None:
+                    session.kernel = await self._start_kernel(session.slot)
             except SandboxStartError as exc:
                 session.kernel = None
                 log.warning("sandbox failed to start: %s", exc)
@@ -229,6 +335,17 @@ class SandboxManager:
         if kernel.alive and before is not None:
             await self._collect_files(kernel, before, user_id, conversation_id, result)
         return result
+
+    async def _start_kernel(self, slot: int) -> Kernel:
+        from parley.sandbox.kernel import Kernel
+
+        return await Kernel.start(
+            bwrap=resolve_bwrap(self.config.bwrap) or self.config.bwrap,
+            python=self.config.python,
+            limits=self.config.limits,
+            host_uid=self.host_uid(slot),
+            timeout_s=self.config.start_timeout_s,
+        )
 
     def _snapshot(self, kernel: Kernel) -> sfiles.Snapshot | None:
         try:
@@ -302,8 +419,10 @@ class SandboxManager:
     # ------------------------------------------------------------ lifecycle
 
     def start_reaper(self, interval_s: float | None = None) -> None:
+        """Reap idle kernels periodically, and start the spares (then keep them up)."""
         every = interval_s or max(1.0, min(60.0, self.config.idle_s / 4))
         self._reaper = asyncio.create_task(self._reap_forever(every))
+        self._refill()
 
     async def _reap_forever(self, every: float) -> None:
         while True:
@@ -325,8 +444,14 @@ class SandboxManager:
             for session in stale:
                 self._sessions.pop(session.key, None)
                 self._lost.add(session.key)
+            dead = [s for s in self._spares if s.task.done() and not _started_alive(s.task)]
+            for spare in dead:
+                self._spares.remove(spare)
+            self._refill()
         for session in stale:
             await self._shutdown(session)
+        for spare in dead:
+            await self._discard(spare.task)
         return len(stale)
 
     def kernel_count(self, user_id: str | None = None) -> int:
@@ -347,12 +472,17 @@ class SandboxManager:
                 session.kernel = None
 
     async def close(self) -> None:
+        self._closed = True
         if self._reaper is not None:
             self._reaper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._reaper
         sessions = list(self._sessions.values())
+        spares = [s.task for s in self._spares]
         self._sessions.clear()
+        self._spares.clear()
+        for task in spares:
+            await self._discard(task)
         for session in sessions:
             if session.kernel is not None:
                 await session.kernel.kill()
@@ -362,6 +492,17 @@ def _place(sandbox_pid: int, name: str, source: Path, uid: int | None) -> None:
     # the source is opened as the server (the data dir is private), the copy made as uid
     with source.open("rb") as src, sfiles.fs_identity(uid), sfiles.workdir_fd(sandbox_pid) as fd:
         sfiles.write_file(fd, name, src)
+
+
+def _retrieve(task: asyncio.Task[Kernel]) -> None:
+    if not task.cancelled():
+        task.exception()
+
+
+def _started_alive(task: asyncio.Task[Kernel]) -> bool:
+    if task.cancelled() or task.exception() is not None:
+        return False
+    return task.result().alive
 
 
 def _lru_idle(sessions: list[_Session]) -> _Session | None:

@@ -4,16 +4,21 @@ The engine yields ``tool_confirm`` and waits; the runner calls ``open``
 first, which stores a ``pending`` row before the client can see the event.
 The user's ``POST /api/conversations/{id}/tool-calls/{call_id}`` may land on
 any worker: ``decide`` flips the row with a conditional UPDATE (exactly one
-decision wins, a late one gets ``None``). The waiting turn polls the row (and
-wakes at once when the decision was taken in its own process); at the
-deadline it expires the row and the call is denied. Nothing lives only in
-one process's memory.
+decision wins, a late one gets ``None``). The waiting turn re-reads the row
+when woken: at once when the decision was taken in its own process, through
+Redis pub/sub when ``redis_url`` is set and another worker took it, and
+otherwise by polling (every ``POLL_S``; with Redis only every
+``FALLBACK_POLL_S``, in case a message was lost while Redis was away). At the
+deadline it expires the row and the call is denied. The row stays the only
+truth: a wake-up just says "read it now".
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import logging
 from datetime import timedelta
 from typing import Any
 
@@ -25,10 +30,15 @@ from parley.storage.tables import utcnow
 from parley.turns.hooks import TurnInfo
 from parley.web_tools.tables import ToolConfirmation
 
-__all__ = ["DbConfirmer", "confirmation_out"]
+__all__ = ["CHANNEL", "DbConfirmer", "confirmation_out"]
+
+log = logging.getLogger(__name__)
 
 POLL_S = 0.25
+FALLBACK_POLL_S = 5.0  # with Redis: the row is still read this often
+RESUBSCRIBE_S = 2.0
 MAX_ARGUMENT_CHARS = 20_000
+CHANNEL = "parley:tool-confirm"  # messages: JSON [message_id, call_id]
 
 
 def confirmation_out(row: ToolConfirmation) -> dict[str, Any]:
@@ -47,11 +57,97 @@ def confirmation_out(row: ToolConfirmation) -> dict[str, Any]:
 class DbConfirmer:
     """``parley.turns.runner.ToolConfirmer`` on the database."""
 
-    def __init__(self, db: Database, timeout_s: float, poll_s: float = POLL_S) -> None:
+    def __init__(
+        self,
+        db: Database,
+        timeout_s: float,
+        poll_s: float = POLL_S,
+        *,
+        redis_url: str | None = None,
+        fallback_poll_s: float | None = None,
+    ) -> None:
         self.db = db
         self.timeout_s = timeout_s
         self.poll_s = poll_s
+        self.redis_url = redis_url
+        self.fallback_poll_s = FALLBACK_POLL_S if fallback_poll_s is None else fallback_poll_s
         self._local: dict[tuple[str, str], asyncio.Event] = {}
+        self._redis: Any = None
+        self._listener: asyncio.Task[None] | None = None
+        self._subscribed = False
+
+    async def start(self) -> None:
+        """Subscribe to other workers' decisions (when Redis is configured).
+
+        Redis being away is not fatal: turns poll the row until the
+        subscription is back (retried every ``RESUBSCRIBE_S``)."""
+        if not self.redis_url:
+            return
+        from redis import asyncio as aioredis
+
+        self._redis = aioredis.from_url(self.redis_url)
+        pubsub = None
+        try:
+            pubsub = await self._subscribe()
+        except Exception as exc:
+            log.warning("tool confirmations: Redis unavailable, polling instead (%s)", exc)
+        self._listener = asyncio.create_task(self._listen_forever(pubsub))
+
+    async def _subscribe(self) -> Any:
+        pubsub = self._redis.pubsub()
+        try:
+            await pubsub.subscribe(CHANNEL)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await pubsub.aclose()
+            raise
+        self._subscribed = True
+        return pubsub
+
+    async def _listen_forever(self, pubsub: Any) -> None:
+        while True:
+            try:
+                if pubsub is None:
+                    pubsub = await self._subscribe()
+                async for message in pubsub.listen():
+                    if message.get("type") == "message":
+                        self._wake(message.get("data"))
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("tool confirmations: Redis subscription lost (%s)", exc)
+            finally:
+                self._subscribed = False
+                if pubsub is not None:
+                    with contextlib.suppress(Exception):
+                        await pubsub.aclose()
+                pubsub = None
+            await asyncio.sleep(RESUBSCRIBE_S)
+
+    def _wake(self, data: Any) -> None:
+        try:
+            message_id, call_id = json.loads(data)
+        except (TypeError, ValueError):
+            return
+        event = self._local.get((str(message_id), str(call_id)))
+        if event is not None:
+            event.set()
+
+    @property
+    def listening(self) -> bool:
+        """Decisions of other workers arrive by pub/sub (else only by polling)."""
+        return self._subscribed
+
+    async def aclose(self) -> None:
+        if self._listener is not None:
+            self._listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._listener
+            self._listener = None
+        if self._redis is not None:
+            with contextlib.suppress(Exception):
+                await self._redis.aclose()
+            self._redis = None
 
     async def open(self, info: TurnInfo, call: ToolConfirm) -> None:
         async with self.db.session() as session:
@@ -87,14 +183,16 @@ class DbConfirmer:
         deadline = loop.time() + self.timeout_s
         try:
             while True:
+                event.clear()  # set again by a decision made after this read
                 status = await self._status(*key)
                 if status is not None and status != "pending":
                     return status == "approved"
                 left = deadline - loop.time()
                 if left <= 0:
                     break
+                every = self.fallback_poll_s if self.listening else self.poll_s
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(event.wait(), min(self.poll_s, left))
+                    await asyncio.wait_for(event.wait(), min(every, left))
             await self._expire(info.assistant_message_id, call.id[:200])
             # A decision that raced the deadline still counts.
             return await self._status(*key) == "approved"
@@ -150,6 +248,11 @@ class DbConfirmer:
         event = self._local.get((row.message_id, row.call_id))
         if event is not None:
             event.set()
+        elif self._redis is not None:  # the turn waits on another worker: wake it
+            try:
+                await self._redis.publish(CHANNEL, json.dumps([row.message_id, row.call_id]))
+            except Exception:  # it still reads the row within FALLBACK_POLL_S
+                log.warning("could not publish a tool-call decision to Redis", exc_info=True)
         return row
 
     async def pending(self, user_id: str, conversation_id: str) -> list[ToolConfirmation]:

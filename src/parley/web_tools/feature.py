@@ -70,7 +70,10 @@ class WebToolsFeature:
         self.search = make_search_provider(self.settings, self.fetcher)
         if self.search is not None:
             ctx.tools.register(make_web_search(self.search, self.settings.search_max_results))
-        self._confirmer = DbConfirmer(ctx.db, self.settings.tool_confirm_timeout_s)
+        self._confirmer = DbConfirmer(
+            ctx.db, self.settings.tool_confirm_timeout_s, redis_url=self.settings.redis_url
+        )
+        await self._confirmer.start()
         ctx.turns.confirmer = self._confirmer
         self._hub = McpHub(ctx.db, ctx.tools, self.fetcher)
         try:
@@ -89,6 +92,8 @@ class WebToolsFeature:
                 await self._refresher
         if self._hub is not None:
             await self._hub.aclose()
+        if self._confirmer is not None:
+            await self._confirmer.aclose()
         if self.search is not None:
             await self.search.aclose()
         await self.fetcher.aclose()
