@@ -124,10 +124,12 @@ async def test_tool_steps_are_streamed_and_stored(
     stored = dict(events)["done"]["message"]
     assert stored["steps"][0]["name"] == "calculator" and "42" in stored["steps"][0]["output"]
     assert stored["content"] == "It is 42."
-    # the stored step is replayed to the model on the next turn
+    # the stored step is replayed to the model on the next turn, still marked untrusted
     await send(client, conv, "thanks")
-    roles = [m.role for m in scripted.requests[-1].messages]
-    assert "tool" in roles
+    replayed = [m for m in scripted.requests[-1].messages if m.role == "tool"]
+    assert len(replayed) == 1
+    assert replayed[0].content.startswith('<tool_output name="calculator" status="ok">')
+    assert "42" in replayed[0].content and replayed[0].content.endswith("</tool_output>")
 
 
 async def test_provider_failure_is_recorded_and_retryable(

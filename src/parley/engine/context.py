@@ -82,8 +82,13 @@ def build_system_prompt(
     response_style: str = "",
     summary: str | None = None,
     tools: Sequence[ToolSpec] = (),
+    tool_history: bool = False,
 ) -> str:
-    """The single system message: operator prompt first, user-written text fenced."""
+    """The single system message: operator prompt first, user-written text fenced.
+
+    The untrusted-output rule is there whenever tool output may be in the
+    context: tools offered now, or results from earlier turns (``tool_history``).
+    """
     parts = [system_prompt.strip()] if system_prompt.strip() else []
     parts.append(f"Current date and time: {format_now(now, timezone)}")
     if about_me.strip():
@@ -101,7 +106,7 @@ def build_system_prompt(
             "Earlier parts of this conversation no longer fit; this is a summary of them:\n"
             f"<conversation_summary>\n{summary.strip()}\n</conversation_summary>"
         )
-    if tools:
+    if tools or tool_history:
         parts.append(UNTRUSTED_TOOL_OUTPUT_RULE)
     return "\n\n".join(parts)
 
@@ -185,6 +190,7 @@ def assemble_context(
             response_style=response_style,
             summary=summary,
             tools=tools,
+            tool_history=any(m.role == "tool" for m in history),
         ),
     )
     fixed = message_tokens(system, count) + tools_tokens(tools, count)

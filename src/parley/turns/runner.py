@@ -25,7 +25,7 @@ from typing import Any, Literal, Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from parley.config import Settings
-from parley.engine import Limits, assemble_context, run_turn
+from parley.engine import Limits, assemble_context, run_turn, wrap_tool_output
 from parley.engine.mailbox import Mailbox
 from parley.messages import (
     ContextNotice,
@@ -176,9 +176,11 @@ def history_from_rows(rows: list[MessageRow]) -> tuple[list[Message], set[int]]:
             for step in row.steps or []:
                 call = ToolCall(step["id"], step["name"], step.get("arguments") or "{}")
                 messages.append(Message("assistant", "", tool_calls=[call]))
-                messages.append(
-                    Message("tool", step.get("output", ""), tool_call_id=call.id, name=call.name)
+                # Stored raw for the user; back to the model as untrusted data again.
+                output = wrap_tool_output(
+                    call.name, step.get("output", ""), is_error=bool(step.get("is_error"))
                 )
+                messages.append(Message("tool", output, tool_call_id=call.id, name=call.name))
             if row.pinned:
                 pinned.add(len(messages))
             messages.append(Message("assistant", row.content))
