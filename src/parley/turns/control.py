@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 from collections.abc import Iterator
 from typing import Protocol
 
-log = logging.getLogger(__name__)
+from parley.turns.pubsub import RedisSubscription
 
 CHANNEL_PREFIX = "parley:stop:"
 
@@ -59,39 +58,34 @@ class LocalControl:
 
 
 class RedisControl(LocalControl):
-    """Local registry plus a Redis subscription that relays other workers' stops."""
+    """Local registry plus a Redis subscription that relays other workers' stops.
+
+    Redis being away is not fatal (``parley.turns.pubsub``): stops still reach
+    generations in this worker, and the subscription comes back by itself.
+    """
 
     def __init__(self, url: str) -> None:
         super().__init__()
-        from redis import asyncio as aioredis
+        self._sub = RedisSubscription(
+            url,
+            lambda channel, _: self.signal_local(channel.removeprefix(CHANNEL_PREFIX)),
+            patterns=(CHANNEL_PREFIX + "*",),
+            purpose="stop signals",
+        )
 
-        self._redis = aioredis.from_url(url)
-        self._listener: asyncio.Task[None] | None = None
+    @property
+    def listening(self) -> bool:
+        return self._sub.listening
 
     async def start(self) -> None:
-        pubsub = self._redis.pubsub()
-        await pubsub.psubscribe(CHANNEL_PREFIX + "*")
-        self._listener = asyncio.create_task(self._listen(pubsub))
-
-    async def _listen(self, pubsub: object) -> None:
-        async for message in pubsub.listen():  # type: ignore[attr-defined]
-            if message.get("type") != "pmessage":
-                continue
-            channel = message["channel"]
-            if isinstance(channel, bytes):
-                channel = channel.decode()
-            self.signal_local(channel.removeprefix(CHANNEL_PREFIX))
+        await self._sub.start()
 
     async def stop(self, conversation_id: str) -> None:
         self.signal_local(conversation_id)
-        await self._redis.publish(CHANNEL_PREFIX + conversation_id, b"stop")
+        await self._sub.publish(CHANNEL_PREFIX + conversation_id, b"stop")
 
     async def aclose(self) -> None:
-        if self._listener is not None:
-            self._listener.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._listener
-        await self._redis.aclose()
+        await self._sub.aclose()
 
 
 async def make_control(redis_url: str | None) -> GenerationControl:

@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import logging
 from datetime import timedelta
 from typing import Any
 
@@ -28,15 +27,14 @@ from parley.messages import ToolCall, ToolConfirm
 from parley.storage.db import Database
 from parley.storage.tables import utcnow
 from parley.turns.hooks import TurnInfo
+from parley.turns.pubsub import RedisSubscription
 from parley.web_tools.tables import ToolConfirmation
 
 __all__ = ["CHANNEL", "DbConfirmer", "confirmation_out"]
 
-log = logging.getLogger(__name__)
 
 POLL_S = 0.25
 FALLBACK_POLL_S = 5.0  # with Redis: the row is still read this often
-RESUBSCRIBE_S = 2.0
 MAX_ARGUMENT_CHARS = 20_000
 CHANNEL = "parley:tool-confirm"  # messages: JSON [message_id, call_id]
 
@@ -72,59 +70,23 @@ class DbConfirmer:
         self.redis_url = redis_url
         self.fallback_poll_s = FALLBACK_POLL_S if fallback_poll_s is None else fallback_poll_s
         self._local: dict[tuple[str, str], asyncio.Event] = {}
-        self._redis: Any = None
-        self._listener: asyncio.Task[None] | None = None
-        self._subscribed = False
+        self._sub: RedisSubscription | None = None
 
     async def start(self) -> None:
         """Subscribe to other workers' decisions (when Redis is configured).
 
         Redis being away is not fatal: turns poll the row until the
-        subscription is back (retried every ``RESUBSCRIBE_S``)."""
-        if not self.redis_url:
-            return
-        from redis import asyncio as aioredis
+        subscription is back (``parley.turns.pubsub``)."""
+        if self.redis_url:
+            self._sub = RedisSubscription(
+                self.redis_url,
+                lambda _, data: self._wake(data),
+                channels=(CHANNEL,),
+                purpose="tool confirmations",
+            )
+            await self._sub.start()
 
-        self._redis = aioredis.from_url(self.redis_url)
-        pubsub = None
-        try:
-            pubsub = await self._subscribe()
-        except Exception as exc:
-            log.warning("tool confirmations: Redis unavailable, polling instead (%s)", exc)
-        self._listener = asyncio.create_task(self._listen_forever(pubsub))
-
-    async def _subscribe(self) -> Any:
-        pubsub = self._redis.pubsub()
-        try:
-            await pubsub.subscribe(CHANNEL)
-        except BaseException:
-            with contextlib.suppress(Exception):
-                await pubsub.aclose()
-            raise
-        self._subscribed = True
-        return pubsub
-
-    async def _listen_forever(self, pubsub: Any) -> None:
-        while True:
-            try:
-                if pubsub is None:
-                    pubsub = await self._subscribe()
-                async for message in pubsub.listen():
-                    if message.get("type") == "message":
-                        self._wake(message.get("data"))
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning("tool confirmations: Redis subscription lost (%s)", exc)
-            finally:
-                self._subscribed = False
-                if pubsub is not None:
-                    with contextlib.suppress(Exception):
-                        await pubsub.aclose()
-                pubsub = None
-            await asyncio.sleep(RESUBSCRIBE_S)
-
-    def _wake(self, data: Any) -> None:
+    def _wake(self, data: bytes) -> None:
         try:
             message_id, call_id = json.loads(data)
         except (TypeError, ValueError):
@@ -136,18 +98,12 @@ class DbConfirmer:
     @property
     def listening(self) -> bool:
         """Decisions of other workers arrive by pub/sub (else only by polling)."""
-        return self._subscribed
+        return self._sub is not None and self._sub.listening
 
     async def aclose(self) -> None:
-        if self._listener is not None:
-            self._listener.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._listener
-            self._listener = None
-        if self._redis is not None:
-            with contextlib.suppress(Exception):
-                await self._redis.aclose()
-            self._redis = None
+        if self._sub is not None:
+            await self._sub.aclose()
+            self._sub = None
 
     async def open(self, info: TurnInfo, call: ToolConfirm) -> None:
         async with self.db.session() as session:
@@ -248,11 +204,9 @@ class DbConfirmer:
         event = self._local.get((row.message_id, row.call_id))
         if event is not None:
             event.set()
-        elif self._redis is not None:  # the turn waits on another worker: wake it
-            try:
-                await self._redis.publish(CHANNEL, json.dumps([row.message_id, row.call_id]))
-            except Exception:  # it still reads the row within FALLBACK_POLL_S
-                log.warning("could not publish a tool-call decision to Redis", exc_info=True)
+        elif self._sub is not None:  # the turn waits on another worker: wake it
+            # if this fails it still reads the row within FALLBACK_POLL_S
+            await self._sub.publish(CHANNEL, json.dumps([row.message_id, row.call_id]))
         return row
 
     async def pending(self, user_id: str, conversation_id: str) -> list[ToolConfirmation]:
