@@ -105,6 +105,12 @@ class LoadResult:
     def events_per_s(self) -> float:
         return self.events / self.wall if self.wall else float("nan")
 
+    def tokens_per_s(self, per_stream: int) -> float:
+        """Upstream chunks relayed per second: each finished stream carried them all
+        (Parley joins the chunks of one network read into one event, so it sends
+        fewer events than it relays chunks)."""
+        return len(self.ok) * per_stream / self.wall if self.wall else float("nan")
+
 
 async def load(
     one: Callable[[httpx.AsyncClient], Awaitable[StreamResult]], total: int, concurrency: int
@@ -180,6 +186,9 @@ class Measured:
     @property
     def events_per_cpu_s(self) -> float:
         return self.load.events / self.cpu if self.cpu > 0 else float("nan")
+
+    def tokens_per_cpu_s(self, per_stream: int) -> float:
+        return len(self.load.ok) * per_stream / self.cpu if self.cpu > 0 else float("nan")
 
 
 async def measure_load(target: Target, total: int, concurrency: int) -> Measured:

@@ -104,17 +104,17 @@ async def measure(t: dict[str, cl.Target], p: Params, table: Table) -> None:
     lite_l = await cl.measure_load(lite, p.cpu_streams, p.concurrency)
     table.add(
         "chunks per CPU-second (server)",
-        fmt(ours_l.events_per_cpu_s, "", 0),
-        fmt(lite_l.events_per_cpu_s, "", 0),
+        fmt(ours_l.tokens_per_cpu_s(TOKENS), "", 0),
+        fmt(lite_l.tokens_per_cpu_s(TOKENS), "", 0),
         "higher",
-        _better(ours_l.events_per_cpu_s, lite_l.events_per_cpu_s, False),
+        _better(ours_l.tokens_per_cpu_s(TOKENS), lite_l.tokens_per_cpu_s(TOKENS), False),
     )
     table.add(
         f"wall chunks/s (concurrency {p.concurrency})",
-        fmt(ours_l.load.events_per_s, "", 0),
-        fmt(lite_l.load.events_per_s, "", 0),
+        fmt(ours_l.load.tokens_per_s(TOKENS), "", 0),
+        fmt(lite_l.load.tokens_per_s(TOKENS), "", 0),
         "higher",
-        _better(ours_l.load.events_per_s, lite_l.load.events_per_s, False),
+        _better(ours_l.load.tokens_per_s(TOKENS), lite_l.load.tokens_per_s(TOKENS), False),
     )
     n = p.concurrent
     root = direct.url.rsplit("/v1/", 1)[0]
@@ -133,10 +133,14 @@ async def measure(t: dict[str, cl.Target], p: Params, table: Table) -> None:
     )
     table.add(
         f"{n} concurrent: wall chunks/s",
-        fmt(ours_c.load.events_per_s, "", 0),
-        fmt(lite_c.load.events_per_s, "", 0),
+        fmt(ours_c.load.tokens_per_s(CONCURRENT_TOKENS), "", 0),
+        fmt(lite_c.load.tokens_per_s(CONCURRENT_TOKENS), "", 0),
         "higher",
-        _better(ours_c.load.events_per_s, lite_c.load.events_per_s, False),
+        _better(
+            ours_c.load.tokens_per_s(CONCURRENT_TOKENS),
+            lite_c.load.tokens_per_s(CONCURRENT_TOKENS),
+            False,
+        ),
     )
     tt_o, tt_l = ttft_ms(ours_c.load.results), ttft_ms(lite_c.load.results)
     table.add(

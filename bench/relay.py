@@ -9,7 +9,7 @@ The client (this process) streams from both with the same httpx code.
 Phases:
 1. TTFT: sequential streams alternating direct / Parley ``/v1/chat/completions``;
    overhead = Parley's percentile minus the direct percentile.
-2. CPU throughput: streams at concurrency 8; SSE chunks received divided by the
+2. CPU throughput: streams at concurrency 8; upstream chunks relayed divided by the
    CPU seconds the Parley process consumed (``/proc/<pid>/stat``).
 3. Concurrency: N streams at once against the one worker; errors, wall
    chunks/s, and event-loop lag measured inside Parley (sleep(10 ms) overshoot).
@@ -148,15 +148,15 @@ async def measure(t: dict[str, cl.Target], lag: Lag, p: Params, table: Table) ->
         base = await cl.measure_load(direct, p.cpu_streams, p.cpu_concurrency)
         table.add(
             "/v1 chunks per CPU-second (server)",
-            fmt(ours.events_per_cpu_s, "", 0),
-            fmt(base.events_per_cpu_s, "", 0),
+            fmt(ours.tokens_per_cpu_s(TOKENS), "", 0),
+            fmt(base.tokens_per_cpu_s(TOKENS), "", 0),
             ">= 10,000",
-            ours.events_per_cpu_s >= 10_000 and not ours.load.errors,
+            ours.tokens_per_cpu_s(TOKENS) >= 10_000 and not ours.load.errors,
         )
         table.add(
             f"/v1 wall chunks/s (concurrency {p.cpu_concurrency})",
-            fmt(ours.load.events_per_s, "", 0),
-            fmt(base.load.events_per_s, "", 0),
+            fmt(ours.load.tokens_per_s(TOKENS), "", 0),
+            fmt(base.load.tokens_per_s(TOKENS), "", 0),
         )
         errs += ours.load.errors + base.load.errors
 
@@ -174,13 +174,13 @@ async def measure(t: dict[str, cl.Target], lag: Lag, p: Params, table: Table) ->
         )
         table.add(
             f"/v1 {n} concurrent: wall chunks/s",
-            fmt(many.load.events_per_s, "", 0),
-            fmt(many_d.load.events_per_s, "", 0),
+            fmt(many.load.tokens_per_s(TOKENS), "", 0),
+            fmt(many_d.load.tokens_per_s(TOKENS), "", 0),
         )
         table.add(
             f"/v1 {n} concurrent: chunks per CPU-second",
-            fmt(many.events_per_cpu_s, "", 0),
-            fmt(many_d.events_per_cpu_s, "", 0),
+            fmt(many.tokens_per_cpu_s(TOKENS), "", 0),
+            fmt(many_d.tokens_per_cpu_s(TOKENS), "", 0),
         )
         for q in (50, 99):
             table.add(
@@ -235,14 +235,14 @@ async def native_phase(
     nat_load = await cl.measure_load(native, p.native_streams, p.cpu_concurrency)
     table.add(
         "native chunks per CPU-second (server)",
-        fmt(nat_load.events_per_cpu_s, "", 0),
-        fmt(base.events_per_cpu_s, "", 0),
+        fmt(nat_load.tokens_per_cpu_s(TOKENS), "", 0),
+        fmt(base.tokens_per_cpu_s(TOKENS), "", 0),
         "(info)",
     )
     table.add(
         f"native wall chunks/s (concurrency {p.cpu_concurrency})",
-        fmt(nat_load.load.events_per_s, "", 0),
-        fmt(base.load.events_per_s, "", 0),
+        fmt(nat_load.load.tokens_per_s(TOKENS), "", 0),
+        fmt(base.load.tokens_per_s(TOKENS), "", 0),
     )
     table.raw.update(ttft_native_ms=ttft_ms(nat["native"]), cpu_native_s=nat_load.cpu)
     return errors_of(nat["native"]) + nat_load.load.errors
@@ -296,8 +296,9 @@ def run(quick: bool = False) -> Table:
         for proc in reversed(procs):
             proc.stop()
     table.notes.append(
-        f"{TOKENS} tokens per answer; chunks = SSE events received; TTFT from request "
-        "sent to the first non-empty text delta; baseline CPU column = the upstream process"
+        f"{TOKENS} tokens per answer; chunks = upstream chunks relayed (Parley joins those "
+        "of one network read into one SSE event); TTFT from request sent to the first "
+        "non-empty text delta; baseline CPU column = the upstream process"
     )
     table.notes.append(
         "native = POST /api/conversations/{id}/messages (persists user + assistant messages; "

@@ -18,7 +18,7 @@ import json
 import logging
 import time
 from collections.abc import AsyncIterator
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 import httpx2
 import openai
@@ -56,7 +56,7 @@ NO_KEY = "no-key-configured"
 
 _DECODER = json.JSONDecoder()
 DRAIN_TIMEOUT_S = 0.1
-EVENTS_PER_TURN = 8
+MAX_BATCH = 16
 _FINISH: dict[str, FinishReason] = {
     "stop": "stop",
     "length": "length",
@@ -245,18 +245,18 @@ def request_to_wire(model: str, request: ChatRequest) -> dict[str, Any]:
 # ------------------------------------------------------------------ model
 
 
-async def sse_data(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
-    """The ``data`` payload of each server-sent event, from raw body bytes.
+async def sse_batches(chunks: AsyncIterator[bytes]) -> AsyncIterator[list[bytes]]:
+    """The ``data`` payloads of the server-sent events, one list per network read.
 
-    Only the partial last line of each network read is carried over, so the
-    work per event is a split and a slice. One read can hold hundreds of events
-    when the upstream is fast; relaying them all in one go would hold the event
-    loop for every other stream, so the loop gets a turn every
-    ``EVENTS_PER_TURN`` events.
+    Only the partial last line of each read is carried over, so the work per
+    event is a split and a slice. Events that arrived together are handed on
+    together, which lets the relay coalesce them into one delta, one frame and
+    one socket write; at most ``MAX_BATCH`` at a time, with a turn of the event
+    loop in between, so one huge read does not hold up every other stream.
     """
     tail = b""
     data: list[bytes] = []
-    budget = EVENTS_PER_TURN
+    batch: list[bytes] = []
     async for chunk in chunks:
         if tail:
             chunk = tail + chunk
@@ -266,16 +266,19 @@ async def sse_data(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
             if line.startswith(b"data:"):
                 data.append(line[6:] if line[5:6] == b" " else line[5:])
             elif data and (not line or line == b"\r"):
-                yield data[0] if len(data) == 1 else b"\n".join(data)
+                batch.append(data[0] if len(data) == 1 else b"\n".join(data))
                 data = []
-                budget -= 1
-                if not budget:
-                    budget = EVENTS_PER_TURN
-                    await asyncio.sleep(0)
+                if len(batch) == MAX_BATCH:
+                    yield batch
+                    batch = []
+                    await asyncio.sleep(0)  # let other streams run before the next batch
+        if batch:
+            yield batch
+            batch = []
     if tail.startswith(b"data:"):
         data.append(tail[5:].lstrip(b" "))
     if data:
-        yield b"\n".join(data)
+        yield [b"\n".join(data)]
 
 
 class OpenAIChatModel:
@@ -306,47 +309,19 @@ class OpenAIChatModel:
             raise provider.map_transport(exc, started=False) from exc
         finish: FinishReason | None = None
         started = False
-        decode = _DECODER.decode
         try:
             body = response.http_response.aiter_bytes()
-            async for data in sse_data(body):
+            async for batch in sse_batches(body):
                 started = True
-                if data.startswith(b"[DONE]"):
+                events, done, reason, error = decode_batch(name, batch)
+                finish = reason or finish
+                for event in events:
+                    yield event
+                if error is not None:
+                    raise error
+                if done:
                     await _drain(body)
                     break
-                chunk = decode(data.decode())
-                usage = chunk.get("usage")
-                if usage:
-                    yield UsageEvent(
-                        Usage(usage.get("prompt_tokens") or 0, usage.get("completion_tokens") or 0)
-                    )
-                choices = chunk.get("choices")
-                if not choices:
-                    if "error" in chunk:
-                        raise _stream_error(name, chunk["error"])
-                    continue
-                choice = choices[0]
-                delta = choice.get("delta")
-                if delta:
-                    content = delta.get("content")
-                    if content:
-                        yield TextDelta(content)
-                    reasoning = delta.get("reasoning_content") or delta.get("reasoning")
-                    if reasoning and isinstance(reasoning, str):
-                        yield ReasoningDelta(reasoning)
-                    calls = delta.get("tool_calls")
-                    if calls:
-                        for call in calls:
-                            fn = call.get("function") or {}
-                            yield ToolCallDelta(
-                                call["index"],
-                                call.get("id"),
-                                fn.get("name"),
-                                fn.get("arguments") or "",
-                            )
-                reason = choice.get("finish_reason")
-                if reason is not None:
-                    finish = _FINISH.get(reason, "stop")
         except (openai.APIConnectionError, httpx2.HTTPError) as exc:
             raise provider.map_transport(exc, started=started) from exc
         except (ValueError, AttributeError, TypeError, KeyError) as exc:
@@ -356,6 +331,95 @@ class OpenAIChatModel:
         if finish is None:
             raise protocol_error(name, "ended the stream before the answer finished")
         yield Finish(finish)
+
+
+class Decoded(NamedTuple):
+    events: list[ProviderEvent]
+    done: bool  # ``[DONE]`` came
+    finish: FinishReason | None
+    error: ProviderError | None  # raise it after relaying ``events``
+
+
+def decode_batch(provider: str, batch: list[bytes]) -> Decoded:
+    """The events in the chunks of one network read.
+
+    Consecutive text (or reasoning) deltas are joined: tokens that arrived
+    together reach the client together, as one frame instead of one each. A
+    failure keeps what came before it in the read.
+    """
+    events: list[ProviderEvent] = []
+    text: list[str] = []
+    thought: list[str] = []
+    finish: FinishReason | None = None
+    decode = _DECODER.decode
+    for data in batch:
+        if data.startswith(b"[DONE]"):
+            _flush(events, text, thought)
+            return Decoded(events, True, finish, None)
+        try:
+            chunk = decode(data.decode())
+            if not isinstance(chunk, dict):
+                raise TypeError(f"a chunk is {type(chunk).__name__}, not an object")
+        except (ValueError, TypeError) as exc:
+            _flush(events, text, thought)
+            return Decoded(
+                events,
+                False,
+                finish,
+                protocol_error(provider, f"sent malformed streaming data ({exc})"),
+            )
+        choices = chunk.get("choices")
+        delta = choices[0].get("delta") if choices else None
+        if delta:
+            content = delta.get("content")
+            reasoning = delta.get("reasoning_content") or delta.get("reasoning")
+            if reasoning and isinstance(reasoning, str):
+                if text:
+                    events.append(TextDelta("".join(text)))
+                    text = []
+                thought.append(reasoning)
+            if content:
+                if thought:
+                    events.append(ReasoningDelta("".join(thought)))
+                    thought = []
+                text.append(content)
+            calls = delta.get("tool_calls")
+            if calls:
+                _flush(events, text, thought)
+                text, thought = [], []
+                for call in calls:
+                    fn = call.get("function") or {}
+                    events.append(
+                        ToolCallDelta(
+                            call["index"], call.get("id"), fn.get("name"), fn.get("arguments") or ""
+                        )
+                    )
+        usage = chunk.get("usage")
+        if usage:
+            _flush(events, text, thought)
+            text, thought = [], []
+            events.append(
+                UsageEvent(
+                    Usage(usage.get("prompt_tokens") or 0, usage.get("completion_tokens") or 0)
+                )
+            )
+        if not choices:
+            if "error" in chunk:
+                _flush(events, text, thought)
+                return Decoded(events, False, finish, _stream_error(provider, chunk["error"]))
+            continue
+        reason = choices[0].get("finish_reason")
+        if reason is not None:
+            finish = _FINISH.get(reason, "stop")
+    _flush(events, text, thought)
+    return Decoded(events, False, finish, None)
+
+
+def _flush(events: list[ProviderEvent], text: list[str], thought: list[str]) -> None:
+    if thought:
+        events.append(ReasoningDelta("".join(thought)))
+    if text:
+        events.append(TextDelta("".join(text)))
 
 
 async def _drain(body: AsyncIterator[bytes]) -> None:
