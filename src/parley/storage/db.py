@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from alembic.config import Config
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+SQLITE_POOL_SIZE = 20
 
 # Arbitrary constant shared by every Parley process: "parley" in ASCII.
 _PG_MIGRATION_LOCK = 0x706172_6C6579
@@ -85,6 +86,10 @@ class Database:
             database = self.url.database
             if database and database != ":memory:" and not database.startswith("file:"):
                 Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            # Each aiosqlite connection is a thread, and starting one blocks the event
+            # loop until the OS schedules it (tens of ms on a busy machine). Keep the
+            # connections a burst of requests opens instead of closing the overflow.
+            kwargs.update(pool_size=SQLITE_POOL_SIZE, max_overflow=SQLITE_POOL_SIZE)
         else:
             kwargs["pool_pre_ping"] = True
         self.engine: AsyncEngine = create_async_engine(self.url, **kwargs)
