@@ -23,8 +23,10 @@ goes through here. The rules, and where each is enforced:
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import socket
+import ssl
 import time
 import zlib
 from collections.abc import Awaitable, Callable, Iterable
@@ -128,6 +130,13 @@ class GuardedBackend(httpcore2.AsyncNetworkBackend):
         await self._inner.sleep(seconds)
 
 
+@functools.cache
+def _tls_context() -> ssl.SSLContext:
+    """One certificate-verifying context for every guarded transport: loading the
+    system's CA store costs tens of milliseconds, once is enough."""
+    return httpx2.create_ssl_context(trust_env=False)
+
+
 class GuardedTransport(httpx2.AsyncHTTPTransport):
     """An httpx2 transport whose every connection goes through ``GuardedBackend``.
 
@@ -143,11 +152,12 @@ class GuardedTransport(httpx2.AsyncHTTPTransport):
         *,
         max_connections: int = 20,
     ) -> None:
-        super().__init__(trust_env=False)
+        tls = _tls_context()
+        super().__init__(verify=tls, trust_env=False)
         self.backend = GuardedBackend(policy, resolver)
         # The pool is the only thing AsyncHTTPTransport reads; swap in one with our backend.
         self._pool = httpcore2.AsyncConnectionPool(
-            ssl_context=httpx2.create_ssl_context(trust_env=False),
+            ssl_context=tls,
             max_connections=max_connections,
             max_keepalive_connections=max_connections // 2,
             keepalive_expiry=5.0,
