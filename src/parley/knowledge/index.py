@@ -5,8 +5,9 @@ full text (``search_tsv``, English configuration, ``ts_rank_cd``). User input
 never reaches either query language as syntax: it is split into words (letters
 and digits), stop words are dropped, each word is quoted, and the words are
 OR-ed (any word may match; ranking rewards passages matching more of them).
-Words found in more than ``COMMON_TERM_DOCS`` passages (counts cached for a few
-minutes) are dropped when rarer ones exist: ranking cost grows with every matching row.
+Words found in many passages (``TERM_LIMITS``, counts cached for a few minutes)
+are dropped when rarer ones exist, and required together (AND) when all are
+common: ranking cost grows with every matching row.
 
 Dense: vectors are float32 bytes in ``knowledge_chunks.embedding``, the source
 of truth on every backend. Two search paths:
@@ -18,9 +19,9 @@ of truth on every backend. Two search paths:
   another worker's writes show up within seconds and a restart loses nothing.
   Search is one matrix-vector product (100,000 x 384 in a few milliseconds).
 - ``pgvector``: on PostgreSQL when the extension is available, a
-  ``knowledge_vectors`` table (made at start-up) is searched with ``<=>``.
-  When the extension is missing, PostgreSQL uses the numpy path (and says so in
-  the log).
+  ``knowledge_vectors`` table searched with ``<=>``, through an HNSW index per
+  model for big libraries (``parley.knowledge.pgvector``). When the extension
+  is missing, PostgreSQL uses the numpy path (and says so in the log).
 
 Every query is scoped by ``user_id``; callers pass the file ids a turn may see.
 """
@@ -42,6 +43,7 @@ import numpy.typing as npt
 from sqlalchemy import bindparam, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from parley.knowledge.pgvector import PgVectors
 from parley.storage.db import Database
 
 __all__ = ["VectorIndex", "keyword_search", "keyword_terms"]
@@ -51,141 +53,27 @@ log = logging.getLogger(__name__)
 CHECK_INTERVAL_S = 2.0
 CACHE_BYTES = 1 << 30  # all users' matrices together
 MAX_TERMS = 32
-COMMON_TERM_DOCS = 5_000
+# (common word: in more passages than this, rank at most this many passages) per backend:
+# FTS5 ranks from its own index; PostgreSQL reads each matching row (and its tsvector)
+# from the table, about ten times the cost per row, so it prunes earlier.
+TERM_LIMITS = {"sqlite": (5_000, 10_000), "postgresql": (1_500, 3_000)}
 TERM_COUNT_TTL_S = 300.0
+CACHED_COUNT_MIN = 100
 _term_counts: dict[tuple[bool, str], tuple[float, int]] = {}
 MAX_RANKED_TERMS = 6
 _WORD = re.compile(r"[^\W_]+")
 _SAFE = re.compile(r"^[0-9A-Za-z]+$")
 STOP_WORDS = frozenset(
-    [
-        "a",
-        "about",
-        "above",
-        "after",
-        "again",
-        "against",
-        "all",
-        "am",
-        "an",
-        "and",
-        "any",
-        "are",
-        "as",
-        "at",
-        "be",
-        "because",
-        "been",
-        "before",
-        "being",
-        "below",
-        "between",
-        "both",
-        "but",
-        "by",
-        "can",
-        "could",
-        "did",
-        "do",
-        "does",
-        "doing",
-        "down",
-        "during",
-        "each",
-        "few",
-        "for",
-        "from",
-        "further",
-        "had",
-        "has",
-        "have",
-        "having",
-        "he",
-        "her",
-        "here",
-        "hers",
-        "herself",
-        "him",
-        "himself",
-        "his",
-        "how",
-        "i",
-        "if",
-        "in",
-        "into",
-        "is",
-        "it",
-        "its",
-        "itself",
-        "just",
-        "me",
-        "more",
-        "most",
-        "my",
-        "myself",
-        "no",
-        "nor",
-        "not",
-        "now",
-        "of",
-        "off",
-        "on",
-        "once",
-        "only",
-        "or",
-        "other",
-        "our",
-        "ours",
-        "ourselves",
-        "out",
-        "over",
-        "own",
-        "same",
-        "she",
-        "should",
-        "so",
-        "some",
-        "such",
-        "than",
-        "that",
-        "the",
-        "their",
-        "theirs",
-        "them",
-        "themselves",
-        "then",
-        "there",
-        "these",
-        "they",
-        "this",
-        "those",
-        "through",
-        "to",
-        "too",
-        "under",
-        "until",
-        "up",
-        "very",
-        "was",
-        "we",
-        "were",
-        "what",
-        "when",
-        "where",
-        "which",
-        "while",
-        "who",
-        "whom",
-        "why",
-        "will",
-        "with",
-        "would",
-        "you",
-        "your",
-        "yours",
-        "yourself",
-        "yourselves",
-    ]
+    """
+    a about above after again against all am an and any are as at be because been before
+    being below between both but by can could did do does doing down during each few for
+    from further had has have having he her here hers herself him himself his how i if
+    in into is it its itself just me more most my myself no nor not now of off on once
+    only or other our ours ourselves out over own same she should so some such than that
+    the their theirs them themselves then there these they this those through to too
+    under until up very was we were what when where which while who whom why will with
+    would you your yours yourself yourselves
+    """.split()  # noqa: SIM905
 )
 
 
@@ -219,28 +107,60 @@ async def keyword_search(
     if not terms or (file_ids is not None and not file_ids):
         return []
     sqlite = session.get_bind().dialect.name == "sqlite"
-    terms = await _selective_terms(session, terms, sqlite)
-    scope, params = _scope_sql(file_ids, "c.file_id")
+    terms, all_common = await _selective_terms(session, terms, sqlite)
+    if not all_common:
+        return await _ranked(session, sqlite, user_id, terms, False, file_ids, limit)
+    # Only common words: passages with all of them, else with the two rarest together,
+    # else any passage with the rarest (the costly case, now the last resort).
+    attempts = [(terms, True)] + ([(terms[:2], True)] if len(terms) > 2 else [])
+    for subset, every in [*attempts, (terms[:1], False)]:
+        found = await _ranked(session, sqlite, user_id, subset, every, file_ids, limit)
+        if found:
+            return found
+    return []
+
+
+async def _ranked(
+    session: AsyncSession,
+    sqlite: bool,
+    user_id: str,
+    terms: list[str],
+    every: bool,
+    file_ids: Sequence[str] | None,
+    limit: int,
+) -> list[int]:
+    params: dict[str, Any] = {"fids": list(file_ids)} if file_ids is not None else {}
     if sqlite:
-        words = " OR ".join(f'"{t}"' for t in terms)
-        owner = f'user_id : "{user_id}" AND ' if _SAFE.match(user_id) else ""
-        # ``scope`` is a fixed fragment with a bound parameter: no user text in the SQL.
+        words = (" AND " if every else " OR ").join(f'"{t}"' for t in terms)
+        if _SAFE.match(user_id):
+            owner = f'user_id : "{user_id}" AND '
+            inner_scope = ""
+        else:  # never the case for generated ids; correct, just slower
+            owner = ""
+            inner_scope = " AND rowid IN (SELECT id FROM knowledge_chunks WHERE user_id = :uid)"
+        if file_ids is not None:
+            inner_scope += " AND rowid IN (SELECT id FROM knowledge_chunks WHERE file_id IN :fids)"
+        # Rank inside FTS5 alone, then join only the top rows to re-check the owner: joining
+        # before the ORDER BY looked up every matching row (tens of thousands at 100k).
+        # Fixed fragments and bound parameters only: no user text in the SQL.
         statement = text(
-            "SELECT c.id FROM knowledge_fts JOIN knowledge_chunks AS c"  # noqa: S608
-            " ON c.id = knowledge_fts.rowid"
-            " WHERE knowledge_fts MATCH :q AND c.user_id = :uid"
-            + scope
-            + " ORDER BY bm25(knowledge_fts, 1.0, 0.0), c.id LIMIT :limit"
+            "SELECT c.id FROM (SELECT rowid AS id, bm25(knowledge_fts, 1.0, 0.0) AS score"  # noqa: S608
+            " FROM knowledge_fts WHERE knowledge_fts MATCH :q"
+            + inner_scope
+            + " ORDER BY score, rowid LIMIT :limit) AS f"
+            " JOIN knowledge_chunks AS c ON c.id = f.id WHERE c.user_id = :uid"
+            " ORDER BY f.score, c.id"
         )
         params.update(q=f"{owner}text : ({words})")
     else:
+        scope, _ = _scope_sql(file_ids, "c.file_id")
         statement = text(
             "SELECT c.id FROM knowledge_chunks AS c, to_tsquery('english', :q) AS query"  # noqa: S608
             " WHERE c.search_tsv @@ query AND c.user_id = :uid"
             + scope
             + " ORDER BY ts_rank_cd(c.search_tsv, query) DESC, c.id LIMIT :limit"
         )
-        params.update(q=" | ".join(f"'{t}'" for t in terms))
+        params.update(q=(" & " if every else " | ").join(f"'{t}'" for t in terms))
     if file_ids is not None:
         statement = statement.bindparams(bindparam("fids", expanding=True))
     params.update(uid=user_id, limit=limit)
@@ -248,13 +168,20 @@ async def keyword_search(
     return [int(r[0]) for r in rows]
 
 
-async def _selective_terms(session: AsyncSession, terms: list[str], sqlite: bool) -> list[str]:
-    """Drop words found in more than ``COMMON_TERM_DOCS`` passages when rarer ones exist,
-    keeping the ``MAX_RANKED_TERMS`` rarest: ranking (bm25 / ts_rank) costs per matching
+async def _selective_terms(
+    session: AsyncSession, terms: list[str], sqlite: bool
+) -> tuple[list[str], bool]:
+    """Drop words found in more than ``common`` passages when rarer ones exist, keeping
+    the rarest (at most ``MAX_RANKED_TERMS``, matching at most ``ranked_rows`` passages
+    together unless one alone does; ``TERM_LIMITS``): ranking (bm25 / ts_rank) costs per matching
     row, and a word in most passages adds cost but almost no ranking signal. Each count
-    stops at the threshold, so it stays cheap. Small libraries are never pruned."""
+    stops at the threshold, so it stays cheap. Small libraries are never pruned.
+
+    Returns (terms, all_common): when every word is common, the caller requires them all
+    (AND) instead of ranking tens of thousands of rows that match any one of them."""
     if len(terms) <= 1:
-        return terms
+        return terms, False
+    common, ranked_rows = TERM_LIMITS["sqlite" if sqlite else "postgresql"]
     counts: dict[str, int] = {}
     now = time.monotonic()
     for term in terms:
@@ -267,20 +194,33 @@ async def _selective_terms(session: AsyncSession, terms: list[str], sqlite: bool
                 "SELECT count(*) FROM (SELECT 1 FROM knowledge_fts WHERE knowledge_fts"
                 " MATCH :q LIMIT :cap)"
             )
-            params: dict[str, Any] = {"q": f'text : "{term}"', "cap": COMMON_TERM_DOCS + 1}
+            params: dict[str, Any] = {"q": f'text : "{term}"', "cap": common + 1}
         else:
             statement = text(
                 "SELECT count(*) FROM (SELECT 1 FROM knowledge_chunks"
                 " WHERE search_tsv @@ to_tsquery('english', :q) LIMIT :cap) AS hits"
             )
-            params = {"q": f"'{term}'", "cap": COMMON_TERM_DOCS + 1}
+            params = {"q": f"'{term}'", "cap": common + 1}
         counts[term] = int((await session.execute(statement, params)).scalar() or 0)
-        if len(_term_counts) > 50_000:
-            _term_counts.clear()
-        _term_counts[(sqlite, term)] = (now, counts[term])  # a hint for pruning only
-    ranked = sorted(terms, key=lambda t: counts[t])
-    kept = [t for t in ranked if counts[t] <= COMMON_TERM_DOCS] or ranked[:1]
-    return kept[:MAX_RANKED_TERMS]
+        if counts[term] >= CACHED_COUNT_MIN:  # rare words are cheap to count, and a
+            if len(_term_counts) > 50_000:  # cached 0 would hide a file uploaded since
+                _term_counts.clear()
+            _term_counts[(sqlite, term)] = (now, counts[term])  # a hint for pruning only
+    # Words in no passage cannot match: leaving them out keeps a typo from standing in
+    # for the query's real words.
+    ranked = sorted((t for t in terms if counts[t] > 0), key=lambda t: counts[t])
+    if not ranked:
+        return terms[:MAX_RANKED_TERMS], False
+    if counts[ranked[0]] > common:
+        return ranked[:MAX_RANKED_TERMS], True
+    kept: list[str] = []
+    total = 0
+    for term in ranked[:MAX_RANKED_TERMS]:
+        if counts[term] > common or (kept and total + counts[term] > ranked_rows):
+            break
+        kept.append(term)
+        total += counts[term]
+    return kept, False
 
 
 # ------------------------------------------------------------------ dense
@@ -292,10 +232,6 @@ def to_blob(vector: npt.NDArray[np.float32]) -> bytes:
 
 def from_blob(blob: bytes) -> npt.NDArray[np.float32]:
     return np.frombuffer(blob, dtype="<f4")
-
-
-def pg_vector_literal(vector: npt.NDArray[np.float32]) -> str:
-    return "[" + ",".join(f"{x:.7g}" for x in np.asarray(vector, dtype=np.float32)) + "]"
 
 
 @dataclass(slots=True)
@@ -321,6 +257,7 @@ class VectorIndex:
     def __init__(self, db: Database) -> None:
         self.db = db
         self.backend = "numpy"
+        self.pg = PgVectors(db)
         self._cache: OrderedDict[tuple[str, str], _Matrix] = OrderedDict()
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
 
@@ -329,24 +266,7 @@ class VectorIndex:
         if self.db.dialect != "postgresql":
             return
         try:
-            async with self.db.engine.begin() as conn:
-                await conn.execute(text("SELECT pg_advisory_xact_lock(7041029)"))
-                await conn.execute(text("CREATE EXTENSION IF NOT EXISTS vector"))
-                await conn.execute(
-                    text(
-                        "CREATE TABLE IF NOT EXISTS knowledge_vectors ("
-                        " chunk_id BIGINT PRIMARY KEY"
-                        " REFERENCES knowledge_chunks(id) ON DELETE CASCADE,"
-                        " user_id VARCHAR(32) NOT NULL, file_id VARCHAR(32) NOT NULL,"
-                        " model VARCHAR(200) NOT NULL, embedding vector NOT NULL)"
-                    )
-                )
-                await conn.execute(
-                    text(
-                        "CREATE INDEX IF NOT EXISTS knowledge_vectors_user_model"
-                        " ON knowledge_vectors (user_id, model)"
-                    )
-                )
+            await self.pg.setup()
         except Exception as exc:
             log.warning(
                 "pgvector is not available (%s); dense search uses float32 BLOBs and numpy "
@@ -356,7 +276,7 @@ class VectorIndex:
             self.backend = "numpy"
             return
         self.backend = "pgvector"
-        log.info("dense search uses pgvector")
+        log.info("dense search uses pgvector (iterative HNSW scans: %s)", self.pg.iterative)
 
     # -------------------------------------------------------------- writes
 
@@ -380,25 +300,7 @@ class VectorIndex:
             ],
         )
         if self.backend == "pgvector":
-            await session.execute(
-                text(
-                    "INSERT INTO knowledge_vectors (chunk_id, user_id, file_id, model, embedding)"
-                    " SELECT :id, :uid, :fid, :model, CAST(:vec AS vector)"
-                    " WHERE EXISTS (SELECT 1 FROM knowledge_chunks WHERE id = :id)"
-                    " ON CONFLICT (chunk_id) DO UPDATE SET model = excluded.model,"
-                    " embedding = excluded.embedding"
-                ),
-                [
-                    {
-                        "id": cid,
-                        "uid": uid,
-                        "fid": fid,
-                        "model": model,
-                        "vec": pg_vector_literal(vec),
-                    }
-                    for cid, uid, fid, vec in rows
-                ],
-            )
+            await self.pg.write(session, model, rows)
         for user_id in {uid for _, uid, _, _ in rows}:
             self.invalidate(user_id)
 
@@ -448,33 +350,10 @@ class VectorIndex:
             return []
         if self.backend == "pgvector":
             try:
-                return await self._search_pg(user_id, model, query, file_ids, limit)
+                return await self.pg.search(user_id, model, query, file_ids, limit)
             except Exception:
                 log.exception("pgvector search failed; using numpy for this query")
         return await self._search_numpy(user_id, model, query, file_ids, limit)
-
-    async def _search_pg(
-        self,
-        user_id: str,
-        model: str,
-        query: npt.NDArray[np.float32],
-        file_ids: Sequence[str] | None,
-        limit: int,
-    ) -> list[tuple[int, float]]:
-        scope, params = _scope_sql(file_ids, "file_id")
-        # fixed fragments and bound parameters only
-        statement = text(
-            "SELECT chunk_id, 1 - (embedding <=> CAST(:q AS vector)) FROM knowledge_vectors"  # noqa: S608
-            " WHERE user_id = :uid AND model = :m"
-            + scope
-            + " ORDER BY embedding <=> CAST(:q AS vector) LIMIT :limit"
-        )
-        if file_ids is not None:
-            statement = statement.bindparams(bindparam("fids", expanding=True))
-        params.update(q=pg_vector_literal(query), uid=user_id, m=model, limit=limit)
-        async with self.db.session() as session:
-            rows = await session.execute(statement, params)
-            return [(int(r[0]), float(r[1])) for r in rows]
 
     async def _search_numpy(
         self,
