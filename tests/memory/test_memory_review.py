@@ -1,7 +1,7 @@
 """Review mode and updates: extraction never changes what the user approved
 without asking, and never piles up proposals. An update of a pending memory
 rewrites it; an update of an active one waits as one proposal naming that
-memory, and approving it rewrites the memory (no duplicate)."""
+memory (in its scope), and approving it rewrites the memory (no duplicate)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ from typing import Any
 
 from apihelpers import Client
 
+from parley.memory.feature import MemoryFeature
+from parley.memory.store import MemoryStore
 from parley.providers.scripted import ScriptedModel
 
 Say = Callable[..., Awaitable[dict[str, Any]]]
@@ -153,3 +155,43 @@ async def test_explicit_update_settles_a_waiting_proposal(
     await say("Remember that I now live in Madrid")
     assert [m["text"] for m in await listed(client, "active")] == ["I now live in Madrid."]
     assert await listed(client, "pending") == []
+
+
+async def test_a_proposal_keeps_the_scope_of_the_memory_it_replaces(
+    app: Any, client: Client, user: dict[str, Any], feature: MemoryFeature
+) -> None:
+    service, project = feature.service, ("project", "p1")
+    nurse = (
+        await service.remember(user["id"], "I work as a nurse.", source="explicit", scope=project)
+    ).memory
+    proposed = await service.remember(
+        user["id"],
+        "I now work as a teacher.",
+        source="auto",
+        scope=project,
+        status="pending",
+        replaces=nurse.id,
+    )
+    row = proposed.memory
+    assert proposed.action == "proposed"
+    assert (row.scope_type, row.scope_id, row.replaces_id) == ("project", "p1", nurse.id)
+    [listed_row] = await listed(client, "pending")
+    assert listed_row["replaces"] == {"id": nurse.id, "text": "I work as a nurse."}
+    assert (listed_row["scope_type"], listed_row["scope_id"]) == project
+    # Elsewhere the memory is out of reach: a new pending memory, not a proposal.
+    elsewhere = await service.remember(
+        user["id"],
+        "I now work as a teacher.",
+        source="auto",
+        scope=("project", "p2"),
+        status="pending",
+        replaces=nurse.id,
+    )
+    assert elsewhere.action == "added" and elsewhere.memory.replaces_id is None
+    # The database drops a proposal with its memory (ON DELETE CASCADE).
+    async with app.state.db.session() as session:
+        store = MemoryStore(session, user["id"])
+        assert await store.delete(nurse.id)
+        await session.commit()
+        assert await store.get(row.id) is None
+        assert await store.get(elsewhere.memory.id) is not None

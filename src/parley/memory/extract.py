@@ -37,7 +37,6 @@ from parley.memory.service import (
     scope_of,
 )
 from parley.memory.store import MemoryStore
-from parley.memory.tables import REPLACES
 from parley.memory.text import clean_fact, content_words, parse_request, supported_by
 from parley.messages import Message, TextDelta
 from parley.providers.base import ChatModel, ChatRequest
@@ -222,22 +221,10 @@ class MemoryExtractor:
         async with self.service.db.session() as session:
             store = MemoryStore(session, user_id)
             rows = (await store.list(status="pending", limit=200))[0]
-            targets = {
-                t.id: (t.scope_type, t.scope_id)
-                for t in [
-                    await store.get(r.scope_id or "") for r in rows if r.scope_type == REPLACES
-                ]
-                if t is not None
-            }
         scored = []
         for row in rows:
-            place = (
-                targets.get(row.scope_id or "")
-                if row.scope_type == REPLACES
-                else (row.scope_type, row.scope_id)
-            )
             overlap = len(words & content_words(row.text))
-            if place == scope and overlap:
+            if (row.scope_type, row.scope_id) == scope and overlap:
                 scored.append((overlap, row))
         scored.sort(key=lambda item: item[0], reverse=True)
         return [Recalled(r.id, r.text) for _, r in scored[:PENDING_RELATED]]

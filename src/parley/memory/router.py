@@ -24,7 +24,7 @@ from parley.api.problems import Problem, not_found
 from parley.api.schemas import Body, iso
 from parley.memory.service import memory_enabled, review_enabled
 from parley.memory.store import MemoryStore
-from parley.memory.tables import REPLACES, Memory
+from parley.memory.tables import Memory
 from parley.memory.text import clean_fact
 
 if TYPE_CHECKING:
@@ -44,19 +44,17 @@ def _feature(request: Request) -> MemoryFeature:
 
 def memory_out(row: Memory, replaced: Memory | None = None) -> dict[str, Any]:
     """The API shape; a proposed update (review mode) shows the memory it would
-    replace as ``replaces: {id, text}`` and that memory's scope."""
-    scope = (row.scope_type, row.scope_id)
+    replace as ``replaces: {id, text}`` (its scope is that memory's)."""
     replaces = None
-    if row.scope_type == REPLACES:
-        scope = (replaced.scope_type, replaced.scope_id) if replaced else (None, None)
-        replaces = {"id": row.scope_id, "text": replaced.text if replaced else None}
+    if row.replaces_id is not None:
+        replaces = {"id": row.replaces_id, "text": replaced.text if replaced else None}
     return {
         "id": row.id,
         "text": row.text,
         "source": row.source,
         "status": row.status,
-        "scope_type": scope[0],
-        "scope_id": scope[1],
+        "scope_type": row.scope_type,
+        "scope_id": row.scope_id,
         "replaces": replaces,
         "conversation_id": row.conversation_id,
         "message_id": row.message_id,
@@ -67,9 +65,9 @@ def memory_out(row: Memory, replaced: Memory | None = None) -> dict[str, Any]:
 
 
 async def _out(store: MemoryStore, rows: list[Memory]) -> list[dict[str, Any]]:
-    ids = {r.scope_id for r in rows if r.scope_type == REPLACES and r.scope_id}
+    ids = {r.replaces_id for r in rows if r.replaces_id}
     replaced = {m.id: m for m in [await store.get(i) for i in ids] if m is not None}
-    return [memory_out(r, replaced.get(r.scope_id or "")) for r in rows]
+    return [memory_out(r, replaced.get(r.replaces_id or "")) for r in rows]
 
 
 def _text(body: MemoryIn) -> str:

@@ -10,7 +10,7 @@ Writes go through ``remember`` so every path (the explicit fast path, the
   replaces) updates the old memory instead of adding a contradicting one;
 - otherwise a new memory is added;
 - in review mode nothing active changes: an update becomes one pending
-  proposal naming the memory it replaces (see ``tables.REPLACES``).
+  proposal naming the memory it replaces (``replaces_id``, in that memory's scope).
 
 The embedder is optional: without one (or when it fails) recall uses keyword
 and recency only, and similarity rules use word overlap only.
@@ -29,7 +29,7 @@ import numpy.typing as npt
 from parley.knowledge.embeddings import Embedder
 from parley.memory.recall import Scope, Snapshot, rank_memories
 from parley.memory.store import MemoryStore
-from parley.memory.tables import REPLACES, Memory
+from parley.memory.tables import Memory
 from parley.memory.text import content_words, jaccard, normalized, signals_change
 from parley.storage.db import Database
 
@@ -225,11 +225,13 @@ class MemoryService:
         async with self.db.session() as session:
             store = MemoryStore(session, user_id)
             everything = (await store.list(limit=10_000))[0]
-            rows = [r for r in everything if (r.scope_type, r.scope_id) == scope]
-            in_scope = {r.id for r in rows}
-            proposals = [
-                r for r in everything if r.scope_type == REPLACES and r.scope_id in in_scope
+            rows = [
+                r
+                for r in everything
+                if r.replaces_id is None and (r.scope_type, r.scope_id) == scope
             ]
+            in_scope = {r.id for r in rows}
+            proposals = [r for r in everything if r.replaces_id in in_scope]
             # Review mode also compares with what already waits, so nothing is proposed twice.
             candidates = rows + proposals if status == "pending" else rows
             target: Memory | None = None
@@ -253,7 +255,7 @@ class MemoryService:
                 if action == "merged" or normalized(target.text) == normalized(text):
                     memory, action = target, "merged"  # it already says so; nothing to review
                 else:
-                    pending = next((p for p in proposals if p.scope_id == target.id), None)
+                    pending = next((p for p in proposals if p.replaces_id == target.id), None)
                     memory, action = await self._propose(
                         store, target, pending, text, source, link, embedding
                     )
@@ -316,8 +318,9 @@ class MemoryService:
             text,
             source=source,
             status="pending",
-            scope_type=REPLACES,
-            scope_id=target.id,
+            scope_type=target.scope_type,
+            scope_id=target.scope_id,
+            replaces_id=target.id,
             **link,
             **embedding,
         )
@@ -331,11 +334,11 @@ class MemoryService:
             row = await store.get(memory_id)
             if row is None or row.status == "active":
                 return row
-            if row.scope_type != REPLACES:
+            if row.replaces_id is None:
                 await store.update(row, status="active")
                 await session.commit()
                 return row
-            target = await store.get(row.scope_id or "")
+            target = await store.get(row.replaces_id)
             if target is None:  # cannot happen: deleting a memory deletes its proposals
                 await store.delete(row.id)
                 await session.commit()
@@ -363,7 +366,8 @@ class MemoryService:
             rows = [
                 r
                 for r in (await store.list(limit=10_000))[0]
-                if r.scope_type is None or (r.scope_type, r.scope_id) == scope
+                if r.replaces_id is None
+                and (r.scope_type is None or (r.scope_type, r.scope_id) == scope)
             ]
             ranked = await self._similar(rows, text, vector)
             if not ranked:

@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from parley.memory.tables import REPLACES, Memory
+from parley.memory.tables import Memory
 from parley.storage.tables import Conversation, new_id, utcnow
 
 __all__ = ["EDITABLE", "MemoryStore", "Version", "purge_temporary_conversations"]
@@ -88,11 +88,10 @@ class MemoryStore:
         return row
 
     async def delete(self, memory_id: str) -> bool:
-        """Delete a memory and any pending update proposed for it."""
+        """Delete a memory (and, ``ON DELETE CASCADE``, any update proposed for it)."""
         result = await self.session.execute(
             delete(Memory).where(Memory.id == memory_id, Memory.user_id == self.user_id)
         )
-        await self.delete_proposals(memory_id)
         return bool(getattr(result, "rowcount", 0))
 
     async def proposals(self, memory_ids: builtins.list[str]) -> builtins.list[Memory]:
@@ -100,19 +99,13 @@ class MemoryStore:
         if not memory_ids:
             return []
         stmt = select(Memory).where(
-            Memory.user_id == self.user_id,
-            Memory.scope_type == REPLACES,
-            Memory.scope_id.in_(memory_ids),
+            Memory.user_id == self.user_id, Memory.replaces_id.in_(memory_ids)
         )
         return builtins.list((await self.session.scalars(stmt)).all())
 
     async def delete_proposals(self, memory_id: str) -> None:
         await self.session.execute(
-            delete(Memory).where(
-                Memory.user_id == self.user_id,
-                Memory.scope_type == REPLACES,
-                Memory.scope_id == memory_id,
-            )
+            delete(Memory).where(Memory.user_id == self.user_id, Memory.replaces_id == memory_id)
         )
 
     async def delete_all(self) -> int:

@@ -6,10 +6,10 @@ kept when possible so the memory page can link back) and how (``source``:
 ``status`` is ``active`` (recalled) or ``pending`` (waiting for the user's
 approval in review mode). ``scope_type``/``scope_id`` are empty for global
 memories; ``project``/``assistant`` memories are recalled only inside that
-scope. A pending row with ``scope_type = "replaces"`` is a proposed update of
-the memory ``scope_id`` (review mode): it lives in that memory's scope, and
-approving it rewrites that memory instead of adding a second one (kept in the
-scope columns so no migration was needed). ``embedding`` is a float32 vector
+scope. A pending row with ``replaces_id`` set is a proposed update of that
+memory (review mode): it keeps that memory's scope, approving it rewrites that
+memory instead of adding a second one, and deleting that memory deletes it
+(``ON DELETE CASCADE``). ``embedding`` is a float32 vector
 (``numpy.tobytes``) from the model named in ``embedding_model``; a change of
 model re-embeds lazily.
 """
@@ -23,12 +23,11 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from parley.storage.tables import Base, UTCDateTime, new_id, utcnow
 
-__all__ = ["MEMORY_SOURCES", "MEMORY_STATUSES", "REPLACES", "SCOPE_TYPES", "Memory"]
+__all__ = ["MEMORY_SOURCES", "MEMORY_STATUSES", "SCOPE_TYPES", "Memory"]
 
 MEMORY_SOURCES = ("explicit", "auto")
 MEMORY_STATUSES = ("active", "pending")
 SCOPE_TYPES = ("project", "assistant")
-REPLACES = "replaces"  # scope_type of a pending update; scope_id = the memory it replaces
 
 
 class Memory(Base):
@@ -45,6 +44,9 @@ class Memory(Base):
     status: Mapped[str] = mapped_column(String(16), default="active")
     scope_type: Mapped[str | None] = mapped_column(String(16))
     scope_id: Mapped[str | None] = mapped_column(String(32))
+    replaces_id: Mapped[str | None] = mapped_column(
+        ForeignKey("memories.id", ondelete="CASCADE"), index=True
+    )
     conversation_id: Mapped[str | None] = mapped_column(
         ForeignKey("conversations.id", ondelete="SET NULL"), index=True
     )
