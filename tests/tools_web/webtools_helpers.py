@@ -1,5 +1,5 @@
-"""Helpers for the tools tests: a local web server with scripted routes, a
-CSRF-aware API client, and an SSE parser.
+"""Helpers for the tools tests: a local web server with scripted routes (the API
+client, sign-up and SSE parser are ``apihelpers``', re-exported here).
 
 ``LocalWeb`` is a real HTTP server on 127.0.0.1 (stdlib, in a thread) so the
 fetcher, the search clients and the MCP client go through real sockets.
@@ -9,7 +9,6 @@ request is recorded (path, headers) for assertions.
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from collections.abc import Callable
@@ -18,7 +17,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-import httpx
+from apihelpers import Client, make_client, parse_sse, signup
+
+__all__ = ["Client", "LocalWeb", "Page", "Seen", "article", "make_client", "parse_sse", "signup"]
 
 
 @dataclass
@@ -119,41 +120,3 @@ def article(title: str, text: str) -> str:
         f"<article><h1>{title}</h1>{paragraphs}</article>"
         "<footer>Copyright footer text</footer></body></html>"
     )
-
-
-class Client(httpx.AsyncClient):
-    """An httpx client that echoes the CSRF cookie like the web app does."""
-
-    def build_request(self, method: str, url: Any, **kwargs: Any) -> httpx.Request:  # type: ignore[override]
-        request = super().build_request(method, url, **kwargs)
-        csrf = self.cookies.get("parley_csrf")
-        if csrf and method.upper() not in ("GET", "HEAD", "OPTIONS"):
-            request.headers.setdefault("X-CSRF-Token", csrf)
-        return request
-
-
-def make_client(app: Any) -> Client:
-    return Client(transport=httpx.ASGITransport(app=app), base_url="http://parley.test")
-
-
-async def signup(client: Client, email: str) -> dict[str, Any]:
-    response = await client.post(
-        "/api/auth/signup", json={"email": email, "password": "correct horse", "name": "x"}
-    )
-    assert response.status_code in (201, 202), response.text
-    user: dict[str, Any] = response.json()["user"]
-    return user
-
-
-def parse_sse(text: str) -> list[tuple[str, dict[str, Any]]]:
-    events = []
-    for block in text.strip().split("\n\n"):
-        name, data = "message", ""
-        for line in block.splitlines():
-            if line.startswith("event: "):
-                name = line[7:]
-            elif line.startswith("data: "):
-                data += line[6:]
-        if data:
-            events.append((name, json.loads(data)))
-    return events
