@@ -196,6 +196,15 @@ def rss_mb(pid: int) -> float:
     return int(raw[1]) * PAGE / 1e6
 
 
+def descendants_rss_mb(pid: int) -> float:
+    """Resident memory of every process ``pid`` started (e.g. sandbox kernels)."""
+    total = 0.0
+    for p in descendants(pid):
+        with contextlib.suppress(OSError, ValueError):
+            total += rss_mb(p)
+    return total
+
+
 @dataclass
 class Proc:
     """A child process started by a benchmark; ``stop()`` ends it by pid."""
