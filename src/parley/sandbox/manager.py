@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Protocol
 from parley.sandbox import files as sfiles
 from parley.sandbox.bwrap import Limits, python_prefix, resolve_bwrap
 from parley.sandbox.outputs import Attachment
+from parley.sandbox.uids import LOCK_DIR, UidBlock, UidBlockError
 
 if TYPE_CHECKING:  # the kernel module needs the `sandbox` extra: imported when first used
     from parley.sandbox.kernel import Execution, Kernel
@@ -69,6 +70,7 @@ class SandboxConfig:
     spares: int = 0  # kernels kept started for new conversations
     spare_imports: tuple[str, ...] = ("numpy", "pandas", "matplotlib.pyplot")
     spare_retry_s: float = 30.0  # after a spare failed to start
+    uid_lock_dir: Path = LOCK_DIR  # where workers claim their block of host uids
 
     def __post_init__(self) -> None:
         # The venv folder may be a link (into /var/tmp for a private checkout):
@@ -124,6 +126,8 @@ class SandboxManager:
         self._closed = False
         self._spares: list[_Spare] = []
         self._spare_retry_at = 0.0
+        # one block of host uids per worker process (used only when running as root)
+        self._uids = UidBlock(config.host_uid_base, 2 * config.total + 1, config.uid_lock_dir)
 
     # ------------------------------------------------------------ availability
 
@@ -152,7 +156,8 @@ class SandboxManager:
         return ""
 
     def host_uid(self, slot: int) -> int | None:
-        return self.config.host_uid_base + slot if os.geteuid() == 0 else None
+        """The unprivileged host uid of a kernel slot (None: not root, uid unchanged)."""
+        return self._uids.uid(slot) if os.geteuid() == 0 else None
 
     # ------------------------------------------------------------ run
 
@@ -337,13 +342,17 @@ class SandboxManager:
         return result
 
     async def _start_kernel(self, slot: int) -> Kernel:
-        from parley.sandbox.kernel import Kernel
+        from parley.sandbox.kernel import Kernel, SandboxStartError
 
+        try:
+            host_uid = self.host_uid(slot)
+        except UidBlockError as exc:
+            raise SandboxStartError(str(exc)) from exc
         return await Kernel.start(
             bwrap=resolve_bwrap(self.config.bwrap) or self.config.bwrap,
             python=self.config.python,
             limits=self.config.limits,
-            host_uid=self.host_uid(slot),
+            host_uid=host_uid,
             timeout_s=self.config.start_timeout_s,
         )
 
@@ -486,6 +495,7 @@ class SandboxManager:
         for session in sessions:
             if session.kernel is not None:
                 await session.kernel.kill()
+        self._uids.release()
 
 
 def _place(sandbox_pid: int, name: str, source: Path, uid: int | None) -> None:
