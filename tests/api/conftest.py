@@ -13,8 +13,8 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
-from apihelpers import Client, make_client, signup
 
+from apihelpers import Client, make_client, signup
 from parley.api.app import create_app
 from parley.config import load_settings
 from parley.providers.scripted import ScriptedModel, ScriptedProvider

@@ -6,8 +6,8 @@ import asyncio
 from typing import Any
 
 import httpx
-from apihelpers import Client, parse_sse
 
+from apihelpers import Client, parse_sse
 from parley.errors import ProviderRateLimited
 from parley.messages import ToolCall
 from parley.providers.scripted import Reply, ScriptedModel

@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from apihelpers import Client, make_client, parse_sse, signup
 
+from apihelpers import Client, make_client, parse_sse, signup
 from parley.api.app import create_app
 from parley.config import load_settings
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from apihelpers import Client, parse_sse
 
+from apihelpers import Client, parse_sse
 from parley.storage.conversations import ConversationStore
 
 

@@ -11,9 +11,9 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "api"))
 
-from apihelpers import Client, make_client, signup
 from knhelpers import Upload
 
+from apihelpers import Client, make_client, signup
 from parley.api.app import create_app
 from parley.config import load_settings
 from parley.knowledge.feature import KnowledgeFeature

@@ -9,7 +9,6 @@ from typing import Any
 
 import numpy as np
 import pytest
-from apihelpers import Client, make_client, parse_sse, signup
 from docfactory import (
     docx_bytes,
     pdf_bytes,
@@ -21,6 +20,7 @@ from docfactory import (
 from knhelpers import Upload, wait_ready
 from sqlalchemy import text
 
+from apihelpers import Client, make_client, parse_sse, signup
 from parley.knowledge.feature import KnowledgeFeature
 from parley.knowledge.settings import KnowledgeSettings
 from parley.messages import ToolCall

@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from apihelpers import Client, parse_sse
 from knhelpers import Upload
 from test_kn_api import PNG
 
+from apihelpers import Client, parse_sse
 from parley.providers.base import ModelInfo
 from parley.providers.scripted import ScriptedModel
 

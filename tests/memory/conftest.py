@@ -15,7 +15,6 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "api"))
 
 from apihelpers import Client, make_client, parse_sse, signup
-
 from parley.api.app import create_app
 from parley.config import load_settings
 from parley.memory.feature import MemoryFeature

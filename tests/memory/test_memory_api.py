@@ -6,7 +6,6 @@ from __future__ import annotations
 from typing import Any
 
 from apihelpers import Client, make_client, signup
-
 from parley.memory.feature import MemoryFeature
 from parley.memory.store import MemoryStore
 

@@ -9,7 +9,6 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from apihelpers import Client
-
 from parley.memory.feature import MemoryFeature
 from parley.memory.store import MemoryStore
 from parley.providers.scripted import ScriptedModel

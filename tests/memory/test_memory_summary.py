@@ -7,8 +7,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from apihelpers import Client, parse_sse
 
+from apihelpers import Client, parse_sse
 from parley.providers.base import ModelInfo
 from parley.providers.scripted import Reply, ScriptedModel
 

@@ -9,7 +9,6 @@ from datetime import timedelta
 from typing import Any
 
 from apihelpers import Client
-
 from parley.memory.feature import MemoryFeature
 from parley.messages import ToolCall
 from parley.providers.scripted import Reply, ScriptedModel
