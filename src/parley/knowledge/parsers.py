@@ -9,6 +9,13 @@ Libraries: pypdfium2 (Apache-2.0/BSD) for PDF text layers, python-docx,
 python-pptx, openpyxl (read-only streaming) and the standard library for CSV,
 HTML (scripts, styles and other non-content elements are dropped) and text.
 PDFium is not thread-safe: every call into it holds ``PDFIUM_LOCK``.
+
+Office files are ZIPs. ``sniff.check_limits`` refuses those whose *declared*
+sizes give them away as zip bombs; ``check_archive`` then reads every part in
+bounded steps before python-docx / python-pptx / openpyxl open the file (they
+inflate a part in one call), so a part that lies about its size fails here
+(``zipfile`` stops at the declared size and the checksum no longer matches)
+having cost one step of memory, instead of being inflated whole.
 """
 
 from __future__ import annotations
@@ -17,13 +24,15 @@ import csv
 import io
 import re
 import threading
+import zipfile
+import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any, Literal
 
-__all__ = ["PDFIUM_LOCK", "ParseError", "Segment", "parse"]
+__all__ = ["PDFIUM_LOCK", "ParseError", "Segment", "check_archive", "parse"]
 
 PDFIUM_LOCK = threading.Lock()
 ROWS_PER_TABLE = 40  # spreadsheet rows per table segment (the header is repeated)
@@ -70,6 +79,30 @@ def parse(path: Path, kind: str, encoding: str | None = None) -> Iterator[Segmen
     if kind in {"text", "code", "json"}:
         return parse_text(path, encoding or "utf-8", code=kind != "text")
     raise ParseError("unsupported_type", f"Files of kind '{kind}' have no text to index.")
+
+
+def check_archive(path: Path, label: str) -> None:
+    """Read every part of the Office file at ``path`` in ``_READ``-byte steps; a part
+    that is damaged or larger than it declares raises ``ParseError("corrupt_file")``."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            for info in archive.infolist():
+                with archive.open(info) as fh:
+                    while fh.read(_READ):
+                        pass
+    except (
+        zipfile.BadZipFile,
+        NotImplementedError,
+        OSError,
+        ValueError,
+        EOFError,
+        zlib.error,
+    ) as exc:
+        raise ParseError(
+            "corrupt_file",
+            f"The {label} file is damaged: a part does not match its declared size or "
+            f"checksum ({exc}).",
+        ) from exc
 
 
 # ------------------------------------------------------------------ PDF
@@ -158,6 +191,7 @@ def parse_docx(path: Path) -> Iterator[Segment]:
     from docx.table import Table
     from docx.text.paragraph import Paragraph
 
+    check_archive(path, "Word")
     try:
         document = docx.Document(str(path))
     except Exception as exc:
@@ -197,6 +231,7 @@ def _heading_level(style: str) -> int:
 def parse_pptx(path: Path) -> Iterator[Segment]:
     from pptx import Presentation
 
+    check_archive(path, "PowerPoint")
     try:
         deck = Presentation(str(path))
     except Exception as exc:
@@ -254,6 +289,7 @@ def _row_groups(rows: Iterator[list[str]], page: int | None = None) -> Iterator[
 def parse_xlsx(path: Path) -> Iterator[Segment]:
     import openpyxl
 
+    check_archive(path, "Excel")
     with path.open("rb") as fh:  # a file object: openpyxl judges paths by their extension
         try:
             workbook = openpyxl.load_workbook(fh, read_only=True, data_only=True)

@@ -370,6 +370,14 @@ def _check_zip(path: Path, name: str, max_unzipped: int, max_ratio: int) -> None
             "look; it was refused.",
         )
     for info in infos:
+        if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+            # Office writes stored or deflated parts only; bzip2 / LZMA parts would be
+            # inflated without an output bound by ``zipfile``.
+            raise UploadRejected(
+                415,
+                "unsupported_type",
+                f"'{name}' uses a compression method Office files do not use; it was refused.",
+            )
         if info.flag_bits & 0x1:
             raise UploadRejected(
                 422, "encrypted_file", f"'{name}' contains encrypted parts; remove the password."
