@@ -8,6 +8,7 @@ from parley.net.safe_fetch import (
     GuardedTransport,
     Resolver,
     SafeFetcher,
+    read_limited,
     system_resolver,
 )
 from parley.net.urls import (
@@ -31,5 +32,6 @@ __all__ = [
     "SafeFetcher",
     "blocked_reason",
     "parse_url",
+    "read_limited",
     "system_resolver",
 ]

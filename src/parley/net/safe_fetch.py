@@ -45,6 +45,7 @@ __all__ = [
     "GuardedTransport",
     "Resolver",
     "SafeFetcher",
+    "read_limited",
     "system_resolver",
 ]
 
@@ -340,13 +341,23 @@ class SafeFetcher:
 
     @staticmethod
     async def _read(response: httpx2.Response, limit: int) -> tuple[bytes, bool]:
-        inflater = _Inflater(response.headers.get("content-encoding", "").strip().lower())
-        parts: list[bytes] = []
-        size = 0
-        async for chunk in response.aiter_raw():
-            piece = inflater.feed(chunk, limit - size + 1)
-            parts.append(piece)
-            size += len(piece)
-            if size > limit:
-                return b"".join(parts)[:limit], True
-        return b"".join(parts), False
+        return await read_limited(response, limit)
+
+
+async def read_limited(response: httpx2.Response, limit: int) -> tuple[bytes, bool]:
+    """A streamed response's body, inflated and cut at ``limit`` bytes; whether it was cut.
+
+    Reads raw bytes and inflates gzip/deflate itself under the limit, so neither a
+    long body nor a decompression bomb is ever held in memory whole. Send
+    ``Accept-Encoding: gzip, deflate`` (other encodings are refused).
+    """
+    inflater = _Inflater(response.headers.get("content-encoding", "").strip().lower())
+    parts: list[bytes] = []
+    size = 0
+    async for chunk in response.aiter_raw():
+        piece = inflater.feed(chunk, limit - size + 1)
+        parts.append(piece)
+        size += len(piece)
+        if size > limit:
+            return b"".join(parts)[:limit], True
+    return b"".join(parts), False

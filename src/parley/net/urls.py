@@ -219,6 +219,13 @@ def _embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
     return None
 
 
+def _is_metadata(ip: IPAddress) -> bool:
+    if ip in _METADATA_ADDRESSES:
+        return True
+    inner = _embedded_ipv4(ip) if isinstance(ip, ipaddress.IPv6Address) else None
+    return inner is not None and inner in _METADATA_ADDRESSES
+
+
 def blocked_reason(ip: IPAddress) -> str | None:
     """Why ``ip`` must not be contacted from the server, or ``None`` if it is public."""
     if ip in _METADATA_ADDRESSES:
@@ -292,9 +299,17 @@ class AddressPolicy:
             raise FetchBlocked(f"'{host}' is an internal host name and is not fetched.")
 
     def check_address(self, host: str, ip: IPAddress) -> None:
-        """Raise ``FetchBlocked`` unless ``ip`` (what ``host`` resolved to) may be contacted."""
+        """Raise ``FetchBlocked`` unless ``ip`` (what ``host`` resolved to) may be contacted.
+
+        An allowed *name* never opens a cloud metadata address: a name's DNS
+        answer can change (rebinding), and no internal service an admin means
+        to allow lives there. Only a listed address or network that contains
+        it does.
+        """
         reason = blocked_reason(ip)
-        if reason is None or self.host_allowed(host):
+        if reason is None:
+            return
+        if self.host_allowed(host) and not _is_metadata(ip):
             return
         if any(ip.version == net.version and ip in net for net in self.allow_networks):
             return

@@ -369,9 +369,20 @@ def _render(value: Any) -> str:
         return str(value)
 
 
+_CAP_NOTE = re.compile(r"\n\[output truncated: \d+ characters, only the first (\d+) are shown\]\Z")
+
+
 def cap_output(text: str, limit: int = MAX_OUTPUT_CHARS) -> str:
-    """Truncate to ``limit`` characters with a note saying how much was cut."""
+    """Truncate to ``limit`` characters with a note saying how much was cut.
+
+    Idempotent: text this function already capped at ``limit`` or less is
+    returned as is, so capping again (the registry, then the engine's
+    untrusted-data wrapper) keeps the original size in the note.
+    """
     if len(text) <= limit:
+        return text
+    note = _CAP_NOTE.search(text)
+    if note is not None and note.start() == int(note.group(1)) <= limit:
         return text
     return (
         f"{text[:limit]}\n[output truncated: {len(text)} characters, "

@@ -21,7 +21,14 @@ from typing import Any, Protocol
 import httpx2
 
 from parley.config import Settings
-from parley.net import AddressPolicy, FetchBlocked, FetchError, SafeFetcher, parse_url
+from parley.net import (
+    AddressPolicy,
+    FetchBlocked,
+    FetchError,
+    SafeFetcher,
+    parse_url,
+    read_limited,
+)
 
 __all__ = [
     "BraveSearch",
@@ -36,6 +43,8 @@ __all__ = [
 MAX_SNIPPET_CHARS = 500
 BRAVE_URL = "https://api.search.brave.com/res/v1/web/search"
 TAVILY_URL = "https://api.tavily.com/search"
+# Encodings read_limited inflates under its limit (httpx would add br/zstd when installed).
+_ENCODINGS = {"Accept-Encoding": "gzip, deflate"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,12 +97,28 @@ class _HttpSearch:
 
     async def _json(self, method: str, url: str, **kwargs: Any) -> Any:
         try:
-            async with self.fetcher.client() as client:
-                response = await client.request(method, url, **kwargs)
+            async with self.fetcher.client(headers=_ENCODINGS) as client:
+                request = client.build_request(method, url, **kwargs)
+                response = await client.send(request, stream=True)
+                try:
+                    self._check_status(response)
+                    # Read (and inflate) under the byte limit: a hostile or broken
+                    # service cannot make the server buffer an endless answer.
+                    body, cut = await read_limited(response, self.fetcher.max_bytes)
+                finally:
+                    await response.aclose()
         except FetchError:
             raise
         except httpx2.HTTPError as exc:
             raise FetchError(f"The {self.name} search service is unreachable: {exc}.") from exc
+        if cut:
+            raise FetchError(f"The {self.name} search answer is too large.")
+        try:
+            return json.loads(body)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise FetchError(f"The {self.name} search service did not answer JSON.") from exc
+
+    def _check_status(self, response: httpx2.Response) -> None:
         if response.is_redirect:
             raise FetchError(
                 f"The {self.name} search service answered with a redirect; redirects are not "
@@ -107,12 +132,6 @@ class _HttpSearch:
             raise FetchError(
                 f"The {self.name} search service answered HTTP {response.status_code}."
             )
-        if len(response.content) > self.fetcher.max_bytes:
-            raise FetchError(f"The {self.name} search answer is too large.")
-        try:
-            return response.json()
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise FetchError(f"The {self.name} search service did not answer JSON.") from exc
 
 
 class SearxngSearch(_HttpSearch):
