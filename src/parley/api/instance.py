@@ -27,6 +27,13 @@ async def set_value(db: AsyncSession, key: str, value: Any) -> None:
         row.value = value
 
 
+async def clear_value(db: AsyncSession, key: str) -> None:
+    """Forget the stored value: the file/environment setting applies again."""
+    row = await db.get(AppSetting, key)
+    if row is not None:
+        await db.delete(row)
+
+
 async def signup_mode(db: AsyncSession, settings: Settings) -> str:
     value = await get_value(db, "signup", settings.signup)
     return str(value)

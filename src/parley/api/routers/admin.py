@@ -25,6 +25,7 @@ from parley.api.schemas import (
 )
 from parley.auth import accounts
 from parley.auth.passwords import password_problem
+from parley.config import ProviderConfig
 from parley.storage.tables import ProviderRecord, User
 
 router = APIRouter(prefix="/api/admin", tags=["admin"])
@@ -90,7 +91,10 @@ async def update_settings(
 ) -> dict[str, Any]:
     if body.signup is not None:
         await instance.set_value(db, "signup", body.signup)
-    if body.default_model is not None:
+    if "default_model" in body.model_fields_set and not body.default_model:
+        # null (the page's "Automatic"): back to the configured default or the first model.
+        await instance.clear_value(db, "default_model")
+    elif body.default_model is not None:
         registry = await request.app.state.registry_sync.ensure_fresh(db)
         await registry.resolve(body.default_model)  # ModelNotFound -> 404
         await instance.set_value(db, "default_model", body.default_model)
@@ -156,10 +160,26 @@ async def test_provider(body: ProviderTest, request: Request, admin: AdminUser) 
 async def test_saved_provider(
     name: str, request: Request, admin: AdminUser, db: DB
 ) -> dict[str, Any]:
+    """Test a provider added here or one from the config file or environment (the
+    admin page offers Test on every row); the key stays on the server either way."""
+    registry = request.app.state.registry
     row = await db.scalar(select(ProviderRecord).where(ProviderRecord.name == name))
-    if row is None:
-        raise not_found("provider")
-    ok, models, error = await request.app.state.registry.test_connection(
-        row.kind, row.base_url, row.api_key
-    )
+    if row is not None:
+        kind, base_url, api_key = row.kind, row.base_url, row.api_key
+    else:
+        provider = (await request.app.state.registry_sync.ensure_fresh(db)).get(name)
+        config = getattr(provider, "config", None)
+        if provider is None:
+            raise not_found("provider")
+        if not isinstance(config, ProviderConfig):
+            kind = str(getattr(provider, "kind", "?"))
+            return {
+                "ok": False,
+                "models": [],
+                "error": f"Providers of kind '{kind}' cannot be tested.",
+            }
+        kind = config.kind
+        base_url = getattr(provider, "base_url", None) or config.base_url
+        api_key = config.resolved_api_key()
+    ok, models, error = await registry.test_connection(kind, base_url, api_key)
     return {"ok": ok, "models": models, "error": error}
