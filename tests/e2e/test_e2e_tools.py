@@ -41,7 +41,7 @@ from e2ehelpers import (
     wait_done,
     watch,
 )
-from playwright.sync_api import Browser, BrowserContext, Page, expect
+from playwright.sync_api import Browser, BrowserContext, Locator, Page, expect
 
 pytestmark = pytest.mark.e2e
 
@@ -396,7 +396,7 @@ def test_side_effecting_tool_asks_and_user_decides(
     reply = wait_done(page)
     expect(content(reply)).to_contain_text("Saved your note.")
     step = reply.get_by_test_id("tool-step")
-    step.locator("summary").click()
+    _open_step(page, step)
     expect(step).to_contain_text("noted buy oat milk")
     assert any("noted buy oat milk" in t for t in _tool_messages(upstream))
 
@@ -414,7 +414,7 @@ def test_side_effecting_tool_asks_and_user_decides(
     expect(content(reply)).to_contain_text("I did not save it")
     step = reply.get_by_test_id("tool-step")
     expect(step).to_have_class(re.compile(r"\berr\b"))
-    step.locator("summary").click()
+    _open_step(page, step)
     expect(step).not_to_contain_text("noted delete everything")
     denied = _tool_messages(upstream)[-1]
     assert "noted delete everything" not in denied
@@ -424,3 +424,12 @@ def test_side_effecting_tool_asks_and_user_decides(
     with user.api(tools_server) as client:
         cid = page.url.rsplit("/", 1)[-1]
         assert client.get(f"/api/conversations/{cid}/tool-calls").json()["items"] == []
+
+
+def _open_step(page: Page, step: Locator) -> None:
+    """Expand a tool step, from the bottom of the list like a reader would (the
+    floating "Jump to latest" button covers the lower edge while scrolled up)."""
+    jump = page.get_by_test_id("jump-latest")
+    if jump.is_visible():
+        jump.click()
+    step.locator("summary").click()
