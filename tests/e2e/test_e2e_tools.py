@@ -28,6 +28,7 @@ from e2ehelpers import (
     ROOT,
     Account,
     PageLog,
+    Proc,
     Upstream,
     api_signup,
     chat,
@@ -142,6 +143,7 @@ def local_web() -> Iterator[LocalWeb]:
 class ToolsServer:
     base: str
     admin: Account
+    proc: Proc  # its log explains a failure
 
 
 @pytest.fixture(scope="module")
@@ -162,7 +164,7 @@ def tools(upstream: Upstream, local_web: LocalWeb, e2e_tmp: Path) -> Iterator[To
     proc, base = start_parley("parley-tools", e2e_tmp / "tools-data", env, e2e_tmp)
     try:
         # The first account is the admin (it registers the MCP server).
-        yield ToolsServer(base, api_signup(base, name="Tools Admin"))
+        yield ToolsServer(base, api_signup(base, name="Tools Admin"), proc)
     finally:
         proc.stop()
 
@@ -382,7 +384,10 @@ def test_side_effecting_tool_asks_and_user_decides(
     page.goto("/")
     send(page, "Remember to buy oat milk")
     ask = page.get_by_test_id("tool-confirm")
-    expect(ask).to_be_visible()
+    try:
+        expect(ask).to_be_visible()
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\n--- server log ---\n{tools.proc.tail(80)}") from exc
     expect(ask).to_contain_text("notes__note")
     expect(ask.get_by_test_id("tool-confirm-args")).to_contain_text('"text": "buy oat milk"')
     expect(ask).to_have_attribute("role", "alertdialog")

@@ -226,3 +226,17 @@ async def test_other_workers_pick_up_changes_from_the_database(
         assert "fx__add" not in other.state.turns.tools
         await other.state.features["tools"].hub.sync()  # what the periodic refresh does
         assert "fx__add" in other.state.turns.tools
+
+
+async def test_a_refresh_with_nothing_changed_keeps_the_connection(
+    app: Any, client: Client, admin: dict[str, Any]
+) -> None:
+    """The periodic refresh must not restart servers: a call landing mid-restart
+    would hang or lose its tool (and with it the confirmation it needs)."""
+    await add_server(client, stdio_server())
+    manager = app.state.features["tools"]._hub
+    before = dict(manager.connections)
+    await manager.sync()
+    await manager.sync()
+    assert manager.connections == before
+    assert all(manager.connections[k] is conn for k, conn in before.items())
