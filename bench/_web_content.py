@@ -13,6 +13,8 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from bench.common import message_row
+
 # The scripted upstream's tokenizer (parley.providers._upstream._WORDS).
 _PIECES = re.compile(r"\s*\S+|\s+")
 
@@ -98,26 +100,8 @@ def conversation_rows(
                 content += "\n\nFinally, $e^{i\\pi} + 1 = 0$."
         at = base + timedelta(seconds=i)
         msg_id = uuid.uuid4().hex
-        msgs.append(
-            {
-                "id": msg_id,
-                "conversation_id": conv_id,
-                "user_id": user_id,
-                "parent_id": parent,
-                "role": "user" if user else "assistant",
-                "content": content,
-                "reasoning": "",
-                "steps": [],
-                "status": "complete",
-                "input_tokens": 0,
-                "output_tokens": 0,
-                "cost": 0.0,
-                "feedback": 0,
-                "pinned": False,
-                "created_at": at,
-                "updated_at": at,
-            }
-        )
+        role = "user" if user else "assistant"
+        msgs.append(message_row(msg_id, conv_id, user_id, parent, role, content, at))
         parent = msg_id
     now = datetime.now(UTC)
     conv = {

@@ -191,6 +191,30 @@ def tree_cpu_seconds(pid: int) -> float:
     return total
 
 
+def message_row(
+    msg_id: str, conv_id: str, user_id: str, parent: str | None, role: str, content: str, at: Any
+) -> dict[str, Any]:
+    """A complete message row for bulk-inserting seeded conversations."""
+    return {
+        "id": msg_id,
+        "conversation_id": conv_id,
+        "user_id": user_id,
+        "parent_id": parent,
+        "role": role,
+        "content": content,
+        "reasoning": "",
+        "steps": [],
+        "status": "complete",
+        "input_tokens": 0,
+        "output_tokens": 0,
+        "cost": 0.0,
+        "feedback": 0,
+        "pinned": False,
+        "created_at": at,
+        "updated_at": at,
+    }
+
+
 def rss_mb(pid: int) -> float:
     raw = Path(f"/proc/{pid}/statm").read_text().split()
     return int(raw[1]) * PAGE / 1e6

@@ -35,6 +35,7 @@ from bench.common import (
     Table,
     create_api_key,
     fmt,
+    message_row,
     pct,
     start_parley,
     start_upstream,
@@ -123,26 +124,9 @@ async def seed(url: str, user_id: str, p: Params, words: Words) -> tuple[str, fl
         for i in range(count):
             msg_id = uuid.uuid4().hex
             at = stamp()
-            msgs.append(
-                {
-                    "id": msg_id,
-                    "conversation_id": conv_id,
-                    "user_id": user_id,
-                    "parent_id": parent,
-                    "role": "user" if i % 2 == 0 else "assistant",
-                    "content": words.text(12 if i % 2 == 0 else 40),
-                    "reasoning": "",
-                    "steps": [],
-                    "status": "complete",
-                    "input_tokens": 0,
-                    "output_tokens": 0,
-                    "cost": 0.0,
-                    "feedback": 0,
-                    "pinned": False,
-                    "created_at": at,
-                    "updated_at": at,
-                }
-            )
+            role = "user" if i % 2 == 0 else "assistant"
+            content = words.text(12 if i % 2 == 0 else 40)
+            msgs.append(message_row(msg_id, conv_id, user_id, parent, role, content, at))
             parent = msg_id
         at = stamp()
         convs.append(

@@ -374,19 +374,14 @@ def decode_batch(provider: str, batch: list[bytes]) -> Decoded:
             content = delta.get("content")
             reasoning = delta.get("reasoning_content") or delta.get("reasoning")
             if reasoning and isinstance(reasoning, str):
-                if text:
-                    events.append(TextDelta("".join(text)))
-                    text = []
+                _flush(events, text=text)
                 thought.append(reasoning)
             if content:
-                if thought:
-                    events.append(ReasoningDelta("".join(thought)))
-                    thought = []
+                _flush(events, thought=thought)
                 text.append(content)
             calls = delta.get("tool_calls")
             if calls:
                 _flush(events, text, thought)
-                text, thought = [], []
                 for call in calls:
                     fn = call.get("function") or {}
                     events.append(
@@ -397,7 +392,6 @@ def decode_batch(provider: str, batch: list[bytes]) -> Decoded:
         usage = chunk.get("usage")
         if usage:
             _flush(events, text, thought)
-            text, thought = [], []
             events.append(
                 UsageEvent(
                     Usage(usage.get("prompt_tokens") or 0, usage.get("completion_tokens") or 0)
@@ -415,11 +409,16 @@ def decode_batch(provider: str, batch: list[bytes]) -> Decoded:
     return Decoded(events, False, finish, None)
 
 
-def _flush(events: list[ProviderEvent], text: list[str], thought: list[str]) -> None:
+def _flush(
+    events: list[ProviderEvent], text: list[str] | None = None, thought: list[str] | None = None
+) -> None:
+    """Emit the pending reasoning, then text, as one delta each, and empty them."""
     if thought:
         events.append(ReasoningDelta("".join(thought)))
+        thought.clear()
     if text:
         events.append(TextDelta("".join(text)))
+        text.clear()
 
 
 async def _drain(body: AsyncIterator[bytes]) -> None:
