@@ -141,4 +141,14 @@ describe('chat stream with tool events', () => {
     expect(toolCalls.pending).toEqual([]);
     chat.newChat();
   });
+
+  it('keeps a call asked by the stream when an older load of the pending list answers late', async () => {
+    let answer!: (r: Response) => void;
+    vi.stubGlobal('fetch', vi.fn(() => new Promise<Response>((resolve) => (answer = resolve))));
+    const loading = toolCalls.load('c7'); // sent when the new chat opened, before the row existed
+    toolCalls.ask('c7', { id: 'n1', name: 'notes__note', arguments: '{}' });
+    answer(json({ items: [] }));
+    await loading;
+    expect(toolCalls.pending.map((p) => p.id)).toEqual(['n1']);
+  });
 });

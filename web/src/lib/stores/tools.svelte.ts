@@ -27,12 +27,19 @@ class ToolCalls {
   }
 
   async load(conversationId: string): Promise<void> {
+    let loaded: PendingCall[] = [];
     try {
       const { items } = await toolsApi.pending(conversationId);
-      this.pending = items.map((i) => ({ ...i, conversation_id: conversationId }));
+      loaded = items.map((i) => ({ ...i, conversation_id: conversationId }));
     } catch {
-      this.pending = [];
+      // nothing to re-ask; calls asked by the live stream stay
     }
+    // A `tool_confirm` that arrived while this request was on its way (a new chat
+    // opens and streams at once) must not be wiped by the older answer.
+    const live = this.pending.filter(
+      (p) => p.conversation_id === conversationId && !loaded.some((l) => l.id === p.id),
+    );
+    this.pending = [...loaded, ...live];
   }
 
   async decide(call: PendingCall, approve: boolean): Promise<void> {
