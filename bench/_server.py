@@ -54,7 +54,7 @@ async def main() -> None:
     lag_file = os.environ.get("BENCH_LAG_FILE")
     probe = LagProbe(Path(lag_file) if lag_file else None)
     config = uvicorn.Config(
-        create_app(settings, freeze_gc=True),
+        create_app(settings, server_process=True),
         host=settings.host,
         port=settings.port,
         http="httptools",

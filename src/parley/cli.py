@@ -40,7 +40,7 @@ def app_factory() -> Any:
     """Used by ``--workers N``: each worker builds its app from the environment."""
     from parley.api.app import create_app
 
-    return create_app(load_settings(), freeze_gc=True)
+    return create_app(load_settings(), server_process=True)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -68,7 +68,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return 0
     from parley.api.app import create_app
 
-    uvicorn.run(create_app(settings, freeze_gc=True), **common)
+    uvicorn.run(create_app(settings, server_process=True), **common)
     return 0
 
 

@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 from typing import Any
 
+from sqlalchemy.pool import QueuePool
+
 from parley.api.app import create_app
+from parley.api.gc_policy import NO_AUTOMATIC_FULL, ServerGC
 from parley.net.safe_fetch import GuardedTransport
 from parley.net.urls import AddressPolicy
+from parley.storage.db import SQLITE_POOL_SIZE, Database
 
 
 async def test_a_server_process_freezes_its_start_up_objects(settings: Any) -> None:
     """Full collections then skip modules, routes and models (no ~100 ms pauses)."""
     gc.unfreeze()
-    app = create_app(settings, freeze_gc=True)
+    app = create_app(settings, server_process=True)
     try:
         async with app.router.lifespan_context(app):
             assert gc.get_freeze_count() > 0
@@ -27,3 +32,53 @@ async def test_a_server_process_freezes_its_start_up_objects(settings: Any) -> N
 def test_guarded_transports_share_one_tls_context() -> None:
     first, second = GuardedTransport(AddressPolicy()), GuardedTransport(AddressPolicy())
     assert first._pool._ssl_context is second._pool._ssl_context
+
+
+async def test_a_server_process_runs_full_collections_on_its_own_clock(settings: Any) -> None:
+    """Automatic full collections are off while serving (they paused every stream for
+    50-150 ms under load); the policy's task runs them instead; defaults come back."""
+    before = gc.get_threshold()
+    app = create_app(settings, server_process=True)
+    try:
+        async with app.router.lifespan_context(app):
+            assert gc.get_threshold()[2] == NO_AUTOMATIC_FULL
+            assert gc.get_threshold()[:2] == before[:2]  # young collections unchanged
+    finally:
+        gc.unfreeze()
+    assert gc.get_threshold() == before
+
+    collector = ServerGC(full_every_s=0.01)
+    collector.start()
+    try:
+        for _ in range(200):
+            if collector.full_collections >= 2:
+                break
+            await asyncio.sleep(0.01)
+    finally:
+        await collector.stop()
+        gc.unfreeze()
+    assert collector.full_collections >= 2
+    assert gc.get_threshold() == before
+
+
+async def test_the_sqlite_pool_opens_its_connections_ahead_of_a_burst(settings: Any) -> None:
+    """Each aiosqlite connection is a thread whose start blocks the loop: a server
+    opens them while idle and keeps every one (no overflow to close and reopen)."""
+    db = Database(settings.resolved_database_url)
+    try:
+        pool = db.engine.sync_engine.pool
+        assert isinstance(pool, QueuePool)
+        if not settings.is_sqlite:  # asyncpg connections are no threads: nothing to warm
+            await db.warm(5)
+            assert pool.checkedin() == 0
+            return
+        assert pool.size() == SQLITE_POOL_SIZE and pool._max_overflow == 0
+        await db.warm(5)
+        assert pool.checkedin() == 5
+        connections = [await db.engine.connect() for _ in range(5)]
+        assert pool.checkedin() == 0 and pool.checkedout() == 5  # the warm ones reused
+        for conn in connections:
+            await conn.close()
+        assert pool.checkedin() == 5
+    finally:
+        await db.dispose()

@@ -8,7 +8,8 @@ keeps start-up fast and idle memory small.
 
 from __future__ import annotations
 
-import gc
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -19,7 +20,8 @@ from fastapi import FastAPI
 
 from parley import __version__
 from parley.api.features import DEFAULT_FEATURES, Feature, FeatureContext, FeatureFactory
-from parley.api.middleware import BodyLimit, SecurityHeaders
+from parley.api.gc_policy import ServerGC
+from parley.api.middleware import BodyLimit, SecurityHeaders, TakeTurns
 from parley.api.problems import install_problem_handlers
 from parley.api.provider_sync import RegistrySync, database_providers
 from parley.api.routers import admin, auth, chat, conversations, me, models, openai_api, web
@@ -40,17 +42,18 @@ def create_app(
     extra_providers: Sequence[Provider] = (),
     tools: ToolRegistry | None = None,
     features: Sequence[FeatureFactory] | None = None,
-    freeze_gc: bool = False,
+    server_process: bool = False,
 ) -> FastAPI:
     """The ASGI app; nothing starts until its lifespan runs.
 
-    ``freeze_gc`` (for the server process, not for tests that build many apps):
-    once started, the objects that live for the whole process (modules, routes,
-    models, settings) are moved out of the cyclic collector's sight, so a full
-    collection scans only request-time objects instead of pausing the event
-    loop for a tenth of a second or more.
+    ``server_process`` (for ``parley serve``, not for tests that build many apps):
+    once started, the process's garbage collector follows ``gc_policy`` (the
+    objects that live for the whole process are frozen; full collections run
+    once a minute instead of whenever load churns the young generations), and
+    the SQLite pool opens its connections in the background while idle.
     """
     settings = settings or load_settings()
+    collector = ServerGC() if server_process else None
     enabled = [
         factory(settings) for factory in (DEFAULT_FEATURES if features is None else features)
     ]
@@ -79,15 +82,24 @@ def create_app(
         )
         context = FeatureContext(settings, db, registry, app.state.turns, tool_registry)
         started: list[Feature] = []
+        warming: asyncio.Task[None] | None = None
         try:
             for feature in enabled:
                 await feature.start(context)
                 started.append(feature)
             _connect_features(app.state.features)
-            if freeze_gc:
-                gc.freeze()
+            if collector is not None:
+                collector.start()
+            if server_process:
+                warming = asyncio.create_task(db.warm())
             yield
         finally:
+            if warming is not None:
+                warming.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await warming
+            if collector is not None:
+                await collector.stop()
             for feature in reversed(started):
                 await feature.stop()
             await app.state.turns.aclose()
@@ -124,6 +136,7 @@ def create_app(
         body_limits.update(getattr(feature, "body_limits", {}))
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, overrides=body_limits)
     app.add_middleware(SecurityHeaders)
+    app.add_middleware(TakeTurns)  # outermost: before any other work for the request
     return app
 
 

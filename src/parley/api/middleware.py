@@ -4,6 +4,9 @@
   from ``Content-Length``, or as soon as a chunked body crosses the limit.
 - ``SecurityHeaders`` adds the Content-Security-Policy and friends to every
   response, touching only the response start message, never the body chunks.
+- ``TakeTurns`` makes every request wait for its turn on the event loop
+  (``parley.loopshare``) before any work is done for it, so a burst of new
+  requests is spread over loop iterations instead of stalling the streams.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import json
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from parley import loopshare
 from parley.api.problems import PROBLEM_JSON, problem_body
 
 CSP = (
@@ -127,3 +131,13 @@ class SecurityHeaders:
             await send(message)
 
         await self.app(scope, receive, with_headers)
+
+
+class TakeTurns:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            await loopshare.turn(start=True)
+        await self.app(scope, receive, send)

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx2
 
+from parley import loopshare
 from parley.config import ProviderConfig
 from parley.errors import ProviderError
 from parley.messages import (
@@ -35,6 +36,7 @@ from parley.providers.openai_compat import (
     protocol_error,
     status_error,
 )
+from parley.providers.pools import PER_SHARD, Shards
 
 if TYPE_CHECKING:
     import anthropic as anthropic_sdk
@@ -167,10 +169,19 @@ class AnthropicChatModel:
         self._provider = provider
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[ProviderEvent]:
+        shards = self._provider.shards
+        shard = shards.acquire()
+        try:
+            async for event in self._stream(shard.client, request):
+                yield event
+        finally:
+            shards.release(shard)
+
+    async def _stream(self, client: Any, request: ChatRequest) -> AsyncIterator[ProviderEvent]:
         provider = self._provider
         sdk = _sdk(provider.name)
-        client = provider.get_client()
         model = self.info.name
+        await loopshare.turn(start=True)  # building and sending the request is a heavy step
         try:
             stream = await client.messages.create(**request_to_wire(self.info, request))
         except sdk.APIStatusError as exc:
@@ -181,8 +192,11 @@ class AnthropicChatModel:
         finish: FinishReason | None = None
         input_tokens = 0
         tool_index: dict[int, int] = {}
+        turns = loopshare.stream()
         try:
             async for event in stream:
+                if turns.due():
+                    await turns.turn()
                 started = True
                 kind = event.type
                 if kind == "content_block_delta":
@@ -234,18 +248,34 @@ class AnthropicProvider(DiscoveringProvider):
         base_url = (config.base_url or "https://api.anthropic.com").rstrip("/")
         base_url = base_url.removesuffix("/v1")  # the SDK adds /v1 itself
         super().__init__(config, base_url)
-        self._client = client
+        self._shards: Shards[Any] | None = Shards(client) if client is not None else None
+
+    @property
+    def shards(self) -> Shards[Any]:
+        """SDK clients with a connection pool each (see ``providers.pools``), made
+        on first use: the SDK is an optional extra."""
+        if self._shards is None:
+            sdk = _sdk(self.name)
+            tls = httpx2.create_ssl_context()  # one per provider, shared by its shards
+
+            def make() -> Any:
+                return sdk.AsyncAnthropic(
+                    api_key=self.config.resolved_api_key() or NO_KEY,
+                    base_url=self.base_url,
+                    timeout=self.config.timeout_s,
+                    max_retries=0,
+                    http_client=sdk.DefaultAsyncHttpxClient(
+                        verify=tls,
+                        timeout=self.config.timeout_s,
+                        limits=httpx2.Limits(max_keepalive_connections=PER_SHARD),
+                    ),
+                )
+
+            self._shards = Shards(make(), make)
+        return self._shards
 
     def get_client(self) -> anthropic_sdk.AsyncAnthropic:
-        if self._client is None:
-            sdk = _sdk(self.name)
-            self._client = sdk.AsyncAnthropic(
-                api_key=self.config.resolved_api_key() or NO_KEY,
-                base_url=self.base_url,
-                timeout=self.config.timeout_s,
-                max_retries=0,
-            )
-        return self._client
+        return self.shards.first
 
     def map_status(self, exc: Any, model: str | None = None) -> ProviderError:
         status: int = exc.status_code
@@ -278,5 +308,5 @@ class AnthropicProvider(DiscoveringProvider):
         return AnthropicChatModel(self, self.model_info(name))
 
     async def aclose(self) -> None:
-        if self._client is not None:
-            await self._client.close()
+        if self._shards is not None:
+            await self._shards.aclose(lambda client: client.close())

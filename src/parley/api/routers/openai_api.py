@@ -18,6 +18,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from parley import loopshare
 from parley.api.deps import DB, Principal, SettingsDep, principal_from_api_key
 from parley.api.problems import Problem
 from parley.errors import ModelNotFound, ProviderError
@@ -177,6 +178,7 @@ async def chat_completions(
     db: DB,
     settings: SettingsDep,
 ) -> Response:
+    await loopshare.turn(start=True)  # admitting a stream is heavy: wait for a share of the loop
     registry = await request.app.state.registry_sync.ensure_fresh(db)
     model = await _resolve(
         registry, body.model, await request.app.state.registry_sync.default_model(db)
