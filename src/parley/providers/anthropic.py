@@ -36,7 +36,7 @@ from parley.providers.openai_compat import (
     protocol_error,
     status_error,
 )
-from parley.providers.pools import PER_SHARD, Shards
+from parley.providers.pools import Shards, http_options
 
 if TYPE_CHECKING:
     import anthropic as anthropic_sdk
@@ -265,9 +265,7 @@ class AnthropicProvider(DiscoveringProvider):
                     timeout=self.config.timeout_s,
                     max_retries=0,
                     http_client=sdk.DefaultAsyncHttpxClient(
-                        verify=tls,
-                        timeout=self.config.timeout_s,
-                        limits=httpx2.Limits(max_keepalive_connections=PER_SHARD),
+                        **http_options(tls, self.config.timeout_s)
                     ),
                 )
 

@@ -49,7 +49,7 @@ from parley.messages import (
     UsageEvent,
 )
 from parley.providers.base import ChatRequest, ModelInfo, ProviderKind
-from parley.providers.pools import PER_SHARD, Shards
+from parley.providers.pools import Shards, http_options
 
 log = logging.getLogger(__name__)
 
@@ -568,11 +568,7 @@ class OpenAIProvider(DiscoveringProvider):
             base_url=self.base_url,
             timeout=self.config.timeout_s,
             max_retries=0,
-            http_client=openai.DefaultAsyncHttpxClient(
-                verify=tls,
-                timeout=self.config.timeout_s,
-                limits=httpx2.Limits(max_keepalive_connections=PER_SHARD),
-            ),
+            http_client=openai.DefaultAsyncHttpxClient(**http_options(tls, self.config.timeout_s)),
         )
 
     def map_status(self, exc: openai.APIStatusError, model: str | None = None) -> ProviderError:

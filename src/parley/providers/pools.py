@@ -12,9 +12,12 @@ so their idle keep-alive connections serve the next burst.
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
+
+import httpx2
 
 C = TypeVar("C")
 
@@ -63,6 +66,16 @@ class Shards(Generic[C]):
     async def aclose(self, close: Callable[[C], Awaitable[object]]) -> None:
         for shard in self._shards:
             await close(shard.client)
+
+
+def http_options(tls: ssl.SSLContext, timeout_s: float) -> dict[str, Any]:
+    """Keyword arguments for one shard's httpx client: the provider's single TLS
+    context (building one costs ~30 ms) and keep-alive room for a full shard."""
+    return {
+        "verify": tls,
+        "timeout": timeout_s,
+        "limits": httpx2.Limits(max_keepalive_connections=PER_SHARD),
+    }
 
 
 def _load(shard: Shard[C]) -> int:
