@@ -19,7 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -375,6 +375,33 @@ def create_api_key(url: str, email: str = "bench@example.com") -> str:
         r = client.post("/api/keys", json={"name": "bench"}, headers={"X-CSRF-Token": csrf})
         r.raise_for_status()
         return str(r.json()["key"])
+
+
+@contextlib.contextmanager
+def own_core(pid: int, others: Sequence[int]) -> Iterator[bool]:
+    """Pin ``pid`` to the first CPU and ``others`` to the rest for the duration;
+    yields False (and pins nothing) on a machine with a single CPU.
+
+    On a 2-core machine the client, the upstream and Parley would otherwise take
+    turns on two cores, and a latency measured then is mostly the OS's choice of
+    who waits. A server normally has its cores to itself; the models and
+    clients it serves run elsewhere.
+    """
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        yield False
+        return
+    pids = [pid, *others]
+    saved = {p: os.sched_getaffinity(p) for p in pids}
+    try:
+        os.sched_setaffinity(pid, {cpus[0]})
+        for other in others:
+            os.sched_setaffinity(other, set(cpus[1:]))
+        yield True
+    finally:
+        for p, mask in saved.items():
+            with contextlib.suppress(OSError):
+                os.sched_setaffinity(p, mask)
 
 
 class Lag:

@@ -8,7 +8,9 @@ The client (this process) streams from both with the same httpx code.
 
 Phases:
 1. TTFT: sequential streams alternating direct / Parley ``/v1/chat/completions``;
-   overhead = Parley's percentile minus the direct percentile.
+   overhead = Parley's percentile minus the direct percentile. Measured twice:
+   with Parley on a CPU of its own (``common.own_core``; the target rows) and with
+   the three processes sharing the cores (info).
 2. CPU throughput: streams at concurrency 8; upstream chunks relayed divided by the
    CPU seconds the Parley process consumed (``/proc/<pid>/stat``).
 3. Concurrency: N streams at once against the one worker; errors, wall
@@ -20,7 +22,10 @@ Phases:
 from __future__ import annotations
 
 import asyncio
+import os
 import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
 from bench import client as cl
@@ -30,6 +35,7 @@ from bench.common import (
     Table,
     create_api_key,
     fmt,
+    own_core,
     pct,
     start_parley,
     start_upstream,
@@ -122,7 +128,13 @@ def add_ttft_rows(
         )
 
 
-async def measure(t: dict[str, cl.Target], lag: Lag, p: Params, table: Table) -> None:
+async def measure(
+    t: dict[str, cl.Target],
+    lag: Lag,
+    p: Params,
+    table: Table,
+    pinning: Callable[[], AbstractContextManager[bool]],
+) -> None:
     direct, parley, native = t["direct"], t["parley"], t["native"]
     async with cl.make_client() as client:
         probe = await native.one(client)
@@ -133,9 +145,22 @@ async def measure(t: dict[str, cl.Target], lag: Lag, p: Params, table: Table) ->
         await asyncio.sleep(2)
         idle_lag = lag.window(idle_start, time.monotonic())
 
-        seq = await cl.alternate(client, [direct, parley], p.ttft_rounds)
+        # Unpinned first: once unpinned again, the OS leaves processes where they were.
+        shared = await cl.alternate(client, [direct, parley], p.ttft_rounds)
+        with pinning() as pinned:
+            seq = await cl.alternate(client, [direct, parley], p.ttft_rounds)
         errs = errors_of(seq["parley"]) + errors_of(seq["direct"])
-        add_ttft_rows(table, "/v1", ttft_ms(seq["parley"]), ttft_ms(seq["direct"]), (5, 25))
+        errs += errors_of(shared["parley"]) + errors_of(shared["direct"])
+        where = " (own core)" if pinned else ""
+        add_ttft_rows(table, f"/v1{where}", ttft_ms(seq["parley"]), ttft_ms(seq["direct"]), (5, 25))
+        if pinned:
+            add_ttft_rows(
+                table,
+                "/v1 (cores shared)",
+                ttft_ms(shared["parley"]),
+                ttft_ms(shared["direct"]),
+                (0, 0),
+            )
         whole = [r.total * 1000 for r in seq["parley"] if r.error is None]
         whole_d = [r.total * 1000 for r in seq["direct"] if r.error is None]
         table.add(
@@ -302,10 +327,23 @@ def run(quick: bool = False) -> Table:
         parley = start_parley(work, env=env, lag_file=lag_file)
         procs.append(parley)
         key = create_api_key(parley.url)
-        asyncio.run(measure(targets(upstream, parley, key), Lag(parley, lag_file), p, table))
+        asyncio.run(
+            measure(
+                targets(upstream, parley, key),
+                Lag(parley, lag_file),
+                p,
+                table,
+                lambda: own_core(parley.pid, [upstream.pid, os.getpid()]),
+            )
+        )
     finally:
         for proc in reversed(procs):
             proc.stop()
+    table.notes.append(
+        "TTFT (own core): Parley pinned to one CPU, the upstream and this client to the "
+        "others, as a server with its own cores (the target rows); (cores shared): all "
+        "three processes unpinned, so each waits for the others' CPU time (info)"
+    )
     table.notes.append(
         f"{TOKENS} tokens per answer; chunks = upstream chunks relayed (Parley joins those "
         "of one network read into one SSE event); TTFT from request sent to the first "
