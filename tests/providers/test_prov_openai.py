@@ -459,3 +459,17 @@ def test_a_bad_chunk_keeps_what_came_before_it() -> None:
     events, done, _, error = decode_batch("p", [good, b"{not json", good])
     assert events == [TextDelta("kept")] and not done
     assert isinstance(error, ProviderProtocolError) and "malformed" in error.message
+
+
+async def test_extra_request_fields_reach_the_upstream_body(
+    upstream: ScriptedUpstream, openai_config
+) -> None:
+    upstream.enqueue(UpstreamReply(text="ok"))
+    provider = OpenAIProvider(openai_config)
+    request = ChatRequest(messages=[Message("user", "hi")], extra={"tool_choice": "none"})
+    events = await collect(provider, request)
+    await provider.aclose()
+    sent = upstream.requests[-1].json
+    assert sent["tool_choice"] == "none" and "extra_body" not in sent
+    assert sent["stream"] is True and sent["model"] == "scripted-model"
+    assert events[-1] == Finish("stop")

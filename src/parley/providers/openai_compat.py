@@ -259,8 +259,10 @@ async def sse_batches(chunks: AsyncIterator[bytes]) -> AsyncIterator[list[bytes]
     Only the partial last line of each read is carried over, so the work per
     event is a split and a slice. Events that arrived together are handed on
     together, which lets the relay coalesce them into one delta, one frame and
-    one socket write; at most ``MAX_BATCH`` at a time, with a turn of the event
-    loop in between, so one huge read does not hold up every other stream.
+    one socket write; at most ``MAX_BATCH`` at a time. Before each read and
+    between batches the stream takes its turn on the loop (``parley.loopshare``)
+    once it has used its quantum, so one huge read, or 500 busy streams, do not
+    hold up everything else in the process.
     """
     tail = b""
     data: list[bytes] = []
