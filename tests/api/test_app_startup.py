@@ -47,7 +47,7 @@ async def test_a_server_process_runs_full_collections_on_its_own_clock(settings:
         gc.unfreeze()
     assert gc.get_threshold() == before
 
-    collector = ServerGC(full_every_s=0.01)
+    collector = ServerGC(full_every_s=0.01, check_every_s=0.01)
     collector.start()
     try:
         for _ in range(200):
@@ -82,3 +82,19 @@ async def test_the_sqlite_pool_opens_its_connections_ahead_of_a_burst(settings: 
         assert pool.checkedin() == 5
     finally:
         await db.dispose()
+
+
+async def test_memory_growth_brings_the_next_full_collection_forward() -> None:
+    readings = iter([100 << 20, 110 << 20, 400 << 20] + [400 << 20] * 1000)
+    collector = ServerGC(full_every_s=3600, check_every_s=0.01, rss=lambda: next(readings))
+    collector.start()
+    try:
+        for _ in range(200):
+            if collector.full_collections:
+                break
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.1)  # no further growth: no further collection
+    finally:
+        await collector.stop()
+        gc.unfreeze()
+    assert collector.full_collections == 1  # 110 MB: not enough; 400 MB: collect once
