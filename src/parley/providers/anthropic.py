@@ -9,7 +9,7 @@ it. Maps system prompts, tool_use / tool_result blocks, images, thinking
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 import httpx2
@@ -168,16 +168,10 @@ class AnthropicChatModel:
         self.info = info
         self._provider = provider
 
-    async def stream(self, request: ChatRequest) -> AsyncIterator[ProviderEvent]:
-        shards = self._provider.shards
-        shard = shards.acquire()
-        try:
-            async for event in self._stream(shard.client, request):
-                yield event
-        finally:
-            shards.release(shard)
+    def stream(self, request: ChatRequest) -> AsyncIterator[ProviderEvent]:
+        return self._provider.shards.stream(lambda client: self._stream(client, request))
 
-    async def _stream(self, client: Any, request: ChatRequest) -> AsyncIterator[ProviderEvent]:
+    async def _stream(self, client: Any, request: ChatRequest) -> AsyncGenerator[ProviderEvent]:
         provider = self._provider
         sdk = _sdk(provider.name)
         model = self.info.name

@@ -18,7 +18,7 @@ import json
 import logging
 import ssl
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any, NamedTuple, cast
 
 import httpx2
@@ -308,18 +308,12 @@ class OpenAIChatModel:
         self.info = info
         self._provider = provider
 
-    async def stream(self, request: ChatRequest) -> AsyncIterator[ProviderEvent]:
-        shards = self._provider.shards
-        shard = shards.acquire()
-        try:
-            async for event in self._stream(shard.client, request):
-                yield event
-        finally:
-            shards.release(shard)
+    def stream(self, request: ChatRequest) -> AsyncIterator[ProviderEvent]:
+        return self._provider.shards.stream(lambda client: self._stream(client, request))
 
     async def _stream(
         self, client: openai.AsyncOpenAI, request: ChatRequest
-    ) -> AsyncIterator[ProviderEvent]:
+    ) -> AsyncGenerator[ProviderEvent]:
         provider = self._provider
         name = provider.name
         model = self.info.name

@@ -12,14 +12,16 @@ so their idle keep-alive connections serve the next burst.
 
 from __future__ import annotations
 
+import contextlib
 import ssl
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 import httpx2
 
 C = TypeVar("C")
+T = TypeVar("T")
 
 PER_SHARD = 32
 
@@ -62,6 +64,18 @@ class Shards(Generic[C]):
     @staticmethod
     def release(shard: Shard[C]) -> None:
         shard.active -= 1
+
+    async def stream(self, run: Callable[[C], AsyncGenerator[T, None]]) -> AsyncIterator[T]:
+        """Iterate ``run(client)`` on a leased shard. However the iteration ends
+        (finished, failed, or closed early by the consumer), ``run``'s generator is
+        closed at once (its upstream response with it) and the lease comes back."""
+        shard = self.acquire()
+        try:
+            async with contextlib.aclosing(run(shard.client)) as items:
+                async for item in items:
+                    yield item
+        finally:
+            self.release(shard)
 
     async def aclose(self, close: Callable[[C], Awaitable[object]]) -> None:
         for shard in self._shards:
