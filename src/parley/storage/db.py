@@ -36,7 +36,6 @@ if TYPE_CHECKING:
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 SQLITE_POOL_SIZE = 40
-SQLITE_WARM = SQLITE_POOL_SIZE  # connections opened ahead of need by warm()
 
 # Arbitrary constant shared by every Parley process: "parley" in ASCII.
 _PG_MIGRATION_LOCK = 0x706172_6C6579
@@ -91,7 +90,7 @@ class Database:
             # loop until the OS schedules it (2-4 ms each on a busy machine, so a burst
             # that opens twenty stalls every stream for ~60 ms). The pool keeps every
             # connection it opens (no overflow to close and reopen), and ``warm()``
-            # opens the first ones while the server is idle.
+            # opens them while the server is idle.
             kwargs.update(pool_size=SQLITE_POOL_SIZE, max_overflow=0)
             # Every use goes through a Session or Connection, which already ends its
             # transaction on close; the pool's own "reset" rollback would be a second
@@ -148,7 +147,7 @@ class Database:
         async with self.engine.connect() as conn:
             return await conn.run_sync(read)
 
-    async def warm(self, connections: int = SQLITE_WARM) -> None:
+    async def warm(self, connections: int = SQLITE_POOL_SIZE) -> None:
         """Open pooled SQLite connections now rather than in the middle of a burst
         (no-op on PostgreSQL, whose connections cost no thread)."""
         if self.dialect != "sqlite":
