@@ -93,7 +93,10 @@ def run(manager: SandboxManager) -> Runner:
 
 
 def host_uid_processes(uid: int) -> list[int]:
-    """Host pids whose real uid is ``uid`` (the sandbox's processes when tests run as root)."""
+    """Host pids whose real uid is ``uid`` (the sandbox's processes when tests run as root).
+
+    Zombies are left out: they hold nothing but a pid, and reaping the ones
+    reparented to pid 1 is up to the machine's init (lazy in some VMs)."""
     found = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
@@ -101,9 +104,11 @@ def host_uid_processes(uid: int) -> list[int]:
                 status = (entry / "status").read_text()
             except OSError:
                 continue
-            for line in status.splitlines():
-                if line.startswith("Uid:") and int(line.split()[1]) == uid:
-                    found.append(int(entry.name))
+            fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+            if fields.get("State", "").strip().startswith("Z"):
+                continue
+            if int(fields.get("Uid", "-1 ").split()[0]) == uid:
+                found.append(int(entry.name))
     return found
 
 
