@@ -6,12 +6,13 @@ network read waiting, one iteration is all 500 relay steps back to back (about
 100 ms here), and every other request, timer and stop signal in the process
 waits that long: throughput is fine, latency is not.
 
-Heavy steps (a network read of a relayed stream, admitting a request) first
-call ``await share.turn()``. While the loop's current slice has time left a turn
-costs one clock read and no suspension. Once the slice is used up, the step
-queues; a tick at the start of each loop iteration starts a new slice and lets
-through, oldest first, as many queued steps as fit in it, learning how many fit
-from how long the last batch took. The work done is the same; it is only cut
+Heavy steps (a network read of a relayed stream, admitting a request, sending
+one upstream) first call ``await share.turn()``. While the loop's current slice
+has time left a turn costs one clock read and no suspension. Once the slice is
+used up, the step queues; a tick at the start of each loop iteration starts a
+new slice and lets through as many queued steps as fit in it (new work first,
+then the oldest waiting), learning how many fit from how long the last batch
+took. The work done is the same; it is only cut
 into short iterations, so the loop's lag stays near one slice however many
 streams there are, and a step waits its turn instead of piling onto the next
 iteration. While steps are queued their sockets are not read, so TCP flow
