@@ -48,6 +48,8 @@ from parley.memory.store import MemoryStore
 from parley.memory.testing import HashingEmbedder
 from parley.providers.base import ChatRequest
 from parley.providers.scripted import ScriptedModel, ScriptedProvider
+from parley.storage.db import Database
+from parley.turns import TurnService
 
 K = 8
 DISTRACTORS = 220
@@ -224,14 +226,18 @@ async def run_scenario(label: str, embedder: Embedder | None) -> dict[str, Any]:
                         headers=csrf,
                     )
                     assert r.status_code == 200, r.text
-                    while app.state.turns._tasks:  # after-turn hooks (extraction)
-                        await asyncio.wait(set(app.state.turns._tasks), timeout=30)
+                    while app.state.services.require(
+                        TurnService
+                    )._tasks:  # after-turn hooks (extraction)
+                        await asyncio.wait(
+                            set(app.state.services.require(TurnService)._tasks), timeout=30
+                        )
 
                 signup = {"email": "a@example.com", "password": "correct horse", "name": "A"}
                 user = (await a.post("/api/auth/signup", json=signup)).json()["user"]
                 facts = distractors(DISTRACTORS)
                 vectors = await feature.service.embed(facts)
-                async with app.state.db.session() as session:
+                async with app.state.services.require(Database).session() as session:
                     store = MemoryStore(session, user["id"])
                     for n, fact in enumerate(facts):
                         extra: dict[str, Any] = {}

@@ -45,6 +45,8 @@ from parley.memory.store import MemoryStore
 from parley.memory.testing import HashingEmbedder
 from parley.providers.base import ModelInfo
 from parley.providers.scripted import Reply, ScriptedModel, ScriptedProvider
+from parley.storage.db import Database
+from parley.turns import TurnService
 from parley.turns.hooks import TurnInfo
 
 N_MEMORIES = 1000
@@ -85,7 +87,7 @@ async def _client(app: Any) -> httpx.AsyncClient:
 async def _seed(app: Any, user_id: str, feature: MemoryFeature, n: int) -> None:
     facts = distractors(n)
     vectors = await feature.service.embed(facts)
-    async with app.state.db.session() as session:
+    async with app.state.services.require(Database).session() as session:
         store = MemoryStore(session, user_id)
         for i, fact in enumerate(facts):
             extra: dict[str, Any] = {}
@@ -214,8 +216,10 @@ async def summary_blocking(turns: int = 6) -> tuple[list[float], list[float], fl
                 for i in range(turns):
                     out[n].append(await _turn(client, conv, f"turn {i}: {long_text}"))
                 if summarize:
-                    while app.state.turns._tasks:
-                        await asyncio.wait(set(app.state.turns._tasks), timeout=30)
+                    while app.state.services.require(TurnService)._tasks:
+                        await asyncio.wait(
+                            set(app.state.services.require(TurnService)._tasks), timeout=30
+                        )
                     assert feature.summarizer is not None
                     summary_s = feature.summarizer.last_run_s
                     view = (await client.get(f"/api/conversations/{conv}")).json()

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy.pool import QueuePool
 
 from parley.api.app import create_app
-from parley.api.gc_policy import NO_AUTOMATIC_FULL, ServerGC
+from parley.gc_policy import NO_AUTOMATIC_FULL, ServerGC
 from parley.net.safe_fetch import GuardedTransport
 from parley.net.urls import AddressPolicy
 from parley.storage.db import SQLITE_POOL_SIZE, Database

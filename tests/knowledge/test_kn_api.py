@@ -58,7 +58,7 @@ async def _ask(client: Client, conv: str, question: str) -> dict[str, Any]:
 
 
 async def _count(feature: KnowledgeFeature, sql: str, **params: Any) -> int:
-    async with feature.ingestor.db.session() as session:
+    async with feature.service.ingestor.db.session() as session:
         return int((await session.execute(text(sql), params)).scalar() or 0)
 
 
@@ -172,8 +172,8 @@ class GatedEmbedder:
 @pytest.fixture
 async def gated(app: Any) -> GatedEmbedder:
     feature: KnowledgeFeature = app.state.features["knowledge"]
-    wrapper = GatedEmbedder(feature.embedder)
-    feature.ingestor.embedder = wrapper
+    wrapper = GatedEmbedder(feature.service.embedder)
+    feature.service.ingestor.embedder = wrapper
     return wrapper
 
 
@@ -228,14 +228,14 @@ async def test_a_file_still_queued_is_reported_not_silently_skipped(
     feature: KnowledgeFeature,
 ) -> None:
     conv = await _conversation(client)
-    await feature.ingestor.stop()  # nothing will process it
+    await feature.service.ingestor.stop()  # nothing will process it
     response = await upload("late.txt", b"Nothing yet.\n", conversation_id=conv)
     result = await _ask(client, conv, "Summarize late.txt")
     system = scripted.requests[-1].messages[0].content
     assert "late.txt" in system and "not ready yet" in system
     assert result["sources"]["sources"][0]["status"] == "queued"
     assert (await client.get(f"/api/files/{response.json()['id']}")).json()["status"] == "queued"
-    feature.ingestor._tasks = []
+    feature.service.ingestor._tasks = []
 
 
 # ------------------------------------------------------------------ whole vs retrieved, citations
@@ -355,9 +355,9 @@ async def test_delete_removes_chunks_vectors_and_bytes(
     assert hits["items"]
     assert (await client.delete(f"/api/files/{file['id']}")).status_code == 204
     assert await _count(feature, "SELECT count(*) FROM knowledge_chunks") == 0
-    if feature.index.backend == "pgvector":
+    if feature.service.index.backend == "pgvector":
         assert await _count(feature, "SELECT count(*) FROM knowledge_vectors") == 0
-    if feature.ingestor.db.dialect == "sqlite":
+    if feature.service.ingestor.db.dialect == "sqlite":
         matches = "SELECT count(*) FROM knowledge_fts WHERE knowledge_fts MATCH 'axolotls'"
         assert await _count(feature, matches) == 0
     assert not feature.blobs.exists(file["sha256"])
@@ -380,8 +380,8 @@ async def test_changing_the_embedding_model_reindexes(
         async def embed(self, texts: list[str]) -> Any:
             return np.eye(8, dtype=np.float32)[[len(t) % 8 for t in texts]]
 
-    feature.ingestor.embedder = Other()
-    assert await feature.ingestor.reembed() == 1
+    feature.service.ingestor.embedder = Other()
+    assert await feature.service.ingestor.reembed() == 1
     models = await _count(
         feature,
         "SELECT count(*) FROM knowledge_chunks WHERE embed_model = 'other-model'",

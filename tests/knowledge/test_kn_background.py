@@ -42,7 +42,7 @@ async def started(settings: Any, config: KnowledgeSettings, **kwargs: Any) -> As
 
 
 async def _scalar(feature: KnowledgeFeature, sql: str, **params: Any) -> int:
-    async with feature.ingestor.db.session() as session:
+    async with feature.service.ingestor.db.session() as session:
         return int((await session.execute(text(sql), params)).scalar() or 0)
 
 
@@ -158,7 +158,7 @@ async def test_a_question_waits_for_a_file_that_finishes_indexing(
     scripted: ScriptedModel,
     feature: KnowledgeFeature,
 ) -> None:
-    real = feature.embedder
+    real = feature.service.embedder
     await real.embed(["load the model before the turn"])
     gate = asyncio.Event()
 
@@ -170,7 +170,7 @@ async def test_a_question_waits_for_a_file_that_finishes_indexing(
                 await gate.wait()
             return await real.embed(texts)
 
-    feature.ingestor.embedder = Held()
+    feature.service.ingestor.embedder = Held()
     source = feature._source
     assert source is not None
     files = source._files

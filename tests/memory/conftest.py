@@ -21,6 +21,7 @@ from parley.memory.feature import MemoryFeature
 from parley.memory.testing import HashingEmbedder
 from parley.providers.base import ChatRequest
 from parley.providers.scripted import Reply, ScriptedModel, ScriptedProvider
+from parley.turns import TurnService
 
 
 @pytest.fixture
@@ -122,7 +123,7 @@ def settled(app: Any) -> Callable[[], Awaitable[None]]:
 
 async def settle(app: Any) -> None:
     """Wait until background after-turn work (extraction, summaries) is finished."""
-    turns = app.state.turns
+    turns = app.state.services.require(TurnService)
     for _ in range(200):
         if not turns._tasks:
             return

@@ -8,6 +8,7 @@ from typing import Any
 from apihelpers import Client, make_client, signup
 from parley.memory.feature import MemoryFeature
 from parley.memory.store import MemoryStore
+from parley.storage.db import Database
 
 
 async def test_list_search_and_paginate(client: Client, user: dict[str, Any]) -> None:
@@ -60,7 +61,7 @@ async def test_edit_delete_and_delete_all(
 async def test_approve_and_reject_only_touch_pending(
     app: Any, client: Client, user: dict[str, Any]
 ) -> None:
-    async with app.state.db.session() as session:
+    async with app.state.services.require(Database).session() as session:
         pending = await MemoryStore(session, user["id"]).create(
             "I run marathons.", status="pending"
         )

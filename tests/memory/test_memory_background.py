@@ -17,6 +17,7 @@ from parley.engine.tokens import estimate_tokens
 from parley.memory.context import MemoryContext
 from parley.providers.base import ChatRequest, ModelInfo
 from parley.providers.scripted import Reply, ScriptedModel
+from parley.turns import TurnService
 
 
 class GatedModel(ScriptedModel):
@@ -142,7 +143,11 @@ async def test_the_stored_summary_is_refreshed_incrementally(
 async def test_the_recall_block_keeps_to_its_budget_and_lists_what_it_used(
     app: Any, client: Client, user: dict[str, Any], chat: ScriptedModel
 ) -> None:
-    source = next(s for s in app.state.turns.context_sources if isinstance(s, MemoryContext))
+    source = next(
+        s
+        for s in app.state.services.require(TurnService).context_sources
+        if isinstance(s, MemoryContext)
+    )
     source.budget_tokens, source.k = 120, 20
     names = ["amber", "basil", "cobalt", "dune", "ember", "fjord", "garnet", "hazel"]
     names += ["indigo", "juniper", "koala", "lagoon", "mango", "nectar", "onyx", "pepper"]

@@ -12,6 +12,7 @@ from apihelpers import Client, make_client, parse_sse, signup
 from parley.messages import ToolCall
 from parley.providers.scripted import Reply, ScriptedModel
 from parley.storage.conversations import ConversationStore
+from parley.storage.db import Database
 
 Say = Callable[..., Awaitable[dict[str, Any]]]
 
@@ -30,7 +31,7 @@ async def test_scoped_memories_never_leave_their_scope(
 ) -> None:
     async def scoped(**scope: str) -> str:
         conv_id: str = (await client.post("/api/conversations", json={})).json()["id"]
-        async with app.state.db.session() as session:
+        async with app.state.services.require(Database).session() as session:
             await ConversationStore(session, user["id"]).update(conv_id, **scope)
             await session.commit()
         return conv_id

@@ -12,6 +12,7 @@ from apihelpers import Client
 from parley.memory.feature import MemoryFeature
 from parley.memory.store import MemoryStore
 from parley.providers.scripted import ScriptedModel
+from parley.storage.db import Database
 
 Say = Callable[..., Awaitable[dict[str, Any]]]
 
@@ -188,7 +189,7 @@ async def test_a_proposal_keeps_the_scope_of_the_memory_it_replaces(
     )
     assert elsewhere.action == "added" and elsewhere.memory.replaces_id is None
     # The database drops a proposal with its memory (ON DELETE CASCADE).
-    async with app.state.db.session() as session:
+    async with app.state.services.require(Database).session() as session:
         store = MemoryStore(session, user["id"])
         assert await store.delete(nurse.id)
         await session.commit()

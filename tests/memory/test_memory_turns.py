@@ -13,6 +13,7 @@ from parley.memory.feature import MemoryFeature
 from parley.messages import ToolCall
 from parley.providers.scripted import Reply, ScriptedModel
 from parley.storage.conversations import ConversationStore
+from parley.storage.db import Database
 from parley.storage.tables import Conversation, utcnow
 
 Say = Callable[..., Awaitable[dict[str, Any]]]
@@ -164,12 +165,12 @@ async def test_temporary_chat_is_isolated_from_memory_and_purged(
     assert memory_model.requests == []
     kept = await say("hello")
     # Idle temporary chats are deleted; ordinary ones stay.
-    async with app.state.db.session() as session:
+    async with app.state.services.require(Database).session() as session:
         conv = await session.get(Conversation, temp["conversation"])
         assert conv is not None
         conv.updated_at = utcnow() - timedelta(hours=25)
         await session.commit()
-    assert await feature.purge(app.state.db) == 1
+    assert await feature.purge(app.state.services.require(Database)) == 1
     assert (await client.get(f"/api/conversations/{temp['conversation']}")).status_code == 404
     assert (await client.get(f"/api/conversations/{kept['conversation']}")).status_code == 200
 
@@ -179,7 +180,7 @@ async def test_scoped_memories_stay_in_their_project(
 ) -> None:
     async def in_project(project: str) -> str:
         conv_id: str = (await client.post("/api/conversations", json={})).json()["id"]
-        async with app.state.db.session() as session:
+        async with app.state.services.require(Database).session() as session:
             await ConversationStore(session, user["id"]).update(conv_id, project_id=project)
             await session.commit()
         return conv_id

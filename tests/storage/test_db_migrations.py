@@ -13,8 +13,8 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, inspect, text
 
+from parley.schema import Base
 from parley.storage import Database
-from parley.storage.all_tables import Base
 from parley.storage.db import MIGRATIONS_DIR, alembic_config, include_name, migration_heads
 
 from .conftest import recorded_sql

@@ -16,6 +16,7 @@ from parley.engine import run_turn
 from parley.messages import Message, ToolCall, ToolConfirm, ToolResult, ToolStart
 from parley.providers.scripted import Reply, ScriptedModel, ScriptedProvider
 from parley.tools import Tool, ToolRegistry, tool
+from parley.turns import TurnService
 
 
 def mail_tool(sent: list[str]) -> Tool:
@@ -113,7 +114,7 @@ def sent() -> list[str]:
 
 @pytest.fixture
 async def mail_app(app: Any, sent: list[str], scripted: ScriptedModel) -> Any:
-    app.state.turns.tools.register(mail_tool(sent))
+    app.state.services.require(TurnService).tools.register(mail_tool(sent))
     scripted.enqueue(
         Reply(tool_calls=[ToolCall("call_1", "send_email", '{"to": "bob@example.com"}')]),
         lambda request: f"Tool said: {request.messages[-1].content}",

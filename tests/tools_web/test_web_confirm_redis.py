@@ -22,6 +22,8 @@ from parley.api.app import create_app
 from parley.messages import ToolCall
 from parley.providers.scripted import Reply, ScriptedModel, ScriptedProvider
 from parley.tools import Tool, tool
+from parley.turns import TurnService
+from parley.turns.hooks import TOOL_CONFIRMER
 from parley.web_tools import confirm as confirm_module
 
 REDIS_URL = os.environ.get("PARLEY_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -70,7 +72,7 @@ def only_pubsub(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 async def worker_a(only_pubsub: None, app: Any, sent: list[str], scripted: ScriptedModel) -> Any:
-    app.state.turns.tools.register(mail_tool(sent))
+    app.state.services.require(TurnService).tools.register(mail_tool(sent))
     scripted.enqueue(
         Reply(tool_calls=[ToolCall("call_1", "send_email", '{"to": "bob@example.com"}')]),
         lambda request: f"Tool said: {request.messages[-1].content}",
@@ -87,7 +89,7 @@ async def worker_b(
         settings, extra_providers=[ScriptedProvider("scripted", {"scripted": scripted})]
     )
     async with other.router.lifespan_context(other):
-        other.state.turns.tools.register(mail_tool(sent))
+        other.state.services.require(TurnService).tools.register(mail_tool(sent))
         yield other
 
 
@@ -113,8 +115,8 @@ async def test_pubsub_wakes_the_turn_on_another_worker(
     sent: list[str],
     approve: bool,
 ) -> None:
-    assert worker_a.state.turns.confirmer.listening
-    assert worker_b.state.turns.confirmer.listening
+    assert worker_a.state.services.require(TOOL_CONFIRMER).listening
+    assert worker_b.state.services.require(TOOL_CONFIRMER).listening
     turn = await send(client, conversation)
     await wait_for_pending(client, conversation)
     decided = await decide_elsewhere(worker_b, client, conversation, approve)

@@ -20,6 +20,7 @@ from parley.messages import ToolCall
 from parley.providers.base import ChatRequest
 from parley.providers.scripted import Reply, ScriptedModel
 from parley.tools import tool
+from parley.turns import TurnService
 
 SECRET = "my passport number is X1234567"
 
@@ -76,7 +77,7 @@ async def hijacked(app: Any, scripted: ScriptedModel, web: LocalWeb, sent: list[
         sent.append(to)
         return "sent"
 
-    app.state.turns.tools.register(send_email)
+    app.state.services.require(TurnService).tools.register(send_email)
     leak = f"{web.base}/leak"
     web.route("/otters", Page(attack_page(leak)))
     scripted.default = ObedientModel(f"{web.base}/otters", leak)

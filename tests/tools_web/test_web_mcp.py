@@ -18,6 +18,7 @@ from webtools_helpers import Client, make_client, parse_sse, signup
 
 from parley.messages import ToolCall
 from parley.providers.scripted import Reply, ScriptedModel
+from parley.turns import TurnService
 
 SERVER = str(Path(__file__).with_name("mcp_fixture_server.py"))
 
@@ -198,7 +199,7 @@ async def test_validation_disable_and_delete(
         assert (await client.post("/api/admin/mcp", json=body)).status_code == 422, body
     server = await add_server(client, stdio_server())
     assert (await client.post("/api/admin/mcp", json=stdio_server())).status_code == 409
-    registry = app.state.turns.tools
+    registry = app.state.services.require(TurnService).tools
     assert "fx__add" in registry
 
     disabled = await client.patch(f"/api/admin/mcp/{server['id']}", json={"enabled": False})
@@ -223,9 +224,9 @@ async def test_other_workers_pick_up_changes_from_the_database(
     )
     async with other.router.lifespan_context(other):
         await add_server(client, stdio_server())
-        assert "fx__add" not in other.state.turns.tools
+        assert "fx__add" not in other.state.services.require(TurnService).tools
         await other.state.features["tools"].hub.sync()  # what the periodic refresh does
-        assert "fx__add" in other.state.turns.tools
+        assert "fx__add" in other.state.services.require(TurnService).tools
 
 
 async def test_a_refresh_with_nothing_changed_keeps_the_connection(

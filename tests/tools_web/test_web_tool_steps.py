@@ -16,6 +16,7 @@ from webtools_helpers import Client, parse_sse
 from parley.messages import ToolCall
 from parley.providers.scripted import Reply, ScriptedModel
 from parley.tools import MAX_OUTPUT_CHARS, tool
+from parley.turns import TurnService
 
 SERVER = str(Path(__file__).with_name("mcp_fixture_server.py"))
 
@@ -33,8 +34,8 @@ def registered(app: Any) -> Any:
         await asyncio.Event().wait()
         return "unreachable"
 
-    app.state.turns.tools.register(shout)
-    app.state.turns.tools.register(hang)
+    app.state.services.require(TurnService).tools.register(shout)
+    app.state.services.require(TurnService).tools.register(hang)
     return app
 
 

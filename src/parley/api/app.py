@@ -1,4 +1,5 @@
-"""``create_app(settings)``: the whole server, built on demand (never at import).
+"""``create_app(settings)``: the composition root. It names every feature and builds
+the whole server, on demand (never at import); nothing else wires features.
 
 Start-up migrates the database, marks answers cut off by a previous crash as
 failed (so they can be retried), builds the model registry and the turn
@@ -19,21 +20,36 @@ from typing import Any
 from fastapi import FastAPI
 
 from parley import __version__
-from parley.api.features import DEFAULT_FEATURES, Feature, FeatureContext, FeatureFactory
-from parley.api.gc_policy import ServerGC
-from parley.api.middleware import BodyLimit, SecurityHeaders, TakeTurns
-from parley.api.problems import install_problem_handlers
-from parley.api.provider_sync import RegistrySync, database_providers
 from parley.api.routers import admin, auth, chat, conversations, me, models, openai_api, web
 from parley.config import Settings, load_settings
+from parley.container import Services
+from parley.gc_policy import ServerGC
+from parley.http.middleware import BodyLimit, SecurityHeaders, TakeTurns
+from parley.http.problems import install_problem_handlers
+from parley.instance.providers import RegistrySync, database_providers
+from parley.knowledge.feature import knowledge_feature
+from parley.memory.feature import memory_feature
 from parley.providers.base import Provider
 from parley.providers.registry import ModelRegistry
+from parley.sandbox.feature import sandbox_feature
+from parley.seam import Feature, FeatureContext, FeatureFactory
 from parley.storage.conversations import fail_stale_streaming
 from parley.storage.db import Database
 from parley.tools import ToolRegistry, default_registry
 from parley.turns import TurnService, make_control
+from parley.turns.control import GenerationControl
+from parley.web_tools.feature import web_tools_feature
 
 log = logging.getLogger("parley")
+
+# Every optional capability, in start order. A new feature adds its factory here
+# (and nothing else outside its own package): see docs/ARCHITECTURE.md.
+DEFAULT_FEATURES: list[FeatureFactory] = [
+    knowledge_feature,
+    web_tools_feature,
+    sandbox_feature,
+    memory_feature,
+]
 
 
 def create_app(
@@ -73,21 +89,37 @@ def create_app(
             db_providers = await database_providers(session)
         registry = ModelRegistry(settings, db_providers, list(extra_providers))
         control = await make_control(settings.redis_url)
-        app.state.db = db
-        app.state.registry = registry
-        app.state.registry_sync = RegistrySync(registry, settings)
         tool_registry = tools or default_registry()
-        app.state.turns = TurnService(
-            db=db, registry=registry, settings=settings, control=control, tools=tool_registry
+        services = app.state.services = Services()
+        turns = TurnService(
+            db=db,
+            registry=registry,
+            settings=settings,
+            control=control,
+            tools=tool_registry,
+            services=services,
         )
-        context = FeatureContext(settings, db, registry, app.state.turns, tool_registry)
+        services.provide(Settings, settings)
+        services.provide(Database, db)
+        services.provide(ModelRegistry, registry)
+        services.provide(RegistrySync, RegistrySync(registry, settings))
+        services.provide(ToolRegistry, tool_registry)
+        services.provide(GenerationControl, control)
+        services.provide(TurnService, turns)
+        context = FeatureContext(
+            settings=settings,
+            db=db,
+            models=registry,
+            tools=tool_registry,
+            turns=turns,
+            services=services,
+        )
         started: list[Feature] = []
         warming: asyncio.Task[None] | None = None
         try:
             for feature in enabled:
                 await feature.start(context)
                 started.append(feature)
-            _connect_features(app.state.features)
             if collector is not None:
                 collector.start()
             if server_process:
@@ -102,7 +134,7 @@ def create_app(
                 await collector.stop()
             for feature in reversed(started):
                 await feature.stop()
-            await app.state.turns.aclose()
+            await turns.aclose()
             await control.aclose()
             await registry.aclose()
             await db.dispose()
@@ -117,7 +149,7 @@ def create_app(
         openapi_url="/openapi.json",
     )
     app.state.settings = settings
-    app.state.features = {feature.name: feature for feature in enabled}
+    app.state.features = {feature.name: feature for feature in enabled}  # for tests and tools
     install_problem_handlers(app)
 
     @app.get("/api/health", tags=["meta"])
@@ -133,16 +165,8 @@ def create_app(
 
     body_limits: dict[str, int] = {}
     for feature in enabled:
-        body_limits.update(getattr(feature, "body_limits", {}))
+        body_limits.update(feature.body_limits)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, overrides=body_limits)
     app.add_middleware(SecurityHeaders)
     app.add_middleware(TakeTurns)  # outermost: before any other work for the request
     return app
-
-
-def _connect_features(features: dict[str, Any]) -> None:
-    """Wire features that use each other: the code sandbox sees the files attached
-    to its conversation."""
-    sandbox, knowledge = features.get("sandbox"), features.get("knowledge")
-    if sandbox is not None and knowledge is not None:
-        sandbox.files = knowledge.conversation_files

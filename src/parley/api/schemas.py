@@ -6,16 +6,12 @@ they decide exactly which fields leave the server (no password hashes, no keys).
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
+from parley.http.bodies import Body, iso
 from parley.storage.tables import ApiKey, Conversation, Message, User
-
-
-class Body(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_max_length=100_000)
 
 
 class SignupIn(Body):
@@ -128,14 +124,6 @@ class ProviderTest(Body):
     kind: Literal["openai", "anthropic"] = "openai"
     base_url: str | None = Field(default=None, max_length=500)
     api_key: str | None = Field(default=None, max_length=500)
-
-
-def iso(moment: datetime | None) -> str | None:
-    if moment is None:
-        return None
-    if moment.tzinfo is None:  # SQLite returns naive UTC
-        return moment.isoformat() + "Z"
-    return moment.isoformat().replace("+00:00", "Z")
 
 
 def user_out(user: User) -> dict[str, Any]:

@@ -17,6 +17,6 @@ Modules (each small, each testable alone):
 - ``context``: the ``search_knowledge`` tool and the context source for turns.
 - ``api`` / ``feature``: the HTTP routes and the feature object.
 
-This ``__init__`` imports nothing, so ``parley.storage.all_tables`` can import
+This ``__init__`` imports nothing, so ``parley.schema`` can import
 ``parley.knowledge.tables`` cheaply.
 """

@@ -8,21 +8,19 @@ exactly like one that does not exist.
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, File, Form, Query, Request, Response, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Query, Response, UploadFile
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
 
-from parley.api.deps import DB, CurrentUser
-from parley.api.problems import Problem, not_found
+from parley.http.deps import DB, CurrentUser, service
+from parley.http.problems import Problem, not_found
 from parley.knowledge.blobs import TooLarge
+from parley.knowledge.service import KnowledgeService
 from parley.knowledge.sniff import UploadRejected, check_limits, detect, safe_filename
 from parley.knowledge.store import KnowledgeStore
 from parley.knowledge.tables import KnowledgeCollection, KnowledgeFile
-
-if TYPE_CHECKING:
-    from parley.knowledge.feature import KnowledgeFeature
 
 router = APIRouter(tags=["files"])
 
@@ -36,9 +34,7 @@ _SAFE_DOWNLOAD = {
 }
 
 
-def _feature(request: Request) -> KnowledgeFeature:
-    feature: KnowledgeFeature = request.app.state.features["knowledge"]
-    return feature
+Knowledge = Annotated[KnowledgeService, Depends(service(KnowledgeService))]
 
 
 def file_json(row: KnowledgeFile) -> dict[str, Any]:
@@ -89,7 +85,7 @@ def collection_json(row: KnowledgeCollection, file_count: int = 0) -> dict[str, 
 
 @router.post("/api/files", status_code=201)
 async def upload_file(
-    request: Request,
+    knowledge: Knowledge,
     response: Response,
     user: CurrentUser,
     db: DB,
@@ -98,8 +94,7 @@ async def upload_file(
     collection_id: Annotated[str | None, Form()] = None,
 ) -> dict[str, Any]:
     """Upload a file to a conversation (attach), a collection, or your library."""
-    feature = _feature(request)
-    config = feature.config
+    config = knowledge.config
     store = KnowledgeStore(db, user.id)
     conversation_id = conversation_id or None
     collection_id = collection_id or None
@@ -114,7 +109,7 @@ async def upload_file(
     name = safe_filename(file.filename)
     try:
         tmp, sha256, size = await asyncio.to_thread(
-            feature.blobs.spool, file.file, config.files_max_bytes
+            knowledge.blobs.spool, file.file, config.files_max_bytes
         )
     except TooLarge:
         raise Problem(
@@ -134,18 +129,18 @@ async def upload_file(
             max_ratio=config.files_max_zip_ratio,
         )
     except UploadRejected as exc:
-        feature.blobs.discard(tmp)
+        knowledge.blobs.discard(tmp)
         raise Problem(exc.status, exc.detail, exc.code) from None
     except BaseException:
-        feature.blobs.discard(tmp)
+        knowledge.blobs.discard(tmp)
         raise
     try:
         existing = await store.duplicate(sha256, conversation_id, collection_id)
     except BaseException:
-        feature.blobs.discard(tmp)
+        knowledge.blobs.discard(tmp)
         raise
-    if existing is not None and feature.blobs.exists(sha256):
-        feature.blobs.discard(tmp)
+    if existing is not None and knowledge.blobs.exists(sha256):
+        knowledge.blobs.discard(tmp)
         response.status_code = 200
         return {**file_json(existing), "duplicate": True}
     is_image = detected.kind == "image"
@@ -167,11 +162,11 @@ async def upload_file(
         )
         await db.commit()
     except BaseException:
-        feature.blobs.discard(tmp)
+        knowledge.blobs.discard(tmp)
         raise
-    await asyncio.to_thread(feature.blobs.commit, tmp, sha256)
+    await asyncio.to_thread(knowledge.blobs.commit, tmp, sha256)
     if not is_image:
-        feature.ingestor.enqueue(row.id)
+        knowledge.ingestor.enqueue(row.id)
     return {**file_json(row), "duplicate": False}
 
 
@@ -198,12 +193,12 @@ async def get_file(file_id: str, user: CurrentUser, db: DB) -> dict[str, Any]:
 
 
 @router.get("/api/files/{file_id}/content")
-async def download_file(file_id: str, request: Request, user: CurrentUser, db: DB) -> Response:
+async def download_file(file_id: str, knowledge: Knowledge, user: CurrentUser, db: DB) -> Response:
     """The original bytes, as an attachment with a content type that cannot run."""
     row = await KnowledgeStore(db, user.id).file(file_id)
     if row is None:
         raise not_found("file")
-    path = _feature(request).blobs.path(row.sha256)
+    path = knowledge.blobs.path(row.sha256)
     if not path.is_file():
         raise Problem(410, "The stored bytes of this file are missing.", "file_missing")
     if row.kind == "image":
@@ -253,7 +248,7 @@ async def get_chunk(file_id: str, chunk_id: str, user: CurrentUser, db: DB) -> d
 
 
 @router.delete("/api/files/{file_id}", status_code=204)
-async def delete_file(file_id: str, request: Request, user: CurrentUser, db: DB) -> Response:
+async def delete_file(file_id: str, knowledge: Knowledge, user: CurrentUser, db: DB) -> Response:
     """Delete a file with its passages and vectors (and its bytes, if no one else has them)."""
     store = KnowledgeStore(db, user.id)
     row = await store.file(file_id)
@@ -262,9 +257,8 @@ async def delete_file(file_id: str, request: Request, user: CurrentUser, db: DB)
     sha256 = row.sha256
     await store.delete_file(row)
     await db.commit()
-    feature = _feature(request)
-    feature.index.invalidate(user.id)
-    await feature.release_blob(sha256)
+    knowledge.index.invalidate(user.id)
+    await knowledge.release_blob(sha256)
     return Response(status_code=204)
 
 
@@ -324,7 +318,7 @@ async def update_collection(
 
 @router.delete("/api/collections/{collection_id}", status_code=204, tags=["knowledge"])
 async def delete_collection(
-    collection_id: str, request: Request, user: CurrentUser, db: DB
+    collection_id: str, knowledge: Knowledge, user: CurrentUser, db: DB
 ) -> Response:
     """Delete a collection with its files (passages, vectors, and unshared bytes)."""
     store = KnowledgeStore(db, user.id)
@@ -334,10 +328,9 @@ async def delete_collection(
     blobs = await store.collection_blobs(row.id)
     await store.delete_collection(row)
     await db.commit()
-    feature = _feature(request)
-    feature.index.invalidate(user.id)
+    knowledge.index.invalidate(user.id)
     for sha256 in set(blobs):
-        await feature.release_blob(sha256)
+        await knowledge.release_blob(sha256)
     return Response(status_code=204)
 
 
@@ -404,7 +397,9 @@ class SearchBody(BaseModel):
 
 
 @router.post("/api/knowledge/search", tags=["knowledge"])
-async def search(body: SearchBody, request: Request, user: CurrentUser, db: DB) -> dict[str, Any]:
+async def search(
+    body: SearchBody, knowledge: Knowledge, user: CurrentUser, db: DB
+) -> dict[str, Any]:
     """Passages of your files for a query (the same retrieval answers use)."""
     store = KnowledgeStore(db, user.id)
     scope: list[str] | None = None
@@ -421,7 +416,7 @@ async def search(body: SearchBody, request: Request, user: CurrentUser, db: DB) 
         owned = {f.id for f in await store.files_by_ids(body.file_ids)}
         scope = [i for i in body.file_ids if i in owned and (scope is None or i in scope)]
     await db.close()
-    hits = await _feature(request).retriever.search(
+    hits = await knowledge.retriever.search(
         user.id, body.query, file_ids=scope, limit=body.limit, mode=body.mode
     )
     return {

@@ -1,4 +1,4 @@
-"""Tables of files and knowledge (on the shared ``Base``; see ``storage.all_tables``).
+"""Tables of files and knowledge (on the shared ``Base``; see ``parley.schema``).
 
 - ``KnowledgeFile``: one user's record of an uploaded file. The bytes live once
   per content hash under the data dir (``blobs.py``); two users uploading the

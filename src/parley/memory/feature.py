@@ -14,25 +14,22 @@ import asyncio
 import contextlib
 import logging
 from datetime import timedelta
-from typing import TYPE_CHECKING
-
-from fastapi import APIRouter
+from typing import Any, ClassVar
 
 from parley.config import Settings
 from parley.knowledge.embeddings import Embedder
 from parley.memory.context import MemoryContext
 from parley.memory.extract import MemoryExtractor
+from parley.memory.router import router
 from parley.memory.service import MemoryService
 from parley.memory.store import purge_temporary_conversations
 from parley.memory.summaries import HistorySummarizer
 from parley.memory.tools import make_remember_tool, make_search_conversations_tool
 from parley.providers.base import ChatModel
 from parley.providers.registry import ModelRegistry
+from parley.seam import FeatureContext
 from parley.storage.db import Database
 from parley.turns.hooks import TurnInfo
-
-if TYPE_CHECKING:
-    from parley.api.features import FeatureContext
 
 __all__ = ["MemoryFeature", "default_embedder", "memory_feature"]
 
@@ -62,13 +59,12 @@ def default_embedder(settings: Settings) -> Embedder | None:
 
 class MemoryFeature:
     name = "memory"
+    router: Any = router
+    body_limits: ClassVar[dict[str, int]] = {}
 
     def __init__(self, settings: Settings, *, embedder: Embedder | bool | None = True) -> None:
         """``embedder``: an ``Embedder``, ``None`` for none, ``True`` for the default."""
-        from parley.memory.router import router  # here: parley.api imports this module
-
         self.settings = settings
-        self.router: APIRouter | None = router
         self._embedder_choice = embedder
         self._service: MemoryService | None = None
         self._registry: ModelRegistry | None = None
@@ -85,11 +81,12 @@ class MemoryFeature:
         choice = self._embedder_choice
         embedder = default_embedder(self.settings) if choice is True else choice or None
         self._service = MemoryService(ctx.db, embedder)
-        self._registry = ctx.registry
+        ctx.provide(MemoryService, self._service)
+        self._registry = ctx.models
         settings = self.settings
-        ctx.tools.register(make_remember_tool(self.service))
-        ctx.tools.register(make_search_conversations_tool(ctx.db))
-        ctx.turns.context_sources.append(
+        ctx.add_tool(make_remember_tool(self.service))
+        ctx.add_tool(make_search_conversations_tool(ctx.db))
+        ctx.add_context_source(
             MemoryContext(
                 self.service,
                 k=settings.memory_recall_k,
@@ -107,7 +104,8 @@ class MemoryFeature:
             trigger=settings.summary_trigger,
             keep=settings.summary_keep,
         )
-        ctx.turns.after_turn.extend([self.extractor, self.summarizer])
+        ctx.add_after_turn(self.extractor)
+        ctx.add_after_turn(self.summarizer)
         await self.purge(ctx.db)
         self._purger = asyncio.create_task(self._purge_periodically(ctx.db))
 

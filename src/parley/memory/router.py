@@ -14,21 +14,18 @@ Memory on/off and review mode are ``preferences.memory`` / ``preferences.memory_
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Response
 from pydantic import Field
 
-from parley.api.deps import DB, CurrentUser
-from parley.api.problems import Problem, not_found
-from parley.api.schemas import Body, iso
-from parley.memory.service import memory_enabled, review_enabled
+from parley.http.bodies import Body, iso
+from parley.http.deps import DB, CurrentUser, service
+from parley.http.problems import Problem, not_found
+from parley.memory.service import MemoryService, memory_enabled, review_enabled
 from parley.memory.store import MemoryStore
 from parley.memory.tables import Memory
 from parley.memory.text import clean_fact
-
-if TYPE_CHECKING:
-    from parley.memory.feature import MemoryFeature
 
 router = APIRouter(prefix="/api/memories", tags=["memory"])
 
@@ -37,9 +34,7 @@ class MemoryIn(Body):
     text: str = Field(min_length=1, max_length=500)
 
 
-def _feature(request: Request) -> MemoryFeature:
-    feature: MemoryFeature = request.app.state.features["memory"]
-    return feature
+Memories = Annotated[MemoryService, Depends(service(MemoryService))]
 
 
 def memory_out(row: Memory, replaced: Memory | None = None) -> dict[str, Any]:
@@ -103,8 +98,8 @@ async def list_memories(
 
 
 @router.post("", status_code=201)
-async def add_memory(body: MemoryIn, request: Request, user: CurrentUser) -> dict[str, Any]:
-    result = await _feature(request).service.remember(user.id, _text(body), source="explicit")
+async def add_memory(body: MemoryIn, memories: Memories, user: CurrentUser) -> dict[str, Any]:
+    result = await memories.remember(user.id, _text(body), source="explicit")
     return memory_out(result.memory)
 
 
@@ -117,20 +112,19 @@ async def delete_all_memories(user: CurrentUser, db: DB) -> dict[str, int]:
 
 @router.patch("/{memory_id}")
 async def edit_memory(
-    memory_id: str, body: MemoryIn, request: Request, user: CurrentUser, db: DB
+    memory_id: str, body: MemoryIn, memories: Memories, user: CurrentUser, db: DB
 ) -> dict[str, Any]:
     store = MemoryStore(db, user.id)
     row = await store.get(memory_id)
     if row is None:
         raise not_found("memory")
     text = _text(body)
-    service = _feature(request).service
-    found = await service.embed([text])
+    found = await memories.embed([text])
     await store.update(
         row,
         text=text,
         embedding=None if found is None else found[0].tobytes(),
-        embedding_model=None if found is None else service.model_name,
+        embedding_model=None if found is None else memories.model_name,
     )
     await db.commit()
     return (await _out(store, [row]))[0]
@@ -145,10 +139,10 @@ async def delete_memory(memory_id: str, user: CurrentUser, db: DB) -> Response:
 
 
 @router.post("/{memory_id}/approve")
-async def approve_memory(memory_id: str, request: Request, user: CurrentUser) -> dict[str, Any]:
+async def approve_memory(memory_id: str, memories: Memories, user: CurrentUser) -> dict[str, Any]:
     """Activate a pending memory; a proposed update rewrites the memory it names
     and the answer is that memory."""
-    row = await _feature(request).service.approve(user.id, memory_id)
+    row = await memories.approve(user.id, memory_id)
     if row is None:
         raise not_found("memory")
     return memory_out(row)

@@ -6,10 +6,13 @@
 - ``manager``: one kernel per conversation, per-user and global caps, reaping.
 - ``outputs`` / ``tables`` / ``routes``: charts and files kept for their owner.
 - ``feature``: the ``run_python`` tool and the feature Parley's app loads.
+
+
+Only the engine room is re-exported here (no web framework): ``parley.schema``
+imports ``parley.sandbox.tables`` on the migration path.
 """
 
 from parley.sandbox.bwrap import Limits
-from parley.sandbox.feature import SandboxFeature, render, sandbox_feature
 from parley.sandbox.manager import FilesSource, RunResult, SandboxConfig, SandboxManager
 
 __all__ = [
@@ -17,8 +20,5 @@ __all__ = [
     "Limits",
     "RunResult",
     "SandboxConfig",
-    "SandboxFeature",
     "SandboxManager",
-    "render",
-    "sandbox_feature",
 ]

@@ -10,19 +10,17 @@ from __future__ import annotations
 import logging
 import re
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
-
-from fastapi import APIRouter
+from typing import Any, ClassVar
 
 from parley.config import Settings
 from parley.sandbox.bwrap import Limits
-from parley.sandbox.manager import FilesSource, RunResult, SandboxConfig, SandboxManager
+from parley.sandbox.manager import RunResult, SandboxConfig, SandboxManager
 from parley.sandbox.outputs import OutputStore
+from parley.sandbox.routes import router
+from parley.seam import CONVERSATION_FILES, ConversationFiles, FeatureContext
 from parley.tools import Tool, ToolContext, ToolOutput, tool_from_function
-
-if TYPE_CHECKING:
-    from parley.api.features import FeatureContext
 
 log = logging.getLogger(__name__)
 
@@ -114,15 +112,15 @@ class SandboxFeature:
     """Registers ``run_python`` and serves outputs; the manager holds the kernels."""
 
     name = "sandbox"
-    router: APIRouter | None
+    router: Any = router
+    body_limits: ClassVar[dict[str, int]] = {}
 
-    def __init__(self, settings: Settings, files: FilesSource | None = None) -> None:
+    def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.config = config_from_settings(settings)
-        self.files = files  # the conversation's attached files (wired by the files feature)
         self.manager: SandboxManager | None = None
         self.store: OutputStore | None = None
-        self.router = self._build_router()
+        self._conversation_files: Callable[[], ConversationFiles | None] = lambda: None
 
     def tool(self) -> Tool:
         async def run_python(code: str, ctx: ToolContext) -> ToolOutput:
@@ -148,6 +146,10 @@ class SandboxFeature:
         if not self.settings.sandbox_enabled:
             return
         self.store = OutputStore(ctx.db, self.settings.data_dir / "sandbox" / "outputs")
+        ctx.provide(OutputStore, self.store)
+        # The conversation's files come from the knowledge feature when it runs.
+        files = ctx.lookup(CONVERSATION_FILES)
+        self._conversation_files = files
         self.manager = SandboxManager(self.config, self.store, self._files)
         reason = self.manager.unavailable_reason()
         if reason:
@@ -160,22 +162,18 @@ class SandboxFeature:
                 self.config.limits.wall_seconds,
             )
         self.manager.start_reaper()
-        ctx.tools.register(self.tool())
+        ctx.add_tool(self.tool())
 
     async def _files(self, user_id: str, conversation_id: str | None) -> list[tuple[str, Path]]:
-        if self.files is None:
+        files = self._conversation_files()
+        if files is None:
             return []
-        return [(name, Path(path)) for name, path in await self.files(user_id, conversation_id)]
+        return [(name, Path(path)) for name, path in await files(user_id, conversation_id)]
 
     async def stop(self) -> None:
         if self.manager is not None:
             await self.manager.close()
             self.manager = None
-
-    def _build_router(self) -> APIRouter:
-        from parley.sandbox.routes import build_router  # imports the API layer: late
-
-        return build_router(lambda: self.store)
 
 
 def sandbox_feature(settings: Settings) -> SandboxFeature:

@@ -9,17 +9,17 @@ still load in ``<img>`` tags.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from typing import Annotated
 from urllib.parse import quote
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 from fastapi.responses import FileResponse
 
-from parley.api.deps import CurrentUser
-from parley.api.problems import Problem
+from parley.http.deps import CurrentUser, ServicesDep
+from parley.http.problems import Problem
 from parley.sandbox.outputs import OutputStore
 
-__all__ = ["build_router", "content_disposition"]
+__all__ = ["content_disposition", "router"]
 
 
 def content_disposition(filename: str) -> str:
@@ -28,28 +28,32 @@ def content_disposition(filename: str) -> str:
     return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(filename, safe='')}"
 
 
-def build_router(get_store: Callable[[], OutputStore | None]) -> APIRouter:
-    router = APIRouter(prefix="/api/sandbox", tags=["sandbox"])
+def _store(services: ServicesDep) -> OutputStore | None:
+    """None while the code interpreter is off: every output is then "not found"."""
+    return services.get(OutputStore)
 
-    @router.get("/outputs/{output_id}", response_class=FileResponse)
-    async def get_output(output_id: str, user: CurrentUser) -> FileResponse:
-        """Download a chart or file the code interpreter produced."""
-        store = get_store()
-        found = await store.get(user.id, output_id) if store is not None else None
-        if found is None:
-            raise Problem(404, "No such output, or it is not yours.", code="not_found")
-        row, path = found
-        media = row.media_type
-        if media.startswith("text/") or media == "application/json":
-            media += "; charset=utf-8"
-        return FileResponse(
-            path,
-            media_type=media,
-            headers={
-                "Content-Disposition": content_disposition(row.filename),
-                "Content-Security-Policy": "sandbox; default-src 'none'",
-                "Cache-Control": "private, max-age=86400",
-            },
-        )
 
-    return router
+router = APIRouter(prefix="/api/sandbox", tags=["sandbox"])
+
+
+@router.get("/outputs/{output_id}", response_class=FileResponse)
+async def get_output(
+    output_id: str, user: CurrentUser, store: Annotated[OutputStore | None, Depends(_store)]
+) -> FileResponse:
+    """Download a chart or file the code interpreter produced."""
+    found = await store.get(user.id, output_id) if store is not None else None
+    if found is None:
+        raise Problem(404, "No such output, or it is not yours.", code="not_found")
+    row, path = found
+    media = row.media_type
+    if media.startswith("text/") or media == "application/json":
+        media += "; charset=utf-8"
+    return FileResponse(
+        path,
+        media_type=media,
+        headers={
+            "Content-Disposition": content_disposition(row.filename),
+            "Content-Security-Policy": "sandbox; default-src 'none'",
+            "Cache-Control": "private, max-age=86400",
+        },
+    )

@@ -34,7 +34,7 @@ from sqlalchemy.ext.asyncio import (
 if TYPE_CHECKING:
     from alembic.config import Config
 
-MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"  # parley/migrations, by path
 SQLITE_POOL_SIZE = 40
 
 # Arbitrary constant shared by every Parley process: "parley" in ASCII.

@@ -6,6 +6,8 @@
   one that fails or is slow is skipped and logged, never failing the turn.
 - An ``AfterTurn`` hook runs once the answer is stored (memory extraction,
   summaries). It runs in the background and never delays the reply.
+- A ``ToolConfirmer`` (service key ``TOOL_CONFIRMER``) makes side-effecting
+  tool calls wait for the user's approval.
 
 ``TurnInfo`` says what a feature may know about the turn, including the scopes
 (project, assistant) that later features use to keep data where it belongs.
@@ -19,6 +21,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from parley.container import Key
+from parley.messages import ToolCall, ToolConfirm
 from parley.providers.base import ModelInfo
 
 log = logging.getLogger(__name__)
@@ -75,6 +79,25 @@ class AfterTurn(Protocol):
     name: str
 
     async def after_turn(self, info: TurnInfo, answer: str, status: str) -> None: ...
+
+
+class ToolConfirmer(Protocol):
+    """Asks the user to approve side-effecting tool calls (state shared by workers).
+
+    ``open`` records the pending call before its ``tool_confirm`` event reaches
+    the client; ``wait`` returns the decision (a timeout denies); ``close``
+    expires whatever is still pending when the turn ends.
+    """
+
+    async def open(self, info: TurnInfo, call: ToolConfirm) -> None: ...
+
+    async def wait(self, info: TurnInfo, call: ToolCall) -> bool: ...
+
+    async def close(self, info: TurnInfo) -> None: ...
+
+
+TOOL_CONFIRMER: Key[ToolConfirmer] = Key("tool_confirmer")
+"""Provided by the web tools feature; without it side-effecting calls run unasked."""
 
 
 async def gather_context(

@@ -21,10 +21,11 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from parley.config import Settings
+from parley.container import Services
 from parley.engine import Limits, assemble_context, run_turn, wrap_tool_output
 from parley.engine.mailbox import Mailbox
 from parley.messages import (
@@ -51,6 +52,7 @@ from parley.storage.tables import Message as MessageRow
 from parley.tools import ToolContext, ToolRegistry
 from parley.turns.control import GenerationControl
 from parley.turns.hooks import (
+    TOOL_CONFIRMER,
     AfterTurn,
     ContextSource,
     SourcesEvent,
@@ -69,21 +71,6 @@ SYSTEM_PROMPT = (
 )
 
 TurnKind = Literal["send", "regenerate", "edit"]
-
-
-class ToolConfirmer(Protocol):
-    """Asks the user to approve side-effecting tool calls (state shared by workers).
-
-    ``open`` records the pending call before its ``tool_confirm`` event reaches
-    the client; ``wait`` returns the decision (a timeout denies); ``close``
-    expires whatever is still pending when the turn ends.
-    """
-
-    async def open(self, info: TurnInfo, call: ToolConfirm) -> None: ...
-
-    async def wait(self, info: TurnInfo, call: ToolCall) -> bool: ...
-
-    async def close(self, info: TurnInfo) -> None: ...
 
 
 class TurnError(Exception):
@@ -196,19 +183,28 @@ class TurnService:
         settings: Settings,
         control: GenerationControl,
         tools: ToolRegistry,
-        context_sources: list[ContextSource] | None = None,
-        after_turn: list[AfterTurn] | None = None,
+        services: Services | None = None,
     ) -> None:
         self.db = db
         self.registry = registry
         self.settings = settings
         self.control = control
         self.tools = tools
-        # Features append to these at start-up (see parley.turns.hooks).
-        self.context_sources: list[ContextSource] = context_sources or []
-        self.after_turn: list[AfterTurn] = after_turn or []
-        self.confirmer: ToolConfirmer | None = None  # set by the tools feature
+        self.services = services or Services()
+        # Features add to these at start-up through the seam (parley.seam).
+        self.context_sources: list[ContextSource] = []
+        self.after_turn: list[AfterTurn] = []
         self._tasks: set[asyncio.Task[None]] = set()
+
+    def add_context_source(self, source: ContextSource) -> None:
+        self.context_sources.append(source)
+
+    def remove_context_source(self, source: ContextSource) -> None:
+        if source in self.context_sources:
+            self.context_sources.remove(source)
+
+    def add_after_turn(self, hook: AfterTurn) -> None:
+        self.after_turn.append(hook)
 
     # ------------------------------------------------------------ prepare
 
@@ -367,6 +363,7 @@ class TurnService:
         done: Done | None = None
         error: ErrorEvent | None = None
         usage = Usage()
+        confirmer = self.services.get(TOOL_CONFIRMER)
         flusher = asyncio.create_task(self._flush_periodically(turn, progress))
         try:
             with self.control.track(turn.conversation_id) as cancel:
@@ -406,7 +403,6 @@ class TurnService:
                     conversation_id=turn.conversation_id,
                     user_id=turn.user_id,
                 )
-                confirmer = self.confirmer
                 events = run_turn(
                     turn.model,
                     context.messages,
@@ -463,9 +459,9 @@ class TurnService:
             done = Done("error", usage)
             queue.put_nowait(done)
         finally:
-            if self.confirmer is not None:
+            if confirmer is not None:
                 try:
-                    await self.confirmer.close(turn.info)
+                    await confirmer.close(turn.info)
                 except Exception:
                     log.exception("could not expire pending tool confirmations")
             flusher.cancel()

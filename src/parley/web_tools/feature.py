@@ -11,36 +11,31 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import TYPE_CHECKING, Any
-
-from fastapi import APIRouter
+from typing import Any, ClassVar
 
 from parley.config import Settings
 from parley.net import AddressPolicy, Resolver, SafeFetcher
-from parley.tools import ToolRegistry
-from parley.tools.builtin import BUILTIN_TOOLS
+from parley.seam import FeatureContext
+from parley.turns.hooks import TOOL_CONFIRMER
 from parley.web_tools.confirm import DbConfirmer
 from parley.web_tools.mcp import McpHub
 from parley.web_tools.page import make_fetch_page, make_web_search
 from parley.web_tools.router import router
 from parley.web_tools.search import SearchProvider, make_search_provider
-
-if TYPE_CHECKING:
-    from parley.api.features import FeatureContext
+from parley.web_tools.service import WebToolsService
 
 __all__ = ["WebToolsFeature", "web_tools_feature"]
 
 log = logging.getLogger(__name__)
 
-WEB_TOOLS = frozenset({"web_search", "fetch_page"})
-
 
 class WebToolsFeature:
     name = "tools"
+    router: Any = router
+    body_limits: ClassVar[dict[str, int]] = {}
 
     def __init__(self, settings: Settings, *, resolver: Resolver | None = None) -> None:
         self.settings = settings
-        self.router: APIRouter | None = router
         self.fetcher = SafeFetcher(
             AddressPolicy.from_entries(settings.fetch_allow_hosts),
             resolver=resolver,
@@ -49,7 +44,6 @@ class WebToolsFeature:
             max_redirects=settings.fetch_max_redirects,
         )
         self.search: SearchProvider | None = None
-        self._registry: ToolRegistry | None = None
         self._hub: McpHub | None = None
         self._confirmer: DbConfirmer | None = None
         self._refresher: asyncio.Task[None] | None = None
@@ -65,17 +59,23 @@ class WebToolsFeature:
         return self._confirmer
 
     async def start(self, ctx: FeatureContext) -> None:
-        self._registry = ctx.tools
-        ctx.tools.register(make_fetch_page(self.fetcher))
+        ctx.add_tool(make_fetch_page(self.fetcher))
         self.search = make_search_provider(self.settings, self.fetcher)
         if self.search is not None:
-            ctx.tools.register(make_web_search(self.search, self.settings.search_max_results))
+            ctx.add_tool(make_web_search(self.search, self.settings.search_max_results))
         self._confirmer = DbConfirmer(
             ctx.db, self.settings.tool_confirm_timeout_s, redis_url=self.settings.redis_url
         )
         await self._confirmer.start()
-        ctx.turns.confirmer = self._confirmer
-        self._hub = McpHub(ctx.db, ctx.tools, self.fetcher)
+        ctx.provide(TOOL_CONFIRMER, self._confirmer)
+        # MCP servers come and go while the app runs: the hub keeps their tools in step.
+        self._hub = McpHub(ctx.db, ctx.tool_registry, self.fetcher)
+        ctx.provide(
+            WebToolsService,
+            WebToolsService(
+                self.settings, self.fetcher, self._hub, self._confirmer, ctx.tool_registry
+            ),
+        )
         try:
             await self._hub.sync()
         except Exception:
@@ -97,33 +97,6 @@ class WebToolsFeature:
         if self.search is not None:
             await self.search.aclose()
         await self.fetcher.aclose()
-
-    def source_of(self, name: str) -> str:
-        if name in WEB_TOOLS:
-            return "web"
-        if self._hub is not None and name in self._hub.tool_names():
-            return "mcp"
-        if name in {t.name for t in BUILTIN_TOOLS}:
-            return "builtin"
-        return "feature"
-
-    def describe_tools(self) -> list[dict[str, Any]]:
-        """Every registered tool as the API lists it."""
-        assert self._registry is not None
-        items = []
-        for name in self._registry.names():
-            declared = self._registry.get(name)
-            assert declared is not None
-            items.append(
-                {
-                    "name": name,
-                    "description": declared.description,
-                    "side_effecting": declared.side_effecting,
-                    "source": self.source_of(name),
-                    "parameters": declared.parameters,
-                }
-            )
-        return items
 
 
 def web_tools_feature(settings: Settings) -> WebToolsFeature:

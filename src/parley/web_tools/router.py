@@ -10,23 +10,21 @@
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Depends, Response
 from pydantic import Field, field_validator
 from sqlalchemy import select
 
-from parley.api.deps import DB, AdminUser, CurrentUser
-from parley.api.problems import Problem, not_found
-from parley.api.schemas import Body
+from parley.http.bodies import Body
+from parley.http.deps import DB, AdminUser, CurrentUser, service
+from parley.http.problems import Problem, not_found
 from parley.net import FetchBlocked, parse_url
 from parley.storage.conversations import ConversationStore
 from parley.storage.tables import utcnow
 from parley.web_tools.confirm import confirmation_out
+from parley.web_tools.service import WebToolsService
 from parley.web_tools.tables import McpServerRow
-
-if TYPE_CHECKING:
-    from parley.web_tools.feature import WebToolsFeature
 
 router = APIRouter(tags=["tools"])
 
@@ -34,9 +32,7 @@ _SERVER_NAME = r"^[a-z0-9][a-z0-9-]{0,23}$"
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,99}$")
 
 
-def _feature(request: Request) -> WebToolsFeature:
-    feature: WebToolsFeature = request.app.state.features["tools"]
-    return feature
+Tools = Annotated[WebToolsService, Depends(service(WebToolsService))]
 
 
 class ToolDecision(Body):
@@ -91,31 +87,28 @@ def mcp_server_out(row: McpServerRow, status: dict[str, Any]) -> dict[str, Any]:
 
 
 @router.get("/api/tools")
-async def list_tools(request: Request, user: CurrentUser) -> dict[str, Any]:
-    feature = _feature(request)
+async def list_tools(tools: Tools, user: CurrentUser) -> dict[str, Any]:
     return {
-        "items": feature.describe_tools(),
-        "confirm_timeout_s": feature.settings.tool_confirm_timeout_s,
+        "items": tools.describe_tools(),
+        "confirm_timeout_s": tools.settings.tool_confirm_timeout_s,
     }
 
 
 @router.get("/api/conversations/{conversation_id}/tool-calls")
 async def pending_tool_calls(
-    conversation_id: str, request: Request, user: CurrentUser, db: DB
+    conversation_id: str, tools: Tools, user: CurrentUser, db: DB
 ) -> dict[str, Any]:
     if await ConversationStore(db, user.id).get(conversation_id) is None:
         raise not_found("conversation")
-    rows = await _feature(request).confirmer.pending(user.id, conversation_id)
+    rows = await tools.confirmer.pending(user.id, conversation_id)
     return {"items": [confirmation_out(r) for r in rows]}
 
 
 @router.post("/api/conversations/{conversation_id}/tool-calls/{call_id}")
 async def decide_tool_call(
-    conversation_id: str, call_id: str, body: ToolDecision, request: Request, user: CurrentUser
+    conversation_id: str, call_id: str, body: ToolDecision, tools: Tools, user: CurrentUser
 ) -> dict[str, Any]:
-    row = await _feature(request).confirmer.decide(
-        user.id, conversation_id, call_id[:200], body.approve
-    )
+    row = await tools.confirmer.decide(user.id, conversation_id, call_id[:200], body.approve)
     if row is None:
         raise not_found("tool call waiting for your answer")
     return confirmation_out(row)
@@ -124,7 +117,7 @@ async def decide_tool_call(
 # ---------------------------------------------------------------- MCP servers (admin)
 
 
-def _check_server(body: McpServerIn, request: Request) -> None:
+def _check_server(body: McpServerIn, tools: Tools) -> None:
     if body.transport == "stdio":
         if not body.command or body.url:
             raise Problem(422, "A stdio server needs a command (and no url).", "invalid_mcp")
@@ -134,23 +127,23 @@ def _check_server(body: McpServerIn, request: Request) -> None:
     try:
         parsed = parse_url(body.url)
         if parsed.ip is not None:  # literal addresses are checked now; names at connect time
-            _feature(request).fetcher.policy.check_address(parsed.host, parsed.ip)
+            tools.fetcher.policy.check_address(parsed.host, parsed.ip)
     except FetchBlocked as exc:
         raise Problem(422, exc.message, "url_blocked") from exc
 
 
 @router.get("/api/admin/mcp")
-async def list_mcp_servers(request: Request, admin: AdminUser, db: DB) -> dict[str, Any]:
-    hub = _feature(request).hub
+async def list_mcp_servers(tools: Tools, admin: AdminUser, db: DB) -> dict[str, Any]:
+    hub = tools.hub
     rows = (await db.scalars(select(McpServerRow).order_by(McpServerRow.name))).all()
     return {"items": [mcp_server_out(r, hub.status(r.id)) for r in rows]}
 
 
 @router.post("/api/admin/mcp", status_code=201)
 async def add_mcp_server(
-    body: McpServerIn, request: Request, admin: AdminUser, db: DB
+    body: McpServerIn, tools: Tools, admin: AdminUser, db: DB
 ) -> dict[str, Any]:
-    _check_server(body, request)
+    _check_server(body, tools)
     if await db.scalar(select(McpServerRow.id).where(McpServerRow.name == body.name)):
         raise Problem(409, f"An MCP server named '{body.name}' exists.", "name_taken")
     row = McpServerRow(
@@ -166,14 +159,14 @@ async def add_mcp_server(
     )
     db.add(row)
     await db.commit()
-    hub = _feature(request).hub
+    hub = tools.hub
     await hub.sync()
     return mcp_server_out(row, hub.status(row.id))
 
 
 @router.patch("/api/admin/mcp/{server_id}")
 async def update_mcp_server(
-    server_id: str, body: McpServerUpdate, request: Request, admin: AdminUser, db: DB
+    server_id: str, body: McpServerUpdate, tools: Tools, admin: AdminUser, db: DB
 ) -> dict[str, Any]:
     row = await db.get(McpServerRow, server_id)
     if row is None:
@@ -182,17 +175,17 @@ async def update_mcp_server(
         setattr(row, name, value)
     row.updated_at = utcnow()
     await db.commit()
-    hub = _feature(request).hub
+    hub = tools.hub
     await hub.sync()
     return mcp_server_out(row, hub.status(row.id))
 
 
 @router.delete("/api/admin/mcp/{server_id}", status_code=204)
-async def delete_mcp_server(server_id: str, request: Request, admin: AdminUser, db: DB) -> Response:
+async def delete_mcp_server(server_id: str, tools: Tools, admin: AdminUser, db: DB) -> Response:
     row = await db.get(McpServerRow, server_id)
     if row is None:
         raise not_found("MCP server")
     await db.delete(row)
     await db.commit()
-    await _feature(request).hub.sync()
+    await tools.hub.sync()
     return Response(status_code=204)

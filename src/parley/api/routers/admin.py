@@ -9,12 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Response
 from sqlalchemy import func, select
 
-from parley.api import instance
-from parley.api.deps import DB, AdminUser, SettingsDep
-from parley.api.problems import Problem, not_found
 from parley.api.schemas import (
     AdminSettingsUpdate,
     AdminUserCreate,
@@ -26,6 +23,9 @@ from parley.api.schemas import (
 from parley.auth import accounts
 from parley.auth.passwords import password_problem
 from parley.config import ProviderConfig
+from parley.http.deps import DB, AdminUser, SettingsDep, Sync
+from parley.http.problems import Problem, not_found
+from parley.instance import values as instance
 from parley.storage.tables import ProviderRecord, User
 
 router = APIRouter(prefix="/api/admin", tags=["admin"])
@@ -87,7 +87,7 @@ async def get_settings(admin: AdminUser, db: DB, settings: SettingsDep) -> dict[
 
 @router.patch("/settings")
 async def update_settings(
-    body: AdminSettingsUpdate, request: Request, admin: AdminUser, db: DB, settings: SettingsDep
+    body: AdminSettingsUpdate, sync: Sync, admin: AdminUser, db: DB, settings: SettingsDep
 ) -> dict[str, Any]:
     if body.signup is not None:
         await instance.set_value(db, "signup", body.signup)
@@ -95,25 +95,25 @@ async def update_settings(
         # null (the page's "Automatic"): back to the configured default or the first model.
         await instance.clear_value(db, "default_model")
     elif body.default_model is not None:
-        registry = await request.app.state.registry_sync.ensure_fresh(db)
+        registry = await sync.ensure_fresh(db)
         await registry.resolve(body.default_model)  # ModelNotFound -> 404
         await instance.set_value(db, "default_model", body.default_model)
     await db.commit()
-    request.app.state.registry_sync.invalidate()
+    sync.invalidate()
     return await get_settings(admin, db, settings)
 
 
 @router.get("/providers")
-async def list_providers(request: Request, admin: AdminUser, db: DB) -> dict[str, Any]:
-    registry = await request.app.state.registry_sync.ensure_fresh(db)
+async def list_providers(sync: Sync, admin: AdminUser, db: DB) -> dict[str, Any]:
+    registry = await sync.ensure_fresh(db)
     return {"items": registry.providers_info()}
 
 
 @router.post("/providers", status_code=201)
 async def add_provider(
-    body: ProviderCreate, request: Request, admin: AdminUser, db: DB
+    body: ProviderCreate, sync: Sync, admin: AdminUser, db: DB
 ) -> dict[str, Any]:
-    registry = await request.app.state.registry_sync.ensure_fresh(db)
+    registry = await sync.ensure_fresh(db)
     taken = {p["name"] for p in registry.providers_info()}
     if body.name in taken:
         raise Problem(409, f"A provider named {body.name!r} already exists.", "provider_exists")
@@ -126,15 +126,15 @@ async def add_provider(
             models=[m.model_dump() for m in body.models],
         )
     )
-    await request.app.state.registry_sync.bump(db)
+    await sync.bump(db)
     await db.commit()
-    registry = await request.app.state.registry_sync.ensure_fresh(db)
+    registry = await sync.ensure_fresh(db)
     info = next(p for p in registry.providers_info() if p["name"] == body.name)
     return dict(info)
 
 
 @router.delete("/providers/{name}", status_code=204)
-async def delete_provider(name: str, request: Request, admin: AdminUser, db: DB) -> Response:
+async def delete_provider(name: str, sync: Sync, admin: AdminUser, db: DB) -> Response:
     row = await db.scalar(select(ProviderRecord).where(ProviderRecord.name == name))
     if row is None:
         raise Problem(
@@ -143,31 +143,27 @@ async def delete_provider(name: str, request: Request, admin: AdminUser, db: DB)
             "not_found",
         )
     await db.delete(row)
-    await request.app.state.registry_sync.bump(db)
+    await sync.bump(db)
     await db.commit()
     return Response(status_code=204)
 
 
 @router.post("/providers/test")
-async def test_provider(body: ProviderTest, request: Request, admin: AdminUser) -> dict[str, Any]:
-    ok, models, error = await request.app.state.registry.test_connection(
-        body.kind, body.base_url, body.api_key
-    )
+async def test_provider(body: ProviderTest, sync: Sync, admin: AdminUser) -> dict[str, Any]:
+    ok, models, error = await sync.registry.test_connection(body.kind, body.base_url, body.api_key)
     return {"ok": ok, "models": models, "error": error}
 
 
 @router.post("/providers/{name}/test")
-async def test_saved_provider(
-    name: str, request: Request, admin: AdminUser, db: DB
-) -> dict[str, Any]:
+async def test_saved_provider(name: str, sync: Sync, admin: AdminUser, db: DB) -> dict[str, Any]:
     """Test a provider added here or one from the config file or environment (the
     admin page offers Test on every row); the key stays on the server either way."""
-    registry = request.app.state.registry
+    registry = sync.registry
     row = await db.scalar(select(ProviderRecord).where(ProviderRecord.name == name))
     if row is not None:
         kind, base_url, api_key = row.kind, row.base_url, row.api_key
     else:
-        provider = (await request.app.state.registry_sync.ensure_fresh(db)).get(name)
+        provider = (await sync.ensure_fresh(db)).get(name)
         config = getattr(provider, "config", None)
         if provider is None:
             raise not_found("provider")

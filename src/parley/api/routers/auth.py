@@ -8,13 +8,13 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
-from parley.api import instance
-from parley.api.deps import CSRF_COOKIE, DB, SESSION_COOKIE, CurrentPrincipal, SettingsDep
-from parley.api.problems import Problem
 from parley.api.schemas import LoginIn, SignupIn, user_out
 from parley.auth import accounts
 from parley.auth.passwords import password_problem
 from parley.config import Settings
+from parley.http.deps import CSRF_COOKIE, DB, SESSION_COOKIE, CurrentPrincipal, SettingsDep
+from parley.http.problems import Problem
+from parley.instance import values as instance
 from parley.storage.tables import User
 
 router = APIRouter(prefix="/api/auth", tags=["auth"])

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Response
 from starlette.responses import StreamingResponse
 
-from parley.api.deps import DB, CurrentUser, SettingsDep
-from parley.api.problems import Problem, not_found
 from parley.api.schemas import EditIn, RegenerateIn, SendIn, message_out
-from parley.api.sse import sse_response, turn_stream
+from parley.api.turn_stream import sse_response, turn_stream
+from parley.http.deps import DB, CurrentUser, Sync, Turns
+from parley.http.problems import Problem, not_found
+from parley.instance.providers import RegistrySync
 from parley.storage.conversations import ConversationStore
 from parley.storage.tables import User
 from parley.turns import TurnError, TurnService
@@ -24,16 +25,16 @@ _SSE_DOC: dict[int | str, dict[str, Any]] = {
 
 
 async def _start(
-    request: Request,
+    turns: TurnService,
+    sync: RegistrySync,
     db: DB,
-    settings: SettingsDep,
     user: User,
     conversation_id: str,
     kind: TurnKind,
     **kwargs: str | None,
 ) -> StreamingResponse:
-    service: TurnService = request.app.state.turns
-    preferred = await request.app.state.registry_sync.default_model(db)
+    service = turns
+    preferred = await sync.default_model(db)
     await db.close()  # the turn uses its own sessions; loaded objects stay readable
     try:
         turn = await service.prepare(
@@ -54,15 +55,15 @@ async def _start(
 async def send_message(
     conversation_id: str,
     body: SendIn,
-    request: Request,
+    turns: Turns,
+    sync: Sync,
     user: CurrentUser,
     db: DB,
-    settings: SettingsDep,
 ) -> StreamingResponse:
     return await _start(
-        request,
+        turns,
+        sync,
         db,
-        settings,
         user,
         conversation_id,
         "send",
@@ -76,16 +77,16 @@ async def send_message(
 async def regenerate(
     conversation_id: str,
     message_id: str,
-    request: Request,
+    turns: Turns,
+    sync: Sync,
     user: CurrentUser,
     db: DB,
-    settings: SettingsDep,
     body: RegenerateIn | None = None,
 ) -> StreamingResponse:
     return await _start(
-        request,
+        turns,
+        sync,
         db,
-        settings,
         user,
         conversation_id,
         "regenerate",
@@ -99,15 +100,15 @@ async def edit(
     conversation_id: str,
     message_id: str,
     body: EditIn,
-    request: Request,
+    turns: Turns,
+    sync: Sync,
     user: CurrentUser,
     db: DB,
-    settings: SettingsDep,
 ) -> StreamingResponse:
     return await _start(
-        request,
+        turns,
+        sync,
         db,
-        settings,
         user,
         conversation_id,
         "edit",
@@ -118,9 +119,8 @@ async def edit(
 
 
 @router.post("/{conversation_id}/stop", status_code=204)
-async def stop(conversation_id: str, request: Request, user: CurrentUser, db: DB) -> Response:
+async def stop(conversation_id: str, turns: Turns, user: CurrentUser, db: DB) -> Response:
     if await ConversationStore(db, user.id).get(conversation_id) is None:
         raise not_found("conversation")
-    service: TurnService = request.app.state.turns
-    await service.control.stop(conversation_id)
+    await turns.control.stop(conversation_id)
     return Response(status_code=204)

@@ -5,10 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Query, Response
 
-from parley.api.deps import DB, CurrentUser
-from parley.api.problems import Problem, not_found
 from parley.api.schemas import (
     BranchIn,
     ConversationCreate,
@@ -17,6 +15,8 @@ from parley.api.schemas import (
     conversation_out,
     message_out,
 )
+from parley.http.deps import DB, CurrentUser, Tools
+from parley.http.problems import Problem, not_found
 from parley.storage.conversations import ConversationStore
 from parley.storage.search import search_conversations
 from parley.storage.tables import Conversation
@@ -76,7 +76,7 @@ async def get_conversation(conversation_id: str, user: CurrentUser, db: DB) -> d
 
 @router.patch("/conversations/{conversation_id}")
 async def update_conversation(
-    conversation_id: str, body: ConversationUpdate, request: Request, user: CurrentUser, db: DB
+    conversation_id: str, body: ConversationUpdate, tools: Tools, user: CurrentUser, db: DB
 ) -> dict[str, Any]:
     store = ConversationStore(db, user.id)
     conv = await store.get(conversation_id)
@@ -84,7 +84,7 @@ async def update_conversation(
         raise not_found("conversation")
     changes = body.model_dump(exclude_none=True)
     if "tools" in body.model_fields_set:
-        changes["tools"] = _tool_selection(body.tools, request.app.state.turns.tools.names())
+        changes["tools"] = _tool_selection(body.tools, tools.names())
     if "title" in changes:
         changes["title"] = changes["title"].strip() or conv.title
         changes["title_generated"] = True  # a user's title is never overwritten

@@ -10,8 +10,6 @@ from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 from sqlalchemy import delete, select
 
-from parley.api.deps import DB, CurrentPrincipal, CurrentUser
-from parley.api.problems import Problem, not_found
 from parley.api.schemas import (
     KeyCreate,
     MeUpdate,
@@ -24,6 +22,8 @@ from parley.api.schemas import (
 )
 from parley.auth import accounts
 from parley.auth.passwords import hash_password, password_problem, verify_password
+from parley.http.deps import DB, CurrentPrincipal, CurrentUser
+from parley.http.problems import Problem, not_found
 from parley.storage.tables import Conversation, Message, User
 
 router = APIRouter(prefix="/api", tags=["me"])

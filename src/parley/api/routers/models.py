@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 
-from parley.api.deps import DB, CurrentUser, SettingsDep
+from parley.http.deps import DB, CurrentUser, Sync
 from parley.providers.base import ModelInfo
+from parley.providers.registry import ModelRegistry
 
 router = APIRouter(prefix="/api", tags=["models"])
 
@@ -26,22 +27,20 @@ def model_out(info: ModelInfo) -> dict[str, Any]:
     }
 
 
-def local_status(request: Request) -> dict[str, str]:
-    local = request.app.state.registry.local
+def local_status(registry: ModelRegistry) -> dict[str, str]:
+    local = registry.local
     if local is None:
         return {"status": "disabled", "detail": "The embedded model is turned off."}
     return {"status": local.status, "detail": local.detail}
 
 
 @router.get("/models")
-async def list_models(
-    request: Request, user: CurrentUser, db: DB, settings: SettingsDep
-) -> dict[str, Any]:
-    registry = await request.app.state.registry_sync.ensure_fresh(db)
+async def list_models(sync: Sync, user: CurrentUser, db: DB) -> dict[str, Any]:
+    registry = await sync.ensure_fresh(db)
     models = await registry.list_models()
-    preferred = await request.app.state.registry_sync.default_model(db)
+    preferred = await sync.default_model(db)
     return {
         "items": [model_out(m) for m in models],
         "default": await registry.default_ref(preferred),
-        "local": local_status(request),
+        "local": local_status(registry),
     }

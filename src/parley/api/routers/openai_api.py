@@ -19,9 +19,9 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from parley import loopshare
-from parley.api.deps import DB, Principal, SettingsDep, principal_from_api_key
-from parley.api.problems import Problem
 from parley.errors import ModelNotFound, ProviderError
+from parley.http.deps import DB, Principal, SettingsDep, Sync, principal_from_api_key
+from parley.http.problems import Problem
 from parley.messages import (
     Finish,
     ImagePart,
@@ -160,8 +160,8 @@ def _model_entry(info: ModelInfo) -> dict[str, Any]:
 
 
 @router.get("/models")
-async def list_models(request: Request, principal: ApiKeyPrincipal, db: DB) -> dict[str, Any]:
-    registry = await request.app.state.registry_sync.ensure_fresh(db)
+async def list_models(sync: Sync, principal: ApiKeyPrincipal, db: DB) -> dict[str, Any]:
+    registry = await sync.ensure_fresh(db)
     return {"object": "list", "data": [_model_entry(m) for m in await registry.list_models()]}
 
 
@@ -173,16 +173,14 @@ def _provider_problem(exc: ProviderError) -> Problem:
 @router.post("/chat/completions", response_model=None)
 async def chat_completions(
     body: ChatCompletionIn,
-    request: Request,
+    sync: Sync,
     principal: ApiKeyPrincipal,
     db: DB,
     settings: SettingsDep,
 ) -> Response:
     await loopshare.turn(start=True)  # admitting a stream is heavy: wait for a share of the loop
-    registry = await request.app.state.registry_sync.ensure_fresh(db)
-    model = await _resolve(
-        registry, body.model, await request.app.state.registry_sync.default_model(db)
-    )
+    registry = await sync.ensure_fresh(db)
+    model = await _resolve(registry, body.model, await sync.default_model(db))
     await db.close()  # release the connection before the long stream
     stop = [body.stop] if isinstance(body.stop, str) else body.stop
     chat_request = ChatRequest(

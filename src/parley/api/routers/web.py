@@ -56,7 +56,7 @@ def mount_web(app: FastAPI, static_dir: Path = STATIC_DIR) -> None:
     @router.get("/{path:path}")
     def spa(path: str) -> Response:
         if path.startswith(("api/", "v1/")):
-            from parley.api.problems import problem_response
+            from parley.http.problems import problem_response
 
             return problem_response(404, "No such endpoint.", "not_found")
         index = static_dir / "index.html"

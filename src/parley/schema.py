@@ -1,7 +1,10 @@
 """Every table Parley defines, core and features, on one ``Base.metadata``.
 
 Features keep their tables in their own package (``parley/<feature>/tables.py``)
-and add one import here, so migrations and the schema-drift test see them.
+and add one import here, so migrations (``parley/migrations``) and the
+schema-drift test see them. It sits above the features and imports only their
+``tables`` modules (each package's ``__init__`` imports nothing), so the
+migration path loads no web framework.
 """
 
 # isort: split

@@ -16,7 +16,7 @@ import json
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from parley import loopshare
-from parley.api.problems import PROBLEM_JSON, problem_body
+from parley.http.problems import PROBLEM_JSON, problem_body
 
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "

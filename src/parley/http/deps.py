@@ -1,4 +1,9 @@
-"""Request dependencies: the database session and the requesting principal.
+"""Request dependencies: the database session, shared services and the requesting principal.
+
+Handlers reach every service through a typed dependency from here
+(``Turns``, ``Models``, ``service(MemoryService)``...): this module is the only
+place that reads ``request.app.state``, where the composition root
+(``parley.api.app``) put the settings, the database and the ``Services`` box.
 
 This is the single authorization entry point: every handler that touches a
 user's data takes ``CurrentUser`` and passes ``user.id`` to stores that scope
@@ -10,17 +15,25 @@ httpOnly session cookie (with a CSRF token on writes) and an API key in the
 from __future__ import annotations
 
 import hmac
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from parley.api.problems import Problem
 from parley.auth import accounts
 from parley.config import Settings
+from parley.container import Key, MissingService, Services
+from parley.http.problems import Problem
+from parley.instance.providers import RegistrySync
+from parley.providers.registry import ModelRegistry
+from parley.storage.db import Database
 from parley.storage.tables import User
+from parley.tools import ToolRegistry
+from parley.turns import TurnService
+
+T = TypeVar("T")
 
 SESSION_COOKIE = "parley_session"
 CSRF_COOKIE = "parley_csrf"
@@ -28,18 +41,46 @@ CSRF_HEADER = "x-csrf-token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
-async def get_db(request: Request) -> AsyncIterator[AsyncSession]:
-    async with request.app.state.db.session() as session:
+def get_services(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]
+
+
+def service(key: type[T] | Key[T]) -> Callable[..., Any]:
+    """A dependency that hands a handler the service under ``key``.
+
+    Use as ``Annotated[MemoryService, Depends(service(MemoryService))]``. A service
+    whose feature is not running answers 503 rather than failing inside the handler.
+    """
+
+    def dependency(services: ServicesDep) -> T:
+        try:
+            return services.require(key)
+        except MissingService:
+            raise Problem(503, "This part of Parley is not running.", "unavailable") from None
+
+    return dependency
+
+
+async def get_db(services: ServicesDep) -> AsyncIterator[AsyncSession]:
+    async with services.require(Database).session() as session:
         yield session
 
 
-async def get_settings(request: Request) -> Settings:
+def get_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
 DB = Annotated[AsyncSession, Depends(get_db)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+Turns = Annotated[TurnService, Depends(service(TurnService))]
+Models = Annotated[ModelRegistry, Depends(service(ModelRegistry))]
+Sync = Annotated[RegistrySync, Depends(service(RegistrySync))]
+Tools = Annotated[ToolRegistry, Depends(service(ToolRegistry))]
 
 
 @dataclass(slots=True)

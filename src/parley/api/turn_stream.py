@@ -1,4 +1,4 @@
-"""Server-Sent Events framing for turn streams.
+"""Server-Sent Events framing for chat turn streams (the web app's `/api` chat routes).
 
 Each event is framed once into bytes; text deltas (the per-token path) take a
 shortcut that skips ``asdict``. Final records are expanded to message objects.

@@ -13,8 +13,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from parley.api import instance
 from parley.config import ModelConfig, ProviderConfig, Settings
+from parley.instance import values as instance
 from parley.providers.registry import ModelRegistry
 from parley.storage.tables import AppSetting, ProviderRecord, new_id
 

@@ -14,7 +14,7 @@ import os
 from alembic import context
 from sqlalchemy import Connection
 
-from parley.storage.all_tables import Base
+from parley.schema import Base
 from parley.storage.db import Database, include_name, lock_for_migration
 
 config = context.config

@@ -1,0 +1,198 @@
+"""The feature seam: how an optional capability plugs into Parley, below HTTP.
+
+A feature (memory, knowledge, the code sandbox, web tools, and those to come)
+is an object with a ``name``, an optional ``router`` and ``body_limits`` (read
+when the app is built), and ``start``/``stop`` (run by the app's lifespan).
+``start`` receives a ``FeatureContext`` and says what the feature adds, with
+verbs rather than by reaching into other objects:
+
+- ``add_tool``: a tool the model may call (removed again at ``stop``);
+- ``add_context_source`` / ``add_after_turn``: text for the system prompt before
+  the model is called, work after the answer is stored (``parley.turns.hooks``);
+- ``provide`` / ``require`` / ``lookup``: shared services by typed key
+  (``parley.container``), e.g. the knowledge feature provides
+  ``CONVERSATION_FILES`` and the sandbox looks it up when it runs code;
+- ``add_user_data``: the feature's part of a user's export, import and deletion.
+
+A feature imports this module and the layers below it (turns, storage,
+providers, tools, engine, messages), plus ``parley.http`` for its router; never
+``parley.api`` and never another feature. ``parley.api.app`` is the one
+composition root that lists the features and builds the app.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+
+from parley.config import Settings
+from parley.container import Key, MissingService, Services
+from parley.providers.registry import ModelRegistry
+from parley.storage.db import Database
+from parley.tools import Tool, ToolRegistry
+from parley.turns.hooks import AfterTurn, ContextSource
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+__all__ = [
+    "CONVERSATION_FILES",
+    "ConversationFiles",
+    "Feature",
+    "FeatureContext",
+    "FeatureFactory",
+    "Key",
+    "MissingService",
+    "UserData",
+    "UserDataHooks",
+]
+
+T = TypeVar("T")
+
+
+ConversationFiles = Callable[[str, str | None], Awaitable[Sequence[tuple[str, Path]]]]
+"""``(user_id, conversation_id) -> [(filename, path on disk), ...]``: the files a
+conversation sees (attached to it, or in its collections); names are unique."""
+
+CONVERSATION_FILES: Key[ConversationFiles] = Key("conversation_files")
+"""Provided by the knowledge feature; the code sandbox copies these into /mnt/data."""
+
+
+class UserData(Protocol):
+    """A feature's share of one user's data, for export, import and account deletion.
+
+    ``export`` returns JSON-ready data under the feature's ``name``; ``import_data``
+    takes what an export produced (validated by the feature) and adds it to the
+    user's account; ``delete`` removes what database cascades do not (bytes on disk,
+    rows in other stores). Each runs inside the caller's session and unit of work.
+    """
+
+    name: str
+
+    async def export(self, session: AsyncSession, user_id: str) -> Any: ...
+
+    async def import_data(self, session: AsyncSession, user_id: str, data: Any) -> int: ...
+
+    async def delete(self, session: AsyncSession, user_id: str) -> None: ...
+
+
+@dataclass(slots=True)
+class UserDataHooks:
+    """Every feature's ``UserData``, in start order (provided under its class)."""
+
+    hooks: list[UserData] = field(default_factory=list)
+
+
+class TurnHookSink(Protocol):
+    """What the context needs of the turn service (``parley.turns.TurnService``)."""
+
+    def add_context_source(self, source: ContextSource) -> None: ...
+
+    def remove_context_source(self, source: ContextSource) -> None: ...
+
+    def add_after_turn(self, hook: AfterTurn) -> None: ...
+
+
+class Feature(Protocol):
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def router(self) -> Any:
+        """A ``fastapi.APIRouter`` or None (typed loosely: the seam needs no web framework)."""
+
+    @property
+    def body_limits(self) -> Mapping[str, int]:
+        """Path prefix -> largest request body accepted there (uploads)."""
+
+    async def start(self, ctx: FeatureContext) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+FeatureFactory = Callable[[Settings], Feature]
+
+
+class FeatureContext:
+    """What a starting feature may use and the verbs it registers its parts with."""
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        db: Database,
+        models: ModelRegistry,
+        tools: ToolRegistry,
+        turns: TurnHookSink,
+        services: Services,
+    ) -> None:
+        self.settings = settings
+        self.db = db
+        self.models = models
+        self._tools = tools
+        self._turns = turns
+        self._services = services
+        self._user_data = services.get(UserDataHooks)
+        if self._user_data is None:
+            self._user_data = UserDataHooks()
+            services.provide(UserDataHooks, self._user_data)
+
+    # ------------------------------------------------------------------ tools
+
+    def add_tool(self, tool: Tool, *, replace: bool = False) -> None:
+        """Offer a tool to the model; ``replace`` swaps one of the same name."""
+        if replace and tool.name in self._tools:
+            self._tools.unregister(tool.name)
+        self._tools.register(tool)
+
+    def remove_tool(self, name: str) -> None:
+        if name in self._tools:
+            self._tools.unregister(name)
+
+    def tool_names(self) -> list[str]:
+        return self._tools.names()
+
+    def describe_tool(self, name: str) -> Tool | None:
+        return self._tools.get(name)
+
+    @property
+    def tool_registry(self) -> ToolRegistry:
+        """The registry itself, for a feature that keeps a changing set of tools
+        (MCP servers come and go while the app runs)."""
+        return self._tools
+
+    # ------------------------------------------------------------------ turns
+
+    def add_context_source(self, source: ContextSource) -> None:
+        self._turns.add_context_source(source)
+
+    def remove_context_source(self, source: ContextSource) -> None:
+        self._turns.remove_context_source(source)
+
+    def add_after_turn(self, hook: AfterTurn) -> None:
+        self._turns.add_after_turn(hook)
+
+    # --------------------------------------------------------------- services
+
+    def provide(self, key: type[T] | Key[T], value: T) -> None:
+        self._services.provide(key, value)
+
+    def withdraw(self, key: type[T] | Key[T]) -> None:
+        self._services.withdraw(key)
+
+    def require(self, key: type[T] | Key[T]) -> T:
+        """A service that must exist now (raises ``MissingService``)."""
+        return self._services.require(key)
+
+    def lookup(self, key: type[T] | Key[T]) -> Callable[[], T | None]:
+        """A service another feature may provide, resolved each time it is used."""
+        services = self._services
+        return lambda: services.get(key)
+
+    # -------------------------------------------------------------- user data
+
+    def add_user_data(self, hook: UserData) -> None:
+        assert self._user_data is not None
+        self._user_data.hooks.append(hook)
