@@ -23,9 +23,8 @@ composition root that lists the features and builds the app.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from parley.config import Settings
 from parley.container import Key, MissingService, Services
@@ -33,9 +32,7 @@ from parley.providers.registry import ModelRegistry
 from parley.storage.db import Database
 from parley.tools import Tool, ToolRegistry
 from parley.turns.hooks import AfterTurn, ContextSource
-
-if TYPE_CHECKING:
-    from sqlalchemy.ext.asyncio import AsyncSession
+from parley.userdata import UserData, UserDataHooks
 
 __all__ = [
     "CONVERSATION_FILES",
@@ -58,31 +55,6 @@ conversation sees (attached to it, or in its collections); names are unique."""
 
 CONVERSATION_FILES: Key[ConversationFiles] = Key("conversation_files")
 """Provided by the knowledge feature; the code sandbox copies these into /mnt/data."""
-
-
-class UserData(Protocol):
-    """A feature's share of one user's data, for export, import and account deletion.
-
-    ``export`` returns JSON-ready data under the feature's ``name``; ``import_data``
-    takes what an export produced (validated by the feature) and adds it to the
-    user's account; ``delete`` removes what database cascades do not (bytes on disk,
-    rows in other stores). Each runs inside the caller's session and unit of work.
-    """
-
-    name: str
-
-    async def export(self, session: AsyncSession, user_id: str) -> Any: ...
-
-    async def import_data(self, session: AsyncSession, user_id: str, data: Any) -> int: ...
-
-    async def delete(self, session: AsyncSession, user_id: str) -> None: ...
-
-
-@dataclass(slots=True)
-class UserDataHooks:
-    """Every feature's ``UserData``, in start order (provided under its class)."""
-
-    hooks: list[UserData] = field(default_factory=list)
 
 
 class TurnHookSink(Protocol):
