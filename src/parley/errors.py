@@ -10,7 +10,11 @@
     │   └── ProviderBadRequest       the provider refused the request     code=provider_bad_request
     ├── ModelNotFound                no such model configured             code=model_not_found
     ├── ToolError                    a tool failed (reported to the model, not fatal)
-    └── LimitExceeded                max steps / deadline                 code=limit_exceeded
+    ├── LimitExceeded                max steps / deadline                 code=limit_exceeded
+    ├── LastAdmin                    would leave no active administrator  code=last_admin
+    ├── ProviderExists               a provider of that name exists       code=provider_exists
+    ├── ProviderNotStored            not added in the web app (read-only) code=not_found
+    └── InvalidImport                an import file Parley cannot read    code=invalid_import
 
 The HTTP layer maps these to RFC 9457 problem documents; the engine turns
 provider errors into ``ErrorEvent`` so a stream never hangs.
@@ -70,3 +74,27 @@ class ToolError(ParleyError):
 
 class LimitExceeded(ParleyError):
     code = "limit_exceeded"
+
+
+class LastAdmin(ParleyError):
+    """A role change, suspension or account deletion that would leave Parley
+    without an active administrator (``parley.auth.accounts.ensure_an_admin_remains``)."""
+
+    code = "last_admin"
+
+
+class ProviderExists(ParleyError):
+    code = "provider_exists"
+
+
+class ProviderNotStored(ParleyError):
+    """No provider of that name was added in the web app (config-file and
+    environment providers are read-only there)."""
+
+    code = "not_found"
+
+
+class InvalidImport(ParleyError):
+    """An import that is not a Parley export, or one this version cannot read."""
+
+    code = "invalid_import"

@@ -15,7 +15,14 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from parley.auth.accounts import AccountError
-from parley.errors import ModelNotFound, ParleyError
+from parley.errors import (
+    InvalidImport,
+    LastAdmin,
+    ModelNotFound,
+    ParleyError,
+    ProviderExists,
+    ProviderNotStored,
+)
 
 PROBLEM_JSON = "application/problem+json"
 
@@ -75,6 +82,24 @@ def problem_response(
     )
 
 
+# Domain errors of the services (``parley.errors``) and their HTTP status; the
+# first class in a raised error's MRO found here wins, other ParleyErrors are 502.
+DOMAIN_STATUS: dict[type[ParleyError], int] = {
+    LastAdmin: 409,
+    ProviderExists: 409,
+    ProviderNotStored: 404,
+    InvalidImport: 422,
+}
+
+
+def domain_status(exc: ParleyError) -> int:
+    for cls in type(exc).__mro__:
+        status = DOMAIN_STATUS.get(cls)
+        if status is not None:
+            return status
+    return 502
+
+
 def not_found(what: str = "resource") -> Problem:
     return Problem(404, f"No such {what}, or it is not yours.", "not_found")
 
@@ -120,7 +145,7 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     async def on_parley(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, ParleyError)
-        return _respond(request, 502, exc.message, exc.code)
+        return _respond(request, domain_status(exc), exc.message, exc.code)
 
     async def on_validation(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
