@@ -59,7 +59,24 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 
-webtest: $(WEB_STAMP)
+# The web app's API types come from the server's OpenAPI document (web/src/lib/api/):
+# `make api-types` regenerates them; the check (part of webtest) fails when they are stale.
+.PHONY: api-types api-types-check
+api-types: install $(WEB_STAMP)
+	cd web && npm run -s gen:api
+
+api-types-check: install $(WEB_STAMP)
+	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
+	{ log=$$(cd web && API_OUT="$$tmp" npm run -s gen:api 2>&1) || { echo "$$log" >&2; exit 1; }; } && \
+	if diff -u web/src/lib/api/openapi.json "$$tmp/openapi.json" && \
+	   diff -u web/src/lib/api/schema.d.ts "$$tmp/schema.d.ts"; then \
+	  echo "web/src/lib/api is up to date with the server's OpenAPI document"; \
+	else \
+	  echo "web/src/lib/api is stale: the server's API changed. Run \`make api-types\` and commit the result." >&2; \
+	  exit 1; \
+	fi
+
+webtest: $(WEB_STAMP) api-types-check
 	cd web && npm run check && npm test
 
 pytest: install web
