@@ -14,7 +14,14 @@
     ├── LastAdmin                    would leave no active administrator  code=last_admin
     ├── ProviderExists               a provider of that name exists       code=provider_exists
     ├── ProviderNotStored            not added in the web app (read-only) code=not_found
-    └── InvalidImport                an import file Parley cannot read    code=invalid_import
+    ├── InvalidImport                an import file Parley cannot read    code=invalid_import
+    └── Refused                      a request the rules of a feature refuse; ``code`` per case
+        ├── NotFound                 no such record, or not the user's    code=not_found
+        ├── Conflict                 the name or state is taken           (409)
+        ├── Invalid                  content the rules do not accept      (422)
+        ├── TooLarge                 over a size limit                    (413)
+        ├── UnsupportedContent       a kind of file Parley cannot take    (415)
+        └── Gone                     the record exists, its bytes do not  (410)
 
 The HTTP layer maps these to RFC 9457 problem documents; the engine turns
 provider errors into ``ErrorEvent`` so a stream never hangs.
@@ -98,3 +105,47 @@ class InvalidImport(ParleyError):
     """An import that is not a Parley export, or one this version cannot read."""
 
     code = "invalid_import"
+
+
+class Refused(ParleyError):
+    """A request a feature's rules refuse (upload limits, MCP server names...).
+
+    ``code`` is the class's unless the raiser names a more precise one
+    (``file_too_large``, ``name_taken``): clients branch on it."""
+
+    code = "refused"
+
+    def __init__(self, message: str, code: str | None = None) -> None:
+        super().__init__(message)
+        if code is not None:
+            self.code = code
+
+
+class NotFound(Refused):
+    """No such record, or another user's: the two are never told apart."""
+
+    code = "not_found"
+
+    def __init__(self, what: str) -> None:
+        super().__init__(f"No such {what}, or it is not yours.")
+        self.what = what
+
+
+class Conflict(Refused):
+    code = "conflict"
+
+
+class Invalid(Refused):
+    code = "invalid_request"
+
+
+class TooLarge(Refused):
+    code = "too_large"
+
+
+class UnsupportedContent(Refused):
+    code = "unsupported_media_type"
+
+
+class Gone(Refused):
+    code = "gone"

@@ -16,12 +16,19 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from parley.auth.accounts import AccountError
 from parley.errors import (
+    Conflict,
+    Gone,
+    Invalid,
     InvalidImport,
     LastAdmin,
     ModelNotFound,
+    NotFound,
     ParleyError,
     ProviderExists,
     ProviderNotStored,
+    Refused,
+    TooLarge,
+    UnsupportedContent,
 )
 
 PROBLEM_JSON = "application/problem+json"
@@ -89,6 +96,13 @@ DOMAIN_STATUS: dict[type[ParleyError], int] = {
     ProviderExists: 409,
     ProviderNotStored: 404,
     InvalidImport: 422,
+    NotFound: 404,
+    Conflict: 409,
+    Invalid: 422,
+    TooLarge: 413,
+    UnsupportedContent: 415,
+    Gone: 410,
+    Refused: 422,
 }
 
 
