@@ -29,9 +29,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from parley.config import Settings
 from parley.knowledge.blobs import BlobStore
 from parley.knowledge.retrieval import Hit, Retriever
-from parley.knowledge.settings import KnowledgeSettings
 from parley.knowledge.store import TERMINAL, KnowledgeStore
 from parley.knowledge.tables import KnowledgeFile
 from parley.messages import ImagePart
@@ -90,7 +90,7 @@ class FileContext:
         db: Database,
         retriever: Retriever,
         blobs: BlobStore,
-        config: KnowledgeSettings,
+        config: Settings,
     ) -> None:
         self.db = db
         self.retriever = retriever
@@ -103,10 +103,17 @@ class FileContext:
     async def _files(self, info: TurnInfo, bind: bool) -> list[KnowledgeFile]:
         async with self.db.session() as session:
             store = KnowledgeStore(session, info.user_id)
-            if bind:
+            files = await store.scope_files(info.conversation_id)
+            unbound = [
+                f
+                for f in files
+                if f.conversation_id == info.conversation_id and f.message_id is None
+            ]
+            if bind and unbound:  # a write only when this question brought attachments
                 await store.bind_to_message(info.conversation_id, info.user_message_id)
                 await session.commit()
-            return await store.scope_files(info.conversation_id)
+                files = await store.scope_files(info.conversation_id)
+            return files
 
     async def gather(self, info: TurnInfo, budget_tokens: int) -> list[ContextBlock]:
         key = (info.user_id, info.conversation_id)
@@ -295,7 +302,7 @@ class FileContext:
 
 
 def make_search_tool(
-    db: Database, retriever: Retriever, config: KnowledgeSettings, source: FileContext
+    db: Database, retriever: Retriever, config: Settings, source: FileContext
 ) -> Tool:
     async def search_knowledge(query: str, ctx: ToolContext) -> str:
         """Search the user's uploaded files and knowledge collections for passages.

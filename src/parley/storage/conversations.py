@@ -311,14 +311,12 @@ class ConversationStore:
         message_id = fields.pop("id", None) or new_id()
         _check_fields(fields, MESSAGE_FIELDS)
         if parent_id is not None:
-            parent = await self.session.scalar(
-                select(Message.id).where(
-                    Message.id == parent_id,
-                    Message.conversation_id == conv.id,
-                    Message.user_id == self.user_id,
-                )
-            )
-            if parent is None:
+            # By primary key: no query at all when the turn just loaded or wrote it.
+            parent = await self.session.get(Message, parent_id)
+            if parent is None or (parent.conversation_id, parent.user_id) != (
+                conv.id,
+                self.user_id,
+            ):
                 raise NotFound("parent message not found in this conversation")
         now = _now()
         message = Message(
@@ -410,14 +408,19 @@ class ConversationStore:
 
     async def siblings_map(self, messages: Iterable[Message]) -> dict[str, builtins.list[str]]:
         """For each message, the ids sharing its parent (itself included), oldest
-        first; one query for the whole path."""
+        first; one query for the whole path, reading only those parents' children
+        (a turn in a long conversation reads two sibling lists, not every message)."""
         messages = builtins.list(messages)
         if not messages:
             return {}
         conv_ids = {m.conversation_id for m in messages}
+        parents = {m.parent_id for m in messages if m.parent_id is not None}
+        same_parent = Message.parent_id.in_(parents)
+        if any(m.parent_id is None for m in messages):
+            same_parent = or_(same_parent, Message.parent_id.is_(None))
         rows = await self.session.execute(
             select(Message.id, Message.parent_id, Message.conversation_id)
-            .where(Message.conversation_id.in_(self._owned(conv_ids)))
+            .where(Message.conversation_id.in_(self._owned(conv_ids)), same_parent)
             .order_by(Message.created_at, Message.id)
         )
         children: dict[tuple[str, str | None], builtins.list[str]] = {}
