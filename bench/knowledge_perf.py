@@ -127,7 +127,6 @@ async def _ingest_memory(path: Path, tmp: Path) -> tuple[float, float, int]:
     from parley.knowledge.embeddings import LocalEmbedder
     from parley.knowledge.index import VectorIndex
     from parley.knowledge.ingest import Ingestor
-    from parley.knowledge.settings import KnowledgeSettings
     from parley.knowledge.tables import KnowledgeFile
     from parley.storage.db import Database
     from parley.storage.tables import User
@@ -157,7 +156,7 @@ async def _ingest_memory(path: Path, tmp: Path) -> tuple[float, float, int]:
         session.add(row)
         await session.commit()
         file_id = row.id
-    ingestor = Ingestor(db, blobs, embedder, VectorIndex(db), KnowledgeSettings())
+    ingestor = Ingestor(db, blobs, embedder, VectorIndex(db), settings)
     baseline = _rss()
     started = time.perf_counter()
     with _PeakRss() as peak:

@@ -21,6 +21,8 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+MiB = 1024 * 1024
+
 
 class ModelConfig(BaseModel):
     """One model of a provider. Prices are USD per million tokens."""
@@ -138,6 +140,21 @@ class Settings(BaseSettings):
     summary_trigger: float = 0.7
     summary_keep: float = 0.4
     temporary_chat_hours: float = 24.0
+
+    # files and knowledge (parley.knowledge; the README's "Files and knowledge" section);
+    # the embedder (parley.embeddings) is shared with memory recall
+    files_max_bytes: int = 50 * MiB
+    files_max_pages: int = 2000
+    files_max_unzipped_bytes: int = 300 * MiB
+    files_max_zip_ratio: int = 200
+    embedding_provider: Literal["local", "openai", "none"] = "local"
+    embedding_model: str | None = None  # default: all-MiniLM-L6-v2 / text-embedding-3-small
+    embedding_base_url: str | None = None
+    embedding_api_key: str | None = None
+    embedding_batch: int = 32
+    knowledge_wait_s: float = 3.0
+    knowledge_top_k: int = 8
+    chunk_chars: int = 1200
 
     @field_validator("fetch_allow_hosts", mode="before")
     @classmethod

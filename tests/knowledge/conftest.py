@@ -17,7 +17,6 @@ from apihelpers import Client, make_client, signup
 from parley.api.app import create_app
 from parley.config import load_settings
 from parley.knowledge.feature import KnowledgeFeature
-from parley.knowledge.settings import KnowledgeSettings
 from parley.providers.scripted import ScriptedModel, ScriptedProvider
 
 
@@ -27,29 +26,29 @@ def scripted() -> ScriptedModel:
 
 
 @pytest.fixture
-def knowledge_config() -> KnowledgeSettings:
-    return KnowledgeSettings(knowledge_wait_s=2.0)
+def knowledge_config() -> dict[str, Any]:
+    """Overrides of the knowledge settings (a test module may redefine this fixture)."""
+    return {"knowledge_wait_s": 2.0}
 
 
 @pytest.fixture
-def settings(tmp_path: Path, database_url: str) -> Any:
+def settings(tmp_path: Path, database_url: str, knowledge_config: dict[str, Any]) -> Any:
     return load_settings(
         data_dir=tmp_path / "data",
         database_url=database_url,
         local_model_enabled=False,
         flush_interval_s=0.05,
         providers=[],
+        **knowledge_config,
     )
 
 
 @pytest.fixture
-async def app(
-    settings: Any, scripted: ScriptedModel, knowledge_config: KnowledgeSettings
-) -> AsyncIterator[Any]:
+async def app(settings: Any, scripted: ScriptedModel) -> AsyncIterator[Any]:
     application = create_app(
         settings,
         extra_providers=[ScriptedProvider("scripted", {"scripted": scripted})],
-        features=[lambda s: KnowledgeFeature(s, knowledge_config)],
+        features=[KnowledgeFeature],
     )
     async with application.router.lifespan_context(application):
         yield application

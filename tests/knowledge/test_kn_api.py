@@ -22,7 +22,6 @@ from sqlalchemy import text
 
 from apihelpers import Client, make_client, parse_sse, signup
 from parley.knowledge.feature import KnowledgeFeature
-from parley.knowledge.settings import KnowledgeSettings
 from parley.messages import ToolCall
 from parley.providers.scripted import Reply, ScriptedModel
 
@@ -34,13 +33,13 @@ PNG = (
 
 
 @pytest.fixture
-def knowledge_config() -> KnowledgeSettings:
-    return KnowledgeSettings(
-        knowledge_wait_s=2.0,
-        files_max_bytes=1024 * 1024,
-        files_max_pages=20,
-        files_max_unzipped_bytes=50 * 1024 * 1024,
-    )
+def knowledge_config() -> dict[str, Any]:
+    return {
+        "knowledge_wait_s": 2.0,
+        "files_max_bytes": 1024 * 1024,
+        "files_max_pages": 20,
+        "files_max_unzipped_bytes": 50 * 1024 * 1024,
+    }
 
 
 async def _conversation(client: Client) -> str:

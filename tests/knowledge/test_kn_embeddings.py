@@ -12,7 +12,6 @@ from parley.config import load_settings
 from parley.knowledge.embeddings import LocalEmbedder, OpenAIEmbedder, build_embedder
 from parley.knowledge.minilm import MiniLM, default_model_dir
 from parley.knowledge.retrieval import rrf
-from parley.knowledge.settings import KnowledgeSettings
 from parley.providers.testing import ScriptedUpstream
 
 
@@ -55,13 +54,14 @@ def test_missing_model_says_how_to_install(tmp_path: Path) -> None:
 
 async def test_openai_compatible_endpoint() -> None:
     with ScriptedUpstream() as upstream:
-        settings = load_settings(data_dir=Path("/nonexistent"), providers=[])
-        config = KnowledgeSettings(
+        settings = load_settings(
+            data_dir=Path("/nonexistent"),
+            providers=[],
             embedding_provider="openai",
             embedding_base_url=upstream.base_url,
             embedding_model="scripted-embed",
         )
-        embedder = build_embedder(settings, config)
+        embedder = build_embedder(settings)
         assert isinstance(embedder, OpenAIEmbedder)
         assert embedder.name == "openai:scripted-embed"
         vectors = await embedder.embed(["red apples", "red apples and pears", "tax law"])
@@ -73,7 +73,7 @@ async def test_openai_compatible_endpoint() -> None:
 
 def test_build_embedder_defaults_to_the_embedded_model() -> None:
     settings = load_settings(data_dir=Path("/nonexistent"), providers=[])
-    embedder = build_embedder(settings, KnowledgeSettings())
+    embedder = build_embedder(settings)
     assert isinstance(embedder, LocalEmbedder) and embedder.name == "all-MiniLM-L6-v2"
 
 

@@ -18,7 +18,6 @@ from knhelpers import Upload, wait_ready
 from apihelpers import Client
 from parley.knowledge.feature import KnowledgeFeature
 from parley.knowledge.parsers import ParseError, parse
-from parley.knowledge.settings import KnowledgeSettings
 from parley.knowledge.sniff import UploadRejected, check_limits, detect
 
 MiB = 1024 * 1024
@@ -33,8 +32,8 @@ MAIN_PART = {
 
 
 @pytest.fixture
-def knowledge_config() -> KnowledgeSettings:
-    return KnowledgeSettings(knowledge_wait_s=2.0, files_max_unzipped_bytes=50 * MiB)
+def knowledge_config() -> dict[str, Any]:
+    return {"knowledge_wait_s": 2.0, "files_max_unzipped_bytes": 50 * MiB}
 
 
 def declared_bomb(kind: str, uncompressed: int = 100 * MiB) -> bytes:

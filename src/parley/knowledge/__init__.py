@@ -2,7 +2,6 @@
 
 Modules (each small, each testable alone):
 
-- ``settings``: the feature's settings (``KnowledgeSettings``).
 - ``tables``: files, chunks, collections (on the shared ``Base``).
 - ``sniff`` / ``parsers`` / ``chunking``: what a file really is, its text as
   structured segments (pages, headings, tables), and passages with citation

@@ -19,7 +19,6 @@ import numpy as np
 
 from parley.config import Settings
 from parley.knowledge.minilm import MINILM_NAME, MiniLM
-from parley.knowledge.settings import KnowledgeSettings, knowledge_settings
 
 if TYPE_CHECKING:
     import numpy.typing as npt
@@ -143,29 +142,26 @@ class OpenAIEmbedder:
         return vectors
 
 
-def build_embedder(
-    settings: Settings, knowledge: KnowledgeSettings | None = None
-) -> LocalEmbedder | OpenAIEmbedder:
+def build_embedder(settings: Settings) -> LocalEmbedder | OpenAIEmbedder:
     """The configured embedder: the embedded MiniLM, or an OpenAI-compatible endpoint.
 
     ``PARLEY_EMBEDDING_PROVIDER=openai`` with ``PARLEY_EMBEDDING_BASE_URL`` (default
     OpenAI's), ``PARLEY_EMBEDDING_MODEL`` and ``PARLEY_EMBEDDING_API_KEY`` (or the
     ``OPENAI_API_KEY`` environment variable) selects an endpoint.
     """
-    config = knowledge or knowledge_settings(settings)
-    if config.embedding_provider == "openai":
+    if settings.embedding_provider == "openai":
         import os
 
         return OpenAIEmbedder(
-            config.embedding_base_url,
-            config.embedding_model or "text-embedding-3-small",
-            config.embedding_api_key or os.environ.get("OPENAI_API_KEY"),
-            batch_size=max(1, config.embedding_batch * 2),
+            settings.embedding_base_url,
+            settings.embedding_model or "text-embedding-3-small",
+            settings.embedding_api_key or os.environ.get("OPENAI_API_KEY"),
+            batch_size=max(1, settings.embedding_batch * 2),
         )
     model_dir = (
-        Path(config.embedding_model).expanduser()
-        if config.embedding_model
-        and (Path(config.embedding_model).expanduser() / "model.safetensors").is_file()
+        Path(settings.embedding_model).expanduser()
+        if settings.embedding_model
+        and (Path(settings.embedding_model).expanduser() / "model.safetensors").is_file()
         else None
     )
-    return LocalEmbedder(model_dir, batch_size=config.embedding_batch)
+    return LocalEmbedder(model_dir, batch_size=settings.embedding_batch)

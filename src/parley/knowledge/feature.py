@@ -23,7 +23,6 @@ from parley.knowledge.index import VectorIndex
 from parley.knowledge.ingest import Ingestor
 from parley.knowledge.retrieval import Reranker, Retriever
 from parley.knowledge.service import KnowledgeService
-from parley.knowledge.settings import KnowledgeSettings, knowledge_settings
 from parley.seam import CONVERSATION_FILES, FeatureContext
 
 __all__ = ["MULTIPART_OVERHEAD", "KnowledgeFeature", "knowledge_feature"]
@@ -41,14 +40,12 @@ class KnowledgeFeature:
     def __init__(
         self,
         settings: Settings,
-        config: KnowledgeSettings | None = None,
         *,
         embedder: Embedder | None = None,
         reranker: Reranker | None = None,
     ) -> None:
         self.settings = settings
-        self.config = config or knowledge_settings(settings)
-        self.body_limits = {"/api/files": self.config.files_max_bytes + MULTIPART_OVERHEAD}
+        self.body_limits = {"/api/files": self.settings.files_max_bytes + MULTIPART_OVERHEAD}
         self.blobs = BlobStore(settings.data_dir / "files")
         self._embedder = embedder
         self._reranker = reranker
@@ -63,20 +60,20 @@ class KnowledgeFeature:
         return self._service
 
     async def start(self, ctx: FeatureContext) -> None:
-        embedder = self._embedder or build_embedder(ctx.settings, self.config)
+        embedder = self._embedder or build_embedder(self.settings)
         index = VectorIndex(ctx.db)
         await index.setup()
         retriever = Retriever(ctx.db, embedder, index, self._reranker)
-        ingestor = Ingestor(ctx.db, self.blobs, embedder, index, self.config)
+        ingestor = Ingestor(ctx.db, self.blobs, embedder, index, self.settings)
         await ingestor.start()
         self._service = KnowledgeService(
-            ctx.db, self.config, self.blobs, embedder, index, retriever, ingestor
+            ctx.db, self.settings, self.blobs, embedder, index, retriever, ingestor
         )
         ctx.provide(KnowledgeService, self._service)
         ctx.provide(CONVERSATION_FILES, self._service.conversation_files)
-        self._source = FileContext(ctx.db, retriever, self.blobs, self.config)
+        self._source = FileContext(ctx.db, retriever, self.blobs, self.settings)
         ctx.add_context_source(self._source)
-        ctx.add_tool(make_search_tool(ctx.db, retriever, self.config, self._source), replace=True)
+        ctx.add_tool(make_search_tool(ctx.db, retriever, self.settings, self._source), replace=True)
         self._ctx = ctx
         self._gc_task = asyncio.create_task(self._service.collect_orphan_blobs())
 

@@ -30,12 +30,12 @@ from typing import Any
 
 from sqlalchemy import insert, select, text, update
 
+from parley.config import Settings
 from parley.knowledge.blobs import BlobStore
 from parley.knowledge.chunking import Chunk, Chunker
 from parley.knowledge.embeddings import Embedder
 from parley.knowledge.index import VectorIndex
 from parley.knowledge.parsers import ParseError, parse
-from parley.knowledge.settings import KnowledgeSettings
 from parley.knowledge.sniff import UploadRejected, detect
 from parley.knowledge.tables import KnowledgeChunk, KnowledgeFile
 from parley.storage.db import Database
@@ -93,7 +93,7 @@ class Ingestor:
         blobs: BlobStore,
         embedder: Embedder | None,
         index: VectorIndex,
-        config: KnowledgeSettings,
+        config: Settings,
     ) -> None:
         self.db = db
         self.blobs = blobs

@@ -13,12 +13,12 @@ from pathlib import Path
 
 from sqlalchemy import select
 
+from parley.config import Settings
 from parley.knowledge.blobs import BlobStore
 from parley.knowledge.embeddings import Embedder
 from parley.knowledge.index import VectorIndex
 from parley.knowledge.ingest import Ingestor
 from parley.knowledge.retrieval import Retriever
-from parley.knowledge.settings import KnowledgeSettings
 from parley.knowledge.store import KnowledgeStore, blob_in_use
 from parley.knowledge.tables import KnowledgeFile
 from parley.storage.db import Database
@@ -32,7 +32,7 @@ class KnowledgeService:
     def __init__(
         self,
         db: Database,
-        config: KnowledgeSettings,
+        config: Settings,
         blobs: BlobStore,
         embedder: Embedder,
         index: VectorIndex,

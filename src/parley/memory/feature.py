@@ -42,9 +42,8 @@ def default_embedder(settings: Settings) -> Embedder | None:
     """The shared embedder, or None (keyword + recency recall) when there is none."""
     try:
         from parley.knowledge.embeddings import build_embedder
-        from parley.knowledge.settings import knowledge_settings
 
-        if knowledge_settings(settings).embedding_provider == "none":
+        if settings.embedding_provider == "none":
             log.info("memory recall: embeddings are off; using keyword and recency")
             return None
         embedder = build_embedder(settings)
