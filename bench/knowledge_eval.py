@@ -227,7 +227,7 @@ async def evaluate(quick: bool = False) -> Table:
     from sqlalchemy import insert
 
     from bench.knowledge_heldout import HELD_OUT
-    from parley.knowledge.embeddings import LocalEmbedder
+    from parley.embeddings import LocalEmbedder
     from parley.knowledge.index import VectorIndex, keyword_search
     from parley.knowledge.ingest import embed_text
     from parley.knowledge.retrieval import CANDIDATES, KEYWORD_WEIGHT, RRF_K, Retriever, rrf

@@ -110,7 +110,7 @@ async def _parse_speed(path: Path, pages: int) -> float:
 
 
 async def _embed_speed(words: list[str]) -> float:
-    from parley.knowledge.embeddings import LocalEmbedder
+    from parley.embeddings import LocalEmbedder
 
     rng = random.Random(3)
     texts = [" ".join(rng.choice(words) for _ in range(150))[:1000] for _ in range(256)]
@@ -123,8 +123,8 @@ async def _embed_speed(words: list[str]) -> float:
 
 async def _ingest_memory(path: Path, tmp: Path) -> tuple[float, float, int]:
     from parley.config import load_settings
+    from parley.embeddings import LocalEmbedder
     from parley.knowledge.blobs import BlobStore
-    from parley.knowledge.embeddings import LocalEmbedder
     from parley.knowledge.index import VectorIndex
     from parley.knowledge.ingest import Ingestor
     from parley.knowledge.tables import KnowledgeFile
@@ -397,7 +397,7 @@ async def _ingest_rows(
 
 async def measure(quick: bool, search_only: bool = False) -> Table:
     from bench.knowledge_eval import QUESTIONS
-    from parley.knowledge.embeddings import LocalEmbedder
+    from parley.embeddings import LocalEmbedder
     from parley.knowledge.pgvector import EF_SEARCH
     from parley.storage.db import Database
 

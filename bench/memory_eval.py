@@ -42,7 +42,7 @@ from bench import memory_extraction as extraction
 from bench.common import Table
 from parley.api.app import create_app
 from parley.config import load_settings
-from parley.knowledge.embeddings import Embedder
+from parley.embeddings import Embedder
 from parley.memory.feature import MemoryFeature, default_embedder
 from parley.memory.store import MemoryStore
 from parley.memory.testing import HashingEmbedder

@@ -37,7 +37,7 @@ from bench.common import Table, pct
 from bench.memory_eval import distractors
 from parley.api.app import create_app
 from parley.config import load_settings
-from parley.knowledge.embeddings import Embedder
+from parley.embeddings import Embedder
 from parley.memory.context import MemoryContext
 from parley.memory.feature import MemoryFeature, default_embedder
 from parley.memory.recall import Scope

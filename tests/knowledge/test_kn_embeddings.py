@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from parley.config import load_settings
-from parley.knowledge.embeddings import LocalEmbedder, OpenAIEmbedder, build_embedder
-from parley.knowledge.minilm import MiniLM, default_model_dir
+from parley.embeddings import LocalEmbedder, OpenAIEmbedder, build_embedder
+from parley.embeddings.minilm import MiniLM, default_model_dir
 from parley.knowledge.retrieval import rrf
 from parley.providers.testing import ScriptedUpstream
 

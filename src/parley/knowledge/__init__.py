@@ -1,13 +1,13 @@
 """Files and knowledge: upload, parse, chunk, embed, index, retrieve, cite.
 
-Modules (each small, each testable alone):
+Vectors come from the shared ``parley.embeddings`` package; the settings
+(``files_*``, ``embedding_*``, ``knowledge_*``, ``chunk_chars``) are fields of
+``parley.config.Settings``. Modules (each small, each testable alone):
 
 - ``tables``: files, chunks, collections (on the shared ``Base``).
 - ``sniff`` / ``parsers`` / ``chunking``: what a file really is, its text as
   structured segments (pages, headings, tables), and passages with citation
   metadata.
-- ``embeddings`` / ``minilm``: the ``Embedder`` protocol, ``build_embedder``,
-  the embedded all-MiniLM-L6-v2 (numpy, no torch) and OpenAI-compatible endpoints.
 - ``blobs``: content-addressed storage of the bytes under the data dir.
 - ``store``: every query, scoped by user id.
 - ``index`` / ``retrieval``: keyword (FTS5 / tsvector) and dense (numpy or

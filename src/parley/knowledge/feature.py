@@ -15,10 +15,10 @@ import logging
 from typing import Any
 
 from parley.config import Settings
+from parley.embeddings import Embedder, build_embedder
 from parley.knowledge.api import router
 from parley.knowledge.blobs import BlobStore
 from parley.knowledge.context import FileContext, make_search_tool
-from parley.knowledge.embeddings import Embedder, build_embedder
 from parley.knowledge.index import VectorIndex
 from parley.knowledge.ingest import Ingestor
 from parley.knowledge.retrieval import Reranker, Retriever

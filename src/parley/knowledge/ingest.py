@@ -31,9 +31,9 @@ from typing import Any
 from sqlalchemy import insert, select, text, update
 
 from parley.config import Settings
+from parley.embeddings import Embedder
 from parley.knowledge.blobs import BlobStore
 from parley.knowledge.chunking import Chunk, Chunker
-from parley.knowledge.embeddings import Embedder
 from parley.knowledge.index import VectorIndex
 from parley.knowledge.parsers import ParseError, parse
 from parley.knowledge.sniff import UploadRejected, detect

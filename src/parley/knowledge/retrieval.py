@@ -19,7 +19,7 @@ from typing import Literal, Protocol
 
 from sqlalchemy import select
 
-from parley.knowledge.embeddings import Embedder
+from parley.embeddings import Embedder
 from parley.knowledge.index import VectorIndex, keyword_search
 from parley.knowledge.tables import KnowledgeChunk, KnowledgeFile
 from parley.storage.db import Database

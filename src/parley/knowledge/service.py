@@ -14,8 +14,8 @@ from pathlib import Path
 from sqlalchemy import select
 
 from parley.config import Settings
+from parley.embeddings import Embedder
 from parley.knowledge.blobs import BlobStore
-from parley.knowledge.embeddings import Embedder
 from parley.knowledge.index import VectorIndex
 from parley.knowledge.ingest import Ingestor
 from parley.knowledge.retrieval import Retriever

@@ -17,7 +17,7 @@ from datetime import timedelta
 from typing import Any, ClassVar
 
 from parley.config import Settings
-from parley.knowledge.embeddings import Embedder
+from parley.embeddings import Embedder, build_embedder
 from parley.memory.context import MemoryContext
 from parley.memory.extract import MemoryExtractor
 from parley.memory.router import router
@@ -41,8 +41,6 @@ PURGE_EVERY_S = 3600.0
 def default_embedder(settings: Settings) -> Embedder | None:
     """The shared embedder, or None (keyword + recency recall) when there is none."""
     try:
-        from parley.knowledge.embeddings import build_embedder
-
         if settings.embedding_provider == "none":
             log.info("memory recall: embeddings are off; using keyword and recency")
             return None

@@ -26,7 +26,7 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
-from parley.knowledge.embeddings import Embedder
+from parley.embeddings import Embedder
 from parley.memory.recall import Scope, Snapshot, rank_memories
 from parley.memory.store import MemoryStore
 from parley.memory.tables import Memory

@@ -1,9 +1,12 @@
-"""The embedding interface shared by knowledge retrieval and memory recall.
+"""Text embeddings, shared by knowledge retrieval and memory recall.
 
-An ``Embedder`` turns texts into L2-normalized float32 vectors (one row per
-text), so cosine similarity is a dot product. Implementations: the embedded
-all-MiniLM-L6-v2 (offline, no torch) and any OpenAI-compatible
-``/v1/embeddings`` endpoint. ``build_embedder(settings)`` picks one.
+A package of its own (below the features, needing only ``parley.config``) so
+that neither feature imports the other to get vectors, and one loaded model
+serves both. An ``Embedder`` turns texts into L2-normalized float32 vectors
+(one row per text), so cosine similarity is a dot product. Implementations:
+the embedded all-MiniLM-L6-v2 (``minilm``: offline, numpy, no torch) and any
+OpenAI-compatible ``/v1/embeddings`` endpoint. ``build_embedder(settings)``
+picks one from the ``embedding_*`` settings.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 
 from parley.config import Settings
-from parley.knowledge.minilm import MINILM_NAME, MiniLM
+from parley.embeddings.minilm import MINILM_NAME, MiniLM
 
 if TYPE_CHECKING:
     import numpy.typing as npt
