@@ -219,7 +219,7 @@ def cmd_keys(args: argparse.Namespace) -> int:
 
 
 async def _chat(settings: Settings, model_ref: str | None, once: str | None) -> int:
-    from parley.engine import Limits, assemble_context, run_turn
+    from parley.engine import Limits, assemble_context, run_tool_loop
     from parley.messages import Done, ErrorEvent, Message, ReasoningDelta, TextDelta, ToolStart
     from parley.providers.registry import ModelRegistry
     from parley.tools import default_registry
@@ -264,12 +264,12 @@ async def _chat(settings: Settings, model_ref: str | None, once: str | None) -> 
             answer: list[str] = []
             code = 0
             try:
-                async for event in run_turn(
+                async for event in run_tool_loop(
                     model,
                     context.messages,
                     tools=tools if enabled else None,
                     enabled_tools=enabled,
-                    limits=Limits(max_steps=settings.max_tool_steps),
+                    limits=Limits.from_settings(settings),
                 ):
                     if isinstance(event, TextDelta):
                         answer.append(event.text)

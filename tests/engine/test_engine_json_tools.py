@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from dataclasses import replace
 
-from parley.engine import Limits, run_turn
+from parley.engine import Limits, run_tool_loop
 from parley.engine.json_tools import decision_instruction, decision_schema, parse_decision
 from parley.errors import ProviderBadRequest
 from parley.messages import EngineEvent, ErrorEvent, Message, TextDelta, ToolResult, ToolStart
@@ -31,7 +31,7 @@ async def test_decision_runs_the_tool_then_streams_the_answer() -> None:
         {"tool": "none", "arguments": {}},
         "6 times 7 is 42.",
     )
-    events = await collect(run_turn(model, USER, tools=default_registry()))
+    events = await collect(run_tool_loop(model, USER, tools=default_registry()))
     assert [e.type for e in events] == [
         "usage", "tool_start", "tool_result", "usage", "text", "text", "text", "text", "text",
         "usage", "done",
@@ -59,7 +59,7 @@ async def test_decision_runs_the_tool_then_streams_the_answer() -> None:
 
 async def test_unusable_decision_falls_back_to_a_plain_answer() -> None:
     model = plain_model("I think the answer is", "42.")
-    events = await collect(run_turn(model, USER, tools=default_registry()))
+    events = await collect(run_tool_loop(model, USER, tools=default_registry()))
     assert not any(isinstance(e, ToolStart) for e in events)
     assert "".join(e.text for e in events if isinstance(e, TextDelta)) == "42."
     assert [r.response_format is not None for r in model.requests] == [True, False]
@@ -67,7 +67,7 @@ async def test_unusable_decision_falls_back_to_a_plain_answer() -> None:
 
 async def test_server_refusing_response_format_still_answers() -> None:
     model = plain_model(Reply(error=ProviderBadRequest("response_format unsupported")), "Hi!")
-    events = await collect(run_turn(model, USER, tools=default_registry()))
+    events = await collect(run_tool_loop(model, USER, tools=default_registry()))
     assert not any(isinstance(e, ErrorEvent) for e in events)
     assert events[-1].type == "done" and events[-1].finish_reason == "stop"
 
@@ -76,7 +76,7 @@ async def test_other_decision_errors_end_the_turn() -> None:
     from parley.errors import ProviderUnavailable
 
     model = plain_model(Reply(error=ProviderUnavailable("down")))
-    events = await collect(run_turn(model, USER, tools=default_registry()))
+    events = await collect(run_tool_loop(model, USER, tools=default_registry()))
     assert [e.type for e in events] == ["usage", "error", "done"]
     assert events[-1].type == "done" and events[-1].finish_reason == "error"
 
@@ -87,7 +87,7 @@ async def test_step_budget_always_leaves_room_for_the_answer() -> None:
         {"tool": "calculator", "arguments": {"expression": "2+2"}},
         "Final.",
     )
-    events = await collect(run_turn(model, USER, tools=default_registry(), limits=Limits(3)))
+    events = await collect(run_tool_loop(model, USER, tools=default_registry(), limits=Limits(3)))
     assert len(model.requests) == 3 and model.requests[-1].response_format is None
     assert len([e for e in events if isinstance(e, ToolResult)]) == 2
     assert events[-1].type == "done" and events[-1].finish_reason == "stop"
@@ -95,7 +95,7 @@ async def test_step_budget_always_leaves_room_for_the_answer() -> None:
 
 async def test_no_tools_enabled_means_a_single_plain_call() -> None:
     model = plain_model("Hello.")
-    events = await collect(run_turn(model, USER, tools=default_registry(), enabled_tools=[]))
+    events = await collect(run_tool_loop(model, USER, tools=default_registry(), enabled_tools=[]))
     assert len(model.requests) == 1 and model.requests[0].response_format is None
     assert events[-1].type == "done"
 

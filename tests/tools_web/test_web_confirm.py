@@ -12,7 +12,7 @@ import pytest
 from webtools_helpers import Client, make_client, parse_sse, signup
 
 from parley.api.app import create_app
-from parley.engine import run_turn
+from parley.engine import run_tool_loop
 from parley.messages import Message, ToolCall, ToolConfirm, ToolResult, ToolStart
 from parley.providers.scripted import Reply, ScriptedModel, ScriptedProvider
 from parley.tools import Tool, ToolRegistry, tool
@@ -59,7 +59,7 @@ async def test_engine_asks_before_side_effecting_calls_only(approve: bool) -> No
         asked.append(call.id)
         return approve
 
-    events = [e async for e in run_turn(model, [Message("user", "go")], tools=registry,
+    events = [e async for e in run_tool_loop(model, [Message("user", "go")], tools=registry,
                                        confirm=confirm)]  # fmt: skip
     kinds = [type(e).__name__ for e in events]
     assert kinds.index("ToolStart") < kinds.index("ToolConfirm") < kinds.index("ToolResult")
@@ -83,7 +83,7 @@ async def test_engine_denies_when_the_confirmation_fails() -> None:
 
     events = [
         e
-        async for e in run_turn(
+        async for e in run_tool_loop(
             model, [Message("user", "go")], tools=ToolRegistry([mail_tool(sent)]), confirm=broken
         )
     ]
@@ -96,7 +96,7 @@ async def test_engine_without_a_confirmer_keeps_its_old_behaviour() -> None:
     model = ScriptedModel([Reply(tool_calls=[ToolCall("b", "send_email", '{"to": "x"}')]), "ok"])
     events = [
         e
-        async for e in run_turn(
+        async for e in run_tool_loop(
             model, [Message("user", "go")], tools=ToolRegistry([mail_tool(sent)])
         )
     ]

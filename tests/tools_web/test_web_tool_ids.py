@@ -5,7 +5,7 @@ of steps broke on the repeat)."""
 
 from __future__ import annotations
 
-from parley.engine import run_turn
+from parley.engine import run_tool_loop
 from parley.messages import Message, ToolCall, ToolResult, ToolStart
 from parley.providers.scripted import Reply, ScriptedModel
 from parley.tools import ToolRegistry, tool
@@ -27,7 +27,7 @@ async def test_repeated_call_ids_get_unique_ids_within_a_turn() -> None:
         ]
     )
     events = [
-        e async for e in run_turn(model, [Message("user", "go")], tools=ToolRegistry([lookup]))
+        e async for e in run_tool_loop(model, [Message("user", "go")], tools=ToolRegistry([lookup]))
     ]
     starts = [e.id for e in events if isinstance(e, ToolStart)]
     results = {e.id: e.output for e in events if isinstance(e, ToolResult)}

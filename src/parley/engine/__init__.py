@@ -1,4 +1,4 @@
-"""The turn engine: context assembly, the tool loop, JSON tools for plain models.
+"""The engine: context assembly, the model<->tool loop, JSON tools for plain models.
 
 Imports no web framework, ORM or provider SDK: the HTTP API and the CLI drive
 it with typed messages and consume typed events.
@@ -15,8 +15,8 @@ from parley.engine.context import (
     unsummarized,
     wrap_tool_output,
 )
+from parley.engine.loop import Limits, run_tool_loop
 from parley.engine.tokens import TokenCounter, counter_for, estimate_tokens, messages_tokens
-from parley.engine.turn import Limits, run_turn
 
 __all__ = [
     "UNTRUSTED_TOOL_OUTPUT_RULE",
@@ -30,7 +30,7 @@ __all__ = [
     "format_now",
     "messages_tokens",
     "needs_summary",
-    "run_turn",
+    "run_tool_loop",
     "summarize",
     "unsummarized",
     "wrap_tool_output",

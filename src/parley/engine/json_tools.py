@@ -21,7 +21,7 @@ from parley.providers.base import ChatRequest
 from .context import UNTRUSTED_TOOL_OUTPUT_RULE, wrap_tool_output
 
 if TYPE_CHECKING:
-    from .turn import Turn
+    from .loop import ToolLoop
 
 __all__ = ["decision_instruction", "decision_schema", "json_tool_loop", "parse_decision"]
 
@@ -94,29 +94,29 @@ def parse_decision(text: str, names: Sequence[str]) -> tuple[str, dict[str, Any]
     return name, arguments
 
 
-async def json_tool_loop(turn: Turn) -> AsyncGenerator[EngineEvent, None]:
+async def json_tool_loop(run: ToolLoop) -> AsyncGenerator[EngineEvent, None]:
     """Decide (constrained JSON) -> run tool -> ... -> stream the final answer.
 
     At most ``max_steps - 1`` decisions, so the final streamed answer always
     fits in the step budget. A provider that refuses ``response_format``
-    (bad request) falls back to a plain answer instead of failing the turn.
+    (bad request) falls back to a plain answer instead of failing the reply.
     """
-    names = [spec.name for spec in turn.specs]
-    schema = decision_schema(turn.specs)
-    instruction = Message("system", decision_instruction(turn.specs))
-    for step in range(1, max(1, turn.limits.max_steps)):
+    names = [spec.name for spec in run.specs]
+    schema = decision_schema(run.specs)
+    instruction = Message("system", decision_instruction(run.specs))
+    for step in range(1, max(1, run.limits.max_steps)):
         request = ChatRequest(
-            messages=[*turn.convo, instruction],
+            messages=[*run.convo, instruction],
             temperature=0.0,
             max_tokens=DECISION_MAX_TOKENS,
             response_format=schema,
         )
-        async for event in turn.call_model(request, forward=False):
+        async for event in run.call_model(request, forward=False):
             yield event
-        result = turn.result
+        result = run.result
         if result.error is not None and result.error.code == "provider_bad_request":
             break
-        ended = turn.stopped(result)
+        ended = run.stopped(result)
         if ended is not None:
             for event in ended:
                 yield event
@@ -128,31 +128,29 @@ async def json_tool_loop(turn: Turn) -> AsyncGenerator[EngineEvent, None]:
         call = ToolCall(id=f"json_call_{step}", name=name, arguments=json.dumps(arguments))
         # The model sees its own decision, then the result as a user-side note:
         # models without tool support often have chat templates without a tool role.
-        turn.convo.append(Message("assistant", json.dumps({"tool": name, "arguments": arguments})))
-        async for event in turn.run_tools([call]):
+        run.convo.append(Message("assistant", json.dumps({"tool": name, "arguments": arguments})))
+        async for event in run.run_tools([call]):
             yield event
-        outcome = turn.outcomes[0]
-        turn.convo.append(
+        outcome = run.outcomes[0]
+        run.convo.append(
             Message(
                 "user",
                 f"Result of the {name} tool:\n"
                 + wrap_tool_output(name, outcome.output, is_error=outcome.is_error),
             )
         )
-        if turn.reason is not None:
-            for event in turn.interrupt_events():
+        if run.reason is not None:
+            for event in run.interrupt_events():
                 yield event
             return
 
-    final = ChatRequest(
-        messages=turn.convo, temperature=turn.temperature, max_tokens=turn.max_tokens
-    )
-    async for event in turn.call_model(final):
+    final = ChatRequest(messages=run.convo, temperature=run.temperature, max_tokens=run.max_tokens)
+    async for event in run.call_model(final):
         yield event
-    ended = turn.stopped(turn.result)
+    ended = run.stopped(run.result)
     if ended is not None:
         for event in ended:
             yield event
         return
-    finish = turn.result.finish
-    turn.finish = "stop" if finish in (None, "tool_calls") else finish
+    finish = run.result.finish
+    run.finish = "stop" if finish in (None, "tool_calls") else finish

@@ -26,7 +26,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from parley.config import Settings
 from parley.container import Services
-from parley.engine import Limits, assemble_context, run_turn, wrap_tool_output
+from parley.engine import Limits, assemble_context, run_tool_loop, wrap_tool_output
 from parley.engine.mailbox import Mailbox
 from parley.messages import (
     ContextNotice,
@@ -403,17 +403,13 @@ class TurnService:
                     conversation_id=turn.conversation_id,
                     user_id=turn.user_id,
                 )
-                events = run_turn(
+                events = run_tool_loop(
                     turn.model,
                     context.messages,
                     tools=self.tools if turn.enabled_tools else None,
                     enabled_tools=turn.enabled_tools,
                     tool_context=tool_context,
-                    limits=Limits(
-                        max_steps=self.settings.max_tool_steps,
-                        tool_timeout_s=self.settings.tool_timeout_s,
-                        deadline_s=self.settings.turn_deadline_s,
-                    ),
+                    limits=Limits.from_settings(self.settings),
                     cancel=cancel,
                     confirm=(lambda call: confirmer.wait(turn.info, call)) if confirmer else None,
                 )

@@ -1,4 +1,4 @@
-"""The turn loop: streaming, tools, limits, failures and cancellation."""
+"""The model<->tool loop (``run_tool_loop``): streaming, tools, limits, failures, cancel."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from parley.engine import Limits, run_turn
+from parley.engine import Limits, run_tool_loop
 from parley.errors import ProviderRateLimited, ProviderUnavailable, ToolError
 from parley.messages import (
     Done,
@@ -56,7 +56,7 @@ def done_of(events: list[EngineEvent]) -> Done:
 
 async def test_plain_text_turn_streams_deltas_and_finishes() -> None:
     model = ScriptedModel([Reply(text="Hello there, friend.", usage=Usage(10, 4))])
-    events = await collect(run_turn(model, USER))
+    events = await collect(run_tool_loop(model, USER))
     assert text_of(events) == "Hello there, friend."
     assert kinds(events) == ["text", "text", "text", "usage", "done"]
     done = done_of(events)
@@ -75,7 +75,7 @@ async def test_deltas_are_forwarded_as_the_same_objects() -> None:
                 yield delta
             yield Finish("stop")
 
-    events = await collect(run_turn(Exact(), USER))
+    events = await collect(run_tool_loop(Exact(), USER))
     assert [e for e in events if isinstance(e, TextDelta)] == sent
     assert all(a is b for a, b in zip(events[:2], sent, strict=True))
 
@@ -85,7 +85,7 @@ async def test_tool_call_runs_calculator_and_feeds_the_result_back() -> None:
         [Reply(text="Computing.", tool_calls=[calc("6*7")]), Reply(text="It is 42.")]
     )
     messages = list(USER)
-    events = await collect(run_turn(model, messages, tools=default_registry()))
+    events = await collect(run_tool_loop(model, messages, tools=default_registry()))
     assert kinds(events) == [
         "text", "usage", "tool_start", "tool_result", "text", "text", "text", "usage", "done",
     ]  # fmt: skip
@@ -107,7 +107,7 @@ async def test_tool_call_runs_calculator_and_feeds_the_result_back() -> None:
 async def test_two_tools_in_one_step_report_in_call_order() -> None:
     calls = [calc("2+3", "a"), ToolCall("b", "current_datetime", '{"timezone": "Asia/Tokyo"}')]
     model = ScriptedModel([Reply(tool_calls=calls), "Done."])
-    events = await collect(run_turn(model, USER, tools=default_registry()))
+    events = await collect(run_tool_loop(model, USER, tools=default_registry()))
     assert kinds(events)[:5] == ["usage", "tool_start", "tool_start", "tool_result", "tool_result"]
     results = [e for e in events if isinstance(e, ToolResult)]
     assert [r.id for r in results] == ["a", "b"]
@@ -143,7 +143,7 @@ async def test_read_only_tools_run_concurrently_side_effecting_in_order() -> Non
         ToolCall("4", "write", '{"label": "q"}'),
     ]
     model = ScriptedModel([Reply(tool_calls=calls), "ok"])
-    events = await collect(run_turn(model, USER, tools=registry))
+    events = await collect(run_tool_loop(model, USER, tools=registry))
     # the read-only tools overlap; the side-effecting ones run one after the other
     assert max(log.index("begin x"), log.index("begin y")) < log.index("finish x")
     assert max(log.index("begin x"), log.index("begin y")) < log.index("finish y")
@@ -153,7 +153,7 @@ async def test_read_only_tools_run_concurrently_side_effecting_in_order() -> Non
 
 async def test_max_steps_stops_with_limit_exceeded() -> None:
     model = ScriptedModel(default=Reply(tool_calls=[calc("1+1")]))
-    events = await collect(run_turn(model, USER, tools=default_registry(), limits=Limits(3)))
+    events = await collect(run_tool_loop(model, USER, tools=default_registry(), limits=Limits(3)))
     assert len(model.requests) == 3
     assert model.requests[-1].extra == {"tool_choice": "none"}  # last call asks for an answer
     assert model.requests[0].extra == {}
@@ -166,7 +166,7 @@ async def test_max_steps_stops_with_limit_exceeded() -> None:
 
 async def test_last_step_can_still_answer() -> None:
     model = ScriptedModel([Reply(tool_calls=[calc("1+1")]), "The answer is 2."])
-    events = await collect(run_turn(model, USER, tools=default_registry(), limits=Limits(2)))
+    events = await collect(run_tool_loop(model, USER, tools=default_registry(), limits=Limits(2)))
     assert text_of(events) == "The answer is 2."
     assert done_of(events).finish_reason == "stop"
     assert not any(isinstance(e, ErrorEvent) for e in events)
@@ -182,7 +182,7 @@ async def test_tool_timeout_becomes_an_error_result_and_the_turn_goes_on() -> No
     model = ScriptedModel([Reply(tool_calls=[ToolCall("t", "sleepy", "{}")]), "Sorry."])
     started = time.monotonic()
     events = await collect(
-        run_turn(model, USER, tools=ToolRegistry([sleepy]), limits=Limits(tool_timeout_s=0.05))
+        run_tool_loop(model, USER, tools=ToolRegistry([sleepy]), limits=Limits(tool_timeout_s=0.05))
     )
     assert time.monotonic() - started < 5  # the tool sleeps 10 s
     result = next(e for e in events if isinstance(e, ToolResult))
@@ -204,7 +204,7 @@ async def test_raising_tool_is_reported_not_fatal() -> None:
 
     calls = [ToolCall("1", "explode", '{"reason": "boom"}'), ToolCall("2", "refuse", "{}")]
     model = ScriptedModel([Reply(tool_calls=calls), "Recovered."])
-    events = await collect(run_turn(model, USER, tools=ToolRegistry([explode, refuse])))
+    events = await collect(run_tool_loop(model, USER, tools=ToolRegistry([explode, refuse])))
     results = [e for e in events if isinstance(e, ToolResult)]
     assert results[0].is_error and results[0].output == "Tool 'explode' failed: RuntimeError: boom"
     assert results[1].is_error and results[1].output == "Nothing to refuse today."
@@ -219,7 +219,7 @@ async def test_bad_tool_arguments_are_explained_to_the_model() -> None:
         ToolCall("4", "no_such_tool", "{}"),
     ]
     model = ScriptedModel([Reply(tool_calls=calls), "ok"])
-    events = await collect(run_turn(model, USER, tools=default_registry()))
+    events = await collect(run_tool_loop(model, USER, tools=default_registry()))
     outputs = [e.output for e in events if isinstance(e, ToolResult)]
     assert all(e.is_error for e in events if isinstance(e, ToolResult))
     assert "not a JSON object" in outputs[0]
@@ -233,7 +233,7 @@ async def test_bad_tool_arguments_are_explained_to_the_model() -> None:
 async def test_disabled_tool_is_not_offered_nor_run() -> None:
     model = ScriptedModel([Reply(tool_calls=[ToolCall("1", "current_datetime", "{}")]), "fine"])
     events = await collect(
-        run_turn(model, USER, tools=default_registry(), enabled_tools=["calculator"])
+        run_tool_loop(model, USER, tools=default_registry(), enabled_tools=["calculator"])
     )
     assert [s.name for s in model.requests[0].tools] == ["calculator"]
     result = next(e for e in events if isinstance(e, ToolResult))
@@ -242,7 +242,7 @@ async def test_disabled_tool_is_not_offered_nor_run() -> None:
 
 async def test_deadline_stops_a_slow_stream() -> None:
     model = ScriptedModel([Reply(text="slow " * 100, delay_s=0.02)])
-    events = await collect(run_turn(model, USER, limits=Limits(deadline_s=0.15)))
+    events = await collect(run_tool_loop(model, USER, limits=Limits(deadline_s=0.15)))
     error = next(e for e in events if isinstance(e, ErrorEvent))
     assert error.code == "limit_exceeded" and "0.15 s" in error.message
     assert done_of(events).finish_reason == "error"
@@ -259,7 +259,7 @@ async def test_deadline_stops_a_running_tool() -> None:
     model = ScriptedModel([Reply(tool_calls=[ToolCall("f", "forever", "{}")])])
     started = time.monotonic()
     events = await collect(
-        run_turn(model, USER, tools=ToolRegistry([forever]), limits=Limits(deadline_s=0.1))
+        run_tool_loop(model, USER, tools=ToolRegistry([forever]), limits=Limits(deadline_s=0.1))
     )
     assert time.monotonic() - started < 10  # the tool hangs for 30 s
     result = next(e for e in events if isinstance(e, ToolResult))
@@ -272,7 +272,7 @@ async def test_cancel_event_mid_stream_keeps_what_was_produced() -> None:
     model = ScriptedModel([Reply(text="word " * 200, delay_s=0.005)])
     cancel = asyncio.Event()
     events: list[EngineEvent] = []
-    async for event in run_turn(model, USER, cancel=cancel):
+    async for event in run_tool_loop(model, USER, cancel=cancel):
         events.append(event)
         if len(events) == 3:
             cancel.set()
@@ -300,7 +300,7 @@ async def test_cancel_event_while_provider_is_silent_is_prompt() -> None:
     cancel = asyncio.Event()
     asyncio.get_running_loop().call_later(0.05, cancel.set)
     started = time.monotonic()
-    events = await collect(run_turn(Silent(), USER, cancel=cancel))
+    events = await collect(run_tool_loop(Silent(), USER, cancel=cancel))
     assert time.monotonic() - started < 10  # the provider is silent for 30 s
     assert done_of(events).finish_reason == "cancelled" and text_of(events) == "thinking"
     assert closed.is_set()
@@ -310,7 +310,7 @@ async def test_cancel_already_set_calls_no_model() -> None:
     model = ScriptedModel()
     cancel = asyncio.Event()
     cancel.set()
-    events = await collect(run_turn(model, USER, cancel=cancel))
+    events = await collect(run_tool_loop(model, USER, cancel=cancel))
     assert kinds(events) == ["done"] and done_of(events).finish_reason == "cancelled"
     assert model.requests == []
 
@@ -320,7 +320,7 @@ async def test_task_cancellation_yields_done_then_propagates() -> None:
     seen: list[EngineEvent] = []
 
     async def consume() -> None:
-        async for event in run_turn(model, USER):
+        async for event in run_tool_loop(model, USER):
             seen.append(event)
 
     task = asyncio.create_task(consume())
@@ -335,7 +335,7 @@ async def test_task_cancellation_yields_done_then_propagates() -> None:
 
 async def test_provider_error_before_first_token() -> None:
     model = ScriptedModel([Reply(text="never", error=ProviderRateLimited("Slow down."))])
-    events = await collect(run_turn(model, USER))
+    events = await collect(run_tool_loop(model, USER))
     assert kinds(events) == ["usage", "error", "done"]
     error = events[1]
     assert isinstance(error, ErrorEvent)
@@ -351,7 +351,7 @@ async def test_provider_error_mid_stream_keeps_partial_text() -> None:
     reply = Reply(
         text="one two three four", error=ProviderUnavailable("Upstream 502."), error_after=2
     )
-    events = await collect(run_turn(ScriptedModel([reply]), USER))
+    events = await collect(run_tool_loop(ScriptedModel([reply]), USER))
     assert text_of(events) == "one two "
     assert kinds(events) == ["text", "text", "usage", "error", "done"]
     assert isinstance(events[3], ErrorEvent) and events[3].code == "provider_unavailable"
@@ -370,10 +370,10 @@ async def test_unexpected_model_exception_and_missing_finish_become_errors() -> 
             if self.fail:
                 raise KeyError("oops")
 
-    crashed = await collect(run_turn(Broken(True), USER))
+    crashed = await collect(run_tool_loop(Broken(True), USER))
     error = next(e for e in crashed if isinstance(e, ErrorEvent))
     assert error.code == "provider_error" and "KeyError" in error.message
-    cut = await collect(run_turn(Broken(False), USER))
+    cut = await collect(run_tool_loop(Broken(False), USER))
     error = next(e for e in cut if isinstance(e, ErrorEvent))
     assert error.code == "provider_protocol" and error.retryable
     assert done_of(crashed).finish_reason == done_of(cut).finish_reason == "error"
@@ -381,14 +381,14 @@ async def test_unexpected_model_exception_and_missing_finish_become_errors() -> 
 
 async def test_exhausted_script_fails_the_test_loudly() -> None:
     with pytest.raises(ScriptExhausted, match="no reply queued"):
-        await collect(run_turn(ScriptedModel(), USER))
+        await collect(run_tool_loop(ScriptedModel(), USER))
 
 
 async def test_usage_is_reported_per_call_and_totalled() -> None:
     model = ScriptedModel(
         [Reply(tool_calls=[calc("1")], usage=Usage(100, 5)), Reply(text="1", usage=Usage(120, 2))]
     )
-    events = await collect(run_turn(model, USER, tools=default_registry()))
+    events = await collect(run_tool_loop(model, USER, tools=default_registry()))
     usages = [e.usage for e in events if isinstance(e, UsageEvent)]
     assert usages == [Usage(100, 5), Usage(120, 2)]
     assert done_of(events).usage == Usage(220, 7)
@@ -405,7 +405,7 @@ async def test_usage_is_estimated_when_the_provider_reports_none() -> None:
             yield TextDelta("x" * 40)
             yield Finish("length")
 
-    events = await collect(run_turn(Quiet(), USER))
+    events = await collect(run_tool_loop(Quiet(), USER))
     usage = next(e.usage for e in events if isinstance(e, UsageEvent))
     assert usage.output_tokens == 10
     assert usage.input_tokens >= 2000  # the model's own tokenizer counted the prompt
@@ -436,7 +436,7 @@ async def test_closing_the_stream_early_releases_the_upstream() -> None:
             finally:
                 closed.set()
 
-    events = run_turn(Endless(), USER)
+    events = run_tool_loop(Endless(), USER)
     first = await anext(events)
     assert isinstance(first, TextDelta)
     await events.aclose()  # type: ignore[attr-defined]

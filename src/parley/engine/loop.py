@@ -1,6 +1,8 @@
-"""The turn loop: stream the model, run the tools it asks for, feed results back.
+"""The tool loop: stream the model, run the tools it asks for, feed results back.
 
-``run_turn`` is what the HTTP API and the CLI call for every assistant reply.
+``run_tool_loop`` is what a chat turn (``parley.turns``) and the CLI call for
+every assistant reply. (Named apart from the stored chat turn of ``parley.turns``
+and from the event loop's time slices of ``parley.loopshare``.)
 It yields engine events (text and reasoning deltas as they arrive, tool
 start/result, one usage event per model call, errors) and always ends with
 exactly one ``Done``, whatever happens: provider errors, tool failures, step
@@ -51,7 +53,7 @@ from .tokens import counter_for, messages_tokens, tools_tokens
 if TYPE_CHECKING:
     from parley.config import Settings
 
-__all__ = ["Confirm", "Limits", "run_turn"]
+__all__ = ["Confirm", "Limits", "run_tool_loop"]
 
 logger = logging.getLogger(__name__)
 
@@ -69,7 +71,7 @@ DENIED = (
 
 @dataclass(frozen=True, slots=True)
 class Limits:
-    """Bounds on one turn: model calls, seconds per tool, seconds overall."""
+    """Bounds on one reply: model calls, seconds per tool, seconds overall."""
 
     max_steps: int = 8
     tool_timeout_s: float = 30.0
@@ -91,7 +93,7 @@ class _Failure:
 
 @dataclass(slots=True)
 class CallResult:
-    """What one model call produced (kept by the turn for the loop to inspect)."""
+    """What one model call produced (kept for the loop to inspect)."""
 
     text: str = ""
     tool_calls: list[ToolCall] = field(default_factory=list)
@@ -111,7 +113,7 @@ def _error_event(exc: BaseException) -> ErrorEvent:
     )
 
 
-class Turn:
+class ToolLoop:
     """State shared by the native and the JSON tool loops (internal).
 
     ``call_model`` and ``run_tools`` are async generators of events; their
@@ -144,7 +146,7 @@ class Turn:
         self.max_tokens = max_tokens
         self.usage = Usage()
         self.calls = 0
-        self._call_ids: set[str] = set()  # tool call ids used so far in this turn
+        self._call_ids: set[str] = set()  # tool call ids used so far in this reply
         self.finish: FinishReason = "stop"
         self.reason: Literal["cancelled", "deadline"] | None = None
         self.result = CallResult()
@@ -173,7 +175,7 @@ class Turn:
                 self._watchers.append(waiter)
 
     def interrupt(self, reason: Literal["cancelled", "deadline"]) -> None:
-        """Stop the turn at the next opportunity (now, if waiting on the model or tools)."""
+        """Stop the loop at the next opportunity (now, if waiting on the model or tools)."""
         if self.reason is not None:
             return
         self.reason = reason
@@ -197,7 +199,7 @@ class Turn:
         return ErrorEvent(code, message, retryable)
 
     def interrupt_events(self) -> list[EngineEvent]:
-        """Events that end an interrupted turn; sets ``finish``."""
+        """Events that end an interrupted loop; sets ``finish``."""
         if self.reason == "deadline":
             return [
                 self.fail(
@@ -396,7 +398,7 @@ class Turn:
 
         task = asyncio.create_task(run_all())
         self._tasks.add(task)
-        assert self._interrupted is not None, "Turn.start() was not called"
+        assert self._interrupted is not None, "ToolLoop.start() was not called"
         waiters: set[asyncio.Future[Any]] = {task, self._interrupted}
         await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
         if not task.done():
@@ -453,7 +455,7 @@ class Turn:
                 return
 
 
-async def run_turn(
+async def run_tool_loop(
     model: ChatModel,
     messages: list[Message],
     *,
@@ -466,11 +468,11 @@ async def run_turn(
     max_tokens: int | None = None,
     confirm: Confirm | None = None,
 ) -> AsyncIterator[EngineEvent]:
-    """Run one assistant turn over ``messages`` (already assembled, system first).
+    """Produce one assistant reply over ``messages`` (already assembled, system first).
 
     ``enabled_tools=None`` offers every tool in ``tools``. Models whose
     ``info.supports_tools`` is false get tools through JSON-constrained
-    decisions (``parley.engine.json_tools``). Setting ``cancel`` stops the turn
+    decisions (``parley.engine.json_tools``). Setting ``cancel`` stops the loop
     with ``Done("cancelled")``. With ``confirm``, side-effecting tools run only
     once it returns true (denied calls report an error result to the model);
     its ``ToolConfirm`` event is yielded first. If the consuming task itself is cancelled,
@@ -478,7 +480,7 @@ async def run_turn(
     and ``CancelledError`` is raised when the consumer asks for the next event.
     ``messages`` is not modified.
     """
-    turn = Turn(
+    run = ToolLoop(
         model,
         messages,
         tools=tools,
@@ -490,23 +492,23 @@ async def run_turn(
         max_tokens=max_tokens,
         confirm=confirm,
     )
-    turn.start()
+    run.start()
     cancelled_outside = False
     try:
-        if turn.reason is not None:
-            for event in turn.interrupt_events():
+        if run.reason is not None:
+            for event in run.interrupt_events():
                 yield event
         else:
-            use_json = bool(turn.specs) and not model.info.supports_tools
-            body = json_tool_loop(turn) if use_json else turn.native_loop()
+            use_json = bool(run.specs) and not model.info.supports_tools
+            body = json_tool_loop(run) if use_json else run.native_loop()
             async with aclosing(body):
                 async for event in body:
                     yield event
     except asyncio.CancelledError:
         cancelled_outside = True
-        turn.finish = "cancelled"
+        run.finish = "cancelled"
     finally:
-        await turn.stop()
-    yield Done(turn.finish, turn.usage)
+        await run.stop()
+    yield Done(run.finish, run.usage)
     if cancelled_outside:
         raise asyncio.CancelledError
