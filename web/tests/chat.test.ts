@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { chat } from '../src/lib/stores/chat.svelte';
 import { conversations } from '../src/lib/stores/conversations.svelte';
-import type { Message } from '../src/lib/types';
+import type { Message } from '../src/lib/api/types';
 
 function message(id: string, role: string, parent: string | null, content = ''): Message {
   return {

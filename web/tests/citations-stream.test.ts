@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { FileSource } from '../src/lib/api-files';
+import type { FileSource } from '../src/lib/api/types';
 import { citations } from '../src/lib/citations';
 
 const cited: FileSource = {

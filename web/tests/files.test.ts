@@ -2,7 +2,8 @@ import { cleanup, fireEvent, render } from '@testing-library/svelte';
 import { afterEach, describe, expect, it } from 'vitest';
 import AttachmentChips from '../src/components/files/AttachmentChips.svelte';
 import FileSources from '../src/components/files/FileSources.svelte';
-import { citedSources, formatBytes, sourceLabel, splitCitations, statusLabel, type FileSource } from '../src/lib/api-files';
+import { citedSources, formatBytes, sourceLabel, splitCitations, statusLabel } from '../src/lib/api-files';
+import type { FileSource } from '../src/lib/api/types';
 import { linkCitations } from '../src/lib/citations';
 import { files } from '../src/lib/stores/files.svelte';
 

@@ -7,8 +7,7 @@ import TemporaryToggle from '../src/components/memory/TemporaryToggle.svelte';
 import { conversationHref, memorySources } from '../src/lib/memory';
 import { chat } from '../src/lib/stores/chat.svelte';
 import { conversations } from '../src/lib/stores/conversations.svelte';
-import type { Conversation } from '../src/lib/types';
-import type { Message } from '../src/lib/types';
+import type { Conversation, Message } from '../src/lib/api/types';
 
 afterEach(() => {
   cleanup();

@@ -2,7 +2,7 @@ import { cleanup, render } from '@testing-library/svelte';
 import { afterEach, describe, expect, it } from 'vitest';
 import ToolSteps from '../src/components/chat/ToolSteps.svelte';
 import { pythonCode, splitAttachments } from '../src/lib/sandbox';
-import type { ToolAttachment, ToolStep } from '../src/lib/types';
+import type { ToolAttachment, ToolStep } from '../src/lib/api/types';
 
 afterEach(() => cleanup());
 

@@ -4,8 +4,8 @@ import Sources from '../src/components/tools/Sources.svelte';
 import ToolConfirm from '../src/components/tools/ToolConfirm.svelte';
 import { chat } from '../src/lib/stores/chat.svelte';
 import { toolCalls } from '../src/lib/stores/tools.svelte';
-import { effectiveTools, parsePairs, prettyArguments, safeHttpUrl, toggleTool, webLinks, type ToolInfo } from '../src/lib/tools';
-import type { Message } from '../src/lib/types';
+import { effectiveTools, parsePairs, prettyArguments, safeHttpUrl, toggleTool, webLinks } from '../src/lib/tools';
+import type { Message, ToolInfo } from '../src/lib/api/types';
 
 const ALL: ToolInfo[] = [
   { name: 'calculator', description: '', side_effecting: false, source: 'builtin' },

@@ -1,8 +1,8 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { buildHeaders, readCookie, request, setUnauthorizedHandler, ApiError } from '../src/lib/api';
+import { buildHeaders, readCookie, request, setUnauthorizedHandler, ApiError } from '../src/lib/api/client';
 import { dateGroup, groupConversations } from '../src/lib/dates';
 import { highlightNodes, highlightSegments } from '../src/lib/highlight-text';
-import type { Conversation } from '../src/lib/types';
+import type { Conversation } from '../src/lib/api/types';
 
 function conv(id: string, updated_at: string, pinned = false): Conversation {
   return { id, title: id, model: null, pinned, archived: false, temporary: false, created_at: updated_at, updated_at };

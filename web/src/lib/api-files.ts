@@ -1,64 +1,7 @@
 // Files and knowledge: uploads (with progress), status, passages, collections.
 // Mirrors docs/ARCHITECTURE.md, "Files and knowledge".
-import { ApiError, buildHeaders, request } from './api';
-
-export type FileStatus = 'queued' | 'parsing' | 'embedding' | 'ready' | 'failed';
-
-export interface StoredFile {
-  id: string;
-  filename: string;
-  media_type: string;
-  kind: string;
-  size_bytes: number;
-  status: FileStatus | string;
-  progress: number;
-  error_code: string | null;
-  error: string | null;
-  pages: number | null;
-  pages_done: number;
-  chunk_count: number;
-  embedded_count: number;
-  conversation_id: string | null;
-  collection_id: string | null;
-  message_id: string | null;
-  created_at: string;
-  duplicate?: boolean;
-}
-
-export interface Passage {
-  id: number;
-  file_id: string;
-  filename: string;
-  kind: string;
-  page: number | null;
-  pages: number | null;
-  section: string | null;
-  ordinal: number;
-  text: string;
-}
-
-export interface Collection {
-  id: string;
-  name: string;
-  description: string;
-  file_count: number;
-}
-
-/** A source of kind "file" on an answer (see FileContext in parley.knowledge.context). */
-export interface FileSource {
-  kind: 'file';
-  title: string;
-  ref: number | null;
-  file_id: string;
-  filename: string;
-  page: number | null;
-  section: string | null;
-  chunk_id: number | null;
-  snippet: string;
-  mode: 'whole' | 'retrieved' | 'pending' | 'failed' | 'unsupported' | 'image' | string;
-  status?: string;
-  detail?: string;
-}
+import { ApiError, buildHeaders, request } from './api/client';
+import type { Collection, FileSource, Passage, StoredFile } from './api/types';
 
 const enc = encodeURIComponent;
 

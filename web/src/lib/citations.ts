@@ -1,7 +1,8 @@
 // Turn "[n]" in a rendered answer into buttons that open the cited passage.
 // Only text nodes are touched (never code), and only numbers that have a file source;
 // the buttons are built with textContent, so nothing from the answer becomes markup.
-import { citedSources, splitCitations, type FileSource } from './api-files';
+import { citedSources, splitCitations } from './api-files';
+import type { FileSource } from './api/types';
 
 export interface CitationOptions {
   sources: ReadonlyArray<{ kind: string }> | null | undefined;

@@ -1,4 +1,4 @@
-import type { Conversation } from './types';
+import type { Conversation } from './api/types';
 
 export type GroupName = 'Pinned' | 'Today' | 'Yesterday' | 'Previous 7 days' | 'Older';
 export interface ConversationGroup {

@@ -1,4 +1,4 @@
-import type { Message } from './types';
+import type { Message } from './api/types';
 
 export function formatTokens(n: number | null | undefined): string {
   if (n === null || n === undefined) return '—';

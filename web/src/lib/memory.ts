@@ -1,43 +1,6 @@
 // Memory: the /api/memories client, the sources an answer used, temporary chats.
-import { buildHeaders, request } from './api';
-import type { Message } from './types';
-
-export interface Memory {
-  id: string;
-  text: string;
-  source: 'explicit' | 'auto' | string;
-  status: 'active' | 'pending' | string;
-  scope_type: 'project' | 'assistant' | null | string;
-  scope_id: string | null;
-  conversation_id: string | null;
-  message_id: string | null;
-  /** A proposed update (review mode): the memory approving it rewrites. */
-  replaces?: { id: string; text: string | null } | null;
-  url: string | null;
-  created_at: string;
-  updated_at: string;
-}
-
-export interface MemoryList {
-  items: Memory[];
-  next_cursor: string | null;
-  counts: { active?: number; pending?: number };
-  settings: { enabled: boolean; review: boolean };
-}
-
-/** What the memory feature adds to a message's `sources`. */
-export interface CitedSource {
-  kind: 'memory' | 'conversation' | string;
-  id: string;
-  title: string;
-  url?: string;
-  action?: string;
-}
-
-export interface ConversationSummary {
-  text: string;
-  until_message_id: string;
-}
+import { buildHeaders, request } from './api/client';
+import type { CitedSource, Memory, MemoryList, Message } from './api/types';
 
 const enc = encodeURIComponent;
 

@@ -1,6 +1,6 @@
 // Helpers for code-interpreter (run_python) tool steps: the code from the arguments,
 // and attachments limited to the backend's own output route (never an arbitrary URL).
-import type { ToolAttachment } from './types';
+import type { ToolAttachment } from './api/types';
 
 const OUTPUT_URL = /^\/api\/sandbox\/outputs\/[A-Za-z0-9_-]{1,64}$/;
 

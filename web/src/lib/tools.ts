@@ -1,59 +1,7 @@
 // Tools: the catalogue, per-conversation choice, confirmations of side-effecting
 // calls, cited web sources, and the admin's MCP servers (see docs/ARCHITECTURE.md).
-import { request } from './api';
-
-export interface ToolInfo {
-  name: string;
-  description: string;
-  side_effecting: boolean;
-  source: 'builtin' | 'web' | 'mcp' | 'feature' | string;
-}
-
-export interface PendingCall {
-  id: string;
-  conversation_id: string;
-  name: string;
-  arguments: string;
-  status?: string;
-}
-
-export interface WebSource {
-  kind: string;
-  title: string;
-  url?: string;
-  snippet?: string;
-}
-
-export interface McpTool {
-  name: string;
-  description: string;
-  side_effecting: boolean;
-}
-
-export interface McpServer {
-  id: string;
-  name: string;
-  transport: 'stdio' | 'http';
-  command: string | null;
-  args: string[];
-  url: string | null;
-  env_keys: string[];
-  header_keys: string[];
-  enabled: boolean;
-  status: string;
-  error: string | null;
-  tools: McpTool[];
-}
-
-export interface McpServerIn {
-  name: string;
-  transport: 'stdio' | 'http';
-  command?: string;
-  args?: string[];
-  url?: string;
-  env?: Record<string, string>;
-  headers?: Record<string, string>;
-}
+import { request } from './api/client';
+import type { McpServer, McpServerIn, PendingCall, ToolInfo, WebSource } from './api/types';
 
 const enc = encodeURIComponent;
 

@@ -1,13 +1,14 @@
 // The open conversation: its active branch, and the live state of a streaming turn.
-import { ApiError, conversations as convApi, errorMessage, messages as msgApi, streamTurn, type TurnRequest } from '../api';
+import { ApiError, conversations as convApi, errorMessage, messages as msgApi, streamTurn, type TurnRequest } from '../api/client';
 import { StreamingMarkdown, type RenderedBlock } from '../markdown/stream';
-import type { ChatEvent, Conversation, ConversationDetail, Message, ToolStep, Usage } from '../types';
+import type { Conversation, ConversationDetail, ConversationSummary, Message, ToolStep } from '../api/types';
+import type { ChatEvent, Usage } from '../api/events';
 import { conversations } from './conversations.svelte';
 import { models } from './models.svelte';
 import { chatPath, router } from './router.svelte';
 import { toasts } from './toasts.svelte';
 import { toolCalls } from './tools.svelte';
-import { discardTemporary, type ConversationSummary } from '../memory';
+import { discardTemporary } from '../memory';
 
 export interface LiveStream {
   assistantId: string;

@@ -1,5 +1,5 @@
-import { conversations as api } from '../api';
-import type { Conversation } from '../types';
+import { conversations as api } from '../api/client';
+import type { Conversation } from '../api/types';
 
 class Conversations {
   items = $state<Conversation[]>([]);

@@ -1,7 +1,8 @@
 // Attachments being uploaded from the composer, files per conversation (shown on the
 // question they came with), and the citation viewer's state.
-import { errorMessage } from '../api';
-import { TERMINAL, filesApi, uploadFile, type FileSource, type StoredFile } from '../api-files';
+import { errorMessage } from '../api/client';
+import { TERMINAL, filesApi, uploadFile } from '../api-files';
+import type { FileSource, StoredFile } from '../api/types';
 
 export interface Attachment {
   key: string;

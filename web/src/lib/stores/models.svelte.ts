@@ -1,5 +1,5 @@
-import { models as modelsApi } from '../api';
-import type { ModelInfo, ModelList } from '../types';
+import { models as modelsApi } from '../api/client';
+import type { ModelInfo, ModelList } from '../api/types';
 
 class Models {
   items = $state<ModelInfo[]>([]);

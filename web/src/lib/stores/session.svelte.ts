@@ -1,5 +1,5 @@
-import { ApiError, auth, me, setUnauthorizedHandler } from '../api';
-import type { AuthConfig, Theme, User } from '../types';
+import { ApiError, auth, me, setUnauthorizedHandler } from '../api/client';
+import type { AuthConfig, Theme, User } from '../api/types';
 import { router } from './router.svelte';
 
 const THEME_KEY = 'parley.theme'; // a UI preference only; never tokens

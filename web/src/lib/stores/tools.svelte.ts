@@ -1,8 +1,9 @@
 // Live tool state of the open chat: calls waiting for the user's approval
 // (from `tool_confirm` events, or re-read after a reload) and the sources
 // streamed for answers still being written.
-import { errorMessage } from '../api';
-import { toolsApi, type PendingCall, type WebSource } from '../tools';
+import { errorMessage } from '../api/client';
+import { toolsApi } from '../tools';
+import type { PendingCall, WebSource } from '../api/types';
 import { toasts } from './toasts.svelte';
 
 class ToolCalls {

@@ -1,4 +1,7 @@
-// Types mirroring the native HTTP API contract (docs/ARCHITECTURE.md).
+// The native HTTP API's types, in one place. Names for the schemas generated from the
+// server's OpenAPI document (schema.d.ts: `npm run gen:api`); a type the server does
+// not declare yet is written here by hand, after docs/ARCHITECTURE.md, until it does.
+// The chat stream's events are in events.ts.
 
 export type Role = 'admin' | 'user';
 export type UserStatus = 'active' | 'disabled' | 'pending';
@@ -186,26 +189,153 @@ export interface Problem {
   code?: string;
 }
 
-// ---- Chat turn stream events ----
-export interface Usage {
-  input_tokens?: number | null;
-  output_tokens?: number | null;
+// ---- Files and knowledge ----
+export type FileStatus = 'queued' | 'parsing' | 'embedding' | 'ready' | 'failed';
+
+export interface StoredFile {
+  id: string;
+  filename: string;
+  media_type: string;
+  kind: string;
+  size_bytes: number;
+  status: FileStatus | string;
+  progress: number;
+  error_code: string | null;
+  error: string | null;
+  pages: number | null;
+  pages_done: number;
+  chunk_count: number;
+  embedded_count: number;
+  conversation_id: string | null;
+  collection_id: string | null;
+  message_id: string | null;
+  created_at: string;
+  duplicate?: boolean;
 }
 
-export type ChatEvent =
-  | { type: 'start'; data: { user_message: Message; assistant_message: Message } }
-  | { type: 'text'; data: { text: string } }
-  | { type: 'reasoning'; data: { text: string } }
-  | { type: 'tool_start'; data: { id: string; name: string; arguments: unknown } }
-  | { type: 'tool_confirm'; data: { id: string; name: string; arguments: string } }
-  | { type: 'sources'; data: { sources: MessageSource[] } }
-  | {
-      type: 'tool_result';
-      data: { id: string; name: string; output: string; is_error: boolean; duration_ms: number | null; attachments?: ToolAttachment[] };
-    }
-  | { type: 'usage'; data: { usage: Usage } }
-  | { type: 'context'; data: { dropped_messages: number; summarized: boolean; message: string } }
-  | { type: 'error'; data: { code: string; message: string; retryable: boolean } }
-  /** `message` is null when the server could not store the answer (the stream still ends). */
-  | { type: 'done'; data: { finish_reason: string | null; usage: Usage | null; message: Message | null } }
-  | { type: 'title'; data: { conversation_id: string; title: string } };
+export interface Passage {
+  id: number;
+  file_id: string;
+  filename: string;
+  kind: string;
+  page: number | null;
+  pages: number | null;
+  section: string | null;
+  ordinal: number;
+  text: string;
+}
+
+export interface Collection {
+  id: string;
+  name: string;
+  description: string;
+  file_count: number;
+}
+
+/** A source of kind "file" on an answer (see FileContext in parley.knowledge.context). */
+export interface FileSource {
+  kind: 'file';
+  title: string;
+  ref: number | null;
+  file_id: string;
+  filename: string;
+  page: number | null;
+  section: string | null;
+  chunk_id: number | null;
+  snippet: string;
+  mode: 'whole' | 'retrieved' | 'pending' | 'failed' | 'unsupported' | 'image' | string;
+  status?: string;
+  detail?: string;
+}
+
+// ---- Memory ----
+export interface Memory {
+  id: string;
+  text: string;
+  source: 'explicit' | 'auto' | string;
+  status: 'active' | 'pending' | string;
+  scope_type: 'project' | 'assistant' | null | string;
+  scope_id: string | null;
+  conversation_id: string | null;
+  message_id: string | null;
+  /** A proposed update (review mode): the memory approving it rewrites. */
+  replaces?: { id: string; text: string | null } | null;
+  url: string | null;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface MemoryList {
+  items: Memory[];
+  next_cursor: string | null;
+  counts: { active?: number; pending?: number };
+  settings: { enabled: boolean; review: boolean };
+}
+
+/** What the memory feature adds to a message's `sources`. */
+export interface CitedSource {
+  kind: 'memory' | 'conversation' | string;
+  id: string;
+  title: string;
+  url?: string;
+  action?: string;
+}
+
+export interface ConversationSummary {
+  text: string;
+  until_message_id: string;
+}
+
+// ---- Tools and MCP ----
+export interface ToolInfo {
+  name: string;
+  description: string;
+  side_effecting: boolean;
+  source: 'builtin' | 'web' | 'mcp' | 'feature' | string;
+}
+
+export interface PendingCall {
+  id: string;
+  conversation_id: string;
+  name: string;
+  arguments: string;
+  status?: string;
+}
+
+export interface WebSource {
+  kind: string;
+  title: string;
+  url?: string;
+  snippet?: string;
+}
+
+export interface McpTool {
+  name: string;
+  description: string;
+  side_effecting: boolean;
+}
+
+export interface McpServer {
+  id: string;
+  name: string;
+  transport: 'stdio' | 'http';
+  command: string | null;
+  args: string[];
+  url: string | null;
+  env_keys: string[];
+  header_keys: string[];
+  enabled: boolean;
+  status: string;
+  error: string | null;
+  tools: McpTool[];
+}
+
+export interface McpServerIn {
+  name: string;
+  transport: 'stdio' | 'http';
+  command?: string;
+  args?: string[];
+  url?: string;
+  env?: Record<string, string>;
+  headers?: Record<string, string>;
+}

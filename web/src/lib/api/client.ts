@@ -3,7 +3,6 @@ import type {
   AdminSettings,
   ApiKey,
   AuthConfig,
-  ChatEvent,
   Conversation,
   ConversationDetail,
   CreatedApiKey,
@@ -16,7 +15,8 @@ import type {
   SearchHit,
   User,
 } from './types';
-import { readSSE } from './sse';
+import { CHAT_EVENT_TYPES, type ChatEvent } from './events';
+import { readSSE } from '../sse';
 
 export class ApiError extends Error {
   readonly status: number;
@@ -223,21 +223,6 @@ export function turnEndpoint(t: TurnRequest): { path: string; body: Record<strin
   }
 }
 
-const EVENT_TYPES = new Set([
-  'start',
-  'text',
-  'reasoning',
-  'tool_start',
-  'tool_confirm',
-  'sources',
-  'tool_result',
-  'usage',
-  'context',
-  'error',
-  'done',
-  'title',
-]);
-
 /** Start a chat turn and yield its typed events. Throws ApiError for a non-2xx answer. */
 export async function* streamTurn(t: TurnRequest, signal: AbortSignal): AsyncGenerator<ChatEvent> {
   const { path, body } = turnEndpoint(t);
@@ -250,7 +235,7 @@ export async function* streamTurn(t: TurnRequest, signal: AbortSignal): AsyncGen
   });
   if (!res.body) throw new ApiError(502, { title: 'Empty response', detail: 'The server sent no stream.' });
   for await (const m of readSSE(res.body, signal)) {
-    if (!EVENT_TYPES.has(m.event)) continue;
+    if (!CHAT_EVENT_TYPES.has(m.event)) continue;
     let data: unknown;
     try {
       data = JSON.parse(m.data);
