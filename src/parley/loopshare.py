@@ -1,4 +1,4 @@
-"""Time-sliced turns on the event loop for work that would otherwise hog it.
+"""Time slices of the event loop for work that would otherwise hog it.
 
 An asyncio (or uvloop) iteration runs every callback that was ready when it
 began before it looks at timers or sockets again. When 500 streams each have a
@@ -7,19 +7,22 @@ network read waiting, one iteration is all 500 relay steps back to back (about
 waits that long: throughput is fine, latency is not.
 
 Heavy steps (a network read of a relayed stream, admitting a request, sending
-one upstream) first call ``await share.turn()``. While the loop's current slice
-has time left a turn costs one clock read and no suspension. Once the slice is
+one upstream) first call ``await share.take_slice()``. While the loop's current
+slice has time left this costs one clock read and no suspension. Once the slice is
 used up, the step queues; a tick at the start of each loop iteration starts a
 new slice and lets through as many queued steps as fit in it (new work first,
 then the oldest waiting), learning how many fit from how long the last batch
 took. The work done is the same; it is only cut
 into short iterations, so the loop's lag stays near one slice however many
-streams there are, and a step waits its turn instead of piling onto the next
+streams there are, and a step waits for a slice instead of piling onto the next
 iteration. While steps are queued their sockets are not read, so TCP flow
 control slows the senders.
 
 State is per event loop and per process (it describes this loop's time, not
 anything shared between workers); ``share()`` finds the running loop's.
+
+"Slice" is this module's word on purpose: a chat turn is ``parley.turns``, the
+model<->tool loop is ``parley.engine.loop``.
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ MAX_GRANT = 4096
 
 
 class LoopShare:
-    """Turns on one event loop; see the module docstring.
+    """Time slices of one event loop; see the module docstring.
 
     Two queues: steps that start something (admitting a request, a stream's
     first read) and steps that continue it. A tick serves starts first, with at
@@ -68,7 +71,7 @@ class LoopShare:
     def waiting(self) -> int:
         return len(self._new) + len(self._more)
 
-    async def turn(self, *, start: bool = False) -> None:
+    async def take_slice(self, *, start: bool = False) -> None:
         """Return at once while the slice lasts; otherwise wait for a later one.
 
         ``start``: this step begins new work (see the class docstring).
@@ -126,7 +129,7 @@ def _release(queue: deque[asyncio.Future[None]], count: int) -> int:
 
 
 class Stream:
-    """One stream's turns: it asks for one only after ``QUANTUM_S`` of its own
+    """One stream's share: it asks for a slice only after ``QUANTUM_S`` of its own
     (a relay step then handles everything it already read, up to a quantum,
     instead of queueing again for each HTTP chunk of one network read)."""
 
@@ -140,8 +143,8 @@ class Stream:
     def due(self) -> bool:
         return perf_counter() >= self._until
 
-    async def turn(self) -> None:
-        await self._share.turn(start=not self._started)
+    async def take_slice(self) -> None:
+        await self._share.take_slice(start=not self._started)
         self._started = True
         self._until = perf_counter() + QUANTUM_S
 
@@ -160,11 +163,11 @@ def share() -> LoopShare:
     return found
 
 
-async def turn(*, start: bool = False) -> None:
-    """``share().turn()`` for the running loop."""
-    await share().turn(start=start)
+async def take_slice(*, start: bool = False) -> None:
+    """``share().take_slice()`` for the running loop."""
+    await share().take_slice(start=start)
 
 
 def stream() -> Stream:
-    """Turn-taking for one stream on the running loop."""
+    """Slice-taking for one stream on the running loop."""
     return Stream(share())

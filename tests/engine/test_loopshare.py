@@ -1,4 +1,4 @@
-"""Time-sliced turns on the event loop (``parley.loopshare``).
+"""Time slices of the event loop (``parley.loopshare``).
 
 The property that matters is structural: how many heavy steps run between two
 wake-ups of an unrelated timer (the lag every other request would see). Steps
@@ -41,7 +41,7 @@ async def steps_between_ticks(use_share: bool, streams: int = 40, rounds: int = 
     async def stream() -> None:
         for _ in range(rounds):
             if use_share:
-                await share.turn()
+                await share.take_slice()
             else:
                 await asyncio.sleep(0)
             busy()
@@ -53,12 +53,12 @@ async def steps_between_ticks(use_share: bool, streams: int = 40, rounds: int = 
     return counts
 
 
-async def test_without_turns_every_ready_stream_runs_in_one_iteration() -> None:
+async def test_without_slices_every_ready_stream_runs_in_one_iteration() -> None:
     counts = await steps_between_ticks(use_share=False)
     assert max(counts) >= 40  # all 40 streams between two timer wake-ups
 
 
-async def test_turns_bound_the_steps_between_timer_wake_ups() -> None:
+async def test_slices_bound_the_steps_between_timer_wake_ups() -> None:
     counts = await steps_between_ticks(use_share=True)
     assert sum(counts) == 40 * 8  # nothing lost
     # The first tick lets 16 through; the grant then adapts to the 4 ms slice.
@@ -74,7 +74,7 @@ def test_the_bound_holds_on_uvloop() -> None:
     assert max(counts) <= 20
 
 
-async def test_a_turn_costs_no_suspension_while_the_slice_lasts() -> None:
+async def test_a_slice_costs_no_suspension_while_the_slice_lasts() -> None:
     share = LoopShare(asyncio.get_running_loop(), slice_s=60)
     other_ran = False
 
@@ -84,7 +84,7 @@ async def test_a_turn_costs_no_suspension_while_the_slice_lasts() -> None:
 
     task = asyncio.create_task(other())
     for _ in range(100):
-        await share.turn()
+        await share.take_slice()
     assert not other_ran  # never yielded to the loop
     await task
 
@@ -95,7 +95,7 @@ def hog(share: LoopShare) -> asyncio.Task[None]:
 
     async def run() -> None:
         busy(0.02)  # whatever slice the share had is over
-        await share.turn()  # opens a new one
+        await share.take_slice()  # opens a new one
         busy(0.02)  # and uses it up
 
     return asyncio.create_task(run())
@@ -106,7 +106,7 @@ async def test_queued_steps_resume_oldest_first_and_starts_go_ahead() -> None:
     order: list[str] = []
 
     async def step(name: str, start: bool = False) -> None:
-        await share.turn(start=start)
+        await share.take_slice(start=start)
         order.append(name)
 
     tasks = [hog(share)]
@@ -123,7 +123,7 @@ async def test_a_quiet_loop_costs_no_wait() -> None:
     share = LoopShare(asyncio.get_running_loop(), slice_s=0.001)
     busy(0.002)  # the slice from construction is long gone, but nothing ran meanwhile
     other = asyncio.create_task(asyncio.sleep(0))
-    await share.turn()
+    await share.take_slice()
     assert not other.done()  # passed without yielding
     await other
 
@@ -131,24 +131,24 @@ async def test_a_quiet_loop_costs_no_wait() -> None:
 async def test_a_cancelled_waiter_is_skipped() -> None:
     share = LoopShare(asyncio.get_running_loop(), slice_s=0.01)
     blocker = hog(share)
-    waiting = asyncio.create_task(share.turn())
+    waiting = asyncio.create_task(share.take_slice())
     await asyncio.sleep(0)
     assert share.waiting == 1
     waiting.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await waiting
     await blocker
-    await asyncio.wait_for(share.turn(), 1)  # the queue still moves
+    await asyncio.wait_for(share.take_slice(), 1)  # the queue still moves
     assert share.waiting == 0
 
 
-async def test_a_stream_asks_for_a_turn_once_per_quantum() -> None:
-    turns = loopshare.stream()
-    assert turns.due()
-    await turns.turn()
-    assert not turns.due()  # handles what it already read without asking again
+async def test_a_stream_asks_for_a_slice_once_per_quantum() -> None:
+    slices = loopshare.stream()
+    assert slices.due()
+    await slices.take_slice()
+    assert not slices.due()  # handles what it already read without asking again
     busy(loopshare.QUANTUM_S)
-    assert turns.due()
+    assert slices.due()
 
 
 async def test_each_loop_has_its_own_share() -> None:

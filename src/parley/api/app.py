@@ -24,7 +24,7 @@ from parley.api.routers import admin, auth, chat, conversations, me, models, ope
 from parley.config import Settings, load_settings
 from parley.container import Services
 from parley.gc_policy import ServerGC
-from parley.http.middleware import BodyLimit, SecurityHeaders, TakeTurns
+from parley.http.middleware import BodyLimit, SecurityHeaders, ShareLoop
 from parley.http.problems import install_problem_handlers
 from parley.instance.providers import RegistrySync, database_providers
 from parley.knowledge.feature import knowledge_feature
@@ -168,5 +168,5 @@ def create_app(
         body_limits.update(feature.body_limits)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, overrides=body_limits)
     app.add_middleware(SecurityHeaders)
-    app.add_middleware(TakeTurns)  # outermost: before any other work for the request
+    app.add_middleware(ShareLoop)  # outermost: before any other work for the request
     return app

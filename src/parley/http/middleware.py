@@ -4,7 +4,7 @@
   from ``Content-Length``, or as soon as a chunked body crosses the limit.
 - ``SecurityHeaders`` adds the Content-Security-Policy and friends to every
   response, touching only the response start message, never the body chunks.
-- ``TakeTurns`` makes every request wait for its turn on the event loop
+- ``ShareLoop`` makes every request wait for a time slice of the event loop
   (``parley.loopshare``) before any work is done for it, so a burst of new
   requests is spread over loop iterations instead of stalling the streams.
 """
@@ -133,11 +133,11 @@ class SecurityHeaders:
         await self.app(scope, receive, with_headers)
 
 
-class TakeTurns:
+class ShareLoop:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
-            await loopshare.turn(start=True)
+            await loopshare.take_slice(start=True)
         await self.app(scope, receive, send)

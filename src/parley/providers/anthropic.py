@@ -175,7 +175,7 @@ class AnthropicChatModel:
         provider = self._provider
         sdk = _sdk(provider.name)
         model = self.info.name
-        await loopshare.turn(start=True)  # building and sending the request is a heavy step
+        await loopshare.take_slice(start=True)  # building and sending the request is a heavy step
         try:
             stream = await client.messages.create(**request_to_wire(self.info, request))
         except sdk.APIStatusError as exc:
@@ -186,11 +186,11 @@ class AnthropicChatModel:
         finish: FinishReason | None = None
         input_tokens = 0
         tool_index: dict[int, int] = {}
-        turns = loopshare.stream()
+        slices = loopshare.stream()
         try:
             async for event in stream:
-                if turns.due():
-                    await turns.turn()
+                if slices.due():
+                    await slices.take_slice()
                 started = True
                 kind = event.type
                 if kind == "content_block_delta":

@@ -260,17 +260,17 @@ async def sse_batches(chunks: AsyncIterator[bytes]) -> AsyncIterator[list[bytes]
     event is a split and a slice. Events that arrived together are handed on
     together, which lets the relay coalesce them into one delta, one frame and
     one socket write; at most ``MAX_BATCH`` at a time. Before each read and
-    between batches the stream takes its turn on the loop (``parley.loopshare``)
+    between batches the stream takes a slice of the loop (``parley.loopshare``)
     once it has used its quantum, so one huge read, or 500 busy streams, do not
     hold up everything else in the process.
     """
     tail = b""
     data: list[bytes] = []
     batch: list[bytes] = []
-    turns = loopshare.stream()
+    slices = loopshare.stream()
     async for chunk in chunks:
-        if turns.due():
-            await turns.turn()
+        if slices.due():
+            await slices.take_slice()
         if tail:
             chunk = tail + chunk
         lines = chunk.split(b"\n")
@@ -284,8 +284,8 @@ async def sse_batches(chunks: AsyncIterator[bytes]) -> AsyncIterator[list[bytes]
                 if len(batch) == MAX_BATCH:
                     yield batch
                     batch = []
-                    if turns.due():  # let other streams run if this one had its share
-                        await turns.turn()
+                    if slices.due():  # let other streams run if this one had its share
+                        await slices.take_slice()
         if batch:
             yield batch
             batch = []
@@ -317,7 +317,7 @@ class OpenAIChatModel:
         provider = self._provider
         name = provider.name
         model = self.info.name
-        await loopshare.turn(start=True)  # building and sending the request is a heavy step
+        await loopshare.take_slice(start=True)  # building and sending the request is a heavy step
         try:
             response = await client.post(
                 "/chat/completions",

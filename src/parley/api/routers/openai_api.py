@@ -178,7 +178,7 @@ async def chat_completions(
     db: DB,
     settings: SettingsDep,
 ) -> Response:
-    await loopshare.turn(start=True)  # admitting a stream is heavy: wait for a share of the loop
+    await loopshare.take_slice(start=True)  # admitting a stream is heavy: wait for a slice
     registry = await sync.ensure_fresh(db)
     model = await _resolve(registry, body.model, await sync.default_model(db))
     await db.close()  # release the connection before the long stream
