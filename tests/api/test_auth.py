@@ -147,6 +147,7 @@ async def test_settings_export_and_delete_account(client: Client, user: Any) -> 
     )
     assert r.json()["user"]["timezone"] == "Europe/Paris"
     assert (await client.patch("/api/me", json={"timezone": "Mars/Olympus"})).status_code == 422
+    assert (await client.patch("/api/me", json={"timezone": "Europe"})).status_code == 422
     await client.post("/api/conversations", json={"title": "Exported"})
     export = await client.get("/api/me/export")
     assert "attachment" in export.headers["content-disposition"]

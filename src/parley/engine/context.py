@@ -15,10 +15,10 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from parley.messages import ContextNotice, Message, TextDelta, ToolSpec
 from parley.providers.base import ChatModel, ChatRequest, ModelInfo
+from parley.timezones import zone_or_utc
 from parley.tools.base import MAX_OUTPUT_CHARS, cap_output
 
 from .tokens import TokenCounter, estimate_tokens, message_tokens, messages_tokens, tools_tokens
@@ -59,17 +59,10 @@ def wrap_tool_output(
     return f'<tool_output name="{name}" status="{status}">\n{body}\n</tool_output>'
 
 
-def _zone(timezone: str) -> tuple[ZoneInfo, str]:
-    try:
-        return ZoneInfo(timezone), timezone
-    except (ZoneInfoNotFoundError, ValueError):
-        return ZoneInfo("UTC"), "UTC"
-
-
 def format_now(now: datetime, timezone: str) -> str:
     """``Sunday 2026-11-22 14:03 (Europe/Paris)``; naive ``now`` is taken as UTC,
     an unknown zone falls back to UTC (and says so)."""
-    zone, label = _zone(timezone)
+    zone, label = zone_or_utc(timezone)
     aware = now if now.tzinfo is not None else now.replace(tzinfo=UTC)
     return f"{aware.astimezone(zone):%A %Y-%m-%d %H:%M} ({label})"
 

@@ -19,10 +19,11 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, Union, get_args, get_origin, get_type_hints, overload
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from parley.errors import ToolError
 from parley.messages import ToolCall, ToolSpec
+from parley.timezones import zone_or_utc
 
 __all__ = [
     "MAX_OUTPUT_CHARS",
@@ -58,10 +59,7 @@ class ToolContext:
 
     def zone(self) -> ZoneInfo:
         """The user's zone; UTC when the stored name is not a valid IANA zone."""
-        try:
-            return ZoneInfo(self.timezone)
-        except (ZoneInfoNotFoundError, ValueError):
-            return ZoneInfo("UTC")
+        return zone_or_utc(self.timezone)[0]
 
     def now(self) -> datetime:
         """The current time in the user's zone."""

@@ -13,9 +13,9 @@ import math
 import operator
 from collections.abc import Callable
 from typing import Annotated
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from parley.errors import ToolError
+from parley.timezones import find_zone
 from parley.tools.base import Tool, ToolContext, ToolRegistry, tool
 
 __all__ = ["CalculatorError", "calculator", "current_datetime", "default_registry", "evaluate"]
@@ -235,13 +235,12 @@ def current_datetime(
 ) -> str:
     """Get the current date, time and weekday, in the user's time zone or a given one."""
     name = timezone or ctx.timezone
-    try:
-        zone = ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
+    zone = find_zone(name)
+    if zone is None:
         raise ToolError(
             f"Unknown time zone '{name}'. Use an IANA name such as 'Europe/Paris', "
             "'America/New_York' or 'UTC'."
-        ) from exc
+        )
     now = ctx.clock().astimezone(zone)
     offset = now.strftime("%z")
     return (

@@ -22,7 +22,6 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from parley.config import Settings
 from parley.container import Services
@@ -49,6 +48,7 @@ from parley.storage.conversations import ConversationStore
 from parley.storage.db import Database
 from parley.storage.tables import Conversation, User
 from parley.storage.tables import Message as MessageRow
+from parley.timezones import zone_or_utc
 from parley.tools import ToolContext, ToolRegistry
 from parley.turns.control import GenerationControl
 from parley.turns.hooks import (
@@ -379,7 +379,7 @@ class TurnService:
                     model=turn.model.info,
                     system_prompt=system_prompt,
                     now=datetime.now(UTC),
-                    timezone=_valid_zone(turn.timezone),
+                    timezone=zone_or_utc(turn.timezone)[1],
                     about_me=turn.about_me,
                     response_style=turn.response_style,
                     summary=turn.summary,
@@ -399,7 +399,7 @@ class TurnService:
                             message.images.extend(getattr(block, "images", ()))
                             break
                 tool_context = ToolContext(
-                    timezone=_valid_zone(turn.timezone),
+                    timezone=zone_or_utc(turn.timezone)[1],
                     conversation_id=turn.conversation_id,
                     user_id=turn.user_id,
                 )
@@ -588,11 +588,3 @@ def _record_result(steps: list[dict[str, Any]], event: ToolResult) -> None:
             **extra,
         }
     )
-
-
-def _valid_zone(name: str) -> str:
-    try:
-        ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        return "UTC"
-    return name

@@ -4,7 +4,6 @@ data export, account deletion, and API keys."""
 from __future__ import annotations
 
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
@@ -25,6 +24,7 @@ from parley.auth.passwords import hash_password, password_problem, verify_passwo
 from parley.http.deps import DB, CurrentPrincipal, CurrentUser
 from parley.http.problems import Problem, not_found
 from parley.storage.tables import Conversation, Message, User
+from parley.timezones import find_zone
 
 router = APIRouter(prefix="/api", tags=["me"])
 
@@ -34,14 +34,12 @@ MAX_PREFERENCES_BYTES = 8_000
 @router.patch("/me")
 async def update_me(body: MeUpdate, user: CurrentUser, db: DB) -> dict[str, Any]:
     if body.timezone is not None:
-        try:
-            ZoneInfo(body.timezone)
-        except (ZoneInfoNotFoundError, ValueError) as exc:
+        if find_zone(body.timezone) is None:
             raise Problem(
                 422,
                 f"Unknown time zone {body.timezone!r}; use an IANA name such as Europe/Paris.",
                 "invalid_timezone",
-            ) from exc
+            )
         user.timezone = body.timezone
     if body.preferences is not None:
         if len(repr(body.preferences)) > MAX_PREFERENCES_BYTES:
