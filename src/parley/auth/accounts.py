@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from parley.auth.passwords import dummy_hash, hash_password, verify_password
 from parley.auth.tokens import digest, new_api_key, new_token
+from parley.errors import LastAdmin
 from parley.storage.tables import ApiKey, LoginAttempt, User, utcnow
 from parley.storage.tables import Session as SessionRow
 
@@ -74,6 +75,37 @@ async def create_user(
     db.add(user)
     await db.flush()
     return user
+
+
+async def ensure_an_admin_remains(
+    db: AsyncSession,
+    user: User,
+    *,
+    role: str | None = None,
+    status: str | None = None,
+    deleting: bool = False,
+) -> None:
+    """Raise ``LastAdmin`` when giving ``user`` this role or status (or deleting the
+    account) would leave no active administrator.
+
+    The one place the rule lives: an admin demoting or suspending someone and a
+    user deleting their own account both ask it. Only a change that takes an
+    active admin away counts; a disabled admin may be changed freely.
+    """
+    if user.role != "admin" or user.status != "active":
+        return
+    stays = not deleting and (role or user.role) == "admin" and (status or user.status) == "active"
+    if stays:
+        return
+    others = await db.scalar(
+        select(func.count())
+        .select_from(User)
+        .where(User.role == "admin", User.status == "active", User.id != user.id)
+    )
+    if not others:
+        raise LastAdmin(
+            "Parley needs at least one active administrator; make someone else an admin first."
+        )
 
 
 async def authenticate(db: AsyncSession, email: str, password: str) -> User | None:

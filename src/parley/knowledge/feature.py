@@ -23,6 +23,7 @@ from parley.knowledge.index import VectorIndex
 from parley.knowledge.ingest import Ingestor
 from parley.knowledge.retrieval import Reranker, Retriever
 from parley.knowledge.service import KnowledgeService
+from parley.knowledge.userdata import KnowledgeUserData
 from parley.seam import CONVERSATION_FILES, FeatureContext
 
 __all__ = ["MULTIPART_OVERHEAD", "KnowledgeFeature", "knowledge_feature"]
@@ -71,6 +72,7 @@ class KnowledgeFeature:
         )
         ctx.provide(KnowledgeService, self._service)
         ctx.provide(CONVERSATION_FILES, self._service.conversation_files)
+        ctx.add_user_data(KnowledgeUserData(self._service))
         self._source = FileContext(ctx.db, retriever, self.blobs, self.settings)
         ctx.add_context_source(self._source)
         ctx.add_tool(make_search_tool(ctx.db, retriever, self.settings, self._source), replace=True)

@@ -25,6 +25,7 @@ from parley.memory.service import MemoryService
 from parley.memory.store import purge_temporary_conversations
 from parley.memory.summaries import HistorySummarizer
 from parley.memory.tools import make_remember_tool, make_search_conversations_tool
+from parley.memory.userdata import MemoryUserData
 from parley.providers.base import ChatModel
 from parley.providers.registry import ModelRegistry
 from parley.seam import FeatureContext
@@ -79,6 +80,7 @@ class MemoryFeature:
         embedder = default_embedder(self.settings) if choice is True else choice or None
         self._service = MemoryService(ctx.db, embedder)
         ctx.provide(MemoryService, self._service)
+        ctx.add_user_data(MemoryUserData())
         self._registry = ctx.models
         settings = self.settings
         ctx.add_tool(make_remember_tool(self.service))
