@@ -14,10 +14,11 @@ Memory on/off and review mode are ``preferences.memory`` / ``preferences.memory_
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from datetime import datetime
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Response
-from pydantic import Field
+from pydantic import BaseModel, Field
 
 from parley.http.bodies import Body, iso
 from parley.http.deps import DB, CurrentUser, service
@@ -37,32 +38,82 @@ class MemoryIn(Body):
 Memories = Annotated[MemoryService, Depends(service(MemoryService))]
 
 
-def memory_out(row: Memory, replaced: Memory | None = None) -> dict[str, Any]:
-    """The API shape; a proposed update (review mode) shows the memory it would
-    replace as ``replaces: {id, text}`` (its scope is that memory's)."""
-    replaces = None
-    if row.replaces_id is not None:
-        replaces = {"id": row.replaces_id, "text": replaced.text if replaced else None}
-    return {
-        "id": row.id,
-        "text": row.text,
-        "source": row.source,
-        "status": row.status,
-        "scope_type": row.scope_type,
-        "scope_id": row.scope_id,
-        "replaces": replaces,
-        "conversation_id": row.conversation_id,
-        "message_id": row.message_id,
-        "url": f"/c/{row.conversation_id}" if row.conversation_id else None,
-        "created_at": iso(row.created_at),
-        "updated_at": iso(row.updated_at),
-    }
+# ------------------------------------------------------------------ responses
 
 
-async def _out(store: MemoryStore, rows: list[Memory]) -> list[dict[str, Any]]:
+def _stamp(moment: datetime) -> str:
+    stamp = iso(moment)
+    assert stamp is not None
+    return stamp
+
+
+class MemoryReplaces(BaseModel):
+    """The active memory a proposed update would rewrite (``text`` is null if it is gone)."""
+
+    id: str
+    text: str | None
+
+
+class MemoryPublic(BaseModel):
+    id: str
+    text: str
+    source: str = Field(description="'explicit' (asked for or added by hand) or 'auto'")
+    status: Literal["active", "pending"]
+    scope_type: str | None = Field(description="'project', 'assistant', or null (global)")
+    scope_id: str | None
+    replaces: MemoryReplaces | None
+    conversation_id: str | None
+    message_id: str | None
+    url: str | None = Field(description="the conversation it came from (/c/<id>)")
+    created_at: str
+    updated_at: str
+
+    @classmethod
+    def from_row(cls, row: Memory, replaced: Memory | None = None) -> MemoryPublic:
+        """A proposed update (review mode) shows the memory it would replace as
+        ``replaces: {id, text}`` (its scope is that memory's)."""
+        replaces = None
+        if row.replaces_id is not None:
+            replaces = MemoryReplaces(id=row.replaces_id, text=replaced.text if replaced else None)
+        return cls(
+            id=row.id,
+            text=row.text,
+            source=row.source,
+            status=row.status,  # type: ignore[arg-type]  # validated: active | pending
+            scope_type=row.scope_type,
+            scope_id=row.scope_id,
+            replaces=replaces,
+            conversation_id=row.conversation_id,
+            message_id=row.message_id,
+            url=f"/c/{row.conversation_id}" if row.conversation_id else None,
+            created_at=_stamp(row.created_at),
+            updated_at=_stamp(row.updated_at),
+        )
+
+
+class MemorySettings(BaseModel):
+    enabled: bool
+    review: bool
+
+
+class MemoryList(BaseModel):
+    items: list[MemoryPublic]
+    next_cursor: str | None
+    counts: dict[str, int] = Field(description="memories per status ('active', 'pending')")
+    settings: MemorySettings
+
+
+class MemoriesDeleted(BaseModel):
+    deleted: int
+
+
+async def _public(store: MemoryStore, rows: list[Memory]) -> list[MemoryPublic]:
     ids = {r.replaces_id for r in rows if r.replaces_id}
     replaced = {m.id: m for m in [await store.get(i) for i in ids] if m is not None}
-    return [memory_out(r, replaced.get(r.replaces_id or "")) for r in rows]
+    return [MemoryPublic.from_row(r, replaced.get(r.replaces_id or "")) for r in rows]
+
+
+# ------------------------------------------------------------------ routes
 
 
 def _text(body: MemoryIn) -> str:
@@ -80,54 +131,43 @@ async def list_memories(
     status: Literal["active", "pending"] | None = None,
     limit: int = Query(50, ge=1, le=200),
     cursor: str | None = Query(None, max_length=200),
-) -> dict[str, Any]:
+) -> MemoryList:
     store = MemoryStore(db, user.id)
     try:
         items, next_cursor = await store.list(query=q, status=status, limit=limit, cursor=cursor)
     except ValueError as exc:
         raise Problem(422, "Invalid pagination cursor.", "invalid_cursor") from exc
-    return {
-        "items": await _out(store, items),
-        "next_cursor": next_cursor,
-        "counts": await store.counts(),
-        "settings": {
-            "enabled": memory_enabled(user.preferences),
-            "review": review_enabled(user.preferences),
-        },
-    }
+    return MemoryList(
+        items=await _public(store, items),
+        next_cursor=next_cursor,
+        counts=await store.counts(),
+        settings=MemorySettings(
+            enabled=memory_enabled(user.preferences), review=review_enabled(user.preferences)
+        ),
+    )
 
 
 @router.post("", status_code=201)
-async def add_memory(body: MemoryIn, memories: Memories, user: CurrentUser) -> dict[str, Any]:
+async def add_memory(body: MemoryIn, memories: Memories, user: CurrentUser) -> MemoryPublic:
     result = await memories.remember(user.id, _text(body), source="explicit")
-    return memory_out(result.memory)
+    return MemoryPublic.from_row(result.memory)
 
 
 @router.delete("")
-async def delete_all_memories(user: CurrentUser, db: DB) -> dict[str, int]:
+async def delete_all_memories(user: CurrentUser, db: DB) -> MemoriesDeleted:
     deleted = await MemoryStore(db, user.id).delete_all()
     await db.commit()
-    return {"deleted": deleted}
+    return MemoriesDeleted(deleted=deleted)
 
 
 @router.patch("/{memory_id}")
 async def edit_memory(
     memory_id: str, body: MemoryIn, memories: Memories, user: CurrentUser, db: DB
-) -> dict[str, Any]:
-    store = MemoryStore(db, user.id)
-    row = await store.get(memory_id)
+) -> MemoryPublic:
+    row = await memories.edit(user.id, memory_id, _text(body))
     if row is None:
         raise not_found("memory")
-    text = _text(body)
-    found = await memories.embed([text])
-    await store.update(
-        row,
-        text=text,
-        embedding=None if found is None else found[0].tobytes(),
-        embedding_model=None if found is None else memories.model_name,
-    )
-    await db.commit()
-    return (await _out(store, [row]))[0]
+    return (await _public(MemoryStore(db, user.id), [row]))[0]
 
 
 @router.delete("/{memory_id}", status_code=204)
@@ -139,13 +179,13 @@ async def delete_memory(memory_id: str, user: CurrentUser, db: DB) -> Response:
 
 
 @router.post("/{memory_id}/approve")
-async def approve_memory(memory_id: str, memories: Memories, user: CurrentUser) -> dict[str, Any]:
+async def approve_memory(memory_id: str, memories: Memories, user: CurrentUser) -> MemoryPublic:
     """Activate a pending memory; a proposed update rewrites the memory it names
     and the answer is that memory."""
     row = await memories.approve(user.id, memory_id)
     if row is None:
         raise not_found("memory")
-    return memory_out(row)
+    return MemoryPublic.from_row(row)
 
 
 @router.post("/{memory_id}/reject", status_code=204)

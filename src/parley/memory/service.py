@@ -355,6 +355,24 @@ class MemoryService:
             await session.commit()
             return target
 
+    async def edit(self, user_id: str, memory_id: str, text: str) -> Memory | None:
+        """Rewrite a memory by hand (the memory page): its vector follows the new
+        wording (none when embedding fails). None when there is no such memory."""
+        async with self.db.session() as session:
+            store = MemoryStore(session, user_id)
+            row = await store.get(memory_id)
+            if row is None:
+                return None
+            found = await self.embed([text])
+            await store.update(
+                row,
+                text=text,
+                embedding=None if found is None else found[0].tobytes(),
+                embedding_model=None if found is None else self.model_name,
+            )
+            await session.commit()
+            return row
+
     async def forget(
         self, user_id: str, text: str, scope: tuple[str | None, str | None] = (None, None)
     ) -> list[Memory]:
