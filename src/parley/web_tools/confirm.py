@@ -19,7 +19,6 @@ import asyncio
 import contextlib
 import json
 from datetime import timedelta
-from typing import Any
 
 from sqlalchemy import select, update
 
@@ -30,26 +29,13 @@ from parley.turns.hooks import TurnInfo
 from parley.turns.pubsub import RedisSubscription
 from parley.web_tools.tables import ToolConfirmation
 
-__all__ = ["CHANNEL", "DbConfirmer", "confirmation_out"]
+__all__ = ["CHANNEL", "DbConfirmer"]
 
 
 POLL_S = 0.25
 FALLBACK_POLL_S = 5.0  # with Redis: the row is still read this often
 MAX_ARGUMENT_CHARS = 20_000
 CHANNEL = "parley:tool-confirm"  # messages: JSON [message_id, call_id]
-
-
-def confirmation_out(row: ToolConfirmation) -> dict[str, Any]:
-    return {
-        "id": row.call_id,
-        "conversation_id": row.conversation_id,
-        "message_id": row.message_id,
-        "name": row.tool,
-        "arguments": row.arguments,
-        "status": row.status,
-        "created_at": row.created_at.isoformat(),
-        "expires_at": row.expires_at.isoformat(),
-    }
 
 
 class DbConfirmer:

@@ -5,6 +5,7 @@
 - ``POST /api/conversations/{id}/tool-calls/{call_id} {approve}``: the decision.
 - ``/api/admin/mcp``: list, add, change, remove MCP servers (admins only: a
   stdio server is a command run on the server, so only admins may add one).
+  The rules live in ``mcp_admin.McpAdmin``; this module is the HTTP shape.
 """
 
 from __future__ import annotations
@@ -13,18 +14,14 @@ import re
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Response
-from pydantic import Field, field_validator
-from sqlalchemy import select
+from pydantic import BaseModel, Field, field_validator
 
 from parley.http.bodies import Body
-from parley.http.deps import DB, AdminUser, CurrentUser, service
-from parley.http.problems import Problem, not_found
-from parley.net import FetchBlocked, parse_url
-from parley.storage.conversations import ConversationStore
-from parley.storage.tables import utcnow
-from parley.web_tools.confirm import confirmation_out
-from parley.web_tools.service import WebToolsService
-from parley.web_tools.tables import McpServerRow
+from parley.http.deps import AdminUser, CurrentUser, service
+from parley.http.problems import not_found
+from parley.web_tools.mcp_admin import McpServerDraft, McpServerView
+from parley.web_tools.service import ToolInfo, ToolSource, WebToolsService
+from parley.web_tools.tables import ToolConfirmation
 
 router = APIRouter(tags=["tools"])
 
@@ -65,127 +62,173 @@ class McpServerUpdate(Body):
     headers: dict[str, str] | None = Field(default=None, max_length=20)
 
 
-def mcp_server_out(row: McpServerRow, status: dict[str, Any]) -> dict[str, Any]:
-    """Never returns ``env`` or ``headers`` values (they may hold secrets)."""
-    return {
-        "id": row.id,
-        "name": row.name,
-        "transport": row.transport,
-        "command": row.command,
-        "args": row.args,
-        "url": row.url,
-        "env_keys": sorted(row.env or {}),
-        "header_keys": sorted(row.headers or {}),
-        "enabled": row.enabled,
-        "created_at": row.created_at.isoformat(),
-        "updated_at": row.updated_at.isoformat(),
-        **status,
-    }
+# ---------------------------------------------------------------- responses
+
+
+class ToolPublic(BaseModel):
+    name: str
+    description: str
+    side_effecting: bool = Field(description="asks the user before each call")
+    source: ToolSource
+    parameters: dict[str, Any] = Field(description="the tool's JSON Schema")
+
+    @classmethod
+    def from_info(cls, info: ToolInfo) -> ToolPublic:
+        return cls(
+            name=info.name,
+            description=info.description,
+            side_effecting=info.side_effecting,
+            source=info.source,
+            parameters=info.parameters,
+        )
+
+
+class ToolList(BaseModel):
+    items: list[ToolPublic]
+    confirm_timeout_s: float
+
+
+class ToolCallPublic(BaseModel):
+    """A side-effecting tool call and the user's decision on it."""
+
+    id: str
+    conversation_id: str
+    message_id: str
+    name: str
+    arguments: str = Field(description="the call's arguments as the model wrote them (JSON text)")
+    status: Literal["pending", "approved", "denied", "expired"]
+    created_at: str
+    expires_at: str
+
+    @classmethod
+    def from_row(cls, row: ToolConfirmation) -> ToolCallPublic:
+        return cls(
+            id=row.call_id,
+            conversation_id=row.conversation_id,
+            message_id=row.message_id,
+            name=row.tool,
+            arguments=row.arguments,
+            status=row.status,  # type: ignore[arg-type]  # validated against the Literal
+            created_at=row.created_at.isoformat(),
+            expires_at=row.expires_at.isoformat(),
+        )
+
+
+class ToolCallList(BaseModel):
+    items: list[ToolCallPublic]
+
+
+class McpToolPublic(BaseModel):
+    name: str
+    description: str
+    side_effecting: bool
+
+
+class McpServerPublic(BaseModel):
+    """A connected MCP server; never the values of ``env`` or ``headers`` (they may
+    hold secrets), only their names."""
+
+    id: str
+    name: str
+    transport: Literal["stdio", "http"]
+    command: str | None
+    args: list[str]
+    url: str | None
+    env_keys: list[str]
+    header_keys: list[str]
+    enabled: bool
+    created_at: str
+    updated_at: str
+    status: Literal["disabled", "connecting", "connected", "error", "closed"] = Field(
+        description="this worker's connection"
+    )
+    error: str | None
+    tools: list[McpToolPublic]
+
+    @classmethod
+    def from_view(cls, view: McpServerView) -> McpServerPublic:
+        row, status = view.row, view.status
+        return cls(
+            id=row.id,
+            name=row.name,
+            transport=row.transport,  # type: ignore[arg-type]  # validated against the Literal
+            command=row.command,
+            args=row.args,
+            url=row.url,
+            env_keys=sorted(row.env or {}),
+            header_keys=sorted(row.headers or {}),
+            enabled=row.enabled,
+            created_at=row.created_at.isoformat(),
+            updated_at=row.updated_at.isoformat(),
+            status=status["status"],
+            error=status["error"],
+            tools=[McpToolPublic(**t) for t in status["tools"]],
+        )
+
+
+class McpServerList(BaseModel):
+    items: list[McpServerPublic]
 
 
 # ---------------------------------------------------------------- tools and confirmations
 
 
 @router.get("/api/tools")
-async def list_tools(tools: Tools, user: CurrentUser) -> dict[str, Any]:
-    return {
-        "items": tools.describe_tools(),
-        "confirm_timeout_s": tools.settings.tool_confirm_timeout_s,
-    }
+async def list_tools(tools: Tools, user: CurrentUser) -> ToolList:
+    return ToolList(
+        items=[ToolPublic.from_info(t) for t in tools.describe_tools()],
+        confirm_timeout_s=tools.settings.tool_confirm_timeout_s,
+    )
 
 
 @router.get("/api/conversations/{conversation_id}/tool-calls")
-async def pending_tool_calls(
-    conversation_id: str, tools: Tools, user: CurrentUser, db: DB
-) -> dict[str, Any]:
-    if await ConversationStore(db, user.id).get(conversation_id) is None:
-        raise not_found("conversation")
-    rows = await tools.confirmer.pending(user.id, conversation_id)
-    return {"items": [confirmation_out(r) for r in rows]}
+async def pending_tool_calls(conversation_id: str, tools: Tools, user: CurrentUser) -> ToolCallList:
+    rows = await tools.pending_calls(user.id, conversation_id)
+    return ToolCallList(items=[ToolCallPublic.from_row(r) for r in rows])
 
 
 @router.post("/api/conversations/{conversation_id}/tool-calls/{call_id}")
 async def decide_tool_call(
     conversation_id: str, call_id: str, body: ToolDecision, tools: Tools, user: CurrentUser
-) -> dict[str, Any]:
+) -> ToolCallPublic:
     row = await tools.confirmer.decide(user.id, conversation_id, call_id[:200], body.approve)
     if row is None:
         raise not_found("tool call waiting for your answer")
-    return confirmation_out(row)
+    return ToolCallPublic.from_row(row)
 
 
 # ---------------------------------------------------------------- MCP servers (admin)
 
 
-def _check_server(body: McpServerIn, tools: Tools) -> None:
-    if body.transport == "stdio":
-        if not body.command or body.url:
-            raise Problem(422, "A stdio server needs a command (and no url).", "invalid_mcp")
-        return
-    if not body.url or body.command:
-        raise Problem(422, "An http server needs a url (and no command).", "invalid_mcp")
-    try:
-        parsed = parse_url(body.url)
-        if parsed.ip is not None:  # literal addresses are checked now; names at connect time
-            tools.fetcher.policy.check_address(parsed.host, parsed.ip)
-    except FetchBlocked as exc:
-        raise Problem(422, exc.message, "url_blocked") from exc
-
-
 @router.get("/api/admin/mcp")
-async def list_mcp_servers(tools: Tools, admin: AdminUser, db: DB) -> dict[str, Any]:
-    hub = tools.hub
-    rows = (await db.scalars(select(McpServerRow).order_by(McpServerRow.name))).all()
-    return {"items": [mcp_server_out(r, hub.status(r.id)) for r in rows]}
+async def list_mcp_servers(tools: Tools, admin: AdminUser) -> McpServerList:
+    return McpServerList(items=[McpServerPublic.from_view(v) for v in await tools.mcp.servers()])
 
 
 @router.post("/api/admin/mcp", status_code=201)
-async def add_mcp_server(
-    body: McpServerIn, tools: Tools, admin: AdminUser, db: DB
-) -> dict[str, Any]:
-    _check_server(body, tools)
-    if await db.scalar(select(McpServerRow.id).where(McpServerRow.name == body.name)):
-        raise Problem(409, f"An MCP server named '{body.name}' exists.", "name_taken")
-    row = McpServerRow(
+async def add_mcp_server(body: McpServerIn, tools: Tools, admin: AdminUser) -> McpServerPublic:
+    draft = McpServerDraft(
         name=body.name,
         transport=body.transport,
         command=body.command,
         args=body.args,
         env=body.env,
-        url=parse_url(body.url).url if body.url else None,
+        url=body.url,
         headers=body.headers,
         enabled=body.enabled,
-        created_by=admin.id,
     )
-    db.add(row)
-    await db.commit()
-    hub = tools.hub
-    await hub.sync()
-    return mcp_server_out(row, hub.status(row.id))
+    return McpServerPublic.from_view(await tools.mcp.add(draft, created_by=admin.id))
 
 
 @router.patch("/api/admin/mcp/{server_id}")
 async def update_mcp_server(
-    server_id: str, body: McpServerUpdate, tools: Tools, admin: AdminUser, db: DB
-) -> dict[str, Any]:
-    row = await db.get(McpServerRow, server_id)
-    if row is None:
-        raise not_found("MCP server")
-    for name, value in body.model_dump(exclude_none=True).items():
-        setattr(row, name, value)
-    row.updated_at = utcnow()
-    await db.commit()
-    hub = tools.hub
-    await hub.sync()
-    return mcp_server_out(row, hub.status(row.id))
+    server_id: str, body: McpServerUpdate, tools: Tools, admin: AdminUser
+) -> McpServerPublic:
+    view = await tools.mcp.update(server_id, body.model_dump(exclude_none=True))
+    return McpServerPublic.from_view(view)
 
 
 @router.delete("/api/admin/mcp/{server_id}", status_code=204)
-async def delete_mcp_server(server_id: str, tools: Tools, admin: AdminUser, db: DB) -> Response:
-    row = await db.get(McpServerRow, server_id)
-    if row is None:
-        raise not_found("MCP server")
-    await db.delete(row)
-    await db.commit()
-    await tools.hub.sync()
+async def delete_mcp_server(server_id: str, tools: Tools, admin: AdminUser) -> Response:
+    await tools.mcp.delete(server_id)
     return Response(status_code=204)

@@ -2,24 +2,42 @@
 
 The feature (``feature.py``) builds it and provides it through the seam; the
 routes (``router.py``) receive it as a typed dependency, so neither module
-imports the other's internals.
+imports the other's internals. The admin's MCP servers are ``mcp``
+(``mcp_admin.McpAdmin``).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 from parley.config import Settings
+from parley.errors import NotFound
 from parley.net import SafeFetcher
+from parley.storage.conversations import ConversationStore
 from parley.tools import ToolRegistry
 from parley.tools.builtin import BUILTIN_TOOLS
 from parley.web_tools.confirm import DbConfirmer
 from parley.web_tools.mcp import McpHub
+from parley.web_tools.mcp_admin import McpAdmin
+from parley.web_tools.tables import ToolConfirmation
 
-__all__ = ["WEB_TOOLS", "WebToolsService"]
+__all__ = ["WEB_TOOLS", "ToolInfo", "ToolSource", "WebToolsService"]
 
 WEB_TOOLS = frozenset({"web_search", "fetch_page"})
+
+ToolSource = Literal["web", "mcp", "builtin", "feature"]
+
+
+@dataclass(slots=True)
+class ToolInfo:
+    """A registered tool as the tools page lists it."""
+
+    name: str
+    description: str
+    side_effecting: bool
+    source: ToolSource
+    parameters: dict[str, Any]
 
 
 @dataclass(slots=True)
@@ -29,8 +47,12 @@ class WebToolsService:
     hub: McpHub
     confirmer: DbConfirmer
     registry: ToolRegistry
+    mcp: McpAdmin = field(init=False)
 
-    def source_of(self, name: str) -> str:
+    def __post_init__(self) -> None:
+        self.mcp = McpAdmin(self.hub, self.fetcher)
+
+    def source_of(self, name: str) -> ToolSource:
         if name in WEB_TOOLS:
             return "web"
         if name in self.hub.tool_names():
@@ -39,19 +61,26 @@ class WebToolsService:
             return "builtin"
         return "feature"
 
-    def describe_tools(self) -> list[dict[str, Any]]:
+    def describe_tools(self) -> list[ToolInfo]:
         """Every registered tool as the API lists it."""
         items = []
         for name in self.registry.names():
             declared = self.registry.get(name)
             assert declared is not None
             items.append(
-                {
-                    "name": name,
-                    "description": declared.description,
-                    "side_effecting": declared.side_effecting,
-                    "source": self.source_of(name),
-                    "parameters": declared.parameters,
-                }
+                ToolInfo(
+                    name=name,
+                    description=declared.description,
+                    side_effecting=declared.side_effecting,
+                    source=self.source_of(name),
+                    parameters=declared.parameters,
+                )
             )
         return items
+
+    async def pending_calls(self, user_id: str, conversation_id: str) -> list[ToolConfirmation]:
+        """The calls of one of the user's conversations that wait for an answer."""
+        async with self.confirmer.db.session() as session:
+            if await ConversationStore(session, user_id).get(conversation_id) is None:
+                raise NotFound("conversation")
+        return await self.confirmer.pending(user_id, conversation_id)
