@@ -16,7 +16,7 @@ from fastapi import APIRouter, Depends
 from fastapi.responses import FileResponse
 
 from parley.http.deps import CurrentUser, ServicesDep
-from parley.http.problems import Problem
+from parley.http.problems import not_found
 from parley.sandbox.outputs import OutputStore
 
 __all__ = ["content_disposition", "router"]
@@ -36,14 +36,23 @@ def _store(services: ServicesDep) -> OutputStore | None:
 router = APIRouter(prefix="/api/sandbox", tags=["sandbox"])
 
 
-@router.get("/outputs/{output_id}", response_class=FileResponse)
+@router.get(
+    "/outputs/{output_id}",
+    response_class=FileResponse,
+    responses={
+        200: {
+            "content": {"*/*": {"schema": {"type": "string", "format": "binary"}}},
+            "description": "The output's bytes, as an attachment",
+        }
+    },
+)
 async def get_output(
     output_id: str, user: CurrentUser, store: Annotated[OutputStore | None, Depends(_store)]
 ) -> FileResponse:
     """Download a chart or file the code interpreter produced."""
     found = await store.get(user.id, output_id) if store is not None else None
     if found is None:
-        raise Problem(404, "No such output, or it is not yours.", code="not_found")
+        raise not_found("output")
     row, path = found
     media = row.media_type
     if media.startswith("text/") or media == "application/json":
