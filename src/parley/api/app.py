@@ -15,12 +15,12 @@ import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import timedelta
-from typing import Any
 
 from fastapi import FastAPI
 
 from parley import __version__
 from parley.api.routers import admin, auth, chat, conversations, me, models, openai_api, web
+from parley.api.schemas import Health
 from parley.config import Settings, load_settings
 from parley.container import Services
 from parley.gc_policy import ServerGC
@@ -38,6 +38,8 @@ from parley.storage.db import Database
 from parley.tools import ToolRegistry, default_registry
 from parley.turns import TurnService, make_control
 from parley.turns.control import GenerationControl
+from parley.userdata import UserDataHooks
+from parley.userdata.archive import IMPORT_MAX_BYTES
 from parley.web_tools.feature import web_tools_feature
 
 log = logging.getLogger("parley")
@@ -106,6 +108,7 @@ def create_app(
         services.provide(ToolRegistry, tool_registry)
         services.provide(GenerationControl, control)
         services.provide(TurnService, turns)
+        services.provide(UserDataHooks, UserDataHooks())  # features add theirs at start
         context = FeatureContext(
             settings=settings,
             db=db,
@@ -153,8 +156,8 @@ def create_app(
     install_problem_handlers(app)
 
     @app.get("/api/health", tags=["meta"])
-    async def health() -> dict[str, Any]:
-        return {"status": "ok", "version": __version__}
+    async def health() -> Health:
+        return Health(status="ok", version=__version__)
 
     for router in (auth, me, models, conversations, chat, admin, openai_api):
         app.include_router(router.router)
@@ -163,7 +166,7 @@ def create_app(
             app.include_router(feature.router)
     web.mount_web(app)
 
-    body_limits: dict[str, int] = {}
+    body_limits: dict[str, int] = {"/api/me/import": IMPORT_MAX_BYTES}
     for feature in enabled:
         body_limits.update(feature.body_limits)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, overrides=body_limits)

@@ -1,14 +1,22 @@
-"""Request bodies (validated by pydantic) and row serializers for responses.
+"""The core routes' typed contract: request bodies and response models.
 
-Responses are built by plain functions from table rows: cheap, explicit, and
-they decide exactly which fields leave the server (no password hashes, no keys).
+Request bodies are ``Body`` subclasses (unknown fields refused). Every JSON
+response is a model declared on its route, so ``/openapi.json`` describes it and
+the web app's types are generated from it. Response models are built by their
+``from_row`` constructors straight from table rows: explicit (they decide
+exactly which fields leave the server: no password hashes, no keys), cheap (one
+validation of plain values; FastAPI then serializes the model to JSON in
+pydantic-core), and the JSON is the same as the hand-built dicts they replaced:
+timestamps are ISO 8601 strings in UTC with a ``Z`` (``parley.http.bodies.iso``),
+nulls are kept.
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from datetime import datetime
+from typing import Annotated, Any, Literal
 
-from pydantic import Field
+from pydantic import BaseModel, Field, WithJsonSchema
 
 from parley.http.bodies import Body, iso
 from parley.storage.tables import ApiKey, Conversation, Message, User
@@ -120,75 +128,292 @@ class ProviderCreate(Body):
     models: list[ModelIn] = Field(default_factory=list, max_length=500)
 
 
+class ProviderUpdate(Body):
+    """Fields left out keep their value; ``api_key: null`` removes the stored key."""
+
+    kind: Literal["openai", "anthropic"] | None = None
+    base_url: str | None = Field(default=None, max_length=500)
+    api_key: str | None = Field(default=None, max_length=500)
+    models: list[ModelIn] | None = Field(default=None, max_length=500)
+
+
 class ProviderTest(Body):
     kind: Literal["openai", "anthropic"] = "openai"
     base_url: str | None = Field(default=None, max_length=500)
     api_key: str | None = Field(default=None, max_length=500)
 
 
-def user_out(user: User) -> dict[str, Any]:
-    return {
-        "id": user.id,
-        "email": user.email,
-        "name": user.name,
-        "role": user.role,
-        "status": user.status,
-        "timezone": user.timezone,
-        "about_me": user.about_me,
-        "response_style": user.response_style,
-        "preferences": user.preferences or {},
-        "created_at": iso(user.created_at),
-    }
+# --------------------------------------------------------------------------
+# Responses
+
+Timestamp = Annotated[str, WithJsonSchema({"type": "string", "format": "date-time"})]
+"""ISO 8601 in UTC with a ``Z``, exactly as ``iso`` writes it."""
+
+Role = Literal["admin", "user"]
+UserStatus = Literal["active", "disabled", "pending"]
+SignupMode = Literal["open", "closed", "approval"]
+MessageStatus = Literal["complete", "streaming", "failed", "cancelled"]
 
 
-def key_out(key: ApiKey) -> dict[str, Any]:
-    return {
-        "id": key.id,
-        "name": key.name,
-        "prefix": key.prefix,
-        "created_at": iso(key.created_at),
-        "last_used_at": iso(key.last_used_at),
-        "revoked_at": iso(key.revoked_at),
-    }
+def _at(moment: datetime) -> str:
+    value = iso(moment)
+    assert value is not None
+    return value
 
 
-def conversation_out(conv: Conversation) -> dict[str, Any]:
-    return {
-        "id": conv.id,
-        "title": conv.title,
-        "model": conv.model,
-        "pinned": conv.pinned,
-        "archived": conv.archived,
-        "temporary": conv.temporary,
-        "tools": [t for t in conv.tools if t] if conv.tools else None,  # None: the defaults
-        "created_at": iso(conv.created_at),
-        "updated_at": iso(conv.updated_at),
-    }
+class UserPublic(BaseModel):
+    id: str
+    email: str
+    name: str
+    role: Role
+    status: UserStatus
+    timezone: str
+    about_me: str
+    response_style: str
+    preferences: dict[str, Any]
+    created_at: Timestamp
+
+    @classmethod
+    def from_row(cls, user: User) -> UserPublic:
+        return cls(
+            id=user.id,
+            email=user.email,
+            name=user.name,
+            role=user.role,  # type: ignore[arg-type]
+            status=user.status,  # type: ignore[arg-type]
+            timezone=user.timezone,
+            about_me=user.about_me,
+            response_style=user.response_style,
+            preferences=user.preferences or {},
+            created_at=_at(user.created_at),
+        )
+
+
+class UserEnvelope(BaseModel):
+    user: UserPublic
+
+    @classmethod
+    def from_row(cls, user: User) -> UserEnvelope:
+        return cls(user=UserPublic.from_row(user))
+
+
+class UserList(BaseModel):
+    items: list[UserPublic]
+
+
+class AuthConfig(BaseModel):
+    signup: SignupMode
+    has_users: bool
+
+
+class KeyPublic(BaseModel):
+    """An API key's metadata (the key itself is shown once, at creation)."""
+
+    id: str
+    name: str
+    prefix: str
+    created_at: Timestamp
+    last_used_at: Timestamp | None
+    revoked_at: Timestamp | None
+
+    @classmethod
+    def from_row(cls, key: ApiKey) -> KeyPublic:
+        return cls(
+            id=key.id,
+            name=key.name,
+            prefix=key.prefix,
+            created_at=_at(key.created_at),
+            last_used_at=iso(key.last_used_at),
+            revoked_at=iso(key.revoked_at),
+        )
+
+
+class KeyCreated(KeyPublic):
+    key: str = Field(description="The plaintext key: shown this once, never stored.")
+
+
+class KeyList(BaseModel):
+    items: list[KeyPublic]
+
+
+class ConversationPublic(BaseModel):
+    id: str
+    title: str
+    model: str | None
+    pinned: bool
+    archived: bool
+    temporary: bool
+    tools: list[str] | None = Field(description="Enabled tool names; null: the defaults.")
+    created_at: Timestamp
+    updated_at: Timestamp
+
+    @classmethod
+    def from_row(cls, conv: Conversation) -> ConversationPublic:
+        return cls(
+            id=conv.id,
+            title=conv.title,
+            model=conv.model,
+            pinned=conv.pinned,
+            archived=conv.archived,
+            temporary=conv.temporary,
+            # stored [] = the defaults (null here), [""] = none ([] here)
+            tools=[t for t in conv.tools if t] if conv.tools else None,
+            created_at=_at(conv.created_at),
+            updated_at=_at(conv.updated_at),
+        )
+
+
+class ConversationPage(BaseModel):
+    items: list[ConversationPublic]
+    next_cursor: str | None
+
+
+class MessagePublic(BaseModel):
+    id: str
+    conversation_id: str
+    parent_id: str | None
+    role: str
+    content: str
+    reasoning: str
+    steps: list[dict[str, Any]]
+    sources: list[dict[str, Any]]
+    status: MessageStatus
+    provider: str | None
+    model: str | None
+    input_tokens: int
+    output_tokens: int
+    latency_ms: float | None
+    ttft_ms: float | None
+    finish_reason: str | None
+    cost: float
+    error_code: str | None
+    error_message: str | None
+    feedback: int
+    pinned: bool
+    created_at: Timestamp
+    siblings: list[str] = Field(
+        description="Ids of the messages with the same parent, oldest first, itself included."
+    )
+
+    @classmethod
+    def from_row(cls, msg: Message, siblings: list[str] | None = None) -> MessagePublic:
+        return cls(
+            id=msg.id,
+            conversation_id=msg.conversation_id,
+            parent_id=msg.parent_id,
+            role=msg.role,
+            content=msg.content,
+            reasoning=msg.reasoning,
+            steps=msg.steps or [],
+            sources=msg.sources or [],
+            status=msg.status,  # type: ignore[arg-type]
+            provider=msg.provider,
+            model=msg.model,
+            input_tokens=msg.input_tokens,
+            output_tokens=msg.output_tokens,
+            latency_ms=msg.latency_ms,
+            ttft_ms=msg.ttft_ms,
+            finish_reason=msg.finish_reason,
+            cost=msg.cost,
+            error_code=msg.error_code,
+            error_message=msg.error_message,
+            feedback=msg.feedback,
+            pinned=msg.pinned,
+            created_at=_at(msg.created_at),
+            siblings=siblings if siblings is not None else [msg.id],
+        )
 
 
 def message_out(msg: Message, siblings: list[str] | None = None) -> dict[str, Any]:
-    return {
-        "id": msg.id,
-        "conversation_id": msg.conversation_id,
-        "parent_id": msg.parent_id,
-        "role": msg.role,
-        "content": msg.content,
-        "reasoning": msg.reasoning,
-        "steps": msg.steps or [],
-        "sources": msg.sources or [],
-        "status": msg.status,
-        "provider": msg.provider,
-        "model": msg.model,
-        "input_tokens": msg.input_tokens,
-        "output_tokens": msg.output_tokens,
-        "latency_ms": msg.latency_ms,
-        "ttft_ms": msg.ttft_ms,
-        "finish_reason": msg.finish_reason,
-        "cost": msg.cost,
-        "error_code": msg.error_code,
-        "error_message": msg.error_message,
-        "feedback": msg.feedback,
-        "pinned": msg.pinned,
-        "created_at": iso(msg.created_at),
-        "siblings": siblings if siblings is not None else [msg.id],
-    }
+    """A message as a JSON-ready dict, for the frames of a turn's event stream
+    (``parley.api.turn_stream``); the shape is ``MessagePublic``'s."""
+    return MessagePublic.from_row(msg, siblings).model_dump(mode="json")
+
+
+class SummaryPublic(BaseModel):
+    """The stored summary of a branch's older turns (sent to the model instead of them)."""
+
+    text: str
+    until_message_id: str
+
+
+class ConversationDetail(BaseModel):
+    conversation: ConversationPublic
+    messages: list[MessagePublic] = Field(description="The active branch, root to leaf.")
+    summary: SummaryPublic | None
+
+
+class SearchHit(BaseModel):
+    conversation_id: str
+    title: str
+    message_id: str | None
+    snippet: str
+    highlights: list[tuple[int, int]] = Field(
+        description="[start, end) code-point offsets into snippet."
+    )
+
+
+class SearchResults(BaseModel):
+    items: list[SearchHit]
+
+
+class ModelPublic(BaseModel):
+    ref: str
+    provider: str
+    name: str
+    display_name: str
+    context_window: int
+    supports_tools: bool
+    supports_vision: bool
+    input_price: float
+    output_price: float
+
+
+class LocalModelStatus(BaseModel):
+    status: Literal["disabled", "not_loaded", "loading", "ready", "error"]
+    detail: str
+
+
+class ModelList(BaseModel):
+    items: list[ModelPublic]
+    default: str | None
+    local: LocalModelStatus
+
+
+class InstanceSettings(BaseModel):
+    signup: SignupMode
+    default_model: str | None
+
+
+class ProviderInfo(BaseModel):
+    """A provider as the admin page shows it (its key never leaves the server)."""
+
+    name: str
+    kind: str
+    base_url: str | None
+    source: Literal["config", "environment", "database", "builtin"]
+    has_key: bool
+    editable: bool
+    models: list[str]
+
+
+class ProviderList(BaseModel):
+    items: list[ProviderInfo]
+
+
+class ProviderTestResult(BaseModel):
+    ok: bool
+    models: list[str]
+    error: str | None
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
+    version: str
+
+
+class TurnStart(BaseModel):
+    """The first event of a chat turn's stream (``event: start``)."""
+
+    user_message: MessagePublic
+    assistant_message: MessagePublic

@@ -2,7 +2,9 @@
 
 Providers from the config file, the environment and the embedded model are
 shown read-only with their source; those added here are stored in the
-database. A provider's key is write-only: it never leaves the server again.
+database (``parley.instance.provider_admin``). A provider's key is write-only:
+it never leaves the server again. The rules live in the services; these
+handlers translate HTTP to them.
 """
 
 from __future__ import annotations
@@ -10,62 +12,59 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Response
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from parley.api.schemas import (
     AdminSettingsUpdate,
     AdminUserCreate,
     AdminUserUpdate,
+    InstanceSettings,
     ProviderCreate,
+    ProviderInfo,
+    ProviderList,
     ProviderTest,
-    user_out,
+    ProviderTestResult,
+    ProviderUpdate,
+    UserEnvelope,
+    UserList,
+    UserPublic,
 )
 from parley.auth import accounts
 from parley.auth.passwords import password_problem
-from parley.config import ProviderConfig
 from parley.http.deps import DB, AdminUser, SettingsDep, Sync
 from parley.http.problems import Problem, not_found
+from parley.instance import provider_admin
 from parley.instance import values as instance
-from parley.storage.tables import ProviderRecord, User
+from parley.storage.tables import User
 
 router = APIRouter(prefix="/api/admin", tags=["admin"])
 
 
 @router.get("/users")
-async def list_users(admin: AdminUser, db: DB) -> dict[str, Any]:
+async def list_users(admin: AdminUser, db: DB) -> UserList:
     users = await db.scalars(select(User).order_by(User.created_at))
-    return {"items": [user_out(u) for u in users]}
+    return UserList(items=[UserPublic.from_row(u) for u in users])
 
 
 @router.post("/users", status_code=201)
-async def create_user(body: AdminUserCreate, admin: AdminUser, db: DB) -> dict[str, Any]:
+async def create_user(body: AdminUserCreate, admin: AdminUser, db: DB) -> UserEnvelope:
     if problem := password_problem(body.password):
         raise Problem(422, problem, "weak_password")
     user = await accounts.create_user(
         db, email=body.email, password=body.password, name=body.name, role=body.role
     )
     await db.commit()
-    return {"user": user_out(user)}
+    return UserEnvelope.from_row(user)
 
 
 @router.patch("/users/{user_id}")
 async def update_user(
     user_id: str, body: AdminUserUpdate, admin: AdminUser, db: DB
-) -> dict[str, Any]:
-    user = await db.get(User, user_id)
+) -> UserEnvelope:
+    user = await accounts.get_user(db, user_id)
     if user is None:
         raise not_found("user")
-    demoting = (body.role == "user" and user.role == "admin") or (
-        body.status not in (None, "active") and user.role == "admin"
-    )
-    if demoting:
-        active_admins = await db.scalar(
-            select(func.count())
-            .select_from(User)
-            .where(User.role == "admin", User.status == "active")
-        )
-        if int(active_admins or 0) <= 1:
-            raise Problem(409, "Parley needs at least one active administrator.", "last_admin")
+    await accounts.ensure_an_admin_remains(db, user, role=body.role, status=body.status)
     if body.role is not None:
         user.role = body.role
     if body.status is not None:
@@ -74,21 +73,21 @@ async def update_user(
             # Signed-in browsers lose access at once (keys are checked per request too).
             await accounts.end_all_sessions(db, user.id)
     await db.commit()
-    return {"user": user_out(user)}
+    return UserEnvelope.from_row(user)
 
 
 @router.get("/settings")
-async def get_settings(admin: AdminUser, db: DB, settings: SettingsDep) -> dict[str, Any]:
-    return {
-        "signup": await instance.signup_mode(db, settings),
-        "default_model": await instance.default_model(db, settings),
-    }
+async def get_settings(admin: AdminUser, db: DB, settings: SettingsDep) -> InstanceSettings:
+    return InstanceSettings(
+        signup=await instance.signup_mode(db, settings),  # type: ignore[arg-type]
+        default_model=await instance.default_model(db, settings),
+    )
 
 
 @router.patch("/settings")
 async def update_settings(
     body: AdminSettingsUpdate, sync: Sync, admin: AdminUser, db: DB, settings: SettingsDep
-) -> dict[str, Any]:
+) -> InstanceSettings:
     if body.signup is not None:
         await instance.set_value(db, "signup", body.signup)
     if "default_model" in body.model_fields_set and not body.default_model:
@@ -104,78 +103,62 @@ async def update_settings(
 
 
 @router.get("/providers")
-async def list_providers(sync: Sync, admin: AdminUser, db: DB) -> dict[str, Any]:
+async def list_providers(sync: Sync, admin: AdminUser, db: DB) -> ProviderList:
     registry = await sync.ensure_fresh(db)
-    return {"items": registry.providers_info()}
+    return ProviderList(items=[ProviderInfo(**p) for p in registry.providers_info()])
 
 
 @router.post("/providers", status_code=201)
-async def add_provider(
-    body: ProviderCreate, sync: Sync, admin: AdminUser, db: DB
-) -> dict[str, Any]:
-    registry = await sync.ensure_fresh(db)
-    taken = {p["name"] for p in registry.providers_info()}
-    if body.name in taken:
-        raise Problem(409, f"A provider named {body.name!r} already exists.", "provider_exists")
-    db.add(
-        ProviderRecord(
-            name=body.name,
-            kind=body.kind,
-            base_url=body.base_url,
-            api_key=body.api_key,
-            models=[m.model_dump() for m in body.models],
-        )
+async def add_provider(body: ProviderCreate, sync: Sync, admin: AdminUser, db: DB) -> ProviderInfo:
+    info = await provider_admin.add_provider(
+        db,
+        sync,
+        name=body.name,
+        kind=body.kind,
+        base_url=body.base_url,
+        api_key=body.api_key,
+        models=[m.model_dump() for m in body.models],
     )
-    await sync.bump(db)
-    await db.commit()
-    registry = await sync.ensure_fresh(db)
-    info = next(p for p in registry.providers_info() if p["name"] == body.name)
-    return dict(info)
+    return ProviderInfo(**info)
+
+
+@router.patch("/providers/{name}")
+async def update_provider(
+    name: str, body: ProviderUpdate, sync: Sync, admin: AdminUser, db: DB
+) -> ProviderInfo:
+    """Change a provider added here; fields left out keep their value."""
+    changes: dict[str, Any] = {
+        field: getattr(body, field)
+        for field in ("base_url", "api_key")
+        if field in body.model_fields_set
+    }
+    info = await provider_admin.update_provider(
+        db,
+        sync,
+        name,
+        kind=body.kind,
+        models=None if body.models is None else [m.model_dump() for m in body.models],
+        **changes,
+    )
+    return ProviderInfo(**info)
 
 
 @router.delete("/providers/{name}", status_code=204)
 async def delete_provider(name: str, sync: Sync, admin: AdminUser, db: DB) -> Response:
-    row = await db.scalar(select(ProviderRecord).where(ProviderRecord.name == name))
-    if row is None:
-        raise Problem(
-            404,
-            "No provider with that name was added here (config-file providers are read-only).",
-            "not_found",
-        )
-    await db.delete(row)
-    await sync.bump(db)
-    await db.commit()
+    await provider_admin.delete_provider(db, sync, name)
     return Response(status_code=204)
 
 
 @router.post("/providers/test")
-async def test_provider(body: ProviderTest, sync: Sync, admin: AdminUser) -> dict[str, Any]:
-    ok, models, error = await sync.registry.test_connection(body.kind, body.base_url, body.api_key)
-    return {"ok": ok, "models": models, "error": error}
+async def test_provider(body: ProviderTest, sync: Sync, admin: AdminUser) -> ProviderTestResult:
+    found = await provider_admin.test_endpoint(sync, body.kind, body.base_url, body.api_key)
+    return ProviderTestResult(ok=found.ok, models=found.models, error=found.error)
 
 
 @router.post("/providers/{name}/test")
-async def test_saved_provider(name: str, sync: Sync, admin: AdminUser, db: DB) -> dict[str, Any]:
-    """Test a provider added here or one from the config file or environment (the
-    admin page offers Test on every row); the key stays on the server either way."""
-    registry = sync.registry
-    row = await db.scalar(select(ProviderRecord).where(ProviderRecord.name == name))
-    if row is not None:
-        kind, base_url, api_key = row.kind, row.base_url, row.api_key
-    else:
-        provider = (await sync.ensure_fresh(db)).get(name)
-        config = getattr(provider, "config", None)
-        if provider is None:
-            raise not_found("provider")
-        if not isinstance(config, ProviderConfig):
-            kind = str(getattr(provider, "kind", "?"))
-            return {
-                "ok": False,
-                "models": [],
-                "error": f"Providers of kind '{kind}' cannot be tested.",
-            }
-        kind = config.kind
-        base_url = getattr(provider, "base_url", None) or config.base_url
-        api_key = config.resolved_api_key()
-    ok, models, error = await registry.test_connection(kind, base_url, api_key)
-    return {"ok": ok, "models": models, "error": error}
+async def test_saved_provider(
+    name: str, sync: Sync, admin: AdminUser, db: DB
+) -> ProviderTestResult:
+    """Test any provider on the admin page, stored here or from the config file."""
+    found = await provider_admin.test_provider(db, sync, name)
+    return ProviderTestResult(ok=found.ok, models=found.models, error=found.error)

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
 
 from fastapi import APIRouter, Request, Response
-from fastapi.responses import JSONResponse
 
-from parley.api.schemas import LoginIn, SignupIn, user_out
+from parley.api.schemas import AuthConfig, LoginIn, SignupIn, UserEnvelope
 from parley.auth import accounts
 from parley.auth.passwords import password_problem
 from parley.config import Settings
@@ -44,8 +42,8 @@ def _set_cookies(response: Response, settings: Settings, token: str, csrf: str) 
 
 
 async def _start_session(
-    request: Request, db: DB, settings: Settings, user: User, status: int
-) -> JSONResponse:
+    request: Request, response: Response, db: DB, settings: Settings, user: User
+) -> UserEnvelope:
     new = await accounts.create_session(
         db,
         user,
@@ -53,22 +51,27 @@ async def _start_session(
         user_agent=request.headers.get("user-agent", ""),
     )
     await db.commit()
-    response = JSONResponse({"user": user_out(user)}, status_code=status)
     _set_cookies(response, settings, new.token, new.csrf_token)
-    return response
+    return UserEnvelope.from_row(user)
 
 
 @router.get("/config")
-async def auth_config(db: DB, settings: SettingsDep) -> dict[str, Any]:
+async def auth_config(db: DB, settings: SettingsDep) -> AuthConfig:
     """What the sign-in page needs to know: may people sign up, is this the first account."""
-    return {
-        "signup": await instance.signup_mode(db, settings),
-        "has_users": await accounts.count_users(db) > 0,
-    }
+    return AuthConfig(
+        signup=await instance.signup_mode(db, settings),  # type: ignore[arg-type]
+        has_users=await accounts.count_users(db) > 0,
+    )
 
 
-@router.post("/signup", status_code=201)
-async def signup(body: SignupIn, request: Request, db: DB, settings: SettingsDep) -> JSONResponse:
+@router.post(
+    "/signup",
+    status_code=201,
+    responses={202: {"model": UserEnvelope, "description": "Waiting for an admin's approval"}},
+)
+async def signup(
+    body: SignupIn, request: Request, response: Response, db: DB, settings: SettingsDep
+) -> UserEnvelope:
     mode = await instance.signup_mode(db, settings)
     first = await accounts.count_users(db) == 0
     if not first and mode == "closed":
@@ -83,12 +86,15 @@ async def signup(body: SignupIn, request: Request, db: DB, settings: SettingsDep
     )
     if user.status == "pending":
         await db.commit()
-        return JSONResponse({"user": user_out(user)}, status_code=202)
-    return await _start_session(request, db, settings, user, 201)
+        response.status_code = 202
+        return UserEnvelope.from_row(user)
+    return await _start_session(request, response, db, settings, user)
 
 
 @router.post("/login")
-async def login(body: LoginIn, request: Request, db: DB, settings: SettingsDep) -> JSONResponse:
+async def login(
+    body: LoginIn, request: Request, response: Response, db: DB, settings: SettingsDep
+) -> UserEnvelope:
     client = request.client.host if request.client else "unknown"
     keys = [f"email:{accounts.normalize_email(body.email)}", f"ip:{client}"]
     window = settings.login_window_s
@@ -109,7 +115,7 @@ async def login(body: LoginIn, request: Request, db: DB, settings: SettingsDep) 
     if user.status != "active":
         raise Problem(403, "This account is disabled; contact an administrator.", "disabled")
     await accounts.clear_attempts(db, keys)
-    return await _start_session(request, db, settings, user, 200)
+    return await _start_session(request, response, db, settings, user)
 
 
 @router.post("/logout", status_code=204)
@@ -124,5 +130,5 @@ async def logout(principal: CurrentPrincipal, db: DB) -> Response:
 
 
 @router.get("/me")
-async def me(principal: CurrentPrincipal) -> dict[str, Any]:
-    return {"user": user_out(principal.user)}
+async def me(principal: CurrentPrincipal) -> UserEnvelope:
+    return UserEnvelope.from_row(principal.user)

@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Response
 from starlette.responses import StreamingResponse
 
-from parley.api.schemas import EditIn, RegenerateIn, SendIn, message_out
+from parley.api.schemas import EditIn, MessagePublic, RegenerateIn, SendIn, TurnStart
 from parley.api.turn_stream import sse_response, turn_stream
 from parley.http.deps import DB, CurrentUser, Sync, Turns
 from parley.http.problems import Problem, not_found
@@ -20,7 +20,18 @@ from parley.turns.runner import TurnKind
 router = APIRouter(prefix="/api/conversations", tags=["chat"])
 
 _SSE_DOC: dict[int | str, dict[str, Any]] = {
-    200: {"content": {"text/event-stream": {}}, "description": "The turn's events"}
+    200: {
+        "content": {"text/event-stream": {}},
+        "description": (
+            "The turn's events, each `event: <type>` and `data: <json>`: `start` "
+            "(`TurnStart`: the stored user message and the assistant message being "
+            "written), then any of `text`, `reasoning`, `tool_start`, `tool_confirm`, "
+            "`tool_result`, `sources`, `usage`, `context`, `error`; always `done` "
+            "(`{finish_reason, usage, message}`, the final `MessagePublic` or null); "
+            "`title` when an automatic title was made. docs/ARCHITECTURE.md lists "
+            "every field."
+        ),
+    }
 }
 
 
@@ -42,16 +53,18 @@ async def _start(
         )
     except TurnError as exc:
         raise Problem(exc.status, exc.message, exc.code) from exc
-    start = {
-        "user_message": message_out(turn.user_message, turn.siblings.get(turn.user_message.id)),
-        "assistant_message": message_out(
+    start = TurnStart(
+        user_message=MessagePublic.from_row(
+            turn.user_message, turn.siblings.get(turn.user_message.id)
+        ),
+        assistant_message=MessagePublic.from_row(
             turn.assistant_message, turn.siblings.get(turn.assistant_message.id)
         ),
-    }
-    return sse_response(turn_stream(start, service.start(turn)))
+    )
+    return sse_response(turn_stream(start.model_dump(mode="json"), service.start(turn)))
 
 
-@router.post("/{conversation_id}/messages", responses=_SSE_DOC)
+@router.post("/{conversation_id}/messages", responses=_SSE_DOC, response_class=StreamingResponse)
 async def send_message(
     conversation_id: str,
     body: SendIn,
@@ -73,7 +86,11 @@ async def send_message(
     )
 
 
-@router.post("/{conversation_id}/messages/{message_id}/regenerate", responses=_SSE_DOC)
+@router.post(
+    "/{conversation_id}/messages/{message_id}/regenerate",
+    responses=_SSE_DOC,
+    response_class=StreamingResponse,
+)
 async def regenerate(
     conversation_id: str,
     message_id: str,
@@ -95,7 +112,11 @@ async def regenerate(
     )
 
 
-@router.post("/{conversation_id}/messages/{message_id}/edit", responses=_SSE_DOC)
+@router.post(
+    "/{conversation_id}/messages/{message_id}/edit",
+    responses=_SSE_DOC,
+    response_class=StreamingResponse,
+)
 async def edit(
     conversation_id: str,
     message_id: str,

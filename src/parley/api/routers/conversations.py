@@ -3,17 +3,20 @@ delete, switch branch, search, and per-message feedback and pins."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, Query, Response
 
 from parley.api.schemas import (
     BranchIn,
     ConversationCreate,
+    ConversationDetail,
+    ConversationPage,
+    ConversationPublic,
     ConversationUpdate,
+    MessagePublic,
     MessageUpdate,
-    conversation_out,
-    message_out,
+    SearchHit,
+    SearchResults,
+    SummaryPublic,
 )
 from parley.http.deps import DB, CurrentUser, Tools
 from parley.http.problems import Problem, not_found
@@ -24,20 +27,18 @@ from parley.storage.tables import Conversation
 router = APIRouter(prefix="/api", tags=["conversations"])
 
 
-async def conversation_view(store: ConversationStore, conv: Conversation) -> dict[str, Any]:
+async def conversation_view(store: ConversationStore, conv: Conversation) -> ConversationDetail:
     path = await store.active_path(conv)
     siblings = await store.siblings_map(path)
     ids = {m.id for m in path}
-    summarized = conv.summary and conv.summary_until_id in ids  # only this branch's summary
-    return {
-        "conversation": conversation_out(conv),
-        "messages": [message_out(m, siblings.get(m.id)) for m in path],
-        "summary": (
-            {"text": conv.summary, "until_message_id": conv.summary_until_id}
-            if summarized
-            else None
-        ),
-    }
+    summary = None
+    if conv.summary and conv.summary_until_id in ids:  # only this branch's summary
+        summary = SummaryPublic(text=conv.summary, until_message_id=conv.summary_until_id)
+    return ConversationDetail(
+        conversation=ConversationPublic.from_row(conv),
+        messages=[MessagePublic.from_row(m, siblings.get(m.id)) for m in path],
+        summary=summary,
+    )
 
 
 @router.get("/conversations")
@@ -47,26 +48,28 @@ async def list_conversations(
     limit: int = Query(50, ge=1, le=200),
     cursor: str | None = Query(None, max_length=200),
     archived: bool = False,
-) -> dict[str, Any]:
+) -> ConversationPage:
     items, next_cursor = await ConversationStore(db, user.id).list(
         limit=limit, cursor=cursor, archived=archived
     )
-    return {"items": [conversation_out(c) for c in items], "next_cursor": next_cursor}
+    return ConversationPage(
+        items=[ConversationPublic.from_row(c) for c in items], next_cursor=next_cursor
+    )
 
 
 @router.post("/conversations", status_code=201)
 async def create_conversation(
     body: ConversationCreate, user: CurrentUser, db: DB
-) -> dict[str, Any]:
+) -> ConversationPublic:
     conv = await ConversationStore(db, user.id).create(
         title=body.title, model=body.model, temporary=body.temporary
     )
     await db.commit()
-    return conversation_out(conv)
+    return ConversationPublic.from_row(conv)
 
 
 @router.get("/conversations/{conversation_id}")
-async def get_conversation(conversation_id: str, user: CurrentUser, db: DB) -> dict[str, Any]:
+async def get_conversation(conversation_id: str, user: CurrentUser, db: DB) -> ConversationDetail:
     store = ConversationStore(db, user.id)
     conv = await store.get(conversation_id)
     if conv is None:
@@ -77,7 +80,7 @@ async def get_conversation(conversation_id: str, user: CurrentUser, db: DB) -> d
 @router.patch("/conversations/{conversation_id}")
 async def update_conversation(
     conversation_id: str, body: ConversationUpdate, tools: Tools, user: CurrentUser, db: DB
-) -> dict[str, Any]:
+) -> ConversationPublic:
     store = ConversationStore(db, user.id)
     conv = await store.get(conversation_id)
     if conv is None:
@@ -90,7 +93,7 @@ async def update_conversation(
         changes["title_generated"] = True  # a user's title is never overwritten
     await store.update(conv, **changes)
     await db.commit()
-    return conversation_out(conv)
+    return ConversationPublic.from_row(conv)
 
 
 def _tool_selection(names: list[str] | None, known: list[str]) -> list[str]:
@@ -116,7 +119,7 @@ async def delete_conversation(conversation_id: str, user: CurrentUser, db: DB) -
 @router.post("/conversations/{conversation_id}/branch")
 async def switch_branch(
     conversation_id: str, body: BranchIn, user: CurrentUser, db: DB
-) -> dict[str, Any]:
+) -> ConversationDetail:
     store = ConversationStore(db, user.id)
     conv = await store.get(conversation_id)
     message = await store.get_message(body.message_id)
@@ -134,26 +137,26 @@ async def search(
     db: DB,
     q: str = Query(min_length=1, max_length=500),
     limit: int = Query(20, ge=1, le=100),
-) -> dict[str, Any]:
+) -> SearchResults:
     hits = await search_conversations(db, user.id, q, limit=limit)
-    return {
-        "items": [
-            {
-                "conversation_id": h.conversation_id,
-                "title": h.title,
-                "message_id": h.message_id,
-                "snippet": h.snippet,
-                "highlights": [list(span) for span in h.highlights],
-            }
+    return SearchResults(
+        items=[
+            SearchHit(
+                conversation_id=h.conversation_id,
+                title=h.title,
+                message_id=h.message_id,
+                snippet=h.snippet,
+                highlights=h.highlights,
+            )
             for h in hits
         ]
-    }
+    )
 
 
 @router.patch("/messages/{message_id}")
 async def update_message(
     message_id: str, body: MessageUpdate, user: CurrentUser, db: DB
-) -> dict[str, Any]:
+) -> MessagePublic:
     store = ConversationStore(db, user.id)
     if await store.get_message(message_id) is None:
         raise not_found("message")
@@ -163,4 +166,4 @@ async def update_message(
         await db.commit()
     message = await store.get_message(message_id)
     assert message is not None
-    return message_out(message, (await store.siblings_map([message])).get(message.id))
+    return MessagePublic.from_row(message, (await store.siblings_map([message])).get(message.id))

@@ -1,38 +1,56 @@
 """The signed-in user's own account: profile, custom instructions, password,
-data export, account deletion, and API keys."""
+data export and import, account deletion, and API keys.
+
+Export, import and deletion are services (``parley.userdata``) over the core's
+stores and every feature's hook; these handlers move bytes in and out.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+import json
+import tempfile
+from pathlib import Path
+from typing import IO, Annotated
 
-from fastapi import APIRouter, Response
-from fastapi.responses import JSONResponse
-from sqlalchemy import delete, select
+from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.responses import FileResponse
+from starlette.background import BackgroundTask
 
 from parley.api.schemas import (
     KeyCreate,
+    KeyCreated,
+    KeyList,
+    KeyPublic,
     MeUpdate,
     PasswordChange,
     PasswordConfirm,
-    conversation_out,
-    key_out,
-    message_out,
-    user_out,
+    UserEnvelope,
 )
 from parley.auth import accounts
 from parley.auth.passwords import hash_password, password_problem, verify_password
-from parley.http.deps import DB, CurrentPrincipal, CurrentUser
+from parley.http.deps import CSRF_COOKIE, DB, SESSION_COOKIE, CurrentPrincipal, CurrentUser, service
 from parley.http.problems import Problem, not_found
-from parley.storage.tables import Conversation, Message, User
 from parley.timezones import find_zone
+from parley.userdata import UserDataHooks, archive
+from parley.userdata.document import ExportDocument
+from parley.userdata.service import (
+    MAX_PREFERENCES_CHARS,
+    ImportReport,
+    delete_account,
+    export_user,
+    import_user,
+)
 
 router = APIRouter(prefix="/api", tags=["me"])
 
-MAX_PREFERENCES_BYTES = 8_000
+UserDataDep = Annotated[UserDataHooks, Depends(service(UserDataHooks))]
+
+_SPOOL_IN_MEMORY = 8 * 1024 * 1024
 
 
 @router.patch("/me")
-async def update_me(body: MeUpdate, user: CurrentUser, db: DB) -> dict[str, Any]:
+async def update_me(body: MeUpdate, user: CurrentUser, db: DB) -> UserEnvelope:
     if body.timezone is not None:
         if find_zone(body.timezone) is None:
             raise Problem(
@@ -42,7 +60,7 @@ async def update_me(body: MeUpdate, user: CurrentUser, db: DB) -> dict[str, Any]
             )
         user.timezone = body.timezone
     if body.preferences is not None:
-        if len(repr(body.preferences)) > MAX_PREFERENCES_BYTES:
+        if len(repr(body.preferences)) > MAX_PREFERENCES_CHARS:
             raise Problem(422, "Preferences are too large.", "invalid_preferences")
         user.preferences = {**(user.preferences or {}), **body.preferences}
     for field in ("name", "about_me", "response_style"):
@@ -50,7 +68,7 @@ async def update_me(body: MeUpdate, user: CurrentUser, db: DB) -> dict[str, Any]
         if value is not None:
             setattr(user, field, value.strip() if field == "name" else value)
     await db.commit()
-    return {"user": user_out(user)}
+    return UserEnvelope.from_row(user)
 
 
 @router.post("/me/password", status_code=204)
@@ -67,74 +85,127 @@ async def change_password(body: PasswordChange, principal: CurrentPrincipal, db:
     return Response(status_code=204)
 
 
-@router.get("/me/export")
-async def export_me(user: CurrentUser, db: DB) -> JSONResponse:
-    """Everything Parley stores about the user, as one JSON download."""
-    conversations = list(
-        await db.scalars(
-            select(Conversation)
-            .where(Conversation.user_id == user.id)
-            .order_by(Conversation.created_at)
+@router.get(
+    "/me/export",
+    response_model=None,
+    responses={
+        200: {
+            "model": ExportDocument,
+            "content": {"application/zip": {}},
+            "description": "The export: JSON, or with `files=true` a ZIP of "
+            f"`{archive.DOCUMENT_NAME}` and `files/<sha256>` for each stored file.",
+        }
+    },
+)
+async def export_me(
+    user: CurrentUser,
+    db: DB,
+    hooks: UserDataDep,
+    files: Annotated[bool, Query(description="A ZIP with the files' bytes too.")] = False,
+) -> Response:
+    """Everything Parley stores about the user, as one download."""
+    export = await export_user(db, user, hooks, with_files=files)
+    await db.close()  # the bytes are read and written without the database
+    if not files:
+        body = await asyncio.to_thread(
+            lambda: json.dumps(export.document, ensure_ascii=False).encode()
         )
-    )
-    messages = list(
-        await db.scalars(
-            select(Message).where(Message.user_id == user.id).order_by(Message.created_at)
+        return Response(
+            body,
+            media_type="application/json",
+            headers={"Content-Disposition": 'attachment; filename="parley-export.json"'},
         )
+    spool = tempfile.NamedTemporaryFile(prefix="parley-export-", suffix=".zip", delete=False)  # noqa: SIM115
+    try:
+        await asyncio.to_thread(archive.write_zip, export.document, export.files, spool)
+    finally:
+        spool.close()
+    return FileResponse(
+        spool.name,
+        media_type="application/zip",
+        filename="parley-export.zip",
+        background=BackgroundTask(_unlink, spool.name),
     )
-    by_conversation: dict[str, list[dict[str, Any]]] = {}
-    for msg in messages:
-        by_conversation.setdefault(msg.conversation_id, []).append(message_out(msg))
-    keys = await accounts.list_api_keys(db, user.id)
-    payload = {
-        "format": "parley-export-1",
-        "user": user_out(user),
-        "api_keys": [key_out(k) for k in keys],
-        "conversations": [
-            {**conversation_out(c), "messages": by_conversation.get(c.id, [])}
-            for c in conversations
-        ],
-    }
-    return JSONResponse(
-        payload,
-        headers={"Content-Disposition": 'attachment; filename="parley-export.json"'},
-    )
+
+
+def _unlink(path: str) -> None:
+    Path(path).unlink(missing_ok=True)
+
+
+async def _receive(request: Request) -> IO[bytes]:
+    """The request body in a temporary file (in memory while small), bounded."""
+    spool = tempfile.SpooledTemporaryFile(max_size=_SPOOL_IN_MEMORY)  # noqa: SIM115
+    size = 0
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > archive.IMPORT_MAX_BYTES:
+                raise Problem(
+                    413,
+                    f"The import is larger than the {archive.IMPORT_MAX_BYTES:,}-byte limit.",
+                    "body_too_large",
+                )
+            spool.write(chunk)
+    except BaseException:
+        spool.close()
+        raise
+    spool.seek(0)
+    return spool
+
+
+@router.post(
+    "/me/import",
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "description": "A file from GET /api/me/export: the JSON or the ZIP.",
+            "content": {
+                "application/json": {"schema": {"$ref": "#/components/schemas/ExportDocument"}},
+                "application/zip": {"schema": {"type": "string", "format": "binary"}},
+            },
+        }
+    },
+)
+async def import_me(
+    request: Request, user: CurrentUser, db: DB, hooks: UserDataDep
+) -> ImportReport:
+    """Add an export's conversations, memories, files, collections and settings to
+    this account, with new ids (importing twice makes copies; nothing is replaced)."""
+    upload = await _receive(request)
+    try:
+        unpacked = await asyncio.to_thread(archive.read_import, upload)
+    finally:
+        upload.close()
+    try:
+        return await import_user(db, user, hooks, unpacked.document, files=unpacked.files)
+    finally:
+        await asyncio.to_thread(unpacked.close)
 
 
 @router.delete("/me", status_code=204)
-async def delete_me(body: PasswordConfirm, user: CurrentUser, db: DB) -> Response:
+async def delete_me(
+    body: PasswordConfirm, user: CurrentUser, db: DB, hooks: UserDataDep
+) -> Response:
     if not await verify_password(user.password_hash, body.password):
         raise Problem(403, "The password is wrong; the account was not deleted.", "bad_credentials")
-    if user.role == "admin":
-        admins = list(
-            await db.scalars(select(User.id).where(User.role == "admin", User.status == "active"))
-        )
-        if len(admins) <= 1:
-            raise Problem(
-                409,
-                "You are the only administrator; make someone else an admin first.",
-                "last_admin",
-            )
-    await db.execute(delete(Message).where(Message.user_id == user.id))
-    await db.execute(delete(Conversation).where(Conversation.user_id == user.id))
-    await db.delete(user)
-    await db.commit()
+    await accounts.ensure_an_admin_remains(db, user, deleting=True)
+    await delete_account(db, user, hooks)
     response = Response(status_code=204)
-    response.delete_cookie("parley_session", path="/")
-    response.delete_cookie("parley_csrf", path="/")
+    response.delete_cookie(SESSION_COOKIE, path="/")
+    response.delete_cookie(CSRF_COOKIE, path="/")
     return response
 
 
 @router.get("/keys")
-async def list_keys(user: CurrentUser, db: DB) -> dict[str, Any]:
-    return {"items": [key_out(k) for k in await accounts.list_api_keys(db, user.id)]}
+async def list_keys(user: CurrentUser, db: DB) -> KeyList:
+    return KeyList(items=[KeyPublic.from_row(k) for k in await accounts.list_api_keys(db, user.id)])
 
 
 @router.post("/keys", status_code=201)
-async def create_key(body: KeyCreate, user: CurrentUser, db: DB) -> dict[str, Any]:
+async def create_key(body: KeyCreate, user: CurrentUser, db: DB) -> KeyCreated:
     row, plaintext = await accounts.create_api_key(db, user.id, body.name)
     await db.commit()
-    return {**key_out(row), "key": plaintext}
+    return KeyCreated(**KeyPublic.from_row(row).model_dump(), key=plaintext)
 
 
 @router.delete("/keys/{key_id}", status_code=204)
