@@ -27,6 +27,7 @@ from typing import Any
 from sqlalchemy import Integer, Select, and_, delete, literal, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
+from sqlalchemy.sql.elements import ColumnElement
 
 from parley.errors import ParleyError
 from parley.storage.tables import Conversation, Message, new_id, utcnow
@@ -415,7 +416,7 @@ class ConversationStore:
             return {}
         conv_ids = {m.conversation_id for m in messages}
         parents = {m.parent_id for m in messages if m.parent_id is not None}
-        same_parent = Message.parent_id.in_(parents)
+        same_parent: ColumnElement[bool] = Message.parent_id.in_(parents)
         if any(m.parent_id is None for m in messages):
             same_parent = or_(same_parent, Message.parent_id.is_(None))
         rows = await self.session.execute(
