@@ -10,12 +10,11 @@ from __future__ import annotations
 import asyncio
 import json
 import tempfile
-from pathlib import Path
+from collections.abc import AsyncIterator
 from typing import IO, Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response
-from fastapi.responses import FileResponse
-from starlette.background import BackgroundTask
+from fastapi.responses import StreamingResponse
 
 from parley.api.schemas import (
     KeyCreate,
@@ -47,6 +46,7 @@ router = APIRouter(prefix="/api", tags=["me"])
 UserDataDep = Annotated[UserDataHooks, Depends(service(UserDataHooks))]
 
 _SPOOL_IN_MEMORY = 8 * 1024 * 1024
+_CHUNK = 1024 * 1024
 
 
 @router.patch("/me")
@@ -108,28 +108,38 @@ async def export_me(
     await db.close()  # the bytes are read and written without the database
     if not files:
         body = await asyncio.to_thread(
-            lambda: json.dumps(export.document, ensure_ascii=False).encode()
+            lambda: json.dumps(export.document, ensure_ascii=False, separators=(",", ":")).encode()
         )
         return Response(
             body,
             media_type="application/json",
             headers={"Content-Disposition": 'attachment; filename="parley-export.json"'},
         )
-    spool = tempfile.NamedTemporaryFile(prefix="parley-export-", suffix=".zip", delete=False)  # noqa: SIM115
+    # An unnamed temporary file: nothing is left behind however the download ends.
+    spool = tempfile.TemporaryFile(prefix="parley-export-")  # noqa: SIM115
     try:
         await asyncio.to_thread(archive.write_zip, export.document, export.files, spool)
-    finally:
+        size = spool.tell()
+        spool.seek(0)
+    except BaseException:
         spool.close()
-    return FileResponse(
-        spool.name,
+        raise
+    return StreamingResponse(
+        _read_and_close(spool),
         media_type="application/zip",
-        filename="parley-export.zip",
-        background=BackgroundTask(_unlink, spool.name),
+        headers={
+            "Content-Disposition": 'attachment; filename="parley-export.zip"',
+            "Content-Length": str(size),
+        },
     )
 
 
-def _unlink(path: str) -> None:
-    Path(path).unlink(missing_ok=True)
+async def _read_and_close(spool: IO[bytes]) -> AsyncIterator[bytes]:
+    try:
+        while chunk := await asyncio.to_thread(spool.read, _CHUNK):
+            yield chunk
+    finally:
+        spool.close()
 
 
 async def _receive(request: Request) -> IO[bytes]:
