@@ -127,6 +127,14 @@ async def test_round_trip_into_a_fresh_account(app: Any, client: Client, user: A
 
     async with make_client(app) as other:
         await signup(other, "bea@example.com")
+        empty = (await other.get("/api/me/export")).json()  # another user's data never appears
+        assert empty["conversations"] == [] and empty["api_keys"] == []
+        assert empty["features"]["memory"] == {"memories": []}
+        assert empty["features"]["knowledge"] == {
+            "collections": [],
+            "files": [],
+            "conversation_collections": [],
+        }
         imported = await other.post(
             "/api/me/import", content=packed.content, headers={"content-type": "application/zip"}
         )
