@@ -237,3 +237,44 @@ async def test_deleting_an_account_removes_feature_data(
     assert len((await client.get("/api/files")).json()["items"]) == 2
     users = (await client.get("/api/admin/users")).json()["items"]
     assert [u["email"] for u in users] == ["ada@example.com"]
+
+
+async def test_an_export_of_the_previous_format_still_imports(client: Client, user: Any) -> None:
+    """``parley-export-1`` (before features were exported) had public message objects."""
+    stamp = "2025-01-02T03:04:05Z"
+    message = {"conversation_id": "c1", "status": "complete", "siblings": ["m1"]}
+    document = {
+        "format": "parley-export-1",
+        "user": {"id": "u", "about_me": "Old notes.", "timezone": "Europe", "preferences": {}},
+        "api_keys": [{"id": "k", "name": "old", "prefix": "pk-abc", "created_at": stamp}],
+        "conversations": [
+            {
+                "id": "c1",
+                "title": "From before",
+                "tools": [],
+                "created_at": stamp,
+                "updated_at": stamp,
+                "messages": [
+                    # no created_at here: the branch shown is still the newest leaf's
+                    {**message, "id": "m1", "parent_id": None, "role": "user", "content": "Hi"},
+                    {
+                        **message,
+                        "id": "m2",
+                        "parent_id": "m1",
+                        "role": "assistant",
+                        "content": "Hello",
+                        "created_at": stamp,
+                    },
+                ],
+            }
+        ],
+    }
+    report = await client.post("/api/me/import", json=document)
+    assert report.status_code == 200, report.text
+    assert report.json()["settings"] is True and report.json()["features"] == {}
+    (conv,) = (await client.get("/api/conversations")).json()["items"]
+    assert conv["title"] == "From before" and conv["tools"] == [] and conv["updated_at"] == stamp
+    detail = (await client.get(f"/api/conversations/{conv['id']}")).json()
+    assert [m["content"] for m in detail["messages"]] == ["Hi", "Hello"]
+    me = (await client.get("/api/auth/me")).json()["user"]
+    assert me["about_me"] == "Old notes." and me["timezone"] == "UTC"  # "Europe" is no zone

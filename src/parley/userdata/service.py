@@ -133,6 +133,16 @@ def _check_tree(conv: ConversationRecord) -> None:
         done |= seen
 
 
+def _newest_leaf(conv: ConversationRecord, ids: dict[str, str], now: datetime) -> str | None:
+    """The branch to show when the export does not name one: its newest leaf."""
+    parents = {m.parent_id for m in conv.messages}
+    leaves = [m for m in conv.messages if m.id not in parents]
+    if not leaves:
+        return None
+    newest = max(reversed(leaves), key=lambda m: _stamp(m.created_at, now))
+    return ids[newest.id]
+
+
 def _tools(names: list[str] | None) -> list[str]:
     """The stored form of a tool choice (see ``ConversationPublic.tools``)."""
     if names is None:
@@ -164,8 +174,7 @@ async def import_user(
         conv_id = job.conversations[conv.id] = new_id()
         ids = {m.id: new_id() for m in conv.messages}
         job.messages.update(ids)
-        newest = max(conv.messages, key=lambda m: _stamp(m.created_at, now), default=None)
-        leaf = ids.get(conv.active_leaf_id or "") or (ids[newest.id] if newest else None)
+        leaf = ids.get(conv.active_leaf_id or "") or _newest_leaf(conv, ids, now)
         until = ids.get(conv.summary_until_id or "")
         conversation_rows.append(
             {
