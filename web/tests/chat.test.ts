@@ -2,13 +2,10 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { chat } from '../src/lib/stores/chat.svelte';
 import { conversations } from '../src/lib/stores/conversations.svelte';
 import type { Message } from '../src/lib/api/types';
+import { conversation, message as build } from './fixtures';
 
 function message(id: string, role: string, parent: string | null, content = ''): Message {
-  return {
-    id, parent_id: parent, role, content, reasoning: null, steps: [], status: 'complete', provider: 'p', model: 'p/m',
-    input_tokens: null, output_tokens: null, latency_ms: null, ttft_ms: null, finish_reason: null, cost: null,
-    error_code: null, error_message: null, feedback: null, pinned: false, created_at: '2026-11-22T00:00:00Z', siblings: [id],
-  };
+  return build(id, role, parent, { content });
 }
 
 function sse(events: [string, unknown][], chunkSize = 7): Response {
@@ -23,7 +20,7 @@ function sse(events: [string, unknown][], chunkSize = 7): Response {
   return new Response(body, { status: 200, headers: { 'Content-Type': 'text/event-stream' } });
 }
 
-const CONV = { id: 'c1', title: null, model: null, pinned: false, archived: false, temporary: false, created_at: '2026-11-22T00:00:00Z', updated_at: '2026-11-22T00:00:00Z' };
+const CONV = conversation('c1');
 
 describe('chat store streaming', () => {
   afterEach(() => {

@@ -57,7 +57,7 @@ describe('Composer', () => {
   });
 
   it('enables send when a model exists and text is typed', async () => {
-    models.items = [{ ref: 'p/m', provider: 'p', name: 'm', display_name: 'M', context_window: 1, supports_tools: false, supports_vision: false, input_price: null, output_price: null }];
+    models.items = [{ ref: 'p/m', provider: 'p', name: 'm', display_name: 'M', context_window: 1, supports_tools: false, supports_vision: false, input_price: 0, output_price: 0 }];
     models.loaded = true;
     const { getByTestId } = render(Composer);
     const send = getByTestId('send') as HTMLButtonElement;

@@ -3,7 +3,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import AttachmentChips from '../src/components/files/AttachmentChips.svelte';
 import FileSources from '../src/components/files/FileSources.svelte';
 import { citedSources, formatBytes, sourceLabel, splitCitations, statusLabel } from '../src/lib/api-files';
-import type { FileSource } from '../src/lib/api/types';
+import type { FileSource, MessageSource } from '../src/lib/api/types';
 import { linkCitations } from '../src/lib/citations';
 import { files } from '../src/lib/stores/files.svelte';
 
@@ -46,7 +46,7 @@ describe('file helpers', () => {
   });
 
   it('keeps cited file sources in number order and ignores web sources', () => {
-    const list = [source(2), { kind: 'web', title: 'x' }, source(null), source(1)];
+    const list: MessageSource[] = [source(2), { kind: 'web', title: 'x', url: 'https://x.example/', snippet: '' }, source(null), source(1)];
     expect(citedSources(list).map((s) => s.ref)).toEqual([1, 2]);
   });
 
@@ -90,7 +90,7 @@ describe('file components', () => {
         key: 'b', name: 'b.txt', size: 10, sent: 1, error: null,
         file: { id: 'x', filename: 'b.txt', media_type: 'text/plain', kind: 'text', size_bytes: 10, status: 'embedding', progress: 0.25,
           error_code: null, error: null, pages: null, pages_done: 0, chunk_count: 4, embedded_count: 1, conversation_id: 'c',
-          collection_id: null, message_id: null, created_at: '' },
+          collection_id: null, message_id: null, created_at: '', updated_at: '', sha256: '', tokens: 0, duplicate: false },
       },
       { key: 'c', name: 'c.pdf', size: 10, sent: 1, file: null, error: "'c.pdf' is password-protected." },
     ];

@@ -8,19 +8,16 @@ import { conversationHref, memorySources } from '../src/lib/memory';
 import { chat } from '../src/lib/stores/chat.svelte';
 import { conversations } from '../src/lib/stores/conversations.svelte';
 import type { Conversation, Message } from '../src/lib/api/types';
+import { message } from './fixtures';
 
 afterEach(() => {
   cleanup();
   vi.unstubAllGlobals();
 });
 
+/** `sources` as stored, malformed entries included (the guard must skip them). */
 function answer(sources: unknown): Message {
-  return {
-    id: 'a1', parent_id: 'u1', role: 'assistant', content: 'ok', reasoning: null, steps: [], status: 'complete',
-    provider: 'p', model: 'p/m', input_tokens: null, output_tokens: null, latency_ms: null, ttft_ms: null,
-    finish_reason: null, cost: null, error_code: null, error_message: null, feedback: null, pinned: false,
-    created_at: '2026-11-23T00:00:00Z', siblings: ['a1'], sources,
-  } as Message;
+  return { ...message('a1', 'assistant', 'u1', { content: 'ok' }), sources } as unknown as Message;
 }
 
 const MEM = (id: string, text: string, extra: Record<string, unknown> = {}) => ({

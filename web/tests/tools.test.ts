@@ -5,12 +5,13 @@ import ToolConfirm from '../src/components/tools/ToolConfirm.svelte';
 import { chat } from '../src/lib/stores/chat.svelte';
 import { toolCalls } from '../src/lib/stores/tools.svelte';
 import { effectiveTools, parsePairs, prettyArguments, safeHttpUrl, toggleTool, webLinks } from '../src/lib/tools';
-import type { Message, ToolInfo } from '../src/lib/api/types';
+import type { MessageSource, ToolInfo } from '../src/lib/api/types';
+import { conversation, message as build } from './fixtures';
 
 const ALL: ToolInfo[] = [
-  { name: 'calculator', description: '', side_effecting: false, source: 'builtin' },
-  { name: 'fetch_page', description: '', side_effecting: false, source: 'web' },
-  { name: 'fx__delete', description: '', side_effecting: true, source: 'mcp' },
+  { name: 'calculator', description: '', side_effecting: false, source: 'builtin', parameters: {} },
+  { name: 'fetch_page', description: '', side_effecting: false, source: 'web', parameters: {} },
+  { name: 'fx__delete', description: '', side_effecting: true, source: 'mcp', parameters: {} },
 ];
 
 function json(body: unknown, status = 200): Response {
@@ -45,9 +46,9 @@ describe('links and arguments', () => {
     expect(safeHttpUrl('https://a.example/x')).toBe('https://a.example/x');
     const links = webLinks([
       { kind: 'web', title: 'A', url: 'https://a.example/x', snippet: 's' },
-      { kind: 'web', title: 'A again', url: 'https://a.example/x' },
-      { kind: 'web', title: 'evil', url: 'javascript:alert(1)' },
-      { kind: 'memory', title: 'not a link' },
+      { kind: 'web', title: 'A again', url: 'https://a.example/x', snippet: '' },
+      { kind: 'web', title: 'evil', url: 'javascript:alert(1)', snippet: '' },
+      { kind: 'memory', id: 'm1', title: 'not a link' },
     ]);
     expect(links).toEqual([{ title: 'A', url: 'https://a.example/x', host: 'a.example', snippet: 's' }]);
   });
@@ -64,8 +65,8 @@ describe('Sources', () => {
     const { getByTestId, container } = render(Sources, {
       sources: [
         { kind: 'web', title: '<b>Otters</b>', url: 'https://example.org/otters', snippet: 'hold hands' },
-        { kind: 'web', title: 'x', url: 'javascript:alert(1)' },
-      ],
+        { kind: 'web', title: 'x', url: 'javascript:alert(1)', snippet: '' },
+      ] satisfies MessageSource[],
     });
     expect(getByTestId('sources').querySelector('summary')!.textContent).toBe('Sources (1)');
     const links = container.querySelectorAll('a');
@@ -77,7 +78,7 @@ describe('Sources', () => {
   });
 
   it('renders nothing without web sources', () => {
-    const { container } = render(Sources, { sources: [{ kind: 'memory', title: 'm' }] });
+    const { container } = render(Sources, { sources: [{ kind: 'memory', id: 'm1', title: 'm' }] });
     expect(container.querySelector('[data-testid=sources]')).toBeNull();
   });
 });
@@ -108,16 +109,10 @@ describe('ToolConfirm', () => {
 });
 
 describe('chat stream with tool events', () => {
-  function message(id: string, role: string, parent: string | null): Message {
-    return {
-      id, parent_id: parent, role, content: '', reasoning: null, steps: [], status: 'streaming', provider: 'p', model: 'p/m',
-      input_tokens: null, output_tokens: null, latency_ms: null, ttft_ms: null, finish_reason: null, cost: null,
-      error_code: null, error_message: null, feedback: null, pinned: false, created_at: '2026-11-22T00:00:00Z', siblings: [id],
-    };
-  }
+  const message = (id: string, role: string, parent: string | null) => build(id, role, parent, { conversation_id: 'c9', status: 'streaming' });
 
   it('asks while the turn waits, shows live sources, and clears the question at the end', async () => {
-    const conv = { id: 'c9', title: null, model: null, pinned: false, archived: false, temporary: false, created_at: '', updated_at: '' };
+    const conv = conversation('c9');
     const encoder = new TextEncoder();
     const frame = (e: string, d: unknown) => encoder.encode(`event: ${e}\ndata: ${JSON.stringify(d)}\n\n`);
     let controller!: ReadableStreamDefaultController<Uint8Array>;
@@ -130,10 +125,10 @@ describe('chat stream with tool events', () => {
     controller.enqueue(frame('start', { user_message: message('u1', 'user', null), assistant_message: message('a1', 'assistant', 'u1') }));
     controller.enqueue(frame('tool_start', { id: 'e1', name: 'send_email', arguments: '{"to":"bob"}' }));
     controller.enqueue(frame('tool_confirm', { id: 'e1', name: 'send_email', arguments: '{"to":"bob"}' }));
-    controller.enqueue(frame('sources', { sources: [{ kind: 'web', title: 'B', url: 'https://b.example/' }] }));
+    controller.enqueue(frame('sources', { sources: [{ kind: 'web', title: 'B', url: 'https://b.example/', snippet: '' }] }));
     await vi.waitFor(() => expect(toolCalls.pending).toHaveLength(1));
     expect(toolCalls.pending[0]).toMatchObject({ id: 'e1', conversation_id: 'c9', name: 'send_email' });
-    expect(toolCalls.liveSources['a1'][0].url).toBe('https://b.example/');
+    expect(toolCalls.liveSources['a1'][0]).toMatchObject({ url: 'https://b.example/' });
     const final = { ...message('a1', 'assistant', 'u1'), status: 'complete', content: 'ok' };
     controller.enqueue(frame('done', { finish_reason: 'stop', usage: null, message: final }));
     controller.close();

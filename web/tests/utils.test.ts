@@ -3,9 +3,10 @@ import { buildHeaders, readCookie, request, setUnauthorizedHandler, ApiError } f
 import { dateGroup, groupConversations } from '../src/lib/dates';
 import { highlightNodes, highlightSegments } from '../src/lib/highlight-text';
 import type { Conversation } from '../src/lib/api/types';
+import { conversation } from './fixtures';
 
 function conv(id: string, updated_at: string, pinned = false): Conversation {
-  return { id, title: id, model: null, pinned, archived: false, temporary: false, created_at: updated_at, updated_at };
+  return conversation(id, { title: id, pinned, created_at: updated_at, updated_at });
 }
 
 describe('date grouping', () => {

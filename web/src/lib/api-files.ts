@@ -1,19 +1,19 @@
 // Files and knowledge: uploads (with progress), status, passages, collections.
 // Mirrors docs/ARCHITECTURE.md, "Files and knowledge".
 import { ApiError, buildHeaders, request } from './api/client';
-import type { Collection, FileSource, Passage, StoredFile } from './api/types';
+import type { Collection, CollectionList, FileList, FileSource, MessageSource, Passage, StoredFile, UploadedFile } from './api/types';
 
 const enc = encodeURIComponent;
 
 export const TERMINAL: ReadonlySet<string> = new Set(['ready', 'failed']);
 
 /** File sources of a message's sources list (others, like web pages, are left out). */
-export function fileSources(sources: ReadonlyArray<{ kind: string }> | null | undefined): FileSource[] {
+export function fileSources(sources: readonly MessageSource[] | null | undefined): FileSource[] {
   return (sources ?? []).filter((s): s is FileSource => s.kind === 'file');
 }
 
 /** The cited ones (with a [n] number), ordered by number. */
-export function citedSources(sources: ReadonlyArray<{ kind: string }> | null | undefined): FileSource[] {
+export function citedSources(sources: readonly MessageSource[] | null | undefined): FileSource[] {
   return fileSources(sources)
     .filter((s) => typeof s.ref === 'number')
     .sort((a, b) => (a.ref ?? 0) - (b.ref ?? 0));
@@ -72,7 +72,7 @@ export function uploadFile(
   file: File,
   target: { conversation_id?: string; collection_id?: string },
   onProgress?: (fraction: number) => void,
-): Promise<StoredFile> {
+): Promise<UploadedFile> {
   const form = new FormData();
   form.append('file', file, file.name);
   if (target.conversation_id) form.append('conversation_id', target.conversation_id);
@@ -93,7 +93,7 @@ export function uploadFile(
       } catch {
         /* not JSON */
       }
-      if (xhr.status >= 200 && xhr.status < 300) resolve(body as unknown as StoredFile);
+      if (xhr.status >= 200 && xhr.status < 300) resolve(body as unknown as UploadedFile);
       else
         reject(
           new ApiError(xhr.status, {
@@ -114,13 +114,13 @@ export const filesApi = {
     if (params.conversation_id) q.set('conversation_id', params.conversation_id);
     if (params.collection_id) q.set('collection_id', params.collection_id);
     const s = q.toString();
-    return request<{ items: StoredFile[] }>(`/api/files${s ? `?${s}` : ''}`);
+    return request<FileList>(`/api/files${s ? `?${s}` : ''}`);
   },
   get: (id: string) => request<StoredFile>(`/api/files/${enc(id)}`),
   remove: (id: string) => request<void>(`/api/files/${enc(id)}`, { method: 'DELETE' }),
   passage: (fileId: string, chunkId: number) => request<Passage>(`/api/files/${enc(fileId)}/chunks/${enc(String(chunkId))}`),
   contentUrl: (id: string) => `/api/files/${enc(id)}/content`,
-  collections: () => request<{ items: Collection[] }>('/api/collections'),
+  collections: () => request<CollectionList>('/api/collections'),
   createCollection: (name: string, description = '') => request<Collection>('/api/collections', { method: 'POST', body: { name, description } }),
   removeCollection: (id: string) => request<void>(`/api/collections/${enc(id)}`, { method: 'DELETE' }),
   attachCollection: (conversationId: string, collectionId: string) =>

@@ -2,10 +2,10 @@
 // Only text nodes are touched (never code), and only numbers that have a file source;
 // the buttons are built with textContent, so nothing from the answer becomes markup.
 import { citedSources, splitCitations } from './api-files';
-import type { FileSource } from './api/types';
+import type { FileSource, MessageSource } from './api/types';
 
 export interface CitationOptions {
-  sources: ReadonlyArray<{ kind: string }> | null | undefined;
+  sources: readonly MessageSource[] | null | undefined;
   onopen: (source: FileSource) => void;
 }
 

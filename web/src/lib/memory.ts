@@ -1,6 +1,8 @@
 // Memory: the /api/memories client, the sources an answer used, temporary chats.
 import { buildHeaders, request } from './api/client';
-import type { CitedSource, Memory, MemoryList, Message } from './api/types';
+import type { ConversationSource, MemoriesDeleted, Memory, MemoryList, MemorySource, Message } from './api/types';
+
+type CitedSource = MemorySource | ConversationSource;
 
 const enc = encodeURIComponent;
 
@@ -17,7 +19,7 @@ export const memoriesApi = {
   add: (text: string) => request<Memory>('/api/memories', { method: 'POST', body: { text } }),
   edit: (id: string, text: string) => request<Memory>(`/api/memories/${enc(id)}`, { method: 'PATCH', body: { text } }),
   remove: (id: string) => request<void>(`/api/memories/${enc(id)}`, { method: 'DELETE' }),
-  removeAll: () => request<{ deleted: number }>('/api/memories', { method: 'DELETE' }),
+  removeAll: () => request<MemoriesDeleted>('/api/memories', { method: 'DELETE' }),
   approve: (id: string) => request<Memory>(`/api/memories/${enc(id)}/approve`, { method: 'POST' }),
   reject: (id: string) => request<void>(`/api/memories/${enc(id)}/reject`, { method: 'POST' }),
 };
@@ -25,12 +27,12 @@ export const memoriesApi = {
 function isCited(value: unknown): value is CitedSource {
   if (!value || typeof value !== 'object') return false;
   const v = value as Record<string, unknown>;
-  return typeof v.kind === 'string' && typeof v.id === 'string' && typeof v.title === 'string';
+  return (v.kind === 'memory' || v.kind === 'conversation') && typeof v.id === 'string' && typeof v.title === 'string';
 }
 
 /** The memories and earlier conversations an answer used (from its stored `sources`). */
-export function memorySources(message: Message): { memories: CitedSource[]; conversations: CitedSource[] } {
-  const raw = (message as Message & { sources?: unknown }).sources;
+export function memorySources(message: Pick<Message, 'sources'>): { memories: MemorySource[]; conversations: ConversationSource[] } {
+  const raw: unknown = message.sources;
   const list = Array.isArray(raw) ? raw.filter(isCited) : [];
   const seen = new Set<string>();
   const unique = list.filter((s) => {
@@ -40,8 +42,8 @@ export function memorySources(message: Message): { memories: CitedSource[]; conv
     return true;
   });
   return {
-    memories: unique.filter((s) => s.kind === 'memory' && s.action !== 'deleted'),
-    conversations: unique.filter((s) => s.kind === 'conversation'),
+    memories: unique.filter((s): s is MemorySource => s.kind === 'memory' && s.action !== 'deleted'),
+    conversations: unique.filter((s): s is ConversationSource => s.kind === 'conversation'),
   };
 }
 

@@ -1,22 +1,32 @@
 // Tools: the catalogue, per-conversation choice, confirmations of side-effecting
 // calls, cited web sources, and the admin's MCP servers (see docs/ARCHITECTURE.md).
 import { request } from './api/client';
-import type { McpServer, McpServerIn, PendingCall, ToolInfo, WebSource } from './api/types';
+import type {
+  Conversation,
+  McpServer,
+  McpServerIn,
+  McpServerList,
+  MessageSource,
+  PendingCall,
+  ToolCallList,
+  ToolInfo,
+  ToolList,
+} from './api/types';
 
 const enc = encodeURIComponent;
 
 export const toolsApi = {
-  list: () => request<{ items: ToolInfo[]; confirm_timeout_s: number }>('/api/tools'),
+  list: () => request<ToolList>('/api/tools'),
   setConversationTools: (conversationId: string, tools: string[] | null) =>
-    request<{ tools: string[] | null }>(`/api/conversations/${enc(conversationId)}`, { method: 'PATCH', body: { tools } }),
+    request<Conversation>(`/api/conversations/${enc(conversationId)}`, { method: 'PATCH', body: { tools } }),
   pending: (conversationId: string) =>
-    request<{ items: PendingCall[] }>(`/api/conversations/${enc(conversationId)}/tool-calls`),
+    request<ToolCallList>(`/api/conversations/${enc(conversationId)}/tool-calls`),
   decide: (conversationId: string, callId: string, approve: boolean) =>
     request<PendingCall>(`/api/conversations/${enc(conversationId)}/tool-calls/${enc(callId)}`, {
       method: 'POST',
       body: { approve },
     }),
-  mcpList: () => request<{ items: McpServer[] }>('/api/admin/mcp'),
+  mcpList: () => request<McpServerList>('/api/admin/mcp'),
   mcpAdd: (body: McpServerIn) => request<McpServer>('/api/admin/mcp', { method: 'POST', body }),
   mcpSetEnabled: (id: string, enabled: boolean) =>
     request<McpServer>(`/api/admin/mcp/${enc(id)}`, { method: 'PATCH', body: { enabled } }),
@@ -47,10 +57,11 @@ export function safeHttpUrl(url: string | null | undefined): string | null {
 }
 
 /** Web sources worth listing under an answer (with a usable link), de-duplicated. */
-export function webLinks(sources: WebSource[] | null | undefined): { title: string; url: string; host: string; snippet: string }[] {
+export function webLinks(sources: readonly MessageSource[] | null | undefined): { title: string; url: string; host: string; snippet: string }[] {
   const out: { title: string; url: string; host: string; snippet: string }[] = [];
   for (const s of sources ?? []) {
-    const url = s.kind === 'web' ? safeHttpUrl(s.url) : null;
+    if (s.kind !== 'web') continue;
+    const url = safeHttpUrl(s.url);
     if (!url || out.some((o) => o.url === url)) continue;
     out.push({ title: s.title || url, url, host: new URL(url).host, snippet: s.snippet || '' });
   }

@@ -1,19 +1,32 @@
 // Typed client for Parley's native HTTP API. Cookie auth; CSRF header on writes.
 import type {
   AdminSettings,
-  ApiKey,
+  AdminSettingsUpdate,
+  AdminUserCreate,
+  AdminUserUpdate,
   AuthConfig,
   Conversation,
+  ConversationCreate,
   ConversationDetail,
+  ConversationPage,
+  ConversationUpdate,
   CreatedApiKey,
+  KeyList,
+  LoginIn,
   Message,
+  MessageUpdate,
+  MeUpdate,
   ModelList,
-  Page,
   Problem,
+  ProviderCreate,
   ProviderInfo,
+  ProviderList,
+  ProviderTest,
   ProviderTestResult,
-  SearchHit,
-  User,
+  SearchResults,
+  SignupIn,
+  UserEnvelope,
+  UserList,
 } from './types';
 import { CHAT_EVENT_TYPES, type ChatEvent } from './events';
 import { readSSE } from '../sse';
@@ -146,21 +159,19 @@ function qs(params: Record<string, string | number | boolean | null | undefined>
 // ---------------- Auth ----------------
 export const auth = {
   config: () => request<AuthConfig>('/api/auth/config'),
-  signup: (body: { email: string; password: string; name: string }) =>
-    request<{ user: User }>('/api/auth/signup', { method: 'POST', body, raw: true }).then(async (r) => {
-      const res = r as unknown as Response;
-      const data = (await res.json()) as { user: User };
+  signup: (body: SignupIn) =>
+    request<Response>('/api/auth/signup', { method: 'POST', body, raw: true }).then(async (res) => {
+      const data = (await res.json()) as UserEnvelope;
       return { status: res.status, user: data.user };
     }),
-  login: (body: { email: string; password: string }) => request<{ user: User }>('/api/auth/login', { method: 'POST', body }),
+  login: (body: LoginIn) => request<UserEnvelope>('/api/auth/login', { method: 'POST', body }),
   logout: () => request<void>('/api/auth/logout', { method: 'POST' }),
-  me: () => request<{ user: User }>('/api/auth/me'),
+  me: () => request<UserEnvelope>('/api/auth/me'),
 };
 
 // ---------------- Me ----------------
 export const me = {
-  update: (body: Partial<Pick<User, 'name' | 'timezone' | 'about_me' | 'response_style' | 'preferences'>>) =>
-    request<{ user: User }>('/api/me', { method: 'PATCH', body }),
+  update: (body: MeUpdate) => request<UserEnvelope>('/api/me', { method: 'PATCH', body }),
   changePassword: (current_password: string, new_password: string) =>
     request<void>('/api/me/password', { method: 'POST', body: { current_password, new_password } }),
   exportUrl: '/api/me/export',
@@ -169,7 +180,7 @@ export const me = {
 };
 
 export const keys = {
-  list: () => request<{ items: ApiKey[] }>('/api/keys'),
+  list: () => request<KeyList>('/api/keys'),
   create: (name: string) => request<CreatedApiKey>('/api/keys', { method: 'POST', body: { name } }),
   revoke: (id: string) => request<void>(`/api/keys/${enc(id)}`, { method: 'DELETE' }),
 };
@@ -182,13 +193,13 @@ export const models = {
 // ---------------- Conversations ----------------
 export const conversations = {
   list: (p: { limit?: number; cursor?: string | null; archived?: boolean } = {}) =>
-    request<Page<Conversation>>(
+    request<ConversationPage>(
       `/api/conversations${qs({ limit: p.limit ?? 50, cursor: p.cursor, archived: p.archived ?? false })}`,
     ),
-  create: (body: { title?: string; model?: string | null; temporary?: boolean } = {}) =>
+  create: (body: ConversationCreate = {}) =>
     request<Conversation>('/api/conversations', { method: 'POST', body }),
   get: (id: string, signal?: AbortSignal) => request<ConversationDetail>(`/api/conversations/${enc(id)}`, { signal }),
-  update: (id: string, body: Partial<Pick<Conversation, 'title' | 'pinned' | 'archived' | 'model' | 'tools'>>) =>
+  update: (id: string, body: ConversationUpdate) =>
     request<Conversation>(`/api/conversations/${enc(id)}`, { method: 'PATCH', body }),
   remove: (id: string) => request<void>(`/api/conversations/${enc(id)}`, { method: 'DELETE' }),
   branch: (id: string, message_id: string) =>
@@ -197,10 +208,10 @@ export const conversations = {
 };
 
 export const search = (q: string, limit = 20, signal?: AbortSignal) =>
-  request<{ items: SearchHit[] }>(`/api/search${qs({ q, limit })}`, { signal });
+  request<SearchResults>(`/api/search${qs({ q, limit })}`, { signal });
 
 export const messages = {
-  update: (id: string, body: { feedback?: -1 | 0 | 1; pinned?: boolean }) =>
+  update: (id: string, body: MessageUpdate) =>
     request<Message>(`/api/messages/${enc(id)}`, { method: 'PATCH', body }),
 };
 
@@ -248,18 +259,17 @@ export async function* streamTurn(t: TurnRequest, signal: AbortSignal): AsyncGen
 
 // ---------------- Admin ----------------
 export const admin = {
-  users: () => request<{ items: User[] }>('/api/admin/users'),
-  createUser: (body: { email: string; password: string; name: string; role: string }) =>
-    request<User | { user: User }>('/api/admin/users', { method: 'POST', body }),
-  updateUser: (id: string, body: { role?: string; status?: string }) =>
-    request<User | { user: User }>(`/api/admin/users/${enc(id)}`, { method: 'PATCH', body }),
+  users: () => request<UserList>('/api/admin/users'),
+  createUser: (body: AdminUserCreate) => request<UserEnvelope>('/api/admin/users', { method: 'POST', body }),
+  updateUser: (id: string, body: AdminUserUpdate) =>
+    request<UserEnvelope>(`/api/admin/users/${enc(id)}`, { method: 'PATCH', body }),
   settings: () => request<AdminSettings>('/api/admin/settings'),
-  updateSettings: (body: Partial<AdminSettings>) => request<AdminSettings>('/api/admin/settings', { method: 'PATCH', body }),
-  providers: () => request<{ items: ProviderInfo[] }>('/api/admin/providers'),
-  addProvider: (body: { name: string; kind: string; base_url: string; api_key: string; models?: string[] }) =>
+  updateSettings: (body: AdminSettingsUpdate) => request<AdminSettings>('/api/admin/settings', { method: 'PATCH', body }),
+  providers: () => request<ProviderList>('/api/admin/providers'),
+  addProvider: (body: ProviderCreate) =>
     request<ProviderInfo>('/api/admin/providers', { method: 'POST', body }),
   deleteProvider: (name: string) => request<void>(`/api/admin/providers/${enc(name)}`, { method: 'DELETE' }),
-  testProvider: (body: { base_url: string; api_key?: string; kind?: string }) =>
+  testProvider: (body: ProviderTest) =>
     request<ProviderTestResult>('/api/admin/providers/test', { method: 'POST', body }),
   testSavedProvider: (name: string) =>
     request<ProviderTestResult>(`/api/admin/providers/${enc(name)}/test`, { method: 'POST' }),

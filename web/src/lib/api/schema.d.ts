@@ -89,7 +89,11 @@ export interface paths {
         delete: operations["delete_provider_api_admin_providers__name__delete"];
         options?: never;
         head?: never;
-        patch?: never;
+        /**
+         * Update Provider
+         * @description Change a provider added here; fields left out keep their value.
+         */
+        patch: operations["update_provider_api_admin_providers__name__patch"];
         trace?: never;
     };
     "/api/admin/providers/{name}/test": {
@@ -103,8 +107,7 @@ export interface paths {
         put?: never;
         /**
          * Test Saved Provider
-         * @description Test a provider added here or one from the config file or environment (the
-         *     admin page offers Test on every row); the key stays on the server either way.
+         * @description Test any provider on the admin page, stored here or from the config file.
          */
         post: operations["test_saved_provider_api_admin_providers__name__test_post"];
         delete?: never;
@@ -501,6 +504,9 @@ export interface paths {
         /**
          * Upload File
          * @description Upload a file to a conversation (attach), a collection, or your library.
+         *
+         *     201 with the new file; 200 with ``duplicate: true`` when the same bytes are
+         *     already in the same place.
          */
         post: operations["upload_file_api_files_post"];
         delete?: never;
@@ -669,11 +675,32 @@ export interface paths {
         };
         /**
          * Export Me
-         * @description Everything Parley stores about the user, as one JSON download.
+         * @description Everything Parley stores about the user, as one download.
          */
         get: operations["export_me_api_me_export_get"];
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/me/import": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Import Me
+         * @description Add an export's conversations, memories, files, collections and settings to
+         *     this account, with new ids (importing twice makes copies; nothing is replaced).
+         */
+        post: operations["import_me_api_me_import_post"];
         delete?: never;
         options?: never;
         head?: never;
@@ -913,7 +940,7 @@ export interface components {
              * Name
              * @default
              */
-            name: string;
+            name?: string;
             /** Password */
             password: string;
             /**
@@ -921,7 +948,7 @@ export interface components {
              * @default user
              * @enum {string}
              */
-            role: "admin" | "user";
+            role?: "admin" | "user";
         };
         /** AdminUserUpdate */
         AdminUserUpdate: {
@@ -929,6 +956,37 @@ export interface components {
             role?: ("admin" | "user") | null;
             /** Status */
             status?: ("active" | "disabled" | "pending") | null;
+        };
+        /** AssistantMessage */
+        AssistantMessage: {
+            /** Content */
+            content: string;
+            /**
+             * Reasoning Content
+             * @description Present when the model reasoned.
+             */
+            reasoning_content?: string | null;
+            /**
+             * Role
+             * @default assistant
+             * @constant
+             */
+            role?: "assistant";
+            /**
+             * Tool Calls
+             * @description Present when it called tools.
+             */
+            tool_calls?: components["schemas"]["ToolCallOut"][] | null;
+        };
+        /** AuthConfig */
+        AuthConfig: {
+            /** Has Users */
+            has_users: boolean;
+            /**
+             * Signup
+             * @enum {string}
+             */
+            signup: "open" | "closed" | "approval";
         };
         /** Body_upload_file_api_files_post */
         Body_upload_file_api_files_post: {
@@ -946,6 +1004,28 @@ export interface components {
         BranchIn: {
             /** Message Id */
             message_id: string;
+        };
+        /**
+         * ChatCompletion
+         * @description A whole answer (``stream: false``); with ``stream: true`` the same content
+         *     comes as ``chat.completion.chunk`` server-sent events ending with ``[DONE]``.
+         */
+        ChatCompletion: {
+            /** Choices */
+            choices: components["schemas"]["Choice"][];
+            /** Created */
+            created: number;
+            /** Id */
+            id: string;
+            /** Model */
+            model: string;
+            /**
+             * Object
+             * @default chat.completion
+             * @constant
+             */
+            object?: "chat.completion";
+            usage: components["schemas"]["CompletionUsage"];
         };
         /** ChatCompletionIn */
         ChatCompletionIn: {
@@ -967,7 +1047,7 @@ export interface components {
              * Stream
              * @default false
              */
-            stream: boolean;
+            stream?: boolean;
             /** Stream Options */
             stream_options?: {
                 [key: string]: unknown;
@@ -999,15 +1079,66 @@ export interface components {
                 [key: string]: unknown;
             }[] | null;
         };
+        /** Choice */
+        Choice: {
+            /** Finish Reason */
+            finish_reason: string;
+            /** Index */
+            index: number;
+            message: components["schemas"]["AssistantMessage"];
+        };
         /** CollectionCreate */
         CollectionCreate: {
             /**
              * Description
              * @default
              */
-            description: string;
+            description?: string;
             /** Name */
             name: string;
+        };
+        /** CollectionDetail */
+        CollectionDetail: {
+            /** Created At */
+            created_at: string;
+            /** Description */
+            description: string;
+            /**
+             * File Count
+             * @description counted in lists and details only (0 elsewhere)
+             */
+            file_count: number;
+            /** Files */
+            files: components["schemas"]["FilePublic"][];
+            /** Id */
+            id: string;
+            /** Name */
+            name: string;
+            /** Updated At */
+            updated_at: string;
+        };
+        /** CollectionList */
+        CollectionList: {
+            /** Items */
+            items: components["schemas"]["CollectionPublic"][];
+        };
+        /** CollectionPublic */
+        CollectionPublic: {
+            /** Created At */
+            created_at: string;
+            /** Description */
+            description: string;
+            /**
+             * File Count
+             * @description counted in lists and details only (0 elsewhere)
+             */
+            file_count: number;
+            /** Id */
+            id: string;
+            /** Name */
+            name: string;
+            /** Updated At */
+            updated_at: string;
         };
         /** CollectionUpdate */
         CollectionUpdate: {
@@ -1015,6 +1146,15 @@ export interface components {
             description?: string | null;
             /** Name */
             name?: string | null;
+        };
+        /** CompletionUsage */
+        CompletionUsage: {
+            /** Completion Tokens */
+            completion_tokens: number;
+            /** Prompt Tokens */
+            prompt_tokens: number;
+            /** Total Tokens */
+            total_tokens: number;
         };
         /** ConversationCreate */
         ConversationCreate: {
@@ -1024,9 +1164,116 @@ export interface components {
              * Temporary
              * @default false
              */
-            temporary: boolean;
+            temporary?: boolean;
             /** Title */
             title?: string | null;
+        };
+        /** ConversationDetail */
+        ConversationDetail: {
+            conversation: components["schemas"]["ConversationPublic"];
+            /**
+             * Messages
+             * @description The active branch, root to leaf.
+             */
+            messages: components["schemas"]["MessagePublic"][];
+            summary: components["schemas"]["SummaryPublic"] | null;
+        };
+        /**
+         * ConversationKnowledge
+         * @description What a conversation can draw on: its attached files and collections.
+         */
+        ConversationKnowledge: {
+            /** Collections */
+            collections: components["schemas"]["CollectionPublic"][];
+            /** Files */
+            files: components["schemas"]["FilePublic"][];
+        };
+        /** ConversationPage */
+        ConversationPage: {
+            /** Items */
+            items: components["schemas"]["ConversationPublic"][];
+            /** Next Cursor */
+            next_cursor: string | null;
+        };
+        /** ConversationPublic */
+        ConversationPublic: {
+            /** Archived */
+            archived: boolean;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Id */
+            id: string;
+            /** Model */
+            model: string | null;
+            /** Pinned */
+            pinned: boolean;
+            /** Temporary */
+            temporary: boolean;
+            /** Title */
+            title: string;
+            /**
+             * Tools
+             * @description Enabled tool names; null: the defaults.
+             */
+            tools: string[] | null;
+            /**
+             * Updated At
+             * Format: date-time
+             */
+            updated_at: string;
+        };
+        /** ConversationRecord */
+        ConversationRecord: {
+            /** Active Leaf Id */
+            active_leaf_id?: string | null;
+            /**
+             * Archived
+             * @default false
+             */
+            archived?: boolean;
+            /** Assistant Id */
+            assistant_id?: string | null;
+            /** Created At */
+            created_at?: string | null;
+            /** Id */
+            id: string;
+            /** Messages */
+            messages?: components["schemas"]["MessageRecord"][];
+            /** Model */
+            model?: string | null;
+            /**
+             * Pinned
+             * @default false
+             */
+            pinned?: boolean;
+            /** Project Id */
+            project_id?: string | null;
+            /** Summary */
+            summary?: string | null;
+            /** Summary Until Id */
+            summary_until_id?: string | null;
+            /**
+             * Temporary
+             * @default false
+             */
+            temporary?: boolean;
+            /**
+             * Title
+             * @default New chat
+             */
+            title?: string;
+            /**
+             * Title Generated
+             * @default true
+             */
+            title_generated?: boolean;
+            /** Tools */
+            tools?: string[] | null;
+            /** Updated At */
+            updated_at?: string | null;
         };
         /** ConversationUpdate */
         ConversationUpdate: {
@@ -1048,10 +1295,145 @@ export interface components {
             /** Model */
             model?: string | null;
         };
+        /**
+         * ExportDocument
+         * @description Everything Parley stores about one user (``GET /api/me/export``).
+         */
+        ExportDocument: {
+            /** Api Keys */
+            api_keys?: components["schemas"]["KeyRecord"][];
+            /** Conversations */
+            conversations?: components["schemas"]["ConversationRecord"][];
+            /** Exported At */
+            exported_at?: string | null;
+            /**
+             * Features
+             * @description Each feature's share, under its name (memory, knowledge...).
+             */
+            features?: {
+                [key: string]: unknown;
+            };
+            /**
+             * Files Included
+             * @description Whether the ZIP this came in carries the files' bytes.
+             * @default false
+             */
+            files_included?: boolean;
+            /**
+             * Format
+             * @enum {string}
+             */
+            format: "parley-export-1" | "parley-export-2";
+            user?: components["schemas"]["ProfileRecord"];
+        };
+        /** FileList */
+        FileList: {
+            /** Items */
+            items: components["schemas"]["FilePublic"][];
+        };
+        /** FilePublic */
+        FilePublic: {
+            /** Chunk Count */
+            chunk_count: number;
+            /** Collection Id */
+            collection_id: string | null;
+            /** Conversation Id */
+            conversation_id: string | null;
+            /** Created At */
+            created_at: string;
+            /** Embedded Count */
+            embedded_count: number;
+            /** Error */
+            error: string | null;
+            /** Error Code */
+            error_code: string | null;
+            /** Filename */
+            filename: string;
+            /** Id */
+            id: string;
+            /**
+             * Kind
+             * @description pdf docx pptx xlsx csv html markdown text code json image
+             */
+            kind: string;
+            /** Media Type */
+            media_type: string;
+            /** Message Id */
+            message_id: string | null;
+            /** Pages */
+            pages: number | null;
+            /** Pages Done */
+            pages_done: number;
+            /**
+             * Progress
+             * @description 0 to 1: reading is the first half, indexing the second
+             */
+            progress: number;
+            /** Sha256 */
+            sha256: string;
+            /** Size Bytes */
+            size_bytes: number;
+            /**
+             * Status
+             * @enum {string}
+             */
+            status: "queued" | "parsing" | "embedding" | "ready" | "failed";
+            /** Tokens */
+            tokens: number;
+            /** Updated At */
+            updated_at: string;
+        };
+        /** FunctionCall */
+        FunctionCall: {
+            /** Arguments */
+            arguments: string;
+            /** Name */
+            name: string;
+        };
         /** HTTPValidationError */
         HTTPValidationError: {
             /** Detail */
             detail?: components["schemas"]["ValidationError"][];
+        };
+        /** Health */
+        Health: {
+            /**
+             * Status
+             * @constant
+             */
+            status: "ok";
+            /** Version */
+            version: string;
+        };
+        /**
+         * ImportReport
+         * @description What an import added to the account.
+         */
+        ImportReport: {
+            /** Conversations */
+            conversations: number;
+            /** Features */
+            features: {
+                [key: string]: {
+                    [key: string]: number;
+                };
+            };
+            /** Ignored */
+            ignored: string[];
+            /** Messages */
+            messages: number;
+            /** Settings */
+            settings: boolean;
+        };
+        /** InstanceSettings */
+        InstanceSettings: {
+            /** Default Model */
+            default_model: string | null;
+            /**
+             * Signup
+             * @enum {string}
+             */
+            signup: "open" | "closed" | "approval";
         };
         /** KeyCreate */
         KeyCreate: {
@@ -1059,7 +1441,118 @@ export interface components {
              * Name
              * @default API key
              */
+            name?: string;
+        };
+        /** KeyCreated */
+        KeyCreated: {
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Id */
+            id: string;
+            /**
+             * Key
+             * @description The plaintext key: shown this once, never stored.
+             */
+            key: string;
+            /** Last Used At */
+            last_used_at: string | null;
+            /** Name */
             name: string;
+            /** Prefix */
+            prefix: string;
+            /** Revoked At */
+            revoked_at: string | null;
+        };
+        /** KeyList */
+        KeyList: {
+            /** Items */
+            items: components["schemas"]["KeyPublic"][];
+        };
+        /**
+         * KeyPublic
+         * @description An API key's metadata (the key itself is shown once, at creation).
+         */
+        KeyPublic: {
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Id */
+            id: string;
+            /** Last Used At */
+            last_used_at: string | null;
+            /** Name */
+            name: string;
+            /** Prefix */
+            prefix: string;
+            /** Revoked At */
+            revoked_at: string | null;
+        };
+        /**
+         * KeyRecord
+         * @description API key metadata, for the record; keys are not imported (only their hash is
+         *     stored, so a key cannot move to another account or server).
+         */
+        KeyRecord: {
+            /** Created At */
+            created_at?: string | null;
+            /** Id */
+            id: string;
+            /** Last Used At */
+            last_used_at?: string | null;
+            /** Name */
+            name: string;
+            /** Prefix */
+            prefix: string;
+            /** Revoked At */
+            revoked_at?: string | null;
+        };
+        /** KnowledgeHit */
+        KnowledgeHit: {
+            /** Char End */
+            char_end: number;
+            /** Char Start */
+            char_start: number;
+            /** Chunk Id */
+            chunk_id: number;
+            /** File Id */
+            file_id: string;
+            /** Filename */
+            filename: string;
+            /** Page */
+            page: number | null;
+            /**
+             * Ranks
+             * @description rank in each retriever that found it (1 = best)
+             */
+            ranks: {
+                [key: string]: number;
+            };
+            /** Score */
+            score: number;
+            /** Section */
+            section: string | null;
+            /** Text */
+            text: string;
+        };
+        /** KnowledgeHits */
+        KnowledgeHits: {
+            /** Items */
+            items: components["schemas"]["KnowledgeHit"][];
+        };
+        /** LocalModelStatus */
+        LocalModelStatus: {
+            /** Detail */
+            detail: string;
+            /**
+             * Status
+             * @enum {string}
+             */
+            status: "disabled" | "not_loaded" | "loading" | "ready" | "error";
         };
         /** LoginIn */
         LoginIn: {
@@ -1078,7 +1571,7 @@ export interface components {
              * Enabled
              * @default true
              */
-            enabled: boolean;
+            enabled?: boolean;
             /** Env */
             env?: {
                 [key: string]: string;
@@ -1097,6 +1590,53 @@ export interface components {
             /** Url */
             url?: string | null;
         };
+        /** McpServerList */
+        McpServerList: {
+            /** Items */
+            items: components["schemas"]["McpServerPublic"][];
+        };
+        /**
+         * McpServerPublic
+         * @description A connected MCP server; never the values of ``env`` or ``headers`` (they may
+         *     hold secrets), only their names.
+         */
+        McpServerPublic: {
+            /** Args */
+            args: string[];
+            /** Command */
+            command: string | null;
+            /** Created At */
+            created_at: string;
+            /** Enabled */
+            enabled: boolean;
+            /** Env Keys */
+            env_keys: string[];
+            /** Error */
+            error: string | null;
+            /** Header Keys */
+            header_keys: string[];
+            /** Id */
+            id: string;
+            /** Name */
+            name: string;
+            /**
+             * Status
+             * @description this worker's connection
+             * @enum {string}
+             */
+            status: "disabled" | "connecting" | "connected" | "error" | "closed";
+            /** Tools */
+            tools: components["schemas"]["McpToolPublic"][];
+            /**
+             * Transport
+             * @enum {string}
+             */
+            transport: "stdio" | "http";
+            /** Updated At */
+            updated_at: string;
+            /** Url */
+            url: string | null;
+        };
         /** McpServerUpdate */
         McpServerUpdate: {
             /** Args */
@@ -1111,6 +1651,15 @@ export interface components {
             headers?: {
                 [key: string]: string;
             } | null;
+        };
+        /** McpToolPublic */
+        McpToolPublic: {
+            /** Description */
+            description: string;
+            /** Name */
+            name: string;
+            /** Side Effecting */
+            side_effecting: boolean;
         };
         /** MeUpdate */
         MeUpdate: {
@@ -1127,10 +1676,227 @@ export interface components {
             /** Timezone */
             timezone?: string | null;
         };
+        /** MemoriesDeleted */
+        MemoriesDeleted: {
+            /** Deleted */
+            deleted: number;
+        };
         /** MemoryIn */
         MemoryIn: {
             /** Text */
             text: string;
+        };
+        /** MemoryList */
+        MemoryList: {
+            /**
+             * Counts
+             * @description memories per status ('active', 'pending')
+             */
+            counts: {
+                [key: string]: number;
+            };
+            /** Items */
+            items: components["schemas"]["MemoryPublic"][];
+            /** Next Cursor */
+            next_cursor: string | null;
+            settings: components["schemas"]["MemorySettings"];
+        };
+        /** MemoryPublic */
+        MemoryPublic: {
+            /** Conversation Id */
+            conversation_id: string | null;
+            /** Created At */
+            created_at: string;
+            /** Id */
+            id: string;
+            /** Message Id */
+            message_id: string | null;
+            replaces: components["schemas"]["MemoryReplaces"] | null;
+            /** Scope Id */
+            scope_id: string | null;
+            /**
+             * Scope Type
+             * @description 'project', 'assistant', or null (global)
+             */
+            scope_type: string | null;
+            /**
+             * Source
+             * @description 'explicit' (asked for or added by hand) or 'auto'
+             */
+            source: string;
+            /**
+             * Status
+             * @enum {string}
+             */
+            status: "active" | "pending";
+            /** Text */
+            text: string;
+            /** Updated At */
+            updated_at: string;
+            /**
+             * Url
+             * @description the conversation it came from (/c/<id>)
+             */
+            url: string | null;
+        };
+        /**
+         * MemoryReplaces
+         * @description The active memory a proposed update would rewrite (``text`` is null if it is gone).
+         */
+        MemoryReplaces: {
+            /** Id */
+            id: string;
+            /** Text */
+            text: string | null;
+        };
+        /** MemorySettings */
+        MemorySettings: {
+            /** Enabled */
+            enabled: boolean;
+            /** Review */
+            review: boolean;
+        };
+        /** MessagePublic */
+        MessagePublic: {
+            /** Content */
+            content: string;
+            /** Conversation Id */
+            conversation_id: string;
+            /** Cost */
+            cost: number;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Error Code */
+            error_code: string | null;
+            /** Error Message */
+            error_message: string | null;
+            /** Feedback */
+            feedback: number;
+            /** Finish Reason */
+            finish_reason: string | null;
+            /** Id */
+            id: string;
+            /** Input Tokens */
+            input_tokens: number;
+            /** Latency Ms */
+            latency_ms: number | null;
+            /** Model */
+            model: string | null;
+            /** Output Tokens */
+            output_tokens: number;
+            /** Parent Id */
+            parent_id: string | null;
+            /** Pinned */
+            pinned: boolean;
+            /** Provider */
+            provider: string | null;
+            /** Reasoning */
+            reasoning: string;
+            /** Role */
+            role: string;
+            /**
+             * Siblings
+             * @description Ids of the messages with the same parent, oldest first, itself included.
+             */
+            siblings: string[];
+            /** Sources */
+            sources: {
+                [key: string]: unknown;
+            }[];
+            /**
+             * Status
+             * @enum {string}
+             */
+            status: "complete" | "streaming" | "failed" | "cancelled";
+            /** Steps */
+            steps: {
+                [key: string]: unknown;
+            }[];
+            /** Ttft Ms */
+            ttft_ms: number | null;
+        };
+        /** MessageRecord */
+        MessageRecord: {
+            /**
+             * Content
+             * @default
+             */
+            content?: string;
+            /**
+             * Cost
+             * @default 0
+             */
+            cost?: number;
+            /** Created At */
+            created_at?: string | null;
+            /** Error Code */
+            error_code?: string | null;
+            /** Error Message */
+            error_message?: string | null;
+            /**
+             * Feedback
+             * @default 0
+             * @enum {integer}
+             */
+            feedback?: -1 | 0 | 1;
+            /** Finish Reason */
+            finish_reason?: string | null;
+            /** Id */
+            id: string;
+            /**
+             * Input Tokens
+             * @default 0
+             */
+            input_tokens?: number;
+            /** Latency Ms */
+            latency_ms?: number | null;
+            /** Model */
+            model?: string | null;
+            /**
+             * Output Tokens
+             * @default 0
+             */
+            output_tokens?: number;
+            /** Parent Id */
+            parent_id?: string | null;
+            /**
+             * Pinned
+             * @default false
+             */
+            pinned?: boolean;
+            /** Provider */
+            provider?: string | null;
+            /**
+             * Reasoning
+             * @default
+             */
+            reasoning?: string;
+            /**
+             * Role
+             * @enum {string}
+             */
+            role: "user" | "assistant" | "system";
+            /** Sources */
+            sources?: {
+                [key: string]: unknown;
+            }[];
+            /**
+             * Status
+             * @default complete
+             * @enum {string}
+             */
+            status?: "complete" | "streaming" | "failed" | "cancelled";
+            /** Steps */
+            steps?: {
+                [key: string]: unknown;
+            }[];
+            /** Ttft Ms */
+            ttft_ms?: number | null;
+            /** Updated At */
+            updated_at?: string | null;
         };
         /** MessageUpdate */
         MessageUpdate: {
@@ -1145,34 +1911,123 @@ export interface components {
              * Context Window
              * @default 8192
              */
-            context_window: number;
+            context_window?: number;
             /**
              * Input Price
              * @default 0
              */
-            input_price: number;
+            input_price?: number;
             /**
              * Max Output Tokens
              * @default 1024
              */
-            max_output_tokens: number;
+            max_output_tokens?: number;
             /** Name */
             name: string;
             /**
              * Output Price
              * @default 0
              */
-            output_price: number;
+            output_price?: number;
             /**
              * Supports Tools
              * @default true
              */
-            supports_tools: boolean;
+            supports_tools?: boolean;
             /**
              * Supports Vision
              * @default false
              */
+            supports_vision?: boolean;
+        };
+        /** ModelList */
+        ModelList: {
+            /** Default */
+            default: string | null;
+            /** Items */
+            items: components["schemas"]["ModelPublic"][];
+            local: components["schemas"]["LocalModelStatus"];
+        };
+        /** ModelPublic */
+        ModelPublic: {
+            /** Context Window */
+            context_window: number;
+            /** Display Name */
+            display_name: string;
+            /** Input Price */
+            input_price: number;
+            /** Name */
+            name: string;
+            /** Output Price */
+            output_price: number;
+            /** Provider */
+            provider: string;
+            /** Ref */
+            ref: string;
+            /** Supports Tools */
+            supports_tools: boolean;
+            /** Supports Vision */
             supports_vision: boolean;
+        };
+        /** OpenAIModel */
+        OpenAIModel: {
+            /**
+             * Created
+             * @default 0
+             */
+            created?: number;
+            /**
+             * Id
+             * @description The model's ref, provider/model.
+             */
+            id: string;
+            /**
+             * Object
+             * @default model
+             * @constant
+             */
+            object?: "model";
+            /** Owned By */
+            owned_by: string;
+        };
+        /** OpenAIModelList */
+        OpenAIModelList: {
+            /** Data */
+            data: components["schemas"]["OpenAIModel"][];
+            /**
+             * Object
+             * @default list
+             * @constant
+             */
+            object?: "list";
+        };
+        /**
+         * Passage
+         * @description One passage of a file (what a citation points at), with its place in the document.
+         */
+        Passage: {
+            /** Char End */
+            char_end: number;
+            /** Char Start */
+            char_start: number;
+            /** File Id */
+            file_id: string;
+            /** Filename */
+            filename: string;
+            /** Id */
+            id: number;
+            /** Kind */
+            kind: string;
+            /** Ordinal */
+            ordinal: number;
+            /** Page */
+            page: number | null;
+            /** Pages */
+            pages: number | null;
+            /** Section */
+            section: string | null;
+            /** Text */
+            text: string;
         };
         /** PasswordChange */
         PasswordChange: {
@@ -1186,6 +2041,59 @@ export interface components {
             /** Password */
             password: string;
         };
+        /**
+         * ProfileRecord
+         * @description The account's profile and settings; import restores the settings only
+         *     (custom instructions, time zone, preferences), never the identity.
+         */
+        ProfileRecord: {
+            /**
+             * About Me
+             * @default
+             */
+            about_me?: string;
+            /** Created At */
+            created_at?: string | null;
+            /**
+             * Email
+             * @default
+             */
+            email?: string;
+            /**
+             * Id
+             * @default
+             */
+            id?: string;
+            /**
+             * Name
+             * @default
+             */
+            name?: string;
+            /** Preferences */
+            preferences?: {
+                [key: string]: unknown;
+            };
+            /**
+             * Response Style
+             * @default
+             */
+            response_style?: string;
+            /**
+             * Role
+             * @default user
+             */
+            role?: string;
+            /**
+             * Status
+             * @default active
+             */
+            status?: string;
+            /**
+             * Timezone
+             * @default UTC
+             */
+            timezone?: string;
+        };
         /** ProviderCreate */
         ProviderCreate: {
             /** Api Key */
@@ -1197,11 +2105,39 @@ export interface components {
              * @default openai
              * @enum {string}
              */
-            kind: "openai" | "anthropic";
+            kind?: "openai" | "anthropic";
             /** Models */
             models?: components["schemas"]["ModelIn"][];
             /** Name */
             name: string;
+        };
+        /**
+         * ProviderInfo
+         * @description A provider as the admin page shows it (its key never leaves the server).
+         */
+        ProviderInfo: {
+            /** Base Url */
+            base_url: string | null;
+            /** Editable */
+            editable: boolean;
+            /** Has Key */
+            has_key: boolean;
+            /** Kind */
+            kind: string;
+            /** Models */
+            models: string[];
+            /** Name */
+            name: string;
+            /**
+             * Source
+             * @enum {string}
+             */
+            source: "config" | "environment" | "database" | "builtin";
+        };
+        /** ProviderList */
+        ProviderList: {
+            /** Items */
+            items: components["schemas"]["ProviderInfo"][];
         };
         /** ProviderTest */
         ProviderTest: {
@@ -1214,7 +2150,30 @@ export interface components {
              * @default openai
              * @enum {string}
              */
-            kind: "openai" | "anthropic";
+            kind?: "openai" | "anthropic";
+        };
+        /** ProviderTestResult */
+        ProviderTestResult: {
+            /** Error */
+            error: string | null;
+            /** Models */
+            models: string[];
+            /** Ok */
+            ok: boolean;
+        };
+        /**
+         * ProviderUpdate
+         * @description Fields left out keep their value; ``api_key: null`` removes the stored key.
+         */
+        ProviderUpdate: {
+            /** Api Key */
+            api_key?: string | null;
+            /** Base Url */
+            base_url?: string | null;
+            /** Kind */
+            kind?: ("openai" | "anthropic") | null;
+            /** Models */
+            models?: components["schemas"]["ModelIn"][] | null;
         };
         /** RegenerateIn */
         RegenerateIn: {
@@ -1233,15 +2192,39 @@ export interface components {
              * Limit
              * @default 8
              */
-            limit: number;
+            limit?: number;
             /**
              * Mode
              * @default hybrid
              * @enum {string}
              */
-            mode: "hybrid" | "keyword" | "dense";
+            mode?: "hybrid" | "keyword" | "dense";
             /** Query */
             query: string;
+        };
+        /** SearchHit */
+        SearchHit: {
+            /** Conversation Id */
+            conversation_id: string;
+            /**
+             * Highlights
+             * @description [start, end) code-point offsets into snippet.
+             */
+            highlights: [
+                number,
+                number
+            ][];
+            /** Message Id */
+            message_id: string | null;
+            /** Snippet */
+            snippet: string;
+            /** Title */
+            title: string;
+        };
+        /** SearchResults */
+        SearchResults: {
+            /** Items */
+            items: components["schemas"]["SearchHit"][];
         };
         /** SendIn */
         SendIn: {
@@ -1260,14 +2243,200 @@ export interface components {
              * Name
              * @default
              */
-            name: string;
+            name?: string;
             /** Password */
             password: string;
+        };
+        /**
+         * SummaryPublic
+         * @description The stored summary of a branch's older turns (sent to the model instead of them).
+         */
+        SummaryPublic: {
+            /** Text */
+            text: string;
+            /** Until Message Id */
+            until_message_id: string;
+        };
+        /** ToolCallList */
+        ToolCallList: {
+            /** Items */
+            items: components["schemas"]["ToolCallPublic"][];
+        };
+        /** ToolCallOut */
+        ToolCallOut: {
+            function: components["schemas"]["FunctionCall"];
+            /** Id */
+            id: string;
+            /**
+             * Type
+             * @default function
+             * @constant
+             */
+            type?: "function";
+        };
+        /**
+         * ToolCallPublic
+         * @description A side-effecting tool call and the user's decision on it.
+         */
+        ToolCallPublic: {
+            /**
+             * Arguments
+             * @description the call's arguments as the model wrote them (JSON text)
+             */
+            arguments: string;
+            /** Conversation Id */
+            conversation_id: string;
+            /** Created At */
+            created_at: string;
+            /** Expires At */
+            expires_at: string;
+            /** Id */
+            id: string;
+            /** Message Id */
+            message_id: string;
+            /** Name */
+            name: string;
+            /**
+             * Status
+             * @enum {string}
+             */
+            status: "pending" | "approved" | "denied" | "expired";
         };
         /** ToolDecision */
         ToolDecision: {
             /** Approve */
             approve: boolean;
+        };
+        /** ToolList */
+        ToolList: {
+            /** Confirm Timeout S */
+            confirm_timeout_s: number;
+            /** Items */
+            items: components["schemas"]["ToolPublic"][];
+        };
+        /** ToolPublic */
+        ToolPublic: {
+            /** Description */
+            description: string;
+            /** Name */
+            name: string;
+            /**
+             * Parameters
+             * @description the tool's JSON Schema
+             */
+            parameters: {
+                [key: string]: unknown;
+            };
+            /**
+             * Side Effecting
+             * @description asks the user before each call
+             */
+            side_effecting: boolean;
+            /**
+             * Source
+             * @enum {string}
+             */
+            source: "web" | "mcp" | "builtin" | "feature";
+        };
+        /** UploadedFile */
+        UploadedFile: {
+            /** Chunk Count */
+            chunk_count: number;
+            /** Collection Id */
+            collection_id: string | null;
+            /** Conversation Id */
+            conversation_id: string | null;
+            /** Created At */
+            created_at: string;
+            /**
+             * Duplicate
+             * @description the same bytes were already here: this is that file
+             */
+            duplicate: boolean;
+            /** Embedded Count */
+            embedded_count: number;
+            /** Error */
+            error: string | null;
+            /** Error Code */
+            error_code: string | null;
+            /** Filename */
+            filename: string;
+            /** Id */
+            id: string;
+            /**
+             * Kind
+             * @description pdf docx pptx xlsx csv html markdown text code json image
+             */
+            kind: string;
+            /** Media Type */
+            media_type: string;
+            /** Message Id */
+            message_id: string | null;
+            /** Pages */
+            pages: number | null;
+            /** Pages Done */
+            pages_done: number;
+            /**
+             * Progress
+             * @description 0 to 1: reading is the first half, indexing the second
+             */
+            progress: number;
+            /** Sha256 */
+            sha256: string;
+            /** Size Bytes */
+            size_bytes: number;
+            /**
+             * Status
+             * @enum {string}
+             */
+            status: "queued" | "parsing" | "embedding" | "ready" | "failed";
+            /** Tokens */
+            tokens: number;
+            /** Updated At */
+            updated_at: string;
+        };
+        /** UserEnvelope */
+        UserEnvelope: {
+            user: components["schemas"]["UserPublic"];
+        };
+        /** UserList */
+        UserList: {
+            /** Items */
+            items: components["schemas"]["UserPublic"][];
+        };
+        /** UserPublic */
+        UserPublic: {
+            /** About Me */
+            about_me: string;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Email */
+            email: string;
+            /** Id */
+            id: string;
+            /** Name */
+            name: string;
+            /** Preferences */
+            preferences: {
+                [key: string]: unknown;
+            };
+            /** Response Style */
+            response_style: string;
+            /**
+             * Role
+             * @enum {string}
+             */
+            role: "admin" | "user";
+            /**
+             * Status
+             * @enum {string}
+             */
+            status: "active" | "disabled" | "pending";
+            /** Timezone */
+            timezone: string;
         };
         /** ValidationError */
         ValidationError: {
@@ -1306,9 +2475,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["McpServerList"];
                 };
             };
         };
@@ -1332,9 +2499,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["McpServerPublic"];
                 };
             };
             /** @description Validation Error */
@@ -1398,9 +2563,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["McpServerPublic"];
                 };
             };
             /** @description Validation Error */
@@ -1429,9 +2592,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["ProviderList"];
                 };
             };
         };
@@ -1455,9 +2616,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["ProviderInfo"];
                 };
             };
             /** @description Validation Error */
@@ -1490,9 +2649,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["ProviderTestResult"];
                 };
             };
             /** @description Validation Error */
@@ -1535,6 +2692,41 @@ export interface operations {
             };
         };
     };
+    update_provider_api_admin_providers__name__patch: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ProviderUpdate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProviderInfo"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
     test_saved_provider_api_admin_providers__name__test_post: {
         parameters: {
             query?: never;
@@ -1552,9 +2744,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["ProviderTestResult"];
                 };
             };
             /** @description Validation Error */
@@ -1583,9 +2773,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["InstanceSettings"];
                 };
             };
         };
@@ -1609,9 +2797,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["InstanceSettings"];
                 };
             };
             /** @description Validation Error */
@@ -1640,9 +2826,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["UserList"];
                 };
             };
         };
@@ -1666,9 +2850,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["UserEnvelope"];
                 };
             };
             /** @description Validation Error */
@@ -1703,9 +2885,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["UserEnvelope"];
                 };
             };
             /** @description Validation Error */
@@ -1734,9 +2914,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["AuthConfig"];
                 };
             };
         };
@@ -1760,7 +2938,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": unknown;
+                    "application/json": components["schemas"]["UserEnvelope"];
                 };
             };
             /** @description Validation Error */
@@ -1807,9 +2985,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["UserEnvelope"];
                 };
             };
         };
@@ -1833,7 +3009,16 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": unknown;
+                    "application/json": components["schemas"]["UserEnvelope"];
+                };
+            };
+            /** @description Waiting for an admin's approval */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UserEnvelope"];
                 };
             };
             /** @description Validation Error */
@@ -1862,9 +3047,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["CollectionList"];
                 };
             };
         };
@@ -1888,9 +3071,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["CollectionPublic"];
                 };
             };
             /** @description Validation Error */
@@ -1921,9 +3102,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["CollectionDetail"];
                 };
             };
             /** @description Validation Error */
@@ -1987,9 +3166,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["CollectionPublic"];
                 };
             };
             /** @description Validation Error */
@@ -2022,9 +3199,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["ConversationPage"];
                 };
             };
             /** @description Validation Error */
@@ -2057,9 +3232,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["ConversationPublic"];
                 };
             };
             /** @description Validation Error */
@@ -2090,9 +3263,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["ConversationDetail"];
                 };
             };
             /** @description Validation Error */
@@ -2156,9 +3327,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["ConversationPublic"];
                 };
             };
             /** @description Validation Error */
@@ -2193,9 +3362,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["ConversationDetail"];
                 };
             };
             /** @description Validation Error */
@@ -2286,9 +3453,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["ConversationKnowledge"];
                 };
             };
             /** @description Validation Error */
@@ -2317,13 +3482,12 @@ export interface operations {
             };
         };
         responses: {
-            /** @description The turn's events */
+            /** @description The turn's events, each `event: <type>` and `data: <json>`: `start` (`TurnStart`: the stored user message and the assistant message being written), then any of `text`, `reasoning`, `tool_start`, `tool_confirm`, `tool_result`, `sources`, `usage`, `context`, `error`; always `done` (`{finish_reason, usage, message}`, the final `MessagePublic` or null); `title` when an automatic title was made. docs/ARCHITECTURE.md lists every field. */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": unknown;
                     "text/event-stream": unknown;
                 };
             };
@@ -2354,13 +3518,12 @@ export interface operations {
             };
         };
         responses: {
-            /** @description The turn's events */
+            /** @description The turn's events, each `event: <type>` and `data: <json>`: `start` (`TurnStart`: the stored user message and the assistant message being written), then any of `text`, `reasoning`, `tool_start`, `tool_confirm`, `tool_result`, `sources`, `usage`, `context`, `error`; always `done` (`{finish_reason, usage, message}`, the final `MessagePublic` or null); `title` when an automatic title was made. docs/ARCHITECTURE.md lists every field. */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": unknown;
                     "text/event-stream": unknown;
                 };
             };
@@ -2391,13 +3554,12 @@ export interface operations {
             };
         };
         responses: {
-            /** @description The turn's events */
+            /** @description The turn's events, each `event: <type>` and `data: <json>`: `start` (`TurnStart`: the stored user message and the assistant message being written), then any of `text`, `reasoning`, `tool_start`, `tool_confirm`, `tool_result`, `sources`, `usage`, `context`, `error`; always `done` (`{finish_reason, usage, message}`, the final `MessagePublic` or null); `title` when an automatic title was made. docs/ARCHITECTURE.md lists every field. */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": unknown;
                     "text/event-stream": unknown;
                 };
             };
@@ -2458,9 +3620,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["ToolCallList"];
                 };
             };
             /** @description Validation Error */
@@ -2496,9 +3656,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["ToolCallPublic"];
                 };
             };
             /** @description Validation Error */
@@ -2531,9 +3689,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["FileList"];
                 };
             };
             /** @description Validation Error */
@@ -2560,15 +3716,22 @@ export interface operations {
             };
         };
         responses: {
+            /** @description The same bytes were already here */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UploadedFile"];
+                };
+            };
             /** @description Successful Response */
             201: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["UploadedFile"];
                 };
             };
             /** @description Validation Error */
@@ -2599,9 +3762,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["FilePublic"];
                 };
             };
             /** @description Validation Error */
@@ -2662,9 +3823,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["Passage"];
                 };
             };
             /** @description Validation Error */
@@ -2689,13 +3848,13 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Successful Response */
+            /** @description The file's bytes */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": unknown;
+                    "*/*": string;
                 };
             };
             /** @description Validation Error */
@@ -2724,9 +3883,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["Health"];
                 };
             };
         };
@@ -2746,9 +3903,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["KeyList"];
                 };
             };
         };
@@ -2772,9 +3927,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["KeyCreated"];
                 };
             };
             /** @description Validation Error */
@@ -2836,9 +3989,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["KnowledgeHits"];
                 };
             };
             /** @description Validation Error */
@@ -2902,9 +4053,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["UserEnvelope"];
                 };
             };
             /** @description Validation Error */
@@ -2920,12 +4069,51 @@ export interface operations {
     };
     export_me_api_me_export_get: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description A ZIP with the files' bytes too. */
+                files?: boolean;
+            };
             header?: never;
             path?: never;
             cookie?: never;
         };
         requestBody?: never;
+        responses: {
+            /** @description The export: JSON, or with `files=true` a ZIP of `parley-export.json` and `files/<sha256>` for each stored file. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ExportDocument"];
+                    "application/zip": unknown;
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    import_me_api_me_import_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description A file from GET /api/me/export: the JSON or the ZIP. */
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ExportDocument"];
+                "application/zip": string;
+            };
+        };
         responses: {
             /** @description Successful Response */
             200: {
@@ -2933,7 +4121,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": unknown;
+                    "application/json": components["schemas"]["ImportReport"];
                 };
             };
         };
@@ -2989,9 +4177,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["MemoryList"];
                 };
             };
             /** @description Validation Error */
@@ -3024,9 +4210,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["MemoryPublic"];
                 };
             };
             /** @description Validation Error */
@@ -3055,9 +4239,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: number;
-                    };
+                    "application/json": components["schemas"]["MemoriesDeleted"];
                 };
             };
         };
@@ -3112,9 +4294,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["MemoryPublic"];
                 };
             };
             /** @description Validation Error */
@@ -3145,9 +4325,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["MemoryPublic"];
                 };
             };
             /** @description Validation Error */
@@ -3211,9 +4389,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["MessagePublic"];
                 };
             };
             /** @description Validation Error */
@@ -3242,9 +4418,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["ModelList"];
                 };
             };
         };
@@ -3260,12 +4434,14 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Successful Response */
+            /** @description The output's bytes, as an attachment */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "*/*": string;
+                };
             };
             /** @description Validation Error */
             422: {
@@ -3296,9 +4472,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["SearchResults"];
                 };
             };
             /** @description Validation Error */
@@ -3327,9 +4501,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["ToolList"];
                 };
             };
         };
@@ -3347,13 +4519,14 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Successful Response */
+            /** @description A chat completion, or with `stream: true` `chat.completion.chunk` server-sent events ending with `data: [DONE]`. */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": unknown;
+                    "application/json": components["schemas"]["ChatCompletion"];
+                    "text/event-stream": unknown;
                 };
             };
             /** @description Validation Error */
@@ -3382,9 +4555,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    };
+                    "application/json": components["schemas"]["OpenAIModelList"];
                 };
             };
         };

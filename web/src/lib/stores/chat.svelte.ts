@@ -24,11 +24,12 @@ export interface LiveStream {
 const TMP_USER = 'tmp-user';
 const TMP_ASSISTANT = 'tmp-assistant';
 
-function placeholder(id: string, role: string, content: string, parent_id: string | null): Message {
+/** A message shown until the stream's `start` brings the stored ones. */
+function placeholder(conversation_id: string, id: string, role: string, content: string, parent_id: string | null): Message {
   return {
-    id, parent_id, role, content, reasoning: null, steps: null, status: 'streaming', provider: null, model: null,
-    input_tokens: null, output_tokens: null, latency_ms: null, ttft_ms: null, finish_reason: null, cost: null,
-    error_code: null, error_message: null, feedback: null, pinned: false, created_at: new Date().toISOString(),
+    id, conversation_id, parent_id, role, content, reasoning: '', steps: [], sources: [], status: 'streaming', provider: null,
+    model: null, input_tokens: 0, output_tokens: 0, latency_ms: null, ttft_ms: null, finish_reason: null, cost: 0,
+    error_code: null, error_message: null, feedback: 0, pinned: false, created_at: new Date().toISOString(),
     siblings: [id],
   };
 }
@@ -179,7 +180,7 @@ class Chat {
     const id = await this.ensureConversation();
     if (!id) return false;
     const leaf = this.messages.length ? this.messages[this.messages.length - 1] : null;
-    this.messages = [...this.messages, placeholder(TMP_USER, 'user', text, leaf?.id ?? null), placeholder(TMP_ASSISTANT, 'assistant', '', TMP_USER)];
+    this.messages = [...this.messages, placeholder(id, TMP_USER, 'user', text, leaf?.id ?? null), placeholder(id, TMP_ASSISTANT, 'assistant', '', TMP_USER)];
     return this.run({ kind: 'send', conversationId: id, content: text, model: this.conversation?.model ?? undefined });
   }
 
@@ -190,7 +191,7 @@ class Chat {
     const target = this.messages[i];
     const keep = target.role === 'assistant' ? this.messages.slice(0, i) : this.messages.slice(0, i + 1);
     const parent = keep.length ? keep[keep.length - 1].id : null;
-    this.messages = [...keep, placeholder(TMP_ASSISTANT, 'assistant', '', parent)];
+    this.messages = [...keep, placeholder(this.conversationId, TMP_ASSISTANT, 'assistant', '', parent)];
     return this.run({ kind: 'regenerate', conversationId: this.conversationId, messageId, model: this.conversation?.model ?? undefined });
   }
 
@@ -201,7 +202,7 @@ class Chat {
     if (i === -1) return false;
     const keep = this.messages.slice(0, i);
     const parent = keep.length ? keep[keep.length - 1].id : null;
-    this.messages = [...keep, placeholder(TMP_USER, 'user', text, parent), placeholder(TMP_ASSISTANT, 'assistant', '', TMP_USER)];
+    this.messages = [...keep, placeholder(this.conversationId, TMP_USER, 'user', text, parent), placeholder(this.conversationId, TMP_ASSISTANT, 'assistant', '', TMP_USER)];
     return this.run({ kind: 'edit', conversationId: this.conversationId, messageId, content: text, model: this.conversation?.model ?? undefined });
   }
 
@@ -333,7 +334,7 @@ class Chat {
         if (live) {
           this.live = {
             ...live,
-            steps: [...live.steps, { id: ev.data.id, name: ev.data.name, arguments: ev.data.arguments, output: null, is_error: false, duration_ms: null, running: true }],
+            steps: [...live.steps, { id: ev.data.id, name: ev.data.name, arguments: ev.data.arguments, running: true }],
           };
         }
         break;
@@ -351,7 +352,7 @@ class Chat {
             found = true;
             return { ...s, output: ev.data.output, is_error: ev.data.is_error, duration_ms: ev.data.duration_ms, attachments: ev.data.attachments, running: false };
           });
-          if (!found) steps.push({ id: ev.data.id, name: ev.data.name, arguments: null, output: ev.data.output, is_error: ev.data.is_error, duration_ms: ev.data.duration_ms, attachments: ev.data.attachments, running: false });
+          if (!found) steps.push({ id: ev.data.id, name: ev.data.name, arguments: '', output: ev.data.output, is_error: ev.data.is_error, duration_ms: ev.data.duration_ms, attachments: ev.data.attachments, running: false });
           this.live = { ...live, steps };
         }
         break;

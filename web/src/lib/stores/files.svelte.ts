@@ -2,7 +2,7 @@
 // question they came with), and the citation viewer's state.
 import { errorMessage } from '../api/client';
 import { TERMINAL, filesApi, uploadFile } from '../api-files';
-import type { FileSource, StoredFile } from '../api/types';
+import type { FileSource, StoredFile, UploadedFile } from '../api/types';
 
 export interface Attachment {
   key: string;
@@ -10,7 +10,7 @@ export interface Attachment {
   size: number;
   /** bytes sent, 0..1 */
   sent: number;
-  file: StoredFile | null;
+  file: UploadedFile | null;
   error: string | null;
 }
 
@@ -90,7 +90,8 @@ class FilesStore {
       const waiting = this.pending.filter((a) => a.file && !TERMINAL.has(a.file.status));
       for (const a of waiting) {
         try {
-          this.update(a.key, { file: await filesApi.get(a.file!.id) });
+          // The upload's answer said whether it was a duplicate; the status read does not.
+          this.update(a.key, { file: { ...a.file!, ...(await filesApi.get(a.file!.id)) } });
         } catch {
           /* keep the last state */
         }

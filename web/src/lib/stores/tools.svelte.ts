@@ -3,22 +3,25 @@
 // streamed for answers still being written.
 import { errorMessage } from '../api/client';
 import { toolsApi } from '../tools';
-import type { PendingCall, WebSource } from '../api/types';
+import type { MessageSource, PendingCall } from '../api/types';
+import type { ToolConfirmEvent } from '../api/events';
+
+/** A call waiting for the user: from the server's list, or from a `tool_confirm` event. */
+export type AskedCall = Pick<PendingCall, 'id' | 'conversation_id' | 'name' | 'arguments'>;
 import { toasts } from './toasts.svelte';
 
 class ToolCalls {
-  pending = $state<PendingCall[]>([]);
+  pending = $state<AskedCall[]>([]);
   /** Sources per assistant message id while it streams (stored messages carry their own). */
-  liveSources = $state<Record<string, WebSource[]>>({});
+  liveSources = $state<Record<string, MessageSource[]>>({});
   busy = $state<string | null>(null);
 
-  ask(conversationId: string, call: { id: string; name: string; arguments: unknown }): void {
+  ask(conversationId: string, call: ToolConfirmEvent): void {
     if (this.pending.some((p) => p.id === call.id && p.conversation_id === conversationId)) return;
-    const args = typeof call.arguments === 'string' ? call.arguments : JSON.stringify(call.arguments ?? {});
-    this.pending = [...this.pending, { id: call.id, conversation_id: conversationId, name: call.name, arguments: args }];
+    this.pending = [...this.pending, { id: call.id, conversation_id: conversationId, name: call.name, arguments: call.arguments }];
   }
 
-  setSources(messageId: string, sources: WebSource[]): void {
+  setSources(messageId: string, sources: MessageSource[]): void {
     this.liveSources = { ...this.liveSources, [messageId]: sources };
   }
 
@@ -28,7 +31,7 @@ class ToolCalls {
   }
 
   async load(conversationId: string): Promise<void> {
-    let loaded: PendingCall[] = [];
+    let loaded: AskedCall[] = [];
     try {
       const { items } = await toolsApi.pending(conversationId);
       loaded = items.map((i) => ({ ...i, conversation_id: conversationId }));
@@ -43,7 +46,7 @@ class ToolCalls {
     this.pending = [...loaded, ...live];
   }
 
-  async decide(call: PendingCall, approve: boolean): Promise<void> {
+  async decide(call: AskedCall, approve: boolean): Promise<void> {
     this.busy = call.id;
     try {
       await toolsApi.decide(call.conversation_id, call.id, approve);
