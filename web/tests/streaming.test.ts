@@ -165,7 +165,8 @@ describe('StreamingMarkdown', () => {
     expect(s.flush().tail).toContain('x999');
   });
 
-  it('streams a long code block in pieces rendered once each', () => {
+  // 400 highlighted renders: seconds of CPU on a loaded machine, so more than the default 5 s.
+  it('streams a long code block in pieces rendered once each', { timeout: 60_000 }, () => {
     const s = new StreamingMarkdown(() => 0);
     s.append('Intro.\n\n```python\n');
     const seen = new Map<string, string>();
