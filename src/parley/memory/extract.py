@@ -67,7 +67,9 @@ SCHEMA: dict[str, Any] = {
                 "properties": {
                     "action": {"type": "string", "enum": ["add", "update", "delete"]},
                     "fact": {"type": "string", "maxLength": 300},
-                    "memory": {"type": "integer", "minimum": 0, "maximum": RELATED},
+                    # An enum, not minimum/maximum: llama.cpp's grammar enforces the
+                    # listed values but not numeric bounds (SmolLM2 wrote 10**15).
+                    "memory": {"type": "integer", "enum": list(range(RELATED + 1))},
                 },
                 "required": ["action", "fact", "memory"],
                 "additionalProperties": False,
@@ -129,7 +131,7 @@ def parse_operations(text: str) -> list[Operation]:
         action, fact, index = item.get("action"), item.get("fact"), item.get("memory", 0)
         if action not in ("add", "update", "delete") or not isinstance(fact, str):
             continue
-        if not isinstance(index, int) or isinstance(index, bool):
+        if not isinstance(index, int) or isinstance(index, bool) or not 0 <= index <= RELATED:
             index = 0
         found.append(Operation(action, clean_fact(fact), index))
     return found
