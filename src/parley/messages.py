@@ -5,14 +5,21 @@ them, storage persists them, the HTTP API serializes them. This module does no
 I/O and imports nothing from the rest of Parley, so every layer can depend on it.
 
 Messages are plain dataclasses (cheap to build on the per-token path); events
-carry a ``type`` tag that is also the SSE event name.
+carry a ``type`` tag that is also the SSE event name. The tool steps and sources
+of an answer are TypedDicts: they are stored as JSON on the message row and
+served as is, so the dict is the JSON (no conversion per event), and a pydantic
+response model can use them as field types (``typing_extensions.TypedDict``,
+which pydantic accepts on Python 3.11). Pydantic drops keys a TypedDict does not
+declare, so every key sent today is declared here.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, NotRequired
+
+from typing_extensions import TypedDict  # pydantic needs it (not typing.TypedDict) before 3.12
 
 Role = Literal["system", "user", "assistant", "tool"]
 
@@ -73,6 +80,92 @@ class ToolSpec:
 class Usage:
     input_tokens: int = 0
     output_tokens: int = 0
+
+
+# ---------------------------------------------------------------- steps and sources
+# What an answer records besides its text (``steps`` and ``sources`` of a stored
+# message; ``tool_result.attachments`` and ``sources`` events carry the same shapes).
+
+
+class StepAttachment(TypedDict):
+    """A file a tool made (a sandbox chart or file), downloaded from ``url``."""
+
+    id: str
+    filename: str
+    media_type: str
+    kind: str  # "image" (shown inline) or "file"
+    size: int
+    url: str
+
+
+class ToolStep(TypedDict):
+    """One tool call of an answer: opened by ``tool_start``, completed by ``tool_result``.
+
+    ``arguments`` is the JSON text the model sent (a string, not an object). Until
+    the result arrives (a periodic flush) only ``id``, ``name``, ``arguments`` and
+    perhaps ``needs_confirmation`` are set.
+    """
+
+    id: str
+    name: str
+    arguments: str
+    output: NotRequired[str]
+    is_error: NotRequired[bool]
+    duration_ms: NotRequired[float]
+    attachments: NotRequired[list[StepAttachment]]  # only when the tool made files
+    needs_confirmation: NotRequired[bool]  # a side-effecting call waited for the user
+
+
+class MemorySource(TypedDict):
+    """A saved memory put in the context, or changed at the user's explicit request."""
+
+    kind: Literal["memory"]
+    id: str
+    title: str
+    action: NotRequired[Literal["added", "merged", "updated", "proposed", "deleted"]]
+
+
+class ConversationSource(TypedDict):
+    """An earlier conversation the ``search_conversations`` tool found."""
+
+    kind: Literal["conversation"]
+    id: str
+    title: str
+    url: str
+
+
+class WebSource(TypedDict):
+    """A page a web tool read or a search result it cited."""
+
+    kind: Literal["web"]
+    url: str
+    title: str
+    snippet: str
+
+
+class FileSource(TypedDict):
+    """A passage or whole file cited as ``[ref]``; ``ref`` is None for a file that
+    could not be used (``mode`` pending, failed, unsupported or image, with
+    ``status`` and ``detail``)."""
+
+    kind: Literal["file"]
+    title: str
+    ref: int | None
+    file_id: str
+    filename: str
+    page: int | None
+    section: str | None
+    chunk_id: int | None
+    snippet: str
+    mode: Literal["whole", "retrieved", "pending", "failed", "unsupported", "image"]
+    char_start: NotRequired[int]  # retrieved passages: offsets into the file's text
+    char_end: NotRequired[int]
+    status: NotRequired[str]
+    detail: NotRequired[str]
+
+
+Source = MemorySource | ConversationSource | WebSource | FileSource
+"""What an answer cites or used; ``kind`` tells the shapes apart."""
 
 
 # ---------------------------------------------------------------- stream events
@@ -157,7 +250,7 @@ class ToolResult:
     output: str
     is_error: bool = False
     duration_ms: float = 0.0
-    attachments: list[dict[str, Any]] = field(default_factory=list)  # files a tool made
+    attachments: list[StepAttachment] = field(default_factory=list)  # files a tool made
     type: Literal["tool_result"] = "tool_result"
 
 
@@ -169,6 +262,15 @@ class ContextNotice:
     summarized: bool
     message: str
     type: Literal["context"] = "context"
+
+
+@dataclass(slots=True)
+class SourcesEvent:
+    """The answer's full source list so far: sent before the answer for the context
+    the features added, and again after each tool that cites (web search)."""
+
+    sources: list[Source]
+    type: Literal["sources"] = "sources"
 
 
 @dataclass(slots=True)
@@ -199,6 +301,9 @@ EngineEvent = (
     | ErrorEvent
     | Done
 )
+
+TurnEvent = EngineEvent | SourcesEvent
+"""What a chat turn (``parley.turns``) streams: the engine's events and the sources."""
 
 
 def event_to_dict(event: EngineEvent | ProviderEvent) -> dict[str, Any]:

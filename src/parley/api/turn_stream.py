@@ -14,8 +14,7 @@ from typing import Any
 from starlette.responses import StreamingResponse
 
 from parley.api.schemas import message_out
-from parley.messages import Done, EngineEvent, TextDelta
-from parley.turns.hooks import SourcesEvent
+from parley.messages import Done, TextDelta, TurnEvent
 from parley.turns.runner import Final, TurnItem
 
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
@@ -27,7 +26,7 @@ def frame(event: str, data: Any) -> bytes:
     return f"event: {event}\ndata: {_dumps(data)}\n\n".encode()
 
 
-def encode(item: EngineEvent | SourcesEvent) -> bytes:
+def encode(item: TurnEvent) -> bytes:
     if isinstance(item, TextDelta):
         return b'event: text\ndata: {"text":' + _dumps(item.text).encode() + b"}\n\n"
     payload = asdict(item)

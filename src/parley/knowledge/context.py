@@ -27,14 +27,14 @@ import logging
 import re
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Literal
 
 from parley.config import Settings
 from parley.knowledge.blobs import BlobStore
 from parley.knowledge.retrieval import Hit, Retriever
 from parley.knowledge.store import TERMINAL, KnowledgeStore
 from parley.knowledge.tables import KnowledgeFile
-from parley.messages import ImagePart
+from parley.messages import FileSource, ImagePart, Source
 from parley.storage.db import Database
 from parley.tools import ToolContext, tool_from_function
 from parley.tools.base import Tool
@@ -131,7 +131,7 @@ class FileContext:
             files = await self._files(info, bind=False)
 
         notes: list[str] = []
-        sources: list[dict[str, Any]] = []
+        sources: list[Source] = []
         images: list[ImagePart] = []
         usable: list[KnowledgeFile] = []
         partial: list[KnowledgeFile] = []
@@ -227,7 +227,7 @@ class FileContext:
         return [FileContextBlock("files", "\n\n".join(parts), sources, images)]
 
     @staticmethod
-    def hit_source(hit: Hit, ref: int) -> dict[str, Any]:
+    def hit_source(hit: Hit, ref: int) -> FileSource:
         return {
             "kind": "file",
             "title": hit.filename,
@@ -244,7 +244,11 @@ class FileContext:
         }
 
     @staticmethod
-    def _note(row: KnowledgeFile, mode: str, detail: str) -> dict[str, Any]:
+    def _note(
+        row: KnowledgeFile,
+        mode: Literal["pending", "failed", "unsupported", "image"],
+        detail: str,
+    ) -> FileSource:
         return {
             "kind": "file",
             "title": row.filename,

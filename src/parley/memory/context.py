@@ -13,12 +13,12 @@ Temporary chats and users who turned memory off get nothing and change nothing.
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from parley.engine.tokens import estimate_tokens
 from parley.memory.recall import Scope
 from parley.memory.service import MemoryService, memory_enabled, scope_of
 from parley.memory.text import parse_request, signals_change
+from parley.messages import Source
 from parley.turns.hooks import ContextBlock, TurnInfo
 
 __all__ = ["MEMORY_HEADER", "MemoryContext"]
@@ -56,7 +56,7 @@ class MemoryContext:
         request = parse_request(info.query)
         if request is not None:
             block = await self._carry_out(info, request.action, request.fact)
-            handled = {str(s["id"]) for s in block.sources}
+            handled = {s["id"] for s in block.sources if s["kind"] == "memory"}
             blocks.append(block)
         budget = min(budget_tokens, self.budget_tokens)
         recalled = await self.service.recall(
@@ -67,7 +67,7 @@ class MemoryContext:
             embed_timeout_s=self.embed_timeout_s,
         )
         lines: list[str] = []
-        sources: list[dict[str, Any]] = []
+        sources: list[Source] = []
         used = estimate_tokens(MEMORY_HEADER) + 10
         for memory in recalled:
             if memory.id in handled:

@@ -14,10 +14,10 @@ import asyncio
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from sqlalchemy import select
 
+from parley.messages import StepAttachment
 from parley.sandbox.tables import SandboxOutput
 from parley.storage.db import Database
 from parley.storage.tables import new_id
@@ -82,7 +82,7 @@ class Attachment:
     def url(self) -> str:
         return f"/api/sandbox/outputs/{self.id}"
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> StepAttachment:
         return {
             "id": self.id,
             "filename": self.filename,

@@ -22,7 +22,7 @@ from typing import Annotated, Any, Literal, Union, get_args, get_origin, get_typ
 from zoneinfo import ZoneInfo
 
 from parley.errors import ToolError
-from parley.messages import ToolCall, ToolSpec
+from parley.messages import Source, StepAttachment, ToolCall, ToolSpec
 from parley.timezones import zone_or_utc
 
 __all__ = [
@@ -47,15 +47,15 @@ class ToolContext:
     """What a tool may know about the turn; injected into a ``ctx: ToolContext`` parameter.
 
     ``clock`` is injectable so tests control time. A tool that cites what it
-    read (web search, page reading) appends ``{"kind", "title", "url", ...}``
-    objects to ``sources``; the turn stores them on the answer.
+    read (web search, page reading) appends ``parley.messages.Source`` objects
+    to ``sources``; the turn stores them on the answer.
     """
 
     timezone: str = "UTC"
     conversation_id: str | None = None
     user_id: str | None = None
     clock: Callable[[], datetime] = field(default=_utc_now)
-    sources: list[dict[str, Any]] = field(default_factory=list)
+    sources: list[Source] = field(default_factory=list)
 
     def zone(self) -> ZoneInfo:
         """The user's zone; UTC when the stored name is not a valid IANA zone."""
@@ -94,20 +94,20 @@ class ToolOutcome:
     output: str
     is_error: bool = False
     duration_ms: float = 0.0
-    attachments: list[dict[str, Any]] = field(default_factory=list)
+    attachments: list[StepAttachment] = field(default_factory=list)
 
 
 @dataclass(slots=True)
 class ToolOutput:
     """A tool's structured return: text for the model plus files for the user.
 
-    ``attachments`` (``[{id, filename, media_type, url, ...}]``) are stored on the
+    ``attachments`` (``parley.messages.StepAttachment``) are stored on the
     tool step and shown by the web app; the model reads only ``text``.
     """
 
     text: str
     is_error: bool = False
-    attachments: list[dict[str, Any]] = field(default_factory=list)
+    attachments: list[StepAttachment] = field(default_factory=list)
 
 
 # ---------------------------------------------------------------- schema from functions

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from parley.container import Key
-from parley.messages import ToolCall, ToolConfirm
+from parley.messages import Source, ToolCall, ToolConfirm
 from parley.providers.base import ModelInfo
 
 log = logging.getLogger(__name__)
@@ -48,25 +48,17 @@ class TurnInfo:
 class ContextBlock:
     """Text for the system prompt, and what the user is shown as this turn's sources.
 
-    ``sources`` items are JSON objects with at least ``kind`` and ``title``
-    (e.g. ``{"kind": "memory", "id": ..., "title": ...}``); they are stored on
-    the assistant message and streamed in a ``sources`` event.
+    ``sources`` are ``parley.messages.Source`` objects (e.g. ``{"kind": "memory",
+    "id": ..., "title": ...}``); they are stored on the assistant message and
+    streamed in a ``sources`` event.
     """
 
     title: str
     text: str
-    sources: list[dict[str, Any]] = field(default_factory=list)
+    sources: list[Source] = field(default_factory=list)
 
     def render(self) -> str:
         return f"<{self.title}>\n{self.text.strip()}\n</{self.title}>"
-
-
-@dataclass(slots=True)
-class SourcesEvent:
-    """Streamed before the answer: what context the features added to this turn."""
-
-    sources: list[dict[str, Any]]
-    type: str = "sources"
 
 
 class ContextSource(Protocol):

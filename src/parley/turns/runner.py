@@ -30,15 +30,18 @@ from parley.engine.mailbox import Mailbox
 from parley.messages import (
     ContextNotice,
     Done,
-    EngineEvent,
     ErrorEvent,
     Message,
     ReasoningDelta,
+    Source,
+    SourcesEvent,
     TextDelta,
     ToolCall,
     ToolConfirm,
     ToolResult,
     ToolStart,
+    ToolStep,
+    TurnEvent,
     Usage,
     UsageEvent,
 )
@@ -55,7 +58,6 @@ from parley.turns.hooks import (
     TOOL_CONFIRMER,
     AfterTurn,
     ContextSource,
-    SourcesEvent,
     TurnInfo,
     gather_context,
     run_after_turn,
@@ -112,15 +114,15 @@ class Final:
     siblings: list[str] | None = None
 
 
-TurnItem = EngineEvent | SourcesEvent | Final
+TurnItem = TurnEvent | Final
 
 
 @dataclass(slots=True)
 class _Progress:
     parts: list[str] = field(default_factory=list)
     reasoning: list[str] = field(default_factory=list)
-    steps: list[dict[str, Any]] = field(default_factory=list)
-    sources: list[dict[str, Any]] = field(default_factory=list)
+    steps: list[ToolStep] = field(default_factory=list)
+    sources: list[Source] = field(default_factory=list)
     dirty: bool = False
 
     def text(self) -> str:
@@ -430,7 +432,7 @@ class TurnService:
                         )
                     elif isinstance(event, ToolConfirm) and confirmer is not None:
                         await confirmer.open(turn.info, event)  # before the client can answer
-                        _mark_step(progress.steps, event.id, needs_confirmation=True)
+                        _mark_confirmation(progress.steps, event.id)
                     elif isinstance(event, ToolResult):
                         _record_result(progress.steps, event)
                         progress.dirty = True
@@ -559,32 +561,22 @@ class TurnService:
             await asyncio.wait(set(self._tasks), timeout=5)
 
 
-def _mark_step(steps: list[dict[str, Any]], call_id: str, **fields: Any) -> None:
+def _mark_confirmation(steps: list[ToolStep], call_id: str) -> None:
     for step in reversed(steps):
         if step["id"] == call_id:
-            step.update(fields)
+            step["needs_confirmation"] = True
             return
 
 
-def _record_result(steps: list[dict[str, Any]], event: ToolResult) -> None:
-    extra = {"attachments": event.attachments} if event.attachments else {}
+def _record_result(steps: list[ToolStep], event: ToolResult) -> None:
     for step in reversed(steps):
         if step["id"] == event.id:
-            step.update(
-                output=event.output,
-                is_error=event.is_error,
-                duration_ms=event.duration_ms,
-                **extra,
-            )
-            return
-    steps.append(
-        {
-            "id": event.id,
-            "name": event.name,
-            "arguments": "",
-            "output": event.output,
-            "is_error": event.is_error,
-            "duration_ms": event.duration_ms,
-            **extra,
-        }
-    )
+            break
+    else:
+        step = {"id": event.id, "name": event.name, "arguments": ""}
+        steps.append(step)
+    step["output"] = event.output
+    step["is_error"] = event.is_error
+    step["duration_ms"] = event.duration_ms
+    if event.attachments:
+        step["attachments"] = event.attachments

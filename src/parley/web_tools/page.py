@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from parley.errors import ToolError
+from parley.messages import WebSource
 from parley.net import FetchError, FetchResult, SafeFetcher
 from parley.tools import Tool, ToolContext, tool_from_function
 from parley.web_tools.search import SearchProvider
@@ -61,7 +62,7 @@ async def extract_page(result: FetchResult) -> Page:
     )
 
 
-def cite(ctx: ToolContext, source: dict[str, str]) -> None:
+def cite(ctx: ToolContext, source: WebSource) -> None:
     """Add a source to the answer once (the same link found twice is one citation)."""
     if all(seen.get("url") != source["url"] for seen in ctx.sources):
         ctx.sources.append(source)

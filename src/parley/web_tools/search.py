@@ -21,6 +21,7 @@ from typing import Any, Protocol
 import httpx2
 
 from parley.config import Settings
+from parley.messages import WebSource
 from parley.net import (
     AddressPolicy,
     FetchBlocked,
@@ -53,7 +54,7 @@ class SearchResult:
     url: str
     snippet: str
 
-    def source(self) -> dict[str, Any]:
+    def source(self) -> WebSource:
         """The citation stored on the answer."""
         return {"kind": "web", "url": self.url, "title": self.title, "snippet": self.snippet}
 
