@@ -19,6 +19,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, Field, WithJsonSchema
 
 from parley.http.bodies import Body, iso
+from parley.messages import Source, ToolStep
 from parley.storage.tables import ApiKey, Conversation, Message, User
 
 
@@ -275,8 +276,8 @@ class MessagePublic(BaseModel):
     role: str
     content: str
     reasoning: str
-    steps: list[dict[str, Any]]
-    sources: list[dict[str, Any]]
+    steps: list[ToolStep]
+    sources: list[Source]
     status: MessageStatus
     provider: str | None
     model: str | None
