@@ -1275,6 +1275,23 @@ export interface components {
             /** Updated At */
             updated_at?: string | null;
         };
+        /**
+         * ConversationSource
+         * @description An earlier conversation the ``search_conversations`` tool found.
+         */
+        ConversationSource: {
+            /** Id */
+            id: string;
+            /**
+             * Kind
+             * @constant
+             */
+            kind: "conversation";
+            /** Title */
+            title: string;
+            /** Url */
+            url: string;
+        };
         /** ConversationUpdate */
         ConversationUpdate: {
             /** Archived */
@@ -1382,6 +1399,48 @@ export interface components {
             tokens: number;
             /** Updated At */
             updated_at: string;
+        };
+        /**
+         * FileSource
+         * @description A passage or whole file cited as ``[ref]``; ``ref`` is None for a file that
+         *     could not be used (``mode`` pending, failed, unsupported or image, with
+         *     ``status`` and ``detail``).
+         */
+        FileSource: {
+            /** Char End */
+            char_end?: number;
+            /** Char Start */
+            char_start?: number;
+            /** Chunk Id */
+            chunk_id: number | null;
+            /** Detail */
+            detail?: string;
+            /** File Id */
+            file_id: string;
+            /** Filename */
+            filename: string;
+            /**
+             * Kind
+             * @constant
+             */
+            kind: "file";
+            /**
+             * Mode
+             * @enum {string}
+             */
+            mode: "whole" | "retrieved" | "pending" | "failed" | "unsupported" | "image";
+            /** Page */
+            page: number | null;
+            /** Ref */
+            ref: number | null;
+            /** Section */
+            section: string | null;
+            /** Snippet */
+            snippet: string;
+            /** Status */
+            status?: string;
+            /** Title */
+            title: string;
         };
         /** FunctionCall */
         FunctionCall: {
@@ -1756,6 +1815,26 @@ export interface components {
             /** Review */
             review: boolean;
         };
+        /**
+         * MemorySource
+         * @description A saved memory put in the context, or changed at the user's explicit request.
+         */
+        MemorySource: {
+            /**
+             * Action
+             * @enum {string}
+             */
+            action?: "added" | "merged" | "updated" | "proposed" | "deleted";
+            /** Id */
+            id: string;
+            /**
+             * Kind
+             * @constant
+             */
+            kind: "memory";
+            /** Title */
+            title: string;
+        };
         /** MessagePublic */
         MessagePublic: {
             /** Content */
@@ -1803,18 +1882,14 @@ export interface components {
              */
             siblings: string[];
             /** Sources */
-            sources: {
-                [key: string]: unknown;
-            }[];
+            sources: (components["schemas"]["MemorySource"] | components["schemas"]["ConversationSource"] | components["schemas"]["WebSource"] | components["schemas"]["FileSource"])[];
             /**
              * Status
              * @enum {string}
              */
             status: "complete" | "streaming" | "failed" | "cancelled";
             /** Steps */
-            steps: {
-                [key: string]: unknown;
-            }[];
+            steps: components["schemas"]["ToolStep"][];
             /** Ttft Ms */
             ttft_ms: number | null;
         };
@@ -2248,6 +2323,24 @@ export interface components {
             password: string;
         };
         /**
+         * StepAttachment
+         * @description A file a tool made (a sandbox chart or file), downloaded from ``url``.
+         */
+        StepAttachment: {
+            /** Filename */
+            filename: string;
+            /** Id */
+            id: string;
+            /** Kind */
+            kind: string;
+            /** Media Type */
+            media_type: string;
+            /** Size */
+            size: number;
+            /** Url */
+            url: string;
+        };
+        /**
          * SummaryPublic
          * @description The stored summary of a branch's older turns (sent to the model instead of them).
          */
@@ -2337,6 +2430,32 @@ export interface components {
              * @enum {string}
              */
             source: "web" | "mcp" | "builtin" | "feature";
+        };
+        /**
+         * ToolStep
+         * @description One tool call of an answer: opened by ``tool_start``, completed by ``tool_result``.
+         *
+         *     ``arguments`` is the JSON text the model sent (a string, not an object). Until
+         *     the result arrives (a periodic flush) only ``id``, ``name``, ``arguments`` and
+         *     perhaps ``needs_confirmation`` are set.
+         */
+        ToolStep: {
+            /** Arguments */
+            arguments: string;
+            /** Attachments */
+            attachments?: components["schemas"]["StepAttachment"][];
+            /** Duration Ms */
+            duration_ms?: number;
+            /** Id */
+            id: string;
+            /** Is Error */
+            is_error?: boolean;
+            /** Name */
+            name: string;
+            /** Needs Confirmation */
+            needs_confirmation?: boolean;
+            /** Output */
+            output?: string;
         };
         /** UploadedFile */
         UploadedFile: {
@@ -2450,6 +2569,23 @@ export interface components {
             msg: string;
             /** Error Type */
             type: string;
+        };
+        /**
+         * WebSource
+         * @description A page a web tool read or a search result it cited.
+         */
+        WebSource: {
+            /**
+             * Kind
+             * @constant
+             */
+            kind: "web";
+            /** Snippet */
+            snippet: string;
+            /** Title */
+            title: string;
+            /** Url */
+            url: string;
         };
     };
     responses: never;
