@@ -9,6 +9,7 @@
     │   ├── ProviderProtocolError    malformed or cut stream; retryable   code=provider_protocol
     │   └── ProviderBadRequest       the provider refused the request     code=provider_bad_request
     ├── ModelNotFound                no such model configured             code=model_not_found
+    ├── NoModelAvailable             no model to answer with at all       code=no_model (503)
     ├── ToolError                    a tool failed (reported to the model, not fatal)
     ├── LimitExceeded                max steps / deadline                 code=limit_exceeded
     ├── LastAdmin                    would leave no active administrator  code=last_admin
@@ -16,15 +17,17 @@
     ├── ProviderNotStored            not added in the web app (read-only) code=not_found
     ├── InvalidImport                an import file Parley cannot read    code=invalid_import
     └── Refused                      a request the rules of a feature refuse; ``code`` per case
-        ├── NotFound                 no such record, or not the user's    code=not_found
+        ├── NotFound                 no such record, or not the user's    code=not_found (404)
         ├── Conflict                 the name or state is taken           (409)
         ├── Invalid                  content the rules do not accept      (422)
         ├── TooLarge                 over a size limit                    (413)
         ├── UnsupportedContent       a kind of file Parley cannot take    (415)
         └── Gone                     the record exists, its bytes do not  (410)
 
-The HTTP layer maps these to RFC 9457 problem documents; the engine turns
-provider errors into ``ErrorEvent`` so a stream never hangs.
+Services (chat turns, the features' rules) raise these and know no HTTP;
+``parley.http.problems`` maps the tree to RFC 9457 problem documents in one
+table. The engine turns provider errors into ``ErrorEvent`` so a stream never
+hangs.
 """
 
 from __future__ import annotations
@@ -73,6 +76,13 @@ class ProviderBadRequest(ProviderError):
 
 class ModelNotFound(ParleyError):
     code = "model_not_found"
+
+
+class NoModelAvailable(ParleyError):
+    """No model was asked for and none is the default: no provider is configured
+    and the local model is off (``parley doctor`` says why)."""
+
+    code = "no_model"
 
 
 class ToolError(ParleyError):
@@ -126,8 +136,8 @@ class NotFound(Refused):
 
     code = "not_found"
 
-    def __init__(self, what: str) -> None:
-        super().__init__(f"No such {what}, or it is not yours.")
+    def __init__(self, what: str, message: str | None = None) -> None:
+        super().__init__(message or f"No such {what}, or it is not yours.")
         self.what = what
 
 

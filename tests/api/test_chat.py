@@ -7,7 +7,8 @@ from typing import Any
 
 import httpx
 
-from apihelpers import Client, parse_sse
+from apihelpers import Client, make_client, parse_sse, signup
+from parley.api.app import create_app
 from parley.errors import ProviderRateLimited
 from parley.messages import ToolCall
 from parley.providers.scripted import Reply, ScriptedModel
@@ -245,6 +246,33 @@ async def test_unknown_model_and_conversation(client: Client, user: Any) -> None
     assert r.status_code == 404 and r.json()["code"] == "model_not_found"
     r = await client.post("/api/conversations/" + "0" * 32 + "/messages", json={"content": "x"})
     assert r.status_code == 404
+
+
+async def test_a_turn_that_cannot_start_is_a_problem_with_its_code(
+    client: Client, user: Any, scripted: ScriptedModel
+) -> None:
+    """The turn service raises domain errors; parley.http.problems gives the statuses."""
+    conv = await new_conversation(client)
+    base = f"/api/conversations/{conv}/messages"
+    r = await client.post(base, json={"content": "x", "parent_id": "0" * 32})
+    assert (r.status_code, r.json()["code"]) == (404, "not_found")
+    assert r.json()["detail"] == "No such parent message in this conversation."
+    r = await client.post(f"{base}/{'0' * 32}/regenerate", json={})
+    assert (r.status_code, r.json()["code"]) == (404, "not_found")
+    scripted.enqueue(Reply(text="An answer."))
+    done = dict(await send(client, conv, "question"))["done"]["message"]
+    r = await client.post(f"{base}/{done['id']}/edit", json={"content": "changed"})
+    assert (r.status_code, r.json()["code"]) == (422, "not_user_message")
+    assert r.json()["detail"] == "Only your own messages can be edited."
+
+
+async def test_without_any_model_a_turn_is_503_no_model(settings: Any) -> None:
+    app = create_app(settings, extra_providers=[])  # no provider, local model off
+    async with app.router.lifespan_context(app), make_client(app) as client:
+        await signup(client)
+        conv = (await client.post("/api/conversations", json={})).json()["id"]
+        r = await client.post(f"/api/conversations/{conv}/messages", json={"content": "x"})
+    assert (r.status_code, r.json()["code"]) == (503, "no_model")
 
 
 async def test_list_search_rename_pin_archive_delete(

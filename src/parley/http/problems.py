@@ -2,7 +2,10 @@
 
 Handlers raise ``Problem`` (or let a ``ParleyError``/validation error escape);
 the exception handlers here render ``application/problem+json`` with a stable
-``code`` a client can branch on and a ``detail`` a person can act on.
+``code`` a client can branch on and a ``detail`` a person can act on. The
+services below HTTP (chat turns, the features' rules) raise only the domain
+errors of ``parley.errors``; ``DOMAIN_STATUS`` is the one place that gives each
+its HTTP status, so no status code lives outside this layer.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from parley.errors import (
     InvalidImport,
     LastAdmin,
     ModelNotFound,
+    NoModelAvailable,
     NotFound,
     ParleyError,
     ProviderExists,
@@ -92,6 +96,8 @@ def problem_response(
 # Domain errors of the services (``parley.errors``) and their HTTP status; the
 # first class in a raised error's MRO found here wins, other ParleyErrors are 502.
 DOMAIN_STATUS: dict[type[ParleyError], int] = {
+    ModelNotFound: 404,
+    NoModelAvailable: 503,
     LastAdmin: 409,
     ProviderExists: 409,
     ProviderNotStored: 404,
@@ -153,10 +159,6 @@ def install_problem_handlers(app: FastAPI) -> None:
         assert isinstance(exc, AccountError)
         return _respond(request, exc.status, exc.message, exc.code)
 
-    async def on_model_not_found(request: Request, exc: Exception) -> JSONResponse:
-        assert isinstance(exc, ModelNotFound)
-        return _respond(request, 404, exc.message, exc.code)
-
     async def on_parley(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, ParleyError)
         return _respond(request, domain_status(exc), exc.message, exc.code)
@@ -187,7 +189,6 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     app.add_exception_handler(Problem, on_problem)
     app.add_exception_handler(AccountError, on_account)
-    app.add_exception_handler(ModelNotFound, on_model_not_found)
     app.add_exception_handler(ParleyError, on_parley)
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(StarletteHTTPException, on_http)

@@ -2,17 +2,18 @@
 engine in a background task that persists as it streams, and stop on request.
 
 Sits between the engine (no ORM) and the HTTP API / CLI, which only relay events.
+A turn that cannot start raises a domain error of ``parley.errors`` (``NotFound``,
+``Invalid``, ``NoModelAvailable``, ``ModelNotFound``); the HTTP layer maps them.
 """
 
 from parley.turns.control import GenerationControl, LocalControl, RedisControl, make_control
-from parley.turns.runner import PreparedTurn, TurnError, TurnService
+from parley.turns.runner import PreparedTurn, TurnService
 
 __all__ = [
     "GenerationControl",
     "LocalControl",
     "PreparedTurn",
     "RedisControl",
-    "TurnError",
     "TurnService",
     "make_control",
 ]

@@ -27,6 +27,7 @@ from parley.config import Settings
 from parley.container import Services
 from parley.engine import Limits, assemble_context, run_tool_loop, wrap_tool_output
 from parley.engine.mailbox import Mailbox
+from parley.errors import Invalid, NoModelAvailable, NotFound
 from parley.messages import (
     ContextNotice,
     Done,
@@ -73,14 +74,6 @@ SYSTEM_PROMPT = (
 )
 
 TurnKind = Literal["send", "regenerate", "edit"]
-
-
-class TurnError(Exception):
-    """The turn cannot start; ``status``/``code``/``message`` become a problem document."""
-
-    def __init__(self, status: int, message: str, code: str) -> None:
-        super().__init__(message)
-        self.status, self.message, self.code = status, message, code
 
 
 @dataclass(slots=True)
@@ -226,13 +219,11 @@ class TurnService:
             store = ConversationStore(session, user.id)
             conv = await store.get(conversation_id)
             if conv is None:
-                raise TurnError(404, "No such conversation, or it is not yours.", "not_found")
+                raise NotFound("conversation")
             ref = model_ref or conv.model or await self.registry.default_ref(preferred_default)
             if ref is None:
-                raise TurnError(
-                    503,
-                    "No model is available: configure a provider or enable the local model.",
-                    "no_model",
+                raise NoModelAvailable(
+                    "No model is available: configure a provider or enable the local model."
                 )
             model = await self.registry.resolve(ref)
             if model_ref and model_ref != conv.model:
@@ -305,17 +296,17 @@ class TurnService:
         if kind == "send":
             parent = parent_id if parent_id is not None else conv.active_leaf_id
             if parent is not None and await store.get_message(parent) is None:
-                raise TurnError(404, "No such parent message in this conversation.", "not_found")
+                raise NotFound("message", "No such parent message in this conversation.")
             row = await store.add_message(
                 conv, role="user", content=content or "", parent_id=parent
             )
             return parent, row
         target = await store.get_message(message_id or "")
         if target is None or target.conversation_id != conv.id:
-            raise TurnError(404, "No such message in this conversation.", "not_found")
+            raise NotFound("message", "No such message in this conversation.")
         if kind == "edit":
             if target.role != "user":
-                raise TurnError(422, "Only your own messages can be edited.", "not_user_message")
+                raise Invalid("Only your own messages can be edited.", "not_user_message")
             row = await store.add_message(
                 conv, role="user", content=content or "", parent_id=target.parent_id
             )
@@ -324,7 +315,7 @@ class TurnService:
         if target.role == "assistant":
             user_row = await store.get_message(target.parent_id or "")
             if user_row is None:
-                raise TurnError(422, "This answer has no question to regenerate.", "orphan")
+                raise Invalid("This answer has no question to regenerate.", "orphan")
         else:
             user_row = target
         await store.set_active_leaf(conv, user_row.id)

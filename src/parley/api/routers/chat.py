@@ -10,11 +10,11 @@ from starlette.responses import StreamingResponse
 from parley.api.schemas import EditIn, MessagePublic, RegenerateIn, SendIn, TurnStart
 from parley.api.turn_stream import sse_response, turn_stream
 from parley.http.deps import DB, CurrentUser, Sync, Turns
-from parley.http.problems import Problem, not_found
+from parley.http.problems import not_found
 from parley.instance.providers import RegistrySync
 from parley.storage.conversations import ConversationStore
 from parley.storage.tables import User
-from parley.turns import TurnError, TurnService
+from parley.turns import TurnService
 from parley.turns.runner import TurnKind
 
 router = APIRouter(prefix="/api/conversations", tags=["chat"])
@@ -47,12 +47,9 @@ async def _start(
     service = turns
     preferred = await sync.default_model(db)
     await db.close()  # the turn uses its own sessions; loaded objects stay readable
-    try:
-        turn = await service.prepare(
-            user, conversation_id, kind=kind, preferred_default=preferred, **kwargs
-        )
-    except TurnError as exc:
-        raise Problem(exc.status, exc.message, exc.code) from exc
+    turn = await service.prepare(
+        user, conversation_id, kind=kind, preferred_default=preferred, **kwargs
+    )
     start = TurnStart(
         user_message=MessagePublic.from_row(
             turn.user_message, turn.siblings.get(turn.user_message.id)
