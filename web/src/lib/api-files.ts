@@ -1,7 +1,7 @@
 // Files and knowledge: uploads (with progress), status, passages, collections.
 // Mirrors docs/ARCHITECTURE.md, "Files and knowledge".
 import { ApiError, buildHeaders, request } from './api/client';
-import type { Collection, CollectionList, FileList, FileSource, MessageSource, Passage, StoredFile, UploadedFile } from './api/types';
+import type { Collection, CollectionList, FileSource, MessageSource, Passage, StoredFile, StoredFileList, UploadedFile } from './api/types';
 
 const enc = encodeURIComponent;
 
@@ -114,7 +114,7 @@ export const filesApi = {
     if (params.conversation_id) q.set('conversation_id', params.conversation_id);
     if (params.collection_id) q.set('collection_id', params.collection_id);
     const s = q.toString();
-    return request<FileList>(`/api/files${s ? `?${s}` : ''}`);
+    return request<StoredFileList>(`/api/files${s ? `?${s}` : ''}`);
   },
   get: (id: string) => request<StoredFile>(`/api/files/${enc(id)}`),
   remove: (id: string) => request<void>(`/api/files/${enc(id)}`, { method: 'DELETE' }),

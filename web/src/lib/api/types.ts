@@ -1,7 +1,7 @@
 // The native HTTP API's types, in one place: names for the schemas generated from
 // the server's OpenAPI document (schema.d.ts, by `npm run gen:api`; never edit it by
-// hand, `make test` fails when it is stale). What the document leaves open is
-// narrowed here by hand, and says so. The chat stream's events are in events.ts.
+// hand, `make test` fails when it is stale). The few types the document does not
+// describe are written here by hand, and say so. The chat stream's events are in events.ts.
 import type { components } from './schema';
 
 type Schemas = components['schemas'];
@@ -38,85 +38,25 @@ export type SearchHit = Schemas['SearchHit'];
 export type SearchResults = Schemas['SearchResults'];
 export type MessageUpdate = Schemas['MessageUpdate'];
 
-/** A chart or file a tool produced (the code interpreter), served by the backend.
- * By hand: the document types a message's steps as open objects. */
-export interface ToolAttachment {
-  id: string;
-  filename: string;
-  media_type: string;
-  /** "image" (shown inline) or "file". */
-  kind: string;
-  size: number;
-  url: string;
-}
+/** A chart or file a tool produced (the code interpreter), served by the backend. */
+export type ToolAttachment = Schemas['StepAttachment'];
+/** One tool call of an answer; until its result arrives only `id`, `name`,
+ * `arguments` (the JSON text the model wrote) and perhaps `needs_confirmation` are set. */
+export type ToolStep = Schemas['ToolStep'];
 
-/** One tool call of an answer. By hand (see ToolAttachment); until its result
- * arrives only `id`, `name`, `arguments` and perhaps `needs_confirmation` are set. */
-export interface ToolStep {
-  id: string;
-  name: string;
-  /** The JSON text the model wrote. */
-  arguments: string;
-  output?: string;
-  is_error?: boolean;
-  duration_ms?: number;
-  attachments?: ToolAttachment[];
-  /** The call waited for the user's approval (side-effecting tool). */
-  needs_confirmation?: boolean;
-}
-
-/** What an answer cites or used; `kind` tells the shapes apart. By hand: the
- * document types a message's sources as open objects. */
-export type MessageSource = MemorySource | ConversationSource | WebSource | FileSource;
-
-export interface MemorySource {
-  kind: 'memory';
-  id: string;
-  title: string;
-  action?: 'added' | 'merged' | 'updated' | 'proposed' | 'deleted';
-}
-
-export interface ConversationSource {
-  kind: 'conversation';
-  id: string;
-  title: string;
-  url: string;
-}
-
-export interface WebSource {
-  kind: 'web';
-  url: string;
-  title: string;
-  snippet: string;
-}
-
+/** What an answer cites or used; `kind` tells the shapes apart. */
+export type MessageSource = Message['sources'][number];
+export type MemorySource = Schemas['MemorySource'];
+export type ConversationSource = Schemas['ConversationSource'];
+export type WebSource = Schemas['WebSource'];
 /** A passage or whole file cited as `[ref]`; `ref` is null for a file that could not
  * be used (`mode` pending, failed, unsupported or image, with `status` and `detail`). */
-export interface FileSource {
-  kind: 'file';
-  title: string;
-  ref: number | null;
-  file_id: string;
-  filename: string;
-  page: number | null;
-  section: string | null;
-  chunk_id: number | null;
-  snippet: string;
-  mode: 'whole' | 'retrieved' | 'pending' | 'failed' | 'unsupported' | 'image';
-  char_start?: number;
-  char_end?: number;
-  status?: string;
-  detail?: string;
-}
+export type FileSource = Schemas['FileSource'];
 
-type MessagePublic = Schemas['MessagePublic'];
-export type MessageStatus = MessagePublic['status'];
-/** A stored message, with its steps and sources narrowed (see ToolStep). */
-export type Message = Omit<MessagePublic, 'steps' | 'sources'> & {
-  steps: ToolStep[];
-  sources: MessageSource[];
-};
-export type ConversationDetail = Omit<Schemas['ConversationDetail'], 'messages'> & { messages: Message[] };
+/** A stored message. */
+export type Message = Schemas['MessagePublic'];
+export type MessageStatus = Message['status'];
+export type ConversationDetail = Schemas['ConversationDetail'];
 
 // ---- Chat turns (request bodies; the stream is in events.ts) ----
 export type SendIn = Schemas['SendIn'];
@@ -143,7 +83,7 @@ export type FileStatus = StoredFile['status'];
 export type Passage = Schemas['Passage'];
 export type Collection = Schemas['CollectionPublic'];
 export type CollectionList = Schemas['CollectionList'];
-export type FileList = Schemas['FileList'];
+export type StoredFileList = Schemas['FileList'];
 
 // ---- Memory ----
 export type Memory = Schemas['MemoryPublic'];
