@@ -13,9 +13,9 @@ from pydantic import TypeAdapter
 
 from parley.knowledge.context import FileContext
 from parley.knowledge.retrieval import Hit
-from parley.messages import Source, ToolResult, ToolStep
+from parley.messages import Source, ToolResult, ToolStart, ToolStep
 from parley.sandbox.outputs import Attachment
-from parley.turns.runner import _mark_confirmation, _record_result
+from parley.turns.recorder import Recorder
 from parley.web_tools.search import SearchResult
 
 SOURCES: TypeAdapter[list[Source]] = TypeAdapter(list[Source])
@@ -40,13 +40,42 @@ def test_every_kind_of_source_round_trips() -> None:
     assert round_trips(SOURCES, sources)
 
 
+def bookkeeping_only() -> Recorder:
+    """A recorder that is never asked to write (no database, no model)."""
+    return Recorder(
+        None,  # type: ignore[arg-type]
+        user_id="u1",
+        conversation_id="c1",
+        message=SimpleNamespace(id="m1"),  # type: ignore[arg-type]
+        model=None,  # type: ignore[arg-type]
+        title_from=None,
+        flush_interval_s=1.0,
+    )
+
+
 def test_tool_steps_round_trip_from_start_to_result() -> None:
-    steps: list[ToolStep] = [{"id": "call_1", "name": "run_python", "arguments": '{"code": "1"}'}]
-    assert round_trips(STEPS, steps)
-    _mark_confirmation(steps, "call_1")
+    recorder = bookkeeping_only()
+    recorder.tool_started(ToolStart("call_1", "run_python", '{"code": "1"}'))
+    assert round_trips(STEPS, recorder.steps)
+    recorder.confirmation_asked("call_1")
     attachment = Attachment("o1", "plot.png", "image/png", "image", 42).as_dict()
-    _record_result(steps, ToolResult("call_1", "run_python", "ok", False, 12.5, [attachment]))
-    _record_result(steps, ToolResult("call_2", "calculator", "42"))  # no start seen
+    recorder.tool_finished(ToolResult("call_1", "run_python", "ok", False, 12.5, [attachment]))
+    recorder.tool_finished(ToolResult("call_2", "calculator", "42"))  # no start seen
+    steps = recorder.steps
     assert steps[0]["attachments"] == [attachment] and steps[0]["needs_confirmation"]
-    assert steps[1]["arguments"] == ""
+    assert steps[1]["arguments"] == "" and "attachments" not in steps[1]
     assert round_trips(STEPS, steps)
+
+
+def test_tool_sources_follow_the_context_sources_and_keep_sent_lists() -> None:
+    recorder = bookkeeping_only()
+    memory: Source = {"kind": "memory", "id": "m1", "title": "Likes tea"}
+    web: Source = SearchResult("A page", "https://example.com/", "snippet").source()
+    recorder.context_sources([memory])
+    sent = recorder.sources
+    cited: list[Source] = []
+    assert not recorder.tool_sources(cited)
+    cited.append(web)
+    assert recorder.tool_sources(cited) and recorder.sources == [memory, web]
+    assert sent == [memory]  # a list already streamed is not changed afterwards
+    assert not recorder.tool_sources(cited)  # nothing new

@@ -11,7 +11,7 @@ from parley.memory.extract import mentions_self, parse_operations, plausible
 from parley.memory.recall import Scope, Snapshot, rank_memories
 from parley.memory.summaries import plan_summary
 from parley.memory.text import clean_fact, parse_request, signals_change, supported_by
-from parley.turns.runner import split_summarized
+from parley.turns.history import split_summarized
 
 
 def test_explicit_requests_are_recognised_and_questions_are_not() -> None:

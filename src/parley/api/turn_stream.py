@@ -15,7 +15,7 @@ from starlette.responses import StreamingResponse
 
 from parley.api.schemas import message_out
 from parley.messages import Done, TextDelta, TurnEvent
-from parley.turns.runner import Final, TurnItem
+from parley.turns import Final, TurnItem
 
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 

@@ -5,8 +5,9 @@ the stored summary passes ``trigger`` of the history budget (the window minus
 the output reserve and an allowance for the system prompt), the oldest turns
 are folded into the summary, keeping the newest ``keep`` of the budget in
 full. The result is stored on the conversation (``summary`` and
-``summary_until_id``, the last message it covers); the runner then sends that
-summary plus only the later messages (pinned ones always stay). So the
+``summary_until_id``, the last message it covers); the turn then sends that
+summary plus only the later messages (pinned ones always stay; the rules are
+``parley.turns.history``'s, shared with the turn's preparation). So the
 summary is computed in the background once per chunk, reused by every later
 turn, and refreshed incrementally (previous summary + newly covered turns).
 If a turn arrives before it is ready, the engine drops the oldest turns as
@@ -25,8 +26,8 @@ from parley.messages import Message
 from parley.storage.conversations import ConversationStore
 from parley.storage.db import Database
 from parley.storage.tables import Message as MessageRow
+from parley.turns.history import history_from_rows, split_summarized
 from parley.turns.hooks import TurnInfo
-from parley.turns.runner import history_from_rows, split_summarized
 
 __all__ = ["SYSTEM_ALLOWANCE", "HistorySummarizer", "plan_summary"]
 

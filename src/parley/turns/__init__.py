@@ -7,13 +7,16 @@ A turn that cannot start raises a domain error of ``parley.errors`` (``NotFound`
 """
 
 from parley.turns.control import GenerationControl, LocalControl, RedisControl, make_control
-from parley.turns.runner import PreparedTurn, TurnService
+from parley.turns.recorder import Final
+from parley.turns.runner import PreparedTurn, TurnItem, TurnService
 
 __all__ = [
+    "Final",
     "GenerationControl",
     "LocalControl",
     "PreparedTurn",
     "RedisControl",
+    "TurnItem",
     "TurnService",
     "make_control",
 ]

@@ -1,31 +1,34 @@
-"""One chat turn from request to stored answer.
+"""One chat turn from request to stored answer: preparation and the driver.
 
 Durability rules, in order:
 1. ``prepare`` commits the user's message and an empty assistant message
    (status ``streaming``) before the model is called.
 2. The engine runs in a background task, so a client that disconnects neither
    stops nor corrupts the answer; the HTTP layer only relays the task's queue.
-3. A flusher writes the text so far every ``flush_interval_s`` (a crash loses
-   at most that much), and the end of the turn writes the full record: status,
-   tokens, latency, time to first token, finish reason, cost, error.
+3. The task's ``Recorder`` (``turns/recorder.py``) writes the text so far every
+   ``flush_interval_s`` (a crash loses at most that much), and the end of the
+   turn writes the full record: status, tokens, latency, time to first token,
+   finish reason, cost, error.
 
-Per-token work on the relay path is an append and a queue put: O(1).
+The driver here prepares the context (the features' sources, assembly under the
+window), runs the engine's tool loop and relays its events; what to keep of them
+is the recorder's business, and which stored rows become the history is
+``turns/history.py``'s. Per-token work on the relay path is an append and a
+queue put: O(1).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
 from parley.config import Settings
 from parley.container import Services
-from parley.engine import Limits, assemble_context, run_tool_loop, wrap_tool_output
+from parley.engine import Limits, assemble_context, run_tool_loop
 from parley.engine.mailbox import Mailbox
 from parley.errors import Invalid, NoModelAvailable, NotFound
 from parley.messages import (
@@ -34,17 +37,12 @@ from parley.messages import (
     ErrorEvent,
     Message,
     ReasoningDelta,
-    Source,
     SourcesEvent,
     TextDelta,
-    ToolCall,
     ToolConfirm,
     ToolResult,
     ToolStart,
-    ToolStep,
     TurnEvent,
-    Usage,
-    UsageEvent,
 )
 from parley.providers.base import ChatModel
 from parley.providers.registry import ModelRegistry
@@ -55,6 +53,7 @@ from parley.storage.tables import Message as MessageRow
 from parley.timezones import zone_or_utc
 from parley.tools import ToolContext, ToolRegistry
 from parley.turns.control import GenerationControl
+from parley.turns.history import history_from_rows, history_limit, split_summarized
 from parley.turns.hooks import (
     TOOL_CONFIRMER,
     AfterTurn,
@@ -63,7 +62,7 @@ from parley.turns.hooks import (
     gather_context,
     run_after_turn,
 )
-from parley.turns.titles import heuristic_title
+from parley.turns.recorder import Final, Recorder
 
 log = logging.getLogger(__name__)
 
@@ -96,77 +95,7 @@ class PreparedTurn:
     summary: str | None = None  # the stored summary of the turns left out of ``history``
 
 
-@dataclass(slots=True)
-class Final:
-    """The last item of a turn's stream: the stored assistant message."""
-
-    message: MessageRow
-    finish_reason: str
-    usage: Usage
-    title: str | None = None
-    siblings: list[str] | None = None
-
-
 TurnItem = TurnEvent | Final
-
-
-@dataclass(slots=True)
-class _Progress:
-    parts: list[str] = field(default_factory=list)
-    reasoning: list[str] = field(default_factory=list)
-    steps: list[ToolStep] = field(default_factory=list)
-    sources: list[Source] = field(default_factory=list)
-    dirty: bool = False
-
-    def text(self) -> str:
-        return "".join(self.parts)
-
-
-def split_summarized(
-    path: list[MessageRow], summary: str | None, until_id: str | None
-) -> tuple[list[MessageRow], str | None]:
-    """The rows still sent in full and the summary to use (memory feature's summaries).
-
-    The stored summary covers the path up to ``until_id``; when that message is
-    not on this branch (an earlier edit), the summary does not apply. Pinned
-    messages are never summarized away.
-    """
-    ids = [row.id for row in path]
-    if not summary or until_id not in ids:
-        return path, None
-    cut = ids.index(until_id) + 1
-    return [row for row in path[:cut] if row.pinned] + path[cut:], summary
-
-
-def history_limit(context_window: int) -> int:
-    """How many of the newest messages to load for a model's context window."""
-    return min(2000, max(32, context_window // 32))
-
-
-def history_from_rows(rows: list[MessageRow]) -> tuple[list[Message], set[int]]:
-    """Provider messages for stored rows; tool steps become tool-call/tool-result pairs."""
-    messages: list[Message] = []
-    pinned: set[int] = set()
-    for row in rows:
-        if row.role == "user":
-            if row.pinned:
-                pinned.add(len(messages))
-            messages.append(Message("user", row.content))
-        elif row.role == "assistant":
-            if not row.content and not row.steps:
-                continue  # a failed or empty answer carries nothing forward
-            for step in row.steps or []:
-                call = ToolCall(step["id"], step["name"], step.get("arguments") or "{}")
-                messages.append(Message("assistant", "", tool_calls=[call]))
-                # Stored raw for the user; back to the model as untrusted data again.
-                output = wrap_tool_output(
-                    call.name, step.get("output", ""), is_error=bool(step.get("is_error"))
-                )
-                messages.append(Message("tool", output, tool_call_id=call.id, name=call.name))
-            if row.pinned:
-                pinned.add(len(messages))
-            messages.append(Message("assistant", row.content))
-    return messages, pinned
 
 
 class TurnService:
@@ -350,55 +279,25 @@ class TurnService:
             yield item
 
     async def _run(self, turn: PreparedTurn, queue: Mailbox[TurnItem | None]) -> None:
-        progress = _Progress()
-        started = time.monotonic()
-        first_token: float | None = None
-        done: Done | None = None
-        error: ErrorEvent | None = None
-        usage = Usage()
+        """The background task: context, the engine's tool loop, the record; the
+        stream always ends (``Final``, or an error when the answer cannot be stored)."""
+        recorder = Recorder(
+            self.db,
+            user_id=turn.user_id,
+            conversation_id=turn.conversation_id,
+            message=turn.assistant_message,
+            model=turn.model.info,
+            title_from=turn.user_message.content if turn.title_needed else None,
+            flush_interval_s=self.settings.flush_interval_s,
+        )
         confirmer = self.services.get(TOOL_CONFIRMER)
-        flusher = asyncio.create_task(self._flush_periodically(turn, progress))
+        recorder.start_flushing()
         try:
             with self.control.track(turn.conversation_id) as cancel:
-                budget = min(turn.model.info.context_window // 4, 4000)
-                blocks = await gather_context(self.context_sources, turn.info, budget)
-                system_prompt = "\n\n".join([SYSTEM_PROMPT, *(b.render() for b in blocks)])
-                progress.sources = [src for b in blocks for src in b.sources]
-                if progress.sources:
-                    queue.put_nowait(SourcesEvent(progress.sources))
-                cited = len(progress.sources)  # tools' sources are appended after these
-                context = assemble_context(
-                    turn.history,
-                    model=turn.model.info,
-                    system_prompt=system_prompt,
-                    now=datetime.now(UTC),
-                    timezone=zone_or_utc(turn.timezone)[1],
-                    about_me=turn.about_me,
-                    response_style=turn.response_style,
-                    summary=turn.summary,
-                    pinned=turn.pinned,
-                    tools=self.tools.specs(turn.enabled_tools) if turn.enabled_tools else [],
-                )
-                notice = context.notice
-                if notice is None and turn.history_truncated and not turn.summary:
-                    notice = ContextNotice(
-                        0, False, "Older messages of this long conversation were left out."
-                    )
-                if notice is not None:
-                    queue.put_nowait(notice)
-                for block in blocks:  # images a source attached (files) go on the question
-                    for message in reversed(context.messages):
-                        if message.role == "user":
-                            message.images.extend(getattr(block, "images", ()))
-                            break
-                tool_context = ToolContext(
-                    timezone=zone_or_utc(turn.timezone)[1],
-                    conversation_id=turn.conversation_id,
-                    user_id=turn.user_id,
-                )
+                messages, tool_context = await self._context(turn, recorder, queue)
                 events = run_tool_loop(
                     turn.model,
-                    context.messages,
+                    messages,
                     tools=self.tools if turn.enabled_tools else None,
                     enabled_tools=turn.enabled_tools,
                     tool_context=tool_context,
@@ -407,45 +306,34 @@ class TurnService:
                     confirm=(lambda call: confirmer.wait(turn.info, call)) if confirmer else None,
                 )
                 async for event in events:
-                    if isinstance(event, TextDelta):
-                        if first_token is None:
-                            first_token = time.monotonic()
-                        progress.parts.append(event.text)
-                        progress.dirty = True
+                    if isinstance(event, TextDelta):  # the hot path: first, one append
+                        recorder.add_text(event.text)
                     elif isinstance(event, ReasoningDelta):
-                        if first_token is None:
-                            first_token = time.monotonic()
-                        progress.reasoning.append(event.text)
-                        progress.dirty = True
+                        recorder.add_reasoning(event.text)
                     elif isinstance(event, ToolStart):
-                        progress.steps.append(
-                            {"id": event.id, "name": event.name, "arguments": event.arguments}
-                        )
+                        recorder.tool_started(event)
                     elif isinstance(event, ToolConfirm) and confirmer is not None:
                         await confirmer.open(turn.info, event)  # before the client can answer
-                        _mark_confirmation(progress.steps, event.id)
+                        recorder.confirmation_asked(event.id)
                     elif isinstance(event, ToolResult):
-                        _record_result(progress.steps, event)
-                        progress.dirty = True
-                        fresh = tool_context.sources[len(progress.sources) - cited :]
-                        if fresh:  # tools that cite (web search) add to the answer's sources
-                            progress.sources = progress.sources + fresh  # sent lists stay as sent
+                        recorder.tool_finished(event)
+                        if recorder.tool_sources(tool_context.sources):
+                            # tools that cite (web search) add to the answer's sources
                             queue.put_nowait(event)
-                            queue.put_nowait(SourcesEvent(progress.sources))
+                            queue.put_nowait(SourcesEvent(recorder.sources))
                             continue
-                    elif isinstance(event, UsageEvent):
-                        pass
                     elif isinstance(event, ErrorEvent):
-                        error = event
+                        recorder.failed(event)
                     elif isinstance(event, Done):
-                        done = event
-                        usage = event.usage
+                        recorder.ended(event)
                     queue.put_nowait(event)
         except Exception as exc:  # the engine should not raise; never leave a hung stream
             log.exception("turn failed")
             error = ErrorEvent("internal_error", f"The turn failed unexpectedly: {exc}", True)
+            recorder.failed(error)
             queue.put_nowait(error)
-            done = Done("error", usage)
+            done = Done("error", recorder.usage)
+            recorder.ended(done)
             queue.put_nowait(done)
         finally:
             if confirmer is not None:
@@ -453,13 +341,9 @@ class TurnService:
                     await confirmer.close(turn.info)
                 except Exception:
                     log.exception("could not expire pending tool confirmations")
-            flusher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await flusher
+            await recorder.stop_flushing()
             try:
-                final = await asyncio.shield(
-                    self._finish(turn, progress, done, error, usage, started, first_token)
-                )
+                final = await asyncio.shield(recorder.finish())
             except Exception:
                 # The answer could not be stored: say so, and still end the stream.
                 log.exception("could not store the answer")
@@ -477,97 +361,53 @@ class TurnService:
             if self.after_turn:
                 self._spawn(
                     run_after_turn(
-                        self.after_turn, turn.info, progress.text(), final.message.status
+                        self.after_turn, turn.info, recorder.text(), final.message.status
                     )
                 )
 
-    async def _flush_periodically(self, turn: PreparedTurn, progress: _Progress) -> None:
-        interval = self.settings.flush_interval_s
-        while True:
-            await asyncio.sleep(interval)
-            if not progress.dirty:
-                continue
-            progress.dirty = False
-            try:
-                async with self.db.session() as session:
-                    store = ConversationStore(session, turn.user_id)
-                    await store.update_message(
-                        turn.assistant_message.id,
-                        content=progress.text(),
-                        reasoning="".join(progress.reasoning),
-                        steps=list(progress.steps),
-                    )
-                    await session.commit()
-            except Exception:
-                log.exception("periodic flush failed; will retry")
-                progress.dirty = True
-
-    async def _finish(
-        self,
-        turn: PreparedTurn,
-        progress: _Progress,
-        done: Done | None,
-        error: ErrorEvent | None,
-        usage: Usage,
-        started: float,
-        first_token: float | None,
-    ) -> Final:
-        finish = done.finish_reason if done else "error"
-        status = {"error": "failed", "cancelled": "cancelled"}.get(finish, "complete")
-        if error is not None and status == "complete":
-            status = "failed"
-        info = turn.model.info
-        fields: dict[str, Any] = {
-            "content": progress.text(),
-            "reasoning": "".join(progress.reasoning),
-            "steps": list(progress.steps),
-            "sources": progress.sources,
-            "status": status,
-            "finish_reason": finish,
-            "input_tokens": usage.input_tokens,
-            "output_tokens": usage.output_tokens,
-            "latency_ms": round((time.monotonic() - started) * 1000, 1),
-            "ttft_ms": round((first_token - started) * 1000, 1) if first_token else None,
-            "cost": info.cost(usage.input_tokens, usage.output_tokens),
-            "error_code": error.code if error else None,
-            "error_message": error.message if error else None,
-        }
-        title: str | None = None
-        async with self.db.session() as session:
-            store = ConversationStore(session, turn.user_id)
-            await store.update_message(turn.assistant_message.id, **fields)
-            if turn.title_needed:
-                conv = await store.get(turn.conversation_id)
-                if conv is not None and not conv.title_generated:
-                    title = heuristic_title(turn.user_message.content)
-                    await store.update(conv, title=title, title_generated=True)
-            await session.commit()
-            message = await store.get_message(turn.assistant_message.id) or turn.assistant_message
-            siblings = (await store.siblings_map([message])).get(message.id)
-        return Final(message, finish, usage, title, siblings)
+    async def _context(
+        self, turn: PreparedTurn, recorder: Recorder, queue: Mailbox[TurnItem | None]
+    ) -> tuple[list[Message], ToolContext]:
+        """The request's messages and the tools' context: the features' context
+        blocks (their sources streamed at once), the history fitted to the window
+        (a notice when it had to be cut) and the images a source attached."""
+        budget = min(turn.model.info.context_window // 4, 4000)
+        blocks = await gather_context(self.context_sources, turn.info, budget)
+        system_prompt = "\n\n".join([SYSTEM_PROMPT, *(b.render() for b in blocks)])
+        recorder.context_sources([src for b in blocks for src in b.sources])
+        if recorder.sources:
+            queue.put_nowait(SourcesEvent(recorder.sources))
+        zone = zone_or_utc(turn.timezone)[1]
+        context = assemble_context(
+            turn.history,
+            model=turn.model.info,
+            system_prompt=system_prompt,
+            now=datetime.now(UTC),
+            timezone=zone,
+            about_me=turn.about_me,
+            response_style=turn.response_style,
+            summary=turn.summary,
+            pinned=turn.pinned,
+            tools=self.tools.specs(turn.enabled_tools) if turn.enabled_tools else [],
+        )
+        notice = context.notice
+        if notice is None and turn.history_truncated and not turn.summary:
+            notice = ContextNotice(
+                0, False, "Older messages of this long conversation were left out."
+            )
+        if notice is not None:
+            queue.put_nowait(notice)
+        for block in blocks:  # images a source attached (files) go on the question
+            for message in reversed(context.messages):
+                if message.role == "user":
+                    message.images.extend(getattr(block, "images", ()))
+                    break
+        tool_context = ToolContext(
+            timezone=zone, conversation_id=turn.conversation_id, user_id=turn.user_id
+        )
+        return context.messages, tool_context
 
     async def aclose(self) -> None:
         """Wait briefly for running turns (and after-turn hooks) to write their records."""
         if self._tasks:
             await asyncio.wait(set(self._tasks), timeout=5)
-
-
-def _mark_confirmation(steps: list[ToolStep], call_id: str) -> None:
-    for step in reversed(steps):
-        if step["id"] == call_id:
-            step["needs_confirmation"] = True
-            return
-
-
-def _record_result(steps: list[ToolStep], event: ToolResult) -> None:
-    for step in reversed(steps):
-        if step["id"] == event.id:
-            break
-    else:
-        step = {"id": event.id, "name": event.name, "arguments": ""}
-        steps.append(step)
-    step["output"] = event.output
-    step["is_error"] = event.is_error
-    step["duration_ms"] = event.duration_ms
-    if event.attachments:
-        step["attachments"] = event.attachments
