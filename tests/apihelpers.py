@@ -1,11 +1,20 @@
-"""Helpers for API tests: a CSRF-aware client, sign-up, and an SSE parser."""
+"""Helpers for API tests: a CSRF-aware client, sign-up, an SSE parser, and the
+types of the app factory fixtures of ``tests/conftest.py``."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import httpx
+
+from parley.config import Settings
+
+# ``make_settings(**changes)`` and ``make_app(settings=None, **create_app_kwargs)``.
+MakeSettings = Callable[..., Settings]
+MakeApp = Callable[..., AbstractAsyncContextManager[Any]]
 
 
 class Client(httpx.AsyncClient):

@@ -1,6 +1,7 @@
-"""Shared database fixtures: every database test runs on SQLite and PostgreSQL.
+"""Shared fixtures: every database test runs on SQLite and PostgreSQL; every app
+test builds its app with one factory; no test reaches a real model API.
 
-Fixtures:
+Database fixtures:
 
 - ``backend``: ``"sqlite"`` or ``"postgres"`` (test ids read ``[sqlite]`` / ``[postgres]``).
 - ``database_url``: a migrated, empty database for this test. SQLite: a copy of
@@ -15,6 +16,28 @@ Fixtures:
 ``PARLEY_TEST_PG_URL`` (default ``postgresql://postgres@127.0.0.1:5432/postgres``)
 names the server and the maintenance database used to create test databases.
 When PostgreSQL is selected but unreachable its tests fail (never skip).
+
+App fixtures (a package's ``conftest.py`` or a test module redefines the ones it
+needs; see ``tests/memory/conftest.py`` for a package with its own models and
+feature):
+
+- ``scripted``: the ``ScriptedModel`` answering as ``scripted/scripted``.
+- ``scripted_models``: the ``scripted`` provider's models by name (``{"scripted": scripted}``).
+- ``extra_providers``: providers added to the registry (the ``scripted`` provider).
+- ``features``: feature factories the app is built with (``None``: every default one).
+- ``overrides``: settings changes for this test (``{}``).
+- ``make_settings(**changes)``: settings on ``database_url`` in ``tmp_path``, the
+  embedded model off and quick flushes, plus ``changes``.
+- ``settings``: ``make_settings(**overrides)``.
+- ``make_app(settings=None, **create_app_kwargs)``: an async context manager that
+  builds an app (from the fixtures above unless given) and runs its lifespan
+  (``async with make_app() as other:`` is a second worker on the same database).
+- ``app``, ``client`` (a CSRF-aware httpx client over ASGI, ``apihelpers.Client``)
+  and ``user`` (the first account, signed up on ``client``: an admin).
+
+Autouse: any connection to a host other than loopback fails at once
+(``block_external_model_requests``): local scripted upstreams on 127.0.0.1 work,
+real model APIs never get a request. Password hashes use argon2id's lowest cost.
 """
 
 from __future__ import annotations
@@ -25,6 +48,7 @@ import shutil
 import uuid
 from collections.abc import AsyncIterator, Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -34,9 +58,16 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 os.environ.setdefault("PARLEY_SANDBOX_SPARE_KERNELS", "0")
 
 import asyncpg
+import httpx2
 import pytest
 from sqlalchemy.engine import make_url
 
+from apihelpers import Client, MakeApp, MakeSettings, make_client, signup
+from parley.config import Settings, load_settings
+from parley.net.safe_fetch import GuardedTransport
+from parley.providers.base import Provider
+from parley.providers.scripted import ScriptedModel, ScriptedProvider
+from parley.providers.testing import block_external_model_requests
 from parley.storage import Database
 
 T = TypeVar("T")
@@ -207,6 +238,143 @@ async def db(database_url: str) -> AsyncIterator[Database]:
         yield database
     finally:
         await database.dispose()
+
+
+# ------------------------------------------------------------------ no real model requests
+
+
+@pytest.fixture(autouse=True)
+def _no_external_hosts() -> Iterator[None]:
+    """Fail any connection from this process to a non-loopback host (real model
+    APIs above all); servers the tests start on 127.0.0.1 are reachable.
+
+    The guarded transport for untrusted URLs is left to its own address checks
+    (the SSRF tests need its refusals, and resolve made-up names to 127.0.0.1);
+    a connection it would make to a real host still meets the socket-level guard.
+    """
+    unguarded = httpx2.AsyncHTTPTransport.handle_async_request
+    assert "handle_async_request" not in vars(GuardedTransport)
+    with block_external_model_requests():
+        GuardedTransport.handle_async_request = unguarded  # type: ignore[method-assign]
+        try:
+            yield
+        finally:
+            del GuardedTransport.handle_async_request
+
+
+# ------------------------------------------------------------------ cheap passwords
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _cheap_password_hashes() -> Iterator[None]:
+    """Argon2id at its lowest cost: the product's parameters cost ~0.3 s of CPU per
+    sign-up or sign-in, which hundreds of tests would pay for nothing they check
+    (the hash format and verification are the same; servers started as processes,
+    as in the browser tests, keep the real cost)."""
+    from argon2 import PasswordHasher
+
+    from parley.auth import passwords
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(
+            passwords, "_hasher", PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+        )
+        yield
+
+
+# ------------------------------------------------------------------ the app
+
+
+@pytest.fixture
+def scripted() -> ScriptedModel:
+    """The model answering as ``scripted/scripted``."""
+    return ScriptedModel(default="Hello from the scripted model.")
+
+
+@pytest.fixture
+def scripted_models(scripted: ScriptedModel) -> dict[str, ScriptedModel]:
+    """The ``scripted`` provider's models by name."""
+    return {"scripted": scripted}
+
+
+@pytest.fixture
+def extra_providers(scripted_models: dict[str, ScriptedModel]) -> list[Provider]:
+    """Providers apps get besides the configured ones (the model boundary)."""
+    return [ScriptedProvider("scripted", scripted_models)]
+
+
+@pytest.fixture
+def features() -> list[Any] | None:
+    """Feature factories apps are built with; ``None``: every default feature."""
+    return None
+
+
+@pytest.fixture
+def overrides() -> dict[str, Any]:
+    """Settings changes for this test (a test module redefines this fixture)."""
+    return {}
+
+
+@pytest.fixture
+def make_settings(tmp_path: Path, database_url: str) -> MakeSettings:
+    """Settings for an app in ``tmp_path`` on ``database_url``; keywords change any."""
+
+    def make(**changes: Any) -> Settings:
+        values: dict[str, Any] = {
+            "data_dir": tmp_path / "data",
+            "database_url": database_url,
+            "local_model_enabled": False,
+            "flush_interval_s": 0.05,
+            "providers": [],
+        }
+        values.update(changes)
+        return load_settings(**values)
+
+    return make
+
+
+@pytest.fixture
+def settings(make_settings: MakeSettings, overrides: dict[str, Any]) -> Settings:
+    return make_settings(**overrides)
+
+
+@pytest.fixture
+def make_app(
+    settings: Settings, extra_providers: list[Provider], features: list[Any] | None
+) -> MakeApp:
+    """``async with make_app(settings=None, **create_app_kwargs) as app``: a started
+    app; ``settings``, ``extra_providers`` and ``features`` default to the fixtures."""
+    from parley.api.app import create_app  # here: database-only tests never load the web app
+
+    default = settings
+
+    @asynccontextmanager
+    async def make(settings: Settings | None = None, **kwargs: Any) -> AsyncIterator[Any]:
+        kwargs.setdefault("extra_providers", extra_providers)
+        kwargs.setdefault("features", features)
+        application = create_app(settings or default, **kwargs)
+        async with application.router.lifespan_context(application):
+            yield application
+
+    return make
+
+
+@pytest.fixture
+async def app(make_app: MakeApp) -> AsyncIterator[Any]:
+    async with make_app() as application:
+        yield application
+
+
+@pytest.fixture
+async def client(app: Any) -> AsyncIterator[Client]:
+    async with make_client(app) as c:
+        yield c
+
+
+@pytest.fixture
+async def user(client: Client) -> dict[str, Any]:
+    """The first account (so an admin), signed in on ``client``."""
+    return await signup(client)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -1,59 +1,20 @@
-"""API test fixtures: a real app on a real database (both backends), driven
-over ASGI with httpx, and a scripted model at the model boundary."""
+"""API test fixtures: the app, client and user of ``tests/conftest.py`` (every
+default feature, the ``scripted`` model), and a real HTTP server for SDK tests."""
 
 from __future__ import annotations
 
 import socket
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 import uvicorn
 
-from apihelpers import Client, make_client, signup
-from parley.api.app import create_app
-from parley.config import load_settings
-from parley.providers.scripted import ScriptedModel, ScriptedProvider
-
-
-@pytest.fixture
-def scripted() -> ScriptedModel:
-    return ScriptedModel(default="Hello from the scripted model.")
-
-
-@pytest.fixture
-def settings(tmp_path: Path, database_url: str) -> Any:
-    return load_settings(
-        data_dir=tmp_path / "data",
-        database_url=database_url,
-        local_model_enabled=False,
-        flush_interval_s=0.05,
-        providers=[],
-    )
-
-
-@pytest.fixture
-async def app(settings: Any, scripted: ScriptedModel) -> AsyncIterator[Any]:
-    application = create_app(
-        settings, extra_providers=[ScriptedProvider("scripted", {"scripted": scripted})]
-    )
-    async with application.router.lifespan_context(application):
-        yield application
-
-
-@pytest.fixture
-async def client(app: Any) -> AsyncIterator[Client]:
-    async with make_client(app) as c:
-        yield c
-
-
-@pytest.fixture
-async def user(client: Client) -> dict[str, Any]:
-    return await signup(client)
+from parley.config import Settings
+from parley.providers.base import Provider
 
 
 def _free_port() -> int:
@@ -63,11 +24,13 @@ def _free_port() -> int:
 
 
 @pytest.fixture
-def live(settings: Any, scripted: ScriptedModel) -> Iterator[tuple[str, str]]:
+def live(
+    settings: Settings, extra_providers: list[Provider], features: list[Any] | None
+) -> Iterator[tuple[str, str]]:
     """A real `parley` HTTP server in a thread; yields (base_url, api_key)."""
-    app = create_app(
-        settings, extra_providers=[ScriptedProvider("scripted", {"scripted": scripted})]
-    )
+    from parley.api.app import create_app
+
+    app = create_app(settings, extra_providers=extra_providers, features=features)
     port = _free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)

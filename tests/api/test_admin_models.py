@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from apihelpers import make_client, signup
-from parley.api.app import create_app
-from parley.config import ProviderConfig, load_settings
-from parley.providers.scripted import ScriptedModel, ScriptedProvider
+from parley.config import ProviderConfig
+from parley.providers.scripted import ScriptedModel
 from parley.providers.testing import ScriptedUpstream
 
 SECRET = "sk-config-secret-123"
@@ -24,17 +22,13 @@ def upstream() -> Iterator[ScriptedUpstream]:
 
 
 @pytest.fixture
-async def app(tmp_path: Path, database_url: str, upstream: ScriptedUpstream) -> Any:
-    settings = load_settings(
-        data_dir=tmp_path / "data",
-        database_url=database_url,
-        local_model_enabled=False,
-        providers=[ProviderConfig(name="up", base_url=upstream.base_url, api_key=SECRET)],
-    )
-    scripted = ScriptedProvider("scripted", {"scripted": ScriptedModel(default="hi")})
-    application = create_app(settings, extra_providers=[scripted])
-    async with application.router.lifespan_context(application):
-        yield application
+def overrides(upstream: ScriptedUpstream) -> dict[str, Any]:
+    return {"providers": [ProviderConfig(name="up", base_url=upstream.base_url, api_key=SECRET)]}
+
+
+@pytest.fixture
+def scripted() -> ScriptedModel:
+    return ScriptedModel(default="hi")
 
 
 async def test_a_provider_from_the_config_file_can_be_tested(app: Any) -> None:

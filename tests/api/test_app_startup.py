@@ -8,24 +8,22 @@ from typing import Any
 
 from sqlalchemy.pool import QueuePool
 
-from parley.api.app import create_app
+from apihelpers import MakeApp
 from parley.gc_policy import NO_AUTOMATIC_FULL, ServerGC
 from parley.net.safe_fetch import GuardedTransport
 from parley.net.urls import AddressPolicy
 from parley.storage.db import SQLITE_POOL_SIZE, Database
 
 
-async def test_a_server_process_freezes_its_start_up_objects(settings: Any) -> None:
+async def test_a_server_process_freezes_its_start_up_objects(make_app: MakeApp) -> None:
     """Full collections then skip modules, routes and models (no ~100 ms pauses)."""
     gc.unfreeze()
-    app = create_app(settings, server_process=True)
     try:
-        async with app.router.lifespan_context(app):
+        async with make_app(server_process=True):
             assert gc.get_freeze_count() > 0
     finally:
         gc.unfreeze()  # tests build many apps: let this one be collected
-    plain = create_app(settings)
-    async with plain.router.lifespan_context(plain):
+    async with make_app():
         assert gc.get_freeze_count() == 0
 
 
@@ -34,13 +32,12 @@ def test_guarded_transports_share_one_tls_context() -> None:
     assert first._pool._ssl_context is second._pool._ssl_context
 
 
-async def test_a_server_process_runs_full_collections_on_its_own_clock(settings: Any) -> None:
+async def test_a_server_process_runs_full_collections_on_its_own_clock(make_app: MakeApp) -> None:
     """Automatic full collections are off while serving (they paused every stream for
     50-150 ms under load); the policy's task runs them instead; defaults come back."""
     before = gc.get_threshold()
-    app = create_app(settings, server_process=True)
     try:
-        async with app.router.lifespan_context(app):
+        async with make_app(server_process=True):
             assert gc.get_threshold()[2] == NO_AUTOMATIC_FULL
             assert gc.get_threshold()[:2] == before[:2]  # young collections unchanged
     finally:

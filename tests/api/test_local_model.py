@@ -3,27 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from apihelpers import Client, make_client, parse_sse, signup
-from parley.api.app import create_app
-from parley.config import load_settings
+from apihelpers import Client, MakeApp, MakeSettings, make_client, parse_sse, signup
 
 
 @pytest.fixture
-async def local_client(tmp_path: Path, database_url: str) -> AsyncIterator[Client]:
-    settings = load_settings(
-        data_dir=tmp_path / "data",
-        database_url=database_url,
-        local_model_enabled=True,
-        local_context_window=2048,
-        providers=[],
-    )
-    app = create_app(settings)
-    async with app.router.lifespan_context(app), make_client(app) as client:
+async def local_client(make_app: MakeApp, make_settings: MakeSettings) -> AsyncIterator[Client]:
+    settings = make_settings(local_model_enabled=True, local_context_window=2048)
+    async with make_app(settings, extra_providers=[]) as app, make_client(app) as client:
         yield client
 
 

@@ -33,7 +33,7 @@ PNG = (
 
 
 @pytest.fixture
-def knowledge_config() -> dict[str, Any]:
+def overrides() -> dict[str, Any]:
     return {
         "knowledge_wait_s": 2.0,
         "files_max_bytes": 1024 * 1024,

@@ -6,8 +6,6 @@ meanwhile), a question that waits for a file finishing its indexing, and the
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
 import numpy as np
@@ -15,29 +13,23 @@ import pytest
 from knhelpers import Upload, wait_ready
 from sqlalchemy import text
 
-from apihelpers import Client, make_client, parse_sse, signup
-from parley.api.app import create_app
+from apihelpers import Client, MakeApp, make_client, parse_sse, signup
 from parley.knowledge.feature import KnowledgeFeature
 from parley.knowledge.retrieval import CANDIDATES, Hit
 from parley.messages import ToolCall
-from parley.providers.scripted import Reply, ScriptedModel, ScriptedProvider
+from parley.providers.scripted import Reply, ScriptedModel
 
 
 @pytest.fixture
-def knowledge_config() -> dict[str, Any]:
+def overrides() -> dict[str, Any]:
     return {"knowledge_wait_s": 3.5}  # the most a turn may wait (5 s - 1.5 s)
 
 
-@asynccontextmanager
-async def started(settings: Any, **kwargs: Any) -> AsyncIterator[Any]:
-    """An app with only the knowledge feature, built with ``kwargs`` (embedder, reranker)."""
-    application = create_app(
-        settings,
-        extra_providers=[ScriptedProvider("scripted", {"scripted": ScriptedModel(default="ok")})],
-        features=[lambda s: KnowledgeFeature(s, **kwargs)],
-    )
-    async with application.router.lifespan_context(application):
-        yield application
+@pytest.fixture
+def started(make_app: MakeApp) -> MakeApp:
+    """``async with started(**kwargs) as app``: an app with only the knowledge feature,
+    built with ``kwargs`` (embedder, reranker)."""
+    return lambda **kwargs: make_app(features=[lambda s: KnowledgeFeature(s, **kwargs)])
 
 
 async def _scalar(feature: KnowledgeFeature, sql: str, **params: Any) -> int:
@@ -60,7 +52,7 @@ class Reverser:
 
 
 async def test_a_reranker_sees_more_candidates_than_asked_and_decides_the_order(
-    settings: Any,
+    started: MakeApp,
 ) -> None:
     doc = "\n\n".join(
         f"# Part {n}\n\nThe lighthouse keeper logged storm number {n} in the ledger."
@@ -68,7 +60,7 @@ async def test_a_reranker_sees_more_candidates_than_asked_and_decides_the_order(
     )
     reverser = Reverser()
     async with (
-        started(settings, reranker=reverser) as app,
+        started(reranker=reverser) as app,
         make_client(app) as client,
     ):
         await signup(client)
@@ -106,17 +98,17 @@ class OtherModel:
 
 
 async def test_a_new_embedding_model_reindexes_in_the_background_at_start(
-    settings: Any,
+    started: MakeApp,
 ) -> None:
     data = b"Quartz is a mineral.\n\nBasalt is a volcanic rock.\n"
-    async with started(settings) as app, make_client(app) as client:
+    async with started() as app, make_client(app) as client:
         await signup(client)
         file = (await client.post("/api/files", files={"file": ("r.txt", data)})).json()
         first = await wait_ready(client, file["id"])
     assert first["status"] == "ready"
 
     other = OtherModel()
-    async with started(settings, embedder=other) as app:
+    async with started(embedder=other) as app:
         feature: KnowledgeFeature = app.state.features["knowledge"]
         async with make_client(app) as client:
             login = {"email": "ada@example.com", "password": "correct horse"}

@@ -32,7 +32,7 @@ MAIN_PART = {
 
 
 @pytest.fixture
-def knowledge_config() -> dict[str, Any]:
+def overrides() -> dict[str, Any]:
     return {"knowledge_wait_s": 2.0, "files_max_unzipped_bytes": 50 * MiB}
 
 

@@ -1,26 +1,21 @@
-"""Fixtures for memory tests: an app with only the memory feature (a hashing
-embedder, so results are deterministic), on both backends, with two scripted
-models: ``scripted/chat`` answers, ``scripted/memory`` extracts and summarizes."""
+"""Fixtures for memory tests: the app of ``tests/conftest.py`` with only the memory
+feature (a hashing embedder, so results are deterministic), on both backends, with
+two scripted models: ``scripted/chat`` answers, ``scripted/memory`` extracts and
+summarizes."""
 
 from __future__ import annotations
 
 import asyncio
-import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
-from pathlib import Path
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "api"))
-
-from apihelpers import Client, make_client, parse_sse, signup
-from parley.api.app import create_app
-from parley.config import load_settings
+from apihelpers import Client, parse_sse
 from parley.memory.feature import MemoryFeature
 from parley.memory.testing import HashingEmbedder
 from parley.providers.base import ChatRequest
-from parley.providers.scripted import Reply, ScriptedModel, ScriptedProvider
+from parley.providers.scripted import Reply, ScriptedModel
 from parley.turns import TurnService
 
 
@@ -48,46 +43,24 @@ def memory_model(extraction: list[dict[str, Any]]) -> ScriptedModel:
 
 
 @pytest.fixture
-def settings(tmp_path: Path, database_url: str) -> Any:
-    return load_settings(
-        data_dir=tmp_path / "data",
-        database_url=database_url,
-        local_model_enabled=False,
-        flush_interval_s=0.05,
-        providers=[],
-        default_model="scripted/chat",
-        memory_model="scripted/memory",
-    )
+def scripted_models(chat: ScriptedModel, memory_model: ScriptedModel) -> dict[str, ScriptedModel]:
+    return {"chat": chat, "memory": memory_model}
 
 
 @pytest.fixture
-async def app(
-    settings: Any, chat: ScriptedModel, memory_model: ScriptedModel
-) -> AsyncIterator[Any]:
-    application = create_app(
-        settings,
-        extra_providers=[ScriptedProvider("scripted", {"chat": chat, "memory": memory_model})],
-        features=[lambda s: MemoryFeature(s, embedder=HashingEmbedder())],
-    )
-    async with application.router.lifespan_context(application):
-        yield application
+def overrides() -> dict[str, Any]:
+    return {"default_model": "scripted/chat", "memory_model": "scripted/memory"}
+
+
+@pytest.fixture
+def features() -> list[Any]:
+    return [lambda s: MemoryFeature(s, embedder=HashingEmbedder())]
 
 
 @pytest.fixture
 def feature(app: Any) -> MemoryFeature:
     found: MemoryFeature = app.state.features["memory"]
     return found
-
-
-@pytest.fixture
-async def client(app: Any) -> AsyncIterator[Client]:
-    async with make_client(app) as c:
-        yield c
-
-
-@pytest.fixture
-async def user(client: Client) -> dict[str, Any]:
-    return await signup(client)
 
 
 Say = Callable[..., Awaitable[dict[str, Any]]]

@@ -1,5 +1,6 @@
-"""Fixtures for provider tests: a scripted upstream server, a tiny GGUF, and a
-guard that fails any connection to a non-loopback host."""
+"""Fixtures for provider tests: a scripted upstream server and a tiny GGUF (the
+guard that fails any connection to a non-loopback host is suite-wide, in
+``tests/conftest.py``)."""
 
 from __future__ import annotations
 
@@ -9,17 +10,7 @@ from pathlib import Path
 import pytest
 
 from parley.config import ModelConfig, ProviderConfig
-from parley.providers.testing import (
-    ScriptedUpstream,
-    block_external_model_requests,
-    write_tiny_gguf,
-)
-
-
-@pytest.fixture(autouse=True)
-def _no_external_models() -> Iterator[None]:
-    with block_external_model_requests():
-        yield
+from parley.providers.testing import ScriptedUpstream, write_tiny_gguf
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,6 @@
-"""Sandbox fixtures: a real bubblewrap + ipykernel sandbox with small limits.
+"""Sandbox fixtures: a real bubblewrap + ipykernel sandbox with small limits, and
+for tests in the whole app, the app of ``tests/conftest.py`` on SQLite with this
+sandbox (the sandbox is what they test, not the database).
 
 Without bubblewrap or the kernel venv these tests FAIL (never skip): install
 bubblewrap (``apt-get install bubblewrap``) and run ``make install``.
@@ -9,6 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -53,6 +56,21 @@ class MemorySink:
         output_id = f"out{len(self.saved)}"
         self.saved[output_id] = (user_id, conversation_id, filename, data)
         return Attachment(output_id, filename, media, kind, len(data))
+
+
+@pytest.fixture
+def database_url(tmp_path: Path) -> str:
+    return f"sqlite+aiosqlite:///{tmp_path / 'parley.db'}"
+
+
+@pytest.fixture
+def overrides() -> dict[str, Any]:
+    config = require_sandbox()
+    return {
+        "sandbox_bwrap": config.bwrap,
+        "sandbox_python": config.python,
+        "sandbox_wall_s": TEST_LIMITS.wall_seconds,
+    }
 
 
 @pytest.fixture

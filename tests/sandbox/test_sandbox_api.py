@@ -4,18 +4,13 @@ served by ``GET /api/sandbox/outputs/{id}`` to its owner only, with safe headers
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
-from conftest import TEST_LIMITS, require_sandbox
-from parley.api.app import create_app
-from parley.config import load_settings
+from apihelpers import Client, make_client, parse_sse, signup
 from parley.messages import ToolCall
-from parley.providers.scripted import Reply, ScriptedModel, ScriptedProvider
+from parley.providers.scripted import Reply, ScriptedModel
 from parley.sandbox.outputs import media_type_for
 from parley.sandbox.routes import content_disposition
 
@@ -26,58 +21,20 @@ CHART = (
 )
 
 
-class Client(httpx.AsyncClient):
-    def build_request(self, method: str, url: Any, **kwargs: Any) -> httpx.Request:  # type: ignore[override]
-        request = super().build_request(method, url, **kwargs)
-        csrf = self.cookies.get("parley_csrf")
-        if csrf and method.upper() not in ("GET", "HEAD"):
-            request.headers.setdefault("X-CSRF-Token", csrf)
-        return request
-
-
 @pytest.fixture
-async def app(tmp_path: Path) -> AsyncIterator[Any]:
-    config = require_sandbox()
-    settings = load_settings(
-        data_dir=tmp_path / "data",
-        database_url=f"sqlite+aiosqlite:///{tmp_path / 'parley.db'}",
-        local_model_enabled=False,
-        providers=[],
-        sandbox_bwrap=config.bwrap,
-        sandbox_python=config.python,
-        sandbox_wall_s=TEST_LIMITS.wall_seconds,
-    )
-    model = ScriptedModel(
+def scripted() -> ScriptedModel:
+    return ScriptedModel(
         [
             Reply(tool_calls=[ToolCall("call1", "run_python", json.dumps({"code": CHART}))]),
             "Here is your chart.",
         ]
     )
-    application = create_app(
-        settings, extra_providers=[ScriptedProvider("scripted", {"scripted": model})]
-    )
-    async with application.router.lifespan_context(application):
-        yield application
 
 
 async def _client(app: Any, email: str) -> Client:
-    client = Client(transport=httpx.ASGITransport(app=app), base_url="http://parley.test")
-    response = await client.post(
-        "/api/auth/signup", json={"email": email, "password": "correct horse", "name": "x"}
-    )
-    assert response.status_code in (201, 202), response.text
+    client = make_client(app)
+    await signup(client, email)
     return client
-
-
-def _events(text: str) -> list[tuple[str, dict[str, Any]]]:
-    found = []
-    for block in text.strip().split("\n\n"):
-        lines = block.splitlines()
-        name = next((ln[7:] for ln in lines if ln.startswith("event: ")), "")
-        data = "".join(ln[6:] for ln in lines if ln.startswith("data: "))
-        if data:
-            found.append((name, json.loads(data)))
-    return found
 
 
 async def test_turn_with_chart_and_owner_only_download(app: Any) -> None:
@@ -87,7 +44,7 @@ async def test_turn_with_chart_and_owner_only_download(app: Any) -> None:
     response = await owner.post(
         f"/api/conversations/{conv['id']}/messages", json={"content": "plot"}
     )
-    events = _events(response.text)
+    events = parse_sse(response.text)
     result = next(data for name, data in events if name == "tool_result")
     assert result["name"] == "run_python" and not result["is_error"], result
     by_name = {a["filename"]: a for a in result["attachments"]}
@@ -115,7 +72,7 @@ async def test_turn_with_chart_and_owner_only_download(app: Any) -> None:
         stolen = await intruder.get(attachment["url"])
         assert stolen.status_code == 404
         assert b"PNG" not in stolen.content and b"svg" not in stolen.content
-    anonymous = Client(transport=httpx.ASGITransport(app=app), base_url="http://parley.test")
+    anonymous = make_client(app)
     assert (await anonymous.get(by_name["figure-1.png"]["url"])).status_code == 401
     assert (await owner.get("/api/sandbox/outputs/nope")).status_code == 404
 

@@ -1,20 +1,19 @@
-"""Fixtures for the tools tests: a local web server, and a real app (both
-database backends) whose tools reach that server through the admin
-allow-list, with a scripted model at the model boundary."""
+"""Fixtures for the tools tests: a local web server, and the app of
+``tests/conftest.py`` (both database backends) whose tools reach that server
+through the admin allow-list, with a scripted model at the model boundary."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from webtools_helpers import Client, LocalWeb, Page, make_client, signup
+from webtools_helpers import Client, LocalWeb, Page, signup
 
-from parley.api.app import create_app
-from parley.config import load_settings
-from parley.providers.scripted import ScriptedModel, ScriptedProvider
+from apihelpers import MakeSettings
+from parley.config import Settings
+from parley.providers.scripted import ScriptedModel
 
 SEARX_RESULTS = {
     "results": [
@@ -56,41 +55,15 @@ def scripted() -> ScriptedModel:
 
 
 @pytest.fixture
-def overrides() -> dict[str, Any]:
-    """Per-test settings changes (tests override this fixture)."""
-    return {}
-
-
-@pytest.fixture
-def settings(tmp_path: Path, database_url: str, web: LocalWeb, overrides: dict[str, Any]) -> Any:
+def settings(make_settings: MakeSettings, web: LocalWeb, overrides: dict[str, Any]) -> Settings:
+    """Tools reach ``web`` (allow-listed); a test module's ``overrides`` changes more."""
     values: dict[str, Any] = {
-        "data_dir": tmp_path / "data",
-        "database_url": database_url,
-        "local_model_enabled": False,
-        "flush_interval_s": 0.05,
-        "providers": [],
         "fetch_allow_hosts": ["127.0.0.1"],
         "searxng_url": web.base,
         "tool_confirm_timeout_s": 10.0,
         "mcp_refresh_s": 0,
     }
-    values.update(overrides)
-    return load_settings(**values)
-
-
-@pytest.fixture
-async def app(settings: Any, scripted: ScriptedModel) -> AsyncIterator[Any]:
-    application = create_app(
-        settings, extra_providers=[ScriptedProvider("scripted", {"scripted": scripted})]
-    )
-    async with application.router.lifespan_context(application):
-        yield application
-
-
-@pytest.fixture
-async def client(app: Any) -> AsyncIterator[Client]:
-    async with make_client(app) as c:
-        yield c
+    return make_settings(**{**values, **overrides})
 
 
 @pytest.fixture

@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 from webtools_helpers import Client, make_client, parse_sse, signup
 
-from parley.api.app import create_app
+from apihelpers import MakeApp
 from parley.engine import run_tool_loop
 from parley.messages import Message, ToolCall, ToolConfirm, ToolResult, ToolStart
-from parley.providers.scripted import Reply, ScriptedModel, ScriptedProvider
+from parley.providers.scripted import Reply, ScriptedModel
 from parley.tools import Tool, ToolRegistry, tool
 from parley.turns import TurnService
 
@@ -221,12 +221,9 @@ async def test_another_user_cannot_answer(
 
 
 @pytest.fixture
-async def second_worker(settings: Any, scripted: ScriptedModel) -> AsyncIterator[Any]:
+async def second_worker(make_app: MakeApp) -> AsyncIterator[Any]:
     """Another app process on the same database (what a second worker is)."""
-    other = create_app(
-        settings, extra_providers=[ScriptedProvider("scripted", {"scripted": scripted})]
-    )
-    async with other.router.lifespan_context(other):
+    async with make_app() as other:
         yield other
 
 

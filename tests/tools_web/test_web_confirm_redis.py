@@ -18,9 +18,9 @@ import pytest
 from test_web_confirm import send, wait_for_pending
 from webtools_helpers import Client, make_client, parse_sse
 
-from parley.api.app import create_app
+from apihelpers import MakeApp
 from parley.messages import ToolCall
-from parley.providers.scripted import Reply, ScriptedModel, ScriptedProvider
+from parley.providers.scripted import Reply, ScriptedModel
 from parley.tools import Tool, tool
 from parley.turns import TurnService
 from parley.turns.hooks import TOOL_CONFIRMER
@@ -81,14 +81,9 @@ async def worker_a(only_pubsub: None, app: Any, sent: list[str], scripted: Scrip
 
 
 @pytest.fixture
-async def worker_b(
-    only_pubsub: None, settings: Any, scripted: ScriptedModel, sent: list[str]
-) -> AsyncIterator[Any]:
+async def worker_b(only_pubsub: None, make_app: MakeApp, sent: list[str]) -> AsyncIterator[Any]:
     """Another app on the same database and Redis (what a second worker is)."""
-    other = create_app(
-        settings, extra_providers=[ScriptedProvider("scripted", {"scripted": scripted})]
-    )
-    async with other.router.lifespan_context(other):
+    async with make_app() as other:
         other.state.services.require(TurnService).tools.register(mail_tool(sent))
         yield other
 

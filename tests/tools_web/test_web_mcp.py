@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from webtools_helpers import Client, make_client, parse_sse, signup
 
+from apihelpers import MakeApp
 from parley.messages import ToolCall
 from parley.providers.scripted import Reply, ScriptedModel
 from parley.turns import TurnService
@@ -214,15 +215,9 @@ async def test_validation_disable_and_delete(
 
 
 async def test_other_workers_pick_up_changes_from_the_database(
-    client: Client, admin: dict[str, Any], settings: Any, scripted: Any
+    client: Client, admin: dict[str, Any], make_app: MakeApp
 ) -> None:
-    from parley.api.app import create_app
-    from parley.providers.scripted import ScriptedProvider
-
-    other = create_app(
-        settings, extra_providers=[ScriptedProvider("scripted", {"scripted": scripted})]
-    )
-    async with other.router.lifespan_context(other):
+    async with make_app() as other:
         await add_server(client, stdio_server())
         assert "fx__add" not in other.state.services.require(TurnService).tools
         await other.state.features["tools"].hub.sync()  # what the periodic refresh does
