@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from dataclasses import replace
 from pathlib import Path
+
+import pytest
 
 from conftest import MemorySink, Runner
 from parley.messages import ToolCall
@@ -111,6 +114,7 @@ async def test_reaper_task_runs_by_itself(sandbox_config: SandboxConfig) -> None
         await manager.close()
 
 
+@pytest.mark.slow  # four kernels started one after another (not in `make test-fast`)
 async def test_per_user_cap_evicts_the_least_recently_used(sandbox_config: SandboxConfig) -> None:
     manager = SandboxManager(replace(sandbox_config, per_user=2), MemorySink())
     try:
@@ -132,7 +136,13 @@ async def test_per_user_cap_refuses_when_all_busy(sandbox_config: SandboxConfig)
     try:
         slow = [Runner(manager, "u1", c)("import time\ntime.sleep(2)") for c in ("a", "b")]
         tasks = [asyncio.create_task(s) for s in slow]
-        await asyncio.sleep(1.0)
+        # Both kernels started and running their code (however long start-up took on
+        # a busy machine): each stays busy for two more seconds.
+        deadline = time.monotonic() + 60
+        while manager.kernel_count("u1") < 2:
+            assert time.monotonic() < deadline, "the two kernels did not start"
+            assert not any(t.done() for t in tasks), [t.result() for t in tasks if t.done()]
+            await asyncio.sleep(0.05)
         refused = await Runner(manager, "u1", "c")("print('should not run')")
         assert refused.is_error
         assert "already have 2 Python sessions" in refused.text
