@@ -341,29 +341,34 @@ class TurnService:
                     await confirmer.close(turn.info)
                 except Exception:
                     log.exception("could not expire pending tool confirmations")
-            await recorder.stop_flushing()
-            try:
-                final = await asyncio.shield(recorder.finish())
-            except Exception:
-                # The answer could not be stored: say so, and still end the stream.
-                log.exception("could not store the answer")
-                queue.put_nowait(
-                    ErrorEvent(
-                        "storage_error",
-                        "The answer could not be saved; copy it now and try again later.",
-                        True,
-                    )
+            await self._end(turn, recorder, queue)
+
+    async def _end(
+        self, turn: PreparedTurn, recorder: Recorder, queue: Mailbox[TurnItem | None]
+    ) -> None:
+        """Store the record and end the stream: ``Final`` and the end marker, or a
+        ``storage_error`` when the answer could not be saved (the stream ends
+        either way); then the after-turn hooks run in the background."""
+        await recorder.stop_flushing()
+        try:
+            final = await asyncio.shield(recorder.finish())
+        except Exception:
+            log.exception("could not store the answer")
+            queue.put_nowait(
+                ErrorEvent(
+                    "storage_error",
+                    "The answer could not be saved; copy it now and try again later.",
+                    True,
                 )
-                queue.put_nowait(None)
-                return
-            queue.put_nowait(final)
+            )
             queue.put_nowait(None)
-            if self.after_turn:
-                self._spawn(
-                    run_after_turn(
-                        self.after_turn, turn.info, recorder.text(), final.message.status
-                    )
-                )
+            return
+        queue.put_nowait(final)
+        queue.put_nowait(None)
+        if self.after_turn:
+            self._spawn(
+                run_after_turn(self.after_turn, turn.info, recorder.text(), final.message.status)
+            )
 
     async def _context(
         self, turn: PreparedTurn, recorder: Recorder, queue: Mailbox[TurnItem | None]
