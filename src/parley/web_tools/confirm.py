@@ -39,7 +39,7 @@ CHANNEL = "parley:tool-confirm"  # messages: JSON [message_id, call_id]
 
 
 class DbConfirmer:
-    """``parley.turns.runner.ToolConfirmer`` on the database."""
+    """``parley.turns.hooks.ToolConfirmer`` on the database."""
 
     def __init__(
         self,
