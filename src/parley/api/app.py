@@ -21,6 +21,7 @@ from fastapi import FastAPI
 from parley import __version__
 from parley.api.routers import admin, auth, chat, conversations, me, models, openai_api, web
 from parley.api.schemas import Health
+from parley.api.stream_events import document_stream_events
 from parley.config import Settings, load_settings
 from parley.container import Services
 from parley.gc_policy import ServerGC
@@ -165,6 +166,7 @@ def create_app(
         if feature.router is not None:
             app.include_router(feature.router)
     web.mount_web(app)
+    document_stream_events(app)  # the chat stream's events, which no route returns as JSON
 
     body_limits: dict[str, int] = {"/api/me/import": IMPORT_MAX_BYTES}
     for feature in enabled:

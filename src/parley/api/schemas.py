@@ -411,10 +411,3 @@ class ProviderTestResult(BaseModel):
 class Health(BaseModel):
     status: Literal["ok"]
     version: str
-
-
-class TurnStart(BaseModel):
-    """The first event of a chat turn's stream (``event: start``)."""
-
-    user_message: MessagePublic
-    assistant_message: MessagePublic

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, Response
 from starlette.responses import StreamingResponse
 
-from parley.api.schemas import EditIn, MessagePublic, RegenerateIn, SendIn, TurnStart
+from parley.api.schemas import EditIn, MessagePublic, RegenerateIn, SendIn
+from parley.api.stream_events import SSE_RESPONSE, TurnStart
 from parley.api.turn_stream import sse_response, turn_stream
 from parley.http.deps import DB, CurrentUser, Sync, Turns
 from parley.http.problems import not_found
@@ -18,21 +17,6 @@ from parley.turns import TurnService
 from parley.turns.runner import TurnKind
 
 router = APIRouter(prefix="/api/conversations", tags=["chat"])
-
-_SSE_DOC: dict[int | str, dict[str, Any]] = {
-    200: {
-        "content": {"text/event-stream": {}},
-        "description": (
-            "The turn's events, each `event: <type>` and `data: <json>`: `start` "
-            "(`TurnStart`: the stored user message and the assistant message being "
-            "written), then any of `text`, `reasoning`, `tool_start`, `tool_confirm`, "
-            "`tool_result`, `sources`, `usage`, `context`, `error`; always `done` "
-            "(`{finish_reason, usage, message}`, the final `MessagePublic` or null); "
-            "`title` when an automatic title was made. docs/ARCHITECTURE.md lists "
-            "every field."
-        ),
-    }
-}
 
 
 async def _start(
@@ -61,7 +45,9 @@ async def _start(
     return sse_response(turn_stream(start.model_dump(mode="json"), service.start(turn)))
 
 
-@router.post("/{conversation_id}/messages", responses=_SSE_DOC, response_class=StreamingResponse)
+@router.post(
+    "/{conversation_id}/messages", responses=SSE_RESPONSE, response_class=StreamingResponse
+)
 async def send_message(
     conversation_id: str,
     body: SendIn,
@@ -85,7 +71,7 @@ async def send_message(
 
 @router.post(
     "/{conversation_id}/messages/{message_id}/regenerate",
-    responses=_SSE_DOC,
+    responses=SSE_RESPONSE,
     response_class=StreamingResponse,
 )
 async def regenerate(
@@ -111,7 +97,7 @@ async def regenerate(
 
 @router.post(
     "/{conversation_id}/messages/{message_id}/edit",
-    responses=_SSE_DOC,
+    responses=SSE_RESPONSE,
     response_class=StreamingResponse,
 )
 async def edit(

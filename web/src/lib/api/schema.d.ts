@@ -1079,6 +1079,14 @@ export interface components {
                 [key: string]: unknown;
             }[] | null;
         };
+        /**
+         * ChatStreamEvent
+         * @description One event of a chat turn's stream: ``event: <event>`` and ``data: <data as
+         *     JSON>``. ``start`` first; then any of ``text``, ``reasoning``, ``tool_start``,
+         *     ``tool_confirm``, ``tool_result``, ``sources``, ``usage``, ``context``,
+         *     ``error``; always ``done``; ``title`` when an automatic title was made.
+         */
+        ChatStreamEvent: components["schemas"]["StartFrame"] | components["schemas"]["TextFrame"] | components["schemas"]["ReasoningFrame"] | components["schemas"]["ToolStartFrame"] | components["schemas"]["ToolConfirmFrame"] | components["schemas"]["ToolResultFrame"] | components["schemas"]["SourcesFrame"] | components["schemas"]["UsageFrame"] | components["schemas"]["ContextFrame"] | components["schemas"]["ErrorFrame"] | components["schemas"]["DoneFrame"] | components["schemas"]["TitleFrame"];
         /** Choice */
         Choice: {
             /** Finish Reason */
@@ -1155,6 +1163,27 @@ export interface components {
             prompt_tokens: number;
             /** Total Tokens */
             total_tokens: number;
+        };
+        /**
+         * ContextEvent
+         * @description ``context``: older history was dropped or summarized to fit the model.
+         */
+        ContextEvent: {
+            /** Dropped Messages */
+            dropped_messages: number;
+            /** Message */
+            message: string;
+            /** Summarized */
+            summarized: boolean;
+        };
+        /** ContextFrame */
+        ContextFrame: {
+            data: components["schemas"]["ContextEvent"];
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            event: "context";
         };
         /** ConversationCreate */
         ConversationCreate: {
@@ -1305,12 +1334,54 @@ export interface components {
             /** Tools */
             tools?: string[] | null;
         };
+        /**
+         * DoneEvent
+         * @description ``done``, always the last event but ``title``.
+         */
+        DoneEvent: {
+            /** Finish Reason */
+            finish_reason: string;
+            /** @description The stored answer with its siblings; null only when it could not be stored (after an `error` with code `storage_error`). */
+            message: components["schemas"]["MessagePublic"] | null;
+            usage: components["schemas"]["TokenUsage"] | null;
+        };
+        /** DoneFrame */
+        DoneFrame: {
+            data: components["schemas"]["DoneEvent"];
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            event: "done";
+        };
         /** EditIn */
         EditIn: {
             /** Content */
             content: string;
             /** Model */
             model?: string | null;
+        };
+        /**
+         * ErrorEvent
+         * @description ``error``: the turn failed; ``code`` is stable (``parley.errors``), ``message``
+         *     says what to do. The stream still ends with ``done``.
+         */
+        ErrorEvent: {
+            /** Code */
+            code: string;
+            /** Message */
+            message: string;
+            /** Retryable */
+            retryable: boolean;
+        };
+        /** ErrorFrame */
+        ErrorFrame: {
+            data: components["schemas"]["ErrorEvent"];
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            event: "error";
         };
         /**
          * ExportDocument
@@ -2250,6 +2321,23 @@ export interface components {
             /** Models */
             models?: components["schemas"]["ModelIn"][] | null;
         };
+        /**
+         * ReasoningEvent
+         * @description ``reasoning``: the next piece of the model's reasoning (shown apart).
+         */
+        ReasoningEvent: {
+            /** Text */
+            text: string;
+        };
+        /** ReasoningFrame */
+        ReasoningFrame: {
+            data: components["schemas"]["ReasoningEvent"];
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            event: "reasoning";
+        };
         /** RegenerateIn */
         RegenerateIn: {
             /** Model */
@@ -2323,6 +2411,33 @@ export interface components {
             password: string;
         };
         /**
+         * SourcesEvent
+         * @description ``sources``: the answer's full source list so far (sent before the answer for
+         *     the context sources, and again after each tool that cites).
+         */
+        SourcesEvent: {
+            /** Sources */
+            sources: (components["schemas"]["MemorySource"] | components["schemas"]["ConversationSource"] | components["schemas"]["WebSource"] | components["schemas"]["FileSource"])[];
+        };
+        /** SourcesFrame */
+        SourcesFrame: {
+            data: components["schemas"]["SourcesEvent"];
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            event: "sources";
+        };
+        /** StartFrame */
+        StartFrame: {
+            data: components["schemas"]["TurnStart"];
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            event: "start";
+        };
+        /**
          * StepAttachment
          * @description A file a tool made (a sandbox chart or file), downloaded from ``url``.
          */
@@ -2349,6 +2464,52 @@ export interface components {
             text: string;
             /** Until Message Id */
             until_message_id: string;
+        };
+        /**
+         * TextEvent
+         * @description ``text``: the next piece of the answer.
+         */
+        TextEvent: {
+            /** Text */
+            text: string;
+        };
+        /** TextFrame */
+        TextFrame: {
+            data: components["schemas"]["TextEvent"];
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            event: "text";
+        };
+        /**
+         * TitleEvent
+         * @description ``title``: the conversation got an automatic title (after ``done``).
+         */
+        TitleEvent: {
+            /** Conversation Id */
+            conversation_id: string;
+            /** Title */
+            title: string;
+        };
+        /** TitleFrame */
+        TitleFrame: {
+            data: components["schemas"]["TitleEvent"];
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            event: "title";
+        };
+        /**
+         * TokenUsage
+         * @description Token counts of a turn (``usage`` and ``done``).
+         */
+        TokenUsage: {
+            /** Input Tokens */
+            input_tokens: number;
+            /** Output Tokens */
+            output_tokens: number;
         };
         /** ToolCallList */
         ToolCallList: {
@@ -2395,6 +2556,31 @@ export interface components {
              */
             status: "pending" | "approved" | "denied" | "expired";
         };
+        /**
+         * ToolConfirmEvent
+         * @description ``tool_confirm``: a side-effecting call waits for the user's decision
+         *     (``POST /api/conversations/{id}/tool-calls/{call_id}``).
+         */
+        ToolConfirmEvent: {
+            /**
+             * Arguments
+             * @description The JSON text the model wrote (a string, not an object).
+             */
+            arguments: string;
+            /** Id */
+            id: string;
+            /** Name */
+            name: string;
+        };
+        /** ToolConfirmFrame */
+        ToolConfirmFrame: {
+            data: components["schemas"]["ToolConfirmEvent"];
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            event: "tool_confirm";
+        };
         /** ToolDecision */
         ToolDecision: {
             /** Approve */
@@ -2432,6 +2618,60 @@ export interface components {
             source: "web" | "mcp" | "builtin" | "feature";
         };
         /**
+         * ToolResultEvent
+         * @description ``tool_result``: what the tool answered.
+         */
+        ToolResultEvent: {
+            /**
+             * Attachments
+             * @description Files the tool made (may be empty).
+             */
+            attachments: components["schemas"]["StepAttachment"][];
+            /** Duration Ms */
+            duration_ms: number;
+            /** Id */
+            id: string;
+            /** Is Error */
+            is_error: boolean;
+            /** Name */
+            name: string;
+            /** Output */
+            output: string;
+        };
+        /** ToolResultFrame */
+        ToolResultFrame: {
+            data: components["schemas"]["ToolResultEvent"];
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            event: "tool_result";
+        };
+        /**
+         * ToolStartEvent
+         * @description ``tool_start``: a tool is about to run.
+         */
+        ToolStartEvent: {
+            /**
+             * Arguments
+             * @description The JSON text the model wrote (a string, not an object).
+             */
+            arguments: string;
+            /** Id */
+            id: string;
+            /** Name */
+            name: string;
+        };
+        /** ToolStartFrame */
+        ToolStartFrame: {
+            data: components["schemas"]["ToolStartEvent"];
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            event: "tool_start";
+        };
+        /**
          * ToolStep
          * @description One tool call of an answer: opened by ``tool_start``, completed by ``tool_result``.
          *
@@ -2456,6 +2696,15 @@ export interface components {
             needs_confirmation?: boolean;
             /** Output */
             output?: string;
+        };
+        /**
+         * TurnStart
+         * @description ``start``, the first event: the stored user message (already committed) and
+         *     the assistant message being written.
+         */
+        TurnStart: {
+            assistant_message: components["schemas"]["MessagePublic"];
+            user_message: components["schemas"]["MessagePublic"];
         };
         /** UploadedFile */
         UploadedFile: {
@@ -2513,6 +2762,22 @@ export interface components {
             tokens: number;
             /** Updated At */
             updated_at: string;
+        };
+        /**
+         * UsageEvent
+         * @description ``usage``: the token counts so far.
+         */
+        UsageEvent: {
+            usage: components["schemas"]["TokenUsage"];
+        };
+        /** UsageFrame */
+        UsageFrame: {
+            data: components["schemas"]["UsageEvent"];
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            event: "usage";
         };
         /** UserEnvelope */
         UserEnvelope: {
@@ -3618,13 +3883,13 @@ export interface operations {
             };
         };
         responses: {
-            /** @description The turn's events, each `event: <type>` and `data: <json>`: `start` (`TurnStart`: the stored user message and the assistant message being written), then any of `text`, `reasoning`, `tool_start`, `tool_confirm`, `tool_result`, `sources`, `usage`, `context`, `error`; always `done` (`{finish_reason, usage, message}`, the final `MessagePublic` or null); `title` when an automatic title was made. docs/ARCHITECTURE.md lists every field. */
+            /** @description The turn's events, each `event: <name>` and `data: <JSON>` (`ChatStreamEvent` names every event and its payload): `start` first, then any of `text`, `reasoning`, `tool_start`, `tool_confirm`, `tool_result`, `sources`, `usage`, `context`, `error`; always `done`; `title` when an automatic title was made. */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "text/event-stream": unknown;
+                    "text/event-stream": components["schemas"]["ChatStreamEvent"];
                 };
             };
             /** @description Validation Error */
@@ -3654,13 +3919,13 @@ export interface operations {
             };
         };
         responses: {
-            /** @description The turn's events, each `event: <type>` and `data: <json>`: `start` (`TurnStart`: the stored user message and the assistant message being written), then any of `text`, `reasoning`, `tool_start`, `tool_confirm`, `tool_result`, `sources`, `usage`, `context`, `error`; always `done` (`{finish_reason, usage, message}`, the final `MessagePublic` or null); `title` when an automatic title was made. docs/ARCHITECTURE.md lists every field. */
+            /** @description The turn's events, each `event: <name>` and `data: <JSON>` (`ChatStreamEvent` names every event and its payload): `start` first, then any of `text`, `reasoning`, `tool_start`, `tool_confirm`, `tool_result`, `sources`, `usage`, `context`, `error`; always `done`; `title` when an automatic title was made. */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "text/event-stream": unknown;
+                    "text/event-stream": components["schemas"]["ChatStreamEvent"];
                 };
             };
             /** @description Validation Error */
@@ -3690,13 +3955,13 @@ export interface operations {
             };
         };
         responses: {
-            /** @description The turn's events, each `event: <type>` and `data: <json>`: `start` (`TurnStart`: the stored user message and the assistant message being written), then any of `text`, `reasoning`, `tool_start`, `tool_confirm`, `tool_result`, `sources`, `usage`, `context`, `error`; always `done` (`{finish_reason, usage, message}`, the final `MessagePublic` or null); `title` when an automatic title was made. docs/ARCHITECTURE.md lists every field. */
+            /** @description The turn's events, each `event: <name>` and `data: <JSON>` (`ChatStreamEvent` names every event and its payload): `start` first, then any of `text`, `reasoning`, `tool_start`, `tool_confirm`, `tool_result`, `sources`, `usage`, `context`, `error`; always `done`; `title` when an automatic title was made. */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "text/event-stream": unknown;
+                    "text/event-stream": components["schemas"]["ChatStreamEvent"];
                 };
             };
             /** @description Validation Error */

@@ -1,0 +1,319 @@
+"""The chat turn stream's events, typed for the OpenAPI document.
+
+The chat routes (``routers/chat.py``) answer ``text/event-stream``: each event is
+``event: <name>`` and ``data: <JSON>``. The payloads are declared here, one model
+per event name, field for field after what ``parley.api.turn_stream`` writes
+(from the event classes of ``parley.messages``), so the document describes them
+and the web app's types are generated from it (``web/src/lib/api/events.ts``).
+
+These models are the contract only: the stream itself is framed by
+``turn_stream`` straight from the dataclasses (the per-token path stays one
+string concatenation); nothing here runs per event. ``tests/api/test_stream_events.py``
+encodes one of each event with the real encoder and validates it against these
+models, so they cannot drift apart.
+
+``ChatStreamEvent`` is the union the routes declare: one ``...Frame`` per event
+name, ``{event, data}``, as ``EventSource`` and the web app's reader see an event.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal, get_args
+
+from fastapi import FastAPI
+from pydantic import BaseModel, Field, RootModel
+from pydantic.json_schema import models_json_schema
+
+from parley.api.schemas import MessagePublic
+from parley.messages import Source, StepAttachment
+
+__all__ = [
+    "SSE_RESPONSE",
+    "STREAM_EVENTS",
+    "ChatStreamEvent",
+    "ContextEvent",
+    "DoneEvent",
+    "ErrorEvent",
+    "ReasoningEvent",
+    "SourcesEvent",
+    "TextEvent",
+    "TitleEvent",
+    "TokenUsage",
+    "ToolConfirmEvent",
+    "ToolResultEvent",
+    "ToolStartEvent",
+    "TurnStart",
+    "UsageEvent",
+    "document_stream_events",
+]
+
+
+# ---------------------------------------------------------------- payloads
+
+
+class TurnStart(BaseModel):
+    """``start``, the first event: the stored user message (already committed) and
+    the assistant message being written."""
+
+    user_message: MessagePublic
+    assistant_message: MessagePublic
+
+
+class TextEvent(BaseModel):
+    """``text``: the next piece of the answer."""
+
+    text: str
+
+
+class ReasoningEvent(BaseModel):
+    """``reasoning``: the next piece of the model's reasoning (shown apart)."""
+
+    text: str
+
+
+class ToolStartEvent(BaseModel):
+    """``tool_start``: a tool is about to run."""
+
+    id: str
+    name: str
+    arguments: str = Field(description="The JSON text the model wrote (a string, not an object).")
+
+
+class ToolConfirmEvent(BaseModel):
+    """``tool_confirm``: a side-effecting call waits for the user's decision
+    (``POST /api/conversations/{id}/tool-calls/{call_id}``)."""
+
+    id: str
+    name: str
+    arguments: str = Field(description="The JSON text the model wrote (a string, not an object).")
+
+
+class ToolResultEvent(BaseModel):
+    """``tool_result``: what the tool answered."""
+
+    id: str
+    name: str
+    output: str
+    is_error: bool
+    duration_ms: float
+    attachments: list[StepAttachment] = Field(description="Files the tool made (may be empty).")
+
+
+class SourcesEvent(BaseModel):
+    """``sources``: the answer's full source list so far (sent before the answer for
+    the context sources, and again after each tool that cites)."""
+
+    sources: list[Source]
+
+
+class TokenUsage(BaseModel):
+    """Token counts of a turn (``usage`` and ``done``)."""
+
+    input_tokens: int
+    output_tokens: int
+
+
+class UsageEvent(BaseModel):
+    """``usage``: the token counts so far."""
+
+    usage: TokenUsage
+
+
+class ContextEvent(BaseModel):
+    """``context``: older history was dropped or summarized to fit the model."""
+
+    dropped_messages: int
+    summarized: bool
+    message: str
+
+
+class ErrorEvent(BaseModel):
+    """``error``: the turn failed; ``code`` is stable (``parley.errors``), ``message``
+    says what to do. The stream still ends with ``done``."""
+
+    code: str
+    message: str
+    retryable: bool
+
+
+class DoneEvent(BaseModel):
+    """``done``, always the last event but ``title``."""
+
+    finish_reason: str
+    usage: TokenUsage | None
+    message: MessagePublic | None = Field(
+        description="The stored answer with its siblings; null only when it could not be "
+        "stored (after an `error` with code `storage_error`)."
+    )
+
+
+class TitleEvent(BaseModel):
+    """``title``: the conversation got an automatic title (after ``done``)."""
+
+    conversation_id: str
+    title: str
+
+
+# ---------------------------------------------------------------- frames
+
+
+class _Frame(BaseModel):
+    """One event: its name and its payload."""
+
+
+class StartFrame(_Frame):
+    event: Literal["start"]
+    data: TurnStart
+
+
+class TextFrame(_Frame):
+    event: Literal["text"]
+    data: TextEvent
+
+
+class ReasoningFrame(_Frame):
+    event: Literal["reasoning"]
+    data: ReasoningEvent
+
+
+class ToolStartFrame(_Frame):
+    event: Literal["tool_start"]
+    data: ToolStartEvent
+
+
+class ToolConfirmFrame(_Frame):
+    event: Literal["tool_confirm"]
+    data: ToolConfirmEvent
+
+
+class ToolResultFrame(_Frame):
+    event: Literal["tool_result"]
+    data: ToolResultEvent
+
+
+class SourcesFrame(_Frame):
+    event: Literal["sources"]
+    data: SourcesEvent
+
+
+class UsageFrame(_Frame):
+    event: Literal["usage"]
+    data: UsageEvent
+
+
+class ContextFrame(_Frame):
+    event: Literal["context"]
+    data: ContextEvent
+
+
+class ErrorFrame(_Frame):
+    event: Literal["error"]
+    data: ErrorEvent
+
+
+class DoneFrame(_Frame):
+    event: Literal["done"]
+    data: DoneEvent
+
+
+class TitleFrame(_Frame):
+    event: Literal["title"]
+    data: TitleEvent
+
+
+_FRAMES: tuple[type[_Frame], ...] = (
+    StartFrame,
+    TextFrame,
+    ReasoningFrame,
+    ToolStartFrame,
+    ToolConfirmFrame,
+    ToolResultFrame,
+    SourcesFrame,
+    UsageFrame,
+    ContextFrame,
+    ErrorFrame,
+    DoneFrame,
+    TitleFrame,
+)
+
+
+class ChatStreamEvent(
+    RootModel[
+        Annotated[
+            StartFrame
+            | TextFrame
+            | ReasoningFrame
+            | ToolStartFrame
+            | ToolConfirmFrame
+            | ToolResultFrame
+            | SourcesFrame
+            | UsageFrame
+            | ContextFrame
+            | ErrorFrame
+            | DoneFrame
+            | TitleFrame,
+            Field(discriminator="event"),
+        ]
+    ]
+):
+    """One event of a chat turn's stream: ``event: <event>`` and ``data: <data as
+    JSON>``. ``start`` first; then any of ``text``, ``reasoning``, ``tool_start``,
+    ``tool_confirm``, ``tool_result``, ``sources``, ``usage``, ``context``,
+    ``error``; always ``done``; ``title`` when an automatic title was made."""
+
+
+def _name_and_payload(frame: type[_Frame]) -> tuple[str, type[BaseModel]]:
+    (name,) = get_args(frame.model_fields["event"].annotation)
+    payload = frame.model_fields["data"].annotation
+    assert isinstance(payload, type) and issubclass(payload, BaseModel)
+    return str(name), payload
+
+
+STREAM_EVENTS: dict[str, type[BaseModel]] = dict(map(_name_and_payload, _FRAMES))
+"""Event name -> payload model, for every event the chat routes send."""
+
+
+# ---------------------------------------------------------------- the document
+
+SSE_RESPONSE: dict[int | str, dict[str, Any]] = {
+    200: {
+        "content": {
+            "text/event-stream": {"schema": {"$ref": "#/components/schemas/ChatStreamEvent"}}
+        },
+        "description": (
+            "The turn's events, each `event: <name>` and `data: <JSON>` "
+            "(`ChatStreamEvent` names every event and its payload): `start` first, then "
+            "any of `text`, `reasoning`, `tool_start`, `tool_confirm`, `tool_result`, "
+            "`sources`, `usage`, `context`, `error`; always `done`; `title` when an "
+            "automatic title was made."
+        ),
+    }
+}
+"""The ``responses`` of the chat routes (their ``response_class`` stays a plain
+``StreamingResponse``: FastAPI would otherwise also declare the body a string)."""
+
+
+def document_stream_events(app: FastAPI) -> None:
+    """Put ``ChatStreamEvent`` and the models it uses into ``app``'s OpenAPI components.
+
+    FastAPI adds a model to the document only when a route declares it as a body
+    or a JSON answer; the stream's events are neither, so ``SSE_RESPONSE`` refers
+    to them by name and this adds them. A model the routes already put there must
+    come out the same (else this raises: two models with one name).
+    """
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        document = build()  # FastAPI keeps it as app.openapi_schema
+        _, defs = models_json_schema(
+            [(ChatStreamEvent, "serialization")], ref_template="#/components/schemas/{model}"
+        )
+        schemas = document.setdefault("components", {}).setdefault("schemas", {})
+        for name, schema in defs.get("$defs", {}).items():
+            if schemas.setdefault(name, schema) != schema:
+                raise RuntimeError(f"Two different OpenAPI schemas are named {name!r}.")
+        return document
+
+    app.openapi = openapi  # type: ignore[method-assign]
