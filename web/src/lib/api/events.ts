@@ -1,104 +1,61 @@
 // The chat stream's events (`text/event-stream` of the chat turn routes; see
-// docs/ARCHITECTURE.md, "Chat turns"). OpenAPI does not describe event streams, so
-// these are written by hand, field for field after the server's encoder
-// (`parley.api.turn_stream` and the event classes of `parley.messages`).
-import type { Message, MessageSource, ToolAttachment } from './types';
+// docs/ARCHITECTURE.md, "Chat turns"). Generated like every other API type: the
+// server declares each event's payload (`parley.api.stream_events`, checked against
+// its encoder by tests/api/test_stream_events.py) and the routes' response names the
+// union `ChatStreamEvent` of `{event, data}` frames. Here they get short names, and
+// the union becomes `ChatEvent` (`type` is the SSE event name, `data` its JSON).
+import type { components } from './schema';
+
+type Schemas = components['schemas'];
 
 /** Token counts; `usage` events and `done` carry them. */
-export interface Usage {
-  input_tokens: number;
-  output_tokens: number;
-}
-
-export interface StartEvent {
-  /** Already committed. */
-  user_message: Message;
-  assistant_message: Message;
-}
-
-export interface TextEvent {
-  text: string;
-}
-
-export interface ToolStartEvent {
-  id: string;
-  name: string;
-  /** The raw JSON text the model wrote. */
-  arguments: string;
-}
-
+export type Usage = Schemas['TokenUsage'];
+/** `start`: the stored user message (already committed) and the answer being written. */
+export type StartEvent = Schemas['TurnStart'];
+export type TextEvent = Schemas['TextEvent'];
+export type ReasoningEvent = Schemas['ReasoningEvent'];
+/** `arguments` is the raw JSON text the model wrote. */
+export type ToolStartEvent = Schemas['ToolStartEvent'];
 /** A side-effecting call waits for `POST /api/conversations/{id}/tool-calls/{call_id}`. */
-export type ToolConfirmEvent = ToolStartEvent;
+export type ToolConfirmEvent = Schemas['ToolConfirmEvent'];
+export type ToolResultEvent = Schemas['ToolResultEvent'];
+/** The answer's full source list so far. */
+export type SourcesEvent = Schemas['SourcesEvent'];
+export type UsageEvent = Schemas['UsageEvent'];
+export type ContextEvent = Schemas['ContextEvent'];
+/** `code` is stable (see `parley.errors`). */
+export type ErrorEvent = Schemas['ErrorEvent'];
+/** `message` is the stored answer with its siblings; null when it could not be stored
+ * (after an `error` with code `storage_error`): the stream still ends with `done`. */
+export type DoneEvent = Schemas['DoneEvent'];
+export type TitleEvent = Schemas['TitleEvent'];
 
-export interface ToolResultEvent {
-  id: string;
-  name: string;
-  output: string;
-  is_error: boolean;
-  duration_ms: number;
-  attachments: ToolAttachment[];
-}
+/** One frame of the document's union: `event` names it, `data` is its payload. */
+export type StreamFrame = Schemas['ChatStreamEvent'];
 
-export interface SourcesEvent {
-  /** The answer's full source list so far. */
-  sources: MessageSource[];
-}
+type AsChatEvent<F> = F extends { event: infer E; data: infer D } ? { type: E; data: D } : never;
 
-export interface ContextEvent {
-  dropped_messages: number;
-  summarized: boolean;
-  message: string;
-}
-
-export interface ErrorEvent {
-  /** Stable (see `parley.errors`). */
-  code: string;
-  message: string;
-  retryable: boolean;
-}
-
-export interface DoneEvent {
-  finish_reason: string;
-  usage: Usage | null;
-  /** The stored answer with its siblings; null when it could not be stored (after an
-   * `error` with code `storage_error`): the stream still ends with `done`. */
-  message: Message | null;
-}
-
-export interface TitleEvent {
-  conversation_id: string;
-  title: string;
-}
-
-/** One event: `type` is the SSE event name, `data` its JSON payload. */
-export type ChatEvent =
-  | { type: 'start'; data: StartEvent }
-  | { type: 'text'; data: TextEvent }
-  | { type: 'reasoning'; data: TextEvent }
-  | { type: 'tool_start'; data: ToolStartEvent }
-  | { type: 'tool_confirm'; data: ToolConfirmEvent }
-  | { type: 'tool_result'; data: ToolResultEvent }
-  | { type: 'sources'; data: SourcesEvent }
-  | { type: 'usage'; data: { usage: Usage } }
-  | { type: 'context'; data: ContextEvent }
-  | { type: 'error'; data: ErrorEvent }
-  | { type: 'done'; data: DoneEvent }
-  | { type: 'title'; data: TitleEvent };
+/** One event: `type` is the SSE event name, `data` its JSON payload (a discriminated
+ * union over `type`, one member per frame of `ChatStreamEvent`). */
+export type ChatEvent = AsChatEvent<StreamFrame>;
 
 export type ChatEventType = ChatEvent['type'];
 
-/** Every event name the client understands; others are skipped. */
-export const CHAT_EVENT_TYPES: ReadonlySet<string> = new Set<ChatEventType>([
-  'start',
-  'text',
-  'reasoning',
-  'tool_start',
-  'tool_confirm',
-  'tool_result',
-  'sources',
-  'usage',
-  'context',
-  'error',
-  'done',
-  'title',
-]);
+/** Every event name the client understands; others are skipped. A `Record` over the
+ * generated names, so an event the server adds fails type checking until it is listed. */
+const KNOWN: Record<ChatEventType, true> = {
+  start: true,
+  text: true,
+  reasoning: true,
+  tool_start: true,
+  tool_confirm: true,
+  tool_result: true,
+  sources: true,
+  usage: true,
+  context: true,
+  error: true,
+  done: true,
+  title: true,
+};
+
+export const CHAT_EVENT_TYPES: ReadonlySet<string> = new Set<string>(Object.keys(KNOWN));
