@@ -11,6 +11,7 @@ import type {
   ConversationPage,
   ConversationUpdate,
   CreatedApiKey,
+  ImportReport,
   KeyList,
   LoginIn,
   Message,
@@ -97,10 +98,10 @@ export interface RequestOptions {
   raw?: boolean;
 }
 
-async function toError(res: Response): Promise<ApiError> {
-  let problem: Problem = { status: res.status, title: res.statusText };
+/** The problem document of an error answer's body (any text: JSON or not). */
+export function problemOf(status: number, statusText: string, text: string): Problem {
+  let problem: Problem = { status, title: statusText };
   try {
-    const text = await res.text();
     if (text) {
       const parsed = JSON.parse(text) as unknown;
       if (parsed && typeof parsed === 'object') {
@@ -121,7 +122,52 @@ async function toError(res: Response): Promise<ApiError> {
   } catch {
     /* not JSON */
   }
-  return new ApiError(res.status, problem);
+  return problem;
+}
+
+async function toError(res: Response): Promise<ApiError> {
+  let text = '';
+  try {
+    text = await res.text();
+  } catch {
+    /* no body */
+  }
+  return new ApiError(res.status, problemOf(res.status, res.statusText, text));
+}
+
+/** POST a file as the raw request body, with upload progress (fetch has none).
+ * `onProgress` gets 0..1 while the bytes are sent; the promise settles with the answer. */
+export function postFile<T>(
+  path: string,
+  file: Blob,
+  contentType: string,
+  onProgress?: (fraction: number) => void,
+): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const xhr = new XMLHttpRequest();
+    xhr.open('POST', path);
+    xhr.withCredentials = true;
+    buildHeaders('POST', false, { 'Content-Type': contentType }).forEach((value, key) => xhr.setRequestHeader(key, value));
+    xhr.upload.onprogress = (e) => {
+      if (e.lengthComputable && onProgress) onProgress(e.loaded / e.total);
+    };
+    xhr.upload.onload = () => onProgress?.(1);
+    xhr.onerror = () =>
+      reject(new ApiError(0, { status: 0, title: 'Network error', detail: 'The connection to the server was lost.' }));
+    xhr.onload = () => {
+      if (xhr.status >= 200 && xhr.status < 300) {
+        try {
+          resolve(JSON.parse(xhr.responseText) as T);
+        } catch {
+          reject(new ApiError(xhr.status, { status: xhr.status, title: 'Bad answer', detail: 'The server sent an answer that is not JSON.' }));
+        }
+        return;
+      }
+      if (xhr.status === 401 && onUnauthorized) onUnauthorized(path);
+      reject(new ApiError(xhr.status, problemOf(xhr.status, xhr.statusText, xhr.responseText)));
+    };
+    xhr.send(file);
+  });
 }
 
 export async function request<T>(path: string, opts: RequestOptions = {}): Promise<T> {
@@ -175,7 +221,11 @@ export const me = {
   changePassword: (current_password: string, new_password: string) =>
     request<void>('/api/me/password', { method: 'POST', body: { current_password, new_password } }),
   exportUrl: '/api/me/export',
-  exportData: () => request<Response>('/api/me/export', { raw: true }),
+  /** The export as a download: JSON, or with `files` a ZIP with the files' bytes too. */
+  exportData: (files = false) => request<Response>(`/api/me/export${files ? '?files=true' : ''}`, { raw: true }),
+  /** Add an export (the JSON or the ZIP) to this account. */
+  importData: (file: Blob, zip: boolean, onProgress?: (fraction: number) => void) =>
+    postFile<ImportReport>('/api/me/import', file, zip ? 'application/zip' : 'application/json', onProgress),
   remove: (password: string) => request<void>('/api/me', { method: 'DELETE', body: { password } }),
 };
 

@@ -19,6 +19,9 @@ export type MeUpdate = Schemas['MeUpdate'];
 export type ApiKey = Schemas['KeyPublic'];
 export type CreatedApiKey = Schemas['KeyCreated'];
 export type KeyList = Schemas['KeyList'];
+/** What `POST /api/me/import` added: counts per kind (`features.memory.memories`,
+ * `features.knowledge.{collections, files, files_skipped}`), features turned off here. */
+export type ImportReport = Schemas['ImportReport'];
 
 /** The web app's own keys in the free-form `preferences` object. */
 export type Theme = 'light' | 'dark' | 'system';
