@@ -125,7 +125,7 @@ def test_export_my_data(page: Page, user: Account, server: str) -> None:
     assert download.suggested_filename.endswith(".json")
     path = download.path()
     data = json.loads(path.read_text())
-    assert data["format"] == "parley-export-1"
+    assert data["format"] == "parley-export-2"
     assert data["user"]["email"] == user.email
     assert "password_hash" not in json.dumps(data)
     convs = {c["id"]: c for c in data["conversations"]}
