@@ -278,3 +278,17 @@ async def test_an_export_of_the_previous_format_still_imports(client: Client, us
     assert [m["content"] for m in detail["messages"]] == ["Hi", "Hello"]
     me = (await client.get("/api/auth/me")).json()["user"]
     assert me["about_me"] == "Old notes." and me["timezone"] == "UTC"  # "Europe" is no zone
+
+
+async def test_an_empty_field_in_an_export_never_erases_the_accounts_own(
+    client: Client, user: Any
+) -> None:
+    """Importing a chat history from an account without custom instructions keeps
+    the instructions this account already has."""
+    mine = {"about_me": "I teach chemistry.", "response_style": "Short answers."}
+    assert (await client.patch("/api/me", json=mine)).status_code == 200
+    document = {"format": "parley-export-1", "user": {"id": "u", "about_me": ""}}
+    report = await client.post("/api/me/import", json=document)
+    assert report.status_code == 200, report.text
+    me = (await client.get("/api/auth/me")).json()["user"]
+    assert (me["about_me"], me["response_style"]) == (mine["about_me"], mine["response_style"])

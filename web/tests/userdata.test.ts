@@ -103,7 +103,7 @@ describe('import and export helpers', () => {
     );
     expect(json.added).toEqual(['1 conversation (1 message)']);
     expect(json.notes[0]).toContain('2 files skipped: a .json export does not contain the files');
-    expect(json.notes).toContain('Your custom instructions, time zone and preferences are now the ones from the export.');
+    expect(json.notes).toContain('Your custom instructions, time zone and preferences now come from the export (where it had any).');
     expect(json.notes).toContain('Not imported: memories (turned off on this server).');
 
     const zipSkip = importSummary(report({ features: { knowledge: { collections: 0, files: 0, files_skipped: 1 } } }), true);

@@ -256,8 +256,11 @@ def _restore_settings(user: User, document: ExportDocument) -> bool:
     profile = document.user
     if find_zone(profile.timezone) is not None:  # else the account keeps its own zone
         user.timezone = profile.timezone
-    user.about_me = profile.about_me
-    user.response_style = profile.response_style
+    # Text the export has replaces the account's; an empty field never erases it.
+    if profile.about_me.strip():
+        user.about_me = profile.about_me
+    if profile.response_style.strip():
+        user.response_style = profile.response_style
     preferences = {**(user.preferences or {}), **profile.preferences}
     if len(repr(preferences)) <= MAX_PREFERENCES_CHARS:
         user.preferences = preferences

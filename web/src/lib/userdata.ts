@@ -94,7 +94,7 @@ export function importSummary(report: ImportReport, zip: boolean): ImportSummary
     );
   }
   if ((knowledge?.files ?? 0) > 0) notes.push('Imported files are indexed again in the background; search finds them in a few minutes.');
-  if (report.settings) notes.push('Your custom instructions, time zone and preferences are now the ones from the export.');
+  if (report.settings) notes.push('Your custom instructions, time zone and preferences now come from the export (where it had any).');
   if (report.ignored.length > 0) {
     const parts = report.ignored.map((name) => FEATURE_PARTS[name] ?? name).join(', ');
     notes.push(`Not imported: ${parts} (turned off on this server).`);
