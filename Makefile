@@ -55,6 +55,7 @@ $(WEB_OUT): $(WEB_STAMP) $(WEB_SRC)
 lint: install
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
+	$(BIN)/lint-imports
 
 typecheck: install
 	$(BIN)/mypy
@@ -83,6 +84,12 @@ pytest: install web
 	$(BIN)/pytest -q
 
 test: lint typecheck webtest pytest
+
+# The inner loop (under 4 minutes here): lint, types, import contracts and pytest
+# on SQLite, without the browser tests and the slow ones (see README, "Development").
+.PHONY: test-fast
+test-fast: lint typecheck web
+	PARLEY_TEST_BACKENDS=sqlite $(BIN)/pytest -q -m "not e2e and not slow"
 
 bench: install web
 	$(BIN)/python -m bench

@@ -6,6 +6,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+# The slow tier (not in `make test-fast`): each check starts `parley` as a process,
+# one loads the embedded model.
+pytestmark = pytest.mark.slow
+
 PARLEY = [sys.executable, "-m", "parley.cli"]
 
 

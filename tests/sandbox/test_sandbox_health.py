@@ -7,8 +7,13 @@ from __future__ import annotations
 import os
 import threading
 
+import pytest
+
 from conftest import MemorySink, Runner, host_uid_processes, open_fds, rss_mb
 from parley.sandbox import SandboxConfig, SandboxManager
+
+# The slow tier (not in `make test-fast`): a soak run of every hostile program (about a minute).
+pytestmark = pytest.mark.slow
 
 HOSTILE = [
     "import os\nwhile True:\n    try: os.fork()\n    except OSError: pass",

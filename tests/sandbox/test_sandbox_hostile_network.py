@@ -16,6 +16,9 @@ import pytest
 from conftest import Runner
 from parley.sandbox import SandboxManager
 
+# The slow tier (not in `make test-fast`): a sandboxed kernel per probe.
+pytestmark = pytest.mark.slow
+
 
 def _attempt(body: str) -> str:
     indented = "\n".join("    " + line for line in body.strip().splitlines())

@@ -12,6 +12,9 @@ import pytest
 
 from conftest import Runner
 
+# The slow tier (not in `make test-fast`): a sandboxed kernel per probe.
+pytestmark = pytest.mark.slow
+
 CTYPES = (
     "import ctypes, ctypes.util, os\n"
     "libc = ctypes.CDLL(ctypes.util.find_library('c'), use_errno=True)\n"

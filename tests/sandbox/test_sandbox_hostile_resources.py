@@ -9,8 +9,14 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pytest
+
 from conftest import TEST_LIMITS, Runner, host_uid_processes
 from parley.sandbox import SandboxManager
+
+# The slow tier (not in `make test-fast`): each program runs into a limit
+# (seconds of wall or CPU time).
+pytestmark = pytest.mark.slow
 
 
 async def test_fork_bomb_is_capped(run: Runner) -> None:

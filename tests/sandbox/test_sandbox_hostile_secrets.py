@@ -15,6 +15,9 @@ import pytest
 from conftest import SECRET, Runner
 from parley.sandbox import SandboxManager
 
+# The slow tier (not in `make test-fast`): a sandboxed kernel per probe.
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture
 def host_secrets(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:

@@ -16,6 +16,9 @@ import pytest
 from conftest import MemorySink, Runner, host_uid_processes
 from parley.sandbox import SandboxConfig, SandboxManager
 
+# The slow tier (not in `make test-fast`): kernels started ahead, killed and replaced.
+pytestmark = pytest.mark.slow
+
 PROBE = (
     "import sys\n"
     "print('warm' if 'pandas' in sys.modules else 'cold', get_ipython().execution_count,"
