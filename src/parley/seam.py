@@ -106,10 +106,7 @@ class FeatureContext:
         self._tools = tools
         self._turns = turns
         self._services = services
-        self._user_data = services.get(UserDataHooks)
-        if self._user_data is None:
-            self._user_data = UserDataHooks()
-            services.provide(UserDataHooks, self._user_data)
+        self._user_data = services.require(UserDataHooks)  # the composition root's
 
     # ------------------------------------------------------------------ tools
 
@@ -122,12 +119,6 @@ class FeatureContext:
     def remove_tool(self, name: str) -> None:
         if name in self._tools:
             self._tools.unregister(name)
-
-    def tool_names(self) -> list[str]:
-        return self._tools.names()
-
-    def describe_tool(self, name: str) -> Tool | None:
-        return self._tools.get(name)
 
     @property
     def tool_registry(self) -> ToolRegistry:
@@ -166,5 +157,4 @@ class FeatureContext:
     # -------------------------------------------------------------- user data
 
     def add_user_data(self, hook: UserData) -> None:
-        assert self._user_data is not None
         self._user_data.hooks.append(hook)

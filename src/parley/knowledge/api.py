@@ -17,7 +17,6 @@ from pydantic import BaseModel, Field
 
 from parley.http.deps import DB, CurrentUser, service
 from parley.http.problems import not_found
-from parley.knowledge.retrieval import Hit
 from parley.knowledge.service import KnowledgeService
 from parley.knowledge.store import KnowledgeStore
 from parley.knowledge.tables import KnowledgeChunk, KnowledgeCollection, KnowledgeFile
@@ -177,21 +176,6 @@ class KnowledgeHit(BaseModel):
     char_end: int
     score: float
     ranks: dict[str, int] = Field(description="rank in each retriever that found it (1 = best)")
-
-    @classmethod
-    def from_hit(cls, h: Hit) -> KnowledgeHit:
-        return cls(
-            chunk_id=h.chunk_id,
-            file_id=h.file_id,
-            filename=h.filename,
-            page=h.page,
-            section=h.section,
-            text=h.text,
-            char_start=h.char_start,
-            char_end=h.char_end,
-            score=h.score,
-            ranks=h.ranks,
-        )
 
 
 class KnowledgeHits(BaseModel):
@@ -441,4 +425,4 @@ async def search(body: SearchBody, knowledge: Knowledge, user: CurrentUser) -> K
         limit=body.limit,
         mode=body.mode,
     )
-    return KnowledgeHits(items=[KnowledgeHit.from_hit(h) for h in hits])
+    return KnowledgeHits(items=[KnowledgeHit.model_validate(h, from_attributes=True) for h in hits])

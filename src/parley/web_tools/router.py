@@ -20,7 +20,7 @@ from parley.http.bodies import Body
 from parley.http.deps import AdminUser, CurrentUser, service
 from parley.http.problems import not_found
 from parley.web_tools.mcp_admin import McpServerDraft, McpServerView
-from parley.web_tools.service import ToolInfo, ToolSource, WebToolsService
+from parley.web_tools.service import ToolSource, WebToolsService
 from parley.web_tools.tables import ToolConfirmation
 
 router = APIRouter(tags=["tools"])
@@ -71,16 +71,6 @@ class ToolPublic(BaseModel):
     side_effecting: bool = Field(description="asks the user before each call")
     source: ToolSource
     parameters: dict[str, Any] = Field(description="the tool's JSON Schema")
-
-    @classmethod
-    def from_info(cls, info: ToolInfo) -> ToolPublic:
-        return cls(
-            name=info.name,
-            description=info.description,
-            side_effecting=info.side_effecting,
-            source=info.source,
-            parameters=info.parameters,
-        )
 
 
 class ToolList(BaseModel):
@@ -176,7 +166,7 @@ class McpServerList(BaseModel):
 @router.get("/api/tools")
 async def list_tools(tools: Tools, user: CurrentUser) -> ToolList:
     return ToolList(
-        items=[ToolPublic.from_info(t) for t in tools.describe_tools()],
+        items=[ToolPublic.model_validate(t, from_attributes=True) for t in tools.describe_tools()],
         confirm_timeout_s=tools.settings.tool_confirm_timeout_s,
     )
 
