@@ -474,6 +474,31 @@ class SandboxManager:
         session = self._sessions.get((user_id, conversation_id or ""))
         return session.kernel if session else None
 
+    async def close_for(self, user_id: str, conversation_id: str | None = None) -> int:
+        """Kill a user's kernels (one conversation's, or all of them) now.
+
+        For a disabled or deleted account and a deleted conversation: the kernel
+        is killed without waiting for a running call to finish (that call then
+        reports the kernel gone), and nothing is remembered as "lost", since no
+        later run of that key should be told its state was reset.
+        """
+        async with self._guard:
+            doomed = [
+                s
+                for key, s in self._sessions.items()
+                if key[0] == user_id and conversation_id in (None, key[1] or None)
+            ]
+            for session in doomed:
+                self._sessions.pop(session.key, None)
+                self._lost.discard(session.key)
+            if conversation_id is None:
+                self._lost = {k for k in self._lost if k[0] != user_id}
+        for session in doomed:
+            kernel, session.kernel = session.kernel, None
+            if kernel is not None:
+                await kernel.kill()
+        return len(doomed)
+
     async def _shutdown(self, session: _Session) -> None:
         async with session.lock:
             if session.kernel is not None:
