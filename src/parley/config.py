@@ -147,6 +147,8 @@ class Settings(BaseSettings):
     files_max_pages: int = 2000
     files_max_unzipped_bytes: int = 300 * MiB
     files_max_zip_ratio: int = 200
+    files_uploads_per_user: int = 4  # uploads one account may have in flight at once
+    files_uploads_total: int = 16  # ...and the whole worker
     embedding_provider: Literal["local", "openai", "none"] = "local"
     embedding_model: str | None = None  # default: all-MiniLM-L6-v2 / text-embedding-3-small
     embedding_base_url: str | None = None

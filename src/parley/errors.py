@@ -46,6 +46,13 @@ class ProviderError(ParleyError):
     code = "provider_error"
 
 
+class AccessRevoked(ProviderError):
+    """A relayed stream ended because its API key was revoked or its account
+    disabled (a ``ProviderError`` so the relay reports it like any broken stream)."""
+
+    code = "access_revoked"
+
+
 class ProviderAuthError(ProviderError):
     code = "provider_auth"
 
@@ -159,3 +166,9 @@ class UnsupportedContent(Refused):
 
 class Gone(Refused):
     code = "gone"
+
+
+class Busy(Refused):
+    """Too much of something at once (uploads in flight): try again shortly."""
+
+    code = "too_many_requests"

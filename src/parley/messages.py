@@ -34,7 +34,10 @@ class ToolCall:
 
     def parsed_arguments(self) -> dict[str, Any]:
         """Arguments as a dict; raises ValueError on malformed JSON."""
-        value = json.loads(self.arguments or "{}")
+        try:
+            value = json.loads(self.arguments or "{}")
+        except RecursionError:  # nested deeper than the parser's stack: not a sane value
+            raise ValueError("tool arguments are nested too deeply") from None
         if not isinstance(value, dict):
             raise ValueError("tool arguments must be a JSON object")
         return value

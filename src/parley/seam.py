@@ -12,7 +12,9 @@ verbs rather than by reaching into other objects:
 - ``provide`` / ``require`` / ``lookup``: shared services by typed key
   (``parley.container``), e.g. the knowledge feature provides
   ``CONVERSATION_FILES`` and the sandbox looks it up when it runs code;
-- ``add_user_data``: the feature's part of a user's export, import and deletion.
+- ``add_user_data``: the feature's part of a user's export, import and deletion;
+- ``add_revoker``: stop what the feature runs for a user whose access just
+  ended (account disabled or deleted), on every worker.
 
 A feature imports this module and the layers below it (turns, storage,
 providers, tools, engine, messages), plus ``parley.http`` for its router; never
@@ -31,7 +33,7 @@ from parley.container import Key, MissingService, Services
 from parley.providers.registry import ModelRegistry
 from parley.storage.db import Database
 from parley.tools import Tool, ToolRegistry
-from parley.turns.hooks import AfterTurn, ContextSource
+from parley.turns.hooks import AfterTurn, ContextSource, Revoker
 from parley.userdata import UserData, UserDataHooks
 
 __all__ = [
@@ -65,6 +67,8 @@ class TurnHookSink(Protocol):
     def remove_context_source(self, source: ContextSource) -> None: ...
 
     def add_after_turn(self, hook: AfterTurn) -> None: ...
+
+    def add_revoker(self, hook: Revoker) -> None: ...
 
 
 class Feature(Protocol):
@@ -136,6 +140,10 @@ class FeatureContext:
 
     def add_after_turn(self, hook: AfterTurn) -> None:
         self._turns.add_after_turn(hook)
+
+    def add_revoker(self, hook: Revoker) -> None:
+        """``hook(user_id)`` when a user's access ends: stop what runs for them now."""
+        self._turns.add_revoker(hook)
 
     # --------------------------------------------------------------- services
 

@@ -18,7 +18,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, WithJsonSchema
 
-from parley.http.bodies import Body, iso
+from parley.http.bodies import Body, Preferences, iso
 from parley.messages import Source, ToolStep
 from parley.storage.tables import ApiKey, Conversation, Message, User
 
@@ -39,7 +39,7 @@ class MeUpdate(Body):
     timezone: str | None = Field(default=None, max_length=64)
     about_me: str | None = Field(default=None, max_length=4000)
     response_style: str | None = Field(default=None, max_length=4000)
-    preferences: dict[str, Any] | None = None
+    preferences: Preferences | None = None
 
 
 class PasswordChange(Body):
@@ -171,11 +171,18 @@ class UserPublic(BaseModel):
     timezone: str
     about_me: str
     response_style: str
-    preferences: dict[str, Any]
+    preferences: dict[str, Any] = Field(
+        description="empty when what is stored is not valid (``preferences_invalid``)"
+    )
+    preferences_invalid: bool = Field(
+        default=False,
+        description="the stored preferences could not be served; saving preferences replaces them",
+    )
     created_at: Timestamp
 
     @classmethod
     def from_row(cls, user: User) -> UserPublic:
+        preferences = user.stored_preferences()
         return cls(
             id=user.id,
             email=user.email,
@@ -185,7 +192,8 @@ class UserPublic(BaseModel):
             timezone=user.timezone,
             about_me=user.about_me,
             response_style=user.response_style,
-            preferences=user.preferences or {},
+            preferences=preferences if preferences is not None else {},
+            preferences_invalid=preferences is None,
             created_at=_at(user.created_at),
         )
 
@@ -198,8 +206,18 @@ class UserEnvelope(BaseModel):
         return cls(user=UserPublic.from_row(user))
 
 
+class RowProblem(BaseModel):
+    """A stored row that could not be shown; the rest of the list still is."""
+
+    id: str
+    detail: str
+
+
 class UserList(BaseModel):
     items: list[UserPublic]
+    problems: list[RowProblem] = Field(
+        default_factory=list, description="users whose stored record could not be shown"
+    )
 
 
 class AuthConfig(BaseModel):

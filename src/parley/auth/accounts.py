@@ -188,9 +188,9 @@ async def create_api_key(db: AsyncSession, user_id: str, name: str) -> tuple[Api
     return row, plaintext
 
 
-async def api_key_user(db: AsyncSession, plaintext: str) -> tuple[User | None, bool]:
-    """The active owner of a valid, unrevoked key, and whether its last-use time was
-    written (at most once a minute, so most requests only read)."""
+async def api_key_user(db: AsyncSession, plaintext: str) -> tuple[User | None, bool, str | None]:
+    """The active owner of a valid, unrevoked key, whether its last-use time was
+    written (at most once a minute, so most requests only read), and the key's id."""
     found = (
         await db.execute(
             select(ApiKey, User)
@@ -199,15 +199,15 @@ async def api_key_user(db: AsyncSession, plaintext: str) -> tuple[User | None, b
         )
     ).first()
     if found is None:
-        return None, False
+        return None, False, None
     row, user = found
     if row.revoked_at is not None or user.status != "active":
-        return None, False
+        return None, False, None
     now = utcnow()
     if row.last_used_at is None or now - _aware(row.last_used_at) > KEY_TOUCH_INTERVAL:
         await db.execute(update(ApiKey).where(ApiKey.id == row.id).values(last_used_at=now))
-        return user, True
-    return user, False
+        return user, True, row.id
+    return user, False, row.id
 
 
 async def list_api_keys(db: AsyncSession, user_id: str) -> list[ApiKey]:

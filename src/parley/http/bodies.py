@@ -8,12 +8,20 @@ clear 422 instead of a silently ignored field.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict
+
+from parley.jsonshape import PREFERENCES, bounded
 
 
 class Body(BaseModel):
     model_config = ConfigDict(extra="forbid", str_max_length=100_000)
+
+
+# Free-form JSON a client asks us to store: its shape is bounded on the way in
+# (``parley.jsonshape`` says why), so a stored value can always be served back.
+Preferences = Annotated[dict[str, Any], bounded(PREFERENCES, "Preferences")]
 
 
 def iso(moment: datetime | None) -> str | None:

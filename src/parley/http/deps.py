@@ -88,6 +88,7 @@ class Principal:
     user: User
     via: Literal["session", "api_key"]
     session_token: str | None = None
+    api_key_id: str | None = None  # with ``via="api_key"``: revoking it stops its turns
 
 
 def _unauthorized(detail: str, code: str = "not_signed_in") -> Problem:
@@ -98,7 +99,7 @@ async def principal_from_api_key(db: AsyncSession, authorization: str) -> Princi
     scheme, _, token = authorization.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise _unauthorized("Send an API key as 'Authorization: Bearer <key>'.", "invalid_api_key")
-    user, touched = await accounts.api_key_user(db, token.strip())
+    user, touched, key_id = await accounts.api_key_user(db, token.strip())
     if user is None:
         raise _unauthorized(
             "This API key is not valid or was revoked; create a new one in Settings.",
@@ -106,10 +107,31 @@ async def principal_from_api_key(db: AsyncSession, authorization: str) -> Princi
         )
     if touched:
         await db.commit()  # keeps the key's last-used time (written at most once a minute)
-    return Principal(user, "api_key")
+    return Principal(user, "api_key", api_key_id=key_id)
+
+
+# Where ``parley.http.guard`` leaves the principal it resolved before the body was read.
+_RESOLVED = "parley.principal"
+
+
+async def _resolved(request: Request, db: AsyncSession) -> Principal | None:
+    """The principal the guard already resolved for this request, its user now
+    belonging to the handler's session (``merge`` without a query)."""
+    found: Principal | None = request.scope.get("state", {}).get(_RESOLVED)
+    if found is None:
+        return None
+    user = await db.merge(found.user, load=False)
+    return Principal(user, found.via, found.session_token, found.api_key_id)
+
+
+def remember_principal(request: Request, principal: Principal) -> None:
+    request.scope.setdefault("state", {})[_RESOLVED] = principal
 
 
 async def get_principal(request: Request, db: DB) -> Principal:
+    """A signed-in browser (session cookie, CSRF token on writes) or an API key."""
+    if (resolved := await _resolved(request, db)) is not None:
+        return resolved
     authorization = request.headers.get("authorization")
     if authorization:
         return await principal_from_api_key(db, authorization)
@@ -131,6 +153,26 @@ async def get_principal(request: Request, db: DB) -> Principal:
     return Principal(user, "session", token)
 
 
+async def api_key_principal(request: Request, db: DB) -> Principal:
+    """An API key only (the OpenAI-compatible ``/v1`` routes take no cookie)."""
+    if (resolved := await _resolved(request, db)) is not None:
+        return resolved
+    authorization = request.headers.get("authorization")
+    if not authorization:
+        raise Problem(
+            401,
+            "This endpoint takes a Parley API key: 'Authorization: Bearer pk-...'.",
+            "missing_api_key",
+            headers={"WWW-Authenticate": 'Bearer realm="parley"'},
+        )
+    return await principal_from_api_key(db, authorization)
+
+
+# Every dependency that says who is asking; ``parley.http.guard`` runs the one a
+# route needs before its body is read.
+PRINCIPAL_DEPENDENCIES = (get_principal, api_key_principal)
+
+
 async def get_current_user(principal: Annotated[Principal, Depends(get_principal)]) -> User:
     return principal.user
 
@@ -142,5 +184,6 @@ async def get_admin(user: Annotated[User, Depends(get_current_user)]) -> User:
 
 
 CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
+ApiKeyPrincipal = Annotated[Principal, Depends(api_key_principal)]
 CurrentUser = Annotated[User, Depends(get_current_user)]
 AdminUser = Annotated[User, Depends(get_admin)]

@@ -19,6 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from parley.auth.accounts import AccountError
 from parley.errors import (
+    Busy,
     Conflict,
     Gone,
     Invalid,
@@ -108,6 +109,7 @@ DOMAIN_STATUS: dict[type[ParleyError], int] = {
     TooLarge: 413,
     UnsupportedContent: 415,
     Gone: 410,
+    Busy: 429,
     Refused: 422,
 }
 

@@ -11,17 +11,20 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, File, Form, Query, Response, UploadFile
+from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
+from starlette.datastructures import FormData, UploadFile
 
+from parley.errors import Invalid
 from parley.http.deps import DB, CurrentUser, service
+from parley.http.guard import GuardedRoute
 from parley.http.problems import not_found
 from parley.knowledge.service import KnowledgeService
 from parley.knowledge.store import KnowledgeStore
 from parley.knowledge.tables import KnowledgeChunk, KnowledgeCollection, KnowledgeFile
 
-router = APIRouter(tags=["files"])
+router = APIRouter(route_class=GuardedRoute, tags=["files"])
 
 
 Knowledge = Annotated[KnowledgeService, Depends(service(KnowledgeService))]
@@ -189,30 +192,62 @@ class KnowledgeHits(BaseModel):
 _BYTES = {"*/*": {"schema": {"type": "string", "format": "binary"}}}
 
 
+_UPLOAD_FORM = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file"],
+                    "properties": {
+                        "file": {"type": "string", "format": "binary", "description": "the file"},
+                        "conversation_id": {"type": "string", "description": "attach to it"},
+                        "collection_id": {"type": "string", "description": "add to it"},
+                    },
+                }
+            }
+        },
+    }
+}
+
+
+def _field(form: FormData, name: str) -> str | None:
+    value = form.get(name)
+    if value is not None and not isinstance(value, str):
+        raise Invalid(f"'{name}' must be a plain form field, not a file.")
+    return value or None
+
+
 @router.post(
     "/api/files",
     status_code=201,
     responses={200: {"model": UploadedFile, "description": "The same bytes were already here"}},
+    openapi_extra=_UPLOAD_FORM,
 )
 async def upload_file(
-    knowledge: Knowledge,
-    response: Response,
-    user: CurrentUser,
-    file: Annotated[UploadFile, File(description="the file")],
-    conversation_id: Annotated[str | None, Form()] = None,
-    collection_id: Annotated[str | None, Form()] = None,
+    request: Request, knowledge: Knowledge, response: Response, user: CurrentUser
 ) -> UploadedFile:
     """Upload a file to a conversation (attach), a collection, or your library.
 
     201 with the new file; 200 with ``duplicate: true`` when the same bytes are
-    already in the same place."""
-    uploaded = await knowledge.upload(
-        user.id,
-        file.file,
-        file.filename,
-        conversation_id=conversation_id or None,
-        collection_id=collection_id or None,
-    )
+    already in the same place. The form is read here, after the caller is known
+    and has room for one more upload (``Uploads.slot``), never before."""
+    with knowledge.uploads.slot(user.id):
+        form = await request.form(max_files=1, max_fields=4)
+        try:
+            file = form.get("file")
+            if not isinstance(file, UploadFile):
+                raise Invalid("Send the file in the multipart field 'file'.", "file_missing")
+            uploaded = await knowledge.upload(
+                user.id,
+                file.file,
+                file.filename,
+                conversation_id=_field(form, "conversation_id"),
+                collection_id=_field(form, "collection_id"),
+            )
+        finally:
+            await form.close()  # the spooled body goes now, however this ends
     if uploaded.duplicate:
         response.status_code = 200
     return UploadedFile.model_validate(

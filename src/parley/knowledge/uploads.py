@@ -20,11 +20,14 @@ domain error (``parley.errors``); the temporary copy never outlives a failure.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
 from parley.config import Settings
-from parley.errors import Invalid, NotFound, TooLarge, UnsupportedContent
+from parley.errors import Busy, Invalid, NotFound, TooLarge, UnsupportedContent
 from parley.knowledge.blobs import BlobStore
 from parley.knowledge.blobs import TooLarge as SpoolTooLarge
 from parley.knowledge.ingest import Ingestor
@@ -62,6 +65,31 @@ class Uploads:
         self._limits = settings
         self._blobs = blobs
         self._ingestor = ingestor
+        self._in_flight: Counter[str] = Counter()
+
+    @contextlib.contextmanager
+    def slot(self, user_id: str) -> Iterator[None]:
+        """Room for one upload of ``user_id``, taken before its bytes are read.
+
+        Uploads are bounded per account and per worker (``files_uploads_per_user``,
+        ``files_uploads_total``), so parallel uploads cannot fill the disk with
+        spooled bodies; past either bound the request is refused (``Busy``, 429).
+        """
+        per_user, total = self._limits.files_uploads_per_user, self._limits.files_uploads_total
+        if self._in_flight[user_id] >= per_user:
+            raise Busy(
+                f"You are already uploading {per_user} files; "
+                "wait for one to finish, then try again."
+            )
+        if self._in_flight.total() >= total:
+            raise Busy("The server is receiving many uploads right now; try again in a moment.")
+        self._in_flight[user_id] += 1
+        try:
+            yield
+        finally:
+            self._in_flight[user_id] -= 1
+            if not self._in_flight[user_id]:
+                del self._in_flight[user_id]
 
     async def upload(
         self,

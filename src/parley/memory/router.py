@@ -22,13 +22,14 @@ from pydantic import BaseModel, Field
 
 from parley.http.bodies import Body, iso
 from parley.http.deps import DB, CurrentUser, service
+from parley.http.guard import GuardedRoute
 from parley.http.problems import Problem, not_found
 from parley.memory.service import MemoryService, memory_enabled, review_enabled
 from parley.memory.store import MemoryStore
 from parley.memory.tables import Memory
 from parley.memory.text import clean_fact
 
-router = APIRouter(prefix="/api/memories", tags=["memory"])
+router = APIRouter(route_class=GuardedRoute, prefix="/api/memories", tags=["memory"])
 
 
 class MemoryIn(Body):

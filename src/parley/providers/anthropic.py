@@ -292,9 +292,13 @@ class AnthropicProvider(DiscoveringProvider):
             raise self.map_status(exc) from exc
         except (sdk.APIConnectionError, httpx2.HTTPError) as exc:
             raise self.map_transport(exc, started=False) from exc
-        except (sdk.APIError, ValueError) as exc:
+        except (sdk.APIError, ValueError, TypeError, AttributeError) as exc:
+            # the SDK builds its page from whatever JSON came back (a list, a string...)
             raise protocol_error(self.name, "answered GET /v1/models with unexpected data") from exc
-        return sorted({m.id for m in page.data if getattr(m, "id", None)})
+        data = getattr(page, "data", None)
+        if not isinstance(data, list):
+            raise protocol_error(self.name, "answered GET /v1/models with unexpected data")
+        return sorted({m.id for m in data if isinstance(getattr(m, "id", None), str)})
 
     def model(self, name: str) -> AnthropicChatModel:
         return AnthropicChatModel(self, self.model_info(name))

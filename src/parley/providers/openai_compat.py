@@ -582,9 +582,13 @@ class OpenAIProvider(DiscoveringProvider):
             raise self.map_status(exc) from exc
         except (openai.APIConnectionError, httpx2.HTTPError) as exc:
             raise self.map_transport(exc, started=False) from exc
-        except (openai.APIError, ValueError) as exc:
+        except (openai.APIError, ValueError, TypeError, AttributeError) as exc:
+            # the SDK builds its page from whatever JSON came back (a list, a string...)
             raise protocol_error(self.name, "answered GET /models with unexpected data") from exc
-        return sorted({m.id for m in page.data if getattr(m, "id", None)})
+        data = getattr(page, "data", None)
+        if not isinstance(data, list):
+            raise protocol_error(self.name, "answered GET /models with unexpected data")
+        return sorted({m.id for m in data if isinstance(getattr(m, "id", None), str)})
 
     def model(self, name: str) -> OpenAIChatModel:
         return OpenAIChatModel(self, self.model_info(name))

@@ -267,6 +267,13 @@ class ModelRegistry:
             return False, [], exc.message
         except TimeoutError:
             return False, [], f"No answer from {base_url} within {TEST_TIMEOUT_S:g}s."
+        except Exception as exc:  # a test reports what went wrong; it never fails itself
+            log.warning("testing a %s endpoint failed", kind, exc_info=True)
+            return (
+                False,
+                [],
+                f"The endpoint's answer could not be understood ({type(exc).__name__}).",
+            )
         finally:
             await _close_quietly(provider)
         return True, names, None

@@ -163,12 +163,18 @@ class SandboxFeature:
             )
         self.manager.start_reaper()
         ctx.add_tool(self.tool())
+        ctx.add_revoker(self._revoke)
 
     async def _files(self, user_id: str, conversation_id: str | None) -> list[tuple[str, Path]]:
         files = self._conversation_files()
         if files is None:
             return []
         return [(name, Path(path)) for name, path in await files(user_id, conversation_id)]
+
+    async def _revoke(self, user_id: str) -> None:
+        """A disabled or deleted account's kernels die at once, mid-run included."""
+        if self.manager is not None:
+            await self.manager.close_for(user_id)
 
     async def stop(self) -> None:
         if self.manager is not None:

@@ -16,6 +16,7 @@ from fastapi import APIRouter, Depends
 from fastapi.responses import FileResponse
 
 from parley.http.deps import CurrentUser, ServicesDep
+from parley.http.guard import GuardedRoute
 from parley.http.problems import not_found
 from parley.sandbox.outputs import OutputStore
 
@@ -33,7 +34,7 @@ def _store(services: ServicesDep) -> OutputStore | None:
     return services.get(OutputStore)
 
 
-router = APIRouter(prefix="/api/sandbox", tags=["sandbox"])
+router = APIRouter(route_class=GuardedRoute, prefix="/api/sandbox", tags=["sandbox"])
 
 
 @router.get(

@@ -32,6 +32,8 @@ from sqlalchemy import (
 from sqlalchemy import DateTime as _DateTime
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from parley.jsonshape import PREFERENCES, shape_error
+
 
 def new_id() -> str:
     return uuid.uuid4().hex
@@ -76,6 +78,18 @@ class User(Base):
     response_style: Mapped[str] = mapped_column(Text, default="")
     preferences: Mapped[dict[str, Any]] = mapped_column(default=dict)  # theme, memory on/off...
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    def stored_preferences(self) -> dict[str, Any] | None:
+        """The preferences, or None when what is stored is not a valid value.
+
+        Values are checked on the way in (``parley.jsonshape``), but a row written
+        before that, or by hand, may hold anything: every reader goes through
+        here, so one bad value shows as "none" instead of failing the reader.
+        """
+        value = self.preferences if self.preferences is not None else {}
+        if not isinstance(value, dict) or shape_error(value, PREFERENCES) is not None:
+            return None
+        return value
 
 
 class Session(Base):

@@ -22,6 +22,7 @@ from typing import Annotated, Any, Literal, Union, get_args, get_origin, get_typ
 from zoneinfo import ZoneInfo
 
 from parley.errors import ToolError
+from parley.jsonshape import STORED, shape_error
 from parley.messages import Source, StepAttachment, ToolCall, ToolSpec
 from parley.timezones import zone_or_utc
 
@@ -463,7 +464,8 @@ class ToolRegistry:
             return done(
                 f"Invalid arguments for tool '{call.name}': not a JSON object ({exc}).", True
             )
-        problems = validate(arguments, declared.parameters)
+        shape = shape_error(arguments, STORED)  # a model's output is hostile like any input
+        problems = [f"the arguments {shape}"] if shape else validate(arguments, declared.parameters)
         if problems:
             return done(f"Invalid arguments for tool '{call.name}': {'; '.join(problems)}.", True)
         if declared.context_param is not None:

@@ -73,6 +73,21 @@ class AfterTurn(Protocol):
     async def after_turn(self, info: TurnInfo, answer: str, status: str) -> None: ...
 
 
+class Revoker(Protocol):
+    """Ends what a feature runs for a user whose access just ended (an account
+    disabled or deleted): kill their code kernels, drop their queued jobs. Runs on
+    every worker; must be quick and safe to call twice."""
+
+    async def __call__(self, user_id: str) -> None: ...
+
+
+async def revoke_quietly(hook: Revoker, user_id: str) -> None:
+    try:
+        await hook(user_id)
+    except Exception:
+        log.exception("revoking user %s: a feature's revoker failed", user_id)
+
+
 class ToolConfirmer(Protocol):
     """Asks the user to approve side-effecting tool calls (state shared by workers).
 

@@ -52,14 +52,16 @@ from parley.storage.tables import Conversation, User
 from parley.storage.tables import Message as MessageRow
 from parley.timezones import zone_or_utc
 from parley.tools import ToolContext, ToolRegistry
-from parley.turns.control import GenerationControl
+from parley.turns.control import GenerationControl, StopSignal, owner, owner_of
 from parley.turns.history import history_from_rows, history_limit, split_summarized
 from parley.turns.hooks import (
     TOOL_CONFIRMER,
     AfterTurn,
     ContextSource,
+    Revoker,
     TurnInfo,
     gather_context,
+    revoke_quietly,
     run_after_turn,
 )
 from parley.turns.recorder import Final, Recorder
@@ -93,6 +95,7 @@ class PreparedTurn:
     info: TurnInfo
     history_truncated: bool = False
     summary: str | None = None  # the stored summary of the turns left out of ``history``
+    owners: tuple[str, ...] = ()  # ``control.owner`` keys whose revocation stops this turn
 
 
 TurnItem = TurnEvent | Final
@@ -118,7 +121,10 @@ class TurnService:
         # Features add to these at start-up through the seam (parley.seam).
         self.context_sources: list[ContextSource] = []
         self.after_turn: list[AfterTurn] = []
+        self.revokers: list[Revoker] = []
         self._tasks: set[asyncio.Task[None]] = set()
+        self._after: dict[str, set[asyncio.Task[None]]] = {}  # after-turn work, by user
+        control.add_listener(self._on_stop)
 
     def add_context_source(self, source: ContextSource) -> None:
         self.context_sources.append(source)
@@ -129,6 +135,32 @@ class TurnService:
 
     def add_after_turn(self, hook: AfterTurn) -> None:
         self.after_turn.append(hook)
+
+    def add_revoker(self, hook: Revoker) -> None:
+        self.revokers.append(hook)
+
+    # ------------------------------------------------------------ revocation
+
+    async def revoke_user(self, user_id: str) -> None:
+        """Stop everything the user runs, on every worker: their turns end as
+        stopped, their after-turn work is cancelled, the features' revokers run
+        (code kernels killed). For an account disabled or deleted."""
+        await self.control.stop(owner("user", user_id))
+
+    async def revoke_api_key(self, key_id: str) -> None:
+        """Stop the turns and ``/v1`` streams started with this (revoked) API key."""
+        await self.control.stop(owner("key", key_id))
+
+    def _on_stop(self, key: str) -> None:
+        """Every stop signal reaching this worker; a user's revocation lands here."""
+        found = owner_of(key)
+        if found is None or found[0] != "user":
+            return
+        user_id = found[1]
+        for task in self._after.pop(user_id, set()):
+            task.cancel()
+        for hook in self.revokers:
+            self._spawn(revoke_quietly(hook, user_id))
 
     # ------------------------------------------------------------ prepare
 
@@ -143,7 +175,9 @@ class TurnService:
         message_id: str | None = None,
         model_ref: str | None = None,
         preferred_default: str | None = None,
+        api_key_id: str | None = None,
     ) -> PreparedTurn:
+        """``api_key_id``: the key the request came with (revoking it stops the turn)."""
         async with self.db.session() as session:
             store = ConversationStore(session, user.id)
             conv = await store.get(conversation_id)
@@ -192,7 +226,7 @@ class TurnService:
                 temporary=conv.temporary,
                 project_id=conv.project_id,
                 assistant_id=conv.assistant_id,
-                preferences=dict(user.preferences or {}),
+                preferences=dict(user.stored_preferences() or {}),
             )
             return PreparedTurn(
                 user_id=user.id,
@@ -211,6 +245,8 @@ class TurnService:
                 info=info,
                 summary=summary,
                 history_truncated=truncated,
+                owners=(owner("user", user.id),)
+                + ((owner("key", api_key_id),) if api_key_id else ()),
             )
 
     async def _place_user_message(
@@ -265,10 +301,21 @@ class TurnService:
         self._spawn(self._run(turn, queue))
         return self._relay(queue)
 
-    def _spawn(self, coro: Any) -> None:
+    def _spawn(self, coro: Any, user_id: str | None = None) -> None:
         task = asyncio.create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        if user_id is not None:  # after-turn work: cancelled if the user is revoked
+            mine = self._after.setdefault(user_id, set())
+            mine.add(task)
+            task.add_done_callback(lambda t: self._forget(user_id, t))
+
+    def _forget(self, user_id: str, task: asyncio.Task[None]) -> None:
+        mine = self._after.get(user_id)
+        if mine is not None:
+            mine.discard(task)
+            if not mine:
+                del self._after[user_id]
 
     @staticmethod
     async def _relay(queue: Mailbox[TurnItem | None]) -> AsyncIterator[TurnItem]:
@@ -292,8 +339,9 @@ class TurnService:
         )
         confirmer = self.services.get(TOOL_CONFIRMER)
         recorder.start_flushing()
+        cancel: StopSignal | None = None
         try:
-            with self.control.track(turn.conversation_id) as cancel:
+            with self.control.track(turn.conversation_id, *turn.owners) as cancel:
                 messages, tool_context = await self._context(turn, recorder, queue)
                 events = run_tool_loop(
                     turn.model,
@@ -341,14 +389,20 @@ class TurnService:
                     await confirmer.close(turn.info)
                 except Exception:
                     log.exception("could not expire pending tool confirmations")
-            await self._end(turn, recorder, queue)
+            await self._end(turn, recorder, queue, revoked=cancel is not None and cancel.revoked)
 
     async def _end(
-        self, turn: PreparedTurn, recorder: Recorder, queue: Mailbox[TurnItem | None]
+        self,
+        turn: PreparedTurn,
+        recorder: Recorder,
+        queue: Mailbox[TurnItem | None],
+        *,
+        revoked: bool = False,
     ) -> None:
         """Store the record and end the stream: ``Final`` and the end marker, or a
         ``storage_error`` when the answer could not be saved (the stream ends
-        either way); then the after-turn hooks run in the background."""
+        either way); then the after-turn hooks run in the background, unless the
+        turn was stopped because its owner was revoked."""
         await recorder.stop_flushing()
         try:
             final = await asyncio.shield(recorder.finish())
@@ -365,9 +419,10 @@ class TurnService:
             return
         queue.put_nowait(final)
         queue.put_nowait(None)
-        if self.after_turn:
+        if self.after_turn and not revoked:
             self._spawn(
-                run_after_turn(self.after_turn, turn.info, recorder.text(), final.message.status)
+                run_after_turn(self.after_turn, turn.info, recorder.text(), final.message.status),
+                user_id=turn.user_id,
             )
 
     async def _context(

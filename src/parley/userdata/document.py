@@ -16,10 +16,11 @@ Exports are written from rows with plain dicts (cheap for a large account);
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from parley.jsonshape import PREFERENCES, STORED, bounded
 from parley.storage.tables import ApiKey, Conversation, Message, User
 
 __all__ = [
@@ -68,7 +69,9 @@ class ProfileRecord(_Record):
     timezone: str = Field(default="UTC", max_length=64)
     about_me: str = Field(default="", max_length=4000)
     response_style: str = Field(default="", max_length=4000)
-    preferences: dict[str, Any] = Field(default_factory=dict)
+    preferences: Annotated[dict[str, Any], bounded(PREFERENCES, "Preferences")] = Field(
+        default_factory=dict
+    )
     created_at: datetime | None = None
 
 
@@ -90,8 +93,12 @@ class MessageRecord(_Record):
     role: Literal["user", "assistant", "system"]
     content: str = ""
     reasoning: str = ""
-    steps: list[dict[str, Any]] = Field(default_factory=list, max_length=10_000)
-    sources: list[dict[str, Any]] = Field(default_factory=list, max_length=10_000)
+    steps: Annotated[list[dict[str, Any]], bounded(STORED, "A message's steps")] = Field(
+        default_factory=list, max_length=10_000
+    )
+    sources: Annotated[list[dict[str, Any]], bounded(STORED, "A message's sources")] = Field(
+        default_factory=list, max_length=10_000
+    )
     status: Literal["complete", "streaming", "failed", "cancelled"] = "complete"
     provider: str | None = Field(default=None, max_length=100)
     model: str | None = Field(default=None, max_length=300)
@@ -158,7 +165,7 @@ def profile_record(user: User) -> dict[str, Any]:
         "timezone": user.timezone,
         "about_me": user.about_me,
         "response_style": user.response_style,
-        "preferences": user.preferences or {},
+        "preferences": user.stored_preferences() or {},
         "created_at": iso(user.created_at),
     }
 

@@ -29,6 +29,7 @@ from sqlalchemy import delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from parley.errors import InvalidImport
+from parley.jsonshape import PREFERENCES, shape_error
 from parley.storage.conversations import INTERRUPTED_MESSAGE, ConversationStore
 from parley.storage.tables import ApiKey, Conversation, Message, User, new_id, utcnow
 from parley.timezones import find_zone
@@ -46,8 +47,6 @@ from parley.userdata.hooks import AfterCommit, DeleteJob, ExportJob, ImportJob, 
 __all__ = ["Export", "ImportReport", "delete_account", "export_user", "import_user"]
 
 log = logging.getLogger(__name__)
-
-MAX_PREFERENCES_CHARS = 8_000
 
 
 @dataclass(slots=True)
@@ -261,8 +260,8 @@ def _restore_settings(user: User, document: ExportDocument) -> bool:
         user.about_me = profile.about_me
     if profile.response_style.strip():
         user.response_style = profile.response_style
-    preferences = {**(user.preferences or {}), **profile.preferences}
-    if len(repr(preferences)) <= MAX_PREFERENCES_CHARS:
+    preferences = {**(user.stored_preferences() or {}), **profile.preferences}
+    if shape_error(preferences, PREFERENCES) is None:  # else the account keeps its own
         user.preferences = preferences
     return True
 

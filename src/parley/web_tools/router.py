@@ -18,12 +18,13 @@ from pydantic import BaseModel, Field, field_validator
 
 from parley.http.bodies import Body
 from parley.http.deps import AdminUser, CurrentUser, service
+from parley.http.guard import GuardedRoute
 from parley.http.problems import not_found
 from parley.web_tools.mcp_admin import McpServerDraft, McpServerView
 from parley.web_tools.service import ToolSource, WebToolsService
 from parley.web_tools.tables import ToolConfirmation
 
-router = APIRouter(tags=["tools"])
+router = APIRouter(route_class=GuardedRoute, tags=["tools"])
 
 _SERVER_NAME = r"^[a-z0-9][a-z0-9-]{0,23}$"
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,99}$")

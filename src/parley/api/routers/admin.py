@@ -9,6 +9,7 @@ handlers translate HTTP to them.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from fastapi import APIRouter, Response
@@ -25,25 +26,37 @@ from parley.api.schemas import (
     ProviderTest,
     ProviderTestResult,
     ProviderUpdate,
+    RowProblem,
     UserEnvelope,
     UserList,
     UserPublic,
 )
 from parley.auth import accounts
 from parley.auth.passwords import password_problem
-from parley.http.deps import DB, AdminUser, SettingsDep, Sync
+from parley.http.deps import DB, AdminUser, SettingsDep, Sync, Turns
+from parley.http.guard import GuardedRoute
 from parley.http.problems import Problem, not_found
 from parley.instance import provider_admin
 from parley.instance import values as instance
 from parley.storage.tables import User
 
-router = APIRouter(prefix="/api/admin", tags=["admin"])
+log = logging.getLogger(__name__)
+router = APIRouter(route_class=GuardedRoute, prefix="/api/admin", tags=["admin"])
 
 
 @router.get("/users")
 async def list_users(admin: AdminUser, db: DB) -> UserList:
-    users = await db.scalars(select(User).order_by(User.created_at))
-    return UserList(items=[UserPublic.from_row(u) for u in users])
+    """Every user; a stored record that cannot be shown is reported in
+    ``problems`` (and logged) instead of failing the whole list."""
+    items: list[UserPublic] = []
+    problems: list[RowProblem] = []
+    for user in await db.scalars(select(User).order_by(User.created_at)):
+        try:
+            items.append(UserPublic.from_row(user))
+        except ValueError as exc:  # pydantic's ValidationError included
+            log.warning("user %s cannot be listed: %s", user.id, exc)
+            problems.append(RowProblem(id=user.id, detail="This user's stored record is invalid."))
+    return UserList(items=items, problems=problems)
 
 
 @router.post("/users", status_code=201)
@@ -59,7 +72,7 @@ async def create_user(body: AdminUserCreate, admin: AdminUser, db: DB) -> UserEn
 
 @router.patch("/users/{user_id}")
 async def update_user(
-    user_id: str, body: AdminUserUpdate, admin: AdminUser, db: DB
+    user_id: str, body: AdminUserUpdate, admin: AdminUser, db: DB, turns: Turns
 ) -> UserEnvelope:
     user = await accounts.get_user(db, user_id)
     if user is None:
@@ -73,6 +86,8 @@ async def update_user(
             # Signed-in browsers lose access at once (keys are checked per request too).
             await accounts.end_all_sessions(db, user.id)
     await db.commit()
+    if body.status is not None and body.status != "active":
+        await turns.revoke_user(user.id)  # answers, jobs and kernels in flight stop now
     return UserEnvelope.from_row(user)
 
 

@@ -11,11 +11,12 @@ from parley.auth import accounts
 from parley.auth.passwords import password_problem
 from parley.config import Settings
 from parley.http.deps import CSRF_COOKIE, DB, SESSION_COOKIE, CurrentPrincipal, SettingsDep
+from parley.http.guard import GuardedRoute
 from parley.http.problems import Problem
 from parley.instance import values as instance
 from parley.storage.tables import User
 
-router = APIRouter(prefix="/api/auth", tags=["auth"])
+router = APIRouter(route_class=GuardedRoute, prefix="/api/auth", tags=["auth"])
 
 
 def _set_cookies(response: Response, settings: Settings, token: str, csrf: str) -> None:

@@ -8,22 +8,22 @@ from starlette.responses import StreamingResponse
 from parley.api.schemas import EditIn, MessagePublic, RegenerateIn, SendIn
 from parley.api.stream_events import SSE_RESPONSE, TurnStart
 from parley.api.turn_stream import sse_response, turn_stream
-from parley.http.deps import DB, CurrentUser, Sync, Turns
+from parley.http.deps import DB, CurrentPrincipal, CurrentUser, Principal, Sync, Turns
+from parley.http.guard import GuardedRoute
 from parley.http.problems import not_found
 from parley.instance.providers import RegistrySync
 from parley.storage.conversations import ConversationStore
-from parley.storage.tables import User
 from parley.turns import TurnService
 from parley.turns.runner import TurnKind
 
-router = APIRouter(prefix="/api/conversations", tags=["chat"])
+router = APIRouter(route_class=GuardedRoute, prefix="/api/conversations", tags=["chat"])
 
 
 async def _start(
     turns: TurnService,
     sync: RegistrySync,
     db: DB,
-    user: User,
+    principal: Principal,
     conversation_id: str,
     kind: TurnKind,
     **kwargs: str | None,
@@ -32,7 +32,12 @@ async def _start(
     preferred = await sync.default_model(db)
     await db.close()  # the turn uses its own sessions; loaded objects stay readable
     turn = await service.prepare(
-        user, conversation_id, kind=kind, preferred_default=preferred, **kwargs
+        principal.user,
+        conversation_id,
+        kind=kind,
+        preferred_default=preferred,
+        api_key_id=principal.api_key_id,
+        **kwargs,
     )
     start = TurnStart(
         user_message=MessagePublic.from_row(
@@ -53,14 +58,14 @@ async def send_message(
     body: SendIn,
     turns: Turns,
     sync: Sync,
-    user: CurrentUser,
+    principal: CurrentPrincipal,
     db: DB,
 ) -> StreamingResponse:
     return await _start(
         turns,
         sync,
         db,
-        user,
+        principal,
         conversation_id,
         "send",
         content=body.content,
@@ -79,7 +84,7 @@ async def regenerate(
     message_id: str,
     turns: Turns,
     sync: Sync,
-    user: CurrentUser,
+    principal: CurrentPrincipal,
     db: DB,
     body: RegenerateIn | None = None,
 ) -> StreamingResponse:
@@ -87,7 +92,7 @@ async def regenerate(
         turns,
         sync,
         db,
-        user,
+        principal,
         conversation_id,
         "regenerate",
         message_id=message_id,
@@ -106,14 +111,14 @@ async def edit(
     body: EditIn,
     turns: Turns,
     sync: Sync,
-    user: CurrentUser,
+    principal: CurrentPrincipal,
     db: DB,
 ) -> StreamingResponse:
     return await _start(
         turns,
         sync,
         db,
-        user,
+        principal,
         conversation_id,
         "edit",
         message_id=message_id,

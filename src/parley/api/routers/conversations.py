@@ -19,12 +19,13 @@ from parley.api.schemas import (
     SummaryPublic,
 )
 from parley.http.deps import DB, CurrentUser, Tools
+from parley.http.guard import GuardedRoute
 from parley.http.problems import Problem, not_found
 from parley.storage.conversations import ConversationStore
 from parley.storage.search import search_conversations
 from parley.storage.tables import Conversation
 
-router = APIRouter(prefix="/api", tags=["conversations"])
+router = APIRouter(route_class=GuardedRoute, prefix="/api", tags=["conversations"])
 
 
 async def conversation_view(store: ConversationStore, conv: Conversation) -> ConversationDetail:

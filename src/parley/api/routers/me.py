@@ -28,20 +28,29 @@ from parley.api.schemas import (
 )
 from parley.auth import accounts
 from parley.auth.passwords import hash_password, password_problem, verify_password
-from parley.http.deps import CSRF_COOKIE, DB, SESSION_COOKIE, CurrentPrincipal, CurrentUser, service
+from parley.http.deps import (
+    CSRF_COOKIE,
+    DB,
+    SESSION_COOKIE,
+    CurrentPrincipal,
+    CurrentUser,
+    Turns,
+    service,
+)
+from parley.http.guard import GuardedRoute
 from parley.http.problems import Problem, not_found
+from parley.jsonshape import PREFERENCES, shape_error
 from parley.timezones import find_zone
 from parley.userdata import UserDataHooks, archive
 from parley.userdata.document import ExportDocument
 from parley.userdata.service import (
-    MAX_PREFERENCES_CHARS,
     ImportReport,
     delete_account,
     export_user,
     import_user,
 )
 
-router = APIRouter(prefix="/api", tags=["me"])
+router = APIRouter(route_class=GuardedRoute, prefix="/api", tags=["me"])
 
 UserDataDep = Annotated[UserDataHooks, Depends(service(UserDataHooks))]
 
@@ -59,10 +68,11 @@ async def update_me(body: MeUpdate, user: CurrentUser, db: DB) -> UserEnvelope:
                 "invalid_timezone",
             )
         user.timezone = body.timezone
-    if body.preferences is not None:
-        if len(repr(body.preferences)) > MAX_PREFERENCES_CHARS:
+    if body.preferences is not None:  # its shape was checked (``Preferences``)
+        merged = {**(user.stored_preferences() or {}), **body.preferences}
+        if shape_error(merged, PREFERENCES) is not None:
             raise Problem(422, "Preferences are too large.", "invalid_preferences")
-        user.preferences = {**(user.preferences or {}), **body.preferences}
+        user.preferences = merged
     for field in ("name", "about_me", "response_style"):
         value = getattr(body, field)
         if value is not None:
@@ -194,12 +204,13 @@ async def import_me(
 
 @router.delete("/me", status_code=204)
 async def delete_me(
-    body: PasswordConfirm, user: CurrentUser, db: DB, hooks: UserDataDep
+    body: PasswordConfirm, user: CurrentUser, db: DB, hooks: UserDataDep, turns: Turns
 ) -> Response:
     if not await verify_password(user.password_hash, body.password):
         raise Problem(403, "The password is wrong; the account was not deleted.", "bad_credentials")
     await accounts.ensure_an_admin_remains(db, user, deleting=True)
     await delete_account(db, user, hooks)
+    await turns.revoke_user(user.id)  # its running answers, jobs and kernels end now
     response = Response(status_code=204)
     response.delete_cookie(SESSION_COOKIE, path="/")
     response.delete_cookie(CSRF_COOKIE, path="/")
@@ -219,8 +230,9 @@ async def create_key(body: KeyCreate, user: CurrentUser, db: DB) -> KeyCreated:
 
 
 @router.delete("/keys/{key_id}", status_code=204)
-async def revoke_key(key_id: str, user: CurrentUser, db: DB) -> Response:
+async def revoke_key(key_id: str, user: CurrentUser, db: DB, turns: Turns) -> Response:
     if not await accounts.revoke_api_key(db, user.id, key_id):
         raise not_found("API key")
     await db.commit()
+    await turns.revoke_api_key(key_id)  # what runs with the key stops now
     return Response(status_code=204)

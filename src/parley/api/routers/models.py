@@ -6,10 +6,11 @@ from fastapi import APIRouter
 
 from parley.api.schemas import LocalModelStatus, ModelList, ModelPublic
 from parley.http.deps import DB, CurrentUser, Sync
+from parley.http.guard import GuardedRoute
 from parley.providers.base import ModelInfo
 from parley.providers.registry import ModelRegistry
 
-router = APIRouter(prefix="/api", tags=["models"])
+router = APIRouter(route_class=GuardedRoute, prefix="/api", tags=["models"])
 
 
 def model_out(info: ModelInfo) -> ModelPublic:

@@ -11,15 +11,18 @@ the model and maps failures before the first byte to problem documents.
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Any
+from collections.abc import AsyncIterator
+from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from parley import loopshare
-from parley.errors import ModelNotFound, ProviderError
-from parley.http.deps import DB, Principal, Sync, principal_from_api_key
+from parley.errors import AccessRevoked, ModelNotFound, ProviderError
+from parley.http.deps import DB, ApiKeyPrincipal, Principal, Sync, Turns
+from parley.http.guard import GuardedRoute
 from parley.http.problems import Problem
+from parley.messages import ProviderEvent
 from parley.providers.base import ChatModel
 from parley.providers.openai_wire import (
     ChatCompletion,
@@ -31,8 +34,9 @@ from parley.providers.openai_wire import (
     stream_chunks,
 )
 from parley.providers.registry import ModelRegistry
+from parley.turns.control import GenerationControl, owner
 
-router = APIRouter(prefix="/v1", tags=["openai-compatible"])
+router = APIRouter(route_class=GuardedRoute, prefix="/v1", tags=["openai-compatible"])
 
 _COMPLETION_DOC: dict[int | str, dict[str, Any]] = {
     200: {
@@ -42,21 +46,6 @@ _COMPLETION_DOC: dict[int | str, dict[str, Any]] = {
         "server-sent events ending with `data: [DONE]`.",
     }
 }
-
-
-async def api_key_principal(request: Request, db: DB) -> Principal:
-    authorization = request.headers.get("authorization")
-    if not authorization:
-        raise Problem(
-            401,
-            "This endpoint takes a Parley API key: 'Authorization: Bearer pk-...'.",
-            "missing_api_key",
-            headers={"WWW-Authenticate": 'Bearer realm="parley"'},
-        )
-    return await principal_from_api_key(db, authorization)
-
-
-ApiKeyPrincipal = Annotated[Principal, Depends(api_key_principal)]
 
 
 async def _resolve(registry: ModelRegistry, name: str, preferred: str | None) -> ChatModel:
@@ -91,9 +80,26 @@ def _provider_problem(exc: ProviderError) -> Problem:
     return Problem(status, exc.message, exc.code)
 
 
+async def _unless_revoked(
+    control: GenerationControl, principal: Principal, events: AsyncIterator[ProviderEvent]
+) -> AsyncIterator[ProviderEvent]:
+    """The relayed events, ended (``AccessRevoked``) once the caller's key is
+    revoked or account disabled: checked per event, O(1)."""
+    owners = [owner("user", principal.user.id)]
+    if principal.api_key_id:
+        owners.append(owner("key", principal.api_key_id))
+    with control.track("v1:" + uuid.uuid4().hex, *owners) as stop:
+        async for event in events:
+            if stop.is_set():
+                raise AccessRevoked(
+                    "This API key was revoked or its account disabled; the answer was stopped."
+                )
+            yield event
+
+
 @router.post("/chat/completions", response_model=None, responses=_COMPLETION_DOC)
 async def chat_completions(
-    body: ChatCompletionIn, sync: Sync, principal: ApiKeyPrincipal, db: DB
+    body: ChatCompletionIn, sync: Sync, principal: ApiKeyPrincipal, db: DB, turns: Turns
 ) -> Response:
     await loopshare.take_slice(start=True)  # admitting a stream is heavy: wait for a slice
     registry = await sync.ensure_fresh(db)
@@ -101,7 +107,7 @@ async def chat_completions(
     await db.close()  # release the connection before the long stream
     request = chat_request(body)
     completion_id = "chatcmpl-" + uuid.uuid4().hex
-    events = model.stream(request).__aiter__()
+    events = _unless_revoked(turns.control, principal, model.stream(request))
     try:
         first = await events.__anext__()
     except ProviderError as exc:

@@ -15,6 +15,9 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import FileResponse, HTMLResponse, Response
 from starlette.staticfiles import StaticFiles
 
+from parley.http.guard import GuardedRoute
+from parley.http.problems import problem_response
+
 mimetypes.add_type("application/manifest+json", ".webmanifest")
 
 STATIC_DIR = Path(__file__).resolve().parents[2] / "static"
@@ -26,7 +29,7 @@ up: see <a href="/docs">/docs</a>.</p></body></html>"""
 
 
 def mount_web(app: FastAPI, static_dir: Path = STATIC_DIR) -> None:
-    router = APIRouter(include_in_schema=False)
+    router = APIRouter(route_class=GuardedRoute, include_in_schema=False)
     assets = static_dir / "assets"
     if assets.is_dir():
         app.mount("/assets", StaticFiles(directory=assets), name="assets")
@@ -56,13 +59,15 @@ def mount_web(app: FastAPI, static_dir: Path = STATIC_DIR) -> None:
     @router.get("/{path:path}")
     def spa(path: str) -> Response:
         if path.startswith(("api/", "v1/")):
-            from parley.http.problems import problem_response
-
             return problem_response(404, "No such endpoint.", "not_found")
         index = static_dir / "index.html"
         if path:
-            candidate = (static_dir / path).resolve()
-            if candidate.is_file() and candidate.is_relative_to(static_dir.resolve()):
+            try:  # a NUL byte (``%00``) or a name too long for the OS: no such file
+                candidate = (static_dir / path).resolve()
+                found = candidate.is_file() and candidate.is_relative_to(static_dir.resolve())
+            except (ValueError, OSError):
+                return problem_response(404, "No such page.", "not_found")
+            if found:
                 cache = (
                     "no-cache"
                     if candidate.name in ("sw.js", "index.html")

@@ -141,7 +141,11 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** List Users */
+        /**
+         * List Users
+         * @description Every user; a stored record that cannot be shown is reported in
+         *     ``problems`` (and logged) instead of failing the whole list.
+         */
         get: operations["list_users_api_admin_users_get"];
         put?: never;
         /** Create User */
@@ -506,7 +510,8 @@ export interface paths {
          * @description Upload a file to a conversation (attach), a collection, or your library.
          *
          *     201 with the new file; 200 with ``duplicate: true`` when the same bytes are
-         *     already in the same place.
+         *     already in the same place. The form is read here, after the caller is known
+         *     and has room for one more upload (``Uploads.slot``), never before.
          */
         post: operations["upload_file_api_files_post"];
         delete?: never;
@@ -987,18 +992,6 @@ export interface components {
              * @enum {string}
              */
             signup: "open" | "closed" | "approval";
-        };
-        /** Body_upload_file_api_files_post */
-        Body_upload_file_api_files_post: {
-            /** Collection Id */
-            collection_id?: string | null;
-            /** Conversation Id */
-            conversation_id?: string | null;
-            /**
-             * File
-             * @description the file
-             */
-            file: string;
         };
         /** BranchIn */
         BranchIn: {
@@ -2343,6 +2336,16 @@ export interface components {
             /** Model */
             model?: string | null;
         };
+        /**
+         * RowProblem
+         * @description A stored row that could not be shown; the rest of the list still is.
+         */
+        RowProblem: {
+            /** Detail */
+            detail: string;
+            /** Id */
+            id: string;
+        };
         /** SearchBody */
         SearchBody: {
             /** Collection Id */
@@ -2787,6 +2790,11 @@ export interface components {
         UserList: {
             /** Items */
             items: components["schemas"]["UserPublic"][];
+            /**
+             * Problems
+             * @description users whose stored record could not be shown
+             */
+            problems?: components["schemas"]["RowProblem"][];
         };
         /** UserPublic */
         UserPublic: {
@@ -2803,10 +2811,19 @@ export interface components {
             id: string;
             /** Name */
             name: string;
-            /** Preferences */
+            /**
+             * Preferences
+             * @description empty when what is stored is not valid (``preferences_invalid``)
+             */
             preferences: {
                 [key: string]: unknown;
             };
+            /**
+             * Preferences Invalid
+             * @description the stored preferences could not be served; saving preferences replaces them
+             * @default false
+             */
+            preferences_invalid?: boolean;
             /** Response Style */
             response_style: string;
             /**
@@ -4113,7 +4130,17 @@ export interface operations {
         };
         requestBody: {
             content: {
-                "multipart/form-data": components["schemas"]["Body_upload_file_api_files_post"];
+                "multipart/form-data": {
+                    /** @description add to it */
+                    collection_id?: string;
+                    /** @description attach to it */
+                    conversation_id?: string;
+                    /**
+                     * Format: binary
+                     * @description the file
+                     */
+                    file: string;
+                };
             };
         };
         responses: {
@@ -4133,15 +4160,6 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["UploadedFile"];
-                };
-            };
-            /** @description Validation Error */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
         };
