@@ -3,10 +3,15 @@
 The tool's text (what the model reads) lists stdout, the result, errors and
 the names of files made; charts and files travel as attachments on the tool
 step, served by ``GET /api/sandbox/outputs/{id}`` to their owner only.
+Deleting an account or a conversation removes its outputs and kills its
+kernels at once (``deletion.SandboxData``, registered even when code execution
+is off, since outputs made earlier remain).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import re
 import sys
@@ -16,17 +21,21 @@ from typing import Any, ClassVar
 
 from parley.config import Settings
 from parley.sandbox.bwrap import Limits
+from parley.sandbox.deletion import SandboxData
 from parley.sandbox.manager import RunResult, SandboxConfig, SandboxManager
 from parley.sandbox.outputs import OutputStore
 from parley.sandbox.routes import router
 from parley.seam import CONVERSATION_FILES, ConversationFiles, FeatureContext
 from parley.tools import Tool, ToolContext, ToolOutput, tool_from_function
+from parley.userdata.journal import DeletionJournal
 
 log = logging.getLogger(__name__)
 
 __all__ = ["SandboxFeature", "config_from_settings", "render", "sandbox_feature"]
 
 TOOL_NAME = "run_python"
+HOUSEKEEPING_EVERY_S = 3600.0
+PENDING_GRACE_S = 600.0
 _SECTION_CHARS = 6000
 
 
@@ -120,6 +129,8 @@ class SandboxFeature:
         self.config = config_from_settings(settings)
         self.manager: SandboxManager | None = None
         self.store: OutputStore | None = None
+        self.data: SandboxData | None = None
+        self._housekeeping: asyncio.Task[None] | None = None
         self._conversation_files: Callable[[], ConversationFiles | None] = lambda: None
 
     def tool(self) -> Tool:
@@ -143,6 +154,7 @@ class SandboxFeature:
         return tool_from_function(run_python, name=TOOL_NAME, timeout_s=timeout)
 
     async def start(self, ctx: FeatureContext) -> None:
+        await self._start_user_data(ctx)  # outputs are deleted even with execution off
         if not self.settings.sandbox_enabled:
             return
         self.store = OutputStore(ctx.db, self.settings.data_dir / "sandbox" / "outputs")
@@ -164,6 +176,32 @@ class SandboxFeature:
         self.manager.start_reaper()
         ctx.add_tool(self.tool())
 
+    async def _start_user_data(self, ctx: FeatureContext) -> None:
+        """Account and conversation deletion remove outputs and kill kernels
+        (``parley.sandbox.deletion``); a deletion a crash interrupted is finished
+        now, and unreferenced outputs are swept now and hourly."""
+        data_dir = self.settings.data_dir
+        self.data = SandboxData(
+            ctx.db,
+            data_dir / "sandbox" / "outputs",
+            DeletionJournal(data_dir / "deletions" / "sandbox"),
+            lambda: self.manager,
+        )
+        ctx.add_user_data(self.data)
+        ctx.add_conversation_data(self.data)
+        await self.data.replay()
+        self._housekeeping = asyncio.create_task(self._sweep_forever(self.data))
+
+    @staticmethod
+    async def _sweep_forever(data: SandboxData) -> None:
+        while True:
+            await data.collect_orphan_outputs()
+            await asyncio.sleep(HOUSEKEEPING_EVERY_S)
+            try:
+                await data.replay(older_than_s=PENDING_GRACE_S)
+            except Exception:
+                log.exception("completing pending output deletions failed")
+
     async def _files(self, user_id: str, conversation_id: str | None) -> list[tuple[str, Path]]:
         files = self._conversation_files()
         if files is None:
@@ -171,6 +209,11 @@ class SandboxFeature:
         return [(name, Path(path)) for name, path in await files(user_id, conversation_id)]
 
     async def stop(self) -> None:
+        if self._housekeeping is not None:
+            self._housekeeping.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._housekeeping
+            self._housekeeping = None
         if self.manager is not None:
             await self.manager.close()
             self.manager = None
