@@ -124,16 +124,20 @@ async def _count(db: Database, query: Any) -> int:
 
 
 async def _vectors(db: Database, user_id: str) -> int:
-    """pgvector rows (PostgreSQL with pgvector) or FTS5 entries (SQLite) of a user."""
+    """A user's stored vectors: float32 BLOBs on the passages, and pgvector's rows
+    where PostgreSQL has the extension (they go with their passage by cascade)."""
     async with db.session() as session:
-        if db.dialect == "postgresql":
-            exists = await session.scalar(text("SELECT to_regclass('knowledge_vectors')"))
-            if exists is None:
-                return 0
+        count = await session.scalar(
+            select(func.count())
+            .select_from(KnowledgeChunk)
+            .where(KnowledgeChunk.user_id == user_id, KnowledgeChunk.embedding.is_not(None))
+        )
+        if db.dialect == "postgresql" and await session.scalar(
+            text("SELECT to_regclass('knowledge_vectors')")
+        ):
             sql = "SELECT count(*) FROM knowledge_vectors WHERE user_id = :u"
-        else:
-            sql = "SELECT count(*) FROM knowledge_fts WHERE user_id = :u"
-        return int(await session.scalar(text(sql), {"u": user_id}) or 0)
+            count = (count or 0) + (await session.scalar(text(sql), {"u": user_id}) or 0)
+        return int(count or 0)
 
 
 async def _fts_hits(db: Database, word: str) -> int:
@@ -245,6 +249,14 @@ async def test_every_byte_of_a_deleted_conversation_and_account_goes(
         attached_sha = bea_data["attached"]["sha256"]
         assert await _count(db, select(func.count()).select_from(KnowledgeChunk)) > 0
         assert await _fts_hits(db, SECRET.split("-")[-1]) > 0
+        assert await _vectors(db, bea_id) > 0
+        knowledge = app.state.features["knowledge"].service
+        memory = app.state.features["memory"].service
+        found = await bea.post("/api/knowledge/search", json={"query": "beeswax", "mode": "dense"})
+        assert found.status_code == 200 and found.json()["items"], found.text
+        assert [key for key in knowledge.index._cache if key[0] == bea_id]  # vectors in memory
+        await memory.snapshot(bea_id)
+        assert bea_id in memory._snapshots
         first_output_dir = data_dir / "sandbox" / "outputs" / bea_id / first
 
         # -- the first conversation
@@ -329,9 +341,8 @@ async def test_every_byte_of_a_deleted_conversation_and_account_goes(
         ), table.__tablename__
     assert await _vectors(db, bea_id) == 0
     assert await _fts_hits(db, SECRET.split("-")[-1]) == 0
-    knowledge = app.state.features["knowledge"].service
     assert not [key for key in knowledge.index._cache if key[0] == bea_id]
-    assert bea_id not in app.state.features["memory"].service._snapshots
+    assert bea_id not in memory._snapshots
 
     # Ada's data is intact.
     content = await client.get(f"/api/files/{ada_file['id']}/content")
