@@ -56,12 +56,16 @@ def config_from_settings(settings: Settings) -> SandboxConfig:
             file_bytes=settings.sandbox_file_mb * mb,
             disk_bytes=settings.sandbox_disk_mb * mb,
             wall_seconds=settings.sandbox_wall_s,
+            cpus=settings.sandbox_cpus,
         ),
         per_user=settings.sandbox_kernels_per_user,
         total=settings.sandbox_max_kernels,
         spares=settings.sandbox_spare_kernels,
         idle_s=settings.sandbox_idle_s,
         host_uid_base=settings.sandbox_host_uid_base,
+        output_call_bytes=settings.sandbox_output_call_mb * mb,
+        output_user_bytes=settings.sandbox_output_user_mb * mb,
+        cgroups=settings.sandbox_cgroups,
     )
 
 
@@ -107,12 +111,24 @@ def render(result: RunResult, limits: Limits) -> ToolOutput:
         if run.died:
             failed = True
             parts.append(f"{run.died} Variables from earlier calls are lost.")
+        elif run.oom_kills:
+            parts.append(
+                f"{run.oom_kills} process(es) of the sandbox ran out of memory and were killed "
+                f"(its processes together may use {limits.memory_bytes // 2**20} MB)."
+            )
+        if run.leftovers_killed:
+            parts.append(
+                f"{run.leftovers_killed} process(es) the code left running were stopped when "
+                "the call ended: nothing runs in the background between calls."
+            )
     if result.attachments:
         listed = ", ".join(
             f"{a.filename} ({'image shown to the user' if a.kind == 'image' else 'file'})"
             for a in result.attachments
         )
         parts.append(f"Files given to the user: {listed}")
+    if result.quota_note:
+        parts.append(result.quota_note)
     text = "\n\n".join(parts) or "(no output)"
     return ToolOutput(text, is_error=failed, attachments=[a.as_dict() for a in result.attachments])
 
@@ -166,6 +182,12 @@ class SandboxFeature:
         reason = self.manager.unavailable_reason()
         if reason:
             log.warning("code interpreter unavailable: %s", reason)
+        elif cgroups := self.manager.cgroup_status():
+            log.warning(
+                "code interpreter without cgroups (%s): memory, process and CPU limits "
+                "hold per process only, not for a sandbox as a whole (README: Code interpreter)",
+                cgroups,
+            )
         if ctx.settings.tool_timeout_s < self.config.limits.wall_seconds + 2:
             log.warning(
                 "PARLEY_TOOL_TIMEOUT_S (%s) is below PARLEY_SANDBOX_WALL_S (%s): "
