@@ -168,11 +168,12 @@ class KnowledgeService:
         start replays it (``replay_deletions``); a deletion that did not commit
         keeps its bytes, since ``release_blob`` removes only what no record uses."""
         entry: dict[str, Any] = {"user_id": user_id, "blobs": sorted(set(digests))}
-        handle = await self.journal.record(entry)
+        handle = await self.journal.record(entry) if entry["blobs"] else None
 
         async def release() -> None:
             await self.apply_release(entry)
-            await self.journal.done(handle)
+            if handle is not None:
+                await self.journal.done(handle)
 
         return release
 

@@ -111,8 +111,10 @@ class SandboxData:
 
     async def delete(self, session: AsyncSession, user_id: str, job: DeleteJob) -> None:
         """Every output of the user, and after the commit every kernel."""
-        await session.execute(delete(SandboxOutput).where(SandboxOutput.user_id == user_id))
-        await self._plan(job, {"user_id": user_id, "conversation_ids": None})
+        result = await session.execute(
+            delete(SandboxOutput).where(SandboxOutput.user_id == user_id)
+        )
+        await self._plan(job, {"user_id": user_id, "conversation_ids": None}, _rows(result))
 
     async def delete_conversations(
         self,
@@ -123,20 +125,23 @@ class SandboxData:
     ) -> None:
         """The conversations' outputs, and after the commit their kernels."""
         ids = list(conversation_ids)
-        await session.execute(
+        result = await session.execute(
             delete(SandboxOutput).where(
                 SandboxOutput.user_id == user_id, SandboxOutput.conversation_id.in_(ids)
             )
         )
-        await self._plan(job, {"user_id": user_id, "conversation_ids": ids})
+        await self._plan(job, {"user_id": user_id, "conversation_ids": ids}, _rows(result))
 
-    async def _plan(self, job: DeleteJob, entry: dict[str, Any]) -> None:
-        handle = await self.journal.record(entry)
+    async def _plan(self, job: DeleteJob, entry: dict[str, Any], outputs: int) -> None:
+        """Journal the removal when rows went (no row, no file a crash could strand:
+        a stray file of the scope is still removed after the commit, or swept)."""
+        handle = await self.journal.record(entry) if outputs else None
 
         async def finish() -> None:
             await self.close_kernels(entry)
             await self.apply(entry)
-            await self.journal.done(handle)
+            if handle is not None:
+                await self.journal.done(handle)
 
         job.after_commit.append(finish)
 
@@ -145,7 +150,7 @@ class SandboxData:
         if manager is None:
             return
         user_id = str(entry["user_id"])
-        ids = entry.get("conversation_ids")
+        ids: list[str] | None = entry.get("conversation_ids")
         if ids is None:
             await manager.close_for(user_id)
         else:
@@ -154,12 +159,16 @@ class SandboxData:
 
     async def apply(self, entry: dict[str, Any]) -> None:
         """Remove the files of a journal entry's scope that no row points at."""
-        user_id = str(entry["user_id"])
+        user_id = entry.get("user_id")
         ids = entry.get("conversation_ids")
+        if not isinstance(user_id, str) or not user_id or not isinstance(ids, list | None):
+            log.warning("a deletion journal entry names no user; dropped")
+            return
         query = select(SandboxOutput.path).where(SandboxOutput.user_id == user_id)
         if ids is not None:
-            query = query.where(SandboxOutput.conversation_id.in_([str(i) for i in ids]))
-            dirs = [output_dir(self.root, user_id, str(i)) for i in ids]
+            ids = [str(i) for i in ids if i and str(i) != "none"]  # never the user's whole dir
+            query = query.where(SandboxOutput.conversation_id.in_(ids))
+            dirs = [output_dir(self.root, user_id, i) for i in ids]
         else:
             dirs = [output_dir(self.root, user_id)]
         async with self.db.session() as session:
@@ -186,6 +195,12 @@ class SandboxData:
         except Exception:
             log.exception("collecting unused code outputs failed")
             return 0
+
+
+def _rows(result: Any) -> int:
+    """Rows a DELETE removed (-1, "unknown", counts as some)."""
+    count = getattr(result, "rowcount", -1)
+    return 1 if count is None or count < 0 else int(count)
 
 
 def _remove_unreferenced(root: Path, dirs: Iterable[Path], kept: set[str], min_age_s: float) -> int:
