@@ -366,11 +366,7 @@ async def _doctor(settings: Settings) -> int:
 
     static = Path(__file__).parent / "static" / "index.html"
     report(static.is_file(), "web app built", "run `make web` (or `make run`)")
-    report(
-        shutil.which("bwrap") is not None,
-        "bubblewrap available for the code sandbox",
-        "apt-get install bubblewrap",
-    )
+    _doctor_sandbox(settings, report)
     if settings.redis_url:
         try:
             from redis import asyncio as aioredis
@@ -383,6 +379,38 @@ async def _doctor(settings: Settings) -> int:
             report(False, f"redis: {exc}", "check PARLEY_REDIS_URL")
     print("All good." if problems == 0 else f"{problems} problem(s) found.")
     return 0 if problems == 0 else 1
+
+
+def _doctor_sandbox(settings: Settings, report: Callable[..., None]) -> None:
+    """The code sandbox: bubblewrap, its seccomp filter, and whether each kernel gets a
+    cgroup (without one, memory, process and CPU limits hold per process only)."""
+    report(
+        shutil.which(settings.sandbox_bwrap) is not None,
+        "bubblewrap available for the code sandbox",
+        "apt-get install bubblewrap",
+    )
+    if not settings.sandbox_enabled:
+        return
+    from parley.sandbox import seccomp
+    from parley.sandbox.cgroups import detect
+
+    why = seccomp.unavailable_reason()
+    report(not why, f"sandbox seccomp filter: {why or 'builds'}", "apt-get install libseccomp2")
+    if not settings.sandbox_cgroups:
+        report(
+            True,
+            "sandbox cgroups turned off (PARLEY_SANDBOX_CGROUPS=false): memory, process "
+            "and CPU limits hold per process only",
+        )
+        return
+    support = detect()
+    report(
+        support.available,
+        f"sandbox limits for the whole sandbox: {support.describe()}"
+        + ("" if support.available else " (falling back to per-process limits)"),
+        "run Parley as root, or in a cgroup delegated to it (systemd: Delegate=yes) on a "
+        "host with the memory, pids and cpu controllers",
+    )
 
 
 def _provider_key(settings: Settings, name: str) -> str | None:

@@ -117,6 +117,10 @@ class Settings(BaseSettings):
     sandbox_max_kernels: int = 16
     sandbox_spare_kernels: int = Field(1, ge=0, le=8)  # started ahead for new conversations
     sandbox_host_uid_base: int = 900_000
+    sandbox_cgroups: bool = True  # a cgroup per kernel (whole-sandbox limits) where available
+    sandbox_cpus: float = Field(1.0, ge=0)  # CPUs one sandbox may use at once (0: no cap)
+    sandbox_output_call_mb: int = Field(50, ge=0)  # outputs one call may keep (files + images)
+    sandbox_output_user_mb: int = Field(1024, ge=0)  # outputs stored for one user in all
 
     # tools: web search, page reading, MCP, confirmations (parley.web_tools)
     search_provider: Literal["auto", "none", "searxng", "brave", "tavily", "ddgs"] = "auto"

@@ -13,6 +13,8 @@ verbs rather than by reaching into other objects:
   (``parley.container``), e.g. the knowledge feature provides
   ``CONVERSATION_FILES`` and the sandbox looks it up when it runs code;
 - ``add_user_data``: the feature's part of a user's export, import and deletion;
+- ``add_conversation_data``: what the feature keeps per conversation, removed
+  when a conversation is deleted (``parley.userdata.conversations``);
 - ``add_revoker``: stop what the feature runs for a user whose access just
   ended (account disabled or deleted), on every worker.
 
@@ -34,10 +36,11 @@ from parley.providers.registry import ModelRegistry
 from parley.storage.db import Database
 from parley.tools import Tool, ToolRegistry
 from parley.turns.hooks import AfterTurn, ContextSource, Revoker
-from parley.userdata import UserData, UserDataHooks
+from parley.userdata import ConversationData, UserData, UserDataHooks
 
 __all__ = [
     "CONVERSATION_FILES",
+    "ConversationData",
     "ConversationFiles",
     "Feature",
     "FeatureContext",
@@ -166,3 +169,15 @@ class FeatureContext:
 
     def add_user_data(self, hook: UserData) -> None:
         self._user_data.hooks.append(hook)
+
+    def add_conversation_data(self, hook: ConversationData) -> None:
+        """What the feature keeps per conversation (attachments, outputs, a kernel).
+
+        Deleting a conversation (the user's ``DELETE``, the purge of expired
+        temporary chats) goes through ``parley.userdata.conversations.
+        delete_conversations``, which calls ``hook.delete_conversations`` in its
+        transaction and runs the hook's after-commit work. Without it a feature's
+        rows would go by database cascade but its bytes, caches and processes
+        would outlive the conversation, out of the user's reach.
+        """
+        self._user_data.conversations.append(hook)

@@ -57,6 +57,9 @@ class MemorySink:
         self.saved[output_id] = (user_id, conversation_id, filename, data)
         return Attachment(output_id, filename, media, kind, len(data))
 
+    async def used_bytes(self, user_id: str) -> int:
+        return sum(len(data) for owner, _, _, data in self.saved.values() if owner == user_id)
+
 
 @pytest.fixture
 def database_url(tmp_path: Path) -> str:

@@ -3,7 +3,9 @@
 A blob's path is derived from its SHA-256 only (``files/ab/abcdef...``), never
 from anything the client sent, so a name like ``../../etc/passwd`` is just a
 label. The same bytes uploaded twice (by anyone) are stored once; records in
-the database say who may see them. A blob is removed when its last record goes.
+the database say who may see them. A blob is removed right after the commit
+that deletes its last record (``KnowledgeService.release_blob``, recorded first
+in the deletion journal so a crash in between does not keep it).
 """
 
 from __future__ import annotations
@@ -67,22 +69,34 @@ class BlobStore:
         return tmp, digest.hexdigest(), size
 
     def commit(self, tmp: Path, sha256: str) -> Path:
-        """Move a spooled file to its content address (replacing an identical copy, so
-        the blob's modification time says when it was last uploaded)."""
+        """Move a spooled file to its content address (replacing an identical copy).
+        The blob's modification time is set to now first: it says when the blob was
+        last put in place, which ``delete`` compares with when records were checked."""
         target = self.path(sha256)
         target.parent.mkdir(parents=True, exist_ok=True)
+        os.utime(tmp)
         os.replace(tmp, target)
         return target
 
-    def delete(self, sha256: str, min_age_s: float = 0.0) -> None:
-        """Remove a blob, unless it was (re)written less than ``min_age_s`` ago."""
+    def delete(
+        self, sha256: str, min_age_s: float = 0.0, *, unless_written_after: float | None = None
+    ) -> bool:
+        """Remove a blob, unless it was (re)written less than ``min_age_s`` ago or after
+        ``unless_written_after`` (a time stamp): an upload of the same bytes that
+        committed its record after the caller checked for records moves its copy
+        in place *after* that commit, so a newer blob is that upload's. True when
+        the blob is gone."""
         path = self.path(sha256)
         try:
-            if min_age_s and time.time() - path.stat().st_mtime < min_age_s:
-                return
+            written = path.stat().st_mtime
         except FileNotFoundError:
-            return
+            return True
+        if min_age_s and time.time() - written < min_age_s:
+            return False
+        if unless_written_after is not None and written > unless_written_after:
+            return False
         path.unlink(missing_ok=True)
+        return True
 
     def discard(self, tmp: Path) -> None:
         tmp.unlink(missing_ok=True)

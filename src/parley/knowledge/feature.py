@@ -3,8 +3,11 @@
 ``knowledge_feature(settings)`` is the factory listed in
 ``parley.api.app.DEFAULT_FEATURES``. ``start`` builds the services on the
 shared database, registers the ``search_knowledge`` tool and the ``files``
-context source, and starts the background ingestion worker; nothing heavy is
-loaded (the embedding model loads on first use).
+context source and the user-data hooks (export, import, account and
+conversation deletion), finishes deletions a crash interrupted (the deletion
+journal), and starts the background ingestion worker and the hourly sweep of
+unreferenced blobs; nothing heavy is loaded (the embedding model loads on
+first use).
 """
 
 from __future__ import annotations
@@ -32,6 +35,8 @@ log = logging.getLogger(__name__)
 
 MULTIPART_OVERHEAD = 64 * 1024
 TOOL_NAME = "search_knowledge"
+HOUSEKEEPING_EVERY_S = 3600.0
+PENDING_GRACE_S = 600.0
 
 
 class KnowledgeFeature:
@@ -53,7 +58,7 @@ class KnowledgeFeature:
         self._ctx: FeatureContext | None = None
         self._source: FileContext | None = None
         self._service: KnowledgeService | None = None
-        self._gc_task: asyncio.Task[int] | None = None
+        self._gc_task: asyncio.Task[None] | None = None
 
     @property
     def service(self) -> KnowledgeService:
@@ -72,12 +77,26 @@ class KnowledgeFeature:
         )
         ctx.provide(KnowledgeService, self._service)
         ctx.provide(CONVERSATION_FILES, self._service.conversation_files)
-        ctx.add_user_data(KnowledgeUserData(self._service))
+        hook = KnowledgeUserData(self._service)
+        ctx.add_user_data(hook)
+        ctx.add_conversation_data(hook)
+        await self._service.replay_deletions()  # left by a crash after a deletion's commit
         self._source = FileContext(ctx.db, retriever, self.blobs, self.settings)
         ctx.add_context_source(self._source)
         ctx.add_tool(make_search_tool(ctx.db, retriever, self.settings, self._source), replace=True)
         self._ctx = ctx
-        self._gc_task = asyncio.create_task(self._service.collect_orphan_blobs())
+        self._gc_task = asyncio.create_task(self._housekeeping(self._service))
+
+    async def _housekeeping(self, service: KnowledgeService) -> None:
+        """Unreferenced blobs now and hourly; journal entries a failed after-commit
+        step left (older than a few minutes: not a deletion still in progress)."""
+        while True:
+            await service.collect_orphan_blobs()
+            await asyncio.sleep(HOUSEKEEPING_EVERY_S)
+            try:
+                await service.replay_deletions(older_than_s=PENDING_GRACE_S)
+            except Exception:
+                log.exception("completing pending file deletions failed")
 
     async def stop(self) -> None:
         if self._gc_task is not None:

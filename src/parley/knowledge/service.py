@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+import time
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Literal
+from typing import Any, BinaryIO, Literal
 
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from parley.config import Settings
 from parley.embeddings import Embedder
@@ -29,6 +31,7 @@ from parley.knowledge.store import KnowledgeStore, blob_in_use
 from parley.knowledge.tables import KnowledgeFile
 from parley.knowledge.uploads import Uploaded, Uploads
 from parley.storage.db import Database
+from parley.userdata.journal import DeletionJournal
 
 __all__ = ["Download", "KnowledgeService", "Uploaded"]
 
@@ -82,6 +85,7 @@ class KnowledgeService:
         self.retriever = retriever
         self.ingestor = ingestor
         self.uploads = Uploads(db, config, blobs, ingestor)
+        self.journal = DeletionJournal(config.data_dir / "deletions" / "knowledge")
 
     # ------------------------------------------------------------ the files routes
 
@@ -121,11 +125,10 @@ class KnowledgeService:
             row = await store.file(file_id)
             if row is None:
                 raise NotFound("file")
-            sha256 = row.sha256
+            release = await self.plan_release(user_id, [row.sha256])
             await store.delete_file(row)
             await session.commit()
-        self.index.invalidate(user_id)
-        await self.release_blob(sha256)
+        await release()
 
     async def delete_collection(self, user_id: str, collection_id: str) -> None:
         """Delete a collection with its files (passages, vectors, and unshared bytes)."""
@@ -134,12 +137,69 @@ class KnowledgeService:
             row = await store.collection(collection_id)
             if row is None:
                 raise NotFound("collection")
-            blobs = await store.collection_blobs(row.id)
+            release = await self.plan_release(user_id, await store.collection_blobs(row.id))
             await store.delete_collection(row)
             await session.commit()
+        await release()
+
+    async def delete_conversation_files(
+        self, session: AsyncSession, user_id: str, conversation_ids: Sequence[str]
+    ) -> Callable[[], Awaitable[None]]:
+        """In the caller's transaction: delete the files attached to these conversations
+        (records, passages, vectors) and their links to collections (the collections
+        and their files are the user's library: they stay). Returns the step to run
+        after the commit: the bytes no other record has, and the in-memory vectors."""
+        store = KnowledgeStore(session, user_id)
+        files = await store.conversation_attachments(conversation_ids)
+        release = await self.plan_release(user_id, [f.sha256 for f in files])
+        for row in files:
+            await store.delete_file(row)
+        await store.detach_conversations(conversation_ids)
+        return release
+
+    # ------------------------------------------------------------ removing bytes
+
+    async def plan_release(
+        self, user_id: str, digests: Iterable[str]
+    ) -> Callable[[], Awaitable[None]]:
+        """Before a commit that deletes records: write down (durably, in the deletion
+        journal) that these blobs may go, and return the step that removes them once
+        the commit is done. A crash in between leaves the entry, and the feature's
+        start replays it (``replay_deletions``); a deletion that did not commit
+        keeps its bytes, since ``release_blob`` removes only what no record uses."""
+        entry: dict[str, Any] = {"user_id": user_id, "blobs": sorted(set(digests))}
+        handle = await self.journal.record(entry) if entry["blobs"] else None
+
+        async def release() -> None:
+            await self.apply_release(entry)
+            if handle is not None:
+                await self.journal.done(handle)
+
+        return release
+
+    async def apply_release(self, entry: dict[str, Any]) -> None:
+        """A journal entry's work: the user's cached vectors, then each blob."""
+        user_id = entry.get("user_id")
+        if isinstance(user_id, str):
+            self.forget_vectors(user_id)
+        for sha256 in entry.get("blobs") or []:
+            if isinstance(sha256, str):
+                await self.release_blob(sha256)
+
+    async def replay_deletions(self, older_than_s: float = 0.0) -> int:
+        """Finish deletions whose after-commit step never ran (at start, and hourly
+        for entries at least ``older_than_s`` old)."""
+        return await self.journal.replay(self.apply_release, older_than_s=older_than_s)
+
+    def forget_vectors(self, user_id: str) -> None:
+        """Drop the user's vectors from the in-process dense index now (a stale
+        matrix would otherwise stay in memory until that user's next search,
+        which for a deleted account never comes); the next search rebuilds it
+        from the database."""
+        cache = self.index._cache
+        for key in [k for k in cache if k[0] == user_id]:
+            cache.pop(key, None)
         self.index.invalidate(user_id)
-        for sha256 in set(blobs):
-            await self.release_blob(sha256)
 
     async def search(
         self,
@@ -195,16 +255,24 @@ class KnowledgeService:
                 out.append((name, path))
         return out
 
-    async def release_blob(self, sha256: str, min_age_s: float = 0.0) -> None:
-        """Remove stored bytes once no record (of any user) points at them."""
+    async def release_blob(self, sha256: str, min_age_s: float = 0.0) -> bool:
+        """Remove stored bytes once no record (of any user) points at them. An upload
+        of the same bytes that commits its record after the check puts its blob in
+        place after that commit, so a blob newer than the check is kept. True when
+        the bytes are gone."""
+        checked = time.time()
         async with self._db.session() as session:
             if await blob_in_use(session, sha256):
-                return
-        await asyncio.to_thread(self.blobs.delete, sha256, min_age_s)
+                return False
+        return await asyncio.to_thread(
+            self.blobs.delete, sha256, min_age_s, unless_written_after=checked
+        )
 
     async def collect_orphan_blobs(self) -> int:
-        """Delete blobs no record points at (left by cascades: a deleted conversation
-        or account removes records in the database, not files on disk)."""
+        """Delete blobs no record points at and at least an hour old (at start and
+        hourly): bytes an import wrote before its transaction failed, or records
+        removed behind the service's back (a cascade). Deletions through the
+        service remove their bytes at once and do not wait for this."""
         root = self.blobs.root
         if not root.is_dir():
             return 0
@@ -218,8 +286,8 @@ class KnowledgeService:
                 known = set((await session.scalars(select(KnowledgeFile.sha256).distinct())).all())
             removed = 0
             for sha256 in names:
-                if sha256 not in known:  # an hour old at least: not an upload in flight
-                    await self.release_blob(sha256, min_age_s=3600)
+                # an hour old at least: not an upload or import in flight
+                if sha256 not in known and await self.release_blob(sha256, min_age_s=3600):
                     removed += 1
             return removed
         except asyncio.CancelledError:

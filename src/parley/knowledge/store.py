@@ -124,6 +124,20 @@ class KnowledgeStore:
             )
         )
 
+    async def conversation_attachments(
+        self, conversation_ids: Sequence[str]
+    ) -> list[KnowledgeFile]:
+        """Files attached to these conversations (not those of their collections)."""
+        if not conversation_ids:
+            return []
+        rows = await self.session.scalars(
+            select(KnowledgeFile).where(
+                KnowledgeFile.user_id == self.user_id,
+                KnowledgeFile.conversation_id.in_(list(conversation_ids)),
+            )
+        )
+        return list(rows.all())
+
     async def chunk(self, file_id: str, chunk_id: int) -> KnowledgeChunk | None:
         return await self.session.scalar(
             select(KnowledgeChunk)
@@ -263,6 +277,17 @@ class KnowledgeStore:
                     user_id=self.user_id,
                 )
             )
+
+    async def detach_conversations(self, conversation_ids: Sequence[str]) -> None:
+        """Remove every collection link of these conversations (the collections stay)."""
+        if not conversation_ids:
+            return
+        await self.session.execute(
+            delete(KnowledgeConversationCollection).where(
+                KnowledgeConversationCollection.conversation_id.in_(list(conversation_ids)),
+                KnowledgeConversationCollection.user_id == self.user_id,
+            )
+        )
 
     async def detach(self, conversation_id: str, collection_id: str) -> None:
         await self.session.execute(

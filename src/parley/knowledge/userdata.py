@@ -14,14 +14,18 @@ blob. Restored files are queued for ingestion once the import has committed.
 Bytes are written to the store before the commit; if the import then fails,
 the start-up sweep removes them as unreferenced (``collect_orphan_blobs``).
 
-Deletion removes the records, passages and vectors, and after the commit the
-bytes no other record points at.
+Deletion removes the records, passages and vectors (keyword index entries and
+pgvector rows go with their passages), and after the commit the user's cached
+vectors and the bytes no other record points at (written down first in the
+deletion journal: ``KnowledgeService.plan_release``). The same hook, as a
+``ConversationData``, removes a deleted conversation's attachments.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -326,11 +330,19 @@ class KnowledgeUserData:
         await session.execute(
             delete(KnowledgeCollection).where(KnowledgeCollection.user_id == user_id)
         )
-        service = self.service
+        job.after_commit.append(await self.service.plan_release(user_id, blobs))
 
-        async def release() -> None:
-            service.index.invalidate(user_id)
-            for sha256 in sorted(blobs):
-                await service.release_blob(sha256)
+    # ------------------------------------------------------ a conversation's deletion
 
-        job.after_commit.append(release)
+    async def delete_conversations(
+        self,
+        session: AsyncSession,
+        user_id: str,
+        conversation_ids: Sequence[str],
+        job: DeleteJob,
+    ) -> None:
+        """The conversations' attachments go (records, passages, vectors, and after
+        the commit the bytes no other record has); collections stay, unlinked."""
+        job.after_commit.append(
+            await self.service.delete_conversation_files(session, user_id, conversation_ids)
+        )

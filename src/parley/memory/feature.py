@@ -5,7 +5,8 @@ and the clean-up of temporary chats.
 unavailable: recall then uses keyword + recency), registers the ``remember``
 and ``search_conversations`` tools, the memory ``ContextSource`` and two
 ``AfterTurn`` hooks (extraction, summaries), and deletes temporary chats idle
-for ``temporary_chat_hours`` now and every hour.
+for ``temporary_chat_hours`` now and every hour (through
+``parley.userdata.conversations``, like a user's deletion).
 """
 
 from __future__ import annotations
@@ -22,15 +23,16 @@ from parley.memory.context import MemoryContext
 from parley.memory.extract import MemoryExtractor
 from parley.memory.router import router
 from parley.memory.service import MemoryService
-from parley.memory.store import purge_temporary_conversations
+from parley.memory.store import expired_temporary_conversations
 from parley.memory.summaries import HistorySummarizer
 from parley.memory.tools import make_remember_tool, make_search_conversations_tool
 from parley.memory.userdata import MemoryUserData
 from parley.providers.base import ChatModel
 from parley.providers.registry import ModelRegistry
-from parley.seam import FeatureContext
+from parley.seam import FeatureContext, UserDataHooks
 from parley.storage.db import Database
 from parley.turns.hooks import TurnInfo
+from parley.userdata.conversations import delete_conversations
 
 __all__ = ["MemoryFeature", "default_embedder", "memory_feature"]
 
@@ -67,6 +69,7 @@ class MemoryFeature:
         self._service: MemoryService | None = None
         self._registry: ModelRegistry | None = None
         self._purger: asyncio.Task[None] | None = None
+        self._hooks = UserDataHooks()
         self.summarizer: HistorySummarizer | None = None
         self.extractor: MemoryExtractor | None = None
 
@@ -80,7 +83,10 @@ class MemoryFeature:
         embedder = default_embedder(self.settings) if choice is True else choice or None
         self._service = MemoryService(ctx.db, embedder)
         ctx.provide(MemoryService, self._service)
-        ctx.add_user_data(MemoryUserData())
+        hook = MemoryUserData(self._service)
+        ctx.add_user_data(hook)
+        ctx.add_conversation_data(hook)
+        self._hooks = ctx.require(UserDataHooks)
         self._registry = ctx.models
         settings = self.settings
         ctx.add_tool(make_remember_tool(self.service))
@@ -105,6 +111,8 @@ class MemoryFeature:
         )
         ctx.add_after_turn(self.extractor)
         ctx.add_after_turn(self.summarizer)
+        # Listed last in DEFAULT_FEATURES: every other feature's conversation hook
+        # is registered by now (what a purge would miss, the features' sweeps find).
         await self.purge(ctx.db)
         self._purger = asyncio.create_task(self._purge_periodically(ctx.db))
 
@@ -119,11 +127,16 @@ class MemoryFeature:
         return await self._registry.resolve(info.model.ref)
 
     async def purge(self, db: Database) -> int:
+        """Delete expired temporary chats like a user's deletion does: through every
+        feature's ``ConversationData`` hook (attachments, outputs, kernels go too)."""
         async with db.session() as session:
-            count = await purge_temporary_conversations(
+            stale = await expired_temporary_conversations(
                 session, timedelta(hours=self.settings.temporary_chat_hours)
             )
-            await session.commit()
+        count = 0
+        for user_id, ids in stale.items():
+            async with db.session() as session:
+                count += len(await delete_conversations(session, user_id, ids, self._hooks))
         if count:
             log.info("deleted %d expired temporary chats", count)
         return count

@@ -19,7 +19,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from parley.memory.tables import Memory
 from parley.storage.tables import Conversation, new_id, utcnow
 
-__all__ = ["EDITABLE", "MemoryStore", "Version", "purge_temporary_conversations"]
+__all__ = [
+    "EDITABLE",
+    "MemoryStore",
+    "Version",
+    "expired_temporary_conversations",
+    "forget_conversations",
+]
 
 EDITABLE = frozenset({"text", "status", "embedding", "embedding_model", "scope_type", "scope_id"})
 Version = tuple[int, str]
@@ -178,18 +184,35 @@ class MemoryStore:
             )
 
 
-async def purge_temporary_conversations(session: AsyncSession, older_than: timedelta) -> int:
-    """Delete temporary chats idle for longer than ``older_than`` (all users; start-up
-    and hourly). Messages go with them (``ON DELETE CASCADE``)."""
-    from parley.storage.tables import Message
-
+async def expired_temporary_conversations(
+    session: AsyncSession, older_than: timedelta
+) -> dict[str, builtins.list[str]]:
+    """Temporary chats idle for longer than ``older_than``, by user (all users; the
+    feature deletes them through ``parley.userdata.conversations``, so their
+    attachments, outputs and kernels go with them)."""
     cutoff = utcnow() - older_than
-    stale = select(Conversation.id).where(
-        Conversation.temporary.is_(True), Conversation.updated_at < cutoff
+    rows = await session.execute(
+        select(Conversation.user_id, Conversation.id).where(
+            Conversation.temporary.is_(True), Conversation.updated_at < cutoff
+        )
     )
-    ids = builtins.list((await session.scalars(stale)).all())
-    if not ids:
-        return 0
-    await session.execute(delete(Message).where(Message.conversation_id.in_(ids)))
-    await session.execute(delete(Conversation).where(Conversation.id.in_(ids)))
-    return len(ids)
+    stale: dict[str, builtins.list[str]] = {}
+    for user_id, conversation_id in rows.all():
+        stale.setdefault(user_id, []).append(conversation_id)
+    return stale
+
+
+async def forget_conversations(
+    session: AsyncSession, user_id: str, conversation_ids: builtins.list[str]
+) -> None:
+    """Before these conversations are deleted: automatic proposals still pending
+    review that were drawn from them go (the user never accepted them); saved
+    memories stay (they are managed on their own page), no longer pointing at a
+    conversation or message that is gone."""
+    if not conversation_ids:
+        return
+    scope = and_(Memory.user_id == user_id, Memory.conversation_id.in_(conversation_ids))
+    await session.execute(
+        delete(Memory).where(scope, Memory.status == "pending", Memory.source == "auto")
+    )
+    await session.execute(update(Memory).where(scope).values(conversation_id=None, message_id=None))

@@ -6,10 +6,16 @@ and a memory without one is embedded again when it is next recalled. On import
 each memory gets a new id; its conversation and message follow the ids the core
 gave them (or become empty when that conversation was not in the export), and a
 proposed update keeps pointing at the memory it would replace.
+
+Account deletion removes every memory and, after the commit, the service's
+in-process snapshot of them. As a ``ConversationData`` hook it handles a
+deleted conversation: automatic proposals pending review drawn from it go,
+saved memories stay (unlinked from it).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Literal
 
@@ -18,7 +24,8 @@ from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from parley.errors import InvalidImport
-from parley.memory.store import MemoryStore
+from parley.memory.service import MemoryService
+from parley.memory.store import MemoryStore, forget_conversations
 from parley.memory.tables import Memory
 from parley.storage.tables import new_id, utcnow
 from parley.userdata import DeleteJob, ExportJob, ImportJob
@@ -54,6 +61,10 @@ def _iso(moment: datetime) -> str:
 
 class MemoryUserData:
     name = "memory"
+
+    def __init__(self, service: MemoryService | None = None) -> None:
+        """``service``: its in-process snapshots of a deleted user are dropped."""
+        self.service = service
 
     async def export(self, session: AsyncSession, user_id: str, job: ExportJob) -> dict[str, Any]:
         rows = await session.scalars(
@@ -123,3 +134,24 @@ class MemoryUserData:
         # The rows would go with the user (ON DELETE CASCADE); said here so the
         # feature's data is removed by the feature, whatever the schema does.
         await MemoryStore(session, user_id).delete_all()
+        service = self.service
+        if service is not None:
+
+            async def forget() -> None:
+                # the recall snapshot (texts and vectors) would otherwise stay in
+                # memory: a deleted user is never recalled again to replace it
+                service._snapshots.pop(user_id, None)
+                service._locks.pop(user_id, None)
+
+            job.after_commit.append(forget)
+
+    async def delete_conversations(
+        self,
+        session: AsyncSession,
+        user_id: str,
+        conversation_ids: Sequence[str],
+        job: DeleteJob,
+    ) -> None:
+        """Pending automatic proposals drawn from these conversations go; saved
+        memories stay without the link (``store.forget_conversations``)."""
+        await forget_conversations(session, user_id, list(conversation_ids))

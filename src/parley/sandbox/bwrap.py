@@ -15,6 +15,11 @@ Why these choices:
   host uid (one per kernel slot), so RLIMIT_NPROC counts only that kernel's
   processes and DAC protects the host even if a bind were misconfigured.
   RLIMIT_NPROC is not enforced for uid 0, which is why root never runs it.
+* A seccomp filter (``seccomp.py``) denies the syscalls a data-analysis
+  kernel never needs; bwrap loads it just before it runs the kernel.
+* Where the host has cgroups (``cgroups.py``) the new process joins its
+  kernel's group before it runs bwrap, so memory, processes and CPU count for
+  the whole sandbox; the rlimits below stay as a per-process second line.
 """
 
 # ruff: noqa: S108 - every /tmp and /dev/shm path here is inside the sandbox's own tmpfs
@@ -24,7 +29,7 @@ from __future__ import annotations
 import os
 import resource
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,6 +65,7 @@ class Limits:
     tmp_bytes: int = 64 * 2**20
     open_files: int = 256
     wall_seconds: float = 20.0
+    cpus: float = 1.0  # CPUs the whole sandbox may use at once (cgroups only; 0: no cap)
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +79,7 @@ class LaunchPlan:
     passwd_fd: int
     group_fd: int
     info_fd: int  # bwrap writes {"child-pid": N} here
+    seccomp_fd: int | None = None  # the compiled seccomp filter (``seccomp.filter_memfd``)
 
 
 def resolve_bwrap(configured: str) -> str | None:
@@ -213,6 +220,10 @@ def bwrap_argv(plan: LaunchPlan) -> list[str]:
         "1",
         "--info-fd",
         str(plan.info_fd),
+    ]
+    if plan.seccomp_fd is not None:
+        argv += ["--seccomp", str(plan.seccomp_fd)]
+    argv += [
         str(plan.python),
         "-m",
         "ipykernel_launcher",
@@ -225,18 +236,24 @@ def bwrap_argv(plan: LaunchPlan) -> list[str]:
     return argv
 
 
-def rlimit_setter(limits: Limits, uid: int | None = None) -> Callable[[], None]:
+def rlimit_setter(
+    limits: Limits, uid: int | None = None, join: Sequence[str] = ()
+) -> Callable[[], None]:
     """A ``preexec_fn`` applying the limits; they are inherited by everything inside.
 
     RLIMIT_CPU here bounds the kernel's whole life; the manager narrows it
-    before each execution with ``prlimit``. With ``uid`` (a root server) it then
-    drops to that uid and gid with no supplementary groups: done here rather
-    than with ``user=``/``group=`` because uvloop (``parley serve``'s loop)
-    refuses those arguments.
+    before each execution with ``prlimit``. ``join`` lists the ``cgroup.procs``
+    files of the kernel's cgroup: the process writes its pid there first (as
+    the server's user), so bwrap and all it starts are in the group. With
+    ``uid`` (a root server) it then drops to that uid and gid with no
+    supplementary groups: done here rather than with ``user=``/``group=``
+    because uvloop (``parley serve``'s loop) refuses those arguments.
     """
+    # with a cgroup its pids.max is the binding limit; RLIMIT_NPROC stays as a backstop
+    nproc = limits.processes + (16 if join else 0)
     values = [
         (resource.RLIMIT_AS, limits.memory_bytes),
-        (resource.RLIMIT_NPROC, limits.processes),
+        (resource.RLIMIT_NPROC, nproc),
         (resource.RLIMIT_FSIZE, limits.file_bytes),
         (resource.RLIMIT_NOFILE, limits.open_files),
         (resource.RLIMIT_CORE, 0),
@@ -244,7 +261,13 @@ def rlimit_setter(limits: Limits, uid: int | None = None) -> Callable[[], None]:
 
     cpu = (limits.cpu_seconds, limits.cpu_seconds + 1)  # SIGXCPU first: a clear exit reason
 
+    targets = list(join)
+
     def apply() -> None:  # runs in the forked child before exec: no allocation-heavy work
+        pid = str(os.getpid())
+        for target in targets:
+            with open(target, "w") as f:
+                f.write(pid)
         for kind, value in values:
             resource.setrlimit(kind, (value, value))
         resource.setrlimit(resource.RLIMIT_CPU, cpu)

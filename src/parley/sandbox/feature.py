@@ -3,10 +3,15 @@
 The tool's text (what the model reads) lists stdout, the result, errors and
 the names of files made; charts and files travel as attachments on the tool
 step, served by ``GET /api/sandbox/outputs/{id}`` to their owner only.
+Deleting an account or a conversation removes its outputs and kills its
+kernels at once (``deletion.SandboxData``, registered even when code execution
+is off, since outputs made earlier remain).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import re
 import sys
@@ -16,17 +21,21 @@ from typing import Any, ClassVar
 
 from parley.config import Settings
 from parley.sandbox.bwrap import Limits
+from parley.sandbox.deletion import SandboxData
 from parley.sandbox.manager import RunResult, SandboxConfig, SandboxManager
 from parley.sandbox.outputs import OutputStore
 from parley.sandbox.routes import router
 from parley.seam import CONVERSATION_FILES, ConversationFiles, FeatureContext
 from parley.tools import Tool, ToolContext, ToolOutput, tool_from_function
+from parley.userdata.journal import DeletionJournal
 
 log = logging.getLogger(__name__)
 
 __all__ = ["SandboxFeature", "config_from_settings", "render", "sandbox_feature"]
 
 TOOL_NAME = "run_python"
+HOUSEKEEPING_EVERY_S = 3600.0
+PENDING_GRACE_S = 600.0
 _SECTION_CHARS = 6000
 
 
@@ -47,12 +56,16 @@ def config_from_settings(settings: Settings) -> SandboxConfig:
             file_bytes=settings.sandbox_file_mb * mb,
             disk_bytes=settings.sandbox_disk_mb * mb,
             wall_seconds=settings.sandbox_wall_s,
+            cpus=settings.sandbox_cpus,
         ),
         per_user=settings.sandbox_kernels_per_user,
         total=settings.sandbox_max_kernels,
         spares=settings.sandbox_spare_kernels,
         idle_s=settings.sandbox_idle_s,
         host_uid_base=settings.sandbox_host_uid_base,
+        output_call_bytes=settings.sandbox_output_call_mb * mb,
+        output_user_bytes=settings.sandbox_output_user_mb * mb,
+        cgroups=settings.sandbox_cgroups,
     )
 
 
@@ -98,12 +111,24 @@ def render(result: RunResult, limits: Limits) -> ToolOutput:
         if run.died:
             failed = True
             parts.append(f"{run.died} Variables from earlier calls are lost.")
+        elif run.oom_kills:
+            parts.append(
+                f"{run.oom_kills} process(es) of the sandbox ran out of memory and were killed "
+                f"(its processes together may use {limits.memory_bytes // 2**20} MB)."
+            )
+        if run.leftovers_killed:
+            parts.append(
+                f"{run.leftovers_killed} process(es) the code left running were stopped when "
+                "the call ended: nothing runs in the background between calls."
+            )
     if result.attachments:
         listed = ", ".join(
             f"{a.filename} ({'image shown to the user' if a.kind == 'image' else 'file'})"
             for a in result.attachments
         )
         parts.append(f"Files given to the user: {listed}")
+    if result.quota_note:
+        parts.append(result.quota_note)
     text = "\n\n".join(parts) or "(no output)"
     return ToolOutput(text, is_error=failed, attachments=[a.as_dict() for a in result.attachments])
 
@@ -120,6 +145,8 @@ class SandboxFeature:
         self.config = config_from_settings(settings)
         self.manager: SandboxManager | None = None
         self.store: OutputStore | None = None
+        self.data: SandboxData | None = None
+        self._housekeeping: asyncio.Task[None] | None = None
         self._conversation_files: Callable[[], ConversationFiles | None] = lambda: None
 
     def tool(self) -> Tool:
@@ -143,6 +170,7 @@ class SandboxFeature:
         return tool_from_function(run_python, name=TOOL_NAME, timeout_s=timeout)
 
     async def start(self, ctx: FeatureContext) -> None:
+        await self._start_user_data(ctx)  # outputs are deleted even with execution off
         if not self.settings.sandbox_enabled:
             return
         self.store = OutputStore(ctx.db, self.settings.data_dir / "sandbox" / "outputs")
@@ -154,6 +182,12 @@ class SandboxFeature:
         reason = self.manager.unavailable_reason()
         if reason:
             log.warning("code interpreter unavailable: %s", reason)
+        elif cgroups := self.manager.cgroup_status():
+            log.warning(
+                "code interpreter without cgroups (%s): memory, process and CPU limits "
+                "hold per process only, not for a sandbox as a whole (README: Code interpreter)",
+                cgroups,
+            )
         if ctx.settings.tool_timeout_s < self.config.limits.wall_seconds + 2:
             log.warning(
                 "PARLEY_TOOL_TIMEOUT_S (%s) is below PARLEY_SANDBOX_WALL_S (%s): "
@@ -164,6 +198,32 @@ class SandboxFeature:
         self.manager.start_reaper()
         ctx.add_tool(self.tool())
         ctx.add_revoker(self._revoke)
+
+    async def _start_user_data(self, ctx: FeatureContext) -> None:
+        """Account and conversation deletion remove outputs and kill kernels
+        (``parley.sandbox.deletion``); a deletion a crash interrupted is finished
+        now, and unreferenced outputs are swept now and hourly."""
+        data_dir = self.settings.data_dir
+        self.data = SandboxData(
+            ctx.db,
+            data_dir / "sandbox" / "outputs",
+            DeletionJournal(data_dir / "deletions" / "sandbox"),
+            lambda: self.manager,
+        )
+        ctx.add_user_data(self.data)
+        ctx.add_conversation_data(self.data)
+        await self.data.replay()
+        self._housekeeping = asyncio.create_task(self._sweep_forever(self.data))
+
+    @staticmethod
+    async def _sweep_forever(data: SandboxData) -> None:
+        while True:
+            await data.collect_orphan_outputs()
+            await asyncio.sleep(HOUSEKEEPING_EVERY_S)
+            try:
+                await data.replay(older_than_s=PENDING_GRACE_S)
+            except Exception:
+                log.exception("completing pending output deletions failed")
 
     async def _files(self, user_id: str, conversation_id: str | None) -> list[tuple[str, Path]]:
         files = self._conversation_files()
@@ -177,6 +237,11 @@ class SandboxFeature:
             await self.manager.close_for(user_id)
 
     async def stop(self) -> None:
+        if self._housekeeping is not None:
+            self._housekeeping.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._housekeeping
+            self._housekeeping = None
         if self.manager is not None:
             await self.manager.close()
             self.manager = None

@@ -9,6 +9,11 @@ is untrusted (user code knows the HMAC key, it lives in the same process), so:
   a symlink to a host socket is never followed;
 * ZeroMQ drops messages larger than ``MAX_MESSAGE_BYTES``;
 * collected output is capped while it arrives, not after.
+
+A call owns the sandbox only while it runs: when it ends, every process but
+the kernel (and bwrap's own) is killed, and its CPU budget counts the whole
+tree (the kernel's cgroup where the host has one, else the processes under
+the sandbox's pid 1: see ``cgroups.py``).
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import resource
 import secrets
 import signal
 import stat
+import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,8 +39,11 @@ import zmq
 import zmq.asyncio
 from jupyter_client.session import Session
 
+from parley.sandbox import seccomp
 from parley.sandbox.bwrap import KERNEL_DIR, LaunchPlan, Limits, bwrap_argv, passwd_bytes
 from parley.sandbox.bwrap import rlimit_setter as _rlimit_setter
+from parley.sandbox.cgroups import CgroupLimits, CgroupSupport, KernelCgroup
+from parley.sandbox.outputs import OutputBudget
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +52,7 @@ MAX_TEXT_CHARS = 20_000  # per stream, while collecting
 MAX_IMAGES = 10
 _CHANNELS = {"shell": 1, "iopub": 2, "stdin": 3, "control": 4, "hb": 5}
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+CPU_CHECK_S = 0.2  # how often a call's CPU time is looked at
 
 
 class SandboxStartError(Exception):
@@ -59,9 +69,13 @@ class Execution:
     error: str = ""  # "Name: value" plus the traceback, ANSI stripped
     error_name: str = ""
     images: list[bytes] = field(default_factory=list)  # PNG bytes
+    images_dropped: list[int] = field(default_factory=list)  # sizes of images not kept
     timed_out: bool = False
     died: str = ""  # why the kernel is gone, when it died during the run
     duration_ms: float = 0.0
+    cpu_exceeded: bool = False  # the tree's CPU time passed the limit (the sandbox is killed)
+    leftovers_killed: int = 0  # processes still running at the end, killed
+    oom_kills: int = 0  # processes the sandbox's memory limit ended during the call
 
 
 class _Text:
@@ -94,11 +108,23 @@ def _memfd(name: str, data: bytes) -> int:
     return fd
 
 
-def exit_reason(code: int | None, limits: Limits) -> str:
+def cpu_limit_reason(limits: Limits) -> str:
+    return (
+        f"The code (with any processes it started) used its CPU time limit "
+        f"({limits.cpu_seconds} s) and was stopped."
+    )
+
+
+def exit_reason(code: int | None, limits: Limits, oom_killed: bool = False) -> str:
     """A sentence for how the sandbox ended (bwrap passes the kernel's status on)."""
     if code is None:
         return "The Python process stopped responding."
     sig = -code if code < 0 else code - 128 if code > 128 else 0
+    if sig == signal.SIGKILL and oom_killed:
+        return (
+            f"The sandbox ran out of memory (its processes together may use "
+            f"{limits.memory_bytes // 2**20} MB), so the Python process was killed."
+        )
     if sig == signal.SIGXCPU:
         return (
             f"The Python process used its CPU time limit ({limits.cpu_seconds} s) and was stopped."
@@ -128,6 +154,7 @@ class Kernel:
         self._stderr = b""
         self._stderr_task: asyncio.Task[None] | None = None
         self.kernel_pid = 0
+        self.cgroup: KernelCgroup | None = None
 
     # ------------------------------------------------------------ start
 
@@ -140,10 +167,29 @@ class Kernel:
         limits: Limits,
         host_uid: int | None,
         timeout_s: float = 15.0,
+        cgroups: CgroupSupport | None = None,
     ) -> Kernel:
-        """Start bwrap + ipykernel and connect; SandboxStartError says why it failed."""
+        """Start bwrap + ipykernel and connect; SandboxStartError says why it failed.
+
+        With ``cgroups`` (available) the sandbox gets a group of its own with
+        the limits; without, the per-process limits alone apply."""
         self = cls()
         self.limits = limits
+        try:
+            seccomp_fd = seccomp.filter_memfd()
+        except seccomp.SeccompUnavailable as exc:
+            raise SandboxStartError(str(exc)) from exc
+        join: list[str] = []
+        if cgroups is not None and cgroups.available:
+            try:
+                self.cgroup = await asyncio.to_thread(
+                    cgroups.create,
+                    CgroupLimits(limits.memory_bytes, limits.processes, limits.cpus),
+                )
+            except OSError as exc:
+                os.close(seccomp_fd)
+                raise SandboxStartError(f"the sandbox's cgroup could not be made: {exc}") from exc
+            join = self.cgroup.procs_files()
         key = secrets.token_hex(32)
         connection = {
             "transport": "ipc",
@@ -160,8 +206,9 @@ class Kernel:
             _memfd("passwd", passwd),
             _memfd("group", group),
         ]
+        fds.append(seccomp_fd)
         info_r, info_w = os.pipe()
-        plan = LaunchPlan(bwrap, python, limits, fds[0], fds[1], fds[2], info_w)
+        plan = LaunchPlan(bwrap, python, limits, fds[0], fds[1], fds[2], info_w, seccomp_fd)
         try:
             self.proc = await asyncio.create_subprocess_exec(
                 *bwrap_argv(plan),
@@ -172,13 +219,14 @@ class Kernel:
                 # readable there: it must not carry the server's environment.
                 env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"},
                 pass_fds=(*fds, info_w),
-                preexec_fn=_rlimit_setter(limits, host_uid),
+                preexec_fn=_rlimit_setter(limits, host_uid, join),
                 start_new_session=True,
                 close_fds=True,
             )
-        except OSError as exc:
+        except (OSError, subprocess.SubprocessError) as exc:
             for fd in (*fds, info_r, info_w):
                 os.close(fd)
+            await self._remove_cgroup()
             raise SandboxStartError(f"bubblewrap could not be run: {exc}") from exc
         for fd in (*fds, info_w):
             os.close(fd)
@@ -289,16 +337,28 @@ class Kernel:
             budget = int(used) + self.limits.cpu_seconds + 1
             resource.prlimit(self.kernel_pid, resource.RLIMIT_CPU, (budget, budget + 1))
 
-    async def execute(self, code: str, timeout_s: float, *, silent: bool = False) -> Execution:
+    async def execute(
+        self,
+        code: str,
+        timeout_s: float,
+        *,
+        silent: bool = False,
+        images: OutputBudget | None = None,
+    ) -> Execution:
         """Run ``code``; on timeout interrupt it (and kill the sandbox if that fails).
 
-        ``silent`` leaves no trace in the history or the execution count (the
-        manager's warm-up of a spare kernel)."""
+        The call's CPU budget (``limits.cpu_seconds``) counts every process of
+        the sandbox; past it the sandbox is killed. When the call ends, what it
+        left running is killed. ``images`` bounds the bytes of images kept (the
+        rest are dropped unread and counted). ``silent`` leaves no trace in the
+        history or the execution count (the manager's warm-up of a spare kernel)."""
         assert self._shell is not None and self.proc is not None
         started = time.perf_counter()
         out = Execution()
         stdout, stderr, result = (_Text(MAX_TEXT_CHARS) for _ in range(3))
         self.narrow_cpu()
+        cpu_start = await asyncio.to_thread(self.cpu_ns)
+        oom_start = self.cgroup.oom_kills() if self.cgroup is not None else 0
         content = {
             "code": code,
             "silent": silent,
@@ -308,13 +368,20 @@ class Kernel:
             "stop_on_error": True,
         }
         msg_id = self._send(self._shell, "execute_request", content)
-        collect = asyncio.create_task(self._collect(msg_id, out, stdout, stderr, result))
+        collect = asyncio.create_task(self._collect(msg_id, out, stdout, stderr, result, images))
         exited = asyncio.create_task(self.proc.wait())
+        watch = asyncio.create_task(self._watch_cpu(cpu_start))
         try:
             done, _ = await asyncio.wait(
-                {collect, exited}, timeout=timeout_s, return_when="FIRST_COMPLETED"
+                {collect, exited, watch}, timeout=timeout_s, return_when="FIRST_COMPLETED"
             )
-            if not done:
+            if self.cgroup is not None:
+                out.oom_kills = self.cgroup.oom_kills() - oom_start
+            if watch in done and collect not in done:
+                out.cpu_exceeded = True
+                await self.kill()
+                out.died = cpu_limit_reason(self.limits)
+            elif not done:
                 out.timed_out = True
                 if not await self._interrupt(collect, exited):
                     await self.kill()
@@ -323,18 +390,47 @@ class Kernel:
                     )
             elif collect not in done:
                 await asyncio.sleep(0.05)  # let the last iopub messages land
-                out.died = exit_reason(self.proc.returncode, self.limits)
+                out.died = exit_reason(self.proc.returncode, self.limits, out.oom_kills > 0)
             if collect.done() and not collect.cancelled() and collect.exception() is not None:
                 out.died = out.died or f"The kernel connection failed: {collect.exception()}"
                 await self.kill()
         finally:
-            for task in (collect, exited):
+            for task in (collect, exited, watch):
                 task.cancel()
             with contextlib.suppress(BaseException):
-                await asyncio.gather(collect, exited, return_exceptions=True)
+                await asyncio.gather(collect, exited, watch, return_exceptions=True)
+        if self.alive:
+            out.leftovers_killed = await self.end_call()
+            if self.cgroup is not None:
+                out.oom_kills = self.cgroup.oom_kills() - oom_start
         out.stdout, out.stderr, out.result = stdout.value(), stderr.value(), result.value()
         out.duration_ms = (time.perf_counter() - started) * 1000
         return out
+
+    def cpu_ns(self) -> int:
+        """CPU time of every process the sandbox ran (or runs), in nanoseconds."""
+        if self.cgroup is not None:
+            return self.cgroup.cpu_ns()
+        if not self.sandbox_pid:
+            return 0
+        return _tree_cpu_ns(self.sandbox_pid)
+
+    async def _watch_cpu(self, start_ns: int) -> None:
+        """Return once the sandbox used ``cpu_seconds`` of CPU since ``start_ns``."""
+        budget = self.limits.cpu_seconds * 1_000_000_000
+        while True:
+            await asyncio.sleep(CPU_CHECK_S)
+            if await asyncio.to_thread(self.cpu_ns) - start_ns >= budget:
+                return
+
+    async def end_call(self) -> int:
+        """Kill every process of the sandbox but the kernel and bwrap's; how many there were."""
+        if not self.kernel_pid or not self.sandbox_pid or self.proc is None:
+            return 0
+        keep = {self.proc.pid, self.sandbox_pid, self.kernel_pid}
+        if self.cgroup is not None:
+            return await asyncio.to_thread(self.cgroup.kill_except, keep)
+        return await asyncio.to_thread(_kill_descendants, self.sandbox_pid, keep)
 
     async def _interrupt(self, collect: asyncio.Task[None], exited: asyncio.Task[int]) -> bool:
         """Ask the kernel to interrupt (SIGINT inside); True when it went idle again."""
@@ -344,7 +440,13 @@ class Kernel:
         return collect in done and collect.exception() is None
 
     async def _collect(
-        self, msg_id: str, out: Execution, stdout: _Text, stderr: _Text, result: _Text
+        self,
+        msg_id: str,
+        out: Execution,
+        stdout: _Text,
+        stderr: _Text,
+        result: _Text,
+        images: OutputBudget | None = None,
     ) -> None:
         """Read iopub until the kernel is idle for ``msg_id``, then take the shell reply."""
         assert self._iopub is not None and self._shell is not None
@@ -358,7 +460,13 @@ class Kernel:
             elif kind in ("execute_result", "display_data"):
                 data = body.get("data") or {}
                 png = data.get("image/png")
-                if isinstance(png, str) and len(out.images) < MAX_IMAGES:
+                if isinstance(png, str):
+                    size = len(png) * 3 // 4  # decoded size, known before decoding
+                    if len(out.images) >= MAX_IMAGES or (
+                        images is not None and not images.take(size)
+                    ):
+                        out.images_dropped.append(size)
+                        continue
                     with contextlib.suppress(ValueError):
                         out.images.append(base64.b64decode(png, validate=False))
                 elif isinstance(data.get("text/plain"), str):
@@ -412,6 +520,18 @@ class Kernel:
             self._stderr_task.cancel()
             with contextlib.suppress(BaseException):
                 await self._stderr_task
+        await self._remove_cgroup()
+
+    async def _remove_cgroup(self) -> None:
+        """Empty and remove the kernel's cgroup (after its processes are gone)."""
+        group, self.cgroup = self.cgroup, None
+        if group is not None:
+
+            def remove() -> None:
+                group.kill_all()
+                group.remove()
+
+            await asyncio.to_thread(remove)
 
 
 def _read_all(fd: int) -> bytes:
@@ -456,3 +576,56 @@ def _cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     ticks = os.sysconf("SC_CLK_TCK")
     return (int(fields[11]) + int(fields[12])) / ticks
+
+
+def _proc_table() -> dict[int, tuple[int, str, int]]:
+    """Every host process: pid -> (parent pid, state, CPU ticks incl. reaped children)."""
+    table: dict[int, tuple[int, str, int]] = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            with open(f"/proc/{entry.name}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            ticks = sum(int(x) for x in fields[11:15])  # utime stime cutime cstime
+            table[int(entry.name)] = (int(fields[1]), fields[0], ticks)
+    return table
+
+
+def _descendants(table: dict[int, tuple[int, str, int]], root: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for pid, (ppid, _, _) in table.items():
+        children.setdefault(ppid, []).append(pid)
+    found, todo = [], [root]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def _tree_cpu_ns(root: int) -> int:
+    """CPU of ``root`` and everything under it, without cgroups.
+
+    Each live process counts its own time and that of the children it reaped;
+    a process reaped by another is counted in its reaper only, so nothing is
+    counted twice (orphans are reaped by the sandbox's pid 1, in the tree)."""
+    table = _proc_table()
+    ticks = sum(table[pid][2] for pid in (root, *_descendants(table, root)) if pid in table)
+    return ticks * 1_000_000_000 // os.sysconf("SC_CLK_TCK")
+
+
+def _kill_descendants(root: int, keep: set[int], rounds: int = 50) -> int:
+    """SIGKILL the live processes under ``root`` but ``keep``, until none is left."""
+    signalled: set[int] = set()
+    for _ in range(rounds):
+        table = _proc_table()
+        extra = [p for p in _descendants(table, root) if p not in keep and table[p][1] != "Z"]
+        if not extra:
+            break
+        for pid in extra:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+                signalled.add(pid)
+        time.sleep(0.01)
+    return len(signalled)

@@ -18,6 +18,11 @@ started in the background (one still warming up is left to finish). Spares are
 built exactly like any kernel (same sandbox, same limits), count toward
 ``total``, belong to nobody until adopted, and are dropped first when room
 is needed.
+
+Each kernel gets a cgroup when the host offers one (``cgroups.py``): memory,
+processes and CPU then count for the whole sandbox; ``cgroup_status`` says
+when it does not and why. Outputs are kept within a quota per call and per
+user, counted across files and images; what does not fit is never read.
 """
 
 from __future__ import annotations
@@ -34,8 +39,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from parley.sandbox import files as sfiles
+from parley.sandbox import seccomp
 from parley.sandbox.bwrap import Limits, python_prefix, resolve_bwrap
-from parley.sandbox.outputs import Attachment
+from parley.sandbox.cgroups import CgroupSupport, detect
+from parley.sandbox.outputs import Attachment, OutputBudget
 from parley.sandbox.uids import LOCK_DIR, UidBlock, UidBlockError
 
 if TYPE_CHECKING:  # the kernel module needs the `sandbox` extra: imported when first used
@@ -54,6 +61,10 @@ class OutputSink(Protocol):
         self, user_id: str, conversation_id: str | None, filename: str, data: bytes
     ) -> Attachment: ...
 
+    async def used_bytes(self, user_id: str) -> int:
+        """Bytes of outputs stored for ``user_id`` (the per-user quota counts them)."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class SandboxConfig:
@@ -65,7 +76,10 @@ class SandboxConfig:
     idle_s: float = 900.0
     host_uid_base: int = 900_000
     max_output_files: int = 10
-    max_output_bytes: int = 25 * 2**20
+    max_output_bytes: int = 25 * 2**20  # one file
+    output_call_bytes: int = 50 * 2**20  # files and images of one call together
+    output_user_bytes: int = 1024 * 2**20  # everything stored for one user
+    cgroups: bool = True  # a cgroup per kernel where the host has them
     start_timeout_s: float = 15.0
     spares: int = 0  # kernels kept started for new conversations
     spare_imports: tuple[str, ...] = ("numpy", "pandas", "matplotlib.pyplot")
@@ -89,6 +103,7 @@ class RunResult:
     notes: list[str] = field(default_factory=list)
     unavailable: str = ""
     restarted: bool = False
+    quota_note: str = ""  # what the output quota kept and dropped, when it dropped something
 
 
 @dataclass(slots=True)
@@ -128,6 +143,12 @@ class SandboxManager:
         self._spare_retry_at = 0.0
         # one block of host uids per worker process (used only when running as root)
         self._uids = UidBlock(config.host_uid_base, 2 * config.total + 1, config.uid_lock_dir)
+        if config.cgroups:
+            self.cgroups = detect()
+            if self.cgroups.available:
+                self.cgroups.sweep_stale()
+        else:
+            self.cgroups = CgroupSupport(reason="turned off (PARLEY_SANDBOX_CGROUPS=false)")
 
     # ------------------------------------------------------------ availability
 
@@ -153,7 +174,14 @@ class SandboxManager:
                         f"{path} is not readable by unprivileged users, so the sandbox "
                         "cannot use it: build the sandbox venv from a system Python (/usr)."
                     )
+        why = seccomp.unavailable_reason()
+        if why:
+            return f"the sandbox's seccomp filter cannot be built: {why}"
         return ""
+
+    def cgroup_status(self) -> str:
+        """'' when each kernel gets a cgroup, else why not (per-process limits only)."""
+        return "" if self.cgroups.available else self.cgroups.reason
 
     def host_uid(self, slot: int) -> int | None:
         """The unprivileged host uid of a kernel slot (None: not root, uid unchanged)."""
@@ -325,8 +353,11 @@ class SandboxManager:
         kernel = session.kernel
         await self._sync_files(session, kernel, user_id, conversation_id, result)
         before = self._snapshot(kernel)
+        quota = await self._quota(user_id)
         try:
-            execution = await kernel.execute(code, self.config.limits.wall_seconds)
+            execution = await kernel.execute(
+                code, self.config.limits.wall_seconds, images=quota.budget
+            )
         except asyncio.CancelledError:  # the turn was stopped or the tool timeout hit first
             session.lost_state = True
             await asyncio.shield(kernel.kill())
@@ -337,9 +368,28 @@ class SandboxManager:
         for i, png in enumerate(execution.images, 1):
             name = f"figure-{i}.png"
             result.attachments.append(await self.sink.save(user_id, conversation_id, name, png))
+            quota.kept_images += len(png)
+        quota.dropped_images = execution.images_dropped
         if kernel.alive and before is not None:
-            await self._collect_files(kernel, before, user_id, conversation_id, result)
+            await self._collect_files(kernel, before, user_id, conversation_id, result, quota)
+        result.quota_note = quota.note()
         return result
+
+    async def _quota(self, user_id: str) -> _Quota:
+        """This call's output budget: the per-call quota, or what is left of the user's."""
+        cfg = self.config
+        try:
+            used = await self.sink.used_bytes(user_id)
+        except Exception:
+            log.exception("reading a user's stored outputs failed; the per-call quota applies")
+            used = 0
+        user_left = max(0, cfg.output_user_bytes - used)
+        return _Quota(
+            OutputBudget(min(cfg.output_call_bytes, user_left)),
+            call_bytes=cfg.output_call_bytes,
+            user_bytes=cfg.output_user_bytes,
+            user_used=used,
+        )
 
     async def _start_kernel(self, slot: int) -> Kernel:
         from parley.sandbox.kernel import Kernel, SandboxStartError
@@ -354,6 +404,7 @@ class SandboxManager:
             limits=self.config.limits,
             host_uid=host_uid,
             timeout_s=self.config.start_timeout_s,
+            cgroups=self.cgroups,
         )
 
     def _snapshot(self, kernel: Kernel) -> sfiles.Snapshot | None:
@@ -404,7 +455,12 @@ class SandboxManager:
         user_id: str,
         conversation_id: str | None,
         result: RunResult,
+        quota: _Quota,
     ) -> None:
+        """Keep the files the call made or changed, within the count, size and quota.
+
+        A file over the quota left is never read: its size in the snapshot
+        decides, and the read stops at the bytes left (a file still growing)."""
         after = self._snapshot(kernel)
         if after is None:
             return
@@ -412,16 +468,29 @@ class SandboxManager:
         cap = self.config.max_output_files
         if len(changed) > cap:
             result.notes.append(f"{len(changed)} files changed; only the first {cap} are kept.")
+        limit_mb = self.config.max_output_bytes // 2**20
         for rel in changed[:cap]:
+            size = after[rel][0]
+            if size > self.config.max_output_bytes:
+                result.notes.append(f"{rel} is larger than {limit_mb} MB and was not kept.")
+                continue
+            if size > quota.budget.remaining:
+                quota.dropped_files.append((rel, size))
+                continue
+            limit = min(self.config.max_output_bytes, quota.budget.remaining)
             try:
                 with sfiles.workdir_fd(kernel.sandbox_pid) as fd:
-                    data = sfiles.read_file(fd, rel, self.config.max_output_bytes)
-            except sfiles.FileTooLarge:
-                limit_mb = self.config.max_output_bytes // 2**20
-                result.notes.append(f"{rel} is larger than {limit_mb} MB and was not kept.")
+                    data = sfiles.read_file(fd, rel, limit)
+            except sfiles.FileTooLarge:  # it grew after the snapshot
+                if limit < self.config.max_output_bytes:
+                    quota.dropped_files.append((rel, size))
+                else:
+                    result.notes.append(f"{rel} is larger than {limit_mb} MB and was not kept.")
                 continue
             except OSError:
                 continue
+            quota.budget.take(len(data))
+            quota.kept_files += len(data)
             name = sfiles.safe_name(rel) or "output"
             result.attachments.append(await self.sink.save(user_id, conversation_id, name, data))
 
@@ -521,6 +590,52 @@ class SandboxManager:
             if session.kernel is not None:
                 await session.kernel.kill()
         self._uids.release()
+
+
+@dataclass(slots=True)
+class _Quota:
+    """One call's output budget and what it kept and dropped (for the message)."""
+
+    budget: OutputBudget
+    call_bytes: int
+    user_bytes: int
+    user_used: int
+    kept_images: int = 0
+    kept_files: int = 0
+    dropped_images: list[int] = field(default_factory=list)
+    dropped_files: list[tuple[str, int]] = field(default_factory=list)
+
+    def note(self) -> str:
+        if not self.dropped_images and not self.dropped_files:
+            return ""
+        dropped = []
+        if self.dropped_images:
+            count = len(self.dropped_images)
+            dropped.append(
+                f"{count} image{'s' if count > 1 else ''} ({_mb(sum(self.dropped_images))} in all)"
+            )
+        dropped += [f"{rel} ({_mb(size)})" for rel, size in self.dropped_files]
+        kept = self.kept_images + self.kept_files
+        if self.call_bytes <= self.user_bytes - self.user_used:
+            why = (
+                f"the outputs of one call (files and images together) are limited to "
+                f"{_mb(self.call_bytes)}"
+            )
+            fix = "Save fewer or smaller files and charts, or split the work over several calls."
+        else:
+            why = (
+                f"your stored outputs are limited to {_mb(self.user_bytes)} in all and "
+                f"{_mb(self.user_used)} were already in use"
+            )
+            fix = "Deleting old conversations with large outputs frees space."
+        return (
+            f"Output quota: {_mb(kept)} of outputs were kept; not kept: {', '.join(dropped)}, "
+            f"because {why}. {fix}"
+        )
+
+
+def _mb(size: int) -> str:
+    return f"{size / 2**20:.1f} MB"
 
 
 def _place(sandbox_pid: int, name: str, source: Path, uid: int | None) -> None:

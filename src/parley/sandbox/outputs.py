@@ -15,14 +15,14 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from parley.messages import StepAttachment
 from parley.sandbox.tables import SandboxOutput
 from parley.storage.db import Database
 from parley.storage.tables import new_id
 
-__all__ = ["Attachment", "OutputStore", "media_type_for"]
+__all__ = ["Attachment", "OutputBudget", "OutputStore", "media_type_for"]
 
 _SAFE_ID = re.compile(r"[^A-Za-z0-9_-]")
 _IMAGES = {
@@ -93,6 +93,20 @@ class Attachment:
         }
 
 
+class OutputBudget:
+    """The bytes of outputs one call may still keep (files and images together)."""
+
+    def __init__(self, remaining: int) -> None:
+        self.remaining = max(0, remaining)
+
+    def take(self, size: int) -> bool:
+        """Count ``size`` bytes against the budget; False (nothing counted) when over it."""
+        if size > self.remaining:
+            return False
+        self.remaining -= size
+        return True
+
+
 class OutputStore:
     """Saves outputs and looks them up for their owner only."""
 
@@ -124,6 +138,16 @@ class OutputStore:
             )
             await session.commit()
         return Attachment(output_id, filename[:255], media, kind, len(data))
+
+    async def used_bytes(self, user_id: str) -> int:
+        """Bytes of outputs stored for ``user_id`` (what the per-user quota counts)."""
+        async with self.db.session() as session:
+            total = await session.scalar(
+                select(func.coalesce(func.sum(SandboxOutput.size), 0)).where(
+                    SandboxOutput.user_id == user_id
+                )
+            )
+        return int(total or 0)
 
     async def get(self, user_id: str, output_id: str) -> tuple[SandboxOutput, Path] | None:
         """The row and file of ``output_id`` when it belongs to ``user_id``."""

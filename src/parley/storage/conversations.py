@@ -248,7 +248,10 @@ class ConversationStore:
         return target
 
     async def delete(self, conv_id: str) -> bool:
-        """Delete the conversation and all its messages (and their search entries)."""
+        """Delete the conversation and all its messages (and their search entries):
+        rows only. A user's deletion goes through
+        ``parley.userdata.conversations.delete_conversations``, which also removes
+        what the features keep for it (bytes, vectors, outputs, its kernel)."""
         owned = await self.session.scalar(
             select(Conversation.id).where(
                 Conversation.id == conv_id, Conversation.user_id == self.user_id

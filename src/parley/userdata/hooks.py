@@ -11,18 +11,34 @@ hooks: the bytes that go into (or came out of) a ZIP export, the new ids the
 core gave the conversations and messages it imported (a memory or a file
 points at them), and work to run once the transaction has committed (freeing
 stored bytes, waking a background worker).
+
+A feature that keeps data *per conversation* (attachments, code outputs, a
+running kernel) also registers a ``ConversationData`` hook
+(``FeatureContext.add_conversation_data``): deleting a conversation, by the
+user or by the temporary-chat purge, goes through
+``parley.userdata.conversations.delete_conversations``, which calls every such hook in
+the same transaction, so what the feature keeps goes with the conversation
+instead of waiting for a database cascade (rows only) or a restart (bytes).
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-__all__ = ["AfterCommit", "DeleteJob", "ExportJob", "ImportJob", "UserData", "UserDataHooks"]
+__all__ = [
+    "AfterCommit",
+    "ConversationData",
+    "DeleteJob",
+    "ExportJob",
+    "ImportJob",
+    "UserData",
+    "UserDataHooks",
+]
 
 AfterCommit = Callable[[], Awaitable[None]]
 
@@ -50,6 +66,11 @@ class ImportJob:
 
 @dataclass(slots=True)
 class DeleteJob:
+    """``after_commit``: work once the deletion has committed (removing bytes,
+    killing a kernel). A hook that removes bytes there also records them in a
+    ``parley.userdata.journal.DeletionJournal`` before the commit, so a crash
+    between the commit and this work does not leave them on disk."""
+
     after_commit: list[AfterCommit] = field(default_factory=list)
 
 
@@ -76,8 +97,31 @@ class UserData(Protocol):
     async def delete(self, session: AsyncSession, user_id: str, job: DeleteJob) -> None: ...
 
 
+class ConversationData(Protocol):
+    """A feature's share of some conversations, removed when they are deleted.
+
+    ``delete_conversations`` runs inside the deleting session before the
+    conversations' rows go (so the feature can still read what is attached to
+    them); it deletes the feature's rows and puts the removal of bytes, caches
+    and processes in ``job.after_commit``. ``conversation_ids`` all belong to
+    ``user_id`` (the caller checked).
+    """
+
+    name: str
+
+    async def delete_conversations(
+        self,
+        session: AsyncSession,
+        user_id: str,
+        conversation_ids: Sequence[str],
+        job: DeleteJob,
+    ) -> None: ...
+
+
 @dataclass(slots=True)
 class UserDataHooks:
-    """Every feature's ``UserData``, in start order (provided under its class)."""
+    """Every feature's ``UserData`` and ``ConversationData``, in start order
+    (provided under its class by the composition root)."""
 
     hooks: list[UserData] = field(default_factory=list)
+    conversations: list[ConversationData] = field(default_factory=list)

@@ -3,7 +3,9 @@ delete, switch branch, search, and per-message feedback and pins."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Query, Response
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Response
 
 from parley.api.schemas import (
     BranchIn,
@@ -18,14 +20,18 @@ from parley.api.schemas import (
     SearchResults,
     SummaryPublic,
 )
-from parley.http.deps import DB, CurrentUser, Tools
+from parley.http.deps import DB, CurrentUser, Tools, service
 from parley.http.guard import GuardedRoute
 from parley.http.problems import Problem, not_found
 from parley.storage.conversations import ConversationStore
 from parley.storage.search import search_conversations
 from parley.storage.tables import Conversation
+from parley.userdata import UserDataHooks
+from parley.userdata.conversations import delete_conversations
 
 router = APIRouter(route_class=GuardedRoute, prefix="/api", tags=["conversations"])
+
+UserDataDep = Annotated[UserDataHooks, Depends(service(UserDataHooks))]
 
 
 async def conversation_view(store: ConversationStore, conv: Conversation) -> ConversationDetail:
@@ -110,10 +116,13 @@ def _tool_selection(names: list[str] | None, known: list[str]) -> list[str]:
 
 
 @router.delete("/conversations/{conversation_id}", status_code=204)
-async def delete_conversation(conversation_id: str, user: CurrentUser, db: DB) -> Response:
-    if not await ConversationStore(db, user.id).delete(conversation_id):
+async def delete_conversation(
+    conversation_id: str, user: CurrentUser, db: DB, hooks: UserDataDep
+) -> Response:
+    """The conversation, its messages and what the features keep for it (attachments
+    with their bytes and vectors, code outputs, its kernel), at once."""
+    if not await delete_conversations(db, user.id, [conversation_id], hooks):
         raise not_found("conversation")
-    await db.commit()
     return Response(status_code=204)
 
 
