@@ -118,6 +118,20 @@ async def _with_session(settings: Settings, action: Callable[[Any], Awaitable[in
         await db.dispose()
 
 
+async def _revoke_on_servers(settings: Settings, user_id: str) -> None:
+    """With Redis, running servers stop the user's answers and kernels now, as
+    Admin -> Users does; without it they refuse the user's next request only."""
+    if not settings.redis_url:
+        return
+    from parley.turns.control import make_control, owner
+
+    control = await make_control(settings.redis_url)
+    try:
+        await control.stop(owner("user", user_id))
+    finally:
+        await control.aclose()
+
+
 def _password(args: argparse.Namespace) -> str:
     if args.password:
         return str(args.password)
@@ -172,6 +186,7 @@ def cmd_users(args: argparse.Namespace) -> int:
             user.status = "disabled" if args.action == "disable" else "active"
             if args.action == "disable":
                 await accounts.end_all_sessions(session, user.id)
+                await _revoke_on_servers(settings, user.id)
         elif args.action == "reset-password":
             password = _password(args)
             if problem := password_problem(password):
