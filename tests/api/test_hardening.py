@@ -29,7 +29,7 @@ import uvicorn
 from sqlalchemy import update
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from apihelpers import Client, parse_sse
+from apihelpers import Client, make_client, parse_sse, signup
 from parley.config import Settings
 from parley.messages import ToolCall
 from parley.providers.base import Provider
@@ -540,3 +540,40 @@ async def test_testing_an_anthropic_provider_against_an_openai_server_explains(
     finally:
         server.shutdown()
         thread.join(timeout=5)
+
+
+# ------------------------------------------------------------------ deletion in the files
+
+
+async def test_a_deleted_account_leaves_no_text_in_the_sqlite_files(
+    make_app: Any, make_settings: Any, tmp_path: Any, scripted: ScriptedModel
+) -> None:
+    """The database's own files: freed pages zeroed, the log truncated, the
+    full-text indexes rewritten without the deleted rows."""
+    db_file = tmp_path / "own" / "parley.db"
+    db_file.parent.mkdir()
+    settings = make_settings(database_url=f"sqlite+aiosqlite:///{db_file}")
+    secret = "zebracorn-tapestry-41"
+    scripted.enqueue(Reply(text=f"Noted: {secret} is safe with me."))
+    async with make_app(settings=settings) as app:
+        async with make_client(app) as admin:
+            await signup(admin, "admin@example.com")
+        async with make_client(app) as client:
+            await signup(client, "leaver@example.com")
+            conv = (
+                await client.post("/api/conversations", json={"model": "scripted/scripted"})
+            ).json()
+            await client.post(
+                f"/api/conversations/{conv['id']}/messages",
+                json={"content": f"My vault code is {secret}."},
+            )
+            files = [p for p in db_file.parent.iterdir() if p.name.startswith("parley.db")]
+            assert any(secret.encode() in p.read_bytes() for p in files)  # it was written
+            gone = await client.request("DELETE", "/api/me", json={"password": "correct horse"})
+            assert gone.status_code == 204
+        holding = [
+            p.name
+            for p in db_file.parent.iterdir()
+            if p.name.startswith("parley.db") and secret.encode() in p.read_bytes()
+        ]
+        assert holding == []

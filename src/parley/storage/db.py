@@ -3,8 +3,10 @@
 SQLite is the default (one file in the data dir) and PostgreSQL the option for
 several workers; the same code runs on both. SQLite connections get WAL (readers
 never block the writer), ``synchronous=NORMAL`` (durable across application
-crashes, cheap fsyncs), foreign keys (cascading deletes) and a busy timeout (a
-second writer waits instead of failing at once).
+crashes, cheap fsyncs), foreign keys (cascading deletes), a busy timeout (a
+second writer waits instead of failing at once) and ``secure_delete`` (pages
+freed by a delete are zeroed, so deleted text does not linger in the file).
+``scrub`` finishes a deletion's work inside the files: see its docstring.
 
 ``migrate()`` runs Alembic programmatically at every start. It holds a lock
 while it does so, so several processes starting together apply each revision
@@ -230,6 +232,7 @@ def _sqlite_pragmas(busy_timeout_ms: int) -> Any:
             _ensure_wal(cursor, busy_timeout_ms / 1000)
             cursor.execute("PRAGMA synchronous = NORMAL")
             cursor.execute("PRAGMA foreign_keys = ON")
+            cursor.execute("PRAGMA secure_delete = ON")
         finally:
             cursor.close()
 
@@ -257,3 +260,29 @@ def _ensure_wal(cursor: Any, timeout_s: float) -> None:
                 raise
         time.sleep(delay)  # only while a brand-new file is being set up
         delay = min(delay * 2, 0.1)
+
+
+async def scrub(session: AsyncSession) -> None:
+    """After a committed deletion, make SQLite drop the deleted text from its files.
+
+    ``secure_delete`` zeroes freed pages, but two copies remain: the write-ahead
+    log still holds the pages as they were, and full-text indexes keep deleted
+    rows' tokens in their segments until those are merged. So every FTS5 index
+    is optimized (rewritten without deleted entries), then the log is
+    checkpointed into the main file and truncated. That rewrite costs time in
+    proportion to the indexes, so it runs for an account's deletion (rare), not
+    a conversation's. Best effort: a reader holding an old snapshot keeps the
+    log until it finishes. PostgreSQL keeps dead rows until VACUUM (autovacuum)
+    reclaims them; nothing is done here for it.
+    """
+    if session.get_bind().dialect.name != "sqlite":
+        return
+    tables = await session.scalars(
+        text("SELECT name FROM sqlite_master WHERE type = 'table' AND sql LIKE '%USING fts5%'")
+    )
+    for name in list(tables):
+        if re.fullmatch(r"[a-z_]+", name):  # our own table names, never input
+            await session.execute(text(f"INSERT INTO {name}({name}) VALUES('optimize')"))
+    await session.commit()
+    await session.execute(text("PRAGMA wal_checkpoint(TRUNCATE)"))
+    await session.commit()

@@ -31,6 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from parley.errors import InvalidImport
 from parley.jsonshape import PREFERENCES, shape_error
 from parley.storage.conversations import INTERRUPTED_MESSAGE, ConversationStore
+from parley.storage.db import scrub
 from parley.storage.tables import ApiKey, Conversation, Message, User, new_id, utcnow
 from parley.timezones import find_zone
 from parley.userdata.document import (
@@ -288,3 +289,4 @@ async def delete_account(session: AsyncSession, user: User, hooks: UserDataHooks
     await session.delete(user)  # sessions, keys and feature rows go by ON DELETE CASCADE
     await session.commit()
     await _run_after_commit(job.after_commit)
+    await scrub(session)  # and out of the database's own files
