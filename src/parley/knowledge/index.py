@@ -309,6 +309,12 @@ class VectorIndex:
             if key[0] == user_id:
                 matrix.stale = True
 
+    def drop(self, user_id: str) -> None:
+        """Remove the user's matrices from memory now (a deleted user's would
+        otherwise stay until evicted: their next search never comes)."""
+        for key in [k for k in self._cache if k[0] == user_id]:
+            del self._cache[key]
+
     async def backfill_pgvector(self, model: str, batch: int = 500) -> int:
         """Copy BLOB vectors that have no pgvector row yet (pgvector added later)."""
         if self.backend != "pgvector":

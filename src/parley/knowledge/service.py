@@ -196,10 +196,7 @@ class KnowledgeService:
         matrix would otherwise stay in memory until that user's next search,
         which for a deleted account never comes); the next search rebuilds it
         from the database."""
-        cache = self.index._cache
-        for key in [k for k in cache if k[0] == user_id]:
-            cache.pop(key, None)
-        self.index.invalidate(user_id)
+        self.index.drop(user_id)
 
     async def search(
         self,

@@ -400,6 +400,12 @@ class MemoryService:
             await session.commit()
         return gone
 
+    def drop_snapshot(self, user_id: str) -> None:
+        """Forget the user's recall snapshot (texts and vectors) now: a deleted
+        user is never recalled again to replace it."""
+        self._snapshots.pop(user_id, None)
+        self._locks.pop(user_id, None)
+
     async def aclose(self) -> None:
         if self._tasks:
             await asyncio.wait(set(self._tasks), timeout=5)

@@ -138,10 +138,7 @@ class MemoryUserData:
         if service is not None:
 
             async def forget() -> None:
-                # the recall snapshot (texts and vectors) would otherwise stay in
-                # memory: a deleted user is never recalled again to replace it
-                service._snapshots.pop(user_id, None)
-                service._locks.pop(user_id, None)
+                service.drop_snapshot(user_id)
 
             job.after_commit.append(forget)
 
