@@ -65,7 +65,17 @@ def service(key: type[T] | Key[T]) -> Callable[..., Any]:
     return dependency
 
 
-async def get_db(services: ServicesDep) -> AsyncIterator[AsyncSession]:
+# Where ``parley.http.guard`` leaves the principal it resolved before the body was
+# read, and the session it used (the handler's ``DB`` is that same session).
+_RESOLVED = "parley.principal"
+_SESSION = "parley.session"
+
+
+async def get_db(request: Request, services: ServicesDep) -> AsyncIterator[AsyncSession]:
+    opened: AsyncSession | None = request.scope.get("state", {}).get(_SESSION)
+    if opened is not None:  # the guard's, closed by the guard when the handler returns
+        yield opened
+        return
     async with services.require(Database).session() as session:
         yield session
 
@@ -110,22 +120,18 @@ async def principal_from_api_key(db: AsyncSession, authorization: str) -> Princi
     return Principal(user, "api_key", api_key_id=key_id)
 
 
-# Where ``parley.http.guard`` leaves the principal it resolved before the body was read.
-_RESOLVED = "parley.principal"
-
-
 async def _resolved(request: Request, db: AsyncSession) -> Principal | None:
-    """The principal the guard already resolved for this request, its user now
-    belonging to the handler's session (``merge`` without a query)."""
+    """The principal the guard already resolved for this request (its user
+    belongs to the same session the handler gets)."""
     found: Principal | None = request.scope.get("state", {}).get(_RESOLVED)
-    if found is None:
-        return None
-    user = await db.merge(found.user, load=False)
-    return Principal(user, found.via, found.session_token, found.api_key_id)
+    return found
 
 
-def remember_principal(request: Request, principal: Principal) -> None:
-    request.scope.setdefault("state", {})[_RESOLVED] = principal
+def remember_principal(request: Request, principal: Principal, session: AsyncSession) -> None:
+    """For the guard: the handler's principal and ``DB`` dependencies reuse these."""
+    state = request.scope.setdefault("state", {})
+    state[_RESOLVED] = principal
+    state[_SESSION] = session
 
 
 async def get_principal(request: Request, db: DB) -> Principal:

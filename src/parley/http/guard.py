@@ -7,8 +7,9 @@ the server receive and store a whole upload only to be told 401 at the end.
 route that takes a body: its handler runs the route's own principal dependency
 (one of ``deps.PRINCIPAL_DEPENDENCIES``: credentials, CSRF token, disabled
 account) first, on headers alone. A refusal is answered at once, without
-reading a byte of the body; an accepted principal is left for the dependency,
-which then reuses it instead of asking the database again. (A route class,
+reading a byte of the body; an accepted principal, and the session that found
+it, are left for the route's dependencies, which reuse them: the guard costs no
+extra session or query. (A route class,
 not a wrapper applied afterwards: FastAPI builds included routes' handlers
 lazily, through ``get_route_handler``.)
 
@@ -54,9 +55,9 @@ class GuardedRoute(APIRoute):
 
         async def guarded(request: Request) -> Response:
             database = get_services(request).require(Database)
-            async with database.session() as session:  # headers only: the body is unread
-                principal = await authenticate(request, session)  # a Problem ends it here
-            remember_principal(request, principal)
-            return await handler(request)
+            async with database.session() as session:  # the handler's ``DB`` too
+                principal = await authenticate(request, session)  # headers only; a Problem ends it
+                remember_principal(request, principal, session)
+                return await handler(request)
 
         return guarded
