@@ -14,39 +14,17 @@ under the sandbox's pid 1 are then killed and counted from ``/proc``.
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import AsyncIterator
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
 
-from conftest import TEST_LIMITS, MemorySink, Runner
+from conftest import TEST_LIMITS, MemorySink, Runner, our_cgroups, require_cgroups
 from parley.sandbox import SandboxConfig, SandboxManager
-from parley.sandbox.cgroups import PREFIX, detect
 from parley.sandbox.kernel import Kernel, _descendants, _proc_table
 
 # The slow tier (not in `make test-fast`): each program runs into a limit.
 pytestmark = pytest.mark.slow
-
-
-def require_cgroups() -> None:
-    support = detect()
-    if support.available:
-        return
-    message = f"cgroups are unavailable here: {support.reason}"
-    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-        pytest.fail(f"{message} (CI runs as root on a host with cgroups: they must work)")
-    pytest.skip(message)
-
-
-def our_groups() -> list[Path]:
-    """Kernel cgroups this test process made that still exist."""
-    support = detect()
-    found: list[Path] = []
-    for parent in set(support.parents.values()):
-        found += parent.glob(f"{PREFIX}{os.getpid()}-*")
-    return found
 
 
 @pytest.fixture(params=["cgroups", "no-cgroups"])
@@ -61,7 +39,7 @@ async def either_manager(
         yield mgr
     finally:
         await mgr.close()
-    assert our_groups() == []
+    assert our_cgroups() == []
 
 
 def live_processes(kernel: Kernel) -> list[int]:
@@ -203,4 +181,4 @@ async def test_the_cgroup_is_removed_with_the_kernel(manager: SandboxManager) ->
     await run("print(2)")  # restarts: the dead kernel's group goes
     assert not any(d.exists() for d in dirs)
     await manager.close()
-    assert our_groups() == []
+    assert our_cgroups() == []

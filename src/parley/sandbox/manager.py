@@ -141,6 +141,7 @@ class SandboxManager:
         self._closed = False
         self._spares: list[_Spare] = []
         self._spare_retry_at = 0.0
+        self._killing: set[asyncio.Future[None]] = set()
         # one block of host uids per worker process (used only when running as root)
         self._uids = UidBlock(config.host_uid_base, 2 * config.total + 1, config.uid_lock_dir)
         if config.cgroups:
@@ -292,7 +293,7 @@ class SandboxManager:
                 code = "; ".join(f"__import__({m!r})" for m in self.config.spare_imports)
                 await kernel.execute(code, self.config.start_timeout_s, silent=True)
         except BaseException:
-            await asyncio.shield(kernel.kill())
+            await self._kill(kernel)
             raise
         return kernel
 
@@ -322,7 +323,7 @@ class SandboxManager:
         task.cancel()
         (outcome,) = await asyncio.gather(task, return_exceptions=True)
         if not isinstance(outcome, BaseException):
-            await outcome.kill()
+            await self._kill(outcome)
 
     async def _run_in(
         self, session: _Session, user_id: str, conversation_id: str | None, code: str
@@ -360,7 +361,7 @@ class SandboxManager:
             )
         except asyncio.CancelledError:  # the turn was stopped or the tool timeout hit first
             session.lost_state = True
-            await asyncio.shield(kernel.kill())
+            await self._kill(kernel)
             raise
         result.execution = execution
         if execution.died:
@@ -571,8 +572,17 @@ class SandboxManager:
     async def _shutdown(self, session: _Session) -> None:
         async with session.lock:
             if session.kernel is not None:
-                await session.kernel.kill()
+                await self._kill(session.kernel)
                 session.kernel = None
+
+    async def _kill(self, kernel: Kernel) -> None:
+        """Kill a kernel to the end even if the caller is cancelled (the reaper at
+        close, a stopped turn): ``close`` waits for kills still under way, so no
+        process or cgroup outlives the manager."""
+        task = asyncio.ensure_future(kernel.kill())
+        self._killing.add(task)
+        task.add_done_callback(self._killing.discard)
+        await asyncio.shield(task)
 
     async def close(self) -> None:
         self._closed = True
@@ -588,7 +598,9 @@ class SandboxManager:
             await self._discard(task)
         for session in sessions:
             if session.kernel is not None:
-                await session.kernel.kill()
+                await self._kill(session.kernel)
+        if self._killing:
+            await asyncio.gather(*self._killing, return_exceptions=True)
         self._uids.release()
 
 
