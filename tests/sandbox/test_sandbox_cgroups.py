@@ -42,6 +42,20 @@ async def either_manager(
     assert our_cgroups() == []
 
 
+async def assert_quiet(manager: SandboxManager, idle_s: float = 0.0) -> Kernel:
+    """The session's kernel is alive and alone in its sandbox, and (over ``idle_s``)
+    nothing in the sandbox uses CPU between calls."""
+    kernel = manager.kernel_for("u1", "c1")
+    assert kernel is not None and kernel.alive
+    assert live_processes(kernel) == [kernel.kernel_pid]
+    if idle_s:
+        before = kernel.cpu_ns()
+        await asyncio.sleep(idle_s)
+        assert kernel.cpu_ns() - before < 300_000_000
+        assert live_processes(kernel) == [kernel.kernel_pid]
+    return kernel
+
+
 def live_processes(kernel: Kernel) -> list[int]:
     """Host pids of the sandbox's processes (under its pid 1), zombies left out."""
     table = _proc_table()
@@ -76,15 +90,30 @@ async def test_detached_processes_die_when_the_call_ends(either_manager: Sandbox
     out = await run(DETACH)
     assert "started" in out.text, out.text
     assert "were stopped when the call ended" in out.text, out.text
-    kernel = either_manager.kernel_for("u1", "c1")
-    assert kernel is not None and kernel.alive
-    assert live_processes(kernel) == [kernel.kernel_pid]
-    # nothing burns CPU between calls
-    before = kernel.cpu_ns()
-    await asyncio.sleep(1.0)
-    assert kernel.cpu_ns() - before < 300_000_000
+    await assert_quiet(either_manager, idle_s=1.0)
     # the session is intact
     assert "still 3" in (await run("print('still', 1 + 2)")).text
+
+
+async def test_threads_left_running_do_nothing_between_calls(
+    either_manager: SandboxManager,
+) -> None:
+    """Threads live in the kernel, which must survive: it is stopped between calls,
+    so a spinning thread burns nothing and a delayed one starts no process."""
+    run = Runner(either_manager)
+    out = await run(
+        "import threading, subprocess, sys, time\n"
+        "def later():\n    time.sleep(1.0)\n"
+        "    subprocess.Popen([sys.executable, '-c', 'while True: pass'])\n"
+        "def spin():\n    while True: pass\n"
+        "threading.Thread(target=later, daemon=True).start()\n"
+        "threading.Thread(target=spin, daemon=True).start()\n"
+        "print('threads started')"
+    )
+    assert "threads started" in out.text, out.text
+    await assert_quiet(either_manager, idle_s=2.0)
+    assert "next 7" in (await run("print('next', 3 + 4)")).text
+    await assert_quiet(either_manager)
 
 
 async def test_background_processes_after_a_timeout_die_too(
@@ -97,9 +126,7 @@ async def test_background_processes_after_a_timeout_die_too(
         "time.sleep(3600)"
     )
     assert "ran longer than the 6 s limit" in out.text, out.text
-    kernel = either_manager.kernel_for("u1", "c1")
-    assert kernel is not None and kernel.alive
-    assert live_processes(kernel) == [kernel.kernel_pid]
+    await assert_quiet(either_manager, idle_s=1.0)
 
 
 async def test_cpu_limit_counts_the_whole_tree(

@@ -69,7 +69,8 @@ class Execution:
     error: str = ""  # "Name: value" plus the traceback, ANSI stripped
     error_name: str = ""
     images: list[bytes] = field(default_factory=list)  # PNG bytes
-    images_dropped: list[int] = field(default_factory=list)  # sizes of images not kept
+    images_dropped: list[int] = field(default_factory=list)  # sizes of images over the quota
+    images_over_count: int = 0  # images past MAX_IMAGES, not kept
     timed_out: bool = False
     died: str = ""  # why the kernel is gone, when it died during the run
     duration_ms: float = 0.0
@@ -154,6 +155,7 @@ class Kernel:
         self._stderr = b""
         self._stderr_task: asyncio.Task[None] | None = None
         self.kernel_pid = 0
+        self._kernel_pidfd = -1
         self.cgroup: KernelCgroup | None = None
 
     # ------------------------------------------------------------ start
@@ -250,6 +252,9 @@ class Kernel:
         finally:
             os.close(info_r)
         self.kernel_pid = _find_child(self.sandbox_pid)
+        if self.kernel_pid:
+            with contextlib.suppress(OSError):  # signals reach exactly this process, never a reuse
+                self._kernel_pidfd = os.pidfd_open(self.kernel_pid)
         return self
 
     async def _drain_stderr(self) -> None:
@@ -356,6 +361,7 @@ class Kernel:
         started = time.perf_counter()
         out = Execution()
         stdout, stderr, result = (_Text(MAX_TEXT_CHARS) for _ in range(3))
+        self._signal_kernel(signal.SIGCONT)  # stopped since the last call ended
         self.narrow_cpu()
         cpu_start = await asyncio.to_thread(self.cpu_ns)
         oom_start = self.cgroup.oom_kills() if self.cgroup is not None else 0
@@ -424,13 +430,29 @@ class Kernel:
                 return
 
     async def end_call(self) -> int:
-        """Kill every process of the sandbox but the kernel and bwrap's; how many there were."""
+        """Stop the kernel until the next call and kill every other process of the
+        sandbox (bwrap's aside); how many were killed.
+
+        The kernel is stopped (SIGSTOP: all its threads) first, so a thread the
+        code left running can neither work between calls nor start a process
+        after the others are gone; the next ``execute`` continues it."""
         if not self.kernel_pid or not self.sandbox_pid or self.proc is None:
             return 0
         keep = {self.proc.pid, self.sandbox_pid, self.kernel_pid}
+        if self._signal_kernel(signal.SIGSTOP):
+            await asyncio.to_thread(_wait_stopped, self.kernel_pid)
         if self.cgroup is not None:
             return await asyncio.to_thread(self.cgroup.kill_except, keep)
         return await asyncio.to_thread(_kill_descendants, self.sandbox_pid, keep)
+
+    def _signal_kernel(self, sig: int) -> bool:
+        if self._kernel_pidfd < 0:
+            return False
+        try:
+            signal.pidfd_send_signal(self._kernel_pidfd, sig)
+        except OSError:
+            return False
+        return True
 
     async def _interrupt(self, collect: asyncio.Task[None], exited: asyncio.Task[int]) -> bool:
         """Ask the kernel to interrupt (SIGINT inside); True when it went idle again."""
@@ -462,9 +484,10 @@ class Kernel:
                 png = data.get("image/png")
                 if isinstance(png, str):
                     size = len(png) * 3 // 4  # decoded size, known before decoding
-                    if len(out.images) >= MAX_IMAGES or (
-                        images is not None and not images.take(size)
-                    ):
+                    if len(out.images) >= MAX_IMAGES:
+                        out.images_over_count += 1
+                        continue
+                    if images is not None and not images.take(size):
                         out.images_dropped.append(size)
                         continue
                     with contextlib.suppress(ValueError):
@@ -520,6 +543,9 @@ class Kernel:
             self._stderr_task.cancel()
             with contextlib.suppress(BaseException):
                 await self._stderr_task
+        if self._kernel_pidfd >= 0:
+            os.close(self._kernel_pidfd)
+            self._kernel_pidfd = -1
         await self._remove_cgroup()
 
     async def _remove_cgroup(self) -> None:
@@ -613,6 +639,18 @@ def _tree_cpu_ns(root: int) -> int:
     table = _proc_table()
     ticks = sum(table[pid][2] for pid in (root, *_descendants(table, root)) if pid in table)
     return ticks * 1_000_000_000 // os.sysconf("SC_CLK_TCK")
+
+
+def _wait_stopped(pid: int) -> None:
+    """Until ``pid`` is stopped (state T), or gone; at most about 0.2 s."""
+    for _ in range(100):
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                if f.read().rsplit(")", 1)[1].split()[0] in ("T", "t", "Z", "X"):
+                    return
+        except (OSError, IndexError):
+            return
+        time.sleep(0.002)
 
 
 def _kill_descendants(root: int, keep: set[int], rounds: int = 50) -> int:

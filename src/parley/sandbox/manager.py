@@ -328,7 +328,7 @@ class SandboxManager:
     async def _run_in(
         self, session: _Session, user_id: str, conversation_id: str | None, code: str
     ) -> RunResult:
-        from parley.sandbox.kernel import SandboxStartError
+        from parley.sandbox.kernel import MAX_IMAGES, SandboxStartError
 
         result = RunResult()
         if session.kernel is None or not session.kernel.alive:
@@ -371,6 +371,11 @@ class SandboxManager:
             result.attachments.append(await self.sink.save(user_id, conversation_id, name, png))
             quota.kept_images += len(png)
         quota.dropped_images = execution.images_dropped
+        if execution.images_over_count:
+            result.notes.append(
+                f"{execution.images_over_count} more images were not kept "
+                f"(at most {MAX_IMAGES} per call)."
+            )
         if kernel.alive and before is not None:
             await self._collect_files(kernel, before, user_id, conversation_id, result, quota)
         result.quota_note = quota.note()
