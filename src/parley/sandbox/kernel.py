@@ -181,17 +181,6 @@ class Kernel:
             seccomp_fd = seccomp.filter_memfd()
         except seccomp.SeccompUnavailable as exc:
             raise SandboxStartError(str(exc)) from exc
-        join: list[str] = []
-        if cgroups is not None and cgroups.available:
-            try:
-                self.cgroup = await asyncio.to_thread(
-                    cgroups.create,
-                    CgroupLimits(limits.memory_bytes, limits.processes, limits.cpus),
-                )
-            except OSError as exc:
-                os.close(seccomp_fd)
-                raise SandboxStartError(f"the sandbox's cgroup could not be made: {exc}") from exc
-            join = self.cgroup.procs_files()
         key = secrets.token_hex(32)
         connection = {
             "transport": "ipc",
@@ -209,6 +198,17 @@ class Kernel:
             _memfd("group", group),
         ]
         fds.append(seccomp_fd)
+        join: list[str] = []
+        if cgroups is not None and cgroups.available:
+            try:  # a few mkdir and writes (under a ms): not in a thread, so never orphaned
+                self.cgroup = cgroups.create(
+                    CgroupLimits(limits.memory_bytes, limits.processes, limits.cpus)
+                )
+            except OSError as exc:
+                for fd in fds:
+                    os.close(fd)
+                raise SandboxStartError(f"the sandbox's cgroup could not be made: {exc}") from exc
+            join = self.cgroup.procs_files()
         info_r, info_w = os.pipe()
         plan = LaunchPlan(bwrap, python, limits, fds[0], fds[1], fds[2], info_w, seccomp_fd)
         try:
@@ -230,6 +230,14 @@ class Kernel:
                 os.close(fd)
             await self._remove_cgroup()
             raise SandboxStartError(f"bubblewrap could not be run: {exc}") from exc
+        except BaseException:  # cancelled while spawning: nothing of it may stay behind
+            for fd in (*fds, info_r, info_w):
+                os.close(fd)
+            if self.cgroup is not None:
+                self.cgroup.kill_all()
+                self.cgroup.remove()
+                self.cgroup = None
+            raise
         for fd in (*fds, info_w):
             os.close(fd)
         self._stderr_task = asyncio.create_task(self._drain_stderr())
@@ -397,6 +405,7 @@ class Kernel:
             elif collect not in done:
                 await asyncio.sleep(0.05)  # let the last iopub messages land
                 out.died = exit_reason(self.proc.returncode, self.limits, out.oom_kills > 0)
+                await self.kill()  # what is left of it, and its cgroup, go now
             if collect.done() and not collect.cancelled() and collect.exception() is not None:
                 out.died = out.died or f"The kernel connection failed: {collect.exception()}"
                 await self.kill()

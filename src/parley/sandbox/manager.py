@@ -57,13 +57,13 @@ FilesSource = Callable[[str, str | None], Awaitable[Sequence[tuple[str, str | Pa
 
 
 class OutputSink(Protocol):
+    """Where outputs go. A sink that also has ``async used_bytes(user_id) -> int``
+    (bytes stored for the user, as ``OutputStore`` does) gets the per-user quota;
+    without it only the per-call quota applies."""
+
     async def save(
         self, user_id: str, conversation_id: str | None, filename: str, data: bytes
     ) -> Attachment: ...
-
-    async def used_bytes(self, user_id: str) -> int:
-        """Bytes of outputs stored for ``user_id`` (the per-user quota counts them)."""
-        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -384,11 +384,13 @@ class SandboxManager:
     async def _quota(self, user_id: str) -> _Quota:
         """This call's output budget: the per-call quota, or what is left of the user's."""
         cfg = self.config
-        try:
-            used = await self.sink.used_bytes(user_id)
-        except Exception:
-            log.exception("reading a user's stored outputs failed; the per-call quota applies")
-            used = 0
+        used = 0
+        used_bytes = getattr(self.sink, "used_bytes", None)
+        if used_bytes is not None:
+            try:
+                used = int(await used_bytes(user_id))
+            except Exception:
+                log.exception("reading a user's stored outputs failed; the per-call quota applies")
         user_left = max(0, cfg.output_user_bytes - used)
         return _Quota(
             OutputBudget(min(cfg.output_call_bytes, user_left)),
