@@ -9,13 +9,14 @@ bubblewrap (``apt-get install bubblewrap``) and run ``make install``.
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from parley.sandbox import Limits, SandboxConfig, SandboxManager
+from parley.sandbox.cgroups import PREFIX, detect
 from parley.sandbox.feature import default_python, render
 from parley.sandbox.manager import RunResult
 from parley.sandbox.outputs import Attachment, media_type_for
@@ -59,6 +60,33 @@ class MemorySink:
 
     async def used_bytes(self, user_id: str) -> int:
         return sum(len(data) for owner, _, _, data in self.saved.values() if owner == user_id)
+
+
+def require_cgroups() -> None:
+    """Cgroups on this host, or: fail in CI (root on a host that has them), skip elsewhere."""
+    support = detect()
+    if support.available:
+        return
+    message = f"cgroups are unavailable here: {support.reason}"
+    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+        pytest.fail(f"{message} (CI runs as root on a host with cgroups: they must work)")
+    pytest.skip(message)
+
+
+def our_cgroups() -> list[Path]:
+    """Kernel cgroups this test process made that still exist (none once managers close)."""
+    support = detect()
+    found: list[Path] = []
+    for parent in set(support.parents.values()):
+        found += parent.glob(f"{PREFIX}{os.getpid()}-*")
+    return found
+
+
+@pytest.fixture(autouse=True)
+def no_cgroup_leaks() -> Iterator[None]:
+    """Every kernel's cgroup is gone once the test's managers (and apps) are closed."""
+    yield
+    assert our_cgroups() == [], "a kernel's cgroup outlived its manager"
 
 
 @pytest.fixture

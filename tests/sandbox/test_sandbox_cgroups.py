@@ -14,39 +14,17 @@ under the sandbox's pid 1 are then killed and counted from ``/proc``.
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import AsyncIterator
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
 
-from conftest import TEST_LIMITS, MemorySink, Runner
+from conftest import TEST_LIMITS, MemorySink, Runner, our_cgroups, require_cgroups
 from parley.sandbox import SandboxConfig, SandboxManager
-from parley.sandbox.cgroups import PREFIX, detect
 from parley.sandbox.kernel import Kernel, _descendants, _proc_table
 
 # The slow tier (not in `make test-fast`): each program runs into a limit.
 pytestmark = pytest.mark.slow
-
-
-def require_cgroups() -> None:
-    support = detect()
-    if support.available:
-        return
-    message = f"cgroups are unavailable here: {support.reason}"
-    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-        pytest.fail(f"{message} (CI runs as root on a host with cgroups: they must work)")
-    pytest.skip(message)
-
-
-def our_groups() -> list[Path]:
-    """Kernel cgroups this test process made that still exist."""
-    support = detect()
-    found: list[Path] = []
-    for parent in set(support.parents.values()):
-        found += parent.glob(f"{PREFIX}{os.getpid()}-*")
-    return found
 
 
 @pytest.fixture(params=["cgroups", "no-cgroups"])
@@ -61,7 +39,21 @@ async def either_manager(
         yield mgr
     finally:
         await mgr.close()
-    assert our_groups() == []
+    assert our_cgroups() == []
+
+
+async def assert_quiet(manager: SandboxManager, idle_s: float = 0.0) -> Kernel:
+    """The session's kernel is alive and alone in its sandbox, and (over ``idle_s``)
+    nothing in the sandbox uses CPU between calls."""
+    kernel = manager.kernel_for("u1", "c1")
+    assert kernel is not None and kernel.alive
+    assert live_processes(kernel) == [kernel.kernel_pid]
+    if idle_s:
+        before = kernel.cpu_ns()
+        await asyncio.sleep(idle_s)
+        assert kernel.cpu_ns() - before < 300_000_000
+        assert live_processes(kernel) == [kernel.kernel_pid]
+    return kernel
 
 
 def live_processes(kernel: Kernel) -> list[int]:
@@ -98,15 +90,30 @@ async def test_detached_processes_die_when_the_call_ends(either_manager: Sandbox
     out = await run(DETACH)
     assert "started" in out.text, out.text
     assert "were stopped when the call ended" in out.text, out.text
-    kernel = either_manager.kernel_for("u1", "c1")
-    assert kernel is not None and kernel.alive
-    assert live_processes(kernel) == [kernel.kernel_pid]
-    # nothing burns CPU between calls
-    before = kernel.cpu_ns()
-    await asyncio.sleep(1.0)
-    assert kernel.cpu_ns() - before < 300_000_000
+    await assert_quiet(either_manager, idle_s=1.0)
     # the session is intact
     assert "still 3" in (await run("print('still', 1 + 2)")).text
+
+
+async def test_threads_left_running_do_nothing_between_calls(
+    either_manager: SandboxManager,
+) -> None:
+    """Threads live in the kernel, which must survive: it is stopped between calls,
+    so a spinning thread burns nothing and a delayed one starts no process."""
+    run = Runner(either_manager)
+    out = await run(
+        "import threading, subprocess, sys, time\n"
+        "def later():\n    time.sleep(1.0)\n"
+        "    subprocess.Popen([sys.executable, '-c', 'while True: pass'])\n"
+        "def spin():\n    while True: pass\n"
+        "threading.Thread(target=later, daemon=True).start()\n"
+        "threading.Thread(target=spin, daemon=True).start()\n"
+        "print('threads started')"
+    )
+    assert "threads started" in out.text, out.text
+    await assert_quiet(either_manager, idle_s=2.0)
+    assert "next 7" in (await run("print('next', 3 + 4)")).text
+    await assert_quiet(either_manager)
 
 
 async def test_background_processes_after_a_timeout_die_too(
@@ -119,9 +126,7 @@ async def test_background_processes_after_a_timeout_die_too(
         "time.sleep(3600)"
     )
     assert "ran longer than the 6 s limit" in out.text, out.text
-    kernel = either_manager.kernel_for("u1", "c1")
-    assert kernel is not None and kernel.alive
-    assert live_processes(kernel) == [kernel.kernel_pid]
+    await assert_quiet(either_manager, idle_s=1.0)
 
 
 async def test_cpu_limit_counts_the_whole_tree(
@@ -199,8 +204,9 @@ async def test_the_cgroup_is_removed_with_the_kernel(manager: SandboxManager) ->
     dirs = list(kernel.cgroup.dirs.values())
     assert all(d.is_dir() for d in dirs)
     assert kernel.proc is not None and kernel.proc.pid in kernel.cgroup.pids()
-    await run("import os, signal\nos.kill(os.getpid(), signal.SIGKILL)")
-    await run("print(2)")  # restarts: the dead kernel's group goes
-    assert not any(d.exists() for d in dirs)
+    out = await run("import os, signal\nos.kill(os.getpid(), signal.SIGKILL)")
+    assert "was killed" in out.text, out.text
+    assert not any(d.exists() for d in dirs)  # the dead kernel's group went with it
+    assert "2" in (await run("print(2)")).text
     await manager.close()
-    assert our_groups() == []
+    assert our_cgroups() == []

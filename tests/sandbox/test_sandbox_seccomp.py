@@ -6,6 +6,7 @@ Issue 11, item 7: before the filter, io_uring_setup and keyctl worked inside.
 
 from __future__ import annotations
 
+import platform
 import re
 
 import pytest
@@ -73,6 +74,8 @@ print('personality-query', call(135, 0xFFFFFFFF)[0], 'personality-linux', call(1
 
 
 async def test_denied_syscalls_fail_inside_the_sandbox(run: Runner) -> None:
+    if platform.machine() != "x86_64":
+        pytest.skip("the probe's syscall numbers are x86_64's")
     out = await run(PROBE)
     assert "seccomp-mode 2" in out.text, out.text
     results = dict(re.findall(r"^(\w+) -?\d+ (\w+)$", out.text, re.MULTILINE))

@@ -408,6 +408,8 @@ class KernelCgroup:
         between); the signals land when it thaws, before any of them runs again.
         """
         signalled: set[int] = set()
+        if not self.pids() - keep:
+            return 0  # the usual case: nothing was left running (no need to freeze)
         for _ in range(rounds):
             frozen = self._freeze(True)
             try:

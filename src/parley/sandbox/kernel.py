@@ -69,7 +69,8 @@ class Execution:
     error: str = ""  # "Name: value" plus the traceback, ANSI stripped
     error_name: str = ""
     images: list[bytes] = field(default_factory=list)  # PNG bytes
-    images_dropped: list[int] = field(default_factory=list)  # sizes of images not kept
+    images_dropped: list[int] = field(default_factory=list)  # sizes of images over the quota
+    images_over_count: int = 0  # images past MAX_IMAGES, not kept
     timed_out: bool = False
     died: str = ""  # why the kernel is gone, when it died during the run
     duration_ms: float = 0.0
@@ -154,6 +155,7 @@ class Kernel:
         self._stderr = b""
         self._stderr_task: asyncio.Task[None] | None = None
         self.kernel_pid = 0
+        self._kernel_pidfd = -1
         self.cgroup: KernelCgroup | None = None
 
     # ------------------------------------------------------------ start
@@ -179,17 +181,6 @@ class Kernel:
             seccomp_fd = seccomp.filter_memfd()
         except seccomp.SeccompUnavailable as exc:
             raise SandboxStartError(str(exc)) from exc
-        join: list[str] = []
-        if cgroups is not None and cgroups.available:
-            try:
-                self.cgroup = await asyncio.to_thread(
-                    cgroups.create,
-                    CgroupLimits(limits.memory_bytes, limits.processes, limits.cpus),
-                )
-            except OSError as exc:
-                os.close(seccomp_fd)
-                raise SandboxStartError(f"the sandbox's cgroup could not be made: {exc}") from exc
-            join = self.cgroup.procs_files()
         key = secrets.token_hex(32)
         connection = {
             "transport": "ipc",
@@ -207,6 +198,17 @@ class Kernel:
             _memfd("group", group),
         ]
         fds.append(seccomp_fd)
+        join: list[str] = []
+        if cgroups is not None and cgroups.available:
+            try:  # a few mkdir and writes (under a ms): not in a thread, so never orphaned
+                self.cgroup = cgroups.create(
+                    CgroupLimits(limits.memory_bytes, limits.processes, limits.cpus)
+                )
+            except OSError as exc:
+                for fd in fds:
+                    os.close(fd)
+                raise SandboxStartError(f"the sandbox's cgroup could not be made: {exc}") from exc
+            join = self.cgroup.procs_files()
         info_r, info_w = os.pipe()
         plan = LaunchPlan(bwrap, python, limits, fds[0], fds[1], fds[2], info_w, seccomp_fd)
         try:
@@ -228,6 +230,14 @@ class Kernel:
                 os.close(fd)
             await self._remove_cgroup()
             raise SandboxStartError(f"bubblewrap could not be run: {exc}") from exc
+        except BaseException:  # cancelled while spawning: nothing of it may stay behind
+            for fd in (*fds, info_r, info_w):
+                os.close(fd)
+            if self.cgroup is not None:
+                self.cgroup.kill_all()
+                self.cgroup.remove()
+                self.cgroup = None
+            raise
         for fd in (*fds, info_w):
             os.close(fd)
         self._stderr_task = asyncio.create_task(self._drain_stderr())
@@ -250,6 +260,9 @@ class Kernel:
         finally:
             os.close(info_r)
         self.kernel_pid = _find_child(self.sandbox_pid)
+        if self.kernel_pid:
+            with contextlib.suppress(OSError):  # signals reach exactly this process, never a reuse
+                self._kernel_pidfd = os.pidfd_open(self.kernel_pid)
         return self
 
     async def _drain_stderr(self) -> None:
@@ -356,6 +369,7 @@ class Kernel:
         started = time.perf_counter()
         out = Execution()
         stdout, stderr, result = (_Text(MAX_TEXT_CHARS) for _ in range(3))
+        self._signal_kernel(signal.SIGCONT)  # stopped since the last call ended
         self.narrow_cpu()
         cpu_start = await asyncio.to_thread(self.cpu_ns)
         oom_start = self.cgroup.oom_kills() if self.cgroup is not None else 0
@@ -391,6 +405,7 @@ class Kernel:
             elif collect not in done:
                 await asyncio.sleep(0.05)  # let the last iopub messages land
                 out.died = exit_reason(self.proc.returncode, self.limits, out.oom_kills > 0)
+                await self.kill()  # what is left of it, and its cgroup, go now
             if collect.done() and not collect.cancelled() and collect.exception() is not None:
                 out.died = out.died or f"The kernel connection failed: {collect.exception()}"
                 await self.kill()
@@ -424,13 +439,29 @@ class Kernel:
                 return
 
     async def end_call(self) -> int:
-        """Kill every process of the sandbox but the kernel and bwrap's; how many there were."""
+        """Stop the kernel until the next call and kill every other process of the
+        sandbox (bwrap's aside); how many were killed.
+
+        The kernel is stopped (SIGSTOP: all its threads) first, so a thread the
+        code left running can neither work between calls nor start a process
+        after the others are gone; the next ``execute`` continues it."""
         if not self.kernel_pid or not self.sandbox_pid or self.proc is None:
             return 0
         keep = {self.proc.pid, self.sandbox_pid, self.kernel_pid}
+        if self._signal_kernel(signal.SIGSTOP):
+            await asyncio.to_thread(_wait_stopped, self.kernel_pid)
         if self.cgroup is not None:
             return await asyncio.to_thread(self.cgroup.kill_except, keep)
         return await asyncio.to_thread(_kill_descendants, self.sandbox_pid, keep)
+
+    def _signal_kernel(self, sig: int) -> bool:
+        if self._kernel_pidfd < 0:
+            return False
+        try:
+            signal.pidfd_send_signal(self._kernel_pidfd, sig)
+        except OSError:
+            return False
+        return True
 
     async def _interrupt(self, collect: asyncio.Task[None], exited: asyncio.Task[int]) -> bool:
         """Ask the kernel to interrupt (SIGINT inside); True when it went idle again."""
@@ -462,9 +493,10 @@ class Kernel:
                 png = data.get("image/png")
                 if isinstance(png, str):
                     size = len(png) * 3 // 4  # decoded size, known before decoding
-                    if len(out.images) >= MAX_IMAGES or (
-                        images is not None and not images.take(size)
-                    ):
+                    if len(out.images) >= MAX_IMAGES:
+                        out.images_over_count += 1
+                        continue
+                    if images is not None and not images.take(size):
                         out.images_dropped.append(size)
                         continue
                     with contextlib.suppress(ValueError):
@@ -520,6 +552,9 @@ class Kernel:
             self._stderr_task.cancel()
             with contextlib.suppress(BaseException):
                 await self._stderr_task
+        if self._kernel_pidfd >= 0:
+            os.close(self._kernel_pidfd)
+            self._kernel_pidfd = -1
         await self._remove_cgroup()
 
     async def _remove_cgroup(self) -> None:
@@ -613,6 +648,18 @@ def _tree_cpu_ns(root: int) -> int:
     table = _proc_table()
     ticks = sum(table[pid][2] for pid in (root, *_descendants(table, root)) if pid in table)
     return ticks * 1_000_000_000 // os.sysconf("SC_CLK_TCK")
+
+
+def _wait_stopped(pid: int) -> None:
+    """Until ``pid`` is stopped (state T), or gone; at most about 0.2 s."""
+    for _ in range(100):
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                if f.read().rsplit(")", 1)[1].split()[0] in ("T", "t", "Z", "X"):
+                    return
+        except (OSError, IndexError):
+            return
+        time.sleep(0.002)
 
 
 def _kill_descendants(root: int, keep: set[int], rounds: int = 50) -> int:

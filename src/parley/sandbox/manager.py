@@ -57,13 +57,13 @@ FilesSource = Callable[[str, str | None], Awaitable[Sequence[tuple[str, str | Pa
 
 
 class OutputSink(Protocol):
+    """Where outputs go. A sink that also has ``async used_bytes(user_id) -> int``
+    (bytes stored for the user, as ``OutputStore`` does) gets the per-user quota;
+    without it only the per-call quota applies."""
+
     async def save(
         self, user_id: str, conversation_id: str | None, filename: str, data: bytes
     ) -> Attachment: ...
-
-    async def used_bytes(self, user_id: str) -> int:
-        """Bytes of outputs stored for ``user_id`` (the per-user quota counts them)."""
-        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +141,7 @@ class SandboxManager:
         self._closed = False
         self._spares: list[_Spare] = []
         self._spare_retry_at = 0.0
+        self._killing: set[asyncio.Future[None]] = set()
         # one block of host uids per worker process (used only when running as root)
         self._uids = UidBlock(config.host_uid_base, 2 * config.total + 1, config.uid_lock_dir)
         if config.cgroups:
@@ -292,7 +293,7 @@ class SandboxManager:
                 code = "; ".join(f"__import__({m!r})" for m in self.config.spare_imports)
                 await kernel.execute(code, self.config.start_timeout_s, silent=True)
         except BaseException:
-            await asyncio.shield(kernel.kill())
+            await self._kill(kernel)
             raise
         return kernel
 
@@ -322,12 +323,12 @@ class SandboxManager:
         task.cancel()
         (outcome,) = await asyncio.gather(task, return_exceptions=True)
         if not isinstance(outcome, BaseException):
-            await outcome.kill()
+            await self._kill(outcome)
 
     async def _run_in(
         self, session: _Session, user_id: str, conversation_id: str | None, code: str
     ) -> RunResult:
-        from parley.sandbox.kernel import SandboxStartError
+        from parley.sandbox.kernel import MAX_IMAGES, SandboxStartError
 
         result = RunResult()
         if session.kernel is None or not session.kernel.alive:
@@ -360,7 +361,7 @@ class SandboxManager:
             )
         except asyncio.CancelledError:  # the turn was stopped or the tool timeout hit first
             session.lost_state = True
-            await asyncio.shield(kernel.kill())
+            await self._kill(kernel)
             raise
         result.execution = execution
         if execution.died:
@@ -370,6 +371,11 @@ class SandboxManager:
             result.attachments.append(await self.sink.save(user_id, conversation_id, name, png))
             quota.kept_images += len(png)
         quota.dropped_images = execution.images_dropped
+        if execution.images_over_count:
+            result.notes.append(
+                f"{execution.images_over_count} more images were not kept "
+                f"(at most {MAX_IMAGES} per call)."
+            )
         if kernel.alive and before is not None:
             await self._collect_files(kernel, before, user_id, conversation_id, result, quota)
         result.quota_note = quota.note()
@@ -378,11 +384,13 @@ class SandboxManager:
     async def _quota(self, user_id: str) -> _Quota:
         """This call's output budget: the per-call quota, or what is left of the user's."""
         cfg = self.config
-        try:
-            used = await self.sink.used_bytes(user_id)
-        except Exception:
-            log.exception("reading a user's stored outputs failed; the per-call quota applies")
-            used = 0
+        used = 0
+        used_bytes = getattr(self.sink, "used_bytes", None)
+        if used_bytes is not None:
+            try:
+                used = int(await used_bytes(user_id))
+            except Exception:
+                log.exception("reading a user's stored outputs failed; the per-call quota applies")
         user_left = max(0, cfg.output_user_bytes - used)
         return _Quota(
             OutputBudget(min(cfg.output_call_bytes, user_left)),
@@ -571,8 +579,17 @@ class SandboxManager:
     async def _shutdown(self, session: _Session) -> None:
         async with session.lock:
             if session.kernel is not None:
-                await session.kernel.kill()
+                await self._kill(session.kernel)
                 session.kernel = None
+
+    async def _kill(self, kernel: Kernel) -> None:
+        """Kill a kernel to the end even if the caller is cancelled (the reaper at
+        close, a stopped turn): ``close`` waits for kills still under way, so no
+        process or cgroup outlives the manager."""
+        task = asyncio.ensure_future(kernel.kill())
+        self._killing.add(task)
+        task.add_done_callback(self._killing.discard)
+        await asyncio.shield(task)
 
     async def close(self) -> None:
         self._closed = True
@@ -588,7 +605,9 @@ class SandboxManager:
             await self._discard(task)
         for session in sessions:
             if session.kernel is not None:
-                await session.kernel.kill()
+                await self._kill(session.kernel)
+        if self._killing:
+            await asyncio.gather(*self._killing, return_exceptions=True)
         self._uids.release()
 
 
