@@ -181,8 +181,14 @@ class SandboxFeature:
         self.manager = SandboxManager(self.config, self.store, self._files)
         reason = self.manager.unavailable_reason()
         if reason:
-            log.warning("code interpreter unavailable: %s", reason)
-        elif cgroups := self.manager.cgroup_status():
+            # said once; the tool is not offered (the model would only be told it failed)
+            log.warning(
+                "code interpreter unavailable, run_python is not offered: %s "
+                "(`parley doctor` checks the sandbox)",
+                reason,
+            )
+            return
+        if cgroups := self.manager.cgroup_status():
             log.warning(
                 "code interpreter without cgroups (%s): memory, process and CPU limits "
                 "hold per process only, not for a sandbox as a whole (README: Code interpreter)",
@@ -195,9 +201,19 @@ class SandboxFeature:
                 ctx.settings.tool_timeout_s,
                 self.config.limits.wall_seconds,
             )
-        self.manager.start_reaper()
         ctx.add_tool(self.tool())
         ctx.add_revoker(self._revoke)
+        if self.config.spares > 0:
+            # Spares are started in the background and retried: a sandbox whose kernels
+            # cannot start withdraws the tool until one does (the manager logs it once).
+            self.manager.on_status = lambda error: self._offer(ctx, not error)
+        self.manager.start_reaper()
+
+    def _offer(self, ctx: FeatureContext, available: bool) -> None:
+        if available:
+            ctx.add_tool(self.tool(), replace=True)
+        else:
+            ctx.remove_tool(TOOL_NAME)
 
     async def _start_user_data(self, ctx: FeatureContext) -> None:
         """Account and conversation deletion remove outputs and kill kernels

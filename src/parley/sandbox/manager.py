@@ -141,6 +141,9 @@ class SandboxManager:
         self._closed = False
         self._spares: list[_Spare] = []
         self._spare_retry_at = 0.0
+        self._spare_failures = 0  # spares that failed in a row: the retry backs off
+        self.start_error = ""  # why the last kernel failed to start ('' once one starts)
+        self.on_status: Callable[[str], None] | None = None  # told when start_error changes
         # one block of host uids per worker process (used only when running as root)
         self._uids = UidBlock(config.host_uid_base, 2 * config.total + 1, config.uid_lock_dir)
         if config.cgroups:
@@ -178,6 +181,50 @@ class SandboxManager:
         if why:
             return f"the sandbox's seccomp filter cannot be built: {why}"
         return ""
+
+    def _start_failed(self, exc: BaseException) -> None:
+        """A kernel did not start: said once per distinct reason, not at every retry."""
+        reason = str(exc) or type(exc).__name__
+        if reason != self.start_error:
+            log.warning(
+                "code interpreter: the sandbox cannot start a kernel: %s "
+                "(`parley doctor` checks the sandbox)",
+                reason,
+            )
+        else:
+            log.debug("the sandbox still cannot start a kernel: %s", reason)
+        changed = reason != self.start_error
+        self.start_error = reason
+        if changed and self.on_status is not None:
+            self.on_status(reason)
+
+    def _started(self) -> None:
+        self._spare_failures = 0
+        if self.start_error:
+            log.warning("code interpreter: the sandbox starts kernels again")
+            self.start_error = ""
+            if self.on_status is not None:
+                self.on_status("")
+
+    async def probe(self, code: str = "1+1") -> tuple[str, str]:
+        """Start a sandboxed kernel, run ``code``, stop it: ``(result, '')`` or
+        ``('', why it failed)``. What ``parley doctor`` runs."""
+        from parley.sandbox.kernel import SandboxStartError
+
+        reason = self.unavailable_reason()
+        if reason:
+            return "", reason
+        try:
+            kernel = await self._start_kernel(2 * self.config.total)  # a slot no session uses
+        except SandboxStartError as exc:
+            return "", str(exc) or "the sandbox did not start"
+        try:
+            run = await kernel.execute(code, self.config.limits.wall_seconds)
+        finally:
+            await asyncio.shield(kernel.kill())
+        if run.error or run.died or run.timed_out:
+            return "", (run.error or run.died or "the code timed out").strip()
+        return (run.result or run.stdout).strip(), ""
 
     def cgroup_status(self) -> str:
         """'' when each kernel gets a cgroup, else why not (per-process limits only)."""
@@ -283,10 +330,16 @@ class SandboxManager:
         try:
             kernel = await self._start_kernel(slot)
         except SandboxStartError as exc:
-            log.warning("a spare sandbox failed to start: %s", exc)
-            self._spare_retry_at = time.monotonic() + self.config.spare_retry_s
+            # retried after spare_retry_s, doubling while it keeps failing (up to an hour)
+            wait = self.config.spare_retry_s * 2 ** min(self._spare_failures, 7)
+            self._spare_failures += 1
+            self._spare_retry_at = time.monotonic() + min(
+                wait, max(3600.0, self.config.spare_retry_s)
+            )
             self._spares[:] = [s for s in self._spares if s.slot != slot]
+            self._start_failed(exc)
             raise
+        self._started()
         try:
             if self.config.spare_imports:
                 code = "; ".join(f"__import__({m!r})" for m in self.config.spare_imports)
@@ -348,8 +401,9 @@ class SandboxManager:
                     session.kernel = await self._start_kernel(session.slot)
             except SandboxStartError as exc:
                 session.kernel = None
-                log.warning("sandbox failed to start: %s", exc)
+                self._start_failed(exc)
                 return RunResult(unavailable=f"Code execution is unavailable: {exc}")
+            self._started()
         kernel = session.kernel
         await self._sync_files(session, kernel, user_id, conversation_id, result)
         before = self._snapshot(kernel)

@@ -1,0 +1,70 @@
+"""A sandbox whose kernels cannot start: said once (not at every retry), the spare
+refill backs off, the tool is withdrawn, and it comes back once a kernel starts."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import replace
+
+import pytest
+
+from conftest import MemorySink
+from parley.config import Settings
+from parley.sandbox import SandboxConfig, SandboxManager
+from parley.sandbox.feature import TOOL_NAME, SandboxFeature
+
+
+async def test_a_failing_spare_is_reported_once_and_backs_off(
+    sandbox_config: SandboxConfig, caplog: pytest.LogCaptureFixture
+) -> None:
+    broken = replace(sandbox_config, bwrap="/bin/false", spares=1, spare_retry_s=0.05)
+    mgr = SandboxManager(broken, MemorySink())
+    seen: list[str] = []
+    mgr.on_status = seen.append
+    caplog.set_level(logging.DEBUG, logger="parley.sandbox.manager")
+    mgr.start_reaper(interval_s=0.02)
+    try:
+        await asyncio.sleep(1.5)
+        warnings = [
+            r
+            for r in caplog.records
+            if r.levelno >= logging.WARNING and "cannot start" in r.message
+        ]
+        assert len(warnings) == 1, [r.message for r in warnings]
+        assert len(seen) == 1 and seen[0] and mgr.start_error == seen[0]
+        # backed off: 0.05, 0.1, 0.2, 0.4, 0.8 s... so few attempts in 1.5 s, and the next
+        # one further away than the configured retry
+        assert 2 <= mgr._spare_failures <= 6
+        assert mgr._spare_retry_at - time.monotonic() > 0.05
+    finally:
+        await mgr.close()
+
+
+class _Ctx:
+    def __init__(self) -> None:
+        self.tools: dict[str, object] = {}
+
+    def add_tool(self, tool: object, *, replace: bool = False) -> None:
+        self.tools[tool.name] = tool  # type: ignore[attr-defined]
+
+    def remove_tool(self, name: str) -> None:
+        self.tools.pop(name, None)
+
+
+async def test_the_tool_is_withdrawn_while_kernels_cannot_start(
+    sandbox_config: SandboxConfig, settings: Settings
+) -> None:
+    feature = SandboxFeature(settings)
+    feature.manager = SandboxManager(replace(sandbox_config, spares=1), MemorySink())
+    ctx = _Ctx()
+    ctx.add_tool(feature.tool())
+    feature.manager.on_status = lambda error: feature._offer(ctx, not error)  # type: ignore[arg-type]
+    try:
+        feature.manager._start_failed(RuntimeError("bwrap: execvp python: No such file"))
+        assert TOOL_NAME not in ctx.tools
+        feature.manager._started()
+        assert TOOL_NAME in ctx.tools
+    finally:
+        await feature.manager.close()
