@@ -1,4 +1,4 @@
-"""The ``parley`` command: serve, chat, users, keys, migrate, doctor.
+"""The ``parley`` command: serve, chat, login, users, keys, migrate, doctor.
 
 Thin by design: each subcommand builds settings, opens what it needs, and calls
 the same code the HTTP API uses.
@@ -12,7 +12,6 @@ import getpass
 import os
 import sys
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -229,85 +228,31 @@ def cmd_keys(args: argparse.Namespace) -> int:
     return _run(_with_session(settings, action))
 
 
-# ---------------------------------------------------------------- chat
+# ---------------------------------------------------------------- chat and login
 
 
-async def _chat(settings: Settings, model_ref: str | None, once: str | None) -> int:
-    from parley.engine import Limits, assemble_context, run_tool_loop
-    from parley.messages import Done, ErrorEvent, Message, ReasoningDelta, TextDelta, ToolStart
-    from parley.providers.registry import ModelRegistry
-    from parley.tools import default_registry
-    from parley.turns.runner import SYSTEM_PROMPT
+def _url(args: argparse.Namespace) -> str:
+    from parley.terminal.client import DEFAULT_URL
 
-    registry = ModelRegistry(settings)
-    tools = default_registry()
-    try:
-        ref = model_ref or await registry.default_ref()
-        if ref is None:
-            print("No model is available; run `parley doctor`.", file=sys.stderr)
-            return 1
-        model = await registry.resolve(ref)
-        enabled = list(tools.names()) if model.info.supports_tools else []
-        print(f"Parley chat with {model.info.ref}. /new starts over, /exit quits.", file=sys.stderr)
-        history: list[Message] = []
-        while True:
-            if once is not None:
-                text = once
-            else:
-                try:
-                    text = (await asyncio.to_thread(input, "\n> ")).strip()
-                except (EOFError, KeyboardInterrupt):
-                    print(file=sys.stderr)
-                    return 0
-            if text in ("/exit", "/quit"):
-                return 0
-            if text == "/new":
-                history.clear()
-                continue
-            if not text:
-                continue
-            history.append(Message("user", text))
-            context = assemble_context(
-                history,
-                model=model.info,
-                system_prompt=SYSTEM_PROMPT,
-                now=datetime.now(UTC),
-                timezone=os.environ.get("TZ", "UTC"),
-                tools=tools.specs(enabled) if enabled else [],
-            )
-            answer: list[str] = []
-            code = 0
-            try:
-                async for event in run_tool_loop(
-                    model,
-                    context.messages,
-                    tools=tools if enabled else None,
-                    enabled_tools=enabled,
-                    limits=Limits.from_settings(settings),
-                ):
-                    if isinstance(event, TextDelta):
-                        answer.append(event.text)
-                        print(event.text, end="", flush=True)
-                    elif isinstance(event, ReasoningDelta):
-                        print(f"\033[2m{event.text}\033[0m", end="", flush=True)
-                    elif isinstance(event, ToolStart):
-                        print(f"\n[tool {event.name} {event.arguments}]", file=sys.stderr)
-                    elif isinstance(event, ErrorEvent):
-                        print(f"\nError: {event.message}", file=sys.stderr)
-                        code = 1
-                    elif isinstance(event, Done):
-                        print()
-            except KeyboardInterrupt:
-                print("\n(stopped)", file=sys.stderr)
-            history.append(Message("assistant", "".join(answer)))
-            if once is not None:
-                return code
-    finally:
-        await registry.aclose()
+    return str(args.url or os.environ.get("PARLEY_URL") or DEFAULT_URL)
 
 
 def cmd_chat(args: argparse.Namespace) -> int:
-    return _run(_chat(_settings(args), args.model, args.message))
+    from parley.terminal.chat import run_chat
+
+    return run_chat(_url(args), args.model, args.message)
+
+
+def cmd_login(args: argparse.Namespace) -> int:
+    from parley.terminal.chat import run_login
+
+    return run_login(_url(args), args.email)
+
+
+def cmd_logout(args: argparse.Namespace) -> int:
+    from parley.terminal.chat import run_logout
+
+    return run_logout(_url(args))
 
 
 # ---------------------------------------------------------------- doctor
@@ -337,10 +282,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.set_defaults(func=cmd_serve)
 
-    chat = sub.add_parser("chat", help="chat in the terminal (streams)")
-    chat.add_argument("--model", help="provider/model (default: the default model)")
+    url_help = "the Parley server (PARLEY_URL; default http://127.0.0.1:8080)"
+    chat = sub.add_parser("chat", help="chat in the terminal with a Parley server")
+    chat.add_argument("--url", help=url_help)
+    chat.add_argument("--model", help="provider/model (default: the server's default)")
     chat.add_argument("-m", "--message", help="send one message, print the answer, exit")
     chat.set_defaults(func=cmd_chat)
+    login = sub.add_parser("login", help="sign in to a server and save an API key for chat")
+    login.add_argument("--url", help=url_help)
+    login.add_argument("--email", help="asked when omitted (the password is always asked)")
+    login.set_defaults(func=cmd_login)
+    logout = sub.add_parser("logout", help="revoke and forget the saved API key")
+    logout.add_argument("--url", help=url_help)
+    logout.set_defaults(func=cmd_logout)
 
     users = sub.add_parser("users", help="manage accounts")
     users_sub = users.add_subparsers(dest="action", required=True)
