@@ -7,9 +7,12 @@ import asyncio
 import logging
 import time
 from dataclasses import replace
+from pathlib import Path
+from typing import Any
 
 import pytest
 
+from apihelpers import make_client, signup
 from conftest import MemorySink
 from parley.config import Settings
 from parley.sandbox import SandboxConfig, SandboxManager
@@ -68,3 +71,16 @@ async def test_the_tool_is_withdrawn_while_kernels_cannot_start(
         assert TOOL_NAME in ctx.tools
     finally:
         await feature.manager.close()
+
+
+async def test_the_app_does_not_offer_a_sandbox_that_cannot_run(
+    make_app: Any, make_settings: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    missing = make_settings(sandbox_bwrap=str(tmp_path / "no-bwrap"))
+    async with make_app(settings=missing) as app:
+        client = make_client(app)
+        await signup(client, "nosandbox@example.com")
+        names = [t["name"] for t in (await client.get("/api/tools")).json()["items"]]
+        assert TOOL_NAME not in names
+    said = [r.message for r in caplog.records if "run_python is not offered" in r.message]
+    assert len(said) == 1 and "bubblewrap" in said[0]
