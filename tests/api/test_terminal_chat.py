@@ -30,6 +30,8 @@ from parley.config import Settings
 from parley.messages import ToolCall
 from parley.providers.base import Provider
 from parley.providers.scripted import Reply, ScriptedModel
+from parley.tools import Tool, tool
+from parley.turns import TurnService
 
 SRC = str(Path(__file__).resolve().parents[2] / "src")
 EMAIL, PASSWORD = "term@example.com", "terminal password"
@@ -44,13 +46,23 @@ def _free_port() -> int:
 
 
 @pytest.fixture
+def server_tools() -> list[Tool]:
+    """Tools added to the server's registry (a test parametrizes this)."""
+    return []
+
+
+@pytest.fixture
 def server(
-    settings: Settings, extra_providers: list[Provider], features: list[Any] | None
+    settings: Settings,
+    extra_providers: list[Provider],
+    features: list[Any] | None,
+    server_tools: list[Tool],
 ) -> Iterator[str]:
     """A real Parley HTTP server in a thread with one account; yields its URL."""
     from parley.api.app import create_app
 
     app = create_app(settings, extra_providers=extra_providers, features=features)
+
     port = _free_port()
     srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=srv.run, daemon=True)
@@ -59,6 +71,8 @@ def server(
     while not srv.started:
         assert time.monotonic() < deadline, "server did not start"
         time.sleep(0.02)
+    for extra in server_tools:  # the features have started: the registry is there
+        app.state.services.require(TurnService).tools.register(extra)
     url = f"http://127.0.0.1:{port}"
     with httpx.Client(base_url=url) as c:
         answer = c.post("/api/auth/signup", json={"email": EMAIL, "password": PASSWORD})
@@ -313,3 +327,47 @@ def test_one_message_and_an_unknown_model(server: str, tmp_path: Path) -> None:
     assert unknown.returncode == 1
     lines = (unknown.stdout + unknown.stderr).strip().splitlines()
     assert len(lines) == 1 and "No model 'nope/nothing'" in lines[0], lines
+
+
+SENT: list[str] = []
+
+
+@tool(side_effecting=True)
+def send_email(to: str) -> str:
+    """Send an email."""
+    SENT.append(to)
+    return f"sent to {to}"
+
+
+@pytest.mark.parametrize("server_tools", [[send_email]])
+def test_a_side_effecting_call_asks_first(
+    server: str, scripted: ScriptedModel, tmp_path: Path
+) -> None:
+    env = _env(tmp_path)
+    _login(server, env)
+    SENT.clear()
+    for _ in range(2):
+        scripted.enqueue(
+            Reply(tool_calls=[ToolCall("call_1", "send_email", '{"to": "bob@example.com"}')]),
+            lambda request: f"Tool said: {request.messages[-1].content}",
+        )
+    term = Terminal(["chat", "--url", server], env)
+    try:
+        term.expect(PROMPT)
+        term.send("mail bob")
+        term.expect("send_email(to=bob@example.com)")
+        term.expect("Allow send_email(to=bob@example.com)? [y/N]")
+        term.send("n")
+        term.expect("→ error:")
+        term.expect(PROMPT)
+        assert SENT == []
+        term.send("mail bob again")
+        term.expect("Allow send_email(to=bob@example.com)? [y/N]")
+        term.send("y")
+        term.expect("→ sent to bob@example.com")
+        term.expect(PROMPT)
+        assert SENT == ["bob@example.com"]
+        term.send("/exit")
+        assert term.wait() == 0
+    finally:
+        term.close()
