@@ -272,8 +272,9 @@ async def _check_default(
     if ref is None:
         doc.bad(
             "default model: none (no provider answers and the embedded model is off)",
-            "add a provider (Admin > Providers, the config file or PARLEY_PROVIDERS) or "
-            "enable the embedded model",
+            "add a provider (Admin > Providers, [[providers]] in parley.toml, or "
+            "OPENAI_API_KEY / ANTHROPIC_API_KEY) or enable the embedded model "
+            "(PARLEY_LOCAL_MODEL_ENABLED=true)",
         )
         return
     wanted = [c for c in (preferred, settings.default_model) if c]
