@@ -22,9 +22,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console, Group
+from rich.console import Console, ConsoleOptions, Group, RenderResult
 from rich.live import Live
 from rich.markdown import Markdown
+from rich.segment import Segment
 from rich.text import Text
 
 from parley.terminal import credentials
@@ -368,8 +369,24 @@ class ChatSession:
         self.client.decide_tool_call(conversation_id, str(data.get("id")), reply in ("y", "yes"))
 
 
+class _Tail:
+    """The last lines of a renderable that fit the screen (what streams in stays in
+    view; the whole answer is printed once when it ends)."""
+
+    def __init__(self, renderable: Any, height: int) -> None:
+        self.renderable = renderable
+        self.height = max(1, height)
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        lines = console.render_lines(self.renderable, options, pad=False)
+        for line in lines[-self.height :]:
+            yield from line
+            yield Segment.line()
+
+
 class _Answer:
-    """The answer being streamed: Markdown re-rendered in place (``rich.live``)."""
+    """The answer being streamed: its Markdown re-rendered in place (``rich.live``,
+    the lines that fit the screen), then printed whole into the scrollback."""
 
     def __init__(self, console: Console) -> None:
         self.console = console
@@ -381,20 +398,25 @@ class _Answer:
         parts: list[Any] = []
         if self.reasoning and not self.text:
             parts.append(Text(_one_line(self.reasoning, 200), style="dim italic"))
-        parts.append(Markdown(self.text))
+        if self.text:
+            parts.append(Markdown(self.text))
         return Group(*parts)
 
     def _show(self) -> None:
+        if not self.console.is_terminal:
+            return  # piped: printed once at the end
+        view = _Tail(self._render(), self.console.size.height - 2)
         if self.live is None:
             self.live = Live(
-                self._render(),
+                view,
                 console=self.console,
                 refresh_per_second=10,
-                vertical_overflow="visible",
+                transient=True,
+                vertical_overflow="crop",
             )
             self.live.start()
         else:
-            self.live.update(self._render())
+            self.live.update(view)
 
     def add_text(self, text: str) -> None:
         self.text += text
@@ -407,11 +429,12 @@ class _Answer:
     def stop(self) -> None:
         """End this part of the answer (a tool step or the end follows)."""
         if self.live is not None:
-            self.live.update(self._render(), refresh=True)
             self.live.stop()
             self.live = None
-            self.text = ""
-            self.reasoning = ""
+        if self.text:
+            self.console.print(Markdown(self.text))
+        self.text = ""
+        self.reasoning = ""
 
 
 # ---------------------------------------------------------------- entry points
