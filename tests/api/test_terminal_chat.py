@@ -371,3 +371,20 @@ def test_a_side_effecting_call_asks_first(
         assert term.wait() == 0
     finally:
         term.close()
+
+
+def test_logout_revokes_the_key_and_the_environment_wins(server: str, tmp_path: Path) -> None:
+    env = _env(tmp_path)
+    _login(server, env)
+    saved = tmp_path / "config" / "parley" / "credentials.json"
+    key = _key(saved)
+    with httpx.Client(base_url=server, headers={"Authorization": f"Bearer {key}"}) as api:
+        assert api.get("/api/auth/me").status_code == 200
+    # PARLEY_API_KEY wins over the saved key
+    wrong = _run(["chat", "--url", server, "-m", "hi"], {**env, "PARLEY_API_KEY": "pk-nope"})
+    assert wrong.returncode == 1 and "parley login" in wrong.stderr
+    out = _run(["logout", "--url", server], env)
+    assert out.returncode == 0 and "revoked" in out.stdout
+    assert "pk-" not in saved.read_text()
+    with httpx.Client(base_url=server, headers={"Authorization": f"Bearer {key}"}) as api:
+        assert api.get("/api/auth/me").status_code == 401
