@@ -227,8 +227,9 @@ class SandboxManager:
         reason = str(exc) or type(exc).__name__
         if reason != self.start_error:
             log.warning(
-                "code interpreter: the sandbox cannot start a kernel: %s "
-                "(`parley doctor` checks the sandbox)",
+                "code interpreter: the sandbox cannot start a kernel, so code cannot run "
+                "until one starts (retried in the background; said again only if the reason "
+                "changes; `parley doctor` checks the sandbox): %s",
                 reason,
             )
         else:
