@@ -261,7 +261,7 @@ def cmd_logout(args: argparse.Namespace) -> int:
 def cmd_doctor(args: argparse.Namespace) -> int:
     from parley.terminal.doctor import run_doctor
 
-    return _run(run_doctor(_settings(args)))
+    return _run(run_doctor(_settings(args), verbose=args.verbose))
 
 
 # ---------------------------------------------------------------- parser
@@ -327,9 +327,11 @@ def build_parser() -> argparse.ArgumentParser:
     keys.set_defaults(func=cmd_keys)
 
     sub.add_parser("migrate", help="apply database migrations").set_defaults(func=cmd_migrate)
-    sub.add_parser("doctor", help="check the set-up and say how to fix it").set_defaults(
-        func=cmd_doctor
+    doctor = sub.add_parser("doctor", help="check what the set-up really does, say how to fix it")
+    doctor.add_argument(
+        "-v", "--verbose", action="store_true", help="also list the log records of the checks"
     )
+    doctor.set_defaults(func=cmd_doctor)
     return parser
 
 

@@ -81,12 +81,13 @@ class Doctor:
         print(text, file=self.out, flush=True)
 
 
-async def run_doctor(settings: Settings, out: TextIO | None = None) -> int:
-    """All the checks; 0 when nothing is broken, else 1."""
+async def run_doctor(settings: Settings, out: TextIO | None = None, verbose: bool = False) -> int:
+    """All the checks; 0 when nothing is broken, else 1. ``verbose`` lists the log
+    records the checks produced at the end (they never interleave with the report)."""
     from parley import __version__
 
     doc = Doctor(out or sys.stdout)
-    with quiet_logging():
+    with quiet_logging() as records:
         doc._print(f"Parley {__version__}")
         doc._print(f"    data dir: {settings.data_dir}")
         doc._print(f"    database: {_safe_url(settings.resolved_database_url)}")
@@ -105,6 +106,10 @@ async def run_doctor(settings: Settings, out: TextIO | None = None) -> int:
         doc.section("Server")
         _check_web_app(doc)
         await _check_redis(doc, settings)
+    if verbose and records:
+        doc.section("Log records of the checks")
+        for record in records:
+            doc._print(f"    {record.levelname} {record.name}: {_one_line_text(record)}")
     doc._print("")
     if doc.problems == 0:
         doc._print("All good." + (f" ({doc.notes} note(s) above.)" if doc.notes else ""))
@@ -457,6 +462,13 @@ async def _check_redis(doc: Doctor, settings: Settings) -> None:
         doc.ok("redis reachable")
     except Exception as exc:
         doc.bad(f"redis: {_one_line(exc)}", "check PARLEY_REDIS_URL and that Redis runs")
+
+
+def _one_line_text(record: logging.LogRecord) -> str:
+    try:
+        return " ".join(record.getMessage().split())[:300]
+    except Exception:
+        return str(record.msg)[:300]
 
 
 def _one_line(exc: BaseException) -> str:
