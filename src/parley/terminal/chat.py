@@ -125,6 +125,8 @@ class ChatSession:
                 self.error(str(exc))
             except KeyboardInterrupt:
                 self.say("(interrupted)", "dim")
+            except Exception as exc:  # a bug here: one line, and the session goes on
+                self.error(f"unexpected {type(exc).__name__}: {_one_line(str(exc), 200)}")
 
     # ------------------------------------------------------------ commands
 
@@ -485,6 +487,9 @@ def run_chat(url: str, model: str | None = None, message: str | None = None) -> 
         return 1
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:  # never a traceback
+        err.print(Text(f"Error: unexpected {type(exc).__name__}: {exc}", style="bold red"))
+        return 1
     finally:
         client.close()
 
