@@ -82,6 +82,7 @@ class ChatSession:
         self.conversation: dict[str, Any] | None = None
         self.listed: list[dict[str, Any]] = []
         self.read = read
+        self._pending = False  # a Ctrl+C at the prompt waits for a second one
 
     # ------------------------------------------------------------ output
 
@@ -94,21 +95,29 @@ class ChatSession:
     # ------------------------------------------------------------ the loop
 
     def loop(self) -> int:
-        interrupted = False
+        """Prompt until /exit, Ctrl+D, or Ctrl+C twice in a row at the prompt."""
+        try:
+            while True:
+                try:
+                    return self._prompts()
+                except KeyboardInterrupt:  # at the prompt, or between two prompts
+                    if self._pending:
+                        self.console.print()
+                        return 0
+                    self._pending = True
+                    self.say("\n(Ctrl+C again to quit, or /exit)", "dim")
+        except KeyboardInterrupt:  # the second one while the first was being handled
+            self.console.print()
+            return 0
+
+    def _prompts(self) -> int:
         while True:
             try:
                 line = self.read("\n> ")
             except EOFError:
                 self.console.print()
                 return 0
-            except KeyboardInterrupt:
-                if interrupted:
-                    self.console.print()
-                    return 0
-                interrupted = True
-                self.say("\n(Ctrl+C again to quit, or /exit)", "dim")
-                continue
-            interrupted = False
+            self._pending = False
             text = line.strip()
             if not text:
                 continue
