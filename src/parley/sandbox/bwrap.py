@@ -135,9 +135,6 @@ def bwrap_argv(plan: LaunchPlan) -> list[str]:
             argv += ["--ro-bind", str(host), f"/{name}"]
     if Path("/etc/fonts").is_dir():  # fontconfig's config, for matplotlib's font lookup
         argv += ["--ro-bind", "/etc/fonts", "/etc/fonts"]
-    for extra in (prefix, venv):
-        if not str(extra).startswith("/usr/"):
-            argv += ["--ro-bind", str(extra), str(extra)]
     argv += [
         "--proc",
         "/proc",
@@ -165,6 +162,13 @@ def bwrap_argv(plan: LaunchPlan) -> list[str]:
         str(lim.disk_bytes),
         "--tmpfs",
         WORK_DIR,
+    ]
+    # The kernel's Python install and venv are bound after the private /tmp (and the
+    # working directory) are mounted: a checkout under /tmp would be hidden otherwise.
+    for extra in dict.fromkeys((prefix, venv)):
+        if not str(extra).startswith("/usr/"):
+            argv += ["--ro-bind", str(extra), str(extra)]
+    argv += [
         "--ro-bind-data",
         str(plan.connection_fd),
         CONNECTION_FILE,

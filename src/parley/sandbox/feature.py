@@ -14,7 +14,6 @@ import asyncio
 import contextlib
 import logging
 import re
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
@@ -22,7 +21,12 @@ from typing import Any, ClassVar
 from parley.config import Settings
 from parley.sandbox.bwrap import Limits
 from parley.sandbox.deletion import SandboxData
-from parley.sandbox.manager import RunResult, SandboxConfig, SandboxManager
+from parley.sandbox.manager import (
+    RunResult,
+    SandboxManager,
+    config_from_settings,
+    default_python,
+)
 from parley.sandbox.outputs import OutputStore
 from parley.sandbox.routes import router
 from parley.seam import CONVERSATION_FILES, ConversationFiles, FeatureContext
@@ -31,42 +35,18 @@ from parley.userdata.journal import DeletionJournal
 
 log = logging.getLogger(__name__)
 
-__all__ = ["SandboxFeature", "config_from_settings", "render", "sandbox_feature"]
+__all__ = [
+    "SandboxFeature",
+    "config_from_settings",
+    "default_python",
+    "render",
+    "sandbox_feature",
+]
 
 TOOL_NAME = "run_python"
 HOUSEKEEPING_EVERY_S = 3600.0
 PENDING_GRACE_S = 600.0
 _SECTION_CHARS = 6000
-
-
-def default_python() -> Path:
-    """The kernel venv ``make install`` builds next to Parley's own: ``<venv>/sandbox``."""
-    return Path(sys.prefix) / "sandbox" / "bin" / "python"
-
-
-def config_from_settings(settings: Settings) -> SandboxConfig:
-    mb = 2**20
-    return SandboxConfig(
-        bwrap=settings.sandbox_bwrap,
-        python=settings.sandbox_python or default_python(),
-        limits=Limits(
-            memory_bytes=settings.sandbox_memory_mb * mb,
-            cpu_seconds=settings.sandbox_cpu_s,
-            processes=settings.sandbox_processes,
-            file_bytes=settings.sandbox_file_mb * mb,
-            disk_bytes=settings.sandbox_disk_mb * mb,
-            wall_seconds=settings.sandbox_wall_s,
-            cpus=settings.sandbox_cpus,
-        ),
-        per_user=settings.sandbox_kernels_per_user,
-        total=settings.sandbox_max_kernels,
-        spares=settings.sandbox_spare_kernels,
-        idle_s=settings.sandbox_idle_s,
-        host_uid_base=settings.sandbox_host_uid_base,
-        output_call_bytes=settings.sandbox_output_call_mb * mb,
-        output_user_bytes=settings.sandbox_output_user_mb * mb,
-        cgroups=settings.sandbox_cgroups,
-    )
 
 
 def _clip(text: str, limit: int = _SECTION_CHARS) -> str:
@@ -181,8 +161,14 @@ class SandboxFeature:
         self.manager = SandboxManager(self.config, self.store, self._files)
         reason = self.manager.unavailable_reason()
         if reason:
-            log.warning("code interpreter unavailable: %s", reason)
-        elif cgroups := self.manager.cgroup_status():
+            # said once; the tool is not offered (the model would only be told it failed)
+            log.warning(
+                "code interpreter unavailable, run_python is not offered: %s "
+                "(`parley doctor` checks the sandbox)",
+                reason,
+            )
+            return
+        if cgroups := self.manager.cgroup_status():
             log.warning(
                 "code interpreter without cgroups (%s): memory, process and CPU limits "
                 "hold per process only, not for a sandbox as a whole (README: Code interpreter)",
@@ -195,9 +181,19 @@ class SandboxFeature:
                 ctx.settings.tool_timeout_s,
                 self.config.limits.wall_seconds,
             )
-        self.manager.start_reaper()
         ctx.add_tool(self.tool())
         ctx.add_revoker(self._revoke)
+        if self.config.spares > 0:
+            # Spares are started in the background and retried: a sandbox whose kernels
+            # cannot start withdraws the tool until one does (the manager logs it once).
+            self.manager.on_status = lambda error: self._offer(ctx, not error)
+        self.manager.start_reaper()
+
+    def _offer(self, ctx: FeatureContext, available: bool) -> None:
+        if available:
+            ctx.add_tool(self.tool(), replace=True)
+        else:
+            ctx.remove_tool(TOOL_NAME)
 
     async def _start_user_data(self, ctx: FeatureContext) -> None:
         """Account and conversation deletion remove outputs and kill kernels

@@ -32,12 +32,14 @@ import contextlib
 import importlib.util
 import logging
 import os
+import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
+from parley.config import Settings
 from parley.sandbox import files as sfiles
 from parley.sandbox import seccomp
 from parley.sandbox.bwrap import Limits, python_prefix, resolve_bwrap
@@ -50,7 +52,15 @@ if TYPE_CHECKING:  # the kernel module needs the `sandbox` extra: imported when 
 
 log = logging.getLogger(__name__)
 
-__all__ = ["FilesSource", "OutputSink", "RunResult", "SandboxConfig", "SandboxManager"]
+__all__ = [
+    "FilesSource",
+    "OutputSink",
+    "RunResult",
+    "SandboxConfig",
+    "SandboxManager",
+    "config_from_settings",
+    "default_python",
+]
 
 FilesSource = Callable[[str, str | None], Awaitable[Sequence[tuple[str, str | Path]]]]
 """``(user_id, conversation_id) -> [(filename, path on disk), ...]`` for the conversation."""
@@ -92,6 +102,36 @@ class SandboxConfig:
         venv = self.python.parent.parent
         if venv.is_symlink():
             object.__setattr__(self, "python", venv.resolve() / "bin" / self.python.name)
+
+
+def default_python() -> Path:
+    """The kernel venv ``make install`` builds next to Parley's own: ``<venv>/sandbox``."""
+    return Path(sys.prefix) / "sandbox" / "bin" / "python"
+
+
+def config_from_settings(settings: Settings) -> SandboxConfig:
+    mb = 2**20
+    return SandboxConfig(
+        bwrap=settings.sandbox_bwrap,
+        python=settings.sandbox_python or default_python(),
+        limits=Limits(
+            memory_bytes=settings.sandbox_memory_mb * mb,
+            cpu_seconds=settings.sandbox_cpu_s,
+            processes=settings.sandbox_processes,
+            file_bytes=settings.sandbox_file_mb * mb,
+            disk_bytes=settings.sandbox_disk_mb * mb,
+            wall_seconds=settings.sandbox_wall_s,
+            cpus=settings.sandbox_cpus,
+        ),
+        per_user=settings.sandbox_kernels_per_user,
+        total=settings.sandbox_max_kernels,
+        spares=settings.sandbox_spare_kernels,
+        idle_s=settings.sandbox_idle_s,
+        host_uid_base=settings.sandbox_host_uid_base,
+        output_call_bytes=settings.sandbox_output_call_mb * mb,
+        output_user_bytes=settings.sandbox_output_user_mb * mb,
+        cgroups=settings.sandbox_cgroups,
+    )
 
 
 @dataclass(slots=True)
@@ -142,6 +182,9 @@ class SandboxManager:
         self._spares: list[_Spare] = []
         self._spare_retry_at = 0.0
         self._killing: set[asyncio.Future[None]] = set()
+        self._spare_failures = 0  # spares that failed in a row: the retry backs off
+        self.start_error = ""  # why the last kernel failed to start ('' once one starts)
+        self.on_status: Callable[[str], None] | None = None  # told when start_error changes
         # one block of host uids per worker process (used only when running as root)
         self._uids = UidBlock(config.host_uid_base, 2 * config.total + 1, config.uid_lock_dir)
         if config.cgroups:
@@ -179,6 +222,51 @@ class SandboxManager:
         if why:
             return f"the sandbox's seccomp filter cannot be built: {why}"
         return ""
+
+    def _start_failed(self, exc: BaseException) -> None:
+        """A kernel did not start: said once per distinct reason, not at every retry."""
+        reason = str(exc) or type(exc).__name__
+        if reason != self.start_error:
+            log.warning(
+                "code interpreter: the sandbox cannot start a kernel, so code cannot run "
+                "until one starts (retried in the background; said again only if the reason "
+                "changes; `parley doctor` checks the sandbox): %s",
+                reason,
+            )
+        else:
+            log.debug("the sandbox still cannot start a kernel: %s", reason)
+        changed = reason != self.start_error
+        self.start_error = reason
+        if changed and self.on_status is not None:
+            self.on_status(reason)
+
+    def _started(self) -> None:
+        self._spare_failures = 0
+        if self.start_error:
+            log.warning("code interpreter: the sandbox starts kernels again")
+            self.start_error = ""
+            if self.on_status is not None:
+                self.on_status("")
+
+    async def probe(self, code: str = "1+1") -> tuple[str, str]:
+        """Start a sandboxed kernel, run ``code``, stop it: ``(result, '')`` or
+        ``('', why it failed)``. What ``parley doctor`` runs."""
+        from parley.sandbox.kernel import SandboxStartError
+
+        reason = self.unavailable_reason()
+        if reason:
+            return "", reason
+        try:
+            kernel = await self._start_kernel(2 * self.config.total)  # a slot no session uses
+        except SandboxStartError as exc:
+            return "", str(exc) or "the sandbox did not start"
+        try:
+            run = await kernel.execute(code, self.config.limits.wall_seconds)
+        finally:
+            await asyncio.shield(kernel.kill())
+        if run.error or run.died or run.timed_out:
+            return "", (run.error or run.died or "the code timed out").strip()
+        return (run.result or run.stdout).strip(), ""
 
     def cgroup_status(self) -> str:
         """'' when each kernel gets a cgroup, else why not (per-process limits only)."""
@@ -284,10 +372,16 @@ class SandboxManager:
         try:
             kernel = await self._start_kernel(slot)
         except SandboxStartError as exc:
-            log.warning("a spare sandbox failed to start: %s", exc)
-            self._spare_retry_at = time.monotonic() + self.config.spare_retry_s
+            # retried after spare_retry_s, doubling while it keeps failing (up to an hour)
+            wait = self.config.spare_retry_s * 2 ** min(self._spare_failures, 7)
+            self._spare_failures += 1
+            self._spare_retry_at = time.monotonic() + min(
+                wait, max(3600.0, self.config.spare_retry_s)
+            )
             self._spares[:] = [s for s in self._spares if s.slot != slot]
+            self._start_failed(exc)
             raise
+        self._started()
         try:
             if self.config.spare_imports:
                 code = "; ".join(f"__import__({m!r})" for m in self.config.spare_imports)
@@ -349,8 +443,9 @@ class SandboxManager:
                     session.kernel = await self._start_kernel(session.slot)
             except SandboxStartError as exc:
                 session.kernel = None
-                log.warning("sandbox failed to start: %s", exc)
+                self._start_failed(exc)
                 return RunResult(unavailable=f"Code execution is unavailable: {exc}")
+            self._started()
         kernel = session.kernel
         await self._sync_files(session, kernel, user_id, conversation_id, result)
         before = self._snapshot(kernel)
