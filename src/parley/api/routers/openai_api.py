@@ -72,7 +72,8 @@ async def _resolve(registry: ModelRegistry, name: str, preferred: str | None) ->
 @router.get("/models")
 async def list_models(sync: Sync, principal: ApiKeyPrincipal, db: DB) -> OpenAIModelList:
     registry = await sync.ensure_fresh(db)
-    return model_list(await registry.list_models())
+    user_id = principal.user.id
+    return model_list([m for m in await registry.list_models() if m.offered_to(user_id)])
 
 
 def _provider_problem(exc: ProviderError) -> Problem:
@@ -104,6 +105,10 @@ async def chat_completions(
     await loopshare.take_slice(start=True)  # admitting a stream is heavy: wait for a slice
     registry = await sync.ensure_fresh(db)
     model = await _resolve(registry, body.model, await sync.default_model(db))
+    if not model.info.offered_to(principal.user.id):
+        raise Problem(
+            404, f"Unknown model {body.model!r}; GET /v1/models lists them.", "model_not_found"
+        )
     await db.close()  # release the connection before the long stream
     request = chat_request(body)
     completion_id = "chatcmpl-" + uuid.uuid4().hex
