@@ -353,7 +353,11 @@ async def _doctor(settings: Settings) -> int:
             if info["source"] == "builtin":
                 continue
             ok, names, error = await registry.test_connection(
-                info["kind"], info["base_url"], _provider_key(settings, info["name"])
+                info["kind"],
+                info["base_url"],
+                _provider_key(settings, info["name"]),
+                name=info["name"],
+                source=info["source"],
             )
             detail = f"{len(names)} models" if ok else error
             report(

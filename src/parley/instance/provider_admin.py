@@ -64,16 +64,18 @@ async def provider_info(db: AsyncSession, sync: RegistrySync, name: str) -> dict
 
 async def _check_connection(
     sync: RegistrySync,
+    name: str,
     kind: str,
     base_url: str | None,
     api_key: str | None,
     headers: dict[str, str],
 ) -> None:
-    ok, _models, error = await sync.registry.test_connection(kind, base_url, api_key, headers)
+    ok, _models, error = await sync.registry.test_connection(
+        kind, base_url, api_key, headers, name=name
+    )
     if not ok:
         raise Invalid(
-            f"The connection test failed, so nothing was saved: {error} "
-            "Fix the URL or key, or save anyway.",
+            f"The connection test failed: {error} Fix the URL or key, or save anyway.",
             code="provider_test_failed",
         )
 
@@ -94,7 +96,7 @@ async def add_provider(
     if any(p["name"] == name for p in registry.providers_info()):
         raise ProviderExists(f"A provider named {name!r} already exists.")
     if not force:
-        await _check_connection(sync, kind, base_url, api_key, headers or {})
+        await _check_connection(sync, name, kind, base_url, api_key, headers or {})
     db.add(
         ProviderRecord(
             name=name,
@@ -153,7 +155,7 @@ async def update_provider(
     new_headers = old_headers if headers is None else merge_headers(old_headers, headers)
     reaches = (new_kind, new_url, new_key, new_headers)
     if reaches != (row.kind, row.base_url, row.api_key, old_headers) and not force:
-        await _check_connection(sync, new_kind, new_url, new_key, new_headers)
+        await _check_connection(sync, name, new_kind, new_url, new_key, new_headers)
     row.kind, row.base_url, row.api_key, row.headers = reaches
     if models is not None:
         row.models = list(models)
@@ -174,9 +176,14 @@ async def test_endpoint(
     base_url: str | None,
     api_key: str | None,
     headers: dict[str, str] | None = None,
+    *,
+    name: str = "new",
+    source: str = "database",
 ) -> ConnectionTest:
     """Try an endpoint the admin is about to add (nothing is stored)."""
-    ok, models, error = await sync.registry.test_connection(kind, base_url, api_key, headers)
+    ok, models, error = await sync.registry.test_connection(
+        kind, base_url, api_key, headers, name=name, source=source
+    )
     return ConnectionTest(ok, models, error)
 
 
@@ -186,7 +193,9 @@ async def test_provider(db: AsyncSession, sync: RegistrySync, name: str) -> Conn
     Raises ``ProviderNotStored`` when there is no provider of that name at all."""
     row = await db.scalar(select(ProviderRecord).where(ProviderRecord.name == name))
     if row is not None:
-        return await test_endpoint(sync, row.kind, row.base_url, row.api_key, row.headers)
+        return await test_endpoint(
+            sync, row.kind, row.base_url, row.api_key, row.headers, name=name
+        )
     provider = (await sync.ensure_fresh(db)).get(name)
     if provider is None:
         raise ProviderNotStored(f"No provider named {name!r}.")
@@ -196,5 +205,11 @@ async def test_provider(db: AsyncSession, sync: RegistrySync, name: str) -> Conn
         return ConnectionTest(False, [], f"Providers of kind '{kind}' cannot be tested.")
     base_url = getattr(provider, "base_url", None) or config.base_url
     return await test_endpoint(
-        sync, config.kind, base_url, config.resolved_api_key(), config.headers
+        sync,
+        config.kind,
+        base_url,
+        config.resolved_api_key(),
+        config.headers,
+        name=name,
+        source=config.source,
     )

@@ -280,7 +280,14 @@ class AnthropicProvider(DiscoveringProvider):
                 detail = str(error.get("message") or detail)
                 if status < 400:  # an error event inside a 200 stream
                     status = _STREAM_ERROR_STATUS.get(str(error.get("type")), 500)
-        return status_error(self.name, status, detail, model=model, has_key=self.has_key)
+        return status_error(
+            self.name,
+            status,
+            detail,
+            model=model,
+            has_key=self.has_key,
+            admin=self.config.source == "database",
+        )
 
     async def discover_model_names(self) -> list[str]:
         sdk = _sdk(self.name)

@@ -119,19 +119,34 @@ def _short(text: str, limit: int = 300) -> str:
 
 
 def status_error(
-    provider: str, status: int, detail: str, *, model: str | None = None, has_key: bool = True
+    provider: str,
+    status: int,
+    detail: str,
+    *,
+    model: str | None = None,
+    has_key: bool = True,
+    admin: bool = False,
 ) -> ProviderError:
-    """The ProviderError for an HTTP status from provider ``provider``."""
+    """The ProviderError for an HTTP status from provider ``provider`` (``admin``:
+    one added in Admin > Providers, whose key is set there)."""
     detail = _short(detail)
     if status == 401:
         if not has_key:
-            return ProviderAuthError(
-                f"The provider '{provider}' needs an API key and none is configured; "
-                "set api_key or api_key_env for it (or save a key in Admin > Providers)."
+            where = (
+                "enter one in Admin > Providers"
+                if admin
+                else "set api_key or api_key_env for it (or save a key in Admin > Providers)"
             )
+            return ProviderAuthError(
+                f"The provider '{provider}' needs an API key and none is configured; {where}."
+            )
+        where = (
+            "check the key entered in Admin > Providers"
+            if admin
+            else "check the key in its api_key / api_key_env setting (or in Admin > Providers)"
+        )
         return ProviderAuthError(
-            f"The provider '{provider}' rejected the API key (HTTP 401); check the key "
-            "in its api_key / api_key_env setting (or in Admin > Providers)."
+            f"The provider '{provider}' rejected the API key (HTTP 401); {where}."
         )
     if status == 403:
         what = f"model '{model}'" if model else "this request"
@@ -646,7 +661,12 @@ class OpenAIProvider(DiscoveringProvider):
 
     def map_status(self, exc: openai.APIStatusError, model: str | None = None) -> ProviderError:
         return status_error(
-            self.name, exc.status_code, _detail(exc), model=model, has_key=self.has_key
+            self.name,
+            exc.status_code,
+            _detail(exc),
+            model=model,
+            has_key=self.has_key,
+            admin=self.config.source == "database",
         )
 
     async def discover_model_names(self) -> list[str]:

@@ -276,19 +276,25 @@ class ModelRegistry:
         base_url: str | None,
         api_key: str | None,
         headers: dict[str, str] | None = None,
+        *,
+        name: str = "connection-test",
+        source: str = "database",
     ) -> tuple[bool, list[str], str | None]:
-        """Try listing the models of an endpoint: ``(ok, model names, error message)``."""
+        """Try listing the models of an endpoint: ``(ok, model names, error message)``;
+        ``name`` and ``source`` only word the error (the provider it is about, and
+        where its key is set)."""
         from parley.providers.openai_compat import DiscoveringProvider
 
         if kind not in ("openai", "anthropic"):
             return False, [], f"Providers of kind '{kind}' cannot be tested."
         config = ProviderConfig(
-            name="connection-test",
+            name=name,
             kind="openai" if kind == "openai" else "anthropic",
             base_url=base_url or None,
             api_key=api_key or None,
             headers=headers or {},
             timeout_s=TEST_TIMEOUT_S,
+            source=source,
         )
         provider = build_provider(config)
         assert isinstance(provider, DiscoveringProvider)
