@@ -262,6 +262,23 @@ async def test_known_models_and_the_endpoint_fill_discovered_models(
         assert models["mix/gpt-4o-mini"]["supports_vision"] is True
         assert models["mix/gpt-4o-mini"]["input_price"] == 0.15
 
+        # Vision from the table is enough: an attached image really reaches the model.
+        conv = (await client.post("/api/conversations", json={"model": "mix/gpt-4o-mini"})).json()
+        uploaded = await client.post(
+            "/api/files",
+            files={"file": ("dot.png", PNG, "image/png")},
+            data={"conversation_id": conv["id"]},
+        )
+        assert uploaded.status_code == 201, uploaded.text
+        await _ask(client, conv["id"], "What is this?")
+        chats = [r for r in up.requests if r.path.endswith("/chat/completions")]
+        question = next(
+            m
+            for m in chats[0].json["messages"]
+            if m["role"] == "user" and isinstance(m["content"], list)
+        )
+        assert any(p["type"] == "image_url" for p in question["content"])
+
 
 class TestDefaultModel:
     """Adding the first provider leaves everyone's default model alone."""

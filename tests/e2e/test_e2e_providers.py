@@ -128,8 +128,20 @@ def _journey(page: Page, keyed: ScriptedUpstream) -> None:
     assert any(p["type"] == "image_url" for p in question["content"]), question
     shot(page, "providers-vision-chat")
 
-    # --- delete and re-add: the new row starts fresh (no error from before)
+    # --- the dialog on a phone: everything reachable, nothing cut off
     page.goto("/admin/providers")
+    page.set_viewport_size({"width": 390, "height": 844})
+    _row(page).get_by_test_id("provider-edit").click()
+    expect(dialog).to_be_visible()
+    model.locator("summary").click()
+    expect(model).to_contain_text("your settings")
+    expect(model.get_by_test_id("model-context")).to_have_value("64000")
+    shot(page, "providers-edit-mobile")
+    page.keyboard.press("Escape")
+    expect(dialog).to_be_hidden()
+    page.set_viewport_size({"width": 1280, "height": 900})
+
+    # --- delete and re-add: the new row starts fresh (no error from before)
     keyed.app.api_key = "sk-rotated-3"
     _row(page).get_by_role("button", name=f"Test connection to {NAME}").click()
     expect(_row(page)).to_contain_text("rejected the API key")
