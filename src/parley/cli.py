@@ -356,6 +356,7 @@ async def _doctor(settings: Settings) -> int:
                 info["kind"],
                 info["base_url"],
                 _provider_key(settings, info["name"]),
+                next((p.headers for p in settings.providers if p.name == info["name"]), None),
                 name=info["name"],
                 source=info["source"],
             )

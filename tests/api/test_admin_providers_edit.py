@@ -221,6 +221,16 @@ async def test_a_model_can_be_offered_to_some_users_only(
             f"/api/conversations/{conv['id']}/messages", json={"content": "hi"}
         )
         assert refused.status_code == 404, refused.text
+        # The instance default may be a model Bob cannot see: his default falls back.
+        chosen = await client.patch(
+            "/api/admin/settings", json={"default_model": "up/scripted-model"}
+        )
+        assert chosen.status_code == 200
+        assert (await client.get("/api/models")).json()["default"] == "up/scripted-model"
+        assert (await other.get("/api/models")).json()["default"] == "scripted/scripted"
+        plain = (await other.post("/api/conversations", json={})).json()
+        answered = await _ask(other, plain["id"], "hi")
+        assert dict(answered)["done"]["message"]["model"] == "scripted/scripted"
         assert bob["id"] != user["id"]
 
 

@@ -170,16 +170,19 @@ class ModelRegistry:
         results = await asyncio.gather(*(self._models_of(p) for p in self.providers))
         return [model for models in results for model in models]
 
-    async def default_ref(self, preferred: str | None = None) -> str | None:
+    async def default_ref(
+        self, preferred: str | None = None, user_id: str | None = None
+    ) -> str | None:
         """``preferred`` (the admin setting) if it exists, else ``settings.default_model``,
         else the automatic choice: the first model of the config-file and environment
         providers (and those handed in by code), else the local model, else the first
-        model of the providers added in Admin (oldest first).
+        model of the providers added in Admin (oldest first). With ``user_id``, only
+        models offered to that user count (an admin may show a model to some only).
 
         Providers added in Admin come after the local model on purpose: adding one
         must not change everyone's default behind the admin's back (they pick it
         under Admin > Providers > Default model)."""
-        models = await self.list_models()
+        models = [m for m in await self.list_models() if m.offered_to(user_id)]
         refs = {m.ref for m in models}
         for candidate in (preferred, self.settings.default_model):
             if candidate and candidate in refs:

@@ -183,7 +183,11 @@ class TurnService:
             conv = await store.get(conversation_id)
             if conv is None:
                 raise NotFound("conversation")
-            ref = model_ref or conv.model or await self.registry.default_ref(preferred_default)
+            ref = (
+                model_ref
+                or conv.model
+                or await self.registry.default_ref(preferred_default, user.id)
+            )
             if ref is None:
                 raise NoModelAvailable(
                     "No model is available: configure a provider or enable the local model."

@@ -41,6 +41,6 @@ async def list_models(sync: Sync, user: CurrentUser, db: DB) -> ModelList:
     preferred = await sync.default_model(db)
     return ModelList(
         items=[model_out(m) for m in models if m.offered_to(user.id)],
-        default=await registry.default_ref(preferred),
+        default=await registry.default_ref(preferred, user.id),
         local=local_status(registry),
     )

@@ -48,10 +48,12 @@ _COMPLETION_DOC: dict[int | str, dict[str, Any]] = {
 }
 
 
-async def _resolve(registry: ModelRegistry, name: str, preferred: str | None) -> ChatModel:
+async def _resolve(
+    registry: ModelRegistry, name: str, preferred: str | None, user_id: str | None = None
+) -> ChatModel:
     """A model by ref, by bare name when unambiguous, or ``parley``/``default``."""
     if name in ("parley", "default"):
-        ref = await registry.default_ref(preferred)
+        ref = await registry.default_ref(preferred, user_id)
         if ref is None:
             raise Problem(503, "No model is configured on this Parley server.", "no_model")
         return await registry.resolve(ref)
@@ -104,7 +106,7 @@ async def chat_completions(
 ) -> Response:
     await loopshare.take_slice(start=True)  # admitting a stream is heavy: wait for a slice
     registry = await sync.ensure_fresh(db)
-    model = await _resolve(registry, body.model, await sync.default_model(db))
+    model = await _resolve(registry, body.model, await sync.default_model(db), principal.user.id)
     if not model.info.offered_to(principal.user.id):
         raise Problem(
             404, f"Unknown model {body.model!r}; GET /v1/models lists them.", "model_not_found"
