@@ -25,7 +25,13 @@ MiB = 1024 * 1024
 
 
 class ModelConfig(BaseModel):
-    """One model of a provider. Prices are USD per million tokens."""
+    """One model of a provider. Prices are USD per million tokens.
+
+    Fields left out take what Parley knows about the model (the endpoint's own
+    description, then ``parley.providers.known_models``), then these defaults.
+    ``enabled: false`` hides the model; ``visible_to`` (user ids) offers it only
+    to those users (``None``: everyone).
+    """
 
     name: str
     display_name: str | None = None
@@ -35,7 +41,10 @@ class ModelConfig(BaseModel):
     supports_vision: bool = False
     supports_reasoning: bool = False
     input_price: float = 0.0
+    cached_input_price: float = 0.0
     output_price: float = 0.0
+    enabled: bool = True
+    visible_to: list[str] | None = None
 
 
 class ProviderConfig(BaseModel):
@@ -47,6 +56,7 @@ class ProviderConfig(BaseModel):
     api_key: str | None = None
     api_key_env: str | None = None
     models: list[ModelConfig] = Field(default_factory=list)
+    headers: dict[str, str] = Field(default_factory=dict)  # sent with every request
     discover_models: bool = True
     timeout_s: float = 60.0
     source: str = "config"

@@ -73,8 +73,12 @@ async def test_providers_are_added_edited_tested_and_deleted(
     assert "extra/scripted-model" in {
         m["ref"] for m in (await client.get("/api/models")).json()["items"]
     }
-    moved = await client.patch(
+    refused = await client.patch(
         "/api/admin/providers/extra", json={"base_url": "http://127.0.0.1:9/v1"}
+    )  # the new endpoint is tested before it is saved
+    assert refused.status_code == 422 and refused.json()["code"] == "provider_test_failed"
+    moved = await client.patch(
+        "/api/admin/providers/extra", json={"base_url": "http://127.0.0.1:9/v1", "force": True}
     )
     assert moved.json()["base_url"] == "http://127.0.0.1:9/v1"
     assert (await client.post("/api/admin/providers/extra/test")).json()["ok"] is False

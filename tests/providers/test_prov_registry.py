@@ -103,7 +103,11 @@ async def test_local_model_is_the_default_when_nothing_else_is_configured(
     events = [e async for e in model.stream(ChatRequest([Message("user", "hi")], max_tokens=3))]
     assert isinstance(events[-1], Finish)
     info = registry.providers_info()
-    assert info == [
+    assert [info[0]["model_settings"][0]["name"]] == ["tiny-random-test"]
+    assert info[0]["header_names"] == []
+    assert [
+        {k: v for k, v in p.items() if k not in ("model_settings", "header_names")} for p in info
+    ] == [
         {
             "name": "local",
             "kind": "local",

@@ -112,13 +112,26 @@ class AdminSettingsUpdate(Body):
 
 
 class ModelIn(Body):
+    """One model's settings (Admin > Providers > Edit). Prices: USD per million tokens."""
+
     name: str = Field(max_length=200)
-    context_window: int = Field(default=8192, ge=256, le=10_000_000)
-    max_output_tokens: int = Field(default=1024, ge=1, le=1_000_000)
+    display_name: str | None = Field(default=None, max_length=200)
+    context_window: int = Field(default=8192, ge=256, le=100_000_000)
+    max_output_tokens: int = Field(default=1024, ge=1, le=100_000_000)
     supports_tools: bool = True
     supports_vision: bool = False
-    input_price: float = Field(default=0.0, ge=0)
-    output_price: float = Field(default=0.0, ge=0)
+    supports_reasoning: bool = False
+    input_price: float = Field(default=0.0, ge=0, le=100_000)
+    cached_input_price: float = Field(default=0.0, ge=0, le=100_000)
+    output_price: float = Field(default=0.0, ge=0, le=100_000)
+    enabled: bool = True
+    visible_to: list[str] | None = Field(
+        default=None, max_length=10_000, description="user ids; null: every user"
+    )
+
+
+HeaderName = Annotated[str, Field(pattern=r"^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,100}$")]
+Headers = Annotated[dict[HeaderName, Annotated[str, Field(max_length=2000)]], Field(max_length=50)]
 
 
 class ProviderCreate(Body):
@@ -126,22 +139,32 @@ class ProviderCreate(Body):
     kind: Literal["openai", "anthropic"] = "openai"
     base_url: str | None = Field(default=None, max_length=500)
     api_key: str | None = Field(default=None, max_length=500)
+    headers: Headers = Field(default_factory=dict)
     models: list[ModelIn] = Field(default_factory=list, max_length=500)
+    force: bool = Field(
+        default=False, description="save even when the connection test fails ('save anyway')"
+    )
 
 
 class ProviderUpdate(Body):
-    """Fields left out keep their value; ``api_key: null`` removes the stored key."""
+    """Fields left out keep their value; ``api_key: null`` removes the stored key and
+    an empty ``api_key`` keeps it. ``headers`` replaces them all; a header sent with
+    an empty value keeps its stored value. ``models``: the per-model settings saved
+    (models not listed take the endpoint's and the known-model table's values)."""
 
     kind: Literal["openai", "anthropic"] | None = None
     base_url: str | None = Field(default=None, max_length=500)
     api_key: str | None = Field(default=None, max_length=500)
+    headers: Headers | None = None
     models: list[ModelIn] | None = Field(default=None, max_length=500)
+    force: bool = False
 
 
 class ProviderTest(Body):
     kind: Literal["openai", "anthropic"] = "openai"
     base_url: str | None = Field(default=None, max_length=500)
     api_key: str | None = Field(default=None, max_length=500)
+    headers: Headers = Field(default_factory=dict)
 
 
 # --------------------------------------------------------------------------
@@ -404,6 +427,26 @@ class InstanceSettings(BaseModel):
     default_model: str | None
 
 
+class ModelSettings(BaseModel):
+    """A model's effective settings: the admin's (``customized``), else what the
+    endpoint said, else the known-model table (``known``), else the defaults."""
+
+    name: str
+    display_name: str | None
+    context_window: int
+    max_output_tokens: int
+    supports_vision: bool
+    supports_tools: bool
+    supports_reasoning: bool
+    input_price: float
+    cached_input_price: float
+    output_price: float
+    enabled: bool
+    visible_to: list[str] | None
+    customized: bool
+    known: bool
+
+
 class ProviderInfo(BaseModel):
     """A provider as the admin page shows it (its key never leaves the server)."""
 
@@ -414,6 +457,8 @@ class ProviderInfo(BaseModel):
     has_key: bool
     editable: bool
     models: list[str]
+    model_settings: list[ModelSettings]
+    header_names: list[str] = Field(description="names only; values never leave the server")
 
 
 class ProviderList(BaseModel):

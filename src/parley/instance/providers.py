@@ -27,13 +27,18 @@ def record_to_config(row: ProviderRecord) -> ProviderConfig:
         kind=row.kind,  # type: ignore[arg-type]
         base_url=row.base_url,
         api_key=row.api_key,
+        headers=dict(row.headers or {}),
         models=[ModelConfig(**m) for m in row.models or []],
         source="database",
     )
 
 
 async def database_providers(db: AsyncSession) -> list[ProviderConfig]:
-    rows = await db.scalars(select(ProviderRecord).where(ProviderRecord.enabled.is_(True)))
+    rows = await db.scalars(
+        select(ProviderRecord)
+        .where(ProviderRecord.enabled.is_(True))
+        .order_by(ProviderRecord.created_at, ProviderRecord.name)
+    )
     return [record_to_config(r) for r in rows]
 
 

@@ -345,6 +345,10 @@ class UpstreamApp:
         self.default_tokens = default_tokens
         self.models = models
         self.api_key = api_key
+        # extra fields of a model's /v1/models entry (vLLM's max_model_len, owned_by...)
+        self.model_fields: dict[str, dict[str, Any]] = {}
+        # Ollama's POST /api/show answer per model (absent: 404)
+        self.ollama_show: dict[str, dict[str, Any]] = {}
         self.events_per_write = max(1, events_per_write)
         self.script: deque[UpstreamReply] = deque()
         self.requests: deque[RecordedRequest] = deque(maxlen=10_000)
@@ -426,9 +430,21 @@ class UpstreamApp:
             if given != self.api_key:
                 record.status = 401
                 return await _error(send, "401", anthropic)
+        if path == "/api/show" and method == "POST":
+            shown = self.ollama_show.get(str((body or {}).get("model")))
+            record.status = 200 if shown is not None else 404
+            if shown is None:
+                return await _json(send, 404, {"error": "model not found"})
+            return await _json(send, 200, shown)
         if path.endswith("/models") and method == "GET":
             data = [
-                {"id": m, "object": "model", "created": 0, "owned_by": "scripted"}
+                {
+                    "id": m,
+                    "object": "model",
+                    "created": 0,
+                    "owned_by": "scripted",
+                    **self.model_fields.get(m, {}),
+                }
                 for m in self.models
             ]
             if anthropic or "anthropic-version" in headers:

@@ -258,6 +258,7 @@ class AnthropicProvider(DiscoveringProvider):
                     base_url=self.base_url,
                     timeout=self.config.timeout_s,
                     max_retries=0,
+                    default_headers=self.config.headers or None,
                     http_client=sdk.DefaultAsyncHttpxClient(
                         **http_options(tls, self.config.timeout_s)
                     ),
@@ -279,7 +280,14 @@ class AnthropicProvider(DiscoveringProvider):
                 detail = str(error.get("message") or detail)
                 if status < 400:  # an error event inside a 200 stream
                     status = _STREAM_ERROR_STATUS.get(str(error.get("type")), 500)
-        return status_error(self.name, status, detail, model=model, has_key=self.has_key)
+        return status_error(
+            self.name,
+            status,
+            detail,
+            model=model,
+            has_key=self.has_key,
+            admin=self.config.source == "database",
+        )
 
     async def discover_model_names(self) -> list[str]:
         sdk = _sdk(self.name)
@@ -298,7 +306,13 @@ class AnthropicProvider(DiscoveringProvider):
         data = getattr(page, "data", None)
         if not isinstance(data, list):
             raise protocol_error(self.name, "answered GET /v1/models with unexpected data")
-        return sorted({m.id for m in data if isinstance(getattr(m, "id", None), str)})
+        entries = [m for m in data if isinstance(getattr(m, "id", None), str)]
+        self.endpoint_meta = {
+            m.id: {"display_name": m.display_name}
+            for m in entries
+            if isinstance(getattr(m, "display_name", None), str) and m.display_name != m.id
+        }
+        return sorted({m.id for m in entries})
 
     def model(self, name: str) -> AnthropicChatModel:
         return AnthropicChatModel(self, self.model_info(name))

@@ -33,10 +33,19 @@ class ModelInfo:
     input_price: float = 0.0
     output_price: float = 0.0
     display_name: str | None = None
+    cached_input_price: float = 0.0
+    enabled: bool = True
+    visible_to: tuple[str, ...] | None = None  # user ids; None: every user
 
     @property
     def ref(self) -> str:
         return f"{self.provider}/{self.name}"
+
+    def offered_to(self, user_id: str | None) -> bool:
+        """Whether this model is offered to ``user_id`` (``None``: no user, e.g. the CLI)."""
+        if not self.enabled:
+            return False
+        return self.visible_to is None or user_id is None or user_id in self.visible_to
 
     def cost(self, input_tokens: int, output_tokens: int) -> float:
         return (input_tokens * self.input_price + output_tokens * self.output_price) / 1_000_000

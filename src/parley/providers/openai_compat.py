@@ -49,12 +49,15 @@ from parley.messages import (
     UsageEvent,
 )
 from parley.providers.base import ChatRequest, ModelInfo, ProviderKind
+from parley.providers.known_models import known_model
 from parley.providers.pools import Shards, http_options
 
 log = logging.getLogger(__name__)
 
 DISCOVERY_TTL_S = 60.0
 DISCOVERY_TIMEOUT_S = 10.0
+OLLAMA_PORT = 11434
+OLLAMA_SHOW_LIMIT = 64  # models described per discovery (one request each)
 NO_KEY = "no-key-configured"
 
 _DECODER = json.JSONDecoder()
@@ -77,19 +80,37 @@ _FINISH: dict[str, FinishReason] = {
 # ------------------------------------------------------------- shared helpers
 
 
-def info_from_config(provider: str, model: ModelConfig) -> ModelInfo:
+def info_from_config(
+    provider: str, model: ModelConfig, base: dict[str, Any] | None = None
+) -> ModelInfo:
+    """``model``'s settings over ``base`` (what the endpoint and the known-model table
+    say): a field the config left out takes ``base``'s value, then the default."""
+    values = model.model_dump()
+    if base:
+        explicit = model.model_fields_set
+        values.update({k: v for k, v in base.items() if k not in explicit and k in values})
+    visible = values["visible_to"]
     return ModelInfo(
         provider=provider,
         name=model.name,
-        context_window=model.context_window,
-        max_output_tokens=model.max_output_tokens,
-        supports_tools=model.supports_tools,
-        supports_vision=model.supports_vision,
-        supports_reasoning=model.supports_reasoning,
-        input_price=model.input_price,
-        output_price=model.output_price,
-        display_name=model.display_name,
+        context_window=values["context_window"],
+        max_output_tokens=values["max_output_tokens"],
+        supports_tools=values["supports_tools"],
+        supports_vision=values["supports_vision"],
+        supports_reasoning=values["supports_reasoning"],
+        input_price=values["input_price"],
+        cached_input_price=values["cached_input_price"],
+        output_price=values["output_price"],
+        display_name=values["display_name"],
+        enabled=values["enabled"],
+        visible_to=None if visible is None else tuple(visible),
     )
+
+
+def known_fields(name: str) -> dict[str, Any]:
+    """The known-model table's fields for ``name`` (empty when it is not in the table)."""
+    entry = known_model(name)
+    return entry.fields() if entry is not None else {}
 
 
 def _short(text: str, limit: int = 300) -> str:
@@ -98,19 +119,34 @@ def _short(text: str, limit: int = 300) -> str:
 
 
 def status_error(
-    provider: str, status: int, detail: str, *, model: str | None = None, has_key: bool = True
+    provider: str,
+    status: int,
+    detail: str,
+    *,
+    model: str | None = None,
+    has_key: bool = True,
+    admin: bool = False,
 ) -> ProviderError:
-    """The ProviderError for an HTTP status from provider ``provider``."""
+    """The ProviderError for an HTTP status from provider ``provider`` (``admin``:
+    one added in Admin > Providers, whose key is set there)."""
     detail = _short(detail)
     if status == 401:
         if not has_key:
-            return ProviderAuthError(
-                f"The provider '{provider}' needs an API key and none is configured; "
-                "set api_key or api_key_env for it (or save a key in Admin > Providers)."
+            where = (
+                "enter one in Admin > Providers"
+                if admin
+                else "set api_key or api_key_env for it (or save a key in Admin > Providers)"
             )
+            return ProviderAuthError(
+                f"The provider '{provider}' needs an API key and none is configured; {where}."
+            )
+        where = (
+            "check the key entered in Admin > Providers"
+            if admin
+            else "check the key in its api_key / api_key_env setting (or in Admin > Providers)"
+        )
         return ProviderAuthError(
-            f"The provider '{provider}' rejected the API key (HTTP 401); check the key "
-            "in its api_key / api_key_env setting (or in Admin > Providers)."
+            f"The provider '{provider}' rejected the API key (HTTP 401); {where}."
         )
     if status == 403:
         what = f"model '{model}'" if model else "this request"
@@ -467,10 +503,51 @@ def _stream_error(provider: str, error: Any) -> ProviderError:
 # --------------------------------------------------------------- provider
 
 
+def listed_meta(extra: dict[str, Any]) -> dict[str, Any]:
+    """Model settings an entry of ``GET /models`` carries beyond its id: vLLM's
+    ``max_model_len``, OpenRouter's ``context_length`` and input modalities."""
+    meta: dict[str, Any] = {}
+    for key in ("max_model_len", "context_length", "context_window"):
+        value = extra.get(key)
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            meta["context_window"] = value
+            break
+    architecture = extra.get("architecture")
+    if isinstance(architecture, dict):
+        modalities = architecture.get("input_modalities")
+        if isinstance(modalities, list):
+            meta["supports_vision"] = "image" in modalities
+    return meta
+
+
+def ollama_meta(answer: Any) -> dict[str, Any]:
+    """Context length and capabilities from Ollama's ``/api/show`` answer."""
+    meta: dict[str, Any] = {}
+    if not isinstance(answer, dict):
+        return meta
+    info = answer.get("model_info")
+    if isinstance(info, dict):
+        for key, value in info.items():
+            if key.endswith(".context_length") and isinstance(value, int) and value > 0:
+                meta["context_window"] = value
+                break
+    capabilities = answer.get("capabilities")
+    if isinstance(capabilities, list):
+        meta["supports_vision"] = "vision" in capabilities
+        meta["supports_tools"] = "tools" in capabilities
+        meta["supports_reasoning"] = "thinking" in capabilities
+    return meta
+
+
 class DiscoveringProvider:
     """Shared model bookkeeping for HTTP providers: configured models plus,
     when ``discover_models`` is on, those the server lists (cached for
-    ``DISCOVERY_TTL_S``; a failed discovery is logged and falls back)."""
+    ``DISCOVERY_TTL_S``; a failed discovery is logged and falls back).
+
+    A model's settings are, highest first: what its config entry sets (the admin's
+    per-model settings for providers added in the web app), what the endpoint
+    said about it (``self.endpoint_meta``, filled by discovery), the known-model
+    table (``parley.providers.known_models``), the defaults."""
 
     kind: ProviderKind
 
@@ -479,7 +556,8 @@ class DiscoveringProvider:
         self.config = config
         self.base_url = base_url
         self.has_key = bool(config.resolved_api_key())
-        self._configured = {m.name: info_from_config(self.name, m) for m in config.models}
+        self._configs = {m.name: m for m in config.models}
+        self.endpoint_meta: dict[str, dict[str, Any]] = {}
         self._discovered: list[str] | None = None
         self._discovered_at = 0.0
         self._discovery: asyncio.Task[list[str]] | None = None
@@ -516,30 +594,43 @@ class DiscoveringProvider:
         self._discovered_at = time.monotonic()
         return names
 
+    def _info(self, name: str) -> ModelInfo:
+        base = known_fields(name)
+        base.update(self.endpoint_meta.get(name, {}))
+        config = self._configs.get(name) or ModelConfig(name=name)
+        return info_from_config(self.name, config, base)
+
     async def list_models(self) -> list[ModelInfo]:
-        models = list(self._configured.values())
+        """The enabled models (the admin's per-model switch)."""
         if self.config.discover_models:
-            for name in await self._discover_cached():
-                if name not in self._configured:
-                    models.append(ModelInfo(provider=self.name, name=name))
-        return models
+            await self._discover_cached()
+        return [info for info in self.model_infos() if info.enabled]
+
+    def model_infos(self) -> list[ModelInfo]:
+        """Every model known so far, turned off ones included (the admin page)."""
+        return [self._info(name) for name in self.model_names()]
 
     def model_info(self, name: str) -> ModelInfo:
-        """Configured info, or defaults for a discovered (or not yet discovered) model."""
-        info = self._configured.get(name)
-        if info is None:
+        """Configured info, or what is known of a discovered (or not yet discovered) model."""
+        if name not in self._configs:
             known = self._discovered
             if not self.config.discover_models or (known and name not in known):
                 raise ModelNotFound(
                     f"The provider '{self.name}' has no model '{name}'; "
                     f"available: {', '.join(self.model_names()) or 'none'}."
                 )
-            info = ModelInfo(provider=self.name, name=name)
+        info = self._info(name)
+        if not info.enabled:
+            raise ModelNotFound(
+                f"The model '{self.name}/{name}' is turned off; an admin can turn it on "
+                "in Admin > Providers."
+            )
         return info
 
     def model_names(self) -> list[str]:
-        names = list(self._configured)
-        names += [n for n in self._discovered or [] if n not in self._configured]
+        names = list(self._configs)
+        if self.config.discover_models:
+            names += [n for n in self._discovered or [] if n not in self._configs]
         return names
 
 
@@ -564,12 +655,18 @@ class OpenAIProvider(DiscoveringProvider):
             base_url=self.base_url,
             timeout=self.config.timeout_s,
             max_retries=0,
+            default_headers=self.config.headers or None,
             http_client=openai.DefaultAsyncHttpxClient(**http_options(tls, self.config.timeout_s)),
         )
 
     def map_status(self, exc: openai.APIStatusError, model: str | None = None) -> ProviderError:
         return status_error(
-            self.name, exc.status_code, _detail(exc), model=model, has_key=self.has_key
+            self.name,
+            exc.status_code,
+            _detail(exc),
+            model=model,
+            has_key=self.has_key,
+            admin=self.config.source == "database",
         )
 
     async def discover_model_names(self) -> list[str]:
@@ -588,7 +685,43 @@ class OpenAIProvider(DiscoveringProvider):
         data = getattr(page, "data", None)
         if not isinstance(data, list):
             raise protocol_error(self.name, "answered GET /models with unexpected data")
-        return sorted({m.id for m in data if isinstance(getattr(m, "id", None), str)})
+        entries = [m for m in data if isinstance(getattr(m, "id", None), str)]
+        meta = {m.id: listed_meta(getattr(m, "model_extra", None) or {}) for m in entries}
+        if self._looks_like_ollama(entries):
+            for name, shown in (await self._ollama_show([m.id for m in entries])).items():
+                meta[name] = {**meta.get(name, {}), **shown}
+        self.endpoint_meta = {name: found for name, found in meta.items() if found}
+        return sorted(meta)
+
+    def _looks_like_ollama(self, entries: list[Any]) -> bool:
+        port = httpx2.URL(self.base_url).port
+        return port == OLLAMA_PORT or any(
+            getattr(m, "owned_by", None) == "library" for m in entries
+        )
+
+    async def _ollama_show(self, names: list[str]) -> dict[str, dict[str, Any]]:
+        """Ollama's ``POST /api/show`` per model: its context length and capabilities.
+        Best effort: a model it cannot describe keeps the table's values."""
+        root = self.base_url.rstrip("/").removesuffix("/v1")
+        gate = asyncio.Semaphore(4)
+        timeout = min(self.config.timeout_s, DISCOVERY_TIMEOUT_S)
+
+        async def show(name: str) -> tuple[str, dict[str, Any]]:
+            async with gate:
+                try:
+                    answer = await self.client.post(
+                        f"{root}/api/show",
+                        body={"model": name},
+                        cast_to=object,
+                        options={"timeout": timeout},
+                    )
+                except (openai.APIError, httpx2.HTTPError, ValueError, TypeError) as exc:
+                    log.info("ollama /api/show for %r failed: %s", name, exc)
+                    return name, {}
+            return name, ollama_meta(answer)
+
+        found = await asyncio.gather(*(show(n) for n in names[:OLLAMA_SHOW_LIMIT]))
+        return dict(found)
 
     def model(self, name: str) -> OpenAIChatModel:
         return OpenAIChatModel(self, self.model_info(name))

@@ -18,6 +18,7 @@ from typing import Any
 from parley.config import ProviderConfig, Settings
 from parley.errors import ModelNotFound, ProviderError
 from parley.providers.base import ChatModel, ModelInfo, Provider
+from parley.providers.known_models import known_model
 from parley.providers.local import LocalProvider
 
 log = logging.getLogger(__name__)
@@ -159,27 +160,44 @@ class ModelRegistry:
         self._known_models[provider.name] = [m.name for m in models]
         return models
 
+    async def models_of(self, name: str) -> list[ModelInfo]:
+        """One provider's models (discovering them now if needed); [] for an unknown name."""
+        provider = self.get(name)
+        return [] if provider is None else await self._models_of(provider)
+
     async def list_models(self) -> list[ModelInfo]:
         """Every model of every provider, in provider priority order."""
         results = await asyncio.gather(*(self._models_of(p) for p in self.providers))
         return [model for models in results for model in models]
 
-    async def default_ref(self, preferred: str | None = None) -> str | None:
+    async def default_ref(
+        self, preferred: str | None = None, user_id: str | None = None
+    ) -> str | None:
         """``preferred`` (the admin setting) if it exists, else ``settings.default_model``,
-        else the first model of the first non-local provider, else the local model."""
-        models = await self.list_models()
+        else the automatic choice: the first model of the config-file and environment
+        providers (and those handed in by code), else the local model, else the first
+        model of the providers added in Admin (oldest first). With ``user_id``, only
+        models offered to that user count (an admin may show a model to some only).
+
+        Providers added in Admin come after the local model on purpose: adding one
+        must not change everyone's default behind the admin's back (they pick it
+        under Admin > Providers > Default model)."""
+        models = [m for m in await self.list_models() if m.offered_to(user_id)]
         refs = {m.ref for m in models}
         for candidate in (preferred, self.settings.default_model):
             if candidate and candidate in refs:
                 return candidate
             if candidate:
                 log.info("default model %r is not available; falling back", candidate)
-        local = self._local.name if self._local is not None else None
+        fixed = set(self._config) | set(self._extra)
         for model in models:
-            if model.provider != local:
+            if model.provider in fixed:
                 return model.ref
         if self._local is not None and self._local.status != "disabled":
             return self._local.info.ref
+        for model in models:
+            if model.provider in self._database:
+                return model.ref
         return None
 
     async def resolve(self, ref: str | None) -> ChatModel:
@@ -223,14 +241,23 @@ class ModelRegistry:
     # admin ---------------------------------------------------------------------
 
     def providers_info(self) -> list[dict[str, Any]]:
-        """Provider descriptions for the admin page; never includes keys."""
+        """Provider descriptions for the admin page; never includes keys or header values."""
         info: list[dict[str, Any]] = []
         for provider in self.providers:
             source = self.source(provider.name)
-            names = getattr(provider, "model_names", None)
-            models = names() if callable(names) else self._known_models.get(provider.name)
-            if models is None and self._local is not None and provider is self._local:
-                models = [self._local.info.name]
+            infos = getattr(provider, "model_infos", None)
+            details: list[ModelInfo]
+            if callable(infos):
+                details = infos()
+            elif self._local is not None and provider is self._local:
+                details = [self._local.info]
+            else:
+                details = [
+                    ModelInfo(provider=provider.name, name=n)
+                    for n in self._known_models.get(provider.name, [])
+                ]
+            config = getattr(provider, "config", None)
+            headers = config.headers if isinstance(config, ProviderConfig) else {}
             info.append(
                 {
                     "name": provider.name,
@@ -239,29 +266,43 @@ class ModelRegistry:
                     "source": source,
                     "has_key": bool(getattr(provider, "has_key", False)),
                     "editable": source == "database",
-                    "models": list(models or []),
+                    "models": [m.name for m in details],
+                    "model_settings": [model_settings(provider, m) for m in details],
+                    "header_names": sorted(headers),
                 }
             )
         return info
 
     async def test_connection(
-        self, kind: str, base_url: str | None, api_key: str | None
+        self,
+        kind: str,
+        base_url: str | None,
+        api_key: str | None,
+        headers: dict[str, str] | None = None,
+        *,
+        name: str = "connection-test",
+        source: str = "database",
     ) -> tuple[bool, list[str], str | None]:
-        """Try listing the models of an endpoint: ``(ok, model names, error message)``."""
+        """Try listing the models of an endpoint: ``(ok, model names, error message)``;
+        ``name`` and ``source`` only word the error (the provider it is about, and
+        where its key is set)."""
         from parley.providers.openai_compat import DiscoveringProvider
 
         if kind not in ("openai", "anthropic"):
             return False, [], f"Providers of kind '{kind}' cannot be tested."
         config = ProviderConfig(
-            name="connection-test",
+            name=name,
             kind="openai" if kind == "openai" else "anthropic",
             base_url=base_url or None,
             api_key=api_key or None,
+            headers=headers or {},
             timeout_s=TEST_TIMEOUT_S,
+            source=source,
         )
         provider = build_provider(config)
         assert isinstance(provider, DiscoveringProvider)
         try:
+            _ = getattr(provider, "shards", None)  # a lazily imported SDK loads outside the limit
             names = await asyncio.wait_for(provider.discover_model_names(), TEST_TIMEOUT_S + 1)
         except ProviderError as exc:
             return False, [], exc.message
@@ -280,6 +321,28 @@ class ModelRegistry:
 
     async def aclose(self) -> None:
         await asyncio.gather(*(_close_quietly(p) for p in self.providers))
+
+
+def model_settings(provider: Provider, info: ModelInfo) -> dict[str, Any]:
+    """One model's effective settings for the admin page, and whether the admin
+    saved them (``customized``) or they come from the endpoint and the table."""
+    configs = getattr(provider, "_configs", {})
+    return {
+        "name": info.name,
+        "display_name": info.display_name,
+        "context_window": info.context_window,
+        "max_output_tokens": info.max_output_tokens,
+        "supports_vision": info.supports_vision,
+        "supports_tools": info.supports_tools,
+        "supports_reasoning": info.supports_reasoning,
+        "input_price": info.input_price,
+        "cached_input_price": info.cached_input_price,
+        "output_price": info.output_price,
+        "enabled": info.enabled,
+        "visible_to": None if info.visible_to is None else list(info.visible_to),
+        "customized": info.name in configs,
+        "known": known_model(info.name) is not None,
+    }
 
 
 async def _close_quietly(provider: Provider) -> None:

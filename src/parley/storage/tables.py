@@ -200,6 +200,7 @@ class ProviderRecord(Base):
     base_url: Mapped[str | None] = mapped_column(String(500))
     api_key: Mapped[str | None] = mapped_column(String(500))  # never returned by the API
     models: Mapped[list[Any]] = mapped_column(default=list)  # ModelConfig dicts
+    headers: Mapped[dict[str, Any]] = mapped_column(default=dict)  # extra request headers
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 

@@ -30,7 +30,7 @@ from parley.config import Settings
 from parley.container import Services
 from parley.engine import Limits, assemble_context, run_tool_loop
 from parley.engine.mailbox import Mailbox
-from parley.errors import Invalid, NoModelAvailable, NotFound
+from parley.errors import Invalid, ModelNotFound, NoModelAvailable, NotFound
 from parley.messages import (
     ContextNotice,
     Done,
@@ -183,12 +183,18 @@ class TurnService:
             conv = await store.get(conversation_id)
             if conv is None:
                 raise NotFound("conversation")
-            ref = model_ref or conv.model or await self.registry.default_ref(preferred_default)
+            ref = (
+                model_ref
+                or conv.model
+                or await self.registry.default_ref(preferred_default, user.id)
+            )
             if ref is None:
                 raise NoModelAvailable(
                     "No model is available: configure a provider or enable the local model."
                 )
             model = await self.registry.resolve(ref)
+            if not model.info.offered_to(user.id):
+                raise ModelNotFound(f"Model '{ref}' is not available to you.")
             if model_ref and model_ref != conv.model:
                 conv.model = model_ref
 

@@ -120,19 +120,23 @@ async def update_settings(
 @router.get("/providers")
 async def list_providers(sync: Sync, admin: AdminUser, db: DB) -> ProviderList:
     registry = await sync.ensure_fresh(db)
+    await registry.list_models()  # discovery first, so each row shows its models
     return ProviderList(items=[ProviderInfo(**p) for p in registry.providers_info()])
 
 
 @router.post("/providers", status_code=201)
 async def add_provider(body: ProviderCreate, sync: Sync, admin: AdminUser, db: DB) -> ProviderInfo:
+    """Tests the connection first: 422 ``provider_test_failed`` unless ``force``."""
     info = await provider_admin.add_provider(
         db,
         sync,
         name=body.name,
         kind=body.kind,
         base_url=body.base_url,
-        api_key=body.api_key,
+        api_key=body.api_key or None,
         models=[m.model_dump() for m in body.models],
+        headers=body.headers,
+        force=body.force,
     )
     return ProviderInfo(**info)
 
@@ -141,18 +145,24 @@ async def add_provider(body: ProviderCreate, sync: Sync, admin: AdminUser, db: D
 async def update_provider(
     name: str, body: ProviderUpdate, sync: Sync, admin: AdminUser, db: DB
 ) -> ProviderInfo:
-    """Change a provider added here; fields left out keep their value."""
+    """Change a provider added here; fields left out keep their value, as does an
+    empty key. A new endpoint, kind, key or headers are tested first (422
+    ``provider_test_failed`` unless ``force``)."""
     changes: dict[str, Any] = {
         field: getattr(body, field)
         for field in ("base_url", "api_key")
         if field in body.model_fields_set
     }
+    if changes.get("api_key") == "":
+        del changes["api_key"]  # blank keeps the stored key (it is write-only)
     info = await provider_admin.update_provider(
         db,
         sync,
         name,
         kind=body.kind,
         models=None if body.models is None else [m.model_dump() for m in body.models],
+        headers=body.headers,
+        force=body.force,
         **changes,
     )
     return ProviderInfo(**info)
@@ -166,7 +176,9 @@ async def delete_provider(name: str, sync: Sync, admin: AdminUser, db: DB) -> Re
 
 @router.post("/providers/test")
 async def test_provider(body: ProviderTest, sync: Sync, admin: AdminUser) -> ProviderTestResult:
-    found = await provider_admin.test_endpoint(sync, body.kind, body.base_url, body.api_key)
+    found = await provider_admin.test_endpoint(
+        sync, body.kind, body.base_url, body.api_key, body.headers
+    )
     return ProviderTestResult(ok=found.ok, models=found.models, error=found.error)
 
 

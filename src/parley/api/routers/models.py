@@ -40,7 +40,7 @@ async def list_models(sync: Sync, user: CurrentUser, db: DB) -> ModelList:
     models = await registry.list_models()
     preferred = await sync.default_model(db)
     return ModelList(
-        items=[model_out(m) for m in models],
-        default=await registry.default_ref(preferred),
+        items=[model_out(m) for m in models if m.offered_to(user.id)],
+        default=await registry.default_ref(preferred, user.id),
         local=local_status(registry),
     )

@@ -48,10 +48,12 @@ _COMPLETION_DOC: dict[int | str, dict[str, Any]] = {
 }
 
 
-async def _resolve(registry: ModelRegistry, name: str, preferred: str | None) -> ChatModel:
+async def _resolve(
+    registry: ModelRegistry, name: str, preferred: str | None, user_id: str | None = None
+) -> ChatModel:
     """A model by ref, by bare name when unambiguous, or ``parley``/``default``."""
     if name in ("parley", "default"):
-        ref = await registry.default_ref(preferred)
+        ref = await registry.default_ref(preferred, user_id)
         if ref is None:
             raise Problem(503, "No model is configured on this Parley server.", "no_model")
         return await registry.resolve(ref)
@@ -72,7 +74,8 @@ async def _resolve(registry: ModelRegistry, name: str, preferred: str | None) ->
 @router.get("/models")
 async def list_models(sync: Sync, principal: ApiKeyPrincipal, db: DB) -> OpenAIModelList:
     registry = await sync.ensure_fresh(db)
-    return model_list(await registry.list_models())
+    user_id = principal.user.id
+    return model_list([m for m in await registry.list_models() if m.offered_to(user_id)])
 
 
 def _provider_problem(exc: ProviderError) -> Problem:
@@ -103,7 +106,11 @@ async def chat_completions(
 ) -> Response:
     await loopshare.take_slice(start=True)  # admitting a stream is heavy: wait for a slice
     registry = await sync.ensure_fresh(db)
-    model = await _resolve(registry, body.model, await sync.default_model(db))
+    model = await _resolve(registry, body.model, await sync.default_model(db), principal.user.id)
+    if not model.info.offered_to(principal.user.id):
+        raise Problem(
+            404, f"Unknown model {body.model!r}; GET /v1/models lists them.", "model_not_found"
+        )
     await db.close()  # release the connection before the long stream
     request = chat_request(body)
     completion_id = "chatcmpl-" + uuid.uuid4().hex

@@ -20,6 +20,7 @@ import type {
   ModelList,
   Problem,
   ProviderCreate,
+  ProviderUpdate,
   ProviderInfo,
   ProviderList,
   ProviderTest,
@@ -318,6 +319,8 @@ export const admin = {
   providers: () => request<ProviderList>('/api/admin/providers'),
   addProvider: (body: ProviderCreate) =>
     request<ProviderInfo>('/api/admin/providers', { method: 'POST', body }),
+  updateProvider: (name: string, body: ProviderUpdate) =>
+    request<ProviderInfo>(`/api/admin/providers/${enc(name)}`, { method: 'PATCH', body }),
   deleteProvider: (name: string) => request<void>(`/api/admin/providers/${enc(name)}`, { method: 'DELETE' }),
   testProvider: (body: ProviderTest) =>
     request<ProviderTestResult>('/api/admin/providers/test', { method: 'POST', body }),

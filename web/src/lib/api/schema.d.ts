@@ -50,7 +50,10 @@ export interface paths {
         /** List Providers */
         get: operations["list_providers_api_admin_providers_get"];
         put?: never;
-        /** Add Provider */
+        /**
+         * Add Provider
+         * @description Tests the connection first: 422 ``provider_test_failed`` unless ``force``.
+         */
         post: operations["add_provider_api_admin_providers_post"];
         delete?: never;
         options?: never;
@@ -91,7 +94,9 @@ export interface paths {
         head?: never;
         /**
          * Update Provider
-         * @description Change a provider added here; fields left out keep their value.
+         * @description Change a provider added here; fields left out keep their value, as does an
+         *     empty key. A new endpoint, kind, key or headers are tested first (422
+         *     ``provider_test_failed`` unless ``force``).
          */
         patch: operations["update_provider_api_admin_providers__name__patch"];
         trace?: never;
@@ -330,7 +335,11 @@ export interface paths {
         get: operations["get_conversation_api_conversations__conversation_id__get"];
         put?: never;
         post?: never;
-        /** Delete Conversation */
+        /**
+         * Delete Conversation
+         * @description The conversation, its messages and what the features keep for it (attachments
+         *     with their bytes and vectors, code outputs, its kernel), at once.
+         */
         delete: operations["delete_conversation_api_conversations__conversation_id__delete"];
         options?: never;
         head?: never;
@@ -2044,13 +2053,28 @@ export interface components {
             /** Pinned */
             pinned?: boolean | null;
         };
-        /** ModelIn */
+        /**
+         * ModelIn
+         * @description One model's settings (Admin > Providers > Edit). Prices: USD per million tokens.
+         */
         ModelIn: {
+            /**
+             * Cached Input Price
+             * @default 0
+             */
+            cached_input_price?: number;
             /**
              * Context Window
              * @default 8192
              */
             context_window?: number;
+            /** Display Name */
+            display_name?: string | null;
+            /**
+             * Enabled
+             * @default true
+             */
+            enabled?: boolean;
             /**
              * Input Price
              * @default 0
@@ -2069,6 +2093,11 @@ export interface components {
              */
             output_price?: number;
             /**
+             * Supports Reasoning
+             * @default false
+             */
+            supports_reasoning?: boolean;
+            /**
              * Supports Tools
              * @default true
              */
@@ -2078,6 +2107,11 @@ export interface components {
              * @default false
              */
             supports_vision?: boolean;
+            /**
+             * Visible To
+             * @description user ids; null: every user
+             */
+            visible_to?: string[] | null;
         };
         /** ModelList */
         ModelList: {
@@ -2107,6 +2141,41 @@ export interface components {
             supports_tools: boolean;
             /** Supports Vision */
             supports_vision: boolean;
+        };
+        /**
+         * ModelSettings
+         * @description A model's effective settings: the admin's (``customized``), else what the
+         *     endpoint said, else the known-model table (``known``), else the defaults.
+         */
+        ModelSettings: {
+            /** Cached Input Price */
+            cached_input_price: number;
+            /** Context Window */
+            context_window: number;
+            /** Customized */
+            customized: boolean;
+            /** Display Name */
+            display_name: string | null;
+            /** Enabled */
+            enabled: boolean;
+            /** Input Price */
+            input_price: number;
+            /** Known */
+            known: boolean;
+            /** Max Output Tokens */
+            max_output_tokens: number;
+            /** Name */
+            name: string;
+            /** Output Price */
+            output_price: number;
+            /** Supports Reasoning */
+            supports_reasoning: boolean;
+            /** Supports Tools */
+            supports_tools: boolean;
+            /** Supports Vision */
+            supports_vision: boolean;
+            /** Visible To */
+            visible_to: string[] | null;
         };
         /** OpenAIModel */
         OpenAIModel: {
@@ -2240,6 +2309,16 @@ export interface components {
             /** Base Url */
             base_url?: string | null;
             /**
+             * Force
+             * @description save even when the connection test fails ('save anyway')
+             * @default false
+             */
+            force?: boolean;
+            /** Headers */
+            headers?: {
+                [key: string]: string;
+            };
+            /**
              * Kind
              * @default openai
              * @enum {string}
@@ -2261,8 +2340,15 @@ export interface components {
             editable: boolean;
             /** Has Key */
             has_key: boolean;
+            /**
+             * Header Names
+             * @description names only; values never leave the server
+             */
+            header_names: string[];
             /** Kind */
             kind: string;
+            /** Model Settings */
+            model_settings: components["schemas"]["ModelSettings"][];
             /** Models */
             models: string[];
             /** Name */
@@ -2284,6 +2370,10 @@ export interface components {
             api_key?: string | null;
             /** Base Url */
             base_url?: string | null;
+            /** Headers */
+            headers?: {
+                [key: string]: string;
+            };
             /**
              * Kind
              * @default openai
@@ -2302,13 +2392,25 @@ export interface components {
         };
         /**
          * ProviderUpdate
-         * @description Fields left out keep their value; ``api_key: null`` removes the stored key.
+         * @description Fields left out keep their value; ``api_key: null`` removes the stored key and
+         *     an empty ``api_key`` keeps it. ``headers`` replaces them all; a header sent with
+         *     an empty value keeps its stored value. ``models``: the per-model settings saved
+         *     (models not listed take the endpoint's and the known-model table's values).
          */
         ProviderUpdate: {
             /** Api Key */
             api_key?: string | null;
             /** Base Url */
             base_url?: string | null;
+            /**
+             * Force
+             * @default false
+             */
+            force?: boolean;
+            /** Headers */
+            headers?: {
+                [key: string]: string;
+            } | null;
             /** Kind */
             kind?: ("openai" | "anthropic") | null;
             /** Models */

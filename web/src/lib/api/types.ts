@@ -76,7 +76,10 @@ export type ProviderInfo = Schemas['ProviderInfo'];
 export type ProviderSource = ProviderInfo['source'];
 export type ProviderList = Schemas['ProviderList'];
 export type ProviderCreate = Schemas['ProviderCreate'];
+export type ProviderUpdate = Schemas['ProviderUpdate'];
 export type ProviderTest = Schemas['ProviderTest'];
+export type ModelSettings = Schemas['ModelSettings'];
+export type ModelIn = Schemas['ModelIn'];
 export type ProviderTestResult = Schemas['ProviderTestResult'];
 
 // ---- Files and knowledge ----
