@@ -4,6 +4,7 @@ tested with cgroups off in ``test_sandbox_cgroups.py``)."""
 
 from __future__ import annotations
 
+import io
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import replace
@@ -12,10 +13,10 @@ from typing import Any
 import pytest
 
 from conftest import MemorySink, Runner, require_cgroups
-from parley.cli import _doctor_sandbox
 from parley.config import load_settings
 from parley.sandbox import SandboxConfig, SandboxManager, cgroups, manager
 from parley.sandbox.cgroups import CgroupSupport
+from parley.terminal.doctor import Doctor, _check_sandbox
 
 pytestmark = pytest.mark.slow
 
@@ -57,29 +58,25 @@ def test_cgroups_turned_off_is_reported(sandbox_config: SandboxConfig, sink: Mem
     assert "PARLEY_SANDBOX_CGROUPS=false" in mgr.cgroup_status()
 
 
-def _doctor_lines(monkeypatch: pytest.MonkeyPatch, **settings: Any) -> list[tuple[bool, str]]:
-    lines: list[tuple[bool, str]] = []
-    monkeypatch.setattr(cgroups, "detect", lambda: NO_CGROUPS)
-    _doctor_sandbox(load_settings(**settings), lambda ok, what, fix="": lines.append((ok, what)))
-    return lines
+async def _doctor_output(monkeypatch: pytest.MonkeyPatch, cgroups_work: bool) -> str:
+    if not cgroups_work:
+        monkeypatch.setattr(cgroups, "detect", lambda: NO_CGROUPS)
+    out = io.StringIO()
+    await _check_sandbox(Doctor(out=out), load_settings(sandbox_bwrap="/usr/bin/bwrap"))
+    return out.getvalue()
 
 
-def test_doctor_says_when_cgroups_are_unavailable(monkeypatch: pytest.MonkeyPatch) -> None:
-    lines = _doctor_lines(monkeypatch, sandbox_bwrap="/usr/bin/bwrap")
-    (ok, what) = next(line for line in lines if "whole sandbox" in line[1])
-    assert not ok
-    assert "cgroups unavailable: cannot create a cgroup" in what
-    assert "falling back to per-process limits" in what
-    assert (True, "sandbox seccomp filter: builds") in lines
+async def test_doctor_says_when_cgroups_are_unavailable(monkeypatch: pytest.MonkeyPatch) -> None:
+    text = await _doctor_output(monkeypatch, cgroups_work=False)
+    assert "sandbox limits per process only" in text
+    assert "cannot create a cgroup" in text
+    assert "sandbox seccomp filter: builds" in text
 
 
-def test_doctor_with_cgroups(monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_doctor_with_cgroups(monkeypatch: pytest.MonkeyPatch) -> None:
     require_cgroups()
-    lines: list[tuple[bool, str]] = []
-    settings = load_settings(sandbox_bwrap="/usr/bin/bwrap")
-    _doctor_sandbox(settings, lambda ok, what, fix="": lines.append((ok, what)))
-    (ok, what) = next(line for line in lines if "whole sandbox" in line[1])
-    assert ok and "cgroup v" in what, what
+    text = await _doctor_output(monkeypatch, cgroups_work=True)
+    assert "sandbox limits for the whole sandbox: cgroup v" in text, text
 
 
 async def test_start_warns_without_cgroups(
