@@ -1,0 +1,230 @@
+"""A running turn's events, kept so a client can reattach: replay, then the live tail.
+
+Every item a turn produces (``TurnItem``: the engine's events, the ``Final``
+record, the ``TitleMade`` after it) is *published* once, by the turn's background
+task, into the turn's log under its assistant message id, and gets a sequence
+number (1, 2, 3...: the SSE ``id:`` of the frame it becomes). Every reader, the
+request that started the turn included, is a *subscriber* from a sequence number:
+``subscribe(message_id, after=n)`` yields ``(seq, item)`` for every item after
+``n`` still kept, then the live items as they come, and ends when the turn ends.
+So a page that reloads, a second tab, or a reader whose network dropped gets the
+events it missed (``Last-Event-ID``) and then the tail, exactly once each.
+
+Bounds: a log keeps its newest ``max_events`` items; a subscriber asking for
+items already dropped first gets a ``Resync`` (the answer so far, from the
+turn's own state, as of the newest kept item) and then the items after it. A
+finished turn's log stays ``linger_s`` seconds, then goes; after that (or on
+another worker) ``subscribe`` answers None and the caller falls back to the
+stored message. Per published item the cost is one list append and, only when
+subscribers are waiting, waking them (no copy of what was kept); the list is
+trimmed by halves, so an append stays O(1) amortized and a read by sequence
+number is one index.
+
+``TurnEvents`` is the protocol; ``MemoryTurnEvents`` keeps the logs in this
+process (one worker). How a Redis stream would implement it, for several
+workers: ``open`` is nothing (or ``XADD`` of a start marker with ``MAXLEN ~
+max_events``), ``publish`` is ``XADD parley:turn:<message_id> MAXLEN ~ max_events
+* seq <item as JSON>`` with the sequence number as the entry id (``0-<seq>``),
+``subscribe(after=n)`` is ``XRANGE`` from ``0-<n+1>`` then ``XREAD BLOCK`` from the
+last id seen (a first kept id above ``n+1`` means a gap: ``Resync`` from a
+snapshot the turn ``SET``s beside the stream each time it trims), ``close`` is an
+``XADD`` of the end marker plus ``EXPIRE linger_s``. Items would be serialized
+(``Final`` as its message id: the reader loads the stored row), which is why
+the HTTP layer frames items and this module never sees bytes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from parley.messages import Source, ToolStep
+
+__all__ = ["MemoryTurnEvents", "Resync", "TitleMade", "TurnEvents", "TurnLog"]
+
+
+@dataclass(slots=True)
+class TitleMade:
+    """The conversation got an automatic title (published after ``Final``)."""
+
+    conversation_id: str
+    title: str
+
+
+@dataclass(slots=True)
+class Resync:
+    """The answer so far, for a subscriber whose missed items were dropped: replace
+    what it shows with this, then the items after ``seq`` follow."""
+
+    seq: int
+    content: str
+    reasoning: str
+    steps: list[ToolStep] = field(default_factory=list)
+    sources: list[Source] = field(default_factory=list)
+
+
+Snapshot = Callable[[int], Resync]
+"""The turn's state as of sequence number ``seq`` (its recorder's text, steps...)."""
+
+
+class TurnLog:
+    """One turn's items: ``items[i]`` has sequence number ``first + i``."""
+
+    __slots__ = (
+        "_handle",
+        "_waiters",
+        "closed",
+        "conversation_id",
+        "first",
+        "items",
+        "max_events",
+        "message_id",
+        "snapshot",
+    )
+
+    def __init__(
+        self, message_id: str, conversation_id: str, max_events: int, snapshot: Snapshot | None
+    ) -> None:
+        self.message_id = message_id
+        self.conversation_id = conversation_id
+        self.max_events = max(1, max_events)
+        self.snapshot = snapshot
+        self.items: list[Any] = []
+        self.first = 1  # sequence number of items[0]
+        self.closed = False
+        self._waiters: list[asyncio.Future[None]] = []
+        self._handle: asyncio.TimerHandle | None = None
+
+    @property
+    def last(self) -> int:
+        """Sequence number of the newest item (0 before the first)."""
+        return self.first + len(self.items) - 1
+
+    def publish(self, item: Any) -> int:
+        items = self.items
+        items.append(item)
+        if len(items) >= 2 * self.max_events:  # trim by halves: O(1) amortized
+            drop = len(items) - self.max_events
+            del items[:drop]
+            self.first += drop
+        if self._waiters:
+            self._wake()
+        return self.first + len(items) - 1
+
+    def close(self) -> None:
+        self.closed = True
+        self._wake()
+
+    def _wake(self) -> None:
+        waiters, self._waiters = self._waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def oldest_kept(self) -> int:
+        """The oldest sequence number a subscriber is promised (``max_events`` newest)."""
+        return max(self.first, self.last - self.max_events + 1)
+
+    async def follow(self, after: int) -> AsyncIterator[tuple[int, Any]]:
+        """``(seq, item)`` after ``after``, then the live ones until the turn ends."""
+        cursor = after + 1
+        if cursor < self.oldest_kept() and self.last >= cursor:
+            # The items the subscriber missed are gone: the state so far, then the rest.
+            if self.snapshot is not None:
+                head = self.last
+                yield head, self.snapshot(head)
+                cursor = head + 1
+            else:  # the turn has ended: what is kept ends with ``Final``, the whole answer
+                cursor = self.oldest_kept()
+        while True:
+            items = self.items
+            while cursor <= self.first + len(items) - 1:
+                yield cursor, items[cursor - self.first]
+                cursor += 1
+                items = self.items
+            if self.closed:
+                return
+            waiter = asyncio.get_running_loop().create_future()
+            self._waiters.append(waiter)
+            await waiter
+
+
+class TurnEvents(Protocol):
+    """Where a turn's items are kept while it runs and a little after it ends."""
+
+    def open(
+        self, message_id: str, conversation_id: str, snapshot: Snapshot | None = None
+    ) -> TurnLog:
+        """Start the log of the turn answering ``message_id`` (its assistant message)."""
+        ...
+
+    def close(self, message_id: str) -> None:
+        """The turn ended (its last item was published); the log lingers, then goes."""
+        ...
+
+    def subscribe(
+        self, message_id: str, after: int = 0
+    ) -> tuple[str, AsyncIterator[tuple[int, Any]]] | None:
+        """``(conversation_id, items after ``after`` then the live tail)``, or None when
+        no log of that turn is kept here (finished long ago, or another worker's)."""
+        ...
+
+    def clear(self) -> None:
+        """Shutting down: end every log (their readers finish) and forget them."""
+        ...
+
+
+class MemoryTurnEvents:
+    """The logs of this process's turns, in memory (one worker)."""
+
+    def __init__(self, *, max_events: int = 10_000, linger_s: float = 60.0) -> None:
+        self.max_events = max_events
+        self.linger_s = linger_s
+        self._logs: dict[str, TurnLog] = {}
+
+    def __len__(self) -> int:
+        return len(self._logs)
+
+    def open(
+        self, message_id: str, conversation_id: str, snapshot: Snapshot | None = None
+    ) -> TurnLog:
+        log = TurnLog(message_id, conversation_id, self.max_events, snapshot)
+        self._logs[message_id] = log
+        return log
+
+    def close(self, message_id: str) -> None:
+        log = self._logs.get(message_id)
+        if log is None:
+            return
+        log.close()
+        log.snapshot = None  # the turn's recorder is not kept alive by the log
+        if self.linger_s <= 0:
+            self._drop(message_id, log)
+        else:
+            log._handle = asyncio.get_running_loop().call_later(
+                self.linger_s, self._drop, message_id, log
+            )
+
+    def _drop(self, message_id: str, log: TurnLog) -> None:
+        if self._logs.get(message_id) is log:
+            del self._logs[message_id]
+
+    def get(self, message_id: str) -> TurnLog | None:
+        return self._logs.get(message_id)
+
+    def subscribe(
+        self, message_id: str, after: int = 0
+    ) -> tuple[str, AsyncIterator[tuple[int, Any]]] | None:
+        log = self._logs.get(message_id)
+        if log is None:
+            return None
+        return log.conversation_id, log.follow(after)
+
+    def clear(self) -> None:
+        for log in self._logs.values():
+            if log._handle is not None:
+                log._handle.cancel()
+            log.close()
+        self._logs.clear()
