@@ -7,7 +7,7 @@ shortcut that skips ``asdict``. Final records are expanded to message objects.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import asdict
 from typing import Any
 
@@ -49,11 +49,15 @@ def done_payload(
 
 
 async def turn_stream(
-    start: dict[str, Any] | None, events: AsyncIterator[tuple[int, TurnItem]]
+    start: dict[str, Any] | None,
+    events: AsyncIterator[tuple[int, TurnItem]],
+    stored: Callable[[], Awaitable[dict[str, Any] | None]] | None = None,
 ) -> AsyncIterator[bytes]:
     """Frame a turn's items, each with its sequence number as the SSE ``id``
     (``start`` is 0). A reader reattaching with ``Last-Event-ID`` gets the same
-    frames with the same ids (``start=None`` then: it has it already)."""
+    frames with the same ids (``start=None`` then: it has it already); when what it
+    missed holds no ``done`` (it had seen it), ``stored`` gives the ``done`` payload
+    from the stored message, so every stream ends with one."""
     if start is not None:
         yield frame("start", start, 0)
     done: dict[str, Any] | None = None
@@ -83,15 +87,20 @@ async def turn_stream(
             done = {"finish_reason": item.finish_reason, "usage": asdict(item.usage)}
             continue
         if isinstance(item, Resync):
-            payload = {
+            state: dict[str, Any] = {
                 "content": item.content,
                 "reasoning": item.reasoning,
                 "steps": item.steps,
                 "sources": item.sources,
             }
-            yield frame("resync", payload, seq)
+            yield frame("resync", state, seq)
             continue
         yield encode(item, seq)
+    if not sent_done and stored is not None:
+        payload = await stored()
+        if payload is not None:
+            yield frame("done", payload)
+            return
     if not sent_done:
         # The record could not be stored; the stream still ends with `done`.
         yield frame(

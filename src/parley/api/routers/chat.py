@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Response
 from starlette.responses import StreamingResponse
@@ -194,7 +194,16 @@ async def reattach(
                 assistant_message=answer,
             ).model_dump(mode="json")
     await db.close()
-    return sse_response(turn_stream(start, found[1]))
+
+    async def stored() -> dict[str, Any] | None:
+        async with turns.db.session() as session:
+            mine = ConversationStore(session, user.id)
+            row = await mine.get_message(message_id)
+            if row is None:
+                return None
+            return done_payload(row, (await mine.siblings_map([row])).get(row.id), None)
+
+    return sse_response(turn_stream(start, found[1], stored))
 
 
 @router.post("/{conversation_id}/stop", status_code=204)
