@@ -10,6 +10,7 @@ renames or retypes fails here, not in the browser.
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -240,7 +241,7 @@ async def test_every_event_the_encoder_writes_matches_its_model() -> None:
     names = [name for name, _ in sent]
     # every frame has an id (start 0), increasing: a reader reattaches from the last one
     assert ids[0] == 0 and all(
-        b is not None and a is not None and b > a for a, b in zip(ids, ids[1:])
+        b is not None and a is not None and b > a for a, b in itertools.pairwise(ids)
     )
     assert names[0] == "start" and names[-2:] == ["done", "title"]
     assert set(names) == set(STREAM_EVENTS), "an event is sent but not declared, or the reverse"
