@@ -181,7 +181,12 @@ async def test_a_finished_turn_answers_its_final_state(client: Client, user: Any
     assert r.status_code == 422 and r.json()["code"] == "bad_event_id"
 
 
-@pytest.mark.parametrize("overrides", [{"stream_replay_linger_s": 0}], indirect=True)
+@pytest.mark.parametrize(
+    "overrides",
+    [{"stream_replay_linger_s": 0}, {"stream_replay_events": 0}],  # gone, or never kept
+    indirect=True,
+    ids=["gone", "off"],
+)
 async def test_after_the_log_is_gone_the_stored_message_is_the_answer(
     client: Client, user: Any, scripted: ScriptedModel
 ) -> None:

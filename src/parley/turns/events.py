@@ -36,13 +36,22 @@ the HTTP layer frames items and this module never sees bytes.
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from parley.messages import Source, ToolStep
 
-__all__ = ["MemoryTurnEvents", "Resync", "TitleMade", "TurnEvents", "TurnLog"]
+__all__ = [
+    "LiveTurnEvents",
+    "MemoryTurnEvents",
+    "Resync",
+    "TitleMade",
+    "TurnEvents",
+    "TurnLog",
+    "make_turn_events",
+]
 
 
 @dataclass(slots=True)
@@ -228,3 +237,80 @@ class MemoryTurnEvents:
                 log._handle.cancel()
             log.close()
         self._logs.clear()
+
+
+class _LiveLog(TurnLog):
+    """A turn's items for its one live reader, each dropped once read."""
+
+    __slots__ = ("_next", "_queue")
+
+    def __init__(self, message_id: str, conversation_id: str) -> None:
+        super().__init__(message_id, conversation_id, 1, None)
+        self._queue: deque[Any] = deque()
+        self._next = 1
+
+    def publish(self, item: Any) -> int:
+        self._queue.append(item)
+        seq = self._next
+        self._next = seq + 1
+        if self._waiters:
+            self._wake()
+        return seq
+
+    async def follow(self, after: int) -> AsyncIterator[tuple[int, Any]]:
+        queue = self._queue
+        cursor = after
+        while True:
+            while queue:
+                cursor += 1
+                yield cursor, queue.popleft()
+            if self.closed:
+                return
+            waiter = asyncio.get_running_loop().create_future()
+            self._waiters.append(waiter)
+            await waiter
+
+
+class LiveTurnEvents:
+    """Keeps nothing (``stream_replay_events = 0``): the request that started a turn
+    reads it live; a reader that comes back gets the stored message (``subscribe``
+    answers None). The cost of the relay without the buffer, for comparison."""
+
+    def __init__(self) -> None:
+        self._logs: dict[str, _LiveLog] = {}
+        self._unread: set[str] = set()  # logs whose one reader has not come yet
+
+    def open(
+        self, message_id: str, conversation_id: str, snapshot: Snapshot | None = None
+    ) -> TurnLog:
+        log = self._logs[message_id] = _LiveLog(message_id, conversation_id)
+        self._unread.add(message_id)
+        return log
+
+    def close(self, message_id: str) -> None:
+        log = self._logs.pop(message_id, None)
+        self._unread.discard(message_id)
+        if log is not None:
+            log.close()
+
+    def subscribe(
+        self, message_id: str, after: int = 0
+    ) -> tuple[str, AsyncIterator[tuple[int, Any]]] | None:
+        log = self._logs.get(message_id)
+        if log is None or message_id not in self._unread:  # its one reader has it
+            return None
+        self._unread.discard(message_id)
+        return log.conversation_id, log.follow(after)
+
+    def clear(self) -> None:
+        for log in self._logs.values():
+            log.close()
+        self._logs.clear()
+        self._unread.clear()
+
+
+def make_turn_events(max_events: int, linger_s: float) -> TurnEvents:
+    """The turn events of this worker: in memory, or live only when ``max_events`` is 0."""
+    if max_events <= 0:
+        return LiveTurnEvents()
+    return MemoryTurnEvents(max_events=max_events, linger_s=linger_s)

@@ -52,7 +52,7 @@ from parley.storage.tables import Message as MessageRow
 from parley.timezones import zone_or_utc
 from parley.tools import ToolContext, ToolRegistry
 from parley.turns.control import GenerationControl, StopSignal, owner, owner_of
-from parley.turns.events import MemoryTurnEvents, Resync, TitleMade, TurnEvents, TurnLog
+from parley.turns.events import Resync, TitleMade, TurnEvents, TurnLog, make_turn_events
 from parley.turns.history import history_from_rows, history_limit, split_summarized
 from parley.turns.hooks import (
     TOOL_CONFIRMER,
@@ -120,8 +120,8 @@ class TurnService:
         self.tools = tools
         self.services = services or Services()
         # Every turn's items, kept for readers that reattach (``turns/events.py``).
-        self.events: TurnEvents = events or MemoryTurnEvents(
-            max_events=settings.stream_replay_events, linger_s=settings.stream_replay_linger_s
+        self.events: TurnEvents = events or make_turn_events(
+            settings.stream_replay_events, settings.stream_replay_linger_s
         )
         # Features add to these at start-up through the seam (parley.seam).
         self.context_sources: list[ContextSource] = []
