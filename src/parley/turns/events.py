@@ -39,7 +39,7 @@ import asyncio
 from collections import deque
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from parley.messages import Source, ToolStep
 
@@ -47,6 +47,7 @@ __all__ = [
     "LiveTurnEvents",
     "MemoryTurnEvents",
     "Resync",
+    "Subscription",
     "TitleMade",
     "TurnEvents",
     "TurnLog",
@@ -74,6 +75,14 @@ class Resync:
     sources: list[Source] = field(default_factory=list)
 
 
+class Subscription(NamedTuple):
+    """A reader's place in a turn: ``items`` yields ``(seq, item)`` until the turn ends."""
+
+    conversation_id: str
+    items: AsyncIterator[tuple[int, Any]]
+    user_id: str = ""  # whose turn (a reader of another user gets nothing)
+
+
 Snapshot = Callable[[int], Resync]
 """The turn's state as of sequence number ``seq`` (its recorder's text, steps...)."""
 
@@ -91,13 +100,20 @@ class TurnLog:
         "max_events",
         "message_id",
         "snapshot",
+        "user_id",
     )
 
     def __init__(
-        self, message_id: str, conversation_id: str, max_events: int, snapshot: Snapshot | None
+        self,
+        message_id: str,
+        conversation_id: str,
+        max_events: int,
+        snapshot: Snapshot | None,
+        user_id: str = "",
     ) -> None:
         self.message_id = message_id
         self.conversation_id = conversation_id
+        self.user_id = user_id
         self.max_events = max(1, max_events)
         self.snapshot = snapshot
         self.items: list[Any] = []
@@ -164,7 +180,12 @@ class TurnEvents(Protocol):
     """Where a turn's items are kept while it runs and a little after it ends."""
 
     def open(
-        self, message_id: str, conversation_id: str, snapshot: Snapshot | None = None
+        self,
+        message_id: str,
+        conversation_id: str,
+        snapshot: Snapshot | None = None,
+        *,
+        user_id: str = "",
     ) -> TurnLog:
         """Start the log of the turn answering ``message_id`` (its assistant message)."""
         ...
@@ -173,11 +194,10 @@ class TurnEvents(Protocol):
         """The turn ended (its last item was published); the log lingers, then goes."""
         ...
 
-    def subscribe(
-        self, message_id: str, after: int = 0
-    ) -> tuple[str, AsyncIterator[tuple[int, Any]]] | None:
-        """``(conversation_id, items after ``after`` then the live tail)``, or None when
-        no log of that turn is kept here (finished long ago, or another worker's)."""
+    def subscribe(self, message_id: str, after: int = 0) -> Subscription | None:
+        """The items after ``after``, then the live tail (with the turn's conversation
+        and user, for the caller to check), or None when no log of that turn is kept
+        here (finished long ago, or another worker's)."""
         ...
 
     def clear(self) -> None:
@@ -197,9 +217,14 @@ class MemoryTurnEvents:
         return len(self._logs)
 
     def open(
-        self, message_id: str, conversation_id: str, snapshot: Snapshot | None = None
+        self,
+        message_id: str,
+        conversation_id: str,
+        snapshot: Snapshot | None = None,
+        *,
+        user_id: str = "",
     ) -> TurnLog:
-        log = TurnLog(message_id, conversation_id, self.max_events, snapshot)
+        log = TurnLog(message_id, conversation_id, self.max_events, snapshot, user_id)
         self._logs[message_id] = log
         return log
 
@@ -223,13 +248,11 @@ class MemoryTurnEvents:
     def get(self, message_id: str) -> TurnLog | None:
         return self._logs.get(message_id)
 
-    def subscribe(
-        self, message_id: str, after: int = 0
-    ) -> tuple[str, AsyncIterator[tuple[int, Any]]] | None:
+    def subscribe(self, message_id: str, after: int = 0) -> Subscription | None:
         log = self._logs.get(message_id)
         if log is None:
             return None
-        return log.conversation_id, log.follow(after)
+        return Subscription(log.conversation_id, log.follow(after), log.user_id)
 
     def clear(self) -> None:
         for log in self._logs.values():
@@ -244,8 +267,8 @@ class _LiveLog(TurnLog):
 
     __slots__ = ("_next", "_queue")
 
-    def __init__(self, message_id: str, conversation_id: str) -> None:
-        super().__init__(message_id, conversation_id, 1, None)
+    def __init__(self, message_id: str, conversation_id: str, user_id: str) -> None:
+        super().__init__(message_id, conversation_id, 1, None, user_id)
         self._queue: deque[Any] = deque()
         self._next = 1
 
@@ -281,9 +304,14 @@ class LiveTurnEvents:
         self._unread: set[str] = set()  # logs whose one reader has not come yet
 
     def open(
-        self, message_id: str, conversation_id: str, snapshot: Snapshot | None = None
+        self,
+        message_id: str,
+        conversation_id: str,
+        snapshot: Snapshot | None = None,
+        *,
+        user_id: str = "",
     ) -> TurnLog:
-        log = self._logs[message_id] = _LiveLog(message_id, conversation_id)
+        log = self._logs[message_id] = _LiveLog(message_id, conversation_id, user_id)
         self._unread.add(message_id)
         return log
 
@@ -293,14 +321,12 @@ class LiveTurnEvents:
         if log is not None:
             log.close()
 
-    def subscribe(
-        self, message_id: str, after: int = 0
-    ) -> tuple[str, AsyncIterator[tuple[int, Any]]] | None:
+    def subscribe(self, message_id: str, after: int = 0) -> Subscription | None:
         log = self._logs.get(message_id)
         if log is None or message_id not in self._unread:  # its one reader has it
             return None
         self._unread.discard(message_id)
-        return log.conversation_id, log.follow(after)
+        return Subscription(log.conversation_id, log.follow(after), log.user_id)
 
     def clear(self) -> None:
         for log in self._logs.values():

@@ -52,7 +52,14 @@ from parley.storage.tables import Message as MessageRow
 from parley.timezones import zone_or_utc
 from parley.tools import ToolContext, ToolRegistry
 from parley.turns.control import GenerationControl, StopSignal, owner, owner_of
-from parley.turns.events import Resync, TitleMade, TurnEvents, TurnLog, make_turn_events
+from parley.turns.events import (
+    Resync,
+    Subscription,
+    TitleMade,
+    TurnEvents,
+    TurnLog,
+    make_turn_events,
+)
 from parley.turns.history import history_from_rows, history_limit, split_summarized
 from parley.turns.hooks import (
     TOOL_CONFIRMER,
@@ -313,18 +320,19 @@ class TurnService:
             flush_interval_s=self.settings.flush_interval_s,
         )
         message_id = turn.assistant_message.id
-        log = self.events.open(message_id, turn.conversation_id, recorder.snapshot)
+        log = self.events.open(
+            message_id, turn.conversation_id, recorder.snapshot, user_id=turn.user_id
+        )
         subscription = self.events.subscribe(message_id)
         assert subscription is not None
         self._spawn(self._run(turn, recorder, log))
-        return subscription[1]
+        return subscription.items
 
-    def subscribe(
-        self, message_id: str, after: int = 0
-    ) -> tuple[str, AsyncIterator[tuple[int, TurnItem]]] | None:
+    def subscribe(self, message_id: str, after: int = 0) -> Subscription | None:
         """Reattach to the running (or just finished) turn answering ``message_id``:
-        ``(conversation_id, its items after ``after``, then the live tail)``, or None
-        when this worker keeps none (then the stored message is the answer)."""
+        its items after ``after``, then the live tail (with its conversation and user:
+        the caller checks them), or None when this worker keeps none (then the stored
+        message is the answer)."""
         return self.events.subscribe(message_id, after)
 
     def _spawn(self, coro: Any, user_id: str | None = None) -> None:

@@ -169,15 +169,31 @@ async def reattach(
     ``Last-Event-ID`` (header or query), then the live ones, ending like the stream
     that started the turn; a finished turn (or one on another worker) answers its
     stored message as one ``done``."""
+    seen = _last_seen(last_event_id, after)
+    found = turns.subscribe(message_id, seen or 0)
+    if found is not None and (found.user_id, found.conversation_id) != (user.id, conversation_id):
+        found = None  # not this reader's: answered below as any unknown message is
+
+    async def stored() -> dict[str, Any] | None:
+        async with turns.db.session() as session:
+            mine = ConversationStore(session, user.id)
+            row = await mine.get_message(message_id)
+            if row is None:
+                return None
+            return done_payload(row, (await mine.siblings_map([row])).get(row.id), None)
+
+    if found is not None and seen is not None:
+        # The user's own live turn, and a reader that has its start: replay at once,
+        # without reading the database first.
+        await db.close()
+        return sse_response(turn_stream(None, found.items, stored))
     store = ConversationStore(db, user.id)
     if await store.get(conversation_id) is None:
         raise not_found("conversation")
     message = await store.get_message(message_id)
     if message is None or message.conversation_id != conversation_id or message.role != "assistant":
         raise not_found("message")
-    seen = _last_seen(last_event_id, after)
-    found = turns.subscribe(message_id, seen or 0)
-    if found is None or found[0] != conversation_id:
+    if found is None:
         siblings = (await store.siblings_map([message])).get(message.id)
         body = frame("done", done_payload(message, siblings, None))
         await db.close()
@@ -194,16 +210,7 @@ async def reattach(
                 assistant_message=answer,
             ).model_dump(mode="json")
     await db.close()
-
-    async def stored() -> dict[str, Any] | None:
-        async with turns.db.session() as session:
-            mine = ConversationStore(session, user.id)
-            row = await mine.get_message(message_id)
-            if row is None:
-                return None
-            return done_payload(row, (await mine.siblings_map([row])).get(row.id), None)
-
-    return sse_response(turn_stream(start, found[1], stored))
+    return sse_response(turn_stream(start, found.items, stored))
 
 
 @router.post("/{conversation_id}/stop", status_code=204)
