@@ -25,6 +25,7 @@ Phases:
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import statistics
 import time
@@ -40,6 +41,7 @@ from bench.common import (
     Table,
     create_api_key,
     fmt,
+    own_core,
     pct,
     start_parley,
     start_upstream,
@@ -358,7 +360,12 @@ def run(quick: bool = False) -> Table:
         key, bare_key = create_api_key(parley.url), create_api_key(bare.url)
 
         async def measure() -> None:
-            rec = await reconnect_phase(parley, upstream, key, p, table)
+            # Parley on a CPU of its own, the rest on the other (as relay's TTFT rows):
+            # on 2 shared cores a latency is otherwise mostly who the OS lets run.
+            with own_core(parley.pid, [upstream.pid, bare.pid, os.getpid()]) as pinned:
+                rec = await reconnect_phase(parley, upstream, key, p, table)
+            if pinned:
+                table.notes.append("reattach rows: Parley pinned to one CPU, the rest to the other")
             errors = await cost_phase(_native(parley, key), _native(bare, bare_key), p, table)
             table.add("errors (per-token phase)", fmt(len(errors)), "-", "0", not errors)
             if rec.errors or errors:
