@@ -296,6 +296,11 @@ def test_the_chat_routes_declare_the_stream_events(openapi: dict[str, Any]) -> N
         assert content == {
             "text/event-stream": {"schema": {"$ref": "#/components/schemas/ChatStreamEvent"}}
         }, path
+    reattach = "/api/conversations/{conversation_id}/messages/{message_id}/events"
+    content = openapi["paths"][reattach]["get"]["responses"]["200"]["content"]
+    assert content == {
+        "text/event-stream": {"schema": {"$ref": "#/components/schemas/ChatStreamEvent"}}
+    }
     union = schemas["ChatStreamEvent"]
     mapping = union["discriminator"]["mapping"]
     assert set(mapping) == set(STREAM_EVENTS)
