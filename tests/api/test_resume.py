@@ -301,3 +301,24 @@ async def test_the_log_replays_from_any_id_and_trims_by_halves() -> None:
     assert events.subscribe("m1") is not None  # lingers
     events.clear()
     assert events.subscribe("m1") is None
+
+
+async def test_a_reader_that_falls_behind_while_reading_resyncs() -> None:
+    """Items dropped while a reader was suspended (a slow client): it gets the state
+    so far, never an item by a wrong index."""
+    events = MemoryTurnEvents(max_events=3, linger_s=0)
+    log = events.open("m1", "c1", snapshot=lambda seq: Resync(seq, f"upto{seq}", ""))
+    for i in range(1, 3):
+        log.publish(f"e{i}")
+    found = events.subscribe("m1", 0)
+    assert found is not None
+    reader = found.items
+    assert await reader.__anext__() == (1, "e1")
+    for i in range(3, 20):  # published while the reader is away: trimmed past it
+        log.publish(f"e{i}")
+    seq, item = await reader.__anext__()
+    assert isinstance(item, Resync) and (seq, item.content) == (19, "upto19")
+    log.publish("e20")
+    assert await reader.__anext__() == (20, "e20")
+    events.close("m1")
+    assert [x async for x in reader] == []

@@ -92,6 +92,7 @@ class TurnLog:
 
     __slots__ = (
         "_handle",
+        "_limit",
         "_waiters",
         "closed",
         "conversation_id",
@@ -115,6 +116,7 @@ class TurnLog:
         self.conversation_id = conversation_id
         self.user_id = user_id
         self.max_events = max(1, max_events)
+        self._limit = 2 * self.max_events  # trimmed back to ``max_events`` when reached
         self.snapshot = snapshot
         self.items: list[Any] = []
         self.first = 1  # sequence number of items[0]
@@ -130,13 +132,15 @@ class TurnLog:
     def publish(self, item: Any) -> int:
         items = self.items
         items.append(item)
-        if len(items) >= 2 * self.max_events:  # trim by halves: O(1) amortized
-            drop = len(items) - self.max_events
+        n = len(items)
+        if n >= self._limit:  # trim by halves: O(1) amortized
+            drop = n - self.max_events
             del items[:drop]
             self.first += drop
+            n -= drop
         if self._waiters:
             self._wake()
-        return self.first + len(items) - 1
+        return self.first + n - 1
 
     def close(self) -> None:
         self.closed = True
@@ -153,22 +157,30 @@ class TurnLog:
         return max(self.first, self.last - self.max_events + 1)
 
     async def follow(self, after: int) -> AsyncIterator[tuple[int, Any]]:
-        """``(seq, item)`` after ``after``, then the live ones until the turn ends."""
+        """``(seq, item)`` after ``after``, then the live ones until the turn ends.
+
+        A reader behind the kept items (it asked for dropped ones, or read so slowly
+        that they were dropped meanwhile) gets a ``Resync`` as of the newest item and
+        goes on after it; once the turn has ended (no snapshot any more) it gets what
+        is kept, which ends with ``Final``: the whole stored answer."""
         cursor = after + 1
-        if cursor < self.oldest_kept() and self.last >= cursor:
-            # The items the subscriber missed are gone: the state so far, then the rest.
-            if self.snapshot is not None:
-                head = self.last
-                yield head, self.snapshot(head)
-                cursor = head + 1
-            else:  # the turn has ended: what is kept ends with ``Final``, the whole answer
-                cursor = self.oldest_kept()
+        items = self.items  # the same list for the log's life (trimmed in place)
         while True:
-            items = self.items
-            while cursor <= self.first + len(items) - 1:
-                yield cursor, items[cursor - self.first]
+            index = cursor - self.first  # ``first`` moves when the list is trimmed
+            if index < 0 or (cursor < self.oldest_kept() and index < len(items)):
+                if self.snapshot is not None:
+                    head = self.last
+                    yield head, self.snapshot(head)
+                    cursor = head + 1
+                else:
+                    cursor = self.oldest_kept()
+                index = cursor - self.first
+            while 0 <= index < len(items):
+                yield cursor, items[index]
                 cursor += 1
-                items = self.items
+                index = cursor - self.first
+            if index < 0:
+                continue  # dropped while this reader was away
             if self.closed:
                 return
             waiter = asyncio.get_running_loop().create_future()

@@ -170,6 +170,10 @@ class Chat {
       if (e instanceof DOMException && e.name === 'AbortError') {
         this.failLocal('Stopped.', 'cancelled');
         final = null;
+      } else {
+        // Unreachable for now: show what arrived as failed; the re-read below brings
+        // the answer back live if the server is still writing it.
+        this.failLocal(errorMessage(e));
       }
     } finally {
       if (this.controller === controller) {
