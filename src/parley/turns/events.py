@@ -21,16 +21,20 @@ trimmed by halves, so an append stays O(1) amortized and a read by sequence
 number is one index.
 
 ``TurnEvents`` is the protocol; ``MemoryTurnEvents`` keeps the logs in this
-process (one worker). How a Redis stream would implement it, for several
-workers: ``open`` is nothing (or ``XADD`` of a start marker with ``MAXLEN ~
-max_events``), ``publish`` is ``XADD parley:turn:<message_id> MAXLEN ~ max_events
-* seq <item as JSON>`` with the sequence number as the entry id (``0-<seq>``),
-``subscribe(after=n)`` is ``XRANGE`` from ``0-<n+1>`` then ``XREAD BLOCK`` from the
-last id seen (a first kept id above ``n+1`` means a gap: ``Resync`` from a
-snapshot the turn ``SET``s beside the stream each time it trims), ``close`` is an
-``XADD`` of the end marker plus ``EXPIRE linger_s``. Items would be serialized
-(``Final`` as its message id: the reader loads the stored row), which is why
-the HTTP layer frames items and this module never sees bytes.
+process (one worker); ``LiveTurnEvents`` keeps nothing (``stream_replay_events =
+0``: the turn's own request reads it, nobody can reattach). How a Redis stream
+would implement the protocol, for several workers: ``open`` writes a small hash
+``parley:turn:<message_id>:meta`` (conversation, user: what ``Subscription``
+carries); ``publish`` is ``XADD parley:turn:<message_id> MAXLEN ~ <max_events>
+0-<seq> <item as JSON>`` (the sequence number as the entry id; pipelined per loop
+iteration so a token stays an append); ``subscribe(after=n)`` is ``XRANGE
+parley:turn:<message_id> (0-<n> +`` then ``XREAD BLOCK`` from the last id seen, a
+first id above ``n + 1`` meaning a gap (``Resync`` from a snapshot of the recorder
+the turn ``SET``s beside the stream when it trims, or the stored message);
+``close`` is an ``XADD`` of an end marker plus ``EXPIRE <linger_s>`` on both keys.
+Items would be serialized (``Final`` as its message id: the reader loads the
+stored row), which is why the HTTP layer frames items and this module never sees
+bytes.
 """
 
 from __future__ import annotations
