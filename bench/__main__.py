@@ -1,4 +1,4 @@
-"""``python -m bench [relay|litellm|storage|startup|local|web ...] [--quick]``.
+"""``python -m bench [relay|litellm|storage|startup|local|web|resume ...] [--quick]``.
 
 Runs the named benchmarks (all by default, in that order), prints one table
 each, and writes every table with its raw numbers to bench/results/*.json.
@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 from bench.common import Table, save
 
-NAMES = ("relay", "litellm", "storage", "startup", "local", "web")
+NAMES = ("relay", "litellm", "storage", "startup", "local", "web", "resume")
 
 
 def _runner(name: str) -> Callable[[bool], Table]:
@@ -39,6 +39,10 @@ def _runner(name: str) -> Callable[[bool], Table]:
         from bench import web_perf
 
         return web_perf.run
+    if name == "resume":
+        from bench import resume
+
+        return resume.run
     from bench import local
 
     return local.run

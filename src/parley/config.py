@@ -99,6 +99,8 @@ class Settings(BaseSettings):
     tool_timeout_s: float = 30.0
     turn_deadline_s: float = 600.0
     flush_interval_s: float = 1.0
+    stream_replay_events: int = 10_000  # a turn's newest events kept for readers that reattach
+    stream_replay_linger_s: float = 60.0  # ...and how long after the turn ends
     summarize_history: bool = True
 
     # accounts and HTTP

@@ -10,6 +10,7 @@ renames or retypes fails here, not in the browser.
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -37,6 +38,7 @@ from parley.messages import (
     UsageEvent,
 )
 from parley.storage.tables import Message
+from parley.turns.events import Resync, TitleMade
 
 CHAT_ROUTES = (
     "/api/conversations/{conversation_id}/messages",
@@ -45,16 +47,22 @@ CHAT_ROUTES = (
 )
 
 
-def frames(raw: bytes) -> list[tuple[str, str]]:
-    """``(event, data)`` of each SSE frame, ``data`` as the JSON text sent."""
+def frames(raw: bytes, ids: list[int | None] | None = None) -> list[tuple[str, str]]:
+    """``(event, data)`` of each SSE frame, ``data`` as the JSON text sent; each
+    frame's ``id`` (None without one) is appended to ``ids``."""
     out = []
     for block in raw.decode().split("\n\n"):
         if not block:
             continue
         lines = block.split("\n")
+        seq = None
+        if lines[0].startswith("id: "):
+            seq = int(lines.pop(0)[4:])
         assert len(lines) == 2 and lines[0].startswith("event: "), block
         assert lines[1].startswith("data: "), block
         out.append((lines[0][7:], lines[1][6:]))
+        if ids is not None:
+            ids.append(seq)
     return out
 
 
@@ -179,8 +187,17 @@ EVENTS = [
     Done(finish_reason="stop", usage=Usage(input_tokens=12, output_tokens=3)),
 ]
 
+# Only on a reattached stream whose missed events were dropped (``turns/events.py``).
+RESYNC = Resync(
+    seq=1,
+    content="Par",
+    reasoning="The capital.",
+    steps=[ANSWER.steps[0]],
+    sources=[{"kind": "memory", "id": "m1", "title": "Likes maps", "action": "added"}],
+)
 
-async def encoded(*, stored: bool) -> list[tuple[str, str]]:
+
+async def encoded(*, stored: bool, ids: list[int | None] | None = None) -> list[tuple[str, str]]:
     """The frames of one turn as the chat routes send them."""
     question = row("u1", "user", None, content="Capital of France?")
     start = {
@@ -197,13 +214,15 @@ async def encoded(*, stored: bool) -> list[tuple[str, str]]:
         siblings=["a0", "a1"],
     )
 
-    async def items() -> AsyncIterator[Any]:
-        for event in EVENTS:
-            yield event
+    async def items() -> AsyncIterator[tuple[int, Any]]:
+        sequence: list[Any] = [RESYNC, *EVENTS]
         if stored:
-            yield final
+            sequence += [final, TitleMade("c1", "Capital of France")]
+        for seq, item in enumerate(sequence, 1):
+            yield seq, item
 
-    return frames(b"".join([chunk async for chunk in turn_stream.turn_stream(start, items())]))
+    raw = b"".join([chunk async for chunk in turn_stream.turn_stream(start, items())])
+    return frames(raw, ids)
 
 
 def check(name: str, data: str) -> None:
@@ -217,8 +236,13 @@ def check(name: str, data: str) -> None:
 
 
 async def test_every_event_the_encoder_writes_matches_its_model() -> None:
-    sent = await encoded(stored=True)
+    ids: list[int | None] = []
+    sent = await encoded(stored=True, ids=ids)
     names = [name for name, _ in sent]
+    # every frame has an id (start 0), increasing: a reader reattaches from the last one
+    assert ids[0] == 0 and all(
+        b is not None and a is not None and b > a for a, b in itertools.pairwise(ids)
+    )
     assert names[0] == "start" and names[-2:] == ["done", "title"]
     assert set(names) == set(STREAM_EVENTS), "an event is sent but not declared, or the reverse"
     for name, data in sent:
@@ -272,6 +296,11 @@ def test_the_chat_routes_declare_the_stream_events(openapi: dict[str, Any]) -> N
         assert content == {
             "text/event-stream": {"schema": {"$ref": "#/components/schemas/ChatStreamEvent"}}
         }, path
+    reattach = "/api/conversations/{conversation_id}/messages/{message_id}/events"
+    content = openapi["paths"][reattach]["get"]["responses"]["200"]["content"]
+    assert content == {
+        "text/event-stream": {"schema": {"$ref": "#/components/schemas/ChatStreamEvent"}}
+    }
     union = schemas["ChatStreamEvent"]
     mapping = union["discriminator"]["mapping"]
     assert set(mapping) == set(STREAM_EVENTS)

@@ -22,6 +22,16 @@ function sse(events: [string, unknown][], chunkSize = 7): Response {
 
 const CONV = conversation('c1');
 
+/** SSE with an `id:` per event (ids from `first`). */
+function sseWithIds(events: [string, unknown][], first = 1): Response {
+  const text = events.map(([e, d], i) => `id: ${first + i}\nevent: ${e}\ndata: ${JSON.stringify(d)}\n\n`).join('');
+  return new Response(text, { status: 200, headers: { 'Content-Type': 'text/event-stream' } });
+}
+
+function json(body: unknown): Response {
+  return new Response(JSON.stringify(body), { status: 200, headers: { 'Content-Type': 'application/json' } });
+}
+
 describe('chat store streaming', () => {
   afterEach(() => {
     vi.unstubAllGlobals();
@@ -151,5 +161,97 @@ describe('chat store streaming', () => {
     expect(a.status).toBe('failed');
     expect(a.content).toBe('partial');
     await vi.waitFor(() => expect(chat.messages.find((m) => m.id === 'a1')?.error_message).toBe('stored later'));
+  });
+
+  it('reattaches to an answer still streaming when the conversation is opened', async () => {
+    const user = message('u1', 'user', null, 'Hi');
+    const asst = { ...message('a1', 'assistant', 'u1', 'Hel'), status: 'streaming' };
+    const final = { ...asst, status: 'complete', content: 'Hello there' };
+    const calls: { url: string; init?: RequestInit }[] = [];
+    let release: () => void = () => {};
+    const gate = new Promise<void>((r) => (release = r));
+    vi.stubGlobal(
+      'fetch',
+      vi.fn(async (url: string, init?: RequestInit) => {
+        calls.push({ url, init });
+        if (url === '/api/conversations/c1') return json({ conversation: CONV, messages: [user, asst], summary: null });
+        await gate;
+        return sseWithIds([
+          ['text', { text: 'Hello' }],
+          ['text', { text: ' there' }],
+          ['done', { finish_reason: 'stop', usage: null, message: final }],
+          ['title', { conversation_id: 'c1', title: 'Greeting' }],
+        ]);
+      }),
+    );
+    await chat.open('c1');
+    // reading the answer live: busy (Stop shown), a follow-up is held back
+    expect(chat.busy).toBe(true);
+    expect(chat.live?.assistantId).toBe('a1');
+    expect(chat.unfinished).toBe(true);
+    expect(await chat.send('Another question')).toBe(false);
+    expect(calls[1].url).toBe('/api/conversations/c1/messages/a1/events');
+    expect(new Headers(calls[1].init?.headers).get('Last-Event-ID')).toBeNull();
+    release();
+    await vi.waitFor(() => expect(chat.busy).toBe(false));
+    expect(chat.messages[1].content).toBe('Hello there');
+    expect(chat.messages[1].status).toBe('complete');
+    expect(chat.unfinished).toBe(false);
+    expect(chat.conversation?.title).toBe('Greeting');
+  });
+
+  it('reattaches from the last event id when the stream is cut mid-answer', async () => {
+    const user = message('u1', 'user', null, 'Hi');
+    const asst = { ...message('a1', 'assistant', 'u1'), status: 'streaming' };
+    const final = { ...asst, status: 'complete', content: 'one two three' };
+    const calls: { url: string; init?: RequestInit }[] = [];
+    vi.stubGlobal(
+      'fetch',
+      vi.fn(async (url: string, init?: RequestInit) => {
+        calls.push({ url, init });
+        if (url === '/api/conversations') return new Response(JSON.stringify(CONV), { status: 201, headers: { 'Content-Type': 'application/json' } });
+        if (url.endsWith('/events')) return sseWithIds([['text', { text: ' three' }], ['done', { finish_reason: 'stop', usage: null, message: final }]], 3);
+        return sseWithIds([['start', { user_message: user, assistant_message: asst }], ['text', { text: 'one' }], ['text', { text: ' two' }]], 0);
+      }),
+    );
+    expect(await chat.send('Hi')).toBe(true);
+    await vi.waitFor(() => expect(chat.busy).toBe(false));
+    const reattach = calls.find((c) => c.url === '/api/conversations/c1/messages/a1/events')!;
+    expect(new Headers(reattach.init?.headers).get('Last-Event-ID')).toBe('2');
+    expect(chat.messages[1].content).toBe('one two three');
+    expect(chat.messages[1].status).toBe('complete');
+  });
+
+  it('a resync replaces what the reader had with the answer so far', async () => {
+    const user = message('u1', 'user', null, 'Hi');
+    const asst = { ...message('a1', 'assistant', 'u1'), status: 'streaming' };
+    let release: () => void = () => {};
+    const gate = new Promise<void>((r) => (release = r));
+    vi.stubGlobal(
+      'fetch',
+      vi.fn(async (url: string) => {
+        if (url === '/api/conversations/c1') return json({ conversation: CONV, messages: [user, asst], summary: null });
+        const head = sseWithIds([['resync', { content: 'So far, ', reasoning: 'r', steps: [], sources: [] }], ['text', { text: 'more' }]], 40);
+        const text = await head.text();
+        return new Response(
+          new ReadableStream<Uint8Array>({
+            async start(c) {
+              c.enqueue(new TextEncoder().encode(text));
+              await gate;
+              c.close();
+            },
+          }),
+          { status: 200, headers: { 'Content-Type': 'text/event-stream' } },
+        );
+      }),
+    );
+    await chat.open('c1');
+    await vi.waitFor(() => expect((chat.live?.blocks.length ?? 0) + (chat.live?.tail.length ?? 0)).toBeGreaterThan(0));
+    const live = chat.live!;
+    const shown = (live.blocks.map((b) => b.html).join('') + live.tail).replace(/<[^>]+>/g, '');
+    expect(shown).toContain('So far, more');
+    expect(live.reasoning).toBe('r');
+    release();
+    await vi.waitFor(() => expect(chat.busy).toBe(false));
   });
 });

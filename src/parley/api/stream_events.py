@@ -25,9 +25,10 @@ from pydantic import BaseModel, Field, RootModel
 from pydantic.json_schema import models_json_schema
 
 from parley.api.schemas import MessagePublic
-from parley.messages import Source, StepAttachment
+from parley.messages import Source, StepAttachment, ToolStep
 
 __all__ = [
+    "REATTACH_RESPONSE",
     "SSE_RESPONSE",
     "STREAM_EVENTS",
     "ChatStreamEvent",
@@ -35,6 +36,7 @@ __all__ = [
     "DoneEvent",
     "ErrorEvent",
     "ReasoningEvent",
+    "ResyncEvent",
     "SourcesEvent",
     "TextEvent",
     "TitleEvent",
@@ -147,6 +149,17 @@ class DoneEvent(BaseModel):
     )
 
 
+class ResyncEvent(BaseModel):
+    """``resync``: only on a reattached stream whose missed events were already dropped
+    (a long answer): the answer so far, to show instead of what the reader had; the
+    events after it follow as usual."""
+
+    content: str
+    reasoning: str
+    steps: list[ToolStep]
+    sources: list[Source]
+
+
 class TitleEvent(BaseModel):
     """``title``: the conversation got an automatic title (after ``done``)."""
 
@@ -221,6 +234,11 @@ class TitleFrame(_Frame):
     data: TitleEvent
 
 
+class ResyncFrame(_Frame):
+    event: Literal["resync"]
+    data: ResyncEvent
+
+
 _FRAMES: tuple[type[_Frame], ...] = (
     StartFrame,
     TextFrame,
@@ -234,6 +252,7 @@ _FRAMES: tuple[type[_Frame], ...] = (
     ErrorFrame,
     DoneFrame,
     TitleFrame,
+    ResyncFrame,
 )
 
 
@@ -251,7 +270,8 @@ class ChatStreamEvent(
             | ContextFrame
             | ErrorFrame
             | DoneFrame
-            | TitleFrame,
+            | TitleFrame
+            | ResyncFrame,
             Field(discriminator="event"),
         ]
     ]
@@ -259,7 +279,9 @@ class ChatStreamEvent(
     """One event of a chat turn's stream: ``event: <event>`` and ``data: <data as
     JSON>``. ``start`` first; then any of ``text``, ``reasoning``, ``tool_start``,
     ``tool_confirm``, ``tool_result``, ``sources``, ``usage``, ``context``,
-    ``error``; always ``done``; ``title`` when an automatic title was made."""
+    ``error``; always ``done``; ``title`` when an automatic title was made. Each has
+    an ``id:`` (``start`` 0, then increasing) a reader sends back as ``Last-Event-ID``
+    to reattach; ``resync`` comes only on a reattached stream."""
 
 
 def _name_and_payload(frame: type[_Frame]) -> tuple[str, type[BaseModel]]:
@@ -285,7 +307,23 @@ SSE_RESPONSE: dict[int | str, dict[str, Any]] = {
             "(`ChatStreamEvent` names every event and its payload): `start` first, then "
             "any of `text`, `reasoning`, `tool_start`, `tool_confirm`, `tool_result`, "
             "`sources`, `usage`, `context`, `error`; always `done`; `title` when an "
-            "automatic title was made."
+            "automatic title was made. Every event has an `id:` (`start` is 0); send the "
+            "last one seen as `Last-Event-ID` to `GET .../messages/{message_id}/events` to "
+            "reattach."
+        ),
+    }
+}
+
+REATTACH_RESPONSE: dict[int | str, dict[str, Any]] = {
+    200: {
+        "content": SSE_RESPONSE[200]["content"],
+        "description": (
+            "The same events as the stream that started the turn, with the same ids: "
+            "those after `Last-Event-ID` (all of them, `start` included, without it), "
+            "then the live ones; `resync` (the answer so far) first when the missed "
+            "events are no longer kept. Ends with `done` (and `title`) like the original. "
+            "A turn that finished earlier, or runs on another worker, answers one `done` "
+            "with the stored message."
         ),
     }
 }

@@ -7,7 +7,7 @@ shortcut that skips ``asdict``. Final records are expanded to message objects.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import asdict
 from typing import Any
 
@@ -15,32 +15,54 @@ from starlette.responses import StreamingResponse
 
 from parley.api.schemas import message_out
 from parley.messages import Done, TextDelta, TurnEvent
+from parley.storage.tables import Message as MessageRow
 from parley.turns import Final, TurnItem
+from parley.turns.events import Resync, TitleMade
 
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 
-def frame(event: str, data: Any) -> bytes:
-    return f"event: {event}\ndata: {_dumps(data)}\n\n".encode()
+def frame(event: str, data: Any, seq: int | None = None) -> bytes:
+    head = "" if seq is None else f"id: {seq}\n"
+    return f"{head}event: {event}\ndata: {_dumps(data)}\n\n".encode()
 
 
-def encode(item: TurnEvent) -> bytes:
+def encode(item: TurnEvent, seq: int) -> bytes:
     if isinstance(item, TextDelta):
-        return b'event: text\ndata: {"text":' + _dumps(item.text).encode() + b"}\n\n"
+        return b'id: %d\nevent: text\ndata: {"text":' % seq + _dumps(item.text).encode() + b"}\n\n"
     payload = asdict(item)
     kind = payload.pop("type")
-    return frame(kind, payload)
+    return frame(kind, payload, seq)
+
+
+def done_payload(
+    message: MessageRow, siblings: list[str] | None, finish_reason: str | None
+) -> dict[str, Any]:
+    """``done`` from a stored message: a turn finished before the reader came back."""
+    return {
+        "finish_reason": finish_reason or message.finish_reason or message.status,
+        "usage": {"input_tokens": message.input_tokens, "output_tokens": message.output_tokens},
+        "message": message_out(message, siblings),
+    }
 
 
 async def turn_stream(
-    start: dict[str, Any], events: AsyncIterator[TurnItem]
+    start: dict[str, Any] | None,
+    events: AsyncIterator[tuple[int, TurnItem]],
+    stored: Callable[[], Awaitable[dict[str, Any] | None]] | None = None,
 ) -> AsyncIterator[bytes]:
-    yield frame("start", start)
+    """Frame a turn's items, each with its sequence number as the SSE ``id``
+    (``start`` is 0). A reader reattaching with ``Last-Event-ID`` gets the same
+    frames with the same ids (``start=None`` then: it has it already); when what it
+    missed holds no ``done`` (it had seen it), ``stored`` gives the ``done`` payload
+    from the stored message, so every stream ends with one."""
+    if start is not None:
+        yield frame("start", start, 0)
     done: dict[str, Any] | None = None
     sent_done = False
-    async for item in events:
+    async for seq, item in events:
         if isinstance(item, Final):
             sent_done = True
             done = done or {}
@@ -53,17 +75,32 @@ async def turn_stream(
                     "output_tokens": item.usage.output_tokens,
                 },
             )
-            yield frame("done", done)
-            if item.title:
-                yield frame(
-                    "title", {"conversation_id": item.message.conversation_id, "title": item.title}
-                )
+            yield frame("done", done, seq)
+            continue
+        if isinstance(item, TitleMade):
+            yield frame(
+                "title", {"conversation_id": item.conversation_id, "title": item.title}, seq
+            )
             continue
         if isinstance(item, Done):
             # Held back until the stored record is ready, so `done` carries it.
             done = {"finish_reason": item.finish_reason, "usage": asdict(item.usage)}
             continue
-        yield encode(item)
+        if isinstance(item, Resync):
+            state: dict[str, Any] = {
+                "content": item.content,
+                "reasoning": item.reasoning,
+                "steps": item.steps,
+                "sources": item.sources,
+            }
+            yield frame("resync", state, seq)
+            continue
+        yield encode(item, seq)
+    if not sent_done and stored is not None:
+        payload = await stored()
+        if payload is not None:
+            yield frame("done", payload)
+            return
     if not sent_done:
         # The record could not be stored; the stream still ends with `done`.
         yield frame(

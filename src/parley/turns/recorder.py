@@ -27,6 +27,7 @@ from parley.providers.base import ModelInfo
 from parley.storage.conversations import ConversationStore
 from parley.storage.db import Database
 from parley.storage.tables import Message as MessageRow
+from parley.turns.events import Resync
 from parley.turns.titles import heuristic_title
 
 __all__ = ["Final", "Recorder"]
@@ -85,6 +86,12 @@ class Recorder:
 
     def text(self) -> str:
         return "".join(self.parts)
+
+    def snapshot(self, seq: int) -> Resync:
+        """The answer so far, as a reattaching reader must see it once the items it
+        missed are gone (``turns/events.py``): copies, made only then."""
+        steps = [step.copy() for step in self.steps]
+        return Resync(seq, self.text(), "".join(self.reasoning), steps, list(self.sources))
 
     # ------------------------------------------------------------ progress
 

@@ -29,7 +29,6 @@ from typing import Any, Literal
 from parley.config import Settings
 from parley.container import Services
 from parley.engine import Limits, assemble_context, run_tool_loop
-from parley.engine.mailbox import Mailbox
 from parley.errors import Invalid, ModelNotFound, NoModelAvailable, NotFound
 from parley.messages import (
     ContextNotice,
@@ -53,6 +52,14 @@ from parley.storage.tables import Message as MessageRow
 from parley.timezones import zone_or_utc
 from parley.tools import ToolContext, ToolRegistry
 from parley.turns.control import GenerationControl, StopSignal, owner, owner_of
+from parley.turns.events import (
+    Resync,
+    Subscription,
+    TitleMade,
+    TurnEvents,
+    TurnLog,
+    make_turn_events,
+)
 from parley.turns.history import history_from_rows, history_limit, split_summarized
 from parley.turns.hooks import (
     TOOL_CONFIRMER,
@@ -98,7 +105,7 @@ class PreparedTurn:
     owners: tuple[str, ...] = ()  # ``control.owner`` keys whose revocation stops this turn
 
 
-TurnItem = TurnEvent | Final
+TurnItem = TurnEvent | Final | TitleMade | Resync
 
 
 class TurnService:
@@ -111,6 +118,7 @@ class TurnService:
         control: GenerationControl,
         tools: ToolRegistry,
         services: Services | None = None,
+        events: TurnEvents | None = None,
     ) -> None:
         self.db = db
         self.registry = registry
@@ -118,6 +126,10 @@ class TurnService:
         self.control = control
         self.tools = tools
         self.services = services or Services()
+        # Every turn's items, kept for readers that reattach (``turns/events.py``).
+        self.events: TurnEvents = events or make_turn_events(
+            settings.stream_replay_events, settings.stream_replay_linger_s
+        )
         # Features add to these at start-up through the seam (parley.seam).
         self.context_sources: list[ContextSource] = []
         self.after_turn: list[AfterTurn] = []
@@ -301,11 +313,33 @@ class TurnService:
 
     # ------------------------------------------------------------ run
 
-    def start(self, turn: PreparedTurn) -> AsyncIterator[TurnItem]:
-        """Run the turn in the background; iterate the result to relay its events."""
-        queue: Mailbox[TurnItem | None] = Mailbox()
-        self._spawn(self._run(turn, queue))
-        return self._relay(queue)
+    def start(self, turn: PreparedTurn) -> AsyncIterator[tuple[int, TurnItem]]:
+        """Run the turn in the background; iterate the result to relay its items,
+        each with its sequence number (``self.events``: later readers reattach)."""
+        recorder = Recorder(
+            self.db,
+            user_id=turn.user_id,
+            conversation_id=turn.conversation_id,
+            message=turn.assistant_message,
+            model=turn.model.info,
+            title_from=turn.user_message.content if turn.title_needed else None,
+            flush_interval_s=self.settings.flush_interval_s,
+        )
+        message_id = turn.assistant_message.id
+        log = self.events.open(
+            message_id, turn.conversation_id, recorder.snapshot, user_id=turn.user_id
+        )
+        subscription = self.events.subscribe(message_id)
+        assert subscription is not None
+        self._spawn(self._run(turn, recorder, log))
+        return subscription.items
+
+    def subscribe(self, message_id: str, after: int = 0) -> Subscription | None:
+        """Reattach to the running (or just finished) turn answering ``message_id``:
+        its items after ``after``, then the live tail (with its conversation and user:
+        the caller checks them), or None when this worker keeps none (then the stored
+        message is the answer)."""
+        return self.events.subscribe(message_id, after)
 
     def _spawn(self, coro: Any, user_id: str | None = None) -> None:
         task = asyncio.create_task(coro)
@@ -323,26 +357,9 @@ class TurnService:
             if not mine:
                 del self._after[user_id]
 
-    @staticmethod
-    async def _relay(queue: Mailbox[TurnItem | None]) -> AsyncIterator[TurnItem]:
-        while True:
-            item = await queue.get()
-            if item is None:
-                return
-            yield item
-
-    async def _run(self, turn: PreparedTurn, queue: Mailbox[TurnItem | None]) -> None:
+    async def _run(self, turn: PreparedTurn, recorder: Recorder, queue: TurnLog) -> None:
         """The background task: context, the engine's tool loop, the record; the
         stream always ends (``Final``, or an error when the answer cannot be stored)."""
-        recorder = Recorder(
-            self.db,
-            user_id=turn.user_id,
-            conversation_id=turn.conversation_id,
-            message=turn.assistant_message,
-            model=turn.model.info,
-            title_from=turn.user_message.content if turn.title_needed else None,
-            flush_interval_s=self.settings.flush_interval_s,
-        )
         confirmer = self.services.get(TOOL_CONFIRMER)
         recorder.start_flushing()
         cancel: StopSignal | None = None
@@ -373,22 +390,22 @@ class TurnService:
                         recorder.tool_finished(event)
                         if recorder.tool_sources(tool_context.sources):
                             # tools that cite (web search) add to the answer's sources
-                            queue.put_nowait(event)
-                            queue.put_nowait(SourcesEvent(recorder.sources))
+                            queue.publish(event)
+                            queue.publish(SourcesEvent(recorder.sources))
                             continue
                     elif isinstance(event, ErrorEvent):
                         recorder.failed(event)
                     elif isinstance(event, Done):
                         recorder.ended(event)
-                    queue.put_nowait(event)
+                    queue.publish(event)
         except Exception as exc:  # the engine should not raise; never leave a hung stream
             log.exception("turn failed")
             error = ErrorEvent("internal_error", f"The turn failed unexpectedly: {exc}", True)
             recorder.failed(error)
-            queue.put_nowait(error)
+            queue.publish(error)
             done = Done("error", recorder.usage)
             recorder.ended(done)
-            queue.put_nowait(done)
+            queue.publish(done)
         finally:
             if confirmer is not None:
                 try:
@@ -401,7 +418,7 @@ class TurnService:
         self,
         turn: PreparedTurn,
         recorder: Recorder,
-        queue: Mailbox[TurnItem | None],
+        queue: TurnLog,
         *,
         revoked: bool = False,
     ) -> None:
@@ -414,17 +431,19 @@ class TurnService:
             final = await asyncio.shield(recorder.finish())
         except Exception:
             log.exception("could not store the answer")
-            queue.put_nowait(
+            queue.publish(
                 ErrorEvent(
                     "storage_error",
                     "The answer could not be saved; copy it now and try again later.",
                     True,
                 )
             )
-            queue.put_nowait(None)
+            self.events.close(turn.assistant_message.id)
             return
-        queue.put_nowait(final)
-        queue.put_nowait(None)
+        queue.publish(final)
+        if final.title:
+            queue.publish(TitleMade(turn.conversation_id, final.title))
+        self.events.close(turn.assistant_message.id)
         if self.after_turn and not revoked:
             self._spawn(
                 run_after_turn(self.after_turn, turn.info, recorder.text(), final.message.status),
@@ -432,7 +451,7 @@ class TurnService:
             )
 
     async def _context(
-        self, turn: PreparedTurn, recorder: Recorder, queue: Mailbox[TurnItem | None]
+        self, turn: PreparedTurn, recorder: Recorder, queue: TurnLog
     ) -> tuple[list[Message], ToolContext]:
         """The request's messages and the tools' context: the features' context
         blocks (their sources streamed at once), the history fitted to the window
@@ -442,7 +461,7 @@ class TurnService:
         system_prompt = "\n\n".join([SYSTEM_PROMPT, *(b.render() for b in blocks)])
         recorder.context_sources([src for b in blocks for src in b.sources])
         if recorder.sources:
-            queue.put_nowait(SourcesEvent(recorder.sources))
+            queue.publish(SourcesEvent(recorder.sources))
         zone = zone_or_utc(turn.timezone)[1]
         context = assemble_context(
             turn.history,
@@ -462,7 +481,7 @@ class TurnService:
                 0, False, "Older messages of this long conversation were left out."
             )
         if notice is not None:
-            queue.put_nowait(notice)
+            queue.publish(notice)
         for block in blocks:  # images a source attached (files) go on the question
             for message in reversed(context.messages):
                 if message.role == "user":
@@ -477,3 +496,4 @@ class TurnService:
         """Wait briefly for running turns (and after-turn hooks) to write their records."""
         if self._tasks:
             await asyncio.wait(set(self._tasks), timeout=5)
+        self.events.clear()

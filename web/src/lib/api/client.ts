@@ -285,16 +285,10 @@ export function turnEndpoint(t: TurnRequest): { path: string; body: Record<strin
   }
 }
 
-/** Start a chat turn and yield its typed events. Throws ApiError for a non-2xx answer. */
-export async function* streamTurn(t: TurnRequest, signal: AbortSignal): AsyncGenerator<ChatEvent> {
-  const { path, body } = turnEndpoint(t);
-  const res = await request<Response>(path, {
-    method: 'POST',
-    body,
-    signal,
-    raw: true,
-    headers: { Accept: 'text/event-stream' },
-  });
+/** A chat event with the SSE `id` it came with (the reader's place in the turn). */
+export type ChatEventWithId = ChatEvent & { id?: string };
+
+async function* chatEvents(res: Response, signal: AbortSignal): AsyncGenerator<ChatEventWithId> {
   if (!res.body) throw new ApiError(502, { title: 'Empty response', detail: 'The server sent no stream.' });
   for await (const m of readSSE(res.body, signal)) {
     if (!CHAT_EVENT_TYPES.has(m.event)) continue;
@@ -304,8 +298,39 @@ export async function* streamTurn(t: TurnRequest, signal: AbortSignal): AsyncGen
     } catch {
       continue;
     }
-    yield { type: m.event, data } as ChatEvent;
+    yield { type: m.event, data, id: m.id } as ChatEventWithId;
   }
+}
+
+/** Start a chat turn and yield its typed events. Throws ApiError for a non-2xx answer. */
+export async function* streamTurn(t: TurnRequest, signal: AbortSignal): AsyncGenerator<ChatEventWithId> {
+  const { path, body } = turnEndpoint(t);
+  const res = await request<Response>(path, {
+    method: 'POST',
+    body,
+    signal,
+    raw: true,
+    headers: { Accept: 'text/event-stream' },
+  });
+  yield* chatEvents(res, signal);
+}
+
+/** Reattach to an answer still being written: the events after `lastEventId` (all of
+ * them, `start` included, when null), then the live ones, ending with `done`. */
+export async function* reattachTurn(
+  conversationId: string,
+  messageId: string,
+  lastEventId: string | null,
+  signal: AbortSignal,
+): AsyncGenerator<ChatEventWithId> {
+  const headers: Record<string, string> = { Accept: 'text/event-stream' };
+  if (lastEventId !== null) headers['Last-Event-ID'] = lastEventId;
+  const res = await request<Response>(`/api/conversations/${enc(conversationId)}/messages/${enc(messageId)}/events`, {
+    signal,
+    raw: true,
+    headers,
+  });
+  yield* chatEvents(res, signal);
 }
 
 // ---------------- Admin ----------------

@@ -29,6 +29,8 @@ export type ErrorEvent = Schemas['ErrorEvent'];
  * (after an `error` with code `storage_error`): the stream still ends with `done`. */
 export type DoneEvent = Schemas['DoneEvent'];
 export type TitleEvent = Schemas['TitleEvent'];
+/** Only on a reattached stream whose missed events were dropped: the answer so far. */
+export type ResyncEvent = Schemas['ResyncEvent'];
 
 /** One frame of the document's union: `event` names it, `data` is its payload. */
 export type StreamFrame = Schemas['ChatStreamEvent'];
@@ -56,6 +58,7 @@ const KNOWN: Record<ChatEventType, true> = {
   error: true,
   done: true,
   title: true,
+  resync: true,
 };
 
 export const CHAT_EVENT_TYPES: ReadonlySet<string> = new Set<string>(Object.keys(KNOWN));

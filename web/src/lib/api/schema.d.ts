@@ -436,6 +436,29 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/conversations/{conversation_id}/messages/{message_id}/events": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Reattach
+         * @description Reattach to the answer ``message_id`` (status ``streaming``): the events after
+         *     ``Last-Event-ID`` (header or query), then the live ones, ending like the stream
+         *     that started the turn; a finished turn (or one on another worker) answers its
+         *     stored message as one ``done``.
+         */
+        get: operations["reattach_api_conversations__conversation_id__messages__message_id__events_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/conversations/{conversation_id}/messages/{message_id}/regenerate": {
         parameters: {
             query?: never;
@@ -1086,9 +1109,11 @@ export interface components {
          * @description One event of a chat turn's stream: ``event: <event>`` and ``data: <data as
          *     JSON>``. ``start`` first; then any of ``text``, ``reasoning``, ``tool_start``,
          *     ``tool_confirm``, ``tool_result``, ``sources``, ``usage``, ``context``,
-         *     ``error``; always ``done``; ``title`` when an automatic title was made.
+         *     ``error``; always ``done``; ``title`` when an automatic title was made. Each has
+         *     an ``id:`` (``start`` 0, then increasing) a reader sends back as ``Last-Event-ID``
+         *     to reattach; ``resync`` comes only on a reattached stream.
          */
-        ChatStreamEvent: components["schemas"]["StartFrame"] | components["schemas"]["TextFrame"] | components["schemas"]["ReasoningFrame"] | components["schemas"]["ToolStartFrame"] | components["schemas"]["ToolConfirmFrame"] | components["schemas"]["ToolResultFrame"] | components["schemas"]["SourcesFrame"] | components["schemas"]["UsageFrame"] | components["schemas"]["ContextFrame"] | components["schemas"]["ErrorFrame"] | components["schemas"]["DoneFrame"] | components["schemas"]["TitleFrame"];
+        ChatStreamEvent: components["schemas"]["StartFrame"] | components["schemas"]["TextFrame"] | components["schemas"]["ReasoningFrame"] | components["schemas"]["ToolStartFrame"] | components["schemas"]["ToolConfirmFrame"] | components["schemas"]["ToolResultFrame"] | components["schemas"]["SourcesFrame"] | components["schemas"]["UsageFrame"] | components["schemas"]["ContextFrame"] | components["schemas"]["ErrorFrame"] | components["schemas"]["DoneFrame"] | components["schemas"]["TitleFrame"] | components["schemas"]["ResyncFrame"];
         /** Choice */
         Choice: {
             /** Finish Reason */
@@ -2437,6 +2462,31 @@ export interface components {
         RegenerateIn: {
             /** Model */
             model?: string | null;
+        };
+        /**
+         * ResyncEvent
+         * @description ``resync``: only on a reattached stream whose missed events were already dropped
+         *     (a long answer): the answer so far, to show instead of what the reader had; the
+         *     events after it follow as usual.
+         */
+        ResyncEvent: {
+            /** Content */
+            content: string;
+            /** Reasoning */
+            reasoning: string;
+            /** Sources */
+            sources: (components["schemas"]["MemorySource"] | components["schemas"]["ConversationSource"] | components["schemas"]["WebSource"] | components["schemas"]["FileSource"])[];
+            /** Steps */
+            steps: components["schemas"]["ToolStep"][];
+        };
+        /** ResyncFrame */
+        ResyncFrame: {
+            data: components["schemas"]["ResyncEvent"];
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            event: "resync";
         };
         /**
          * RowProblem
@@ -4002,7 +4052,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description The turn's events, each `event: <name>` and `data: <JSON>` (`ChatStreamEvent` names every event and its payload): `start` first, then any of `text`, `reasoning`, `tool_start`, `tool_confirm`, `tool_result`, `sources`, `usage`, `context`, `error`; always `done`; `title` when an automatic title was made. */
+            /** @description The turn's events, each `event: <name>` and `data: <JSON>` (`ChatStreamEvent` names every event and its payload): `start` first, then any of `text`, `reasoning`, `tool_start`, `tool_confirm`, `tool_result`, `sources`, `usage`, `context`, `error`; always `done`; `title` when an automatic title was made. Every event has an `id:` (`start` is 0); send the last one seen as `Last-Event-ID` to `GET .../messages/{message_id}/events` to reattach. */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -4038,7 +4088,44 @@ export interface operations {
             };
         };
         responses: {
-            /** @description The turn's events, each `event: <name>` and `data: <JSON>` (`ChatStreamEvent` names every event and its payload): `start` first, then any of `text`, `reasoning`, `tool_start`, `tool_confirm`, `tool_result`, `sources`, `usage`, `context`, `error`; always `done`; `title` when an automatic title was made. */
+            /** @description The turn's events, each `event: <name>` and `data: <JSON>` (`ChatStreamEvent` names every event and its payload): `start` first, then any of `text`, `reasoning`, `tool_start`, `tool_confirm`, `tool_result`, `sources`, `usage`, `context`, `error`; always `done`; `title` when an automatic title was made. Every event has an `id:` (`start` is 0); send the last one seen as `Last-Event-ID` to `GET .../messages/{message_id}/events` to reattach. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/event-stream": components["schemas"]["ChatStreamEvent"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    reattach_api_conversations__conversation_id__messages__message_id__events_get: {
+        parameters: {
+            query?: {
+                /** @description For `EventSource`: the header's value. */
+                last_event_id?: number | null;
+            };
+            header?: {
+                "Last-Event-ID"?: string | null;
+            };
+            path: {
+                conversation_id: string;
+                message_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The same events as the stream that started the turn, with the same ids: those after `Last-Event-ID` (all of them, `start` included, without it), then the live ones; `resync` (the answer so far) first when the missed events are no longer kept. Ends with `done` (and `title`) like the original. A turn that finished earlier, or runs on another worker, answers one `done` with the stored message. */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -4074,7 +4161,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description The turn's events, each `event: <name>` and `data: <JSON>` (`ChatStreamEvent` names every event and its payload): `start` first, then any of `text`, `reasoning`, `tool_start`, `tool_confirm`, `tool_result`, `sources`, `usage`, `context`, `error`; always `done`; `title` when an automatic title was made. */
+            /** @description The turn's events, each `event: <name>` and `data: <JSON>` (`ChatStreamEvent` names every event and its payload): `start` first, then any of `text`, `reasoning`, `tool_start`, `tool_confirm`, `tool_result`, `sources`, `usage`, `context`, `error`; always `done`; `title` when an automatic title was made. Every event has an `id:` (`start` is 0); send the last one seen as `Last-Event-ID` to `GET .../messages/{message_id}/events` to reattach. */
             200: {
                 headers: {
                     [name: string]: unknown;

@@ -1,5 +1,5 @@
 // The open conversation: its active branch, and the live state of a streaming turn.
-import { ApiError, conversations as convApi, errorMessage, messages as msgApi, streamTurn, type TurnRequest } from '../api/client';
+import { ApiError, conversations as convApi, errorMessage, messages as msgApi, reattachTurn, streamTurn, type TurnRequest } from '../api/client';
 import { StreamingMarkdown, type RenderedBlock } from '../markdown/stream';
 import type { Conversation, ConversationDetail, ConversationSummary, Message, ToolStep } from '../api/types';
 import type { ChatEvent, Usage } from '../api/events';
@@ -72,6 +72,18 @@ class Chat {
   private stopTimer: ReturnType<typeof setTimeout> | null = null;
   private loadGen = 0;
   private resyncAfterRun = false;
+  /** SSE id of the last event read from the turn being shown (to reattach after a cut). */
+  private lastEventId: string | null = null;
+  /** Reattach attempts per answer that another worker writes (polled, bounded). */
+  private followTries = new Map<string, number>();
+  private followTimer: ReturnType<typeof setTimeout> | null = null;
+
+  /** The branch ends with an answer still being written (and this page is not reading
+   * it yet): a follow-up would branch from half an answer, so sending waits. */
+  get unfinished(): boolean {
+    const last = this.messages.length ? this.messages[this.messages.length - 1] : null;
+    return !!last && last.role === 'assistant' && last.status === 'streaming' && !last.id.startsWith('tmp-');
+  }
 
   get model(): string | null {
     return this.conversation?.model ?? this.draftModel ?? models.defaultRef;
@@ -121,6 +133,70 @@ class Chat {
     this.conversation = detail.conversation;
     this.messages = detail.messages;
     this.summary = (detail as ConversationDetail & { summary?: ConversationSummary | null }).summary ?? null;
+    this.resumeStreaming();
+  }
+
+  /** An answer the server is still writing (status `streaming`: the page was reloaded,
+   * the chat reopened, another tab sent it): reattach and show it live, with Stop. */
+  private resumeStreaming(): void {
+    if (this.busy || !this.conversationId || !this.unfinished) return;
+    const last = this.messages[this.messages.length - 1];
+    void this.follow(this.conversationId, last.id, null);
+  }
+
+  /** Read an answer's events from `after` (null: from its start) until `done`. */
+  private async follow(conversationId: string, messageId: string, after: string | null): Promise<void> {
+    if (this.followTimer) clearTimeout(this.followTimer);
+    const controller = new AbortController();
+    this.controller = controller;
+    this.busy = true;
+    if (after === null || !this.md || !this.live || this.live.assistantId !== messageId) {
+      this.md = new StreamingMarkdown();
+      this.reasoningBuf = '';
+      this.live = { assistantId: messageId, blocks: [], tail: '', reasoning: '', steps: [], usage: null, error: null, startedAt: performance.now() };
+    }
+    this.lastEventId = after;
+    let final: Message | null | undefined;
+    try {
+      for await (const ev of reattachTurn(conversationId, messageId, after, controller.signal)) {
+        if (this.controller !== controller) return;
+        if (ev.id !== undefined) this.lastEventId = ev.id;
+        if (ev.type === 'start') continue; // the messages are on the page already
+        if (ev.type === 'done') final = ev.data.message;
+        this.handle(ev);
+      }
+    } catch (e) {
+      if (this.controller !== controller) return;
+      if (e instanceof DOMException && e.name === 'AbortError') {
+        this.failLocal('Stopped.', 'cancelled');
+        final = null;
+      } else {
+        // Unreachable for now: show what arrived as failed; the re-read below brings
+        // the answer back live if the server is still writing it.
+        this.failLocal(errorMessage(e));
+      }
+    } finally {
+      if (this.controller === controller) {
+        this.controller = null;
+        this.busy = false;
+        this.live = null;
+        this.md = null;
+      }
+    }
+    if (this.controller !== null || this.conversationId !== conversationId) return;
+    if (final === undefined || final?.status === 'streaming') {
+      // Cut again, or written by another worker (its events are not here): re-read the
+      // stored answer every 2 s, for up to 5 minutes.
+      const tries = (this.followTries.get(messageId) ?? 0) + 1;
+      this.followTries.set(messageId, tries);
+      if (tries <= 150) {
+        this.followTimer = setTimeout(() => {
+          if (this.conversationId === conversationId && !this.busy) void this.resync();
+        }, 2000);
+      }
+    } else {
+      this.followTries.delete(messageId);
+    }
   }
 
   /** A temporary chat is deleted when the user leaves it. */
@@ -130,6 +206,7 @@ class Chat {
 
   /** Stop reading the current stream without asking the server to stop. */
   private detach(): void {
+    if (this.followTimer) clearTimeout(this.followTimer);
     if (this.controller) this.controller.abort();
     this.controller = null;
     this.live = null;
@@ -176,7 +253,7 @@ class Chat {
   /** Send a new message. Returns false when nothing was sent (caller keeps the draft). */
   async send(content: string): Promise<boolean> {
     const text = content.trim();
-    if (!text || this.busy) return false;
+    if (!text || this.busy || this.unfinished) return false;
     const id = await this.ensureConversation();
     if (!id) return false;
     const leaf = this.messages.length ? this.messages[this.messages.length - 1] : null;
@@ -208,7 +285,7 @@ class Chat {
 
   /** Ask the server to stop, then stop reading if it does not finish promptly. */
   async stop(): Promise<void> {
-    if (!this.busy || !this.conversationId) return;
+    if ((!this.busy && !this.unfinished) || !this.conversationId) return;
     const controller = this.controller;
     try {
       await convApi.stop(this.conversationId);
@@ -231,14 +308,24 @@ class Chat {
     let started = false;
     let finished = false;
     const snapshot = this.messages;
+    this.lastEventId = null;
+    // A cut mid-answer (network blip): reattach where the stream stopped.
+    const resume = (): boolean => {
+      const live = this.live;
+      if (!started || !live || this.lastEventId === null || !this.conversationId) return false;
+      void this.follow(this.conversationId, live.assistantId, this.lastEventId);
+      return true;
+    };
     try {
       for await (const ev of streamTurn(req, controller.signal)) {
         if (this.controller !== controller) return true; // navigated away
+        if (ev.id !== undefined) this.lastEventId = ev.id;
         if (ev.type === 'start') started = true;
         if (ev.type === 'done') finished = true;
         this.handle(ev);
       }
       if (!finished && this.controller === controller) {
+        if (resume()) return true;
         this.failLocal('The connection closed before the reply finished.');
         void this.resync();
       }
@@ -253,6 +340,7 @@ class Chat {
         if (!aborted) toasts.error(errorMessage(e));
         return false;
       }
+      if (!aborted && resume()) return true;
       this.failLocal(aborted ? 'Stopped.' : errorMessage(e), aborted ? 'cancelled' : 'failed');
       void this.resync();
       return true;
@@ -401,6 +489,18 @@ class Chat {
           this.conversation = c;
           conversations.upsert(c, true);
         }
+        break;
+      }
+      case 'resync': {
+        // The events this reader missed are gone: the answer so far replaces what it had.
+        this.md = new StreamingMarkdown();
+        this.md.append(ev.data.content);
+        this.reasoningBuf = ev.data.reasoning;
+        if (live) {
+          this.live = { ...live, steps: ev.data.steps.map((step) => ({ ...step, running: step.output === undefined })) };
+          toolCalls.setSources(live.assistantId, ev.data.sources);
+        }
+        this.scheduleFrame();
         break;
       }
       case 'title': {
