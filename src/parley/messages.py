@@ -277,6 +277,23 @@ class SourcesEvent:
 
 
 @dataclass(slots=True)
+class MemoryUpdated:
+    """Memories the turn saved, changed or deleted (an explicit "remember that ...",
+    the ``remember`` tool), shown as the "Memory updated" chip linking to ``url``.
+    They are also in the answer's ``sources`` with their ``action``, so the stored
+    message shows the chip after a reload (``memory_changes``)."""
+
+    memories: list[MemorySource]
+    url: str = "/settings/memory"
+    type: Literal["memory_updated"] = "memory_updated"
+
+
+def memory_changes(sources: list[Source]) -> list[MemorySource]:
+    """The memories in ``sources`` the turn changed (those with an ``action``)."""
+    return [s for s in sources if s["kind"] == "memory" and "action" in s]
+
+
+@dataclass(slots=True)
 class ErrorEvent:
     """A turn failed; ``code`` is stable (see ``parley.errors``), ``message`` actionable."""
 
@@ -305,8 +322,9 @@ EngineEvent = (
     | Done
 )
 
-TurnEvent = EngineEvent | SourcesEvent
-"""What a chat turn (``parley.turns``) streams: the engine's events and the sources."""
+TurnEvent = EngineEvent | SourcesEvent | MemoryUpdated
+"""What a chat turn (``parley.turns``) streams: the engine's events, the sources and
+the memories it changed."""
 
 
 def event_to_dict(event: EngineEvent | ProviderEvent) -> dict[str, Any]:

@@ -27,6 +27,7 @@ from parley.messages import (
     ContextNotice,
     Done,
     ErrorEvent,
+    MemoryUpdated,
     ReasoningDelta,
     SourcesEvent,
     StepAttachment,
@@ -168,6 +169,9 @@ EVENTS = [
                 "detail": "Still reading page 2 of 9.",
             },
         ]
+    ),
+    MemoryUpdated(
+        memories=[{"kind": "memory", "id": "m1", "title": "Likes maps", "action": "added"}]
     ),
     ContextNotice(dropped_messages=4, summarized=True, message="Older messages were summarized."),
     ReasoningDelta(text="The capital."),

@@ -49,7 +49,14 @@ def scripted_models(chat: ScriptedModel, memory_model: ScriptedModel) -> dict[st
 
 @pytest.fixture
 def overrides() -> dict[str, Any]:
-    return {"default_model": "scripted/chat", "memory_model": "scripted/memory"}
+    # No relevance floor: it is calibrated for a real embedder (MiniLM), and the
+    # hashing one scores related words apart ("job" / "work") at 0; the floor's
+    # own tests (test_memory_chip.py) use MiniLM.
+    return {
+        "default_model": "scripted/chat",
+        "memory_model": "scripted/memory",
+        "memory_recall_floor": 0.0,
+    }
 
 
 @pytest.fixture

@@ -25,7 +25,7 @@ from pydantic import BaseModel, Field, RootModel
 from pydantic.json_schema import models_json_schema
 
 from parley.api.schemas import MessagePublic
-from parley.messages import Source, StepAttachment, ToolStep
+from parley.messages import MemorySource, Source, StepAttachment, ToolStep
 
 __all__ = [
     "REATTACH_RESPONSE",
@@ -35,6 +35,7 @@ __all__ = [
     "ContextEvent",
     "DoneEvent",
     "ErrorEvent",
+    "MemoryUpdatedEvent",
     "ReasoningEvent",
     "ResyncEvent",
     "SourcesEvent",
@@ -106,6 +107,17 @@ class SourcesEvent(BaseModel):
     the context sources, and again after each tool that cites)."""
 
     sources: list[Source]
+
+
+class MemoryUpdatedEvent(BaseModel):
+    """``memory_updated``: the turn saved, changed or deleted saved memories (the user
+    asked "remember that ...", or the model called ``remember``); the web app shows a
+    "Memory updated" chip linking to ``url``. Sent after the ``sources`` event that
+    lists them (each with its ``action``), so the stored answer's ``sources`` hold
+    them too."""
+
+    memories: list[MemorySource]
+    url: str = Field(description="Where the user manages memories (the web app's page).")
 
 
 class TokenUsage(BaseModel):
@@ -209,6 +221,11 @@ class SourcesFrame(_Frame):
     data: SourcesEvent
 
 
+class MemoryUpdatedFrame(_Frame):
+    event: Literal["memory_updated"]
+    data: MemoryUpdatedEvent
+
+
 class UsageFrame(_Frame):
     event: Literal["usage"]
     data: UsageEvent
@@ -247,6 +264,7 @@ _FRAMES: tuple[type[_Frame], ...] = (
     ToolConfirmFrame,
     ToolResultFrame,
     SourcesFrame,
+    MemoryUpdatedFrame,
     UsageFrame,
     ContextFrame,
     ErrorFrame,
@@ -266,6 +284,7 @@ class ChatStreamEvent(
             | ToolConfirmFrame
             | ToolResultFrame
             | SourcesFrame
+            | MemoryUpdatedFrame
             | UsageFrame
             | ContextFrame
             | ErrorFrame
@@ -278,8 +297,8 @@ class ChatStreamEvent(
 ):
     """One event of a chat turn's stream: ``event: <event>`` and ``data: <data as
     JSON>``. ``start`` first; then any of ``text``, ``reasoning``, ``tool_start``,
-    ``tool_confirm``, ``tool_result``, ``sources``, ``usage``, ``context``,
-    ``error``; always ``done``; ``title`` when an automatic title was made. Each has
+    ``tool_confirm``, ``tool_result``, ``sources``, ``memory_updated``, ``usage``,
+    ``context``, ``error``; always ``done``; ``title`` when an automatic title was made. Each has
     an ``id:`` (``start`` 0, then increasing) a reader sends back as ``Last-Event-ID``
     to reattach; ``resync`` comes only on a reattached stream."""
 
@@ -306,10 +325,10 @@ SSE_RESPONSE: dict[int | str, dict[str, Any]] = {
             "The turn's events, each `event: <name>` and `data: <JSON>` "
             "(`ChatStreamEvent` names every event and its payload): `start` first, then "
             "any of `text`, `reasoning`, `tool_start`, `tool_confirm`, `tool_result`, "
-            "`sources`, `usage`, `context`, `error`; always `done`; `title` when an "
-            "automatic title was made. Every event has an `id:` (`start` is 0); send the "
-            "last one seen as `Last-Event-ID` to `GET .../messages/{message_id}/events` to "
-            "reattach."
+            "`sources`, `memory_updated`, `usage`, `context`, `error`; always `done`; "
+            "`title` when an automatic title was made. Every event has an `id:` (`start` "
+            "is 0); send the last one seen as `Last-Event-ID` to "
+            "`GET .../messages/{message_id}/events` to reattach."
         ),
     }
 }

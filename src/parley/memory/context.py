@@ -42,11 +42,13 @@ class MemoryContext:
         k: int = 8,
         budget_tokens: int = 600,
         embed_timeout_s: float | None = 0.25,
+        min_similarity: float = 0.0,
     ) -> None:
         self.service = service
         self.k = k
         self.budget_tokens = budget_tokens
         self.embed_timeout_s = embed_timeout_s
+        self.min_similarity = min_similarity
 
     async def gather(self, info: TurnInfo, budget_tokens: int) -> list[ContextBlock]:
         if info.temporary or not memory_enabled(info.preferences):
@@ -65,6 +67,7 @@ class MemoryContext:
             Scope(info.project_id, info.assistant_id),
             self.k,
             embed_timeout_s=self.embed_timeout_s,
+            min_similarity=self.min_similarity,
         )
         lines: list[str] = []
         sources: list[Source] = []

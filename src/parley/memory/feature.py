@@ -97,6 +97,7 @@ class MemoryFeature:
                 k=settings.memory_recall_k,
                 budget_tokens=settings.memory_budget_tokens,
                 embed_timeout_s=settings.memory_embed_timeout_s,
+                min_similarity=settings.memory_recall_floor,
             )
         )
         self.extractor = MemoryExtractor(

@@ -14,6 +14,13 @@ memories and fills a few remaining slots with the newest ones, so a
 question the words do not connect ("what should I cook?") still sees what
 the user said lately. Scoped memories (project / assistant) are eligible only
 inside their scope.
+
+The relevance floor (``min_similarity``, setting ``memory_recall_floor``): when
+it is above zero and the question has a vector, a memory is eligible only if
+its cosine to the question reaches the floor or it shares a keyword with it,
+and the recency fillers must reach it too; so "What is 1234*5678?" recalls
+nothing. Without a question vector (no embedder, or it was slow) only keyword
+matches are recalled.
 """
 
 from __future__ import annotations
@@ -138,14 +145,22 @@ def _keyword_ranking(snap: Snapshot, query: str, eligible: Any) -> list[int]:
     return [index for index, _ in sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))]
 
 
-def _semantic_ranking(
-    snap: Snapshot, query_vector: npt.NDArray[np.float32] | None, eligible: Any
-) -> list[int]:
+def _similarities(
+    snap: Snapshot, query_vector: npt.NDArray[np.float32] | None
+) -> npt.NDArray[np.float32] | None:
     if query_vector is None or snap.vectors is None or snap.has_vector is None:
-        return []
+        return None
     if snap.vectors.shape[1] != query_vector.shape[-1]:
+        return None
+    sims: npt.NDArray[np.float32] = snap.vectors @ query_vector.reshape(-1)
+    return sims
+
+
+def _semantic_ranking(
+    snap: Snapshot, sims: npt.NDArray[np.float32] | None, eligible: Any
+) -> list[int]:
+    if sims is None or snap.has_vector is None:
         return []
-    sims = snap.vectors @ query_vector.reshape(-1)
     mask = snap.has_vector & eligible & (sims >= MIN_SIMILARITY)
     candidates = np.flatnonzero(mask)
     return [int(i) for i in candidates[np.argsort(-sims[candidates], kind="stable")]]
@@ -157,15 +172,26 @@ def rank_memories(
     query_vector: npt.NDArray[np.float32] | None,
     scope: Scope,
     k: int,
+    min_similarity: float = 0.0,
 ) -> list[int]:
-    """Indices into ``snap`` of at most ``k`` memories, best first."""
+    """Indices into ``snap`` of at most ``k`` memories, best first; with
+    ``min_similarity`` > 0, only those above the relevance floor (module doc)."""
     if not snap.ids or k <= 0:
         return []
     eligible = np.array([scope.allows(t, i) for t, i in snap.scopes], dtype=bool)
+    sims = _similarities(snap, query_vector)
+    keyword = _keyword_ranking(snap, query, eligible)
+    if min_similarity > 0:
+        relevant = np.zeros(len(snap.ids), dtype=bool)
+        if sims is not None and snap.has_vector is not None:
+            relevant = snap.has_vector & (sims >= min_similarity)
+        relevant[keyword] = True
+        eligible = eligible & relevant
+        keyword = [index for index in keyword if eligible[index]]
     scores: dict[int, float] = {}
     for weight, ranking in (
-        (SEMANTIC_WEIGHT, _semantic_ranking(snap, query_vector, eligible)),
-        (KEYWORD_WEIGHT, _keyword_ranking(snap, query, eligible)),
+        (SEMANTIC_WEIGHT, _semantic_ranking(snap, sims, eligible)),
+        (KEYWORD_WEIGHT, keyword),
     ):
         for rank, index in enumerate(ranking[: 4 * k]):
             scores[index] = scores.get(index, 0.0) + weight / (RRF_K + rank)

@@ -165,8 +165,10 @@ class MemoryService:
         *,
         query_vector: npt.NDArray[np.float32] | None = None,
         embed_timeout_s: float | None = None,
+        min_similarity: float = 0.0,
     ) -> list[Recalled]:
-        """At most ``k`` memories for ``query``, best first."""
+        """At most ``k`` memories for ``query``, best first (above the relevance
+        floor ``min_similarity``, see ``parley.memory.recall``)."""
         snap = await self.snapshot(user_id)
         if not snap.ids:
             return []
@@ -177,7 +179,7 @@ class MemoryService:
                 log.info("query embedding was slow; recalling by keyword and recency")
                 found = None
             query_vector = None if found is None else found[0]
-        indices = rank_memories(snap, query, query_vector, scope, k)
+        indices = rank_memories(snap, query, query_vector, scope, k, min_similarity)
         return [Recalled(snap.ids[i], snap.texts[i]) for i in indices]
 
     # ------------------------------------------------------------ writes

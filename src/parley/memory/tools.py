@@ -84,7 +84,14 @@ def make_remember_tool(service: MemoryService) -> Tool:
             scope=scope_of(turn.conversation.project_id, turn.conversation.assistant_id),
             changed=signals_change(said),
         )
-        ctx.sources.append({"kind": "memory", "id": result.memory.id, "title": result.memory.text})
+        ctx.sources.append(
+            {
+                "kind": "memory",
+                "id": result.memory.id,
+                "title": result.memory.text,
+                "action": result.action,
+            }
+        )
         return f"Memory {result.action}: {result.memory.text}"
 
     return tool_from_function(remember, timeout_s=15)

@@ -34,6 +34,7 @@ from parley.messages import (
     ContextNotice,
     Done,
     ErrorEvent,
+    MemoryUpdated,
     Message,
     ReasoningDelta,
     SourcesEvent,
@@ -42,6 +43,7 @@ from parley.messages import (
     ToolResult,
     ToolStart,
     TurnEvent,
+    memory_changes,
 )
 from parley.providers.base import ChatModel
 from parley.providers.registry import ModelRegistry
@@ -388,10 +390,13 @@ class TurnService:
                         recorder.confirmation_asked(event.id)
                     elif isinstance(event, ToolResult):
                         recorder.tool_finished(event)
+                        cited = len(recorder.sources)
                         if recorder.tool_sources(tool_context.sources):
                             # tools that cite (web search) add to the answer's sources
                             queue.publish(event)
                             queue.publish(SourcesEvent(recorder.sources))
+                            if changed := memory_changes(recorder.sources[cited:]):
+                                queue.publish(MemoryUpdated(changed))  # the `remember` tool
                             continue
                     elif isinstance(event, ErrorEvent):
                         recorder.failed(event)
@@ -462,6 +467,8 @@ class TurnService:
         recorder.context_sources([src for b in blocks for src in b.sources])
         if recorder.sources:
             queue.publish(SourcesEvent(recorder.sources))
+            if changed := memory_changes(recorder.sources):
+                queue.publish(MemoryUpdated(changed))  # "remember that ..." carried out
         zone = zone_or_utc(turn.timezone)[1]
         context = assemble_context(
             turn.history,
