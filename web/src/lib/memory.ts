@@ -42,10 +42,28 @@ export function memorySources(message: Pick<Message, 'sources'>): { memories: Me
     return true;
   });
   return {
-    memories: unique.filter((s): s is MemorySource => s.kind === 'memory' && s.action !== 'deleted'),
+    // Memories the turn changed (with an `action`) are the "Memory updated" chip, not "used".
+    memories: unique.filter((s): s is MemorySource => s.kind === 'memory' && !s.action),
     conversations: unique.filter((s): s is ConversationSource => s.kind === 'conversation'),
   };
 }
+
+/** The memories a turn saved, changed or deleted: those of `sources` with an `action`
+ * (the `memory_updated` event's list, kept in the stored answer's `sources`). */
+export function memoryChanges(sources: unknown): MemorySource[] {
+  const list = Array.isArray(sources) ? sources.filter(isCited) : [];
+  const seen = new Map<string, MemorySource>();
+  for (const s of list) {
+    if (s.kind !== 'memory' || !s.action) continue;
+    const prior = seen.get(s.id);
+    // One entry per memory: a real change wins over "already saved" (merged).
+    if (!prior || prior.action === 'merged') seen.set(s.id, s);
+  }
+  return [...seen.values()];
+}
+
+/** The memory page, where the chip's link goes (the server sends it as `url`). */
+export const MEMORY_PAGE = '/settings/memory';
 
 const SAFE_ID = /^[A-Za-z0-9_-]{1,64}$/;
 

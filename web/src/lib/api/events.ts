@@ -21,6 +21,9 @@ export type ToolConfirmEvent = Schemas['ToolConfirmEvent'];
 export type ToolResultEvent = Schemas['ToolResultEvent'];
 /** The answer's full source list so far. */
 export type SourcesEvent = Schemas['SourcesEvent'];
+/** Memories the turn saved, changed or deleted (also in the answer's `sources`, each
+ * with its `action`); `url` is the memory page. Shown as the "Memory updated" chip. */
+export type MemoryUpdatedEvent = Schemas['MemoryUpdatedEvent'];
 export type UsageEvent = Schemas['UsageEvent'];
 export type ContextEvent = Schemas['ContextEvent'];
 /** `code` is stable (see `parley.errors`). */
@@ -53,6 +56,7 @@ const KNOWN: Record<ChatEventType, true> = {
   tool_confirm: true,
   tool_result: true,
   sources: true,
+  memory_updated: true,
   usage: true,
   context: true,
   error: true,

@@ -1108,12 +1108,12 @@ export interface components {
          * ChatStreamEvent
          * @description One event of a chat turn's stream: ``event: <event>`` and ``data: <data as
          *     JSON>``. ``start`` first; then any of ``text``, ``reasoning``, ``tool_start``,
-         *     ``tool_confirm``, ``tool_result``, ``sources``, ``usage``, ``context``,
-         *     ``error``; always ``done``; ``title`` when an automatic title was made. Each has
+         *     ``tool_confirm``, ``tool_result``, ``sources``, ``memory_updated``, ``usage``,
+         *     ``context``, ``error``; always ``done``; ``title`` when an automatic title was made. Each has
          *     an ``id:`` (``start`` 0, then increasing) a reader sends back as ``Last-Event-ID``
          *     to reattach; ``resync`` comes only on a reattached stream.
          */
-        ChatStreamEvent: components["schemas"]["StartFrame"] | components["schemas"]["TextFrame"] | components["schemas"]["ReasoningFrame"] | components["schemas"]["ToolStartFrame"] | components["schemas"]["ToolConfirmFrame"] | components["schemas"]["ToolResultFrame"] | components["schemas"]["SourcesFrame"] | components["schemas"]["UsageFrame"] | components["schemas"]["ContextFrame"] | components["schemas"]["ErrorFrame"] | components["schemas"]["DoneFrame"] | components["schemas"]["TitleFrame"] | components["schemas"]["ResyncFrame"];
+        ChatStreamEvent: components["schemas"]["StartFrame"] | components["schemas"]["TextFrame"] | components["schemas"]["ReasoningFrame"] | components["schemas"]["ToolStartFrame"] | components["schemas"]["ToolConfirmFrame"] | components["schemas"]["ToolResultFrame"] | components["schemas"]["SourcesFrame"] | components["schemas"]["MemoryUpdatedFrame"] | components["schemas"]["UsageFrame"] | components["schemas"]["ContextFrame"] | components["schemas"]["ErrorFrame"] | components["schemas"]["DoneFrame"] | components["schemas"]["TitleFrame"] | components["schemas"]["ResyncFrame"];
         /** Choice */
         Choice: {
             /** Finish Reason */
@@ -1932,6 +1932,32 @@ export interface components {
             kind: "memory";
             /** Title */
             title: string;
+        };
+        /**
+         * MemoryUpdatedEvent
+         * @description ``memory_updated``: the turn saved, changed or deleted saved memories (the user
+         *     asked "remember that ...", or the model called ``remember``); the web app shows a
+         *     "Memory updated" chip linking to ``url``. Sent after the ``sources`` event that
+         *     lists them (each with its ``action``), so the stored answer's ``sources`` hold
+         *     them too.
+         */
+        MemoryUpdatedEvent: {
+            /** Memories */
+            memories: components["schemas"]["MemorySource"][];
+            /**
+             * Url
+             * @description Where the user manages memories (the web app's page).
+             */
+            url: string;
+        };
+        /** MemoryUpdatedFrame */
+        MemoryUpdatedFrame: {
+            data: components["schemas"]["MemoryUpdatedEvent"];
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            event: "memory_updated";
         };
         /** MessagePublic */
         MessagePublic: {
@@ -4052,7 +4078,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description The turn's events, each `event: <name>` and `data: <JSON>` (`ChatStreamEvent` names every event and its payload): `start` first, then any of `text`, `reasoning`, `tool_start`, `tool_confirm`, `tool_result`, `sources`, `usage`, `context`, `error`; always `done`; `title` when an automatic title was made. Every event has an `id:` (`start` is 0); send the last one seen as `Last-Event-ID` to `GET .../messages/{message_id}/events` to reattach. */
+            /** @description The turn's events, each `event: <name>` and `data: <JSON>` (`ChatStreamEvent` names every event and its payload): `start` first, then any of `text`, `reasoning`, `tool_start`, `tool_confirm`, `tool_result`, `sources`, `memory_updated`, `usage`, `context`, `error`; always `done`; `title` when an automatic title was made. Every event has an `id:` (`start` is 0); send the last one seen as `Last-Event-ID` to `GET .../messages/{message_id}/events` to reattach. */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -4088,7 +4114,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description The turn's events, each `event: <name>` and `data: <JSON>` (`ChatStreamEvent` names every event and its payload): `start` first, then any of `text`, `reasoning`, `tool_start`, `tool_confirm`, `tool_result`, `sources`, `usage`, `context`, `error`; always `done`; `title` when an automatic title was made. Every event has an `id:` (`start` is 0); send the last one seen as `Last-Event-ID` to `GET .../messages/{message_id}/events` to reattach. */
+            /** @description The turn's events, each `event: <name>` and `data: <JSON>` (`ChatStreamEvent` names every event and its payload): `start` first, then any of `text`, `reasoning`, `tool_start`, `tool_confirm`, `tool_result`, `sources`, `memory_updated`, `usage`, `context`, `error`; always `done`; `title` when an automatic title was made. Every event has an `id:` (`start` is 0); send the last one seen as `Last-Event-ID` to `GET .../messages/{message_id}/events` to reattach. */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -4161,7 +4187,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description The turn's events, each `event: <name>` and `data: <JSON>` (`ChatStreamEvent` names every event and its payload): `start` first, then any of `text`, `reasoning`, `tool_start`, `tool_confirm`, `tool_result`, `sources`, `usage`, `context`, `error`; always `done`; `title` when an automatic title was made. Every event has an `id:` (`start` is 0); send the last one seen as `Last-Event-ID` to `GET .../messages/{message_id}/events` to reattach. */
+            /** @description The turn's events, each `event: <name>` and `data: <JSON>` (`ChatStreamEvent` names every event and its payload): `start` first, then any of `text`, `reasoning`, `tool_start`, `tool_confirm`, `tool_result`, `sources`, `memory_updated`, `usage`, `context`, `error`; always `done`; `title` when an automatic title was made. Every event has an `id:` (`start` is 0); send the last one seen as `Last-Event-ID` to `GET .../messages/{message_id}/events` to reattach. */
             200: {
                 headers: {
                     [name: string]: unknown;

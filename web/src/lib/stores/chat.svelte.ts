@@ -8,6 +8,7 @@ import { models } from './models.svelte';
 import { chatPath, router } from './router.svelte';
 import { toasts } from './toasts.svelte';
 import { toolCalls } from './tools.svelte';
+import { memoryUpdates } from './memoryUpdates.svelte';
 import { discardTemporary } from '../memory';
 
 export interface LiveStream {
@@ -431,6 +432,9 @@ class Chat {
         break;
       case 'sources':
         if (live) toolCalls.setSources(live.assistantId, ev.data.sources);
+        break;
+      case 'memory_updated':
+        if (live) memoryUpdates.add(live.assistantId, ev.data);
         break;
       case 'tool_result':
         if (live) {
