@@ -150,7 +150,8 @@ def test_a_fact_told_in_one_chat_is_used_in_a_new_one_until_deleted(
     [saving] = turns(upstream)
     assert "<memory_update>" in system_text(saving)
     assert "I'm vegetarian." in system_text(saving)
-    expect(told.get_by_test_id("memories-used")).to_contain_text("Memories used (1)")
+    expect(told.get_by_test_id("memory-updated")).to_contain_text("I'm vegetarian.")
+    expect(told.get_by_test_id("memories-used")).to_have_count(0)  # saved, not used
 
     # A new chat: the memory reaches the model in its block, and the answer says so.
     page.get_by_test_id("new-chat").click()
