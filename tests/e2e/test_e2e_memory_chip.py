@@ -38,9 +38,7 @@ def test_memory_updated_chip_survives_reload_and_unrelated_questions_use_no_memo
     expect(chip).to_be_visible()
     expect(chip).to_contain_text("Memory updated")
     expect(chip.get_by_test_id("memory-updated-item")).to_have_text(["I'm vegetarian. (saved)"])
-    expect(chip.get_by_test_id("memory-updated-link")).to_have_attribute(
-        "href", "/settings/memory"
-    )
+    expect(chip.get_by_test_id("memory-updated-link")).to_have_attribute("href", "/settings/memory")
     expect(told.get_by_test_id("memories-used")).to_have_count(0)  # a change, not a use
     shot(page, "memory-chip-saved")
 
