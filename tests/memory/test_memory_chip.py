@@ -147,3 +147,16 @@ async def test_recall_floor_injects_only_relevant_memories(
     for text in memories:
         assert (f"- {text}" in block) == (text in expected), (question, block)
     assert used(turn["done"]["message"]) == expected  # "Memories used" = what was injected
+
+
+async def test_automatic_extraction_is_kept_on_the_answer_after_the_turn(
+    client: Client, user: dict[str, Any], say: Say, extraction: list[dict[str, Any]]
+) -> None:
+    # Extraction runs after the stream ended: no event, but a reload shows the chip.
+    extraction.append({"action": "add", "fact": "I keep bees in my garden", "memory": 0})
+    turn = await say("I keep bees in my garden, what flowers do they like?")
+    assert events_named(turn, "memory_updated") == []
+    stored = await stored_answer(client, turn["conversation"])
+    assert [(s["title"], s.get("action")) for s in stored["sources"]] == [
+        ("I keep bees in my garden.", "added")
+    ]

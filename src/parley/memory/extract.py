@@ -38,8 +38,9 @@ from parley.memory.service import (
 )
 from parley.memory.store import MemoryStore
 from parley.memory.text import clean_fact, content_words, parse_request, supported_by
-from parley.messages import Message, TextDelta
+from parley.messages import MemorySource, Message, TextDelta
 from parley.providers.base import ChatModel, ChatRequest
+from parley.storage.tables import Message as MessageRow
 from parley.turns.hooks import TurnInfo
 
 __all__ = [
@@ -186,6 +187,7 @@ class MemoryExtractor:
         model = await self.resolve_model(info)
         parts = [e.text async for e in model.stream(request) if isinstance(e, TextDelta)]
         done: list[str] = []
+        changed: list[MemorySource] = []
         for op in parse_operations("".join(parts)):
             target = related[op.memory - 1] if 0 < op.memory <= len(related) else None
             if op.action == "delete":
@@ -197,6 +199,9 @@ class MemoryExtractor:
                     await MemoryStore(session, info.user_id).delete(target.id)
                     await session.commit()
                 done.append(f"deleted: {target.text}")
+                changed.append(
+                    {"kind": "memory", "id": target.id, "title": target.text, "action": "deleted"}
+                )
                 continue
             if not plausible(op.fact) or not supported_by(op.fact, info.query):
                 log.info("extraction proposed an unsupported fact; dropped")
@@ -212,7 +217,29 @@ class MemoryExtractor:
                 replaces=target.id if op.action == "update" and target else None,
             )
             done.append(f"{result.action}: {result.memory.text}")
+            if result.action != "merged":  # "already saved": nothing changed
+                changed.append(
+                    {
+                        "kind": "memory",
+                        "id": result.memory.id,
+                        "title": result.memory.text,
+                        "action": result.action,
+                    }
+                )
+        if changed:
+            await self._note_on_answer(info, changed)
         return done
+
+    async def _note_on_answer(self, info: TurnInfo, changed: list[MemorySource]) -> None:
+        """Add what extraction changed to the answer's ``sources`` (with each
+        ``action``), so the answer shows the "Memory updated" chip once it is
+        read again (extraction runs after the stream ended)."""
+        async with self.service.db.session() as session:
+            row = await session.get(MessageRow, info.assistant_message_id)
+            if row is None or row.user_id != info.user_id:
+                return
+            row.sources = [*(row.sources or []), *changed]
+            await session.commit()
 
     async def _pending_related(
         self, user_id: str, query: str, scope: tuple[str | None, str | None]
