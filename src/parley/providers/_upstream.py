@@ -340,7 +340,9 @@ class UpstreamApp:
         models: list[str],
         api_key: str | None,
         events_per_write: int,
+        ollama: bool = False,
     ) -> None:
+        self.ollama = ollama  # also answer Ollama's own model list, GET /api/tags
         self.default_text = default_text
         self.default_tokens = default_tokens
         self.models = models
@@ -426,6 +428,9 @@ class UpstreamApp:
             if given != self.api_key:
                 record.status = 401
                 return await _error(send, "401", anthropic)
+        if self.ollama and path == "/api/tags" and method == "GET":
+            tags = [{"name": m, "model": m, "size": 0, "details": {}} for m in self.models]
+            return await _json(send, 200, {"models": tags})
         if path.endswith("/models") and method == "GET":
             data = [
                 {"id": m, "object": "model", "created": 0, "owned_by": "scripted"}

@@ -21,6 +21,10 @@ class ModelInfo:
 
     ``ref`` ("provider/model") is how users and the API name a model.
     Prices are USD per million tokens; local models cost 0.
+    ``tool_use`` false: Parley offers this model no tools at all (neither natively
+    nor through JSON decisions), for models too small to follow a tool schema.
+    ``demo``: a starter model for trying Parley, not for real work (the web app
+    says so and suggests connecting a real one).
     """
 
     provider: str
@@ -33,6 +37,8 @@ class ModelInfo:
     input_price: float = 0.0
     output_price: float = 0.0
     display_name: str | None = None
+    tool_use: bool = True
+    demo: bool = False
 
     @property
     def ref(self) -> str:

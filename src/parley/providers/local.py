@@ -173,6 +173,11 @@ class LocalProvider:
         else:
             self.path = Path(source).expanduser()
             label = self.path.name
+        starter = source is None  # the bundled 135M model: a demo, no tools by default
+        tool_use = settings.local_model_tools
+        if tool_use is None:
+            tool_use = not starter
+        display = "SmolLM2 135M (demo)" if starter else f"{model_name_for(label)} (local)"
         self.info = ModelInfo(
             provider=name,
             name=model_name_for(label),
@@ -182,7 +187,9 @@ class LocalProvider:
             supports_vision=False,
             input_price=0.0,
             output_price=0.0,
-            display_name=f"{model_name_for(label)} (local)",
+            display_name=display,
+            tool_use=tool_use,
+            demo=starter,
         )
         self._status: LocalStatus = "not_loaded" if settings.local_model_enabled else "disabled"
         self._detail = "" if settings.local_model_enabled else "The local model is disabled."

@@ -287,6 +287,8 @@ class TurnService:
         return user_row.parent_id, user_row
 
     def _enabled_tools(self, conv: Conversation, model: ChatModel) -> list[str]:
+        if not model.info.tool_use:  # e.g. the starter model: a tool pass it cannot use
+            return []
         if conv.tools:
             return [name for name in conv.tools if name in self.tools.names()]
         # Built-ins are on by default where the model calls tools natively; small
