@@ -37,6 +37,8 @@ describe('first-run setup helpers', () => {
     expect(freeName('My Server!', [])).toBe('my-server-');
     expect(nameForUrl('https://api.groq.com/openai/v1')).toBe('groq');
     expect(nameForUrl('not a url')).toBe('provider');
+    expect(nameForUrl('http://127.0.0.1:8000/v1')).toBe('custom');
+    expect(nameForUrl('http://[::1]:8000/v1')).toBe('custom');
     expect(pickModel(['a', 'gpt-4.1-mini'], ['gpt-4.1-mini'])).toBe('gpt-4.1-mini');
     expect(pickModel(['a', 'b'], ['gpt-4.1-mini'])).toBe('a');
     expect(pickModel([], ['x'])).toBe('');

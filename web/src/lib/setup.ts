@@ -82,7 +82,9 @@ export function freeName(base: string, taken: string[]): string {
 /** A name for an OpenAI-compatible URL: its host (`api.groq.com` -> `groq`). */
 export function nameForUrl(url: string): string {
   try {
-    const host = new URL(url).hostname.replace(/^(api|www)\./, '');
+    const hostname = new URL(url).hostname;
+    if (/^[\d.]+$/.test(hostname) || hostname.includes(':') || hostname.startsWith('[') || hostname === 'localhost') return 'custom';
+    const host = hostname.replace(/^(api|www)\./, '');
     return host.split('.')[0] || 'provider';
   } catch {
     return 'provider';
