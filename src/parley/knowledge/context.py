@@ -45,6 +45,7 @@ __all__ = ["FileContext", "FileContextBlock", "make_search_tool"]
 log = logging.getLogger(__name__)
 
 SNIPPET_CHARS = 300
+MIN_PASSAGE_TOKENS = 100  # a first passage over the budget is cut to the budget, not below
 MAX_IMAGE_BYTES = 20 * 1024 * 1024
 _CLOSE_TAG = re.compile(r"</\s*untrusted-data", re.IGNORECASE)
 CITE_INSTRUCTIONS = (
@@ -59,6 +60,14 @@ class FileContextBlock(ContextBlock):
     """A context block that may also carry images for the user's message."""
 
     images: list[ImagePart] = field(default_factory=list)
+
+
+def _cut(text: str, chars: int) -> str:
+    """``text`` shortened to about ``chars`` characters at a word boundary."""
+    if len(text) <= chars:
+        return text
+    cut = text[:chars].rsplit(" ", 1)[0] or text[:chars]
+    return cut.rstrip() + " …"
 
 
 def _data(text: str) -> str:
@@ -208,10 +217,14 @@ class FileContext:
                 cost = max(1, len(hit.text) // 4) + 12
                 if used + cost > budget and ref > 0:
                     break
+                text = hit.text
+                if used + cost > budget:  # the first passage alone is over a small budget
+                    text = _cut(text, max(budget - used, MIN_PASSAGE_TOKENS) * 4)
+                    cost = len(text) // 4 + 12
                 ref += 1
                 used += cost
                 passages.append(
-                    f"[{ref}] {_where(hit.filename, hit.page, hit.section)}\n{_data(hit.text)}"
+                    f"[{ref}] {_where(hit.filename, hit.page, hit.section)}\n{_data(text)}"
                 )
                 sources.append(self.hit_source(hit, ref))
         self.refs[key] = ref

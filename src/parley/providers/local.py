@@ -19,6 +19,7 @@ import asyncio
 import importlib.util
 import json
 import logging
+import os
 import re
 import threading
 from collections.abc import AsyncIterator, Callable
@@ -253,9 +254,17 @@ class LocalProvider:
     def _open(self) -> Any:
         from llama_cpp import Llama
 
-        options: dict[str, Any] = {"n_ctx": self.settings.local_context_window, "verbose": False}
-        if self.settings.local_threads:
-            options["n_threads"] = self.settings.local_threads
+        # The same thread count for the prompt as for generation: llama-cpp-python's
+        # default (half the cores to generate, all of them for the prompt) made prompt
+        # processing a third slower on a busy 2-core machine, its threads waiting on
+        # each other for a core (bench starter).
+        threads = self.settings.local_threads or max((os.cpu_count() or 2) // 2, 1)
+        options: dict[str, Any] = {
+            "n_ctx": self.settings.local_context_window,
+            "n_threads": threads,
+            "n_threads_batch": threads,
+            "verbose": False,
+        }
         if self.repo_id is not None:
             filename = self.settings.local_model_file or DEFAULT_HF_FILE
             try:
