@@ -556,4 +556,5 @@ async def test_a_demo_model_skims_one_short_passage(
     assert len(retrieved) == 1
     system = scripted.requests[0].messages[0].content
     passages = system.split("<untrusted-data>", 1)[1].split("</untrusted-data>", 1)[0]
-    assert len(passages) // 4 <= DEMO_CONTEXT_TOKENS and passages.rstrip().endswith("…")
+    assert len(passages) // 4 <= DEMO_CONTEXT_TOKENS and "…" in passages
+    assert "calibration constant of the spectrometer is 4.2817" in passages  # the part asked

@@ -62,12 +62,34 @@ class FileContextBlock(ContextBlock):
     images: list[ImagePart] = field(default_factory=list)
 
 
-def _cut(text: str, chars: int) -> str:
-    """``text`` shortened to about ``chars`` characters at a word boundary."""
+def _cut(text: str, chars: int, query: str = "") -> str:
+    """About ``chars`` characters of ``text``, at word boundaries: the stretch around
+    the most of the question's words (the start when none of them is there)."""
     if len(text) <= chars:
         return text
-    cut = text[:chars].rsplit(" ", 1)[0] or text[:chars]
-    return cut.rstrip() + " …"
+    words = text.split()
+    wanted = {w for w in re.findall(r"\w+", query.lower()) if len(w) > 3}
+    hits = [i for i, w in enumerate(words) if wanted & set(re.findall(r"\w+", w.lower()))]
+    center, best = 0, 0
+    for i in hits:  # the hit with the most other hits within half a window either side
+        near = [j for j in hits if len(" ".join(words[min(i, j) : max(i, j)])) <= chars // 2]
+        if len(near) > best:
+            center, best = (min(near) + max(near)) // 2, len(near)
+    lo = hi = center
+    used = len(words[center]) if words else 0
+    while True:  # grow one word at a time on each side while it fits
+        grew = False
+        for side in (1, -1):
+            nxt = hi + 1 if side == 1 else lo - 1
+            if 0 <= nxt < len(words) and used + len(words[nxt]) + 1 <= chars:
+                used += len(words[nxt]) + 1
+                lo, hi = (lo, nxt) if side == 1 else (nxt, hi)
+                grew = True
+        if not grew:
+            break
+    head = "… " if lo > 0 else ""
+    tail = " …" if hi < len(words) - 1 else ""
+    return head + " ".join(words[lo : hi + 1]) + tail
 
 
 def _data(text: str) -> str:
@@ -219,7 +241,7 @@ class FileContext:
                     break
                 text = hit.text
                 if used + cost > budget:  # the first passage alone is over a small budget
-                    text = _cut(text, max(budget - used, MIN_PASSAGE_TOKENS) * 4)
+                    text = _cut(text, max(budget - used, MIN_PASSAGE_TOKENS) * 4, info.query)
                     cost = len(text) // 4 + 12
                 ref += 1
                 used += cost
