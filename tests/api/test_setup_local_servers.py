@@ -129,6 +129,7 @@ def test_the_starter_model_is_a_demo_without_tools(tmp_path: Any) -> None:
 
     starter = LocalProvider(load_settings(data_dir=tmp_path)).info
     assert starter.demo and not starter.tool_use and "demo" in (starter.display_name or "")
+    assert starter.max_output_tokens == 384  # short answers: the next question reads them
     opted_in = LocalProvider(load_settings(data_dir=tmp_path, local_model_tools=True)).info
     assert opted_in.tool_use
     other = LocalProvider(load_settings(data_dir=tmp_path, local_model=str(tmp_path / "m.gguf")))

