@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 from bench.common import Table, save
 
-NAMES = ("relay", "litellm", "storage", "startup", "local", "web", "resume")
+NAMES = ("relay", "litellm", "storage", "startup", "local", "starter", "web", "resume")
 
 
 def _runner(name: str) -> Callable[[bool], Table]:
@@ -35,6 +35,10 @@ def _runner(name: str) -> Callable[[bool], Table]:
         from bench import startup
 
         return startup.run
+    if name == "starter":
+        from bench import starter
+
+        return starter.run
     if name == "web":
         from bench import web_perf
 

@@ -47,6 +47,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings = _settings(args)
     host = args.host or settings.host
     port = args.port or settings.port
+    # the app knows where it listens (the first-run setup never probes its own port)
+    settings.host, settings.port = host, port
     print(f"Parley {_version()} at http://{host}:{port}  (data: {settings.data_dir})", flush=True)
     common: dict[str, Any] = {
         "host": host,
@@ -62,6 +64,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             os.environ["PARLEY_DATA_DIR"] = str(args.data_dir)
         if args.database_url:
             os.environ["PARLEY_DATABASE_URL"] = args.database_url
+        os.environ["PARLEY_HOST"], os.environ["PARLEY_PORT"] = host, str(port)
         uvicorn.run("parley.cli:app_factory", factory=True, workers=args.workers, **common)
         return 0
     from parley.api.app import create_app

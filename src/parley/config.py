@@ -13,6 +13,7 @@ in the database and never override these (a name clash is refused).
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import tomllib
 from pathlib import Path
@@ -22,6 +23,32 @@ from pydantic import BaseModel, Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 MiB = 1024 * 1024
+# Model servers' default ports on this machine: Ollama, LM Studio, llama.cpp server, vLLM
+DEFAULT_LOCAL_SERVERS = ("127.0.0.1:11434", "127.0.0.1:1234", "127.0.0.1:8080", "127.0.0.1:8000")
+
+
+def loopback_address(entry: str) -> str:
+    """``host:port`` of a loopback address (``11434``, ``localhost:1234``,
+    ``[::1]:8000``...), canonical; raises ``ValueError`` for anything else: the
+    local-server probe never goes beyond this machine."""
+    text = entry.strip()
+    host, port = "127.0.0.1", text
+    if text.startswith("["):
+        host, _, rest = text[1:].partition("]")
+        port = rest.removeprefix(":")
+    elif ":" in text:
+        host, _, port = text.rpartition(":")
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"local server {entry!r}: give a port, or host:port")
+    if host.lower() == "localhost":
+        host = "127.0.0.1"
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        raise ValueError(f"local server {entry!r}: the host must be a loopback address") from None
+    if not ip.is_loopback:
+        raise ValueError(f"local server {entry!r}: only loopback addresses are probed")
+    return f"[{ip}]:{int(port)}" if ip.version == 6 else f"{ip}:{int(port)}"
 
 
 class ModelConfig(BaseModel):
@@ -92,6 +119,14 @@ class Settings(BaseSettings):
     local_model_file: str | None = None  # file name inside a Hugging Face repo
     local_context_window: int = 4096
     local_threads: int | None = None
+    # offer tools (JSON decisions) to the embedded model; None = not to the bundled
+    # starter (it cannot follow a tool schema), yes to a GGUF named in local_model
+    local_model_tools: bool | None = None
+    # loopback addresses the first-run setup probes for model servers (Ollama, LM
+    # Studio, llama.cpp server, vLLM); entries "host:port" or a port, loopback only
+    local_servers: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: list(DEFAULT_LOCAL_SERVERS)
+    )
     providers: list[ProviderConfig] = Field(default_factory=list)
 
     # turn engine
@@ -174,6 +209,18 @@ class Settings(BaseSettings):
     knowledge_wait_s: float = 3.0
     knowledge_top_k: int = 8
     chunk_chars: int = 1200
+
+    @field_validator("local_servers", mode="before")
+    @classmethod
+    def _split_servers(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [h.strip() for h in value.split(",") if h.strip()]
+        return value
+
+    @field_validator("local_servers", mode="after")
+    @classmethod
+    def _loopback_only(cls, value: list[str]) -> list[str]:
+        return [loopback_address(entry) for entry in value]
 
     @field_validator("fetch_allow_hosts", mode="before")
     @classmethod

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from e2ehelpers import (
+    PASSWORD,
     PageLog,
     content,
     last_assistant,
@@ -16,7 +17,6 @@ from e2ehelpers import (
     new_context,
     send,
     start_parley,
-    ui_signup,
     unique_email,
     wait_done,
     watch,
@@ -48,7 +48,13 @@ def test_embedded_model_streams_and_persists(browser: Browser, local_server: str
     try:
         page = ctx.new_page()
         watch(page, log)
-        ui_signup(page, "Local Lou", unique_email("local"))
+        page.goto("/signup")  # the first account: an admin with only the demo model
+        page.fill("#auth-name", "Local Lou")
+        page.get_by_test_id("auth-email").fill(unique_email("local"))
+        page.get_by_test_id("auth-password").fill(PASSWORD)
+        page.get_by_test_id("auth-submit").click()
+        page.get_by_test_id("setup-close").click()  # the first-run setup: not now
+        expect(page.get_by_test_id("starter-notice")).to_be_visible()
         models = page.request.get("/api/models").json()
         refs = [m["ref"] for m in models["items"]]
         assert refs and all(not r.startswith("openai/") for r in refs), refs

@@ -118,3 +118,15 @@ def test_decision_schema_and_instruction_list_the_tools() -> None:
     assert schema["required"] == ["tool", "arguments"]
     text = decision_instruction(specs)
     assert '"expression" (string, required)' in text and "untrusted" in text
+
+
+async def test_a_model_without_tool_use_skips_the_decision_pass() -> None:
+    """The starter model cannot follow a tool schema: no decision call, no tools,
+    one streamed answer (the seconds of a grammar-constrained pass are not spent)."""
+    for native in (False, True):
+        model = ScriptedModel(["Hello there."])
+        model.info = replace(model.info, supports_tools=native, tool_use=False)
+        events = await collect(run_tool_loop(model, USER, tools=default_registry()))
+        assert [e.type for e in events] == ["text", "text", "usage", "done"]
+        (only,) = model.requests
+        assert only.response_format is None and only.tools == []

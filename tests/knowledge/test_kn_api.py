@@ -536,3 +536,25 @@ async def test_another_user_cannot_see_use_or_delete_files(
             await bob.get(f"/api/files/{own['id']}/chunks/{chunk['chunk_id']}")
         ).status_code == 404
     assert (await client.get(f"/api/files/{file['id']}")).status_code == 200
+
+
+async def test_a_demo_model_skims_one_short_passage(
+    client: Client, user: dict[str, Any], upload: Upload, scripted: ScriptedModel
+) -> None:
+    """The starter model reads ~130 tokens/s on a busy core and waits for the whole
+    prompt before its first token: it gets one passage, cut to a small budget."""
+    from dataclasses import replace
+
+    from parley.turns.runner import DEMO_CONTEXT_TOKENS
+
+    scripted.info = replace(scripted.info, demo=True, context_window=4096)
+    conv = await _conversation(client)
+    big = (await upload("survey.pdf", _big_pdf(), conversation_id=conv)).json()
+    await wait_ready(client, big["id"])
+    result = await _ask(client, conv, "What is the calibration constant of the spectrometer?")
+    retrieved = [s for s in result["sources"]["sources"] if s["mode"] == "retrieved"]
+    assert len(retrieved) == 1
+    system = scripted.requests[0].messages[0].content
+    passages = system.split("<untrusted-data>", 1)[1].split("</untrusted-data>", 1)[0]
+    assert len(passages) // 4 <= DEMO_CONTEXT_TOKENS and "…" in passages
+    assert "calibration constant of the spectrometer is 4.2817" in passages  # the part asked

@@ -19,7 +19,17 @@ from datetime import timedelta
 from fastapi import FastAPI
 
 from parley import __version__
-from parley.api.routers import admin, auth, chat, conversations, me, models, openai_api, web
+from parley.api.routers import (
+    admin,
+    auth,
+    chat,
+    conversations,
+    me,
+    models,
+    openai_api,
+    setup,
+    web,
+)
 from parley.api.schemas import Health
 from parley.api.stream_events import document_stream_events
 from parley.config import Settings, load_settings
@@ -160,7 +170,7 @@ def create_app(
     async def health() -> Health:
         return Health(status="ok", version=__version__)
 
-    for router in (auth, me, models, conversations, chat, admin, openai_api):
+    for router in (auth, me, models, conversations, chat, admin, setup, openai_api):
         app.include_router(router.router)
     for feature in enabled:
         if feature.router is not None:

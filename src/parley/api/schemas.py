@@ -409,11 +409,19 @@ class ModelPublic(BaseModel):
     supports_vision: bool
     input_price: float
     output_price: float
+    tool_use: bool = Field(
+        default=True, description="False: Parley offers this model no tools (too small for them)."
+    )
+    demo: bool = Field(
+        default=False, description="A starter model for trying Parley, not for real work."
+    )
 
 
 class LocalModelStatus(BaseModel):
     status: Literal["disabled", "not_loaded", "loading", "ready", "error"]
     detail: str
+    ref: str | None = Field(default=None, description="The embedded model's ref, when enabled.")
+    demo: bool = Field(default=False, description="It is the bundled starter (demo) model.")
 
 
 class ModelList(BaseModel):
@@ -474,3 +482,22 @@ class ProviderTestResult(BaseModel):
 class Health(BaseModel):
     status: Literal["ok"]
     version: str
+
+
+class LocalServer(BaseModel):
+    """A model server found on this machine by the first-run setup."""
+
+    address: str = Field(description="host:port probed (a loopback address).")
+    kind: Literal["ollama", "lmstudio", "llamacpp", "vllm", "openai"]
+    label: str = Field(description="What it looks like: Ollama, LM Studio, llama.cpp server...")
+    base_url: str = Field(description="The OpenAI-compatible base URL to add it with.")
+    suggested_name: str = Field(description="A free provider name for it.")
+    models: list[str]
+    added_as: str | None = Field(
+        default=None, description="The provider already using this base URL, if any."
+    )
+
+
+class LocalServerList(BaseModel):
+    items: list[LocalServer]
+    probed: list[str] = Field(description="Every address looked at, found or not.")

@@ -472,7 +472,8 @@ async def run_tool_loop(
 
     ``enabled_tools=None`` offers every tool in ``tools``. Models whose
     ``info.supports_tools`` is false get tools through JSON-constrained
-    decisions (``parley.engine.json_tools``). Setting ``cancel`` stops the loop
+    decisions (``parley.engine.json_tools``); models whose ``info.tool_use`` is
+    false get no tools and no decision pass (one streamed call). Setting ``cancel`` stops the loop
     with ``Done("cancelled")``. With ``confirm``, side-effecting tools run only
     once it returns true (denied calls report an error result to the model);
     its ``ToolConfirm`` event is yielded first. If the consuming task itself is cancelled,
@@ -492,6 +493,8 @@ async def run_tool_loop(
         max_tokens=max_tokens,
         confirm=confirm,
     )
+    if not model.info.tool_use:  # a model that cannot follow a tool schema gets none
+        run.specs, run.enabled = [], set()
     run.start()
     cancelled_outside = False
     try:

@@ -45,6 +45,7 @@ __all__ = ["FileContext", "FileContextBlock", "make_search_tool"]
 log = logging.getLogger(__name__)
 
 SNIPPET_CHARS = 300
+MIN_PASSAGE_TOKENS = 100  # a first passage over the budget is cut to the budget, not below
 MAX_IMAGE_BYTES = 20 * 1024 * 1024
 _CLOSE_TAG = re.compile(r"</\s*untrusted-data", re.IGNORECASE)
 CITE_INSTRUCTIONS = (
@@ -59,6 +60,36 @@ class FileContextBlock(ContextBlock):
     """A context block that may also carry images for the user's message."""
 
     images: list[ImagePart] = field(default_factory=list)
+
+
+def _cut(text: str, chars: int, query: str = "") -> str:
+    """About ``chars`` characters of ``text``, at word boundaries: the stretch around
+    the most of the question's words (the start when none of them is there)."""
+    if len(text) <= chars:
+        return text
+    words = text.split()
+    wanted = {w for w in re.findall(r"\w+", query.lower()) if len(w) > 3}
+    hits = [i for i, w in enumerate(words) if wanted & set(re.findall(r"\w+", w.lower()))]
+    center, best = 0, 0
+    for i in hits:  # the hit with the most other hits within half a window either side
+        near = [j for j in hits if len(" ".join(words[min(i, j) : max(i, j)])) <= chars // 2]
+        if len(near) > best:
+            center, best = (min(near) + max(near)) // 2, len(near)
+    lo = hi = center
+    used = len(words[center]) if words else 0
+    while True:  # grow one word at a time on each side while it fits
+        grew = False
+        for side in (1, -1):
+            nxt = hi + 1 if side == 1 else lo - 1
+            if 0 <= nxt < len(words) and used + len(words[nxt]) + 1 <= chars:
+                used += len(words[nxt]) + 1
+                lo, hi = (lo, nxt) if side == 1 else (nxt, hi)
+                grew = True
+        if not grew:
+            break
+    head = "… " if lo > 0 else ""
+    tail = " …" if hi < len(words) - 1 else ""
+    return head + " ".join(words[lo : hi + 1]) + tail
 
 
 def _data(text: str) -> str:
@@ -208,10 +239,14 @@ class FileContext:
                 cost = max(1, len(hit.text) // 4) + 12
                 if used + cost > budget and ref > 0:
                     break
+                text = hit.text
+                if used + cost > budget:  # the first passage alone is over a small budget
+                    text = _cut(text, max(budget - used, MIN_PASSAGE_TOKENS) * 4, info.query)
+                    cost = len(text) // 4 + 12
                 ref += 1
                 used += cost
                 passages.append(
-                    f"[{ref}] {_where(hit.filename, hit.page, hit.section)}\n{_data(hit.text)}"
+                    f"[{ref}] {_where(hit.filename, hit.page, hit.section)}\n{_data(text)}"
                 )
                 sources.append(self.hit_source(hit, ref))
         self.refs[key] = ref

@@ -340,7 +340,9 @@ class UpstreamApp:
         models: list[str],
         api_key: str | None,
         events_per_write: int,
+        ollama: bool = False,
     ) -> None:
+        self.ollama = ollama  # also answer Ollama's own model list, GET /api/tags
         self.default_text = default_text
         self.default_tokens = default_tokens
         self.models = models
@@ -436,6 +438,9 @@ class UpstreamApp:
             if shown is None:
                 return await _json(send, 404, {"error": "model not found"})
             return await _json(send, 200, shown)
+        if self.ollama and path == "/api/tags" and method == "GET":
+            tags = [{"name": m, "model": m, "size": 0, "details": {}} for m in self.models]
+            return await _json(send, 200, {"models": tags})
         if path.endswith("/models") and method == "GET":
             data = [
                 {

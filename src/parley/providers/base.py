@@ -21,6 +21,10 @@ class ModelInfo:
 
     ``ref`` ("provider/model") is how users and the API name a model.
     Prices are USD per million tokens; local models cost 0.
+    ``tool_use`` false: Parley offers this model no tools at all (neither natively
+    nor through JSON decisions), for models too small to follow a tool schema.
+    ``demo``: a starter model for trying Parley, not for real work (the web app
+    says so and suggests connecting a real one).
     """
 
     provider: str
@@ -36,6 +40,8 @@ class ModelInfo:
     cached_input_price: float = 0.0
     enabled: bool = True
     visible_to: tuple[str, ...] | None = None  # user ids; None: every user
+    tool_use: bool = True
+    demo: bool = False
 
     @property
     def ref(self) -> str:

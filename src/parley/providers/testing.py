@@ -55,6 +55,7 @@ class ScriptedUpstream:
     ``up.base_url`` is the OpenAI base URL (".../v1"), ``up.root_url`` the
     Anthropic one; ``up.enqueue(UpstreamReply(...))`` scripts the next answers
     (FIFO), and when the script is empty every request gets the default reply.
+    ``ollama=True`` also answers Ollama's ``GET /api/tags`` with the models.
     """
 
     def __init__(
@@ -67,8 +68,10 @@ class ScriptedUpstream:
         events_per_write: int = 8,
         host: str = "127.0.0.1",
         port: int = 0,
+        ollama: bool = False,
     ) -> None:
         self.app = UpstreamApp(
+            ollama=ollama,
             default_text=default_text,
             default_tokens=default_tokens,
             models=list(models or ["scripted-model"]),
@@ -286,6 +289,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--models", default="scripted-model", help="comma-separated model ids")
     parser.add_argument("--api-key", default=None)
     parser.add_argument("--events-per-write", type=int, default=8)
+    parser.add_argument("--ollama", action="store_true", help="also answer GET /api/tags")
     args = parser.parse_args(argv)
     upstream = ScriptedUpstream(
         default_text=args.default_text,
@@ -295,6 +299,7 @@ def main(argv: list[str] | None = None) -> None:
         events_per_write=args.events_per_write,
         host=args.host,
         port=args.port,
+        ollama=args.ollama,
     )
     print(f"scripted upstream listening on {upstream.base_url}", flush=True)
     with contextlib.suppress(KeyboardInterrupt):

@@ -24,6 +24,8 @@ def model_out(info: ModelInfo) -> ModelPublic:
         supports_vision=info.supports_vision,
         input_price=info.input_price,
         output_price=info.output_price,
+        tool_use=info.tool_use,
+        demo=info.demo,
     )
 
 
@@ -31,7 +33,13 @@ def local_status(registry: ModelRegistry) -> LocalModelStatus:
     local = registry.local
     if local is None:
         return LocalModelStatus(status="disabled", detail="The embedded model is turned off.")
-    return LocalModelStatus(status=local.status, detail=local.detail)
+    enabled = local.status != "disabled"
+    return LocalModelStatus(
+        status=local.status,
+        detail=local.detail,
+        ref=local.info.ref if enabled else None,
+        demo=local.info.demo,
+    )
 
 
 @router.get("/models")

@@ -139,6 +139,26 @@ export interface paths {
         patch: operations["update_settings_api_admin_settings_patch"];
         trace?: never;
     };
+    "/api/admin/setup/local-servers": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Local Servers
+         * @description Model servers answering on this machine's usual ports, with their models.
+         */
+        get: operations["local_servers_api_admin_setup_local_servers_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/admin/users": {
         parameters: {
             query?: never;
@@ -1703,13 +1723,72 @@ export interface components {
         };
         /** LocalModelStatus */
         LocalModelStatus: {
+            /**
+             * Demo
+             * @description It is the bundled starter (demo) model.
+             * @default false
+             */
+            demo?: boolean;
             /** Detail */
             detail: string;
+            /**
+             * Ref
+             * @description The embedded model's ref, when enabled.
+             */
+            ref?: string | null;
             /**
              * Status
              * @enum {string}
              */
             status: "disabled" | "not_loaded" | "loading" | "ready" | "error";
+        };
+        /**
+         * LocalServer
+         * @description A model server found on this machine by the first-run setup.
+         */
+        LocalServer: {
+            /**
+             * Added As
+             * @description The provider already using this base URL, if any.
+             */
+            added_as?: string | null;
+            /**
+             * Address
+             * @description host:port probed (a loopback address).
+             */
+            address: string;
+            /**
+             * Base Url
+             * @description The OpenAI-compatible base URL to add it with.
+             */
+            base_url: string;
+            /**
+             * Kind
+             * @enum {string}
+             */
+            kind: "ollama" | "lmstudio" | "llamacpp" | "vllm" | "openai";
+            /**
+             * Label
+             * @description What it looks like: Ollama, LM Studio, llama.cpp server...
+             */
+            label: string;
+            /** Models */
+            models: string[];
+            /**
+             * Suggested Name
+             * @description A free provider name for it.
+             */
+            suggested_name: string;
+        };
+        /** LocalServerList */
+        LocalServerList: {
+            /** Items */
+            items: components["schemas"]["LocalServer"][];
+            /**
+             * Probed
+             * @description Every address looked at, found or not.
+             */
+            probed: string[];
         };
         /** LoginIn */
         LoginIn: {
@@ -2176,6 +2255,12 @@ export interface components {
         ModelPublic: {
             /** Context Window */
             context_window: number;
+            /**
+             * Demo
+             * @description A starter model for trying Parley, not for real work.
+             * @default false
+             */
+            demo?: boolean;
             /** Display Name */
             display_name: string;
             /** Input Price */
@@ -2192,6 +2277,12 @@ export interface components {
             supports_tools: boolean;
             /** Supports Vision */
             supports_vision: boolean;
+            /**
+             * Tool Use
+             * @description False: Parley offers this model no tools (too small for them).
+             * @default true
+             */
+            tool_use?: boolean;
         };
         /**
          * ModelSettings
@@ -3403,6 +3494,26 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    local_servers_api_admin_setup_local_servers_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LocalServerList"];
                 };
             };
         };

@@ -22,6 +22,23 @@ class Models {
     }
   }
 
+  /** The model a chat with this choice uses (`null`/empty: the default). */
+  resolve(ref: string | null | undefined): ModelInfo | undefined {
+    const wanted = ref || this.defaultRef;
+    return this.items.find((m) => m.ref === wanted);
+  }
+
+  /** That model is the demo starter (say so, and what it cannot do). */
+  isDemo(ref: string | null | undefined): boolean {
+    return Boolean(this.resolve(ref)?.demo);
+  }
+
+  /** That model is the embedded one. */
+  isLocal(ref: string | null | undefined): boolean {
+    const wanted = ref || this.defaultRef;
+    return Boolean(wanted && wanted === this.local?.ref);
+  }
+
   label(ref: string | null | undefined): string {
     if (!ref) return 'Default model';
     return this.items.find((m) => m.ref === ref)?.display_name || ref;
