@@ -379,5 +379,10 @@ async def user(client: Client) -> dict[str, Any]:
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Browser tests run last: sync Playwright keeps an event loop running in the
-    main thread until its session fixture ends, which async tests cannot share."""
+    main thread until its session fixture ends, which async tests cannot share.
+    Every test under tests/e2e is marked ``e2e`` (so ``-m "not e2e"`` leaves it out)
+    whether or not its module says so."""
+    for item in items:
+        if "e2e" in item.path.parts:
+            item.add_marker(pytest.mark.e2e)
     items.sort(key=lambda item: "e2e" in item.path.parts)
