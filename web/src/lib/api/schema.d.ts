@@ -2816,6 +2816,11 @@ export interface components {
             id: string;
             /** Name */
             name: string;
+            /**
+             * Offset
+             * @description Characters (code points) of the answer's text written before this step: the step is shown there, between the text before it and the text after it.
+             */
+            offset: number | null;
         };
         /** ToolStartFrame */
         ToolStartFrame: {
@@ -2831,8 +2836,13 @@ export interface components {
          * @description One tool call of an answer: opened by ``tool_start``, completed by ``tool_result``.
          *
          *     ``arguments`` is the JSON text the model sent (a string, not an object). Until
-         *     the result arrives (a periodic flush) only ``id``, ``name``, ``arguments`` and
-         *     perhaps ``needs_confirmation`` are set.
+         *     the result arrives (a periodic flush) only ``id``, ``name``, ``arguments``,
+         *     ``offset`` and perhaps ``needs_confirmation`` are set.
+         *
+         *     ``offset`` is where the step falls in the answer: how many characters (Unicode
+         *     code points) of the message's ``content`` had been written when it started, so
+         *     the answer reads text, step, text in the order it happened. Steps stored before
+         *     it was recorded have none (they are shown before the text).
          */
         ToolStep: {
             /** Arguments */
@@ -2849,6 +2859,8 @@ export interface components {
             name: string;
             /** Needs Confirmation */
             needs_confirmation?: boolean;
+            /** Offset */
+            offset?: number;
             /** Output */
             output?: string;
         };
