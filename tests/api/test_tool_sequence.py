@@ -118,3 +118,18 @@ async def test_an_old_message_without_offsets_still_serializes(
     sent = scripted.requests[-1].messages
     call = next(i for i, m in enumerate(sent) if m.tool_calls)
     assert sent[call].content == "" and sent[call + 2].content == "It is 42."
+
+
+async def test_the_tools_list_has_human_names_and_one_line_summaries(
+    client: Client, user: Any
+) -> None:
+    listed = (await client.get("/api/tools")).json()
+    by_name = {t["name"]: t for t in listed["items"]}
+    assert by_name["calculator"]["title"] == "Calculator"
+    assert by_name["search_conversations"]["title"] == "Search your chats"
+    assert by_name["remember"]["title"] == "Remember"
+    assert by_name["fetch_page"]["title"] == "Read a web page"
+    for tool in listed["items"]:  # every one reads as words, one line
+        assert tool["title"] and "_" not in tool["title"]
+        assert tool["summary"] and "\n" not in tool["summary"]
+    assert isinstance(listed["unavailable"], list)

@@ -2745,12 +2745,23 @@ export interface components {
         ToolList: {
             /** Confirm Timeout S */
             confirm_timeout_s: number;
-            /** Items */
+            /**
+             * Items
+             * @description Every tool a conversation can enable
+             */
             items: components["schemas"]["ToolPublic"][];
+            /**
+             * Unavailable
+             * @description Tools that cannot be used now, with why (never offered to the model)
+             */
+            unavailable: components["schemas"]["UnavailableToolPublic"][];
         };
         /** ToolPublic */
         ToolPublic: {
-            /** Description */
+            /**
+             * Description
+             * @description What the model is told about the tool
+             */
             description: string;
             /** Name */
             name: string;
@@ -2771,6 +2782,16 @@ export interface components {
              * @enum {string}
              */
             source: "web" | "mcp" | "builtin" | "feature";
+            /**
+             * Summary
+             * @description One line about the tool, for people
+             */
+            summary: string;
+            /**
+             * Title
+             * @description The human name shown in the Tools menu ("Run code")
+             */
+            title: string;
         };
         /**
          * ToolResultEvent
@@ -2872,6 +2893,21 @@ export interface components {
         TurnStart: {
             assistant_message: components["schemas"]["MessagePublic"];
             user_message: components["schemas"]["MessagePublic"];
+        };
+        /**
+         * UnavailableToolPublic
+         * @description A tool the server has but cannot offer now (code execution whose sandbox
+         *     cannot start): shown disabled, with why.
+         */
+        UnavailableToolPublic: {
+            /** Name */
+            name: string;
+            /** Reason */
+            reason: string;
+            /** Summary */
+            summary: string;
+            /** Title */
+            title: string;
         };
         /** UploadedFile */
         UploadedFile: {
