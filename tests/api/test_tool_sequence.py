@@ -133,3 +133,22 @@ async def test_the_tools_list_has_human_names_and_one_line_summaries(
         assert tool["title"] and "_" not in tool["title"]
         assert tool["summary"] and "\n" not in tool["summary"]
     assert isinstance(listed["unavailable"], list)
+
+
+async def test_tools_chosen_before_the_first_message_apply_to_the_new_conversation(
+    client: Client, user: Any, scripted: ScriptedModel
+) -> None:
+    r = await client.post(
+        "/api/conversations", json={"model": "scripted/scripted", "tools": ["calculator"]}
+    )
+    assert r.status_code == 201, r.text
+    conv = r.json()
+    assert conv["tools"] == ["calculator"]
+    await client.post(f"/api/conversations/{conv['id']}/messages", json={"content": "hi"})
+    offered = [t.name for t in scripted.requests[-1].tools or []]
+    assert offered == ["calculator"]
+    # none at all, and unknown names, as with PATCH
+    r = await client.post("/api/conversations", json={"tools": []})
+    assert r.json()["tools"] == []
+    r = await client.post("/api/conversations", json={"tools": ["no_such_tool"]})
+    assert r.status_code == 422 and r.json()["code"] == "unknown_tool"

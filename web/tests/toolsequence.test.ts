@@ -125,3 +125,28 @@ describe('the live stream', () => {
     expect(order(done.container)).toEqual(['text:Let me plot it.', 'steps:1', 'text:I ran the code.']);
   });
 });
+
+describe('ToolsMenu', () => {
+  it('is there on the new-chat screen: human names, a draft choice, unavailable tools disabled', async () => {
+    const { fireEvent } = await import('@testing-library/svelte');
+    const ToolsMenu = (await import('../src/components/tools/ToolsMenu.svelte')).default;
+    const list = {
+      items: [
+        { name: 'calculator', title: 'Calculator', summary: 'Works out arithmetic exactly', description: 'x', side_effecting: false, source: 'builtin', parameters: {} },
+        { name: 'web_search', title: 'Web search', summary: 'Searches the web', description: 'x', side_effecting: false, source: 'web', parameters: {} },
+      ],
+      unavailable: [{ name: 'run_python', title: 'Run code', summary: 'Runs Python', reason: 'Code execution is unavailable: bubblewrap was not found.' }],
+      confirm_timeout_s: 60,
+    };
+    vi.stubGlobal('fetch', vi.fn(async () => new Response(JSON.stringify(list), { status: 200, headers: { 'Content-Type': 'application/json' } })));
+    chat.newChat();
+    const { getByTestId, getAllByTestId } = render(ToolsMenu);
+    await fireEvent.click(getByTestId('tools-menu'));
+    await vi.waitFor(() => expect(getAllByTestId('tool-title').map((e) => e.textContent)).toEqual(['Calculator', 'Web search']));
+    const off = getByTestId('tool-unavailable-run_python');
+    expect(off.querySelector('input')!.disabled).toBe(true);
+    expect(off.textContent).toContain('bubblewrap');
+    await fireEvent.click(getByTestId('tool-toggle-web_search'));
+    expect(chat.draftTools).toEqual(['calculator']);
+  });
+});

@@ -1223,6 +1223,8 @@ export interface components {
             temporary?: boolean;
             /** Title */
             title?: string | null;
+            /** Tools */
+            tools?: string[] | null;
         };
         /** ConversationDetail */
         ConversationDetail: {

@@ -67,6 +67,8 @@ class Chat {
   draftModel = $state<string | null>(null);
   /** The next new chat is temporary (no memory, deleted when left). */
   draftTemporary = $state(false);
+  /** Tools chosen on the new-chat screen (null: the defaults), sent when it is created. */
+  draftTools = $state<string[] | null>(null);
   /** Summary of the older turns of this branch (long conversations). */
   summary = $state<ConversationSummary | null>(null);
   /** Incremented when the composer should take focus. */
@@ -103,6 +105,7 @@ class Chat {
     this.leaveTemporary();
     this.detach();
     this.draftTemporary = false;
+    this.draftTools = null;
     this.summary = null;
     this.loadGen++;
     this.conversationId = null;
@@ -246,7 +249,12 @@ class Chat {
   async ensureConversation(): Promise<string | null> {
     if (this.conversationId) return this.conversationId;
     try {
-      const c = await convApi.create({ model: this.draftModel ?? undefined, ...(this.draftTemporary ? { temporary: true } : {}) });
+      const c = await convApi.create({
+        model: this.draftModel ?? undefined,
+        ...(this.draftTemporary ? { temporary: true } : {}),
+        ...(this.draftTools ? { tools: this.draftTools } : {}),
+      });
+      this.draftTools = null;
       this.loadGen++;
       this.conversationId = c.id;
       this.conversation = c;
