@@ -105,13 +105,19 @@ class ToolStep(TypedDict):
     """One tool call of an answer: opened by ``tool_start``, completed by ``tool_result``.
 
     ``arguments`` is the JSON text the model sent (a string, not an object). Until
-    the result arrives (a periodic flush) only ``id``, ``name``, ``arguments`` and
-    perhaps ``needs_confirmation`` are set.
+    the result arrives (a periodic flush) only ``id``, ``name``, ``arguments``,
+    ``offset`` and perhaps ``needs_confirmation`` are set.
+
+    ``offset`` is where the step falls in the answer: how many characters (Unicode
+    code points) of the message's ``content`` had been written when it started, so
+    the answer reads text, step, text in the order it happened. Steps stored before
+    it was recorded have none (they are shown before the text).
     """
 
     id: str
     name: str
     arguments: str
+    offset: NotRequired[int]
     output: NotRequired[str]
     is_error: NotRequired[bool]
     duration_ms: NotRequired[float]
@@ -228,11 +234,15 @@ ProviderEvent = TextDelta | ReasoningDelta | ToolCallDelta | UsageEvent | Finish
 
 @dataclass(slots=True)
 class ToolStart:
-    """The engine is about to run a tool (arguments complete and parsed)."""
+    """The engine is about to run a tool (arguments complete and parsed).
+
+    ``offset``: the characters of answer text written before it (set by the turn's
+    recorder, which counts them; the engine leaves it None)."""
 
     id: str
     name: str
     arguments: str
+    offset: int | None = None
     type: Literal["tool_start"] = "tool_start"
 
 

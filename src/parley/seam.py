@@ -127,6 +127,12 @@ class FeatureContext:
         if name in self._tools:
             self._tools.unregister(name)
 
+    def withhold_tool(self, tool: Tool, reason: str) -> None:
+        """The feature has ``tool`` but cannot offer it now (the sandbox cannot start):
+        it is not offered, and the tools list shows it unavailable with ``reason``
+        until ``add_tool`` offers it again."""
+        self._tools.withhold(tool, reason)
+
     @property
     def tool_registry(self) -> ToolRegistry:
         """The registry itself, for a feature that keeps a changing set of tools

@@ -126,7 +126,7 @@ async def test_tool_steps_are_streamed_and_stored(
     assert stored["steps"][0]["name"] == "calculator" and "42" in stored["steps"][0]["output"]
     # the wire shape of parley.messages.ToolStep; arguments stay the model's JSON text
     step = stored["steps"][0]
-    assert set(step) == {"id", "name", "arguments", "output", "is_error", "duration_ms"}
+    assert set(step) == {"id", "name", "arguments", "offset", "output", "is_error", "duration_ms"}
     assert step["arguments"] == dict(events)["tool_start"]["arguments"]
     assert dict(events)["tool_start"]["arguments"] == '{"expression": "6*7"}'
     assert stored["content"] == "It is 42."

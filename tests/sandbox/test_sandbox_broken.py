@@ -58,6 +58,10 @@ class _Ctx:
     def remove_tool(self, name: str) -> None:
         self.tools.pop(name, None)
 
+    def withhold_tool(self, tool: object, reason: str) -> None:
+        self.tools.pop(tool.name, None)  # type: ignore[attr-defined]
+        self.withheld = reason
+
 
 async def test_the_tool_is_withdrawn_while_kernels_cannot_start(
     sandbox_config: SandboxConfig, settings: Settings
@@ -66,10 +70,10 @@ async def test_the_tool_is_withdrawn_while_kernels_cannot_start(
     feature.manager = SandboxManager(replace(sandbox_config, spares=1), MemorySink())
     ctx = _Ctx()
     ctx.add_tool(feature.tool())
-    feature.manager.on_status = lambda error: feature._offer(ctx, not error)  # type: ignore[arg-type]
+    feature.manager.on_status = lambda error: feature._offer(ctx, error)  # type: ignore[arg-type]
     try:
         feature.manager._start_failed(RuntimeError("bwrap: execvp python: No such file"))
-        assert TOOL_NAME not in ctx.tools
+        assert TOOL_NAME not in ctx.tools and "execvp" in ctx.withheld
         feature.manager._started()
         assert TOOL_NAME in ctx.tools
     finally:
@@ -83,7 +87,10 @@ async def test_the_app_does_not_offer_a_sandbox_that_cannot_run(
     async with make_app(settings=missing) as app:
         client = make_client(app)
         await signup(client, "nosandbox@example.com")
-        names = [t["name"] for t in (await client.get("/api/tools")).json()["items"]]
-        assert TOOL_NAME not in names
+        listed = (await client.get("/api/tools")).json()
+        assert TOOL_NAME not in [t["name"] for t in listed["items"]]
+        # the Tools menu shows it disabled, with why
+        (withheld,) = [t for t in listed["unavailable"] if t["name"] == TOOL_NAME]
+        assert withheld["title"] == "Run code" and "bubblewrap" in withheld["reason"]
     said = [r.message for r in caplog.records if "run_python is not offered" in r.message]
     assert len(said) == 1 and "bubblewrap" in said[0]

@@ -9,9 +9,9 @@ import type { MessageSource, ToolInfo } from '../src/lib/api/types';
 import { conversation, message as build } from './fixtures';
 
 const ALL: ToolInfo[] = [
-  { name: 'calculator', description: '', side_effecting: false, source: 'builtin', parameters: {} },
-  { name: 'fetch_page', description: '', side_effecting: false, source: 'web', parameters: {} },
-  { name: 'fx__delete', description: '', side_effecting: true, source: 'mcp', parameters: {} },
+  { name: 'calculator', title: 'Calculator', summary: '', description: '', side_effecting: false, source: 'builtin', parameters: {} },
+  { name: 'fetch_page', title: 'Read a web page', summary: '', description: '', side_effecting: false, source: 'web', parameters: {} },
+  { name: 'fx__delete', title: 'Fx delete', summary: '', description: '', side_effecting: true, source: 'mcp', parameters: {} },
 ];
 
 function json(body: unknown, status = 200): Response {

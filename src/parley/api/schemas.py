@@ -59,6 +59,8 @@ class ConversationCreate(Body):
     title: str | None = Field(default=None, max_length=300)
     model: str | None = Field(default=None, max_length=300)
     temporary: bool = False
+    # The tools chosen before the first message (as PATCH's `tools`); null: the defaults.
+    tools: list[str] | None = Field(default=None, max_length=200)
 
 
 class ConversationUpdate(Body):

@@ -80,6 +80,10 @@ class ToolStartEvent(BaseModel):
     id: str
     name: str
     arguments: str = Field(description="The JSON text the model wrote (a string, not an object).")
+    offset: int | None = Field(
+        description="Characters (code points) of the answer's text written before this step: "
+        "the step is shown there, between the text before it and the text after it."
+    )
 
 
 class ToolConfirmEvent(BaseModel):

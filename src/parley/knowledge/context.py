@@ -383,4 +383,9 @@ def make_search_tool(
             "brackets, like [1].\n<untrusted-data>\n" + "\n\n".join(lines) + "\n</untrusted-data>"
         )
 
-    return tool_from_function(search_knowledge, timeout_s=20.0)
+    return tool_from_function(
+        search_knowledge,
+        timeout_s=20.0,
+        title="Search your files",
+        summary="Looks through the files and collections of this chat",
+    )

@@ -94,7 +94,12 @@ def make_remember_tool(service: MemoryService) -> Tool:
         )
         return f"Memory {result.action}: {result.memory.text}"
 
-    return tool_from_function(remember, timeout_s=15)
+    return tool_from_function(
+        remember,
+        timeout_s=15,
+        title="Remember",
+        summary="Saves something you ask it to remember for later chats",
+    )
 
 
 def make_search_conversations_tool(db: Database, max_hits: int = 5) -> Tool:
@@ -123,4 +128,10 @@ def make_search_conversations_tool(db: Database, max_hits: int = 5) -> Tool:
                 break
         return "\n".join(lines) if lines else f"No earlier conversation mentions {query!r}."
 
-    return tool_from_function(search_past_conversations, name="search_conversations", timeout_s=15)
+    return tool_from_function(
+        search_past_conversations,
+        name="search_conversations",
+        timeout_s=15,
+        title="Search your chats",
+        summary="Finds what was said in your earlier conversations",
+    )

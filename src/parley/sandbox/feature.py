@@ -147,7 +147,13 @@ class SandboxFeature:
             return render(result, self.config.limits)
 
         timeout = self.config.limits.wall_seconds + self.config.start_timeout_s + 5
-        return tool_from_function(run_python, name=TOOL_NAME, timeout_s=timeout)
+        return tool_from_function(
+            run_python,
+            name=TOOL_NAME,
+            timeout_s=timeout,
+            title="Run code",
+            summary="Runs Python in a sandbox to compute, analyse files and make charts",
+        )
 
     async def start(self, ctx: FeatureContext) -> None:
         await self._start_user_data(ctx)  # outputs are deleted even with execution off
@@ -167,6 +173,7 @@ class SandboxFeature:
                 "(`parley doctor` checks the sandbox)",
                 reason,
             )
+            ctx.withhold_tool(self.tool(), f"Code execution is unavailable: {reason}")
             return
         if cgroups := self.manager.cgroup_status():
             log.warning(
@@ -186,14 +193,15 @@ class SandboxFeature:
         if self.config.spares > 0:
             # Spares are started in the background and retried: a sandbox whose kernels
             # cannot start withdraws the tool until one does (the manager logs it once).
-            self.manager.on_status = lambda error: self._offer(ctx, not error)
+            self.manager.on_status = lambda error: self._offer(ctx, error)
         self.manager.start_reaper()
 
-    def _offer(self, ctx: FeatureContext, available: bool) -> None:
-        if available:
+    def _offer(self, ctx: FeatureContext, error: str) -> None:
+        if not error:
             ctx.add_tool(self.tool(), replace=True)
         else:
-            ctx.remove_tool(TOOL_NAME)
+            reason = f"Code execution is unavailable: the sandbox cannot start ({error})."
+            ctx.withhold_tool(self.tool(), reason)
 
     async def _start_user_data(self, ctx: FeatureContext) -> None:
         """Account and conversation deletion remove outputs and kill kernels

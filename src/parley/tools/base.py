@@ -83,6 +83,8 @@ class Tool:
     side_effecting: bool = False
     timeout_s: float | None = None
     context_param: str | None = None
+    title: str = ""  # the human name people see in the Tools menu ("Run code")
+    summary: str = ""  # one line for people (``description`` is written for the model)
 
     def spec(self) -> ToolSpec:
         return ToolSpec(name=self.name, description=self.description, parameters=self.parameters)
@@ -222,12 +224,15 @@ def tool_from_function(
     description: str | None = None,
     side_effecting: bool = False,
     timeout_s: float | None = None,
+    title: str = "",
+    summary: str = "",
 ) -> Tool:
-    """Build a ``Tool`` from ``fn``'s signature, type hints and docstring."""
+    """Build a ``Tool`` from ``fn``'s signature, type hints and docstring; ``title``
+    and ``summary`` are what people see of it (the Tools menu)."""
     tool_name = name or fn.__name__
     if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", tool_name):
         raise ValueError(f"tool name {tool_name!r} must be 1-64 letters, digits, '_' or '-'")
-    summary, arg_docs = _parse_docstring(inspect.getdoc(fn))
+    first_line, arg_docs = _parse_docstring(inspect.getdoc(fn))
     hints = get_type_hints(fn, include_extras=True)
     properties: dict[str, Any] = {}
     required: list[str] = []
@@ -258,12 +263,14 @@ def tool_from_function(
     }
     return Tool(
         name=tool_name,
-        description=description or summary or tool_name,
+        description=description or first_line or tool_name,
         parameters=parameters,
         fn=fn,
         side_effecting=side_effecting,
         timeout_s=timeout_s,
         context_param=context_param,
+        title=title,
+        summary=summary,
     )
 
 
@@ -277,6 +284,8 @@ def tool(
     name: str | None = None,
     side_effecting: bool = False,
     timeout_s: float | None = None,
+    title: str = "",
+    summary: str = "",
 ) -> Callable[[Callable[..., Any]], Tool]: ...
 def tool(
     fn: Callable[..., Any] | None = None,
@@ -285,12 +294,19 @@ def tool(
     name: str | None = None,
     side_effecting: bool = False,
     timeout_s: float | None = None,
+    title: str = "",
+    summary: str = "",
 ) -> Tool | Callable[[Callable[..., Any]], Tool]:
     """Declare a tool: ``@tool`` or ``@tool(name=..., side_effecting=True, timeout_s=5)``."""
 
     def build(func: Callable[..., Any]) -> Tool:
         return tool_from_function(
-            func, name=name, side_effecting=side_effecting, timeout_s=timeout_s
+            func,
+            name=name,
+            side_effecting=side_effecting,
+            timeout_s=timeout_s,
+            title=title,
+            summary=summary,
         )
 
     return build(fn) if fn is not None else build
@@ -399,6 +415,8 @@ class ToolRegistry:
         max_output_chars: int = MAX_OUTPUT_CHARS,
     ) -> None:
         self._tools: dict[str, Tool] = {}
+        # tools a feature has but cannot offer now, with why (listed, never offered)
+        self._withheld: dict[str, tuple[Tool, str]] = {}
         self.max_output_chars = max_output_chars
         for item in tools:
             self.register(item)
@@ -409,11 +427,23 @@ class ToolRegistry:
         if declared.name in self._tools:
             raise ValueError(f"a tool named {declared.name!r} is already registered")
         self._tools[declared.name] = declared
+        self._withheld.pop(declared.name, None)
         return declared
 
     def unregister(self, name: str) -> None:
         """Remove a tool (e.g. of a disconnected MCP server); unknown names are ignored."""
         self._tools.pop(name, None)
+
+    def withhold(self, declared: Tool, reason: str) -> None:
+        """``declared`` is not offered (unregistered if it was) and is listed as
+        unavailable with ``reason`` (the Tools menu shows it disabled) until it is
+        registered again."""
+        self._tools.pop(declared.name, None)
+        self._withheld[declared.name] = (declared, reason)
+
+    def withheld(self) -> list[tuple[Tool, str]]:
+        """The tools withheld and why (``withhold``)."""
+        return list(self._withheld.values())
 
     def get(self, name: str) -> Tool | None:
         return self._tools.get(name)

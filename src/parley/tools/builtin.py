@@ -213,7 +213,7 @@ def format_number(value: Number) -> str:
     return format(value, ".15g")
 
 
-@tool
+@tool(title="Calculator", summary="Works out arithmetic exactly")
 def calculator(
     expression: Annotated[str, "Arithmetic such as '2 * (3 + 4) ** 2' or 'sqrt(2) * pi'"],
 ) -> str:
@@ -225,7 +225,9 @@ def calculator(
     return format_number(evaluate(expression))
 
 
-@tool
+@tool(
+    title="Date and time", summary="Tells the current date and time, in your time zone or another"
+)
 def current_datetime(
     ctx: ToolContext,
     timezone: Annotated[

@@ -51,9 +51,15 @@ def history_from_rows(rows: list[MessageRow]) -> tuple[list[Message], set[int]]:
         elif row.role == "assistant":
             if not row.content and not row.steps:
                 continue  # a failed or empty answer carries nothing forward
+            content, written = row.content, 0
             for step in row.steps or []:
                 call = ToolCall(step["id"], step["name"], step.get("arguments") or "{}")
-                messages.append(Message("assistant", "", tool_calls=[call]))
+                # the text the model wrote before this call goes with it (steps that
+                # record where they fell; older ones get the whole text after them)
+                at = min(max(step.get("offset", written), written), len(content))
+                said = content[written:at].strip()
+                messages.append(Message("assistant", said, tool_calls=[call]))
+                written = at
                 # Stored raw for the user; back to the model as untrusted data again.
                 output = wrap_tool_output(
                     call.name, step.get("output", ""), is_error=bool(step.get("is_error"))
@@ -61,5 +67,6 @@ def history_from_rows(rows: list[MessageRow]) -> tuple[list[Message], set[int]]:
                 messages.append(Message("tool", output, tool_call_id=call.id, name=call.name))
             if row.pinned:
                 pinned.add(len(messages))
-            messages.append(Message("assistant", row.content))
+            rest = content[written:].lstrip() if written else content
+            messages.append(Message("assistant", rest))
     return messages, pinned

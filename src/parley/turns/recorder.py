@@ -3,9 +3,10 @@
 The driver (``runner.TurnService``) decides what happens in a turn; the
 ``Recorder`` keeps what it produced and stores it, so each can be read alone:
 
-- progress: text and reasoning deltas (an append and a flag: the per-token path
-  stays O(1)), tool steps (opened at ``tool_start``, completed at
-  ``tool_result``), the sources (the context's first, then those tools cite);
+- progress: text and reasoning deltas (an append, a count and a flag: the
+  per-token path stays O(1)), tool steps (opened at ``tool_start`` with the
+  ``offset`` of the text written before them, completed at ``tool_result``), the
+  sources (the context's first, then those tools cite);
 - a periodic flush of the text, reasoning and steps so far every
   ``flush_interval_s`` while the turn runs, so a crash loses at most that much;
 - the finish: the full record (status, tokens, latency, time to first token,
@@ -72,6 +73,8 @@ class Recorder:
         self.title_from = title_from
         self.flush_interval_s = flush_interval_s
         self.parts: list[str] = []
+        self.length = 0  # characters in ``parts``: where a step starting now falls
+        self._after_step = False  # a step came since the last text
         self.reasoning: list[str] = []
         self.steps: list[ToolStep] = []
         self.sources: list[Source] = []
@@ -99,7 +102,26 @@ class Recorder:
         if self._first_token is None:
             self._first_token = time.monotonic()
         self.parts.append(text)
+        self.length += len(text)
         self.dirty = True
+
+    def paragraph_break(self, text: str) -> str:
+        """What must go before ``text``, the first text after a tool step, so the text
+        before the step and the text after it are separate paragraphs: ``"\n\n"``,
+        less the line breaks already there ('' when the answer had no text before the
+        step). Called only while ``resuming`` (once per step, not per token)."""
+        self._after_step = False
+        if not self.length:
+            return ""
+        tail = "".join(self.parts[-2:])[-2:]
+        head = text[:2]
+        have = len(tail) - len(tail.rstrip("\n")) + len(head) - len(head.lstrip("\n"))
+        return "\n" * max(0, 2 - have)
+
+    @property
+    def resuming(self) -> bool:
+        """True until the first text after a tool step."""
+        return self._after_step
 
     def add_reasoning(self, text: str) -> None:
         if self._first_token is None:
@@ -108,7 +130,13 @@ class Recorder:
         self.dirty = True
 
     def tool_started(self, event: ToolStart) -> None:
-        self.steps.append({"id": event.id, "name": event.name, "arguments": event.arguments})
+        """Open a step at the current end of the text; ``event.offset`` is set to it,
+        so the ``tool_start`` event carries it too."""
+        event.offset = self.length
+        self._after_step = True
+        step: ToolStep = {"id": event.id, "name": event.name, "arguments": event.arguments}
+        step["offset"] = self.length
+        self.steps.append(step)
 
     def confirmation_asked(self, call_id: str) -> None:
         """The call waits for the user's approval (a ``tool_confirm`` was sent)."""
@@ -122,8 +150,9 @@ class Recorder:
             if step["id"] == event.id:
                 break
         else:  # a result without a start: recorded anyway
-            step = {"id": event.id, "name": event.name, "arguments": ""}
+            step = {"id": event.id, "name": event.name, "arguments": "", "offset": self.length}
             self.steps.append(step)
+            self._after_step = True
         step["output"] = event.output
         step["is_error"] = event.is_error
         step["duration_ms"] = event.duration_ms

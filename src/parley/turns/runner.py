@@ -386,6 +386,10 @@ class TurnService:
                 )
                 async for event in events:
                     if isinstance(event, TextDelta):  # the hot path: first, one append
+                        # once per step: the text after a step is a new paragraph
+                        if recorder.resuming and (gap := recorder.paragraph_break(event.text)):
+                            recorder.add_text(gap)
+                            queue.publish(TextDelta(gap))
                         recorder.add_text(event.text)
                     elif isinstance(event, ReasoningDelta):
                         recorder.add_reasoning(event.text)

@@ -109,7 +109,12 @@ def make_fetch_page(fetcher: SafeFetcher) -> Tool:
         )
         return _page_output(page, result, limit)
 
-    return tool_from_function(fetch_page, timeout_s=fetcher.timeout_s + 10)
+    return tool_from_function(
+        fetch_page,
+        timeout_s=fetcher.timeout_s + 10,
+        title="Read a web page",
+        summary="Opens a link and reads the page",
+    )
 
 
 def make_web_search(provider: SearchProvider, default_results: int = 5) -> Tool:
@@ -141,4 +146,6 @@ def make_web_search(provider: SearchProvider, default_results: int = 5) -> Tool:
             cite(ctx, result.source())
         return "\n".join(lines)
 
-    return tool_from_function(web_search)
+    return tool_from_function(
+        web_search, title="Web search", summary="Searches the web and cites the pages it used"
+    )

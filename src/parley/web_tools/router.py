@@ -68,14 +68,29 @@ class McpServerUpdate(Body):
 
 class ToolPublic(BaseModel):
     name: str
-    description: str
+    title: str = Field(description='The human name shown in the Tools menu ("Run code")')
+    summary: str = Field(description="One line about the tool, for people")
+    description: str = Field(description="What the model is told about the tool")
     side_effecting: bool = Field(description="asks the user before each call")
     source: ToolSource
     parameters: dict[str, Any] = Field(description="the tool's JSON Schema")
 
 
+class UnavailableToolPublic(BaseModel):
+    """A tool the server has but cannot offer now (code execution whose sandbox
+    cannot start): shown disabled, with why."""
+
+    name: str
+    title: str
+    summary: str
+    reason: str
+
+
 class ToolList(BaseModel):
-    items: list[ToolPublic]
+    items: list[ToolPublic] = Field(description="Every tool a conversation can enable")
+    unavailable: list[UnavailableToolPublic] = Field(
+        description="Tools that cannot be used now, with why (never offered to the model)"
+    )
     confirm_timeout_s: float
 
 
@@ -168,6 +183,10 @@ class McpServerList(BaseModel):
 async def list_tools(tools: Tools, user: CurrentUser) -> ToolList:
     return ToolList(
         items=[ToolPublic.model_validate(t, from_attributes=True) for t in tools.describe_tools()],
+        unavailable=[
+            UnavailableToolPublic.model_validate(t, from_attributes=True)
+            for t in tools.unavailable_tools()
+        ],
         confirm_timeout_s=tools.settings.tool_confirm_timeout_s,
     )
 

@@ -8,6 +8,7 @@ imports the other's internals. The admin's MCP servers are ``mcp``
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -15,14 +16,14 @@ from parley.config import Settings
 from parley.errors import NotFound
 from parley.net import SafeFetcher
 from parley.storage.conversations import ConversationStore
-from parley.tools import ToolRegistry
+from parley.tools import Tool, ToolRegistry
 from parley.tools.builtin import BUILTIN_TOOLS
 from parley.web_tools.confirm import DbConfirmer
 from parley.web_tools.mcp import McpHub
 from parley.web_tools.mcp_admin import McpAdmin
 from parley.web_tools.tables import ToolConfirmation
 
-__all__ = ["WEB_TOOLS", "ToolInfo", "ToolSource", "WebToolsService"]
+__all__ = ["WEB_TOOLS", "ToolInfo", "ToolSource", "UnavailableTool", "WebToolsService"]
 
 WEB_TOOLS = frozenset({"web_search", "fetch_page"})
 
@@ -38,6 +39,36 @@ class ToolInfo:
     side_effecting: bool
     source: ToolSource
     parameters: dict[str, Any]
+    title: str  # what people see: "Run code", "Web search"
+    summary: str  # one line for people
+
+
+@dataclass(slots=True)
+class UnavailableTool:
+    """A tool a feature has but cannot offer now, and why (``ctx.withhold_tool``)."""
+
+    name: str
+    title: str
+    summary: str
+    reason: str
+
+
+def human_title(declared: Tool) -> str:
+    """The tool's human name: its declared ``title``, else its name in words
+    (an MCP server's ``get_weather`` becomes "Get weather")."""
+    if declared.title:
+        return declared.title
+    words = re.sub(r"[_\-]+", " ", declared.name).strip()
+    return words[:1].upper() + words[1:]
+
+
+def human_summary(declared: Tool) -> str:
+    """One line about the tool: its declared ``summary``, else the first sentence of
+    the description the model gets."""
+    if declared.summary:
+        return declared.summary
+    first = re.split(r"(?<=[.!?])\s", declared.description.strip(), maxsplit=1)[0]
+    return first if len(first) <= 140 else first[:139].rstrip() + "…"
 
 
 @dataclass(slots=True)
@@ -74,9 +105,18 @@ class WebToolsService:
                     side_effecting=declared.side_effecting,
                     source=self.source_of(name),
                     parameters=declared.parameters,
+                    title=human_title(declared),
+                    summary=human_summary(declared),
                 )
             )
         return items
+
+    def unavailable_tools(self) -> list[UnavailableTool]:
+        """Tools withheld now (the sandbox cannot start), with why."""
+        return [
+            UnavailableTool(t.name, human_title(t), human_summary(t), reason)
+            for t, reason in self.registry.withheld()
+        ]
 
     async def pending_calls(self, user_id: str, conversation_id: str) -> list[ToolConfirmation]:
         """The calls of one of the user's conversations that wait for an answer."""

@@ -15,7 +15,7 @@ export function linkCitations(root: Node, cited: FileSource[]): void {
   const walker = root.ownerDocument.createTreeWalker(root, NodeFilter.SHOW_TEXT);
   const nodes: Text[] = [];
   const consider = (text: Text) => {
-    if (text.data.includes('[') && !text.parentElement?.closest('code, pre, button.cite')) nodes.push(text);
+    if (text.data.includes('[') && !text.parentElement?.closest('code, pre, button.cite, .steps')) nodes.push(text);
   };
   if (root.nodeType === Node.TEXT_NODE) consider(root as Text);
   for (let n = walker.nextNode(); n; n = walker.nextNode()) consider(n as Text);

@@ -66,11 +66,12 @@ async def list_conversations(
 
 @router.post("/conversations", status_code=201)
 async def create_conversation(
-    body: ConversationCreate, user: CurrentUser, db: DB
+    body: ConversationCreate, tools: Tools, user: CurrentUser, db: DB
 ) -> ConversationPublic:
-    conv = await ConversationStore(db, user.id).create(
-        title=body.title, model=body.model, temporary=body.temporary
-    )
+    store = ConversationStore(db, user.id)
+    conv = await store.create(title=body.title, model=body.model, temporary=body.temporary)
+    if body.tools is not None:  # chosen on the new-chat screen, before the first message
+        await store.update(conv, tools=_tool_selection(body.tools, tools.names()))
     await db.commit()
     return ConversationPublic.from_row(conv)
 

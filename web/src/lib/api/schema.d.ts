@@ -1243,6 +1243,8 @@ export interface components {
             temporary?: boolean;
             /** Title */
             title?: string | null;
+            /** Tools */
+            tools?: string[] | null;
         };
         /** ConversationDetail */
         ConversationDetail: {
@@ -2862,12 +2864,23 @@ export interface components {
         ToolList: {
             /** Confirm Timeout S */
             confirm_timeout_s: number;
-            /** Items */
+            /**
+             * Items
+             * @description Every tool a conversation can enable
+             */
             items: components["schemas"]["ToolPublic"][];
+            /**
+             * Unavailable
+             * @description Tools that cannot be used now, with why (never offered to the model)
+             */
+            unavailable: components["schemas"]["UnavailableToolPublic"][];
         };
         /** ToolPublic */
         ToolPublic: {
-            /** Description */
+            /**
+             * Description
+             * @description What the model is told about the tool
+             */
             description: string;
             /** Name */
             name: string;
@@ -2888,6 +2901,16 @@ export interface components {
              * @enum {string}
              */
             source: "web" | "mcp" | "builtin" | "feature";
+            /**
+             * Summary
+             * @description One line about the tool, for people
+             */
+            summary: string;
+            /**
+             * Title
+             * @description The human name shown in the Tools menu ("Run code")
+             */
+            title: string;
         };
         /**
          * ToolResultEvent
@@ -2933,6 +2956,11 @@ export interface components {
             id: string;
             /** Name */
             name: string;
+            /**
+             * Offset
+             * @description Characters (code points) of the answer's text written before this step: the step is shown there, between the text before it and the text after it.
+             */
+            offset: number | null;
         };
         /** ToolStartFrame */
         ToolStartFrame: {
@@ -2948,8 +2976,13 @@ export interface components {
          * @description One tool call of an answer: opened by ``tool_start``, completed by ``tool_result``.
          *
          *     ``arguments`` is the JSON text the model sent (a string, not an object). Until
-         *     the result arrives (a periodic flush) only ``id``, ``name``, ``arguments`` and
-         *     perhaps ``needs_confirmation`` are set.
+         *     the result arrives (a periodic flush) only ``id``, ``name``, ``arguments``,
+         *     ``offset`` and perhaps ``needs_confirmation`` are set.
+         *
+         *     ``offset`` is where the step falls in the answer: how many characters (Unicode
+         *     code points) of the message's ``content`` had been written when it started, so
+         *     the answer reads text, step, text in the order it happened. Steps stored before
+         *     it was recorded have none (they are shown before the text).
          */
         ToolStep: {
             /** Arguments */
@@ -2966,6 +2999,8 @@ export interface components {
             name: string;
             /** Needs Confirmation */
             needs_confirmation?: boolean;
+            /** Offset */
+            offset?: number;
             /** Output */
             output?: string;
         };
@@ -2977,6 +3012,21 @@ export interface components {
         TurnStart: {
             assistant_message: components["schemas"]["MessagePublic"];
             user_message: components["schemas"]["MessagePublic"];
+        };
+        /**
+         * UnavailableToolPublic
+         * @description A tool the server has but cannot offer now (code execution whose sandbox
+         *     cannot start): shown disabled, with why.
+         */
+        UnavailableToolPublic: {
+            /** Name */
+            name: string;
+            /** Reason */
+            reason: string;
+            /** Summary */
+            summary: string;
+            /** Title */
+            title: string;
         };
         /** UploadedFile */
         UploadedFile: {

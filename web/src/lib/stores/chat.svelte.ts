@@ -10,13 +10,20 @@ import { toasts } from './toasts.svelte';
 import { toolCalls } from './tools.svelte';
 import { memoryUpdates } from './memoryUpdates.svelte';
 import { discardTemporary } from '../memory';
+import { codePointIndex, codePointLength, interleave, type AnswerPart } from '../toolsequence';
+
+type LiveStep = ToolStep & { running: boolean };
 
 export interface LiveStream {
   assistantId: string;
+  /** The text after the last tool step, as it streams (finished blocks and the tail). */
   blocks: RenderedBlock[];
   tail: string;
   reasoning: string;
-  steps: (ToolStep & { running: boolean })[];
+  steps: LiveStep[];
+  /** The answer up to the last step, in order: text and steps (`interleave` of the
+   * text before the last step); rebuilt only when a step starts or ends, never per token. */
+  parts: AnswerPart<LiveStep>[];
   usage: Usage | null;
   error: { code: string; message: string; retryable: boolean } | null;
   startedAt: number;
@@ -61,6 +68,8 @@ class Chat {
   draftModel = $state<string | null>(null);
   /** The next new chat is temporary (no memory, deleted when left). */
   draftTemporary = $state(false);
+  /** Tools chosen on the new-chat screen (null: the defaults), sent when it is created. */
+  draftTools = $state<string[] | null>(null);
   /** Summary of the older turns of this branch (long conversations). */
   summary = $state<ConversationSummary | null>(null);
   /** Incremented when the composer should take focus. */
@@ -69,6 +78,8 @@ class Chat {
   private controller: AbortController | null = null;
   private md: StreamingMarkdown | null = null;
   private reasoningBuf = '';
+  /** The live answer's text before its last tool step (`md` holds the text after it). */
+  private before = '';
   private frameQueued = false;
   private stopTimer: ReturnType<typeof setTimeout> | null = null;
   private loadGen = 0;
@@ -95,6 +106,7 @@ class Chat {
     this.leaveTemporary();
     this.detach();
     this.draftTemporary = false;
+    this.draftTools = null;
     this.summary = null;
     this.loadGen++;
     this.conversationId = null;
@@ -154,7 +166,8 @@ class Chat {
     if (after === null || !this.md || !this.live || this.live.assistantId !== messageId) {
       this.md = new StreamingMarkdown();
       this.reasoningBuf = '';
-      this.live = { assistantId: messageId, blocks: [], tail: '', reasoning: '', steps: [], usage: null, error: null, startedAt: performance.now() };
+      this.before = '';
+      this.live = { assistantId: messageId, blocks: [], tail: '', reasoning: '', steps: [], parts: [], usage: null, error: null, startedAt: performance.now() };
     }
     this.lastEventId = after;
     let final: Message | null | undefined;
@@ -237,7 +250,12 @@ class Chat {
   async ensureConversation(): Promise<string | null> {
     if (this.conversationId) return this.conversationId;
     try {
-      const c = await convApi.create({ model: this.draftModel ?? undefined, ...(this.draftTemporary ? { temporary: true } : {}) });
+      const c = await convApi.create({
+        model: this.draftModel ?? undefined,
+        ...(this.draftTemporary ? { temporary: true } : {}),
+        ...(this.draftTools ? { tools: this.draftTools } : {}),
+      });
+      this.draftTools = null;
       this.loadGen++;
       this.conversationId = c.id;
       this.conversation = c;
@@ -305,7 +323,8 @@ class Chat {
     this.busy = true;
     this.md = new StreamingMarkdown();
     this.reasoningBuf = '';
-    this.live = { assistantId: TMP_ASSISTANT, blocks: [], tail: '', reasoning: '', steps: [], usage: null, error: null, startedAt: performance.now() };
+    this.before = '';
+    this.live = { assistantId: TMP_ASSISTANT, blocks: [], tail: '', reasoning: '', steps: [], parts: [], usage: null, error: null, startedAt: performance.now() };
     let started = false;
     let finished = false;
     const snapshot = this.messages;
@@ -361,7 +380,7 @@ class Chat {
   private failLocal(message: string, status: 'failed' | 'cancelled' = 'failed'): void {
     const live = this.live;
     if (!live) return;
-    const content = this.md?.source ?? '';
+    const content = this.before + (this.md?.source ?? '');
     this.messages = this.messages.map((m) =>
       m.id === live.assistantId ? { ...m, content, status, error_message: status === 'failed' ? message : null, reasoning: this.reasoningBuf || m.reasoning } : m,
     );
@@ -421,10 +440,16 @@ class Chat {
         break;
       case 'tool_start':
         if (live) {
-          this.live = {
-            ...live,
-            steps: [...live.steps, { id: ev.data.id, name: ev.data.name, arguments: ev.data.arguments, running: true }],
-          };
+          // The text so far is finished: it is shown before this step, and what the
+          // model writes next goes after it (a new Markdown stream).
+          const written = this.md?.source ?? '';
+          if (written) {
+            this.before += written;
+            this.md = new StreamingMarkdown();
+          }
+          const offset = ev.data.offset ?? codePointLength(this.before);
+          const steps = [...live.steps, { id: ev.data.id, name: ev.data.name, arguments: ev.data.arguments, offset, running: true }];
+          this.live = { ...live, steps, parts: interleave(this.before, steps), ...(written ? { blocks: [], tail: '' } : {}) };
         }
         break;
       case 'tool_confirm':
@@ -444,8 +469,8 @@ class Chat {
             found = true;
             return { ...s, output: ev.data.output, is_error: ev.data.is_error, duration_ms: ev.data.duration_ms, attachments: ev.data.attachments, running: false };
           });
-          if (!found) steps.push({ id: ev.data.id, name: ev.data.name, arguments: '', output: ev.data.output, is_error: ev.data.is_error, duration_ms: ev.data.duration_ms, attachments: ev.data.attachments, running: false });
-          this.live = { ...live, steps };
+          if (!found) steps.push({ id: ev.data.id, name: ev.data.name, arguments: '', offset: codePointLength(this.before), output: ev.data.output, is_error: ev.data.is_error, duration_ms: ev.data.duration_ms, attachments: ev.data.attachments, running: false });
+          this.live = { ...live, steps, parts: interleave(this.before, steps) };
         }
         break;
       case 'usage':
@@ -497,11 +522,17 @@ class Chat {
       }
       case 'resync': {
         // The events this reader missed are gone: the answer so far replaces what it had.
+        const steps = ev.data.steps.map((step) => ({ ...step, running: step.output === undefined }));
+        // The text up to the last step that says where it fell is shown with the steps;
+        // the rest streams on.
+        const last = Math.max(0, ...steps.map((step) => step.offset ?? 0));
+        const cut = codePointIndex(ev.data.content, last);
+        this.before = ev.data.content.slice(0, cut);
         this.md = new StreamingMarkdown();
-        this.md.append(ev.data.content);
+        this.md.append(ev.data.content.slice(cut));
         this.reasoningBuf = ev.data.reasoning;
         if (live) {
-          this.live = { ...live, steps: ev.data.steps.map((step) => ({ ...step, running: step.output === undefined })) };
+          this.live = { ...live, steps, parts: interleave(this.before, steps), blocks: [], tail: '' };
           toolCalls.setSources(live.assistantId, ev.data.sources);
         }
         this.scheduleFrame();

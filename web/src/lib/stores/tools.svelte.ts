@@ -60,3 +60,31 @@ class ToolCalls {
 }
 
 export const toolCalls = new ToolCalls();
+
+/** Human names of the tools ("Calculator" for `calculator`), for step cards: read once
+ * from `GET /api/tools`; a name it does not list is shown as it is. */
+class ToolTitles {
+  titles = $state<Record<string, string>>({});
+  private asked = false;
+
+  ensure(): void {
+    if (this.asked) return;
+    this.asked = true;
+    toolsApi.list().then(
+      (list) => {
+        const titles: Record<string, string> = {};
+        for (const t of [...(list?.items ?? []), ...(list?.unavailable ?? [])]) if (t?.title) titles[t.name] = t.title;
+        this.titles = titles;
+      },
+      () => {
+        this.asked = false; // try again next time a step is shown
+      },
+    );
+  }
+
+  of(name: string): string {
+    return this.titles[name] || name;
+  }
+}
+
+export const toolTitles = new ToolTitles();
