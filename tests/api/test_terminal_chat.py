@@ -149,7 +149,7 @@ class Terminal:
             self._read(0.1)
         while self._read(0.05):
             pass
-        return self.proc.wait(timeout=1)
+        return self.proc.wait(timeout=15)  # a loaded CI machine: not 1 s
 
     def close(self) -> None:
         if self.proc.poll() is None:

@@ -17,6 +17,7 @@ from e2ehelpers import (
     PARLEY,
     PageLog,
     Proc,
+    Upstream,
     api_signup,
     base_env,
     free_port,
@@ -68,13 +69,18 @@ def test_manifest_is_valid_and_chromium_finds_the_app_installable(page: Page, se
 
 
 @pytest.fixture
-def own_server(e2e_tmp: Path) -> Iterator[tuple[str, list[str], dict[str, str], Path]]:
-    """A server only this test uses: (base URL, command, environment, log dir)."""
+def own_server(
+    e2e_tmp: Path, upstream: Upstream
+) -> Iterator[tuple[str, list[str], dict[str, str], Path]]:
+    """A server only this test uses: (base URL, command, environment, log dir). It has
+    a model (the scripted upstream), so its first admin is not sent to the setup."""
     port = free_port()
     data = e2e_tmp / f"pwa-{port}"
     env = base_env()
     env.update(
         {
+            "OPENAI_BASE_URL": upstream.base_url,
+            "OPENAI_API_KEY": "sk-e2e-dummy",
             "PARLEY_DATA_DIR": str(data),
             "PARLEY_LOG_LEVEL": "warning",
             "PARLEY_LOCAL_MODEL_ENABLED": "false",
