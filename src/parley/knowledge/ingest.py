@@ -39,7 +39,7 @@ from parley.knowledge.parsers import ParseError, parse
 from parley.knowledge.sniff import UploadRejected, detect
 from parley.knowledge.tables import KnowledgeChunk, KnowledgeFile
 from parley.storage.db import Database
-from parley.storage.tables import utcnow
+from parley.storage.tables import User, utcnow
 
 __all__ = ["Ingestor", "embed_text"]
 
@@ -201,11 +201,18 @@ class Ingestor:
     # ------------------------------------------------------------ one file
 
     async def _claim(self, file_id: str) -> KnowledgeFile | None:
+        """Take a queued file, unless its owner's account is not active: a disabled
+        user's uploads wait, queued, and are picked up by the poll if re-enabled."""
         async with self.db.session() as session:
             now = utcnow()
+            active = select(User.id).where(User.status == "active")
             result = await session.execute(
                 update(KnowledgeFile)
-                .where(KnowledgeFile.id == file_id, KnowledgeFile.status == "queued")
+                .where(
+                    KnowledgeFile.id == file_id,
+                    KnowledgeFile.status == "queued",
+                    KnowledgeFile.user_id.in_(active),
+                )
                 .values(status="parsing", claimed_at=now, updated_at=now)
             )
             await session.commit()
