@@ -9,6 +9,7 @@ kept, what was dropped and why.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
@@ -125,6 +126,35 @@ async def test_the_user_quota_spans_calls_and_conversations(
     on_disk = sum(p.stat().st_size for p in root.rglob("*") if p.is_file())
     assert on_disk == await store.used_bytes(user_id) == 96 * MB
     assert on_disk <= 100 * MB
+
+
+async def test_calls_running_at_once_share_the_user_quota(
+    sandbox_config: SandboxConfig, db: Database, tmp_path: Path
+) -> None:
+    """Two conversations of one user running code at the same moment: each call
+    reserves its budget up front, so together they stay under the user's quota."""
+    async with db.session() as session:
+        user = User(email="race@example.com", password_hash="x")
+        session.add(user)
+        await session.flush()
+        conv_a, conv_b = Conversation(user_id=user.id), Conversation(user_id=user.id)
+        session.add_all([conv_a, conv_b])
+        await session.commit()
+        user_id, a, b = user.id, conv_a.id, conv_b.id
+    root = tmp_path / "outputs"
+    store = OutputStore(db, root)
+    manager = SandboxManager(quota_config(sandbox_config, 50, 60), store)
+    two_files = "for i in range(2):\n    open(f'part{i}.bin', 'wb').write(bytes(24 * 2**20))"
+    try:
+        first, second = await asyncio.gather(
+            Runner(manager, user_id, a)(two_files), Runner(manager, user_id, b)(two_files)
+        )
+    finally:
+        await manager.close()
+    kept = len(first.attachments) + len(second.attachments)
+    assert kept == 2, (first.text, second.text)  # 2 x 24 MB fit in 60 MB; 3 would not
+    on_disk = sum(p.stat().st_size for p in root.rglob("*") if p.is_file())
+    assert on_disk == 48 * MB <= 60 * MB
 
 
 async def test_small_outputs_say_nothing_about_quotas(run: Runner) -> None:

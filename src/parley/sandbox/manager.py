@@ -34,6 +34,7 @@ import logging
 import os
 import sys
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -182,6 +183,7 @@ class SandboxManager:
         self._spares: list[_Spare] = []
         self._spare_retry_at = 0.0
         self._killing: set[asyncio.Future[None]] = set()
+        self._reserved: Counter[str] = Counter()  # output bytes reserved by running calls
         self._spare_failures = 0  # spares that failed in a row: the retry backs off
         self.start_error = ""  # why the last kernel failed to start ('' once one starts)
         self.on_status: Callable[[str], None] | None = None  # told when start_error changes
@@ -422,7 +424,7 @@ class SandboxManager:
     async def _run_in(
         self, session: _Session, user_id: str, conversation_id: str | None, code: str
     ) -> RunResult:
-        from parley.sandbox.kernel import MAX_IMAGES, SandboxStartError
+        from parley.sandbox.kernel import SandboxStartError
 
         result = RunResult()
         if session.kernel is None or not session.kernel.alive:
@@ -450,6 +452,29 @@ class SandboxManager:
         await self._sync_files(session, kernel, user_id, conversation_id, result)
         before = self._snapshot(kernel)
         quota = await self._quota(user_id)
+        try:
+            return await self._execute(
+                session, kernel, before, user_id, conversation_id, code, result, quota
+            )
+        finally:
+            self._reserved[user_id] -= quota.reserved
+            if self._reserved[user_id] <= 0:
+                del self._reserved[user_id]
+
+    async def _execute(
+        self,
+        session: _Session,
+        kernel: Kernel,
+        before: sfiles.Snapshot | None,
+        user_id: str,
+        conversation_id: str | None,
+        code: str,
+        result: RunResult,
+        quota: _Quota,
+    ) -> RunResult:
+        """Run the code and keep what it made, within ``quota``."""
+        from parley.sandbox.kernel import MAX_IMAGES
+
         try:
             execution = await kernel.execute(
                 code, self.config.limits.wall_seconds, images=quota.budget
@@ -488,12 +513,18 @@ class SandboxManager:
                 used = int(await used_bytes(user_id))
             except Exception:
                 log.exception("reading a user's stored outputs failed; the per-call quota applies")
+        # Calls of the same user running at once (other conversations) reserve their
+        # budgets up front, so together they never pass the user's quota.
+        used += self._reserved[user_id]
         user_left = max(0, cfg.output_user_bytes - used)
+        budget = min(cfg.output_call_bytes, user_left)
+        self._reserved[user_id] += budget
         return _Quota(
-            OutputBudget(min(cfg.output_call_bytes, user_left)),
+            OutputBudget(budget),
             call_bytes=cfg.output_call_bytes,
             user_bytes=cfg.output_user_bytes,
             user_used=used,
+            reserved=budget,
         )
 
     async def _start_kernel(self, slot: int) -> Kernel:
@@ -720,6 +751,7 @@ class _Quota:
     call_bytes: int
     user_bytes: int
     user_used: int
+    reserved: int = 0  # held against the user's quota until the call ends
     kept_images: int = 0
     kept_files: int = 0
     dropped_images: list[int] = field(default_factory=list)
