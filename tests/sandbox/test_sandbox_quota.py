@@ -57,6 +57,17 @@ def stored(sink: MemorySink) -> int:
     return sum(len(data) for *_, data in sink.saved.values())
 
 
+async def _user_with_two_conversations(db: Database, email: str) -> tuple[str, str, str]:
+    async with db.session() as session:
+        user = User(email=email, password_hash="x")
+        session.add(user)
+        await session.flush()
+        conv_a, conv_b = Conversation(user_id=user.id), Conversation(user_id=user.id)
+        session.add_all([conv_a, conv_b])
+        await session.commit()
+        return user.id, conv_a.id, conv_b.id
+
+
 async def test_many_big_files_stop_at_the_call_quota(
     quota_manager: SandboxManager, sink: MemorySink
 ) -> None:
@@ -100,14 +111,7 @@ async def test_the_user_quota_spans_calls_and_conversations(
     sandbox_config: SandboxConfig, db: Database, tmp_path: Path
 ) -> None:
     """With the real store: the host's output directory never holds more than the quota."""
-    async with db.session() as session:
-        user = User(email="quota@example.com", password_hash="x")
-        session.add(user)
-        await session.flush()
-        conv_a, conv_b = Conversation(user_id=user.id), Conversation(user_id=user.id)
-        session.add_all([conv_a, conv_b])
-        await session.commit()
-        user_id, a, b = user.id, conv_a.id, conv_b.id
+    user_id, a, b = await _user_with_two_conversations(db, "quota@example.com")
     root = tmp_path / "outputs"
     store = OutputStore(db, root)
     manager = SandboxManager(quota_config(sandbox_config, 50, 100), store)
@@ -133,14 +137,7 @@ async def test_calls_running_at_once_share_the_user_quota(
 ) -> None:
     """Two conversations of one user running code at the same moment: each call
     reserves its budget up front, so together they stay under the user's quota."""
-    async with db.session() as session:
-        user = User(email="race@example.com", password_hash="x")
-        session.add(user)
-        await session.flush()
-        conv_a, conv_b = Conversation(user_id=user.id), Conversation(user_id=user.id)
-        session.add_all([conv_a, conv_b])
-        await session.commit()
-        user_id, a, b = user.id, conv_a.id, conv_b.id
+    user_id, a, b = await _user_with_two_conversations(db, "race@example.com")
     root = tmp_path / "outputs"
     store = OutputStore(db, root)
     manager = SandboxManager(quota_config(sandbox_config, 50, 60), store)
