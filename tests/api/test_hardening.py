@@ -357,8 +357,8 @@ async def test_tool_arguments_nested_too_deep_are_an_error_not_a_crash(
 # ------------------------------------------------------------------ revocation
 
 
-async def _second_user(http: httpx.AsyncClient, email: str) -> tuple[str, str]:
-    """A user made by the admin, signed in on their own client: (id, API key)."""
+async def _second_user(http: httpx.AsyncClient, email: str) -> tuple[str, str, str]:
+    """A user made by the admin, signed in on their own client: (id, API key, key id)."""
     made = await http.post("/api/admin/users", json={"email": email, "password": "correct horse"})
     assert made.status_code == 201, made.text
     async with httpx.AsyncClient(base_url=str(http.base_url)) as own:
@@ -369,7 +369,8 @@ async def _second_user(http: httpx.AsyncClient, email: str) -> tuple[str, str]:
         key = await own.post(
             "/api/keys", json={"name": "k"}, headers={"X-CSRF-Token": own.cookies["parley_csrf"]}
         )
-        return made.json()["user"]["id"], key.json()["key"]
+        created = key.json()
+        return made.json()["user"]["id"], created["key"], created["id"]
 
 
 async def _stream_until_text(http: httpx.AsyncClient, key: str, then: Any) -> tuple[str, float]:
@@ -409,7 +410,7 @@ async def test_disabling_a_user_stops_their_running_answer(
     root = base.removesuffix("/v1")
     admin = {"Authorization": f"Bearer {admin_key}"}
     async with httpx.AsyncClient(base_url=root, headers=admin, timeout=30) as http:
-        user_id, key = await _second_user(http, "dee@example.com")
+        user_id, key, _ = await _second_user(http, "dee@example.com")
         _slow_work(scripted)
 
         async def disable() -> None:
@@ -432,16 +433,11 @@ async def test_revoking_a_key_stops_what_runs_with_it(
     async with httpx.AsyncClient(
         base_url=root, headers={"Authorization": f"Bearer {admin_key}"}, timeout=30
     ) as http:
-        _user_id, key = await _second_user(http, "eve@example.com")
-        keys = (await http.get("/api/keys", headers={"Authorization": f"Bearer {key}"})).json()[
-            "items"
-        ]
+        _user_id, key, key_id = await _second_user(http, "eve@example.com")
         _slow_work(scripted)
 
         async def revoke() -> None:
-            r = await http.delete(
-                f"/api/keys/{keys[0]['id']}", headers={"Authorization": f"Bearer {key}"}
-            )
+            r = await http.delete(f"/api/keys/{key_id}", headers={"Authorization": f"Bearer {key}"})
             assert r.status_code == 204
 
         body, after = await _stream_until_text(http, key, revoke)
@@ -457,10 +453,7 @@ async def test_revoking_a_key_ends_its_openai_compatible_stream(
     async with httpx.AsyncClient(
         base_url=root, headers={"Authorization": f"Bearer {admin_key}"}, timeout=30
     ) as http:
-        _user2, key2 = await _second_user(http, "fay@example.com")
-        keys2 = (await http.get("/api/keys", headers={"Authorization": f"Bearer {key2}"})).json()[
-            "items"
-        ]
+        _user2, key2, key2_id = await _second_user(http, "fay@example.com")
         scripted.enqueue(Reply(text="tock " * 400, chunk_size=2, delay_s=0.02))
         text = ""
         started = 0.0
@@ -478,7 +471,7 @@ async def test_revoking_a_key_ends_its_openai_compatible_stream(
                 text += chunk
                 if not started and "tock" in text:
                     gone = await http.delete(
-                        f"/api/keys/{keys2[0]['id']}", headers={"Authorization": f"Bearer {key2}"}
+                        f"/api/keys/{key2_id}", headers={"Authorization": f"Bearer {key2}"}
                     )
                     assert gone.status_code == 204
                     started = time.monotonic()
