@@ -24,7 +24,7 @@ endif
 WEB_OUT := src/parley/static/index.html
 WEB_SRC := $(shell find web/src web/public web/index.html web/vite.config.ts web/tsconfig.json -type f 2>/dev/null)
 
-.PHONY: run test install web lint typecheck pytest webtest e2e bench clean
+.PHONY: run test install web lint typecheck pytest webtest e2e bench screenshots clean
 
 run: install web
 	$(BIN)/parley serve
@@ -104,6 +104,10 @@ test-fast: lint typecheck web
 
 bench: install web
 	$(BIN)/python -m bench
+
+# Retake the README's screenshots (docs/screenshots) with the browser tests that take them.
+screenshots: install web
+	$(BIN)/python scripts/readme_screenshots.py
 
 clean:
 	rm -rf $(VENV) web/node_modules src/parley/static/assets $(WEB_OUT)

@@ -216,13 +216,22 @@ class TurnService:
             if model_ref and model_ref != conv.model:
                 conv.model = model_ref
 
+            # A new chat's first question is the whole path and has no siblings: its
+            # turn skips both queries (they were half of preparing one).
+            first = kind == "send" and conv.active_leaf_id is None
             parent, user_row = await self._place_user_message(
                 store, conv, kind, content, parent_id, message_id
             )
             # Only the newest messages can fit the context window (plus pinned ones and
             # the summary's boundary): a 1,000-message conversation costs what a new one does.
             limit = history_limit(model.info.context_window)
-            path = await store.active_path(conv, window=limit, always=[conv.summary_until_id or ""])
+            path = (
+                [user_row]
+                if first and parent is None
+                else await store.active_path(
+                    conv, window=limit, always=[conv.summary_until_id or ""]
+                )
+            )
             truncated = bool(path) and path[0].parent_id is not None
             # active_path ends at the user message we answer
             kept, summary = split_summarized(path, conv.summary, conv.summary_until_id)
@@ -237,7 +246,11 @@ class TurnService:
                 model=model.info.ref,
             )
             title_needed = not conv.title_generated and kind != "regenerate"
-            siblings = await store.siblings_map([user_row, assistant])
+            siblings = (
+                {user_row.id: [user_row.id], assistant.id: [assistant.id]}
+                if first and parent is None
+                else await store.siblings_map([user_row, assistant])
+            )
             await session.commit()
             del parent
             info = TurnInfo(
