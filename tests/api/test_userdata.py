@@ -134,6 +134,7 @@ async def test_round_trip_into_a_fresh_account(app: Any, client: Client, user: A
             "collections": [],
             "files": [],
             "conversation_collections": [],
+            "conversation_files": [],
         }
         imported = await other.post(
             "/api/me/import", content=packed.content, headers={"content-type": "application/zip"}
