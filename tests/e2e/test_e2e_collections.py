@@ -128,6 +128,11 @@ def test_add_a_collection_and_a_library_file_to_chats(
     expect(chip).to_have_count(1)
     expect(chip).to_contain_text("tides.md")
     expect(page.locator("[data-testid=message]")).to_have_count(0)  # Enter picked, sent nothing
+    # the new chat's pick survives a look at Settings and coming back
+    page.get_by_test_id("nav-settings").click()
+    expect(page.get_by_role("link", name="Knowledge")).to_be_visible()
+    page.go_back()
+    expect(page.get_by_test_id("knowledge-chip")).to_contain_text("tides.md")
 
     upstream.script({"text": "They reach 4.1 metres [1]."})
     reply = chat(page, "How high are spring tides?")
