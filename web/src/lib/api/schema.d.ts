@@ -402,6 +402,30 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/conversations/{conversation_id}/files/{file_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Attach Library File
+         * @description Use one of your files in this chat by reference (it stays where it is).
+         */
+        put: operations["attach_library_file_api_conversations__conversation_id__files__file_id__put"];
+        post?: never;
+        /**
+         * Detach Library File
+         * @description Stop using a library file in this chat (the file itself stays).
+         */
+        delete: operations["detach_library_file_api_conversations__conversation_id__files__file_id__delete"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/conversations/{conversation_id}/knowledge": {
         parameters: {
             query?: never;
@@ -1263,8 +1287,16 @@ export interface components {
         ConversationKnowledge: {
             /** Collections */
             collections: components["schemas"]["CollectionPublic"][];
-            /** Files */
+            /**
+             * Files
+             * @description uploaded into this chat (they belong to it)
+             */
             files: components["schemas"]["FilePublic"][];
+            /**
+             * Library Files
+             * @description picked from the library for this chat (they stay in the library)
+             */
+            library_files: components["schemas"]["FilePublic"][];
         };
         /** ConversationPage */
         ConversationPage: {
@@ -4170,6 +4202,66 @@ export interface operations {
             path: {
                 conversation_id: string;
                 collection_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    attach_library_file_api_conversations__conversation_id__files__file_id__put: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                conversation_id: string;
+                file_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    detach_library_file_api_conversations__conversation_id__files__file_id__delete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                conversation_id: string;
+                file_id: string;
             };
             cookie?: never;
         };

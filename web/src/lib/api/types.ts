@@ -90,6 +90,7 @@ export type Passage = Schemas['Passage'];
 export type Collection = Schemas['CollectionPublic'];
 export type CollectionList = Schemas['CollectionList'];
 export type StoredFileList = Schemas['FileList'];
+export type ConversationKnowledge = Schemas['ConversationKnowledge'];
 
 // ---- Memory ----
 export type Memory = Schemas['MemoryPublic'];

@@ -9,6 +9,7 @@ import { chatPath, router } from './router.svelte';
 import { toasts } from './toasts.svelte';
 import { toolCalls } from './tools.svelte';
 import { memoryUpdates } from './memoryUpdates.svelte';
+import { knowledge } from './knowledge.svelte';
 import { discardTemporary } from '../memory';
 import { codePointIndex, codePointLength, interleave, type AnswerPart } from '../toolsequence';
 
@@ -107,6 +108,7 @@ class Chat {
     this.detach();
     this.draftTemporary = false;
     this.draftTools = null;
+    knowledge.reset();
     this.summary = null;
     this.loadGen++;
     this.conversationId = null;
@@ -260,8 +262,10 @@ class Chat {
       this.conversationId = c.id;
       this.conversation = c;
       this.messages = [];
+      const picked = knowledge.applyDraft(c.id); // before the first turn, so it draws on them
       conversations.upsert(c, true);
       router.navigate(chatPath(c.id));
+      await picked;
       return c.id;
     } catch (e) {
       toasts.error(`Could not start a conversation: ${errorMessage(e)}`);
