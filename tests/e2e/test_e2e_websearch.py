@@ -7,7 +7,7 @@ points it at a SearxNG-shaped server this module runs, tests it, saves it (no
 restart), turns the globe on in a new chat, and the scripted model searches: the
 answer's ``[n]`` markers are link chips that open the result in a new tab, listed
 again under the answer, and still there after a reload. With the globe off the next
-message offers the model no search.
+message no longer asks the model to search.
 """
 
 from __future__ import annotations
@@ -67,9 +67,9 @@ def bare_server(upstream: Upstream, e2e_tmp: Path) -> Iterator[str]:
         proc.stop()
 
 
-def _offered_tools(upstream: Upstream) -> set[str]:
-    sent = upstream.chat_requests()[-1]["json"]
-    return {t["function"]["name"] for t in sent.get("tools") or []}
+def _system_prompt(upstream: Upstream) -> str:
+    sent = upstream.chat_requests()[-1]["json"]["messages"]
+    return "\n".join(str(m.get("content")) for m in sent if m.get("role") == "system")
 
 
 def _open(browser: Browser, base: str, log: PageLog) -> Page:
@@ -184,12 +184,14 @@ def test_admin_turns_on_web_search_and_answers_cite_links(
     check_chips()
     expect(admin.get_by_test_id("websearch-toggle")).to_have_attribute("aria-pressed", "true")
 
-    # Globe off: the next message offers the model no search.
+    # The globe asked the model to search; off, the next message does not ask.
+    asked = "The user turned on web search for this message"
+    assert asked in _system_prompt(upstream)
     admin.get_by_test_id("websearch-toggle").click()
     expect(admin.get_by_test_id("websearch-toggle")).to_have_attribute("aria-pressed", "false")
     upstream.script({"text": "You are welcome."})
     chat(admin, "Thanks!")
-    assert "web_search" not in _offered_tools(upstream)
+    assert asked not in _system_prompt(upstream)
     shot(admin, "websearch-globe-off")
 
     # The member's globe now works too (no restart).

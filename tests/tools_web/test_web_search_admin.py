@@ -189,11 +189,19 @@ async def test_the_globe_offers_search_for_one_message(
     client: Client, scripted: ScriptedModel, web: LocalWeb, conversation_with_calculator: str
 ) -> None:
     conv = conversation_with_calculator
-    # Not set up: the globe cannot add a tool that cannot work.
+
+    def asked() -> bool:
+        system = scripted.requests[-1].messages[0]
+        return system.role == "system" and "turned on web search" in system.content
+
+    # Not set up: the globe cannot add a tool that cannot work (nor ask for a search).
     assert await _offered(client, scripted, conv, web_search=True) == ["calculator"]
+    assert not asked()
     await client.put(URL, json={"provider": "searxng", "url": web.base})
     assert await _offered(client, scripted, conv, web_search=True) == ["calculator", "web_search"]
+    assert asked()  # the model is told to search for this message
     assert await _offered(client, scripted, conv) == ["calculator"]  # per message, not sticky
+    assert not asked()
     assert await _offered(client, scripted, conv, web_search=False) == ["calculator"]
     # With the default tools, the globe off leaves search out.
     default = (await client.post("/api/conversations", json={"model": "scripted/scripted"})).json()

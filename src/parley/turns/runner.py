@@ -109,10 +109,15 @@ class PreparedTurn:
     history_truncated: bool = False
     summary: str | None = None  # the stored summary of the turns left out of ``history``
     owners: tuple[str, ...] = ()  # ``control.owner`` keys whose revocation stops this turn
+    search_asked: bool = False  # the composer's globe was on and search is offered
 
 
 TurnItem = TurnEvent | Final | TitleMade | Resync
 WEB_SEARCH = "web_search"  # the tool the composer's globe turns on for one turn
+SEARCH_ASKED = (
+    "The user turned on web search for this message: search the web before you answer "
+    "and cite the results you use by their numbers, like [1]."
+)
 
 
 class TurnService:
@@ -268,7 +273,8 @@ class TurnService:
                 history=history,
                 pinned=pinned,
                 model=model,
-                enabled_tools=self._enabled_tools(conv, model, web_search),
+                enabled_tools=(tools := self._enabled_tools(conv, model, web_search)),
+                search_asked=bool(web_search) and WEB_SEARCH in tools,
                 title_needed=title_needed,
                 info=info,
                 summary=summary,
@@ -487,7 +493,8 @@ class TurnService:
         if turn.model.info.demo:  # the starter reads ~130 tokens/s on a busy core: skim
             budget = min(budget, DEMO_CONTEXT_TOKENS)
         blocks = await gather_context(self.context_sources, turn.info, budget)
-        system_prompt = "\n\n".join([SYSTEM_PROMPT, *(b.render() for b in blocks)])
+        asked = [SEARCH_ASKED] if turn.search_asked else []
+        system_prompt = "\n\n".join([SYSTEM_PROMPT, *asked, *(b.render() for b in blocks)])
         recorder.context_sources([src for b in blocks for src in b.sources])
         if recorder.sources:
             queue.publish(SourcesEvent(recorder.sources))
