@@ -26,7 +26,7 @@ from e2ehelpers import (
     api_signup,
     chat,
     content,
-    last_assistant,
+    messages,
     new_context,
     shot,
     sign_in,
@@ -98,7 +98,11 @@ def test_admin_turns_on_web_search_and_answers_cite_links(
     expect(note).to_contain_text("Web search is not set up.")
     expect(note).to_contain_text("Ask an administrator to turn it on.")
     expect(note.get_by_role("link")).to_have_count(0)
+    # The Tools menu says why web search cannot be chosen.
+    member.get_by_test_id("tools-menu").click()
+    expect(member.get_by_test_id("tool-unavailable-web_search")).to_contain_text("not set up")
     shot(member, "websearch-member-not-set-up")
+    member.keyboard.press("Escape")
 
     # The admin's globe leads to Admin > Web search.
     admin.goto("/")
@@ -144,7 +148,8 @@ def test_admin_turns_on_web_search_and_answers_cite_links(
     otters, rafts = f"{searx.base}/otters", f"{searx.base}/rafts"
 
     def check_chips() -> None:
-        chips = content(last_assistant(admin)).get_by_test_id("web-citation")
+        first = messages(admin, "assistant").first  # the searched answer
+        chips = content(first).get_by_test_id("web-citation")
         expect(chips).to_have_count(2)
         host = urlsplit(searx.base).netloc
         for chip, url, title in (
@@ -157,7 +162,7 @@ def test_admin_turns_on_web_search_and_answers_cite_links(
             expect(chip).to_have_text(host)
             expect(chip).to_have_attribute("title", re.compile(re.escape(title)))
         # The answer's own text shows chips, not "[n]" (the step's output keeps its numbers).
-        answer = content(last_assistant(admin)).locator("p", has_text="do not drift apart")
+        answer = content(first).locator("p", has_text="do not drift apart")
         expect(answer).to_have_count(1)
         expect(answer).not_to_contain_text("[1]")
 
@@ -194,9 +199,22 @@ def test_admin_turns_on_web_search_and_answers_cite_links(
     assert asked not in _system_prompt(upstream)
     shot(admin, "websearch-globe-off")
 
-    # The member's globe now works too (no restart).
+    # On a phone the chips, the globe and the admin form still fit.
+    admin.set_viewport_size({"width": 375, "height": 740})
+    admin.get_by_test_id("websearch-toggle").click()
+    expect(admin.get_by_test_id("websearch-toggle")).to_have_attribute("aria-pressed", "true")
+    check_chips()
+    messages(admin, "assistant").first.scroll_into_view_if_needed()
+    shot(admin, "websearch-mobile-chat")
+    admin.goto("/admin/websearch")
+    expect(admin.get_by_test_id("websearch-save")).to_be_in_viewport()
+    shot(admin, "websearch-mobile-admin")
+
+    # The member's globe now works too (no restart); the Tools menu lists web search.
     member.reload()
     expect(member.get_by_test_id("websearch-toggle")).to_have_attribute("data-state", "off")
+    member.get_by_test_id("tools-menu").click()
+    expect(member.get_by_test_id("tool-toggle-web_search")).to_be_visible()
 
     problems = log.problems()
     assert not problems, problems
