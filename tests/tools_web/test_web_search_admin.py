@@ -249,3 +249,23 @@ async def test_environment_key_is_the_default_and_hidden_too(env_brave: Any) -> 
         assert body["provider"] == "brave" and body["source"] == "environment"
         assert body["key_set"] is True and body["key_hint"] == "…abcd"
         assert BRAVE_KEY not in json.dumps(body)
+
+
+async def test_a_broken_environment_setting_is_explained_to_the_admin(
+    make_app: MakeApp, settings: Settings
+) -> None:
+    """Brave chosen in the environment without its key: the server still starts, search
+    is withheld, and the admin page names the missing setting."""
+    async with (
+        make_app(settings.model_copy(update={"search_provider": "brave"})) as app,
+        make_client(app) as client,
+    ):
+        await signup(client, "admin@example.com")
+        body = (await client.get(URL)).json()
+        assert body["provider"] == "brave" and body["active"] is False
+        assert "PARLEY_BRAVE_API_KEY" in body["error"]
+        offered, withheld = await tools_now(client)
+        assert "web_search" not in offered and "web_search" in withheld
+        # Saving a working choice in the page fixes it without a restart.
+        saved = await client.put(URL, json={"provider": "brave", "api_key": BRAVE_KEY})
+        assert saved.json()["active"] is True and saved.json()["error"] is None

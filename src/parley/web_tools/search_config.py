@@ -55,6 +55,12 @@ SearchKind = Literal["none", "searxng", "brave", "tavily", "ddgs"]
 ROW_ID = "default"
 TEST_QUERY = "Parley web search test"
 TEST_TIMEOUT_S = 20.0
+_NEEDS = {
+    "searxng": "PARLEY_SEARXNG_URL",
+    "brave": "PARLEY_BRAVE_API_KEY",
+    "tavily": "PARLEY_TAVILY_API_KEY",
+    "ddgs": "the ddgs package",
+}
 NOT_SET_UP = "Web search is not set up: an admin can turn it on in Admin > Web search."
 
 
@@ -184,6 +190,10 @@ class WebSearch:
             )
         except (ValueError, FetchError, FetchBlocked) as exc:
             self.error = getattr(exc, "message", None) or str(exc)
+            if choice.source == "environment":  # admins only see this (their page, doctor)
+                self.error += (
+                    f" (PARLEY_SEARCH_PROVIDER={choice.provider} needs {_NEEDS[choice.provider]})"
+                )
             log.warning("web search (%s) cannot be used: %s", choice.provider, self.error)
         self.choice, self._loaded = choice, True
         self.name = self._current.name if self._current is not None else "none"
