@@ -116,6 +116,12 @@ async def test_test_button_runs_a_real_query(
     html = await client.post(f"{URL}/test", json={"provider": "searxng", "url": f"{web.base}/html"})
     assert "did not answer JSON" in html.json()["error"]
 
+    # An admin-set address may be internal, but never a cloud metadata service.
+    metadata = await client.post(
+        f"{URL}/test", json={"provider": "searxng", "url": "http://169.254.169.254/"}
+    )
+    assert metadata.json()["ok"] is False and "metadata" in metadata.json()["error"]
+
     dead = await client.post(
         f"{URL}/test", json={"provider": "searxng", "url": "http://127.0.0.1:9/"}
     )
