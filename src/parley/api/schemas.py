@@ -85,6 +85,11 @@ class SendIn(Body):
     content: str = Field(min_length=1, max_length=100_000)
     parent_id: str | None = Field(default=None, max_length=32)
     model: str | None = Field(default=None, max_length=300)
+    web_search: bool | None = Field(
+        default=None,
+        description="The composer's globe: true offers web search for this turn, false "
+        "leaves it out; null: the conversation's tool choice decides.",
+    )
 
 
 class RegenerateIn(Body):
@@ -94,6 +99,7 @@ class RegenerateIn(Body):
 class EditIn(Body):
     content: str = Field(min_length=1, max_length=100_000)
     model: str | None = Field(default=None, max_length=300)
+    web_search: bool | None = Field(default=None, description="As in sending a message.")
 
 
 class AdminUserCreate(Body):

@@ -109,9 +109,15 @@ class PreparedTurn:
     history_truncated: bool = False
     summary: str | None = None  # the stored summary of the turns left out of ``history``
     owners: tuple[str, ...] = ()  # ``control.owner`` keys whose revocation stops this turn
+    search_asked: bool = False  # the composer's globe was on and search is offered
 
 
 TurnItem = TurnEvent | Final | TitleMade | Resync
+WEB_SEARCH = "web_search"  # the tool the composer's globe turns on for one turn
+SEARCH_ASKED = (
+    "The user turned on web search for this message: search the web before you answer "
+    "and cite the results you use by their numbers, like [1]."
+)
 
 
 class TurnService:
@@ -194,8 +200,11 @@ class TurnService:
         model_ref: str | None = None,
         preferred_default: str | None = None,
         api_key_id: str | None = None,
+        web_search: bool | None = None,
     ) -> PreparedTurn:
-        """``api_key_id``: the key the request came with (revoking it stops the turn)."""
+        """``api_key_id``: the key the request came with (revoking it stops the turn);
+        ``web_search``: the composer's globe (true adds ``web_search`` to this turn's
+        tools, false leaves it out, None keeps the conversation's choice)."""
         async with self.db.session() as session:
             store = ConversationStore(session, user.id)
             conv = await store.get(conversation_id)
@@ -277,7 +286,8 @@ class TurnService:
                 history=history,
                 pinned=pinned,
                 model=model,
-                enabled_tools=self._enabled_tools(conv, model),
+                enabled_tools=(tools := self._enabled_tools(conv, model, web_search)),
+                search_asked=bool(web_search) and WEB_SEARCH in tools,
                 title_needed=title_needed,
                 info=info,
                 summary=summary,
@@ -323,14 +333,22 @@ class TurnService:
         await store.set_active_leaf(conv, user_row.id)
         return user_row.parent_id, user_row
 
-    def _enabled_tools(self, conv: Conversation, model: ChatModel) -> list[str]:
+    def _enabled_tools(
+        self, conv: Conversation, model: ChatModel, web_search: bool | None = None
+    ) -> list[str]:
         if not model.info.tool_use:  # e.g. the starter model: a tool pass it cannot use
             return []
         if conv.tools:
-            return [name for name in conv.tools if name in self.tools.names()]
-        # Built-ins are on by default where the model calls tools natively; small
-        # local models answer faster without the constrained tool-choice step.
-        return list(self.tools.names()) if model.info.supports_tools else []
+            names = [name for name in conv.tools if name in self.tools.names()]
+        else:
+            # Built-ins are on by default where the model calls tools natively; small
+            # local models answer faster without the constrained tool-choice step.
+            names = list(self.tools.names()) if model.info.supports_tools else []
+        if web_search is False:
+            return [name for name in names if name != WEB_SEARCH]
+        if web_search and WEB_SEARCH in self.tools and WEB_SEARCH not in names:
+            names.append(WEB_SEARCH)  # offered only while a search back end is configured
+        return names
 
     # ------------------------------------------------------------ run
 
@@ -488,7 +506,8 @@ class TurnService:
         if turn.model.info.demo:  # the starter reads ~130 tokens/s on a busy core: skim
             budget = min(budget, DEMO_CONTEXT_TOKENS)
         blocks = await gather_context(self.context_sources, turn.info, budget)
-        system_prompt = "\n\n".join([SYSTEM_PROMPT, *(b.render() for b in blocks)])
+        asked = [SEARCH_ASKED] if turn.search_asked else []
+        system_prompt = "\n\n".join([SYSTEM_PROMPT, *asked, *(b.render() for b in blocks)])
         recorder.context_sources([src for b in blocks for src in b.sources])
         if recorder.sources:
             queue.publish(SourcesEvent(recorder.sources))
@@ -519,8 +538,13 @@ class TurnService:
                 if message.role == "user":
                     message.images.extend(getattr(block, "images", ()))
                     break
+        # Numbers the tools give web results continue after the context's [n] passages.
+        refs = [src.get("ref") for src in recorder.sources]
         tool_context = ToolContext(
-            timezone=zone, conversation_id=turn.conversation_id, user_id=turn.user_id
+            timezone=zone,
+            conversation_id=turn.conversation_id,
+            user_id=turn.user_id,
+            first_ref=max((r for r in refs if isinstance(r, int)), default=0) + 1,
         )
         return context.messages, tool_context
 

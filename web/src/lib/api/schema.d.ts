@@ -198,6 +198,42 @@ export interface paths {
         patch: operations["update_user_api_admin_users__user_id__patch"];
         trace?: never;
     };
+    "/api/admin/web-search": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Get Web Search */
+        get: operations["get_web_search_api_admin_web_search_get"];
+        /** Save Web Search */
+        put: operations["save_web_search_api_admin_web_search_put"];
+        post?: never;
+        /** Reset Web Search */
+        delete: operations["reset_web_search_api_admin_web_search_delete"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/admin/web-search/test": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Test Web Search */
+        post: operations["test_web_search_api_admin_web_search_test_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/auth/config": {
         parameters: {
             query?: never;
@@ -1441,6 +1477,11 @@ export interface components {
             content: string;
             /** Model */
             model?: string | null;
+            /**
+             * Web Search
+             * @description As in sending a message.
+             */
+            web_search?: boolean | null;
         };
         /**
          * ErrorEvent
@@ -2703,6 +2744,11 @@ export interface components {
             model?: string | null;
             /** Parent Id */
             parent_id?: string | null;
+            /**
+             * Web Search
+             * @description The composer's globe: true offers web search for this turn, false leaves it out; null: the conversation's tool choice decides.
+             */
+            web_search?: boolean | null;
         };
         /** SignupIn */
         SignupIn: {
@@ -3203,9 +3249,90 @@ export interface components {
             /** Error Type */
             type: string;
         };
+        /** WebSearchConfigPublic */
+        WebSearchConfigPublic: {
+            /**
+             * Active
+             * @description Search is offered to the model now
+             */
+            active: boolean;
+            /**
+             * Ddgs Available
+             * @description The keyless back end's package is installed
+             */
+            ddgs_available: boolean;
+            /**
+             * Error
+             * @description Why the chosen service cannot be used
+             */
+            error: string | null;
+            /**
+             * Key Hint
+             * @description The key's last four characters, to recognise it
+             */
+            key_hint: string | null;
+            /**
+             * Key Set
+             * @description An API key is stored (it is never returned)
+             */
+            key_set: boolean;
+            /**
+             * Provider
+             * @description The search service in use; none: search is off
+             * @enum {string}
+             */
+            provider: "none" | "searxng" | "brave" | "tavily" | "ddgs";
+            /**
+             * Source
+             * @description database: saved in Admin > Web search (overrides the environment)
+             * @enum {string}
+             */
+            source: "environment" | "database";
+            /** Updated At */
+            updated_at: string | null;
+            /**
+             * Url
+             * @description The SearxNG instance's address
+             */
+            url: string | null;
+        };
+        /**
+         * WebSearchIn
+         * @description The admin's form. ``api_key`` left empty keeps the key already in use for
+         *     the same service; ``url`` is for SearxNG only.
+         */
+        WebSearchIn: {
+            /** Api Key */
+            api_key?: string | null;
+            /**
+             * Provider
+             * @enum {string}
+             */
+            provider: "none" | "searxng" | "brave" | "tavily" | "ddgs";
+            /** Url */
+            url?: string | null;
+        };
+        /** WebSearchTestResult */
+        WebSearchTestResult: {
+            /**
+             * Count
+             * @description How many results the test query returned
+             */
+            count: number;
+            /** Error */
+            error: string | null;
+            /** Ok */
+            ok: boolean;
+            /**
+             * Titles
+             * @description The results' titles (untrusted text)
+             */
+            titles: string[];
+        };
         /**
          * WebSource
-         * @description A page a web tool read or a search result it cited.
+         * @description A page a web tool read or a search result it cited; ``ref`` is the number
+         *     the model was told to cite it by (``[ref]``), when it was given one.
          */
         WebSource: {
             /**
@@ -3213,6 +3340,8 @@ export interface components {
              * @constant
              */
             kind: "web";
+            /** Ref */
+            ref?: number;
             /** Snippet */
             snippet: string;
             /** Title */
@@ -3675,6 +3804,112 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["UserEnvelope"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    get_web_search_api_admin_web_search_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebSearchConfigPublic"];
+                };
+            };
+        };
+    };
+    save_web_search_api_admin_web_search_put: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["WebSearchIn"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebSearchConfigPublic"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    reset_web_search_api_admin_web_search_delete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebSearchConfigPublic"];
+                };
+            };
+        };
+    };
+    test_web_search_api_admin_web_search_test_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["WebSearchIn"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebSearchTestResult"];
                 };
             };
             /** @description Validation Error */

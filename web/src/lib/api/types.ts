@@ -106,6 +106,9 @@ export type McpTool = Schemas['McpToolPublic'];
 export type McpServer = Schemas['McpServerPublic'];
 export type McpServerList = Schemas['McpServerList'];
 export type McpServerIn = Schemas['McpServerIn'];
+export type WebSearchConfig = Schemas['WebSearchConfigPublic'];
+export type WebSearchIn = Schemas['WebSearchIn'];
+export type WebSearchTestResult = Schemas['WebSearchTestResult'];
 export type McpServerUpdate = Schemas['McpServerUpdate'];
 
 /** An RFC 9457 problem document (every error answer). By hand: the document does

@@ -274,14 +274,14 @@ class Chat {
   }
 
   /** Send a new message. Returns false when nothing was sent (caller keeps the draft). */
-  async send(content: string): Promise<boolean> {
+  async send(content: string, options: { webSearch?: boolean } = {}): Promise<boolean> {
     const text = content.trim();
     if (!text || this.busy || this.unfinished) return false;
     const id = await this.ensureConversation();
     if (!id) return false;
     const leaf = this.messages.length ? this.messages[this.messages.length - 1] : null;
     this.messages = [...this.messages, placeholder(id, TMP_USER, 'user', text, leaf?.id ?? null), placeholder(id, TMP_ASSISTANT, 'assistant', '', TMP_USER)];
-    return this.run({ kind: 'send', conversationId: id, content: text, model: this.conversation?.model ?? undefined });
+    return this.run({ kind: 'send', conversationId: id, content: text, model: this.conversation?.model ?? undefined, web_search: options.webSearch });
   }
 
   async regenerate(messageId: string): Promise<boolean> {
