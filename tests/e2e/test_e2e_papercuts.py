@@ -98,6 +98,12 @@ def test_papercuts_journey(browser: Browser, fresh: tuple[str, Proc], upstream: 
     expect(page.get_by_test_id("starters")).to_contain_text("Write Python to")
     shot(page, "papercuts-starters-1280")
 
+    # "Summarise a file" opens the file picker with its request ready in the composer
+    with page.expect_file_chooser() as chooser:
+        page.get_by_test_id("starter").filter(has_text="Summarise a file").click()
+    assert chooser.value.is_multiple()
+    expect(page.get_by_test_id("composer")).to_have_value(re.compile("^Summarise this file"))
+
     # a starter that needs the user's part fills the composer (caret at the end)
     page.get_by_test_id("starter").filter(has_text="Explain a concept").click()
     expect(page.get_by_test_id("composer")).to_have_value(re.compile("^Explain simply"))
