@@ -60,3 +60,36 @@ async def test_a_user_is_told_what_to_do_and_the_admin_sees_the_detail(
         again = await bea.get(f"/api/conversations/{conv}/messages/{stored['id']}/events")
         assert not INTERNAL.search(again.text)
     assert admin_stored["error_message"] == admin_text
+
+
+async def test_a_broken_built_in_model_is_explained_without_its_path(
+    make_app: Any, make_settings: Any, tmp_path: Any
+) -> None:
+    """The embedded model pointed at a file that is not there: the admin reads the path,
+    a user reads whom to ask, in the chat and in the model list."""
+    settings = make_settings(
+        local_model_enabled=True, local_model=str(tmp_path / "gone" / "model.gguf")
+    )
+    async with (
+        make_app(settings, extra_providers=[]) as app,
+        make_client(app) as ada,
+        make_client(app) as bea,
+    ):
+        await signup(ada)
+        await signup(bea, "bea@example.com")
+        failed = []
+        for client in (ada, bea):
+            conv = (await client.post("/api/conversations", json={})).json()["id"]
+            r = await client.post(f"/api/conversations/{conv}/messages", json={"content": "hi"})
+            assert "error" in dict(parse_sse(r.text)), r.text
+            view = (await client.get(f"/api/conversations/{conv}")).json()
+            failed.append(view["messages"][-1]["error_message"])
+        admin_local = (await ada.get("/api/models")).json()["local"]
+        user_local = (await bea.get("/api/models")).json()["local"]
+        assert admin_local["status"] == user_local["status"] == "error"
+        assert "gone" in admin_local["detail"]
+        assert "gone" not in user_local["detail"]
+        assert "ask your administrator" in user_local["detail"]
+        assert "gone" in failed[0]
+        assert "gone" not in failed[1] and "ask your administrator" in failed[1]
+        assert not INTERNAL.search(failed[1]), failed[1]
