@@ -145,8 +145,7 @@ async def delete_user(
     if body.confirm_email.strip().lower() != user.email.lower():
         raise Problem(422, "Type the user's email to confirm the deletion.", "confirm_email")
     await accounts.ensure_an_admin_remains(db, user, deleting=True)
-    await accounts.end_all_sessions(db, user.id)
-    await delete_account(db, user, hooks)
+    await delete_account(db, user, hooks)  # sessions and keys go with the row (cascade)
     await turns.revoke_user(user_id)  # its running answers, jobs and kernels end now
     log.info("admin %s deleted user %s", admin.id, user_id)
     return Response(status_code=204)
