@@ -114,6 +114,25 @@ class AdminUserUpdate(Body):
     status: Literal["active", "disabled", "pending"] | None = None
 
 
+class AdminPasswordReset(Body):
+    """``password`` empty or left out: the server makes a temporary one."""
+
+    password: str | None = Field(default=None, max_length=1024)
+
+
+class AdminPasswordResult(BaseModel):
+    """The new password, shown to the administrator once (never stored in clear)."""
+
+    password: str
+    generated: bool
+
+
+class AdminUserDelete(Body):
+    """The user's email typed again: deleting an account cannot be undone."""
+
+    confirm_email: str = Field(max_length=320)
+
+
 class AdminSettingsUpdate(Body):
     signup: Literal["open", "closed", "approval"] | None = None
     default_model: str | None = Field(default=None, max_length=300)

@@ -29,7 +29,7 @@ from typing import Any, Literal
 from parley.config import Settings
 from parley.container import Services
 from parley.engine import Limits, assemble_context, run_tool_loop
-from parley.errors import Invalid, ModelNotFound, NoModelAvailable, NotFound
+from parley.errors import Invalid, ModelNotFound, NoModelAvailable, NotFound, user_wording
 from parley.messages import (
     ContextNotice,
     Done,
@@ -74,6 +74,7 @@ from parley.turns.hooks import (
     run_after_turn,
 )
 from parley.turns.recorder import Final, Recorder
+from parley.turns.titles import model_title
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +111,7 @@ class PreparedTurn:
     summary: str | None = None  # the stored summary of the turns left out of ``history``
     owners: tuple[str, ...] = ()  # ``control.owner`` keys whose revocation stops this turn
     search_asked: bool = False  # the composer's globe was on and search is offered
+    admin: bool = False  # sees a failure's detail; others get ``errors.user_wording``
 
 
 TurnItem = TurnEvent | Final | TitleMade | Resync
@@ -218,6 +220,8 @@ class TurnService:
             if ref is None:
                 raise NoModelAvailable(
                     "No model is available: configure a provider or enable the local model."
+                    if user.role == "admin"
+                    else user_wording(NoModelAvailable.code)
                 )
             model = await self.registry.resolve(ref)
             if not model.info.offered_to(user.id):
@@ -294,6 +298,7 @@ class TurnService:
                 history_truncated=truncated,
                 owners=(owner("user", user.id),)
                 + ((owner("key", api_key_id),) if api_key_id else ()),
+                admin=user.role == "admin",
             )
 
     async def _place_user_message(
@@ -440,13 +445,16 @@ class TurnService:
                                 queue.publish(MemoryUpdated(changed))  # the `remember` tool
                             continue
                     elif isinstance(event, ErrorEvent):
+                        event = self._worded(turn, event)
                         recorder.failed(event)
                     elif isinstance(event, Done):
                         recorder.ended(event)
                     queue.publish(event)
         except Exception as exc:  # the engine should not raise; never leave a hung stream
             log.exception("turn failed")
-            error = ErrorEvent("internal_error", f"The turn failed unexpectedly: {exc}", True)
+            error = self._worded(
+                turn, ErrorEvent("internal_error", f"The turn failed unexpectedly: {exc}", True)
+            )
             recorder.failed(error)
             queue.publish(error)
             done = Done("error", recorder.usage)
@@ -459,6 +467,15 @@ class TurnService:
                 except Exception:
                     log.exception("could not expire pending tool confirmations")
             await self._end(turn, recorder, queue, revoked=cancel is not None and cancel.revoked)
+
+    @staticmethod
+    def _worded(turn: PreparedTurn, error: ErrorEvent) -> ErrorEvent:
+        """The failure as its reader may see it: the detail (provider addresses, setting
+        names) for an administrator, what to do for anyone else (the detail is logged)."""
+        if turn.admin:
+            return error
+        log.warning("turn %s failed (%s): %s", turn.assistant_message.id, error.code, error.message)
+        return ErrorEvent(error.code, user_wording(error.code), error.retryable)
 
     async def _end(
         self,
@@ -489,12 +506,51 @@ class TurnService:
         queue.publish(final)
         if final.title:
             queue.publish(TitleMade(turn.conversation_id, final.title))
-        self.events.close(turn.assistant_message.id)
+        if final.title and final.message.status == "complete" and not revoked:
+            # The answer is out (``done`` was framed); the stream stays open for the
+            # model's title, which replaces the first-line one when it is plausible.
+            self._spawn(self._retitle(turn, final.title, recorder.text(), queue))
+        else:
+            self.events.close(turn.assistant_message.id)
         if self.after_turn and not revoked:
             self._spawn(
                 run_after_turn(self.after_turn, turn.info, recorder.text(), final.message.status),
                 user_id=turn.user_id,
             )
+
+    async def _retitle(self, turn: PreparedTurn, first: str, answer: str, queue: TurnLog) -> None:
+        """A model-made title for a new conversation (``turns/titles.py``), published
+        and stored unless the user renamed the chat meanwhile; then the log closes."""
+        try:
+            model = await self._title_model(turn)
+            title = None
+            if model is not None:
+                title = await model_title(model, turn.user_message.content, answer)
+            if title and title != first:
+                async with self.db.session() as session:
+                    store = ConversationStore(session, turn.user_id)
+                    conv = await store.get(turn.conversation_id)
+                    if conv is not None and conv.title == first:
+                        await store.update(conv, title=title)
+                        await session.commit()
+                        queue.publish(TitleMade(turn.conversation_id, title))
+        except Exception:
+            log.exception("could not store the model's title")
+        finally:
+            self.events.close(turn.assistant_message.id)
+
+    async def _title_model(self, turn: PreparedTurn) -> ChatModel | None:
+        """``title_model`` ("none": no model titles), else the chat's model unless it
+        is a demo (the starter's titles are worse than the question's first line)."""
+        choice = (self.settings.title_model or "").strip()
+        if choice.lower() == "none":
+            return None
+        if choice:
+            try:
+                return await self.registry.resolve(choice)
+            except Exception:
+                log.warning("title_model %r is unavailable; using the chat's model", choice)
+        return None if turn.model.info.demo else turn.model
 
     async def _context(
         self, turn: PreparedTurn, recorder: Recorder, queue: TurnLog

@@ -1,5 +1,6 @@
 // Typed client for Parley's native HTTP API. Cookie auth; CSRF header on writes.
 import type {
+  AdminPasswordResult,
   AdminSettings,
   AdminSettingsUpdate,
   AdminUserCreate,
@@ -341,6 +342,10 @@ export const admin = {
   createUser: (body: AdminUserCreate) => request<UserEnvelope>('/api/admin/users', { method: 'POST', body }),
   updateUser: (id: string, body: AdminUserUpdate) =>
     request<UserEnvelope>(`/api/admin/users/${enc(id)}`, { method: 'PATCH', body }),
+  resetPassword: (id: string, password: string | null) =>
+    request<AdminPasswordResult>(`/api/admin/users/${enc(id)}/password`, { method: 'POST', body: { password } }),
+  deleteUser: (id: string, confirmEmail: string) =>
+    request<void>(`/api/admin/users/${enc(id)}`, { method: 'DELETE', body: { confirm_email: confirmEmail } }),
   settings: () => request<AdminSettings>('/api/admin/settings'),
   updateSettings: (body: AdminSettingsUpdate) => request<AdminSettings>('/api/admin/settings', { method: 'PATCH', body }),
   providers: () => request<ProviderList>('/api/admin/providers'),

@@ -191,11 +191,39 @@ export interface paths {
         get?: never;
         put?: never;
         post?: never;
-        delete?: never;
+        /**
+         * Delete User
+         * @description Delete an account and everything in it, the way ``DELETE /api/me`` does
+         *     (files' bytes, outputs, kernels, vectors): not one's own (that is Settings →
+         *     Account, with the password) and never the last active administrator.
+         */
+        delete: operations["delete_user_api_admin_users__user_id__delete"];
         options?: never;
         head?: never;
         /** Update User */
         patch: operations["update_user_api_admin_users__user_id__patch"];
+        trace?: never;
+    };
+    "/api/admin/users/{user_id}/password": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Reset Password
+         * @description Set a user's password (a forgotten one): the admin's, or a temporary one made
+         *     here and returned once. Every browser signed in as the user is signed out; their
+         *     API keys keep working (they are not the password).
+         */
+        post: operations["reset_password_api_admin_users__user_id__password_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
         trace?: never;
     };
     "/api/admin/web-search": {
@@ -1042,6 +1070,24 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        /**
+         * AdminPasswordReset
+         * @description ``password`` empty or left out: the server makes a temporary one.
+         */
+        AdminPasswordReset: {
+            /** Password */
+            password?: string | null;
+        };
+        /**
+         * AdminPasswordResult
+         * @description The new password, shown to the administrator once (never stored in clear).
+         */
+        AdminPasswordResult: {
+            /** Generated */
+            generated: boolean;
+            /** Password */
+            password: string;
+        };
         /** AdminSettingsUpdate */
         AdminSettingsUpdate: {
             /** Default Model */
@@ -1066,6 +1112,14 @@ export interface components {
              * @enum {string}
              */
             role?: "admin" | "user";
+        };
+        /**
+         * AdminUserDelete
+         * @description The user's email typed again: deleting an account cannot be undone.
+         */
+        AdminUserDelete: {
+            /** Confirm Email */
+            confirm_email: string;
         };
         /** AdminUserUpdate */
         AdminUserUpdate: {
@@ -3782,6 +3836,39 @@ export interface operations {
             };
         };
     };
+    delete_user_api_admin_users__user_id__delete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                user_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["AdminUserDelete"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
     update_user_api_admin_users__user_id__patch: {
         parameters: {
             query?: never;
@@ -3804,6 +3891,41 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["UserEnvelope"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    reset_password_api_admin_users__user_id__password_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                user_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["AdminPasswordReset"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AdminPasswordResult"];
                 };
             };
             /** @description Validation Error */

@@ -71,6 +71,7 @@ export type AdminSettings = Schemas['InstanceSettings'];
 export type AdminSettingsUpdate = Schemas['AdminSettingsUpdate'];
 export type AdminUserCreate = Schemas['AdminUserCreate'];
 export type AdminUserUpdate = Schemas['AdminUserUpdate'];
+export type AdminPasswordResult = Schemas['AdminPasswordResult'];
 export type UserList = Schemas['UserList'];
 export type ProviderInfo = Schemas['ProviderInfo'];
 export type ProviderSource = ProviderInfo['source'];

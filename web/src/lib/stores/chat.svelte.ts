@@ -75,6 +75,8 @@ class Chat {
   summary = $state<ConversationSummary | null>(null);
   /** Incremented when the composer should take focus. */
   focusTick = $state(0);
+  /** Text a starter suggestion puts in the composer (and whether to open the file picker). */
+  prefill = $state.raw<{ text: string; attach: boolean; tick: number } | null>(null);
 
   private controller: AbortController | null = null;
   private md: StreamingMarkdown | null = null;
@@ -175,11 +177,21 @@ class Chat {
     let final: Message | null | undefined;
     try {
       for await (const ev of reattachTurn(conversationId, messageId, after, controller.signal)) {
+        if (ev.type === 'title') {
+          this.handle(ev);
+          continue;
+        }
         if (this.controller !== controller) return;
         if (ev.id !== undefined) this.lastEventId = ev.id;
         if (ev.type === 'start') continue; // the messages are on the page already
         if (ev.type === 'done') final = ev.data.message;
         this.handle(ev);
+        if (ev.type === 'done' && this.controller === controller) {
+          this.controller = null; // free the composer; a model-made title may still come
+          this.busy = false;
+          this.live = null;
+          this.md = null;
+        }
       }
     } catch (e) {
       if (this.controller !== controller) return;
@@ -342,11 +354,18 @@ class Chat {
     };
     try {
       for await (const ev of streamTurn(req, controller.signal)) {
+        // A model-made title can follow `done` by a few seconds: the composer is free
+        // again at `done`, and the title still lands (it names its conversation).
+        if (ev.type === 'title') {
+          this.handle(ev);
+          continue;
+        }
         if (this.controller !== controller) return true; // navigated away
         if (ev.id !== undefined) this.lastEventId = ev.id;
         if (ev.type === 'start') started = true;
         if (ev.type === 'done') finished = true;
         this.handle(ev);
+        if (finished) this.release(controller);
       }
       if (!finished && this.controller === controller) {
         if (resume()) return true;
@@ -369,13 +388,18 @@ class Chat {
       void this.resync();
       return true;
     } finally {
-      if (this.controller === controller) {
-        this.controller = null;
-        this.busy = false;
-        this.live = null;
-        this.md = null;
-        if (this.resyncAfterRun) void this.resync();
-      }
+      this.release(controller);
+    }
+  }
+
+  /** The turn read by `controller` is over for the page: free the composer. */
+  private release(controller: AbortController): void {
+    if (this.controller === controller) {
+      this.controller = null;
+      this.busy = false;
+      this.live = null;
+      this.md = null;
+      if (this.resyncAfterRun) void this.resync();
       this.resyncAfterRun = false;
       if (this.stopTimer) clearTimeout(this.stopTimer);
     }
@@ -578,6 +602,11 @@ class Chat {
 
   private replaceMessage(msg: Message): void {
     this.messages = this.messages.map((m) => (m.id === msg.id ? msg : m));
+  }
+
+  /** A starter suggestion was chosen: put its text in the composer to finish. */
+  fill(text: string, attach = false): void {
+    this.prefill = { text, attach, tick: (this.prefill?.tick ?? 0) + 1 };
   }
 
   setTitleLocal(title: string): void {
