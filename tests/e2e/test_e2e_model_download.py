@@ -92,6 +92,7 @@ def test_download_a_better_local_model_and_chat_with_it(
         expect(row.get_by_test_id("model-progress")).to_be_visible()
         assert hf.wait_held(30)
         expect(row.get_by_test_id("model-progress")).to_contain_text(re.compile(r"\d+% · .* of "))
+        row.scroll_into_view_if_needed()
         shot(page, "model-download-3-progress")
 
         page.reload()  # the download goes on; the page finds it again
@@ -101,6 +102,7 @@ def test_download_a_better_local_model_and_chat_with_it(
         use = row.get_by_test_id("model-use")
         expect(use).to_be_visible(timeout=60_000)
         expect(row).to_contain_text("checksum verified")
+        row.scroll_into_view_if_needed()
         shot(page, "model-download-4-done")
 
         use.click()
@@ -114,6 +116,8 @@ def test_download_a_better_local_model_and_chat_with_it(
         status = page.get_by_test_id("local-model-status")
         expect(status).to_contain_text("loads on first message")
         expect(status).not_to_contain_text("not loaded")
+        status.scroll_into_view_if_needed()
+        shot(page, "model-download-6-providers-state")
 
         page.goto("/")
         expect(page.get_by_test_id("starter-notice")).to_have_count(0)
@@ -125,10 +129,27 @@ def test_download_a_better_local_model_and_chat_with_it(
         expect(content(reply)).to_contain_text(re.compile(r"\w"), timeout=ANSWER_TIMEOUT_MS)
         wait_done(page, timeout=ANSWER_TIMEOUT_MS)
         expect(reply).to_have_attribute("data-status", "complete")
-        shot(page, "model-download-6-chat")
+        shot(page, "model-download-7-chat")
         models = page.request.get("/api/models").json()
         assert models["local"]["ref"] == "local/starter-copy" and models["local"]["demo"] is False
         assert models["local"]["status"] == "ready"
+
+        # what goes wrong is said where it happened: a file the repo lacks, a bad checksum
+        page.goto("/admin/models")
+        page.get_by_test_id("model-repo").fill(REPO)
+        page.get_by_test_id("model-file").fill("missing-q4_k_m.gguf")
+        page.get_by_test_id("model-download-other").click()
+        expect(page.get_by_test_id("model-form-error")).to_contain_text("Check the repo id")
+        hf.add(f"{REPO}/broken-q4_k_m.gguf", b"GGUF" + bytes(2_000_000))
+        hf.wrong_sha = True
+        page.get_by_test_id("model-file").fill("broken-q4_k_m.gguf")
+        page.get_by_test_id("model-download-other").click()
+        broken = page.locator("[data-testid=other-model][data-file='broken-q4_k_m.gguf']")
+        expect(broken.get_by_test_id("model-error")).to_contain_text("Checksum mismatch")
+        broken.scroll_into_view_if_needed()
+        shot(page, "model-download-8-checksum-error")
+        broken.get_by_test_id("model-dismiss").click()
+        expect(broken).to_have_count(0)
     finally:
         ctx.close()
     assert not log.problems(), log.problems()
