@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from e2ehelpers import (
+    MOBILE,
     PageLog,
     content,
     last_assistant,
@@ -150,6 +151,15 @@ def test_download_a_better_local_model_and_chat_with_it(
         shot(page, "model-download-8-checksum-error")
         broken.get_by_test_id("model-dismiss").click()
         expect(broken).to_have_count(0)
+
+        page.set_viewport_size(MOBILE)  # a phone: nothing falls off the screen
+        page.goto("/admin/models")
+        mine = page.locator(f"[data-testid=other-model][data-file='{FILE}']")
+        expect(mine.get_by_test_id("model-in-use")).to_be_visible()
+        width = page.evaluate("document.documentElement.scrollWidth")
+        assert width <= MOBILE["width"], width
+        mine.scroll_into_view_if_needed()
+        shot(page, "model-download-9-mobile")
     finally:
         ctx.close()
     assert not log.problems(), log.problems()
