@@ -108,13 +108,15 @@ class Download:
     rate: float = 0.0  # bytes per second over the last few seconds
     task: asyncio.Task[None] | None = field(default=None, repr=False)
     _samples: list[tuple[float, int]] = field(default_factory=list, repr=False)
+    _last_at: float = field(default=0.0, repr=False)  # when the last bytes arrived
 
     def note_progress(self, done: int) -> None:
-        now = time.monotonic()
+        now = self._last_at = time.monotonic()
         self.done = done
-        self._samples.append((now, done))
-        while len(self._samples) > 2 and now - self._samples[0][0] > 5.0:
-            self._samples.pop(0)
+        if not self._samples or now - self._samples[-1][0] >= 0.25:  # a few per second
+            self._samples.append((now, done))
+            if len(self._samples) > 20:  # the last ~5 s
+                del self._samples[0]
         first_at, first_done = self._samples[0]
         if now > first_at:
             self.rate = (done - first_done) / (now - first_at)
@@ -123,7 +125,7 @@ class Download:
         """The rate, or 0 when no byte arrived for a few seconds (a stalled server)."""
         if self.status != "running" or not self._samples:
             return 0.0
-        return self.rate if time.monotonic() - self._samples[-1][0] < 3.0 else 0.0
+        return self.rate if time.monotonic() - self._last_at < 3.0 else 0.0
 
     def sidecar(self) -> dict[str, Any]:
         return {
