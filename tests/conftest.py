@@ -326,6 +326,10 @@ def make_settings(tmp_path: Path, database_url: str) -> MakeSettings:
             "local_model_enabled": False,
             "flush_interval_s": 0.05,
             "providers": [],
+            # A model-made title is one more model call after each new chat's first
+            # answer, which would take replies scripted for the tests' turns; the
+            # title tests (tests/api/test_titles.py) turn it on.
+            "title_model": "none",
         }
         values.update(changes)
         return load_settings(**values)

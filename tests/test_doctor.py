@@ -6,8 +6,11 @@ part is reported with its fix and a non-zero exit, and no log line reaches the o
 from __future__ import annotations
 
 import asyncio
+import json
 import subprocess
 import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -138,3 +141,68 @@ def test_database_down_is_one_problem_with_its_fix(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "fix: check PARLEY_DATABASE_URL" in result.stdout
     _no_log_lines(result)
+
+
+class _Searx(ThreadingHTTPServer):
+    """A SearxNG-shaped ``/search?format=json`` with one result."""
+
+    def __init__(self) -> None:
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:
+                return None
+
+            def do_GET(self) -> None:
+                body = json.dumps(
+                    {"results": [{"url": "https://example.org/a", "title": "A", "content": "a"}]}
+                ).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        super().__init__(("127.0.0.1", 0), Handler)
+        self.base = f"http://127.0.0.1:{self.server_address[1]}"
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+
+
+async def _save_search(data: Path, url: str) -> None:
+    from parley.net import SafeFetcher
+    from parley.web_tools.search_config import WebSearch
+
+    settings = load_settings(data_dir=data, local_model_enabled=False)
+    data.mkdir(parents=True, exist_ok=True)
+    db = Database(settings.resolved_database_url)
+    await db.migrate()
+    search = WebSearch(db, settings, SafeFetcher())
+    try:
+        await search.save("searxng", url, None, "admin")
+    finally:
+        await search.aclose()
+        await db.dispose()
+
+
+def test_web_search_saved_in_the_admin_page_is_checked(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    searx = _Searx()
+    try:
+        asyncio.run(_save_search(data, searx.base))
+        result = doctor(data)
+    finally:
+        searx.shutdown()
+        searx.server_close()
+    out = result.stdout
+    assert "ok  web search (searxng, saved in Admin > Web search) answers (1 result(s)" in out, out
+    _no_log_lines(result)
+    # The saved service is gone: a problem that says where to fix it.
+    result = doctor(data)
+    assert "!!  web search (searxng, saved in Admin > Web search) failed" in result.stdout
+    assert "fix it in Admin > Web search" in result.stdout
+    assert result.returncode == 1
+    _no_log_lines(result)
+
+
+def test_web_search_off_says_where_to_turn_it_on(tmp_path: Path) -> None:
+    result = doctor(tmp_path / "data")
+    assert "web search off (from the environment)" in result.stdout, result.stdout
+    assert "turn it on in Admin > Web search" in result.stdout

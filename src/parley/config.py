@@ -140,6 +140,8 @@ class Settings(BaseSettings):
     stream_replay_events: int = 10_000  # a turn's newest events kept for readers that reattach
     stream_replay_linger_s: float = 60.0  # ...and how long after the turn ends
     summarize_history: bool = True
+    # model for automatic titles; None = the chat's model (not the demo), "none" = first line
+    title_model: str | None = None
 
     # accounts and HTTP
     signup: Literal["open", "closed", "approval"] = "open"

@@ -172,3 +172,31 @@ class Busy(Refused):
     """Too much of something at once (uploads in flight): try again shortly."""
 
     code = "too_many_requests"
+
+
+# What an ordinary user is told when a model call fails. The messages above are for
+# whoever runs the server (they name providers, addresses, timeouts, setting names);
+# a user cannot act on those, so they get what they can do instead. Administrators
+# see the detailed message (and the server logs it).
+_ASK_ADMIN = "if it keeps happening, ask your administrator"
+USER_WORDING: dict[str, str] = {
+    "provider_auth": "The model's provider refused Parley's access. Ask your administrator "
+    "to check the model's settings.",
+    "provider_unavailable": f"The model cannot be reached right now. Try again in a moment; "
+    f"{_ASK_ADMIN}.",
+    "provider_timeout": f"The model took too long to answer. Try again; {_ASK_ADMIN}.",
+    "provider_rate_limited": "The model is busy right now. Wait a moment and try again.",
+    "provider_protocol": f"The answer was cut off by the model's connection. Try again; "
+    f"{_ASK_ADMIN}.",
+    "provider_bad_request": f"The model refused this request. Try rephrasing it or another "
+    f"model; {_ASK_ADMIN}.",
+    "model_not_found": f"This model is not available. Choose another one; {_ASK_ADMIN}.",
+    "no_model": "No model is available yet. Ask your administrator to set one up.",
+}
+_FALLBACK_WORDING = f"Something went wrong while answering. Try again; {_ASK_ADMIN}."
+
+
+def user_wording(code: str) -> str:
+    """The message an ordinary user sees for error ``code`` (no addresses, no setting
+    names, no provider internals)."""
+    return USER_WORDING.get(code, _FALLBACK_WORDING)

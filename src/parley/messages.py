@@ -144,12 +144,14 @@ class ConversationSource(TypedDict):
 
 
 class WebSource(TypedDict):
-    """A page a web tool read or a search result it cited."""
+    """A page a web tool read or a search result it cited; ``ref`` is the number
+    the model was told to cite it by (``[ref]``), when it was given one."""
 
     kind: Literal["web"]
     url: str
     title: str
     snippet: str
+    ref: NotRequired[int]
 
 
 class FileSource(TypedDict):

@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy.pool import QueuePool
 
-from apihelpers import MakeApp
+from apihelpers import MakeApp, make_client, signup
 from parley.gc_policy import NO_AUTOMATIC_FULL, ServerGC
 from parley.net.safe_fetch import GuardedTransport
 from parley.net.urls import AddressPolicy
@@ -95,3 +95,20 @@ async def test_memory_growth_brings_the_next_full_collection_forward() -> None:
         await collector.stop()
         gc.unfreeze()
     assert collector.full_collections == 1  # 110 MB: not enough; 400 MB: collect once
+
+
+async def test_a_new_server_says_where_to_go_until_someone_signs_up(
+    make_app: MakeApp, make_settings: Any, capsys: Any
+) -> None:
+    """``make run`` ends with this line: the address and what the first account is."""
+    settings = make_settings(host="0.0.0.0", port=8099)  # listening on every interface
+    line = (
+        "Parley is running: open http://127.0.0.1:8099 and create the first account "
+        "(it becomes the administrator)"
+    )
+    async with make_app(settings, server_process=True) as app:
+        assert line in capsys.readouterr().out
+        async with make_client(app) as client:
+            await signup(client)
+    async with make_app(settings, server_process=True):
+        assert "Parley is running" not in capsys.readouterr().out

@@ -355,6 +355,40 @@ async def test_every_byte_of_a_deleted_conversation_and_account_goes(
     assert await _count(db, ada_chunks.where(KnowledgeChunk.user_id == user["id"])) > 0
 
 
+async def test_an_admin_deleting_a_user_removes_every_byte_and_signs_them_out(
+    app: Any, client: Client, user: dict[str, Any], kernels: KernelSpy
+) -> None:
+    """Admin → Users → Delete goes the same way as ``DELETE /api/me``."""
+    data_dir: Path = app.state.features["knowledge"].settings.data_dir
+    db: Database = app.state.services.require(Database)
+    async with make_client(app) as bea:
+        bea_id = (await signup(bea, "bea@example.com"))["id"]
+        bea_data = await _fill_bea(app, bea, bea_id)
+        unconfirmed = await client.request(
+            "DELETE", f"/api/admin/users/{bea_id}", json={"confirm_email": "ada@example.com"}
+        )
+        assert unconfirmed.status_code == 422 and unconfirmed.json()["code"] == "confirm_email"
+        assert (await bea.get("/api/auth/me")).status_code == 200  # nothing happened
+        gone = await client.request(
+            "DELETE", f"/api/admin/users/{bea_id}", json={"confirm_email": " Bea@Example.com "}
+        )
+        assert gone.status_code == 204, gone.text
+        assert (await bea.get("/api/auth/me")).status_code == 401  # her browser is signed out
+        assert kernels.closed[-1] == (bea_id, None)
+    marks = [SECRET, bea_id, bea_data["first"], bea_data["second"]]
+    assert _leftovers(data_dir, marks) == []
+    for table in (Conversation, Message, KnowledgeFile, KnowledgeChunk, SandboxOutput, Memory):
+        count = select(func.count()).select_from(table).where(table.user_id == bea_id)
+        assert await _count(db, count) == 0, table.__tablename__
+    assert await _vectors(db, bea_id) == 0
+    users = (await client.get("/api/admin/users")).json()["items"]
+    assert [u["email"] for u in users] == ["ada@example.com"]
+    again = await client.request(
+        "DELETE", f"/api/admin/users/{bea_id}", json={"confirm_email": "bea@example.com"}
+    )
+    assert again.status_code == 404
+
+
 async def test_a_crash_after_the_commit_still_removes_the_bytes(
     app: Any,
     client: Client,

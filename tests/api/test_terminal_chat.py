@@ -149,7 +149,12 @@ class Terminal:
             self._read(0.1)
         while self._read(0.05):
             pass
-        return self.proc.wait(timeout=15)  # a loaded CI machine: not 1 s
+        try:
+            return self.proc.wait(timeout=15)  # a loaded CI machine: not 1 s
+        except subprocess.TimeoutExpired:
+            raise AssertionError(
+                f"the client did not exit; output after the last match:\n{self.seen[self.pos :]}"
+            ) from None
 
     def close(self) -> None:
         if self.proc.poll() is None:

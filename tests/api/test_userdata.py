@@ -48,7 +48,7 @@ async def _fill(client: Client) -> dict[str, Any]:
     assert regenerated.status_code == 200
     # a title of the user's own (an automatic one depends on the model's answer)
     await client.patch(f"/api/conversations/{conv['id']}", json={"title": "Oak table"})
-    await client.post("/api/conversations", json={"title": "Second chat"})
+    second = (await client.post("/api/conversations", json={"title": "Second chat"})).json()
     memory = await client.post("/api/memories", json={"text": "Works mostly with oak."})
     assert memory.status_code == 201, memory.text
     collection = (await client.post("/api/collections", json={"name": "Finishes"})).json()
@@ -66,6 +66,12 @@ async def _fill(client: Client) -> dict[str, Any]:
     assert attached.status_code == 201, attached.text
     linked = await client.put(f"/api/conversations/{conv['id']}/collections/{collection['id']}")
     assert linked.status_code == 204, linked.text
+    library = await client.post(
+        "/api/files", files={"file": ("glossary.txt", b"Cure: the oil hardens.", "text/plain")}
+    )
+    assert library.status_code == 201, library.text
+    picked = await client.put(f"/api/conversations/{second['id']}/files/{library.json()['id']}")
+    assert picked.status_code == 204, picked.text
     assert (await client.post("/api/keys", json={"name": "laptop"})).status_code == 201
     return {"conversation": conv["id"], "collection": collection["id"]}
 
@@ -85,6 +91,7 @@ async def _snapshot(client: Client) -> dict[str, Any]:
         knowledge[conv["title"]] = (
             sorted(f["filename"] for f in attached["files"]),
             sorted(c["name"] for c in attached["collections"]),
+            sorted(f["filename"] for f in attached["library_files"]),
         )
     memories = (await client.get("/api/memories")).json()["items"]
     collections = (await client.get("/api/collections")).json()["items"]
@@ -116,7 +123,12 @@ async def test_round_trip_into_a_fresh_account(app: Any, client: Client, user: A
     assert [m["text"] for m in memory_part] == ["Works mostly with oak."]
     knowledge = document["features"]["knowledge"]
     assert [c["name"] for c in knowledge["collections"]] == ["Finishes"]
-    assert sorted(f["filename"] for f in knowledge["files"]) == ["oils.txt", "plan.md"]
+    assert sorted(f["filename"] for f in knowledge["files"]) == [
+        "glossary.txt",
+        "oils.txt",
+        "plan.md",
+    ]
+    assert len(knowledge["conversation_files"]) == 1
 
     packed = await client.get("/api/me/export", params={"files": "true"})
     assert packed.status_code == 200 and packed.headers["content-type"] == "application/zip"
@@ -134,6 +146,7 @@ async def test_round_trip_into_a_fresh_account(app: Any, client: Client, user: A
             "collections": [],
             "files": [],
             "conversation_collections": [],
+            "conversation_files": [],
         }
         imported = await other.post(
             "/api/me/import", content=packed.content, headers={"content-type": "application/zip"}
@@ -144,7 +157,7 @@ async def test_round_trip_into_a_fresh_account(app: Any, client: Client, user: A
         assert report["features"]["memory"] == {"memories": 1}
         assert report["features"]["knowledge"] == {
             "collections": 1,
-            "files": 2,
+            "files": 3,
             "files_skipped": 0,
         }
         after = await _snapshot(other)
@@ -157,7 +170,7 @@ async def test_round_trip_into_a_fresh_account(app: Any, client: Client, user: A
         # Importing again (JSON this time) makes copies; nothing collides.
         again = await other.post("/api/me/import", json=document)
         assert again.status_code == 200, again.text
-        assert again.json()["features"]["knowledge"]["files"] == 2  # their own bytes now
+        assert again.json()["features"]["knowledge"]["files"] == 3  # their own bytes now
         titles = [c["title"] for c in (await other.get("/api/conversations")).json()["items"]]
         assert sorted(titles) == ["Oak table", "Oak table", "Second chat", "Second chat"]
 
@@ -176,7 +189,7 @@ async def test_a_json_export_never_claims_another_users_bytes(
         assert report["features"]["knowledge"] == {
             "collections": 1,
             "files": 0,
-            "files_skipped": 2,
+            "files_skipped": 3,
         }
         assert (await other.get("/api/files")).json()["items"] == []
         # the rest of the account came across
@@ -234,7 +247,7 @@ async def test_deleting_an_account_removes_feature_data(
         assert deleted.status_code == 204
     assert not knowledge.blobs.exists(hers)  # no one else had these bytes
     assert knowledge.blobs.exists(shared)  # the admin still does
-    assert len((await client.get("/api/files")).json()["items"]) == 2
+    assert len((await client.get("/api/files")).json()["items"]) == 3
     users = (await client.get("/api/admin/users")).json()["items"]
     assert [u["email"] for u in users] == ["ada@example.com"]
 

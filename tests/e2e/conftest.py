@@ -84,6 +84,8 @@ def server(upstream: Upstream, e2e_tmp: Path) -> Iterator[str]:
         # Automatic memory extraction calls the model after every turn, which would
         # take the scripted replies meant for the tests' turns.
         "PARLEY_MEMORY_AUTO": "false",
+        # Likewise model-made titles (the papercuts journey runs its own server with them).
+        "PARLEY_TITLE_MODEL": "none",
     }
     proc, base = start_parley("parley", e2e_tmp / "data", env, e2e_tmp)
     try:

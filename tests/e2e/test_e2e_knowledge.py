@@ -79,8 +79,9 @@ def _xlsx() -> bytes:
 
 def _attach(page: Page, files: list[dict[str, object]]) -> None:
     """Through the paper clip button's file chooser, like a user."""
+    page.get_by_test_id("attach").click()  # the paper clip: upload or knowledge
     with page.expect_file_chooser() as chooser:
-        page.get_by_test_id("attach").click()
+        page.get_by_test_id("attach-upload").click()
     chooser.value.set_files(files)  # type: ignore[arg-type]
 
 

@@ -112,8 +112,9 @@ def _journey(page: Page, keyed: ScriptedUpstream) -> None:
     # --- an image sent to the vision model reaches it
     page.get_by_test_id("new-chat").click()
     page.get_by_test_id("model-picker").select_option(f"{NAME}/{MODEL}")
+    page.get_by_test_id("attach").click()  # the paper clip: upload or knowledge
     with page.expect_file_chooser() as chooser:
-        page.get_by_test_id("attach").click()
+        page.get_by_test_id("attach-upload").click()
     chooser.value.set_files([{"name": "dot.png", "mimeType": "image/png", "buffer": PNG}])
     expect(page.locator("[data-testid=attachment][data-status=ready]")).to_have_count(1)
     reply = chat(page, "What is in this picture?")

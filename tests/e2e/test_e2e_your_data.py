@@ -65,8 +65,9 @@ def test_export_then_import_into_another_account(
     # ---- the first account: one chat with a file attached
     ui_signup(page, "Ana Old", unique_email("old"))
     upstream.script({"text": REPLY})
+    page.get_by_test_id("attach").click()  # the paper clip: upload or knowledge
     with page.expect_file_chooser() as chooser:
-        page.get_by_test_id("attach").click()
+        page.get_by_test_id("attach-upload").click()
     chooser.value.set_files([{"name": "picnic.md", "mimeType": "text/markdown", "buffer": NOTES}])
     chip = page.get_by_test_id("attachment")
     expect(chip).to_have_attribute("data-status", "ready", timeout=INGEST_TIMEOUT_MS)

@@ -78,6 +78,42 @@ describe('chat store streaming', () => {
     expect(location.pathname).toBe('/c/c1');
   });
 
+  it('frees the composer at done while the stream stays open for the model-made title', async () => {
+    const user = message('u1', 'user', null, 'Hi');
+    const asst = { ...message('a1', 'assistant', 'u1'), status: 'streaming' };
+    const final = { ...asst, status: 'complete', content: 'Hello' };
+    const enc = new TextEncoder();
+    const frame = (e: string, d: unknown) => enc.encode(`event: ${e}\ndata: ${JSON.stringify(d)}\n\n`);
+    let later: ReadableStreamDefaultController<Uint8Array> | null = null;
+    vi.stubGlobal(
+      'fetch',
+      vi.fn(async (url: string) => {
+        if (url === '/api/conversations') return new Response(JSON.stringify(CONV), { status: 201, headers: { 'Content-Type': 'application/json' } });
+        const body = new ReadableStream<Uint8Array>({
+          start(c) {
+            c.enqueue(frame('start', { user_message: user, assistant_message: asst }));
+            c.enqueue(frame('text', { text: 'Hello' }));
+            c.enqueue(frame('done', { finish_reason: 'stop', usage: null, message: final }));
+            c.enqueue(frame('title', { conversation_id: 'c1', title: 'Hi' }));
+            later = c; // the model's title comes later
+          },
+        });
+        return new Response(body, { status: 200, headers: { 'Content-Type': 'text/event-stream' } });
+      }),
+    );
+    const sent = chat.send('Hi');
+    await vi.waitFor(() => expect(chat.conversation?.title).toBe('Hi'));
+    expect(chat.busy).toBe(false); // the user may send the next message now
+    expect(chat.live).toBeNull();
+    expect(chat.messages[1].status).toBe('complete');
+    later!.enqueue(frame('title', { conversation_id: 'c1', title: 'A friendly greeting' }));
+    later!.close();
+    expect(await sent).toBe(true);
+    expect(chat.conversation?.title).toBe('A friendly greeting');
+    expect(conversations.get('c1')?.title).toBe('A friendly greeting');
+    expect(chat.busy).toBe(false);
+  });
+
   it('drops optimistic messages and keeps the draft when the server refuses the turn', async () => {
     vi.stubGlobal(
       'fetch',

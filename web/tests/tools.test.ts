@@ -50,7 +50,7 @@ describe('links and arguments', () => {
       { kind: 'web', title: 'evil', url: 'javascript:alert(1)', snippet: '' },
       { kind: 'memory', id: 'm1', title: 'not a link' },
     ]);
-    expect(links).toEqual([{ title: 'A', url: 'https://a.example/x', host: 'a.example', snippet: 's' }]);
+    expect(links).toEqual([{ title: 'A', url: 'https://a.example/x', host: 'a.example', snippet: 's', ref: null }]);
   });
 
   it('pretty-prints JSON arguments and parses KEY=value lines', () => {

@@ -33,6 +33,7 @@ from parley.api.routers import (
 )
 from parley.api.schemas import Health
 from parley.api.stream_events import document_stream_events
+from parley.auth.accounts import count_users
 from parley.config import Settings, load_settings
 from parley.container import Services
 from parley.gc_policy import ServerGC
@@ -102,6 +103,7 @@ def create_app(
             await fail_stale_streaming(session, older_than=stale_after)
             await session.commit()
             db_providers = await database_providers(session)
+            nobody_yet = await count_users(session) == 0
         registry = ModelRegistry(settings, db_providers, list(extra_providers))
         control = await make_control(settings.redis_url)
         tool_registry = tools or default_registry()
@@ -142,6 +144,8 @@ def create_app(
                 collector.start()
             if server_process:
                 warming = asyncio.create_task(db.warm())
+                if nobody_yet:
+                    print(first_run_line(settings), flush=True)
             yield
         finally:
             if warming is not None:
@@ -190,3 +194,17 @@ def create_app(
     app.add_middleware(SecurityHeaders)
     app.add_middleware(ShareLoop)  # outermost: before any other work for the request
     return app
+
+
+def first_run_line(settings: Settings) -> str:
+    """What a new server says when nobody has signed up yet: where to go and what the
+    first account is (``make run`` ends with it)."""
+    host = settings.host
+    if host in ("0.0.0.0", "::", ""):  # noqa: S104  (all interfaces: this machine uses loopback)
+        host = "127.0.0.1"
+    if ":" in host:
+        host = f"[{host}]"
+    return (
+        f"Parley is running: open http://{host}:{settings.port} and create the first "
+        "account (it becomes the administrator)"
+    )

@@ -85,6 +85,11 @@ class SendIn(Body):
     content: str = Field(min_length=1, max_length=100_000)
     parent_id: str | None = Field(default=None, max_length=32)
     model: str | None = Field(default=None, max_length=300)
+    web_search: bool | None = Field(
+        default=None,
+        description="The composer's globe: true offers web search for this turn, false "
+        "leaves it out; null: the conversation's tool choice decides.",
+    )
 
 
 class RegenerateIn(Body):
@@ -94,6 +99,7 @@ class RegenerateIn(Body):
 class EditIn(Body):
     content: str = Field(min_length=1, max_length=100_000)
     model: str | None = Field(default=None, max_length=300)
+    web_search: bool | None = Field(default=None, description="As in sending a message.")
 
 
 class AdminUserCreate(Body):
@@ -106,6 +112,25 @@ class AdminUserCreate(Body):
 class AdminUserUpdate(Body):
     role: Literal["admin", "user"] | None = None
     status: Literal["active", "disabled", "pending"] | None = None
+
+
+class AdminPasswordReset(Body):
+    """``password`` empty or left out: the server makes a temporary one."""
+
+    password: str | None = Field(default=None, max_length=1024)
+
+
+class AdminPasswordResult(BaseModel):
+    """The new password, shown to the administrator once (never stored in clear)."""
+
+    password: str
+    generated: bool
+
+
+class AdminUserDelete(Body):
+    """The user's email typed again: deleting an account cannot be undone."""
+
+    confirm_email: str = Field(max_length=320)
 
 
 class AdminSettingsUpdate(Body):

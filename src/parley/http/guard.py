@@ -26,7 +26,7 @@ from fastapi.routing import APIRoute
 from starlette.requests import Request
 from starlette.responses import Response
 
-from parley.http.deps import PRINCIPAL_DEPENDENCIES, get_services, remember_principal
+from parley.http.deps import PRINCIPAL_DEPENDENCIES, remember_principal, services_of
 from parley.storage.db import Database
 
 __all__ = ["GuardedRoute"]
@@ -54,7 +54,7 @@ class GuardedRoute(APIRoute):
             return handler  # no body FastAPI would read early, or no caller to know
 
         async def guarded(request: Request) -> Response:
-            database = get_services(request).require(Database)
+            database = services_of(request).require(Database)
             async with database.session() as session:  # the handler's ``DB`` too
                 principal = await authenticate(request, session)  # headers only; a Problem ends it
                 remember_principal(request, principal, session)

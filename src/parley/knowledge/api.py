@@ -9,6 +9,7 @@ the HTTP shape: multipart in, the response models below out.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
@@ -164,8 +165,11 @@ class CollectionList(BaseModel):
 class ConversationKnowledge(BaseModel):
     """What a conversation can draw on: its attached files and collections."""
 
-    files: list[FilePublic]
+    files: list[FilePublic] = Field(description="uploaded into this chat (they belong to it)")
     collections: list[CollectionPublic]
+    library_files: list[FilePublic] = Field(
+        description="picked from the library for this chat (they stay in the library)"
+    )
 
 
 class KnowledgeHit(BaseModel):
@@ -394,10 +398,39 @@ async def conversation_knowledge(
         raise not_found("conversation")
     files = await store.files(conversation_id=conversation_id, limit=1000)
     collections = await store.attached_collections(conversation_id)
+    linked = await store.linked_files(conversation_id)
     return ConversationKnowledge(
         files=[FilePublic.from_row(f) for f in files],
         collections=[CollectionPublic.from_row(c) for c in collections],
+        library_files=[FilePublic.from_row(f) for f in linked],
     )
+
+
+async def _link(
+    db: DB,
+    user_id: str,
+    conversation_id: str,
+    kind: Literal["collection", "file"],
+    target: str,
+    on: bool,
+) -> Response:
+    """Link (``on``) or unlink a collection or file and a conversation, once both are
+    the caller's (404 for either otherwise, exactly like one that does not exist)."""
+    store = KnowledgeStore(db, user_id)
+    if await store.conversation(conversation_id) is None:
+        raise not_found("conversation")
+    change: Callable[[str, str], Awaitable[None]]
+    if kind == "collection":
+        if await store.collection(target) is None:
+            raise not_found("collection")
+        change = store.attach if on else store.detach
+    else:
+        if await store.file(target) is None:
+            raise not_found("file")
+        change = store.link_file if on else store.unlink_file
+    await change(conversation_id, target)
+    await db.commit()
+    return Response(status_code=204)
 
 
 @router.put(
@@ -408,14 +441,7 @@ async def conversation_knowledge(
 async def attach_collection(
     conversation_id: str, collection_id: str, user: CurrentUser, db: DB
 ) -> Response:
-    store = KnowledgeStore(db, user.id)
-    if await store.conversation(conversation_id) is None:
-        raise not_found("conversation")
-    if await store.collection(collection_id) is None:
-        raise not_found("collection")
-    await store.attach(conversation_id, collection_id)
-    await db.commit()
-    return Response(status_code=204)
+    return await _link(db, user.id, conversation_id, "collection", collection_id, on=True)
 
 
 @router.delete(
@@ -426,14 +452,31 @@ async def attach_collection(
 async def detach_collection(
     conversation_id: str, collection_id: str, user: CurrentUser, db: DB
 ) -> Response:
-    store = KnowledgeStore(db, user.id)
-    if await store.conversation(conversation_id) is None:
-        raise not_found("conversation")
-    if await store.collection(collection_id) is None:
-        raise not_found("collection")
-    await store.detach(conversation_id, collection_id)
-    await db.commit()
-    return Response(status_code=204)
+    return await _link(db, user.id, conversation_id, "collection", collection_id, on=False)
+
+
+@router.put(
+    "/api/conversations/{conversation_id}/files/{file_id}",
+    status_code=204,
+    tags=["knowledge"],
+)
+async def attach_library_file(
+    conversation_id: str, file_id: str, user: CurrentUser, db: DB
+) -> Response:
+    """Use one of your files in this chat by reference (it stays where it is)."""
+    return await _link(db, user.id, conversation_id, "file", file_id, on=True)
+
+
+@router.delete(
+    "/api/conversations/{conversation_id}/files/{file_id}",
+    status_code=204,
+    tags=["knowledge"],
+)
+async def detach_library_file(
+    conversation_id: str, file_id: str, user: CurrentUser, db: DB
+) -> Response:
+    """Stop using a library file in this chat (the file itself stays)."""
+    return await _link(db, user.id, conversation_id, "file", file_id, on=False)
 
 
 # ------------------------------------------------------------------ search

@@ -346,8 +346,8 @@ def make_search_tool(
     async def search_knowledge(query: str, ctx: ToolContext) -> str:
         """Search the user's uploaded files and knowledge collections for passages.
 
-        Searches the files of this conversation (attached, or in its collections),
-        or all of the user's files when the conversation has none.
+        Searches the files of this conversation (uploaded to it, added from the
+        library, or in its collections), or all of the user's files when it has none.
 
         Args:
             query: what to look for: a question or a few keywords.

@@ -18,6 +18,7 @@ from parley.knowledge.tables import (
     KnowledgeChunk,
     KnowledgeCollection,
     KnowledgeConversationCollection,
+    KnowledgeConversationFile,
     KnowledgeFile,
 )
 from parley.storage.tables import Conversation, utcnow
@@ -114,6 +115,12 @@ class KnowledgeStore:
         if row.user_id != self.user_id:
             raise PermissionError("not the owner")
         await self.session.execute(
+            delete(KnowledgeConversationFile).where(
+                KnowledgeConversationFile.file_id == row.id,
+                KnowledgeConversationFile.user_id == self.user_id,
+            )
+        )
+        await self.session.execute(
             delete(KnowledgeChunk).where(
                 KnowledgeChunk.file_id == row.id, KnowledgeChunk.user_id == self.user_id
             )
@@ -171,10 +178,15 @@ class KnowledgeStore:
         )
 
     async def scope_files(self, conversation_id: str) -> list[KnowledgeFile]:
-        """Files a conversation sees: attached to it, or in a collection attached to it."""
+        """Files a conversation sees: attached to it, linked to it from the library,
+        or in a collection attached to it."""
         linked = select(KnowledgeConversationCollection.collection_id).where(
             KnowledgeConversationCollection.conversation_id == conversation_id,
             KnowledgeConversationCollection.user_id == self.user_id,
+        )
+        picked = select(KnowledgeConversationFile.file_id).where(
+            KnowledgeConversationFile.conversation_id == conversation_id,
+            KnowledgeConversationFile.user_id == self.user_id,
         )
         rows = await self.session.scalars(
             select(KnowledgeFile)
@@ -183,6 +195,7 @@ class KnowledgeStore:
                 or_(
                     KnowledgeFile.conversation_id == conversation_id,
                     KnowledgeFile.collection_id.in_(linked),
+                    KnowledgeFile.id.in_(picked),
                 ),
             )
             .order_by(KnowledgeFile.created_at, KnowledgeFile.id)
@@ -279,9 +292,16 @@ class KnowledgeStore:
             )
 
     async def detach_conversations(self, conversation_ids: Sequence[str]) -> None:
-        """Remove every collection link of these conversations (the collections stay)."""
+        """Remove every collection and library-file link of these conversations (the
+        collections and files stay)."""
         if not conversation_ids:
             return
+        await self.session.execute(
+            delete(KnowledgeConversationFile).where(
+                KnowledgeConversationFile.conversation_id.in_(list(conversation_ids)),
+                KnowledgeConversationFile.user_id == self.user_id,
+            )
+        )
         await self.session.execute(
             delete(KnowledgeConversationCollection).where(
                 KnowledgeConversationCollection.conversation_id.in_(list(conversation_ids)),
@@ -295,6 +315,47 @@ class KnowledgeStore:
                 KnowledgeConversationCollection.conversation_id == conversation_id,
                 KnowledgeConversationCollection.collection_id == collection_id,
                 KnowledgeConversationCollection.user_id == self.user_id,
+            )
+        )
+
+    # ------------------------------------------------------------ library files in a chat
+
+    async def linked_files(self, conversation_id: str) -> list[KnowledgeFile]:
+        """Files picked from the library for this conversation (by reference)."""
+        rows = await self.session.scalars(
+            select(KnowledgeFile)
+            .join(KnowledgeConversationFile, KnowledgeConversationFile.file_id == KnowledgeFile.id)
+            .where(
+                KnowledgeConversationFile.conversation_id == conversation_id,
+                KnowledgeConversationFile.user_id == self.user_id,
+                KnowledgeFile.user_id == self.user_id,
+            )
+            .order_by(KnowledgeFile.filename, KnowledgeFile.id)
+        )
+        return list(rows.all())
+
+    async def link_file(self, conversation_id: str, file_id: str) -> None:
+        exists = await self.session.scalar(
+            select(func.count())
+            .select_from(KnowledgeConversationFile)
+            .where(
+                KnowledgeConversationFile.conversation_id == conversation_id,
+                KnowledgeConversationFile.file_id == file_id,
+            )
+        )
+        if not exists:
+            self.session.add(
+                KnowledgeConversationFile(
+                    conversation_id=conversation_id, file_id=file_id, user_id=self.user_id
+                )
+            )
+
+    async def unlink_file(self, conversation_id: str, file_id: str) -> None:
+        await self.session.execute(
+            delete(KnowledgeConversationFile).where(
+                KnowledgeConversationFile.conversation_id == conversation_id,
+                KnowledgeConversationFile.file_id == file_id,
+                KnowledgeConversationFile.user_id == self.user_id,
             )
         )
 

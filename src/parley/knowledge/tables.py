@@ -10,6 +10,9 @@
   migration (FTS5 on SQLite, a ``search_tsv`` column on PostgreSQL).
 - ``KnowledgeCollection``: a named, reusable set of files; attached to
   conversations through ``KnowledgeConversationCollection``.
+- ``KnowledgeConversationFile``: a library file used by a conversation by
+  reference (the file stays in the library; detaching or deleting the chat
+  leaves it there), unlike an upload into the chat, which belongs to it.
 
 Everything carries ``user_id``; ``project_id``/``assistant_id`` are reserved scopes.
 """
@@ -35,6 +38,7 @@ __all__ = [
     "KnowledgeChunk",
     "KnowledgeCollection",
     "KnowledgeConversationCollection",
+    "KnowledgeConversationFile",
     "KnowledgeFile",
 ]
 
@@ -124,6 +128,19 @@ class KnowledgeConversationCollection(Base):
     )
     collection_id: Mapped[str] = mapped_column(
         ForeignKey("knowledge_collections.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    user_id: Mapped[str] = mapped_column(String(32), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class KnowledgeConversationFile(Base):
+    __tablename__ = "knowledge_conversation_files"
+
+    conversation_id: Mapped[str] = mapped_column(
+        ForeignKey("conversations.id", ondelete="CASCADE"), primary_key=True
+    )
+    file_id: Mapped[str] = mapped_column(
+        ForeignKey("knowledge_files.id", ondelete="CASCADE"), primary_key=True, index=True
     )
     user_id: Mapped[str] = mapped_column(String(32), index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -42,6 +42,7 @@ from parley.knowledge.tables import (
     KnowledgeChunk,
     KnowledgeCollection,
     KnowledgeConversationCollection,
+    KnowledgeConversationFile,
     KnowledgeFile,
 )
 from parley.storage.tables import new_id, utcnow
@@ -79,10 +80,16 @@ class _Link(_In):
     collection_id: str = Field(max_length=64)
 
 
+class _FileLink(_In):
+    conversation_id: str = Field(max_length=64)
+    file_id: str = Field(max_length=64)
+
+
 class _KnowledgePart(_In):
     collections: list[_CollectionRecord] = Field(default_factory=list, max_length=100_000)
     files: list[_FileRecord] = Field(default_factory=list, max_length=1_000_000)
     conversation_collections: list[_Link] = Field(default_factory=list, max_length=1_000_000)
+    conversation_files: list[_FileLink] = Field(default_factory=list, max_length=1_000_000)
 
 
 def _iso(moment: datetime) -> str:
@@ -114,6 +121,9 @@ class KnowledgeUserData:
             select(KnowledgeConversationCollection).where(
                 KnowledgeConversationCollection.user_id == user_id
             )
+        )
+        file_links = await session.scalars(
+            select(KnowledgeConversationFile).where(KnowledgeConversationFile.user_id == user_id)
         )
         if job.with_files:
             for row in files:
@@ -156,6 +166,10 @@ class KnowledgeUserData:
             "conversation_collections": [
                 {"conversation_id": link.conversation_id, "collection_id": link.collection_id}
                 for link in links
+            ],
+            "conversation_files": [
+                {"conversation_id": link.conversation_id, "file_id": link.file_id}
+                for link in file_links
             ],
         }
 
@@ -211,6 +225,7 @@ class KnowledgeUserData:
         )
         rows: list[dict[str, Any]] = []
         skipped = 0
+        file_ids: dict[str, str] = {}
         for f in part.files:
             conversation_id = job.conversations.get(f.conversation_id or "")
             collection_id = collections.get(f.collection_id or "")
@@ -224,10 +239,11 @@ class KnowledgeUserData:
                 skipped += 1
                 continue
             owned.add(f.sha256)
+            file_ids[f.id] = new_id()
             rows.append(
                 {
                     **described,
-                    "id": new_id(),
+                    "id": file_ids[f.id],
                     "user_id": user_id,
                     "conversation_id": conversation_id,
                     "collection_id": collection_id,
@@ -241,6 +257,20 @@ class KnowledgeUserData:
             )
         if rows:
             await session.execute(insert(KnowledgeFile), rows)
+        picked = {
+            (conv, file)
+            for link in part.conversation_files
+            if (conv := job.conversations.get(link.conversation_id))
+            and (file := file_ids.get(link.file_id))
+        }
+        if picked:
+            await session.execute(
+                insert(KnowledgeConversationFile),
+                [
+                    {"conversation_id": conv, "file_id": file, "user_id": user_id}
+                    for conv, file in sorted(picked)
+                ],
+            )
         queued = [r["id"] for r in rows if r["status"] == "queued"]
         service = self.service
 
@@ -321,6 +351,9 @@ class KnowledgeUserData:
             ).all()
         )
         await session.execute(delete(KnowledgeChunk).where(KnowledgeChunk.user_id == user_id))
+        await session.execute(
+            delete(KnowledgeConversationFile).where(KnowledgeConversationFile.user_id == user_id)
+        )
         await session.execute(delete(KnowledgeFile).where(KnowledgeFile.user_id == user_id))
         await session.execute(
             delete(KnowledgeConversationCollection).where(

@@ -29,7 +29,7 @@ def content_disposition(filename: str) -> str:
     return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(filename, safe='')}"
 
 
-def _store(services: ServicesDep) -> OutputStore | None:
+async def _store(services: ServicesDep) -> OutputStore | None:
     """None while the code interpreter is off: every output is then "not found"."""
     return services.get(OutputStore)
 

@@ -305,6 +305,8 @@ class ChatSession:
             with self.client.send(conversation_id, text, self.model) as events:
                 for name, data in events:
                     code = self._on_event(name, data, answer, conversation_id) or code
+                    if name == "title":
+                        break  # a model-made title may follow; /history shows it
         except KeyboardInterrupt:
             answer.stop()
             with contextlib.suppress(ClientError):

@@ -96,13 +96,13 @@ async def run_doctor(settings: Settings, out: TextIO | None = None, verbose: boo
         try:
             doc.section("Models")
             await _check_models(doc, settings, db)
+            doc.section("Code interpreter")
+            await _check_sandbox(doc, settings)
+            doc.section("Web search")
+            await _check_search(doc, settings, db)
         finally:
             if db is not None:
                 await db.dispose()
-        doc.section("Code interpreter")
-        await _check_sandbox(doc, settings)
-        doc.section("Web search")
-        await _check_search(doc, settings)
         doc.section("Server")
         _check_web_app(doc)
         await _check_redis(doc, settings)
@@ -395,9 +395,11 @@ def _sandbox_fix(error: str, settings: Settings) -> str:
 # ---------------------------------------------------------------- web search
 
 
-async def _check_search(doc: Doctor, settings: Settings) -> None:
+async def _check_search(doc: Doctor, settings: Settings, db: Any) -> None:
+    """The back end the server would use: saved in Admin > Web search (the database),
+    else the environment's; a real query runs through it."""
     from parley.net import AddressPolicy, SafeFetcher
-    from parley.web_tools.search import make_search_provider
+    from parley.web_tools.search_config import WebSearch
 
     fetcher = SafeFetcher(
         AddressPolicy.from_entries(settings.fetch_allow_hosts),
@@ -405,34 +407,46 @@ async def _check_search(doc: Doctor, settings: Settings) -> None:
         timeout_s=settings.fetch_timeout_s,
         max_redirects=settings.fetch_max_redirects,
     )
+    search = WebSearch(db, settings, fetcher)
     try:
-        try:
-            search = make_search_provider(settings, fetcher)
-        except ValueError as exc:
-            doc.bad(
-                f"web search: {exc}", "set the setting it names, or PARLEY_SEARCH_PROVIDER=none"
-            )
+        await search.refresh()
+        choice = search.choice
+        where = (
+            "saved in Admin > Web search"
+            if choice.source == "database"
+            else "from the environment"
+            if db is not None
+            else "from the environment; the database was not readable"
+        )
+        fix_where = (
+            "fix it in Admin > Web search (Test shows the service's answer)"
+            if choice.source == "database"
+            else "turn it on in Admin > Web search, or set PARLEY_SEARXNG_URL, "
+            "PARLEY_BRAVE_API_KEY or PARLEY_TAVILY_API_KEY"
+        )
+        if search.error is not None:
+            doc.bad(f"web search ({choice.provider}, {where}): {search.error}", fix_where)
             return
-        if search is None:
+        if not search.configured:
             doc.note(
-                "web search off: the model can fetch pages but not search",
-                "set PARLEY_SEARXNG_URL, PARLEY_BRAVE_API_KEY or PARLEY_TAVILY_API_KEY",
+                f"web search off ({where}): the model can fetch pages but not search", fix_where
             )
             return
-        name = type(search).__name__.removesuffix("Search")
         try:
             found = await asyncio.wait_for(search.search("Parley", 1), SEARCH_TIMEOUT_S)
         except Exception as exc:
             doc.bad(
-                f"web search ({name}) failed: {_one_line(exc)}",
-                "check the search service's URL or API key (PARLEY_SEARCH_PROVIDER and its "
-                "settings), and that the server may reach it",
+                f"web search ({choice.provider}, {where}) failed: {_one_line(exc)}",
+                "check the search service's URL or API key, and that the server may reach it; "
+                + fix_where,
             )
         else:
-            doc.ok(f"web search ({name}) answers ({len(found)} result(s) for a test query)")
-        finally:
-            await search.aclose()
+            doc.ok(
+                f"web search ({choice.provider}, {where}) answers "
+                f"({len(found)} result(s) for a test query)"
+            )
     finally:
+        await search.aclose()
         await fetcher.aclose()
 
 

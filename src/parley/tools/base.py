@@ -49,7 +49,8 @@ class ToolContext:
 
     ``clock`` is injectable so tests control time. A tool that cites what it
     read (web search, page reading) appends ``parley.messages.Source`` objects
-    to ``sources``; the turn stores them on the answer.
+    to ``sources``; the turn stores them on the answer. ``first_ref`` is the ``[n]``
+    the first numbered source a tool cites gets (after the context's passages).
     """
 
     timezone: str = "UTC"
@@ -57,6 +58,7 @@ class ToolContext:
     user_id: str | None = None
     clock: Callable[[], datetime] = field(default=_utc_now)
     sources: list[Source] = field(default_factory=list)
+    first_ref: int = 1
 
     def zone(self) -> ZoneInfo:
         """The user's zone; UTC when the stored name is not a valid IANA zone."""

@@ -29,7 +29,7 @@ from typing import Any, Literal
 from parley.config import Settings
 from parley.container import Services
 from parley.engine import Limits, assemble_context, run_tool_loop
-from parley.errors import Invalid, ModelNotFound, NoModelAvailable, NotFound
+from parley.errors import Invalid, ModelNotFound, NoModelAvailable, NotFound, user_wording
 from parley.messages import (
     ContextNotice,
     Done,
@@ -74,6 +74,7 @@ from parley.turns.hooks import (
     run_after_turn,
 )
 from parley.turns.recorder import Final, Recorder
+from parley.turns.titles import model_title
 
 log = logging.getLogger(__name__)
 
@@ -109,9 +110,16 @@ class PreparedTurn:
     history_truncated: bool = False
     summary: str | None = None  # the stored summary of the turns left out of ``history``
     owners: tuple[str, ...] = ()  # ``control.owner`` keys whose revocation stops this turn
+    search_asked: bool = False  # the composer's globe was on and search is offered
+    admin: bool = False  # sees a failure's detail; others get ``errors.user_wording``
 
 
 TurnItem = TurnEvent | Final | TitleMade | Resync
+WEB_SEARCH = "web_search"  # the tool the composer's globe turns on for one turn
+SEARCH_ASKED = (
+    "The user turned on web search for this message: search the web before you answer "
+    "and cite the results you use by their numbers, like [1]."
+)
 
 
 class TurnService:
@@ -194,8 +202,11 @@ class TurnService:
         model_ref: str | None = None,
         preferred_default: str | None = None,
         api_key_id: str | None = None,
+        web_search: bool | None = None,
     ) -> PreparedTurn:
-        """``api_key_id``: the key the request came with (revoking it stops the turn)."""
+        """``api_key_id``: the key the request came with (revoking it stops the turn);
+        ``web_search``: the composer's globe (true adds ``web_search`` to this turn's
+        tools, false leaves it out, None keeps the conversation's choice)."""
         async with self.db.session() as session:
             store = ConversationStore(session, user.id)
             conv = await store.get(conversation_id)
@@ -209,6 +220,8 @@ class TurnService:
             if ref is None:
                 raise NoModelAvailable(
                     "No model is available: configure a provider or enable the local model."
+                    if user.role == "admin"
+                    else user_wording(NoModelAvailable.code)
                 )
             model = await self.registry.resolve(ref)
             if not model.info.offered_to(user.id):
@@ -216,13 +229,22 @@ class TurnService:
             if model_ref and model_ref != conv.model:
                 conv.model = model_ref
 
+            # A new chat's first question is the whole path and has no siblings: its
+            # turn skips both queries (they were half of preparing one).
+            first = kind == "send" and conv.active_leaf_id is None
             parent, user_row = await self._place_user_message(
                 store, conv, kind, content, parent_id, message_id
             )
             # Only the newest messages can fit the context window (plus pinned ones and
             # the summary's boundary): a 1,000-message conversation costs what a new one does.
             limit = history_limit(model.info.context_window)
-            path = await store.active_path(conv, window=limit, always=[conv.summary_until_id or ""])
+            path = (
+                [user_row]
+                if first and parent is None
+                else await store.active_path(
+                    conv, window=limit, always=[conv.summary_until_id or ""]
+                )
+            )
             truncated = bool(path) and path[0].parent_id is not None
             # active_path ends at the user message we answer
             kept, summary = split_summarized(path, conv.summary, conv.summary_until_id)
@@ -237,7 +259,11 @@ class TurnService:
                 model=model.info.ref,
             )
             title_needed = not conv.title_generated and kind != "regenerate"
-            siblings = await store.siblings_map([user_row, assistant])
+            siblings = (
+                {user_row.id: [user_row.id], assistant.id: [assistant.id]}
+                if first and parent is None
+                else await store.siblings_map([user_row, assistant])
+            )
             await session.commit()
             del parent
             info = TurnInfo(
@@ -264,13 +290,15 @@ class TurnService:
                 history=history,
                 pinned=pinned,
                 model=model,
-                enabled_tools=self._enabled_tools(conv, model),
+                enabled_tools=(tools := self._enabled_tools(conv, model, web_search)),
+                search_asked=bool(web_search) and WEB_SEARCH in tools,
                 title_needed=title_needed,
                 info=info,
                 summary=summary,
                 history_truncated=truncated,
                 owners=(owner("user", user.id),)
                 + ((owner("key", api_key_id),) if api_key_id else ()),
+                admin=user.role == "admin",
             )
 
     async def _place_user_message(
@@ -310,14 +338,22 @@ class TurnService:
         await store.set_active_leaf(conv, user_row.id)
         return user_row.parent_id, user_row
 
-    def _enabled_tools(self, conv: Conversation, model: ChatModel) -> list[str]:
+    def _enabled_tools(
+        self, conv: Conversation, model: ChatModel, web_search: bool | None = None
+    ) -> list[str]:
         if not model.info.tool_use:  # e.g. the starter model: a tool pass it cannot use
             return []
         if conv.tools:
-            return [name for name in conv.tools if name in self.tools.names()]
-        # Built-ins are on by default where the model calls tools natively; small
-        # local models answer faster without the constrained tool-choice step.
-        return list(self.tools.names()) if model.info.supports_tools else []
+            names = [name for name in conv.tools if name in self.tools.names()]
+        else:
+            # Built-ins are on by default where the model calls tools natively; small
+            # local models answer faster without the constrained tool-choice step.
+            names = list(self.tools.names()) if model.info.supports_tools else []
+        if web_search is False:
+            return [name for name in names if name != WEB_SEARCH]
+        if web_search and WEB_SEARCH in self.tools and WEB_SEARCH not in names:
+            names.append(WEB_SEARCH)  # offered only while a search back end is configured
+        return names
 
     # ------------------------------------------------------------ run
 
@@ -409,13 +445,16 @@ class TurnService:
                                 queue.publish(MemoryUpdated(changed))  # the `remember` tool
                             continue
                     elif isinstance(event, ErrorEvent):
+                        event = self._worded(turn, event)
                         recorder.failed(event)
                     elif isinstance(event, Done):
                         recorder.ended(event)
                     queue.publish(event)
         except Exception as exc:  # the engine should not raise; never leave a hung stream
             log.exception("turn failed")
-            error = ErrorEvent("internal_error", f"The turn failed unexpectedly: {exc}", True)
+            error = self._worded(
+                turn, ErrorEvent("internal_error", f"The turn failed unexpectedly: {exc}", True)
+            )
             recorder.failed(error)
             queue.publish(error)
             done = Done("error", recorder.usage)
@@ -428,6 +467,15 @@ class TurnService:
                 except Exception:
                     log.exception("could not expire pending tool confirmations")
             await self._end(turn, recorder, queue, revoked=cancel is not None and cancel.revoked)
+
+    @staticmethod
+    def _worded(turn: PreparedTurn, error: ErrorEvent) -> ErrorEvent:
+        """The failure as its reader may see it: the detail (provider addresses, setting
+        names) for an administrator, what to do for anyone else (the detail is logged)."""
+        if turn.admin:
+            return error
+        log.warning("turn %s failed (%s): %s", turn.assistant_message.id, error.code, error.message)
+        return ErrorEvent(error.code, user_wording(error.code), error.retryable)
 
     async def _end(
         self,
@@ -458,12 +506,51 @@ class TurnService:
         queue.publish(final)
         if final.title:
             queue.publish(TitleMade(turn.conversation_id, final.title))
-        self.events.close(turn.assistant_message.id)
+        if final.title and final.message.status == "complete" and not revoked:
+            # The answer is out (``done`` was framed); the stream stays open for the
+            # model's title, which replaces the first-line one when it is plausible.
+            self._spawn(self._retitle(turn, final.title, recorder.text(), queue))
+        else:
+            self.events.close(turn.assistant_message.id)
         if self.after_turn and not revoked:
             self._spawn(
                 run_after_turn(self.after_turn, turn.info, recorder.text(), final.message.status),
                 user_id=turn.user_id,
             )
+
+    async def _retitle(self, turn: PreparedTurn, first: str, answer: str, queue: TurnLog) -> None:
+        """A model-made title for a new conversation (``turns/titles.py``), published
+        and stored unless the user renamed the chat meanwhile; then the log closes."""
+        try:
+            model = await self._title_model(turn)
+            title = None
+            if model is not None:
+                title = await model_title(model, turn.user_message.content, answer)
+            if title and title != first:
+                async with self.db.session() as session:
+                    store = ConversationStore(session, turn.user_id)
+                    conv = await store.get(turn.conversation_id)
+                    if conv is not None and conv.title == first:
+                        await store.update(conv, title=title)
+                        await session.commit()
+                        queue.publish(TitleMade(turn.conversation_id, title))
+        except Exception:
+            log.exception("could not store the model's title")
+        finally:
+            self.events.close(turn.assistant_message.id)
+
+    async def _title_model(self, turn: PreparedTurn) -> ChatModel | None:
+        """``title_model`` ("none": no model titles), else the chat's model unless it
+        is a demo (the starter's titles are worse than the question's first line)."""
+        choice = (self.settings.title_model or "").strip()
+        if choice.lower() == "none":
+            return None
+        if choice:
+            try:
+                return await self.registry.resolve(choice)
+            except Exception:
+                log.warning("title_model %r is unavailable; using the chat's model", choice)
+        return None if turn.model.info.demo else turn.model
 
     async def _context(
         self, turn: PreparedTurn, recorder: Recorder, queue: TurnLog
@@ -475,7 +562,8 @@ class TurnService:
         if turn.model.info.demo:  # the starter reads ~130 tokens/s on a busy core: skim
             budget = min(budget, DEMO_CONTEXT_TOKENS)
         blocks = await gather_context(self.context_sources, turn.info, budget)
-        system_prompt = "\n\n".join([SYSTEM_PROMPT, *(b.render() for b in blocks)])
+        asked = [SEARCH_ASKED] if turn.search_asked else []
+        system_prompt = "\n\n".join([SYSTEM_PROMPT, *asked, *(b.render() for b in blocks)])
         recorder.context_sources([src for b in blocks for src in b.sources])
         if recorder.sources:
             queue.publish(SourcesEvent(recorder.sources))
@@ -506,8 +594,13 @@ class TurnService:
                 if message.role == "user":
                     message.images.extend(getattr(block, "images", ()))
                     break
+        # Numbers the tools give web results continue after the context's [n] passages.
+        refs = [src.get("ref") for src in recorder.sources]
         tool_context = ToolContext(
-            timezone=zone, conversation_id=turn.conversation_id, user_id=turn.user_id
+            timezone=zone,
+            conversation_id=turn.conversation_id,
+            user_id=turn.user_id,
+            first_ref=max((r for r in refs if isinstance(r, int)), default=0) + 1,
         )
         return context.messages, tool_context
 

@@ -1,9 +1,10 @@
 """The tools feature: web search, page reading, MCP servers, confirmations.
 
-``start`` registers ``fetch_page`` (always) and ``web_search`` (when a search
-back end is configured), connects this worker to the admin's MCP servers and
-installs the database-backed confirmer that makes side-effecting tool calls
-wait for the user's approval.
+``start`` registers ``fetch_page`` (always) and ``web_search`` (offered when a
+search back end is configured in Admin > Web search or the environment, withheld
+with a reason otherwise; ``search_config.WebSearch`` swaps it live), connects this
+worker to the admin's MCP servers and installs the database-backed confirmer that
+makes side-effecting tool calls wait for the user's approval.
 """
 
 from __future__ import annotations
@@ -19,9 +20,9 @@ from parley.seam import FeatureContext
 from parley.turns.hooks import TOOL_CONFIRMER
 from parley.web_tools.confirm import DbConfirmer
 from parley.web_tools.mcp import McpHub
-from parley.web_tools.page import make_fetch_page, make_web_search
+from parley.web_tools.page import make_fetch_page
 from parley.web_tools.router import router
-from parley.web_tools.search import SearchProvider, make_search_provider
+from parley.web_tools.search_config import WebSearch
 from parley.web_tools.service import WebToolsService
 
 __all__ = ["WebToolsFeature", "web_tools_feature"]
@@ -43,7 +44,7 @@ class WebToolsFeature:
             timeout_s=settings.fetch_timeout_s,
             max_redirects=settings.fetch_max_redirects,
         )
-        self.search: SearchProvider | None = None
+        self.search: WebSearch | None = None
         self._hub: McpHub | None = None
         self._confirmer: DbConfirmer | None = None
         self._refresher: asyncio.Task[None] | None = None
@@ -60,9 +61,9 @@ class WebToolsFeature:
 
     async def start(self, ctx: FeatureContext) -> None:
         ctx.add_tool(make_fetch_page(self.fetcher))
-        self.search = make_search_provider(self.settings, self.fetcher)
-        if self.search is not None:
-            ctx.add_tool(make_web_search(self.search, self.settings.search_max_results))
+        self.search = WebSearch(ctx.db, self.settings, self.fetcher, offer=ctx)
+        await self.search.refresh()
+        ctx.provide(WebSearch, self.search)
         self._confirmer = DbConfirmer(
             ctx.db, self.settings.tool_confirm_timeout_s, redis_url=self.settings.redis_url
         )
@@ -82,8 +83,22 @@ class WebToolsFeature:
             log.exception("could not connect MCP servers at start; will retry")
         if self.settings.mcp_refresh_s > 0:
             self._refresher = asyncio.create_task(
-                self._hub.refresh_forever(self.settings.mcp_refresh_s)
+                self._refresh_forever(self.settings.mcp_refresh_s)
             )
+
+    async def _refresh_forever(self, interval_s: float) -> None:
+        """Follow other workers' changes: MCP servers and the web search back end."""
+        assert self._hub is not None and self.search is not None
+        while True:
+            await asyncio.sleep(interval_s)
+            for part, refresh in (
+                ("MCP servers", self._hub.sync),
+                ("web search", self.search.refresh),
+            ):
+                try:
+                    await refresh()
+                except Exception:
+                    log.exception("could not refresh %s; will retry", part)
 
     async def stop(self) -> None:
         if self._refresher is not None:

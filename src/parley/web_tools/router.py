@@ -6,6 +6,7 @@
 - ``/api/admin/mcp``: list, add, change, remove MCP servers (admins only: a
   stdio server is a command run on the server, so only admins may add one).
   The rules live in ``mcp_admin.McpAdmin``; this module is the HTTP shape.
+- ``/api/admin/web-search``: Admin > Web search (``search_routes``, included here).
 """
 
 from __future__ import annotations
@@ -21,16 +22,20 @@ from parley.http.deps import AdminUser, CurrentUser, service
 from parley.http.guard import GuardedRoute
 from parley.http.problems import not_found
 from parley.web_tools.mcp_admin import McpServerDraft, McpServerView
+from parley.web_tools.search_config import WebSearch
+from parley.web_tools.search_routes import router as search_router
 from parley.web_tools.service import ToolSource, WebToolsService
 from parley.web_tools.tables import ToolConfirmation
 
 router = APIRouter(route_class=GuardedRoute, tags=["tools"])
+router.include_router(search_router)
 
 _SERVER_NAME = r"^[a-z0-9][a-z0-9-]{0,23}$"
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,99}$")
 
 
 Tools = Annotated[WebToolsService, Depends(service(WebToolsService))]
+Search = Annotated[WebSearch, Depends(service(WebSearch))]
 
 
 class ToolDecision(Body):
@@ -180,7 +185,8 @@ class McpServerList(BaseModel):
 
 
 @router.get("/api/tools")
-async def list_tools(tools: Tools, user: CurrentUser) -> ToolList:
+async def list_tools(tools: Tools, search: Search, user: CurrentUser) -> ToolList:
+    await search.refresh()  # another worker may have changed Admin > Web search
     return ToolList(
         items=[ToolPublic.model_validate(t, from_attributes=True) for t in tools.describe_tools()],
         unavailable=[

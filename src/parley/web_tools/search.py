@@ -38,6 +38,9 @@ __all__ = [
     "SearchResult",
     "SearxngSearch",
     "TavilySearch",
+    "build_search_provider",
+    "env_search_choice",
+    "env_search_key",
     "make_search_provider",
 ]
 
@@ -225,25 +228,18 @@ class DdgsSearch:
         return None
 
 
-def make_search_provider(settings: Settings, fetcher: SafeFetcher) -> SearchProvider | None:
-    """The configured back end; ``auto`` picks the first one configured
-    (SearxNG, Brave, Tavily) and never the keyless one."""
-    choice = settings.search_provider
-    if choice == "auto":
-        if settings.searxng_url:
-            choice = "searxng"
-        elif settings.brave_api_key:
-            choice = "brave"
-        elif settings.tavily_api_key:
-            choice = "tavily"
-        else:
-            return None
+def build_search_provider(
+    choice: str, fetcher: SafeFetcher, *, url: str | None = None, api_key: str | None = None
+) -> SearchProvider | None:
+    """The back end ``choice`` (``none``, ``searxng``, ``brave``, ``tavily``, ``ddgs``)
+    with its URL or key, whoever chose it (the environment or Admin > Web search).
+    Raises ``ValueError`` naming what is missing."""
     if choice == "none":
         return None
     if choice == "searxng":
-        if not settings.searxng_url:
-            raise ValueError("PARLEY_SEARCH_PROVIDER=searxng needs PARLEY_SEARXNG_URL")
-        host = parse_url(settings.searxng_url).host
+        if not url:
+            raise ValueError("SearxNG needs the URL of the instance")
+        host = parse_url(url).host
         # The admin configured this host, so it may be internal; its redirects are not followed.
         scoped = SafeFetcher(
             fetcher.policy.with_hosts(host),
@@ -251,16 +247,58 @@ def make_search_provider(settings: Settings, fetcher: SafeFetcher) -> SearchProv
             max_bytes=fetcher.max_bytes,
             timeout_s=fetcher.timeout_s,
         )
-        return SearxngSearch(scoped, settings.searxng_url, owned=True)
-    if choice == "brave":
-        if not settings.brave_api_key:
-            raise ValueError("PARLEY_SEARCH_PROVIDER=brave needs PARLEY_BRAVE_API_KEY")
-        return BraveSearch(fetcher, settings.brave_api_key)
-    if choice == "tavily":
-        if not settings.tavily_api_key:
-            raise ValueError("PARLEY_SEARCH_PROVIDER=tavily needs PARLEY_TAVILY_API_KEY")
-        return TavilySearch(fetcher, settings.tavily_api_key)
-    return DdgsSearch()
+        return SearxngSearch(scoped, url, owned=True)
+    if choice in ("brave", "tavily"):
+        if not api_key:
+            raise ValueError(f"{choice.title()} needs an API key")
+        return (BraveSearch if choice == "brave" else TavilySearch)(fetcher, api_key)
+    if choice == "ddgs":
+        return DdgsSearch()
+    raise ValueError(f"unknown search back end {choice!r}")
+
+
+def env_search_choice(settings: Settings) -> str:
+    """The back end the settings name; ``auto`` picks the first one configured
+    (SearxNG, Brave, Tavily) and never the keyless one."""
+    choice = settings.search_provider
+    if choice != "auto":
+        return choice
+    if settings.searxng_url:
+        return "searxng"
+    if settings.brave_api_key:
+        return "brave"
+    if settings.tavily_api_key:
+        return "tavily"
+    return "none"
+
+
+def env_search_key(settings: Settings, choice: str) -> str | None:
+    """The API key the settings hold for ``choice`` (None for keyless back ends)."""
+    return {"brave": settings.brave_api_key, "tavily": settings.tavily_api_key}.get(choice)
+
+
+_ENV_NAMES = {
+    "searxng": "PARLEY_SEARXNG_URL",
+    "brave": "PARLEY_BRAVE_API_KEY",
+    "tavily": "PARLEY_TAVILY_API_KEY",
+}
+
+
+def make_search_provider(settings: Settings, fetcher: SafeFetcher) -> SearchProvider | None:
+    """The back end the environment configures (Admin > Web search overrides it:
+    ``search_config``)."""
+    choice = env_search_choice(settings)
+    try:
+        return build_search_provider(
+            choice,
+            fetcher,
+            url=settings.searxng_url,
+            api_key=env_search_key(settings, choice),
+        )
+    except ValueError:
+        raise ValueError(
+            f"PARLEY_SEARCH_PROVIDER={choice} needs {_ENV_NAMES.get(choice, 'its settings')}"
+        ) from None
 
 
 def default_policy(settings: Settings) -> AddressPolicy:

@@ -1,6 +1,7 @@
-"""Tables of the tools feature: pending tool confirmations and MCP servers.
+"""Tables of the tools feature: pending tool confirmations, MCP servers and the
+admin's web search settings.
 
-Both live in the database, not in process memory, so any worker can take the
+All live in the database, not in process memory, so any worker can take the
 user's decision or an admin's change: the turn waiting for a confirmation
 may run on another worker than the one that receives the click.
 """
@@ -15,7 +16,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from parley.storage.tables import Base, UTCDateTime, new_id, utcnow
 
-__all__ = ["McpServerRow", "ToolConfirmation"]
+__all__ = ["McpServerRow", "ToolConfirmation", "WebSearchConfigRow"]
 
 
 class ToolConfirmation(Base):
@@ -58,4 +59,20 @@ class McpServerRow(Base):
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     created_by: Mapped[str | None] = mapped_column(String(32))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class WebSearchConfigRow(Base):
+    """The web search back end an admin chose (Admin > Web search): one row, id
+    ``default``. When it exists it overrides the ``PARLEY_SEARCH_*`` settings;
+    ``provider='none'`` turns search off. ``api_key`` is write-only, like a
+    provider's key: used for searches and tests, never returned by the API."""
+
+    __tablename__ = "web_search_config"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default="default")
+    provider: Mapped[str] = mapped_column(String(16))  # none | searxng | brave | tavily | ddgs
+    url: Mapped[str | None] = mapped_column(String(2000))
+    api_key: Mapped[str | None] = mapped_column(String(500))
+    updated_by: Mapped[str | None] = mapped_column(String(32))
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -1,7 +1,7 @@
 // Files and knowledge: uploads (with progress), status, passages, collections.
 // Mirrors docs/ARCHITECTURE.md, "Files and knowledge".
 import { ApiError, buildHeaders, request } from './api/client';
-import type { Collection, CollectionList, FileSource, MessageSource, Passage, StoredFile, StoredFileList, UploadedFile } from './api/types';
+import type { Collection, CollectionList, ConversationKnowledge, FileSource, MessageSource, Passage, StoredFile, StoredFileList, UploadedFile } from './api/types';
 
 const enc = encodeURIComponent;
 
@@ -123,6 +123,9 @@ export const filesApi = {
   collections: () => request<CollectionList>('/api/collections'),
   createCollection: (name: string, description = '') => request<Collection>('/api/collections', { method: 'POST', body: { name, description } }),
   removeCollection: (id: string) => request<void>(`/api/collections/${enc(id)}`, { method: 'DELETE' }),
-  attachCollection: (conversationId: string, collectionId: string) =>
-    request<void>(`/api/conversations/${enc(conversationId)}/collections/${enc(collectionId)}`, { method: 'PUT' }),
+  /** What a conversation draws on: its uploads, attached collections and library files. */
+  conversationKnowledge: (conversationId: string) => request<ConversationKnowledge>(`/api/conversations/${enc(conversationId)}/knowledge`),
+  /** Attach (PUT) or detach (DELETE) a collection or a library file by reference. */
+  link: (conversationId: string, kind: 'collection' | 'file', id: string, method: 'PUT' | 'DELETE') =>
+    request<void>(`/api/conversations/${enc(conversationId)}/${kind === 'collection' ? 'collections' : 'files'}/${enc(id)}`, { method }),
 };

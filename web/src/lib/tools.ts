@@ -11,6 +11,9 @@ import type {
   ToolCallList,
   ToolInfo,
   ToolList,
+  WebSearchConfig,
+  WebSearchIn,
+  WebSearchTestResult,
 } from './api/types';
 
 const enc = encodeURIComponent;
@@ -31,6 +34,11 @@ export const toolsApi = {
   mcpSetEnabled: (id: string, enabled: boolean) =>
     request<McpServer>(`/api/admin/mcp/${enc(id)}`, { method: 'PATCH', body: { enabled } }),
   mcpRemove: (id: string) => request<void>(`/api/admin/mcp/${enc(id)}`, { method: 'DELETE' }),
+  webSearch: () => request<WebSearchConfig>('/api/admin/web-search'),
+  webSearchSave: (body: WebSearchIn) => request<WebSearchConfig>('/api/admin/web-search', { method: 'PUT', body }),
+  webSearchTest: (body: WebSearchIn) =>
+    request<WebSearchTestResult>('/api/admin/web-search/test', { method: 'POST', body }),
+  webSearchReset: () => request<WebSearchConfig>('/api/admin/web-search', { method: 'DELETE' }),
 };
 
 /** The tools a conversation uses: its own choice, or every tool (the server's default). */
@@ -56,16 +64,20 @@ export function safeHttpUrl(url: string | null | undefined): string | null {
   }
 }
 
-/** Web sources worth listing under an answer (with a usable link), de-duplicated. */
-export function webLinks(sources: readonly MessageSource[] | null | undefined): { title: string; url: string; host: string; snippet: string }[] {
-  const out: { title: string; url: string; host: string; snippet: string }[] = [];
+/** Web sources worth listing under an answer (with a usable link), de-duplicated; those
+ * the model cites by number (`ref`) first, in number order. */
+export function webLinks(
+  sources: readonly MessageSource[] | null | undefined,
+): { title: string; url: string; host: string; snippet: string; ref: number | null }[] {
+  const out: { title: string; url: string; host: string; snippet: string; ref: number | null }[] = [];
   for (const s of sources ?? []) {
     if (s.kind !== 'web') continue;
     const url = safeHttpUrl(s.url);
     if (!url || out.some((o) => o.url === url)) continue;
-    out.push({ title: s.title || url, url, host: new URL(url).host, snippet: s.snippet || '' });
+    const ref = typeof s.ref === 'number' ? s.ref : null;
+    out.push({ title: s.title || url, url, host: new URL(url).host, snippet: s.snippet || '', ref });
   }
-  return out;
+  return out.sort((a, b) => (a.ref ?? Infinity) - (b.ref ?? Infinity));
 }
 
 /** Arguments pretty-printed for the confirmation prompt (as text, never HTML). */

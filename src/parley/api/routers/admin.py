@@ -10,14 +10,18 @@ handlers translate HTTP to them.
 from __future__ import annotations
 
 import logging
-from typing import Any
+import secrets
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Depends, Response
 from sqlalchemy import select
 
 from parley.api.schemas import (
+    AdminPasswordReset,
+    AdminPasswordResult,
     AdminSettingsUpdate,
     AdminUserCreate,
+    AdminUserDelete,
     AdminUserUpdate,
     InstanceSettings,
     ProviderCreate,
@@ -32,16 +36,19 @@ from parley.api.schemas import (
     UserPublic,
 )
 from parley.auth import accounts
-from parley.auth.passwords import password_problem
-from parley.http.deps import DB, AdminUser, SettingsDep, Sync, Turns
+from parley.auth.passwords import hash_password, password_problem
+from parley.http.deps import DB, AdminUser, SettingsDep, Sync, Turns, service
 from parley.http.guard import GuardedRoute
 from parley.http.problems import Problem, not_found
 from parley.instance import provider_admin
 from parley.instance import values as instance
 from parley.storage.tables import User
+from parley.userdata import UserDataHooks
+from parley.userdata.service import delete_account
 
 log = logging.getLogger(__name__)
 router = APIRouter(route_class=GuardedRoute, prefix="/api/admin", tags=["admin"])
+UserDataDep = Annotated[UserDataHooks, Depends(service(UserDataHooks))]
 
 
 @router.get("/users")
@@ -89,6 +96,59 @@ async def update_user(
     if body.status is not None and body.status != "active":
         await turns.revoke_user(user.id)  # answers, jobs and kernels in flight stop now
     return UserEnvelope.from_row(user)
+
+
+@router.post("/users/{user_id}/password")
+async def reset_password(
+    user_id: str, body: AdminPasswordReset, admin: AdminUser, db: DB
+) -> AdminPasswordResult:
+    """Set a user's password (a forgotten one): the admin's, or a temporary one made
+    here and returned once. Every browser signed in as the user is signed out; their
+    API keys keep working (they are not the password)."""
+    user = await accounts.get_user(db, user_id)
+    if user is None:
+        raise not_found("user")
+    generated = not body.password
+    password = body.password or temporary_password()
+    if problem := password_problem(password):
+        raise Problem(422, problem, "weak_password")
+    user.password_hash = await hash_password(password)
+    await accounts.end_all_sessions(db, user.id)
+    await db.commit()
+    log.info("admin %s reset the password of user %s", admin.id, user.id)
+    return AdminPasswordResult(password=password, generated=generated)
+
+
+def temporary_password() -> str:
+    """Four groups of lowercase letters and digits: easy to read out, ~82 bits."""
+    alphabet = "abcdefghjkmnpqrstuvwxyz23456789"  # no 0/o, 1/l/i
+    return "-".join("".join(secrets.choice(alphabet) for _ in range(5)) for _ in range(4))
+
+
+@router.delete("/users/{user_id}", status_code=204)
+async def delete_user(
+    user_id: str,
+    body: AdminUserDelete,
+    admin: AdminUser,
+    db: DB,
+    hooks: UserDataDep,
+    turns: Turns,
+) -> Response:
+    """Delete an account and everything in it, the way ``DELETE /api/me`` does
+    (files' bytes, outputs, kernels, vectors): not one's own (that is Settings →
+    Account, with the password) and never the last active administrator."""
+    user = await accounts.get_user(db, user_id)
+    if user is None:
+        raise not_found("user")
+    if user.id == admin.id:
+        raise Problem(409, "Delete your own account from Settings → Account.", "own_account")
+    if body.confirm_email.strip().lower() != user.email.lower():
+        raise Problem(422, "Type the user's email to confirm the deletion.", "confirm_email")
+    await accounts.ensure_an_admin_remains(db, user, deleting=True)
+    await delete_account(db, user, hooks)  # sessions and keys go with the row (cascade)
+    await turns.revoke_user(user_id)  # its running answers, jobs and kernels end now
+    log.info("admin %s deleted user %s", admin.id, user_id)
+    return Response(status_code=204)
 
 
 @router.get("/settings")

@@ -30,7 +30,12 @@ async def _start(
     principal: Principal,
     conversation_id: str,
     kind: TurnKind,
-    **kwargs: str | None,
+    *,
+    content: str | None = None,
+    parent_id: str | None = None,
+    message_id: str | None = None,
+    model_ref: str | None = None,
+    web_search: bool | None = None,
 ) -> StreamingResponse:
     service = turns
     await sync.ensure_fresh(db)  # providers and the embedded model's file an admin changed
@@ -42,7 +47,11 @@ async def _start(
         kind=kind,
         preferred_default=preferred,
         api_key_id=principal.api_key_id,
-        **kwargs,
+        content=content,
+        parent_id=parent_id,
+        message_id=message_id,
+        model_ref=model_ref,
+        web_search=web_search,
     )
     start = TurnStart(
         user_message=MessagePublic.from_row(
@@ -76,6 +85,7 @@ async def send_message(
         content=body.content,
         parent_id=body.parent_id,
         model_ref=body.model,
+        web_search=body.web_search,
     )
 
 
@@ -129,6 +139,7 @@ async def edit(
         message_id=message_id,
         content=body.content,
         model_ref=body.model,
+        web_search=body.web_search,
     )
 
 

@@ -29,14 +29,22 @@ def model_out(info: ModelInfo) -> ModelPublic:
     )
 
 
-def local_status(registry: ModelRegistry) -> LocalModelStatus:
+LOCAL_ERROR_FOR_USERS = "The built-in model cannot start; ask your administrator."
+
+
+def local_status(registry: ModelRegistry, *, admin: bool = True) -> LocalModelStatus:
+    """The embedded model's state; why it failed (file paths, setting names) only
+    for an administrator."""
     local = registry.local
     if local is None:
         return LocalModelStatus(status="disabled", detail="The embedded model is turned off.")
     enabled = local.status != "disabled"
+    detail = local.detail
+    if local.status == "error" and not admin:
+        detail = LOCAL_ERROR_FOR_USERS
     return LocalModelStatus(
         status=local.status,
-        detail=local.detail,
+        detail=detail,
         ref=local.info.ref if enabled else None,
         demo=local.info.demo,
     )
@@ -50,5 +58,5 @@ async def list_models(sync: Sync, user: CurrentUser, db: DB) -> ModelList:
     return ModelList(
         items=[model_out(m) for m in models if m.offered_to(user.id)],
         default=await registry.default_ref(preferred, user.id),
-        local=local_status(registry),
+        local=local_status(registry, admin=user.role == "admin"),
     )

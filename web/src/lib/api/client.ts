@@ -1,5 +1,6 @@
 // Typed client for Parley's native HTTP API. Cookie auth; CSRF header on writes.
 import type {
+  AdminPasswordResult,
   AdminSettings,
   AdminSettingsUpdate,
   AdminUserCreate,
@@ -268,20 +269,22 @@ export const messages = {
 
 // ---------------- Chat turns (SSE) ----------------
 export type TurnRequest =
-  | { kind: 'send'; conversationId: string; content: string; parent_id?: string | null; model?: string | null }
+  | { kind: 'send'; conversationId: string; content: string; parent_id?: string | null; model?: string | null; web_search?: boolean | null }
   | { kind: 'regenerate'; conversationId: string; messageId: string; model?: string | null }
-  | { kind: 'edit'; conversationId: string; messageId: string; content: string; model?: string | null };
+  | { kind: 'edit'; conversationId: string; messageId: string; content: string; model?: string | null; web_search?: boolean | null };
 
 export function turnEndpoint(t: TurnRequest): { path: string; body: Record<string, unknown> } {
   const base = `/api/conversations/${enc(t.conversationId)}/messages`;
   const model = t.model ? { model: t.model } : {};
+  // The composer's globe: sent only when the composer says (API clients keep the default).
+  const search = t.kind !== 'regenerate' && t.web_search != null ? { web_search: t.web_search } : {};
   switch (t.kind) {
     case 'send':
-      return { path: base, body: { content: t.content, ...(t.parent_id ? { parent_id: t.parent_id } : {}), ...model } };
+      return { path: base, body: { content: t.content, ...(t.parent_id ? { parent_id: t.parent_id } : {}), ...model, ...search } };
     case 'regenerate':
       return { path: `${base}/${enc(t.messageId)}/regenerate`, body: { ...model } };
     case 'edit':
-      return { path: `${base}/${enc(t.messageId)}/edit`, body: { content: t.content, ...model } };
+      return { path: `${base}/${enc(t.messageId)}/edit`, body: { content: t.content, ...model, ...search } };
   }
 }
 
@@ -339,6 +342,10 @@ export const admin = {
   createUser: (body: AdminUserCreate) => request<UserEnvelope>('/api/admin/users', { method: 'POST', body }),
   updateUser: (id: string, body: AdminUserUpdate) =>
     request<UserEnvelope>(`/api/admin/users/${enc(id)}`, { method: 'PATCH', body }),
+  resetPassword: (id: string, password: string | null) =>
+    request<AdminPasswordResult>(`/api/admin/users/${enc(id)}/password`, { method: 'POST', body: { password } }),
+  deleteUser: (id: string, confirmEmail: string) =>
+    request<void>(`/api/admin/users/${enc(id)}`, { method: 'DELETE', body: { confirm_email: confirmEmail } }),
   settings: () => request<AdminSettings>('/api/admin/settings'),
   updateSettings: (body: AdminSettingsUpdate) => request<AdminSettings>('/api/admin/settings', { method: 'PATCH', body }),
   providers: () => request<ProviderList>('/api/admin/providers'),

@@ -314,11 +314,75 @@ export interface paths {
         get?: never;
         put?: never;
         post?: never;
-        delete?: never;
+        /**
+         * Delete User
+         * @description Delete an account and everything in it, the way ``DELETE /api/me`` does
+         *     (files' bytes, outputs, kernels, vectors): not one's own (that is Settings →
+         *     Account, with the password) and never the last active administrator.
+         */
+        delete: operations["delete_user_api_admin_users__user_id__delete"];
         options?: never;
         head?: never;
         /** Update User */
         patch: operations["update_user_api_admin_users__user_id__patch"];
+        trace?: never;
+    };
+    "/api/admin/users/{user_id}/password": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Reset Password
+         * @description Set a user's password (a forgotten one): the admin's, or a temporary one made
+         *     here and returned once. Every browser signed in as the user is signed out; their
+         *     API keys keep working (they are not the password).
+         */
+        post: operations["reset_password_api_admin_users__user_id__password_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/admin/web-search": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Get Web Search */
+        get: operations["get_web_search_api_admin_web_search_get"];
+        /** Save Web Search */
+        put: operations["save_web_search_api_admin_web_search_put"];
+        post?: never;
+        /** Reset Web Search */
+        delete: operations["reset_web_search_api_admin_web_search_delete"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/admin/web-search/test": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Test Web Search */
+        post: operations["test_web_search_api_admin_web_search_test_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
         trace?: never;
     };
     "/api/auth/config": {
@@ -520,6 +584,30 @@ export interface paths {
         post?: never;
         /** Detach Collection */
         delete: operations["detach_collection_api_conversations__conversation_id__collections__collection_id__delete"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/conversations/{conversation_id}/files/{file_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Attach Library File
+         * @description Use one of your files in this chat by reference (it stays where it is).
+         */
+        put: operations["attach_library_file_api_conversations__conversation_id__files__file_id__put"];
+        post?: never;
+        /**
+         * Detach Library File
+         * @description Stop using a library file in this chat (the file itself stays).
+         */
+        delete: operations["detach_library_file_api_conversations__conversation_id__files__file_id__delete"];
         options?: never;
         head?: never;
         patch?: never;
@@ -1105,6 +1193,24 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        /**
+         * AdminPasswordReset
+         * @description ``password`` empty or left out: the server makes a temporary one.
+         */
+        AdminPasswordReset: {
+            /** Password */
+            password?: string | null;
+        };
+        /**
+         * AdminPasswordResult
+         * @description The new password, shown to the administrator once (never stored in clear).
+         */
+        AdminPasswordResult: {
+            /** Generated */
+            generated: boolean;
+            /** Password */
+            password: string;
+        };
         /** AdminSettingsUpdate */
         AdminSettingsUpdate: {
             /** Default Model */
@@ -1129,6 +1235,14 @@ export interface components {
              * @enum {string}
              */
             role?: "admin" | "user";
+        };
+        /**
+         * AdminUserDelete
+         * @description The user's email typed again: deleting an account cannot be undone.
+         */
+        AdminUserDelete: {
+            /** Confirm Email */
+            confirm_email: string;
         };
         /** AdminUserUpdate */
         AdminUserUpdate: {
@@ -1386,8 +1500,16 @@ export interface components {
         ConversationKnowledge: {
             /** Collections */
             collections: components["schemas"]["CollectionPublic"][];
-            /** Files */
+            /**
+             * Files
+             * @description uploaded into this chat (they belong to it)
+             */
             files: components["schemas"]["FilePublic"][];
+            /**
+             * Library Files
+             * @description picked from the library for this chat (they stay in the library)
+             */
+            library_files: components["schemas"]["FilePublic"][];
         };
         /** ConversationPage */
         ConversationPage: {
@@ -1607,6 +1729,11 @@ export interface components {
             content: string;
             /** Model */
             model?: string | null;
+            /**
+             * Web Search
+             * @description As in sending a message.
+             */
+            web_search?: boolean | null;
         };
         /**
          * ErrorEvent
@@ -2890,6 +3017,11 @@ export interface components {
             model?: string | null;
             /** Parent Id */
             parent_id?: string | null;
+            /**
+             * Web Search
+             * @description The composer's globe: true offers web search for this turn, false leaves it out; null: the conversation's tool choice decides.
+             */
+            web_search?: boolean | null;
         };
         /** SignupIn */
         SignupIn: {
@@ -3406,9 +3538,90 @@ export interface components {
             /** Error Type */
             type: string;
         };
+        /** WebSearchConfigPublic */
+        WebSearchConfigPublic: {
+            /**
+             * Active
+             * @description Search is offered to the model now
+             */
+            active: boolean;
+            /**
+             * Ddgs Available
+             * @description The keyless back end's package is installed
+             */
+            ddgs_available: boolean;
+            /**
+             * Error
+             * @description Why the chosen service cannot be used
+             */
+            error: string | null;
+            /**
+             * Key Hint
+             * @description The key's last four characters, to recognise it
+             */
+            key_hint: string | null;
+            /**
+             * Key Set
+             * @description An API key is stored (it is never returned)
+             */
+            key_set: boolean;
+            /**
+             * Provider
+             * @description The search service in use; none: search is off
+             * @enum {string}
+             */
+            provider: "none" | "searxng" | "brave" | "tavily" | "ddgs";
+            /**
+             * Source
+             * @description database: saved in Admin > Web search (overrides the environment)
+             * @enum {string}
+             */
+            source: "environment" | "database";
+            /** Updated At */
+            updated_at: string | null;
+            /**
+             * Url
+             * @description The SearxNG instance's address
+             */
+            url: string | null;
+        };
+        /**
+         * WebSearchIn
+         * @description The admin's form. ``api_key`` left empty keeps the key already in use for
+         *     the same service; ``url`` is for SearxNG only.
+         */
+        WebSearchIn: {
+            /** Api Key */
+            api_key?: string | null;
+            /**
+             * Provider
+             * @enum {string}
+             */
+            provider: "none" | "searxng" | "brave" | "tavily" | "ddgs";
+            /** Url */
+            url?: string | null;
+        };
+        /** WebSearchTestResult */
+        WebSearchTestResult: {
+            /**
+             * Count
+             * @description How many results the test query returned
+             */
+            count: number;
+            /** Error */
+            error: string | null;
+            /** Ok */
+            ok: boolean;
+            /**
+             * Titles
+             * @description The results' titles (untrusted text)
+             */
+            titles: string[];
+        };
         /**
          * WebSource
-         * @description A page a web tool read or a search result it cited.
+         * @description A page a web tool read or a search result it cited; ``ref`` is the number
+         *     the model was told to cite it by (``[ref]``), when it was given one.
          */
         WebSource: {
             /**
@@ -3416,6 +3629,8 @@ export interface components {
              * @constant
              */
             kind: "web";
+            /** Ref */
+            ref?: number;
             /** Snippet */
             snippet: string;
             /** Title */
@@ -4031,6 +4246,39 @@ export interface operations {
             };
         };
     };
+    delete_user_api_admin_users__user_id__delete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                user_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["AdminUserDelete"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
     update_user_api_admin_users__user_id__patch: {
         parameters: {
             query?: never;
@@ -4053,6 +4301,147 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["UserEnvelope"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    reset_password_api_admin_users__user_id__password_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                user_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["AdminPasswordReset"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AdminPasswordResult"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    get_web_search_api_admin_web_search_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebSearchConfigPublic"];
+                };
+            };
+        };
+    };
+    save_web_search_api_admin_web_search_put: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["WebSearchIn"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebSearchConfigPublic"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    reset_web_search_api_admin_web_search_delete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebSearchConfigPublic"];
+                };
+            };
+        };
+    };
+    test_web_search_api_admin_web_search_test_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["WebSearchIn"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebSearchTestResult"];
                 };
             };
             /** @description Validation Error */
@@ -4580,6 +4969,66 @@ export interface operations {
             path: {
                 conversation_id: string;
                 collection_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    attach_library_file_api_conversations__conversation_id__files__file_id__put: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                conversation_id: string;
+                file_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    detach_library_file_api_conversations__conversation_id__files__file_id__delete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                conversation_id: string;
+                file_id: string;
             };
             cookie?: never;
         };

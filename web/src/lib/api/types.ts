@@ -71,6 +71,7 @@ export type AdminSettings = Schemas['InstanceSettings'];
 export type AdminSettingsUpdate = Schemas['AdminSettingsUpdate'];
 export type AdminUserCreate = Schemas['AdminUserCreate'];
 export type AdminUserUpdate = Schemas['AdminUserUpdate'];
+export type AdminPasswordResult = Schemas['AdminPasswordResult'];
 export type UserList = Schemas['UserList'];
 export type ProviderInfo = Schemas['ProviderInfo'];
 export type ProviderSource = ProviderInfo['source'];
@@ -90,6 +91,7 @@ export type Passage = Schemas['Passage'];
 export type Collection = Schemas['CollectionPublic'];
 export type CollectionList = Schemas['CollectionList'];
 export type StoredFileList = Schemas['FileList'];
+export type ConversationKnowledge = Schemas['ConversationKnowledge'];
 
 // ---- Memory ----
 export type Memory = Schemas['MemoryPublic'];
@@ -105,6 +107,9 @@ export type McpTool = Schemas['McpToolPublic'];
 export type McpServer = Schemas['McpServerPublic'];
 export type McpServerList = Schemas['McpServerList'];
 export type McpServerIn = Schemas['McpServerIn'];
+export type WebSearchConfig = Schemas['WebSearchConfigPublic'];
+export type WebSearchIn = Schemas['WebSearchIn'];
+export type WebSearchTestResult = Schemas['WebSearchTestResult'];
 export type McpServerUpdate = Schemas['McpServerUpdate'];
 
 /** An RFC 9457 problem document (every error answer). By hand: the document does

@@ -9,6 +9,7 @@ import { chatPath, router } from './router.svelte';
 import { toasts } from './toasts.svelte';
 import { toolCalls } from './tools.svelte';
 import { memoryUpdates } from './memoryUpdates.svelte';
+import { knowledge } from './knowledge.svelte';
 import { discardTemporary } from '../memory';
 import { codePointIndex, codePointLength, interleave, type AnswerPart } from '../toolsequence';
 
@@ -74,6 +75,8 @@ class Chat {
   summary = $state<ConversationSummary | null>(null);
   /** Incremented when the composer should take focus. */
   focusTick = $state(0);
+  /** Text a starter suggestion puts in the composer (and whether to open the file picker). */
+  prefill = $state.raw<{ text: string; attach: boolean; tick: number } | null>(null);
 
   private controller: AbortController | null = null;
   private md: StreamingMarkdown | null = null;
@@ -107,6 +110,7 @@ class Chat {
     this.detach();
     this.draftTemporary = false;
     this.draftTools = null;
+    knowledge.reset();
     this.summary = null;
     this.loadGen++;
     this.conversationId = null;
@@ -173,11 +177,21 @@ class Chat {
     let final: Message | null | undefined;
     try {
       for await (const ev of reattachTurn(conversationId, messageId, after, controller.signal)) {
+        if (ev.type === 'title') {
+          this.handle(ev);
+          continue;
+        }
         if (this.controller !== controller) return;
         if (ev.id !== undefined) this.lastEventId = ev.id;
         if (ev.type === 'start') continue; // the messages are on the page already
         if (ev.type === 'done') final = ev.data.message;
         this.handle(ev);
+        if (ev.type === 'done' && this.controller === controller) {
+          this.controller = null; // free the composer; a model-made title may still come
+          this.busy = false;
+          this.live = null;
+          this.md = null;
+        }
       }
     } catch (e) {
       if (this.controller !== controller) return;
@@ -260,8 +274,10 @@ class Chat {
       this.conversationId = c.id;
       this.conversation = c;
       this.messages = [];
+      const picked = knowledge.applyDraft(c.id); // before the first turn, so it draws on them
       conversations.upsert(c, true);
       router.navigate(chatPath(c.id));
+      await picked;
       return c.id;
     } catch (e) {
       toasts.error(`Could not start a conversation: ${errorMessage(e)}`);
@@ -270,14 +286,14 @@ class Chat {
   }
 
   /** Send a new message. Returns false when nothing was sent (caller keeps the draft). */
-  async send(content: string): Promise<boolean> {
+  async send(content: string, options: { webSearch?: boolean } = {}): Promise<boolean> {
     const text = content.trim();
     if (!text || this.busy || this.unfinished) return false;
     const id = await this.ensureConversation();
     if (!id) return false;
     const leaf = this.messages.length ? this.messages[this.messages.length - 1] : null;
     this.messages = [...this.messages, placeholder(id, TMP_USER, 'user', text, leaf?.id ?? null), placeholder(id, TMP_ASSISTANT, 'assistant', '', TMP_USER)];
-    return this.run({ kind: 'send', conversationId: id, content: text, model: this.conversation?.model ?? undefined });
+    return this.run({ kind: 'send', conversationId: id, content: text, model: this.conversation?.model ?? undefined, web_search: options.webSearch });
   }
 
   async regenerate(messageId: string): Promise<boolean> {
@@ -338,11 +354,18 @@ class Chat {
     };
     try {
       for await (const ev of streamTurn(req, controller.signal)) {
+        // A model-made title can follow `done` by a few seconds: the composer is free
+        // again at `done`, and the title still lands (it names its conversation).
+        if (ev.type === 'title') {
+          this.handle(ev);
+          continue;
+        }
         if (this.controller !== controller) return true; // navigated away
         if (ev.id !== undefined) this.lastEventId = ev.id;
         if (ev.type === 'start') started = true;
         if (ev.type === 'done') finished = true;
         this.handle(ev);
+        if (finished) this.release(controller);
       }
       if (!finished && this.controller === controller) {
         if (resume()) return true;
@@ -365,13 +388,18 @@ class Chat {
       void this.resync();
       return true;
     } finally {
-      if (this.controller === controller) {
-        this.controller = null;
-        this.busy = false;
-        this.live = null;
-        this.md = null;
-        if (this.resyncAfterRun) void this.resync();
-      }
+      this.release(controller);
+    }
+  }
+
+  /** The turn read by `controller` is over for the page: free the composer. */
+  private release(controller: AbortController): void {
+    if (this.controller === controller) {
+      this.controller = null;
+      this.busy = false;
+      this.live = null;
+      this.md = null;
+      if (this.resyncAfterRun) void this.resync();
       this.resyncAfterRun = false;
       if (this.stopTimer) clearTimeout(this.stopTimer);
     }
@@ -574,6 +602,11 @@ class Chat {
 
   private replaceMessage(msg: Message): void {
     this.messages = this.messages.map((m) => (m.id === msg.id ? msg : m));
+  }
+
+  /** A starter suggestion was chosen: put its text in the composer to finish. */
+  fill(text: string, attach = false): void {
+    this.prefill = { text, attach, tick: (this.prefill?.tick ?? 0) + 1 };
   }
 
   setTitleLocal(title: string): void {
