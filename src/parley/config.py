@@ -122,6 +122,9 @@ class Settings(BaseSettings):
     # offer tools (JSON decisions) to the embedded model; None = not to the bundled
     # starter (it cannot follow a tool schema), yes to a GGUF named in local_model
     local_model_tools: bool | None = None
+    # where Admin > Models downloads GGUF files from (``{hf_endpoint}/{repo}/resolve/...``);
+    # a mirror or a test server may stand in for Hugging Face
+    hf_endpoint: str = "https://huggingface.co"
     # loopback addresses the first-run setup probes for model servers (Ollama, LM
     # Studio, llama.cpp server, vLLM); entries "host:port" or a port, loopback only
     local_servers: Annotated[list[str], NoDecode] = Field(

@@ -279,12 +279,17 @@ def sign_in(context: BrowserContext, account: Account, base: str) -> None:
         context.add_cookies(browser_cookies(client, base))  # type: ignore[arg-type]
 
 
-def ui_signup(page: Page, name: str, email: str, password: str = PASSWORD) -> None:
+def submit_signup(page: Page, name: str, email: str, password: str = PASSWORD) -> None:
+    """Fill and send the sign-up form (the first account lands in the setup)."""
     page.goto("/signup")
     page.fill("#auth-name", name)
     page.get_by_test_id("auth-email").fill(email)
     page.get_by_test_id("auth-password").fill(password)
     page.get_by_test_id("auth-submit").click()
+
+
+def ui_signup(page: Page, name: str, email: str, password: str = PASSWORD) -> None:
+    submit_signup(page, name, email, password)
     expect(page.get_by_test_id("composer")).to_be_visible()
 
 

@@ -184,7 +184,7 @@ def test_default_model_embedded_status_and_provider_sources(
     r = page.request.delete("/api/admin/providers/openai", headers={"X-CSRF-Token": csrf(page)})
     assert r.status >= 400, "an environment provider was deleted through the API"
     # The embedded model's status (off on this server).
-    expect(page.get_by_test_id("local-model-status")).to_contain_text("disabled")
+    expect(page.get_by_test_id("local-model-status")).to_contain_text("turned off")
 
     # Test a saved provider's connection from its row.
     env_row.get_by_role("button", name="Test connection to openai").click()

@@ -67,7 +67,7 @@ def test_composer_is_disabled_with_a_reason_without_models(
         # Admin > Providers says so too, and shows the embedded model is off.
         page.goto("/admin/providers")
         expect(page.get_by_text("No models are available. Add a provider below.")).to_be_visible()
-        expect(page.get_by_test_id("local-model-status")).to_contain_text("disabled")
+        expect(page.get_by_test_id("local-model-status")).to_contain_text("turned off")
     finally:
         ctx.close()
     assert not log.problems(), log.problems()

@@ -24,6 +24,7 @@ from parley.api.routers import (
     auth,
     chat,
     conversations,
+    local_models,
     me,
     models,
     openai_api,
@@ -38,6 +39,7 @@ from parley.container import Services
 from parley.gc_policy import ServerGC
 from parley.http.middleware import BodyLimit, SecurityHeaders, ShareLoop
 from parley.http.problems import install_problem_handlers
+from parley.instance.model_downloads import ModelDownloads
 from parley.instance.providers import RegistrySync, database_providers
 from parley.knowledge.feature import knowledge_feature
 from parley.memory.feature import memory_feature
@@ -118,6 +120,8 @@ def create_app(
         services.provide(Database, db)
         services.provide(ModelRegistry, registry)
         services.provide(RegistrySync, RegistrySync(registry, settings))
+        downloads = ModelDownloads(settings)
+        services.provide(ModelDownloads, downloads)
         services.provide(ToolRegistry, tool_registry)
         services.provide(GenerationControl, control)
         services.provide(TurnService, turns)
@@ -152,6 +156,7 @@ def create_app(
                 await collector.stop()
             for feature in reversed(started):
                 await feature.stop()
+            await downloads.aclose()
             await turns.aclose()
             await control.aclose()
             await registry.aclose()
@@ -174,7 +179,7 @@ def create_app(
     async def health() -> Health:
         return Health(status="ok", version=__version__)
 
-    for router in (auth, me, models, conversations, chat, admin, setup, openai_api):
+    for router in (auth, me, models, conversations, chat, admin, setup, local_models, openai_api):
         app.include_router(router.router)
     for feature in enabled:
         if feature.router is not None:

@@ -7,6 +7,7 @@ it moved, so no worker needs to be told in memory.
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
@@ -15,10 +16,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from parley.config import ModelConfig, ProviderConfig, Settings
 from parley.instance import values as instance
+from parley.instance.model_catalog import curated_for
 from parley.providers.registry import ModelRegistry
 from parley.storage.tables import AppSetting, ProviderRecord, new_id
 
+log = logging.getLogger(__name__)
 VERSION_KEY = "providers_version"
+LOCAL_MODEL_KEY = "local_model_file"  # a file in <data dir>/models chosen in Admin > Models
 
 
 def record_to_config(row: ProviderRecord) -> ProviderConfig:
@@ -57,6 +61,7 @@ class RegistrySync:
         self.version: Any = None
         self._values: dict[str, Any] = {}
         self._read_at = -1e9
+        self.local_choice: str | None = None  # the configured model until the admin picks one
 
     async def values(self, db: AsyncSession) -> dict[str, Any]:
         now = time.monotonic()
@@ -75,7 +80,25 @@ class RegistrySync:
         if version != self.version:
             await self.registry.reload_database_providers(await database_providers(db))
             self.version = version
+        choice = (await self.values(db)).get(LOCAL_MODEL_KEY)
+        if choice != self.local_choice and self.registry.local is not None:
+            self._use_local(str(choice) if choice else None)
+            self.local_choice = choice
         return self.registry
+
+    def _use_local(self, file: str | None) -> None:
+        """Swap the embedded model for the chosen file (on every worker, as each
+        notices the setting moved); the next message loads it."""
+        if file is None:
+            self.registry.use_local_model(None)
+            return
+        entry = curated_for(file)
+        self.registry.use_local_model(
+            self.settings.data_dir / "models" / file,
+            display_name=entry.name if entry else None,
+            tool_use=entry.tools if entry else None,
+        )
+        log.info("the embedded model is now %s", file)
 
     def invalidate(self) -> None:
         self._read_at = -1e9

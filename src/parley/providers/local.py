@@ -155,7 +155,17 @@ class LocalProvider:
 
     kind: ProviderKind = "local"
 
-    def __init__(self, settings: Settings, *, name: str = "local") -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        name: str = "local",
+        display_name: str | None = None,
+        tool_use: bool | None = None,
+    ) -> None:
+        """``display_name`` and ``tool_use`` describe a model an admin chose in
+        Admin > Models (a curated one has a proper name and a known tool skill);
+        the ``local_model_tools`` setting still wins over ``tool_use``."""
         self.name = name
         self.settings = settings
         self._llama: Any = None
@@ -176,10 +186,13 @@ class LocalProvider:
             self.path = Path(source).expanduser()
             label = self.path.name
         starter = source is None  # the bundled 135M model: a demo, no tools by default
-        tool_use = settings.local_model_tools
-        if tool_use is None:
+        if settings.local_model_tools is not None:
+            tool_use = settings.local_model_tools
+        elif tool_use is None:
             tool_use = not starter
         display = "SmolLM2 135M (demo)" if starter else f"{model_name_for(label)} (local)"
+        if display_name and not starter:
+            display = f"{display_name} (local)"
         self.info = ModelInfo(
             provider=name,
             name=model_name_for(label),
@@ -389,6 +402,15 @@ class LocalProvider:
             return
         await asyncio.wrap_future(executor.submit(self._unload))
         executor.shutdown(wait=False, cancel_futures=True)
+
+    def retire(self) -> None:
+        """Stop taking new work; generations already queued finish, then the
+        weights are freed (the admin switched to another model)."""
+        self._closed = True
+        executor, self._executor = self._executor, None
+        if executor is not None:
+            executor.submit(self._unload)
+            executor.shutdown(wait=False)
 
     def _unload(self) -> None:
         llama, self._llama = self._llama, None

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 from parley.config import ProviderConfig, Settings
@@ -122,6 +123,24 @@ class ModelRegistry:
 
     @property
     def local(self) -> LocalProvider | None:
+        return self._local
+
+    def use_local_model(
+        self, path: Path | None, *, display_name: str | None = None, tool_use: bool | None = None
+    ) -> LocalProvider:
+        """Serve the GGUF at ``path`` as the embedded model from now on (``None``: the
+        configured one again). The old model finishes what it is generating and is
+        unloaded; the new one loads on its first message."""
+        if self._local is None:
+            raise ValueError("The embedded model is turned off (local_model_enabled).")
+        settings = self.settings
+        if path is not None:
+            settings = settings.model_copy(update={"local_model": str(path)})
+        old = self._local
+        self._local = LocalProvider(
+            settings, name=old.name, display_name=display_name, tool_use=tool_use
+        )
+        old.retire()
         return self._local
 
     def source(self, name: str) -> str:

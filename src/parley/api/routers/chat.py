@@ -38,6 +38,7 @@ async def _start(
     web_search: bool | None = None,
 ) -> StreamingResponse:
     service = turns
+    await sync.ensure_fresh(db)  # providers and the embedded model's file an admin changed
     preferred = await sync.default_model(db)
     await db.close()  # the turn uses its own sessions; loaded objects stay readable
     turn = await service.prepare(

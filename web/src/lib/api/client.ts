@@ -195,7 +195,7 @@ export async function request<T>(path: string, opts: RequestOptions = {}): Promi
   return (await res.json()) as T;
 }
 
-const enc = encodeURIComponent;
+export const enc = encodeURIComponent;
 
 function qs(params: Record<string, string | number | boolean | null | undefined>): string {
   const u = new URLSearchParams();

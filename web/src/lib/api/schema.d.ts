@@ -4,6 +4,129 @@
  */
 
 export interface paths {
+    "/api/admin/local-models": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List Local Models
+         * @description The curated list, every model file on this server and the one in use.
+         */
+        get: operations["list_local_models_api_admin_local_models_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/admin/local-models/downloads": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Start Download
+         * @description Checks the file with the server and the free disk space first (422
+         *     ``model_file_not_found`` / ``not_enough_space``, 409 when it is already there
+         *     or downloading), then downloads in the background.
+         */
+        post: operations["start_download_api_admin_local_models_downloads_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/admin/local-models/downloads/{file}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Cancel Download
+         * @description Stop a download (or dismiss a failed or interrupted one) and delete its bytes.
+         */
+        delete: operations["cancel_download_api_admin_local_models_downloads__file__delete"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/admin/local-models/downloads/{file}/resume": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Resume Download
+         * @description Continue an interrupted download from the bytes already on disk.
+         */
+        post: operations["resume_download_api_admin_local_models_downloads__file__resume_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/admin/local-models/files/{file}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Delete File
+         * @description Delete a downloaded model (409-like refusal while the embedded model runs it).
+         */
+        delete: operations["delete_file_api_admin_local_models_files__file__delete"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/admin/local-models/use": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Use Model
+         * @description Make a downloaded file the embedded model (loads on its next message), or
+         *     go back to the configured one with ``file: null``.
+         */
+        post: operations["use_model_api_admin_local_models_use_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/admin/mcp": {
         parameters: {
             query?: never;
@@ -1505,6 +1628,29 @@ export interface components {
             /** Tools */
             tools?: string[] | null;
         };
+        /** CuratedModelOut */
+        CuratedModelOut: {
+            /**
+             * Approx Bytes
+             * @description Size when the list was written; the real one is checked.
+             */
+            approx_bytes: number;
+            /** File */
+            file: string;
+            /** Good For */
+            good_for: string;
+            /** Licence */
+            licence: string;
+            /** Name */
+            name: string;
+            /** Repo */
+            repo: string;
+            /**
+             * Tools
+             * @description Offered tools once chosen (it can follow a tool schema).
+             */
+            tools: boolean;
+        };
         /**
          * DoneEvent
          * @description ``done``, always the last event but ``title``.
@@ -1524,6 +1670,58 @@ export interface components {
              * @enum {string}
              */
             event: "done";
+        };
+        /** DownloadIn */
+        DownloadIn: {
+            /** File */
+            file: string;
+            /** Repo */
+            repo: string;
+            /**
+             * Revision
+             * @default main
+             */
+            revision?: string;
+        };
+        /**
+         * DownloadOut
+         * @description A model file on this server: downloading, interrupted, failed or done.
+         */
+        DownloadOut: {
+            /** Done Bytes */
+            done_bytes: number;
+            /** Error */
+            error: string | null;
+            /** File */
+            file: string;
+            /**
+             * In Use
+             * @description The embedded model runs this file.
+             */
+            in_use: boolean;
+            /**
+             * Rate
+             * @description Bytes per second over the last seconds (0 when not running).
+             */
+            rate: number;
+            /** Repo */
+            repo: string | null;
+            /** Revision */
+            revision: string;
+            /** Sha256 */
+            sha256: string | null;
+            /**
+             * Status
+             * @enum {string}
+             */
+            status: "running" | "verifying" | "done" | "interrupted" | "failed";
+            /** Total Bytes */
+            total_bytes: number | null;
+            /**
+             * Verified
+             * @description The SHA-256 matched the one Hugging Face published.
+             */
+            verified: boolean;
         };
         /** EditIn */
         EditIn: {
@@ -1870,6 +2068,27 @@ export interface components {
              * @enum {string}
              */
             status: "disabled" | "not_loaded" | "loading" | "ready" | "error";
+        };
+        /** LocalModelsOut */
+        LocalModelsOut: {
+            /** Curated */
+            curated: components["schemas"]["CuratedModelOut"][];
+            /**
+             * Endpoint
+             * @description Where files are downloaded from (the hf_endpoint setting).
+             */
+            endpoint: string;
+            /** Files */
+            files: components["schemas"]["DownloadOut"][];
+            /** Free Bytes */
+            free_bytes: number;
+            /**
+             * In Use
+             * @description The downloaded file the embedded model runs, if any.
+             */
+            in_use: string | null;
+            /** Local Enabled */
+            local_enabled: boolean;
         };
         /**
          * LocalServer
@@ -3233,6 +3452,22 @@ export interface components {
              */
             event: "usage";
         };
+        /** UseModelIn */
+        UseModelIn: {
+            /**
+             * File
+             * @description A downloaded file; null: the configured model.
+             */
+            file?: string | null;
+        };
+        /** UseModelOut */
+        UseModelOut: {
+            /**
+             * Ref
+             * @description The embedded model's ref from now on.
+             */
+            ref: string;
+        };
         /** UserEnvelope */
         UserEnvelope: {
             user: components["schemas"]["UserPublic"];
@@ -3412,6 +3647,181 @@ export interface components {
 }
 export type $defs = Record<string, never>;
 export interface operations {
+    list_local_models_api_admin_local_models_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LocalModelsOut"];
+                };
+            };
+        };
+    };
+    start_download_api_admin_local_models_downloads_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["DownloadIn"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DownloadOut"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    cancel_download_api_admin_local_models_downloads__file__delete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                file: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    resume_download_api_admin_local_models_downloads__file__resume_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                file: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DownloadOut"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    delete_file_api_admin_local_models_files__file__delete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                file: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    use_model_api_admin_local_models_use_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["UseModelIn"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UseModelOut"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
     list_mcp_servers_api_admin_mcp_get: {
         parameters: {
             query?: never;
