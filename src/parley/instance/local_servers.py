@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-import httpx
+import httpx2 as httpx  # the HTTP client the openai SDK brings (httpx is a test tool here)
 
 __all__ = ["LocalServerFound", "probe_local_servers"]
 
