@@ -4,13 +4,15 @@ from one server and imports it into a fresh one they have just set up.
 Journey: on the shared server, sign up, attach a file and ask about it, then say
 "Remember that I keep bees" (saved by the memory feature, no extraction call) ->
 Settings → Account → Export with files -> start a second, empty ``parley serve``
-with its own data directory -> sign up there (the first account) -> Settings →
-Account → Import the ZIP -> the chat is listed with its four messages, the file
-under the question downloads with the same bytes, and Settings → Memory lists the
-memory; all of it still there after a reload.
+with its own data directory (on SQLite, or on an empty PostgreSQL database) -> sign
+up there (the first account) -> Settings → Account → Import the ZIP -> the chat is
+listed with its four messages, the file under the question downloads with the same
+bytes, and Settings → Memory lists the memory, whose link opens the imported chat;
+all of it still there after a reload.
 
 Screenshots (``test-output/screenshots/move-*.png``): the chat before export, the
-import result on the new server, the imported chat and the memory page there.
+import result on the new server, the imported chat and the memory page there
+(``-sqlite`` / ``-postgres``: the new server's database).
 """
 
 from __future__ import annotations
@@ -48,11 +50,16 @@ INGEST_TIMEOUT_MS = 120_000  # the first file may also load the embedding model
 
 
 @pytest.fixture
-def fresh_server(upstream: Upstream, tmp_path: Path) -> Iterator[str]:
-    """A second Parley with nothing in it: its own data directory, the same upstream."""
-    with running_parley(
-        "parley-fresh", tmp_path / "fresh-data", upstream_env(upstream), tmp_path
-    ) as base:
+def fresh_server(
+    upstream: Upstream, backend: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> Iterator[str]:
+    """A second Parley with nothing in it: its own data directory (and, for the
+    ``postgres`` backend, an empty PostgreSQL database), the same upstream. The old
+    server is the shared one on SQLite, so ``[postgres]`` moves across backends."""
+    env = upstream_env(upstream)
+    if backend == "postgres":
+        env["PARLEY_DATABASE_URL"] = request.getfixturevalue("empty_database_url")
+    with running_parley("parley-fresh", tmp_path / "fresh-data", env, tmp_path) as base:
         yield base
 
 
@@ -63,12 +70,15 @@ def test_export_with_files_then_import_into_a_fresh_server(
     upstream: Upstream,
     admin: object,  # the shared server's first account exists: this user is ordinary
     fresh_server: str,
+    backend: str,  # the new server's database
     tmp_path: Path,
 ) -> None:
     # ---- the old server: a chat with a file, and a memory saved in it
     ui_signup(page, "Bea Keeper", unique_email("bees"))
     upstream.script({"text": REPLY}, {"text": NOTED})
+    expect(page.get_by_test_id("model-picker")).to_contain_text("scripted")  # page settled
     page.get_by_test_id("attach").click()
+    expect(page.get_by_test_id("attach-menu")).to_be_visible()
     with page.expect_file_chooser() as chooser:
         page.get_by_test_id("attach-upload").click()
     chooser.value.set_files([{"name": "hives.md", "mimeType": "text/markdown", "buffer": HIVES}])
@@ -109,7 +119,7 @@ def test_export_with_files_then_import_into_a_fresh_server(
         expect(result).to_contain_text("1 file")
         expect(result).to_contain_text("1 memory")
         result.scroll_into_view_if_needed()
-        shot(new, "move-02-import-result")
+        shot(new, f"move-02-import-result-{backend}")
 
         # The chat, after a reload (it is stored, not just shown)
         new.reload()
@@ -131,7 +141,7 @@ def test_export_with_files_then_import_into_a_fresh_server(
             .get_by_role("link", name="hives.md")
         )
         expect(link).to_be_visible()
-        shot(new, "move-03-imported-chat")
+        shot(new, f"move-03-imported-chat-{backend}")
         with new.expect_download() as info:
             link.click()
         copy = tmp_path / "downloaded-hives.md"
@@ -142,7 +152,7 @@ def test_export_with_files_then_import_into_a_fresh_server(
         new.goto("/settings/memory")
         memory = new.get_by_test_id("memory-item").filter(has_text="keep bees")
         expect(memory).to_have_count(1)
-        shot(new, "move-04-memory-page")
+        shot(new, f"move-04-memory-page-{backend}")
         # its "from this chat" link leads to the imported chat on this server
         memory.get_by_test_id("memory-source-link").click()
         expect(new).to_have_url(re.compile(r"/c/[0-9a-f]+"))
