@@ -40,9 +40,10 @@ from e2ehelpers import (
     base_env,
     free_port,
     new_context,
+    running_parley,
     sign_in,
-    start_parley,
     unique_email,
+    upstream_env,
     watch,
 )
 from playwright.sync_api import Browser, BrowserContext, Page, Playwright, expect, sync_playwright
@@ -77,21 +78,8 @@ def upstream(e2e_tmp: Path) -> Iterator[Upstream]:
 
 @pytest.fixture(scope="session")
 def server(upstream: Upstream, e2e_tmp: Path) -> Iterator[str]:
-    env = {
-        "OPENAI_BASE_URL": upstream.base_url,
-        "OPENAI_API_KEY": "sk-e2e-dummy",
-        "PARLEY_LOCAL_MODEL_ENABLED": "false",
-        # Automatic memory extraction calls the model after every turn, which would
-        # take the scripted replies meant for the tests' turns.
-        "PARLEY_MEMORY_AUTO": "false",
-        # Likewise model-made titles (the papercuts journey runs its own server with them).
-        "PARLEY_TITLE_MODEL": "none",
-    }
-    proc, base = start_parley("parley", e2e_tmp / "data", env, e2e_tmp)
-    try:
+    with running_parley("parley", e2e_tmp / "data", upstream_env(upstream), e2e_tmp) as base:
         yield base
-    finally:
-        proc.stop()
 
 
 @pytest.fixture(scope="session")

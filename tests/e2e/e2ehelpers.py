@@ -140,6 +140,33 @@ def start_parley(
     return proc, base
 
 
+@contextlib.contextmanager
+def running_parley(
+    name: str, data_dir: Path, extra_env: dict[str, str], log_dir: Path
+) -> Iterator[str]:
+    """``start_parley`` for a fixture: yields the base URL, stops the server after."""
+    proc, base = start_parley(name, data_dir, extra_env, log_dir)
+    try:
+        yield base
+    finally:
+        proc.stop()
+
+
+def upstream_env(upstream: Upstream) -> dict[str, str]:
+    """A server's environment with ``upstream`` as its ``openai`` provider and nothing
+    that would call the model behind a test's back."""
+    return {
+        "OPENAI_BASE_URL": upstream.base_url,
+        "OPENAI_API_KEY": "sk-e2e-dummy",
+        "PARLEY_LOCAL_MODEL_ENABLED": "false",
+        # Automatic memory extraction calls the model after every turn, which would
+        # take the scripted replies meant for the tests' turns.
+        "PARLEY_MEMORY_AUTO": "false",
+        # Likewise model-made titles (the papercuts journey runs its own server with them).
+        "PARLEY_TITLE_MODEL": "none",
+    }
+
+
 class Upstream:
     """Client for the scripted upstream's control routes (``/_script``, ``/_requests``)."""
 

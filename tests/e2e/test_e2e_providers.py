@@ -5,10 +5,11 @@ image sent to that model really reaches it; delete and re-add shows a fresh row.
 from __future__ import annotations
 
 import base64
+import json
 from collections.abc import Iterator
 
 import pytest
-from e2ehelpers import chat, content, shot
+from e2ehelpers import chat, content, messages, shot
 from playwright.sync_api import Page, expect
 
 from parley.providers.testing import ScriptedUpstream
@@ -156,3 +157,88 @@ def _journey(page: Page, keyed: ScriptedUpstream) -> None:
     expect(_row(page)).to_contain_text(MODEL)
     expect(_row(page)).not_to_contain_text("rejected")
     shot(page, "providers-readded")
+
+
+# ---------------------------------------------------------------- known models
+
+KNOWN = "known"
+VISION_MODEL = "gpt-4o-mini"  # the known-model table: vision
+BLIND_MODEL = "gpt-3.5-turbo"  # the known-model table: no vision
+
+
+@pytest.fixture
+def known_upstream() -> Iterator[ScriptedUpstream]:
+    with ScriptedUpstream(
+        models=[VISION_MODEL, BLIND_MODEL], api_key="sk-known", default_text="A single dot."
+    ) as up:
+        yield up
+
+
+def _send_picture(page: Page, model: str, question: str):  # type: ignore[no-untyped-def]
+    page.get_by_test_id("new-chat").click()
+    page.get_by_test_id("model-picker").select_option(f"{KNOWN}/{model}")
+    page.get_by_test_id("attach").click()
+    with page.expect_file_chooser() as chooser:
+        page.get_by_test_id("attach-upload").click()
+    chooser.value.set_files([{"name": "dot.png", "mimeType": "image/png", "buffer": PNG}])
+    expect(page.locator("[data-testid=attachment][data-status=ready]")).to_have_count(1)
+    return chat(page, question)
+
+
+def _image_parts(up: ScriptedUpstream, model: str) -> list[dict[str, object]]:
+    """The image parts of the user messages the upstream was sent for ``model``."""
+    parts: list[dict[str, object]] = []
+    for r in up.requests:
+        if not r.path.endswith("/chat/completions") or r.json.get("model") != model:
+            continue
+        for m in r.json["messages"]:
+            if m["role"] == "user" and isinstance(m["content"], list):
+                parts += [p for p in m["content"] if p.get("type") == "image_url"]
+    return parts
+
+
+def test_a_known_vision_model_sees_an_image_without_any_per_model_setting(
+    admin_page: Page, known_upstream: ScriptedUpstream
+) -> None:
+    """The admin adds a provider and saves; the known-model table says gpt-4o-mini sees
+    images and gpt-3.5-turbo does not, so the picture reaches the first and the second
+    answer says why it cannot look at it."""
+    page = admin_page
+    page.set_viewport_size({"width": 1280, "height": 900})
+    page.goto("/admin/providers")
+    expect(page.get_by_test_id("providers-table")).to_be_visible()
+    try:
+        page.get_by_test_id("provider-kind").select_option("openai")
+        page.get_by_test_id("provider-name").fill(KNOWN)
+        page.get_by_test_id("provider-url").fill(known_upstream.base_url)
+        page.get_by_test_id("provider-key").fill("sk-known")
+        page.get_by_test_id("provider-save").click()
+        row = page.get_by_test_id("provider-row").filter(has_text=KNOWN)
+        expect(row).to_contain_text(VISION_MODEL)
+        expect(row).to_contain_text(BLIND_MODEL)
+        listed = {m["ref"]: m for m in page.request.get("/api/models").json()["items"]}
+        assert listed[f"{KNOWN}/{VISION_MODEL}"]["supports_vision"] is True, listed
+        assert listed[f"{KNOWN}/{BLIND_MODEL}"]["supports_vision"] is False, listed
+        shot(page, "providers-known-added")
+
+        # --- the vision model gets the picture
+        reply = _send_picture(page, VISION_MODEL, "What is in this picture?")
+        expect(content(reply)).to_have_text("A single dot.")
+        expect(page.get_by_text("cannot see images")).to_have_count(0)
+        assert len(_image_parts(known_upstream, VISION_MODEL)) == 1
+        shot(page, "providers-known-vision-chat")
+
+        # --- the same picture to a model without vision: not sent, and the chat says so
+        reply = _send_picture(page, BLIND_MODEL, "And what is in this one?")
+        expect(content(reply)).to_have_text("A single dot.")
+        expect(reply.get_by_text("cannot see images")).to_be_visible()
+        assert _image_parts(known_upstream, BLIND_MODEL) == []
+        sent = [r for r in known_upstream.requests if r.json and r.json.get("model") == BLIND_MODEL]
+        assert sent and "cannot see images" in json.dumps(sent[-1].json["messages"]), sent
+        shot(page, "providers-known-blind-chat")
+
+        # --- a reload keeps the notice (it is stored with the answer)
+        page.reload()
+        expect(messages(page, "assistant").last.get_by_text("cannot see images")).to_be_visible()
+    finally:
+        page.request.delete(f"/api/admin/providers/{KNOWN}", headers={"X-CSRF-Token": _csrf(page)})

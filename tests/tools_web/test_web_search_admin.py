@@ -5,6 +5,7 @@ another one), and the composer's per-message globe (``web_search`` on a send).""
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import json
 from collections.abc import AsyncIterator
@@ -213,6 +214,31 @@ async def test_the_globe_offers_search_for_one_message(
     default = (await client.post("/api/conversations", json={"model": "scripted/scripted"})).json()
     assert "web_search" in await _offered(client, scripted, default["id"])
     assert "web_search" not in await _offered(client, scripted, default["id"], web_search=False)
+
+
+async def test_the_globe_on_a_model_without_tool_use_answers_without_pretending(
+    client: Client, scripted: ScriptedModel, web: LocalWeb, conversation_with_calculator: str
+) -> None:
+    """The web app greys the globe out for such a model; a client that sends
+    ``web_search: true`` anyway gets an ordinary answer: no tools, no "search the web"
+    instruction the model could only pretend to follow, no web sources."""
+    await client.put(URL, json={"provider": "searxng", "url": web.base})
+    scripted.info = dataclasses.replace(scripted.info, tool_use=False)
+    listed = {m["ref"]: m for m in (await client.get("/api/models")).json()["items"]}
+    assert listed["scripted/scripted"]["tool_use"] is False  # what the globe reads
+    scripted.enqueue("Otters hold hands while they sleep.")
+    response = await client.post(
+        f"/api/conversations/{conversation_with_calculator}/messages",
+        json={"content": "Why do otters hold hands?", "web_search": True},
+    )
+    message = dict(parse_sse(response.text))["done"]["message"]
+    assert message["status"] == "complete"
+    assert message["content"] == "Otters hold hands while they sleep."
+    assert not message["steps"] and not message["sources"]
+    request = scripted.requests[-1]
+    assert request.tools == [] or not request.tools
+    assert not any("turned on web search" in str(m.content) for m in request.messages)
+    assert web.hits("/search") == []
 
 
 async def test_a_searched_answer_numbers_its_web_sources(
