@@ -132,7 +132,10 @@ def start_parley(
         pytest.fail(f"{PARLEY} is missing: install the project into the venv", pytrace=False)
     port = free_port()
     env = base_env()
-    env.update({"PARLEY_DATA_DIR": str(data_dir), "PARLEY_LOG_LEVEL": "warning", **extra_env})
+    # Model-made titles call the model after a turn and would take replies a test
+    # scripted for its own turns: off unless a test turns them on (the papercuts journey).
+    defaults = {"PARLEY_LOG_LEVEL": "warning", "PARLEY_TITLE_MODEL": "none"}
+    env.update({**defaults, "PARLEY_DATA_DIR": str(data_dir), **extra_env})
     args = [str(PARLEY), "serve", "--host", "127.0.0.1", "--port", str(port)]
     proc = Proc(name, args, env, log_dir / f"{name}.log")
     base = f"http://127.0.0.1:{port}"
