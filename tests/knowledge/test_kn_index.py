@@ -337,3 +337,22 @@ async def test_keyword_statistics_are_the_users_own_and_exact_after_uploads_and_
         await session.commit()
     assert await ranking() == before
     assert await ranking([lib["files"]["ann/a"]]) == scoped
+
+
+async def test_both_ways_of_reading_term_frequencies_rank_alike(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import parley.knowledge.keyword as keyword_module
+
+    texts = ["walrus walrus tusk", "tusk tusk tusk walrus", "walrus", "seal", "tusks of a walrus"]
+    lib = await _library(db, {"ann/a": texts, "bob/b": ["walrus tusk"] * 5})
+    ann, ids = lib["users"]["ann"], lib["chunks"]["ann/a"]
+
+    async def ranking(scope: list[str] | None) -> list[int]:
+        async with db.session() as session:
+            return await keyword_search(session, ann, "walrus tusk", scope, 10)
+
+    by_scan = await ranking(None), await ranking([lib["files"]["ann/a"]])
+    monkeypatch.setattr(keyword_module, "VOCAB_SCAN_FACTOR", 0)  # highlight() for every word
+    assert (await ranking(None), await ranking([lib["files"]["ann/a"]])) == by_scan
+    assert set(by_scan[0]) == {ids[0], ids[1], ids[2], ids[4]} and by_scan[0] == by_scan[1]
