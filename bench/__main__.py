@@ -15,7 +15,17 @@ from collections.abc import Callable
 
 from bench.common import Table, save
 
-NAMES = ("relay", "litellm", "storage", "startup", "local", "starter", "web", "resume")
+NAMES = (
+    "relay",
+    "litellm",
+    "storage",
+    "startup",
+    "local",
+    "starter",
+    "web",
+    "resume",
+    "scoped_search",
+)
 
 
 def _runner(name: str) -> Callable[[bool], Table]:
@@ -47,6 +57,10 @@ def _runner(name: str) -> Callable[[bool], Table]:
         from bench import resume
 
         return resume.run
+    if name == "scoped_search":
+        from bench import scoped_search
+
+        return scoped_search.run
     from bench import local
 
     return local.run

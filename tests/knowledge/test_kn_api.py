@@ -138,6 +138,11 @@ async def test_same_bytes_are_stored_once(
     assert attached.status_code == 201 and attached.json()["id"] != first["id"]
     state = await wait_ready(client, attached.json()["id"])
     assert state["chunk_count"] == 1  # copied from the twin, not parsed again
+    # ... with its vectors, and every figure says so (it said 0 embedded before).
+    original = await wait_ready(client, first["id"])
+    assert original["embedded_count"] == original["chunk_count"] == 1
+    for figure in ("pages", "pages_done", "chunk_count", "embedded_count", "tokens", "progress"):
+        assert state[figure] == original[figure], figure
     async with make_client(app) as bob:
         await signup(bob, "bob@example.com")
         theirs = await upload("b.txt", data, c=bob)

@@ -244,11 +244,10 @@ async def test_pgvector_builds_the_index_of_another_model_in_the_background(
 async def test_common_words_are_required_together_and_new_words_are_found_at_once(
     db: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import parley.knowledge.index as index_module
+    import parley.knowledge.keyword as keyword_module
 
     # Tiny limits stand in for a big library: a word in more than 2 passages is common.
-    monkeypatch.setattr(index_module, "TERM_LIMITS", {"sqlite": (2, 4), "postgresql": (2, 4)})
-    monkeypatch.setattr(index_module, "_term_counts", {})
+    monkeypatch.setattr(keyword_module, "TERM_LIMITS", {"sqlite": (2, 4), "postgresql": (2, 4)})
     texts = ["apple pie"] * 3 + ["banana bread"] * 3 + ["apple banana smoothie", "cherry"]
     lib = await _library(db, {"ann/a": texts})
     user, ids = lib["users"]["ann"], lib["chunks"]["ann/a"]
@@ -278,3 +277,82 @@ async def test_common_words_are_required_together_and_new_words_are_found_at_onc
         await session.commit()
         found = await keyword_search(session, user, "axolotl", None, 10)
     assert len(found) == 1 and more["users"]["bob"] != user
+
+
+async def test_keyword_statistics_are_the_users_own_and_exact_after_uploads_and_deletes(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import parley.knowledge.keyword as keyword_module
+
+    # Small limits stand in for a big library: a word in more than 5 passages is common.
+    monkeypatch.setattr(keyword_module, "TERM_LIMITS", {"sqlite": (5, 10), "postgresql": (5, 10)})
+    texts = [
+        "apple apple apple banana",
+        "banana banana banana apple",
+        "apple pie",
+        "banana bread",
+        "banana split",
+        *[f"cherry number {i}" for i in range(7)],
+    ]
+    lib = await _library(db, {"ann/a": texts, "ann/b": ["plum"]})
+    ann, ids = lib["users"]["ann"], lib["chunks"]["ann/a"]
+    query = "apple banana"
+
+    async def ranking(scope: list[str] | None = None) -> list[int]:
+        async with db.session() as session:
+            return await keyword_search(session, ann, query, scope, 10)
+
+    before, scoped = await ranking(), await ranking([lib["files"]["ann/a"]])
+    # Among Ann's passages "apple" is the rarer word: the passage saying it most is first.
+    assert before[:2] == [ids[0], ids[1]] and set(before) == set(ids[:5])
+    assert scoped == before
+    # Bob's library makes "apple" the commonest word of the instance (instance-wide
+    # statistics would rank Ann's banana passage first, or drop "apple" as common).
+    await _library(db, {"bob/c": ["apple orchard apple"] * 30}, seed=2)
+    assert await ranking() == before
+    assert await ranking([lib["files"]["ann/a"]]) == scoped
+    # Ann's own upload changes her statistics at once, and deleting it restores them.
+    mine = await _library(db, {"ann/c": ["apple cider"] * 30}, seed=3)
+    async with db.session() as session:  # _library made a second "ann" user: move the file
+        await session.execute(
+            text("UPDATE knowledge_files SET user_id = :u WHERE id = :f"),
+            {"u": ann, "f": mine["files"]["ann/c"]},
+        )
+        await session.execute(
+            text("UPDATE knowledge_chunks SET user_id = :u WHERE file_id = :f"),
+            {"u": ann, "f": mine["files"]["ann/c"]},
+        )
+        await session.commit()
+    changed = await ranking()
+    assert changed != before and changed[0] not in mine["chunks"]["ann/c"]
+    if db.dialect == "sqlite":  # BM25 weighs words by her statistics in any scope
+        assert await ranking([lib["files"]["ann/a"]]) != scoped  # (ts_rank_cd has none)
+    async with db.session() as session:
+        await session.execute(
+            text("DELETE FROM knowledge_chunks WHERE file_id = :f"), {"f": mine["files"]["ann/c"]}
+        )
+        await session.execute(
+            text("DELETE FROM knowledge_files WHERE id = :f"), {"f": mine["files"]["ann/c"]}
+        )
+        await session.commit()
+    assert await ranking() == before
+    assert await ranking([lib["files"]["ann/a"]]) == scoped
+
+
+async def test_both_ways_of_reading_term_frequencies_rank_alike(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import parley.knowledge.keyword as keyword_module
+
+    texts = ["walrus walrus tusk", "tusk tusk tusk walrus", "walrus", "seal", "tusks of a walrus"]
+    lib = await _library(db, {"ann/a": texts, "bob/b": ["walrus tusk"] * 5})
+    ann, ids = lib["users"]["ann"], lib["chunks"]["ann/a"]
+
+    async def ranking(scope: list[str] | None) -> list[int]:
+        async with db.session() as session:
+            return await keyword_search(session, ann, "walrus tusk", scope, 10)
+
+    by_scan = await ranking(None), await ranking([lib["files"]["ann/a"]])
+    monkeypatch.setattr(keyword_module, "VOCAB_SCAN_FACTOR", 0)  # highlight() for every word
+    assert (await ranking(None), await ranking([lib["files"]["ann/a"]])) == by_scan
+    assert set(by_scan[0]) == {ids[0], ids[1], ids[2], ids[4]} and by_scan[0] == by_scan[1]

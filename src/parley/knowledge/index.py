@@ -1,13 +1,7 @@
 """The two indexes behind retrieval: keyword and dense.
 
-Keyword: SQLite FTS5 (``knowledge_fts``, porter stemming, bm25) or PostgreSQL
-full text (``search_tsv``, English configuration, ``ts_rank_cd``). User input
-never reaches either query language as syntax: it is split into words (letters
-and digits), stop words are dropped, each word is quoted, and the words are
-OR-ed (any word may match; ranking rewards passages matching more of them).
-Words found in many passages (``TERM_LIMITS``, counts cached for a few minutes)
-are dropped when rarer ones exist, and required together (AND) when all are
-common: ranking cost grows with every matching row.
+Keyword: SQLite FTS5 or PostgreSQL full text, scoped inside the index query and
+ranked by the owner's own statistics (``parley.knowledge.keyword``, re-exported here).
 
 Dense: vectors are float32 bytes in ``knowledge_chunks.embedding``, the source
 of truth on every backend. Two search paths:
@@ -30,9 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import time
-import unicodedata
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -40,9 +32,10 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from sqlalchemy import bindparam, text
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from parley.knowledge.keyword import keyword_search, keyword_terms
 from parley.knowledge.pgvector import PgVectors
 from parley.storage.db import Database
 
@@ -52,175 +45,6 @@ log = logging.getLogger(__name__)
 
 CHECK_INTERVAL_S = 2.0
 CACHE_BYTES = 1 << 30  # all users' matrices together
-MAX_TERMS = 32
-# (common word: in more passages than this, rank at most this many passages) per backend:
-# FTS5 ranks from its own index; PostgreSQL reads each matching row (and its tsvector)
-# from the table, about ten times the cost per row, so it prunes earlier.
-TERM_LIMITS = {"sqlite": (5_000, 10_000), "postgresql": (1_500, 3_000)}
-TERM_COUNT_TTL_S = 300.0
-CACHED_COUNT_MIN = 100
-_term_counts: dict[tuple[bool, str], tuple[float, int]] = {}
-MAX_RANKED_TERMS = 6
-_WORD = re.compile(r"[^\W_]+")
-_SAFE = re.compile(r"^[0-9A-Za-z]+$")
-STOP_WORDS = frozenset(
-    """
-    a about above after again against all am an and any are as at be because been before
-    being below between both but by can could did do does doing down during each few for
-    from further had has have having he her here hers herself him himself his how i if
-    in into is it its itself just me more most my myself no nor not now of off on once
-    only or other our ours ourselves out over own same she should so some such than that
-    the their theirs them themselves then there these they this those through to too
-    under until up very was we were what when where which while who whom why will with
-    would you your yours yourself yourselves
-    """.split()  # noqa: SIM905
-)
-
-
-def keyword_terms(query: str) -> list[str]:
-    """Distinct ASCII-safe words of ``query`` without stop words (all of them if only those)."""
-    words: dict[str, None] = {}
-    for word in _WORD.findall(unicodedata.normalize("NFKC", query)):
-        folded = unicodedata.normalize("NFKD", word.casefold())
-        folded = "".join(ch for ch in folded if not unicodedata.combining(ch))
-        if _SAFE.match(folded):
-            words.setdefault(folded[:64], None)
-    terms = [w for w in words if w not in STOP_WORDS]
-    return (terms or list(words))[:MAX_TERMS]
-
-
-def _scope_sql(file_ids: Sequence[str] | None, column: str) -> tuple[str, dict[str, Any]]:
-    if file_ids is None:
-        return "", {}
-    return f" AND {column} IN :fids", {"fids": list(file_ids)}
-
-
-async def keyword_search(
-    session: AsyncSession,
-    user_id: str,
-    query: str,
-    file_ids: Sequence[str] | None = None,
-    limit: int = 50,
-) -> list[int]:
-    """Chunk ids of ``user_id`` best matching ``query``, best first."""
-    terms = keyword_terms(query)
-    if not terms or (file_ids is not None and not file_ids):
-        return []
-    sqlite = session.get_bind().dialect.name == "sqlite"
-    terms, all_common = await _selective_terms(session, terms, sqlite)
-    if not all_common:
-        return await _ranked(session, sqlite, user_id, terms, False, file_ids, limit)
-    # Only common words: passages with all of them, else with the two rarest together,
-    # else any passage with the rarest (the costly case, now the last resort).
-    attempts = [(terms, True)] + ([(terms[:2], True)] if len(terms) > 2 else [])
-    for subset, every in [*attempts, (terms[:1], False)]:
-        found = await _ranked(session, sqlite, user_id, subset, every, file_ids, limit)
-        if found:
-            return found
-    return []
-
-
-async def _ranked(
-    session: AsyncSession,
-    sqlite: bool,
-    user_id: str,
-    terms: list[str],
-    every: bool,
-    file_ids: Sequence[str] | None,
-    limit: int,
-) -> list[int]:
-    params: dict[str, Any] = {"fids": list(file_ids)} if file_ids is not None else {}
-    if sqlite:
-        words = (" AND " if every else " OR ").join(f'"{t}"' for t in terms)
-        if _SAFE.match(user_id):
-            owner = f'user_id : "{user_id}" AND '
-            inner_scope = ""
-        else:  # never the case for generated ids; correct, just slower
-            owner = ""
-            inner_scope = " AND rowid IN (SELECT id FROM knowledge_chunks WHERE user_id = :uid)"
-        if file_ids is not None:
-            inner_scope += " AND rowid IN (SELECT id FROM knowledge_chunks WHERE file_id IN :fids)"
-        # Rank inside FTS5 alone, then join only the top rows to re-check the owner: joining
-        # before the ORDER BY looked up every matching row (tens of thousands at 100k).
-        # Fixed fragments and bound parameters only: no user text in the SQL.
-        statement = text(
-            "SELECT c.id FROM (SELECT rowid AS id, bm25(knowledge_fts, 1.0, 0.0) AS score"  # noqa: S608
-            " FROM knowledge_fts WHERE knowledge_fts MATCH :q"
-            + inner_scope
-            + " ORDER BY score, rowid LIMIT :limit) AS f"
-            " JOIN knowledge_chunks AS c ON c.id = f.id WHERE c.user_id = :uid"
-            " ORDER BY f.score, c.id"
-        )
-        params.update(q=f"{owner}text : ({words})")
-    else:
-        scope, _ = _scope_sql(file_ids, "c.file_id")
-        statement = text(
-            "SELECT c.id FROM knowledge_chunks AS c, to_tsquery('english', :q) AS query"  # noqa: S608
-            " WHERE c.search_tsv @@ query AND c.user_id = :uid"
-            + scope
-            + " ORDER BY ts_rank_cd(c.search_tsv, query) DESC, c.id LIMIT :limit"
-        )
-        params.update(q=(" & " if every else " | ").join(f"'{t}'" for t in terms))
-    if file_ids is not None:
-        statement = statement.bindparams(bindparam("fids", expanding=True))
-    params.update(uid=user_id, limit=limit)
-    rows = await session.execute(statement, params)
-    return [int(r[0]) for r in rows]
-
-
-async def _selective_terms(
-    session: AsyncSession, terms: list[str], sqlite: bool
-) -> tuple[list[str], bool]:
-    """Drop words found in more than ``common`` passages when rarer ones exist, keeping
-    the rarest (at most ``MAX_RANKED_TERMS``, matching at most ``ranked_rows`` passages
-    together unless one alone does; ``TERM_LIMITS``): ranking (bm25 / ts_rank) costs per matching
-    row, and a word in most passages adds cost but almost no ranking signal. Each count
-    stops at the threshold, so it stays cheap. Small libraries are never pruned.
-
-    Returns (terms, all_common): when every word is common, the caller requires them all
-    (AND) instead of ranking tens of thousands of rows that match any one of them."""
-    if len(terms) <= 1:
-        return terms, False
-    common, ranked_rows = TERM_LIMITS["sqlite" if sqlite else "postgresql"]
-    counts: dict[str, int] = {}
-    now = time.monotonic()
-    for term in terms:
-        cached = _term_counts.get((sqlite, term))
-        if cached is not None and now - cached[0] < TERM_COUNT_TTL_S:
-            counts[term] = cached[1]
-            continue
-        if sqlite:
-            statement = text(
-                "SELECT count(*) FROM (SELECT 1 FROM knowledge_fts WHERE knowledge_fts"
-                " MATCH :q LIMIT :cap)"
-            )
-            params: dict[str, Any] = {"q": f'text : "{term}"', "cap": common + 1}
-        else:
-            statement = text(
-                "SELECT count(*) FROM (SELECT 1 FROM knowledge_chunks"
-                " WHERE search_tsv @@ to_tsquery('english', :q) LIMIT :cap) AS hits"
-            )
-            params = {"q": f"'{term}'", "cap": common + 1}
-        counts[term] = int((await session.execute(statement, params)).scalar() or 0)
-        if counts[term] >= CACHED_COUNT_MIN:  # rare words are cheap to count, and a
-            if len(_term_counts) > 50_000:  # cached 0 would hide a file uploaded since
-                _term_counts.clear()
-            _term_counts[(sqlite, term)] = (now, counts[term])  # a hint for pruning only
-    # Words in no passage cannot match: leaving them out keeps a typo from standing in
-    # for the query's real words.
-    ranked = sorted((t for t in terms if counts[t] > 0), key=lambda t: counts[t])
-    if not ranked:
-        return terms[:MAX_RANKED_TERMS], False
-    if counts[ranked[0]] > common:
-        return ranked[:MAX_RANKED_TERMS], True
-    kept: list[str] = []
-    total = 0
-    for term in ranked[:MAX_RANKED_TERMS]:
-        if counts[term] > common or (kept and total + counts[term] > ranked_rows):
-            break
-        kept.append(term)
-        total += counts[term]
-    return kept, False
 
 
 # ------------------------------------------------------------------ dense

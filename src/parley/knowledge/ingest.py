@@ -302,6 +302,7 @@ class Ingestor:
                     chunk_count=twin.chunk_count,
                     chars=twin.chars,
                     tokens=twin.tokens,
+                    embedded_count=twin.embedded_count,  # the vectors came with the passages
                     status="embedding",
                     updated_at=utcnow(),
                 )
@@ -445,7 +446,19 @@ class Ingestor:
                     .values(embedded_count=int(done or 0), updated_at=now, claimed_at=now)
                 )
                 await session.commit()
-        values: dict[str, Any] = {"embed_model": embedder.name}
+        # Counted once more at the end: a file whose passages were copied with their
+        # vectors (same bytes as a ready file) has nothing to embed, yet all are embedded.
+        async with self.db.session() as session:
+            embedded = await session.scalar(
+                text(
+                    "SELECT count(*) FROM knowledge_chunks WHERE file_id = :f AND embed_model = :m"
+                ),
+                {"f": file_id, "m": embedder.name},
+            )
+        values: dict[str, Any] = {
+            "embed_model": embedder.name,
+            "embedded_count": int(embedded or 0),
+        }
         if error is not None:
             values.update(
                 error_code="embedding_failed",
