@@ -17,8 +17,8 @@ SQLite:
 PostgreSQL: a ``(user_id, file_id)`` index on ``knowledge_chunks``, so the scope
 predicate beside ``search_tsv @@ query`` is answered from an index too.
 
-Revision ID: 0011_scoped_keyword
-Revises: 0010_provider_headers
+Revision ID: 0013_scoped_keyword
+Revises: 0012_web_search_config
 Create Date: 2026-12-07
 """
 
@@ -28,8 +28,8 @@ from collections.abc import Sequence
 
 from alembic import op
 
-revision: str = "0011_scoped_keyword"
-down_revision: str | None = "0010_provider_headers"
+revision: str = "0013_scoped_keyword"
+down_revision: str | None = "0012_web_search_config"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
