@@ -203,8 +203,10 @@ async def test_a_hold_closes_the_log_when_every_holder_is_done_or_at_its_time_li
     events = MemoryTurnEvents(max_events=10, linger_s=60)
     both = events.open("m1", "c1")
     hold = LogHold(lambda: events.close("m1"), 2, 30.0)
-    hold.release()
-    assert not both.closed  # one still works
+    once = hold.releaser()
+    once()
+    once()  # counted once
+    assert not both.closed  # the other holder still works
     hold.release()
     assert both.closed
     hold.release()  # a late release changes nothing

@@ -216,6 +216,19 @@ class LogHold:
         if self._left <= 0:
             self._end()
 
+    def releaser(self) -> Callable[[], None]:
+        """``release`` for one holder, counted once however often it is called (a
+        task's own ``finally`` and its done-callback, for one cancelled unstarted)."""
+        done = False
+
+        def release_once() -> None:
+            nonlocal done
+            if not done:
+                done = True
+                self.release()
+
+        return release_once
+
     def _end(self) -> None:
         if self._timer is not None:
             self._timer.cancel()

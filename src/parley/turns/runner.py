@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -518,7 +518,7 @@ class TurnService:
         if retitle:
             self._spawn(self._retitle(turn, final.title or "", recorder.text(), queue, hold))
         if after:
-            heard = _once(hold.release)
+            heard = hold.releaser()
             hooks = run_after_turn(
                 self.after_turn, turn.info, recorder.text(), final.message.status, queue, heard
             )
@@ -618,16 +618,3 @@ class TurnService:
         if self._tasks:
             await asyncio.wait(set(self._tasks), timeout=5)
         self.events.clear()
-
-
-def _once(release: Callable[[], None]) -> Callable[[], None]:
-    """``release``, to be called at most once however often the result is called."""
-    done = False
-
-    def call() -> None:
-        nonlocal done
-        if not done:
-            done = True
-            release()
-
-    return call
