@@ -43,6 +43,28 @@ async def signup(
     return user
 
 
+Frame = tuple[int | None, str, dict[str, Any]]  # an SSE frame: (id, event, data)
+
+
+def parse_frames(text: str) -> list[Frame]:
+    """Server-sent events with their ids (``None`` for a frame without one)."""
+    out: list[Frame] = []
+    for block in text.split("\n\n"):
+        if not block.strip():
+            continue
+        seq: int | None = None
+        name, data = "message", ""
+        for line in block.split("\n"):
+            if line.startswith("id: "):
+                seq = int(line[4:])
+            elif line.startswith("event: "):
+                name = line[7:]
+            elif line.startswith("data: "):
+                data += line[6:]
+        out.append((seq, name, json.loads(data)))
+    return out
+
+
 def parse_sse(text: str) -> list[tuple[str, dict[str, Any]]]:
     events = []
     for block in text.strip().split("\n\n"):

@@ -8,7 +8,8 @@ verbs rather than by reaching into other objects:
 
 - ``add_tool``: a tool the model may call (removed again at ``stop``);
 - ``add_context_source`` / ``add_after_turn``: text for the system prompt before
-  the model is called, work after the answer is stored (``parley.turns.hooks``);
+  the model is called, work after the answer is stored, whose events (a memory
+  learned) still reach the answer's open stream (``parley.turns.hooks``);
 - ``provide`` / ``require`` / ``lookup``: shared services by typed key
   (``parley.container``), e.g. the knowledge feature provides
   ``CONVERSATION_FILES`` and the sandbox looks it up when it runs code;

@@ -7,18 +7,16 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import json
 import time
 from typing import Any
 
 import httpx
 import pytest
 
-from apihelpers import Client, make_client, signup
+from apihelpers import Client, Frame, make_client, signup
+from apihelpers import parse_frames as parse
 from parley.providers.scripted import Reply, ScriptedModel
 from parley.turns.events import MemoryTurnEvents, Resync
-
-Frame = tuple[int | None, str, dict[str, Any]]  # (id, event, data)
 
 WORDS = " ".join(f"w{i}" for i in range(120)) + " "
 
@@ -26,24 +24,6 @@ WORDS = " ".join(f"w{i}" for i in range(120)) + " "
 @pytest.fixture
 def overrides(request: pytest.FixtureRequest) -> dict[str, Any]:
     return dict(getattr(request, "param", {}))
-
-
-def parse(text: str) -> list[Frame]:
-    out: list[Frame] = []
-    for block in text.split("\n\n"):
-        if not block.strip():
-            continue
-        seq: int | None = None
-        name, data = "message", ""
-        for line in block.split("\n"):
-            if line.startswith("id: "):
-                seq = int(line[4:])
-            elif line.startswith("event: "):
-                name = line[7:]
-            elif line.startswith("data: "):
-                data += line[6:]
-        out.append((seq, name, json.loads(data)))
-    return out
 
 
 def text_of(frames: list[Frame]) -> str:

@@ -46,6 +46,11 @@ def _free_port() -> int:
 
 
 @pytest.fixture
+def overrides(request: pytest.FixtureRequest) -> dict[str, Any]:
+    return dict(getattr(request, "param", {}))
+
+
+@pytest.fixture
 def server_tools() -> list[Tool]:
     """Tools added to the server's registry (a test parametrizes this)."""
     return []
@@ -286,6 +291,47 @@ def test_login_then_chat_is_a_client_of_the_server(
         term.ctrl_c()
         assert term.wait() == 0
         assert "Traceback" not in term.seen
+    finally:
+        term.close()
+
+
+def _learned(fact: str, delay_s: float) -> Reply:
+    """The memory model's extraction reply (the chat's own model: no memory_model)."""
+    data = {"memories": [{"action": "add", "fact": fact, "memory": 0}]}
+    return Reply(data=data, chunk_size=1000, delay_s=delay_s)
+
+
+@pytest.mark.parametrize("overrides", [{"title_model": "none"}], indirect=True)
+def test_a_memory_learned_after_the_answer_is_one_line_and_never_holds_the_prompt(
+    server: str, scripted: ScriptedModel, tmp_path: Path
+) -> None:
+    env = _env(tmp_path)
+    _login(server, env)
+    term = Terminal(["chat", "--url", server], env)
+    try:
+        term.expect(PROMPT)
+        scripted.enqueue("Lisbon is lovely.", _learned("I keep bees", 0.5))
+        term.send("I live in Lisbon and I keep bees")
+        term.expect("Lisbon is lovely.")
+        term.expect("Memory updated: I keep bees. (saved)")
+        term.expect(PROMPT)
+
+        # A memory model slower than the client waits: the prompt comes back anyway,
+        # and the memory arriving later on the abandoned stream prints nothing.
+        scripted.enqueue("Bees like lavender.", _learned("I grow lavender", 4.0))
+        term.send("I grow lavender for my bees")
+        term.expect("Bees like lavender.")
+        answered = time.monotonic()
+        term.expect(PROMPT)
+        assert time.monotonic() - answered < 4.0
+        time.sleep(4.5)
+        term.send("/help")
+        term.expect("Ctrl+C stops an answer")
+        term.expect(PROMPT)
+        assert "I grow lavender" not in term.seen.replace("I grow lavender for my bees", "")
+        assert "Traceback" not in term.seen
+        term.send("/exit")
+        assert term.wait() == 0
     finally:
         term.close()
 

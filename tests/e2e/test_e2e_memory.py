@@ -31,6 +31,7 @@ from e2ehelpers import (
     content,
     messages,
     new_context,
+    shot,
     sign_in,
     start_parley,
     watch,
@@ -249,12 +250,32 @@ def test_automatic_extraction_uses_the_memory_model_and_links_back(
     page.goto("/")
     upstream.script(
         {"text": "Exciting! Label everything and keep mornings calm."},
-        extraction_reply(
-            {"action": "add", "fact": "My daughter Lea starts school in September", "memory": 0},
-            {"action": "add", "fact": "I live in Tokyo", "memory": 0},  # not said: dropped
-        ),
+        {
+            **extraction_reply(
+                {
+                    "action": "add",
+                    "fact": "My daughter Lea starts school in September",
+                    "memory": 0,
+                },
+                {"action": "add", "fact": "I live in Tokyo", "memory": 0},  # not said: dropped
+            ),
+            "delay": 1.5,  # the memory model thinks a while after the answer is done
+        },
     )
-    chat(page, "My daughter Lea starts school in September, any tips?")
+    answer = chat(page, "My daughter Lea starts school in September, any tips?")
+    # The answer is done and the composer free while extraction still runs...
+    expect(page.get_by_test_id("composer")).to_be_editable()
+    page.get_by_test_id("composer").fill("Thanks!")
+    expect(page.get_by_test_id("send")).to_be_enabled()
+    # ...then the learned memory's chip shows under it, live: no reload.
+    chip = answer.get_by_test_id("memory-updated")
+    expect(chip).to_be_visible()
+    expect(chip.get_by_test_id("memory-updated-item")).to_have_text(
+        ["My daughter Lea starts school in September. (saved)"]
+    )
+    expect(answer.get_by_test_id("memories-used")).to_have_count(0)
+    expect(page.get_by_test_id("composer")).to_have_value("Thanks!")  # the draft is kept
+    shot(page, "memory-chip-learned-live")
     source_conversation = conversation_id(page)
     [extraction] = eventually(lambda: turns(upstream, MEMORY_MODEL), "the extraction request")
     assert extraction["json"]["response_format"]["type"] == "json_schema"
@@ -294,7 +315,10 @@ def test_review_mode_shows_a_proposed_update_and_approving_replaces_the_memory(
         {"text": "Congratulations on the new job!"},
         extraction_reply({"action": "update", "fact": "I now work as a teacher", "memory": 1}),
     )
-    chat(page, "I now work as a teacher at a primary school")
+    proposed = chat(page, "I now work as a teacher at a primary school")
+    expect(proposed.get_by_test_id("memory-updated-item")).to_have_text(
+        ["I now work as a teacher. (waiting for your review)"]
+    )
     eventually(lambda: memories(account, memory_server, "pending"), "the proposed update")
     page.goto("/settings/memory")
     waiting = page.get_by_test_id("memory-pending")

@@ -70,22 +70,28 @@ async def test_extraction_never_holds_the_reply_back(
     memory_model.gate.clear()  # the memory model does not answer until released
     extraction.append({"action": "add", "fact": "I keep bees in my garden", "memory": 0})
     conv = (await client.post("/api/conversations", json={})).json()["id"]
-    response = await asyncio.wait_for(
+    posted = asyncio.create_task(
         client.post(
             f"/api/conversations/{conv}/messages",
             json={"content": "I keep bees in my garden; which flowers do they like?"},
-        ),
-        timeout=60,
+        )
     )
-    done = dict(parse_sse(response.text))["done"]
-    assert done["message"]["status"] == "complete" and done["message"]["content"] == "Noted."
     for _ in range(500):  # extraction did start, after the reply, and is still waiting
         if memory_model.waiting:
             break
         await asyncio.sleep(0.01)
     assert memory_model.waiting == 1
+    # The answer is complete and stored meanwhile (the stream stays open only for
+    # the memory's late event; tests/api/test_late_events.py times `done` itself).
+    [_, answer] = (await client.get(f"/api/conversations/{conv}")).json()["messages"]
+    assert answer["status"] == "complete" and answer["content"] == "Noted."
     assert await _memories(client) == []
+    assert not posted.done()
     memory_model.gate.set()
+    response = await asyncio.wait_for(posted, timeout=60)
+    events = parse_sse(response.text)
+    assert dict(events)["done"]["message"]["status"] == "complete"
+    assert [name for name, _ in events][-1] == "memory_updated"
     await settled()
     assert await _memories(client) == ["I keep bees in my garden."]
 

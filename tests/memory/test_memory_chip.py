@@ -149,13 +149,19 @@ async def test_recall_floor_injects_only_relevant_memories(
     assert used(turn["done"]["message"]) == expected  # "Memories used" = what was injected
 
 
-async def test_automatic_extraction_is_kept_on_the_answer_after_the_turn(
+async def test_automatic_extraction_comes_after_done_and_is_kept_on_the_answer(
     client: Client, user: dict[str, Any], say: Say, extraction: list[dict[str, Any]]
 ) -> None:
-    # Extraction runs after the stream ended: no event, but a reload shows the chip.
+    # Extraction runs after the answer: its event follows `done` on the same stream
+    # (the chip shows live), and a reload shows the chip from the stored sources.
     extraction.append({"action": "add", "fact": "I keep bees in my garden", "memory": 0})
     turn = await say("I keep bees in my garden, what flowers do they like?")
-    assert events_named(turn, "memory_updated") == []
+    [event] = events_named(turn, "memory_updated")
+    names = [name for name, _ in turn["events"]]
+    assert names.index("memory_updated") > names.index("done")
+    assert [(m["title"], m["action"]) for m in event["memories"]] == [
+        ("I keep bees in my garden.", "added")
+    ]
     stored = await stored_answer(client, turn["conversation"])
     assert [(s["title"], s.get("action")) for s in stored["sources"]] == [
         ("I keep bees in my garden.", "added")

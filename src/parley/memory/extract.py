@@ -38,7 +38,7 @@ from parley.memory.service import (
 )
 from parley.memory.store import MemoryStore
 from parley.memory.text import clean_fact, content_words, parse_request, supported_by
-from parley.messages import MemorySource, Message, TextDelta
+from parley.messages import MemorySource, MemoryUpdated, Message, TextDelta
 from parley.providers.base import ChatModel, ChatRequest
 from parley.storage.tables import Message as MessageRow
 from parley.turns.hooks import TurnInfo
@@ -143,6 +143,7 @@ ModelResolver = Callable[[TurnInfo], Awaitable[ChatModel]]
 
 class MemoryExtractor:
     name = "memory_extraction"
+    late_events = True  # what it learned shows on the answer still open in the chat
 
     def __init__(
         self, service: MemoryService, resolve_model: ModelResolver, *, enabled: bool = True
@@ -151,17 +152,24 @@ class MemoryExtractor:
         self.resolve_model = resolve_model
         self.enabled = enabled
 
-    async def after_turn(self, info: TurnInfo, answer: str, status: str) -> None:
+    async def after_turn(
+        self, info: TurnInfo, answer: str, status: str
+    ) -> list[MemoryUpdated] | None:
+        """Extraction for a finished answer; what it changed, as the late event that
+        shows the "Memory updated" chip on the answer still open in the chat."""
         if not self.enabled or info.temporary or status != "complete":
-            return
+            return None
         if not memory_enabled(info.preferences) or parse_request(info.query) is not None:
-            return  # off, or the explicit fast path already handled this message
+            return None  # off, or the explicit fast path already handled this message
         if not mentions_self(info.query):
-            return
-        await self.extract(info)
+            return None
+        changed: list[MemorySource] = []
+        await self.extract(info, changed)
+        return [MemoryUpdated(changed)] if changed else None
 
-    async def extract(self, info: TurnInfo) -> list[str]:
-        """Run extraction for one user message; returns what was done (for tests and evals)."""
+    async def extract(self, info: TurnInfo, changed: list[MemorySource] | None = None) -> list[str]:
+        """Run extraction for one user message; returns what was done (for tests and
+        evals) and appends what it changed to ``changed``."""
         scope = scope_of(info.project_id, info.assistant_id)
         review = review_enabled(info.preferences)
         related: list[Recalled] = await self.service.recall(
@@ -187,7 +195,7 @@ class MemoryExtractor:
         model = await self.resolve_model(info)
         parts = [e.text async for e in model.stream(request) if isinstance(e, TextDelta)]
         done: list[str] = []
-        changed: list[MemorySource] = []
+        changed = [] if changed is None else changed
         for op in parse_operations("".join(parts)):
             target = related[op.memory - 1] if 0 < op.memory <= len(related) else None
             if op.action == "delete":
@@ -232,8 +240,8 @@ class MemoryExtractor:
 
     async def _note_on_answer(self, info: TurnInfo, changed: list[MemorySource]) -> None:
         """Add what extraction changed to the answer's ``sources`` (with each
-        ``action``), so the answer shows the "Memory updated" chip once it is
-        read again (extraction runs after the stream ended)."""
+        ``action``), so the answer shows the "Memory updated" chip once it is read
+        again (the live stream gets it as a late ``memory_updated`` after ``done``)."""
         async with self.service.db.session() as session:
             row = await session.get(MessageRow, info.assistant_message_id)
             if row is None or row.user_id != info.user_id:

@@ -61,6 +61,7 @@ def plan_summary(rows: list[MessageRow], budget: int, *, trigger: float, keep: f
 
 class HistorySummarizer:
     name = "history_summary"
+    late_events = False  # nobody waits for it: the answer's stream need not stay open
 
     def __init__(
         self,
@@ -81,14 +82,15 @@ class HistorySummarizer:
 
     async def after_turn(self, info: TurnInfo, answer: str, status: str) -> None:
         if not self.enabled or status not in ("complete", "cancelled"):
-            return
+            return None
         if info.conversation_id in self._running:
-            return  # one summary at a time per conversation; the next turn catches up
+            return None  # one summary at a time per conversation; the next turn catches up
         self._running.add(info.conversation_id)
         try:
             await self.refresh(info)
         finally:
             self._running.discard(info.conversation_id)
+        return None
 
     async def refresh(self, info: TurnInfo) -> bool:
         """Fold old turns into the stored summary when due; True when it changed."""

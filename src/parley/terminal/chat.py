@@ -15,10 +15,12 @@ from __future__ import annotations
 import contextlib
 import getpass
 import json
+import queue
 import socket
 import sys
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +45,9 @@ COMMANDS: dict[str, str] = {
     "/exit": "quit (also Ctrl+D, or Ctrl+C twice at the prompt)",
 }
 FILE_WAIT_S = 30.0
+LATE_WAIT_S = 2.0  # after an answer, how long its stream may still bring a memory or title
+VERBS = {"added": "saved", "updated": "updated", "merged": "already saved",
+         "proposed": "waiting for your review", "deleted": "forgotten"}  # fmt: skip
 
 
 def _one_line(text: str, limit: int = 100) -> str:
@@ -303,10 +308,8 @@ class ChatSession:
         answer = _Answer(self.console)
         try:
             with self.client.send(conversation_id, text, self.model) as events:
-                for name, data in events:
+                for name, data in _until_quiet(events, LATE_WAIT_S):
                     code = self._on_event(name, data, answer, conversation_id) or code
-                    if name == "title":
-                        break  # a model-made title may follow; /history shows it
         except KeyboardInterrupt:
             answer.stop()
             with contextlib.suppress(ClientError):
@@ -353,6 +356,15 @@ class ChatSession:
                 self.say(f"  [{i}] {_one_line(source.get('title') or '', 60)}  {where}", "dim")
             if data.get("finish_reason") == "cancelled":
                 self.say("(stopped)", "yellow")
+        elif name == "memory_updated":  # "remember that...", or learned after the answer
+            answer.stop()
+            changes = [
+                f"{m.get('title')} ({VERBS.get(m.get('action') or 'added', m.get('action'))})"
+                for m in data.get("memories") or []
+                if isinstance(m, dict)
+            ]
+            if changes:
+                self.say(_one_line("Memory updated: " + "; ".join(changes), 200), "dim")
         elif name == "title" and self.conversation is not None:
             self.conversation["title"] = data.get("title")
         return 0
@@ -451,6 +463,44 @@ class _Answer:
 
 
 # ---------------------------------------------------------------- entry points
+
+
+def _until_quiet(
+    events: Iterator[tuple[str, dict[str, Any]]], wait_s: float
+) -> Iterator[tuple[str, dict[str, Any]]]:
+    """The turn's events, read in a helper thread; once ``done`` has come, the late
+    ones (a memory learned after the answer, the model's title) for at most
+    ``wait_s`` more, so the prompt comes back promptly even if the stream stays open.
+    The caller closing the response ends the helper's read."""
+    inbox: queue.Queue[tuple[str, dict[str, Any]] | BaseException | None] = queue.Queue()
+
+    def read() -> None:
+        try:
+            for item in events:
+                inbox.put(item)
+            inbox.put(None)
+        except BaseException as exc:  # handed to the reader: raised there, not lost
+            inbox.put(exc)
+
+    threading.Thread(target=read, daemon=True, name="parley-chat-events").start()
+    deadline: float | None = None
+    while True:
+        if deadline is None:
+            item = inbox.get()
+        else:
+            try:
+                item = inbox.get(timeout=max(deadline - time.monotonic(), 0.0))
+            except queue.Empty:
+                return
+        if item is None:
+            return
+        if isinstance(item, BaseException):
+            if deadline is not None:
+                return  # the answer is in; a cut after it changes nothing shown
+            raise item
+        yield item
+        if item[0] == "done" and deadline is None:
+            deadline = time.monotonic() + wait_s
 
 
 def _client(url: str) -> ParleyClient:

@@ -1,7 +1,8 @@
 """A running turn's events, kept so a client can reattach: replay, then the live tail.
 
 Every item a turn produces (``TurnItem``: the engine's events, the ``Final``
-record, the ``TitleMade`` after it) is *published* once, by the turn's background
+record, the ``TitleMade`` and the after-turn hooks' events after it: the log
+stays open for them, ``LogHold``) is *published* once, by the turn's background
 task, into the turn's log under its assistant message id, and gets a sequence
 number (1, 2, 3...: the SSE ``id:`` of the frame it becomes). Every reader, the
 request that started the turn included, is a *subscriber* from a sequence number:
@@ -49,6 +50,7 @@ from parley.messages import Source, ToolStep
 
 __all__ = [
     "LiveTurnEvents",
+    "LogHold",
     "MemoryTurnEvents",
     "Resync",
     "Subscription",
@@ -190,6 +192,50 @@ class TurnLog:
             waiter = asyncio.get_running_loop().create_future()
             self._waiters.append(waiter)
             await waiter
+
+
+class LogHold:
+    """Keeps a finished turn's log open for work that may still publish on it (the
+    model-made title, the after-turn hooks' late events): ``close`` runs once every
+    holder has released it, or after ``max_s`` whatever still runs (never forever)."""
+
+    __slots__ = ("_close", "_left", "_timer", "ended")
+
+    def __init__(self, close: Callable[[], None], holders: int, max_s: float) -> None:
+        self._close = close
+        self._left = holders
+        self.ended = False
+        self._timer: asyncio.TimerHandle | None = None
+        if holders <= 0:
+            self._end()
+        else:
+            self._timer = asyncio.get_running_loop().call_later(max_s, self._end)
+
+    def release(self) -> None:
+        self._left -= 1
+        if self._left <= 0:
+            self._end()
+
+    def releaser(self) -> Callable[[], None]:
+        """``release`` for one holder, counted once however often it is called (a
+        task's own ``finally`` and its done-callback, for one cancelled unstarted)."""
+        done = False
+
+        def release_once() -> None:
+            nonlocal done
+            if not done:
+                done = True
+                self.release()
+
+        return release_once
+
+    def _end(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if not self.ended:
+            self.ended = True
+            self._close()
 
 
 class TurnEvents(Protocol):

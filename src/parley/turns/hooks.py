@@ -5,7 +5,9 @@
   the sources shown to the user. Sources run concurrently under a time limit;
   one that fails or is slow is skipped and logged, never failing the turn.
 - An ``AfterTurn`` hook runs once the answer is stored (memory extraction,
-  summaries). It runs in the background and never delays the reply.
+  summaries). It runs in the background and never delays the reply; what it
+  returns (e.g. ``MemoryUpdated`` for a memory extraction learned) is published
+  late on the answer's stream, which stays open for it (``run_after_turn``).
 - A ``ToolConfirmer`` (service key ``TOOL_CONFIRMER``) makes side-effecting
   tool calls wait for the user's approval.
 
@@ -17,17 +19,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from parley.container import Key
-from parley.messages import Source, ToolCall, ToolConfirm
+from parley.messages import Source, ToolCall, ToolConfirm, TurnEvent
 from parley.providers.base import ModelInfo
+from parley.turns.events import TurnLog
 
 log = logging.getLogger(__name__)
 
 GATHER_TIMEOUT_S = 5.0
+AFTER_TURN_HOLD_S = 60.0  # the longest a finished turn's stream waits for its hooks
 
 
 @dataclass(slots=True, frozen=True)
@@ -68,9 +72,18 @@ class ContextSource(Protocol):
 
 
 class AfterTurn(Protocol):
-    name: str
+    """Work once the answer is stored. A hook with ``late_events`` may return events
+    (``MemoryUpdated``...) for the answer's readers, who get them after ``done``: the
+    turn's stream stays open until such hooks have returned (at most
+    ``AFTER_TURN_HOLD_S``). Hooks without it (summaries) return None and run after
+    those, while nobody waits for them."""
 
-    async def after_turn(self, info: TurnInfo, answer: str, status: str) -> None: ...
+    name: str
+    late_events: bool
+
+    async def after_turn(
+        self, info: TurnInfo, answer: str, status: str
+    ) -> Sequence[TurnEvent] | None: ...
 
 
 class Revoker(Protocol):
@@ -127,10 +140,35 @@ async def gather_context(
 
 
 async def run_after_turn(
-    hooks: Sequence[AfterTurn], info: TurnInfo, answer: str, status: str
+    hooks: Sequence[AfterTurn],
+    info: TurnInfo,
+    answer: str,
+    status: str,
+    turn_log: TurnLog | None = None,
+    heard: Callable[[], None] | None = None,
 ) -> None:
-    for hook in hooks:
-        try:
-            await hook.after_turn(info, answer, status)
-        except Exception:
-            log.exception("after-turn hook %s failed", hook.name)
+    """The hooks with ``late_events`` first, publishing what each returns on
+    ``turn_log`` while the log is open (a log closed by its time limit drops late
+    events: the hooks keep their own record, e.g. on the answer's ``sources``);
+    then ``heard()`` (the stream may close) and the other hooks."""
+    try:
+        for hook in [h for h in hooks if h.late_events]:
+            late = await _quietly(hook, info, answer, status)
+            if late and turn_log is not None and not turn_log.closed:
+                for event in late:
+                    turn_log.publish(event)
+    finally:
+        if heard is not None:
+            heard()
+    for hook in [h for h in hooks if not h.late_events]:
+        await _quietly(hook, info, answer, status)
+
+
+async def _quietly(
+    hook: AfterTurn, info: TurnInfo, answer: str, status: str
+) -> Sequence[TurnEvent] | None:
+    try:
+        return await hook.after_turn(info, answer, status)
+    except Exception:
+        log.exception("after-turn hook %s failed", hook.name)
+        return None

@@ -55,6 +55,7 @@ from parley.timezones import zone_or_utc
 from parley.tools import ToolContext, ToolRegistry
 from parley.turns.control import GenerationControl, StopSignal, owner, owner_of
 from parley.turns.events import (
+    LogHold,
     Resync,
     Subscription,
     TitleMade,
@@ -64,6 +65,7 @@ from parley.turns.events import (
 )
 from parley.turns.history import history_from_rows, history_limit, split_summarized
 from parley.turns.hooks import (
+    AFTER_TURN_HOLD_S,
     TOOL_CONFIRMER,
     AfterTurn,
     ContextSource,
@@ -385,7 +387,7 @@ class TurnService:
         message is the answer)."""
         return self.events.subscribe(message_id, after)
 
-    def _spawn(self, coro: Any, user_id: str | None = None) -> None:
+    def _spawn(self, coro: Any, user_id: str | None = None) -> asyncio.Task[None]:
         task = asyncio.create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -393,6 +395,7 @@ class TurnService:
             mine = self._after.setdefault(user_id, set())
             mine.add(task)
             task.add_done_callback(lambda t: self._forget(user_id, t))
+        return task
 
     def _forget(self, user_id: str, task: asyncio.Task[None]) -> None:
         mine = self._after.get(user_id)
@@ -485,10 +488,10 @@ class TurnService:
         *,
         revoked: bool = False,
     ) -> None:
-        """Store the record and end the stream: ``Final`` and the end marker, or a
-        ``storage_error`` when the answer could not be saved (the stream ends
-        either way); then the after-turn hooks run in the background, unless the
-        turn was stopped because its owner was revoked."""
+        """Store the record and publish ``Final`` (or a ``storage_error`` when the
+        answer could not be saved; the stream ends then); then the model's title and
+        the after-turn hooks run in the background (not for a turn stopped because
+        its owner was revoked) and the log closes once both are done."""
         await recorder.stop_flushing()
         try:
             final = await asyncio.shield(recorder.finish())
@@ -506,21 +509,27 @@ class TurnService:
         queue.publish(final)
         if final.title:
             queue.publish(TitleMade(turn.conversation_id, final.title))
-        if final.title and final.message.status == "complete" and not revoked:
-            # The answer is out (``done`` was framed); the stream stays open for the
-            # model's title, which replaces the first-line one when it is plausible.
-            self._spawn(self._retitle(turn, final.title, recorder.text(), queue))
-        else:
-            self.events.close(turn.assistant_message.id)
-        if self.after_turn and not revoked:
-            self._spawn(
-                run_after_turn(self.after_turn, turn.info, recorder.text(), final.message.status),
-                user_id=turn.user_id,
+        # The answer is out (``done`` was framed); the stream stays open for the model's
+        # title and the after-turn hooks' late events (a memory learned), then closes.
+        retitle = bool(final.title) and final.message.status == "complete" and not revoked
+        after = bool(self.after_turn) and not revoked
+        message_id = turn.assistant_message.id
+        hold = LogHold(lambda: self.events.close(message_id), retitle + after, AFTER_TURN_HOLD_S)
+        if retitle:
+            self._spawn(self._retitle(turn, final.title or "", recorder.text(), queue, hold))
+        if after:
+            heard = hold.releaser()
+            hooks = run_after_turn(
+                self.after_turn, turn.info, recorder.text(), final.message.status, queue, heard
             )
+            task = self._spawn(hooks, user_id=turn.user_id)
+            task.add_done_callback(lambda _: heard())  # cancelled before it ran, too
 
-    async def _retitle(self, turn: PreparedTurn, first: str, answer: str, queue: TurnLog) -> None:
+    async def _retitle(
+        self, turn: PreparedTurn, first: str, answer: str, queue: TurnLog, hold: LogHold
+    ) -> None:
         """A model-made title for a new conversation (``turns/titles.py``), published
-        and stored unless the user renamed the chat meanwhile; then the log closes."""
+        and stored unless the user renamed the chat meanwhile; then ``hold`` is released."""
         try:
             model = await self._title_model(turn)
             title = None
@@ -537,7 +546,7 @@ class TurnService:
         except Exception:
             log.exception("could not store the model's title")
         finally:
-            self.events.close(turn.assistant_message.id)
+            hold.release()
 
     async def _title_model(self, turn: PreparedTurn) -> ChatModel | None:
         """``title_model`` ("none": no model titles), else the chat's model unless it

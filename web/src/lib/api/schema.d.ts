@@ -1366,7 +1366,8 @@ export interface components {
          * @description One event of a chat turn's stream: ``event: <event>`` and ``data: <data as
          *     JSON>``. ``start`` first; then any of ``text``, ``reasoning``, ``tool_start``,
          *     ``tool_confirm``, ``tool_result``, ``sources``, ``memory_updated``, ``usage``,
-         *     ``context``, ``error``; always ``done``; ``title`` when an automatic title was made. Each has
+         *     ``context``, ``error``; always ``done``; after it ``title`` when an automatic title
+         *     was made and ``memory_updated`` when a memory was learned after the answer. Each has
          *     an ``id:`` (``start`` 0, then increasing) a reader sends back as ``Last-Event-ID``
          *     to reattach; ``resync`` comes only on a reattached stream.
          */
@@ -1653,7 +1654,9 @@ export interface components {
         };
         /**
          * DoneEvent
-         * @description ``done``, always the last event but ``title``.
+         * @description ``done``: the stored answer. Only events about the finished answer may follow
+         *     it, while the stream stays open for them (60 s at most): ``title`` and
+         *     ``memory_updated`` (a memory learned from the message after the answer).
          */
         DoneEvent: {
             /** Finish Reason */
@@ -2363,10 +2366,11 @@ export interface components {
         /**
          * MemoryUpdatedEvent
          * @description ``memory_updated``: the turn saved, changed or deleted saved memories (the user
-         *     asked "remember that ...", or the model called ``remember``); the web app shows a
-         *     "Memory updated" chip linking to ``url``. Sent after the ``sources`` event that
-         *     lists them (each with its ``action``), so the stored answer's ``sources`` hold
-         *     them too.
+         *     asked "remember that ...", or the model called ``remember``; or, after ``done``,
+         *     automatic extraction learned one from the message); the web app shows a
+         *     "Memory updated" chip linking to ``url``. The stored answer's ``sources`` hold
+         *     them too, each with its ``action`` (during the turn, a ``sources`` event listing
+         *     them comes first).
          */
         MemoryUpdatedEvent: {
             /** Memories */
@@ -5098,7 +5102,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description The turn's events, each `event: <name>` and `data: <JSON>` (`ChatStreamEvent` names every event and its payload): `start` first, then any of `text`, `reasoning`, `tool_start`, `tool_confirm`, `tool_result`, `sources`, `memory_updated`, `usage`, `context`, `error`; always `done`; `title` when an automatic title was made. Every event has an `id:` (`start` is 0); send the last one seen as `Last-Event-ID` to `GET .../messages/{message_id}/events` to reattach. */
+            /** @description The turn's events, each `event: <name>` and `data: <JSON>` (`ChatStreamEvent` names every event and its payload): `start` first, then any of `text`, `reasoning`, `tool_start`, `tool_confirm`, `tool_result`, `sources`, `memory_updated`, `usage`, `context`, `error`; always `done`; after it, on a stream kept open for them (60 s at most), `title` when an automatic title was made and `memory_updated` when a memory was learned after the answer. Every event has an `id:` (`start` is 0); send the last one seen as `Last-Event-ID` to `GET .../messages/{message_id}/events` to reattach. */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -5134,7 +5138,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description The turn's events, each `event: <name>` and `data: <JSON>` (`ChatStreamEvent` names every event and its payload): `start` first, then any of `text`, `reasoning`, `tool_start`, `tool_confirm`, `tool_result`, `sources`, `memory_updated`, `usage`, `context`, `error`; always `done`; `title` when an automatic title was made. Every event has an `id:` (`start` is 0); send the last one seen as `Last-Event-ID` to `GET .../messages/{message_id}/events` to reattach. */
+            /** @description The turn's events, each `event: <name>` and `data: <JSON>` (`ChatStreamEvent` names every event and its payload): `start` first, then any of `text`, `reasoning`, `tool_start`, `tool_confirm`, `tool_result`, `sources`, `memory_updated`, `usage`, `context`, `error`; always `done`; after it, on a stream kept open for them (60 s at most), `title` when an automatic title was made and `memory_updated` when a memory was learned after the answer. Every event has an `id:` (`start` is 0); send the last one seen as `Last-Event-ID` to `GET .../messages/{message_id}/events` to reattach. */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -5171,7 +5175,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description The same events as the stream that started the turn, with the same ids: those after `Last-Event-ID` (all of them, `start` included, without it), then the live ones; `resync` (the answer so far) first when the missed events are no longer kept. Ends with `done` (and `title`) like the original. A turn that finished earlier, or runs on another worker, answers one `done` with the stored message. */
+            /** @description The same events as the stream that started the turn, with the same ids: those after `Last-Event-ID` (all of them, `start` included, without it), then the live ones; `resync` (the answer so far) first when the missed events are no longer kept. Ends like the original: `done`, and the `title` or `memory_updated` that follow it; a reader that had seen `done` gets those, then `done` again from the stored message. A turn that finished earlier, or runs on another worker, answers one `done` with the stored message. */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -5207,7 +5211,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description The turn's events, each `event: <name>` and `data: <JSON>` (`ChatStreamEvent` names every event and its payload): `start` first, then any of `text`, `reasoning`, `tool_start`, `tool_confirm`, `tool_result`, `sources`, `memory_updated`, `usage`, `context`, `error`; always `done`; `title` when an automatic title was made. Every event has an `id:` (`start` is 0); send the last one seen as `Last-Event-ID` to `GET .../messages/{message_id}/events` to reattach. */
+            /** @description The turn's events, each `event: <name>` and `data: <JSON>` (`ChatStreamEvent` names every event and its payload): `start` first, then any of `text`, `reasoning`, `tool_start`, `tool_confirm`, `tool_result`, `sources`, `memory_updated`, `usage`, `context`, `error`; always `done`; after it, on a stream kept open for them (60 s at most), `title` when an automatic title was made and `memory_updated` when a memory was learned after the answer. Every event has an `id:` (`start` is 0); send the last one seen as `Last-Event-ID` to `GET .../messages/{message_id}/events` to reattach. */
             200: {
                 headers: {
                     [name: string]: unknown;

@@ -181,6 +181,10 @@ class Chat {
           this.handle(ev);
           continue;
         }
+        if (ev.type === 'memory_updated' && final) {
+          memoryUpdates.add(final.id, ev.data); // learned after the answer: shown on it
+          continue;
+        }
         if (this.controller !== controller) return;
         if (ev.id !== undefined) this.lastEventId = ev.id;
         if (ev.type === 'start') continue; // the messages are on the page already
@@ -343,6 +347,7 @@ class Chat {
     this.live = { assistantId: TMP_ASSISTANT, blocks: [], tail: '', reasoning: '', steps: [], parts: [], usage: null, error: null, startedAt: performance.now() };
     let started = false;
     let finished = false;
+    let answered: string | null = null; // the finished answer's id, for late events
     const snapshot = this.messages;
     this.lastEventId = null;
     // A cut mid-answer (network blip): reattach where the stream stopped.
@@ -360,10 +365,19 @@ class Chat {
           this.handle(ev);
           continue;
         }
+        // A memory that automatic extraction learned comes after `done`: its chip
+        // goes on the finished answer while the composer stays free.
+        if (ev.type === 'memory_updated' && answered) {
+          memoryUpdates.add(answered, ev.data);
+          continue;
+        }
         if (this.controller !== controller) return true; // navigated away
         if (ev.id !== undefined) this.lastEventId = ev.id;
         if (ev.type === 'start') started = true;
-        if (ev.type === 'done') finished = true;
+        if (ev.type === 'done') {
+          finished = true;
+          answered = ev.data.message?.id ?? null;
+        }
         this.handle(ev);
         if (finished) this.release(controller);
       }
