@@ -103,10 +103,15 @@ async def test_close_kills_spares(sandbox_config: SandboxConfig, sink: MemorySin
     config = replace(sandbox_config, spares=1, host_uid_base=sandbox_config.host_uid_base + 500)
     mgr = SandboxManager(config, sink)
     mgr.start_reaper(interval_s=3600)
-    assert await mgr.spares_ready() == 1
-    uid = config.host_uid_base  # the spare holds slot 0
-    assert host_uid_processes(uid), "the spare runs as its own unprivileged uid"
-    await mgr.close()
+    try:
+        assert await mgr.spares_ready() == 1
+        # the spare holds slot 0 of whichever block this manager claimed (another
+        # process on the machine may hold the first one)
+        uid = mgr.host_uid(0)
+        assert uid is not None
+        assert host_uid_processes(uid), "the spare runs as its own unprivileged uid"
+    finally:
+        await mgr.close()  # a failure above must not leave the spare to the next tests
     assert host_uid_processes(uid) == []
 
 
