@@ -323,6 +323,8 @@ def run(quick: bool = False) -> Table:
             "OPENAI_BASE_URL": upstream.url,
             "OPENAI_API_KEY": "sk-bench",
             "PARLEY_LOCAL_MODEL_ENABLED": "false",
+            # a new chat's model-made title is a second model call: not relay work
+            "PARLEY_TITLE_MODEL": "none",
         }
         parley = start_parley(work, env=env, lag_file=lag_file)
         procs.append(parley)

@@ -357,6 +357,8 @@ def run(quick: bool = False) -> Table:
             "OPENAI_BASE_URL": upstream.url,
             "OPENAI_API_KEY": "sk-bench",
             "PARLEY_LOCAL_MODEL_ENABLED": "false",
+            # a new chat's model-made title is a second model call: not relay work
+            "PARLEY_TITLE_MODEL": "none",
             "PARLEY_MEMORY_AUTO": "false",
         }
         dirs = [Path(work / "on"), Path(work / "off")]
