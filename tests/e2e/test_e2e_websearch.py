@@ -21,18 +21,18 @@ from urllib.parse import urlsplit
 import pytest
 from e2ehelpers import (
     PageLog,
-    Proc,
     Upstream,
     api_signup,
     chat,
     content,
     messages,
     new_context,
+    running_parley,
     shot,
     sign_in,
-    start_parley,
     ui_signup,
     unique_email,
+    upstream_env,
     watch,
 )
 from localweb import LocalWeb
@@ -53,18 +53,10 @@ def searx() -> Iterator[LocalWeb]:
 @pytest.fixture(scope="module")
 def bare_server(upstream: Upstream, e2e_tmp: Path) -> Iterator[str]:
     """A server whose environment configures no web search (and no first account yet)."""
-    env = {
-        "OPENAI_BASE_URL": upstream.base_url,
-        "OPENAI_API_KEY": "sk-e2e-dummy",
-        "PARLEY_LOCAL_MODEL_ENABLED": "false",
-        "PARLEY_MEMORY_AUTO": "false",
-    }
-    proc: Proc
-    proc, base = start_parley("parley-websearch", e2e_tmp / "websearch-data", env, e2e_tmp)
-    try:
+    with running_parley(
+        "parley-websearch", e2e_tmp / "websearch-data", upstream_env(upstream), e2e_tmp
+    ) as base:
         yield base
-    finally:
-        proc.stop()
 
 
 def _system_prompt(upstream: Upstream) -> str:
