@@ -324,7 +324,11 @@ async def test_task_cancellation_yields_done_then_propagates() -> None:
             seen.append(event)
 
     task = asyncio.create_task(consume())
-    await asyncio.sleep(0.05)
+    # cancel once some text has arrived (not after a fixed sleep: a loaded machine
+    # may not have produced any by then)
+    async with asyncio.timeout(30):
+        while not text_of(seen):
+            await asyncio.sleep(0.005)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task

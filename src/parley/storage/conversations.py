@@ -298,6 +298,7 @@ class ConversationStore:
         role: str,
         content: str,
         parent_id: str | None,
+        flush: bool = True,
         **fields: Any,
     ) -> Message:
         """Insert one message under ``parent_id`` and make it the active leaf.
@@ -306,6 +307,12 @@ class ConversationStore:
         regeneration is a new assistant message beside the old answer. Raises
         ``NotFound`` when the conversation is not the user's or the parent is
         not in this conversation. ``fields`` may also carry ``id``.
+
+        ``flush=False`` leaves the row pending, so that a turn's question and
+        answer go to the database in one flush (one INSERT of both rows and one
+        UPDATE of the conversation instead of two of each: every statement is a
+        round trip to the database thread before the model is called). A parent
+        still pending in this session is found without a query.
         """
         target = await self._attached(conv)
         if target is None:
@@ -316,7 +323,10 @@ class ConversationStore:
         _check_fields(fields, MESSAGE_FIELDS)
         if parent_id is not None:
             # By primary key: no query at all when the turn just loaded or wrote it.
-            parent = await self.session.get(Message, parent_id)
+            parent = next(
+                (m for m in self.session.new if isinstance(m, Message) and m.id == parent_id),
+                None,
+            ) or await self.session.get(Message, parent_id)
             if parent is None or (parent.conversation_id, parent.user_id) != (
                 conv.id,
                 self.user_id,
@@ -338,7 +348,8 @@ class ConversationStore:
         target.active_leaf_id, target.updated_at = message.id, now
         if conv is not target:  # keep the caller's copy in step too
             conv.active_leaf_id, conv.updated_at = message.id, now
-        await self.session.flush()
+        if flush:
+            await self.session.flush()
         return message
 
     async def get_message(self, message_id: str) -> Message | None:
@@ -369,22 +380,25 @@ class ConversationStore:
         *,
         window: int | None = None,
         always: Iterable[str] = (),
+        leaf: str | None = None,
     ) -> builtins.list[Message]:
-        """The shown branch, root first, in one recursive query up from the leaf.
+        """The shown branch, root first, in one recursive query up from the leaf
+        (``leaf``, or the conversation's active leaf).
 
         With ``window``, only the newest ``window`` messages are loaded whole, plus
         pinned ones and the ids in ``always``: a turn never needs more history
         than fits the model's context, so a long conversation costs about what a
         new one does (the walk itself reads only ids).
         """
-        if conv.user_id != self.user_id or not conv.active_leaf_id:
+        leaf = leaf or conv.active_leaf_id
+        if conv.user_id != self.user_id or not leaf:
             return []
         path = (
             select(
                 Message.id, Message.parent_id, Message.pinned, literal(0, Integer).label("depth")
             )
             .where(
-                Message.id == conv.active_leaf_id,
+                Message.id == leaf,
                 Message.conversation_id == conv.id,
                 Message.user_id == self.user_id,
             )

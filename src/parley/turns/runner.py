@@ -237,16 +237,26 @@ class TurnService:
             parent, user_row = await self._place_user_message(
                 store, conv, kind, content, parent_id, message_id
             )
+            # A new question stays pending until the answer's row joins it: both are
+            # written by one flush below (each statement is a round trip before the
+            # model is called), so the history is read up to the question's parent.
+            pending = user_row in session.new
             # Only the newest messages can fit the context window (plus pinned ones and
             # the summary's boundary): a 1,000-message conversation costs what a new one does.
             limit = history_limit(model.info.context_window)
-            path = (
-                [user_row]
-                if first and parent is None
-                else await store.active_path(
-                    conv, window=limit, always=[conv.summary_until_id or ""]
-                )
-            )
+            always = [conv.summary_until_id or ""]
+            if first and parent is None:
+                path = [user_row]
+            elif pending:
+                with session.no_autoflush:
+                    above = (
+                        await store.active_path(conv, window=limit - 1, always=always, leaf=parent)
+                        if parent is not None
+                        else []
+                    )
+                path = [*above, user_row]
+            else:
+                path = await store.active_path(conv, window=limit, always=always)
             truncated = bool(path) and path[0].parent_id is not None
             # active_path ends at the user message we answer
             kept, summary = split_summarized(path, conv.summary, conv.summary_until_id)
@@ -317,7 +327,7 @@ class TurnService:
             if parent is not None and await store.get_message(parent) is None:
                 raise NotFound("message", "No such parent message in this conversation.")
             row = await store.add_message(
-                conv, role="user", content=content or "", parent_id=parent
+                conv, role="user", content=content or "", parent_id=parent, flush=False
             )
             return parent, row
         target = await store.get_message(message_id or "")
@@ -327,7 +337,11 @@ class TurnService:
             if target.role != "user":
                 raise Invalid("Only your own messages can be edited.", "not_user_message")
             row = await store.add_message(
-                conv, role="user", content=content or "", parent_id=target.parent_id
+                conv,
+                role="user",
+                content=content or "",
+                parent_id=target.parent_id,
+                flush=False,
             )
             return target.parent_id, row
         # regenerate: answer the same user message again (a sibling of ``target``)
