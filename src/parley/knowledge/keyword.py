@@ -42,7 +42,7 @@ import numpy.typing as npt
 from sqlalchemy import bindparam, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-__all__ = ["keyword_search", "keyword_terms"]
+__all__ = ["keyword_scored", "keyword_search", "keyword_terms"]
 
 MAX_TERMS = 32
 # (common word: in more passages than this, rank at most this many passages) per backend:
@@ -154,6 +154,19 @@ async def keyword_search(
     limit: int = 50,
 ) -> list[int]:
     """Chunk ids of ``user_id`` best matching ``query``, best first."""
+    found = await keyword_scored(session, user_id, query, file_ids, limit)
+    return [chunk_id for chunk_id, _ in found]
+
+
+async def keyword_scored(
+    session: AsyncSession,
+    user_id: str,
+    query: str,
+    file_ids: Sequence[str] | None = None,
+    limit: int = 50,
+) -> list[tuple[int, float]]:
+    """(chunk id, score) of ``user_id``'s passages best matching ``query``, best first:
+    BM25 over the user's statistics on SQLite, ``ts_rank_cd`` on PostgreSQL."""
     terms = keyword_terms(query)
     if not terms or (file_ids is not None and not file_ids):
         return []
@@ -162,6 +175,11 @@ async def keyword_search(
     terms, all_common = _selective_terms(scope, terms, stats.holding)
     if not all_common:
         return await _ranked(session, scope, stats, terms, False, limit)
+    if scope.sqlite:
+        # Counts stopped at the pruning threshold; BM25 over common words, and which of
+        # them are rarest, need them exact: count these few again, to the end.
+        stats = await _statistics(session, scope, terms, exact=True)
+        terms, _ = _selective_terms(scope, terms, stats.holding)
     # Only common words: passages with all of them, else with the two rarest together,
     # else any passage with the rarest (the costly case, now the last resort).
     attempts = [(terms, True)] + ([(terms[:2], True)] if len(terms) > 2 else [])
@@ -175,19 +193,27 @@ async def keyword_search(
 @dataclass(slots=True)
 class _Statistics:
     """The owner's: passages, their characters, and per word the passages holding it
-    (exact on PostgreSQL up to the pruning threshold); per word, every user's passages
-    holding it (SQLite only, to choose how to read term frequencies, never to rank)."""
+    (exact up to the pruning threshold, ``common + 1`` meaning "more", unless counted
+    with ``exact``)."""
 
     passages: int
     chars: int
     holding: dict[str, int]
-    everywhere: dict[str, int]
 
 
-async def _statistics(session: AsyncSession, scope: _Scope, terms: list[str]) -> _Statistics:
+async def _statistics(
+    session: AsyncSession, scope: _Scope, terms: list[str], exact: bool = False
+) -> _Statistics:
     """All counts in one round trip, read at every query: another user's passages never
-    enter the ranking, and a file uploaded or deleted a moment ago already counts."""
+    enter the ranking, and a file uploaded or deleted a moment ago already counts.
+
+    A word's count stops at ``common + 1`` (``TERM_LIMITS``): past it the word is
+    dropped as common anyway, and counting every one of a common word's passages was
+    most of a query's time (a word in 50,000 passages, counted to the end, costs more
+    than ranking the rare words' few thousand). ``exact`` counts to the end."""
     values: dict[str, Any] = {"uid": scope.user_id}
+    values["cap"] = TERM_LIMITS["sqlite" if scope.sqlite else "postgresql"][0] + 1
+    limit = "" if exact else " LIMIT :cap"
     # Only numbered parameter names enter the SQL (S608); the words are bound values.
     if scope.sqlite:
         parts = [
@@ -196,26 +222,20 @@ async def _statistics(session: AsyncSession, scope: _Scope, terms: list[str]) ->
         ]
         for i, term in enumerate(terms):
             if scope.owner_token:  # the index alone answers
-                owner = f"SELECT count(*) FROM knowledge_fts WHERE knowledge_fts MATCH :o{i}"  # noqa: S608
+                rows = f"SELECT 1 FROM knowledge_fts WHERE knowledge_fts MATCH :o{i}"  # noqa: S608
             else:  # never for generated ids: count through the join instead
-                owner = f"SELECT count(*) FROM ({scope.matched_rows('1', f'o{i}', True)})"  # noqa: S608
-            parts.append(f"({owner})")
-            parts.append(f"(SELECT count(*) FROM knowledge_fts WHERE knowledge_fts MATCH :a{i})")  # noqa: S608
+                rows = scope.matched_rows("1", f"o{i}", True)
+            parts.append(f"(SELECT count(*) FROM ({rows}{limit}))")  # noqa: S608
             values[f"o{i}"] = scope.query([term], False, owner_only=True)
-            values[f"a{i}"] = f'text : "{term}"'
-    else:  # ts_rank_cd needs no totals; counts stop past the pruning threshold
+    else:  # ts_rank_cd needs no totals
         parts = ["0", "0"]
-        values["cap"] = TERM_LIMITS["postgresql"][0] + 1
         for i, term in enumerate(terms):
             rows = scope.matched_rows("1", f"o{i}", owner_only=True)
-            parts += [f"(SELECT count(*) FROM ({rows} LIMIT :cap) AS hits)", "0"]  # noqa: S608
+            parts.append(f"(SELECT count(*) FROM ({rows}{limit}) AS hits)")  # noqa: S608
             values[f"o{i}"] = scope.query([term], False)
     row = (await session.execute(text("SELECT " + ", ".join(parts)), values)).one()
     return _Statistics(
-        int(row[0] or 0),
-        int(row[1] or 0),
-        {t: int(row[2 + 2 * i]) for i, t in enumerate(terms)},
-        {t: int(row[3 + 2 * i]) for i, t in enumerate(terms)},
+        int(row[0] or 0), int(row[1] or 0), {t: int(row[2 + i]) for i, t in enumerate(terms)}
     )
 
 
@@ -226,26 +246,27 @@ async def _ranked(
     terms: list[str],
     every: bool,
     limit: int,
-) -> list[int]:
+) -> list[tuple[int, float]]:
     q = scope.query(terms, every)
     if scope.sqlite:
         return await _bm25(session, scope, stats, terms, q, limit)
     statement = scope.bind(
         text(
-            "SELECT c.id FROM knowledge_chunks AS c, to_tsquery('english', :q) AS query"  # noqa: S608
+            "SELECT c.id, ts_rank_cd(c.search_tsv, query) AS score"  # noqa: S608
+            " FROM knowledge_chunks AS c, to_tsquery('english', :q) AS query"
             " WHERE c.search_tsv @@ query AND c.user_id = :uid"
             + ("" if scope.file_ids is None else " AND c.file_id IN :fids")
-            + " ORDER BY ts_rank_cd(c.search_tsv, query) DESC, c.id LIMIT :limit"
+            + " ORDER BY score DESC, c.id LIMIT :limit"
         )
     )
     params = scope.params()
     params.update(q=q, limit=limit)
-    return [int(r[0]) for r in await session.execute(statement, params)]
+    return [(int(r[0]), float(r[1])) for r in await session.execute(statement, params)]
 
 
 async def _bm25(
     session: AsyncSession, scope: _Scope, stats: _Statistics, terms: list[str], q: str, limit: int
-) -> list[int]:
+) -> list[tuple[int, float]]:
     """SQLite: the passages matching ``q`` in the scope, by BM25 over the owner's statistics."""
     # Rows come back as one JSON array each (built in SQLite, parsed in C): thousands of
     # candidates cost milliseconds instead of a Python object per row.
@@ -268,7 +289,7 @@ async def _bm25(
     stems = await _stem(session, terms)
     mean_length = stats.chars / stats.passages if stats.passages and stats.chars else 1.0
     norm = BM25_K1 * (1 - BM25_B + BM25_B * lengths / mean_length)
-    frequencies = await _frequencies(session, terms, stems, stats.everywhere, ids)
+    frequencies = await _frequencies(session, terms, stems, ids)
     scores = np.zeros(len(ids), dtype=np.float64)
     for term in terms:
         holding, passages = stats.holding[term], stats.passages
@@ -276,27 +297,35 @@ async def _bm25(
         tf = frequencies[stems[term]]
         scores += max(idf, 1e-6) * tf * (BM25_K1 + 1) / (tf + norm)  # as FTS5: idf >= 1e-6
     best = np.lexsort((ids, -scores))[:limit]  # best score first, then the lower id
-    return [int(i) for i in ids[best]]
+    return [(int(ids[i]), float(scores[i])) for i in best]
 
 
 async def _frequencies(
     session: AsyncSession,
     terms: list[str],
     stems: dict[str, str],
-    everywhere: dict[str, int],
     ids: npt.NDArray[np.int64],
 ) -> dict[str, npt.NDArray[np.float64]]:
     """How often each word occurs in each candidate passage (``ids``, sorted), per stem.
     Two ways, by cost: the ``fts5vocab`` instance table lists a word's occurrences in
     every passage (cheap per row, but all users' rows); ``highlight()`` re-reads only
     the scope's passages holding it (costly per row: it reads and tokenizes the text).
-    The choice depends on sizes only and never changes the answer."""
+    The choice depends on sizes only (every user's passages holding the word, counted
+    up to ``VOCAB_SCAN_FACTOR`` times the candidates) and never changes the answer."""
     found: dict[str, npt.NDArray[np.float64]] = {}
-    for term in terms:
+    words = list({stems[t]: t for t in reversed(terms)}.values())[::-1]  # one per stem
+    cap = VOCAB_SCAN_FACTOR * len(ids)
+    parts = [
+        f"(SELECT count(*) FROM (SELECT 1 FROM knowledge_fts WHERE knowledge_fts MATCH :a{i}"  # noqa: S608
+        " LIMIT :cap))"
+        for i in range(len(words))
+    ]
+    values: dict[str, Any] = {f"a{i}": f'text : "{w}"' for i, w in enumerate(words)}
+    values["cap"] = cap + 1
+    counted = (await session.execute(text("SELECT " + ", ".join(parts)), values)).one()
+    for i, term in enumerate(words):
         stem = stems[term]
-        if stem in found:
-            continue
-        if everywhere[term] <= VOCAB_SCAN_FACTOR * len(ids):
+        if int(counted[i]) <= cap:
             statement = text(
                 "SELECT json_group_array(doc) FROM knowledge_fts_terms"
                 " WHERE term = :s AND col = 'text'"
