@@ -18,7 +18,11 @@ others hold. Term frequencies of the matched passages come from
 whichever reads fewer rows. Nothing is cached but stems (a pure function).
 
 PostgreSQL: ``search_tsv @@ query`` with the owner and file predicates in the same
-query, ranked by ``ts_rank_cd`` (which uses no statistics across passages).
+query, ranked by ``ts_rank_cd`` (which uses no statistics across passages), over
+``knowledge_fts_pg``: a narrow copy of each passage's owner, file and tsvector kept by
+a trigger (migration 0017), since reading the wide ``knowledge_chunks`` rows (text,
+embedding, tsvector out of line) made each touched passage cost several page reads.
+Queries are planned for their values (``plan_cache_mode``), never generically.
 
 User input never reaches either query language as syntax: it is split into words
 (letters and digits), stop words are dropped, each word is quoted, and the words are
@@ -57,6 +61,9 @@ SCOPE_TOKENS = 64
 # passages (all users') are at most this many times the candidates; otherwise
 # highlight() seeks and re-reads each candidate (tens of microseconds each).
 VOCAB_SCAN_FACTOR = 50
+# PostgreSQL: the scope is one array parameter; planning ``IN`` with one parameter per
+# file cost 15-50 ms at 2,000 files, more than the search.
+PG_FILES = "ANY(CAST(:fids AS varchar[]))"
 BM25_K1 = 1.2
 BM25_B = 0.75
 _WORD = re.compile(r"[^\W_]+")
@@ -121,9 +128,9 @@ class _Scope:
                 f" ON d.id = knowledge_fts.rowid WHERE knowledge_fts MATCH :{q}"
                 " AND d.user_id = :uid" + files
             )
-        files = "" if owner_only or self.file_ids is None else " AND c.file_id IN :fids"
+        files = "" if owner_only or self.file_ids is None else f" AND c.file_id = {PG_FILES}"
         return (
-            f"SELECT {columns} FROM knowledge_chunks AS c"  # noqa: S608
+            f"SELECT {columns} FROM knowledge_fts_pg AS c"  # noqa: S608
             f" WHERE c.search_tsv @@ to_tsquery('english', :{q}) AND c.user_id = :uid" + files
         )
 
@@ -141,7 +148,7 @@ class _Scope:
         return out
 
     def bind(self, statement: Any, owner_only: bool = False) -> Any:
-        if self.file_ids is not None and not owner_only:
+        if self.sqlite and self.file_ids is not None and not owner_only:
             return statement.bindparams(bindparam("fids", expanding=True))
         return statement
 
@@ -171,6 +178,10 @@ async def keyword_scored(
     if not terms or (file_ids is not None and not file_ids):
         return []
     scope = _Scope(session.get_bind().dialect.name == "sqlite", user_id, file_ids)
+    if not scope.sqlite:
+        # asyncpg's prepared statements turn generic after five runs: planned without the
+        # words and the scope, a rare word's query is planned as for any word.
+        await session.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
     stats = await _statistics(session, scope, terms)
     terms, all_common = _selective_terms(scope, terms, stats.holding)
     if not all_common:
@@ -253,9 +264,9 @@ async def _ranked(
     statement = scope.bind(
         text(
             "SELECT c.id, ts_rank_cd(c.search_tsv, query) AS score"  # noqa: S608
-            " FROM knowledge_chunks AS c, to_tsquery('english', :q) AS query"
+            " FROM knowledge_fts_pg AS c, to_tsquery('english', :q) AS query"
             " WHERE c.search_tsv @@ query AND c.user_id = :uid"
-            + ("" if scope.file_ids is None else " AND c.file_id IN :fids")
+            + ("" if scope.file_ids is None else f" AND c.file_id = {PG_FILES}")
             + " ORDER BY score DESC, c.id LIMIT :limit"
         )
     )
