@@ -228,7 +228,7 @@ async def measure_db(
     from parley.knowledge.retrieval import Retriever
 
     embedder = _RandomEmbedder()
-    retriever = Retriever(db, embedder, index)  # type: ignore[arg-type]
+    retriever = Retriever(db, embedder, index)
     await retriever.search(user_id, questions[0], limit=10)  # warm: loads the matrix
     old_questions = questions[:12]
     unscoped: dict[str, tuple[float, float]] = {}

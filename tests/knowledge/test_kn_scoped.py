@@ -6,7 +6,6 @@ the exact answer a brute-force scan over the scope's vectors gives."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import numpy as np
@@ -16,14 +15,6 @@ from test_kn_index import DIM, MODEL, _library
 
 from parley.knowledge.index import VectorIndex
 from parley.storage.db import Database
-
-
-@pytest.fixture
-async def db(database_url: str) -> AsyncIterator[Database]:
-    database = Database(database_url)
-    await database.migrate()
-    yield database
-    await database.dispose()
 
 
 async def _vectors(db: Database, user_id: str) -> dict[int, tuple[str, Any]]:
