@@ -58,6 +58,30 @@ def from_blob(blob: bytes) -> npt.NDArray[np.float32]:
     return np.frombuffer(blob, dtype="<f4")
 
 
+def _scoped_scores(
+    matrix: _Matrix, codes: npt.NDArray[np.int64], q: npt.NDArray[np.float32]
+) -> tuple[npt.NDArray[np.int64] | None, npt.NDArray[np.float32]]:
+    """Scores of the rows of the files ``codes`` only: (their row numbers, or None when
+    the scores are of every row with the others at -inf; the scores).
+
+    A scope under half the rows reads only its rows (gathered by the file -> rows index,
+    so a one-file search costs microseconds, not a product with every vector); a bigger
+    one multiplies the whole matrix (one sequential pass beats gathering most rows) and
+    masks the rest."""
+    order, starts = matrix.by_file()
+    counts = starts[codes + 1] - starts[codes]
+    inside = int(counts.sum())
+    if inside * 2 >= len(matrix.ids):
+        wanted = np.zeros(len(matrix.file_names), dtype=bool)
+        wanted[codes] = True
+        full = matrix.vectors @ q
+        return None, np.where(wanted[matrix.files], full, np.float32(-np.inf))
+    # Row numbers of each wanted file's run in ``order``, without a Python loop per file.
+    run_starts = np.repeat(starts[codes] - np.cumsum(counts) + counts, counts)
+    rows = order[run_starts + np.arange(inside)]
+    return rows, matrix.vectors[rows] @ q
+
+
 @dataclass(slots=True)
 class _Matrix:
     count: int
@@ -69,10 +93,21 @@ class _Matrix:
     file_codes: dict[str, int]
     vectors: npt.NDArray[np.float32]
     stale: bool = False
+    # Row numbers sorted by file, and where each file's run starts (by file code, plus
+    # the end): built at the first scoped search, dropped when rows are appended.
+    _by_file: tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]] | None = None
 
     @property
     def nbytes(self) -> int:
-        return int(self.vectors.nbytes + self.ids.nbytes + self.files.nbytes)
+        return int(self.vectors.nbytes + self.ids.nbytes + self.files.nbytes * 3)
+
+    def by_file(self) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+        if self._by_file is None:
+            order = np.argsort(self.files, kind="stable").astype(np.int64)
+            bounds = np.arange(len(self.file_names) + 1)
+            starts = np.searchsorted(self.files[order], bounds).astype(np.int64)
+            self._by_file = (order, starts)
+        return self._by_file
 
 
 class VectorIndex:
@@ -199,16 +234,26 @@ class VectorIndex:
         q = np.asarray(query, dtype=np.float32).reshape(-1)
         if q.shape[0] != matrix.vectors.shape[1]:
             return []
-        scores = matrix.vectors @ q
-        if file_ids is not None:
-            codes = [matrix.file_codes[f] for f in file_ids if f in matrix.file_codes]
-            if not codes:
+        if file_ids is None:
+            rows: npt.NDArray[np.int64] | None = None
+            scores = matrix.vectors @ q
+        else:
+            known = (matrix.file_codes.get(f) for f in file_ids)
+            codes = np.fromiter((c for c in known if c is not None), dtype=np.int64)
+            if not len(codes):
                 return []
-            scores = np.where(np.isin(matrix.files, codes), scores, -np.inf)
+            rows, scores = _scoped_scores(matrix, np.unique(codes), q)
         k = min(limit, len(scores))
+        if not k:
+            return []
         top = np.argpartition(-scores, k - 1)[:k]
         top = top[np.argsort(-scores[top], kind="stable")]
-        return [(int(matrix.ids[i]), float(scores[i])) for i in top if np.isfinite(scores[i])]
+        at = top if rows is None else rows[top]
+        return [
+            (int(matrix.ids[a]), float(scores[t]))
+            for a, t in zip(at, top, strict=True)
+            if np.isfinite(scores[t])  # rows outside the scope, when fewer than ``limit``
+        ]
 
     async def _matrix(self, user_id: str, model: str) -> _Matrix | None:
         key = (user_id, model)
@@ -299,6 +344,7 @@ class VectorIndex:
         matrix.vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         matrix.ids = ids
         matrix.files = file_codes
+        matrix._by_file = None
         return matrix
 
     def _evict(self) -> None:

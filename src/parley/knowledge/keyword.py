@@ -18,7 +18,11 @@ others hold. Term frequencies of the matched passages come from
 whichever reads fewer rows. Nothing is cached but stems (a pure function).
 
 PostgreSQL: ``search_tsv @@ query`` with the owner and file predicates in the same
-query, ranked by ``ts_rank_cd`` (which uses no statistics across passages).
+query, ranked by ``ts_rank_cd`` (which uses no statistics across passages), over
+``knowledge_fts_pg``: a narrow copy of each passage's owner, file and tsvector kept by
+a trigger (migration 0017), since reading the wide ``knowledge_chunks`` rows (text,
+embedding, tsvector out of line) made each touched passage cost several page reads.
+Queries are planned for their values (``plan_cache_mode``), never generically.
 
 User input never reaches either query language as syntax: it is split into words
 (letters and digits), stop words are dropped, each word is quoted, and the words are
@@ -42,7 +46,7 @@ import numpy.typing as npt
 from sqlalchemy import bindparam, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-__all__ = ["keyword_search", "keyword_terms"]
+__all__ = ["keyword_scored", "keyword_search", "keyword_terms"]
 
 MAX_TERMS = 32
 # (common word: in more passages than this, rank at most this many passages) per backend:
@@ -57,6 +61,9 @@ SCOPE_TOKENS = 64
 # passages (all users') are at most this many times the candidates; otherwise
 # highlight() seeks and re-reads each candidate (tens of microseconds each).
 VOCAB_SCAN_FACTOR = 50
+# PostgreSQL: the scope is one array parameter; planning ``IN`` with one parameter per
+# file cost 15-50 ms at 2,000 files, more than the search.
+PG_FILES = "ANY(CAST(:fids AS varchar[]))"
 BM25_K1 = 1.2
 BM25_B = 0.75
 _WORD = re.compile(r"[^\W_]+")
@@ -121,9 +128,9 @@ class _Scope:
                 f" ON d.id = knowledge_fts.rowid WHERE knowledge_fts MATCH :{q}"
                 " AND d.user_id = :uid" + files
             )
-        files = "" if owner_only or self.file_ids is None else " AND c.file_id IN :fids"
+        files = "" if owner_only or self.file_ids is None else f" AND c.file_id = {PG_FILES}"
         return (
-            f"SELECT {columns} FROM knowledge_chunks AS c"  # noqa: S608
+            f"SELECT {columns} FROM knowledge_fts_pg AS c"  # noqa: S608
             f" WHERE c.search_tsv @@ to_tsquery('english', :{q}) AND c.user_id = :uid" + files
         )
 
@@ -141,7 +148,7 @@ class _Scope:
         return out
 
     def bind(self, statement: Any, owner_only: bool = False) -> Any:
-        if self.file_ids is not None and not owner_only:
+        if self.sqlite and self.file_ids is not None and not owner_only:
             return statement.bindparams(bindparam("fids", expanding=True))
         return statement
 
@@ -154,14 +161,36 @@ async def keyword_search(
     limit: int = 50,
 ) -> list[int]:
     """Chunk ids of ``user_id`` best matching ``query``, best first."""
+    found = await keyword_scored(session, user_id, query, file_ids, limit)
+    return [chunk_id for chunk_id, _ in found]
+
+
+async def keyword_scored(
+    session: AsyncSession,
+    user_id: str,
+    query: str,
+    file_ids: Sequence[str] | None = None,
+    limit: int = 50,
+) -> list[tuple[int, float]]:
+    """(chunk id, score) of ``user_id``'s passages best matching ``query``, best first:
+    BM25 over the user's statistics on SQLite, ``ts_rank_cd`` on PostgreSQL."""
     terms = keyword_terms(query)
     if not terms or (file_ids is not None and not file_ids):
         return []
     scope = _Scope(session.get_bind().dialect.name == "sqlite", user_id, file_ids)
+    if not scope.sqlite:
+        # asyncpg's prepared statements turn generic after five runs: planned without the
+        # words and the scope, a rare word's query is planned as for any word.
+        await session.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
     stats = await _statistics(session, scope, terms)
     terms, all_common = _selective_terms(scope, terms, stats.holding)
     if not all_common:
         return await _ranked(session, scope, stats, terms, False, limit)
+    if scope.sqlite:
+        # Counts stopped at the pruning threshold; BM25 over common words, and which of
+        # them are rarest, need them exact: count these few again, to the end.
+        stats = await _statistics(session, scope, terms, exact=True)
+        terms, _ = _selective_terms(scope, terms, stats.holding)
     # Only common words: passages with all of them, else with the two rarest together,
     # else any passage with the rarest (the costly case, now the last resort).
     attempts = [(terms, True)] + ([(terms[:2], True)] if len(terms) > 2 else [])
@@ -175,19 +204,27 @@ async def keyword_search(
 @dataclass(slots=True)
 class _Statistics:
     """The owner's: passages, their characters, and per word the passages holding it
-    (exact on PostgreSQL up to the pruning threshold); per word, every user's passages
-    holding it (SQLite only, to choose how to read term frequencies, never to rank)."""
+    (exact up to the pruning threshold, ``common + 1`` meaning "more", unless counted
+    with ``exact``)."""
 
     passages: int
     chars: int
     holding: dict[str, int]
-    everywhere: dict[str, int]
 
 
-async def _statistics(session: AsyncSession, scope: _Scope, terms: list[str]) -> _Statistics:
+async def _statistics(
+    session: AsyncSession, scope: _Scope, terms: list[str], exact: bool = False
+) -> _Statistics:
     """All counts in one round trip, read at every query: another user's passages never
-    enter the ranking, and a file uploaded or deleted a moment ago already counts."""
+    enter the ranking, and a file uploaded or deleted a moment ago already counts.
+
+    A word's count stops at ``common + 1`` (``TERM_LIMITS``): past it the word is
+    dropped as common anyway, and counting every one of a common word's passages was
+    most of a query's time (a word in 50,000 passages, counted to the end, costs more
+    than ranking the rare words' few thousand). ``exact`` counts to the end."""
     values: dict[str, Any] = {"uid": scope.user_id}
+    values["cap"] = TERM_LIMITS["sqlite" if scope.sqlite else "postgresql"][0] + 1
+    limit = "" if exact else " LIMIT :cap"
     # Only numbered parameter names enter the SQL (S608); the words are bound values.
     if scope.sqlite:
         parts = [
@@ -196,26 +233,20 @@ async def _statistics(session: AsyncSession, scope: _Scope, terms: list[str]) ->
         ]
         for i, term in enumerate(terms):
             if scope.owner_token:  # the index alone answers
-                owner = f"SELECT count(*) FROM knowledge_fts WHERE knowledge_fts MATCH :o{i}"  # noqa: S608
+                rows = f"SELECT 1 FROM knowledge_fts WHERE knowledge_fts MATCH :o{i}"  # noqa: S608
             else:  # never for generated ids: count through the join instead
-                owner = f"SELECT count(*) FROM ({scope.matched_rows('1', f'o{i}', True)})"  # noqa: S608
-            parts.append(f"({owner})")
-            parts.append(f"(SELECT count(*) FROM knowledge_fts WHERE knowledge_fts MATCH :a{i})")  # noqa: S608
+                rows = scope.matched_rows("1", f"o{i}", True)
+            parts.append(f"(SELECT count(*) FROM ({rows}{limit}))")  # noqa: S608
             values[f"o{i}"] = scope.query([term], False, owner_only=True)
-            values[f"a{i}"] = f'text : "{term}"'
-    else:  # ts_rank_cd needs no totals; counts stop past the pruning threshold
+    else:  # ts_rank_cd needs no totals
         parts = ["0", "0"]
-        values["cap"] = TERM_LIMITS["postgresql"][0] + 1
         for i, term in enumerate(terms):
             rows = scope.matched_rows("1", f"o{i}", owner_only=True)
-            parts += [f"(SELECT count(*) FROM ({rows} LIMIT :cap) AS hits)", "0"]  # noqa: S608
+            parts.append(f"(SELECT count(*) FROM ({rows}{limit}) AS hits)")  # noqa: S608
             values[f"o{i}"] = scope.query([term], False)
     row = (await session.execute(text("SELECT " + ", ".join(parts)), values)).one()
     return _Statistics(
-        int(row[0] or 0),
-        int(row[1] or 0),
-        {t: int(row[2 + 2 * i]) for i, t in enumerate(terms)},
-        {t: int(row[3 + 2 * i]) for i, t in enumerate(terms)},
+        int(row[0] or 0), int(row[1] or 0), {t: int(row[2 + i]) for i, t in enumerate(terms)}
     )
 
 
@@ -226,26 +257,27 @@ async def _ranked(
     terms: list[str],
     every: bool,
     limit: int,
-) -> list[int]:
+) -> list[tuple[int, float]]:
     q = scope.query(terms, every)
     if scope.sqlite:
         return await _bm25(session, scope, stats, terms, q, limit)
     statement = scope.bind(
         text(
-            "SELECT c.id FROM knowledge_chunks AS c, to_tsquery('english', :q) AS query"  # noqa: S608
+            "SELECT c.id, ts_rank_cd(c.search_tsv, query) AS score"  # noqa: S608
+            " FROM knowledge_fts_pg AS c, to_tsquery('english', :q) AS query"
             " WHERE c.search_tsv @@ query AND c.user_id = :uid"
-            + ("" if scope.file_ids is None else " AND c.file_id IN :fids")
-            + " ORDER BY ts_rank_cd(c.search_tsv, query) DESC, c.id LIMIT :limit"
+            + ("" if scope.file_ids is None else f" AND c.file_id = {PG_FILES}")
+            + " ORDER BY score DESC, c.id LIMIT :limit"
         )
     )
     params = scope.params()
     params.update(q=q, limit=limit)
-    return [int(r[0]) for r in await session.execute(statement, params)]
+    return [(int(r[0]), float(r[1])) for r in await session.execute(statement, params)]
 
 
 async def _bm25(
     session: AsyncSession, scope: _Scope, stats: _Statistics, terms: list[str], q: str, limit: int
-) -> list[int]:
+) -> list[tuple[int, float]]:
     """SQLite: the passages matching ``q`` in the scope, by BM25 over the owner's statistics."""
     # Rows come back as one JSON array each (built in SQLite, parsed in C): thousands of
     # candidates cost milliseconds instead of a Python object per row.
@@ -268,7 +300,7 @@ async def _bm25(
     stems = await _stem(session, terms)
     mean_length = stats.chars / stats.passages if stats.passages and stats.chars else 1.0
     norm = BM25_K1 * (1 - BM25_B + BM25_B * lengths / mean_length)
-    frequencies = await _frequencies(session, terms, stems, stats.everywhere, ids)
+    frequencies = await _frequencies(session, terms, stems, ids)
     scores = np.zeros(len(ids), dtype=np.float64)
     for term in terms:
         holding, passages = stats.holding[term], stats.passages
@@ -276,27 +308,35 @@ async def _bm25(
         tf = frequencies[stems[term]]
         scores += max(idf, 1e-6) * tf * (BM25_K1 + 1) / (tf + norm)  # as FTS5: idf >= 1e-6
     best = np.lexsort((ids, -scores))[:limit]  # best score first, then the lower id
-    return [int(i) for i in ids[best]]
+    return [(int(ids[i]), float(scores[i])) for i in best]
 
 
 async def _frequencies(
     session: AsyncSession,
     terms: list[str],
     stems: dict[str, str],
-    everywhere: dict[str, int],
     ids: npt.NDArray[np.int64],
 ) -> dict[str, npt.NDArray[np.float64]]:
     """How often each word occurs in each candidate passage (``ids``, sorted), per stem.
     Two ways, by cost: the ``fts5vocab`` instance table lists a word's occurrences in
     every passage (cheap per row, but all users' rows); ``highlight()`` re-reads only
     the scope's passages holding it (costly per row: it reads and tokenizes the text).
-    The choice depends on sizes only and never changes the answer."""
+    The choice depends on sizes only (every user's passages holding the word, counted
+    up to ``VOCAB_SCAN_FACTOR`` times the candidates) and never changes the answer."""
     found: dict[str, npt.NDArray[np.float64]] = {}
-    for term in terms:
+    words = list({stems[t]: t for t in reversed(terms)}.values())[::-1]  # one per stem
+    cap = VOCAB_SCAN_FACTOR * len(ids)
+    parts = [
+        f"(SELECT count(*) FROM (SELECT 1 FROM knowledge_fts WHERE knowledge_fts MATCH :a{i}"  # noqa: S608
+        " LIMIT :cap))"
+        for i in range(len(words))
+    ]
+    values: dict[str, Any] = {f"a{i}": f'text : "{w}"' for i, w in enumerate(words)}
+    values["cap"] = cap + 1
+    counted = (await session.execute(text("SELECT " + ", ".join(parts)), values)).one()
+    for i, term in enumerate(words):
         stem = stems[term]
-        if stem in found:
-            continue
-        if everywhere[term] <= VOCAB_SCAN_FACTOR * len(ids):
+        if int(counted[i]) <= cap:
             statement = text(
                 "SELECT json_group_array(doc) FROM knowledge_fts_terms"
                 " WHERE term = :s AND col = 'text'"
