@@ -27,13 +27,21 @@ import numpy as np
 import numpy.typing as npt
 
 from parley.embeddings import Embedder
-from parley.memory.recall import Scope, Snapshot, rank_memories
+from parley.memory.recall import Candidate, Ranking, RecallConfig, Scope, Snapshot, rank
 from parley.memory.store import MemoryStore
 from parley.memory.tables import Memory
 from parley.memory.text import content_words, jaccard, normalized, signals_change
+from parley.memory.topics import TOPICS
 from parley.storage.db import Database
 
-__all__ = ["MemoryService", "Recalled", "SaveResult", "memory_enabled", "review_enabled"]
+__all__ = [
+    "MemoryService",
+    "RecallStats",
+    "Recalled",
+    "SaveResult",
+    "memory_enabled",
+    "review_enabled",
+]
 
 log = logging.getLogger(__name__)
 
@@ -84,8 +92,20 @@ class SaveResult:
 
 @dataclass(slots=True)
 class Recalled:
+    """A memory recall chose; ``why``: its score and the parts of it."""
+
     id: str
     text: str
+    why: Candidate | None = None
+
+
+@dataclass(slots=True)
+class RecallStats:
+    """Counters of this process's recalls (``GET /api/memory/metrics``)."""
+
+    recalls: int = 0
+    keyword_fallbacks: int = 0
+    embed_failures: int = 0
 
 
 class MemoryService:
@@ -95,6 +115,10 @@ class MemoryService:
         self._snapshots: dict[str, Snapshot] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self.config = RecallConfig()
+        self.stats = RecallStats()
+        self._topics: npt.NDArray[np.float32] | None = None
+        self._topics_model: str | None = None
 
     # ------------------------------------------------------------ embeddings
 
@@ -156,6 +180,58 @@ class MemoryService:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    async def topics(self) -> npt.NDArray[np.float32] | None:
+        """The embedded topic descriptions (``parley.memory.topics``), once per model."""
+        if self.embedder is None:
+            return None
+        if self._topics is None or self._topics_model != self.model_name:
+            found = await self.embed(list(TOPICS.values()))
+            if found is None:
+                return None
+            self._topics, self._topics_model = found, self.model_name
+        return self._topics
+
+    async def rank(
+        self,
+        user_id: str,
+        query: str,
+        scope: Scope,
+        k: int,
+        *,
+        query_vector: npt.NDArray[np.float32] | None = None,
+        embed_timeout_s: float | None = None,
+        min_similarity: float = 0.0,
+        others: int = 0,
+    ) -> tuple[Snapshot, Ranking]:
+        """The ranking behind ``recall`` (and the "why" view: ``others`` more candidates).
+
+        When embedding the question takes longer than ``embed_timeout_s``,
+        recall falls back to keywords: a warning is logged, the fallback is
+        counted (``stats``) and the ranking's ``mode`` says ``"keywords"``."""
+        snap = await self.snapshot(user_id)
+        self.stats.recalls += 1
+        if query_vector is None and snap.vectors is not None and query.strip():
+            try:
+                found = await asyncio.wait_for(self.embed([query]), embed_timeout_s)
+            except TimeoutError:
+                self.stats.keyword_fallbacks += 1
+                log.warning(
+                    "memory recall: embedding the question took over %.0f ms; "
+                    "recalling by keywords only",
+                    (embed_timeout_s or 0) * 1000,
+                )
+                found = None
+            else:
+                if found is None:
+                    self.stats.embed_failures += 1
+            query_vector = None if found is None else found[0]
+        topics = await self.topics() if query_vector is not None else None
+        ranking = rank(
+            snap, query, query_vector, scope, k, min_similarity, self.config, topics, others
+        )
+        ranking.fallback = query_vector is None and snap.vectors is not None
+        return snap, ranking
+
     async def recall(
         self,
         user_id: str,
@@ -169,18 +245,16 @@ class MemoryService:
     ) -> list[Recalled]:
         """At most ``k`` memories for ``query``, best first (above the relevance
         floor ``min_similarity``, see ``parley.memory.recall``)."""
-        snap = await self.snapshot(user_id)
-        if not snap.ids:
-            return []
-        if query_vector is None and snap.vectors is not None and query.strip():
-            try:
-                found = await asyncio.wait_for(self.embed([query]), embed_timeout_s)
-            except TimeoutError:
-                log.info("query embedding was slow; recalling by keyword and recency")
-                found = None
-            query_vector = None if found is None else found[0]
-        indices = rank_memories(snap, query, query_vector, scope, k, min_similarity)
-        return [Recalled(snap.ids[i], snap.texts[i]) for i in indices]
+        snap, ranking = await self.rank(
+            user_id,
+            query,
+            scope,
+            k,
+            query_vector=query_vector,
+            embed_timeout_s=embed_timeout_s,
+            min_similarity=min_similarity,
+        )
+        return [Recalled(snap.ids[c.index], snap.texts[c.index], c) for c in ranking.injected]
 
     # ------------------------------------------------------------ writes
 
