@@ -318,6 +318,7 @@ async def recall_at_size(embedder: Embedder, questions: int = 150) -> dict[str, 
                 embed_timeout_s=None,
                 min_similarity=settings.memory_recall_floor,
             )
+            await feature.service.topics()
             for load in ("idle", "loaded"):
                 with BusyLoops() if load == "loaded" else contextlib.nullcontext():
                     for label, config in (

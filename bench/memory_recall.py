@@ -196,6 +196,7 @@ async def run_split(
             service = feature.service
             db = app.state.services.require(Database)
             pool_vectors = await service.embed(pool)
+            await service.topics()
             users: dict[str, Loaded] = {}
             for spec in data["users"]:
                 users[spec["name"]] = await load_user(db, service, spec, pool, pool_vectors)

@@ -357,9 +357,9 @@ def rank(
         return Ranking([], [], mode, floor)
     if config.mode == "legacy":
         chosen = rank_memories(snap, query, query_vector, scope, k, min_similarity)
-        semantic = [float(sims[i]) if sims is not None else 0.0 for i in chosen]
+        cosines = [float(sims[i]) if sims is not None else 0.0 for i in chosen]
         return Ranking(
-            [Candidate(i, s, 0.0, 0.0, 0.0, s) for i, s in zip(chosen, semantic, strict=True)],
+            [Candidate(i, s, 0.0, 0.0, 0.0, s) for i, s in zip(chosen, cosines, strict=True)],
             [],
             mode,
             floor,

@@ -19,6 +19,7 @@ and recency only, and similarity rules use word overlap only.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -51,6 +52,7 @@ CHANGE_JACCARD = 0.25
 CHANGE_COSINE = 0.6
 FORGET_JACCARD = 0.3
 FORGET_COSINE = 0.55
+TOPICS_WAIT_S = 2.0  # the first recall of a process waits this long for the topics
 
 
 def memory_enabled(preferences: dict[str, Any] | None) -> bool:
@@ -119,6 +121,7 @@ class MemoryService:
         self.stats = RecallStats()
         self._topics: npt.NDArray[np.float32] | None = None
         self._topics_model: str | None = None
+        self._topics_task: asyncio.Task[None] | None = None
 
     # ------------------------------------------------------------ embeddings
 
@@ -180,16 +183,26 @@ class MemoryService:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def topics(self) -> npt.NDArray[np.float32] | None:
-        """The embedded topic descriptions (``parley.memory.topics``), once per model."""
+    async def topics(self, *, wait_s: float | None = None) -> npt.NDArray[np.float32] | None:
+        """The embedded topic descriptions (``parley.memory.topics``), once per model.
+
+        They are computed in the background; a caller waits at most ``wait_s``
+        (None: until done). Until they are ready, ranking goes without the topic
+        and profile parts."""
         if self.embedder is None:
             return None
-        if self._topics is None or self._topics_model != self.model_name:
-            found = await self.embed(list(TOPICS.values()))
-            if found is None:
-                return None
+        if self._topics is not None and self._topics_model == self.model_name:
+            return self._topics
+        if self._topics_task is None or self._topics_task.done():
+            self._topics_task = asyncio.create_task(self._embed_topics())
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(self._topics_task), wait_s)
+        return self._topics if self._topics_model == self.model_name else None
+
+    async def _embed_topics(self) -> None:
+        found = await self.embed(list(TOPICS.values()))
+        if found is not None:
             self._topics, self._topics_model = found, self.model_name
-        return self._topics
 
     async def rank(
         self,
@@ -225,7 +238,10 @@ class MemoryService:
                 if found is None:
                     self.stats.embed_failures += 1
             query_vector = None if found is None else found[0]
-        topics = await self.topics() if query_vector is not None else None
+        topics = None
+        if query_vector is not None:
+            # Once per process and model (a few tens of ms once the model is loaded).
+            topics = await self.topics(wait_s=TOPICS_WAIT_S)
         ranking = rank(
             snap, query, query_vector, scope, k, min_similarity, self.config, topics, others
         )
@@ -483,5 +499,7 @@ class MemoryService:
         self._locks.pop(user_id, None)
 
     async def aclose(self) -> None:
+        if self._topics_task is not None and not self._topics_task.done():
+            self._topics_task.cancel()
         if self._tasks:
             await asyncio.wait(set(self._tasks), timeout=5)

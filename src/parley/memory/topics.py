@@ -64,8 +64,7 @@ TEMPERATURE = 0.05  # softmax temperature over cosines to the topic descriptions
 # "Prefers wooden toys for children." mentions children but is not about them.
 _SUBJECT = r"^(?:i\s+|i'm\s+|i\s+am\s+|my\s+|is\s+|has\s+(?:a\s+|an\s+)?|am\s+)?"
 _PROFILE = re.compile(
-    _SUBJECT
-    + r"(?:"
+    _SUBJECT + r"(?:"
     # home
     r"lives?\b|living\b|moved\b|based in\b|"
     # diet and what must be avoided
