@@ -44,6 +44,7 @@ import httpx
 
 from bench.common import Table, pct
 from bench.memory_eval import distractors
+from bench.memory_recall import add_user, distractor_pool
 from parley.api.app import create_app
 from parley.config import load_settings
 from parley.embeddings import Embedder
@@ -99,8 +100,6 @@ def _facts(n: int) -> list[str]:
     the recall evaluation's memories with a year or a place added."""
     facts = distractors(min(n, 1500))
     if len(facts) < n:
-        from bench.memory_recall import distractor_pool
-
         pool = [t.rstrip(".") for t in distractor_pool()]
         places = [
             "Oslo",
@@ -311,7 +310,7 @@ async def recall_at_size(embedder: Embedder, questions: int = 150) -> dict[str, 
             db = app.state.services.require(Database)
             users: dict[int, str] = {}
             for size in SIZE_TARGETS_MS:
-                users[size] = await _bench_user(db, f"size{size}")
+                users[size] = await add_user(db, f"size{size}")
                 await _seed(app, users[size], feature, size)
             source = MemoryContext(
                 feature.service,
@@ -340,16 +339,6 @@ async def recall_at_size(embedder: Embedder, questions: int = 150) -> dict[str, 
                                 times.append((time.perf_counter() - started) * 1000)
                             out[f"{label} {size} {load}"] = times
     return out
-
-
-async def _bench_user(db: Database, name: str) -> str:
-    from parley.storage.tables import User, new_id
-
-    user_id = new_id()
-    async with db.session() as session:
-        session.add(User(id=user_id, email=f"{name}@example.com", password_hash="-"))
-        await session.commit()
-    return user_id
 
 
 async def size_table() -> Table:

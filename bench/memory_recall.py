@@ -109,7 +109,7 @@ def distractor_pool() -> list[str]:
     return pool
 
 
-async def _add_user(db: Database, name: str) -> str:
+async def add_user(db: Database, name: str) -> str:
     user_id = new_id()
     async with db.session() as session:
         session.add(User(id=user_id, email=f"{name}-{user_id}@example.com", password_hash="-"))
@@ -126,7 +126,7 @@ async def load_user(
 ) -> Loaded:
     """Distractors and personal memories in one seeded shuffled order, then the
     updates and deletions, all through the service and store a turn uses."""
-    loaded = Loaded(await _add_user(db, spec["name"]))
+    loaded = Loaded(await add_user(db, spec["name"]))
     order: list[tuple[str, int]] = [("d", i) for i in range(len(pool))]
     order += [("p", i) for i in range(len(spec["memories"]))]
     random.Random(spec["name"]).shuffle(order)
