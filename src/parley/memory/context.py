@@ -5,7 +5,9 @@ in the user's message is carried out here, deterministically, so it works
 with a model too small to call tools, and the model is told what was done
 (it can then confirm instead of guessing). Then the relevant memories are
 added in a ``<saved_memories>`` block within the token budget, and listed in
-the answer's ``sources`` as ``{kind: "memory", id, title}``.
+the answer's ``sources`` as ``{kind: "memory", id, title, why}`` (``why``: the
+rank, score and score parts the "why" view shows; ``recall: "keywords"`` when
+the question could not be embedded in time). Nothing relevant: no block.
 
 Temporary chats and users who turned memory off get nothing and change nothing.
 """

@@ -32,7 +32,7 @@ from parley.memory.recall import Candidate, Ranking, RecallConfig, Scope, Snapsh
 from parley.memory.store import MemoryStore
 from parley.memory.tables import Memory
 from parley.memory.text import content_words, jaccard, normalized, signals_change
-from parley.memory.topics import TOPICS
+from parley.memory.topics import TOPICS, bundled_vectors
 from parley.storage.db import Database
 
 __all__ = [
@@ -193,6 +193,10 @@ class MemoryService:
             return None
         if self._topics is not None and self._topics_model == self.model_name:
             return self._topics
+        shipped = bundled_vectors(self.model_name)
+        if shipped is not None:
+            self._topics, self._topics_model = shipped, self.model_name
+            return shipped
         if self._topics_task is None or self._topics_task.done():
             self._topics_task = asyncio.create_task(self._embed_topics())
         with contextlib.suppress(TimeoutError):

@@ -26,12 +26,14 @@ changes every user's ranking, so measure with ``bench/memory_recall.py``.
 
 from __future__ import annotations
 
+import hashlib
 import re
+from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["GENERAL", "TOPICS", "is_profile", "topic_weights"]
+__all__ = ["BUNDLED", "GENERAL", "TOPICS", "bundled_vectors", "is_profile", "topic_weights"]
 
 TOPICS: dict[str, str] = {
     "food": "Food, cooking, meals, recipes, restaurants, diet, what someone eats or drinks.",
@@ -86,6 +88,28 @@ _PROFILE = re.compile(
     r")",
     re.IGNORECASE,
 )
+
+
+# The topic vectors of the default model, shipped so that no turn waits for
+# them (regenerate with ``python scripts/topic_vectors.py`` after changing TOPICS;
+# a stale file is ignored and the vectors are computed at run time instead).
+BUNDLED = Path(__file__).with_name("topic_vectors.npz")
+
+
+def descriptions_key() -> str:
+    return hashlib.sha256("\n".join(TOPICS.values()).encode()).hexdigest()[:16]
+
+
+def bundled_vectors(model: str | None) -> npt.NDArray[np.float32] | None:
+    """The shipped topic vectors for ``model``, if they match today's descriptions."""
+    if not model or not BUNDLED.is_file():
+        return None
+    with np.load(BUNDLED) as data:
+        name = f"{model}:{descriptions_key()}"
+        if name not in data.files:
+            return None
+        vectors: npt.NDArray[np.float32] = data[name].astype(np.float32)
+    return vectors if vectors.shape[0] == len(TOPICS) else None
 
 
 def is_profile(text: str) -> bool:
