@@ -44,7 +44,7 @@ import httpx
 
 from bench.common import Table, pct
 from bench.memory_eval import distractors
-from bench.memory_recall import add_user, distractor_pool
+from bench.memory_recall import add_user, distractor_pool, memory_app
 from parley.api.app import create_app
 from parley.config import load_settings
 from parley.embeddings import Embedder
@@ -323,11 +323,7 @@ async def recall_at_size(embedder: Embedder, questions: int = 150) -> dict[str, 
     out: dict[str, list[float]] = {}
     with tempfile.TemporaryDirectory(prefix="parley-memsize-") as tmp:
         settings = _settings(tmp)
-        app = create_app(
-            settings,
-            extra_providers=[ScriptedProvider("scripted", {"chat": ScriptedModel(default="ok")})],
-            features=[lambda s: MemoryFeature(s, embedder=embedder)],
-        )
+        app = memory_app(settings, embedder)
         async with app.router.lifespan_context(app):
             feature: MemoryFeature = app.state.features["memory"]
             db = app.state.services.require(Database)

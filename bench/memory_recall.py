@@ -160,6 +160,15 @@ async def load_user(
     return loaded
 
 
+def memory_app(settings: Any, embedder: Embedder | None) -> Any:
+    """An app with only the memory feature and a scripted chat model (no network)."""
+    return create_app(
+        settings,
+        extra_providers=[ScriptedProvider("scripted", {"chat": ScriptedModel(default="ok")})],
+        features=[lambda s: MemoryFeature(s, embedder=embedder)],
+    )
+
+
 def memory_texts(blocks: list[Any]) -> list[str]:
     """The memories the model receives, in order (every block but explicit updates)."""
     return [
@@ -186,11 +195,7 @@ async def run_split(
             default_model="scripted/chat",
             memory_auto=False,
         )
-        app = create_app(
-            settings,
-            extra_providers=[ScriptedProvider("scripted", {"chat": ScriptedModel(default="ok")})],
-            features=[lambda s: MemoryFeature(s, embedder=embedder)],
-        )
+        app = memory_app(settings, embedder)
         async with app.router.lifespan_context(app):
             feature: MemoryFeature = app.state.features["memory"]
             service = feature.service
