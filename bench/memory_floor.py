@@ -8,6 +8,12 @@ not chosen on. Misses (a relevant memory left out) cost a worse answer; false
 hits (an unrelated memory injected) cost tokens and a confusing "Memories
 used"; the floor leans toward recall.
 
+Since issue 13 the floor applies to the recall *score* (the cosine plus
+keyword, topic and profile parts, ``parley.memory.recall``), so a pair whose
+cosine alone is under the floor can still be recalled: this bench shows the
+cosine part; ``bench.memory_recall`` measures the whole (empty-when-nothing-
+relevant and recall on its dev and held-out splits).
+
     .venv/bin/python -m bench.memory_floor
 """
 
@@ -88,7 +94,10 @@ def main() -> None:
                 misses, false = errors(sims, pairs, float(floor))
                 print(f"  {floor:5.2f}  {misses:6d}  {false:10d}")
         misses, false = errors(sims, pairs, chosen)
-        print(f"  default floor {chosen}: {misses} misses, {false} false hits of {len(pairs)}")
+        print(
+            f"  default floor {chosen} on the cosine alone: {misses} misses, "
+            f"{false} false hits of {len(pairs)} (the score adds keyword/topic/profile parts)"
+        )
 
 
 if __name__ == "__main__":

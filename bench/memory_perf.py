@@ -12,19 +12,28 @@ In-process app on SQLite (temp dir), scripted models (no network):
 3. Summaries: a conversation past the summary trigger with a summary model that
    takes 1.5 s; time to first token of turns sent while the summary is being
    computed vs the same turns with summaries off.
+4. Recall at size (``--size``, or alone with ``--size-only``): the memory
+   ``ContextSource`` at 1,000 and 10,000 memories with all-MiniLM-L6-v2
+   (question embedding included), idle and then beside one busy-loop process
+   per core, for the ranking before issue 13 (``legacy``) and the current one,
+   in the same run.
 
-    .venv/bin/python -m bench.memory_perf
+    .venv/bin/python -m bench.memory_perf [--size | --size-only]
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 # One BLAS thread: MiniLM's small matrices gain nothing from more, and on a busy
 # machine OpenBLAS's spinning threads turn a 6 ms question embedding into ~700 ms.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
+import argparse
 import asyncio
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Sequence
@@ -35,12 +44,13 @@ import httpx
 
 from bench.common import Table, pct
 from bench.memory_eval import distractors
+from bench.memory_recall import add_user, distractor_pool, memory_app
 from parley.api.app import create_app
 from parley.config import load_settings
 from parley.embeddings import Embedder
 from parley.memory.context import MemoryContext
 from parley.memory.feature import MemoryFeature, default_embedder
-from parley.memory.recall import Scope
+from parley.memory.recall import RecallConfig, Scope
 from parley.memory.store import MemoryStore
 from parley.memory.testing import HashingEmbedder
 from parley.providers.base import ModelInfo
@@ -51,6 +61,7 @@ from parley.turns.hooks import TurnInfo
 
 N_MEMORIES = 1000
 TARGET_MS = 20.0
+SIZE_TARGETS_MS = {1000: 20.0, 10000: 40.0}
 QUESTIONS = [
     "Where do I live these days?",
     "Any dinner ideas for tonight?",
@@ -84,9 +95,60 @@ async def _client(app: Any) -> httpx.AsyncClient:
     return client
 
 
+def _facts(n: int) -> list[str]:
+    """``n`` distinct facts: ``distractors`` and, past what its templates can make,
+    the recall evaluation's memories with a year or a place added."""
+    facts = distractors(min(n, 1500))
+    if len(facts) < n:
+        pool = [t.rstrip(".") for t in distractor_pool()]
+        places = [
+            "Oslo",
+            "Lima",
+            "Hanoi",
+            "Quito",
+            "Porto",
+            "Tunis",
+            "Riga",
+            "Cusco",
+            "Bergen",
+            "Dakar",
+            "Perth",
+            "Sapporo",
+        ]
+        i = 0
+        while len(facts) < n:
+            base = pool[i % len(pool)]
+            facts.append(f"{base} in {places[(i // len(pool)) % 12]} since {1950 + i % 73}")
+            i += 1
+    return facts[:n]
+
+
+_VECTORS: dict[tuple[str | None, str], Any] = {}
+
+
+async def _vectors(feature: MemoryFeature, facts: list[str]) -> Any:
+    """The facts' vectors; past 1,500 facts, each generated one ("<pool fact> in
+    <place> since <year>") reuses its pool fact's vector (what recall costs
+    depends on how many vectors there are, not on what they say; embedding
+    10,000 texts on a busy 2-core machine took most of a 20-minute run)."""
+    model = feature.service.model_name
+    missing = [
+        f
+        for f in dict.fromkeys(f.split(" in ")[0] if i >= 1500 else f for i, f in enumerate(facts))
+        if (model, f) not in _VECTORS
+    ]
+    for start in range(0, len(missing), 256):
+        batch = missing[start : start + 256]
+        found = await feature.service.embed(batch)
+        if found is None:
+            return None
+        _VECTORS.update({(model, f): found[n] for n, f in enumerate(batch)})
+    return [_VECTORS[(model, f.split(" in ")[0] if i >= 1500 else f)] for i, f in enumerate(facts)]
+
+
 async def _seed(app: Any, user_id: str, feature: MemoryFeature, n: int) -> None:
-    facts = distractors(n)
-    vectors = await feature.service.embed(facts)
+    facts = _facts(n)
+    vectors = await _vectors(feature, facts)
     async with app.state.services.require(Database).session() as session:
         store = MemoryStore(session, user_id)
         for i, fact in enumerate(facts):
@@ -238,7 +300,102 @@ def _row(table: Table, label: str, values: Sequence[float], target: float | None
     )
 
 
+class BusyLoops:
+    """One pure-Python busy loop per core (the "loaded machine"), ended by pid."""
+
+    def __init__(self) -> None:
+        self.procs: list[subprocess.Popen[bytes]] = []
+
+    def __enter__(self) -> BusyLoops:
+        for _ in range(os.cpu_count() or 1):
+            self.procs.append(subprocess.Popen([sys.executable, "-c", "while True: pass"]))
+        time.sleep(0.5)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for proc in self.procs:
+            proc.kill()
+            proc.wait(5)
+
+
+async def recall_at_size(embedder: Embedder, questions: int = 150) -> dict[str, list[float]]:
+    """ms per ``ContextSource.gather`` for '<config> <size> <idle|loaded>'."""
+    out: dict[str, list[float]] = {}
+    with tempfile.TemporaryDirectory(prefix="parley-memsize-") as tmp:
+        settings = _settings(tmp)
+        app = memory_app(settings, embedder)
+        async with app.router.lifespan_context(app):
+            feature: MemoryFeature = app.state.features["memory"]
+            db = app.state.services.require(Database)
+            users: dict[int, str] = {}
+            for size in SIZE_TARGETS_MS:
+                users[size] = await add_user(db, f"size{size}")
+                await _seed(app, users[size], feature, size)
+            source = MemoryContext(
+                feature.service,
+                embed_timeout_s=None,
+                min_similarity=settings.memory_recall_floor,
+            )
+            await feature.service.topics()
+            for load in ("idle", "loaded"):
+                with BusyLoops() if load == "loaded" else contextlib.nullcontext():
+                    for label, config in (
+                        ("legacy", RecallConfig.legacy()),
+                        ("new", RecallConfig()),
+                    ):
+                        feature.service.config = config
+                        for size, user_id in users.items():
+                            info = TurnInfo(
+                                user_id, "c", "u", "a", "", ModelInfo("scripted", "chat")
+                            )
+                            for q in QUESTIONS:
+                                await source.gather(_with(info, q), 600)
+                            times = []
+                            for i in range(questions):
+                                q = QUESTIONS[i % len(QUESTIONS)] + f" ({i})"
+                                started = time.perf_counter()
+                                await source.gather(_with(info, q), 600)
+                                times.append((time.perf_counter() - started) * 1000)
+                            out[f"{label} {size} {load}"] = times
+    return out
+
+
+async def size_table() -> Table:
+    minilm = default_embedder(load_settings(local_model_enabled=False))
+    if minilm is None:
+        raise SystemExit("all-MiniLM-L6-v2 is not installed (make install)")
+    table = Table(
+        "memory_perf_size",
+        "Recall at size (ContextSource.gather, all-MiniLM-L6-v2, question embedding included)",
+        baseline_label="legacy ranking",
+    )
+    times = await recall_at_size(minilm)
+    for size, target in SIZE_TARGETS_MS.items():
+        for load in ("idle", "loaded"):
+            new, old = times[f"new {size} {load}"], times[f"legacy {size} {load}"]
+            table.add(
+                f"{size:,} memories, {load}",
+                f"p50 {pct(new, 50):.1f} / p95 {pct(new, 95):.1f} ms",
+                f"p50 {pct(old, 50):.1f} / p95 {pct(old, 95):.1f} ms",
+                f"p95 <= {target:.0f} ms" if load == "loaded" else "-",
+                ok=pct(new, 95) <= target if load == "loaded" else None,
+            )
+    table.notes.append(
+        f"loaded = {os.cpu_count()} busy-loop processes (one per core) beside the benchmark; "
+        f"load average at the end {os.getloadavg()[0]:.1f}"
+    )
+    return table
+
+
 async def main() -> None:
+    parser = argparse.ArgumentParser(description="memory cost per turn")
+    parser.add_argument("--size", action="store_true", help="also recall at 1,000 / 10,000")
+    parser.add_argument("--size-only", action="store_true", help="only recall at size")
+    args = parser.parse_args()
+    if args.size or args.size_only:
+        print((await size_table()).render())
+        if args.size_only:
+            return
     table = Table("memory_perf", f"Memory cost per turn ({N_MEMORIES} memories/user, SQLite)")
     minilm = default_embedder(load_settings(local_model_enabled=False))
     configs: list[tuple[str, Embedder | None]] = [

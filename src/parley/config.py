@@ -191,7 +191,7 @@ class Settings(BaseSettings):
     memory_model: str | None = None  # extraction and summaries; None = the chat's model
     memory_auto: bool = True  # learn memories after turns (explicit requests always work)
     memory_recall_k: int = 8
-    memory_recall_floor: float = 0.15  # cosine a memory needs to be recalled (0 = no floor)
+    memory_recall_floor: float = 0.2  # recall score a memory needs to be injected (0 = no floor)
     memory_budget_tokens: int = 600
     memory_embed_timeout_s: float = 0.25
     summary_trigger: float = 0.7

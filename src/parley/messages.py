@@ -125,13 +125,31 @@ class ToolStep(TypedDict):
     needs_confirmation: NotRequired[bool]  # a side-effecting call waited for the user
 
 
+class MemoryWhy(TypedDict):
+    """Why recall put a memory in the context: its rank, its score and the parts
+    of it (``parley.memory.recall``), and the floor it had to reach."""
+
+    rank: int
+    score: float
+    semantic: float
+    keyword: float
+    topic: float
+    profile: float
+    floor: float
+
+
 class MemorySource(TypedDict):
-    """A saved memory put in the context, or changed at the user's explicit request."""
+    """A saved memory put in the context, or changed at the user's explicit request.
+
+    Recalled ones carry ``why`` (the "why" view under the answer), and
+    ``recall: "keywords"`` when the question could not be embedded in time."""
 
     kind: Literal["memory"]
     id: str
     title: str
     action: NotRequired[Literal["added", "merged", "updated", "proposed", "deleted"]]
+    why: NotRequired[MemoryWhy]
+    recall: NotRequired[Literal["keywords"]]
 
 
 class ConversationSource(TypedDict):

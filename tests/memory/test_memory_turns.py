@@ -48,7 +48,9 @@ async def test_explicit_request_is_saved_linked_and_recalled_elsewhere(
     prompt = system_prompt(chat)
     assert "<saved_memories>" in prompt and "- I'm vegetarian." in prompt
     sources = dict(second["events"])["sources"]["sources"]
-    assert {"kind": "memory", "id": saved[0]["id"], "title": "I'm vegetarian."} in sources
+    shown = [{k: v for k, v in s.items() if k != "why"} for s in sources]  # why: its score
+    assert {"kind": "memory", "id": saved[0]["id"], "title": "I'm vegetarian."} in shown
+    assert all(s["why"]["rank"] >= 1 for s in sources if s["kind"] == "memory")
     assert second["done"]["message"]["sources"] == sources
     stored = (await client.get(f"/api/conversations/{second['conversation']}")).json()
     assert stored["messages"][-1]["sources"] == sources

@@ -5,7 +5,9 @@ in the user's message is carried out here, deterministically, so it works
 with a model too small to call tools, and the model is told what was done
 (it can then confirm instead of guessing). Then the relevant memories are
 added in a ``<saved_memories>`` block within the token budget, and listed in
-the answer's ``sources`` as ``{kind: "memory", id, title}``.
+the answer's ``sources`` as ``{kind: "memory", id, title, why}`` (``why``: the
+rank, score and score parts the "why" view shows; ``recall: "keywords"`` when
+the question could not be embedded in time). Nothing relevant: no block.
 
 Temporary chats and users who turned memory off get nothing and change nothing.
 """
@@ -15,13 +17,13 @@ from __future__ import annotations
 import logging
 
 from parley.engine.tokens import estimate_tokens
-from parley.memory.recall import Scope
+from parley.memory.recall import Candidate, Scope
 from parley.memory.service import MemoryService, memory_enabled, scope_of
 from parley.memory.text import parse_request, signals_change
-from parley.messages import Source
+from parley.messages import MemorySource, MemoryWhy, Source
 from parley.turns.hooks import ContextBlock, TurnInfo
 
-__all__ = ["MEMORY_HEADER", "MemoryContext"]
+__all__ = ["MEMORY_HEADER", "MemoryContext", "why_of"]
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +32,19 @@ MEMORY_HEADER = (
     "they said them; 'I' is the user). Use them only when relevant, never mention "
     "this list unprompted, and prefer what the user says now if it disagrees."
 )
+
+
+def why_of(candidate: Candidate, rank: int, floor: float) -> MemoryWhy:
+    """What the "why" view shows for one recalled memory (kept on the answer)."""
+    return {
+        "rank": rank,
+        "score": round(candidate.score, 4),
+        "semantic": round(candidate.semantic, 4),
+        "keyword": round(candidate.keyword, 4),
+        "topic": round(candidate.topic, 4),
+        "profile": round(candidate.profile, 4),
+        "floor": round(floor, 4),
+    }
 
 
 class MemoryContext:
@@ -61,7 +76,7 @@ class MemoryContext:
             handled = {s["id"] for s in block.sources if s["kind"] == "memory"}
             blocks.append(block)
         budget = min(budget_tokens, self.budget_tokens)
-        recalled = await self.service.recall(
+        snap, ranking = await self.service.rank(
             info.user_id,
             info.query,
             Scope(info.project_id, info.assistant_id),
@@ -72,16 +87,25 @@ class MemoryContext:
         lines: list[str] = []
         sources: list[Source] = []
         used = estimate_tokens(MEMORY_HEADER) + 10
-        for memory in recalled:
-            if memory.id in handled:
+        for position, candidate in enumerate(ranking.injected, start=1):
+            memory_id, text = snap.ids[candidate.index], snap.texts[candidate.index]
+            if memory_id in handled:
                 continue
-            line = f"- {memory.text}"
+            line = f"- {text}"
             cost = estimate_tokens(line) + 1
             if used + cost > budget:
                 break
             used += cost
             lines.append(line)
-            sources.append({"kind": "memory", "id": memory.id, "title": memory.text})
+            source: MemorySource = {
+                "kind": "memory",
+                "id": memory_id,
+                "title": text,
+                "why": why_of(candidate, position, ranking.floor),
+            }
+            if ranking.fallback:
+                source["recall"] = "keywords"
+            sources.append(source)
         if lines:
             blocks.append(
                 ContextBlock("saved_memories", MEMORY_HEADER + "\n" + "\n".join(lines), sources)

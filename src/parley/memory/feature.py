@@ -17,11 +17,14 @@ import logging
 from datetime import timedelta
 from typing import Any, ClassVar
 
+from fastapi import APIRouter
+
 from parley.config import Settings
 from parley.embeddings import Embedder, build_embedder
 from parley.memory.context import MemoryContext
+from parley.memory.explain import recall_router
 from parley.memory.extract import MemoryExtractor
-from parley.memory.router import router
+from parley.memory.router import router as memories_router
 from parley.memory.service import MemoryService
 from parley.memory.store import expired_temporary_conversations
 from parley.memory.summaries import HistorySummarizer
@@ -37,6 +40,10 @@ from parley.userdata.conversations import delete_conversations
 __all__ = ["MemoryFeature", "default_embedder", "memory_feature"]
 
 log = logging.getLogger(__name__)
+
+router = APIRouter()
+router.include_router(memories_router)
+router.include_router(recall_router)
 
 PURGE_EVERY_S = 3600.0
 

@@ -1,26 +1,35 @@
-"""Which saved memories enter this turn's context: semantic + keyword + recency, fused.
+"""Which saved memories enter this turn's context, and why.
 
-Recall runs before every answer, so it is built to cost about a millisecond
-at a thousand memories: each user's active memories live in a per-process
-snapshot (texts, word sets, an inverted index, a float32 matrix) that is
-reloaded only when the database says they changed (one aggregate query per
-turn, so several workers stay consistent). Scoring is then a matrix-vector
-product and a few set lookups.
+Recall runs before every answer, so it is built to cost a few milliseconds at
+ten thousand memories: each user's active memories live in a per-process
+snapshot (texts, word postings, a float32 matrix, topic weights, profile flags)
+that is reloaded only when the database says they changed (one aggregate query
+per turn, so several workers stay consistent). Scoring is then a
+matrix-vector product, a few set lookups and a partial sort.
 
-Fusion is reciprocal-rank (RRF): a memory's score sums ``w / (60 + rank)``
-over the semantic list (cosine above ``MIN_SIMILARITY``) and the keyword list
-(BM25-style idf over the user's memories). Recency breaks ties among relevant
-memories and fills a few remaining slots with the newest ones, so a
-question the words do not connect ("what should I cook?") still sees what
-the user said lately. Scoped memories (project / assistant) are eligible only
-inside their scope.
+A memory's score adds four parts (``Candidate`` keeps each, for the "why" view):
 
-The relevance floor (``min_similarity``, setting ``memory_recall_floor``): when
-it is above zero and the question has a vector, a memory is eligible only if
-its cosine to the question reaches the floor or it shares a keyword with it,
-and the recency fillers must reach it too; so "What is 1234*5678?" recalls
-nothing. Without a question vector (no embedder, or it was slow) only keyword
-matches are recalled.
+- **semantic**: cosine between the question and the memory (all-MiniLM-L6-v2
+  by default);
+- **keyword**: the share of the question's informative words the memory
+  contains, each weighted by its idf over the user's memories. Stop words and
+  generic verbs ("keep", "enjoy", "like", "have") count for nothing, so "What
+  should I keep in the car?" does not pull in every "Keeps ...";
+- **topic**: the question and the memory are about the same topic
+  (``parley.memory.topics``);
+- **profile**: a memory describing the person (home, diet, health, units,
+  household...) weighted by how much the question is about its topic.
+
+The relevance floor (``min_similarity``, setting ``memory_recall_floor``): only
+memories whose score reaches it are injected, so "What is 1234*5678?" recalls
+nothing and no "memories used" is shown. With the floor at 0, the newest
+memories fill free slots as before. Without a question vector (no embedder, or
+it was too slow: ``Ranking.mode == "keywords"``) only keyword matches are
+recalled.
+
+``RecallConfig.legacy()`` is the ranking Parley had before (reciprocal-rank
+fusion of the cosine and keyword lists, recency fillers); the benchmark
+``bench/memory_recall.py`` measures both.
 """
 
 from __future__ import annotations
@@ -28,16 +37,27 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
 
 from parley.memory.store import Version
 from parley.memory.tables import Memory
-from parley.memory.text import content_words
+from parley.memory.text import content_words, words
+from parley.memory.topics import GENERAL, is_profile, topic_weights
 
-__all__ = ["MIN_SIMILARITY", "RRF_K", "Scope", "Snapshot", "rank_memories"]
+__all__ = [
+    "MIN_SIMILARITY",
+    "RRF_K",
+    "Candidate",
+    "Ranking",
+    "RecallConfig",
+    "Scope",
+    "Snapshot",
+    "rank",
+    "rank_memories",
+]
 
 RRF_K = 60
 MIN_SIMILARITY = 0.25
@@ -45,6 +65,57 @@ SEMANTIC_WEIGHT = 1.0
 KEYWORD_WEIGHT = 1.0
 RECENCY_WEIGHT = 0.2
 MAX_FILLERS = 3
+# Verbs and question words that say nothing about the topic (compared stemmed).
+GENERIC_VERBS = frozenset(
+    words(
+        """keep keeps kept enjoy enjoys like likes liked love loves loved have has had make
+        makes made take takes took use uses used get gets got go goes went want wants need
+        needs prefer prefers know tell think give good best new any tip tips idea ideas
+        suggest recommend help way thing things something someone should could would try
+        find put see look"""
+    )
+)
+
+
+@dataclass(slots=True, frozen=True)
+class RecallConfig:
+    """The ranking's knobs; the defaults were chosen on the development split."""
+
+    mode: Literal["scored", "legacy"] = "scored"
+    keyword_weight: float = 0.35
+    category_weight: float = 0.25
+    profile_weight: float = 1.5
+    generic_verbs: bool = True
+    general_gate: float = 0.5  # a question this much "general knowledge" recalls nothing
+    floor: float | None = None  # overrides the min_similarity the caller passes
+
+    @classmethod
+    def legacy(cls) -> RecallConfig:
+        return cls(mode="legacy")
+
+
+@dataclass(slots=True, frozen=True)
+class Candidate:
+    """One memory's score and its parts (``index`` into the snapshot)."""
+
+    index: int
+    semantic: float
+    keyword: float
+    topic: float
+    profile: float
+    score: float
+
+
+@dataclass(slots=True)
+class Ranking:
+    """What recall chose: ``injected`` first (best first), then the best of the
+    rest (for the "why" view); ``mode`` says whether the question had a vector."""
+
+    injected: list[Candidate]
+    others: list[Candidate]
+    mode: Literal["semantic", "keywords"]
+    floor: float
+    fallback: bool = False  # the question had no vector in time: keywords only
 
 
 @dataclass(slots=True, frozen=True)
@@ -78,6 +149,9 @@ class Snapshot:
     vectors: npt.NDArray[np.float32] | None = None
     has_vector: npt.NDArray[np.bool_] | None = None
     model: str | None = None
+    profile: npt.NDArray[np.bool_] | None = None
+    topics: npt.NDArray[np.float32] | None = None  # rows of topic weights, once computed
+    _eligible: dict[Scope, npt.NDArray[np.bool_]] = field(default_factory=dict)
 
     @classmethod
     def build(cls, version: Version, rows: Sequence[Memory], model: str | None) -> Snapshot:
@@ -99,6 +173,7 @@ class Snapshot:
             blobs.append(blob)
             if blob is not None:
                 dim = len(blob) // 4
+        snap.profile = np.array([is_profile(t) for t in snap.texts], dtype=bool)
         if dim and rows:
             matrix = np.zeros((len(rows), dim), dtype=np.float32)
             present = np.zeros(len(rows), dtype=bool)
@@ -125,6 +200,29 @@ class Snapshot:
         assert self.has_vector is not None
         self.vectors[indices] = vectors
         self.has_vector[indices] = True
+        self.topics = None
+
+    def eligible(self, scope: Scope) -> npt.NDArray[np.bool_]:
+        """Which memories this scope may recall (cached: a snapshot never changes
+        its rows, only gains vectors)."""
+        found = self._eligible.get(scope)
+        if found is None:
+            found = np.array([scope.allows(t, i) for t, i in self.scopes], dtype=bool)
+            if len(self._eligible) > 64:
+                self._eligible.clear()
+            self._eligible[scope] = found
+        return found
+
+    def topic_rows(self, topics: npt.NDArray[np.float32] | None) -> npt.NDArray[np.float32] | None:
+        """Each memory's topic weights (computed once per snapshot and topic set)."""
+        if topics is None or self.vectors is None or self.vectors.shape[1] != topics.shape[1]:
+            return None
+        if self.topics is None or self.topics.shape[1] != topics.shape[0]:
+            self.topics = topic_weights(self.vectors, topics)
+        return self.topics
+
+
+# ------------------------------------------------------------------ legacy ranking
 
 
 def _keyword_ranking(snap: Snapshot, query: str, eligible: Any) -> list[int]:
@@ -201,3 +299,120 @@ def rank_memories(
     chosen = sorted(scores, key=lambda i: (-scores[i], recency[i]))[:k]
     fillers = [i for i in recency if i not in scores][: min(MAX_FILLERS, k - len(chosen))]
     return chosen + fillers
+
+
+# ------------------------------------------------------------------ scored ranking
+
+
+def _idf(snap: Snapshot, term: str) -> float:
+    df = len(snap.postings.get(term, ()))
+    return math.log(1 + (len(snap.ids) - df + 0.5) / (df + 0.5))
+
+
+def keyword_scores(snap: Snapshot, query: str, generic_verbs: bool = True) -> dict[int, float]:
+    """index -> idf-weighted share of the question's informative words it contains."""
+    terms = content_words(query)
+    if generic_verbs:
+        terms -= GENERIC_VERBS
+    weights = {term: _idf(snap, term) for term in terms}
+    total = sum(weights.values())
+    scores: dict[int, float] = {}
+    if total <= 0:
+        return scores
+    for term, weight in weights.items():
+        for index in snap.postings.get(term, ()):
+            scores[index] = scores.get(index, 0.0) + weight / total
+    return scores
+
+
+def _top(score: npt.NDArray[np.float32], mask: npt.NDArray[np.bool_], count: int) -> list[int]:
+    """Indices of the ``count`` best scores under ``mask``, best first."""
+    candidates = np.flatnonzero(mask)
+    if count <= 0 or not len(candidates):
+        return []
+    if len(candidates) > count:
+        part = np.argpartition(-score[candidates], count - 1)[:count]
+        candidates = candidates[part]
+    return [int(i) for i in candidates[np.argsort(-score[candidates], kind="stable")]]
+
+
+def rank(
+    snap: Snapshot,
+    query: str,
+    query_vector: npt.NDArray[np.float32] | None,
+    scope: Scope,
+    k: int,
+    min_similarity: float = 0.0,
+    config: RecallConfig | None = None,
+    topics: npt.NDArray[np.float32] | None = None,
+    others: int = 0,
+) -> Ranking:
+    """At most ``k`` memories to inject (above the floor), plus the ``others``
+    best of the rest; ``topics``: the embedded topic descriptions, if any."""
+    config = config or RecallConfig()
+    floor = config.floor if config.floor is not None else min_similarity
+    sims = _similarities(snap, query_vector)
+    mode: Literal["semantic", "keywords"] = "semantic" if sims is not None else "keywords"
+    if not snap.ids or k <= 0:
+        return Ranking([], [], mode, floor)
+    if config.mode == "legacy":
+        chosen = rank_memories(snap, query, query_vector, scope, k, min_similarity)
+        cosines = [float(sims[i]) if sims is not None else 0.0 for i in chosen]
+        return Ranking(
+            [Candidate(i, s, 0.0, 0.0, 0.0, s) for i, s in zip(chosen, cosines, strict=True)],
+            [],
+            mode,
+            floor,
+        )
+    n = len(snap.ids)
+    eligible = snap.eligible(scope)
+    keyword = np.zeros(n, dtype=np.float32)
+    for index, value in keyword_scores(snap, query, config.generic_verbs).items():
+        keyword[index] = value
+    semantic = np.zeros(n, dtype=np.float32)
+    topic = np.zeros(n, dtype=np.float32)
+    general = 0.0
+    if sims is not None and snap.has_vector is not None and query_vector is not None:
+        semantic = np.where(snap.has_vector, sims, 0.0).astype(np.float32)
+        rows = snap.topic_rows(topics)
+        if rows is not None and topics is not None:
+            asked = topic_weights(query_vector.reshape(1, -1).astype(np.float32), topics)[0]
+            general = float(asked[GENERAL].sum())
+            asked[GENERAL] = 0.0  # general knowledge agrees with no memory
+            topic = rows @ asked
+        profile = np.where(snap.profile if snap.profile is not None else False, topic, 0.0)
+        score = (
+            semantic
+            + config.keyword_weight * keyword
+            + config.category_weight * topic
+            + config.profile_weight * profile
+        ).astype(np.float32)
+        relevant = eligible & (score >= floor) if floor > 0 else eligible
+        if floor > 0 and general >= config.general_gate:
+            relevant = relevant & (keyword >= 0.5)  # a general question: only clear matches
+    else:
+        profile = np.zeros(n, dtype=np.float32)
+        score = keyword
+        relevant = eligible & (keyword > 0)
+    chosen = _top(score, relevant, k)
+    if floor <= 0 and mode == "keywords" and len(chosen) < k:
+        # No floor and no vectors: the newest memories fill a few free slots.
+        taken = set(chosen)
+        fillers = [i for i in snap.order if eligible[i] and i not in taken]
+        chosen += fillers[: min(MAX_FILLERS, k - len(chosen))]
+    rest: list[int] = []
+    if others > 0:
+        taken = set(chosen)
+        rest = [i for i in _top(score, eligible, others + len(chosen)) if i not in taken][:others]
+
+    def candidate(i: int) -> Candidate:
+        return Candidate(
+            i,
+            float(semantic[i]),
+            float(keyword[i]),
+            float(topic[i]),
+            float(profile[i]),
+            float(score[i]),
+        )
+
+    return Ranking([candidate(i) for i in chosen], [candidate(i) for i in rest], mode, floor)

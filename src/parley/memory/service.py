@@ -19,6 +19,7 @@ and recency only, and similarity rules use word overlap only.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -27,13 +28,21 @@ import numpy as np
 import numpy.typing as npt
 
 from parley.embeddings import Embedder
-from parley.memory.recall import Scope, Snapshot, rank_memories
+from parley.memory.recall import Candidate, Ranking, RecallConfig, Scope, Snapshot, rank
 from parley.memory.store import MemoryStore
 from parley.memory.tables import Memory
 from parley.memory.text import content_words, jaccard, normalized, signals_change
+from parley.memory.topics import TOPICS, bundled_vectors
 from parley.storage.db import Database
 
-__all__ = ["MemoryService", "Recalled", "SaveResult", "memory_enabled", "review_enabled"]
+__all__ = [
+    "MemoryService",
+    "RecallStats",
+    "Recalled",
+    "SaveResult",
+    "memory_enabled",
+    "review_enabled",
+]
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +52,7 @@ CHANGE_JACCARD = 0.25
 CHANGE_COSINE = 0.6
 FORGET_JACCARD = 0.3
 FORGET_COSINE = 0.55
+TOPICS_WAIT_S = 2.0  # the first recall of a process waits this long for the topics
 
 
 def memory_enabled(preferences: dict[str, Any] | None) -> bool:
@@ -84,8 +94,20 @@ class SaveResult:
 
 @dataclass(slots=True)
 class Recalled:
+    """A memory recall chose; ``why``: its score and the parts of it."""
+
     id: str
     text: str
+    why: Candidate | None = None
+
+
+@dataclass(slots=True)
+class RecallStats:
+    """Counters of this process's recalls (``GET /api/memory/metrics``)."""
+
+    recalls: int = 0
+    keyword_fallbacks: int = 0
+    embed_failures: int = 0
 
 
 class MemoryService:
@@ -95,6 +117,11 @@ class MemoryService:
         self._snapshots: dict[str, Snapshot] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self.config = RecallConfig()
+        self.stats = RecallStats()
+        self._topics: npt.NDArray[np.float32] | None = None
+        self._topics_model: str | None = None
+        self._topics_task: asyncio.Task[None] | None = None
 
     # ------------------------------------------------------------ embeddings
 
@@ -156,6 +183,75 @@ class MemoryService:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    async def topics(self, *, wait_s: float | None = None) -> npt.NDArray[np.float32] | None:
+        """The embedded topic descriptions (``parley.memory.topics``), once per model.
+
+        They are computed in the background; a caller waits at most ``wait_s``
+        (None: until done). Until they are ready, ranking goes without the topic
+        and profile parts."""
+        if self.embedder is None:
+            return None
+        if self._topics is not None and self._topics_model == self.model_name:
+            return self._topics
+        shipped = bundled_vectors(self.model_name)
+        if shipped is not None:
+            self._topics, self._topics_model = shipped, self.model_name
+            return shipped
+        if self._topics_task is None or self._topics_task.done():
+            self._topics_task = asyncio.create_task(self._embed_topics())
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(self._topics_task), wait_s)
+        return self._topics if self._topics_model == self.model_name else None
+
+    async def _embed_topics(self) -> None:
+        found = await self.embed(list(TOPICS.values()))
+        if found is not None:
+            self._topics, self._topics_model = found, self.model_name
+
+    async def rank(
+        self,
+        user_id: str,
+        query: str,
+        scope: Scope,
+        k: int,
+        *,
+        query_vector: npt.NDArray[np.float32] | None = None,
+        embed_timeout_s: float | None = None,
+        min_similarity: float = 0.0,
+        others: int = 0,
+    ) -> tuple[Snapshot, Ranking]:
+        """The ranking behind ``recall`` (and the "why" view: ``others`` more candidates).
+
+        When embedding the question takes longer than ``embed_timeout_s``,
+        recall falls back to keywords: a warning is logged, the fallback is
+        counted (``stats``) and the ranking's ``mode`` says ``"keywords"``."""
+        snap = await self.snapshot(user_id)
+        self.stats.recalls += 1
+        if query_vector is None and snap.vectors is not None and query.strip():
+            try:
+                found = await asyncio.wait_for(self.embed([query]), embed_timeout_s)
+            except TimeoutError:
+                self.stats.keyword_fallbacks += 1
+                log.warning(
+                    "memory recall: embedding the question took over %.0f ms; "
+                    "recalling by keywords only",
+                    (embed_timeout_s or 0) * 1000,
+                )
+                found = None
+            else:
+                if found is None:
+                    self.stats.embed_failures += 1
+            query_vector = None if found is None else found[0]
+        topics = None
+        if query_vector is not None:
+            # Once per process and model (a few tens of ms once the model is loaded).
+            topics = await self.topics(wait_s=TOPICS_WAIT_S)
+        ranking = rank(
+            snap, query, query_vector, scope, k, min_similarity, self.config, topics, others
+        )
+        ranking.fallback = query_vector is None and snap.vectors is not None
+        return snap, ranking
+
     async def recall(
         self,
         user_id: str,
@@ -169,18 +265,16 @@ class MemoryService:
     ) -> list[Recalled]:
         """At most ``k`` memories for ``query``, best first (above the relevance
         floor ``min_similarity``, see ``parley.memory.recall``)."""
-        snap = await self.snapshot(user_id)
-        if not snap.ids:
-            return []
-        if query_vector is None and snap.vectors is not None and query.strip():
-            try:
-                found = await asyncio.wait_for(self.embed([query]), embed_timeout_s)
-            except TimeoutError:
-                log.info("query embedding was slow; recalling by keyword and recency")
-                found = None
-            query_vector = None if found is None else found[0]
-        indices = rank_memories(snap, query, query_vector, scope, k, min_similarity)
-        return [Recalled(snap.ids[i], snap.texts[i]) for i in indices]
+        snap, ranking = await self.rank(
+            user_id,
+            query,
+            scope,
+            k,
+            query_vector=query_vector,
+            embed_timeout_s=embed_timeout_s,
+            min_similarity=min_similarity,
+        )
+        return [Recalled(snap.ids[c.index], snap.texts[c.index], c) for c in ranking.injected]
 
     # ------------------------------------------------------------ writes
 
@@ -409,5 +503,7 @@ class MemoryService:
         self._locks.pop(user_id, None)
 
     async def aclose(self) -> None:
+        if self._topics_task is not None and not self._topics_task.done():
+            self._topics_task.cancel()
         if self._tasks:
             await asyncio.wait(set(self._tasks), timeout=5)

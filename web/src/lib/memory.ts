@@ -86,3 +86,15 @@ export function discardTemporary(id: string, onPageClose = false): Promise<unkno
   }
   return request<void>(`/api/conversations/${enc(id)}`, { method: 'DELETE' }).catch(() => undefined);
 }
+
+/** Why recall used a memory, in words (from the scores kept on the answer's source). */
+export function whyReasons(why: NonNullable<MemorySource['why']>): string[] {
+  const out: string[] = [];
+  if (why.semantic >= 0.3) out.push('close in meaning to your question');
+  else if (why.semantic >= 0.15) out.push('somewhat related in meaning');
+  if (why.keyword > 0) out.push('shares words with your question');
+  if (why.profile >= 0.2) out.push('part of your profile on this topic');
+  else if (why.topic >= 0.3) out.push('on the same topic');
+  if (!out.length) out.push('best of what was left above the floor');
+  return [`#${why.rank}`, ...out];
+}

@@ -1067,6 +1067,40 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/memory/metrics": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Metrics */
+        get: operations["metrics_api_memory_metrics_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/memory/recall/explain": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Explain */
+        post: operations["explain_api_memory_recall_explain_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/messages/{message_id}": {
         parameters: {
             query?: never;
@@ -1760,6 +1794,63 @@ export interface components {
              */
             event: "error";
         };
+        /** ExplainIn */
+        ExplainIn: {
+            /** Assistant Id */
+            assistant_id?: string | null;
+            /**
+             * Limit
+             * @description candidates to list
+             * @default 20
+             */
+            limit?: number;
+            /** Project Id */
+            project_id?: string | null;
+            /** Query */
+            query: string;
+        };
+        /** ExplainedMemory */
+        ExplainedMemory: {
+            /** Id */
+            id: string;
+            /**
+             * Injected
+             * @description a turn with this question would put it in the context
+             */
+            injected: boolean;
+            /**
+             * Keyword
+             * @description idf-weighted share of the question's words it contains
+             */
+            keyword: number;
+            /**
+             * Profile
+             * @description profile memory (home, diet, health...) on this topic
+             */
+            profile: number;
+            /**
+             * Rank
+             * @description 1 = best
+             */
+            rank: number;
+            /**
+             * Score
+             * @description semantic + weighted keyword, topic and profile parts
+             */
+            score: number;
+            /**
+             * Semantic
+             * @description cosine between the question and the memory
+             */
+            semantic: number;
+            /** Text */
+            text: string;
+            /**
+             * Topic
+             * @description agreement of the question's and the memory's topics
+             */
+            topic: number;
+        };
         /**
          * ExportDocument
          * @description Everything Parley stores about one user (``GET /api/me/export``).
@@ -2346,6 +2437,9 @@ export interface components {
         /**
          * MemorySource
          * @description A saved memory put in the context, or changed at the user's explicit request.
+         *
+         *     Recalled ones carry ``why`` (the "why" view under the answer), and
+         *     ``recall: "keywords"`` when the question could not be embedded in time.
          */
         MemorySource: {
             /**
@@ -2360,8 +2454,14 @@ export interface components {
              * @constant
              */
             kind: "memory";
+            /**
+             * Recall
+             * @constant
+             */
+            recall?: "keywords";
             /** Title */
             title: string;
+            why?: components["schemas"]["MemoryWhy"];
         };
         /**
          * MemoryUpdatedEvent
@@ -2389,6 +2489,27 @@ export interface components {
              * @enum {string}
              */
             event: "memory_updated";
+        };
+        /**
+         * MemoryWhy
+         * @description Why recall put a memory in the context: its rank, its score and the parts
+         *     of it (``parley.memory.recall``), and the floor it had to reach.
+         */
+        MemoryWhy: {
+            /** Floor */
+            floor: number;
+            /** Keyword */
+            keyword: number;
+            /** Profile */
+            profile: number;
+            /** Rank */
+            rank: number;
+            /** Score */
+            score: number;
+            /** Semantic */
+            semantic: number;
+            /** Topic */
+            topic: number;
         };
         /** MessagePublic */
         MessagePublic: {
@@ -2926,6 +3047,41 @@ export interface components {
              * @enum {string}
              */
             event: "reasoning";
+        };
+        /** RecallExplanation */
+        RecallExplanation: {
+            /** Candidates */
+            candidates: components["schemas"]["ExplainedMemory"][];
+            /**
+             * Floor
+             * @description the score a memory needs to be injected (0: no floor)
+             */
+            floor: number;
+            /**
+             * K
+             * @description most memories a turn injects
+             */
+            k: number;
+            /**
+             * Mode
+             * @description 'keywords' when the question had no vector (no embedder, or too slow)
+             * @enum {string}
+             */
+            mode: "semantic" | "keywords";
+            /** Query */
+            query: string;
+        };
+        /** RecallMetrics */
+        RecallMetrics: {
+            /** Embed Failures */
+            embed_failures: number;
+            /**
+             * Keyword Fallbacks
+             * @description recalls whose question embedding was too slow
+             */
+            keyword_fallbacks: number;
+            /** Recalls */
+            recalls: number;
         };
         /** RegenerateIn */
         RegenerateIn: {
@@ -6014,6 +6170,59 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    metrics_api_memory_metrics_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RecallMetrics"];
+                };
+            };
+        };
+    };
+    explain_api_memory_recall_explain_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ExplainIn"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RecallExplanation"];
+                };
             };
             /** @description Validation Error */
             422: {
