@@ -31,7 +31,7 @@ import io
 import mimetypes
 import os
 import signal
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -104,7 +104,7 @@ def chapter(module_name: str) -> Chapter | None:
         return None
     intro = (inspect.getdoc(module) or "")[:MAX_DOC]
     book = Chapter(module_name, intro)
-    seen: set[str] = set()
+    seen: set[int] = set()
     for attr in sorted(dir(module)):
         if attr.startswith("_"):
             continue
@@ -124,7 +124,9 @@ def chapter(module_name: str) -> Chapter | None:
         if not doc or len(doc) < 30 or id(obj) in seen:
             continue
         seen.add(id(obj))
-        book.entries.append(Entry(2, f"{module_name}.{attr}", attr + _signature(obj), doc[:MAX_DOC]))
+        book.entries.append(
+            Entry(2, f"{module_name}.{attr}", attr + _signature(obj), doc[:MAX_DOC])
+        )
         book.defaults += _defaults(f"{module_name}.{attr}", obj)
         if inspect.isclass(obj):
             for member in sorted(vars(obj)):
@@ -138,7 +140,12 @@ def chapter(module_name: str) -> Chapter | None:
                 if not mdoc or len(mdoc) < 30:
                     continue
                 book.entries.append(
-                    Entry(3, f"{module_name}.{attr}.{member}", member + _signature(target), mdoc[:MAX_DOC])
+                    Entry(
+                        3,
+                        f"{module_name}.{attr}.{member}",
+                        member + _signature(target),
+                        mdoc[:MAX_DOC],
+                    )
                 )
     return book if book.entries else None
 
@@ -149,8 +156,7 @@ def chapter(module_name: str) -> Chapter | None:
 def appendix() -> list[tuple[str, str, list[str], list[list[str]]]]:
     """(title, description, header, rows): reference tables from installed data."""
     errnos = [
-        [name, str(code), os.strerror(code)]
-        for code, name in sorted(errno.errorcode.items())
+        [name, str(code), os.strerror(code)] for code, name in sorted(errno.errorcode.items())
     ]
     statuses = [[str(s.value), s.phrase, s.description] for s in http.HTTPStatus]
     signals = []
@@ -231,7 +237,9 @@ def pdf(books: list[Chapter]) -> bytes:
     for book in books:
         doc.add_page()
         doc.set_font("Helvetica", "B", 16)
-        doc.multi_cell(width, 8, _latin1(f"The {book.module} module"), new_x="LMARGIN", new_y="NEXT")
+        doc.multi_cell(
+            width, 8, _latin1(f"The {book.module} module"), new_x="LMARGIN", new_y="NEXT"
+        )
         doc.set_font("Helvetica", "", 10)
         doc.multi_cell(width, 5, _latin1(book.intro), new_x="LMARGIN", new_y="NEXT")
         for title, header, rows in (
@@ -265,7 +273,7 @@ def pdf(books: list[Chapter]) -> bytes:
     return bytes(doc.output())
 
 
-def docx(title: str, books: list[Chapter], tables: list[Any] = ()) -> bytes:  # type: ignore[assignment]
+def docx(title: str, books: list[Chapter], tables: Sequence[Any] = ()) -> bytes:
     import docx as python_docx
 
     document = python_docx.Document()
