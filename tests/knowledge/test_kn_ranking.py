@@ -107,7 +107,7 @@ async def _manual(db: Database) -> tuple[str, list[int], VectorIndex, LocalEmbed
         )
         session.add(row)
         await session.flush()
-        rows = [
+        rows: list[dict[str, object]] = [
             {
                 "file_id": row.id,
                 "user_id": user.id,
@@ -127,7 +127,7 @@ async def _manual(db: Database) -> tuple[str, list[int], VectorIndex, LocalEmbed
             )
         ]
         vectors = await embedder.embed(
-            [embed_text("manual.md", r["section"], r["text"]) for r in rows]
+            [embed_text("manual.md", f"Manual > {t}", f"{t}\n{b}") for t, b in PASSAGES]
         )
         await index.write(
             session,

@@ -7,6 +7,13 @@ the two scores (bm25, cosine) never need calibrating against each other. A
 ``Reranker`` (e.g. a cross-encoder) may reorder the fused candidates; none is
 installed by default. When the query cannot be embedded (the embedder failed),
 retrieval degrades to keyword-only and logs why.
+
+Opt-in ranking levers (``parley.knowledge.ranking``, measured by
+``bench/knowledge_recall.py``): ``variants`` (the dense query is the mean of the
+question's and its content words' embeddings), ``loose_keyword_weight`` (the keyword
+list's weight for questions without a literal token), ``rrf_k``, and
+``HeadingReranker`` as the ``reranker``. None is on by default: see
+docs/notes/retrieval.md for the ablation.
 """
 
 from __future__ import annotations
