@@ -7,6 +7,13 @@ the two scores (bm25, cosine) never need calibrating against each other. A
 ``Reranker`` (e.g. a cross-encoder) may reorder the fused candidates; none is
 installed by default. When the query cannot be embedded (the embedder failed),
 retrieval degrades to keyword-only and logs why.
+
+Opt-in ranking levers (``parley.knowledge.ranking``, measured by
+``bench/knowledge_recall.py``): ``variants`` (the dense query is the mean of the
+question's and its content words' embeddings), ``loose_keyword_weight`` (the keyword
+list's weight for questions without a literal token), ``rrf_k``, and
+``HeadingReranker`` as the ``reranker``. None is on by default: see
+docs/notes/retrieval.md for the ablation.
 """
 
 from __future__ import annotations
@@ -19,8 +26,9 @@ from typing import Literal, Protocol
 
 from sqlalchemy import select
 
-from parley.embeddings import Embedder
+from parley.embeddings import Embedder, normalize
 from parley.knowledge.index import VectorIndex, keyword_search
+from parley.knowledge.ranking import content_query, is_exact
 from parley.knowledge.tables import KnowledgeChunk, KnowledgeFile
 from parley.storage.db import Database
 
@@ -78,12 +86,19 @@ class Retriever:
         index: VectorIndex,
         reranker: Reranker | None = None,
         keyword_weight: float = KEYWORD_WEIGHT,
+        *,
+        rrf_k: int = RRF_K,
+        variants: bool = False,
+        loose_keyword_weight: float | None = None,
     ) -> None:
         self.db = db
         self.embedder = embedder
         self.index = index
         self.reranker = reranker
         self.keyword_weight = keyword_weight
+        self.rrf_k = rrf_k
+        self.variants = variants
+        self.loose_keyword_weight = loose_keyword_weight
 
     async def search(
         self,
@@ -107,8 +122,12 @@ class Retriever:
         async def by_meaning() -> list[int]:
             if mode not in ("hybrid", "dense") or self.embedder is None:
                 return []
+            rewritten = content_query(query) if self.variants else None
             try:
-                vector = (await self.embedder.embed([query]))[0]
+                vectors = await self.embedder.embed(
+                    [query] if rewritten is None else [query, rewritten]
+                )
+                vector = normalize(vectors.mean(axis=0))[0]
             except Exception as exc:
                 log.warning("query embedding failed (%s); keyword results only", exc)
                 return []
@@ -119,7 +138,10 @@ class Retriever:
 
         # The two lists are independent: the database works while numpy does.
         keyword, dense = await asyncio.gather(by_keyword(), by_meaning())
-        fused = rrf([keyword, dense], weights=[self.keyword_weight, 1.0])
+        weight = self.keyword_weight
+        if self.loose_keyword_weight is not None and not is_exact(query):
+            weight = self.loose_keyword_weight
+        fused = rrf([keyword, dense], k=self.rrf_k, weights=[weight, 1.0])
         wanted = fused[: max(limit, CANDIDATES if self.reranker else limit)]
         hits = await self._load(user_id, wanted, keyword, dense)
         if self.reranker is not None and hits:
