@@ -46,6 +46,8 @@ BATCH_TOKENS = 2048  # padded tokens per forward pass (numpy)
 # ONNX Runtime: bigger passes amortize its per-call cost; attention scores stay
 # under ~50 MB (batch x 12 heads x width^2 floats) at the widest passages.
 ONNX_BATCH_TOKENS = 4096
+ONNX_BATCH = 64
+CALL_TOKENS = 48  # what one more forward pass costs, in padded tokens (batch planning)
 _DTYPES = {"F32": np.float32, "F16": np.float16, "I64": np.int64}
 
 
@@ -138,18 +140,31 @@ class _Layer:
 def _batches(
     order: list[int], lengths: list[int], most: int, budget: int = BATCH_TOKENS
 ) -> list[list[int]]:
-    """Length-sorted batches of at most ``most`` texts and ``budget`` padded tokens,
-    so memory (attention is batch x heads x width^2) stays bounded for long passages."""
+    """Batches of texts sorted by length (``order``), at most ``most`` texts and ``budget``
+    padded tokens each (attention memory is batch x heads x width^2), cut where padding
+    plus a per-call cost (``CALL_TOKENS``) is least. Every text of a batch is padded to
+    its longest, so cutting where lengths jump saves work: a shortest-path over the cut
+    points (each batch ends at a text and starts at most ``most`` texts earlier)."""
+    n = len(order)
+    if n == 0:
+        return []
+    width = [max(lengths[i], 1) for i in order]
+    best = [0.0] + [float("inf")] * n  # best[j]: least cost of the first j texts
+    cut = [0] * (n + 1)
+    for j in range(1, n + 1):
+        top = width[j - 1]  # the longest of any batch ending here
+        for size in range(1, min(most, j) + 1):
+            if size > 1 and size * top > budget:
+                break
+            cost = best[j - size] + CALL_TOKENS + size * top
+            if cost < best[j]:
+                best[j], cut[j] = cost, j - size
     out: list[list[int]] = []
-    current: list[int] = []
-    for index in order:
-        width = max(lengths[index], 1)
-        if current and (len(current) >= most or (len(current) + 1) * width > budget):
-            out.append(current)
-            current = []
-        current.append(index)
-    if current:
-        out.append(current)
+    j = n
+    while j > 0:
+        out.append(order[cut[j] : j])
+        j = cut[j]
+    out.reverse()
     return out
 
 
@@ -257,9 +272,8 @@ class MiniLM:
         started = time.perf_counter()
         onnx = self._onnx
         if onnx is not None:
-            # The token budget bounds memory; the text count is the budget's alone
-            # (ONNX Runtime gains from big passes, numpy from small ones).
-            chunks = _batches(order, lengths, len(texts), ONNX_BATCH_TOKENS)
+            # ONNX Runtime gains from bigger passes than numpy does.
+            chunks = _batches(order, lengths, ONNX_BATCH, ONNX_BATCH_TOKENS)
         else:
             chunks = _batches(order, lengths, batch_size)
         for chunk in chunks:

@@ -330,6 +330,20 @@ class Ingestor:
                 ),
                 {"new": record.id, "old": twin.id, "uid": record.user_id},
             )
+            # The vectors came with the passages: those of the current model count as
+            # embedded at once (a twin embedded by an older model has none that count).
+            embedded = twin.embedded_count
+            if self.embedder is not None:
+                embedded = int(
+                    await session.scalar(
+                        text(
+                            "SELECT count(*) FROM knowledge_chunks WHERE file_id = :f"
+                            " AND embed_model = :m"
+                        ),
+                        {"f": record.id, "m": self.embedder.name},
+                    )
+                    or 0
+                )
             await session.execute(
                 update(KnowledgeFile)
                 .where(KnowledgeFile.id == record.id)
@@ -339,7 +353,7 @@ class Ingestor:
                     chunk_count=twin.chunk_count,
                     chars=twin.chars,
                     tokens=twin.tokens,
-                    embedded_count=twin.embedded_count,  # the vectors came with the passages
+                    embedded_count=embedded,
                     status="embedding",
                     updated_at=utcnow(),
                 )
@@ -348,7 +362,7 @@ class Ingestor:
         self.index.invalidate(record.user_id)
         if self.embedder is not None:
             await self.index.backfill_pgvector(self.embedder.name)
-        return max(0, twin.chunk_count - twin.embedded_count)
+        return max(0, twin.chunk_count - embedded)
 
     async def _parse(self, record: KnowledgeFile) -> int | None:
         """Parse and write the file's passages; how many (None: deleted meanwhile)."""
