@@ -73,6 +73,23 @@ def build_graph(weights: dict[str, npt.NDArray[Any]], layers: int, heads: int) -
         return _f32(weights[name])
 
     ms = "com.microsoft"
+
+    def add_norm(value: str, residual: str, prefix: str, name: str) -> str:
+        """LayerNorm(value + dense bias + residual): BERT's "add & norm" after a dense."""
+        return node(
+            "SkipLayerNormalization",
+            [
+                value,
+                residual,
+                const(f"{name}_w", w(f"{prefix}.LayerNorm.weight")),
+                const(f"{name}_b", w(f"{prefix}.LayerNorm.bias")),
+                const(f"{name}_dense_b", w(f"{prefix}.dense.bias")),
+            ],
+            name,
+            domain=ms,
+            epsilon=_EPS,
+        )
+
     word = const("word", w("embeddings.word_embeddings.weight"))
     position = const("position", w("embeddings.position_embeddings.weight"))
     token_type = const("token_type", w("embeddings.token_type_embeddings.weight")[0])
@@ -119,19 +136,7 @@ def build_graph(weights: dict[str, npt.NDArray[Any]], layers: int, heads: int) -
             [attn, const(f"l{i}_out_w", w(f"{p}attention.output.dense.weight").T)],
             f"l{i}_attention_out",
         )
-        x = node(
-            "SkipLayerNormalization",
-            [
-                out,
-                x,
-                const(f"l{i}_ln1_w", w(f"{p}attention.output.LayerNorm.weight")),
-                const(f"l{i}_ln1_b", w(f"{p}attention.output.LayerNorm.bias")),
-                const(f"l{i}_out_b", w(f"{p}attention.output.dense.bias")),
-            ],
-            f"l{i}_norm1",
-            domain=ms,
-            epsilon=_EPS,
-        )
+        x = add_norm(out, x, f"{p}attention.output", f"l{i}_norm1")
         mid = node(
             "MatMul", [x, const(f"l{i}_mid_w", w(f"{p}intermediate.dense.weight").T)], f"l{i}_mid"
         )
@@ -144,19 +149,7 @@ def build_graph(weights: dict[str, npt.NDArray[Any]], layers: int, heads: int) -
         down = node(
             "MatMul", [mid, const(f"l{i}_down_w", w(f"{p}output.dense.weight").T)], f"l{i}_down"
         )
-        x = node(
-            "SkipLayerNormalization",
-            [
-                down,
-                x,
-                const(f"l{i}_ln2_w", w(f"{p}output.LayerNorm.weight")),
-                const(f"l{i}_ln2_b", w(f"{p}output.LayerNorm.bias")),
-                const(f"l{i}_down_b", w(f"{p}output.dense.bias")),
-            ],
-            f"l{i}_norm2",
-            domain=ms,
-            epsilon=_EPS,
-        )
+        x = add_norm(down, x, f"{p}output", f"l{i}_norm2")
     # masked mean pooling, then L2 normalization
     mask = node("Cast", ["attention_mask"], "mask_f", to=TensorProto.FLOAT)
     mask3 = node("Unsqueeze", [mask, const("axis2", np.array([2], np.int64))], "mask3")
