@@ -211,3 +211,29 @@ async def test_a_copy_from_a_file_of_an_older_model_is_not_counted_as_embedded(
     stepper.go.release()
     final = await wait_ready(client, copy["id"])
     assert final["embedded_count"] == final["chunk_count"] == first["chunk_count"]
+
+
+async def test_an_embedding_failure_is_recorded_and_the_queue_goes_on(
+    client: Client, user: dict[str, Any], upload: Upload, feature: KnowledgeFeature
+) -> None:
+    ingestor = feature.service.ingestor
+    real = ingestor.embedder
+
+    class Down:
+        name, dim = real.name, real.dim
+
+        async def embed(self, texts: list[str]) -> Any:
+            raise RuntimeError("the embeddings endpoint is down")
+
+    ingestor.embedder = Down()
+    failed = await wait_ready(
+        client, (await upload("down.txt", _paragraphs("kelp", 2))).json()["id"]
+    )
+    assert failed["status"] == "ready" and failed["error_code"] == "embedding_failed"
+    assert "endpoint is down" in failed["error"] and "keyword search" in failed["error"]
+    assert failed["embedded_count"] == 0 and failed["chunk_count"] == 2
+    hits = (await client.post("/api/knowledge/search", json={"query": "kelp"})).json()["items"]
+    assert hits and hits[0]["file_id"] == failed["id"]
+    ingestor.embedder = real
+    fine = await wait_ready(client, (await upload("up.txt", _paragraphs("coral", 2))).json()["id"])
+    assert fine["error_code"] is None and fine["embedded_count"] == fine["chunk_count"] == 2

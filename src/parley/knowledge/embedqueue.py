@@ -29,7 +29,7 @@ import itertools
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select, text, update
@@ -82,7 +82,6 @@ class _Job:
     done: asyncio.Future[None]
     error: str | None = None
     last: bool = False  # the previous round took all that was left
-    taken: int = field(default=0)
 
 
 class EmbedQueue:
@@ -169,6 +168,7 @@ class EmbedQueue:
                     if not job.done.done():
                         job.done.set_result(None)
                     self.jobs.pop(job.file_id, None)
+                self._room.set()
 
     async def _round(self) -> None:
         embedder = self._embedder()
