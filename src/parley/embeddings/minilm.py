@@ -13,11 +13,15 @@ takes about a second and 90 MB; it happens on first use, never at start-up.
 Batches are sorted by length so padding stays small.
 
 Runtime: ``runtime="auto"`` (the default) runs the same weights on ONNX Runtime
-(``minilm_onnx``: fused kernels, 2-3x faster, vectors equal within cosine 0.9999)
+(``minilm_onnx``: fused kernels on every core, vectors equal within cosine 0.9999)
 when ``onnxruntime`` and ``onnx`` import, and this numpy forward pass otherwise or
-when building the session fails; ``"numpy"`` forces numpy, ``"onnx"`` fails loudly
-without ONNX Runtime (tests, benchmarks). An ONNX Runtime failure while encoding
-falls back to numpy for the rest of the process.
+when building the session fails. The session is built in a background thread
+at the first batch of texts (ingestion; a few seconds), so nothing waits for it
+and short queries alone never build it; both copies of the weights then stay
+(~90 MB each), so a failure of ONNX Runtime while encoding falls back to numpy at
+once, for the rest of the process.
+``"numpy"`` forces numpy; ``"onnx"`` builds the session at load and fails loudly
+without ONNX Runtime (tests, benchmarks).
 """
 
 from __future__ import annotations
@@ -47,6 +51,7 @@ BATCH_TOKENS = 2048  # padded tokens per forward pass (numpy)
 # under ~50 MB (batch x 12 heads x width^2 floats) at the widest passages.
 ONNX_BATCH_TOKENS = 4096
 ONNX_BATCH = 64
+ONNX_FROM = 8  # texts in one call that start building the ONNX Runtime session ("auto")
 CALL_TOKENS = 48  # what one more forward pass costs, in padded tokens (batch planning)
 _DTYPES = {"F32": np.float32, "F16": np.float16, "I64": np.int64}
 
@@ -184,6 +189,7 @@ class MiniLM:
         self._heads = 12
         self._layer_count = 6
         self._onnx: Any = None  # minilm_onnx.OnnxEncoder when in use
+        self._building: threading.Thread | None = None
         # Seconds and tokens since start (benchmarks; updated without a lock, so
         # approximate when two threads encode at once).
         self.timing = {"tokenize_s": 0.0, "forward_s": 0.0, "tokens": 0, "padded": 0, "texts": 0}
@@ -219,11 +225,40 @@ class MiniLM:
             self.dim = int(config["hidden_size"])
             self._layer_count = int(config["num_hidden_layers"])
             self._tokenizer = tokenizer
-            if self.runtime != "numpy":
+            if self.runtime == "onnx":
                 self._onnx = self._onnx_encoder(weights)
-            if self._onnx is None:
+            else:
                 self._load_numpy(weights)
             self._loaded = True
+
+    def _start_onnx(self) -> None:
+        """Under "auto", build the ONNX Runtime session in a background thread, once.
+        Called at the first batch of ``ONNX_FROM`` texts (ingestion), not for the
+        short queries of memory recall and search, which stay on numpy until it is
+        ready: building takes a few seconds of both cores, which a recall under its
+        time limit must not wait for."""
+        with self._lock:
+            if self.runtime != "auto" or self._building is not None:
+                return
+            self._building = threading.Thread(
+                target=self._build_onnx, name="parley-onnx", daemon=True
+            )
+            self._building.start()
+
+    def _build_onnx(self) -> None:
+        assert self.model_dir is not None
+        encoder = self._onnx_encoder(load_safetensors(self.model_dir / "model.safetensors"))
+        if encoder is not None:
+            self._onnx = encoder
+
+    def wait_for_runtime(self, timeout: float = 120.0) -> str:
+        """Load, build ONNX Runtime's session under "auto" and wait for it; the backend."""
+        self.load()
+        self._start_onnx()
+        building = self._building
+        if building is not None:
+            building.join(timeout)
+        return self.backend
 
     def _onnx_encoder(self, weights: dict[str, npt.NDArray[Any]]) -> Any:
         """The ONNX Runtime session, or None (numpy) when it cannot be had under "auto"."""
@@ -263,6 +298,8 @@ class MiniLM:
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         if not texts:
             return out
+        if len(texts) >= ONNX_FROM and self._building is None:
+            self._start_onnx()
         started = time.perf_counter()
         encodings = self._tokenizer.encode_batch([t if t.strip() else " " for t in texts])
         lengths = [len(e.ids) for e in encodings]
