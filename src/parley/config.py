@@ -211,6 +211,8 @@ class Settings(BaseSettings):
     embedding_base_url: str | None = None
     embedding_api_key: str | None = None
     embedding_batch: int = 32
+    # auto: ONNX Runtime when installed, else numpy (same weights and vectors; minilm.py)
+    embedding_runtime: Literal["auto", "onnx", "numpy"] = "auto"
     knowledge_wait_s: float = 3.0
     knowledge_top_k: int = 8
     chunk_chars: int = 1200

@@ -87,3 +87,100 @@ def test_reciprocal_rank_fusion() -> None:
     weighted = dict(rrf([[1, 2], [2, 5]], k=20, weights=[0.5, 1.0]))
     assert weighted[1] == pytest.approx(0.5 / 21) and weighted[5] == pytest.approx(1 / 22)
     assert weighted[2] == pytest.approx(0.5 / 22 + 1 / 21)
+
+
+# ------------------------------------------------------------------ ONNX Runtime vs numpy
+
+
+def _varied_texts() -> list[str]:
+    """Short and long, prose and code, accents and symbols, blank, and one over 256 tokens."""
+    import inspect
+    import json
+    import textwrap
+
+    docs = [inspect.getdoc(f) or "" for f in (json.dumps, textwrap.wrap, inspect.signature)]
+    return [
+        "A man is eating food.",
+        "How do I reset my password?",
+        "",
+        "   ",
+        "Ünïcödé façade — naïve café, 東京 and emoji 🙂!",
+        "def add(a, b):\n    return a + b  # the sum",
+        "report.pdf — Results > Tables\n| year | revenue |\n|---|---|\n| 2024 | 1,204 |",
+        *[d[:1200] for d in docs],
+        "word " * 600,  # truncated to 256 tokens
+        " ".join(docs),
+    ]
+
+
+def test_onnx_runtime_vectors_equal_the_numpy_vectors() -> None:
+    onnx = MiniLM(runtime="onnx")
+    numpy_model = MiniLM(runtime="numpy")
+    texts = _varied_texts()
+    fast = onnx.encode(texts)
+    assert onnx.backend == "onnxruntime" and numpy_model.encode(["x"]).shape == (1, 384)
+    assert numpy_model.backend == "numpy"
+    slow = numpy_model.encode(texts)
+    cosine = (fast * slow).sum(axis=1)
+    assert fast.shape == slow.shape == (len(texts), 384)
+    assert cosine.min() >= 0.999, cosine
+    assert np.abs(fast - slow).max() < 1e-3
+    # alone or in a batch of other lengths (another padding), the same vector
+    alone = onnx.encode([texts[0]])
+    assert float(alone[0] @ fast[0]) >= 0.9999
+    # the numpy pass kept on the ONNX model (for comparisons) agrees too
+    assert ((onnx.forward_numpy(texts) * slow).sum(axis=1)).min() >= 0.9999
+
+
+def test_without_onnx_runtime_the_numpy_pass_runs(monkeypatch: pytest.MonkeyPatch) -> None:
+    from parley.embeddings import minilm_onnx
+
+    monkeypatch.setattr(minilm_onnx, "onnx_available", lambda: False)
+    model = MiniLM(runtime="auto")
+    vectors = model.encode(["A man is eating food.", "A man is eating a piece of bread."])
+    assert model.wait_for_runtime() == "numpy"
+    assert float(vectors[0] @ vectors[1]) > 0.6
+    with pytest.raises(ImportError):  # "onnx" insists rather than falling back
+        monkeypatch.setattr(minilm_onnx, "OnnxEncoder", _missing)
+        MiniLM(runtime="onnx").load()
+
+
+def _missing(*args: object) -> None:
+    raise ImportError("No module named 'onnxruntime'")
+
+
+def test_an_onnx_runtime_failure_falls_back_to_numpy_for_good() -> None:
+    model = MiniLM(runtime="auto")
+    texts = ["The lighthouse was built in 1871.", "Tide tables for the harbour."]
+    first = model.encode(texts)  # at once, while the session is being built
+    assert model.wait_for_runtime() == "onnxruntime"
+    expected = model.encode(texts)
+    assert ((first * expected).sum(axis=1)).min() >= 0.999
+
+    class Broken:
+        calls = 0
+
+        def run(self, ids: object, mask: object) -> None:
+            Broken.calls += 1
+            raise RuntimeError("onnxruntime: out of memory")
+
+    model._onnx = Broken()
+    again = model.encode(texts)
+    assert Broken.calls == 1 and model.backend == "numpy"
+    assert ((again * expected).sum(axis=1)).min() >= 0.999
+    model.encode(texts)
+    assert Broken.calls == 1  # not tried again
+
+
+def test_batches_cut_where_lengths_jump_and_keep_their_limits() -> None:
+    from parley.embeddings.minilm import _batches
+
+    lengths = [10] * 30 + [200] * 5 + [12] * 10
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+    batches = _batches(order, lengths, 64, 4096)
+    assert sorted(i for b in batches for i in b) == list(range(len(lengths)))
+    # the five long texts are not padded with the short ones, nor the short to 200
+    assert any(set(b) == set(range(30, 35)) for b in batches)
+    assert all(len(b) * max(lengths[i] for i in b) <= 4096 for b in batches)
+    assert all(len(b) <= 8 for b in _batches(order, lengths, 8, 4096))
+    assert _batches([0], [300], 64, 100) == [[0]]  # one text longer than the budget

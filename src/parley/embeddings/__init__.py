@@ -4,7 +4,8 @@ A package of its own (below the features, needing only ``parley.config``) so
 that neither feature imports the other to get vectors, and one loaded model
 serves both. An ``Embedder`` turns texts into L2-normalized float32 vectors
 (one row per text), so cosine similarity is a dot product. Implementations:
-the embedded all-MiniLM-L6-v2 (``minilm``: offline, numpy, no torch) and any
+the embedded all-MiniLM-L6-v2 (``minilm``: offline, ONNX Runtime or numpy, no
+torch) and any
 OpenAI-compatible ``/v1/embeddings`` endpoint. ``build_embedder(settings)``
 picks one from the ``embedding_*`` settings.
 """
@@ -66,21 +67,24 @@ _MODELS: dict[str, MiniLM] = {}
 _MODELS_LOCK = threading.Lock()
 
 
-def _shared_minilm(model_dir: Path | None) -> MiniLM:
-    """One loaded copy per process, whichever feature asks first."""
-    key = str(model_dir or "")
+def _shared_minilm(model_dir: Path | None, runtime: str = "auto") -> MiniLM:
+    """One loaded copy per process (and runtime), whichever feature asks first."""
+    key = f"{model_dir or ''}|{runtime}"
     with _MODELS_LOCK:
         model = _MODELS.get(key)
         if model is None:
-            model = _MODELS[key] = MiniLM(model_dir)
+            model = _MODELS[key] = MiniLM(model_dir, runtime)
         return model
 
 
 class LocalEmbedder:
-    """all-MiniLM-L6-v2 in-process (numpy). Loads on first use; runs in a thread."""
+    """all-MiniLM-L6-v2 in-process (ONNX Runtime, or numpy: ``minilm``). Loads on first
+    use; runs in a thread."""
 
-    def __init__(self, model_dir: Path | None = None, batch_size: int = 32) -> None:
-        self.model = _shared_minilm(model_dir)
+    def __init__(
+        self, model_dir: Path | None = None, batch_size: int = 32, runtime: str = "auto"
+    ) -> None:
+        self.model = _shared_minilm(model_dir, runtime)
         self.name = MINILM_NAME if model_dir is None else f"local:{model_dir.name}"
         self.dim = 384  # BERT-small family; the loaded config has the final word
         self.batch_size = batch_size
@@ -167,4 +171,6 @@ def build_embedder(settings: Settings) -> LocalEmbedder | OpenAIEmbedder:
         and (Path(settings.embedding_model).expanduser() / "model.safetensors").is_file()
         else None
     )
-    return LocalEmbedder(model_dir, batch_size=settings.embedding_batch)
+    return LocalEmbedder(
+        model_dir, batch_size=settings.embedding_batch, runtime=settings.embedding_runtime
+    )

@@ -11,15 +11,28 @@ Weights are read from ``model.safetensors`` with numpy alone (the format is an
 8-byte header length, a JSON header, and raw little-endian arrays). Loading
 takes about a second and 90 MB; it happens on first use, never at start-up.
 Batches are sorted by length so padding stays small.
+
+Runtime: ``runtime="auto"`` (the default) runs the same weights on ONNX Runtime
+(``minilm_onnx``: fused kernels on every core, vectors equal within cosine 0.9999)
+when ``onnxruntime`` and ``onnx`` import, and this numpy forward pass otherwise or
+when building the session fails. The session is built in a background thread
+at the first batch of texts (ingestion; a few seconds), so nothing waits for it
+and short queries alone never build it; both copies of the weights then stay
+(~90 MB each), so a failure of ONNX Runtime while encoding falls back to numpy at
+once, for the rest of the process.
+``"numpy"`` forces numpy; ``"onnx"`` builds the session at load and fails loudly
+without ONNX Runtime (tests, benchmarks).
 """
 
 from __future__ import annotations
 
 import importlib.util
 import json
+import logging
 import os
 import struct
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -28,10 +41,18 @@ import numpy.typing as npt
 
 __all__ = ["MINILM_NAME", "MiniLM", "default_model_dir"]
 
+log = logging.getLogger(__name__)
+
 MINILM_NAME = "all-MiniLM-L6-v2"
 MAX_TOKENS = 256
 BATCH = 32
-BATCH_TOKENS = 2048  # padded tokens per forward pass
+BATCH_TOKENS = 2048  # padded tokens per forward pass (numpy)
+# ONNX Runtime: bigger passes amortize its per-call cost; attention scores stay
+# under ~50 MB (batch x 12 heads x width^2 floats) at the widest passages.
+ONNX_BATCH_TOKENS = 4096
+ONNX_BATCH = 64
+ONNX_FROM = 8  # texts in one call that start building the ONNX Runtime session ("auto")
+CALL_TOKENS = 48  # what one more forward pass costs, in padded tokens (batch planning)
 _DTYPES = {"F32": np.float32, "F16": np.float16, "I64": np.int64}
 
 
@@ -121,19 +142,34 @@ class _Layer:
         self.ln2_b = get("output.LayerNorm.bias")
 
 
-def _batches(order: list[int], lengths: list[int], most: int) -> list[list[int]]:
-    """Length-sorted batches of at most ``most`` texts and ``BATCH_TOKENS`` padded tokens,
-    so memory (attention is batch x heads x width^2) stays bounded for long passages."""
+def _batches(
+    order: list[int], lengths: list[int], most: int, budget: int = BATCH_TOKENS
+) -> list[list[int]]:
+    """Batches of texts sorted by length (``order``), at most ``most`` texts and ``budget``
+    padded tokens each (attention memory is batch x heads x width^2), cut where padding
+    plus a per-call cost (``CALL_TOKENS``) is least. Every text of a batch is padded to
+    its longest, so cutting where lengths jump saves work: a shortest-path over the cut
+    points (each batch ends at a text and starts at most ``most`` texts earlier)."""
+    n = len(order)
+    if n == 0:
+        return []
+    width = [max(lengths[i], 1) for i in order]
+    best = [0.0] + [float("inf")] * n  # best[j]: least cost of the first j texts
+    cut = [0] * (n + 1)
+    for j in range(1, n + 1):
+        top = width[j - 1]  # the longest of any batch ending here
+        for size in range(1, min(most, j) + 1):
+            if size > 1 and size * top > budget:
+                break
+            cost = best[j - size] + CALL_TOKENS + size * top
+            if cost < best[j]:
+                best[j], cut[j] = cost, j - size
     out: list[list[int]] = []
-    current: list[int] = []
-    for index in order:
-        width = max(lengths[index], 1)
-        if current and (len(current) >= most or (len(current) + 1) * width > BATCH_TOKENS):
-            out.append(current)
-            current = []
-        current.append(index)
-    if current:
-        out.append(current)
+    j = n
+    while j > 0:
+        out.append(order[cut[j] : j])
+        j = cut[j]
+    out.reverse()
     return out
 
 
@@ -143,13 +179,25 @@ class MiniLM:
     name = MINILM_NAME
     dim = 384
 
-    def __init__(self, model_dir: Path | None = None) -> None:
+    def __init__(self, model_dir: Path | None = None, runtime: str = "auto") -> None:
         self.model_dir = model_dir or default_model_dir()
+        self.runtime = runtime  # auto | onnx | numpy (see the module's docstring)
         self._lock = threading.Lock()
         self._loaded = False
         self._tokenizer: Any = None
         self._layers: list[_Layer] = []
         self._heads = 12
+        self._layer_count = 6
+        self._onnx: Any = None  # minilm_onnx.OnnxEncoder when in use
+        self._building: threading.Thread | None = None
+        # Seconds and tokens since start (benchmarks; updated without a lock, so
+        # approximate when two threads encode at once).
+        self.timing = {"tokenize_s": 0.0, "forward_s": 0.0, "tokens": 0, "padded": 0, "texts": 0}
+
+    @property
+    def backend(self) -> str:
+        """What runs the forward pass once loaded: ``onnxruntime`` or ``numpy``."""
+        return "onnxruntime" if self._onnx is not None else "numpy"
 
     @property
     def available(self) -> bool:
@@ -174,20 +222,71 @@ class MiniLM:
             tokenizer.enable_truncation(max_length=MAX_TOKENS)
             tokenizer.no_padding()
             weights = load_safetensors(self.model_dir / "model.safetensors")
-            self._word = weights["embeddings.word_embeddings.weight"].astype(np.float32)
-            self._position = weights["embeddings.position_embeddings.weight"].astype(np.float32)
-            self._token_type = weights["embeddings.token_type_embeddings.weight"][0].astype(
-                np.float32
-            )
-            self._emb_ln_w = weights["embeddings.LayerNorm.weight"].astype(np.float32)
-            self._emb_ln_b = weights["embeddings.LayerNorm.bias"].astype(np.float32)
-            self._layers = [
-                _Layer(weights, f"encoder.layer.{i}.")
-                for i in range(int(config["num_hidden_layers"]))
-            ]
             self.dim = int(config["hidden_size"])
+            self._layer_count = int(config["num_hidden_layers"])
             self._tokenizer = tokenizer
+            if self.runtime == "onnx":
+                self._onnx = self._onnx_encoder(weights)
+            else:
+                self._load_numpy(weights)
             self._loaded = True
+
+    def _start_onnx(self) -> None:
+        """Under "auto", build the ONNX Runtime session in a background thread, once.
+        Called at the first batch of ``ONNX_FROM`` texts (ingestion), not for the
+        short queries of memory recall and search, which stay on numpy until it is
+        ready: building takes a few seconds of both cores, which a recall under its
+        time limit must not wait for."""
+        with self._lock:
+            if self.runtime != "auto" or self._building is not None:
+                return
+            self._building = threading.Thread(
+                target=self._build_onnx, name="parley-onnx", daemon=True
+            )
+            self._building.start()
+
+    def _build_onnx(self) -> None:
+        assert self.model_dir is not None
+        encoder = self._onnx_encoder(load_safetensors(self.model_dir / "model.safetensors"))
+        if encoder is not None:
+            self._onnx = encoder
+
+    def wait_for_runtime(self, timeout: float = 120.0) -> str:
+        """Load, build ONNX Runtime's session under "auto" and wait for it; the backend."""
+        self.load()
+        self._start_onnx()
+        building = self._building
+        if building is not None:
+            building.join(timeout)
+        return self.backend
+
+    def _onnx_encoder(self, weights: dict[str, npt.NDArray[Any]]) -> Any:
+        """The ONNX Runtime session, or None (numpy) when it cannot be had under "auto"."""
+        from parley.embeddings import minilm_onnx
+
+        if self.runtime == "auto" and not minilm_onnx.onnx_available():
+            log.info("onnxruntime is not installed: MiniLM runs on numpy")
+            return None
+        try:
+            return minilm_onnx.OnnxEncoder(weights, self._layer_count, self._heads)
+        except Exception as exc:
+            if self.runtime == "onnx":
+                raise
+            log.warning("ONNX Runtime could not load MiniLM (%s); using numpy", exc)
+            return None
+
+    def _load_numpy(self, weights: dict[str, npt.NDArray[Any]] | None = None) -> None:
+        if self._layers:
+            return
+        if weights is None:
+            assert self.model_dir is not None
+            weights = load_safetensors(self.model_dir / "model.safetensors")
+        self._word = weights["embeddings.word_embeddings.weight"].astype(np.float32)
+        self._position = weights["embeddings.position_embeddings.weight"].astype(np.float32)
+        self._token_type = weights["embeddings.token_type_embeddings.weight"][0].astype(np.float32)
+        self._emb_ln_w = weights["embeddings.LayerNorm.weight"].astype(np.float32)
+        self._emb_ln_b = weights["embeddings.LayerNorm.bias"].astype(np.float32)
+        self._layers = [_Layer(weights, f"encoder.layer.{i}.") for i in range(self._layer_count)]
 
     def token_counts(self, texts: list[str]) -> list[int]:
         self.load()
@@ -199,16 +298,68 @@ class MiniLM:
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         if not texts:
             return out
+        if len(texts) >= ONNX_FROM and self._building is None:
+            self._start_onnx()
+        started = time.perf_counter()
         encodings = self._tokenizer.encode_batch([t if t.strip() else " " for t in texts])
-        order = sorted(range(len(texts)), key=lambda i: len(encodings[i].ids))
-        for chunk in _batches(order, [len(e.ids) for e in encodings], batch_size):
-            width = max(len(encodings[i].ids) for i in chunk)
+        lengths = [len(e.ids) for e in encodings]
+        order = sorted(range(len(texts)), key=lambda i: lengths[i])
+        timing = self.timing
+        timing["tokenize_s"] += time.perf_counter() - started
+        started = time.perf_counter()
+        onnx = self._onnx
+        if onnx is not None:
+            # ONNX Runtime gains from bigger passes than numpy does.
+            chunks = _batches(order, lengths, ONNX_BATCH, ONNX_BATCH_TOKENS)
+        else:
+            chunks = _batches(order, lengths, batch_size)
+        for chunk in chunks:
+            width = max(lengths[i] for i in chunk)
             ids = np.zeros((len(chunk), width), dtype=np.int64)
-            mask = np.zeros((len(chunk), width), dtype=np.float32)
+            mask = np.zeros((len(chunk), width), dtype=np.int32)
             for row, i in enumerate(chunk):
                 seq = encodings[i].ids
                 ids[row, : len(seq)] = seq
-                mask[row, : len(seq)] = 1.0
+                mask[row, : len(seq)] = 1
+            out[chunk] = self._run(ids, mask)
+            timing["padded"] += ids.size
+        timing["forward_s"] += time.perf_counter() - started
+        timing["tokens"] += sum(lengths)
+        timing["texts"] += len(texts)
+        return out
+
+    def _run(
+        self, ids: npt.NDArray[np.int64], mask: npt.NDArray[np.int32]
+    ) -> npt.NDArray[np.float32]:
+        onnx = self._onnx
+        if onnx is not None:
+            try:
+                return onnx.run(ids, mask)
+            except Exception as exc:
+                if self.runtime == "onnx":
+                    raise
+                log.warning("ONNX Runtime failed (%s); MiniLM uses numpy from now on", exc)
+                with self._lock:
+                    self._onnx = None
+                    self._load_numpy()
+        return self._forward(ids, mask.astype(np.float32))
+
+    def forward_numpy(self, texts: list[str]) -> npt.NDArray[np.float32]:
+        """The numpy forward pass whatever the runtime (equivalence tests, benchmarks)."""
+        self.load()
+        with self._lock:
+            self._load_numpy()
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        encodings = self._tokenizer.encode_batch([t if t.strip() else " " for t in texts])
+        lengths = [len(e.ids) for e in encodings]
+        order = sorted(range(len(texts)), key=lambda i: lengths[i])
+        for chunk in _batches(order, lengths, BATCH):
+            width = max(lengths[i] for i in chunk)
+            ids = np.zeros((len(chunk), width), dtype=np.int64)
+            mask = np.zeros((len(chunk), width), dtype=np.float32)
+            for row, i in enumerate(chunk):
+                ids[row, : lengths[i]] = encodings[i].ids
+                mask[row, : lengths[i]] = 1.0
             out[chunk] = self._forward(ids, mask)
         return out
 

@@ -6,11 +6,13 @@ any worker can answer "is it ready?" and a restart resumes: files left in
 (on PostgreSQL, once their claim is older than ``STALE_CLAIM``).
 
 A file is *claimed* with a conditional UPDATE (``status = 'queued'``), so two
-workers never process it twice. Parsing runs in one dedicated thread (PDFium is
-not thread-safe, and one parse at a time keeps two cores responsive) and yields
-a batch of passages at a time, which is written before the next is read: a
-500-page PDF never sits in memory whole. Embedding then reads the passages back
-in batches. Neither blocks the event loop.
+workers never process it twice. ``WORKERS`` files are read at once: parsing
+runs in one dedicated thread (PDFium is not thread-safe) and yields a batch of
+passages at a time, which is written before the next is read: a 500-page PDF
+never sits in memory whole. A parsed file joins the embedding queue
+(``embedqueue.EmbedQueue``), which embeds passages of every waiting file
+together while the next files are parsed; each file's progress is written after
+every round. Neither blocks the event loop.
 
 Re-uploading bytes the same user already indexed copies the passages and
 vectors instead of parsing again. A change of embedding model re-embeds every
@@ -22,7 +24,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
@@ -34,6 +37,7 @@ from parley.config import Settings
 from parley.embeddings import Embedder
 from parley.knowledge.blobs import BlobStore
 from parley.knowledge.chunking import Chunk, Chunker
+from parley.knowledge.embedqueue import EmbedQueue, IngestStats, embed_text
 from parley.knowledge.index import VectorIndex
 from parley.knowledge.parsers import ParseError, parse
 from parley.knowledge.sniff import UploadRejected, detect
@@ -48,12 +52,7 @@ log = logging.getLogger(__name__)
 PARSE_BATCH = 64
 STALE_CLAIM = timedelta(minutes=10)
 POLL_S = 15.0
-
-
-def embed_text(filename: str, section: str | None, body: str) -> str:
-    """What is embedded for a passage: where it is, then what it says."""
-    where = f"{filename} — {section}" if section else filename
-    return f"{where}\n{body}"
+WORKERS = 2  # files claimed and parsed at once (their embedding is shared)
 
 
 class _Batches:
@@ -65,18 +64,25 @@ class _Batches:
         self.pending: list[Chunk] = []
         self.done = False
         self.last_page = 0
+        self.parse_s = 0.0  # seconds in the parser and the chunker (benchmarks)
+        self.chunk_s = 0.0
 
     def take(self, n: int) -> list[Chunk]:
         while len(self.pending) < n and not self.done:
+            started = time.perf_counter()
             try:
                 segment = next(self.segments)
             except StopIteration:
+                self.parse_s += time.perf_counter() - started
                 self.pending += self.chunker.finish()
                 self.done = True
                 break
+            fed = time.perf_counter()
+            self.parse_s += fed - started
             if segment.page is not None:
                 self.last_page = max(self.last_page, segment.page)
             self.pending += self.chunker.feed(segment)
+            self.chunk_s += time.perf_counter() - fed
         batch, self.pending = self.pending[:n], self.pending[n:]
         return batch
 
@@ -106,13 +112,18 @@ class Ingestor:
         self._tasks: list[asyncio.Task[None]] = []
         self.idle = asyncio.Event()
         self.idle.set()
+        self.stats = IngestStats()
+        self.embeds = EmbedQueue(db, index, lambda: self.embedder, self.stats)
 
     # ------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
         await self._recover()
         self._tasks = [
-            asyncio.create_task(self._worker(), name="knowledge-ingest"),
+            *(
+                asyncio.create_task(self._worker(), name=f"knowledge-ingest-{n}")
+                for n in range(WORKERS)
+            ),
             asyncio.create_task(self._poll(), name="knowledge-poll"),
             asyncio.create_task(self._maintenance(), name="knowledge-reembed"),
         ]
@@ -124,6 +135,7 @@ class Ingestor:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self._tasks = []
+        await self.embeds.close()
         self._pool.shutdown(wait=False, cancel_futures=True)
 
     def enqueue(self, file_id: str) -> None:
@@ -187,16 +199,29 @@ class Ingestor:
                 log.exception("polling for queued files failed")
 
     async def _worker(self) -> None:
+        """Claim and parse files one after another; their embedding goes on in the queue
+        (the file stays in ``_queued`` until it is done, so it is not enqueued twice)."""
         while True:
+            await self.embeds.room()
             file_id = await self.queue.get()
+            done: asyncio.Future[None] | None = None
             try:
-                await self.process(file_id)
+                done = await self._prepare(file_id)
             except Exception:
                 log.exception("ingesting file %s failed", file_id)
             finally:
-                self._queued.discard(file_id)
-                if self.queue.empty():
-                    self.idle.set()
+                if done is None:
+                    self._release(file_id)
+                else:
+                    done.add_done_callback(self._releaser(file_id))
+
+    def _releaser(self, file_id: str) -> Callable[[asyncio.Future[None]], None]:
+        return lambda _: self._release(file_id)
+
+    def _release(self, file_id: str) -> None:
+        self._queued.discard(file_id)
+        if not self._queued:
+            self.idle.set()
 
     # ------------------------------------------------------------ one file
 
@@ -247,14 +272,24 @@ class Ingestor:
         )
 
     async def process(self, file_id: str) -> None:
+        """Ingest one file to the end (ready or failed)."""
+        done = await self._prepare(file_id)
+        if done is not None:
+            await done
+
+    async def _prepare(self, file_id: str) -> asyncio.Future[None] | None:
+        """Claim, then parse (or copy from a twin) a file and queue it for embedding:
+        the future ends when it is ready; None when it was not claimed or failed."""
         record = await self._claim(file_id)
         if record is None:
-            return
+            return None
         try:
-            copied = await self._copy_from_twin(record)
-            if not copied:
-                await self._parse(record)
-            await self._embed(record.id, record.filename, status=True)
+            remaining = await self._copy_from_twin(record)
+            if remaining is None:
+                remaining = await self._parse(record)
+            if remaining is None:
+                return None  # deleted while parsing
+            return self.embeds.add(record.id, record.filename, status=True, remaining=remaining)
         except ParseError as exc:
             await self._fail(record.id, exc.code, exc.message)
         except UploadRejected as exc:
@@ -266,9 +301,11 @@ class Ingestor:
                 "ingest_error",
                 f"The file could not be processed ({type(exc).__name__}).",
             )
+        return None
 
-    async def _copy_from_twin(self, record: KnowledgeFile) -> bool:
-        """Reuse the passages (and vectors) of the same user's identical, ready file."""
+    async def _copy_from_twin(self, record: KnowledgeFile) -> int | None:
+        """Reuse the passages (and vectors) of the same user's identical, ready file;
+        the number of passages still without a vector, or None when there is no twin."""
         async with self.db.session() as session:
             twin = await session.scalar(
                 select(KnowledgeFile)
@@ -282,7 +319,7 @@ class Ingestor:
                 .limit(1)
             )
             if twin is None:
-                return False
+                return None
             await session.execute(
                 text(
                     "INSERT INTO knowledge_chunks (file_id, user_id, ordinal, text, page, section,"
@@ -293,6 +330,20 @@ class Ingestor:
                 ),
                 {"new": record.id, "old": twin.id, "uid": record.user_id},
             )
+            # The vectors came with the passages: those of the current model count as
+            # embedded at once (a twin embedded by an older model has none that count).
+            embedded = twin.embedded_count
+            if self.embedder is not None:
+                embedded = int(
+                    await session.scalar(
+                        text(
+                            "SELECT count(*) FROM knowledge_chunks WHERE file_id = :f"
+                            " AND embed_model = :m"
+                        ),
+                        {"f": record.id, "m": self.embedder.name},
+                    )
+                    or 0
+                )
             await session.execute(
                 update(KnowledgeFile)
                 .where(KnowledgeFile.id == record.id)
@@ -302,7 +353,7 @@ class Ingestor:
                     chunk_count=twin.chunk_count,
                     chars=twin.chars,
                     tokens=twin.tokens,
-                    embedded_count=twin.embedded_count,  # the vectors came with the passages
+                    embedded_count=embedded,
                     status="embedding",
                     updated_at=utcnow(),
                 )
@@ -311,9 +362,10 @@ class Ingestor:
         self.index.invalidate(record.user_id)
         if self.embedder is not None:
             await self.index.backfill_pgvector(self.embedder.name)
-        return True
+        return max(0, twin.chunk_count - embedded)
 
-    async def _parse(self, record: KnowledgeFile) -> None:
+    async def _parse(self, record: KnowledgeFile) -> int | None:
+        """Parse and write the file's passages; how many (None: deleted meanwhile)."""
         path = self.blobs.path(record.sha256)
         loop = asyncio.get_running_loop()
         detected = await loop.run_in_executor(self._pool, detect, path, record.filename)
@@ -335,6 +387,7 @@ class Ingestor:
                     ) from exc
                 if not batch:
                     break
+                started = time.perf_counter()
                 rows = []
                 for chunk in batch:
                     rows.append(
@@ -358,7 +411,7 @@ class Ingestor:
                         select(KnowledgeFile.id).where(KnowledgeFile.id == record.id)
                     )
                     if exists is None:
-                        return  # deleted while parsing
+                        return None  # deleted while parsing
                     await session.execute(insert(KnowledgeChunk), rows)
                     now = utcnow()
                     await session.execute(
@@ -374,7 +427,10 @@ class Ingestor:
                         )
                     )
                     await session.commit()
+                self.stats.write_s += time.perf_counter() - started
         finally:
+            self.stats.parse_s += batches.parse_s
+            self.stats.chunk_s += batches.chunk_s
             await loop.run_in_executor(self._pool, batches.close)
         if ordinal == 0:
             if record.kind == "pdf":
@@ -387,88 +443,7 @@ class Ingestor:
         await self._set(
             record.id, status="embedding", pages_done=batches.last_page or (record.pages or 0)
         )
-
-    async def _embed(self, file_id: str, filename: str, *, status: bool) -> None:
-        """Embed the file's passages that lack a vector from the current model."""
-        embedder = self.embedder
-        if embedder is None:
-            if status:
-                await self._set(file_id, status="ready")
-            return
-        batch_size = max(1, self.config.embedding_batch * 2)
-        error: str | None = None
-        while True:
-            async with self.db.session() as session:
-                rows = (
-                    await session.execute(
-                        select(
-                            KnowledgeChunk.id,
-                            KnowledgeChunk.user_id,
-                            KnowledgeChunk.section,
-                            KnowledgeChunk.text,
-                        )
-                        .where(
-                            KnowledgeChunk.file_id == file_id,
-                            (KnowledgeChunk.embed_model.is_(None))
-                            | (KnowledgeChunk.embed_model != embedder.name),
-                        )
-                        .order_by(KnowledgeChunk.id)
-                        .limit(batch_size)
-                    )
-                ).all()
-            if not rows:
-                break
-            try:
-                vectors = await embedder.embed(
-                    [embed_text(filename, r.section, r.text) for r in rows]
-                )
-            except Exception as exc:
-                error = str(exc)[:500]
-                log.warning("embedding file %s failed: %s", file_id, error)
-                break
-            async with self.db.session() as session:
-                await self.index.write(
-                    session,
-                    embedder.name,
-                    [(r.id, r.user_id, file_id, vectors[i]) for i, r in enumerate(rows)],
-                )
-                done = await session.scalar(
-                    text(
-                        "SELECT count(*) FROM knowledge_chunks WHERE file_id = :f"
-                        " AND embed_model = :m"
-                    ),
-                    {"f": file_id, "m": embedder.name},
-                )
-                now = utcnow()
-                await session.execute(
-                    update(KnowledgeFile)
-                    .where(KnowledgeFile.id == file_id)
-                    .values(embedded_count=int(done or 0), updated_at=now, claimed_at=now)
-                )
-                await session.commit()
-        # Counted once more at the end: a file whose passages were copied with their
-        # vectors (same bytes as a ready file) has nothing to embed, yet all are embedded.
-        async with self.db.session() as session:
-            embedded = await session.scalar(
-                text(
-                    "SELECT count(*) FROM knowledge_chunks WHERE file_id = :f AND embed_model = :m"
-                ),
-                {"f": file_id, "m": embedder.name},
-            )
-        values: dict[str, Any] = {
-            "embed_model": embedder.name,
-            "embedded_count": int(embedded or 0),
-        }
-        if error is not None:
-            values.update(
-                error_code="embedding_failed",
-                error=f"Vectors could not be made ({error}); keyword search still works.",
-            )
-        else:
-            values.update(error_code=None, error=None)
-        if status:
-            values["status"] = "ready"
-        await self._set(file_id, **values)
+        return ordinal
 
     # ------------------------------------------------------------ maintenance
 
@@ -493,7 +468,12 @@ class Ingestor:
         async with self.db.session() as session:
             rows = (
                 await session.execute(
-                    select(KnowledgeFile.id, KnowledgeFile.filename).where(
+                    select(
+                        KnowledgeFile.id,
+                        KnowledgeFile.filename,
+                        KnowledgeFile.chunk_count,
+                        KnowledgeFile.embedded_count,
+                    ).where(
                         KnowledgeFile.status == "ready",
                         KnowledgeFile.chunk_count > 0,
                         (KnowledgeFile.embed_model.is_(None))
@@ -503,8 +483,11 @@ class Ingestor:
             ).all()
         if rows:
             log.info("re-embedding %d file(s) with %s", len(rows), embedder.name)
-        for file_id, filename in rows:
-            await self._embed(file_id, filename, status=False)
+        waiting = [
+            self.embeds.add(r.id, r.filename, status=False, remaining=r.chunk_count) for r in rows
+        ]
+        for future in waiting:
+            await future
             done += 1
         return done
 
