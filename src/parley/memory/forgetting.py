@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import base64
 import logging
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -28,10 +29,11 @@ from typing import Any
 from sqlalchemy import select, update
 
 from parley.memory.forget_words import ForgetAsk, parse_forget
+from parley.memory.index import Entry
 from parley.memory.service import MemoryService, memory_enabled, scope_of
 from parley.memory.store import MemoryStore
 from parley.memory.tables import ForgetRequest, Memory, MemoryVersion
-from parley.memory.text import content_words
+from parley.memory.text import STOP_WORDS, content_words
 from parley.messages import Source
 from parley.storage.tables import new_id, utcnow
 from parley.turns.hooks import ContextBlock, TurnInfo
@@ -44,11 +46,15 @@ UNDO_S = 600.0
 MAX_MATCHES = 12
 # Tuned on bench.forget_set.DEV with all-MiniLM-L6-v2 (see bench.forget_eval).
 FACT_COSINE = 0.45  # one fact: the best match needs at least this...
-FACT_MARGIN = 0.04  # ...and others within this of it are the same fact reworded
-TOPIC_COSINE = 0.42  # a topic: every memory at least this close
-TOPIC_MARGIN = 0.12  # ...or within this of the best one
-WORD_FLOOR = 0.2  # a shared rare word counts only with at least this cosine
+FACT_MARGIN = 0.03  # ...and others within this of it are the same fact reworded
+TOPIC_BEST = 0.35  # a topic: nothing unless the best match reaches this
+TOPIC_COSINE = 0.34  # ...then every memory at least this close
+TOPIC_MARGIN = 0.15  # ...and within this of the best one
+WORD_FLOOR = 0.15  # a shared rare word counts only with at least this cosine
+WORD_BONUS = 0.1  # added for the request's rare words found in the memory (all of them)
+LINK_FLOOR = 0.1  # a memory naming the same entity joins a topic above this cosine
 RARE = 0.2  # a word in more than this share of the user's memories is not "rare"
+ENTITY_SPREAD = 4  # a name in more memories than this is not one entity's
 # Words of the request that do not name a topic.
 _VAGUE = frozenset(
     [
@@ -121,21 +127,27 @@ class ForgetService:
             for entry in entries:
                 cosine = cosines.get(entry.id, 0.0)
                 shared = _shared(rare, entry.words)
-                bonus = 0.25 * shared / len(rare) if rare else 0.0
-                if shared and (vector is None or cosine >= WORD_FLOOR):
-                    scored[entry.id] = cosine + bonus + 0.5
+                if vector is None:  # words alone: the share of the request's words found
+                    scored[entry.id] = shared / len(rare) if rare else 0.0
+                elif shared and cosine >= WORD_FLOOR:
+                    scored[entry.id] = cosine + WORD_BONUS * shared / len(rare)
                 else:
                     scored[entry.id] = cosine
-            best = max(scored.values())
+            # Thresholds on the best cosine: a word bonus must not push the others out.
+            best = max(cosines.values()) if cosines else max(scored.values())
             if ask.topic:
-                floor = min(max(TOPIC_COSINE, best - TOPIC_MARGIN), 0.5 + TOPIC_COSINE)
+                if best < TOPIC_BEST:
+                    return []
+                floor = max(TOPIC_COSINE, best - TOPIC_MARGIN)
             else:
                 if best < FACT_COSINE:
                     return []
                 floor = best - FACT_MARGIN
-            chosen = sorted(
-                ((score, mid) for mid, score in scored.items() if score >= floor), reverse=True
-            )[:MAX_MATCHES]
+            picked = {mid for mid, score in scored.items() if score >= floor}
+            if ask.topic and picked:  # the same person, pet or place as the picked ones
+                top = max(picked, key=lambda mid: scored[mid])
+                picked |= _linked(picked, top, entries, cosines)
+            chosen = sorted(((scored[mid], mid) for mid in picked), reverse=True)[:MAX_MATCHES]
             rows = {r.id: r for r in await store.get_many([mid for _, mid in chosen])}
         return [Match(rows[mid], score) for score, mid in chosen if mid in rows]
 
@@ -291,6 +303,45 @@ def _shared(rare: set[str], words: set[str]) -> int:
     return sum(
         1 for w in rare if w in words or (len(w) >= 6 and any(v[:6] == w[:6] for v in words))
     )
+
+
+_NAME = re.compile(r"\b([A-Z][a-z]{2,})\b")
+
+
+def _names(text: str) -> set[str]:
+    """Capitalised words that are not function words ("Biscuit", "Northwind"): names."""
+    return {m.lower() for m in _NAME.findall(text)} - STOP_WORDS
+
+
+def _linked(
+    picked: set[str], top: str, entries: list[Entry], cosines: dict[str, float]
+) -> set[str]:
+    """Memories naming an entity (a person, pet, company) that the best picked
+    memory names, or that two picked memories name, when the name is rare among
+    the user's memories: "forget my cat" picks "I have a cat named Biscuit", and
+    "Biscuit is allergic to chicken" goes with it; "forget my debts" picking
+    "I borrowed 2,000 from my brother Luis" does not take Luis's other memories."""
+    names = {e.id: _names(e.text) for e in entries}
+    spread: dict[str, int] = {}
+    for found in names.values():
+        for name in found:
+            spread[name] = spread.get(name, 0) + 1
+    in_picked: dict[str, int] = {}
+    for mid in picked:
+        for name in names.get(mid, ()):
+            in_picked[name] = in_picked.get(name, 0) + 1
+    wanted = {
+        n
+        for n, count in in_picked.items()
+        if spread[n] <= ENTITY_SPREAD and (count >= 2 or n in names.get(top, ()))
+    }
+    return {
+        e.id
+        for e in entries
+        if e.id not in picked
+        and names[e.id] & wanted
+        and cosines.get(e.id, LINK_FLOOR) >= LINK_FLOOR
+    }
 
 
 def _keep(row: Memory, versions: list[MemoryVersion]) -> dict[str, Any]:
