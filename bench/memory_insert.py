@@ -9,7 +9,7 @@ memory of the user, compare the new fact with each (words and cosine), insert.
 In-process on SQLite (temp dir). The embedder is all-MiniLM-L6-v2 when installed
 (else the hashing one); its time is in both columns and shown alone.
 
-    .venv/bin/python -m bench.memory_insert [--sizes 1000,10000] [--inserts 100]
+    .venv/bin/python -m bench.memory_insert [--sizes 1000,10000] [--inserts 100] [--hashing]
 """
 
 from __future__ import annotations
@@ -115,9 +115,11 @@ async def measure(size: int, inserts: int, embedder: Embedder) -> dict[str, list
     return times
 
 
-async def main(sizes: list[int], inserts: int) -> None:
-    embedder: Embedder = default_embedder(load_settings(local_model_enabled=False)) or (
+async def main(sizes: list[int], inserts: int, hashing: bool = False) -> None:
+    embedder: Embedder = (
         HashingEmbedder()
+        if hashing
+        else default_embedder(load_settings(local_model_enabled=False)) or HashingEmbedder()
     )
     table = Table("memory_insert", f"Saving one memory ({embedder.name}, SQLite)", "before: scan")
     for size in sizes:
@@ -144,5 +146,6 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--sizes", default="1000,10000")
     parser.add_argument("--inserts", type=int, default=100)
+    parser.add_argument("--hashing", action="store_true", help="the hashing embedder (fast)")
     args = parser.parse_args()
-    asyncio.run(main([int(s) for s in args.sizes.split(",")], args.inserts))
+    asyncio.run(main([int(s) for s in args.sizes.split(",")], args.inserts, args.hashing))
