@@ -16,8 +16,16 @@ afterwards:
 - raw: the same precision/recall on the model's own proposals, before the
   guard and rules, to show what the guard removes.
 
+Then the labelled dialogue (``bench.memory_dialogue``: five users, 110 turns of
+new facts, changes, requests to forget and chat without facts) through the whole
+pipeline (``bench.memory_dialogue_run``), with the model beside the oracle (a
+scripted extractor answering with the labels): precision and recall of new
+facts, updates (the right memory replaced) and deletions.
+
     .venv/bin/python -m bench.memory_eval --model local/smollm2-135m-instruct
     .venv/bin/python -m bench.memory_extraction --model openai/gpt-4.1-mini
+    .venv/bin/python -m bench.memory_extraction --model local/smollm2-135m-instruct
+    .venv/bin/python -m bench.memory_extraction          # the oracle alone
 """
 
 from __future__ import annotations
@@ -26,14 +34,16 @@ import argparse
 import asyncio
 import tempfile
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from bench.common import Table
+from bench.memory_dialogue_run import DialogueScore, oracle_model, run_dialogue
 from parley.config import load_settings
 from parley.memory.extract import MemoryExtractor, mentions_self, parse_operations
+from parley.memory.feature import default_embedder
 from parley.memory.service import MemoryService
 from parley.memory.store import MemoryStore
 from parley.memory.text import content_words, jaccard, parse_request
@@ -281,20 +291,84 @@ def add_rows(table: Table, result: dict[str, Any]) -> None:
     table.add("  mean extraction time", f"{result['mean_s']:.2f} s")
 
 
+def dialogue_table(ref: str | None, mine: DialogueScore | None, oracle: DialogueScore) -> Table:
+    """The dialogue's scores: the model's column beside the oracle's."""
+    table = Table(
+        "memory_dialogue",
+        f"Memory on {oracle.turns} turns of labelled dialogue ({ref or 'oracle only'})",
+        "oracle extractor",
+    )
+    r = DialogueScore.ratio
+
+    def row(metric: str, value: Callable[[DialogueScore], str]) -> None:
+        table.add(metric, value(mine) if mine is not None else "-", value(oracle))
+
+    row(
+        "new facts: precision",
+        lambda s: f"{r(s.new_correct, s.new_stored):.2f} ({s.new_correct}/{s.new_stored})",
+    )
+    row(
+        "new facts: recall",
+        lambda s: f"{r(s.new_matched, s.new_expected):.2f} ({s.new_matched}/{s.new_expected})",
+    )
+    row(
+        "updates: precision (right memory)",
+        lambda s: f"{r(s.updates_right, s.rewritten):.2f} ({s.updates_right}/{s.rewritten})",
+    )
+    row(
+        "updates: recall (replaced in place)",
+        lambda s: (
+            f"{r(s.updates_right, s.updates_expected):.2f} ({s.updates_right}/{s.updates_expected})"
+        ),
+    )
+    row("  updates waiting as a proposal", lambda s: f"{s.updates_proposed}/{s.updates_expected}")
+    row(
+        "deletions: precision",
+        lambda s: f"{r(s.deletes_right, s.deleted):.2f} ({s.deletes_right}/{s.deleted})",
+    )
+    row(
+        "deletions: recall",
+        lambda s: (
+            f"{r(s.deletes_right, s.deletes_expected):.2f} ({s.deletes_right}/{s.deletes_expected})"
+        ),
+    )
+    row(
+        "model calls / mean time",
+        lambda s: f"{s.model_calls} / {s.seconds / max(1, s.model_calls):.2f} s",
+    )
+    return table
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--model", required=True, help="provider/model, e.g. local/smollm2-135m-instruct"
-    )
+    parser.add_argument("--model", help="provider/model, e.g. local/smollm2-135m-instruct")
+    parser.add_argument("--skip-cases", action="store_true", help="only the dialogue")
     args = parser.parse_args()
-    result = await evaluate(args.model)
-    if result is None:
-        raise SystemExit(1)
-    table = Table("memory_extraction", f"Memory extraction on {result['cases']} labelled messages")
-    add_rows(table, result)
-    print(table.render())
-    for line in result["examples"]:
-        print("  " + line)
+    if args.model and not args.skip_cases:
+        result = await evaluate(args.model)
+        if result is None:
+            raise SystemExit(1)
+        table = Table(
+            "memory_extraction", f"Memory extraction on {result['cases']} labelled messages"
+        )
+        add_rows(table, result)
+        print(table.render())
+        for line in result["examples"]:
+            print("  " + line)
+    embedder = default_embedder(load_settings(local_model_enabled=False))
+    oracle = oracle_model()
+    oracle_score = await run_dialogue(oracle.model, embedder, oracle)
+    mine = None
+    if args.model:
+        registry = ModelRegistry(load_settings())
+        try:
+            model = await registry.resolve(args.model)
+        except Exception as exc:
+            print(f"dialogue skipped: {args.model} unavailable ({exc})")
+            raise SystemExit(1) from exc
+        mine = await run_dialogue(model, embedder)
+        await registry.aclose()
+    print(dialogue_table(args.model, mine, oracle_score).render())
 
 
 if __name__ == "__main__":

@@ -147,7 +147,12 @@ class MemorySource(TypedDict):
     kind: Literal["memory"]
     id: str
     title: str
-    action: NotRequired[Literal["added", "merged", "updated", "proposed", "deleted"]]
+    action: NotRequired[
+        Literal["added", "merged", "updated", "proposed", "deleted", "forget_proposed"]
+    ]
+    request: NotRequired[str]
+    """``forget_proposed``: the forget request (``/api/memories/forget-requests/{id}``)
+    that asks the user to approve deleting this memory."""
     why: NotRequired[MemoryWhy]
     recall: NotRequired[Literal["keywords"]]
 

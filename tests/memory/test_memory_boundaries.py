@@ -63,8 +63,10 @@ async def test_scoped_memories_never_leave_their_scope(
     shown = memory_model.requests[-1].messages[-1].content.split("The user's message:")[0]
     assert "Captain Ahab." not in shown and "codename is Heron" not in shown
 
-    # "Forget" in a global chat cannot delete a scoped memory.
-    await say("Forget that my pirate nickname is Captain Ahab")
+    # "Forget" in a global chat cannot even propose deleting a scoped memory.
+    turn = await say("Forget that my pirate nickname is Captain Ahab")
+    assert "memory_updated" not in dict(turn["events"])
+    assert "No saved memory matches it" in chat.requests[-1].messages[0].content
     assert len((await client.get("/api/memories")).json()["items"]) == 2
 
 
@@ -107,7 +109,7 @@ async def test_one_users_memories_and_chats_never_reach_another_user(
         leaked = everything_sent(chat, start_chat) + everything_sent(memory_model, start_memory)
         assert "vault word is pelican." not in leaked and "fundraiser" not in leaked
         await bob_says("Forget that my vault word is pelican")
-        assert "No saved memory matched it." in chat.requests[-1].messages[0].content
+        assert "No saved memory matches it" in chat.requests[-1].messages[0].content
         assert (await bob.get("/api/memories")).json()["items"] == []
     mine = (await client.get("/api/memories")).json()["items"]
     assert [m["text"] for m in mine] == ["My vault word is pelican."]

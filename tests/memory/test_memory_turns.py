@@ -66,8 +66,20 @@ async def test_duplicates_merge_changes_update_and_forget_deletes(
     await say("Remember that I now live in Berlin")
     after = await memories(client)
     assert [(m["id"], m["text"]) for m in after] == [(first_id, "I now live in Berlin.")]
+    # The old text is kept in the memory's history.
+    history = (await client.get(f"/api/memories/{first_id}/history")).json()["items"]
+    assert [v["text"] for v in history] == ["I live in Paris."]
     await say("Remember that my dog is called Rex")
-    await say("Forget that I live in Berlin")
+    turn = await say("Forget that I live in Berlin")
+    # Asked first (the chip), deleted on approval.
+    [proposed] = [
+        m
+        for m in dict(turn["events"])["memory_updated"]["memories"]
+        if m["action"] == "forget_proposed"
+    ]
+    assert proposed["id"] == first_id
+    approve = await client.post(f"/api/memories/forget-requests/{proposed['request']}/approve")
+    assert approve.json()["status"] == "approved"
     assert [m["text"] for m in await memories(client)] == ["My dog is called Rex."]
 
 

@@ -2,7 +2,7 @@ import { cleanup, render } from '@testing-library/svelte';
 import { afterEach, describe, expect, it } from 'vitest';
 import MemoryChip from '../src/components/memory/MemoryChip.svelte';
 import MemoriesUsed from '../src/components/memory/MemoriesUsed.svelte';
-import { memoryChanges, memorySources } from '../src/lib/memory';
+import { forgetProposals, memoryChanges, memorySources } from '../src/lib/memory';
 import type { Message } from '../src/lib/api/types';
 import { memoryUpdates } from '../src/lib/stores/memoryUpdates.svelte';
 import { message } from './fixtures';
@@ -52,5 +52,21 @@ describe('MemoryChip', () => {
   it('shows nothing when the turn changed no memory', () => {
     const chip = render(MemoryChip, { message: message('a3', 'assistant', 'u1', { sources: sources.slice(2, 3) }) });
     expect(chip.queryByTestId('memory-updated')).toBeNull();
+  });
+});
+
+describe('forget proposals', () => {
+  it('groups the memories a forget request lists and keeps them out of "Memory updated"', () => {
+    const sources = [
+      { kind: 'memory', id: 'm1', title: 'My old job was at Northwind.', action: 'forget_proposed', request: 'r1' },
+      { kind: 'memory', id: 'm2', title: 'My boss was Greg.', action: 'forget_proposed', request: 'r1' },
+      { kind: 'memory', id: 'm2', title: 'My boss was Greg.', action: 'forget_proposed', request: 'r1' },
+      { kind: 'memory', id: 'm3', title: 'I live in Lyon.', action: 'added' },
+    ];
+    const found = forgetProposals(sources);
+    expect([...found.keys()]).toEqual(['r1']);
+    expect(found.get('r1')?.map((m) => m.id)).toEqual(['m1', 'm2']);
+    expect(memoryChanges(sources).map((m) => m.id)).toEqual(['m3']);
+    expect(forgetProposals(undefined).size).toBe(0);
   });
 });

@@ -28,6 +28,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from parley.memory.forget_words import parse_forget
+from parley.memory.forgetting import ForgetService
 from parley.memory.recall import Scope
 from parley.memory.service import (
     MemoryService,
@@ -146,11 +148,17 @@ class MemoryExtractor:
     late_events = True  # what it learned shows on the answer still open in the chat
 
     def __init__(
-        self, service: MemoryService, resolve_model: ModelResolver, *, enabled: bool = True
+        self,
+        service: MemoryService,
+        resolve_model: ModelResolver,
+        *,
+        enabled: bool = True,
+        forgets: ForgetService | None = None,
     ) -> None:
         self.service = service
         self.resolve_model = resolve_model
         self.enabled = enabled
+        self.forgets = forgets
 
     async def after_turn(
         self, info: TurnInfo, answer: str, status: str
@@ -163,6 +171,8 @@ class MemoryExtractor:
             return None  # off, or the explicit fast path already handled this message
         if not mentions_self(info.query):
             return None
+        if await self._forget_asked(info):
+            return None  # a confirmation chip handles it; the model must not delete on its own
         changed: list[MemorySource] = []
         await self.extract(info, changed)
         return [MemoryUpdated(changed)] if changed else None
@@ -237,6 +247,15 @@ class MemoryExtractor:
         if changed:
             await self._note_on_answer(info, changed)
         return done
+
+    async def _forget_asked(self, info: TurnInfo) -> bool:
+        """The message is a request to forget that matched memories (its chip waits);
+        one that matched nothing still goes to the model."""
+        if self.forgets is None or parse_forget(info.query) is None:
+            return False
+        if not info.user_message_id:
+            return False
+        return await self.forgets.for_message(info.user_id, info.user_message_id) is not None
 
     async def _note_on_answer(self, info: TurnInfo, changed: list[MemorySource]) -> None:
         """Add what extraction changed to the answer's ``sources`` (with each

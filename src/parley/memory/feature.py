@@ -24,6 +24,7 @@ from parley.embeddings import Embedder, build_embedder
 from parley.memory.context import MemoryContext
 from parley.memory.explain import recall_router
 from parley.memory.extract import MemoryExtractor
+from parley.memory.forgetting import ForgetContext, ForgetService
 from parley.memory.router import router as memories_router
 from parley.memory.service import MemoryService
 from parley.memory.store import expired_temporary_conversations
@@ -79,6 +80,7 @@ class MemoryFeature:
         self._hooks = UserDataHooks()
         self.summarizer: HistorySummarizer | None = None
         self.extractor: MemoryExtractor | None = None
+        self.forgets: ForgetService | None = None
 
     @property
     def service(self) -> MemoryService:
@@ -98,6 +100,9 @@ class MemoryFeature:
         settings = self.settings
         ctx.add_tool(make_remember_tool(self.service))
         ctx.add_tool(make_search_conversations_tool(ctx.db))
+        self.forgets = ForgetService(self.service)
+        ctx.provide(ForgetService, self.forgets)
+        ctx.add_context_source(ForgetContext(self.forgets))  # before recall: "forget ..." first
         ctx.add_context_source(
             MemoryContext(
                 self.service,
@@ -108,7 +113,7 @@ class MemoryFeature:
             )
         )
         self.extractor = MemoryExtractor(
-            self.service, self.resolve_model, enabled=settings.memory_auto
+            self.service, self.resolve_model, enabled=settings.memory_auto, forgets=self.forgets
         )
         self.summarizer = HistorySummarizer(
             ctx.db,
@@ -156,6 +161,11 @@ class MemoryFeature:
                 await self.purge(db)
             except Exception:
                 log.exception("could not delete expired temporary chats")
+            if self.forgets is not None:
+                try:
+                    await self.forgets.purge_expired()  # forgotten rows past their undo window
+                except Exception:
+                    log.exception("could not erase forgotten memories kept for undo")
 
     async def stop(self) -> None:
         if self._purger is not None:

@@ -7,6 +7,9 @@
 - ``DELETE /api/memories/{id}`` -> 204; ``DELETE /api/memories`` -> ``{deleted}``
 - ``POST   /api/memories/{id}/approve`` -> memory; ``.../reject`` -> 204 (review mode;
   approving a proposed update, ``replaces: {id, text}``, rewrites that memory)
+- ``GET    /api/memories/{id}/history`` -> ``{items: [{id, text, reason, replaced_at}]}``;
+  ``POST /api/memories/{id}/history/{version_id}/restore`` -> memory
+- forget requests (the chat's confirmation chip): ``forget_router.py``
 
 Memory on/off and review mode are ``preferences.memory`` / ``preferences.memory_review``
 (``PATCH /api/me``).
@@ -24,6 +27,7 @@ from parley.http.bodies import Body, iso
 from parley.http.deps import DB, CurrentUser, service
 from parley.http.guard import GuardedRoute
 from parley.http.problems import Problem, not_found
+from parley.memory.forget_router import router as forget_router
 from parley.memory.service import MemoryService, memory_enabled, review_enabled
 from parley.memory.store import MemoryStore
 from parley.memory.tables import Memory
@@ -66,11 +70,14 @@ class MemoryPublic(BaseModel):
     conversation_id: str | None
     message_id: str | None
     url: str | None = Field(description="the conversation it came from (/c/<id>)")
+    history_count: int = Field(0, description="earlier texts kept (GET .../history)")
     created_at: str
     updated_at: str
 
     @classmethod
-    def from_row(cls, row: Memory, replaced: Memory | None = None) -> MemoryPublic:
+    def from_row(
+        cls, row: Memory, replaced: Memory | None = None, history_count: int = 0
+    ) -> MemoryPublic:
         """A proposed update (review mode) shows the memory it would replace as
         ``replaces: {id, text}`` (its scope is that memory's)."""
         replaces = None
@@ -87,6 +94,7 @@ class MemoryPublic(BaseModel):
             conversation_id=row.conversation_id,
             message_id=row.message_id,
             url=f"/c/{row.conversation_id}" if row.conversation_id else None,
+            history_count=history_count,
             created_at=_stamp(row.created_at),
             updated_at=_stamp(row.updated_at),
         )
@@ -111,7 +119,11 @@ class MemoriesDeleted(BaseModel):
 async def _public(store: MemoryStore, rows: list[Memory]) -> list[MemoryPublic]:
     ids = {r.replaces_id for r in rows if r.replaces_id}
     replaced = {m.id: m for m in [await store.get(i) for i in ids] if m is not None}
-    return [MemoryPublic.from_row(r, replaced.get(r.replaces_id or "")) for r in rows]
+    counts = await store.version_counts([r.id for r in rows])
+    return [
+        MemoryPublic.from_row(r, replaced.get(r.replaces_id or ""), counts.get(r.id, 0))
+        for r in rows
+    ]
 
 
 # ------------------------------------------------------------------ routes
@@ -180,13 +192,15 @@ async def delete_memory(memory_id: str, user: CurrentUser, db: DB) -> Response:
 
 
 @router.post("/{memory_id}/approve")
-async def approve_memory(memory_id: str, memories: Memories, user: CurrentUser) -> MemoryPublic:
+async def approve_memory(
+    memory_id: str, memories: Memories, user: CurrentUser, db: DB
+) -> MemoryPublic:
     """Activate a pending memory; a proposed update rewrites the memory it names
     and the answer is that memory."""
     row = await memories.approve(user.id, memory_id)
     if row is None:
         raise not_found("memory")
-    return MemoryPublic.from_row(row)
+    return (await _public(MemoryStore(db, user.id), [row]))[0]
 
 
 @router.post("/{memory_id}/reject", status_code=204)
@@ -198,3 +212,46 @@ async def reject_memory(memory_id: str, user: CurrentUser, db: DB) -> Response:
     await store.delete(memory_id)
     await db.commit()
     return Response(status_code=204)
+
+
+# ------------------------------------------------------------------ history
+
+
+class MemoryVersionPublic(BaseModel):
+    id: str
+    text: str
+    reason: str = Field(description="why it was replaced: updated, approved, edited, restored")
+    replaced_at: str
+
+
+class MemoryHistory(BaseModel):
+    items: list[MemoryVersionPublic] = Field(description="earlier texts, newest first")
+
+
+@router.get("/{memory_id}/history")
+async def memory_history(memory_id: str, memories: Memories, user: CurrentUser) -> MemoryHistory:
+    versions = await memories.history(user.id, memory_id)
+    if versions is None:
+        raise not_found("memory")
+    return MemoryHistory(
+        items=[
+            MemoryVersionPublic(
+                id=v.id, text=v.text, reason=v.reason, replaced_at=_stamp(v.replaced_at)
+            )
+            for v in versions
+        ]
+    )
+
+
+@router.post("/{memory_id}/history/{version_id}/restore")
+async def restore_memory(
+    memory_id: str, version_id: str, memories: Memories, user: CurrentUser, db: DB
+) -> MemoryPublic:
+    """Give the memory an earlier text back (its current text joins the history)."""
+    row = await memories.restore(user.id, memory_id, version_id)
+    if row is None:
+        raise not_found("memory version")
+    return (await _public(MemoryStore(db, user.id), [row]))[0]
+
+
+router.include_router(forget_router)

@@ -6,11 +6,20 @@ Writes go through ``remember`` so every path (the explicit fast path, the
 - a duplicate (same words, or nearly: word overlap >= 0.8, cosine >= 0.9, or
   one's words all within the other's) merges into the existing memory (newest
   wording and link win);
-- a change ("I now live in Berlin", or extraction naming the memory it
-  replaces) updates the old memory instead of adding a contradicting one;
+- a change replaces a memory only when it states a new value of the same
+  attribute of the same person: both have the same attribute key
+  (``parley.memory.attributes``: "Lives in Lyon." replaces "Lives in Paris.");
+  the old text goes to the memory's history (``memory_versions``), restorable;
+- when the chat model (extraction) or the user's wording ("now", "anymore") says
+  it is a change but no key says which attribute, it becomes a pending proposal
+  naming the memory (``replaces_id``) for the user to confirm; when the keys
+  disagree (an injury and the move it caused) the fact is added beside it;
 - otherwise a new memory is added;
 - in review mode nothing active changes: an update becomes one pending
   proposal naming the memory it replaces (``replaces_id``, in that memory's scope).
+
+Candidates come from the user's in-process ``WriteIndex`` (``parley.memory.index``),
+not from a scan of the table, so a write costs the same at 10,000 memories.
 
 The embedder is optional: without one (or when it fails) recall uses keyword
 and recency only, and similarity rules use word overlap only.
@@ -28,9 +37,11 @@ import numpy as np
 import numpy.typing as npt
 
 from parley.embeddings import Embedder
+from parley.memory.attributes import attribute_key
+from parley.memory.index import WriteIndex
 from parley.memory.recall import Candidate, Ranking, RecallConfig, Scope, Snapshot, rank
 from parley.memory.store import MemoryStore
-from parley.memory.tables import Memory
+from parley.memory.tables import Memory, MemoryVersion
 from parley.memory.text import content_words, jaccard, normalized, signals_change
 from parley.memory.topics import TOPICS, bundled_vectors
 from parley.storage.db import Database
@@ -50,6 +61,10 @@ DUPLICATE_JACCARD = 0.8
 DUPLICATE_COSINE = 0.9
 CHANGE_JACCARD = 0.25
 CHANGE_COSINE = 0.6
+# Without attribute keys, an update the model names replaces the memory only when the
+# two say nearly the same thing ("Lea starts school in September" / "... October").
+SAME_FACT_JACCARD = 0.4
+SAME_FACT_COSINE = 0.8
 FORGET_JACCARD = 0.3
 FORGET_COSINE = 0.55
 TOPICS_WAIT_S = 2.0  # the first recall of a process waits this long for the topics
@@ -79,6 +94,11 @@ def _contained(a: set[str], b: set[str]) -> bool:
     Paris with Sam"): the same fact, restated; the newest wording wins."""
     small, large = sorted((a, b), key=len)
     return len(small) >= 2 and small <= large
+
+
+def _duplicate(row: Memory, text: str, overlap: float, cosine: float) -> bool:
+    """Nearly the same words or meaning: the same fact, reworded."""
+    return overlap >= DUPLICATE_JACCARD or cosine >= DUPLICATE_COSINE
 
 
 Action = Literal["added", "merged", "updated", "proposed"]
@@ -122,6 +142,8 @@ class MemoryService:
         self._topics: npt.NDArray[np.float32] | None = None
         self._topics_model: str | None = None
         self._topics_task: asyncio.Task[None] | None = None
+        self._indexes: dict[str, WriteIndex] = {}
+        self._write_locks: dict[str, asyncio.Lock] = {}
 
     # ------------------------------------------------------------ embeddings
 
@@ -278,19 +300,30 @@ class MemoryService:
 
     # ------------------------------------------------------------ writes
 
+    async def write_index(self, store: MemoryStore) -> WriteIndex:
+        """The user's write index, rebuilt when their rows changed behind it."""
+        version = await store.write_version()
+        index = self._indexes.get(store.user_id)
+        if index is None or index.version != version or index.model != self.model_name:
+            index = WriteIndex.build(await store.everything(), self.model_name, version)
+            self._indexes[store.user_id] = index
+        return index
+
     async def _similar(
-        self, rows: list[Memory], text: str, vector: npt.NDArray[np.float32] | None
+        self,
+        index: WriteIndex,
+        rows: list[Memory],
+        text: str,
+        vector: npt.NDArray[np.float32] | None,
+        cosines: dict[str, float],
     ) -> list[tuple[Memory, float, float]]:
-        """(memory, word overlap, cosine) for each row, most similar first."""
+        """(memory, word overlap, cosine) for each candidate, most similar first."""
         words = content_words(text)
         found = []
         for row in rows:
-            cosine = 0.0
-            if vector is not None and row.embedding and row.embedding_model == self.model_name:
-                stored = np.frombuffer(row.embedding, dtype=np.float32)
-                if stored.shape[0] == vector.shape[0]:
-                    cosine = float(stored @ vector)
-            found.append((row, jaccard(words, content_words(row.text)), cosine))
+            entry = index.entries.get(row.id)
+            row_words = entry.words if entry is not None else content_words(row.text)
+            found.append((row, jaccard(words, row_words), cosines.get(row.id, 0.0)))
         found.sort(key=lambda item: max(item[1], item[2]), reverse=True)
         return found
 
@@ -309,34 +342,48 @@ class MemoryService:
     ) -> SaveResult:
         """Save ``text`` following the merge / update / add rules (and commit).
 
+        ``replaces``: the memory the chat model says this changes; it is replaced
+        only when the attribute keys agree (else proposed, or added).
         ``status="pending"`` (review mode) never changes an active memory: an
         update of one becomes a pending proposal that names it (one per memory,
         replaced by newer ones), and an update of a pending one rewrites it."""
         found = await self.embed([text])
         vector = None if found is None else found[0]
+        attribute = attribute_key(text)
         embedding: dict[str, Any] = {"embedding": None, "embedding_model": None}
         if vector is not None:
             embedding = {"embedding": vector.tobytes(), "embedding_model": self.model_name}
         link = {"conversation_id": conversation_id, "message_id": message_id}
-        async with self.db.session() as session:
+        lock = self._write_locks.setdefault(user_id, asyncio.Lock())
+        async with lock, self.db.session() as session:
             store = MemoryStore(session, user_id)
-            everything = (await store.list(limit=10_000))[0]
-            rows = [
-                r
+            index = await self.write_index(store)
+            cosines = index.candidates(text, vector, attribute)
+            if replaces is not None:
+                cosines.setdefault(replaces, 0.0)
+            everything = await store.get_many(list(cosines))
+            in_scope_ids = {
+                r.id
                 for r in everything
                 if r.replaces_id is None and (r.scope_type, r.scope_id) == scope
-            ]
-            in_scope = {r.id for r in rows}
-            proposals = [r for r in everything if r.replaces_id in in_scope]
+            }
+            proposal_rows = await store.proposals(sorted(in_scope_ids))
+            rows = [r for r in everything if r.id in in_scope_ids]
+            proposals = [r for r in proposal_rows]
             # Review mode also compares with what already waits, so nothing is proposed twice.
             candidates = rows + proposals if status == "pending" else rows
             target: Memory | None = None
             action: Action = "added"
+            ranked = await self._similar(index, candidates, text, vector, cosines)
             if replaces is not None:
-                target = next((r for r in candidates if r.id == replaces), None)
-                action = "updated"
-            if target is None:
-                target, action = await self._match(candidates, text, vector, changed)
+                named = next((r for r in candidates if r.id == replaces), None)
+                if named is not None:
+                    target, action = self._judge_named(named, text, attribute, ranked)
+            if target is None and action == "added":
+                target, action = self._match(ranked, text, attribute, changed)
+            created_status = status
+            if action == "proposed" and target is not None:
+                created_status = "pending"
             if target is None:
                 memory = await store.create(
                     text,
@@ -344,14 +391,19 @@ class MemoryService:
                     status=status,
                     scope_type=scope[0],
                     scope_id=scope[1],
+                    attribute=attribute,
                     **link,
                     **embedding,
                 )
-            elif target.status == "active" and status == "pending":
+            elif target.status == "active" and created_status == "pending":
                 if action == "merged" or normalized(target.text) == normalized(text):
                     memory, action = target, "merged"  # it already says so; nothing to review
                 else:
                     pending = next((p for p in proposals if p.replaces_id == target.id), None)
+                    if pending is None:
+                        pending = next(
+                            iter(await store.proposals([target.id])), None
+                        )  # one proposal per memory, the latest
                     memory, action = await self._propose(
                         store, target, pending, text, source, link, embedding
                     )
@@ -359,37 +411,82 @@ class MemoryService:
                 # An explicit request activates a pending one (proposals are only
                 # candidates in review mode, so they stay pending here).
                 new_status = "active" if "active" in (target.status, status) else "pending"
-                await store.update(target, text=text, status=new_status, **embedding)
+                if (
+                    action == "updated"
+                    and target.status == "active"
+                    and normalized(target.text) != normalized(text)
+                ):
+                    await store.keep_version(target, "updated")
+                await store.update(
+                    target, text=text, status=new_status, attribute=attribute, **embedding
+                )
                 if conversation_id:
                     target.conversation_id, target.message_id = conversation_id, message_id
                 if new_status == "active" and action == "updated":
                     await store.delete_proposals(target.id)  # settled by the user
                 memory = target
             await session.commit()
+            index.put(memory)
+            index.version = await store.write_version()
         return SaveResult(memory, action)
 
-    async def _match(
-        self,
-        rows: list[Memory],
+    @staticmethod
+    def _judge_named(
+        named: Memory,
         text: str,
-        vector: npt.NDArray[np.float32] | None,
+        attribute: str | None,
+        ranked: list[tuple[Memory, float, float]],
+    ) -> tuple[Memory | None, Action]:
+        """The chat model says ``text`` changes ``named``: believe it only when the
+        attribute keys agree; unsure (no key on either side) -> a proposal; keys
+        that disagree (or only one side keyed) -> added beside it."""
+        if normalized(named.text) == normalized(text):
+            return named, "merged"
+        old = named.attribute if named.attribute is not None else attribute_key(named.text)
+        if attribute is not None and attribute == old:
+            return named, "updated"
+        if attribute is None and old is None:
+            for row, overlap, cosine in ranked:
+                if row.id != named.id:
+                    continue
+                if _duplicate(row, text, overlap, cosine):
+                    return named, "merged"
+                if overlap >= SAME_FACT_JACCARD or cosine >= SAME_FACT_COSINE:
+                    return named, "updated"  # the same sentence with another value
+            return named, "proposed"
+        return None, "added"
+
+    def _match(
+        self,
+        ranked: list[tuple[Memory, float, float]],
+        text: str,
+        attribute: str | None,
         changed: bool,
     ) -> tuple[Memory | None, Action]:
-        """The memory ``text`` duplicates (merge) or changes (update), if any."""
-        ranked = await self._similar(rows, text, vector)
+        """The memory ``text`` duplicates (merge), replaces (same attribute key) or
+        may change (a proposal), if any."""
         key = normalized(text)
-        for row, overlap, cosine in ranked:
+        for row, overlap, _ in ranked:
             if (
                 normalized(row.text) == key
                 or overlap >= DUPLICATE_JACCARD
-                or cosine >= DUPLICATE_COSINE
                 or _contained(content_words(row.text), content_words(text))
             ):
+                return row, "merged"  # the same words: whatever the keys, a restatement
+        if attribute is not None:
+            for row, _, _ in ranked:
+                old = row.attribute if row.attribute is not None else attribute_key(row.text)
+                if old == attribute:
+                    return row, "updated"
+        for row, overlap, cosine in ranked:
+            old = row.attribute if row.attribute is not None else attribute_key(row.text)
+            if (old is None or attribute is None) and _duplicate(row, text, overlap, cosine):
                 return row, "merged"
-        if (changed or signals_change(text)) and ranked:
+        if (changed or signals_change(text)) and ranked and attribute is None:
             row, overlap, cosine = ranked[0]
-            if overlap >= CHANGE_JACCARD or cosine >= CHANGE_COSINE:
-                return row, "updated"
+            old = row.attribute if row.attribute is not None else attribute_key(row.text)
+            if old is None and (overlap >= CHANGE_JACCARD or cosine >= CHANGE_COSINE):
+                return row, "proposed"
         return None, "added"
 
     async def _propose(
@@ -439,11 +536,14 @@ class MemoryService:
                 await store.delete(row.id)
                 await session.commit()
                 return None
+            if normalized(target.text) != normalized(row.text):
+                await store.keep_version(target, "approved")
             await store.update(
                 target,
                 text=row.text,
                 embedding=row.embedding,
                 embedding_model=row.embedding_model,
+                attribute=attribute_key(row.text),
             )
             if row.conversation_id:
                 target.conversation_id, target.message_id = row.conversation_id, row.message_id
@@ -459,31 +559,67 @@ class MemoryService:
             row = await store.get(memory_id)
             if row is None:
                 return None
-            found = await self.embed([text])
-            await store.update(
-                row,
-                text=text,
-                embedding=None if found is None else found[0].tobytes(),
-                embedding_model=None if found is None else self.model_name,
-            )
+            if normalized(row.text) != normalized(text):
+                await store.keep_version(row, "edited")
+            await self._rewrite(store, row, text)
+            await session.commit()
+            return row
+
+    async def _rewrite(self, store: MemoryStore, row: Memory, text: str) -> None:
+        found = await self.embed([text])
+        await store.update(
+            row,
+            text=text,
+            embedding=None if found is None else found[0].tobytes(),
+            embedding_model=None if found is None else self.model_name,
+            attribute=attribute_key(text),
+        )
+
+    async def history(self, user_id: str, memory_id: str) -> list[MemoryVersion] | None:
+        """The memory's earlier texts, newest first (None: no such memory)."""
+        async with self.db.session() as session:
+            store = MemoryStore(session, user_id)
+            if await store.get(memory_id) is None:
+                return None
+            return await store.versions(memory_id)
+
+    async def restore(self, user_id: str, memory_id: str, version_id: str) -> Memory | None:
+        """Give the memory an earlier text back; its current text joins the history
+        (a restore destroys nothing either). None when either is not the user's."""
+        async with self.db.session() as session:
+            store = MemoryStore(session, user_id)
+            row = await store.get(memory_id)
+            if row is None:
+                return None
+            version = next((v for v in await store.versions(memory_id) if v.id == version_id), None)
+            if version is None:
+                return None
+            text = version.text
+            await store.keep_version(row, "restored")
+            await session.delete(version)
+            await self._rewrite(store, row, text)
             await session.commit()
             return row
 
     async def forget(
         self, user_id: str, text: str, scope: tuple[str | None, str | None] = (None, None)
     ) -> list[Memory]:
-        """Delete the memory that best matches ``text`` (and exact duplicates of it)."""
+        """Delete the memory that best matches ``text`` (and exact duplicates of it),
+        at once. The chat asks first (``parley.memory.forgetting``); this stays for
+        callers that already have the user's confirmation."""
         found = await self.embed([text])
         vector = None if found is None else found[0]
         async with self.db.session() as session:
             store = MemoryStore(session, user_id)
+            index = await self.write_index(store)
+            cosines = index.candidates(text, vector, None)
             rows = [
                 r
-                for r in (await store.list(limit=10_000))[0]
+                for r in await store.get_many(list(cosines))
                 if r.replaces_id is None
                 and (r.scope_type is None or (r.scope_type, r.scope_id) == scope)
             ]
-            ranked = await self._similar(rows, text, vector)
+            ranked = await self._similar(index, rows, text, vector, cosines)
             if not ranked:
                 return []
             best, overlap, cosine = ranked[0]
@@ -501,6 +637,7 @@ class MemoryService:
         user is never recalled again to replace it."""
         self._snapshots.pop(user_id, None)
         self._locks.pop(user_id, None)
+        self._indexes.pop(user_id, None)
 
     async def aclose(self) -> None:
         if self._topics_task is not None and not self._topics_task.done():

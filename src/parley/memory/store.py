@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from parley.memory.tables import Memory
+from parley.memory.tables import Memory, MemoryVersion
 from parley.storage.tables import Conversation, new_id, utcnow
 
 __all__ = [
@@ -27,7 +27,9 @@ __all__ = [
     "forget_conversations",
 ]
 
-EDITABLE = frozenset({"text", "status", "embedding", "embedding_model", "scope_type", "scope_id"})
+EDITABLE = frozenset(
+    {"text", "status", "embedding", "embedding_model", "scope_type", "scope_id", "attribute"}
+)
 Version = tuple[int, str]
 _last_stamp = datetime.min.replace(tzinfo=UTC)
 
@@ -164,6 +166,64 @@ class MemoryStore:
             )
         ).one()
         return int(count), str(newest)
+
+    async def write_version(self) -> Version:
+        """Changes whenever any of the user's memories (pending ones too) changes."""
+        count, newest = (
+            await self.session.execute(
+                select(func.count(), func.max(Memory.updated_at)).where(
+                    Memory.user_id == self.user_id
+                )
+            )
+        ).one()
+        return int(count), str(newest)
+
+    async def everything(self) -> builtins.list[Memory]:
+        """Every memory of the user (the write index is built from them)."""
+        return builtins.list(
+            (await self.session.scalars(select(Memory).where(Memory.user_id == self.user_id))).all()
+        )
+
+    async def get_many(self, memory_ids: builtins.list[str]) -> builtins.list[Memory]:
+        if not memory_ids:
+            return []
+        stmt = select(Memory).where(Memory.user_id == self.user_id, Memory.id.in_(memory_ids))
+        return builtins.list((await self.session.scalars(stmt)).all())
+
+    # ------------------------------------------------------------ history
+
+    async def keep_version(self, row: Memory, reason: str) -> MemoryVersion:
+        """Keep ``row``'s current text before it is replaced."""
+        version = MemoryVersion(
+            id=new_id(),
+            memory_id=row.id,
+            user_id=self.user_id,
+            text=row.text,
+            reason=reason,
+            replaced_at=_now(),
+        )
+        self.session.add(version)
+        await self.session.flush()
+        return version
+
+    async def versions(self, memory_id: str) -> builtins.list[MemoryVersion]:
+        """Earlier texts of a memory, newest first."""
+        stmt = (
+            select(MemoryVersion)
+            .where(MemoryVersion.user_id == self.user_id, MemoryVersion.memory_id == memory_id)
+            .order_by(MemoryVersion.replaced_at.desc(), MemoryVersion.id.desc())
+        )
+        return builtins.list((await self.session.scalars(stmt)).all())
+
+    async def version_counts(self, memory_ids: builtins.list[str]) -> dict[str, int]:
+        if not memory_ids:
+            return {}
+        rows = await self.session.execute(
+            select(MemoryVersion.memory_id, func.count())
+            .where(MemoryVersion.user_id == self.user_id, MemoryVersion.memory_id.in_(memory_ids))
+            .group_by(MemoryVersion.memory_id)
+        )
+        return {str(memory_id): int(count) for memory_id, count in rows}
 
     async def active(self) -> builtins.list[Memory]:
         return builtins.list(

@@ -6,8 +6,8 @@ including the tiny embedded one:
 - ``content_words``: the words that carry meaning (lower case, diacritics
   folded, stop words removed, a light plural stem), shared by keyword recall,
   duplicate detection and the guard.
-- ``parse_request``: "remember that I'm vegetarian" / "forget that I live in
-  Paris" recognised without a model call (the fast path).
+- ``parse_request``: "remember that I'm vegetarian" recognised without a model
+  call (the fast path; forgetting is ``forget_words``, with a confirmation).
 - ``supported_by``: a fact proposed by a model is kept only when most of its
   meaningful words appear in what the user wrote; facts from tool output,
   web pages or the assistant's own answer never pass.
@@ -24,6 +24,7 @@ __all__ = [
     "ExplicitRequest",
     "clean_fact",
     "content_words",
+    "fold",
     "jaccard",
     "normalized",
     "parse_request",
@@ -63,7 +64,8 @@ _FORGET = re.compile(
 MAX_FACT_CHARS = 500
 
 
-def _fold(text: str) -> str:
+def fold(text: str) -> str:
+    """Lower case with diacritics removed ("Zürich" -> "zurich")."""
     decomposed = unicodedata.normalize("NFKD", text.casefold())
     return "".join(ch for ch in decomposed if not unicodedata.combining(ch)).replace("’", "'")
 
@@ -80,7 +82,7 @@ def _stem(word: str) -> str:
 
 def words(text: str) -> list[str]:
     """Every word, folded and stemmed (stop words kept)."""
-    return [_stem(w) for w in _WORD.findall(_fold(text))]
+    return [_stem(w) for w in _WORD.findall(fold(text))]
 
 
 def content_words(text: str, *, generic: bool = True) -> set[str]:
@@ -136,7 +138,10 @@ class ExplicitRequest:
 
 
 def parse_request(message: str) -> ExplicitRequest | None:
-    """An explicit "remember ..." / "forget ..." at the start of the message.
+    """An explicit "remember ..." at the start of the message (carried out at once).
+
+    "Forget ..." is not one any more: it is recognised by
+    ``parley.memory.forget_words.parse_forget`` and confirmed by the user first.
 
     Only the first sentence-like line is considered, and questions ("do you
     remember...?") are not requests.
@@ -147,10 +152,11 @@ def parse_request(message: str) -> ExplicitRequest | None:
     first = text.splitlines()[0].strip()
     if first.endswith("?") or re.match(r"(?i)do you (remember|forget)", first):
         return None
-    for action, pattern in (("forget", _FORGET), ("remember", _REMEMBER)):
-        match = pattern.match(first)
-        if match:
-            fact = clean_fact(match.group("fact"))
-            if len(content_words(fact)) >= 1:
-                return ExplicitRequest(action, fact)  # type: ignore[arg-type]
+    if _FORGET.match(first):
+        return None  # asked in the chat with a confirmation: parley.memory.forgetting
+    match = _REMEMBER.match(first)
+    if match:
+        fact = clean_fact(match.group("fact"))
+        if len(content_words(fact)) >= 1:
+            return ExplicitRequest("remember", fact)
     return None

@@ -1,6 +1,15 @@
 // Memory: the /api/memories client, the sources an answer used, temporary chats.
 import { buildHeaders, request } from './api/client';
-import type { ConversationSource, MemoriesDeleted, Memory, MemoryList, MemorySource, Message } from './api/types';
+import type {
+  ConversationSource,
+  ForgetRequest,
+  MemoriesDeleted,
+  Memory,
+  MemoryHistory,
+  MemoryList,
+  MemorySource,
+  Message,
+} from './api/types';
 
 type CitedSource = MemorySource | ConversationSource;
 
@@ -22,7 +31,31 @@ export const memoriesApi = {
   removeAll: () => request<MemoriesDeleted>('/api/memories', { method: 'DELETE' }),
   approve: (id: string) => request<Memory>(`/api/memories/${enc(id)}/approve`, { method: 'POST' }),
   reject: (id: string) => request<void>(`/api/memories/${enc(id)}/reject`, { method: 'POST' }),
+  history: (id: string) => request<MemoryHistory>(`/api/memories/${enc(id)}/history`),
+  restore: (id: string, versionId: string) =>
+    request<Memory>(`/api/memories/${enc(id)}/history/${enc(versionId)}/restore`, { method: 'POST' }),
 };
+
+/** The chat's "Forget these memories?" chip: a request recognised in the user's words. */
+export const forgetApi = {
+  get: (id: string) => request<ForgetRequest>(`/api/memories/forget-requests/${enc(id)}`),
+  approve: (id: string) => request<ForgetRequest>(`/api/memories/forget-requests/${enc(id)}/approve`, { method: 'POST' }),
+  cancel: (id: string) => request<ForgetRequest>(`/api/memories/forget-requests/${enc(id)}/cancel`, { method: 'POST' }),
+  undo: (id: string) => request<ForgetRequest>(`/api/memories/forget-requests/${enc(id)}/undo`, { method: 'POST' }),
+};
+
+/** The forget requests an answer proposes (sources with `forget_proposed`), by request id. */
+export function forgetProposals(sources: unknown): Map<string, MemorySource[]> {
+  const found = new Map<string, MemorySource[]>();
+  const list = Array.isArray(sources) ? sources.filter(isCited) : [];
+  for (const s of list) {
+    if (s.kind !== 'memory' || s.action !== 'forget_proposed' || !s.request) continue;
+    const group = found.get(s.request) ?? [];
+    if (!group.some((m) => m.id === s.id)) group.push(s);
+    found.set(s.request, group);
+  }
+  return found;
+}
 
 function isCited(value: unknown): value is CitedSource {
   if (!value || typeof value !== 'object') return false;
@@ -54,7 +87,7 @@ export function memoryChanges(sources: unknown): MemorySource[] {
   const list = Array.isArray(sources) ? sources.filter(isCited) : [];
   const seen = new Map<string, MemorySource>();
   for (const s of list) {
-    if (s.kind !== 'memory' || !s.action) continue;
+    if (s.kind !== 'memory' || !s.action || s.action === 'forget_proposed') continue;
     const prior = seen.get(s.id);
     // One entry per memory: a real change wins over "already saved" (merged).
     if (!prior || prior.action === 'merged') seen.set(s.id, s);

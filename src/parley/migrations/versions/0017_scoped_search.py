@@ -15,7 +15,7 @@ key's cascade when a passage is deleted; the migration fills it from the existin
 passages. SQLite: nothing (its index is FTS5, migration 0013).
 
 Revision ID: 0017_scoped_search
-Revises: 0013_scoped_keyword
+Revises: 0014_memory_history
 Create Date: 2026-12-07
 """
 
@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from alembic import op
 
 revision: str = "0017_scoped_search"
-down_revision: str | None = "0013_scoped_keyword"
+down_revision: str | None = "0014_memory_history"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

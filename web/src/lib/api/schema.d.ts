@@ -1011,6 +1011,80 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/memories/forget-requests/{request_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Get Forget Request */
+        get: operations["get_forget_request_api_memories_forget_requests__request_id__get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/memories/forget-requests/{request_id}/approve": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Approve Forget Request
+         * @description Delete the matched memories (a request already decided is answered as it is).
+         */
+        post: operations["approve_forget_request_api_memories_forget_requests__request_id__approve_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/memories/forget-requests/{request_id}/cancel": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Cancel Forget Request */
+        post: operations["cancel_forget_request_api_memories_forget_requests__request_id__cancel_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/memories/forget-requests/{request_id}/undo": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Undo Forget Request
+         * @description Bring the forgotten memories back while the undo window lasts.
+         */
+        post: operations["undo_forget_request_api_memories_forget_requests__request_id__undo_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/memories/{memory_id}": {
         parameters: {
             query?: never;
@@ -1044,6 +1118,43 @@ export interface paths {
          *     and the answer is that memory.
          */
         post: operations["approve_memory_api_memories__memory_id__approve_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/memories/{memory_id}/history": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Memory History */
+        get: operations["memory_history_api_memories__memory_id__history_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/memories/{memory_id}/history/{version_id}/restore": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Restore Memory
+         * @description Give the memory an earlier text back (its current text joins the history).
+         */
+        post: operations["restore_memory_api_memories__memory_id__history__version_id__restore_post"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1981,6 +2092,38 @@ export interface components {
             /** Title */
             title: string;
         };
+        /** ForgetMemory */
+        ForgetMemory: {
+            /** Id */
+            id: string;
+            /** Text */
+            text: string;
+        };
+        /** ForgetRequestPublic */
+        ForgetRequestPublic: {
+            /** Id */
+            id: string;
+            /**
+             * Memories
+             * @description the memories it matched
+             */
+            memories: components["schemas"]["ForgetMemory"][];
+            /**
+             * Phrase
+             * @description what the user asked to forget, in their words
+             */
+            phrase: string;
+            /**
+             * Status
+             * @enum {string}
+             */
+            status: "pending" | "approved" | "cancelled" | "undone";
+            /**
+             * Undo Until
+             * @description approved: undo is possible until then
+             */
+            undo_until: string | null;
+        };
         /** FunctionCall */
         FunctionCall: {
             /** Arguments */
@@ -2359,6 +2502,14 @@ export interface components {
             /** Deleted */
             deleted: number;
         };
+        /** MemoryHistory */
+        MemoryHistory: {
+            /**
+             * Items
+             * @description earlier texts, newest first
+             */
+            items: components["schemas"]["MemoryVersionPublic"][];
+        };
         /** MemoryIn */
         MemoryIn: {
             /** Text */
@@ -2385,6 +2536,12 @@ export interface components {
             conversation_id: string | null;
             /** Created At */
             created_at: string;
+            /**
+             * History Count
+             * @description earlier texts kept (GET .../history)
+             * @default 0
+             */
+            history_count?: number;
             /** Id */
             id: string;
             /** Message Id */
@@ -2446,7 +2603,7 @@ export interface components {
              * Action
              * @enum {string}
              */
-            action?: "added" | "merged" | "updated" | "proposed" | "deleted";
+            action?: "added" | "merged" | "updated" | "proposed" | "deleted" | "forget_proposed";
             /** Id */
             id: string;
             /**
@@ -2459,6 +2616,8 @@ export interface components {
              * @constant
              */
             recall?: "keywords";
+            /** Request */
+            request?: string;
             /** Title */
             title: string;
             why?: components["schemas"]["MemoryWhy"];
@@ -2489,6 +2648,20 @@ export interface components {
              * @enum {string}
              */
             event: "memory_updated";
+        };
+        /** MemoryVersionPublic */
+        MemoryVersionPublic: {
+            /** Id */
+            id: string;
+            /**
+             * Reason
+             * @description why it was replaced: updated, approved, edited, restored
+             */
+            reason: string;
+            /** Replaced At */
+            replaced_at: string;
+            /** Text */
+            text: string;
         };
         /**
          * MemoryWhy
@@ -6058,6 +6231,130 @@ export interface operations {
             };
         };
     };
+    get_forget_request_api_memories_forget_requests__request_id__get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                request_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ForgetRequestPublic"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    approve_forget_request_api_memories_forget_requests__request_id__approve_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                request_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ForgetRequestPublic"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    cancel_forget_request_api_memories_forget_requests__request_id__cancel_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                request_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ForgetRequestPublic"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    undo_forget_request_api_memories_forget_requests__request_id__undo_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                request_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ForgetRequestPublic"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
     delete_memory_api_memories__memory_id__delete: {
         parameters: {
             query?: never;
@@ -6128,6 +6425,69 @@ export interface operations {
             header?: never;
             path: {
                 memory_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MemoryPublic"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    memory_history_api_memories__memory_id__history_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                memory_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MemoryHistory"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    restore_memory_api_memories__memory_id__history__version_id__restore_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                memory_id: string;
+                version_id: string;
             };
             cookie?: never;
         };

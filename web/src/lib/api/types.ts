@@ -96,6 +96,9 @@ export type ConversationKnowledge = Schemas['ConversationKnowledge'];
 // ---- Memory ----
 export type Memory = Schemas['MemoryPublic'];
 export type MemoryList = Schemas['MemoryList'];
+export type MemoryHistory = Schemas['MemoryHistory'];
+export type MemoryVersion = Schemas['MemoryVersionPublic'];
+export type ForgetRequest = Schemas['ForgetRequestPublic'];
 export type MemoriesDeleted = Schemas['MemoriesDeleted'];
 
 // ---- Tools and MCP ----
