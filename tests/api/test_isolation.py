@@ -35,6 +35,7 @@ async def test_second_user_sees_404_for_every_route_with_first_users_ids(app: An
         ids.update(await _knowledge_ids(alice, conv))  # files and collections (parley.knowledge)
         memory = await alice.post("/api/memories", json={"text": "My vault word is pelican"})
         ids["memory_id"] = memory.json()["id"]  # saved memories (parley.memory)
+        ids.update(await _memory_ids(alice, ids["memory_id"]))  # history, forget requests
         ids["output_id"] = await _sandbox_output_id(app, alice, conv)  # (parley.sandbox)
 
         spec = (await bob.get("/openapi.json")).json()
@@ -124,6 +125,26 @@ async def _knowledge_ids(alice: Any, conv: str) -> dict[str, str]:
     hits = await alice.post("/api/knowledge/search", json={"query": "secret plans"})
     chunk_id = str(hits.json()["items"][0]["chunk_id"])
     return {"file_id": file_id, "chunk_id": chunk_id, "collection_id": collection}
+
+
+async def _memory_ids(alice: Any, memory_id: str) -> dict[str, str]:
+    """A version in the memory's history (an edit keeps the old text) and a pending
+    request to forget it (asked in a chat, waiting for alice's confirmation)."""
+    edited = await alice.patch(
+        f"/api/memories/{memory_id}", json={"text": "My vault word is heron"}
+    )
+    assert edited.status_code == 200, edited.text
+    history = (await alice.get(f"/api/memories/{memory_id}/history")).json()
+    version_id = str(history["items"][0]["id"])
+    conv = (await alice.post("/api/conversations", json={"model": "scripted/scripted"})).json()
+    asked = await alice.post(
+        f"/api/conversations/{conv['id']}/messages",
+        json={"content": "Can you forget my vault word?"},
+    )
+    sources = dict(parse_sse(asked.text))["done"]["message"]["sources"]
+    requests = [s["request"] for s in sources if s.get("action") == "forget_proposed"]
+    assert requests, sources
+    return {"version_id": version_id, "request_id": str(requests[0])}
 
 
 async def _sandbox_output_id(app: Any, client: Any, conv: str) -> str:
