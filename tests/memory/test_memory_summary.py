@@ -90,3 +90,38 @@ async def test_summarizing_never_delays_the_reply(
     await settled()
     view = (await client.get(f"/api/conversations/{conv}")).json()
     assert view["summary"]["text"] == "a slow summary of the otters talk"
+
+
+async def test_a_short_chat_is_not_read_again_after_each_turn(
+    app: Any,
+    client: Client,
+    user: dict[str, Any],
+    chat: ScriptedModel,
+    memory_model: ScriptedModel,
+    settled: Any,
+) -> None:
+    """The turn tells the summarizer how big its history was; under the trigger the
+    summarizer does not load the conversation's branch (it used to, after every turn)."""
+    from sqlalchemy import event
+
+    from parley.storage.db import Database
+
+    db: Database = app.state.services.require(Database)
+    conv = (await client.post("/api/conversations", json={})).json()["id"]
+    await send(client, conv, "a short question")
+    await settled()
+    seen: list[str] = []
+
+    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        seen.append(" ".join(statement.split()))
+
+    event.listen(db.engine.sync_engine, "before_cursor_execute", record)
+    try:
+        await send(client, conv, "another short question")
+        await settled()
+    finally:
+        event.remove(db.engine.sync_engine, "before_cursor_execute", record)
+    path_reads = [s for s in seen if s.startswith("WITH RECURSIVE path")]
+    # one walk up the branch: the turn's own history; none by the summarizer
+    assert len(path_reads) == 1, path_reads
+    assert memory_model.requests == []

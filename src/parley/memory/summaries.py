@@ -93,7 +93,16 @@ class HistorySummarizer:
         return None
 
     async def refresh(self, info: TurnInfo) -> bool:
-        """Fold old turns into the stored summary when due; True when it changed."""
+        """Fold old turns into the stored summary when due; True when it changed.
+
+        When the turn reports its history's size (``info.history_tokens``: the
+        messages it sent in full plus its answer), a chat under the trigger is
+        known not to be due without reading it: the messages still unsummarized
+        are among those, so ``plan_summary`` would find nothing to fold. Otherwise
+        every turn of a long chat would load its whole branch again."""
+        budget = history_budget(info.model.context_window, info.model.max_output_tokens)
+        if info.history_tokens is not None and info.history_tokens <= self.trigger * budget:
+            return False
         async with self.db.session() as session:
             store = ConversationStore(session, info.user_id)
             conv = await store.get(info.conversation_id)
@@ -105,7 +114,6 @@ class HistorySummarizer:
         ids = [row.id for row in path]
         start = ids.index(previous_until) + 1 if previous and previous_until else 0
         pending = path[start:]
-        budget = history_budget(info.model.context_window, info.model.max_output_tokens)
         cut = plan_summary(pending, budget, trigger=self.trigger, keep=self.keep)
         if cut is None:
             return False

@@ -46,6 +46,10 @@ class TurnInfo:
     project_id: str | None = None
     assistant_id: str | None = None
     preferences: dict[str, Any] = field(default_factory=dict)
+    # For after-turn hooks: the estimated tokens of the messages the turn sent in
+    # full (after the summary) plus its answer, or None when the history was cut
+    # to the window; lets a hook decide without reading the conversation again.
+    history_tokens: int | None = None
 
 
 @dataclass(slots=True)

@@ -22,13 +22,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Literal
 
 from parley.config import Settings
 from parley.container import Services
 from parley.engine import Limits, assemble_context, run_tool_loop
+from parley.engine.tokens import message_tokens
 from parley.errors import Invalid, ModelNotFound, NoModelAvailable, NotFound, user_wording
 from parley.messages import (
     ContextNotice,
@@ -534,7 +535,12 @@ class TurnService:
         if after:
             heard = hold.releaser()
             hooks = run_after_turn(
-                self.after_turn, turn.info, recorder.text(), final.message.status, queue, heard
+                self.after_turn,
+                self._after_info(turn, final.message),
+                recorder.text(),
+                final.message.status,
+                queue,
+                heard,
             )
             task = self._spawn(hooks, user_id=turn.user_id)
             task.add_done_callback(lambda _: heard())  # cancelled before it ran, too
@@ -574,6 +580,15 @@ class TurnService:
             except Exception:
                 log.warning("title_model %r is unavailable; using the chat's model", choice)
         return None if turn.model.info.demo else turn.model
+
+    @staticmethod
+    def _after_info(turn: PreparedTurn, answer: MessageRow) -> TurnInfo:
+        """The turn's info for after-turn hooks, with the history's size when the
+        whole of it was loaded (the summarizer then needs no query on a short chat)."""
+        if turn.history_truncated:
+            return turn.info
+        sent = [*turn.history, *history_from_rows([answer])[0]]
+        return replace(turn.info, history_tokens=sum(message_tokens(m) for m in sent))
 
     async def _context(
         self, turn: PreparedTurn, recorder: Recorder, queue: TurnLog
