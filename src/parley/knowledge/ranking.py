@@ -19,7 +19,7 @@ each adds to hybrid search. What they do and why:
   where it cannot be drowned by a long body.
 
 No learned reranker ships: no cross-encoder weights are available from a package
-registry (see docs/notes/retrieval.md), and embedding each candidate's sentences at
+registry (see docs/design/retrieval.md), and embedding each candidate's sentences at
 query time with MiniLM costs hundreds of milliseconds per question.
 """
 

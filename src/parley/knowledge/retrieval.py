@@ -13,7 +13,7 @@ Opt-in ranking levers (``parley.knowledge.ranking``, measured by
 question's and its content words' embeddings), ``loose_keyword_weight`` (the keyword
 list's weight for questions without a literal token), ``rrf_k``, and
 ``HeadingReranker`` as the ``reranker``. None is on by default: see
-docs/notes/retrieval.md for the ablation.
+docs/design/retrieval.md for the ablation.
 """
 
 from __future__ import annotations
