@@ -72,7 +72,7 @@ class MemoryContext:
         handled: set[str] = set()
         request = parse_request(info.query)
         if request is not None:
-            block = await self._carry_out(info, request.action, request.fact)
+            block = await self._remember(info, request.fact)
             handled = {s["id"] for s in block.sources if s["kind"] == "memory"}
             blocks.append(block)
         budget = min(budget_tokens, self.budget_tokens)
@@ -112,22 +112,10 @@ class MemoryContext:
             )
         return blocks
 
-    async def _carry_out(self, info: TurnInfo, action: str, fact: str) -> ContextBlock:
+    async def _remember(self, info: TurnInfo, fact: str) -> ContextBlock:
+        """ "Remember that ..." carried out before the answer (forgetting asks first:
+        ``parley.memory.forgetting``)."""
         scope = scope_of(info.project_id, info.assistant_id)
-        if action == "forget":
-            gone = await self.service.forget(info.user_id, fact, scope)
-            if not gone:
-                text = f"The user asked you to forget: {fact} No saved memory matched it."
-                return ContextBlock("memory_update", text)
-            listed = "; ".join(m.text for m in gone)
-            return ContextBlock(
-                "memory_update",
-                f"Done: the memory '{listed}' was deleted as the user asked. Confirm briefly.",
-                [
-                    {"kind": "memory", "id": m.id, "title": m.text, "action": "deleted"}
-                    for m in gone
-                ],
-            )
         result = await self.service.remember(
             info.user_id,
             fact,

@@ -133,7 +133,7 @@ def clean_fact(text: str) -> str:
 
 @dataclass(slots=True, frozen=True)
 class ExplicitRequest:
-    action: Literal["remember", "forget"]
+    action: Literal["remember"]
     fact: str
 
 
