@@ -77,3 +77,12 @@ def parse_sse(text: str) -> list[tuple[str, dict[str, Any]]]:
         if data:
             events.append((name, json.loads(data)))
     return events
+
+
+def last_turn_request(model: Any) -> Any:
+    """The newest request that is a turn's (its system prompt is Parley's), not a
+    memory extraction's or a title's."""
+    for request in reversed(model.requests):
+        if request.messages and request.messages[0].content.startswith("You are Parley"):
+            return request
+    raise AssertionError("no turn request")

@@ -10,12 +10,19 @@ migration path loads no web framework.
 # isort: split
 import parley.knowledge.tables as knowledge_tables  # files and knowledge
 import parley.memory.tables as memory_tables  # saved memories
+import parley.responses.tables as responses_tables  # /v1/responses records
 import parley.sandbox.tables as sandbox_tables  # code interpreter outputs
 import parley.web_tools.tables as web_tools_tables  # tool confirmations, MCP servers
 from parley.storage.tables import Base
 
 metadata = Base.metadata
 
-FEATURE_TABLE_MODULES = (knowledge_tables, memory_tables, sandbox_tables, web_tools_tables)
+FEATURE_TABLE_MODULES = (
+    knowledge_tables,
+    memory_tables,
+    responses_tables,
+    sandbox_tables,
+    web_tools_tables,
+)
 
 __all__ = ["FEATURE_TABLE_MODULES", "Base", "metadata"]

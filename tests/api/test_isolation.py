@@ -37,6 +37,7 @@ async def test_second_user_sees_404_for_every_route_with_first_users_ids(app: An
         ids["memory_id"] = memory.json()["id"]  # saved memories (parley.memory)
         ids.update(await _memory_ids(alice, ids["memory_id"]))  # history, forget requests
         ids["output_id"] = await _sandbox_output_id(app, alice, conv)  # (parley.sandbox)
+        ids.update(await _responses_ids(alice, conv))  # /v1 responses and items
 
         spec = (await bob.get("/openapi.json")).json()
         checked = 0
@@ -55,7 +56,8 @@ async def test_second_user_sees_404_for_every_route_with_first_users_ids(app: An
                     "title": "x",
                     "feedback": 1,
                 }
-                for auth in ("cookie", "key"):
+                # /v1 takes API keys only (a cookie is 401 there, before any lookup)
+                for auth in ("key",) if path.startswith("/v1/") else ("cookie", "key"):
                     headers = {"Authorization": f"Bearer {bob_key}"} if auth == "key" else {}
                     if method.upper() in ("GET", "DELETE"):
                         r = await bob.request(method.upper(), url, headers=headers)
@@ -94,6 +96,12 @@ async def test_second_user_sees_404_for_every_route_with_first_users_ids(app: An
 
 
 def _body_for(path: str, body: dict[str, Any]) -> dict[str, Any]:
+    if path.startswith("/v1/conversations/"):
+        if path.endswith("/items"):
+            return {"items": [{"role": "user", "content": "x"}]}
+        return {"metadata": {"k": "v"}}
+    if path.startswith("/v1/responses/"):
+        return {}
     if path.endswith("/branch"):
         return {"message_id": body["message_id"]}
     if path.endswith(("/messages", "/edit")):
@@ -107,6 +115,22 @@ def _body_for(path: str, body: dict[str, Any]) -> dict[str, Any]:
     if path.startswith("/api/memories/"):
         return {"text": "x"}
     return {"title": body["title"]}
+
+
+async def _responses_ids(alice: Any, conv: str) -> dict[str, str]:
+    """A response made with alice's key, and an item of her web chat (``conv``)."""
+    key = (await alice.post("/api/keys", json={"name": "api"})).json()["key"]
+    made = await alice.post(
+        "/v1/responses",
+        json={"model": "scripted/scripted", "input": "secret response"},
+        headers={"Authorization": f"Bearer {key}"},
+    )
+    assert made.status_code == 200, made.text
+    items = await alice.get(
+        f"/v1/conversations/{conv}/items", headers={"Authorization": f"Bearer {key}"}
+    )
+    assert items.status_code == 200, items.text
+    return {"response_id": made.json()["id"], "item_id": items.json()["data"][0]["id"]}
 
 
 async def _knowledge_ids(alice: Any, conv: str) -> dict[str, str]:

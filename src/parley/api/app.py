@@ -45,6 +45,7 @@ from parley.knowledge.feature import knowledge_feature
 from parley.memory.feature import memory_feature
 from parley.providers.base import Provider
 from parley.providers.registry import ModelRegistry
+from parley.responses.feature import responses_feature
 from parley.sandbox.feature import sandbox_feature
 from parley.seam import Feature, FeatureContext, FeatureFactory
 from parley.storage.conversations import fail_stale_streaming
@@ -65,6 +66,7 @@ DEFAULT_FEATURES: list[FeatureFactory] = [
     web_tools_feature,
     sandbox_feature,
     memory_feature,
+    responses_feature,
 ]
 
 

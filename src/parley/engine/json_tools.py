@@ -126,6 +126,10 @@ async def json_tool_loop(run: ToolLoop) -> AsyncGenerator[EngineEvent, None]:
             break
         name, arguments = decision
         call = ToolCall(id=f"json_call_{step}", name=name, arguments=json.dumps(arguments))
+        if name in run.client:
+            async for event in run.hand_over("", [call]):
+                yield event
+            return
         # The model sees its own decision, then the result as a user-side note:
         # models without tool support often have chat templates without a tool role.
         run.convo.append(Message("assistant", json.dumps({"tool": name, "arguments": arguments})))
@@ -144,7 +148,13 @@ async def json_tool_loop(run: ToolLoop) -> AsyncGenerator[EngineEvent, None]:
                 yield event
             return
 
-    final = ChatRequest(messages=run.convo, temperature=run.temperature, max_tokens=run.max_tokens)
+    final = ChatRequest(
+        messages=run.convo,
+        temperature=run.temperature,
+        max_tokens=run.max_tokens,
+        response_format=run.response_format,
+        extra={k: v for k, v in run.extra.items() if k != "tool_choice"},
+    )
     async for event in run.call_model(final):
         yield event
     ended = run.stopped(run.result)

@@ -39,6 +39,7 @@ from parley.messages import (
     ToolCallDelta,
     ToolConfirm,
     ToolResult,
+    ToolSpec,
     ToolStart,
     Usage,
     UsageEvent,
@@ -133,13 +134,22 @@ class ToolLoop:
         temperature: float | None,
         max_tokens: int | None,
         confirm: Confirm | None = None,
+        client_tools: Sequence[ToolSpec] = (),
+        extra: dict[str, Any] | None = None,
+        response_format: dict[str, Any] | None = None,
     ) -> None:
         self.model = model
+        self.response_format = response_format
         self.confirm = confirm
         self.convo: list[Message] = list(messages)
         self.registry = tools
         self.specs = tools.specs(enabled_tools) if tools is not None else []
         self.enabled = {spec.name for spec in self.specs}
+        # Tools the caller runs itself (``/v1/responses`` function tools): offered to
+        # the model, never run here; a call to one ends the reply (``tool_calls``).
+        self.client = {spec.name for spec in client_tools} - self.enabled
+        self.specs += [spec for spec in client_tools if spec.name in self.client]
+        self.extra = dict(extra or {})
         self.tool_context = tool_context
         self.limits = limits
         self.temperature = temperature
@@ -223,12 +233,17 @@ class ToolLoop:
 
     def request(self, *, final: bool = False) -> ChatRequest:
         """A native-tools request over the conversation so far."""
-        extra = {"tool_choice": "none"} if final and self.specs else {}
+        extra = dict(self.extra)
+        if not self.specs or self.calls:
+            extra.pop("tool_choice", None)  # a caller's choice holds for the first call only
+        if final and self.specs:
+            extra["tool_choice"] = "none"
         return ChatRequest(
             messages=self.convo,
             tools=self.specs,
             temperature=self.temperature,
             max_tokens=self.max_tokens,
+            response_format=self.response_format,
             extra=extra,
         )
 
@@ -419,6 +434,20 @@ class ToolLoop:
                 attachments=outcome.attachments,
             )
 
+    async def hand_over(self, text: str, calls: Sequence[ToolCall]) -> AsyncIterator[EngineEvent]:
+        """End the reply with calls for the caller to run: Parley's own tools among
+        them run first (their results are kept), then a ``ToolStart`` per client call
+        (never a result: the caller sends it back with the next request)."""
+        own = [call for call in calls if call.name not in self.client]
+        if own:
+            self.convo.append(Message("assistant", text, tool_calls=own))
+            async for event in self.run_tools(own):
+                yield event
+        for call in calls:
+            if call.name in self.client:
+                yield ToolStart(call.id, call.name, call.arguments)
+        self.finish = "cancelled" if self.reason == "cancelled" else "tool_calls"
+
     # ------------------------------------------------------------ native loop
 
     async def native_loop(self) -> AsyncGenerator[EngineEvent, None]:
@@ -435,6 +464,10 @@ class ToolLoop:
                 return
             if not result.tool_calls:
                 self.finish = "stop" if result.finish in (None, "tool_calls") else result.finish
+                return
+            if any(call.name in self.client for call in result.tool_calls):
+                async for event in self.hand_over(result.text, result.tool_calls):
+                    yield event
                 return
             if step == max_steps:
                 yield self.fail(
@@ -467,6 +500,9 @@ async def run_tool_loop(
     temperature: float | None = None,
     max_tokens: int | None = None,
     confirm: Confirm | None = None,
+    client_tools: Sequence[ToolSpec] = (),
+    extra: dict[str, Any] | None = None,
+    response_format: dict[str, Any] | None = None,
 ) -> AsyncIterator[EngineEvent]:
     """Produce one assistant reply over ``messages`` (already assembled, system first).
 
@@ -476,8 +512,12 @@ async def run_tool_loop(
     false get no tools and no decision pass (one streamed call). Setting ``cancel`` stops the loop
     with ``Done("cancelled")``. With ``confirm``, side-effecting tools run only
     once it returns true (denied calls report an error result to the model);
-    its ``ToolConfirm`` event is yielded first. If the consuming task itself is cancelled,
-    ``Done("cancelled")`` is still yielded (so the partial reply can be saved)
+    its ``ToolConfirm`` event is yielded first. ``client_tools`` are offered but
+    run by the caller: a call to one ends the reply with ``Done("tool_calls")``
+    after a ``ToolStart`` for it (``ToolLoop.hand_over``). ``extra`` goes into every
+    model request (``top_p``; a ``tool_choice`` applies to the first call), and
+    ``response_format`` (a JSON schema) shapes every answer. If the consuming task
+    itself is cancelled, ``Done("cancelled")`` is still yielded (so the partial reply can be saved)
     and ``CancelledError`` is raised when the consumer asks for the next event.
     ``messages`` is not modified.
     """
@@ -492,9 +532,12 @@ async def run_tool_loop(
         temperature=temperature,
         max_tokens=max_tokens,
         confirm=confirm,
+        client_tools=client_tools,
+        extra=extra,
+        response_format=response_format,
     )
     if not model.info.tool_use:  # a model that cannot follow a tool schema gets none
-        run.specs, run.enabled = [], set()
+        run.specs, run.enabled, run.client = [], set(), set()
     run.start()
     cancelled_outside = False
     try:

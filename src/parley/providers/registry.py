@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from parley.config import ProviderConfig, Settings
-from parley.errors import ModelNotFound, ProviderError
+from parley.errors import ModelNotFound, NoModelAvailable, ProviderError
 from parley.providers.base import ChatModel, ModelInfo, Provider
 from parley.providers.known_models import known_model
 from parley.providers.local import LocalProvider
@@ -188,6 +188,27 @@ class ModelRegistry:
         """Every model of every provider, in provider priority order."""
         results = await asyncio.gather(*(self._models_of(p) for p in self.providers))
         return [model for models in results for model in models]
+
+    async def ref_for(
+        self, name: str, preferred: str | None = None, user_id: str | None = None
+    ) -> str:
+        """The ref an API caller means: ``parley``/``default`` (the default model),
+        a ref, or a bare model name when exactly one provider has it; only models
+        offered to ``user_id``. Raises ``ModelNotFound`` (naming the choices when the
+        name is ambiguous) or ``NoModelAvailable``."""
+        if name in ("parley", "default", ""):
+            ref = await self.default_ref(preferred, user_id)
+            if ref is None:
+                raise NoModelAvailable("No model is configured on this Parley server.")
+            return ref
+        mine = [m for m in await self.list_models() if m.offered_to(user_id)]
+        matches = [m for m in mine if m.ref == name] or [m for m in mine if m.name == name]
+        if len(matches) == 1:
+            return matches[0].ref
+        if len(matches) > 1:
+            refs = ", ".join(m.ref for m in matches)
+            raise ModelNotFound(f"Model {name!r} is ambiguous; use one of: {refs}.")
+        raise ModelNotFound(f"Unknown model {name!r}; GET /v1/models lists them.")
 
     async def default_ref(
         self, preferred: str | None = None, user_id: str | None = None

@@ -65,8 +65,10 @@ def history_from_rows(rows: list[MessageRow]) -> tuple[list[Message], set[int]]:
                     call.name, step.get("output", ""), is_error=bool(step.get("is_error"))
                 )
                 messages.append(Message("tool", output, tool_call_id=call.id, name=call.name))
+            rest = content[written:].lstrip() if written else content
+            if not rest and row.steps:
+                continue  # it ended with tool calls (a caller's tools): nothing after them
             if row.pinned:
                 pinned.add(len(messages))
-            rest = content[written:].lstrip() if written else content
             messages.append(Message("assistant", rest))
     return messages, pinned

@@ -76,6 +76,8 @@ from parley.turns.hooks import (
     revoke_quietly,
     run_after_turn,
 )
+from parley.turns.options import DEFAULT as DEFAULT_OPTIONS
+from parley.turns.options import TurnOptions
 from parley.turns.recorder import Final, Recorder
 from parley.turns.titles import model_title
 
@@ -91,7 +93,9 @@ SYSTEM_PROMPT = (
 # waits for the whole prompt to be read, so the starter skims (``bench starter``).
 DEMO_CONTEXT_TOKENS = 320
 
-TurnKind = Literal["send", "regenerate", "edit"]
+TurnKind = Literal["send", "regenerate", "edit", "continue"]
+"""``continue``: answer again after an answer whose client tool calls (``TurnOptions``)
+now have their outputs; the new answer is that answer's child."""
 
 
 @dataclass(slots=True)
@@ -115,6 +119,7 @@ class PreparedTurn:
     owners: tuple[str, ...] = ()  # ``control.owner`` keys whose revocation stops this turn
     search_asked: bool = False  # the composer's globe was on and search is offered
     admin: bool = False  # sees a failure's detail; others get ``errors.user_wording``
+    options: TurnOptions = DEFAULT_OPTIONS  # the API caller's knobs (``/v1/responses``)
 
 
 TurnItem = TurnEvent | Final | TitleMade | Resync
@@ -206,10 +211,12 @@ class TurnService:
         preferred_default: str | None = None,
         api_key_id: str | None = None,
         web_search: bool | None = None,
+        options: TurnOptions = DEFAULT_OPTIONS,
     ) -> PreparedTurn:
         """``api_key_id``: the key the request came with (revoking it stops the turn);
         ``web_search``: the composer's globe (true adds ``web_search`` to this turn's
-        tools, false leaves it out, None keeps the conversation's choice)."""
+        tools, false leaves it out, None keeps the conversation's choice);
+        ``options``: an API caller's instructions, tools and sampling for this turn."""
         async with self.db.session() as session:
             store = ConversationStore(session, user.id)
             conv = await store.get(conversation_id)
@@ -271,7 +278,7 @@ class TurnService:
                 provider=model.info.provider,
                 model=model.info.ref,
             )
-            title_needed = not conv.title_generated and kind != "regenerate"
+            title_needed = not conv.title_generated and kind not in ("regenerate", "continue")
             siblings = (
                 {user_row.id: [user_row.id], assistant.id: [assistant.id]}
                 if first and parent is None
@@ -284,7 +291,7 @@ class TurnService:
                 conversation_id=conv.id,
                 user_message_id=user_row.id,
                 assistant_message_id=assistant.id,
-                query=user_row.content,
+                query=user_row.content if user_row.role == "user" else _last_question(path),
                 model=model.info,
                 temporary=conv.temporary,
                 project_id=conv.project_id,
@@ -303,7 +310,7 @@ class TurnService:
                 history=history,
                 pinned=pinned,
                 model=model,
-                enabled_tools=(tools := self._enabled_tools(conv, model, web_search)),
+                enabled_tools=(tools := self._enabled_tools(conv, model, web_search, options)),
                 search_asked=bool(web_search) and WEB_SEARCH in tools,
                 title_needed=title_needed,
                 info=info,
@@ -312,6 +319,7 @@ class TurnService:
                 owners=(owner("user", user.id),)
                 + ((owner("key", api_key_id),) if api_key_id else ()),
                 admin=user.role == "admin",
+                options=options,
             )
 
     async def _place_user_message(
@@ -345,6 +353,11 @@ class TurnService:
                 flush=False,
             )
             return target.parent_id, row
+        if kind == "continue":
+            if target.role != "assistant":
+                raise Invalid("Only an answer can be continued.", "not_assistant_message")
+            await store.set_active_leaf(conv, target.id)
+            return target.parent_id, target
         # regenerate: answer the same user message again (a sibling of ``target``)
         if target.role == "assistant":
             user_row = await store.get_message(target.parent_id or "")
@@ -356,10 +369,16 @@ class TurnService:
         return user_row.parent_id, user_row
 
     def _enabled_tools(
-        self, conv: Conversation, model: ChatModel, web_search: bool | None = None
+        self,
+        conv: Conversation,
+        model: ChatModel,
+        web_search: bool | None = None,
+        options: TurnOptions = DEFAULT_OPTIONS,
     ) -> list[str]:
         if not model.info.tool_use:  # e.g. the starter model: a tool pass it cannot use
             return []
+        if options.tools is not None:  # the API caller chose (hosted tools)
+            return [name for name in options.tools if name in self.tools.names()]
         if conv.tools:
             names = [name for name in conv.tools if name in self.tools.names()]
         else:
@@ -437,6 +456,11 @@ class TurnService:
                     limits=Limits.from_settings(self.settings),
                     cancel=cancel,
                     confirm=(lambda call: confirmer.wait(turn.info, call)) if confirmer else None,
+                    client_tools=turn.options.client_tools,
+                    temperature=turn.options.temperature,
+                    max_tokens=turn.options.max_output_tokens,
+                    extra=turn.options.extra,
+                    response_format=turn.options.response_format,
                 )
                 async for event in events:
                     if isinstance(event, TextDelta):  # the hot path: first, one append
@@ -601,7 +625,9 @@ class TurnService:
             budget = min(budget, DEMO_CONTEXT_TOKENS)
         blocks = await gather_context(self.context_sources, turn.info, budget)
         asked = [SEARCH_ASKED] if turn.search_asked else []
-        system_prompt = "\n\n".join([SYSTEM_PROMPT, *asked, *(b.render() for b in blocks)])
+        told = [turn.options.instructions] if turn.options.instructions else []
+        parts = [SYSTEM_PROMPT, *told, *asked, *(b.render() for b in blocks)]
+        system_prompt = "\n\n".join(parts)
         recorder.context_sources([src for b in blocks for src in b.sources])
         if recorder.sources:
             queue.publish(SourcesEvent(recorder.sources))
@@ -627,10 +653,11 @@ class TurnService:
             )
         if notice is not None:
             queue.publish(notice)
-        for block in blocks:  # images a source attached (files) go on the question
+        images = [*turn.options.images, *(i for b in blocks for i in getattr(b, "images", ()))]
+        if images:  # the caller's and those a source attached (files) go on the question
             for message in reversed(context.messages):
                 if message.role == "user":
-                    message.images.extend(getattr(block, "images", ()))
+                    message.images.extend(images)
                     break
         # Numbers the tools give web results continue after the context's [n] passages.
         refs = [src.get("ref") for src in recorder.sources]
@@ -647,3 +674,9 @@ class TurnService:
         if self._tasks:
             await asyncio.wait(set(self._tasks), timeout=5)
         self.events.clear()
+
+
+def _last_question(path: list[MessageRow]) -> str:
+    """The newest question on ``path`` (a ``continue`` turn recalls memories and
+    passages for it, not for the answer it continues)."""
+    return next((row.content for row in reversed(path) if row.role == "user"), "")

@@ -1,0 +1,613 @@
+"""Responses as Parley turns: a response is one turn of a Parley chat.
+
+``create`` finds the chat (``previous_response_id``: the chat of that response,
+continued from its answer, a branch if newer turns followed it; ``conversation``:
+its active branch; neither: a new chat, temporary when ``store`` is false),
+writes the input items that come before the question as rows, and prepares the
+turn through ``parley.turns`` with the request's knobs (``TurnOptions``): memory,
+files and Parley's tools apply as in the web app. A background driver follows the
+turn, builds the output items (``stream.py``), feeds a streaming caller, and
+stores the record; the turn itself runs whether or not anyone is listening.
+
+Ending with ``function_call_output`` items continues the answer that asked for
+them (a ``continue`` turn); any other input must end with a user message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from parley.errors import Conflict, Invalid, NotFound
+from parley.instance.providers import RegistrySync
+from parley.messages import ErrorEvent, ImagePart, ToolSpec
+from parley.responses.items import (
+    InputItem,
+    conv_id,
+    parse_input,
+    plain_id,
+    resp_id,
+    row_items,
+)
+from parley.responses.stream import OutputBuilder, frame
+from parley.responses.tables import ResponseRecord
+from parley.responses.wire import ResponseCreate
+from parley.responses.writer import write_items
+from parley.storage.conversations import ConversationStore
+from parley.storage.db import Database
+from parley.storage.tables import Conversation, User
+from parley.storage.tables import Message as MessageRow
+from parley.turns import TurnService
+from parley.turns.options import TurnOptions
+from parley.turns.recorder import Final
+from parley.userdata import UserDataHooks
+from parley.userdata.conversations import delete_conversations
+
+__all__ = ["ResponsesService", "Running"]
+
+log = logging.getLogger(__name__)
+
+ECHOED = (
+    "instructions",
+    "tools",
+    "tool_choice",
+    "parallel_tool_calls",
+    "max_output_tokens",
+    "max_tool_calls",
+    "temperature",
+    "top_p",
+    "reasoning",
+    "text",
+    "truncation",
+    "metadata",
+    "store",
+    "background",
+    "user",
+    "safety_identifier",
+    "prompt_cache_key",
+    "service_tier",
+)
+
+
+@dataclass(slots=True)
+class Running:
+    """A response this worker drives: the frames for a streaming caller, and
+    ``done`` once its record is stored."""
+
+    record_id: str
+    conversation_id: str
+    frames: asyncio.Queue[bytes | None] | None
+    done: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+@dataclass(slots=True)
+class _Plan:
+    client: tuple[ToolSpec, ...]
+    parley: tuple[str, ...]
+    choice: Any
+
+
+def _epoch(moment: datetime | None) -> int | None:
+    if moment is None:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return int(moment.timestamp())
+
+
+def usage_of(input_tokens: int, output_tokens: int) -> dict[str, Any]:
+    return {
+        "input_tokens": input_tokens,
+        "input_tokens_details": {"cached_tokens": 0},
+        "output_tokens": output_tokens,
+        "output_tokens_details": {"reasoning_tokens": 0},
+        "total_tokens": input_tokens + output_tokens,
+    }
+
+
+def resource(record: ResponseRecord) -> dict[str, Any]:
+    """The response object as the API serves it."""
+    asked = record.request or {}
+    text = asked.get("text") or {"format": {"type": "text"}}
+    body: dict[str, Any] = {
+        "id": resp_id(record.id),
+        "object": "response",
+        "created_at": _epoch(record.created_at) or 0,
+        "completed_at": _epoch(record.completed_at),
+        "status": record.status,
+        "incomplete_details": (
+            {"reason": record.incomplete_reason} if record.incomplete_reason else None
+        ),
+        "model": record.model,
+        "previous_response_id": record.previous_response_id,
+        "instructions": asked.get("instructions"),
+        "output": list(record.output or []),
+        "error": record.error,
+        "tools": [_echo_tool(tool) for tool in asked.get("tools") or []],
+        "tool_choice": asked.get("tool_choice") or "auto",
+        "truncation": asked.get("truncation") or "disabled",
+        "parallel_tool_calls": asked.get("parallel_tool_calls", True),
+        "text": text,
+        "top_p": asked.get("top_p") if asked.get("top_p") is not None else 1.0,
+        "presence_penalty": 0.0,
+        "frequency_penalty": 0.0,
+        "top_logprobs": 0,
+        "temperature": (asked.get("temperature") if asked.get("temperature") is not None else 1.0),
+        "reasoning": asked.get("reasoning"),
+        "usage": record.usage or None,
+        "max_output_tokens": asked.get("max_output_tokens"),
+        "max_tool_calls": asked.get("max_tool_calls"),
+        "store": record.stored,
+        "background": bool(asked.get("background")),
+        "service_tier": asked.get("service_tier") or "default",
+        "metadata": asked.get("metadata") or {},
+        "safety_identifier": asked.get("safety_identifier"),
+        "prompt_cache_key": asked.get("prompt_cache_key"),
+        "user": asked.get("user"),
+    }
+    if asked.get("conversation"):
+        body["conversation"] = {"id": conv_id(record.conversation_id)}
+    return body
+
+
+def _echo_tool(tool: dict[str, Any]) -> dict[str, Any]:
+    """A tool as the response lists it; function tools in the specification's full
+    shape (``strict`` is false: Parley does not enforce schemas on arguments)."""
+    if tool.get("type") != "function":
+        return tool
+    return {
+        "type": "function",
+        "name": tool.get("name"),
+        "description": tool.get("description"),
+        "parameters": tool.get("parameters"),
+        "strict": False,
+    }
+
+
+class ResponsesService:
+    def __init__(
+        self, db: Database, turns: TurnService, sync: RegistrySync, hooks: UserDataHooks
+    ) -> None:
+        self.db = db
+        self.turns = turns
+        self.sync = sync
+        self.hooks = hooks
+        self._running: dict[str, Running] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    # ------------------------------------------------------------ tools
+
+    def _plan(self, body: ResponseCreate) -> _Plan:
+        """The request's tools: the caller's functions, and Parley's tools for the
+        hosted ones (``web_search``, ``file_search``, ``code_interpreter``, ``mcp``)."""
+        available = set(self.turns.tools.names())
+        client: list[ToolSpec] = []
+        parley: list[str] = []
+        for n, tool in enumerate(body.tools):
+            kind = str(tool.get("type", ""))
+            if kind == "function":
+                name = tool.get("name")
+                if not isinstance(name, str) or not name:
+                    raise Invalid(f"tools[{n}]: a function tool needs a name.")
+                parameters = tool.get("parameters") or {"type": "object", "properties": {}}
+                client.append(ToolSpec(name, str(tool.get("description") or ""), parameters))
+            elif kind.startswith("web_search"):
+                parley.append(self._hosted("web_search", available, "Web search", n))
+            elif kind == "file_search":
+                parley.append(self._hosted("search_knowledge", available, "File search", n))
+            elif kind == "code_interpreter":
+                parley.append(self._hosted("run_python", available, "The code interpreter", n))
+            elif kind == "mcp":
+                parley.extend(self._mcp(tool, available, n))
+            else:
+                raise Invalid(f"tools[{n}]: Parley does not offer tools of type {kind!r}.")
+        choice = body.tool_choice
+        if choice == "none":
+            return _Plan((), (), None)
+        return _Plan(tuple(client), tuple(dict.fromkeys(parley)), _chat_choice(choice))
+
+    @staticmethod
+    def _hosted(name: str, available: set[str], what: str, n: int) -> str:
+        if name not in available:
+            raise Invalid(
+                f"tools[{n}]: {what} is not available on this Parley server "
+                "(an administrator can set it up in Admin)."
+            )
+        return name
+
+    @staticmethod
+    def _mcp(tool: dict[str, Any], available: set[str], n: int) -> list[str]:
+        if tool.get("server_url") or tool.get("connector_id"):
+            raise Invalid(
+                f"tools[{n}]: Parley connects only to the MCP servers an administrator "
+                "added; name one by its server_label (Admin > Tools lists them)."
+            )
+        label = str(tool.get("server_label") or "")
+        names = sorted(name for name in available if name.startswith(label + "__"))
+        allowed = tool.get("allowed_tools")
+        if isinstance(allowed, dict):
+            allowed = allowed.get("tool_names")
+        if isinstance(allowed, list):
+            names = [name for name in names if name.split("__", 1)[1] in allowed]
+        if not label or not names:
+            raise Invalid(f"tools[{n}]: no MCP server labelled {label!r} offers tools here.")
+        return names
+
+    # ------------------------------------------------------------ create
+
+    async def create(
+        self, user: User, api_key_id: str | None, body: ResponseCreate, *, stream: bool
+    ) -> Running:
+        """Write the input, prepare the turn and start driving it."""
+        if body.previous_response_id and body.conversation:
+            raise Invalid("Send previous_response_id or conversation, not both.")
+        items = parse_input(body.input)
+        plan = self._plan(body)
+        async with self.db.session() as session:
+            registry = await self.sync.ensure_fresh(session)
+            preferred = await self.sync.default_model(session)
+            ref = await registry.ref_for(body.model, preferred, user.id)
+            store = ConversationStore(session, user.id)
+            conv, leaf, previous = await self._anchor(session, store, user, body, items)
+            instructions = [body.instructions or ""]
+            kind, content, images, target = await self._write(
+                store, conv, leaf, items, instructions
+            )
+            record = ResponseRecord(
+                user_id=user.id,
+                api_key_id=api_key_id,
+                conversation_id=conv.id,
+                previous_response_id=previous,
+                model=ref,
+                status="queued" if body.background else "in_progress",
+                request={key: getattr(body, key) for key in ECHOED}
+                | {"conversation": bool(body.conversation)},
+                input=[item.item for item in items],
+                output=[],
+                usage={},
+                stored=body.store,
+            )
+            session.add(record)
+            await session.commit()
+        options = TurnOptions(
+            instructions="\n\n".join(text for text in instructions if text),
+            client_tools=plan.client,
+            tools=plan.parley,
+            temperature=body.temperature,
+            max_output_tokens=body.max_output_tokens,
+            response_format=_format(body.text),
+            extra=({"top_p": body.top_p} if body.top_p is not None else {})
+            | ({"tool_choice": plan.choice} if plan.choice is not None else {}),
+            images=tuple(images),
+        )
+        try:
+            turn = await self.turns.prepare(
+                user,
+                conv.id,
+                kind=kind,
+                content=content,
+                parent_id=target if kind == "send" else None,
+                message_id=target if kind == "continue" else None,
+                model_ref=ref,
+                api_key_id=api_key_id,
+                options=options,
+            )
+        except Exception:
+            await self._forget(user.id, record.id, conv.id if not body.store else None)
+            raise
+        async with self.db.session() as session:
+            found = await session.get(ResponseRecord, record.id)
+            if found is not None:
+                found.message_id = turn.assistant_message.id
+                await session.commit()
+        record.message_id = turn.assistant_message.id
+        running = Running(record.id, conv.id, asyncio.Queue() if stream else None)
+        self._running[record.id] = running
+        client_names = {spec.name for spec in plan.client}
+        builder = OutputBuilder(turn.assistant_message.id, client_names.__contains__, emit=stream)
+        if stream:
+            assert running.frames is not None
+            start = resource(record)
+            running.frames.put_nowait(
+                builder.event("response.created", response=start)
+                + builder.event("response.in_progress", response=start)
+            )
+        items_iter = self.turns.start(turn)
+        task = asyncio.create_task(self._drive(running, builder, items_iter, user.id))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return running
+
+    async def _anchor(
+        self,
+        session: AsyncSession,
+        store: ConversationStore,
+        user: User,
+        body: ResponseCreate,
+        items: list[InputItem],
+    ) -> tuple[Conversation, MessageRow | None, str | None]:
+        """The chat, the message the input follows, and the previous response's id."""
+        if body.previous_response_id:
+            previous = await self._record(session, user.id, body.previous_response_id)
+            conv = await store.get(previous.conversation_id)
+            leaf = await store.get_message(previous.message_id or "")
+            if conv is None or leaf is None:
+                raise NotFound("response", "The previous response's chat was deleted.")
+            if leaf.status == "streaming":
+                raise Conflict("The previous response is still in progress; wait for it to finish.")
+            return conv, leaf, body.previous_response_id
+        wanted = body.conversation_id()
+        if wanted:
+            conv = await store.get(plain_id(wanted, "conv_"))
+            if conv is None:
+                raise NotFound("conversation")
+            leaf = await store.get_message(conv.active_leaf_id) if conv.active_leaf_id else None
+            if leaf is not None and leaf.status == "streaming":
+                raise Conflict("This conversation is answering already; wait for it to finish.")
+            return conv, leaf, None
+        first = next((i.text for i in items if i.kind == "message" and i.role == "user"), "")
+        title = " ".join(first.split())[:80] or "API chat"
+        conv = await store.create(title=title, temporary=not body.store)
+        return conv, None, None
+
+    async def _write(
+        self,
+        store: ConversationStore,
+        conv: Conversation,
+        leaf: MessageRow | None,
+        items: list[InputItem],
+        instructions: list[str],
+    ) -> tuple[Any, str | None, list[ImagePart], str | None]:
+        """Store the items before the question; the turn's kind, question, images and
+        the message it follows (``send``) or continues (``continue``)."""
+        last = items[-1]
+        if last.kind == "message" and last.role not in ("user", "system", "developer"):
+            raise Invalid("input must end with a user message or function_call_output items.")
+        if last.kind == "function_call":
+            raise Invalid("input ends with a function_call: send its function_call_output too.")
+        body = items[:-1] if last.kind == "message" and last.role == "user" else items
+        leaf = await write_items(store, conv, leaf, body, instructions)
+        if body is items:  # function call outputs: the answer that asked goes on
+            if leaf is None or leaf.role != "assistant":
+                raise Invalid("input must end with a user message or function_call_output items.")
+            await store.session.flush()
+            return "continue", None, [], leaf.id
+        await store.session.flush()
+        return "send", last.text, last.images, leaf.id if leaf else None
+
+    async def _record(self, session: AsyncSession, user_id: str, rid: str) -> ResponseRecord:
+        found = await session.scalar(
+            select(ResponseRecord).where(
+                ResponseRecord.id == plain_id(rid, "resp_"), ResponseRecord.user_id == user_id
+            )
+        )
+        if found is None or not found.stored:
+            raise NotFound("response")
+        return found
+
+    # ------------------------------------------------------------ drive
+
+    async def _drive(
+        self,
+        running: Running,
+        builder: OutputBuilder,
+        items: AsyncIterator[tuple[int, object]],
+        user_id: str,
+    ) -> None:
+        frames = running.frames
+        final: Final | None = None
+        error: ErrorEvent | None = None
+        try:
+            async for _seq, item in items:
+                if isinstance(item, Final):
+                    final = item
+                    break
+                if isinstance(item, ErrorEvent):
+                    error = item
+                    continue
+                out = builder.feed(item)
+                if out and frames is not None:
+                    frames.put_nowait(out)
+        except Exception:
+            log.exception("response %s: reading the turn failed", running.record_id)
+        finally:
+            closing = builder.finish()
+            try:
+                record = await self._finish(running, builder, final, error)
+            except Exception:
+                log.exception("response %s: could not store the record", running.record_id)
+                record = None
+            if frames is not None:
+                frames.put_nowait(closing + self._terminal(builder, record))
+                frames.put_nowait(None)
+            running.done.set()
+            self._running.pop(running.record_id, None)
+            if record is not None and not record.stored:
+                await self._forget(user_id, record.id, record.conversation_id)
+
+    @staticmethod
+    def _terminal(builder: OutputBuilder, record: ResponseRecord | None) -> bytes:
+        if record is None:
+            return frame(
+                {
+                    "type": "error",
+                    "sequence_number": builder.seq,
+                    "error": {
+                        "type": "server_error",
+                        "code": "storage_error",
+                        "message": "The response could not be saved.",
+                        "param": None,
+                    },
+                }
+            )
+        body = resource(record)
+        kind = {
+            "completed": "response.completed",
+            "failed": "response.failed",
+        }.get(record.status, "response.incomplete")
+        return builder.event(kind, response=body)
+
+    async def _finish(
+        self,
+        running: Running,
+        builder: OutputBuilder,
+        final: Final | None,
+        error: ErrorEvent | None,
+    ) -> ResponseRecord | None:
+        async with self.db.session() as session:
+            record = await session.get(ResponseRecord, running.record_id)
+            if record is None:
+                return None
+            record.output = builder.output
+            record.completed_at = datetime.now(UTC)
+            if final is not None:
+                usage = final.usage
+                record.usage = usage_of(usage.input_tokens, usage.output_tokens)
+                reason = final.finish_reason
+            else:
+                reason = "error"
+            if error is not None or reason == "error":
+                record.status = "failed"
+                record.error = {
+                    "code": error.code if error else "server_error",
+                    "message": error.message if error else "The response failed.",
+                }
+            elif reason == "cancelled":
+                record.status = "cancelled"
+            elif reason == "length":
+                record.status = "incomplete"
+                record.incomplete_reason = "max_output_tokens"
+            else:
+                record.status = "completed"
+            await session.commit()
+            return record
+
+    async def _forget(self, user_id: str, record_id: str, conversation_id: str | None) -> None:
+        """``store: false``: the temporary chat goes once the answer is out (its
+        record with it, by the foreign key's cascade)."""
+        async with self.db.session() as session:
+            if conversation_id is None:
+                found = await session.get(ResponseRecord, record_id)
+                if found is not None:
+                    await session.delete(found)
+                    await session.commit()
+                return
+            await delete_conversations(session, user_id, [conversation_id], self.hooks)
+
+    # ------------------------------------------------------------ read, cancel, delete
+
+    async def get(self, user_id: str, rid: str) -> dict[str, Any]:
+        async with self.db.session() as session:
+            record = await self._record(session, user_id, rid)
+            if record.status in ("queued", "in_progress") and record.id not in self._running:
+                await self._reconcile(session, record)
+            return resource(record)
+
+    async def _reconcile(self, session: AsyncSession, record: ResponseRecord) -> None:
+        """A response whose driver is gone (another worker, a restart): its answer's
+        row says how it ended; its output is rebuilt from the row."""
+        row = await session.get(MessageRow, record.message_id) if record.message_id else None
+        if row is None or row.status == "streaming":
+            return
+        record.output = row_items(row)
+        record.usage = usage_of(row.input_tokens, row.output_tokens)
+        record.status = {"complete": "completed", "cancelled": "cancelled"}.get(
+            row.status, "failed"
+        )
+        if record.status == "failed":
+            record.error = {
+                "code": row.error_code or "server_error",
+                "message": row.error_message or "The response failed.",
+            }
+        record.completed_at = row.updated_at
+        await session.commit()
+
+    async def wait(self, running: Running) -> dict[str, Any]:
+        await running.done.wait()
+        async with self.db.session() as session:
+            record = await session.get(ResponseRecord, running.record_id)
+            if record is None:  # store=false: gone already; answer from the last state
+                raise NotFound("response")
+            return resource(record)
+
+    async def snapshot(self, running: Running) -> dict[str, Any]:
+        async with self.db.session() as session:
+            record = await session.get(ResponseRecord, running.record_id)
+            if record is None:
+                raise NotFound("response")
+            return resource(record)
+
+    async def cancel(self, user_id: str, rid: str) -> dict[str, Any]:
+        async with self.db.session() as session:
+            record = await self._record(session, user_id, rid)
+            if not (record.request or {}).get("background"):
+                raise Invalid("Only a response created with background: true can be cancelled.")
+            conversation_id = record.conversation_id
+            running = record.status in ("queued", "in_progress")
+        if running:
+            await self.turns.control.stop(conversation_id)
+            mine = self._running.get(plain_id(rid, "resp_"))
+            if mine is not None:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(mine.done.wait(), timeout=10)
+        return await self.get(user_id, rid)
+
+    async def delete(self, user_id: str, rid: str) -> str:
+        async with self.db.session() as session:
+            record = await self._record(session, user_id, rid)
+            await session.delete(record)
+            await session.commit()
+            return resp_id(record.id)
+
+    async def input_items(self, user_id: str, rid: str) -> list[dict[str, Any]]:
+        async with self.db.session() as session:
+            record = await self._record(session, user_id, rid)
+            return [
+                {"id": item.get("id") or f"in_{record.id}_{n}", **item}
+                for n, item in enumerate(record.input or [])
+            ]
+
+    async def aclose(self) -> None:
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=5)
+
+
+def _chat_choice(choice: str | dict[str, Any]) -> Any:
+    """The Responses ``tool_choice`` in the Chat Completions shape the adapters take."""
+    if isinstance(choice, str):
+        return None if choice == "auto" else choice
+    kind = choice.get("type")
+    if kind == "function" and isinstance(choice.get("name"), str):
+        return {"type": "function", "function": {"name": choice["name"]}}
+    if kind == "allowed_tools":
+        return choice.get("mode") if choice.get("mode") in ("required",) else None
+    hosted = {"web_search": "web_search", "file_search": "search_knowledge"}
+    hosted |= {"code_interpreter": "run_python"}
+    for prefix, name in hosted.items():
+        if isinstance(kind, str) and kind.startswith(prefix):
+            return {"type": "function", "function": {"name": name}}
+    return None
+
+
+def _format(text: dict[str, Any] | None) -> dict[str, Any] | None:
+    """``text.format`` as the JSON schema the answer must follow (None: free text)."""
+    fmt = (text or {}).get("format") or {}
+    kind = fmt.get("type", "text")
+    if kind == "json_schema":
+        schema = fmt.get("schema")
+        if not isinstance(schema, dict):
+            raise Invalid("text.format.schema must be a JSON schema object.")
+        return schema
+    if kind == "json_object":
+        return {"type": "object"}
+    if kind != "text":
+        raise Invalid(f"text.format.type {kind!r} is not one of text, json_object, json_schema.")
+    return None
