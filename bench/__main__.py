@@ -25,6 +25,7 @@ NAMES = (
     "web",
     "resume",
     "scoped_search",
+    "responses",
 )
 
 
@@ -57,6 +58,10 @@ def _runner(name: str) -> Callable[[bool], Table]:
         from bench import resume
 
         return resume.run
+    if name == "responses":
+        from bench import responses
+
+        return responses.run
     if name == "scoped_search":
         from bench import scoped_search
 

@@ -60,7 +60,7 @@ def plain_id(value: str, prefix: str) -> str:
 
 @dataclass(slots=True)
 class InputItem:
-    kind: Literal["message", "function_call", "function_call_output"]
+    kind: Literal["message", "function_call", "function_call_output", "approval"]
     role: str = "user"
     text: str = ""
     images: list[ImagePart] = field(default_factory=list)
@@ -68,6 +68,7 @@ class InputItem:
     name: str = ""
     arguments: str = ""
     output: str = ""
+    approve: bool = False  # an approval: the answer to ``call_id`` (the request's id)
     item: dict[str, Any] = field(default_factory=dict)  # as stored for input_items
 
 
@@ -176,6 +177,11 @@ def parse_input(value: str | list[dict[str, Any]]) -> list[InputItem]:
                     item={**raw, "type": "function_call_output", "status": "completed"},
                 )
             )
+        elif kind == "mcp_approval_response":
+            request, approve = raw.get("approval_request_id"), raw.get("approve")
+            if not isinstance(request, str) or not isinstance(approve, bool):
+                raise Invalid(f"{where}: an approval needs approval_request_id and approve.")
+            items.append(InputItem("approval", call_id=request, approve=approve, item=dict(raw)))
         elif kind in ("reasoning", "item_reference", "compaction"):
             continue
         else:

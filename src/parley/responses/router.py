@@ -183,9 +183,7 @@ async def delete_item(
     return await conversations.delete_item(principal.user.id, conversation_id, item_id)
 
 
-def _page(
-    items: list[dict[str, Any]], limit: int, order: str, after: str | None
-) -> ItemList:
+def _page(items: list[dict[str, Any]], limit: int, order: str, after: str | None) -> ItemList:
     ordered = items if order == "asc" else list(reversed(items))
     if after is not None:
         ids = [item.get("id") for item in ordered]

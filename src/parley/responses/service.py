@@ -28,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from parley.errors import Conflict, Invalid, NotFound
 from parley.instance.providers import RegistrySync
-from parley.messages import ErrorEvent, ImagePart, ToolSpec
+from parley.messages import ErrorEvent, ImagePart, ToolConfirm, ToolSpec
 from parley.responses.items import (
     InputItem,
     conv_id,
@@ -46,6 +46,7 @@ from parley.storage.db import Database
 from parley.storage.tables import Conversation, User
 from parley.storage.tables import Message as MessageRow
 from parley.turns import TurnService
+from parley.turns.hooks import TOOL_CONFIRMER
 from parley.turns.options import TurnOptions
 from parley.turns.recorder import Final
 from parley.userdata import UserDataHooks
@@ -250,6 +251,8 @@ class ResponsesService:
         if body.previous_response_id and body.conversation:
             raise Invalid("Send previous_response_id or conversation, not both.")
         items = parse_input(body.input)
+        if any(item.kind == "approval" for item in items):
+            return await self._approved(user, api_key_id, body, items, stream=stream)
         plan = self._plan(body)
         async with self.db.session() as session:
             registry = await self.sync.ensure_fresh(session)
@@ -309,19 +312,88 @@ class ResponsesService:
                 found.message_id = turn.assistant_message.id
                 await session.commit()
         record.message_id = turn.assistant_message.id
-        running = Running(record.id, conv.id, asyncio.Queue() if stream else None)
-        self._running[record.id] = running
         client_names = {spec.name for spec in plan.client}
         builder = OutputBuilder(turn.assistant_message.id, client_names.__contains__, emit=stream)
-        if stream:
-            assert running.frames is not None
+        return self._start_driving(record, builder, self.turns.start(turn), user.id, stream)
+
+    async def _approved(
+        self,
+        user: User,
+        api_key_id: str | None,
+        body: ResponseCreate,
+        items: list[InputItem],
+        *,
+        stream: bool,
+    ) -> Running:
+        """An ``mcp_approval_response``: decide the waiting call and follow the same
+        turn from where the previous response stopped (a new response record)."""
+        if len(items) != 1 or not body.previous_response_id:
+            raise Invalid(
+                "Send an mcp_approval_response alone, with the previous_response_id of "
+                "the response that asked for it."
+            )
+        answer = items[0]
+        async with self.db.session() as session:
+            previous = await self._record(session, user.id, body.previous_response_id)
+            pending = (previous.request or {}).get("pending")
+            if not pending or pending.get("approval_id") != answer.call_id:
+                raise NotFound(
+                    "approval request", f"No approval request {answer.call_id!r} waits there."
+                )
+            confirmer = self.turns.services.get(TOOL_CONFIRMER)
+            decided = None
+            if confirmer is not None:
+                decided = await confirmer.decide(
+                    user.id, previous.conversation_id, pending["call_id"], answer.approve
+                )
+            follow = self.turns.subscribe(previous.message_id or "", int(pending["seq"]))
+            if decided is None or follow is None:
+                raise Conflict(
+                    "That approval request is no longer waiting (it expired or the answer "
+                    "ended); send the question again."
+                )
+            tools = (previous.request or {}).get("tools") or []
+            record = ResponseRecord(
+                user_id=user.id,
+                api_key_id=api_key_id,
+                conversation_id=previous.conversation_id,
+                message_id=previous.message_id,
+                previous_response_id=body.previous_response_id,
+                model=previous.model,
+                status="in_progress",
+                request={key: getattr(body, key) for key in ECHOED}
+                | {"tools": tools, "conversation": (previous.request or {}).get("conversation")},
+                input=[answer.item],
+                output=[],
+                usage={},
+                stored=previous.stored,
+            )
+            session.add(record)
+            await session.commit()
+        names = {t.get("name") for t in tools if t.get("type") == "function"}
+        builder = OutputBuilder(
+            f"{previous.message_id}_{record.id[:8]}", names.__contains__, emit=stream
+        )
+        builder.resume(pending["call_id"], pending["name"], pending["arguments"])
+        return self._start_driving(record, builder, follow.items, user.id, stream)
+
+    def _start_driving(
+        self,
+        record: ResponseRecord,
+        builder: OutputBuilder,
+        items: AsyncIterator[tuple[int, object]],
+        user_id: str,
+        stream: bool,
+    ) -> Running:
+        running = Running(record.id, record.conversation_id, asyncio.Queue() if stream else None)
+        self._running[record.id] = running
+        if running.frames is not None:
             start = resource(record)
             running.frames.put_nowait(
                 builder.event("response.created", response=start)
                 + builder.event("response.in_progress", response=start)
             )
-        items_iter = self.turns.start(turn)
-        task = asyncio.create_task(self._drive(running, builder, items_iter, user.id))
+        task = asyncio.create_task(self._drive(running, builder, items, user_id))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return running
@@ -405,23 +477,38 @@ class ResponsesService:
         frames = running.frames
         final: Final | None = None
         error: ErrorEvent | None = None
+        pending: dict[str, Any] | None = None
         try:
-            async for _seq, item in items:
+            async for seq, item in items:
                 if isinstance(item, Final):
                     final = item
                     break
                 if isinstance(item, ErrorEvent):
                     error = item
                     continue
+                if isinstance(item, ToolConfirm):
+                    # The caller answers with an mcp_approval_response in a new
+                    # request; the turn waits meanwhile (up to the confirmation timeout).
+                    approval_id, out = builder.approval(item)
+                    pending = {
+                        "approval_id": approval_id,
+                        "call_id": item.id,
+                        "name": item.name,
+                        "arguments": item.arguments,
+                        "seq": seq,
+                    }
+                    if frames is not None:
+                        frames.put_nowait(out)
+                    break
                 out = builder.feed(item)
                 if out and frames is not None:
                     frames.put_nowait(out)
         except Exception:
             log.exception("response %s: reading the turn failed", running.record_id)
         finally:
-            closing = builder.finish()
+            closing = builder.finish() if pending is None else b""
             try:
-                record = await self._finish(running, builder, final, error)
+                record = await self._finish(running, builder, final, error, pending)
             except Exception:
                 log.exception("response %s: could not store the record", running.record_id)
                 record = None
@@ -430,7 +517,7 @@ class ResponsesService:
                 frames.put_nowait(None)
             running.done.set()
             self._running.pop(running.record_id, None)
-            if record is not None and not record.stored:
+            if record is not None and not record.stored and pending is None:
                 await self._forget(user_id, record.id, record.conversation_id)
 
     @staticmethod
@@ -461,6 +548,7 @@ class ResponsesService:
         builder: OutputBuilder,
         final: Final | None,
         error: ErrorEvent | None,
+        pending: dict[str, Any] | None = None,
     ) -> ResponseRecord | None:
         async with self.db.session() as session:
             record = await session.get(ResponseRecord, running.record_id)
@@ -468,6 +556,12 @@ class ResponsesService:
                 return None
             record.output = builder.output
             record.completed_at = datetime.now(UTC)
+            if pending is not None:  # ends with an approval request; the turn waits
+                record.request = {**(record.request or {}), "pending": pending}
+                record.usage = usage_of(0, 0)
+                record.status = "completed"
+                await session.commit()
+                return record
             if final is not None:
                 usage = final.usage
                 record.usage = usage_of(usage.input_tokens, usage.output_tokens)

@@ -14,10 +14,18 @@ next kind of item starts, so a text, a tool call and more text become three item
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from typing import Any
 
-from parley.messages import ReasoningDelta, TextDelta, ToolResult, ToolStart
+from parley.messages import (
+    ReasoningDelta,
+    SourcesEvent,
+    TextDelta,
+    ToolConfirm,
+    ToolResult,
+    ToolStart,
+)
 from parley.responses.items import function_call_item, hosted_item, message_item
 
 __all__ = ["OutputBuilder", "frame"]
@@ -48,7 +56,8 @@ class OutputBuilder:
         self._segment = 0
         self._text: list[str] | None = None  # the open message item's text
         self._reasoning: list[str] | None = None
-        self._calls: dict[str, int] = {}  # call id -> output index (hosted, running)
+        self._calls: dict[str, dict[str, Any]] = {}  # hosted calls running: their steps
+        self.sources: list[dict[str, Any]] = []  # what the answer may cite as [n]
 
     # ------------------------------------------------------------ framing
 
@@ -142,26 +151,41 @@ class OutputBuilder:
                 )
                 + self.event("response.output_item.done", output_index=index, item=item)
             )
-        item = hosted_item(self._item_id("tc"), step, "in_progress")
-        self.output.append(item)
-        self._calls[event.id] = index
-        return out + self.event("response.output_item.added", output_index=index, item=item)
+        self._calls[event.id] = step  # its item appears with its result
+        return out
 
     def tool_result(self, event: ToolResult) -> bytes:
-        index = self._calls.pop(event.id, None)
-        if index is None:
+        step = self._calls.pop(event.id, None)
+        if step is None:
             return b""
-        old = self.output[index]
-        step = {
-            "id": event.id,
-            "name": event.name,
-            "arguments": _arguments_of(old),
-            "output": event.output,
-            "is_error": event.is_error,
+        done = {**step, "output": event.output, "is_error": event.is_error}
+        return self._hosted(hosted_item(self._item_id("tc"), done, "completed"))
+
+    def _hosted(self, item: dict[str, Any]) -> bytes:
+        index = len(self.output)
+        self.output.append(item)
+        return self.event("response.output_item.added", output_index=index, item=item) + (
+            self.event("response.output_item.done", output_index=index, item=item)
+        )
+
+    def resume(self, call_id: str, name: str, arguments: str) -> None:
+        """A response that goes on after an approval: the call it approved is open."""
+        self._calls[call_id] = {"id": call_id, "name": name, "arguments": arguments}
+
+    def approval(self, event: ToolConfirm) -> tuple[str, bytes]:
+        """A side-effecting call waits for the user: an ``mcp_approval_request``
+        item (its id, and the frames). The call's own item comes once it ran."""
+        out = self._close()
+        self._calls.pop(event.id, None)
+        server, _, tool = event.name.partition("__")
+        item = {
+            "type": "mcp_approval_request",
+            "id": self._item_id("mcpr"),
+            "server_label": server if tool else "parley",
+            "name": tool or event.name,
+            "arguments": event.arguments,
         }
-        item = hosted_item(old["id"], step, "completed")
-        self.output[index] = item
-        return self.event("response.output_item.done", output_index=index, item=item)
+        return item["id"], out + self._hosted(item)
 
     def _close(self) -> bytes:
         """Close the open message or reasoning item (its ``done`` events)."""
@@ -170,9 +194,23 @@ class OutputBuilder:
         if self._text is not None:
             text, self._text = "".join(self._text), None
             item = self.output[index]
-            part = {"type": "output_text", "text": text, "annotations": [], "logprobs": []}
+            part: dict[str, Any] = {
+                "type": "output_text",
+                "text": text,
+                "annotations": citations(text, self.sources),
+                "logprobs": [],
+            }
             item["content"] = [part]
             item["status"] = "completed"
+            for n, note in enumerate(part["annotations"]):
+                out += self.event(
+                    "response.output_text.annotation.added",
+                    item_id=item["id"],
+                    output_index=index,
+                    content_index=0,
+                    annotation_index=n,
+                    annotation=note,
+                )
             out += self.event(
                 "response.output_text.done",
                 item_id=item["id"],
@@ -213,13 +251,15 @@ class OutputBuilder:
             return self.tool_start(item)
         if isinstance(item, ToolResult):
             return self.tool_result(item)
+        if isinstance(item, SourcesEvent):
+            self.sources = [dict(source) for source in item.sources]
         return b""
 
     def finish(self) -> bytes:
         """Close what is open; hosted calls that never returned end as failed."""
         out = self._close()
-        for index in self._calls.values():
-            self.output[index]["status"] = "failed"
+        for step in self._calls.values():
+            out += self._hosted(hosted_item(self._item_id("tc"), step, "failed"))
         self._calls.clear()
         return out
 
@@ -232,12 +272,37 @@ class OutputBuilder:
         )
 
 
-def _arguments_of(item: dict[str, Any]) -> str:
-    if "arguments" in item:
-        return str(item["arguments"])
-    if item["type"] == "web_search_call" or item["type"] == "file_search_call":
-        query = item.get("action", {}).get("query") or (item.get("queries") or [""])[0]
-        return json.dumps({"query": query})
-    if item["type"] == "code_interpreter_call":
-        return json.dumps({"code": item.get("code", "")})
-    return "{}"
+_CITE = re.compile(r"\[(\d{1,3})\]")
+
+
+def citations(text: str, sources: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The answer's ``[n]`` citations as annotations: a web page's as
+    ``url_citation`` (its span in the text), a file passage's as ``file_citation``."""
+    if not sources or "[" not in text:
+        return []
+    by_ref = {source.get("ref"): source for source in sources if source.get("ref")}
+    found: list[dict[str, Any]] = []
+    for match in _CITE.finditer(text):
+        source = by_ref.get(int(match.group(1)))
+        if source is None:
+            continue
+        if source.get("kind") == "web":
+            found.append(
+                {
+                    "type": "url_citation",
+                    "url": source.get("url", ""),
+                    "title": source.get("title", ""),
+                    "start_index": match.start(),
+                    "end_index": match.end(),
+                }
+            )
+        elif source.get("kind") == "file":
+            found.append(
+                {
+                    "type": "file_citation",
+                    "file_id": source.get("file_id", ""),
+                    "filename": source.get("filename", ""),
+                    "index": match.start(),
+                }
+            )
+    return found

@@ -119,6 +119,13 @@ class ToolConfirmer(Protocol):
 
     async def close(self, info: TurnInfo) -> None: ...
 
+    async def decide(
+        self, user_id: str, conversation_id: str, call_id: str, approve: bool
+    ) -> object | None:
+        """The user's answer to their pending call (the web app's buttons, an API
+        client's approval response); None when nothing of theirs is pending."""
+        ...
+
 
 TOOL_CONFIRMER: Key[ToolConfirmer] = Key("tool_confirmer")
 """Provided by the web tools feature; without it side-effecting calls run unasked."""

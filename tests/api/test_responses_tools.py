@@ -1,0 +1,149 @@
+"""Parley's own tools behind the Responses API's hosted tools: they run on the
+server with the same steps, sources and citations as in the web app."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from apihelpers import MakeApp, make_client, signup
+from parley.messages import ToolCall
+from parley.providers.scripted import Reply, ScriptedModel
+
+
+async def _key(client: Any) -> dict[str, str]:
+    key = (await client.post("/api/keys", json={"name": "api"})).json()["key"]
+    return {"Authorization": f"Bearer {key}"}
+
+
+async def test_file_search_runs_parleys_search_and_cites(
+    make_app: MakeApp, scripted: ScriptedModel
+) -> None:
+    """The hosted ``file_search`` tool is Parley's file search: a
+    ``file_search_call`` item, the answer's [n] as a ``file_citation``, and the same
+    step and sources on the stored chat the web app shows."""
+    async with make_app() as app, make_client(app) as ada:
+        await signup(ada)
+        auth = await _key(ada)
+        upload = await ada.post(
+            "/api/files",
+            files={"file": ("plans.txt", b"The heist starts at midnight sharp.", "text/plain")},
+        )
+        file_id = upload.json()["id"]
+        for _ in range(400):
+            if (await ada.get(f"/api/files/{file_id}")).json()["status"] == "ready":
+                break
+            await asyncio.sleep(0.05)
+        scripted.enqueue(
+            Reply(tool_calls=[ToolCall("s1", "search_knowledge", '{"query": "heist start"}')]),
+            "It starts at midnight [1].",
+        )
+        made = await ada.post(
+            "/v1/responses",
+            json={
+                "model": "scripted/scripted",
+                "input": "When does the heist start?",
+                "tools": [{"type": "file_search", "vector_store_ids": []}],
+            },
+            headers=auth,
+        )
+        assert made.status_code == 200, made.text
+        body = made.json()
+        kinds = [item["type"] for item in body["output"]]
+        assert kinds == ["file_search_call", "message"]
+        assert body["output"][0]["status"] == "completed"
+        assert body["output"][0]["queries"] == ["heist start"]
+        text = body["output"][1]["content"][0]["text"]
+        note = body["output"][1]["content"][0]["annotations"]
+        assert note == [
+            {
+                "type": "file_citation",
+                "file_id": file_id,
+                "filename": "plans.txt",
+                "index": text.index("[1]"),
+            }
+        ]
+        # the web app's view of the same chat: the step and the cited passage
+        chats = (await ada.get("/api/conversations")).json()["items"]
+        chat = next(c for c in chats if c["title"] == "When does the heist start?")
+        answer = (await ada.get(f"/api/conversations/{chat['id']}")).json()["messages"][-1]
+        assert [step["name"] for step in answer["steps"]] == ["search_knowledge"]
+        assert "midnight" in answer["steps"][0]["output"]
+        assert any(s["kind"] == "file" and s["file_id"] == file_id for s in answer["sources"])
+
+
+async def test_mcp_tool_that_changes_things_asks_the_api_client(
+    make_app: MakeApp, scripted: ScriptedModel
+) -> None:
+    """A side-effecting MCP tool waits for approval: the API client gets an
+    ``mcp_approval_request`` item and answers it with ``mcp_approval_response``
+    in a new request; the same answer then goes on (the tool runs, or is denied)."""
+    import sys
+    from pathlib import Path
+
+    server = str(Path(__file__).parents[1] / "tools_web" / "mcp_fixture_server.py")
+    async with make_app() as app, make_client(app) as ada:
+        await signup(ada)  # the first account: an administrator
+        added = await ada.post(
+            "/api/admin/mcp",
+            json={"name": "fx", "transport": "stdio", "command": sys.executable, "args": [server]},
+        )
+        assert added.status_code == 201 and added.json()["status"] == "connected"
+        auth = await _key(ada)
+        tools = [{"type": "mcp", "server_label": "fx", "require_approval": "always"}]
+        for approve, said in ((True, "Deleted."), (False, "I did not delete it.")):
+            scripted.enqueue(
+                Reply(tool_calls=[ToolCall("d1", "fx__delete_file", '{"path": "/tmp/x"}')]),
+                said,
+            )
+            asked = await ada.post(
+                "/v1/responses",
+                json={"model": "scripted/scripted", "input": "Delete /tmp/x", "tools": tools},
+                headers=auth,
+            )
+            assert asked.status_code == 200, asked.text
+            request = asked.json()["output"][-1]
+            assert request["type"] == "mcp_approval_request"
+            assert (request["server_label"], request["name"]) == ("fx", "delete_file")
+            assert request["arguments"] == '{"path": "/tmp/x"}'
+            answered = await ada.post(
+                "/v1/responses",
+                json={
+                    "model": "scripted/scripted",
+                    "previous_response_id": asked.json()["id"],
+                    "input": [
+                        {
+                            "type": "mcp_approval_response",
+                            "approval_request_id": request["id"],
+                            "approve": approve,
+                        }
+                    ],
+                },
+                headers=auth,
+            )
+            assert answered.status_code == 200, answered.text
+            body = answered.json()
+            assert [item["type"] for item in body["output"]] == ["mcp_call", "message"]
+            call = body["output"][0]
+            if approve:
+                assert call["output"] == "deleted /tmp/x" and call["error"] is None
+            else:
+                assert call["output"] is None and "did not approve" in call["error"]
+            assert body["output"][1]["content"][0]["text"] == said
+        # an approval nobody waits for any more is a clear error
+        again = await ada.post(
+            "/v1/responses",
+            json={
+                "model": "scripted/scripted",
+                "previous_response_id": asked.json()["id"],
+                "input": [
+                    {
+                        "type": "mcp_approval_response",
+                        "approval_request_id": request["id"],
+                        "approve": True,
+                    }
+                ],
+            },
+            headers=auth,
+        )
+        assert again.status_code == 409 and "no longer waiting" in again.text
