@@ -48,14 +48,17 @@ QUICK = Params(25, 8, 8, 100)
 CONCURRENT_TOKENS = 200  # shorter answers for the concurrency phase: LiteLLM is slow
 
 
-def start_litellm(exe: Path, work: Path, upstream_url: str) -> Proc:
+def start_litellm(exe: Path, work: Path, upstream_url: str, provider: str = "openai") -> Proc:
+    """LiteLLM's proxy over the scripted upstream; ``provider="custom_openai"`` makes
+    its ``/v1/responses`` bridge to Chat Completions (``openai/`` would forward to
+    the upstream's ``/responses``, which the scripted upstream does not serve)."""
     port = free_port()
     cfg = work / "litellm.yaml"
     cfg.write_text(
         "model_list:\n"
         f"  - model_name: {MODEL}\n"
         "    litellm_params:\n"
-        f"      model: openai/{MODEL}\n"
+        f"      model: {provider}/{MODEL}\n"
         f"      api_base: {upstream_url}\n"
         "      api_key: sk-bench\n"
         "general_settings:\n"

@@ -127,9 +127,11 @@ async def measure(
     table.add(
         f"{n} concurrent: TTFT p50 / p99", f"{pct(firsts, 50):,.0f} / {pct(firsts, 99):,.0f} ms"
     )
-    errs = [r.error for v in seq.values() for r in v if r.error] + ours.load.errors
-    if errs or many.load.errors:
-        table.notes.append(f"first errors: {(errs + many.load.errors)[:2]}")
+    mine = [r.error for r in seq["parley"] if r.error] + ours.load.errors + many.load.errors
+    if mine:
+        table.notes.append(f"first Parley errors ({len(mine)}): {mine[:2]}")
+    if lite is not None and (theirs_errs := [r.error for r in seq["litellm"] if r.error]):
+        table.notes.append(f"LiteLLM errors ({len(theirs_errs)}): {theirs_errs[:1]}")
     table.raw.update(
         {f"ttft_{k}_ms": ttft_ms(v) for k, v in seq.items()}
         | {"lag_concurrent_ms": lags, "cpu_parley_s": ours.cpu}
@@ -149,7 +151,7 @@ def run(quick: bool = False) -> Table:
         lite_target: cl.Target | None = None
         try:
             exe = _peer_env.ensure_litellm()
-            lite_proc = start_litellm(exe, work, upstream.url)
+            lite_proc = start_litellm(exe, work, upstream.url, provider="custom_openai")
             procs.append(lite_proc)
             lite_target = cl.Target(
                 "litellm",

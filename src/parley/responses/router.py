@@ -13,7 +13,7 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from parley import loopshare
-from parley.http.deps import ApiKeyPrincipal, service
+from parley.http.deps import DB, ApiKeyPrincipal, service
 from parley.http.guard import GuardedRoute
 from parley.responses.conversations import ConversationsService
 from parley.responses.service import ResponsesService, Running
@@ -55,9 +55,10 @@ async def _frames(running: Running) -> AsyncIterator[bytes]:
 
 @router.post("/responses", response_model=None, responses=_CREATE_DOC)
 async def create_response(
-    body: ResponseCreate, principal: ApiKeyPrincipal, responses: Responses
+    body: ResponseCreate, principal: ApiKeyPrincipal, responses: Responses, db: DB
 ) -> Response:
     await loopshare.take_slice(start=True)  # admitting a turn is heavy: wait for a slice
+    await db.close()  # the key's lookup is done: its connection goes back to the pool
     running = await responses.create(principal.user, principal.api_key_id, body, stream=body.stream)
     if body.stream:
         return StreamingResponse(_frames(running), media_type="text/event-stream")

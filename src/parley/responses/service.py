@@ -43,7 +43,7 @@ from parley.responses.wire import ResponseCreate
 from parley.responses.writer import write_items
 from parley.storage.conversations import ConversationStore
 from parley.storage.db import Database
-from parley.storage.tables import Conversation, User
+from parley.storage.tables import Conversation, User, new_id
 from parley.storage.tables import Message as MessageRow
 from parley.turns import TurnService
 from parley.turns.hooks import TOOL_CONFIRMER
@@ -264,10 +264,12 @@ class ResponsesService:
             kind, content, images, target = await self._write(
                 store, conv, leaf, items, instructions
             )
+            answer_id = new_id()  # the answer's row, written by the turn's preparation
             record = ResponseRecord(
                 user_id=user.id,
                 api_key_id=api_key_id,
                 conversation_id=conv.id,
+                message_id=answer_id,
                 previous_response_id=previous,
                 model=ref,
                 status="queued" if body.background else "in_progress",
@@ -302,16 +304,11 @@ class ResponsesService:
                 model_ref=ref,
                 api_key_id=api_key_id,
                 options=options,
+                answer_id=answer_id,
             )
         except Exception:
             await self._forget(user.id, record.id, conv.id if not body.store else None)
             raise
-        async with self.db.session() as session:
-            found = await session.get(ResponseRecord, record.id)
-            if found is not None:
-                found.message_id = turn.assistant_message.id
-                await session.commit()
-        record.message_id = turn.assistant_message.id
         client_names = {spec.name for spec in plan.client}
         builder = OutputBuilder(turn.assistant_message.id, client_names.__contains__, emit=stream)
         return self._start_driving(record, builder, self.turns.start(turn), user.id, stream)

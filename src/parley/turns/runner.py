@@ -212,11 +212,13 @@ class TurnService:
         api_key_id: str | None = None,
         web_search: bool | None = None,
         options: TurnOptions = DEFAULT_OPTIONS,
+        answer_id: str | None = None,
     ) -> PreparedTurn:
         """``api_key_id``: the key the request came with (revoking it stops the turn);
         ``web_search``: the composer's globe (true adds ``web_search`` to this turn's
         tools, false leaves it out, None keeps the conversation's choice);
-        ``options``: an API caller's instructions, tools and sampling for this turn."""
+        ``options``: an API caller's instructions, tools and sampling for this turn;
+        ``answer_id``: the id the answer's row gets (a caller that recorded it already)."""
         async with self.db.session() as session:
             store = ConversationStore(session, user.id)
             conv = await store.get(conversation_id)
@@ -277,6 +279,7 @@ class TurnService:
                 status="streaming",
                 provider=model.info.provider,
                 model=model.info.ref,
+                id=answer_id,  # None: a new id
             )
             title_needed = not conv.title_generated and kind not in ("regenerate", "continue")
             siblings = (
