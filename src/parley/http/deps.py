@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal, TypeVar
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, WebSocket
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from parley.auth import accounts
@@ -202,3 +202,19 @@ CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
 ApiKeyPrincipal = Annotated[Principal, Depends(api_key_principal)]
 CurrentUser = Annotated[User, Depends(get_current_user)]
 AdminUser = Annotated[User, Depends(get_admin)]
+
+
+async def websocket_api_key(websocket: WebSocket) -> tuple[Principal, Services]:
+    """Who opened a WebSocket (``/v1/responses`` in WebSocket mode): an API key in
+    the handshake's ``Authorization`` header; and the app's services (a socket
+    has no request, so the HTTP dependencies above do not apply). Raises
+    ``Problem`` (401) like ``api_key_principal``."""
+    services: Services = websocket.app.state.services
+    authorization = websocket.headers.get("authorization")
+    if not authorization:
+        raise _unauthorized(
+            "This endpoint takes a Parley API key: 'Authorization: Bearer pk-...'.",
+            "missing_api_key",
+        )
+    async with services.require(Database).session() as session:
+        return await principal_from_api_key(session, authorization), services

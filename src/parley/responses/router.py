@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, WebSocket
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from parley import loopshare
@@ -17,6 +17,7 @@ from parley.http.deps import DB, ApiKeyPrincipal, service
 from parley.http.guard import GuardedRoute
 from parley.responses.conversations import ConversationsService
 from parley.responses.service import ResponsesService, Running
+from parley.responses.socket import serve_socket
 from parley.responses.wire import (
     ConversationCreate,
     ConversationDeleted,
@@ -65,6 +66,12 @@ async def create_response(
     if body.background:
         return JSONResponse(await responses.snapshot(running))
     return JSONResponse(await responses.wait(running))
+
+
+@router.websocket("/responses")
+async def responses_socket(websocket: WebSocket) -> None:
+    """WebSocket mode: ``response.create`` messages in, the stream's events out."""
+    await serve_socket(websocket)
 
 
 @router.get("/responses/{response_id}", response_model=ResponseObject)
