@@ -232,7 +232,15 @@ async def stream_chunks(
                     + b"}]}\n\n"
                 )
     except ProviderError as exc:
-        error = {"error": {"message": exc.message, "type": exc.code, "code": exc.code}}
+        # OpenAI's error shape (``type`` as OpenAI names server-side failures)
+        error = {
+            "error": {
+                "message": exc.message,
+                "type": "server_error",
+                "param": None,
+                "code": exc.code,
+            }
+        }
         yield b"data: " + _dumps(error).encode() + b"\n\n"
     if include_usage and usage is not None:
         yield head + b',"choices":[],"usage":' + _dumps(usage).encode() + b"}\n\n"
