@@ -11,11 +11,18 @@ migration path loads no web framework.
 import parley.knowledge.tables as knowledge_tables  # files and knowledge
 import parley.memory.tables as memory_tables  # saved memories
 import parley.sandbox.tables as sandbox_tables  # code interpreter outputs
+import parley.usage.tables as usage_tables  # the usage ledger
 import parley.web_tools.tables as web_tools_tables  # tool confirmations, MCP servers
 from parley.storage.tables import Base
 
 metadata = Base.metadata
 
-FEATURE_TABLE_MODULES = (knowledge_tables, memory_tables, sandbox_tables, web_tools_tables)
+FEATURE_TABLE_MODULES = (
+    knowledge_tables,
+    memory_tables,
+    sandbox_tables,
+    usage_tables,
+    web_tools_tables,
+)
 
 __all__ = ["FEATURE_TABLE_MODULES", "Base", "metadata"]

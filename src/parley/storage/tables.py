@@ -118,6 +118,10 @@ class ApiKey(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Refused from this moment on (None: never expires).
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # What the key may do (``parley.auth.scopes.KeyScopes``); None: everything.
+    scopes: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
 
 class LoginAttempt(Base):
