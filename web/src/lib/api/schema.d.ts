@@ -992,6 +992,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/me/usage": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * My Usage
+         * @description The caller's recorded usage (``/v1`` calls), summed by day, model and API key.
+         */
+        get: operations["my_usage_api_me_usage_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/memories": {
         parameters: {
             query?: never;
@@ -1317,6 +1337,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/embeddings": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Create Embeddings */
+        post: operations["create_embeddings_v1_embeddings_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/models": {
         parameters: {
             query?: never;
@@ -1324,7 +1361,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** List Models */
+        /**
+         * List Models
+         * @description The chat models the caller may use, then the embedding model.
+         */
         get: operations["list_models_v1_models_get"];
         put?: never;
         post?: never;
@@ -1883,6 +1923,63 @@ export interface components {
              */
             web_search?: boolean | null;
         };
+        /** Embedding */
+        Embedding: {
+            /**
+             * Embedding
+             * @description Floats, or base64 float32 bytes.
+             */
+            embedding: number[] | string;
+            /** Index */
+            index: number;
+            /**
+             * Object
+             * @default embedding
+             * @constant
+             */
+            object?: "embedding";
+        };
+        /** EmbeddingList */
+        EmbeddingList: {
+            /** Data */
+            data: components["schemas"]["Embedding"][];
+            /** Model */
+            model: string;
+            /**
+             * Object
+             * @default list
+             * @constant
+             */
+            object?: "list";
+            usage: components["schemas"]["EmbeddingUsage"];
+        };
+        /** EmbeddingUsage */
+        EmbeddingUsage: {
+            /** Prompt Tokens */
+            prompt_tokens: number;
+            /** Total Tokens */
+            total_tokens: number;
+        };
+        /** EmbeddingsIn */
+        EmbeddingsIn: {
+            /** Dimensions */
+            dimensions?: number | null;
+            /**
+             * Encoding Format
+             * @default float
+             * @enum {string}
+             */
+            encoding_format?: "float" | "base64";
+            /**
+             * Input
+             * @description A text or a list of texts (token arrays are not accepted).
+             */
+            input: string | string[] | number[] | number[][];
+            /** Model */
+            model: string;
+            /** User */
+            user?: string | null;
+        };
         /**
          * ErrorEvent
          * @description ``error``: the turn failed; ``code`` is stable (``parley.errors``), ``message``
@@ -2179,10 +2276,16 @@ export interface components {
         /** KeyCreate */
         KeyCreate: {
             /**
+             * Expires At
+             * @description When the key stops working (UTC); null: never.
+             */
+            expires_at?: string | null;
+            /**
              * Name
              * @default API key
              */
             name?: string;
+            scopes?: components["schemas"]["KeyScopesIn"] | null;
         };
         /** KeyCreated */
         KeyCreated: {
@@ -2191,6 +2294,11 @@ export interface components {
              * Format: date-time
              */
             created_at: string;
+            /**
+             * Expires At
+             * @description Refused from then on; null: never.
+             */
+            expires_at: string | null;
             /** Id */
             id: string;
             /**
@@ -2206,6 +2314,7 @@ export interface components {
             prefix: string;
             /** Revoked At */
             revoked_at: string | null;
+            scopes: components["schemas"]["KeyScopesOut"];
         };
         /** KeyList */
         KeyList: {
@@ -2222,6 +2331,11 @@ export interface components {
              * Format: date-time
              */
             created_at: string;
+            /**
+             * Expires At
+             * @description Refused from then on; null: never.
+             */
+            expires_at: string | null;
             /** Id */
             id: string;
             /** Last Used At */
@@ -2232,6 +2346,7 @@ export interface components {
             prefix: string;
             /** Revoked At */
             revoked_at: string | null;
+            scopes: components["schemas"]["KeyScopesOut"];
         };
         /**
          * KeyRecord
@@ -2251,6 +2366,35 @@ export interface components {
             prefix: string;
             /** Revoked At */
             revoked_at?: string | null;
+        };
+        /**
+         * KeyScopesIn
+         * @description What a new key may do; an empty list means no limit (``parley.auth.scopes``).
+         */
+        KeyScopesIn: {
+            /** Assistants */
+            assistants?: string[];
+            /** Endpoints */
+            endpoints?: ("models" | "chat" | "responses" | "conversations" | "embeddings")[];
+            /** Models */
+            models?: string[];
+            /** Projects */
+            projects?: string[];
+        };
+        /**
+         * KeyScopesOut
+         * @description A key's limits; an empty list: no limit. ``assistants`` and ``projects`` are
+         *     kept and shown, not enforced yet.
+         */
+        KeyScopesOut: {
+            /** Assistants */
+            assistants: string[];
+            /** Endpoints */
+            endpoints: string[];
+            /** Models */
+            models: string[];
+            /** Projects */
+            projects: string[];
         };
         /** KnowledgeHit */
         KnowledgeHit: {
@@ -3784,6 +3928,49 @@ export interface components {
              * @enum {string}
              */
             event: "usage";
+        };
+        /**
+         * UsageSummary
+         * @description The caller's recorded usage since ``since`` (``GET /api/me/usage``).
+         */
+        UsageSummary: {
+            /** By Day */
+            by_day: components["schemas"]["UsageTotalOut"][];
+            /** By Key */
+            by_key: components["schemas"]["UsageTotalOut"][];
+            /** By Model */
+            by_model: components["schemas"]["UsageTotalOut"][];
+            /**
+             * Since
+             * Format: date-time
+             */
+            since: string;
+        };
+        /** UsageTotalOut */
+        UsageTotalOut: {
+            /** Cached Input Tokens */
+            cached_input_tokens: number;
+            /**
+             * Cost
+             * @description USD, from the models' prices.
+             */
+            cost: number;
+            /** Input Tokens */
+            input_tokens: number;
+            /**
+             * Key
+             * @description The day (YYYY-MM-DD, UTC), the model ref, or the API key id (null: calls made without a key).
+             */
+            key: string | null;
+            /**
+             * Name
+             * @description The API key's name (by key only).
+             */
+            name?: string | null;
+            /** Output Tokens */
+            output_tokens: number;
+            /** Requests */
+            requests: number;
         };
         /** UseModelIn */
         UseModelIn: {
@@ -6144,6 +6331,38 @@ export interface operations {
             };
         };
     };
+    my_usage_api_me_usage_get: {
+        parameters: {
+            query?: {
+                /** @description Days back, today included. */
+                days?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UsageSummary"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
     list_memories_api_memories_get: {
         parameters: {
             query?: {
@@ -6754,6 +6973,39 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["ChatCompletion"];
                     "text/event-stream": unknown;
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    create_embeddings_v1_embeddings_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["EmbeddingsIn"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EmbeddingList"];
                 };
             };
             /** @description Validation Error */
