@@ -8,6 +8,7 @@ import re
 from typing import Any
 
 from apihelpers import make_client, parse_sse, signup
+from parley.usage.ledger import UsageLedger
 
 # Routes that never take another user's object: public, or about the caller only.
 NO_FOREIGN_IDS = {"/api/auth/config", "/api/auth/signup", "/api/auth/login", "/api/health"}
@@ -83,6 +84,18 @@ async def test_second_user_sees_404_for_every_route_with_first_users_ids(app: An
             f"/api/conversations/{bob_conv}/messages", json={"content": "my vault word pelican?"}
         )
         assert dict(parse_sse(asked.text))["done"]["message"]["sources"] == []
+        # usage recorded for alice's /v1 call is summed for alice only
+        alice_key = (await alice.post("/api/keys", json={"name": "alice's"})).json()["key"]
+        relayed = await alice.post(
+            "/v1/chat/completions",
+            json={"model": "scripted/scripted", "messages": [{"role": "user", "content": "hi"}]},
+            headers={"Authorization": f"Bearer {alice_key}"},
+        )
+        assert relayed.status_code == 200, relayed.text
+        await app.state.services.require(UsageLedger).drain()
+        assert (await alice.get("/api/me/usage")).json()["by_model"][0]["requests"] == 1
+        theirs = (await bob.get("/api/me/usage")).json()
+        assert theirs["by_day"] == theirs["by_model"] == theirs["by_key"] == []
         # admin routes are closed to bob
         assert (await bob.get("/api/admin/users")).status_code == 403
         assert (
