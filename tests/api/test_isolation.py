@@ -38,6 +38,20 @@ async def test_second_user_sees_404_for_every_route_with_first_users_ids(app: An
         ids["memory_id"] = memory.json()["id"]  # saved memories (parley.memory)
         ids.update(await _memory_ids(alice, ids["memory_id"]))  # history, forget requests
         ids["output_id"] = await _sandbox_output_id(app, alice, conv)  # (parley.sandbox)
+        # a stored chat completion (/v1, store: true), reachable with alice's key only
+        alice_key = (await alice.post("/api/keys", json={"name": "alice's"})).json()["key"]
+        alice_other_key = (await alice.post("/api/keys", json={"name": "other"})).json()["key"]
+        relayed = await alice.post(
+            "/v1/chat/completions",
+            json={
+                "model": "scripted/scripted",
+                "messages": [{"role": "user", "content": "hi"}],
+                "store": True,
+            },
+            headers={"Authorization": f"Bearer {alice_key}"},
+        )
+        assert relayed.status_code == 200, relayed.text
+        ids["completion_id"] = relayed.json()["id"]
 
         spec = (await bob.get("/openapi.json")).json()
         checked = 0
@@ -56,15 +70,21 @@ async def test_second_user_sees_404_for_every_route_with_first_users_ids(app: An
                     "title": "x",
                     "feedback": 1,
                 }
-                for auth in ("cookie", "key"):
-                    headers = {"Authorization": f"Bearer {bob_key}"} if auth == "key" else {}
+                # /v1 takes API keys only (a cookie is 401 there); another key of the
+                # same user is a stranger to what a key stored
+                auths = {"cookie": None, "key": bob_key}
+                if path.startswith("/v1/"):
+                    auths["alice's other key"] = alice_other_key
+                for auth, token in auths.items():
+                    headers = {"Authorization": f"Bearer {token}"} if token else {}
                     if method.upper() in ("GET", "DELETE"):
                         r = await bob.request(method.upper(), url, headers=headers)
                     else:
                         r = await bob.request(
                             method.upper(), url, json=_body_for(path, body), headers=headers
                         )
-                    assert r.status_code == 404, (
+                    expected = 401 if path.startswith("/v1/") and token is None else 404
+                    assert r.status_code == expected, (
                         f"{method.upper()} {path} as bob ({auth}): {r.status_code} {r.text[:200]}"
                     )
                     checked += 1
@@ -85,13 +105,6 @@ async def test_second_user_sees_404_for_every_route_with_first_users_ids(app: An
         )
         assert dict(parse_sse(asked.text))["done"]["message"]["sources"] == []
         # usage recorded for alice's /v1 call is summed for alice only
-        alice_key = (await alice.post("/api/keys", json={"name": "alice's"})).json()["key"]
-        relayed = await alice.post(
-            "/v1/chat/completions",
-            json={"model": "scripted/scripted", "messages": [{"role": "user", "content": "hi"}]},
-            headers={"Authorization": f"Bearer {alice_key}"},
-        )
-        assert relayed.status_code == 200, relayed.text
         await app.state.services.require(UsageLedger).drain()
         assert (await alice.get("/api/me/usage")).json()["by_model"][0]["requests"] == 1
         theirs = (await bob.get("/api/me/usage")).json()
@@ -102,11 +115,18 @@ async def test_second_user_sees_404_for_every_route_with_first_users_ids(app: An
             await bob.patch(f"/api/admin/users/{bob_user['id']}", json={"role": "admin"})
         ).status_code == 403
         # and alice's data is intact
+        stored = await alice.get(
+            f"/v1/chat/completions/{ids['completion_id']}",
+            headers={"Authorization": f"Bearer {alice_key}"},
+        )
+        assert stored.status_code == 200 and stored.json()["metadata"] is None
         view = (await alice.get(f"/api/conversations/{conv}")).json()
         assert view["messages"][0]["content"] == "secret plans"
 
 
 def _body_for(path: str, body: dict[str, Any]) -> dict[str, Any]:
+    if path.startswith("/v1/chat/completions/"):
+        return {"metadata": {"x": "y"}}
     if path.endswith("/branch"):
         return {"message_id": body["message_id"]}
     if path.endswith(("/messages", "/edit")):

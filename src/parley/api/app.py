@@ -29,6 +29,7 @@ from parley.api.routers import (
     models,
     openai_api,
     openai_embeddings,
+    openai_stored,
     setup,
     web,
 )
@@ -195,6 +196,7 @@ def create_app(
         local_models,
         openai_api,
         openai_embeddings,
+        openai_stored,
     ):
         app.include_router(router.router)
     for feature in enabled:

@@ -19,6 +19,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from parley import loopshare
 from parley.api.routers.openai_embeddings import embedding_ref, server_embedder
+from parley.api.routers.openai_stored import Databases, Keeper
 from parley.engine.tokens import counter_for
 from parley.errors import AccessRevoked, ModelNotFound, ProviderError
 from parley.http.deps import (
@@ -125,6 +126,7 @@ async def _relay(
     meter: Meter,
     ledger: UsageLedger,
     endpoint: str,
+    keep: Keeper | None = None,
 ) -> AsyncIterator[ProviderEvent]:
     """The relayed events, tallied for the usage ledger and ended (``AccessRevoked``)
     once the caller's key is revoked or account disabled: checked per event, O(1).
@@ -132,11 +134,14 @@ async def _relay(
     The row is written when the relay ends, however it ends: ``ok``, the provider's
     error code, or ``cancelled`` (the client went away: the cancellation passes
     through here, or the generator is closed later). ``record_soon`` needs no await,
-    so a cancelled request still records."""
+    so a cancelled request still records. With ``keep`` (``store: true``) a complete
+    answer is kept before the relay ends, so the client's ``[DONE]`` (or the JSON
+    answer) comes after the stored completion can be read."""
     owners = [owner("user", principal.user.id)]
     if principal.api_key_id:
         owners.append(owner("key", principal.api_key_id))
     outcome = "cancelled"
+    conversation_id: str | None = None
     try:
         with control.track("v1:" + uuid.uuid4().hex, *owners) as stop:
             async for event in events:
@@ -145,8 +150,12 @@ async def _relay(
                         "This API key was revoked or its account disabled; the answer was stopped."
                     )
                 meter.see(event)
+                if keep is not None:
+                    keep.answer.see(event)
                 yield event
         outcome = "ok"
+        if keep is not None:
+            conversation_id = await keep.save(meter)
     except ProviderError as exc:
         outcome = exc.code
         raise
@@ -154,6 +163,7 @@ async def _relay(
         ledger.record_soon(
             user_id=principal.user.id,
             api_key_id=principal.api_key_id,
+            conversation_id=conversation_id,
             endpoint=endpoint,
             **meter.fields(outcome),
         )
@@ -167,6 +177,7 @@ async def chat_completions(
     db: DB,
     turns: Turns,
     ledger: Ledger,
+    database: Databases,
 ) -> Response:
     await loopshare.take_slice(start=True)  # admitting a stream is heavy: wait for a slice
     registry = await sync.ensure_fresh(db)
@@ -183,8 +194,9 @@ async def chat_completions(
     request = chat_request(body)
     completion_id = "chatcmpl-" + uuid.uuid4().hex
     meter = Meter(model.info, request, counter_for(model))
+    keep = Keeper(database, principal, body, model.info, completion_id) if body.store else None
     events = _relay(
-        turns.control, principal, model.stream(request), meter, ledger, "chat.completions"
+        turns.control, principal, model.stream(request), meter, ledger, "chat.completions", keep
     )
     try:
         first = await events.__anext__()
@@ -196,6 +208,7 @@ async def chat_completions(
         stream = stream_chunks(completion_id, model.info.ref, first, events, body.include_usage)
         return StreamingResponse(stream, media_type="text/event-stream")
     try:
-        return JSONResponse(await collect(completion_id, model.info.ref, first, events))
+        completion = await collect(completion_id, model.info.ref, first, events)
+        return JSONResponse(keep.stored if keep is not None and keep.stored else completion)
     except ProviderError as exc:
         raise _provider_problem(exc) from exc

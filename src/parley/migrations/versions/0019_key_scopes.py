@@ -2,7 +2,8 @@
 
 ``api_keys.expires_at`` (null: never) and ``api_keys.scopes`` (JSON, null: no
 limits; ``parley.auth.scopes.KeyScopes``). ``usage_events``: one row per billable
-``/v1`` call (``parley.usage``).
+``/v1`` call (``parley.usage``). ``stored_completions``: chat completions made with
+``store: true`` (``parley.storage.completions``).
 
 Revision ID: 0019_key_scopes
 Revises: 0017_scoped_search
@@ -56,9 +57,40 @@ def upgrade() -> None:
     )
     op.create_index("ix_usage_events_user_at", "usage_events", ["user_id", "at"])
     op.create_index("ix_usage_events_api_key_id", "usage_events", ["api_key_id"])
+    op.create_table(
+        "stored_completions",
+        sa.Column("id", sa.String(64), primary_key=True),
+        sa.Column(
+            "user_id", sa.String(32), sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=False
+        ),
+        sa.Column(
+            "api_key_id",
+            sa.String(32),
+            sa.ForeignKey("api_keys.id", ondelete="SET NULL"),
+            nullable=True,
+        ),
+        sa.Column(
+            "conversation_id",
+            sa.String(32),
+            sa.ForeignKey("conversations.id", ondelete="CASCADE"),
+            nullable=False,
+        ),
+        sa.Column("model", sa.String(300), nullable=False),
+        sa.Column("metadata", sa.JSON(), nullable=True),
+        sa.Column("messages", sa.JSON(), nullable=False),
+        sa.Column("completion", sa.JSON(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    )
+    op.create_index(
+        "ix_stored_completions_owner", "stored_completions", ["user_id", "api_key_id", "created_at"]
+    )
+    op.create_index(
+        "ix_stored_completions_conversation_id", "stored_completions", ["conversation_id"]
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("stored_completions")
     op.drop_index("ix_usage_events_api_key_id", table_name="usage_events")
     op.drop_index("ix_usage_events_user_at", table_name="usage_events")
     op.drop_table("usage_events")
