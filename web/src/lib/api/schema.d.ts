@@ -1327,10 +1327,60 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        get?: never;
+        /**
+         * List Stored
+         * @description This key's stored completions, oldest first (``order=desc``: newest), filtered
+         *     by ``model`` and ``metadata[key]=value``.
+         */
+        get: operations["list_stored_v1_chat_completions_get"];
         put?: never;
         /** Chat Completions */
         post: operations["chat_completions_v1_chat_completions_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/chat/completions/{completion_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Get Stored */
+        get: operations["get_stored_v1_chat_completions__completion_id__get"];
+        put?: never;
+        /**
+         * Update Stored
+         * @description Replace a stored completion's ``metadata`` (the only field that changes).
+         */
+        post: operations["update_stored_v1_chat_completions__completion_id__post"];
+        /**
+         * Delete Stored
+         * @description Delete a stored completion and the chat it was kept as.
+         */
+        delete: operations["delete_stored_v1_chat_completions__completion_id__delete"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/chat/completions/{completion_id}/messages": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Stored Messages
+         * @description The request's messages, as sent (ids ``<completion id>-<index>``).
+         */
+        get: operations["stored_messages_v1_chat_completions__completion_id__messages_get"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -1502,6 +1552,13 @@ export interface components {
             max_tokens?: number | null;
             /** Messages */
             messages: components["schemas"]["ChatMessageIn"][];
+            /**
+             * Metadata
+             * @description Up to 16 pairs (keys 64, values 512 characters) to filter by.
+             */
+            metadata?: {
+                [key: string]: string;
+            } | null;
             /** Model */
             model: string;
             /** Response Format */
@@ -1510,6 +1567,11 @@ export interface components {
             } | null;
             /** Stop */
             stop?: string | string[] | null;
+            /**
+             * Store
+             * @description Keep the request and answer (a chat in Parley's sidebar).
+             */
+            store?: boolean | null;
             /**
              * Stream
              * @default false
@@ -2973,6 +3035,16 @@ export interface components {
             /** Pinned */
             pinned?: boolean | null;
         };
+        /** MetadataUpdate */
+        MetadataUpdate: {
+            /**
+             * Metadata
+             * @description Replaces the completion's metadata (null or {}: none).
+             */
+            metadata: {
+                [key: string]: string;
+            } | null;
+        };
         /**
          * ModelIn
          * @description One model's settings (Admin > Providers > Edit). Prices: USD per million tokens.
@@ -3556,6 +3628,99 @@ export interface components {
             size: number;
             /** Url */
             url: string;
+        };
+        /** StoredCompletion */
+        StoredCompletion: {
+            /** Choices */
+            choices: components["schemas"]["Choice"][];
+            /** Created */
+            created: number;
+            /** Id */
+            id: string;
+            /** Metadata */
+            metadata?: {
+                [key: string]: string;
+            } | null;
+            /** Model */
+            model: string;
+            /**
+             * Object
+             * @default chat.completion
+             * @constant
+             */
+            object?: "chat.completion";
+            usage: components["schemas"]["CompletionUsage"];
+        };
+        /** StoredCompletionDeleted */
+        StoredCompletionDeleted: {
+            /**
+             * Deleted
+             * @default true
+             */
+            deleted?: boolean;
+            /** Id */
+            id: string;
+            /**
+             * Object
+             * @default chat.completion.deleted
+             * @constant
+             */
+            object?: "chat.completion.deleted";
+        };
+        /** StoredCompletionList */
+        StoredCompletionList: {
+            /** Data */
+            data: components["schemas"]["StoredCompletion"][];
+            /** First Id */
+            first_id: string | null;
+            /** Has More */
+            has_more: boolean;
+            /** Last Id */
+            last_id: string | null;
+            /**
+             * Object
+             * @default list
+             * @constant
+             */
+            object?: "list";
+        };
+        /** StoredMessage */
+        StoredMessage: {
+            /** Content */
+            content: string | null;
+            /** Content Parts */
+            content_parts?: {
+                [key: string]: unknown;
+            }[] | null;
+            /** Id */
+            id: string;
+            /** Name */
+            name?: string | null;
+            /** Role */
+            role: string;
+            /** Tool Call Id */
+            tool_call_id?: string | null;
+            /** Tool Calls */
+            tool_calls?: {
+                [key: string]: unknown;
+            }[] | null;
+        };
+        /** StoredMessageList */
+        StoredMessageList: {
+            /** Data */
+            data: components["schemas"]["StoredMessage"][];
+            /** First Id */
+            first_id: string | null;
+            /** Has More */
+            has_more: boolean;
+            /** Last Id */
+            last_id: string | null;
+            /**
+             * Object
+             * @default list
+             * @constant
+             */
+            object?: "list";
         };
         /**
          * SummaryPublic
@@ -6952,6 +7117,40 @@ export interface operations {
             };
         };
     };
+    list_stored_v1_chat_completions_get: {
+        parameters: {
+            query?: {
+                limit?: number;
+                after?: string | null;
+                order?: "asc" | "desc";
+                model?: string | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StoredCompletionList"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
     chat_completions_v1_chat_completions_post: {
         parameters: {
             query?: never;
@@ -6973,6 +7172,138 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["ChatCompletion"];
                     "text/event-stream": unknown;
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    get_stored_v1_chat_completions__completion_id__get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                completion_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StoredCompletion"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    update_stored_v1_chat_completions__completion_id__post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                completion_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["MetadataUpdate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StoredCompletion"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    delete_stored_v1_chat_completions__completion_id__delete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                completion_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StoredCompletionDeleted"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    stored_messages_v1_chat_completions__completion_id__messages_get: {
+        parameters: {
+            query?: {
+                limit?: number;
+                after?: string | null;
+                order?: "asc" | "desc";
+            };
+            header?: never;
+            path: {
+                completion_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StoredMessageList"];
                 };
             };
             /** @description Validation Error */
