@@ -79,6 +79,7 @@ describe('ApiKeys', () => {
     const { getByTestId, getAllByTestId, getByText } = render(ApiKeys);
     await waitFor(() => expect(getAllByTestId('key-scopes').map((c) => c.textContent)).toEqual(['Embeddings', 'Everything']));
     expect(getByText('Expired')).toBeTruthy();
+    expect(getByText('No expiry')).toBeTruthy(); // not "Never": that word is the last-used column's
 
     await fireEvent.input(getByTestId('key-name'), { target: { value: 'robot' } });
     await fireEvent.change(getByTestId('key-expiry'), { target: { value: '30' } });
