@@ -159,6 +159,9 @@ async def _relay(
     except ProviderError as exc:
         outcome = exc.code
         raise
+    except Exception:
+        outcome = "internal_error"  # a bug, not the client leaving (that is a BaseException)
+        raise
     finally:
         ledger.record_soon(
             user_id=principal.user.id,
