@@ -1,11 +1,13 @@
 """An OpenAI-compatible endpoint served by Parley: ``/v1/models`` and
 ``/v1/chat/completions`` (streaming or not, client tools passed through).
 
-Authenticated by Parley API keys only (``Authorization: Bearer pk-...``). A
-relay, not a turn: no stored record, no context sources or tools of Parley's
-own, no deadline (docs/ARCHITECTURE.md, "Which routes go through turns"). The
-wire format both ways is ``parley.providers.openai_wire``; this module resolves
-the model and maps failures before the first byte to problem documents.
+Authenticated by Parley API keys only (``Authorization: Bearer pk-...``), within
+the key's scopes (``ModelsKey``/``ChatKey``, ``model_allowed``). A relay, not a
+turn: no context sources or tools of Parley's own, no deadline (docs/ARCHITECTURE.md,
+"Which routes go through turns"); every call writes a usage row, and ``store: true``
+keeps the finished exchange (``openai_stored``). The wire format both ways is
+``parley.providers.openai_wire``; this module resolves the model and maps failures
+before the first byte to errors (OpenAI-shaped under ``/v1``: ``http.problems``).
 """
 
 from __future__ import annotations
