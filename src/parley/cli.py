@@ -12,10 +12,14 @@ import getpass
 import os
 import sys
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from parley.config import Settings, load_settings
+
+if TYPE_CHECKING:
+    from parley.auth.scopes import KeyScopes
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -201,8 +205,44 @@ def cmd_users(args: argparse.Namespace) -> int:
     return _run(_with_session(settings, action))
 
 
+def _key_scopes(values: list[str]) -> KeyScopes:
+    """``--scope chat --scope model:openai/gpt-4o``: endpoint groups, and
+    ``model:``, ``assistant:``, ``project:`` entries (commas also separate)."""
+    from parley.auth.scopes import ENDPOINT_GROUPS, KeyScopes
+
+    lists: dict[str, list[str]] = {"endpoints": [], "models": [], "assistants": [], "projects": []}
+    for value in (v.strip() for item in values for v in item.split(",")):
+        if not value:
+            continue
+        kind, sep, name = value.partition(":")
+        if not sep:
+            if value not in ENDPOINT_GROUPS:
+                raise ValueError(
+                    f"Unknown scope {value!r}: use {', '.join(ENDPOINT_GROUPS)}, "
+                    "or model:REF, assistant:ID, project:ID."
+                )
+            lists["endpoints"].append(value)
+        elif kind in ("model", "assistant", "project") and name:
+            lists[kind + "s"].append(name)
+        else:
+            raise ValueError(f"Unknown scope {value!r}: use model:REF, assistant:ID, project:ID.")
+    return KeyScopes.from_stored(lists)
+
+
+def _describe_scopes(scopes: KeyScopes) -> str:
+    if scopes.unlimited:
+        return "all scopes"
+    parts = []
+    for name in ("endpoints", "models", "assistants", "projects"):
+        values = getattr(scopes, name)
+        if values:
+            parts.append(f"{name}: {','.join(values)}")
+    return "; ".join(parts)
+
+
 def cmd_keys(args: argparse.Namespace) -> int:
     from parley.auth import accounts
+    from parley.auth.scopes import KeyScopes
 
     settings = _settings(args)
 
@@ -212,14 +252,33 @@ def cmd_keys(args: argparse.Namespace) -> int:
             print(f"No user with email {args.user}.", file=sys.stderr)
             return 1
         if args.action == "create":
-            row, plaintext = await accounts.create_api_key(session, user.id, args.name)
+            try:
+                scopes = _key_scopes(args.scope or [])
+            except ValueError as exc:
+                print(str(exc), file=sys.stderr)
+                return 2
+            expires = None
+            if args.expires_days is not None:
+                if args.expires_days <= 0:
+                    print("--expires-days must be a positive number of days.", file=sys.stderr)
+                    return 2
+                expires = datetime.now(UTC) + timedelta(days=args.expires_days)
+            row, plaintext = await accounts.create_api_key(
+                session, user.id, args.name, expires_at=expires, scopes=scopes
+            )
             print(plaintext)
             print(f"(key {row.id} for {user.email}; it is shown only once)", file=sys.stderr)
         elif args.action == "list":
+            now = datetime.now(UTC)
             for key in await accounts.list_api_keys(session, user.id):
                 state = "revoked" if key.revoked_at else "active"
+                if not key.revoked_at and key.expires_at and key.expires_at <= now:
+                    state = "expired"
+                expiry = f"expires {key.expires_at:%Y-%m-%d %H:%M}" if key.expires_at else ""
+                limits = _describe_scopes(KeyScopes.from_stored(key.scopes))
                 print(
-                    f"{key.id}  {key.prefix}…  {key.name:<20} {state}  last used {key.last_used_at}"
+                    f"{key.id}  {key.prefix}…  {key.name:<20} {state}  last used "
+                    f"{key.last_used_at}  {expiry}  {limits}".rstrip()
                 )
         elif args.action == "revoke":
             if not await accounts.revoke_api_key(session, user.id, args.key_id):
@@ -322,6 +381,15 @@ def build_parser() -> argparse.ArgumentParser:
     kc = keys_sub.add_parser("create")
     kc.add_argument("--user", required=True, help="owner's email")
     kc.add_argument("--name", default="CLI key")
+    kc.add_argument(
+        "--expires-days", type=int, default=None, help="refuse the key after this many days"
+    )
+    kc.add_argument(
+        "--scope",
+        action="append",
+        help="limit the key (repeatable): models, chat, responses, conversations, "
+        "embeddings, or model:REF, assistant:ID, project:ID; none: no limits",
+    )
     kl = keys_sub.add_parser("list")
     kl.add_argument("--user", required=True)
     kr = keys_sub.add_parser("revoke")

@@ -213,6 +213,9 @@ class Settings(BaseSettings):
     embedding_batch: int = 32
     # auto: ONNX Runtime when installed, else numpy (same weights and vectors; minilm.py)
     embedding_runtime: Literal["auto", "onnx", "numpy"] = "auto"
+    # POST /v1/embeddings: texts per call and characters per text (larger: 400)
+    embeddings_max_inputs: int = 256
+    embeddings_max_input_chars: int = 32_000
     knowledge_wait_s: float = 3.0
     knowledge_top_k: int = 8
     chunk_chars: int = 1200

@@ -22,7 +22,9 @@
         ├── Invalid                  content the rules do not accept      (422)
         ├── TooLarge                 over a size limit                    (413)
         ├── UnsupportedContent       a kind of file Parley cannot take    (415)
-        └── Gone                     the record exists, its bytes do not  (410)
+        ├── Gone                     the record exists, its bytes do not  (410)
+        ├── Forbidden                an API key's scopes do not allow it  (403)
+        └── Busy                     too much at once; try again shortly  (429)
 
 Services (chat turns, the features' rules) raise these and know no HTTP;
 ``parley.http.problems`` maps the tree to RFC 9457 problem documents in one
@@ -166,6 +168,12 @@ class UnsupportedContent(Refused):
 
 class Gone(Refused):
     code = "gone"
+
+
+class Forbidden(Refused):
+    """The caller is who they say, but may not do this (an API key's scopes)."""
+
+    code = "permission_denied"
 
 
 class Busy(Refused):

@@ -12,6 +12,7 @@ import parley.knowledge.tables as knowledge_tables  # files and knowledge
 import parley.memory.tables as memory_tables  # saved memories
 import parley.responses.tables as responses_tables  # /v1/responses records
 import parley.sandbox.tables as sandbox_tables  # code interpreter outputs
+import parley.usage.tables as usage_tables  # the usage ledger
 import parley.web_tools.tables as web_tools_tables  # tool confirmations, MCP servers
 from parley.storage.tables import Base
 
@@ -22,6 +23,7 @@ FEATURE_TABLE_MODULES = (
     memory_tables,
     responses_tables,
     sandbox_tables,
+    usage_tables,
     web_tools_tables,
 )
 

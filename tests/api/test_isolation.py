@@ -8,6 +8,7 @@ import re
 from typing import Any
 
 from apihelpers import make_client, parse_sse, signup
+from parley.usage.ledger import UsageLedger
 
 # Routes that never take another user's object: public, or about the caller only.
 NO_FOREIGN_IDS = {"/api/auth/config", "/api/auth/signup", "/api/auth/login", "/api/health"}
@@ -38,6 +39,20 @@ async def test_second_user_sees_404_for_every_route_with_first_users_ids(app: An
         ids.update(await _memory_ids(alice, ids["memory_id"]))  # history, forget requests
         ids["output_id"] = await _sandbox_output_id(app, alice, conv)  # (parley.sandbox)
         ids.update(await _responses_ids(alice, conv))  # /v1 responses and items
+        # a stored chat completion (/v1, store: true), reachable with alice's key only
+        alice_key = (await alice.post("/api/keys", json={"name": "alice's"})).json()["key"]
+        alice_other_key = (await alice.post("/api/keys", json={"name": "other"})).json()["key"]
+        relayed = await alice.post(
+            "/v1/chat/completions",
+            json={
+                "model": "scripted/scripted",
+                "messages": [{"role": "user", "content": "hi"}],
+                "store": True,
+            },
+            headers={"Authorization": f"Bearer {alice_key}"},
+        )
+        assert relayed.status_code == 200, relayed.text
+        ids["completion_id"] = relayed.json()["id"]
 
         spec = (await bob.get("/openapi.json")).json()
         checked = 0
@@ -56,16 +71,22 @@ async def test_second_user_sees_404_for_every_route_with_first_users_ids(app: An
                     "title": "x",
                     "feedback": 1,
                 }
-                # /v1 takes API keys only (a cookie is 401 there, before any lookup)
-                for auth in ("key",) if path.startswith("/v1/") else ("cookie", "key"):
-                    headers = {"Authorization": f"Bearer {bob_key}"} if auth == "key" else {}
+                # /v1 takes API keys only (a cookie is 401 there); another key of the
+                # same user is a stranger to a stored completion (responses and
+                # conversations are the user's chats: any of their keys reaches them)
+                auths = {"cookie": None, "key": bob_key}
+                if path.startswith("/v1/chat/completions/"):
+                    auths["alice's other key"] = alice_other_key
+                for auth, token in auths.items():
+                    headers = {"Authorization": f"Bearer {token}"} if token else {}
                     if method.upper() in ("GET", "DELETE"):
                         r = await bob.request(method.upper(), url, headers=headers)
                     else:
                         r = await bob.request(
                             method.upper(), url, json=_body_for(path, body), headers=headers
                         )
-                    assert r.status_code == 404, (
+                    expected = 401 if path.startswith("/v1/") and token is None else 404
+                    assert r.status_code == expected, (
                         f"{method.upper()} {path} as bob ({auth}): {r.status_code} {r.text[:200]}"
                     )
                     checked += 1
@@ -85,12 +106,22 @@ async def test_second_user_sees_404_for_every_route_with_first_users_ids(app: An
             f"/api/conversations/{bob_conv}/messages", json={"content": "my vault word pelican?"}
         )
         assert dict(parse_sse(asked.text))["done"]["message"]["sources"] == []
+        # usage recorded for alice's /v1 call is summed for alice only
+        await app.state.services.require(UsageLedger).drain()
+        assert (await alice.get("/api/me/usage")).json()["by_model"][0]["requests"] == 1
+        theirs = (await bob.get("/api/me/usage")).json()
+        assert theirs["by_day"] == theirs["by_model"] == theirs["by_key"] == []
         # admin routes are closed to bob
         assert (await bob.get("/api/admin/users")).status_code == 403
         assert (
             await bob.patch(f"/api/admin/users/{bob_user['id']}", json={"role": "admin"})
         ).status_code == 403
         # and alice's data is intact
+        stored = await alice.get(
+            f"/v1/chat/completions/{ids['completion_id']}",
+            headers={"Authorization": f"Bearer {alice_key}"},
+        )
+        assert stored.status_code == 200 and stored.json()["metadata"] is None
         view = (await alice.get(f"/api/conversations/{conv}")).json()
         assert view["messages"][0]["content"] == "secret plans"
 
@@ -102,6 +133,8 @@ def _body_for(path: str, body: dict[str, Any]) -> dict[str, Any]:
         return {"metadata": {"k": "v"}}
     if path.startswith("/v1/responses/"):
         return {}
+    if path.startswith("/v1/chat/completions/"):
+        return {"metadata": {"x": "y"}}
     if path.endswith("/branch"):
         return {"message_id": body["message_id"]}
     if path.endswith(("/messages", "/edit")):

@@ -109,6 +109,15 @@ async def _snapshot(client: Client) -> dict[str, Any]:
 
 async def test_round_trip_into_a_fresh_account(app: Any, client: Client, user: Any) -> None:
     await _fill(client)
+    robot = await client.post(
+        "/api/keys",
+        json={
+            "name": "robot",
+            "expires_at": "2099-01-01T00:00:00Z",
+            "scopes": {"endpoints": ["chat"]},
+        },
+    )
+    assert robot.status_code == 201, robot.text
     before = await _snapshot(client)
     export = await client.get("/api/me/export")
     assert export.status_code == 200
@@ -117,7 +126,11 @@ async def test_round_trip_into_a_fresh_account(app: Any, client: Client, user: A
     assert document["format"] == "parley-export-2" and document["files_included"] is False
     (oak,) = [c for c in document["conversations"] if c["title"] == "Oak table"]
     assert len(oak["messages"]) == 3  # the question and both answers (two branches)
-    assert document["api_keys"][0]["name"] == "laptop" and "key_hash" not in str(document)
+    keys = {k["name"]: k for k in document["api_keys"]}
+    assert "laptop" in keys and "key_hash" not in str(document)
+    assert keys["laptop"]["expires_at"] is None and keys["laptop"]["scopes"] is None
+    assert keys["robot"]["expires_at"] == "2099-01-01T00:00:00Z"
+    assert keys["robot"]["scopes"]["endpoints"] == ["chat"]
     assert "password_hash" not in str(document)
     memory_part = document["features"]["memory"]["memories"]
     assert [m["text"] for m in memory_part] == ["Works mostly with oak."]

@@ -110,3 +110,32 @@ def test_api_key_shown_once_then_usable(page: Page, user: Account, server: str) 
     )
     assert r.status_code == 200, r.text
     assert r.json()["choices"][0]["message"]["content"]
+
+
+def test_api_key_with_expiry_and_scopes(page: Page, user: Account, server: str) -> None:
+    page.goto("/settings/keys")
+    page.get_by_test_id("key-name").fill("embeddings robot")
+    page.get_by_test_id("key-expiry").select_option("30")
+    page.get_by_text("Limit what this key can do").click()
+    page.get_by_test_id("key-scope-embeddings").check()
+    page.get_by_test_id("create-key").click()
+    expect(page.get_by_test_id("created-key")).to_be_visible()
+    key = page.locator("#new-key").input_value()
+    row = page.get_by_test_id("keys-table").locator("tr", has_text="embeddings robot")
+    expect(row.get_by_test_id("key-scopes")).to_have_text("Embeddings")
+    expect(row).not_to_contain_text("No expiry")
+    listed = {k["name"]: k for k in page.request.get("/api/keys").json()["items"]}
+    assert listed["embeddings robot"]["scopes"]["endpoints"] == ["embeddings"]
+    assert listed["embeddings robot"]["expires_at"] is not None
+
+    auth = {"Authorization": f"Bearer {key}"}
+    refused = httpx.post(
+        f"{server}/v1/chat/completions",
+        headers=auth,
+        json={"model": "parley", "messages": [{"role": "user", "content": "hi"}]},
+        timeout=10,
+    )
+    assert refused.status_code == 403, refused.text
+    assert refused.json()["error"]["type"] == "permission_error"
+    native = httpx.get(f"{server}/api/conversations", headers=auth, timeout=10)
+    assert native.status_code == 403, native.text

@@ -28,6 +28,8 @@ from parley.api.routers import (
     me,
     models,
     openai_api,
+    openai_embeddings,
+    openai_stored,
     setup,
     web,
 )
@@ -53,6 +55,7 @@ from parley.storage.db import Database
 from parley.tools import ToolRegistry, default_registry
 from parley.turns import TurnService, make_control
 from parley.turns.control import GenerationControl
+from parley.usage.ledger import UsageLedger
 from parley.userdata import UserDataHooks
 from parley.userdata.archive import IMPORT_MAX_BYTES
 from parley.web_tools.feature import web_tools_feature
@@ -128,6 +131,8 @@ def create_app(
         services.provide(GenerationControl, control)
         services.provide(TurnService, turns)
         services.provide(UserDataHooks, UserDataHooks())  # features add theirs at start
+        ledger = UsageLedger(db)
+        services.provide(UsageLedger, ledger)  # every billable call writes a row
         context = FeatureContext(
             settings=settings,
             db=db,
@@ -160,6 +165,7 @@ def create_app(
                 await feature.stop()
             await downloads.aclose()
             await turns.aclose()
+            await ledger.drain()
             await control.aclose()
             await registry.aclose()
             await db.dispose()
@@ -181,7 +187,19 @@ def create_app(
     async def health() -> Health:
         return Health(status="ok", version=__version__)
 
-    for router in (auth, me, models, conversations, chat, admin, setup, local_models, openai_api):
+    for router in (
+        auth,
+        me,
+        models,
+        conversations,
+        chat,
+        admin,
+        setup,
+        local_models,
+        openai_api,
+        openai_embeddings,
+        openai_stored,
+    ):
         app.include_router(router.router)
     for feature in enabled:
         if feature.router is not None:

@@ -18,6 +18,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, WithJsonSchema
 
+from parley.auth.scopes import EndpointGroup, KeyScopes
 from parley.http.bodies import Body, Preferences, iso
 from parley.messages import Source, ToolStep
 from parley.storage.tables import ApiKey, Conversation, Message, User
@@ -51,8 +52,29 @@ class PasswordConfirm(Body):
     password: str = Field(max_length=1024)
 
 
+ScopeName = Annotated[str, Field(min_length=1, max_length=300)]
+
+
+class KeyScopesIn(Body):
+    """What a new key may do; an empty list means no limit (``parley.auth.scopes``)."""
+
+    endpoints: list[EndpointGroup] = Field(default_factory=list, max_length=10)
+    models: list[ScopeName] = Field(default_factory=list, max_length=200)
+    assistants: list[ScopeName] = Field(default_factory=list, max_length=200)
+    projects: list[ScopeName] = Field(default_factory=list, max_length=200)
+
+    def scopes(self) -> KeyScopes:
+        return KeyScopes(
+            tuple(self.endpoints), tuple(self.models), tuple(self.assistants), tuple(self.projects)
+        )
+
+
 class KeyCreate(Body):
     name: str = Field(default="API key", max_length=200)
+    expires_at: datetime | None = Field(
+        default=None, description="When the key stops working (UTC); null: never."
+    )
+    scopes: KeyScopesIn | None = None
 
 
 class ConversationCreate(Body):
@@ -275,6 +297,16 @@ class AuthConfig(BaseModel):
     has_users: bool
 
 
+class KeyScopesOut(BaseModel):
+    """A key's limits; an empty list: no limit. ``assistants`` and ``projects`` are
+    kept and shown, not enforced yet."""
+
+    endpoints: list[str]
+    models: list[str]
+    assistants: list[str]
+    projects: list[str]
+
+
 class KeyPublic(BaseModel):
     """An API key's metadata (the key itself is shown once, at creation)."""
 
@@ -284,9 +316,12 @@ class KeyPublic(BaseModel):
     created_at: Timestamp
     last_used_at: Timestamp | None
     revoked_at: Timestamp | None
+    expires_at: Timestamp | None = Field(description="Refused from then on; null: never.")
+    scopes: KeyScopesOut
 
     @classmethod
     def from_row(cls, key: ApiKey) -> KeyPublic:
+        scopes = KeyScopes.from_stored(key.scopes)
         return cls(
             id=key.id,
             name=key.name,
@@ -294,6 +329,13 @@ class KeyPublic(BaseModel):
             created_at=_at(key.created_at),
             last_used_at=iso(key.last_used_at),
             revoked_at=iso(key.revoked_at),
+            expires_at=iso(key.expires_at),
+            scopes=KeyScopesOut(
+                endpoints=list(scopes.endpoints),
+                models=list(scopes.models),
+                assistants=list(scopes.assistants),
+                projects=list(scopes.projects),
+            ),
         )
 
 
@@ -528,3 +570,25 @@ class LocalServer(BaseModel):
 class LocalServerList(BaseModel):
     items: list[LocalServer]
     probed: list[str] = Field(description="Every address looked at, found or not.")
+
+
+class UsageTotalOut(BaseModel):
+    key: str | None = Field(
+        description="The day (YYYY-MM-DD, UTC), the model ref, or the API key id "
+        "(null: calls made without a key)."
+    )
+    name: str | None = Field(default=None, description="The API key's name (by key only).")
+    requests: int
+    input_tokens: int
+    cached_input_tokens: int
+    output_tokens: int
+    cost: float = Field(description="USD, from the models' prices.")
+
+
+class UsageSummary(BaseModel):
+    """The caller's recorded usage since ``since`` (``GET /api/me/usage``)."""
+
+    since: Timestamp
+    by_day: list[UsageTotalOut]
+    by_model: list[UsageTotalOut]
+    by_key: list[UsageTotalOut]

@@ -15,6 +15,7 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from parley.auth.passwords import dummy_hash, hash_password, verify_password
+from parley.auth.scopes import KeyScopes
 from parley.auth.tokens import digest, new_api_key, new_token
 from parley.errors import LastAdmin
 from parley.storage.tables import ApiKey, LoginAttempt, User, utcnow
@@ -174,7 +175,14 @@ async def end_all_sessions(db: AsyncSession, user_id: str, keep: str | None = No
 # ---------------------------------------------------------------- API keys
 
 
-async def create_api_key(db: AsyncSession, user_id: str, name: str) -> tuple[ApiKey, str]:
+async def create_api_key(
+    db: AsyncSession,
+    user_id: str,
+    name: str,
+    *,
+    expires_at: datetime | None = None,
+    scopes: KeyScopes | None = None,
+) -> tuple[ApiKey, str]:
     """A new key row and the plaintext key, which is shown once and never stored."""
     plaintext = new_api_key()
     row = ApiKey(
@@ -182,15 +190,35 @@ async def create_api_key(db: AsyncSession, user_id: str, name: str) -> tuple[Api
         name=name.strip()[:200] or "API key",
         prefix=plaintext[:10],
         key_hash=digest(plaintext),
+        expires_at=expires_at,
+        scopes=scopes.to_stored() if scopes is not None else None,
     )
     db.add(row)
     await db.flush()
     return row, plaintext
 
 
-async def api_key_user(db: AsyncSession, plaintext: str) -> tuple[User | None, bool, str | None]:
-    """The active owner of a valid, unrevoked key, whether its last-use time was
-    written (at most once a minute, so most requests only read), and the key's id."""
+@dataclass(slots=True)
+class KeyLookup:
+    """What a presented API key turned out to be.
+
+    ``user`` is set only for a usable key (known, unrevoked, unexpired, its owner
+    active); ``expired_at`` says when a known key expired (the caller says so
+    rather than "not valid"); ``touched``: its last-use time was written."""
+
+    user: User | None
+    key: ApiKey | None = None
+    touched: bool = False
+    expired_at: datetime | None = None
+
+    @property
+    def scopes(self) -> KeyScopes:
+        return KeyScopes.from_stored(self.key.scopes if self.key is not None else None)
+
+
+async def api_key_user(db: AsyncSession, plaintext: str) -> KeyLookup:
+    """The active owner of a valid, unrevoked, unexpired key, and whether its
+    last-use time was written (at most once a minute, so most requests only read)."""
     found = (
         await db.execute(
             select(ApiKey, User)
@@ -199,15 +227,17 @@ async def api_key_user(db: AsyncSession, plaintext: str) -> tuple[User | None, b
         )
     ).first()
     if found is None:
-        return None, False, None
+        return KeyLookup(None)
     row, user = found
     if row.revoked_at is not None or user.status != "active":
-        return None, False, None
+        return KeyLookup(None)
     now = utcnow()
+    if row.expires_at is not None and _aware(row.expires_at) <= now:
+        return KeyLookup(None, row, expired_at=_aware(row.expires_at))
     if row.last_used_at is None or now - _aware(row.last_used_at) > KEY_TOUCH_INTERVAL:
         await db.execute(update(ApiKey).where(ApiKey.id == row.id).values(last_used_at=now))
-        return user, True, row.id
-    return user, False, row.id
+        return KeyLookup(user, row, touched=True)
+    return KeyLookup(user, row)
 
 
 async def list_api_keys(db: AsyncSession, user_id: str) -> list[ApiKey]:

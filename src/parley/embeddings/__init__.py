@@ -22,18 +22,21 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 
 from parley.config import Settings
+from parley.container import Key
 from parley.embeddings.minilm import MINILM_NAME, MiniLM
 
 if TYPE_CHECKING:
     import numpy.typing as npt
 
 __all__ = [
+    "EMBEDDER",
     "Embedder",
     "EmbeddingError",
     "LocalEmbedder",
     "OpenAIEmbedder",
     "build_embedder",
     "normalize",
+    "public_name",
 ]
 
 log = logging.getLogger(__name__)
@@ -50,6 +53,18 @@ class Embedder(Protocol):
 
 class EmbeddingError(Exception):
     pass
+
+
+# The server's embedder on the services box, for ``POST /v1/embeddings``: provided by
+# the knowledge feature, whose embedder (``build_embedder``) is the one that indexes
+# files, so the API serves the same vectors the search uses.
+EMBEDDER: Key[Embedder] = Key("embedder")
+
+
+def public_name(embedder: Embedder) -> str:
+    """The model name clients see (``all-MiniLM-L6-v2``, ``text-embedding-3-small``):
+    the embedder's name without its kind (``openai:``, ``local:``)."""
+    return embedder.name.split(":", 1)[-1]
 
 
 def normalize(vectors: npt.NDArray[Any]) -> npt.NDArray[np.float32]:

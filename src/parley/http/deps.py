@@ -16,13 +16,15 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi import Depends, Request, WebSocket
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from parley.auth import accounts
+from parley.auth.scopes import EndpointGroup, KeyScopes
 from parley.config import Settings
 from parley.container import Key, MissingService, Services
 from parley.http.problems import Problem
@@ -32,6 +34,7 @@ from parley.storage.db import Database
 from parley.storage.tables import User
 from parley.tools import ToolRegistry
 from parley.turns import TurnService
+from parley.usage.ledger import UsageLedger
 
 T = TypeVar("T")
 
@@ -100,6 +103,7 @@ Turns = Annotated[TurnService, Depends(service(TurnService))]
 Models = Annotated[ModelRegistry, Depends(service(ModelRegistry))]
 Sync = Annotated[RegistrySync, Depends(service(RegistrySync))]
 Tools = Annotated[ToolRegistry, Depends(service(ToolRegistry))]
+Ledger = Annotated[UsageLedger, Depends(service(UsageLedger))]
 
 
 @dataclass(slots=True)
@@ -108,25 +112,45 @@ class Principal:
     via: Literal["session", "api_key"]
     session_token: str | None = None
     api_key_id: str | None = None  # with ``via="api_key"``: revoking it stops its turns
+    scopes: KeyScopes = field(default_factory=KeyScopes)  # an API key's limits; a session has none
+
+    def may_use(self, group: str) -> bool:
+        """Whether this caller may call the ``/v1`` endpoint group ``group``."""
+        return self.scopes.allows_endpoint(group)
+
+    def may_use_model(self, ref: str) -> bool:
+        """Whether this caller may use the model ``ref`` (``provider/model``): every
+        ``/v1`` route that resolves a model asks this (the Responses routes too)."""
+        return self.scopes.allows_model(ref)
 
 
 def _unauthorized(detail: str, code: str = "not_signed_in") -> Problem:
     return Problem(401, detail, code, headers={"WWW-Authenticate": 'Bearer realm="parley"'})
 
 
+def _when(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
 async def principal_from_api_key(db: AsyncSession, authorization: str) -> Principal:
     scheme, _, token = authorization.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise _unauthorized("Send an API key as 'Authorization: Bearer <key>'.", "invalid_api_key")
-    user, touched, key_id = await accounts.api_key_user(db, token.strip())
-    if user is None:
+    found = await accounts.api_key_user(db, token.strip())
+    if found.expired_at is not None:
+        raise _unauthorized(
+            f"This API key expired on {_when(found.expired_at)}; create a new one in "
+            "Settings → API keys.",
+            "api_key_expired",
+        )
+    if found.user is None or found.key is None:
         raise _unauthorized(
             "This API key is not valid or was revoked; create a new one in Settings.",
             "invalid_api_key",
         )
-    if touched:
-        await db.commit()  # keeps the key's last-used time (written at most once a minute)
-    return Principal(user, "api_key", api_key_id=key_id)
+    if found.touched:
+        await db.commit()  # keeps the key's last-use time (written at most once a minute)
+    return Principal(found.user, "api_key", api_key_id=found.key.id, scopes=found.scopes)
 
 
 async def _resolved(request: Request, db: AsyncSession) -> Principal | None:
@@ -149,7 +173,15 @@ async def get_principal(request: Request, db: DB) -> Principal:
         return resolved
     authorization = request.headers.get("authorization")
     if authorization:
-        return await principal_from_api_key(db, authorization)
+        principal = await principal_from_api_key(db, authorization)
+        if not principal.scopes.unlimited:
+            raise Problem(
+                403,
+                "This API key is limited to parts of the OpenAI-compatible API (/v1); "
+                "use a key without limits here.",
+                "key_scope",
+            )
+        return principal
     token = request.cookies.get(SESSION_COOKIE)
     if not token:
         raise _unauthorized("Sign in to continue.")
@@ -188,6 +220,47 @@ async def api_key_principal(request: Request, db: DB) -> Principal:
 PRINCIPAL_DEPENDENCIES = (get_principal, api_key_principal)
 
 
+def require_scope(principal: Principal, group: EndpointGroup) -> None:
+    """Raise 403 unless the key's scopes include the endpoint group ``group``."""
+    if not principal.may_use(group):
+        allowed = ", ".join(principal.scopes.endpoints)
+        raise Problem(
+            403,
+            f"This API key may not use the {group} endpoints (it is limited to: "
+            f"{allowed}). Create a key with that scope in Settings → API keys.",
+            "key_scope",
+        )
+
+
+def api_key_for(group: EndpointGroup) -> Callable[..., Any]:
+    """The dependency of a ``/v1`` route in endpoint group ``group``: an API key
+    whose scopes include the group (403 ``permission_error`` otherwise). The one
+    place endpoint scopes are enforced; use the aliases below (``ChatKey``...).
+    The guard still authenticates before the body is read (the key dependency
+    is inside this one); the scope is checked after."""
+
+    async def dependency(
+        principal: Annotated[Principal, Depends(api_key_principal)],
+    ) -> Principal:
+        require_scope(principal, group)
+        return principal
+
+    dependency.__name__ = f"api_key_for_{group}"
+    return dependency
+
+
+def model_allowed(principal: Principal, ref: str) -> None:
+    """Raise 403 unless ``principal`` may use model ``ref`` (for ``/v1`` routes)."""
+    if not principal.may_use_model(ref):
+        raise Problem(
+            403,
+            f"This API key may not use the model {ref!r} (it is limited to: "
+            f"{', '.join(principal.scopes.models)}).",
+            "model_not_allowed",
+            param="model",
+        )
+
+
 async def get_current_user(principal: Annotated[Principal, Depends(get_principal)]) -> User:
     return principal.user
 
@@ -200,6 +273,12 @@ async def get_admin(user: Annotated[User, Depends(get_current_user)]) -> User:
 
 CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
 ApiKeyPrincipal = Annotated[Principal, Depends(api_key_principal)]
+# An API key allowed to use one endpoint group of ``/v1`` (``api_key_for``).
+ModelsKey = Annotated[Principal, Depends(api_key_for("models"))]
+ChatKey = Annotated[Principal, Depends(api_key_for("chat"))]
+ResponsesKey = Annotated[Principal, Depends(api_key_for("responses"))]
+ConversationsKey = Annotated[Principal, Depends(api_key_for("conversations"))]
+EmbeddingsKey = Annotated[Principal, Depends(api_key_for("embeddings"))]
 CurrentUser = Annotated[User, Depends(get_current_user)]
 AdminUser = Annotated[User, Depends(get_admin)]
 
@@ -217,4 +296,6 @@ async def websocket_api_key(websocket: WebSocket) -> tuple[Principal, Services]:
             "missing_api_key",
         )
     async with services.require(Database).session() as session:
-        return await principal_from_api_key(session, authorization), services
+        principal = await principal_from_api_key(session, authorization)
+    require_scope(principal, "responses")
+    return principal, services

@@ -16,7 +16,7 @@ import json
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from parley import loopshare
-from parley.http.problems import PROBLEM_JSON, problem_body
+from parley.http.problems import error_document
 
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
@@ -35,14 +35,15 @@ class _TooLarge(Exception):
     pass
 
 
-async def _send_problem(send: Send, status: int, detail: str, code: str) -> None:
-    body = json.dumps(problem_body(status, detail, code)).encode()
+async def _send_problem(send: Send, path: str, status: int, detail: str, code: str) -> None:
+    status, document, media_type = error_document(path, status, detail, code)
+    body = json.dumps(document).encode()
     await send(
         {
             "type": "http.response.start",
             "status": status,
             "headers": [
-                (b"content-type", PROBLEM_JSON.encode()),
+                (b"content-type", media_type.encode()),
                 (b"content-length", str(len(body)).encode()),
             ],
         }
@@ -77,10 +78,12 @@ class BodyLimit:
                 try:
                     too_big = int(value) > limit
                 except ValueError:
-                    await _send_problem(send, 400, "Invalid Content-Length.", "bad_request")
+                    await _send_problem(
+                        send, scope["path"], 400, "Invalid Content-Length.", "bad_request"
+                    )
                     return
                 if too_big:
-                    await _send_problem(send, 413, detail, "body_too_large")
+                    await _send_problem(send, scope["path"], 413, detail, "body_too_large")
                     return
         received = 0
         started = False
@@ -104,7 +107,7 @@ class BodyLimit:
             await self.app(scope, limited_receive, tracking_send)
         except _TooLarge:
             if not started:
-                await _send_problem(send, 413, detail, "body_too_large")
+                await _send_problem(send, scope["path"], 413, detail, "body_too_large")
 
 
 class SecurityHeaders:

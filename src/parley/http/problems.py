@@ -2,7 +2,11 @@
 
 Handlers raise ``Problem`` (or let a ``ParleyError``/validation error escape);
 the exception handlers here render ``application/problem+json`` with a stable
-``code`` a client can branch on and a ``detail`` a person can act on. The
+``code`` a client can branch on and a ``detail`` a person can act on. Under
+``/v1/`` (the OpenAI-compatible API) the same errors are rendered as OpenAI
+renders them instead, ``{"error": {"message", "type", "param", "code"}}``, so the
+official SDKs raise their own exception classes with the message readable; that
+choice is made here by path, once, for every ``/v1`` route (``error_response``). The
 services below HTTP (chat turns, the features' rules) raise only the domain
 errors of ``parley.errors``; ``DOMAIN_STATUS`` is the one place that gives each
 its HTTP status, so no status code lives outside this layer.
@@ -10,6 +14,7 @@ its HTTP status, so no status code lives outside this layer.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -21,6 +26,7 @@ from parley.auth.accounts import AccountError
 from parley.errors import (
     Busy,
     Conflict,
+    Forbidden,
     Gone,
     Invalid,
     InvalidImport,
@@ -110,6 +116,7 @@ DOMAIN_STATUS: dict[type[ParleyError], int] = {
     UnsupportedContent: 415,
     Gone: 410,
     Busy: 429,
+    Forbidden: 403,
     Refused: 422,
 }
 
@@ -126,16 +133,100 @@ def not_found(what: str = "resource") -> Problem:
     return Problem(404, f"No such {what}, or it is not yours.", "not_found")
 
 
+def _field_path(loc: Sequence[Any]) -> str:
+    """A validation error's location as a client names the field:
+    ``messages[0].role`` (the leading ``body`` dropped)."""
+    out = ""
+    for part in loc[1:] if loc and loc[0] == "body" else loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
 def _validation_detail(exc: RequestValidationError) -> tuple[str, list[dict[str, Any]]]:
     errors = []
     for err in exc.errors():
-        loc = ".".join(str(part) for part in err.get("loc", ()) if part != "body")
+        loc = _field_path(err.get("loc", ()))
         errors.append({"field": loc, "message": err.get("msg", "invalid")})
     if not errors:
         return "The request is not valid.", errors
     first = errors[0]
     where = f" ({first['field']})" if first["field"] else ""
     return f"Invalid request{where}: {first['message']}.", errors
+
+
+# ---------------------------------------------------------------- the /v1 shape
+
+OPENAI_PREFIX = "/v1/"
+
+# OpenAI's error ``type`` by HTTP status; other 4xx are ``invalid_request_error``,
+# 5xx ``server_error``.
+_OPENAI_TYPES = {
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    429: "rate_limit_error",
+}
+
+
+def is_openai_path(path: str) -> bool:
+    return path.startswith(OPENAI_PREFIX)
+
+
+def openai_error_type(status: int) -> str:
+    if status >= 500:
+        return "server_error"
+    return _OPENAI_TYPES.get(status, "invalid_request_error")
+
+
+def openai_status(status: int) -> int:
+    """OpenAI answers a request it cannot accept with 400, never 422: its clients
+    treat 400 as "fix the request", so a ``/v1`` route says the same."""
+    return 400 if status == 422 else status
+
+
+def openai_error_body(status: int, message: str, code: str, param: str | None = None) -> Any:
+    return {
+        "error": {
+            "message": message,
+            "type": openai_error_type(status),
+            "param": param,
+            "code": code,
+        }
+    }
+
+
+def error_document(
+    path: str, status: int, detail: str, code: str, param: str | None = None, **extra: Any
+) -> tuple[int, Any, str]:
+    """(status, body, media type) of an error for a request to ``path``: an OpenAI
+    error under ``/v1/``, a problem document elsewhere. Every error Parley sends
+    (exception handlers, the body-size middleware) is made here."""
+    if is_openai_path(path):
+        return (
+            openai_status(status),
+            openai_error_body(status, detail, code, param),
+            "application/json",
+        )
+    if param is not None:
+        extra["param"] = param
+    return status, problem_body(status, detail, code, **extra), PROBLEM_JSON
+
+
+def error_response(
+    path: str,
+    status: int,
+    detail: str,
+    code: str,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
+) -> JSONResponse:
+    """An error answer for a request to ``path`` (``extra["param"]``: the field at fault)."""
+    param = extra.pop("param", None)
+    status, body, media_type = error_document(path, status, detail, code, param, **extra)
+    return JSONResponse(body, status_code=status, media_type=media_type, headers=headers)
 
 
 def _respond(
@@ -146,10 +237,7 @@ def _respond(
     headers: dict[str, str] | None = None,
     **extra: Any,
 ) -> JSONResponse:
-    if request.url.path.startswith("/v1/"):
-        # OpenAI SDKs read `error.message`; the problem fields stay alongside.
-        extra["error"] = {"message": detail, "type": code, "code": code}
-    return problem_response(status, detail, code, headers, **extra)
+    return error_response(request.url.path, status, detail, code, headers, **extra)
 
 
 def install_problem_handlers(app: FastAPI) -> None:
@@ -168,7 +256,8 @@ def install_problem_handlers(app: FastAPI) -> None:
     async def on_validation(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
         detail, errors = _validation_detail(exc)
-        return _respond(request, 422, detail, "invalid_request", errors=errors)
+        param = errors[0]["field"] or None if errors else None
+        return _respond(request, 422, detail, "invalid_request", errors=errors, param=param)
 
     async def on_http(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)

@@ -18,7 +18,7 @@ import logging
 from typing import Any
 
 from parley.config import Settings
-from parley.embeddings import Embedder, build_embedder
+from parley.embeddings import EMBEDDER, Embedder, build_embedder
 from parley.knowledge.api import router
 from parley.knowledge.blobs import BlobStore
 from parley.knowledge.context import FileContext, make_search_tool
@@ -76,6 +76,7 @@ class KnowledgeFeature:
             ctx.db, self.settings, self.blobs, embedder, index, retriever, ingestor
         )
         ctx.provide(KnowledgeService, self._service)
+        ctx.provide(EMBEDDER, embedder)  # POST /v1/embeddings serves the same vectors
         ctx.provide(CONVERSATION_FILES, self._service.conversation_files)
         hook = KnowledgeUserData(self._service)
         ctx.add_user_data(hook)
@@ -111,6 +112,7 @@ class KnowledgeFeature:
                 self._ctx.remove_context_source(self._source)
             self._ctx.withdraw(KnowledgeService)
             self._ctx.withdraw(CONVERSATION_FILES)
+            self._ctx.withdraw(EMBEDDER)
 
 
 def knowledge_feature(settings: Settings) -> KnowledgeFeature:

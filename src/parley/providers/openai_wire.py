@@ -21,7 +21,7 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from parley.errors import Invalid, ProviderError
 from parley.messages import (
@@ -39,12 +39,14 @@ from parley.messages import (
 from parley.providers.base import ChatRequest, ModelInfo
 
 __all__ = [
+    "AnswerBuilder",
     "ChatCompletion",
     "ChatCompletionIn",
     "ChatMessageIn",
     "OpenAIModel",
     "OpenAIModelList",
     "chat_request",
+    "check_metadata",
     "collect",
     "model_list",
     "stream_chunks",
@@ -79,10 +81,35 @@ class ChatCompletionIn(BaseModel):
     stop: str | list[str] | None = None
     stream_options: dict[str, Any] | None = None
     response_format: dict[str, Any] | None = None
+    store: bool | None = Field(
+        default=None, description="Keep the request and answer (a chat in Parley's sidebar)."
+    )
+    metadata: dict[str, str] | None = Field(
+        default=None, description="Up to 16 pairs (keys 64, values 512 characters) to filter by."
+    )
 
     @property
     def include_usage(self) -> bool:
         return bool((self.stream_options or {}).get("include_usage"))
+
+    @field_validator("metadata")
+    @classmethod
+    def _bounded_metadata(cls, value: dict[str, str] | None) -> dict[str, str] | None:
+        return check_metadata(value)
+
+
+def check_metadata(value: dict[str, str] | None) -> dict[str, str] | None:
+    """OpenAI's limits on ``metadata`` (a ``ValueError`` naming the one broken)."""
+    if value is None:
+        return None
+    if len(value) > 16:
+        raise ValueError("at most 16 metadata pairs")
+    for key, item in value.items():
+        if len(key) > 64:
+            raise ValueError(f"metadata key {key[:20]!r}... is over 64 characters")
+        if len(item) > 512:
+            raise ValueError(f"metadata value of {key!r} is over 512 characters")
+    return value
 
 
 def to_message(m: ChatMessageIn) -> Message:
@@ -232,11 +259,66 @@ async def stream_chunks(
                     + b"}]}\n\n"
                 )
     except ProviderError as exc:
-        error = {"error": {"message": exc.message, "type": exc.code, "code": exc.code}}
+        # OpenAI's error shape (``type`` as OpenAI names server-side failures)
+        error = {
+            "error": {
+                "message": exc.message,
+                "type": "server_error",
+                "param": None,
+                "code": exc.code,
+            }
+        }
         yield b"data: " + _dumps(error).encode() + b"\n\n"
     if include_usage and usage is not None:
         yield head + b',"choices":[],"usage":' + _dumps(usage).encode() + b"}\n\n"
     yield b"data: [DONE]\n\n"
+
+
+class AnswerBuilder:
+    """A provider's whole answer assembled from its events (``see`` per event),
+    as one ``chat.completion`` (``completion``)."""
+
+    __slots__ = ("calls", "finish", "reasoning", "text", "usage")
+
+    def __init__(self) -> None:
+        self.text: list[str] = []
+        self.reasoning: list[str] = []
+        self.calls: dict[int, dict[str, Any]] = {}
+        self.usage = {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
+        self.finish = "stop"
+
+    def see(self, event: object) -> None:
+        if isinstance(event, TextDelta):
+            self.text.append(event.text)
+        elif isinstance(event, ReasoningDelta):
+            self.reasoning.append(event.text)
+        elif isinstance(event, ToolCallDelta):
+            call = self.calls.setdefault(
+                event.index,
+                {"id": "", "type": "function", "function": {"name": "", "arguments": ""}},
+            )
+            call["id"] = event.id or call["id"]
+            call["function"]["name"] = event.name or call["function"]["name"]
+            call["function"]["arguments"] += event.arguments
+        elif isinstance(event, UsageEvent):
+            self.usage = _usage(event)
+        elif isinstance(event, Finish):
+            self.finish = event.reason if event.reason != "cancelled" else "stop"
+
+    def completion(self, completion_id: str, model_ref: str) -> dict[str, Any]:
+        message: dict[str, Any] = {"role": "assistant", "content": "".join(self.text)}
+        if self.reasoning:
+            message["reasoning_content"] = "".join(self.reasoning)
+        if self.calls:
+            message["tool_calls"] = [self.calls[i] for i in sorted(self.calls)]
+        return {
+            "id": completion_id,
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": model_ref,
+            "choices": [{"index": 0, "message": message, "finish_reason": self.finish}],
+            "usage": dict(self.usage),
+        }
 
 
 async def collect(
@@ -247,41 +329,10 @@ async def collect(
 ) -> dict[str, Any]:
     """The provider's whole answer as one ``chat.completion`` (``ProviderError``
     propagates: nothing has been sent yet, the route answers with a problem)."""
-    text: list[str] = []
-    reasoning: list[str] = []
-    calls: dict[int, dict[str, Any]] = {}
-    usage = {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
-    finish = "stop"
+    answer = AnswerBuilder()
     async for event in _chain(first, events):
-        if isinstance(event, TextDelta):
-            text.append(event.text)
-        elif isinstance(event, ReasoningDelta):
-            reasoning.append(event.text)
-        elif isinstance(event, ToolCallDelta):
-            call = calls.setdefault(
-                event.index,
-                {"id": "", "type": "function", "function": {"name": "", "arguments": ""}},
-            )
-            call["id"] = event.id or call["id"]
-            call["function"]["name"] = event.name or call["function"]["name"]
-            call["function"]["arguments"] += event.arguments
-        elif isinstance(event, UsageEvent):
-            usage = _usage(event)
-        elif isinstance(event, Finish):
-            finish = event.reason if event.reason != "cancelled" else "stop"
-    message: dict[str, Any] = {"role": "assistant", "content": "".join(text)}
-    if reasoning:
-        message["reasoning_content"] = "".join(reasoning)
-    if calls:
-        message["tool_calls"] = [calls[i] for i in sorted(calls)]
-    return {
-        "id": completion_id,
-        "object": "chat.completion",
-        "created": int(time.time()),
-        "model": model_ref,
-        "choices": [{"index": 0, "message": message, "finish_reason": finish}],
-        "usage": usage,
-    }
+        answer.see(event)
+    return answer.completion(completion_id, model_ref)
 
 
 # ---------------------------------------------------------------- response models

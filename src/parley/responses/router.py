@@ -13,21 +13,21 @@ from fastapi import APIRouter, Depends, Query, WebSocket
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from parley import loopshare
-from parley.http.deps import DB, ApiKeyPrincipal, service
+from parley.http.deps import DB, ConversationsKey, ResponsesKey, service
 from parley.http.guard import GuardedRoute
 from parley.responses.conversations import ConversationsService
 from parley.responses.service import ResponsesService, Running
 from parley.responses.socket import serve_socket
 from parley.responses.wire import (
-    ConversationCreate,
     ConversationDeleted,
     ConversationItem,
     ConversationItemsCreate,
     ConversationObject,
-    ConversationUpdate,
     InputTokens,
     InputTokensIn,
     ItemList,
+    OpenAIConversationCreate,
+    OpenAIConversationUpdate,
     ResponseCreate,
     ResponseDeleted,
     ResponseObject,
@@ -56,7 +56,7 @@ async def _frames(running: Running) -> AsyncIterator[bytes]:
 
 @router.post("/responses", response_model=None, responses=_CREATE_DOC)
 async def create_response(
-    body: ResponseCreate, principal: ApiKeyPrincipal, responses: Responses, db: DB
+    body: ResponseCreate, principal: ResponsesKey, responses: Responses, db: DB
 ) -> Response:
     await loopshare.take_slice(start=True)  # admitting a turn is heavy: wait for a slice
     await db.close()  # the key's lookup is done: its connection goes back to the pool
@@ -76,21 +76,21 @@ async def responses_socket(websocket: WebSocket) -> None:
 
 @router.get("/responses/{response_id}", response_model=ResponseObject)
 async def get_response(
-    response_id: str, principal: ApiKeyPrincipal, responses: Responses
+    response_id: str, principal: ResponsesKey, responses: Responses
 ) -> dict[str, Any]:
     return await responses.get(principal.user.id, response_id)
 
 
 @router.delete("/responses/{response_id}", response_model=ResponseDeleted)
 async def delete_response(
-    response_id: str, principal: ApiKeyPrincipal, responses: Responses
+    response_id: str, principal: ResponsesKey, responses: Responses
 ) -> ResponseDeleted:
     return ResponseDeleted(id=await responses.delete(principal.user.id, response_id))
 
 
 @router.post("/responses/{response_id}/cancel", response_model=ResponseObject)
 async def cancel_response(
-    response_id: str, principal: ApiKeyPrincipal, responses: Responses
+    response_id: str, principal: ResponsesKey, responses: Responses
 ) -> dict[str, Any]:
     return await responses.cancel(principal.user.id, response_id)
 
@@ -98,7 +98,7 @@ async def cancel_response(
 @router.get("/responses/{response_id}/input_items", response_model=ItemList)
 async def input_items(
     response_id: str,
-    principal: ApiKeyPrincipal,
+    principal: ResponsesKey,
     responses: Responses,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     order: Literal["asc", "desc"] = "desc",
@@ -110,7 +110,7 @@ async def input_items(
 
 @router.post("/responses/input_tokens", response_model=InputTokens)
 async def count_input_tokens(
-    body: InputTokensIn, principal: ApiKeyPrincipal, conversations: Conversations
+    body: InputTokensIn, principal: ResponsesKey, conversations: Conversations
 ) -> InputTokens:
     return InputTokens(input_tokens=await conversations.input_tokens(principal.user, body))
 
@@ -120,14 +120,14 @@ async def count_input_tokens(
 
 @router.post("/conversations", response_model=ConversationObject)
 async def create_conversation(
-    body: ConversationCreate, principal: ApiKeyPrincipal, conversations: Conversations
+    body: OpenAIConversationCreate, principal: ConversationsKey, conversations: Conversations
 ) -> ConversationObject:
     return await conversations.create(principal.user.id, body.items, body.metadata or {})
 
 
 @router.get("/conversations/{conversation_id}", response_model=ConversationObject)
 async def get_conversation(
-    conversation_id: str, principal: ApiKeyPrincipal, conversations: Conversations
+    conversation_id: str, principal: ConversationsKey, conversations: Conversations
 ) -> ConversationObject:
     return await conversations.get(principal.user.id, conversation_id)
 
@@ -135,8 +135,8 @@ async def get_conversation(
 @router.post("/conversations/{conversation_id}", response_model=ConversationObject)
 async def update_conversation(
     conversation_id: str,
-    body: ConversationUpdate,
-    principal: ApiKeyPrincipal,
+    body: OpenAIConversationUpdate,
+    principal: ConversationsKey,
     conversations: Conversations,
 ) -> ConversationObject:
     return await conversations.update(principal.user.id, conversation_id, body.metadata)
@@ -144,7 +144,7 @@ async def update_conversation(
 
 @router.delete("/conversations/{conversation_id}", response_model=ConversationDeleted)
 async def delete_conversation(
-    conversation_id: str, principal: ApiKeyPrincipal, conversations: Conversations
+    conversation_id: str, principal: ConversationsKey, conversations: Conversations
 ) -> ConversationDeleted:
     return ConversationDeleted(id=await conversations.delete(principal.user.id, conversation_id))
 
@@ -152,7 +152,7 @@ async def delete_conversation(
 @router.get("/conversations/{conversation_id}/items", response_model=ItemList)
 async def list_items(
     conversation_id: str,
-    principal: ApiKeyPrincipal,
+    principal: ConversationsKey,
     conversations: Conversations,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     order: Literal["asc", "desc"] = "desc",
@@ -166,7 +166,7 @@ async def list_items(
 async def create_items(
     conversation_id: str,
     body: ConversationItemsCreate,
-    principal: ApiKeyPrincipal,
+    principal: ConversationsKey,
     conversations: Conversations,
 ) -> ItemList:
     added = await conversations.add_items(principal.user.id, conversation_id, body.items)
@@ -175,7 +175,7 @@ async def create_items(
 
 @router.get("/conversations/{conversation_id}/items/{item_id}", response_model=ConversationItem)
 async def get_item(
-    conversation_id: str, item_id: str, principal: ApiKeyPrincipal, conversations: Conversations
+    conversation_id: str, item_id: str, principal: ConversationsKey, conversations: Conversations
 ) -> ConversationItem:
     return ConversationItem.model_validate(
         await conversations.item(principal.user.id, conversation_id, item_id)
@@ -186,7 +186,7 @@ async def get_item(
     "/conversations/{conversation_id}/items/{item_id}", response_model=ConversationObject
 )
 async def delete_item(
-    conversation_id: str, item_id: str, principal: ApiKeyPrincipal, conversations: Conversations
+    conversation_id: str, item_id: str, principal: ConversationsKey, conversations: Conversations
 ) -> ConversationObject:
     return await conversations.delete_item(principal.user.id, conversation_id, item_id)
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -26,7 +26,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from parley.errors import Conflict, Invalid, NotFound
+from parley.errors import Conflict, Forbidden, Invalid, NotFound
 from parley.instance.providers import RegistrySync
 from parley.messages import ErrorEvent, ImagePart, ToolConfirm, ToolSpec
 from parley.responses.items import (
@@ -245,9 +245,16 @@ class ResponsesService:
     # ------------------------------------------------------------ create
 
     async def create(
-        self, user: User, api_key_id: str | None, body: ResponseCreate, *, stream: bool
+        self,
+        user: User,
+        api_key_id: str | None,
+        body: ResponseCreate,
+        *,
+        stream: bool,
+        may_use: Callable[[str], bool] | None = None,
     ) -> Running:
-        """Write the input, prepare the turn and start driving it."""
+        """Write the input, prepare the turn and start driving it; ``may_use``: the
+        API key's model scope (a model it may not use is a 403 before anything)."""
         if body.previous_response_id and body.conversation:
             raise Invalid("Send previous_response_id or conversation, not both.")
         items = parse_input(body.input)
@@ -258,6 +265,12 @@ class ResponsesService:
             registry = await self.sync.ensure_fresh(session)
             preferred = await self.sync.default_model(session)
             ref = await registry.ref_for(body.model, preferred, user.id)
+            if may_use is not None and not may_use(ref):
+                raise Forbidden(
+                    f"This API key may not use the model {ref!r}; create a key with that "
+                    "model in its scope in Settings → API keys.",
+                    "model_not_allowed",
+                )
             store = ConversationStore(session, user.id)
             conv, leaf, previous = await self._anchor(session, store, user, body, items)
             instructions = [body.instructions or ""]

@@ -83,7 +83,11 @@ async def serve_socket(websocket: WebSocket) -> None:
         try:
             body = ResponseCreate.model_validate(fields | {"stream": True})
             running = await responses.create(
-                principal.user, principal.api_key_id, body, stream=True
+                principal.user,
+                principal.api_key_id,
+                body,
+                stream=True,
+                may_use=principal.may_use_model,
             )
         except ValidationError as exc:
             first = exc.errors()[0]

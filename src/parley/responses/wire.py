@@ -15,15 +15,15 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 __all__ = [
-    "ConversationCreate",
     "ConversationDeleted",
     "ConversationItem",
     "ConversationItemsCreate",
     "ConversationObject",
-    "ConversationUpdate",
     "InputTokens",
     "InputTokensIn",
     "ItemList",
+    "OpenAIConversationCreate",
+    "OpenAIConversationUpdate",
     "ResponseCreate",
     "ResponseDeleted",
     "ResponseObject",
@@ -134,7 +134,7 @@ class InputTokens(BaseModel):
     input_tokens: int
 
 
-class ConversationCreate(BaseModel):
+class OpenAIConversationCreate(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     items: list[dict[str, Any]] = Field(default_factory=list, max_length=20)
@@ -143,7 +143,7 @@ class ConversationCreate(BaseModel):
     _metadata = field_validator("metadata")(check_metadata)
 
 
-class ConversationUpdate(BaseModel):
+class OpenAIConversationUpdate(BaseModel):
     metadata: dict[str, str]
 
     _metadata = field_validator("metadata")(check_metadata)

@@ -118,6 +118,10 @@ class ApiKey(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Refused from this moment on (None: never expires).
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # What the key may do (``parley.auth.scopes.KeyScopes``); None: everything.
+    scopes: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
 
 class LoginAttempt(Base):
@@ -187,6 +191,28 @@ class Message(Base):
     pinned: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class StoredCompletion(Base):
+    """A ``/v1/chat/completions`` call made with ``store: true``: the request's
+    messages and the completion as the client saw them (served back by the
+    stored-completions routes), and the Parley chat it was kept as. Reachable only
+    by its user *and* the API key that made it; deleting the chat deletes it."""
+
+    __tablename__ = "stored_completions"
+    __table_args__ = (Index("ix_stored_completions_owner", "user_id", "api_key_id", "created_at"),)
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)  # chatcmpl-...
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    api_key_id: Mapped[str | None] = mapped_column(ForeignKey("api_keys.id", ondelete="SET NULL"))
+    conversation_id: Mapped[str] = mapped_column(
+        ForeignKey("conversations.id", ondelete="CASCADE"), index=True
+    )
+    model: Mapped[str] = mapped_column(String(300))
+    meta: Mapped[dict[str, Any] | None] = mapped_column("metadata", JSON)
+    messages: Mapped[list[Any]] = mapped_column(JSON)  # the request's, as sent
+    completion: Mapped[dict[str, Any]] = mapped_column(JSON)  # the answer, as returned
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
 class ProviderRecord(Base):

@@ -85,6 +85,8 @@ class KeyRecord(_Record):
     created_at: datetime | None = None
     last_used_at: datetime | None = None
     revoked_at: datetime | None = None
+    expires_at: datetime | None = None
+    scopes: dict[str, list[str]] | None = None  # parley.auth.scopes; None: no limits
 
 
 class MessageRecord(_Record):
@@ -178,6 +180,8 @@ def key_record(key: ApiKey) -> dict[str, Any]:
         "created_at": iso(key.created_at),
         "last_used_at": iso(key.last_used_at),
         "revoked_at": iso(key.revoked_at),
+        "expires_at": iso(key.expires_at),
+        "scopes": key.scopes,
     }
 
 

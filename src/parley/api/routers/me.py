@@ -11,6 +11,7 @@ import asyncio
 import json
 import tempfile
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import IO, Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response
@@ -24,16 +25,20 @@ from parley.api.schemas import (
     MeUpdate,
     PasswordChange,
     PasswordConfirm,
+    UsageSummary,
+    UsageTotalOut,
     UserEnvelope,
 )
 from parley.auth import accounts
 from parley.auth.passwords import hash_password, password_problem, verify_password
+from parley.http.bodies import iso
 from parley.http.deps import (
     CSRF_COOKIE,
     DB,
     SESSION_COOKIE,
     CurrentPrincipal,
     CurrentUser,
+    Ledger,
     Turns,
     service,
 )
@@ -41,6 +46,7 @@ from parley.http.guard import GuardedRoute
 from parley.http.problems import Problem, not_found
 from parley.jsonshape import PREFERENCES, shape_error
 from parley.timezones import find_zone
+from parley.usage.ledger import UsageTotal
 from parley.userdata import UserDataHooks, archive
 from parley.userdata.document import ExportDocument
 from parley.userdata.service import (
@@ -224,9 +230,56 @@ async def list_keys(user: CurrentUser, db: DB) -> KeyList:
 
 @router.post("/keys", status_code=201)
 async def create_key(body: KeyCreate, user: CurrentUser, db: DB) -> KeyCreated:
-    row, plaintext = await accounts.create_api_key(db, user.id, body.name)
+    expires_at = body.expires_at
+    if expires_at is not None:
+        if expires_at.tzinfo is None:
+            expires_at = expires_at.replace(tzinfo=UTC)
+        if expires_at <= datetime.now(UTC):
+            raise Problem(
+                422,
+                "The expiry is in the past; choose a later date.",
+                "invalid_request",
+                param="expires_at",
+            )
+    row, plaintext = await accounts.create_api_key(
+        db,
+        user.id,
+        body.name,
+        expires_at=expires_at,
+        scopes=body.scopes.scopes() if body.scopes is not None else None,
+    )
     await db.commit()
     return KeyCreated(**KeyPublic.from_row(row).model_dump(), key=plaintext)
+
+
+@router.get("/me/usage")
+async def my_usage(
+    user: CurrentUser,
+    db: DB,
+    ledger: Ledger,
+    days: Annotated[int, Query(ge=1, le=366, description="Days back, today included.")] = 30,
+) -> UsageSummary:
+    """The caller's recorded usage (``/v1`` calls), summed by day, model and API key."""
+    totals = await ledger.totals(user.id, days)
+    names = {k.id: k.name for k in await accounts.list_api_keys(db, user.id)}
+
+    def out(total: UsageTotal, name: str | None = None) -> UsageTotalOut:
+        return UsageTotalOut(
+            key=total.key,
+            name=name,
+            requests=total.requests,
+            input_tokens=total.input_tokens,
+            cached_input_tokens=total.cached_input_tokens,
+            output_tokens=total.output_tokens,
+            cost=total.cost,
+        )
+
+    return UsageSummary(
+        since=iso(totals.since) or "",
+        by_day=[out(t) for t in totals.by_day],
+        by_model=[out(t) for t in totals.by_model],
+        by_key=[out(t, names.get(t.key or "")) for t in totals.by_key],
+    )
 
 
 @router.delete("/keys/{key_id}", status_code=204)

@@ -1,11 +1,13 @@
 """An OpenAI-compatible endpoint served by Parley: ``/v1/models`` and
 ``/v1/chat/completions`` (streaming or not, client tools passed through).
 
-Authenticated by Parley API keys only (``Authorization: Bearer pk-...``). A
-relay, not a turn: no stored record, no context sources or tools of Parley's
-own, no deadline (docs/ARCHITECTURE.md, "Which routes go through turns"). The
-wire format both ways is ``parley.providers.openai_wire``; this module resolves
-the model and maps failures before the first byte to problem documents.
+Authenticated by Parley API keys only (``Authorization: Bearer pk-...``), within
+the key's scopes (``ModelsKey``/``ChatKey``, ``model_allowed``). A relay, not a
+turn: no context sources or tools of Parley's own, no deadline (docs/ARCHITECTURE.md,
+"Which routes go through turns"); every call writes a usage row, and ``store: true``
+keeps the finished exchange (``openai_stored``). The wire format both ways is
+``parley.providers.openai_wire``; this module resolves the model and maps failures
+before the first byte to errors (OpenAI-shaped under ``/v1``: ``http.problems``).
 """
 
 from __future__ import annotations
@@ -18,8 +20,22 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from parley import loopshare
+from parley.api.routers.openai_embeddings import embedding_ref, server_embedder
+from parley.api.routers.openai_stored import Databases, Keeper
+from parley.engine.tokens import counter_for
 from parley.errors import AccessRevoked, ModelNotFound, ProviderError
-from parley.http.deps import DB, ApiKeyPrincipal, Principal, Sync, Turns
+from parley.http.deps import (
+    DB,
+    ChatKey,
+    Ledger,
+    ModelsKey,
+    Principal,
+    ServicesDep,
+    SettingsDep,
+    Sync,
+    Turns,
+    model_allowed,
+)
 from parley.http.guard import GuardedRoute
 from parley.http.problems import Problem
 from parley.messages import ProviderEvent
@@ -27,6 +43,7 @@ from parley.providers.base import ChatModel
 from parley.providers.openai_wire import (
     ChatCompletion,
     ChatCompletionIn,
+    OpenAIModel,
     OpenAIModelList,
     chat_request,
     collect,
@@ -35,6 +52,7 @@ from parley.providers.openai_wire import (
 )
 from parley.providers.registry import ModelRegistry
 from parley.turns.control import GenerationControl, owner
+from parley.usage.ledger import Meter, UsageLedger
 
 router = APIRouter(route_class=GuardedRoute, prefix="/v1", tags=["openai-compatible"])
 
@@ -67,15 +85,35 @@ async def _resolve(
         return await registry.resolve(matches[0].ref)
     if len(matches) > 1:
         refs = ", ".join(m.ref for m in matches)
-        raise Problem(404, f"Model {name!r} is ambiguous; use one of: {refs}.", "model_ambiguous")
-    raise Problem(404, f"Unknown model {name!r}; GET /v1/models lists them.", "model_not_found")
+        raise Problem(
+            404,
+            f"Model {name!r} is ambiguous; use one of: {refs}.",
+            "model_ambiguous",
+            param="model",
+        )
+    raise Problem(
+        404, f"Unknown model {name!r}; GET /v1/models lists them.", "model_not_found", param="model"
+    )
 
 
 @router.get("/models")
-async def list_models(sync: Sync, principal: ApiKeyPrincipal, db: DB) -> OpenAIModelList:
+async def list_models(
+    sync: Sync, principal: ModelsKey, db: DB, services: ServicesDep, settings: SettingsDep
+) -> OpenAIModelList:
+    """The chat models the caller may use, then the embedding model."""
     registry = await sync.ensure_fresh(db)
     user_id = principal.user.id
-    return model_list([m for m in await registry.list_models() if m.offered_to(user_id)])
+    listed = model_list(
+        [
+            m
+            for m in await registry.list_models()
+            if m.offered_to(user_id) and principal.may_use_model(m.ref)
+        ]
+    )
+    embedder = server_embedder(services, settings)
+    if embedder is not None and principal.may_use_model(ref := embedding_ref(embedder)):
+        listed.data.append(OpenAIModel(id=ref, owned_by="parley"))
+    return listed
 
 
 def _provider_problem(exc: ProviderError) -> Problem:
@@ -83,38 +121,88 @@ def _provider_problem(exc: ProviderError) -> Problem:
     return Problem(status, exc.message, exc.code)
 
 
-async def _unless_revoked(
-    control: GenerationControl, principal: Principal, events: AsyncIterator[ProviderEvent]
+async def _relay(
+    control: GenerationControl,
+    principal: Principal,
+    events: AsyncIterator[ProviderEvent],
+    meter: Meter,
+    ledger: UsageLedger,
+    endpoint: str,
+    keep: Keeper | None = None,
 ) -> AsyncIterator[ProviderEvent]:
-    """The relayed events, ended (``AccessRevoked``) once the caller's key is
-    revoked or account disabled: checked per event, O(1)."""
+    """The relayed events, tallied for the usage ledger and ended (``AccessRevoked``)
+    once the caller's key is revoked or account disabled: checked per event, O(1).
+
+    The row is written when the relay ends, however it ends: ``ok``, the provider's
+    error code, or ``cancelled`` (the client went away: the cancellation passes
+    through here, or the generator is closed later). ``record_soon`` needs no await,
+    so a cancelled request still records. With ``keep`` (``store: true``) a complete
+    answer is kept before the relay ends, so the client's ``[DONE]`` (or the JSON
+    answer) comes after the stored completion can be read."""
     owners = [owner("user", principal.user.id)]
     if principal.api_key_id:
         owners.append(owner("key", principal.api_key_id))
-    with control.track("v1:" + uuid.uuid4().hex, *owners) as stop:
-        async for event in events:
-            if stop.is_set():
-                raise AccessRevoked(
-                    "This API key was revoked or its account disabled; the answer was stopped."
-                )
-            yield event
+    outcome = "cancelled"
+    conversation_id: str | None = None
+    try:
+        with control.track("v1:" + uuid.uuid4().hex, *owners) as stop:
+            async for event in events:
+                if stop.is_set():
+                    raise AccessRevoked(
+                        "This API key was revoked or its account disabled; the answer was stopped."
+                    )
+                meter.see(event)
+                if keep is not None:
+                    keep.answer.see(event)
+                yield event
+        outcome = "ok"
+        if keep is not None:
+            conversation_id = await keep.save(meter)
+    except ProviderError as exc:
+        outcome = exc.code
+        raise
+    except Exception:
+        outcome = "internal_error"  # a bug, not the client leaving (that is a BaseException)
+        raise
+    finally:
+        ledger.record_soon(
+            user_id=principal.user.id,
+            api_key_id=principal.api_key_id,
+            conversation_id=conversation_id,
+            endpoint=endpoint,
+            **meter.fields(outcome),
+        )
 
 
 @router.post("/chat/completions", response_model=None, responses=_COMPLETION_DOC)
 async def chat_completions(
-    body: ChatCompletionIn, sync: Sync, principal: ApiKeyPrincipal, db: DB, turns: Turns
+    body: ChatCompletionIn,
+    sync: Sync,
+    principal: ChatKey,
+    db: DB,
+    turns: Turns,
+    ledger: Ledger,
+    database: Databases,
 ) -> Response:
     await loopshare.take_slice(start=True)  # admitting a stream is heavy: wait for a slice
     registry = await sync.ensure_fresh(db)
     model = await _resolve(registry, body.model, await sync.default_model(db), principal.user.id)
     if not model.info.offered_to(principal.user.id):
         raise Problem(
-            404, f"Unknown model {body.model!r}; GET /v1/models lists them.", "model_not_found"
+            404,
+            f"Unknown model {body.model!r}; GET /v1/models lists them.",
+            "model_not_found",
+            param="model",
         )
+    model_allowed(principal, model.info.ref)
     await db.close()  # release the connection before the long stream
     request = chat_request(body)
     completion_id = "chatcmpl-" + uuid.uuid4().hex
-    events = _unless_revoked(turns.control, principal, model.stream(request))
+    meter = Meter(model.info, request, counter_for(model))
+    keep = Keeper(database, principal, body, model.info, completion_id) if body.store else None
+    events = _relay(
+        turns.control, principal, model.stream(request), meter, ledger, "chat.completions", keep
+    )
     try:
         first = await events.__anext__()
     except ProviderError as exc:
@@ -125,6 +213,7 @@ async def chat_completions(
         stream = stream_chunks(completion_id, model.info.ref, first, events, body.include_usage)
         return StreamingResponse(stream, media_type="text/event-stream")
     try:
-        return JSONResponse(await collect(completion_id, model.info.ref, first, events))
+        completion = await collect(completion_id, model.info.ref, first, events)
+        return JSONResponse(keep.stored if keep is not None and keep.stored else completion)
     except ProviderError as exc:
         raise _provider_problem(exc) from exc

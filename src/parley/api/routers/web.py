@@ -16,7 +16,7 @@ from fastapi.responses import FileResponse, HTMLResponse, Response
 from starlette.staticfiles import StaticFiles
 
 from parley.http.guard import GuardedRoute
-from parley.http.problems import problem_response
+from parley.http.problems import error_response, problem_response
 
 mimetypes.add_type("application/manifest+json", ".webmanifest")
 
@@ -59,7 +59,7 @@ def mount_web(app: FastAPI, static_dir: Path = STATIC_DIR) -> None:
     @router.get("/{path:path}")
     def spa(path: str) -> Response:
         if path.startswith(("api/", "v1/")):
-            return problem_response(404, "No such endpoint.", "not_found")
+            return error_response("/" + path, 404, "No such endpoint.", "not_found")
         index = static_dir / "index.html"
         if path:
             try:  # a NUL byte (``%00``) or a name too long for the OS: no such file

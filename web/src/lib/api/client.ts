@@ -13,6 +13,7 @@ import type {
   ConversationUpdate,
   CreatedApiKey,
   ImportReport,
+  KeyCreate,
   KeyList,
   LoginIn,
   Message,
@@ -233,7 +234,7 @@ export const me = {
 
 export const keys = {
   list: () => request<KeyList>('/api/keys'),
-  create: (name: string) => request<CreatedApiKey>('/api/keys', { method: 'POST', body: { name } }),
+  create: (body: KeyCreate) => request<CreatedApiKey>('/api/keys', { method: 'POST', body }),
   revoke: (id: string) => request<void>(`/api/keys/${enc(id)}`, { method: 'DELETE' }),
 };
 

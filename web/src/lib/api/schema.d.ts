@@ -992,6 +992,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/me/usage": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * My Usage
+         * @description The caller's recorded usage (``/v1`` calls), summed by day, model and API key.
+         */
+        get: operations["my_usage_api_me_usage_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/memories": {
         parameters: {
             query?: never;
@@ -1307,10 +1327,149 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        get?: never;
+        /**
+         * List Stored
+         * @description This key's stored completions, oldest first (``order=desc``: newest), filtered
+         *     by ``model`` and ``metadata[key]=value``.
+         */
+        get: operations["list_stored_v1_chat_completions_get"];
         put?: never;
         /** Chat Completions */
         post: operations["chat_completions_v1_chat_completions_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/chat/completions/{completion_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Get Stored */
+        get: operations["get_stored_v1_chat_completions__completion_id__get"];
+        put?: never;
+        /**
+         * Update Stored
+         * @description Replace a stored completion's ``metadata`` (the only field that changes).
+         */
+        post: operations["update_stored_v1_chat_completions__completion_id__post"];
+        /**
+         * Delete Stored
+         * @description Delete a stored completion and the chat it was kept as.
+         */
+        delete: operations["delete_stored_v1_chat_completions__completion_id__delete"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/chat/completions/{completion_id}/messages": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Stored Messages
+         * @description The request's messages, as sent (ids ``<completion id>-<index>``).
+         */
+        get: operations["stored_messages_v1_chat_completions__completion_id__messages_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/conversations": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Create Conversation */
+        post: operations["create_conversation_v1_conversations_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/conversations/{conversation_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Get Conversation */
+        get: operations["get_conversation_v1_conversations__conversation_id__get"];
+        put?: never;
+        /** Update Conversation */
+        post: operations["update_conversation_v1_conversations__conversation_id__post"];
+        /** Delete Conversation */
+        delete: operations["delete_conversation_v1_conversations__conversation_id__delete"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/conversations/{conversation_id}/items": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List Items */
+        get: operations["list_items_v1_conversations__conversation_id__items_get"];
+        put?: never;
+        /** Create Items */
+        post: operations["create_items_v1_conversations__conversation_id__items_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/conversations/{conversation_id}/items/{item_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Get Item */
+        get: operations["get_item_v1_conversations__conversation_id__items__item_id__get"];
+        put?: never;
+        post?: never;
+        /** Delete Item */
+        delete: operations["delete_item_v1_conversations__conversation_id__items__item_id__delete"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/embeddings": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Create Embeddings */
+        post: operations["create_embeddings_v1_embeddings_post"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1324,8 +1483,97 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** List Models */
+        /**
+         * List Models
+         * @description The chat models the caller may use, then the embedding model.
+         */
         get: operations["list_models_v1_models_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/responses": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Create Response */
+        post: operations["create_response_v1_responses_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/responses/input_tokens": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Count Input Tokens */
+        post: operations["count_input_tokens_v1_responses_input_tokens_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/responses/{response_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Get Response */
+        get: operations["get_response_v1_responses__response_id__get"];
+        put?: never;
+        post?: never;
+        /** Delete Response */
+        delete: operations["delete_response_v1_responses__response_id__delete"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/responses/{response_id}/cancel": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Cancel Response */
+        post: operations["cancel_response_v1_responses__response_id__cancel_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/responses/{response_id}/input_items": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Input Items */
+        get: operations["input_items_v1_responses__response_id__input_items_get"];
         put?: never;
         post?: never;
         delete?: never;
@@ -1462,6 +1710,13 @@ export interface components {
             max_tokens?: number | null;
             /** Messages */
             messages: components["schemas"]["ChatMessageIn"][];
+            /**
+             * Metadata
+             * @description Up to 16 pairs (keys 64, values 512 characters) to filter by.
+             */
+            metadata?: {
+                [key: string]: string;
+            } | null;
             /** Model */
             model: string;
             /** Response Format */
@@ -1470,6 +1725,11 @@ export interface components {
             } | null;
             /** Stop */
             stop?: string | string[] | null;
+            /**
+             * Store
+             * @description Keep the request and answer (a chat in Parley's sidebar).
+             */
+            store?: boolean | null;
             /**
              * Stream
              * @default false
@@ -1629,6 +1889,22 @@ export interface components {
             /** Tools */
             tools?: string[] | null;
         };
+        /** ConversationDeleted */
+        ConversationDeleted: {
+            /**
+             * Deleted
+             * @default true
+             */
+            deleted?: boolean;
+            /** Id */
+            id: string;
+            /**
+             * Object
+             * @default conversation.deleted
+             * @constant
+             */
+            object?: "conversation.deleted";
+        };
         /** ConversationDetail */
         ConversationDetail: {
             conversation: components["schemas"]["ConversationPublic"];
@@ -1638,6 +1914,25 @@ export interface components {
              */
             messages: components["schemas"]["MessagePublic"][];
             summary: components["schemas"]["SummaryPublic"] | null;
+        };
+        /**
+         * ConversationItem
+         * @description One item: a message, a function call or its output, a hosted tool's call.
+         */
+        ConversationItem: {
+            /** Id */
+            id: string;
+            /** Type */
+            type: string;
+        } & {
+            [key: string]: unknown;
+        };
+        /** ConversationItemsCreate */
+        ConversationItemsCreate: {
+            /** Items */
+            items: {
+                [key: string]: unknown;
+            }[];
         };
         /**
          * ConversationKnowledge
@@ -1656,6 +1951,23 @@ export interface components {
              * @description picked from the library for this chat (they stay in the library)
              */
             library_files: components["schemas"]["FilePublic"][];
+        };
+        /** ConversationObject */
+        ConversationObject: {
+            /** Created At */
+            created_at: number;
+            /** Id */
+            id: string;
+            /** Metadata */
+            metadata?: {
+                [key: string]: string;
+            };
+            /**
+             * Object
+             * @default conversation
+             * @constant
+             */
+            object?: "conversation";
         };
         /** ConversationPage */
         ConversationPage: {
@@ -1882,6 +2194,63 @@ export interface components {
              * @description As in sending a message.
              */
             web_search?: boolean | null;
+        };
+        /** Embedding */
+        Embedding: {
+            /**
+             * Embedding
+             * @description Floats, or base64 float32 bytes.
+             */
+            embedding: number[] | string;
+            /** Index */
+            index: number;
+            /**
+             * Object
+             * @default embedding
+             * @constant
+             */
+            object?: "embedding";
+        };
+        /** EmbeddingList */
+        EmbeddingList: {
+            /** Data */
+            data: components["schemas"]["Embedding"][];
+            /** Model */
+            model: string;
+            /**
+             * Object
+             * @default list
+             * @constant
+             */
+            object?: "list";
+            usage: components["schemas"]["EmbeddingUsage"];
+        };
+        /** EmbeddingUsage */
+        EmbeddingUsage: {
+            /** Prompt Tokens */
+            prompt_tokens: number;
+            /** Total Tokens */
+            total_tokens: number;
+        };
+        /** EmbeddingsIn */
+        EmbeddingsIn: {
+            /** Dimensions */
+            dimensions?: number | null;
+            /**
+             * Encoding Format
+             * @default float
+             * @enum {string}
+             */
+            encoding_format?: "float" | "base64";
+            /**
+             * Input
+             * @description A text or a list of texts (token arrays are not accepted).
+             */
+            input: string | string[] | number[] | number[][];
+            /** Model */
+            model: string;
+            /** User */
+            user?: string | null;
         };
         /**
          * ErrorEvent
@@ -2166,6 +2535,46 @@ export interface components {
             /** Settings */
             settings: boolean;
         };
+        /** InputTokens */
+        InputTokens: {
+            /** Input Tokens */
+            input_tokens: number;
+            /**
+             * Object
+             * @default response.input_tokens
+             * @constant
+             */
+            object?: "response.input_tokens";
+        };
+        /** InputTokensIn */
+        InputTokensIn: {
+            /** Conversation */
+            conversation?: string | {
+                [key: string]: unknown;
+            } | null;
+            /**
+             * Input
+             * @default
+             */
+            input?: string | {
+                [key: string]: unknown;
+            }[];
+            /** Instructions */
+            instructions?: string | null;
+            /**
+             * Model
+             * @default parley
+             */
+            model?: string;
+            /** Previous Response Id */
+            previous_response_id?: string | null;
+            /** Tools */
+            tools?: {
+                [key: string]: unknown;
+            }[];
+        } & {
+            [key: string]: unknown;
+        };
         /** InstanceSettings */
         InstanceSettings: {
             /** Default Model */
@@ -2176,13 +2585,44 @@ export interface components {
              */
             signup: "open" | "closed" | "approval";
         };
+        /**
+         * ItemList
+         * @description A page of items (a response's input items, a conversation's items).
+         */
+        ItemList: {
+            /** Data */
+            data: {
+                [key: string]: unknown;
+            }[];
+            /** First Id */
+            first_id?: string | null;
+            /**
+             * Has More
+             * @default false
+             */
+            has_more?: boolean;
+            /** Last Id */
+            last_id?: string | null;
+            /**
+             * Object
+             * @default list
+             * @constant
+             */
+            object?: "list";
+        };
         /** KeyCreate */
         KeyCreate: {
+            /**
+             * Expires At
+             * @description When the key stops working (UTC); null: never.
+             */
+            expires_at?: string | null;
             /**
              * Name
              * @default API key
              */
             name?: string;
+            scopes?: components["schemas"]["KeyScopesIn"] | null;
         };
         /** KeyCreated */
         KeyCreated: {
@@ -2191,6 +2631,11 @@ export interface components {
              * Format: date-time
              */
             created_at: string;
+            /**
+             * Expires At
+             * @description Refused from then on; null: never.
+             */
+            expires_at: string | null;
             /** Id */
             id: string;
             /**
@@ -2206,6 +2651,7 @@ export interface components {
             prefix: string;
             /** Revoked At */
             revoked_at: string | null;
+            scopes: components["schemas"]["KeyScopesOut"];
         };
         /** KeyList */
         KeyList: {
@@ -2222,6 +2668,11 @@ export interface components {
              * Format: date-time
              */
             created_at: string;
+            /**
+             * Expires At
+             * @description Refused from then on; null: never.
+             */
+            expires_at: string | null;
             /** Id */
             id: string;
             /** Last Used At */
@@ -2232,6 +2683,7 @@ export interface components {
             prefix: string;
             /** Revoked At */
             revoked_at: string | null;
+            scopes: components["schemas"]["KeyScopesOut"];
         };
         /**
          * KeyRecord
@@ -2241,6 +2693,8 @@ export interface components {
         KeyRecord: {
             /** Created At */
             created_at?: string | null;
+            /** Expires At */
+            expires_at?: string | null;
             /** Id */
             id: string;
             /** Last Used At */
@@ -2251,6 +2705,39 @@ export interface components {
             prefix: string;
             /** Revoked At */
             revoked_at?: string | null;
+            /** Scopes */
+            scopes?: {
+                [key: string]: string[];
+            } | null;
+        };
+        /**
+         * KeyScopesIn
+         * @description What a new key may do; an empty list means no limit (``parley.auth.scopes``).
+         */
+        KeyScopesIn: {
+            /** Assistants */
+            assistants?: string[];
+            /** Endpoints */
+            endpoints?: ("models" | "chat" | "responses" | "conversations" | "embeddings")[];
+            /** Models */
+            models?: string[];
+            /** Projects */
+            projects?: string[];
+        };
+        /**
+         * KeyScopesOut
+         * @description A key's limits; an empty list: no limit. ``assistants`` and ``projects`` are
+         *     kept and shown, not enforced yet.
+         */
+        KeyScopesOut: {
+            /** Assistants */
+            assistants: string[];
+            /** Endpoints */
+            endpoints: string[];
+            /** Models */
+            models: string[];
+            /** Projects */
+            projects: string[];
         };
         /** KnowledgeHit */
         KnowledgeHit: {
@@ -2829,6 +3316,16 @@ export interface components {
             /** Pinned */
             pinned?: boolean | null;
         };
+        /** MetadataUpdate */
+        MetadataUpdate: {
+            /**
+             * Metadata
+             * @description Replaces the completion's metadata (null or {}: none).
+             */
+            metadata: {
+                [key: string]: string;
+            } | null;
+        };
         /**
          * ModelIn
          * @description One model's settings (Admin > Providers > Edit). Prices: USD per million tokens.
@@ -2964,6 +3461,26 @@ export interface components {
             supports_vision: boolean;
             /** Visible To */
             visible_to: string[] | null;
+        };
+        /** OpenAIConversationCreate */
+        OpenAIConversationCreate: {
+            /** Items */
+            items?: {
+                [key: string]: unknown;
+            }[];
+            /** Metadata */
+            metadata?: {
+                [key: string]: string;
+            } | null;
+        } & {
+            [key: string]: unknown;
+        };
+        /** OpenAIConversationUpdate */
+        OpenAIConversationUpdate: {
+            /** Metadata */
+            metadata: {
+                [key: string]: string;
+            };
         };
         /** OpenAIModel */
         OpenAIModel: {
@@ -3262,6 +3779,178 @@ export interface components {
             model?: string | null;
         };
         /**
+         * ResponseCreate
+         * @description ``POST /v1/responses``. Unknown fields are accepted and ignored (the README
+         *     lists what Parley ignores), so newer clients keep working.
+         */
+        ResponseCreate: {
+            /**
+             * Background
+             * @default false
+             */
+            background?: boolean;
+            /** Conversation */
+            conversation?: string | {
+                [key: string]: unknown;
+            } | null;
+            /** Include */
+            include?: string[] | null;
+            /**
+             * Input
+             * @default
+             */
+            input?: string | {
+                [key: string]: unknown;
+            }[];
+            /** Instructions */
+            instructions?: string | null;
+            /** Max Output Tokens */
+            max_output_tokens?: number | null;
+            /** Max Tool Calls */
+            max_tool_calls?: number | null;
+            /** Metadata */
+            metadata?: {
+                [key: string]: string;
+            } | null;
+            /**
+             * Model
+             * @default parley
+             */
+            model?: string;
+            /**
+             * Parallel Tool Calls
+             * @default true
+             */
+            parallel_tool_calls?: boolean;
+            /** Previous Response Id */
+            previous_response_id?: string | null;
+            /** Prompt Cache Key */
+            prompt_cache_key?: string | null;
+            /** Reasoning */
+            reasoning?: {
+                [key: string]: unknown;
+            } | null;
+            /** Safety Identifier */
+            safety_identifier?: string | null;
+            /** Service Tier */
+            service_tier?: string | null;
+            /**
+             * Store
+             * @default true
+             */
+            store?: boolean;
+            /**
+             * Stream
+             * @default false
+             */
+            stream?: boolean;
+            /** Stream Options */
+            stream_options?: {
+                [key: string]: unknown;
+            } | null;
+            /** Temperature */
+            temperature?: number | null;
+            /** Text */
+            text?: {
+                [key: string]: unknown;
+            } | null;
+            /**
+             * Tool Choice
+             * @default auto
+             */
+            tool_choice?: string | {
+                [key: string]: unknown;
+            };
+            /** Tools */
+            tools?: {
+                [key: string]: unknown;
+            }[];
+            /** Top P */
+            top_p?: number | null;
+            /**
+             * Truncation
+             * @default disabled
+             * @enum {string}
+             */
+            truncation?: "auto" | "disabled";
+            /** User */
+            user?: string | null;
+        } & {
+            [key: string]: unknown;
+        };
+        /** ResponseDeleted */
+        ResponseDeleted: {
+            /**
+             * Deleted
+             * @default true
+             */
+            deleted?: boolean;
+            /** Id */
+            id: string;
+            /**
+             * Object
+             * @default response
+             * @constant
+             */
+            object?: "response";
+        };
+        /**
+         * ResponseObject
+         * @description A response (``object: "response"``); ``output`` items are messages,
+         *     function calls, hosted tool calls and reasoning, as the specification has them.
+         */
+        ResponseObject: {
+            /** Completed At */
+            completed_at?: number | null;
+            /** Conversation */
+            conversation?: {
+                [key: string]: unknown;
+            } | null;
+            /** Created At */
+            created_at: number;
+            /** Error */
+            error?: {
+                [key: string]: unknown;
+            } | null;
+            /** Id */
+            id: string;
+            /** Incomplete Details */
+            incomplete_details?: {
+                [key: string]: unknown;
+            } | null;
+            /** Metadata */
+            metadata?: {
+                [key: string]: string;
+            };
+            /** Model */
+            model: string;
+            /**
+             * Object
+             * @default response
+             * @constant
+             */
+            object?: "response";
+            /** Output */
+            output: {
+                [key: string]: unknown;
+            }[];
+            /**
+             * Output Text
+             * @default
+             */
+            output_text?: string;
+            /** Previous Response Id */
+            previous_response_id?: string | null;
+            /** Status */
+            status: string;
+            /** Usage */
+            usage?: {
+                [key: string]: unknown;
+            } | null;
+        } & {
+            [key: string]: unknown;
+        };
+        /**
          * ResyncEvent
          * @description ``resync``: only on a reattached stream whose missed events were already dropped
          *     (a long answer): the answer so far, to show instead of what the reader had; the
@@ -3412,6 +4101,99 @@ export interface components {
             size: number;
             /** Url */
             url: string;
+        };
+        /** StoredCompletion */
+        StoredCompletion: {
+            /** Choices */
+            choices: components["schemas"]["Choice"][];
+            /** Created */
+            created: number;
+            /** Id */
+            id: string;
+            /** Metadata */
+            metadata?: {
+                [key: string]: string;
+            } | null;
+            /** Model */
+            model: string;
+            /**
+             * Object
+             * @default chat.completion
+             * @constant
+             */
+            object?: "chat.completion";
+            usage: components["schemas"]["CompletionUsage"];
+        };
+        /** StoredCompletionDeleted */
+        StoredCompletionDeleted: {
+            /**
+             * Deleted
+             * @default true
+             */
+            deleted?: boolean;
+            /** Id */
+            id: string;
+            /**
+             * Object
+             * @default chat.completion.deleted
+             * @constant
+             */
+            object?: "chat.completion.deleted";
+        };
+        /** StoredCompletionList */
+        StoredCompletionList: {
+            /** Data */
+            data: components["schemas"]["StoredCompletion"][];
+            /** First Id */
+            first_id: string | null;
+            /** Has More */
+            has_more: boolean;
+            /** Last Id */
+            last_id: string | null;
+            /**
+             * Object
+             * @default list
+             * @constant
+             */
+            object?: "list";
+        };
+        /** StoredMessage */
+        StoredMessage: {
+            /** Content */
+            content: string | null;
+            /** Content Parts */
+            content_parts?: {
+                [key: string]: unknown;
+            }[] | null;
+            /** Id */
+            id: string;
+            /** Name */
+            name?: string | null;
+            /** Role */
+            role: string;
+            /** Tool Call Id */
+            tool_call_id?: string | null;
+            /** Tool Calls */
+            tool_calls?: {
+                [key: string]: unknown;
+            }[] | null;
+        };
+        /** StoredMessageList */
+        StoredMessageList: {
+            /** Data */
+            data: components["schemas"]["StoredMessage"][];
+            /** First Id */
+            first_id: string | null;
+            /** Has More */
+            has_more: boolean;
+            /** Last Id */
+            last_id: string | null;
+            /**
+             * Object
+             * @default list
+             * @constant
+             */
+            object?: "list";
         };
         /**
          * SummaryPublic
@@ -3784,6 +4566,49 @@ export interface components {
              * @enum {string}
              */
             event: "usage";
+        };
+        /**
+         * UsageSummary
+         * @description The caller's recorded usage since ``since`` (``GET /api/me/usage``).
+         */
+        UsageSummary: {
+            /** By Day */
+            by_day: components["schemas"]["UsageTotalOut"][];
+            /** By Key */
+            by_key: components["schemas"]["UsageTotalOut"][];
+            /** By Model */
+            by_model: components["schemas"]["UsageTotalOut"][];
+            /**
+             * Since
+             * Format: date-time
+             */
+            since: string;
+        };
+        /** UsageTotalOut */
+        UsageTotalOut: {
+            /** Cached Input Tokens */
+            cached_input_tokens: number;
+            /**
+             * Cost
+             * @description USD, from the models' prices.
+             */
+            cost: number;
+            /** Input Tokens */
+            input_tokens: number;
+            /**
+             * Key
+             * @description The day (YYYY-MM-DD, UTC), the model ref, or the API key id (null: calls made without a key).
+             */
+            key: string | null;
+            /**
+             * Name
+             * @description The API key's name (by key only).
+             */
+            name?: string | null;
+            /** Output Tokens */
+            output_tokens: number;
+            /** Requests */
+            requests: number;
         };
         /** UseModelIn */
         UseModelIn: {
@@ -6144,6 +6969,38 @@ export interface operations {
             };
         };
     };
+    my_usage_api_me_usage_get: {
+        parameters: {
+            query?: {
+                /** @description Days back, today included. */
+                days?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UsageSummary"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
     list_memories_api_memories_get: {
         parameters: {
             query?: {
@@ -6733,6 +7590,40 @@ export interface operations {
             };
         };
     };
+    list_stored_v1_chat_completions_get: {
+        parameters: {
+            query?: {
+                limit?: number;
+                after?: string | null;
+                order?: "asc" | "desc";
+                model?: string | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StoredCompletionList"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
     chat_completions_v1_chat_completions_post: {
         parameters: {
             query?: never;
@@ -6767,6 +7658,435 @@ export interface operations {
             };
         };
     };
+    get_stored_v1_chat_completions__completion_id__get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                completion_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StoredCompletion"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    update_stored_v1_chat_completions__completion_id__post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                completion_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["MetadataUpdate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StoredCompletion"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    delete_stored_v1_chat_completions__completion_id__delete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                completion_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StoredCompletionDeleted"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    stored_messages_v1_chat_completions__completion_id__messages_get: {
+        parameters: {
+            query?: {
+                limit?: number;
+                after?: string | null;
+                order?: "asc" | "desc";
+            };
+            header?: never;
+            path: {
+                completion_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StoredMessageList"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    create_conversation_v1_conversations_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["OpenAIConversationCreate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ConversationObject"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    get_conversation_v1_conversations__conversation_id__get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                conversation_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ConversationObject"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    update_conversation_v1_conversations__conversation_id__post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                conversation_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["OpenAIConversationUpdate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ConversationObject"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    delete_conversation_v1_conversations__conversation_id__delete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                conversation_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ConversationDeleted"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    list_items_v1_conversations__conversation_id__items_get: {
+        parameters: {
+            query?: {
+                limit?: number;
+                order?: "asc" | "desc";
+                after?: string | null;
+            };
+            header?: never;
+            path: {
+                conversation_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ItemList"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    create_items_v1_conversations__conversation_id__items_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                conversation_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ConversationItemsCreate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ItemList"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    get_item_v1_conversations__conversation_id__items__item_id__get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                conversation_id: string;
+                item_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ConversationItem"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    delete_item_v1_conversations__conversation_id__items__item_id__delete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                conversation_id: string;
+                item_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ConversationObject"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    create_embeddings_v1_embeddings_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["EmbeddingsIn"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EmbeddingList"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
     list_models_v1_models_get: {
         parameters: {
             query?: never;
@@ -6783,6 +8103,201 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["OpenAIModelList"];
+                };
+            };
+        };
+    };
+    create_response_v1_responses_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ResponseCreate"];
+            };
+        };
+        responses: {
+            /** @description The response, or with `stream: true` the specification's server-sent events (`response.created` ... `response.completed`). */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ResponseObject"];
+                    "text/event-stream": unknown;
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    count_input_tokens_v1_responses_input_tokens_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["InputTokensIn"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InputTokens"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    get_response_v1_responses__response_id__get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                response_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ResponseObject"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    delete_response_v1_responses__response_id__delete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                response_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ResponseDeleted"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    cancel_response_v1_responses__response_id__cancel_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                response_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ResponseObject"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    input_items_v1_responses__response_id__input_items_get: {
+        parameters: {
+            query?: {
+                limit?: number;
+                order?: "asc" | "desc";
+                after?: string | null;
+            };
+            header?: never;
+            path: {
+                response_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ItemList"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
         };

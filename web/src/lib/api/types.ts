@@ -19,6 +19,7 @@ export type MeUpdate = Schemas['MeUpdate'];
 export type ApiKey = Schemas['KeyPublic'];
 export type CreatedApiKey = Schemas['KeyCreated'];
 export type KeyList = Schemas['KeyList'];
+export type KeyCreate = Schemas['KeyCreate'];
 /** What `POST /api/me/import` added: counts per kind (`features.memory.memories`,
  * `features.knowledge.{collections, files, files_skipped}`), features turned off here. */
 export type ImportReport = Schemas['ImportReport'];

@@ -1,0 +1,209 @@
+"""The usage ledger: writing one row per billable call, and summing them.
+
+``UsageLedger.record`` is called after a call ended (well or not). It opens its
+own short session and never raises: accounting must not fail the request it
+accounts for, so a failed write is logged and dropped. ``record_soon`` does the
+same from code that cannot wait (a stream's end, where the client may already
+have gone and the request's task be cancelled): a task the ledger keeps until it
+is done, awaited by ``drain`` at shutdown.
+
+``Meter`` tallies one model call as its events pass (text, reasoning and tool
+call arguments kept, the provider's usage report when one comes) and turns it
+into the row's numbers: the provider's token counts when given, else counts of
+the request and the answer with the model's counter (``parley.engine.tokens``),
+so a non-empty answer is never recorded as zero tokens; the cost is the
+model's price (``ModelInfo.cost``, as chat turns price their messages).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Date, cast, func, select
+
+from parley.engine.tokens import TokenCounter, estimate_tokens, messages_tokens, tools_tokens
+from parley.messages import ReasoningDelta, TextDelta, ToolCallDelta, Usage, UsageEvent
+from parley.providers.base import ChatRequest, ModelInfo
+from parley.storage.db import Database
+from parley.usage.tables import UsageEvent as UsageRow
+
+__all__ = ["Meter", "UsageLedger", "UsageTotal", "UsageTotals"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class UsageTotal:
+    """Sums over some calls: ``key`` is a day (``YYYY-MM-DD``), a model ref or an
+    API key id (``None``: calls made without a key)."""
+
+    key: str | None
+    requests: int = 0
+    input_tokens: int = 0
+    cached_input_tokens: int = 0
+    output_tokens: int = 0
+    cost: float = 0.0
+
+
+@dataclass(slots=True)
+class UsageTotals:
+    since: datetime
+    by_day: list[UsageTotal] = field(default_factory=list)
+    by_model: list[UsageTotal] = field(default_factory=list)
+    by_key: list[UsageTotal] = field(default_factory=list)
+
+
+class UsageLedger:
+    """Writes and sums ``usage_events``; shared on the services box (``Services``)."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._pending: set[asyncio.Task[None]] = set()
+
+    async def record(
+        self,
+        *,
+        user_id: str,
+        endpoint: str,
+        provider: str,
+        model: str,
+        api_key_id: str | None = None,
+        conversation_id: str | None = None,
+        input_tokens: int = 0,
+        cached_input_tokens: int = 0,
+        output_tokens: int = 0,
+        cost: float = 0.0,
+        latency_ms: float = 0.0,
+        outcome: str = "ok",
+    ) -> None:
+        """One call's row, in its own session; logs instead of raising."""
+        try:
+            async with self.db.session() as session:
+                session.add(
+                    UsageRow(
+                        user_id=user_id,
+                        api_key_id=api_key_id,
+                        conversation_id=conversation_id,
+                        endpoint=endpoint[:40],
+                        provider=provider[:100],
+                        model=model[:300],
+                        input_tokens=max(0, int(input_tokens)),
+                        cached_input_tokens=max(0, int(cached_input_tokens)),
+                        output_tokens=max(0, int(output_tokens)),
+                        cost=float(cost),
+                        latency_ms=round(float(latency_ms), 1),
+                        outcome=outcome[:60],
+                    )
+                )
+                await session.commit()
+        except Exception:
+            log.exception("could not record usage of %s by user %s", endpoint, user_id)
+
+    def record_soon(self, **fields: Any) -> None:
+        """``record`` in a task of its own (kept until done): for a stream's end."""
+        task = asyncio.get_running_loop().create_task(self.record(**fields))
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
+    async def drain(self) -> None:
+        """Wait for the rows ``record_soon`` is still writing (shutdown, tests)."""
+        while self._pending:
+            await asyncio.gather(*list(self._pending), return_exceptions=True)
+
+    async def totals(self, user_id: str, days: int = 30) -> UsageTotals:
+        """The user's calls of the last ``days`` days (UTC), summed by day, model and key."""
+        since = datetime.combine(
+            datetime.now(UTC).date() - timedelta(days=max(1, days) - 1),
+            datetime.min.time(),
+            tzinfo=UTC,
+        )
+        day: Any = (
+            func.date(UsageRow.at)
+            if self.db.dialect == "sqlite"
+            else cast(func.timezone("UTC", UsageRow.at), Date)
+        )
+        sums = (
+            func.count(UsageRow.id),
+            func.coalesce(func.sum(UsageRow.input_tokens), 0),
+            func.coalesce(func.sum(UsageRow.cached_input_tokens), 0),
+            func.coalesce(func.sum(UsageRow.output_tokens), 0),
+            func.coalesce(func.sum(UsageRow.cost), 0.0),
+        )
+        out = UsageTotals(since=since)
+        async with self.db.session() as session:
+            for column, target in (
+                (day, out.by_day),
+                (UsageRow.model, out.by_model),
+                (UsageRow.api_key_id, out.by_key),
+            ):
+                rows = await session.execute(
+                    select(column, *sums)
+                    .where(UsageRow.user_id == user_id, UsageRow.at >= since)
+                    .group_by(column)
+                    .order_by(column)
+                )
+                for key, requests, inp, cached, outp, cost in rows:
+                    if isinstance(key, date):
+                        key = key.isoformat()
+                    target.append(
+                        UsageTotal(
+                            key, int(requests), int(inp), int(cached), int(outp), float(cost)
+                        )
+                    )
+        return out
+
+
+class Meter:
+    """One model call's numbers, tallied from its events (``see`` is O(1))."""
+
+    __slots__ = ("_count", "_parts", "_request", "_started", "model", "usage")
+
+    def __init__(
+        self, model: ModelInfo, request: ChatRequest, count: TokenCounter = estimate_tokens
+    ) -> None:
+        self.model = model
+        self._request = request
+        self._count = count
+        self._parts: list[str] = []
+        self._started = time.monotonic()
+        self.usage: Usage | None = None
+
+    def see(self, event: object) -> None:
+        if isinstance(event, TextDelta | ReasoningDelta):
+            self._parts.append(event.text)
+        elif isinstance(event, ToolCallDelta):
+            self._parts.append((event.name or "") + event.arguments)
+        elif isinstance(event, UsageEvent):
+            self.usage = event.usage
+
+    def tokens(self) -> tuple[int, int]:
+        """(input, output): the provider's report, else counted; a non-empty
+        answer is never zero tokens."""
+        reported = self.usage or Usage()
+        input_tokens = reported.input_tokens
+        if input_tokens <= 0:
+            input_tokens = messages_tokens(self._request.messages, self._count) + tools_tokens(
+                self._request.tools, self._count
+            )
+        output_tokens = reported.output_tokens
+        if output_tokens <= 0 and self._parts:
+            output_tokens = max(1, self._count("".join(self._parts)))
+        return input_tokens, output_tokens
+
+    def fields(self, outcome: str = "ok") -> dict[str, Any]:
+        """The ledger row's numbers (``UsageLedger.record`` keywords)."""
+        input_tokens, output_tokens = self.tokens()
+        return {
+            "provider": self.model.provider,
+            "model": self.model.ref,
+            "input_tokens": input_tokens,
+            "output_tokens": output_tokens,
+            "cost": self.model.cost(input_tokens, output_tokens),
+            "latency_ms": (time.monotonic() - self._started) * 1000,
+            "outcome": outcome,
+        }

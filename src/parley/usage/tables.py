@@ -1,0 +1,41 @@
+"""The ``usage_events`` table: what each billable call cost, kept for accounting.
+
+A row outlives the conversation it belongs to (``conversation_id`` becomes null
+when the chat is deleted) and the key that made it (keys are revoked, not deleted;
+``api_key_id`` becomes null if one ever is); it goes with its user.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Float, ForeignKey, Index, Integer, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from parley.storage.tables import Base, UTCDateTime, new_id, utcnow
+
+__all__ = ["UsageEvent"]
+
+
+class UsageEvent(Base):
+    __tablename__ = "usage_events"
+    __table_args__ = (Index("ix_usage_events_user_at", "user_id", "at"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    api_key_id: Mapped[str | None] = mapped_column(
+        ForeignKey("api_keys.id", ondelete="SET NULL"), index=True
+    )
+    conversation_id: Mapped[str | None] = mapped_column(
+        ForeignKey("conversations.id", ondelete="SET NULL")
+    )
+    endpoint: Mapped[str] = mapped_column(String(40))  # chat.completions, embeddings, responses
+    provider: Mapped[str] = mapped_column(String(100))
+    model: Mapped[str] = mapped_column(String(300))  # the ref, provider/model
+    input_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    cached_input_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    output_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    cost: Mapped[float] = mapped_column(Float, default=0.0)  # USD
+    latency_ms: Mapped[float] = mapped_column(Float, default=0.0)
+    outcome: Mapped[str] = mapped_column(String(60))  # ok | an error code | cancelled
