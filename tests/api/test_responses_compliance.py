@@ -229,6 +229,34 @@ def test_multi_turn_history_reaches_the_model(
     ]
 
 
+def test_input_items_list_assistant_text_in_the_specification_shape(
+    live: tuple[str, str], scripted: ScriptedModel
+) -> None:
+    """An assistant turn sent as plain text (as the suite's multi-turn test does) or
+    as ``output_text`` without annotations is listed as a full ``Message`` item."""
+    body = {
+        "model": MODEL,
+        "input": [
+            _message("user", "My name is Alice."),
+            _message("assistant", "Hello Alice!"),
+            _message("assistant", [{"type": "output_text", "text": "Anything else?"}]),
+            _message("user", "What is my name?"),
+        ],
+    }
+    response = _post(live, body)
+    base, key = live
+    listed = httpx.get(
+        f"{base}/responses/{response['id']}/input_items",
+        headers={"Authorization": f"Bearer {key}"},
+    ).json()["data"]
+    assistant = [item for item in listed if item["role"] == "assistant"]
+    assert len(assistant) == 2
+    for item in listed:
+        spec.Message.model_validate(item)
+    for item in assistant:
+        assert item["content"][0]["annotations"] == []
+
+
 def test_rule_model_makes_arguments_from_the_schema() -> None:
     schema = {
         "type": "object",
