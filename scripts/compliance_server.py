@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import tempfile
 import threading
 import time
@@ -160,6 +161,8 @@ def main(argv: list[str] | None = None) -> None:
             f"--base-url {base}/v1 --api-key {key} --model {PROVIDER}/{MODEL}",
             flush=True,
         )
+        # Ctrl-C or a plain kill stops the server; the temporary folder goes with it.
+        signal.signal(signal.SIGTERM, lambda *_: setattr(server, "should_exit", True))
         try:
             while thread.is_alive():
                 thread.join(timeout=0.5)
