@@ -192,11 +192,21 @@ def parse_input(value: str | list[dict[str, Any]]) -> list[InputItem]:
 
 
 def _message_item(raw: dict[str, Any]) -> dict[str, Any]:
+    """The message as ``input_items`` lists it later: string content becomes one
+    part, and ``output_text`` parts get the ``annotations``/``logprobs`` lists the
+    specification requires (callers, the compliance suite among them, send an
+    assistant turn as plain text)."""
     content = raw.get("content", "")
     role = raw["role"]
     if isinstance(content, str):
         kind = "output_text" if role == "assistant" else "input_text"
         content = [{"type": kind, "text": content}]
+    content = [
+        part | {key: part.get(key) or [] for key in ("annotations", "logprobs")}
+        if isinstance(part, dict) and part.get("type") == "output_text"
+        else part
+        for part in content
+    ]
     return {"type": "message", "role": role, "content": content, "status": "completed"}
 
 
