@@ -12,7 +12,7 @@ import openai
 import pytest
 
 from apihelpers import last_turn_request
-from parley.messages import ToolCall
+from parley.messages import ToolCall, Usage
 from parley.providers.scripted import Reply, ScriptedModel
 
 WEATHER = {
@@ -234,3 +234,22 @@ def test_async_client_streams(live: tuple[str, str], scripted: ScriptedModel) ->
         return final.output_text
 
     assert asyncio.run(run()) == "async works"
+
+
+def test_responses_and_chat_turns_are_in_the_usage_ledger(
+    live: tuple[str, str], scripted: ScriptedModel
+) -> None:
+    base, key = live
+    client = _client(live)
+    scripted.enqueue(Reply(text="Counted.", usage=Usage(input_tokens=120, output_tokens=7)))
+    client.responses.create(model="scripted/scripted", input="count me")
+    server = base.removesuffix("/v1")
+    headers = {"Authorization": f"Bearer {key}"}
+    for _ in range(100):  # the row is written just after the answer
+        usage = httpx.get(f"{server}/api/me/usage", headers=headers).json()
+        if usage["by_model"]:
+            break
+        time.sleep(0.05)
+    row = next(m for m in usage["by_model"] if m["key"] == "scripted/scripted")
+    assert row["requests"] >= 1 and row["input_tokens"] >= 120 and row["output_tokens"] >= 7
+    assert [k["requests"] for k in usage["by_key"] if k["key"] is not None] == [row["requests"]]

@@ -305,6 +305,7 @@ class ResponsesService:
             extra=({"top_p": body.top_p} if body.top_p is not None else {})
             | ({"tool_choice": plan.choice} if plan.choice is not None else {}),
             images=tuple(images),
+            endpoint="responses",
         )
         try:
             turn = await self.turns.prepare(

@@ -25,6 +25,7 @@ class TurnOptions:
     response_format: dict[str, Any] | None = None  # a JSON schema for the answer
     extra: dict[str, Any] = field(default_factory=dict)  # top_p, tool_choice, reasoning
     images: tuple[ImagePart, ...] = ()  # on the question (not stored with it)
+    endpoint: str = "chat"  # what the usage ledger calls the path the turn came by
 
 
 DEFAULT = TurnOptions()

@@ -80,6 +80,7 @@ from parley.turns.options import DEFAULT as DEFAULT_OPTIONS
 from parley.turns.options import TurnOptions
 from parley.turns.recorder import Final, Recorder
 from parley.turns.titles import model_title
+from parley.usage.ledger import UsageLedger
 
 log = logging.getLogger(__name__)
 
@@ -120,6 +121,7 @@ class PreparedTurn:
     search_asked: bool = False  # the composer's globe was on and search is offered
     admin: bool = False  # sees a failure's detail; others get ``errors.user_wording``
     options: TurnOptions = DEFAULT_OPTIONS  # the API caller's knobs (``/v1/responses``)
+    api_key_id: str | None = None  # the key the turn was asked with (the usage ledger)
 
 
 TurnItem = TurnEvent | Final | TitleMade | Resync
@@ -323,6 +325,7 @@ class TurnService:
                 + ((owner("key", api_key_id),) if api_key_id else ()),
                 admin=user.role == "admin",
                 options=options,
+                api_key_id=api_key_id,
             )
 
     async def _place_user_message(
@@ -549,6 +552,7 @@ class TurnService:
             self.events.close(turn.assistant_message.id)
             return
         queue.publish(final)
+        self._account(turn, final)
         if final.title:
             queue.publish(TitleMade(turn.conversation_id, final.title))
         # The answer is out (``done`` was framed); the stream stays open for the model's
@@ -571,6 +575,28 @@ class TurnService:
             )
             task = self._spawn(hooks, user_id=turn.user_id)
             task.add_done_callback(lambda _: heard())  # cancelled before it ran, too
+
+    def _account(self, turn: PreparedTurn, final: Final) -> None:
+        """The turn's row in the usage ledger (all its model calls, priced as the
+        message is), written in the background: accounting never delays the answer."""
+        ledger = self.services.get(UsageLedger)
+        if ledger is None:
+            return
+        row = final.message
+        outcome = {"complete": "ok", "cancelled": "cancelled"}.get(row.status)
+        ledger.record_soon(
+            user_id=turn.user_id,
+            api_key_id=turn.api_key_id,
+            conversation_id=turn.conversation_id,
+            endpoint=turn.options.endpoint,
+            provider=turn.model.info.provider,
+            model=turn.model.info.ref,
+            input_tokens=row.input_tokens,
+            output_tokens=row.output_tokens,
+            cost=row.cost,
+            latency_ms=row.latency_ms or 0.0,
+            outcome=outcome or (row.error_code or "error"),
+        )
 
     async def _retitle(
         self, turn: PreparedTurn, first: str, answer: str, queue: TurnLog, hold: LogHold
