@@ -253,3 +253,42 @@ def test_responses_and_chat_turns_are_in_the_usage_ledger(
     row = next(m for m in usage["by_model"] if m["key"] == "scripted/scripted")
     assert row["requests"] >= 1 and row["input_tokens"] >= 120 and row["output_tokens"] >= 7
     assert [k["requests"] for k in usage["by_key"] if k["key"] is not None] == [row["requests"]]
+
+
+def test_compact_then_continue_from_the_summary(
+    live: tuple[str, str], scripted: ScriptedModel
+) -> None:
+    """``responses.compact`` turns a chain into a compaction item; sent back as
+    input, the summary reaches the model as an instruction and the history does not."""
+    client = _client(live)
+    scripted.enqueue("We picked Lisbon for May.")
+    first = client.responses.create(model="scripted/scripted", input="Where do we go in May?")
+    scripted.enqueue("The user plans a May trip to Lisbon; flights not booked yet.")
+    compacted = client.responses.compact(
+        model="scripted/scripted",
+        previous_response_id=first.id,
+        input=[{"role": "user", "content": "Also check trains."}],
+    )
+    assert [item.type for item in compacted.output] == ["compaction"]
+    asked = scripted.requests[-1].messages
+    assert "Summarize the conversation" in asked[0].content
+    assert "We picked Lisbon for May." in asked[1].content  # the chain was read
+    assert "Also check trains." in asked[1].content  # and the input
+    scripted.enqueue("Booking flights to Lisbon.")
+    carried = [item.model_dump(exclude_none=True) for item in compacted.output]
+    follow = client.responses.create(
+        model="scripted/scripted",
+        input=[*carried, {"role": "user", "content": "Book flights next."}],
+    )
+    assert follow.output_text == "Booking flights to Lisbon."
+    sent = last_turn_request(scripted).messages
+    assert "flights not booked yet" in sent[0].content
+    assert [m.content for m in sent[1:]] == ["Book flights next."]
+    with pytest.raises(openai.BadRequestError):
+        client.responses.create(
+            model="scripted/scripted",
+            input=[
+                {"type": "compaction", "encrypted_content": "bm90IG91cnM="},
+                {"role": "user", "content": "hi"},
+            ],
+        )

@@ -122,3 +122,17 @@ def test_non_streaming_object_and_failure(live: tuple[str, str], scripted: Scrip
     assert events[-1]["type"] == "response.failed"
     failed = events[-1]["response"]
     assert failed["status"] == "failed" and failed["error"]["code"] == "provider_unavailable"
+
+
+def test_compaction_matches_the_specification(
+    live: tuple[str, str], scripted: ScriptedModel
+) -> None:
+    base, key = live
+    scripted.enqueue("A short summary.")
+    made = httpx.post(
+        f"{base}/responses/compact",
+        json={"model": "scripted/scripted", "input": [{"role": "user", "content": "Long talk."}]},
+        headers={"Authorization": f"Bearer {key}"},
+    )
+    assert made.status_code == 200, made.text
+    spec.CompactResource.model_validate(made.json())

@@ -19,9 +19,10 @@ from parley.engine.tokens import counter_for, messages_tokens, tools_tokens
 from parley.errors import NotFound
 from parley.instance.providers import RegistrySync
 from parley.messages import Message, ToolSpec
+from parley.responses.compact import compact
 from parley.responses.items import conv_id, parse_input, plain_id, row_items
 from parley.responses.tables import ConversationMetadata, ResponseRecord
-from parley.responses.wire import ConversationObject, InputTokensIn
+from parley.responses.wire import CompactIn, CompactObject, ConversationObject, InputTokensIn
 from parley.responses.writer import write_items
 from parley.storage.conversations import ConversationStore
 from parley.storage.db import Database
@@ -171,6 +172,18 @@ class ConversationsService:
             await session.delete(row)
             await session.commit()
             return self._object(conv, await self._metadata(session, conv))
+
+    async def compact(self, user: User, body: CompactIn) -> CompactObject:
+        found = await compact(
+            self.db,
+            self.sync,
+            user,
+            model_name=body.model,
+            raw_input=body.input,
+            previous_response_id=body.previous_response_id,
+            instructions=body.instructions,
+        )
+        return CompactObject.model_validate(found)
 
     async def input_tokens(self, user: User, body: InputTokensIn) -> int:
         """What the input would cost the model: the chat it continues, the input,

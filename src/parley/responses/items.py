@@ -14,6 +14,8 @@ tools the hosted-tool items (``web_search_call``, ``file_search_call``,
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -34,6 +36,7 @@ __all__ = [
 ]
 
 MAX_INPUT_ITEMS = 500
+SUMMARY_PREFIX = "Summary of the earlier conversation:\n"
 MAX_IMAGE_URL = 20_000_000  # a data URL of a ~15 MB image
 
 # Parley's tool -> the hosted tool's item type (what OpenAI's clients know)
@@ -42,6 +45,24 @@ HOSTED_ITEM = {
     "search_knowledge": "file_search_call",
     "run_python": "code_interpreter_call",
 }
+
+
+def seal(summary: str) -> str:
+    """A ``compaction`` item's content: not encrypted, Parley's summary as base64
+    JSON (the caller could write any prompt anyway)."""
+    return base64.b64encode(json.dumps({"v": 1, "summary": summary}).encode()).decode()
+
+
+def summary_of(content: str) -> str:
+    """The instruction a ``compaction`` item Parley made stands for."""
+    try:
+        data = json.loads(base64.b64decode(content, validate=True))
+        summary = data["summary"] if data.get("v") == 1 else None
+    except (binascii.Error, ValueError, TypeError, KeyError, AttributeError):
+        summary = None
+    if not isinstance(summary, str):
+        raise Invalid("A compaction item's encrypted_content is not one Parley made.")
+    return SUMMARY_PREFIX + summary
 
 
 def conv_id(plain: str) -> str:
@@ -141,6 +162,8 @@ def parse_input(value: str | list[dict[str, Any]]) -> list[InputItem]:
     items: list[InputItem] = []
     for n, raw in enumerate(value):
         where = f"input[{n}]"
+        if not isinstance(raw, dict):
+            raise Invalid(f"{where} must be an item (a JSON object).")
         kind = raw.get("type", "message" if "role" in raw else None)
         if kind == "message":
             role = raw.get("role")
@@ -182,7 +205,11 @@ def parse_input(value: str | list[dict[str, Any]]) -> list[InputItem]:
             if not isinstance(request, str) or not isinstance(approve, bool):
                 raise Invalid(f"{where}: an approval needs approval_request_id and approve.")
             items.append(InputItem("approval", call_id=request, approve=approve, item=dict(raw)))
-        elif kind in ("reasoning", "item_reference", "compaction"):
+        elif kind == "compaction":  # a summary /v1/responses/compact made
+            content = raw.get("encrypted_content")
+            text = summary_of(content if isinstance(content, str) else "")
+            items.append(InputItem("message", "developer", text, item=dict(raw)))
+        elif kind in ("reasoning", "item_reference"):
             continue
         else:
             raise Invalid(f"{where} has a type Parley does not take: {kind!r}.")

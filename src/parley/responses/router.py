@@ -19,6 +19,8 @@ from parley.responses.conversations import ConversationsService
 from parley.responses.service import ResponsesService, Running
 from parley.responses.socket import serve_socket
 from parley.responses.wire import (
+    CompactIn,
+    CompactObject,
     ConversationDeleted,
     ConversationItem,
     ConversationItemsCreate,
@@ -113,6 +115,14 @@ async def count_input_tokens(
     body: InputTokensIn, principal: ResponsesKey, conversations: Conversations
 ) -> InputTokens:
     return InputTokens(input_tokens=await conversations.input_tokens(principal.user, body))
+
+
+@router.post("/responses/compact", response_model=CompactObject)
+async def compact_response(
+    body: CompactIn, principal: ResponsesKey, conversations: Conversations
+) -> CompactObject:
+    """A long history as a summary (a ``compaction`` item) and the newest question."""
+    return await conversations.compact(principal.user, body)
 
 
 # ---------------------------------------------------------------- conversations

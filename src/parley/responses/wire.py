@@ -15,6 +15,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 __all__ = [
+    "CompactIn",
+    "CompactObject",
     "ConversationDeleted",
     "ConversationItem",
     "ConversationItemsCreate",
@@ -183,3 +185,28 @@ class ItemList(BaseModel):
     first_id: str | None = None
     last_id: str | None = None
     has_more: bool = False
+
+
+class CompactIn(BaseModel):
+    """``POST /v1/responses/compact``: what to make short."""
+
+    model_config = ConfigDict(extra="allow")
+
+    model: str = "parley"
+    input: str | list[dict[str, Any]] | None = None
+    previous_response_id: str | None = None
+    instructions: str | None = None
+    prompt_cache_key: str | None = None
+
+
+class CompactObject(BaseModel):
+    """``object: "response.compaction"``: a ``compaction`` item to send at the
+    head of the next request's input."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: str
+    object: Literal["response.compaction"] = "response.compaction"
+    created_at: int
+    output: list[dict[str, Any]]
+    usage: dict[str, Any]
