@@ -40,9 +40,13 @@ from parley.turns.hooks import AfterTurn, ContextSource, Revoker
 from parley.userdata import ConversationData, UserData, UserDataHooks
 
 __all__ = [
+    "ASSISTANTS",
     "CONVERSATION_FILES",
+    "CONVERSATION_KNOWLEDGE",
+    "AssistantGateway",
     "ConversationData",
     "ConversationFiles",
+    "ConversationKnowledge",
     "Feature",
     "FeatureContext",
     "FeatureFactory",
@@ -61,6 +65,38 @@ conversation sees (attached to it, or in its collections); names are unique."""
 
 CONVERSATION_FILES: Key[ConversationFiles] = Key("conversation_files")
 """Provided by the knowledge feature; the code sandbox copies these into /mnt/data."""
+
+
+ConversationKnowledge = Callable[[str, str], Awaitable[tuple[Sequence[str], Sequence[str]]]]
+"""``(user_id, conversation_id) -> (collection ids, file ids)`` a conversation sees
+besides its own attachments and links: an assistant's knowledge in its chats."""
+
+CONVERSATION_KNOWLEDGE: Key[ConversationKnowledge] = Key("conversation_knowledge")
+"""Provided by the assistants feature; the knowledge feature adds it to a chat's scope."""
+
+
+class AssistantGateway(Protocol):
+    """Assistants as ``/v1`` models (``assistant/<slug>``), for the routers that
+    resolve a model: ``GET /v1/models``, chat completions and ``/v1/responses``.
+    ``allowed(id, slug)`` is the API key's assistants scope."""
+
+    async def model_ids(self, user_id: str, allowed: Callable[[str, str], bool]) -> list[str]:
+        """``assistant/<slug>`` of every assistant the caller may use."""
+        ...
+
+    async def resolve(self, user_id: str, model: str, allowed: Callable[[str, str], bool]) -> str:
+        """The id of the assistant ``model`` names (``NotFound``; ``Forbidden`` when
+        the key's scope leaves it out)."""
+        ...
+
+    async def chat_completion(self, principal: Any, body: Any) -> Any:
+        """``POST /v1/chat/completions`` with an assistant: a turn in a chat, the
+        answer as a completion (a FastAPI response; typed loosely here)."""
+        ...
+
+
+ASSISTANTS: Key[AssistantGateway] = Key("assistants")
+"""Provided by the assistants feature."""
 
 
 class TurnHookSink(Protocol):

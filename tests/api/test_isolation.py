@@ -39,6 +39,7 @@ async def test_second_user_sees_404_for_every_route_with_first_users_ids(app: An
         ids.update(await _memory_ids(alice, ids["memory_id"]))  # history, forget requests
         ids["output_id"] = await _sandbox_output_id(app, alice, conv)  # (parley.sandbox)
         ids.update(await _responses_ids(alice, conv))  # /v1 responses and items
+        ids.update(await _assistant_ids(alice))  # assistants and their versions
         # a stored chat completion (/v1, store: true), reachable with alice's key only
         alice_key = (await alice.post("/api/keys", json={"name": "alice's"})).json()["key"]
         alice_other_key = (await alice.post("/api/keys", json={"name": "other"})).json()["key"]
@@ -94,6 +95,17 @@ async def test_second_user_sees_404_for_every_route_with_first_users_ids(app: An
 
         # list and search routes return only bob's own data
         assert (await bob.get("/api/conversations")).json()["items"] == []
+        assert (await bob.get("/api/assistants")).json()["items"] == []
+        # alice's assistant is no model of bob's over /v1 either
+        bob_auth = {"Authorization": f"Bearer {bob_key}"}
+        bob_models = (await bob.get("/v1/models", headers=bob_auth)).json()["data"]
+        assert not any(m["id"].startswith("assistant/") for m in bob_models)
+        stolen = await bob.post(
+            "/v1/chat/completions",
+            json={"model": "assistant/vault", "messages": [{"role": "user", "content": "hi"}]},
+            headers=bob_auth,
+        )
+        assert stolen.status_code == 404, stolen.text
         assert (await bob.get("/api/search", params={"q": "secret"})).json()["items"] == []
         assert all(k["id"] != key for k in (await bob.get("/api/keys")).json()["items"])
         assert (await bob.get("/api/files")).json()["items"] == []
@@ -108,9 +120,13 @@ async def test_second_user_sees_404_for_every_route_with_first_users_ids(app: An
         assert dict(parse_sse(asked.text))["done"]["message"]["sources"] == []
         # usage recorded for alice's /v1 call is summed for alice only
         await app.state.services.require(UsageLedger).drain()
-        assert (await alice.get("/api/me/usage")).json()["by_model"][0]["requests"] == 1
+        # (by key: her chat turns also write rows, in the background, as they finish)
+        by_key = (await alice.get("/api/me/usage")).json()["by_key"]
+        assert [k["requests"] for k in by_key if k["name"] == "alice's"] == [1]
         theirs = (await bob.get("/api/me/usage")).json()
-        assert theirs["by_day"] == theirs["by_model"] == theirs["by_key"] == []
+        # bob's own chat turn at most (written in the background), never alice's calls
+        assert all(k["key"] is None for k in theirs["by_key"])
+        assert sum(day["requests"] for day in theirs["by_day"]) <= 1
         # admin routes are closed to bob
         assert (await bob.get("/api/admin/users")).status_code == 403
         assert (
@@ -127,6 +143,14 @@ async def test_second_user_sees_404_for_every_route_with_first_users_ids(app: An
 
 
 def _body_for(path: str, body: dict[str, Any]) -> dict[str, Any]:
+    if path.startswith("/api/assistants/"):
+        if path.endswith("/versions"):
+            return {"config": {"name": "x"}}
+        if path.endswith("/publish"):
+            return {"version": 1}
+        if path.endswith(("/chats", "/restore")):
+            return {}
+        return {"slug": "x"}
     if path.startswith("/v1/conversations/"):
         if path.endswith("/items"):
             return {"items": [{"role": "user", "content": "x"}]}
@@ -148,6 +172,17 @@ def _body_for(path: str, body: dict[str, Any]) -> dict[str, Any]:
     if path.startswith("/api/memories/"):
         return {"text": "x"}
     return {"title": body["title"]}
+
+
+async def _assistant_ids(alice: Any) -> dict[str, str]:
+    """An assistant of alice's with a chat (parley.assistants)."""
+    made = await alice.post(
+        "/api/assistants", json={"config": {"name": "Vault", "instructions": "secret"}}
+    )
+    assert made.status_code == 201, made.text
+    started = await alice.post(f"/api/assistants/{made.json()['id']}/chats", json={})
+    assert started.status_code == 201, started.text
+    return {"assistant_id": made.json()["id"], "number": "1"}
 
 
 async def _responses_ids(alice: Any, conv: str) -> dict[str, str]:

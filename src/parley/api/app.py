@@ -35,6 +35,7 @@ from parley.api.routers import (
 )
 from parley.api.schemas import Health
 from parley.api.stream_events import document_stream_events
+from parley.assistants.feature import assistants_feature
 from parley.auth.accounts import count_users
 from parley.config import Settings, load_settings
 from parley.container import Services
@@ -65,6 +66,7 @@ log = logging.getLogger("parley")
 # Every optional capability, in start order. A new feature adds its factory here
 # (and nothing else outside its own package): see docs/ARCHITECTURE.md.
 DEFAULT_FEATURES: list[FeatureFactory] = [
+    assistants_feature,
     knowledge_feature,
     web_tools_feature,
     sandbox_feature,

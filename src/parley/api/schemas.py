@@ -298,8 +298,8 @@ class AuthConfig(BaseModel):
 
 
 class KeyScopesOut(BaseModel):
-    """A key's limits; an empty list: no limit. ``assistants`` and ``projects`` are
-    kept and shown, not enforced yet."""
+    """A key's limits; an empty list: no limit. ``assistants`` (ids or slugs) limits
+    the ``assistant/<slug>`` models; ``projects`` is kept and shown, not enforced yet."""
 
     endpoints: list[str]
     models: list[str]
@@ -355,6 +355,9 @@ class ConversationPublic(BaseModel):
     archived: bool
     temporary: bool
     tools: list[str] | None = Field(description="Enabled tool names; null: the defaults.")
+    assistant_id: str | None = Field(
+        default=None, description="The assistant the chat is with (GET .../assistant)."
+    )
     created_at: Timestamp
     updated_at: Timestamp
 
@@ -369,6 +372,7 @@ class ConversationPublic(BaseModel):
             temporary=conv.temporary,
             # stored [] = the defaults (null here), [""] = none ([] here)
             tools=[t for t in conv.tools if t] if conv.tools else None,
+            assistant_id=conv.assistant_id,
             created_at=_at(conv.created_at),
             updated_at=_at(conv.updated_at),
         )

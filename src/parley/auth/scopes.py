@@ -2,8 +2,9 @@
 
 A key may be limited to some endpoint groups of the OpenAI-compatible API
 (``models``, ``chat``, ``responses``, ``conversations``, ``embeddings``) and to
-some models (by ref, ``provider/model``). Assistants and projects are stored and
-shown but not enforced yet (nothing in ``/v1`` names them today). An empty list
+some models (by ref, ``provider/model``). and to some assistants (by id or slug:
+``assistant/<slug>`` as a ``/v1`` model). Projects are stored and shown but not
+enforced yet. An empty list
 means "everything": a key made without scopes can do what its owner can.
 
 A key with any limit is a ``/v1`` key: the native API (``/api/...``) refuses it,
@@ -38,7 +39,7 @@ def _strings(value: Any) -> tuple[str, ...]:
 class KeyScopes:
     endpoints: tuple[str, ...] = ()
     models: tuple[str, ...] = ()
-    assistants: tuple[str, ...] = ()  # reserved: stored and shown, enforced later
+    assistants: tuple[str, ...] = ()  # ids or slugs
     projects: tuple[str, ...] = ()  # reserved: stored and shown, enforced later
 
     @classmethod
@@ -63,3 +64,8 @@ class KeyScopes:
 
     def allows_model(self, ref: str) -> bool:
         return not self.models or ref in self.models
+
+    def allows_assistant(self, assistant_id: str, slug: str) -> bool:
+        """An assistant (listed by id or slug) is usable through the assistant: the
+        key's model list does not apply to the assistant's own model."""
+        return not self.assistants or assistant_id in self.assistants or slug in self.assistants

@@ -32,7 +32,7 @@ from typing import Literal
 from parley.config import Settings
 from parley.knowledge.blobs import BlobStore
 from parley.knowledge.retrieval import Hit, Retriever
-from parley.knowledge.store import TERMINAL, KnowledgeStore
+from parley.knowledge.store import TERMINAL, KnowledgeStore, ScopeLookup, also_for
 from parley.knowledge.tables import KnowledgeFile
 from parley.messages import FileSource, ImagePart, Source
 from parley.storage.db import Database
@@ -130,11 +130,13 @@ class FileContext:
         # (user, conversation) -> the last citation number the context used, so the
         # search tool's passages continue the numbering ([n] stays unique in an answer).
         self.refs: dict[tuple[str, str], int] = {}
+        self.also: ScopeLookup | None = None  # more a chat sees (an assistant's knowledge)
 
     async def _files(self, info: TurnInfo, bind: bool) -> list[KnowledgeFile]:
         async with self.db.session() as session:
             store = KnowledgeStore(session, info.user_id)
-            files = await store.scope_files(info.conversation_id)
+            also = await also_for(self.also, info.user_id, info.conversation_id)
+            files = await store.scope_files(info.conversation_id, also)
             unbound = [
                 f
                 for f in files
@@ -143,7 +145,7 @@ class FileContext:
             if bind and unbound:  # a write only when this question brought attachments
                 await store.bind_to_message(info.conversation_id, info.user_message_id)
                 await session.commit()
-                files = await store.scope_files(info.conversation_id)
+                files = await store.scope_files(info.conversation_id, also)
             return files
 
     async def gather(self, info: TurnInfo, budget_tokens: int) -> list[ContextBlock]:
@@ -356,8 +358,10 @@ def make_search_tool(
             return "No user: nothing to search."
         file_ids: list[str] | None = None
         if ctx.conversation_id:
+            also = await also_for(source.also, ctx.user_id, ctx.conversation_id)
             async with db.session() as session:
-                scoped = await KnowledgeStore(session, ctx.user_id).scope_files(ctx.conversation_id)
+                store = KnowledgeStore(session, ctx.user_id)
+                scoped = await store.scope_files(ctx.conversation_id, also)
             if scoped:
                 file_ids = [f.id for f in scoped]
         hits = await retriever.search(

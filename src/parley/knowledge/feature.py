@@ -27,7 +27,7 @@ from parley.knowledge.ingest import Ingestor
 from parley.knowledge.retrieval import Reranker, Retriever
 from parley.knowledge.service import KnowledgeService
 from parley.knowledge.userdata import KnowledgeUserData
-from parley.seam import CONVERSATION_FILES, FeatureContext
+from parley.seam import CONVERSATION_FILES, CONVERSATION_KNOWLEDGE, FeatureContext
 
 __all__ = ["MULTIPART_OVERHEAD", "KnowledgeFeature", "knowledge_feature"]
 
@@ -75,6 +75,7 @@ class KnowledgeFeature:
         self._service = KnowledgeService(
             ctx.db, self.settings, self.blobs, embedder, index, retriever, ingestor
         )
+        self._service.also = ctx.lookup(CONVERSATION_KNOWLEDGE)
         ctx.provide(KnowledgeService, self._service)
         ctx.provide(EMBEDDER, embedder)  # POST /v1/embeddings serves the same vectors
         ctx.provide(CONVERSATION_FILES, self._service.conversation_files)
@@ -83,6 +84,7 @@ class KnowledgeFeature:
         ctx.add_conversation_data(hook)
         await self._service.replay_deletions()  # left by a crash after a deletion's commit
         self._source = FileContext(ctx.db, retriever, self.blobs, self.settings)
+        self._source.also = ctx.lookup(CONVERSATION_KNOWLEDGE)
         ctx.add_context_source(self._source)
         ctx.add_tool(make_search_tool(ctx.db, retriever, self.settings, self._source), replace=True)
         self._ctx = ctx

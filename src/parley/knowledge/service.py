@@ -27,7 +27,7 @@ from parley.knowledge.blobs import BlobStore
 from parley.knowledge.index import VectorIndex
 from parley.knowledge.ingest import Ingestor
 from parley.knowledge.retrieval import Hit, Retriever
-from parley.knowledge.store import KnowledgeStore, blob_in_use
+from parley.knowledge.store import KnowledgeStore, ScopeLookup, also_for, blob_in_use
 from parley.knowledge.tables import KnowledgeFile
 from parley.knowledge.uploads import Uploaded, Uploads
 from parley.storage.db import Database
@@ -86,6 +86,7 @@ class KnowledgeService:
         self.ingestor = ingestor
         self.uploads = Uploads(db, config, blobs, ingestor)
         self.journal = DeletionJournal(config.data_dir / "deletions" / "knowledge")
+        self.also: ScopeLookup | None = None  # more a chat sees (an assistant's knowledge)
 
     # ------------------------------------------------------------ the files routes
 
@@ -217,7 +218,8 @@ class KnowledgeService:
             if conversation_id is not None:
                 if await store.conversation(conversation_id) is None:
                     raise NotFound("conversation")
-                scope = [f.id for f in await store.scope_files(conversation_id)]
+                also = await also_for(self.also, user_id, conversation_id)
+                scope = [f.id for f in await store.scope_files(conversation_id, also)]
             if collection_id is not None:
                 if await store.collection(collection_id) is None:
                     raise NotFound("collection")
@@ -236,8 +238,9 @@ class KnowledgeService:
         paths are read-only blobs."""
         if not conversation_id:
             return []
+        also = await also_for(self.also, user_id, conversation_id)
         async with self._db.session() as session:
-            rows = await KnowledgeStore(session, user_id).scope_files(conversation_id)
+            rows = await KnowledgeStore(session, user_id).scope_files(conversation_id, also)
         out: list[tuple[str, Path]] = []
         seen: set[str] = set()
         for row in rows:

@@ -7,7 +7,7 @@ the unit of work (they commit).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -21,9 +21,21 @@ from parley.knowledge.tables import (
     KnowledgeConversationFile,
     KnowledgeFile,
 )
+from parley.seam import ConversationKnowledge
 from parley.storage.tables import Conversation, utcnow
 
-__all__ = ["TERMINAL", "KnowledgeStore", "blob_in_use"]
+__all__ = ["TERMINAL", "Also", "KnowledgeStore", "ScopeLookup", "also_for", "blob_in_use"]
+
+Also = tuple[Sequence[str], Sequence[str]]
+ScopeLookup = Callable[[], ConversationKnowledge | None]
+"""``FeatureContext.lookup(CONVERSATION_KNOWLEDGE)``: None while no feature provides it."""
+
+
+async def also_for(lookup: ScopeLookup | None, user_id: str, conversation_id: str) -> Also | None:
+    """What else ``conversation_id`` sees (an assistant's knowledge), or None."""
+    extra = lookup() if lookup is not None else None
+    return None if extra is None else await extra(user_id, conversation_id)
+
 
 TERMINAL = frozenset({"ready", "failed"})
 
@@ -177,9 +189,14 @@ class KnowledgeStore:
             .values(message_id=message_id)
         )
 
-    async def scope_files(self, conversation_id: str) -> list[KnowledgeFile]:
+    async def scope_files(
+        self, conversation_id: str, also: Also | None = None
+    ) -> list[KnowledgeFile]:
         """Files a conversation sees: attached to it, linked to it from the library,
-        or in a collection attached to it."""
+        or in a collection attached to it; ``also``: more (collection ids, file ids)
+        it sees (an assistant's knowledge, ``parley.seam.CONVERSATION_KNOWLEDGE``),
+        the user's own only."""
+        more_collections, more_files = also or ((), ())
         linked = select(KnowledgeConversationCollection.collection_id).where(
             KnowledgeConversationCollection.conversation_id == conversation_id,
             KnowledgeConversationCollection.user_id == self.user_id,
@@ -196,6 +213,12 @@ class KnowledgeStore:
                     KnowledgeFile.conversation_id == conversation_id,
                     KnowledgeFile.collection_id.in_(linked),
                     KnowledgeFile.id.in_(picked),
+                    *(
+                        [KnowledgeFile.collection_id.in_(list(more_collections))]
+                        if more_collections
+                        else []
+                    ),
+                    *([KnowledgeFile.id.in_(list(more_files))] if more_files else []),
                 ),
             )
             .order_by(KnowledgeFile.created_at, KnowledgeFile.id)

@@ -15,7 +15,7 @@ from parley.instance.providers import RegistrySync
 from parley.responses.conversations import ConversationsService
 from parley.responses.router import router
 from parley.responses.service import ResponsesService
-from parley.seam import FeatureContext, UserDataHooks
+from parley.seam import ASSISTANTS, FeatureContext, UserDataHooks
 from parley.turns import TurnService
 
 __all__ = ["ResponsesFeature", "responses_feature"]
@@ -34,6 +34,8 @@ class ResponsesFeature:
         sync = ctx.require(RegistrySync)
         hooks = ctx.require(UserDataHooks)
         self.service = ResponsesService(ctx.db, ctx.require(TurnService), sync, hooks)
+        assistants = ctx.lookup(ASSISTANTS)  # assistant/<slug> models, resolved at use time
+        self.service.assistants = assistants
         ctx.provide(ResponsesService, self.service)
         ctx.provide(ConversationsService, ConversationsService(ctx.db, sync, hooks))
 

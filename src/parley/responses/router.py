@@ -62,7 +62,13 @@ async def create_response(
 ) -> Response:
     await loopshare.take_slice(start=True)  # admitting a turn is heavy: wait for a slice
     await db.close()  # the key's lookup is done: its connection goes back to the pool
-    running = await responses.create(principal.user, principal.api_key_id, body, stream=body.stream)
+    running = await responses.create(
+        principal.user,
+        principal.api_key_id,
+        body,
+        stream=body.stream,
+        may_use_assistant=principal.scopes.allows_assistant,
+    )
     if body.stream:
         return StreamingResponse(_frames(running), media_type="text/event-stream")
     if body.background:

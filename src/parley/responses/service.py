@@ -41,6 +41,7 @@ from parley.responses.stream import OutputBuilder, frame
 from parley.responses.tables import ResponseRecord
 from parley.responses.wire import ResponseCreate
 from parley.responses.writer import write_items
+from parley.seam import AssistantGateway
 from parley.storage.conversations import ConversationStore
 from parley.storage.db import Database
 from parley.storage.tables import Conversation, User, new_id
@@ -182,6 +183,7 @@ class ResponsesService:
         self.sync = sync
         self.hooks = hooks
         self._running: dict[str, Running] = {}
+        self.assistants: Callable[[], AssistantGateway | None] = lambda: None  # assistant/<slug>
         self._tasks: set[asyncio.Task[None]] = set()
 
     # ------------------------------------------------------------ tools
@@ -252,9 +254,11 @@ class ResponsesService:
         *,
         stream: bool,
         may_use: Callable[[str], bool] | None = None,
+        may_use_assistant: Callable[[str, str], bool] | None = None,
     ) -> Running:
         """Write the input, prepare the turn and start driving it; ``may_use``: the
-        API key's model scope (a model it may not use is a 403 before anything)."""
+        API key's model scope (a model it may not use is a 403 before anything);
+        ``may_use_assistant``: its assistants scope (``assistant/<slug>`` models)."""
         if body.previous_response_id and body.conversation:
             raise Invalid("Send previous_response_id or conversation, not both.")
         items = parse_input(body.input)
@@ -264,8 +268,13 @@ class ResponsesService:
         async with self.db.session() as session:
             registry = await self.sync.ensure_fresh(session)
             preferred = await self.sync.default_model(session)
-            ref = await registry.ref_for(body.model, preferred, user.id)
-            if may_use is not None and not may_use(ref):
+            assistant_id = await self._assistant(user.id, body.model, may_use_assistant)
+            ref = (
+                body.model
+                if assistant_id
+                else await registry.ref_for(body.model, preferred, user.id)
+            )
+            if assistant_id is None and may_use is not None and not may_use(ref):
                 raise Forbidden(
                     f"This API key may not use the model {ref!r}; create a key with that "
                     "model in its scope in Settings → API keys.",
@@ -273,6 +282,10 @@ class ResponsesService:
                 )
             store = ConversationStore(session, user.id)
             conv, leaf, previous = await self._anchor(session, store, user, body, items)
+            if assistant_id is not None:  # the chat is the assistant's (its turn profile)
+                if conv.assistant_id not in (None, assistant_id):
+                    raise Invalid("This conversation belongs to another assistant.")
+                conv.assistant_id = assistant_id
             instructions = [body.instructions or ""]
             kind, content, images, target = await self._write(
                 store, conv, leaf, items, instructions
@@ -298,7 +311,7 @@ class ResponsesService:
         options = TurnOptions(
             instructions="\n\n".join(text for text in instructions if text),
             client_tools=plan.client,
-            tools=plan.parley,
+            tools=plan.parley or (None if assistant_id else ()),  # None: the assistant's
             temperature=body.temperature,
             max_output_tokens=body.max_output_tokens,
             response_format=_format(body.text),
@@ -315,7 +328,7 @@ class ResponsesService:
                 content=content,
                 parent_id=target if kind == "send" else None,
                 message_id=target if kind == "continue" else None,
-                model_ref=ref,
+                model_ref=None if assistant_id else ref,  # an assistant's chat: its model
                 api_key_id=api_key_id,
                 options=options,
                 answer_id=answer_id,
@@ -326,6 +339,17 @@ class ResponsesService:
         client_names = {spec.name for spec in plan.client}
         builder = OutputBuilder(turn.assistant_message.id, client_names.__contains__, emit=stream)
         return self._start_driving(record, builder, self.turns.start(turn), user.id, stream)
+
+    async def _assistant(
+        self, user_id: str, model: str, allowed: Callable[[str, str], bool] | None
+    ) -> str | None:
+        """The assistant ``model`` names (``assistant/<slug>``), else None."""
+        if not model.startswith("assistant/"):
+            return None
+        gateway = self.assistants()
+        if gateway is None:
+            raise NotFound("model", "Assistants are not enabled on this server.")
+        return await gateway.resolve(user_id, model, allowed or (lambda _id, _slug: True))
 
     async def _approved(
         self,

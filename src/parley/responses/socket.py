@@ -88,6 +88,7 @@ async def serve_socket(websocket: WebSocket) -> None:
                 body,
                 stream=True,
                 may_use=principal.may_use_model,
+                may_use_assistant=principal.scopes.allows_assistant,
             )
         except ValidationError as exc:
             first = exc.errors()[0]

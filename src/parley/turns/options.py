@@ -9,10 +9,15 @@ stored on the conversation.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from parley.container import Key
 from parley.messages import ImagePart, ToolSpec
+from parley.storage.tables import Conversation
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,3 +34,45 @@ class TurnOptions:
 
 
 DEFAULT = TurnOptions()
+
+
+MemoryMode = Literal["off", "user", "scoped"]
+
+
+@dataclass(frozen=True, slots=True)
+class TurnProfile:
+    """What a conversation's own settings add to its turns (an assistant's chat):
+    options merged under the caller's, the model unless the chat picked one, how
+    memory applies, and ``answered(session, message_id)`` to note which version
+    wrote the answer (in the turn's own transaction)."""
+
+    options: TurnOptions
+    model: str | None = None
+    memory: MemoryMode = "user"
+    answered: Callable[[AsyncSession, str], Awaitable[None]] | None = None
+
+    def merged(self, caller: TurnOptions) -> TurnOptions:
+        """The caller's knobs win where set; instructions add up (profile first)."""
+        told = [t for t in (self.options.instructions, caller.instructions) if t]
+        return TurnOptions(
+            instructions="\n\n".join(told),
+            client_tools=caller.client_tools,
+            tools=caller.tools if caller.tools else self.options.tools,
+            temperature=(
+                caller.temperature if caller.temperature is not None else self.options.temperature
+            ),
+            max_output_tokens=caller.max_output_tokens,
+            response_format=caller.response_format,
+            extra=caller.extra,
+            images=caller.images,
+            endpoint=caller.endpoint,
+        )
+
+
+TurnProfiles = Callable[[AsyncSession, str, Conversation], Awaitable[TurnProfile | None]]
+"""``(session, user_id, conversation) -> profile``: asked by ``TurnService.prepare``
+for a conversation with an ``assistant_id``; raises ``NotFound`` when the
+conversation's assistant is gone or no longer the user's to use."""
+
+TURN_PROFILES: Key[TurnProfiles] = Key("turn_profiles")
+"""Provided by the assistants feature."""

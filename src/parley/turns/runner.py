@@ -26,6 +26,8 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from parley.config import Settings
 from parley.container import Services
 from parley.engine import Limits, assemble_context, run_tool_loop
@@ -77,7 +79,7 @@ from parley.turns.hooks import (
     run_after_turn,
 )
 from parley.turns.options import DEFAULT as DEFAULT_OPTIONS
-from parley.turns.options import TurnOptions
+from parley.turns.options import TURN_PROFILES, MemoryMode, TurnOptions, TurnProfile
 from parley.turns.recorder import Final, Recorder
 from parley.turns.titles import model_title
 from parley.usage.ledger import UsageLedger
@@ -226,9 +228,13 @@ class TurnService:
             conv = await store.get(conversation_id)
             if conv is None:
                 raise NotFound("conversation")
+            profile = await self._profile(session, user.id, conv)
+            if profile is not None:  # an assistant's chat: its settings under the caller's
+                options = profile.merged(options)
             ref = (
                 model_ref
                 or conv.model
+                or (profile.model if profile is not None else None)
                 or await self.registry.default_ref(preferred_default, user.id)
             )
             if ref is None:
@@ -283,6 +289,8 @@ class TurnService:
                 model=model.info.ref,
                 id=answer_id,  # None: a new id
             )
+            if profile is not None and profile.answered is not None:
+                await profile.answered(session, assistant.id)
             title_needed = not conv.title_generated and kind not in ("regenerate", "continue")
             siblings = (
                 {user_row.id: [user_row.id], assistant.id: [assistant.id]}
@@ -303,6 +311,8 @@ class TurnService:
                 assistant_id=conv.assistant_id,
                 preferences=dict(user.stored_preferences() or {}),
             )
+            if profile is not None:
+                info = _with_memory(info, profile.memory)
             return PreparedTurn(
                 user_id=user.id,
                 timezone=user.timezone or "UTC",
@@ -373,6 +383,13 @@ class TurnService:
             user_row = target
         await store.set_active_leaf(conv, user_row.id)
         return user_row.parent_id, user_row
+
+    async def _profile(
+        self, session: AsyncSession, user_id: str, conv: Conversation
+    ) -> TurnProfile | None:
+        """The conversation's own settings (``TURN_PROFILES``: an assistant's chat)."""
+        profiles = self.services.get(TURN_PROFILES) if conv.assistant_id else None
+        return None if profiles is None else await profiles(session, user_id, conv)
 
     def _enabled_tools(
         self,
@@ -703,6 +720,17 @@ class TurnService:
         if self._tasks:
             await asyncio.wait(set(self._tasks), timeout=5)
         self.events.clear()
+
+
+def _with_memory(info: TurnInfo, mode: MemoryMode) -> TurnInfo:
+    """An assistant's memory mode as the memory feature reads it: ``off`` turns memory
+    off for the turn, ``user`` uses the user's own (global) memories, ``scoped`` keeps
+    the assistant's scope (memories made there stay there)."""
+    if mode == "off":
+        return replace(info, preferences={**info.preferences, "memory": False})
+    if mode == "user":
+        return replace(info, assistant_id=None)
+    return info
 
 
 def _last_question(path: list[MessageRow]) -> str:

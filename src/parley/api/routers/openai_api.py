@@ -5,7 +5,9 @@ Authenticated by Parley API keys only (``Authorization: Bearer pk-...``), within
 the key's scopes (``ModelsKey``/``ChatKey``, ``model_allowed``). A relay, not a
 turn: no context sources or tools of Parley's own, no deadline (docs/ARCHITECTURE.md,
 "Which routes go through turns"); every call writes a usage row, and ``store: true``
-keeps the finished exchange (``openai_stored``). The wire format both ways is
+keeps the finished exchange (``openai_stored``). The exception is a model named
+``assistant/<slug>``: the assistants feature answers it with a whole turn
+(``parley.seam.ASSISTANTS``). The wire format both ways is
 ``parley.providers.openai_wire``; this module resolves the model and maps failures
 before the first byte to errors (OpenAI-shaped under ``/v1``: ``http.problems``).
 """
@@ -51,10 +53,13 @@ from parley.providers.openai_wire import (
     stream_chunks,
 )
 from parley.providers.registry import ModelRegistry
+from parley.seam import ASSISTANTS
 from parley.turns.control import GenerationControl, owner
 from parley.usage.ledger import Meter, UsageLedger
 
 router = APIRouter(route_class=GuardedRoute, prefix="/v1", tags=["openai-compatible"])
+
+ASSISTANT_PREFIX = "assistant/"  # ``assistant/<slug>``: parley.assistants runs a turn
 
 _COMPLETION_DOC: dict[int | str, dict[str, Any]] = {
     200: {
@@ -110,6 +115,10 @@ async def list_models(
             if m.offered_to(user_id) and principal.may_use_model(m.ref)
         ]
     )
+    gateway = services.get(ASSISTANTS)
+    if gateway is not None:  # assistant/<slug>: the assistants the key may use
+        for model_id in await gateway.model_ids(user_id, principal.scopes.allows_assistant):
+            listed.data.append(OpenAIModel(id=model_id, owned_by="parley"))
     embedder = server_embedder(services, settings)
     if embedder is not None and principal.may_use_model(ref := embedding_ref(embedder)):
         listed.data.append(OpenAIModel(id=ref, owned_by="parley"))
@@ -183,8 +192,15 @@ async def chat_completions(
     turns: Turns,
     ledger: Ledger,
     database: Databases,
+    services: ServicesDep,
 ) -> Response:
     await loopshare.take_slice(start=True)  # admitting a stream is heavy: wait for a slice
+    if body.model.startswith(ASSISTANT_PREFIX):  # a turn with the assistant, not the relay
+        gateway = services.get(ASSISTANTS)
+        if gateway is None:
+            raise Problem(404, "Assistants are not enabled on this server.", "model_not_found")
+        response: Response = await gateway.chat_completion(principal, body)
+        return response
     registry = await sync.ensure_fresh(db)
     model = await _resolve(registry, body.model, await sync.default_model(db), principal.user.id)
     if not model.info.offered_to(principal.user.id):

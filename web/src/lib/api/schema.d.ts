@@ -385,6 +385,150 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/assistants": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List Assistants */
+        get: operations["list_assistants_api_assistants_get"];
+        put?: never;
+        /** Create Assistant */
+        post: operations["create_assistant_api_assistants_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/assistants/{assistant_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Get Assistant */
+        get: operations["get_assistant_api_assistants__assistant_id__get"];
+        put?: never;
+        post?: never;
+        /** Delete Assistant */
+        delete: operations["delete_assistant_api_assistants__assistant_id__delete"];
+        options?: never;
+        head?: never;
+        /** Patch Assistant */
+        patch: operations["patch_assistant_api_assistants__assistant_id__patch"];
+        trace?: never;
+    };
+    "/api/assistants/{assistant_id}/chats": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Start Chat */
+        post: operations["start_chat_api_assistants__assistant_id__chats_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/assistants/{assistant_id}/diff": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Diff Versions
+         * @description Version ``from`` (default: the published one) against ``to`` (default: the
+         *     draft): without both, what publishing the draft would change.
+         */
+        get: operations["diff_versions_api_assistants__assistant_id__diff_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/assistants/{assistant_id}/publish": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Publish Assistant */
+        post: operations["publish_assistant_api_assistants__assistant_id__publish_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/assistants/{assistant_id}/versions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List Versions */
+        get: operations["list_versions_api_assistants__assistant_id__versions_get"];
+        put?: never;
+        /** Save Assistant */
+        post: operations["save_assistant_api_assistants__assistant_id__versions_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/assistants/{assistant_id}/versions/{number}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Get Version */
+        get: operations["get_version_api_assistants__assistant_id__versions__number__get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/assistants/{assistant_id}/versions/{number}/restore": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Restore Version */
+        post: operations["restore_version_api_assistants__assistant_id__versions__number__restore_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/auth/config": {
         parameters: {
             query?: never;
@@ -552,6 +696,23 @@ export interface paths {
         head?: never;
         /** Update Conversation */
         patch: operations["update_conversation_api_conversations__conversation_id__patch"];
+        trace?: never;
+    };
+    "/api/conversations/{conversation_id}/assistant": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Chat Assistant */
+        get: operations["chat_assistant_api_conversations__conversation_id__assistant_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
         trace?: never;
     };
     "/api/conversations/{conversation_id}/branch": {
@@ -1513,6 +1674,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/responses/compact": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Compact Response
+         * @description A long history as a summary (a ``compaction`` item) and the newest question.
+         */
+        post: operations["compact_response_v1_responses_compact_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/responses/input_tokens": {
         parameters: {
             query?: never;
@@ -1644,6 +1825,82 @@ export interface components {
             /** Status */
             status?: ("active" | "disabled" | "pending") | null;
         };
+        /** AnswerVersion */
+        AnswerVersion: {
+            /** Message Id */
+            message_id: string;
+            /** Version */
+            version: number;
+        };
+        /**
+         * AssistantConfig
+         * @description Everything a version holds. ``model`` empty: the instance's default model;
+         *     ``memory``: ``off``, ``user`` (the user's own memories) or ``scoped`` (memories
+         *     made in its chats stay there; the user's global ones are still read).
+         */
+        AssistantConfig: {
+            /**
+             * Avatar
+             * @description An emoji (or empty).
+             * @default
+             */
+            avatar?: string;
+            /** Collection Ids */
+            collection_ids?: string[];
+            /**
+             * Description
+             * @default
+             */
+            description?: string;
+            /** File Ids */
+            file_ids?: string[];
+            /**
+             * Instructions
+             * @default
+             */
+            instructions?: string;
+            /**
+             * Memory
+             * @default user
+             * @enum {string}
+             */
+            memory?: "off" | "user" | "scoped";
+            /**
+             * Model
+             * @default
+             */
+            model?: string;
+            /** Name */
+            name: string;
+            /** Starters */
+            starters?: string[];
+            /** Temperature */
+            temperature?: number | null;
+            /** Tools */
+            tools?: string[];
+        };
+        /** AssistantCreate */
+        AssistantCreate: {
+            config: components["schemas"]["AssistantConfig"];
+            /** Slug */
+            slug?: string | null;
+        };
+        /** AssistantDiff */
+        AssistantDiff: {
+            /** Changes */
+            changes: components["schemas"]["FieldChange"][];
+            /** From Version */
+            from_version: number;
+            /** Instructions */
+            instructions: components["schemas"]["DiffLine"][];
+            /** To Version */
+            to_version: number;
+        };
+        /** AssistantList */
+        AssistantList: {
+            /** Items */
+            items: components["schemas"]["AssistantPublic"][];
+        };
         /** AssistantMessage */
         AssistantMessage: {
             /** Content */
@@ -1665,6 +1922,39 @@ export interface components {
              */
             tool_calls?: components["schemas"]["ToolCallOut"][] | null;
         };
+        /** AssistantPatch */
+        AssistantPatch: {
+            /** Slug */
+            slug: string;
+        };
+        /** AssistantPublic */
+        AssistantPublic: {
+            /** @description The draft's (newest version's) definition. */
+            config: components["schemas"]["AssistantConfig"];
+            /** Created At */
+            created_at: string;
+            /** Draft Version */
+            draft_version: number;
+            /** Id */
+            id: string;
+            /**
+             * Model Id
+             * @description Its name as a /v1 model: assistant/<slug>.
+             */
+            model_id: string;
+            /** @description What chats use. */
+            published: components["schemas"]["AssistantConfig"] | null;
+            /** Published Version */
+            published_version: number | null;
+            /** Slug */
+            slug: string;
+            /** Updated At */
+            updated_at: string;
+        };
+        /** AssistantSave */
+        AssistantSave: {
+            config: components["schemas"]["AssistantConfig"];
+        };
         /** AuthConfig */
         AuthConfig: {
             /** Has Users */
@@ -1679,6 +1969,29 @@ export interface components {
         BranchIn: {
             /** Message Id */
             message_id: string;
+        };
+        /**
+         * ChatAssistant
+         * @description The assistant of a chat, as its header shows it (null fields when the chat
+         *     has none or it was deleted).
+         */
+        ChatAssistant: {
+            /** Answers */
+            answers: components["schemas"]["AnswerVersion"][];
+            /** Assistant Id */
+            assistant_id: string | null;
+            /** Avatar */
+            avatar: string | null;
+            /** Description */
+            description: string | null;
+            /** Name */
+            name: string | null;
+            /** Preview */
+            preview: boolean;
+            /** Slug */
+            slug: string | null;
+            /** Starters */
+            starters: string[];
         };
         /**
          * ChatCompletion
@@ -1746,6 +2059,15 @@ export interface components {
                 [key: string]: unknown;
             }[] | null;
         };
+        /** ChatIn */
+        ChatIn: {
+            /**
+             * Preview
+             * @description The builder's preview: uses the draft.
+             * @default false
+             */
+            preview?: boolean;
+        };
         /** ChatMessageIn */
         ChatMessageIn: {
             /** Content */
@@ -1765,6 +2087,13 @@ export interface components {
             tool_calls?: {
                 [key: string]: unknown;
             }[] | null;
+        };
+        /** ChatStarted */
+        ChatStarted: {
+            /** Conversation Id */
+            conversation_id: string;
+            /** Preview */
+            preview: boolean;
         };
         /**
          * ChatStreamEvent
@@ -1844,6 +2173,56 @@ export interface components {
             description?: string | null;
             /** Name */
             name?: string | null;
+        };
+        /**
+         * CompactIn
+         * @description ``POST /v1/responses/compact``: what to make short.
+         */
+        CompactIn: {
+            /** Input */
+            input?: string | {
+                [key: string]: unknown;
+            }[] | null;
+            /** Instructions */
+            instructions?: string | null;
+            /**
+             * Model
+             * @default parley
+             */
+            model?: string;
+            /** Previous Response Id */
+            previous_response_id?: string | null;
+            /** Prompt Cache Key */
+            prompt_cache_key?: string | null;
+        } & {
+            [key: string]: unknown;
+        };
+        /**
+         * CompactObject
+         * @description ``object: "response.compaction"``: a ``compaction`` item to send at the
+         *     head of the next request's input.
+         */
+        CompactObject: {
+            /** Created At */
+            created_at: number;
+            /** Id */
+            id: string;
+            /**
+             * Object
+             * @default response.compaction
+             * @constant
+             */
+            object?: "response.compaction";
+            /** Output */
+            output: {
+                [key: string]: unknown;
+            }[];
+            /** Usage */
+            usage: {
+                [key: string]: unknown;
+            };
+        } & {
+            [key: string]: unknown;
         };
         /** CompletionUsage */
         CompletionUsage: {
@@ -1981,6 +2360,11 @@ export interface components {
             /** Archived */
             archived: boolean;
             /**
+             * Assistant Id
+             * @description The assistant the chat is with (GET .../assistant).
+             */
+            assistant_id?: string | null;
+            /**
              * Created At
              * Format: date-time
              */
@@ -2108,6 +2492,16 @@ export interface components {
              * @description Offered tools once chosen (it can follow a tool schema).
              */
             tools: boolean;
+        };
+        /** DiffLine */
+        DiffLine: {
+            /**
+             * Op
+             * @enum {string}
+             */
+            op: " " | "+" | "-";
+            /** Text */
+            text: string;
         };
         /**
          * DoneEvent
@@ -2361,6 +2755,19 @@ export interface components {
              */
             format: "parley-export-1" | "parley-export-2";
             user?: components["schemas"]["ProfileRecord"];
+        };
+        /** FieldChange */
+        FieldChange: {
+            /** Added */
+            added?: string[];
+            /** After */
+            after?: unknown;
+            /** Before */
+            before?: unknown;
+            /** Field */
+            field: string;
+            /** Removed */
+            removed?: string[];
         };
         /** FileList */
         FileList: {
@@ -2726,8 +3133,8 @@ export interface components {
         };
         /**
          * KeyScopesOut
-         * @description A key's limits; an empty list: no limit. ``assistants`` and ``projects`` are
-         *     kept and shown, not enforced yet.
+         * @description A key's limits; an empty list: no limit. ``assistants`` (ids or slugs) limits
+         *     the ``assistant/<slug>`` models; ``projects`` is kept and shown, not enforced yet.
          */
         KeyScopesOut: {
             /** Assistants */
@@ -3721,6 +4128,14 @@ export interface components {
             /** Models */
             models?: components["schemas"]["ModelIn"][] | null;
         };
+        /** PublishIn */
+        PublishIn: {
+            /**
+             * Version
+             * @description Default: the draft.
+             */
+            version?: number | null;
+        };
         /**
          * ReasoningEvent
          * @description ``reasoning``: the next piece of the model's reasoning (shown apart).
@@ -4696,6 +5111,27 @@ export interface components {
             /** Error Type */
             type: string;
         };
+        /** VersionList */
+        VersionList: {
+            /** Items */
+            items: components["schemas"]["VersionPublic"][];
+        };
+        /** VersionPublic */
+        VersionPublic: {
+            config: components["schemas"]["AssistantConfig"];
+            /** Created At */
+            created_at: string;
+            /** Draft */
+            draft: boolean;
+            /** Id */
+            id: string;
+            /** Note */
+            note: string;
+            /** Number */
+            number: number;
+            /** Published */
+            published: boolean;
+        };
         /** WebSearchConfigPublic */
         WebSearchConfigPublic: {
             /**
@@ -5613,6 +6049,388 @@ export interface operations {
             };
         };
     };
+    list_assistants_api_assistants_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AssistantList"];
+                };
+            };
+        };
+    };
+    create_assistant_api_assistants_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["AssistantCreate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AssistantPublic"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    get_assistant_api_assistants__assistant_id__get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                assistant_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AssistantPublic"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    delete_assistant_api_assistants__assistant_id__delete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                assistant_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    patch_assistant_api_assistants__assistant_id__patch: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                assistant_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["AssistantPatch"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AssistantPublic"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    start_chat_api_assistants__assistant_id__chats_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                assistant_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ChatIn"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ChatStarted"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    diff_versions_api_assistants__assistant_id__diff_get: {
+        parameters: {
+            query?: {
+                from?: number | null;
+                to?: number | null;
+            };
+            header?: never;
+            path: {
+                assistant_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AssistantDiff"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    publish_assistant_api_assistants__assistant_id__publish_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                assistant_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PublishIn"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AssistantPublic"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    list_versions_api_assistants__assistant_id__versions_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                assistant_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["VersionList"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    save_assistant_api_assistants__assistant_id__versions_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                assistant_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["AssistantSave"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AssistantPublic"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    get_version_api_assistants__assistant_id__versions__number__get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                assistant_id: string;
+                number: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["VersionPublic"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    restore_version_api_assistants__assistant_id__versions__number__restore_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                assistant_id: string;
+                number: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AssistantPublic"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
     auth_config_api_auth_config_get: {
         parameters: {
             query?: never;
@@ -6042,6 +6860,37 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ConversationPublic"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    chat_assistant_api_conversations__conversation_id__assistant_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                conversation_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ChatAssistant"];
                 };
             };
             /** @description Validation Error */
@@ -8128,6 +8977,39 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["ResponseObject"];
                     "text/event-stream": unknown;
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    compact_response_v1_responses_compact_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CompactIn"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CompactObject"];
                 };
             };
             /** @description Validation Error */

@@ -1,0 +1,47 @@
+"""The assistants feature: the builder's routes, the turn profile, the knowledge
+scope and the ``/v1`` gateway, all through the seam.
+
+``start`` provides ``AssistantService`` (its routes), ``TURN_PROFILES`` (the turn
+service asks it for an assistant chat's instructions, model, tools, temperature
+and memory mode), ``CONVERSATION_KNOWLEDGE`` (the knowledge feature adds an
+assistant's collections and files to its chats' scope) and ``ASSISTANTS`` (the
+``/v1`` routers resolve ``assistant/<slug>``).
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from parley.assistants.gateway import Gateway
+from parley.assistants.router import router
+from parley.assistants.service import AssistantService
+from parley.config import Settings
+from parley.seam import ASSISTANTS, CONVERSATION_KNOWLEDGE, FeatureContext, UserDataHooks
+from parley.turns import TurnService
+from parley.turns.options import TURN_PROFILES
+
+__all__ = ["AssistantsFeature", "assistants_feature"]
+
+
+class AssistantsFeature:
+    name = "assistants"
+    router: Any = router
+    body_limits: ClassVar[dict[str, int]] = {}
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    async def start(self, ctx: FeatureContext) -> None:
+        service = AssistantService(ctx.db, ctx.tool_registry, ctx.models)
+        ctx.provide(AssistantService, service)
+        ctx.provide(TURN_PROFILES, service.profile)
+        ctx.provide(CONVERSATION_KNOWLEDGE, service.knowledge)
+        gateway = Gateway(ctx.db, service, ctx.require(TurnService), ctx.require(UserDataHooks))
+        ctx.provide(ASSISTANTS, gateway)
+
+    async def stop(self) -> None:
+        return None
+
+
+def assistants_feature(settings: Settings) -> AssistantsFeature:
+    return AssistantsFeature(settings)

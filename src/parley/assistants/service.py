@@ -1,0 +1,420 @@
+"""The rules of assistants: who may see one, what a save makes, what a turn gets.
+
+Every read goes through ``_owned`` (owner-private for now: sharing widens that one
+query). A save never changes a version: it adds one, which becomes the *draft*
+(the newest); ``publish`` points chats at a version; ``restore`` copies an old
+version's definition into a new one. The turn service asks ``profile`` for a
+conversation that has an ``assistant_id`` (``parley.turns.options.TURN_PROFILES``),
+and the knowledge feature asks ``knowledge`` for the files such a chat also sees
+(``parley.seam.CONVERSATION_KNOWLEDGE``), so neither imports this package.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from parley.assistants.spec import SLUG, AssistantConfig, slugify
+from parley.assistants.tables import Assistant, AssistantAnswer, AssistantChat, AssistantVersion
+from parley.errors import Conflict, Invalid, NotFound
+from parley.providers.registry import ModelRegistry
+from parley.storage.conversations import ConversationStore
+from parley.storage.db import Database
+from parley.storage.tables import Conversation, utcnow
+from parley.tools import ToolRegistry
+from parley.turns.options import TurnOptions, TurnProfile
+
+__all__ = ["PREFIX", "AssistantService", "Loaded"]
+
+PREFIX = "assistant/"  # an assistant's name as a /v1 model
+
+# The knowledge feature's tables, named (not imported: features never import each
+# other) only to check that the ids an owner picks are theirs.
+_FILES = sa.table("knowledge_files", sa.column("id"), sa.column("user_id"))
+_COLLECTIONS = sa.table("knowledge_collections", sa.column("id"), sa.column("user_id"))
+
+
+@dataclass(slots=True)
+class Loaded:
+    """An assistant with its draft (newest) and published versions."""
+
+    assistant: Assistant
+    draft: AssistantVersion
+    published: AssistantVersion | None
+
+    @property
+    def config(self) -> AssistantConfig:
+        return AssistantConfig.model_validate(self.draft.config)
+
+
+class AssistantService:
+    def __init__(self, db: Database, tools: ToolRegistry, models: ModelRegistry) -> None:
+        self.db = db
+        self.tools = tools
+        self.models = models
+
+    # ------------------------------------------------------------ reading
+
+    @staticmethod
+    async def _owned(session: AsyncSession, user_id: str, assistant_id: str) -> Assistant:
+        row = await session.scalar(
+            select(Assistant).where(Assistant.id == assistant_id, Assistant.user_id == user_id)
+        )
+        if row is None:
+            raise NotFound("assistant")
+        return row
+
+    @staticmethod
+    async def _version(session: AsyncSession, version_id: str | None) -> AssistantVersion | None:
+        if version_id is None:
+            return None
+        return await session.get(AssistantVersion, version_id)
+
+    async def _load(self, session: AsyncSession, row: Assistant) -> Loaded:
+        draft = await self._version(session, row.draft_version_id)
+        assert draft is not None, "an assistant always has a version"
+        published = (
+            draft
+            if row.published_version_id == draft.id
+            else await self._version(session, row.published_version_id)
+        )
+        return Loaded(row, draft, published)
+
+    async def mine(self, user_id: str) -> list[Loaded]:
+        async with self.db.session() as session:
+            rows = await session.scalars(
+                select(Assistant)
+                .where(Assistant.user_id == user_id)
+                .order_by(Assistant.updated_at.desc(), Assistant.id)
+            )
+            return [await self._load(session, row) for row in rows.all()]
+
+    async def get(self, user_id: str, assistant_id: str) -> Loaded:
+        async with self.db.session() as session:
+            return await self._load(session, await self._owned(session, user_id, assistant_id))
+
+    async def versions(
+        self, user_id: str, assistant_id: str
+    ) -> tuple[Loaded, list[AssistantVersion]]:
+        async with self.db.session() as session:
+            loaded = await self._load(session, await self._owned(session, user_id, assistant_id))
+            rows = await session.scalars(
+                select(AssistantVersion)
+                .where(AssistantVersion.assistant_id == assistant_id)
+                .order_by(AssistantVersion.number.desc())
+            )
+            return loaded, list(rows.all())
+
+    async def version(
+        self, user_id: str, assistant_id: str, number: int
+    ) -> tuple[Loaded, AssistantVersion]:
+        async with self.db.session() as session:
+            loaded = await self._load(session, await self._owned(session, user_id, assistant_id))
+            return loaded, await self._numbered(session, assistant_id, number)
+
+    @staticmethod
+    async def _numbered(session: AsyncSession, assistant_id: str, number: int) -> AssistantVersion:
+        row = await session.scalar(
+            select(AssistantVersion).where(
+                AssistantVersion.assistant_id == assistant_id, AssistantVersion.number == number
+            )
+        )
+        if row is None:
+            raise NotFound("version", f"This assistant has no version {number}.")
+        return row
+
+    # ------------------------------------------------------------ writing
+
+    async def _check(self, session: AsyncSession, user_id: str, config: AssistantConfig) -> None:
+        """Refuse what a version may not name: tools Parley does not have, another
+        user's (or a missing) file or collection, a model the user cannot use."""
+        known = set(self.tools.names())
+        unknown = [name for name in config.tools if name not in known]
+        if unknown:
+            raise Invalid(
+                f"Unknown tool(s): {', '.join(unknown)}. Choose from: {', '.join(sorted(known))}.",
+                "unknown_tool",
+            )
+        for table, ids, what in (
+            (_FILES, config.file_ids, "file"),
+            (_COLLECTIONS, config.collection_ids, "collection"),
+        ):
+            if not ids:
+                continue
+            found = set(
+                await session.scalars(
+                    select(table.c.id).where(table.c.id.in_(ids), table.c.user_id == user_id)
+                )
+            )
+            if missing := [i for i in ids if i not in found]:
+                raise Invalid(
+                    f"No such {what} of yours: {', '.join(missing)}. Upload it in Files first.",
+                    f"unknown_{what}",
+                )
+        if config.model:
+            offered = [m for m in await self.models.list_models() if m.offered_to(user_id)]
+            if config.model not in {m.ref for m in offered}:
+                raise Invalid(
+                    f"The model {config.model!r} is not available to you; pick one from the "
+                    "model list or leave it empty for the default.",
+                    "unknown_model",
+                )
+
+    async def create(self, user_id: str, config: AssistantConfig, slug: str | None) -> Loaded:
+        wanted = slug.strip().lower() if slug else None
+        if wanted is not None and not SLUG.match(wanted):
+            raise Invalid(
+                "A slug is 1-64 lowercase letters, digits and dashes (not at either end).",
+                "invalid_slug",
+            )
+        async with self.db.session() as session:
+            await self._check(session, user_id, config)
+            final = wanted or await self._free_slug(session, slugify(config.name))
+            if wanted and await session.scalar(
+                select(Assistant.id).where(Assistant.slug == wanted)
+            ):
+                raise Conflict(f"The slug {wanted!r} is taken; choose another.", "slug_taken")
+            row = Assistant(user_id=user_id, slug=final)
+            session.add(row)
+            await session.flush()
+            first = AssistantVersion(
+                assistant_id=row.id, number=1, config=config.model_dump(), created_by=user_id
+            )
+            session.add(first)
+            await session.flush()
+            # The first version is published: a new assistant works at once.
+            row.draft_version_id = row.published_version_id = first.id
+            try:
+                await session.commit()
+            except IntegrityError as exc:  # a concurrent create took the slug
+                raise Conflict("That slug was just taken; try again.", "slug_taken") from exc
+            return Loaded(row, first, first)
+
+    @staticmethod
+    async def _free_slug(session: AsyncSession, base: str) -> str:
+        taken = set(
+            await session.scalars(
+                select(Assistant.slug).where(
+                    (Assistant.slug == base) | Assistant.slug.like(base + "-%")
+                )
+            )
+        )
+        slug, n = base, 1
+        while slug in taken:
+            n += 1
+            slug = f"{base}-{n}"
+        return slug
+
+    async def _add_version(
+        self,
+        session: AsyncSession,
+        row: Assistant,
+        user_id: str,
+        config: dict[str, object],
+        note: str,
+    ) -> AssistantVersion:
+        top = await session.scalar(
+            select(func.max(AssistantVersion.number)).where(AssistantVersion.assistant_id == row.id)
+        )
+        version = AssistantVersion(
+            assistant_id=row.id,
+            number=int(top or 0) + 1,
+            config=config,
+            note=note,
+            created_by=user_id,
+        )
+        session.add(version)
+        await session.flush()
+        row.draft_version_id = version.id
+        row.updated_at = utcnow()
+        return version
+
+    async def save(self, user_id: str, assistant_id: str, config: AssistantConfig) -> Loaded:
+        """A new version (the draft); chats keep the published one until ``publish``."""
+        async with self.db.session() as session:
+            row = await self._owned(session, user_id, assistant_id)
+            await self._check(session, user_id, config)
+            await self._add_version(session, row, user_id, config.model_dump(), "")
+            await session.commit()
+            return await self._load(session, row)
+
+    async def restore(self, user_id: str, assistant_id: str, number: int) -> Loaded:
+        """Version ``number``'s definition as a new version (the draft)."""
+        async with self.db.session() as session:
+            row = await self._owned(session, user_id, assistant_id)
+            old = await self._numbered(session, assistant_id, number)
+            await self._add_version(
+                session, row, user_id, dict(old.config), f"Restored from version {number}"
+            )
+            await session.commit()
+            return await self._load(session, row)
+
+    async def publish(self, user_id: str, assistant_id: str, number: int | None) -> Loaded:
+        """Chats use version ``number`` (default: the draft) from their next turn."""
+        async with self.db.session() as session:
+            row = await self._owned(session, user_id, assistant_id)
+            if number is None:
+                row.published_version_id = row.draft_version_id
+            else:
+                row.published_version_id = (await self._numbered(session, assistant_id, number)).id
+            row.updated_at = utcnow()
+            await session.commit()
+            return await self._load(session, row)
+
+    async def set_slug(self, user_id: str, assistant_id: str, slug: str) -> Loaded:
+        wanted = slug.strip().lower()
+        if not SLUG.match(wanted):
+            raise Invalid(
+                "A slug is 1-64 lowercase letters, digits and dashes (not at either end).",
+                "invalid_slug",
+            )
+        async with self.db.session() as session:
+            row = await self._owned(session, user_id, assistant_id)
+            if wanted != row.slug:
+                if await session.scalar(select(Assistant.id).where(Assistant.slug == wanted)):
+                    raise Conflict(f"The slug {wanted!r} is taken; choose another.", "slug_taken")
+                row.slug = wanted
+                row.updated_at = utcnow()
+                await session.commit()
+            return await self._load(session, row)
+
+    async def delete(self, user_id: str, assistant_id: str) -> None:
+        """The assistant and its versions; its chats stay (as plain history) but can
+        no longer be continued as the assistant."""
+        async with self.db.session() as session:
+            row = await self._owned(session, user_id, assistant_id)
+            await session.delete(row)
+            await session.commit()
+
+    # ------------------------------------------------------------ chats
+
+    async def start_chat(self, user_id: str, assistant_id: str, *, draft: bool) -> Conversation:
+        """A conversation with the assistant; ``draft``: the builder's preview (a
+        temporary chat that answers with the newest version)."""
+        async with self.db.session() as session:
+            loaded = await self._load(session, await self._owned(session, user_id, assistant_id))
+            name = loaded.config.name
+            store = ConversationStore(session, user_id)
+            conv = await store.create(title=f"Preview: {name}" if draft else name, temporary=draft)
+            conv.assistant_id = assistant_id
+            session.add(
+                AssistantChat(
+                    conversation_id=conv.id, assistant_id=assistant_id, user_id=user_id, draft=draft
+                )
+            )
+            await session.commit()
+            return conv
+
+    async def is_preview(self, conversation_id: str) -> bool:
+        async with self.db.session() as session:
+            chat = await session.get(AssistantChat, conversation_id)
+            return chat is not None and chat.draft
+
+    async def _chat_version(
+        self, session: AsyncSession, user_id: str, conv: Conversation
+    ) -> tuple[Assistant, AssistantVersion]:
+        """The assistant of ``conv`` and the version its turns use (the draft for a
+        preview, else the published one); NotFound once it is gone or not the user's."""
+        row = await session.scalar(
+            select(Assistant).where(Assistant.id == conv.assistant_id, Assistant.user_id == user_id)
+        )
+        if row is None:
+            raise NotFound(
+                "assistant", "This chat's assistant was deleted or is no longer yours to use."
+            )
+        chat = await session.get(AssistantChat, conv.id)
+        wanted = row.draft_version_id if chat is not None and chat.draft else None
+        version = await self._version(session, wanted or row.published_version_id)
+        if version is None:
+            version = await self._version(session, row.draft_version_id)
+        assert version is not None
+        return row, version
+
+    async def profile(self, session: AsyncSession, user_id: str, conv: Conversation) -> TurnProfile:
+        """What the turn service adds to an assistant chat's turn (``TURN_PROFILES``)."""
+        row, version = await self._chat_version(session, user_id, conv)
+        config = AssistantConfig.model_validate(version.config)
+
+        async def answered(session: AsyncSession, message_id: str) -> None:
+            session.add(
+                AssistantAnswer(
+                    message_id=message_id,
+                    conversation_id=conv.id,
+                    assistant_id=row.id,
+                    version_id=version.id,
+                    version_number=version.number,
+                )
+            )
+
+        return TurnProfile(
+            options=TurnOptions(
+                instructions=config.instructions,
+                tools=tuple(config.tools) if config.tools else None,
+                temperature=config.temperature,
+            ),
+            model=config.model or None,
+            memory=config.memory,
+            answered=answered,
+        )
+
+    async def knowledge(
+        self, user_id: str, conversation_id: str
+    ) -> tuple[Sequence[str], Sequence[str]]:
+        """(collection ids, file ids) an assistant's chat sees (``CONVERSATION_KNOWLEDGE``)."""
+        async with self.db.session() as session:
+            conv = await session.scalar(
+                select(Conversation).where(
+                    Conversation.id == conversation_id, Conversation.user_id == user_id
+                )
+            )
+            if conv is None or conv.assistant_id is None:
+                return (), ()
+            try:
+                _, version = await self._chat_version(session, user_id, conv)
+            except NotFound:
+                return (), ()
+            config = AssistantConfig.model_validate(version.config)
+            return config.collection_ids, config.file_ids
+
+    async def answered_by(self, user_id: str, conversation_id: str) -> list[AssistantAnswer]:
+        """Which version wrote each answer of one of the user's chats."""
+        async with self.db.session() as session:
+            rows = await session.scalars(
+                select(AssistantAnswer)
+                .join(Conversation, Conversation.id == AssistantAnswer.conversation_id)
+                .where(
+                    AssistantAnswer.conversation_id == conversation_id,
+                    Conversation.user_id == user_id,
+                )
+            )
+            return list(rows.all())
+
+    # ------------------------------------------------------------ the API
+
+    async def usable(self, user_id: str) -> list[tuple[str, str]]:
+        """``(id, slug)`` of the assistants the user may chat with over ``/v1``."""
+        async with self.db.session() as session:
+            rows = await session.execute(
+                select(Assistant.id, Assistant.slug)
+                .where(Assistant.user_id == user_id)
+                .order_by(Assistant.slug)
+            )
+            return [(i, s) for i, s in rows.all()]
+
+    async def by_slug(self, user_id: str, slug: str) -> Assistant:
+        """The user's assistant named ``slug`` (NotFound otherwise: another user's
+        assistant is not told apart from a missing one)."""
+        async with self.db.session() as session:
+            row = await session.scalar(
+                select(Assistant).where(Assistant.slug == slug, Assistant.user_id == user_id)
+            )
+            if row is None:
+                raise NotFound(
+                    "assistant", f"Unknown assistant {slug!r}; GET /v1/models lists yours."
+                )
+            return row

@@ -1,0 +1,85 @@
+"""What an assistant is made of, kept so that nothing already said changes.
+
+- ``assistants``: identity and pointers. The owner, the instance-wide ``slug``
+  (``assistant/<slug>`` in ``/v1``), the newest version (the *draft*, what the
+  builder's preview uses) and the *published* one (what chats use).
+- ``assistant_versions``: every save, immutable. ``config`` holds the whole
+  definition (name, avatar, instructions, starters, model, knowledge, tools,
+  memory, temperature: ``assistants.spec.AssistantConfig``); restoring copies an
+  old config into a new version.
+- ``assistant_chats``: a conversation started with an assistant (the core row's
+  ``assistant_id`` says which one; this row adds ``draft``: a builder's preview).
+- ``assistant_answers``: which version wrote which answer.
+
+Sharing and projects come later without a rewrite: access is asked in one place
+(``AssistantService._owned``), so a ``assistant_shares`` table (assistant,
+user or group or everyone, role) widens it; ``project_id`` on the assistant row
+is reserved for an assistant that belongs to a project.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from parley.storage.tables import Base, UTCDateTime, new_id, utcnow
+
+__all__ = ["Assistant", "AssistantAnswer", "AssistantChat", "AssistantVersion"]
+
+
+class Assistant(Base):
+    __tablename__ = "assistants"
+    __table_args__ = (Index("ix_assistants_user_updated", "user_id", "updated_at"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    slug: Mapped[str] = mapped_column(String(64), unique=True)
+    project_id: Mapped[str | None] = mapped_column(String(32))  # reserved: projects
+    draft_version_id: Mapped[str | None] = mapped_column(String(32))
+    published_version_id: Mapped[str | None] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class AssistantVersion(Base):
+    __tablename__ = "assistant_versions"
+    __table_args__ = (UniqueConstraint("assistant_id", "number", name="uq_assistant_version"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    assistant_id: Mapped[str] = mapped_column(ForeignKey("assistants.id", ondelete="CASCADE"))
+    number: Mapped[int] = mapped_column(Integer)
+    config: Mapped[dict[str, Any]] = mapped_column(JSON)
+    note: Mapped[str] = mapped_column(String(200), default="")  # "Restored from version 2"
+    created_by: Mapped[str | None] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class AssistantChat(Base):
+    __tablename__ = "assistant_chats"
+
+    conversation_id: Mapped[str] = mapped_column(
+        ForeignKey("conversations.id", ondelete="CASCADE"), primary_key=True
+    )
+    assistant_id: Mapped[str] = mapped_column(
+        ForeignKey("assistants.id", ondelete="CASCADE"), index=True
+    )
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    draft: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class AssistantAnswer(Base):
+    __tablename__ = "assistant_answers"
+
+    message_id: Mapped[str] = mapped_column(
+        ForeignKey("messages.id", ondelete="CASCADE"), primary_key=True
+    )
+    conversation_id: Mapped[str] = mapped_column(
+        ForeignKey("conversations.id", ondelete="CASCADE"), index=True
+    )
+    assistant_id: Mapped[str] = mapped_column(String(32))
+    version_id: Mapped[str] = mapped_column(String(32))
+    version_number: Mapped[int] = mapped_column(Integer)
