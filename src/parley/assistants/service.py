@@ -229,7 +229,13 @@ class AssistantService:
             created_by=user_id,
         )
         session.add(version)
-        await session.flush()
+        try:
+            await session.flush()
+        except IntegrityError as exc:  # a save in another tab took the number
+            raise Conflict(
+                "Another save of this assistant happened at the same time; reload and try again.",
+                "version_conflict",
+            ) from exc
         row.draft_version_id = version.id
         row.updated_at = utcnow()
         return version

@@ -125,3 +125,14 @@ export interface Problem {
   detail?: string;
   code?: string;
 }
+
+// ---- Assistants ----
+export type Assistant = Schemas['AssistantPublic'];
+export type AssistantConfig = Schemas['AssistantConfig'];
+export type AssistantList = Schemas['AssistantList'];
+export type AssistantVersion = Schemas['VersionPublic'];
+export type AssistantVersionList = Schemas['VersionList'];
+export type AssistantDiff = Schemas['AssistantDiff'];
+export type AssistantFieldChange = Schemas['FieldChange'];
+export type ChatAssistant = Schemas['ChatAssistant'];
+export type ChatStarted = Schemas['ChatStarted'];

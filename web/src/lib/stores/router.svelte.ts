@@ -4,6 +4,8 @@ export type Route =
   | { name: 'chat'; id: string }
   | { name: 'settings'; tab: string }
   | { name: 'admin'; tab: string }
+  | { name: 'assistants' }
+  | { name: 'assistant'; id: string }
   | { name: 'login' }
   | { name: 'signup' };
 
@@ -22,6 +24,8 @@ export function parseRoute(pathname: string): Route {
       return { name: 'settings', tab: parts[1] || 'general' };
     case 'admin':
       return { name: 'admin', tab: parts[1] || 'users' };
+    case 'assistants':
+      return parts[1] ? { name: 'assistant', id: parts[1] } : { name: 'assistants' };
     case 'login':
       return { name: 'login' };
     case 'signup':
@@ -57,4 +61,8 @@ export const router = new Router();
 
 export function chatPath(id: string): string {
   return `/c/${encodeURIComponent(id)}`;
+}
+
+export function assistantPath(id: string): string {
+  return `/assistants/${encodeURIComponent(id)}`;
 }
