@@ -206,3 +206,34 @@ async def test_a_deleted_assistants_chat_cannot_go_on(client: Client, user: dict
     assert "deleted" in refused.json()["detail"]
     # the history stays readable
     assert len((await client.get(f"/api/conversations/{chat}")).json()["messages"]) == 2
+
+
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64  # the magic bytes are what is checked
+
+
+async def test_an_uploaded_avatar_image_is_a_small_raster_image(
+    client: Client, user: dict[str, Any]
+) -> None:
+    made = await create(client)
+    url = f"/api/assistants/{made['id']}/avatar"
+    assert made["avatar_url"] is None
+    put = await client.put(url, content=PNG, headers={"Content-Type": "image/png"})
+    assert put.status_code == 200, put.text
+    shown = put.json()["avatar_url"]
+    assert shown.startswith(url + "?v=")
+    got = await client.get(shown)
+    assert got.status_code == 200 and got.content == PNG
+    assert got.headers["content-type"] == "image/png"
+    assert "nosniff" in got.headers["x-content-type-options"]
+    assert got.headers["content-security-policy"].startswith("sandbox; default-src 'none'")
+    listed = (await client.get("/api/assistants")).json()["items"][0]
+    assert listed["avatar_url"] == shown
+    svg = b'<svg xmlns="http://www.w3.org/2000/svg" onload="alert(1)"/>'
+    refused = await client.put(url, content=svg, headers={"Content-Type": "image/png"})
+    assert refused.status_code == 415 and "SVG" in refused.json()["detail"]
+    big = await client.put(url, content=PNG + b"\x00" * 300_000)
+    assert big.status_code == 413
+    assert (await client.get(url)).content == PNG  # the refused ones changed nothing
+    assert (await client.delete(url)).status_code == 204
+    assert (await client.get(url)).status_code == 404
+    assert (await client.get(f"/api/assistants/{made['id']}")).json()["avatar_url"] is None

@@ -11,7 +11,9 @@ the pages show.
 from __future__ import annotations
 
 import re
+import struct
 import time
+import zlib
 
 import pytest
 from e2ehelpers import Upstream, chat, content, shot
@@ -27,6 +29,23 @@ FACT = (
     "room 4B, and the valve key hangs on hook number seven."
 )
 STARTERS = ["Where is the shutoff valve?", "Which hook holds the valve key?"]
+
+
+def _png() -> bytes:
+    """A real 2x2 orange PNG."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    rows = b"".join(b"\x00" + b"\xff\x88\x00" * 2 for _ in range(2))
+    header = struct.pack(">IIBBBBB", 2, 2, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(rows))
+        + chunk(b"IEND", b"")
+    )
 
 
 def _prompt(upstream: Upstream) -> str:
@@ -141,3 +160,15 @@ def test_build_preview_publish_chat_and_restore(page: Page, user, upstream: Upst
     expect(content(reply)).to_contain_text("Room 4B")
     prompt = _prompt(upstream)
     assert FIRST in prompt and SECOND not in prompt
+
+    # --- an uploaded image as the avatar: in the builder and the chat's header
+    page.get_by_test_id("nav-assistants").click()
+    page.get_by_test_id("assistant-edit").click()
+    page.get_by_test_id("assistant-image").set_input_files(
+        [{"name": "face.png", "mimeType": "image/png", "buffer": _png()}]
+    )
+    expect(page.locator(".image-avatar img")).to_be_visible()
+    page.goto(chat_url)
+    badge = page.get_by_test_id("chat-assistant")
+    expect(badge.locator("img")).to_be_visible()
+    assert badge.locator("img").evaluate("img => img.naturalWidth") == 2

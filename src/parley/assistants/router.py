@@ -11,6 +11,8 @@
 - ``POST   /api/assistants/{id}/publish {version?}`` -> ``assistant``
 - ``GET    /api/assistants/{id}/diff?from=&to=`` -> ``{instructions: [line], changes}``
 - ``POST   /api/assistants/{id}/chats {preview}`` -> 201 ``{conversation_id, preview}``
+- ``PUT    /api/assistants/{id}/avatar`` (the image's bytes: PNG, JPEG, GIF or WebP, at
+  most 256 KB) -> ``assistant``; ``GET`` -> the image; ``DELETE`` -> 204
 - ``GET    /api/conversations/{conversation_id}/assistant`` -> the chat's assistant
   (name, avatar, starters) and which version wrote each answer
 """
@@ -20,7 +22,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from parley.assistants.service import PREFIX, AssistantService, Loaded
@@ -68,6 +70,7 @@ class AssistantPublic(BaseModel):
     id: str
     slug: str
     model_id: str = Field(description="Its name as a /v1 model: assistant/<slug>.")
+    avatar_url: str | None = Field(description="The uploaded avatar image, if any.")
     config: AssistantConfig = Field(description="The draft's (newest version's) definition.")
     draft_version: int
     published_version: int | None
@@ -119,6 +122,7 @@ class ChatAssistant(BaseModel):
     slug: str | None
     name: str | None
     avatar: str | None
+    avatar_url: str | None
     description: str | None
     starters: list[str]
     preview: bool
@@ -131,6 +135,12 @@ def _stamp(moment: datetime) -> str:
     return stamp
 
 
+def _image_url(loaded: Loaded) -> str | None:
+    if loaded.image is None:
+        return None
+    return f"/api/assistants/{loaded.assistant.id}/avatar?v={loaded.image[:12]}"
+
+
 def _public(loaded: Loaded) -> AssistantPublic:
     row = loaded.assistant
     published = loaded.published
@@ -138,6 +148,7 @@ def _public(loaded: Loaded) -> AssistantPublic:
         id=row.id,
         slug=row.slug,
         model_id=PREFIX + row.slug,
+        avatar_url=_image_url(loaded),
         config=loaded.config,
         draft_version=loaded.draft.number,
         published_version=published.number if published else None,
@@ -190,6 +201,38 @@ async def delete_assistant(
     assistant_id: str, assistants: Assistants, user: CurrentUser
 ) -> Response:
     await assistants.delete(user.id, assistant_id)
+    return Response(status_code=204)
+
+
+@router.put("/api/assistants/{assistant_id}/avatar", response_model=AssistantPublic)
+async def put_avatar(
+    assistant_id: str, request: Request, assistants: Assistants, user: CurrentUser
+) -> AssistantPublic:
+    """The request body is the image itself (as sent by ``fetch(url, {body: file})``)."""
+    return _public(await assistants.set_image(user.id, assistant_id, await request.body()))
+
+
+@router.get(
+    "/api/assistants/{assistant_id}/avatar",
+    response_class=Response,
+    responses={200: {"content": {"image/png": {}}, "description": "The avatar image."}},
+)
+async def get_avatar(assistant_id: str, assistants: Assistants, user: CurrentUser) -> Response:
+    image = await assistants.image(user.id, assistant_id)
+    return Response(
+        content=image.data,
+        media_type=image.media_type,
+        headers={
+            # besides the app's own CSP and nosniff (every answer has them)
+            "Content-Security-Policy": "sandbox; default-src 'none'",
+            "Cache-Control": "private, max-age=86400",
+        },
+    )
+
+
+@router.delete("/api/assistants/{assistant_id}/avatar", status_code=204)
+async def delete_avatar(assistant_id: str, assistants: Assistants, user: CurrentUser) -> Response:
+    await assistants.clear_image(user.id, assistant_id)
     return Response(status_code=204)
 
 
@@ -282,6 +325,7 @@ async def chat_assistant(
         "slug": None,
         "name": None,
         "avatar": None,
+        "avatar_url": None,
         "description": None,
         "starters": [],
         "preview": False,
@@ -308,6 +352,7 @@ async def chat_assistant(
         slug=loaded.assistant.slug,
         name=config.name,
         avatar=config.avatar,
+        avatar_url=_image_url(loaded),
         description=config.description,
         starters=config.starters,
         preview=preview,

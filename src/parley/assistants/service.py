@@ -19,8 +19,15 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from parley.assistants.avatars import checked_image
 from parley.assistants.spec import SLUG, AssistantConfig, slugify
-from parley.assistants.tables import Assistant, AssistantAnswer, AssistantChat, AssistantVersion
+from parley.assistants.tables import (
+    Assistant,
+    AssistantAnswer,
+    AssistantAvatar,
+    AssistantChat,
+    AssistantVersion,
+)
 from parley.errors import Conflict, Invalid, NotFound
 from parley.providers.registry import ModelRegistry
 from parley.storage.conversations import ConversationStore
@@ -46,6 +53,7 @@ class Loaded:
     assistant: Assistant
     draft: AssistantVersion
     published: AssistantVersion | None
+    image: str | None = None  # the uploaded avatar's sha256 (None: the emoji)
 
     @property
     def config(self) -> AssistantConfig:
@@ -83,7 +91,10 @@ class AssistantService:
             if row.published_version_id == draft.id
             else await self._version(session, row.published_version_id)
         )
-        return Loaded(row, draft, published)
+        image = await session.scalar(
+            select(AssistantAvatar.sha256).where(AssistantAvatar.assistant_id == row.id)
+        )
+        return Loaded(row, draft, published, image)
 
     async def mine(self, user_id: str) -> list[Loaded]:
         async with self.db.session() as session:
@@ -296,6 +307,43 @@ class AssistantService:
             row = await self._owned(session, user_id, assistant_id)
             await session.delete(row)
             await session.commit()
+
+    # ------------------------------------------------------------ avatar image
+
+    async def set_image(self, user_id: str, assistant_id: str, data: bytes) -> Loaded:
+        """An uploaded avatar (replacing one); not versioned: it is how the assistant
+        looks, not how it answers."""
+        async with self.db.session() as session:
+            row = await self._owned(session, user_id, assistant_id)
+            media_type, sha = checked_image(data)
+            found = await session.get(AssistantAvatar, assistant_id)
+            if found is None:
+                session.add(
+                    AssistantAvatar(
+                        assistant_id=assistant_id, media_type=media_type, sha256=sha, data=data
+                    )
+                )
+            else:
+                found.media_type, found.sha256, found.data = media_type, sha, data
+            row.updated_at = utcnow()
+            await session.commit()
+            return await self._load(session, row)
+
+    async def clear_image(self, user_id: str, assistant_id: str) -> None:
+        async with self.db.session() as session:
+            await self._owned(session, user_id, assistant_id)
+            found = await session.get(AssistantAvatar, assistant_id)
+            if found is not None:
+                await session.delete(found)
+                await session.commit()
+
+    async def image(self, user_id: str, assistant_id: str) -> AssistantAvatar:
+        async with self.db.session() as session:
+            await self._owned(session, user_id, assistant_id)
+            found = await session.get(AssistantAvatar, assistant_id)
+            if found is None:
+                raise NotFound("avatar", "This assistant has no avatar image.")
+            return found
 
     # ------------------------------------------------------------ chats
 

@@ -10,6 +10,9 @@
 - ``assistant_chats``: a conversation started with an assistant (the core row's
   ``assistant_id`` says which one; this row adds ``draft``: a builder's preview).
 - ``assistant_answers``: which version wrote which answer.
+- ``assistant_avatars``: an uploaded avatar image (small: ``AVATAR_MAX_BYTES``), in
+  the database so it goes with the assistant and its owner by cascade; the version's
+  ``avatar`` emoji shows when there is none.
 
 Sharing and projects come later without a rewrite: access is asked in one place
 (``AssistantService._owned``), so a ``assistant_shares`` table (assistant,
@@ -22,12 +25,21 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from parley.storage.tables import Base, UTCDateTime, new_id, utcnow
 
-__all__ = ["Assistant", "AssistantAnswer", "AssistantChat", "AssistantVersion"]
+__all__ = ["Assistant", "AssistantAnswer", "AssistantAvatar", "AssistantChat", "AssistantVersion"]
 
 
 class Assistant(Base):
@@ -83,3 +95,14 @@ class AssistantAnswer(Base):
     assistant_id: Mapped[str] = mapped_column(String(32))
     version_id: Mapped[str] = mapped_column(String(32))
     version_number: Mapped[int] = mapped_column(Integer)
+
+
+class AssistantAvatar(Base):
+    __tablename__ = "assistant_avatars"
+
+    assistant_id: Mapped[str] = mapped_column(
+        ForeignKey("assistants.id", ondelete="CASCADE"), primary_key=True
+    )
+    media_type: Mapped[str] = mapped_column(String(32))
+    sha256: Mapped[str] = mapped_column(String(64))
+    data: Mapped[bytes] = mapped_column(LargeBinary)

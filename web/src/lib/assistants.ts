@@ -1,6 +1,6 @@
 // Assistants: the /api/assistants client and the builder's logic (a form's draft, the
 // diff between versions in words). Mirrors docs/ARCHITECTURE.md, "Assistants".
-import { request } from './api/client';
+import { ApiError, buildHeaders, problemOf, request } from './api/client';
 import type {
   Assistant,
   AssistantConfig,
@@ -39,6 +39,18 @@ export const assistantsApi = {
   },
   startChat: (id: string, preview = false) =>
     request<ChatStarted>(`/api/assistants/${enc(id)}/chats`, { method: 'POST', body: { preview } }),
+  /** Upload an avatar image (PNG, JPEG, GIF or WebP, at most 256 KB): the body is the file. */
+  setImage: async (id: string, file: Blob): Promise<Assistant> => {
+    const res = await fetch(`/api/assistants/${enc(id)}/avatar`, {
+      method: 'PUT',
+      credentials: 'same-origin',
+      headers: buildHeaders('PUT', false, { 'Content-Type': file.type || 'application/octet-stream' }),
+      body: file,
+    });
+    if (!res.ok) throw new ApiError(res.status, problemOf(res.status, res.statusText, await res.text()));
+    return (await res.json()) as Assistant;
+  },
+  clearImage: (id: string) => request<void>(`/api/assistants/${enc(id)}/avatar`, { method: 'DELETE' }),
   ofChat: (conversationId: string) => request<ChatAssistant>(`/api/conversations/${enc(conversationId)}/assistant`),
 };
 

@@ -3,7 +3,8 @@
 ``assistants`` (owner, unique slug, draft and published version), immutable
 ``assistant_versions`` (the whole definition as JSON), ``assistant_chats`` (a
 conversation started with an assistant; ``draft`` for the builder's preview) and
-``assistant_answers`` (the version that wrote an answer). ``parley.assistants``.
+``assistant_answers`` (the version that wrote an answer), ``assistant_avatars`` (an
+uploaded avatar image). ``parley.assistants``.
 
 Revision ID: 0022_assistants
 Revises: 0019_key_scopes
@@ -71,9 +72,17 @@ def upgrade() -> None:
     op.create_index(
         "ix_assistant_answers_conversation_id", "assistant_answers", ["conversation_id"]
     )
+    op.create_table(
+        "assistant_avatars",
+        sa.Column("assistant_id", sa.String(32), _fk("assistants"), primary_key=True),
+        sa.Column("media_type", sa.String(32), nullable=False),
+        sa.Column("sha256", sa.String(64), nullable=False),
+        sa.Column("data", sa.LargeBinary(), nullable=False),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("assistant_avatars")
     op.drop_table("assistant_answers")
     op.drop_table("assistant_chats")
     op.drop_table("assistant_versions")

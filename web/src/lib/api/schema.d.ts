@@ -422,6 +422,28 @@ export interface paths {
         patch: operations["patch_assistant_api_assistants__assistant_id__patch"];
         trace?: never;
     };
+    "/api/assistants/{assistant_id}/avatar": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Get Avatar */
+        get: operations["get_avatar_api_assistants__assistant_id__avatar_get"];
+        /**
+         * Put Avatar
+         * @description The request body is the image itself (as sent by ``fetch(url, {body: file})``).
+         */
+        put: operations["put_avatar_api_assistants__assistant_id__avatar_put"];
+        post?: never;
+        /** Delete Avatar */
+        delete: operations["delete_avatar_api_assistants__assistant_id__avatar_delete"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/assistants/{assistant_id}/chats": {
         parameters: {
             query?: never;
@@ -1929,6 +1951,11 @@ export interface components {
         };
         /** AssistantPublic */
         AssistantPublic: {
+            /**
+             * Avatar Url
+             * @description The uploaded avatar image, if any.
+             */
+            avatar_url: string | null;
             /** @description The draft's (newest version's) definition. */
             config: components["schemas"]["AssistantConfig"];
             /** Created At */
@@ -1982,6 +2009,8 @@ export interface components {
             assistant_id: string | null;
             /** Avatar */
             avatar: string | null;
+            /** Avatar Url */
+            avatar_url: string | null;
             /** Description */
             description: string | null;
             /** Name */
@@ -6185,6 +6214,97 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["AssistantPublic"];
                 };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    get_avatar_api_assistants__assistant_id__avatar_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                assistant_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The avatar image. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "image/png": unknown;
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    put_avatar_api_assistants__assistant_id__avatar_put: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                assistant_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AssistantPublic"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    delete_avatar_api_assistants__assistant_id__avatar_delete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                assistant_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
             /** @description Validation Error */
             422: {
