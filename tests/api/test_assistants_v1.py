@@ -45,6 +45,14 @@ def _ready_file(web: httpx.Client, name: str, data: bytes) -> str:
     raise AssertionError("the file was not indexed")
 
 
+def _all_chats(web: httpx.Client) -> list[Any]:
+    """Every chat of the account, temporary ones too (the export has them all)."""
+    exported = web.get("/api/me/export")
+    assert exported.status_code == 200, exported.text
+    chats: list[Any] = exported.json()["conversations"]
+    return chats
+
+
 def test_the_sdk_chats_with_an_assistant_and_its_file(
     live: tuple[str, str], scripted: ScriptedModel
 ) -> None:
@@ -80,7 +88,7 @@ def test_the_sdk_chats_with_an_assistant_and_its_file(
     # without store: true the chat is gone once the answer is out
     assert extra["parley"]["conversation_id"] is None
     with browser(base) as web:
-        assert web.get("/api/conversations").json()["items"] == []
+        assert _all_chats(web) == []
 
     # streamed: text chunks, then the steps and sources on the last chunk
     scripted.enqueue("Beneath the lighthouse [1].")
@@ -107,6 +115,7 @@ def test_the_sdk_chats_with_an_assistant_and_its_file(
     with browser(base) as web:
         chat = web.get(f"/api/conversations/{conversation_id}").json()
         assert chat["conversation"]["assistant_id"] == made["id"]
+        assert len(_all_chats(web)) == 1  # the kept one (the export sees every chat)
         header = web.get(f"/api/conversations/{conversation_id}/assistant").json()
         assert header["answers"][0]["version"] == 1
 
@@ -167,3 +176,34 @@ def test_a_keys_assistants_scope_is_enforced(live: tuple[str, str]) -> None:
         client.chat.completions.create(
             model="assistant/nobody", messages=[{"role": "user", "content": "hi"}]
         )
+
+
+def test_a_client_that_leaves_mid_stream_stops_the_turn_and_leaves_no_chat(
+    live: tuple[str, str], scripted: ScriptedModel
+) -> None:
+    base, key = live
+    with browser(base) as web:
+        _assistant(web)
+    scripted.enqueue(Reply(text="word " * 400, delay_s=0.02))
+    stream = _sdk(base, key).chat.completions.create(
+        model="assistant/treasure-guide",
+        messages=[{"role": "user", "content": "Tell me a long tale"}],
+        stream=True,
+    )
+    pieces = 0
+    for chunk in stream:
+        if chunk.choices and chunk.choices[0].delta.content:
+            pieces += 1
+        if pieces >= 3:
+            break
+    stream.close()
+    started = time.monotonic()
+    with browser(base) as web:
+        for _ in range(200):
+            if _all_chats(web) == []:
+                break
+            time.sleep(0.05)
+        assert _all_chats(web) == []  # temporary ones included
+    # the turn was stopped: gone long before the 400 words (8 s) could have streamed
+    assert time.monotonic() - started < 5
+    assert len(scripted.requests) == 1

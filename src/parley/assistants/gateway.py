@@ -14,10 +14,11 @@ reaches; its ``models`` scope does not apply to an assistant's own model.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any
 
 from fastapi.responses import JSONResponse, StreamingResponse
@@ -53,6 +54,7 @@ class Gateway:
         self.assistants = assistants
         self.turns = turns
         self.hooks = hooks
+        self._tasks: set[asyncio.Task[None]] = set()  # chats forgotten after a client left
 
     async def model_ids(self, user_id: str, allowed: Callable[[str, str], bool]) -> list[str]:
         return [
@@ -173,6 +175,7 @@ class Gateway:
             }
             return b"data: " + json.dumps(data).encode() + b"\n\n"
 
+        finished = False
         try:
             yield chunk({"role": "assistant", "content": ""})
             async for _, item in items:
@@ -188,11 +191,37 @@ class Gateway:
                     extra = {"parley": _extra(row, conversation_id if body.store else None)}
                     if body.include_usage:
                         extra["usage"] = _usage(row.input_tokens, row.output_tokens)
+                    finished = True
                     yield chunk({}, _finish(item.finish_reason), **extra)
                     break
             yield b"data: [DONE]\n\n"
         finally:
-            await self._forget(user_id, conversation_id, body.store)
+            # In a task of its own: a client that leaves cancels this generator, and
+            # an await here would be cancelled with it (the chat would be kept).
+            if finished:
+                self._later(self._forget(user_id, conversation_id, body.store))
+            else:  # the client left: stop the turn, forget the chat once it is stored
+                self._later(self._stop_then_forget(items, user_id, conversation_id, body.store))
+
+    def _later(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _stop_then_forget(
+        self,
+        items: AsyncIterator[tuple[int, Any]],
+        user_id: str,
+        conversation_id: str,
+        store: bool | None,
+    ) -> None:
+        try:
+            await self.turns.control.stop(conversation_id)
+            async for _, item in items:
+                if isinstance(item, Final):
+                    break
+        finally:
+            await self._forget(user_id, conversation_id, store)
 
     async def _forget(self, user_id: str, conversation_id: str, store: bool | None) -> None:
         """Without ``store: true`` the chat goes once the answer is out."""
