@@ -237,3 +237,16 @@ async def test_an_uploaded_avatar_image_is_a_small_raster_image(
     assert (await client.delete(url)).status_code == 204
     assert (await client.get(url)).status_code == 404
     assert (await client.get(f"/api/assistants/{made['id']}")).json()["avatar_url"] is None
+
+
+async def test_the_users_tool_pick_in_a_chat_wins_over_the_assistants(
+    client: Client, user: dict[str, Any], scripted: ScriptedModel
+) -> None:
+    made = await create(client, tools=["calculator"])
+    chat = await start(client, made["id"])
+    await ask(client, chat, "Hi")
+    assert [t.name for t in last_turn_request(scripted).tools] == ["calculator"]
+    picked = await client.patch(f"/api/conversations/{chat}", json={"tools": ["current_datetime"]})
+    assert picked.status_code == 200, picked.text
+    await ask(client, chat, "Again")
+    assert [t.name for t in last_turn_request(scripted).tools] == ["current_datetime"]

@@ -408,7 +408,8 @@ class AssistantService:
         return TurnProfile(
             options=TurnOptions(
                 instructions=config.instructions,
-                tools=tuple(config.tools) if config.tools else None,
+                # the assistant's tools, unless the user picked others in this chat
+                tools=tuple(config.tools) if config.tools and not conv.tools else None,
                 temperature=config.temperature,
             ),
             model=config.model or None,
