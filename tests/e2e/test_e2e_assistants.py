@@ -16,8 +16,19 @@ import time
 import zlib
 
 import pytest
-from e2ehelpers import Upstream, chat, content, shot
-from playwright.sync_api import Page, expect
+from e2ehelpers import (
+    PageLog,
+    Upstream,
+    api_signup,
+    axe_violations,
+    chat,
+    content,
+    new_context,
+    shot,
+    sign_in,
+    watch,
+)
+from playwright.sync_api import Browser, Page, expect
 
 pytestmark = pytest.mark.e2e
 
@@ -172,3 +183,69 @@ def test_build_preview_publish_chat_and_restore(page: Page, user, upstream: Upst
     badge = page.get_by_test_id("chat-assistant")
     expect(badge.locator("img")).to_be_visible()
     assert badge.locator("img").evaluate("img => img.naturalWidth") == 2
+
+
+def test_assistant_pages_are_accessible_and_fit_a_phone(
+    browser: Browser, server: str, admin, upstream: Upstream
+) -> None:
+    """axe finds nothing serious on the list, the builder (with its history) and an
+    assistant's empty chat; on a phone the builder's form and preview stack, and the
+    chat's header keeps the assistant's name."""
+    account = api_signup(server, name="Axe Assistants")
+    with account.api(server) as api:
+        made = api.post(
+            "/api/assistants",
+            json={
+                "config": {
+                    "name": "Tide tables",
+                    "avatar": "🌊",
+                    "description": "High and low water for the harbour.",
+                    "starters": ["When is high tide today?", "Is it safe to launch at noon?"],
+                }
+            },
+        ).json()
+        api.post(
+            f"/api/assistants/{made['id']}/versions",
+            json={"config": {"name": "Tide tables", "instructions": "Answer in metres."}},
+        )
+        conv = api.post(f"/api/assistants/{made['id']}/chats", json={}).json()
+    log = PageLog()
+    ctx = new_context(browser, server, bypass_csp=True)  # axe is injected as a script
+    try:
+        sign_in(ctx, account, server)
+        page = ctx.new_page()
+        watch(page, log)
+        failures: dict[str, object] = {}
+        page.goto("/assistants")
+        expect(page.get_by_test_id("assistant-card")).to_have_count(1)
+        failures["list"] = axe_violations(page)
+        page.goto(f"/assistants/{made['id']}")
+        page.get_by_test_id("assistant-history").click()
+        expect(page.get_by_test_id("version-row")).to_have_count(2)
+        page.get_by_test_id("version-compare").click()
+        expect(page.get_by_test_id("version-diff")).to_contain_text("Answer in metres.")
+        failures["builder"] = axe_violations(page)
+        page.goto(f"/c/{conv['conversation_id']}")
+        welcome = page.get_by_test_id("assistant-welcome")
+        expect(welcome).to_contain_text("Tide tables")
+        expect(welcome.get_by_test_id("chat-starter")).to_have_count(2)
+        failures["chat"] = axe_violations(page)
+        assert not any(failures.values()), failures
+
+        page.set_viewport_size({"width": 390, "height": 844})
+        page.goto(f"/assistants/{made['id']}")
+        form = page.get_by_test_id("assistant-form")
+        preview = page.get_by_test_id("assistant-preview")
+        expect(form).to_be_visible()
+        form_box, preview_box = form.bounding_box(), preview.bounding_box()
+        assert form_box and preview_box
+        assert preview_box["y"] >= form_box["y"] + form_box["height"] - 1  # stacked
+        assert form.evaluate("f => f.scrollHeight <= f.clientHeight + 1")  # nothing spills
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390
+        shot(page, "assistant-builder-phone")
+        page.goto(f"/c/{conv['conversation_id']}")
+        expect(page.get_by_test_id("chat-assistant")).to_contain_text("Tide tables")
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390
+        assert not log.problems(), log.problems()
+    finally:
+        ctx.close()
