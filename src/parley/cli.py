@@ -219,13 +219,15 @@ def _key_scopes(values: list[str]) -> KeyScopes:
             if value not in ENDPOINT_GROUPS:
                 raise ValueError(
                     f"Unknown scope {value!r}: use {', '.join(ENDPOINT_GROUPS)}, "
-                    "or model:REF, assistant:ID, project:ID."
+                    "or model:REF, assistant:SLUG (or ID), project:ID."
                 )
             lists["endpoints"].append(value)
         elif kind in ("model", "assistant", "project") and name:
             lists[kind + "s"].append(name)
         else:
-            raise ValueError(f"Unknown scope {value!r}: use model:REF, assistant:ID, project:ID.")
+            raise ValueError(
+                f"Unknown scope {value!r}: use model:REF, assistant:SLUG (or ID), project:ID."
+            )
     return KeyScopes.from_stored(lists)
 
 
@@ -388,7 +390,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--scope",
         action="append",
         help="limit the key (repeatable): models, chat, responses, conversations, "
-        "embeddings, or model:REF, assistant:ID, project:ID; none: no limits",
+        "embeddings, or model:REF, assistant:SLUG, project:ID; none: no limits",
     )
     kl = keys_sub.add_parser("list")
     kl.add_argument("--user", required=True)
