@@ -5,10 +5,17 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from ashelpers import ask, config, create, ready_file, start
 
 from apihelpers import Client, last_turn_request, make_client, signup
 from parley.providers.scripted import ScriptedModel
+
+
+@pytest.fixture
+def scripted_models(scripted: ScriptedModel) -> dict[str, ScriptedModel]:
+    """Two models, so a chat can pick another than its assistant's."""
+    return {"scripted": scripted, "other": ScriptedModel(default="From the other model.")}
 
 
 def system_prompt(scripted: ScriptedModel) -> str:
@@ -157,6 +164,12 @@ async def test_the_users_model_pick_wins_over_the_assistants(
     chat = await start(client, made["id"])
     answer = await ask(client, chat, "Hi")
     assert answer["model"] == "scripted/scripted"
+    header = (await client.get(f"/api/conversations/{chat}/assistant")).json()
+    assert header["model"] == "scripted/scripted"  # the model picker names it
+    # a pick in the chat is the chat's model from then on
+    picked = await client.patch(f"/api/conversations/{chat}", json={"model": "scripted/other"})
+    assert picked.status_code == 200, picked.text
+    assert (await ask(client, chat, "Again"))["model"] == "scripted/other"
 
 
 async def test_the_assistants_knowledge_is_in_its_chats_only(

@@ -124,6 +124,7 @@ class ChatAssistant(BaseModel):
     avatar: str | None
     avatar_url: str | None
     description: str | None
+    model: str | None = Field(description="Its model (null: the instance default).")
     starters: list[str]
     preview: bool
     answers: list[AnswerVersion]
@@ -327,6 +328,7 @@ async def chat_assistant(
         "avatar": None,
         "avatar_url": None,
         "description": None,
+        "model": None,
         "starters": [],
         "preview": False,
         "answers": [],
@@ -354,6 +356,7 @@ async def chat_assistant(
         avatar=config.avatar,
         avatar_url=_image_url(loaded),
         description=config.description,
+        model=config.model or None,
         starters=config.starters,
         preview=preview,
         answers=answers,

@@ -2013,6 +2013,11 @@ export interface components {
             avatar_url: string | null;
             /** Description */
             description: string | null;
+            /**
+             * Model
+             * @description Its model (null: the instance default).
+             */
+            model: string | null;
             /** Name */
             name: string | null;
             /** Preview */
