@@ -171,6 +171,10 @@ def test_build_preview_publish_chat_and_restore(page: Page, user, upstream: Upst
     expect(content(reply)).to_contain_text("Room 4B")
     prompt = _prompt(upstream)
     assert FIRST in prompt and SECOND not in prompt
+    # each answer's details name the version that wrote it
+    expect(reply.get_by_test_id("message-meta")).to_contain_text("assistant version 3")
+    first_answer = page.locator("[data-testid=message][data-role=assistant]").first
+    expect(first_answer.get_by_test_id("message-meta")).to_contain_text("assistant version 2")
 
     # --- an uploaded image as the avatar: in the builder and the chat's header
     page.get_by_test_id("nav-assistants").click()

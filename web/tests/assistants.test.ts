@@ -77,3 +77,16 @@ describe('routes', () => {
     expect(parseRoute('/assistants/abc')).toEqual({ name: 'assistant', id: 'abc' });
   });
 });
+
+describe('answer versions', () => {
+  it('maps answers to the version that wrote them', async () => {
+    const { answerVersions } = await import('../src/lib/stores/answerVersions.svelte');
+    answerVersions.set([
+      { message_id: 'a', version: 1 },
+      { message_id: 'b', version: 3 },
+    ]);
+    expect(answerVersions.byMessage).toEqual({ a: 1, b: 3 });
+    answerVersions.clear();
+    expect(answerVersions.byMessage).toEqual({});
+  });
+});
