@@ -34,6 +34,7 @@ from parley.providers.openai_compat import (
     NO_KEY,
     DiscoveringProvider,
     protocol_error,
+    retry_after_of,
     status_error,
 )
 from parley.providers.pools import Shards, http_options
@@ -287,6 +288,7 @@ class AnthropicProvider(DiscoveringProvider):
             model=model,
             has_key=self.has_key,
             admin=self.config.source == "database",
+            retry_after=retry_after_of(exc),
         )
 
     async def discover_model_names(self) -> list[str]:

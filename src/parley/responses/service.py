@@ -306,6 +306,7 @@ class ResponsesService:
             | ({"tool_choice": plan.choice} if plan.choice is not None else {}),
             images=tuple(images),
             endpoint="responses",
+            may_use=may_use,
         )
         try:
             turn = await self.turns.prepare(

@@ -9,6 +9,7 @@ stored on the conversation.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,6 +27,7 @@ class TurnOptions:
     extra: dict[str, Any] = field(default_factory=dict)  # top_p, tool_choice, reasoning
     images: tuple[ImagePart, ...] = ()  # on the question (not stored with it)
     endpoint: str = "chat"  # what the usage ledger calls the path the turn came by
+    may_use: Callable[[str], bool] | None = None  # an API key's model scope (fallbacks too)
 
 
 DEFAULT = TurnOptions()
