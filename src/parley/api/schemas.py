@@ -410,7 +410,6 @@ class MessagePublic(BaseModel):
     error_code: str | None
     error_message: str | None
     attempts: list[Attempt] | None = Field(
-        default=None,
         description="the model calls that failed before the answer, then the one that "
         "answered (error null); null when the first try answered",
     )
