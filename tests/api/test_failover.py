@@ -16,6 +16,7 @@ import pytest
 from apihelpers import Client, MakeApp, make_client, parse_sse, signup
 from parley.config import ModelConfig, ProviderConfig
 from parley.providers.testing import ScriptedUpstream, UpstreamReply
+from v1helpers import browser, make_key
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +69,9 @@ def chats(up: ScriptedUpstream) -> int:
 async def ask(client: Client, model: str = "alpha/m", text: str = "hello") -> dict[str, Any]:
     """One chat turn; the stored answer of its ``done`` frame."""
     conv = (await client.post("/api/conversations", json={"model": model})).json()
-    response = await client.post(f"/api/conversations/{conv['id']}/messages", json={"content": text})
+    response = await client.post(
+        f"/api/conversations/{conv['id']}/messages", json={"content": text}
+    )
     frames = dict(parse_sse(response.text))
     message: dict[str, Any] = frames["done"]["message"]
     return message
@@ -155,31 +158,31 @@ async def test_the_breaker_is_shared_by_two_instances_on_one_database(
     beta: ScriptedUpstream,
 ) -> None:
     settings = make_settings(**(overrides | {"breaker_failures": 2}))
-    async with make_app(settings) as first, make_app(settings) as second:
-        async with make_client(first) as one, make_client(second) as two:
-            await signup(one)
-            await signup(two, "bob@example.com")
-            alpha.enqueue(UpstreamReply(fail="500"), UpstreamReply(fail="500"))
-            assert (await ask(one))["model"] == "beta/m"  # two failures: alpha's circuit opens
+    async with (
+        make_app(settings) as first,
+        make_app(settings) as second,
+        make_client(first) as one,
+        make_client(second) as two,
+    ):
+        await signup(one)
+        await signup(two, "bob@example.com")
+        alpha.enqueue(UpstreamReply(fail="500"), UpstreamReply(fail="500"))
+        assert (await ask(one))["model"] == "beta/m"  # two failures: alpha's circuit opens
 
-            # the other instance skips alpha without asking it
-            answer = await ask(two)
-            assert answer["model"] == "beta/m" and chats(alpha) == 2
-            assert [a["error"] for a in answer["attempts"]] == ["circuit_open", None]
-            state = (await one.get("/api/admin/failover")).json()["breakers"]
-            assert [(b["provider"], b["state"], b["failures"]) for b in state] == [
-                ("alpha", "open", 2)
-            ]
-            assert state[0]["retry_at"] is not None
+        # the other instance skips alpha without asking it
+        answer = await ask(two)
+        assert answer["model"] == "beta/m" and chats(alpha) == 2
+        assert [a["error"] for a in answer["attempts"]] == ["circuit_open", None]
+        state = (await one.get("/api/admin/failover")).json()["breakers"]
+        assert [(b["provider"], b["state"], b["failures"]) for b in state] == [("alpha", "open", 2)]
+        assert state[0]["retry_at"] is not None
 
-            # after the cooldown one probe goes to alpha; it answers and the circuit closes
-            await asyncio.sleep(0.6)
-            probe = await ask(two)
-            assert probe["model"] == "alpha/m" and probe["attempts"] is None
-            assert (await one.get("/api/admin/failover")).json()["breakers"][0]["state"] == (
-                "closed"
-            )
-            assert (await ask(one))["model"] == "alpha/m"
+        # after the cooldown one probe goes to alpha; it answers and the circuit closes
+        await asyncio.sleep(0.6)
+        probe = await ask(two)
+        assert probe["model"] == "alpha/m" and probe["attempts"] is None
+        assert (await one.get("/api/admin/failover")).json()["breakers"][0]["state"] == "closed"
+        assert (await ask(one))["model"] == "alpha/m"
 
 
 async def test_the_admin_sets_a_models_fallbacks(
@@ -261,3 +264,24 @@ def test_v1_chat_completions_falls_over_and_names_the_model_that_answered(
             )
         )
     assert chats(beta) == 1
+
+
+def test_v1_responses_falls_over_and_a_scoped_key_only_to_models_it_may_use(
+    live: tuple[str, str], alpha: ScriptedUpstream, beta: ScriptedUpstream
+) -> None:
+    base, key = live
+    sdk = openai.OpenAI(base_url=base, api_key=key, max_retries=0)
+    alpha.enqueue(UpstreamReply(fail="500"), UpstreamReply(fail="500"))
+    response = sdk.responses.create(model="alpha/m", input="hi")
+    assert response.output_text == "Beta answers." and chats(beta) == 1
+
+    # a key limited to alpha/m is not answered by beta/m: the failure is reported
+    with browser(base) as signed_in:
+        scoped = make_key(signed_in, scopes={"models": ["alpha/m"]})["key"]
+    limited = openai.OpenAI(base_url=base, api_key=scoped, max_retries=0)
+    alpha.enqueue(UpstreamReply(fail="500"), UpstreamReply(fail="500"))
+    with pytest.raises(openai.APIStatusError) as refused:
+        limited.chat.completions.create(
+            model="alpha/m", messages=[{"role": "user", "content": "x"}]
+        )
+    assert refused.value.status_code == 502 and chats(beta) == 1

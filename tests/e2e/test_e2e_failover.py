@@ -95,8 +95,6 @@ def _journey(page: Page, first: ScriptedUpstream, second: ScriptedUpstream) -> N
     # --- the admin sees fo-a's failures on its breaker
     page.goto("/admin/providers")
     breakers = page.get_by_test_id("breakers-table")
-    expect(breakers.get_by_test_id("breaker-row").filter(has_text="fo-a")).to_contain_text(
-        "Closed"
-    )
+    expect(breakers.get_by_test_id("breaker-row").filter(has_text="fo-a")).to_contain_text("Closed")
     page.get_by_test_id("breakers-table").scroll_into_view_if_needed()
     shot(page, "failover-admin-breakers")

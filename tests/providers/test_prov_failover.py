@@ -174,9 +174,7 @@ async def test_a_retry_never_runs_a_side_effecting_tool_twice() -> None:
     )
     backup = model("b/m", "Email sent.")  # ...and the fallback finishes the reply
     chain = FailoverModel([primary, backup], policy=RetryPolicy(2), sleep=Sleeps())
-    events = [
-        e async for e in run_tool_loop(chain, USER, tools=ToolRegistry([send_email]))
-    ]
+    events = [e async for e in run_tool_loop(chain, USER, tools=ToolRegistry([send_email]))]
     assert sent == ["ada@example.com"]  # once, though the call after it was tried 3 times
     assert len([e for e in events if isinstance(e, ToolResult)]) == 1
     assert not any(isinstance(e, ErrorEvent) for e in events)
