@@ -18,8 +18,8 @@ from parley.storage.failover import (
 async def test_two_workers_share_one_circuit(db: Database, database_url: str) -> None:
     other_db = Database(database_url)  # a second worker: its own engine and pool
     try:
-        one = DatabaseBreaker(db, threshold=4, cooldown_s=0.3)
-        two = DatabaseBreaker(other_db, threshold=4, cooldown_s=0.3)
+        one = DatabaseBreaker(db, threshold=4, cooldown_s=1.0)
+        two = DatabaseBreaker(other_db, threshold=4, cooldown_s=1.0)
         assert await one.allow("p") and await two.allow("p")
         # failures reported at once from both workers all count (no lost update)
         await asyncio.gather(one.failed("p"), two.failed("p"), one.failed("p"))
@@ -30,14 +30,14 @@ async def test_two_workers_share_one_circuit(db: Database, database_url: str) ->
         assert (state.state, state.failures) == ("open", 4) and state.retry_at is not None
         assert not await one.allow("p") and not await two.allow("p")
 
-        await asyncio.sleep(0.35)
+        await asyncio.sleep(1.05)
         granted = await asyncio.gather(*(b.allow("p") for b in (one, two, one, two)))
         assert sorted(granted) == [False, False, False, True]  # one probe, on either worker
         assert (await one.states())[0].state == "half_open"
 
         await one.failed("p")  # the probe failed: open for another cooldown
         assert (await two.states())[0].state == "open" and not await two.allow("p")
-        await asyncio.sleep(0.35)
+        await asyncio.sleep(1.05)
         assert await two.allow("p")
         await two.succeeded("p")
         [state] = await one.states()

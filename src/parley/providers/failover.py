@@ -239,8 +239,9 @@ class FailoverModel:
                     skipped.append(provider)
                     break
                 answered = False
+                stream = model.stream(request)
                 try:
-                    async for event in model.stream(request):
+                    async for event in stream:
                         if not answered and isinstance(event, CONTENT):
                             answered = True
                             self._answered_by(index)
@@ -259,6 +260,10 @@ class FailoverModel:
                         break
                     await self.sleep(wait)
                     continue
+                finally:  # the caller stopped reading: end the upstream request now
+                    aclose = getattr(stream, "aclose", None)
+                    if aclose is not None:
+                        await aclose()
                 self._answered_by(index)
                 if self.attempts:
                     self._note(model, None, started)

@@ -9,11 +9,14 @@ The breaker's transitions are single conditional ``UPDATE`` statements, so two
 workers failing at once count two failures and only one of them gets the probe
 of a half-open circuit (a compare-and-set on ``generation``). Successes write
 nothing while the circuit is closed and clean (``allow`` read the row just before),
-so the healthy path costs one primary-key read per model call.
+and a circuit read clean is trusted for ``FRESH_S`` on this worker: the healthy path
+costs at most one primary-key read per provider and half second, and another
+worker's opening of a circuit reaches this one within that.
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -24,6 +27,8 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from parley.storage.db import Database
 from parley.storage.tables import Base, UTCDateTime, utcnow
+
+FRESH_S = 0.5  # how long this worker trusts a circuit it read closed and clean
 
 __all__ = [
     "BreakerState",
@@ -104,18 +109,22 @@ class DatabaseBreaker:
         self.db = db
         self.threshold = max(1, threshold)
         self.cooldown = timedelta(seconds=cooldown_s)
-        self._clean: set[str] = set()  # providers whose row read closed with no failures
+        # providers whose row read closed with no failures, and when (monotonic)
+        self._clean: dict[str, float] = {}
 
     async def allow(self, provider: str) -> bool:
+        read_at = self._clean.get(provider)
+        if read_at is not None and time.monotonic() - read_at < FRESH_S:
+            return True
         async with self.db.session() as session:
             row = await session.get(ProviderBreaker, provider)
             if row is None or row.state == "closed":
                 if row is None or row.failures == 0:
-                    self._clean.add(provider)
+                    self._clean[provider] = time.monotonic()
                 else:
-                    self._clean.discard(provider)
+                    self._clean.pop(provider, None)
                 return True
-            self._clean.discard(provider)
+            self._clean.pop(provider, None)
             now = utcnow()
             since = row.opened_at if row.state == "open" else row.probe_at
             if since is not None and now - since < self.cooldown:
@@ -157,10 +166,10 @@ class DatabaseBreaker:
                 )
             )
             await session.commit()
-        self._clean.add(provider)
+        self._clean[provider] = time.monotonic()
 
     async def failed(self, provider: str) -> None:
-        self._clean.discard(provider)
+        self._clean.pop(provider, None)
         for _ in range(2):  # a second round when another worker inserted the row first
             now = utcnow()
             opens = (ProviderBreaker.state == "half_open") | (
@@ -222,4 +231,4 @@ class DatabaseBreaker:
             gone = delete(ProviderBreaker).where(ProviderBreaker.provider == provider)
             await session.execute(gone)
             await session.commit()
-        self._clean.discard(provider)
+        self._clean.pop(provider, None)
