@@ -211,7 +211,8 @@ class DatabaseBreaker:
     async def states(self) -> list[BreakerState]:
         """Every provider that has failed since its circuit last closed clean."""
         async with self.db.session() as session:
-            rows = list(await session.scalars(select(ProviderBreaker)))
+            unwell = (ProviderBreaker.state != "closed") | (ProviderBreaker.failures > 0)
+            rows = list(await session.scalars(select(ProviderBreaker).where(unwell)))
         return [
             BreakerState(
                 row.provider,
