@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from parley.config import ModelConfig, ProviderConfig
 from parley.engine import run_tool_loop
 from parley.errors import (
     ProviderAuthError,
@@ -18,9 +19,11 @@ from parley.errors import (
     ProviderUnavailable,
 )
 from parley.messages import ErrorEvent, Message, TextDelta, ToolCall, ToolResult
-from parley.providers.base import ModelInfo
+from parley.providers.base import ChatRequest, ModelInfo
 from parley.providers.failover import FailoverModel, MemoryBreaker, RetryPolicy
+from parley.providers.registry import build_provider
 from parley.providers.scripted import Reply, ScriptedModel
+from parley.providers.testing import ScriptedUpstream, UpstreamReply
 from parley.tools import ToolRegistry, tool
 
 USER = [Message("user", "hi")]
@@ -183,7 +186,24 @@ async def test_a_retry_never_runs_a_side_effecting_tool_twice() -> None:
     assert chain.info.ref == "b/m"
 
 
-def primary_request() -> Any:
-    from parley.providers.base import ChatRequest
-
+def primary_request() -> ChatRequest:
     return ChatRequest(messages=list(USER))
+
+
+@pytest.mark.parametrize("kind", ["openai", "anthropic"])
+@pytest.mark.parametrize(("header", "seconds"), [("7", 7.0), ("0.25", 0.25), (None, None)])
+async def test_the_adapters_read_retry_after(
+    kind: str, header: str | None, seconds: float | None
+) -> None:
+    """Both adapters put a 429's ``Retry-After`` on the error (a real HTTP server)."""
+    with ScriptedUpstream(models=["m"]) as up:
+        up.enqueue(UpstreamReply(fail="429", retry_after=header))
+        config = ProviderConfig(
+            name="up", kind=kind, base_url=up.base_url, api_key="k", models=[ModelConfig(name="m")]
+        )
+        provider = build_provider(config)
+        with pytest.raises(ProviderRateLimited) as limited:
+            async for _ in provider.model("m").stream(primary_request()):
+                pass
+        await provider.aclose()
+    assert limited.value.retry_after == seconds
