@@ -184,6 +184,15 @@ async def test_a_retry_never_runs_a_side_effecting_tool_twice() -> None:
     # the fallback got the history with the tool's result: nothing to run again
     assert [m.role for m in backup.requests[0].messages] == ["user", "assistant", "tool"]
     assert chain.info.ref == "b/m"
+    assert [(a.model, a.code) for a in chain.attempts] == [
+        ("a/m", "provider_unavailable"),
+        ("a/m", "provider_unavailable"),
+        ("b/m", None),
+    ]
+    # the turn's next call starts at the model that answered (no retries paid again)
+    backup.enqueue("Again from b.")
+    assert await text_of(chain.stream(primary_request())) == "Again from b."
+    assert len(primary.requests) == 3 and len(chain.attempts) == 3
 
 
 def primary_request() -> ChatRequest:

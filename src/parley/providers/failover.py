@@ -227,8 +227,8 @@ class FailoverModel:
         )
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[ProviderEvent]:
+        first = len(self.attempts)  # this call's attempts are those noted from here
         last: ProviderError | None = None
-        skipped: list[str] = []
         for index in range(self._current, len(self.models)):
             model = self.models[index]
             provider = model.info.provider
@@ -236,9 +236,9 @@ class FailoverModel:
                 started = time.monotonic()
                 if self.breaker is not None and not await self.breaker.allow(provider):
                     self._note(model, "circuit_open", started)
-                    skipped.append(provider)
                     break
                 answered = False
+                failure: ProviderError | None = None
                 stream = model.stream(request)
                 try:
                     async for event in stream:
@@ -247,44 +247,49 @@ class FailoverModel:
                             self._answered_by(index)
                         yield event
                 except ProviderError as exc:
-                    if self.breaker is not None:  # a refused request proves it is up
-                        report = self.breaker.failed if _counts(exc) else self.breaker.succeeded
-                        await report(provider)
                     if answered:  # after the first token: reported, the text kept
+                        if self.breaker is not None:
+                            await self.breaker.failed(provider)
                         raise
-                    log.warning("model %s failed before answering: %s", model.info.ref, exc)
-                    self._note(model, exc.code, started)
-                    last = exc
-                    wait = self.policy.delay(retry, exc.retry_after) if _retryable(exc) else None
-                    if wait is None or retry + 1 >= self.policy.attempts:
-                        break
-                    await self.sleep(wait)
-                    continue
-                finally:  # the caller stopped reading: end the upstream request now
+                    failure = exc
+                finally:  # the caller stopped reading, or it failed: end the request now
                     aclose = getattr(stream, "aclose", None)
                     if aclose is not None:
                         await aclose()
-                self._answered_by(index)
-                if self.attempts:
-                    self._note(model, None, started)
-                if self.breaker is not None:
-                    await self.breaker.succeeded(provider)
-                return
-        raise self._exhausted(last, skipped)
+                if failure is None:
+                    self._answered_by(index)
+                    if len(self.attempts) > first:
+                        self._note(model, None, started)
+                    if self.breaker is not None:
+                        await self.breaker.succeeded(provider)
+                    return
+                if self.breaker is not None:  # a refused request proves the provider is up
+                    report = self.breaker.failed if _counts(failure) else self.breaker.succeeded
+                    await report(provider)
+                log.warning("model %s failed before answering: %s", model.info.ref, failure)
+                self._note(model, failure.code, started)
+                last = failure
+                wait = (
+                    self.policy.delay(retry, failure.retry_after) if _retryable(failure) else None
+                )
+                if wait is None or retry + 1 >= self.policy.attempts:
+                    break  # the next model of the chain
+                await self.sleep(wait)
+        raise self._exhausted(last, self.attempts[first:])
 
-    def _exhausted(self, last: ProviderError | None, skipped: list[str]) -> ProviderError:
-        """The error when no model of the chain answered: the last one's kind, with
-        every attempt named (administrators see it; users see its code's wording)."""
-        tried = "; ".join(f"{a.model}: {describe(a.code or '')}" for a in self.attempts)
+    def _exhausted(self, last: ProviderError | None, tried: list[Attempt]) -> ProviderError:
+        """The error when no model of the chain answered this call: the last one's kind,
+        with every attempt named (administrators see it; users see its code's wording)."""
         if last is None:
-            names = ", ".join(dict.fromkeys(skipped))
+            names = ", ".join(dict.fromkeys(a.model.partition("/")[0] for a in tried))
             return ProviderUnavailable(
                 f"Calls to provider {names} are paused after repeated failures (circuit "
                 "breaker); it is tried again after its cooldown. Configure a fallback model "
                 "to keep answering meanwhile."
             )
-        if len(self.attempts) <= 1:
+        if len(tried) <= 1:
             return last
-        error = type(last)(f"Every attempt failed ({tried}). The last error: {last.message}")
+        named = "; ".join(f"{a.model}: {describe(a.code or '')}" for a in tried)
+        error = type(last)(f"Every attempt failed ({named}). The last error: {last.message}")
         error.retry_after = last.retry_after
         return error
