@@ -245,6 +245,13 @@ def test_v1_chat_completions_falls_over_and_names_the_model_that_answered(
     )
     assert completion.choices[0].message.content == "Beta answers."
     assert completion.model == "beta/m"
+    with browser(base) as signed_in:  # the ledger charges the model that answered
+        for _ in range(100):
+            by_model = signed_in.get("/api/me/usage").json()["by_model"]
+            if by_model:
+                break
+            time.sleep(0.05)
+    assert [(row["key"], row["requests"]) for row in by_model] == [("beta/m", 1)]
 
     alpha.enqueue(UpstreamReply(fail="429", retry_after="0.1"))
     stream = sdk.chat.completions.create(
