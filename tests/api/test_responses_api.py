@@ -292,3 +292,22 @@ def test_compact_then_continue_from_the_summary(
                 {"role": "user", "content": "hi"},
             ],
         )
+
+
+def test_tool_choice_reaches_the_model_on_the_first_call(
+    live: tuple[str, str], scripted: ScriptedModel
+) -> None:
+    client = _client(live)
+    scripted.enqueue(Reply(tool_calls=[ToolCall("c1", "get_weather", '{"city": "Oslo"}')]))
+    client.responses.create(
+        model="scripted/scripted",
+        input="Oslo?",
+        tools=[WEATHER],
+        tool_choice={"type": "function", "name": "get_weather"},
+    )
+    assert last_turn_request(scripted).tool_choice == "function:get_weather"
+    scripted.enqueue("No tools.")
+    client.responses.create(
+        model="scripted/scripted", input="Oslo?", tools=[WEATHER], tool_choice="none"
+    )
+    assert last_turn_request(scripted).tools == []  # "none": nothing offered at all

@@ -93,7 +93,7 @@ class Running:
 class _Plan:
     client: tuple[ToolSpec, ...]
     parley: tuple[str, ...]
-    choice: Any
+    choice: str | None
 
 
 def _epoch(moment: datetime | None) -> int | None:
@@ -213,7 +213,7 @@ class ResponsesService:
         choice = body.tool_choice
         if choice == "none":
             return _Plan((), (), None)
-        return _Plan(tuple(client), tuple(dict.fromkeys(parley)), _chat_choice(choice))
+        return _Plan(tuple(client), tuple(dict.fromkeys(parley)), _tool_choice(choice))
 
     @staticmethod
     def _hosted(name: str, available: set[str], what: str, n: int) -> str:
@@ -302,8 +302,9 @@ class ResponsesService:
             temperature=body.temperature,
             max_output_tokens=body.max_output_tokens,
             response_format=_format(body.text),
-            extra=({"top_p": body.top_p} if body.top_p is not None else {})
-            | ({"tool_choice": plan.choice} if plan.choice is not None else {}),
+            extra={"top_p": body.top_p} if body.top_p is not None else {},
+            tool_choice=plan.choice,
+            reasoning_effort=(body.reasoning or {}).get("effort"),
             images=tuple(images),
             endpoint="responses",
         )
@@ -685,20 +686,20 @@ class ResponsesService:
             await asyncio.wait(set(self._tasks), timeout=5)
 
 
-def _chat_choice(choice: str | dict[str, Any]) -> Any:
-    """The Responses ``tool_choice`` in the Chat Completions shape the adapters take."""
+def _tool_choice(choice: str | dict[str, Any]) -> str | None:
+    """The Responses ``tool_choice`` as the engine's (``ChatRequest.tool_choice``)."""
     if isinstance(choice, str):
         return None if choice == "auto" else choice
     kind = choice.get("type")
     if kind == "function" and isinstance(choice.get("name"), str):
-        return {"type": "function", "function": {"name": choice["name"]}}
+        return "function:" + choice["name"]
     if kind == "allowed_tools":
-        return choice.get("mode") if choice.get("mode") in ("required",) else None
+        return "required" if choice.get("mode") == "required" else None
     hosted = {"web_search": "web_search", "file_search": "search_knowledge"}
     hosted |= {"code_interpreter": "run_python"}
     for prefix, name in hosted.items():
         if isinstance(kind, str) and kind.startswith(prefix):
-            return {"type": "function", "function": {"name": name}}
+            return "function:" + name
     return None
 
 
