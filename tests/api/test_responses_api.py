@@ -311,3 +311,33 @@ def test_tool_choice_reaches_the_model_on_the_first_call(
         model="scripted/scripted", input="Oslo?", tools=[WEATHER], tool_choice="none"
     )
     assert last_turn_request(scripted).tools == []  # "none": nothing offered at all
+
+
+def test_a_stream_the_client_leaves_is_finished_and_stored(
+    live: tuple[str, str], scripted: ScriptedModel
+) -> None:
+    base, key = live
+    scripted.enqueue(Reply(text="word " * 60, chunk_size=1, delay_s=0.01))
+    response_id = None
+    with httpx.stream(
+        "POST",
+        f"{base}/responses",
+        json={"model": "scripted/scripted", "input": "long", "stream": True},
+        headers={"Authorization": f"Bearer {key}"},
+        timeout=30,
+    ) as reply:
+        for line in reply.iter_lines():
+            if line.startswith("data: "):
+                event = json.loads(line[6:])
+                if event["type"] == "response.output_text.delta":
+                    break  # the client goes away mid-answer
+                response_id = event.get("response", {}).get("id") or response_id
+    assert response_id is not None
+    client = _client(live)
+    for _ in range(200):
+        found = client.responses.retrieve(response_id)
+        if found.status != "in_progress":
+            break
+        time.sleep(0.05)
+    assert found.status == "completed"
+    assert found.output_text == ("word " * 60).strip() or found.output_text == "word " * 60
