@@ -341,3 +341,12 @@ def test_a_stream_the_client_leaves_is_finished_and_stored(
         time.sleep(0.05)
     assert found.status == "completed"
     assert found.output_text == ("word " * 60).strip() or found.output_text == "word " * 60
+
+
+def test_background_needs_store(live: tuple[str, str]) -> None:
+    client = _client(live)
+    with pytest.raises(openai.BadRequestError) as info:
+        client.responses.create(
+            model="scripted/scripted", input="hi", background=True, store=False
+        )
+    assert "store" in str(info.value)

@@ -95,6 +95,8 @@ class ResponsesService:
         API key's model scope (a model it may not use is a 403 before anything)."""
         if body.previous_response_id and body.conversation:
             raise Invalid("Send previous_response_id or conversation, not both.")
+        if body.background and not body.store:
+            raise Invalid("A background response is polled, so it is stored: drop store: false.")
         items = parse_input(body.input)
         if any(item.kind == "approval" for item in items):
             return await self._approved(user, api_key_id, body, items, stream=stream)
@@ -159,8 +161,9 @@ class ResponsesService:
                 options=options,
                 answer_id=answer_id,
             )
-        except Exception:
-            await self._forget(user.id, record.id, conv.id if not body.store else None)
+        except Exception:  # nothing is answered: a chat made for this request goes too
+            made = previous is None and not body.conversation
+            await self._forget(user.id, record.id, conv.id if made else None)
             raise
         client_names = {spec.name for spec in plan.client}
         builder = OutputBuilder(turn.assistant_message.id, client_names.__contains__, emit=stream)
