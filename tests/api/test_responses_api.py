@@ -346,7 +346,5 @@ def test_a_stream_the_client_leaves_is_finished_and_stored(
 def test_background_needs_store(live: tuple[str, str]) -> None:
     client = _client(live)
     with pytest.raises(openai.BadRequestError) as info:
-        client.responses.create(
-            model="scripted/scripted", input="hi", background=True, store=False
-        )
+        client.responses.create(model="scripted/scripted", input="hi", background=True, store=False)
     assert "store" in str(info.value)
