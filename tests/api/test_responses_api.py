@@ -348,3 +348,35 @@ def test_background_needs_store(live: tuple[str, str]) -> None:
     with pytest.raises(openai.BadRequestError) as info:
         client.responses.create(model="scripted/scripted", input="hi", background=True, store=False)
     assert "store" in str(info.value)
+
+
+def test_a_stateless_client_keeps_one_chat(live: tuple[str, str], scripted: ScriptedModel) -> None:
+    """A client that resends the whole history (the Agents SDK does) continues the
+    chat it started instead of starting one per call."""
+    base, key = live
+    client = _client(live)
+    scripted.enqueue("Lyon is nice in May.")
+    first = client.responses.create(model="scripted/scripted", input="Trip idea for May?")
+    history = [
+        {"role": "user", "content": "Trip idea for May?"},
+        *[item.model_dump(exclude_none=True) for item in first.output],
+        {"role": "user", "content": "And in June?"},
+    ]
+    scripted.enqueue("Then Porto.")
+    second = client.responses.create(model="scripted/scripted", input=history)
+    assert second.output_text == "Then Porto."
+    assert [m.content for m in last_turn_request(scripted).messages[1:]] == [
+        "Trip idea for May?",
+        "Lyon is nice in May.",
+        "And in June?",
+    ]
+    server = base.removesuffix("/v1")
+    chats = httpx.get(f"{server}/api/conversations", headers={"Authorization": f"Bearer {key}"})
+    titles = [c["title"] for c in chats.json()["items"]]
+    assert titles.count("Trip idea for May?") == 1
+    # the same history with a different middle is another conversation
+    scripted.enqueue("Another answer.")
+    history[1]["content"][0]["text"] = "Something else entirely."
+    client.responses.create(model="scripted/scripted", input=history)
+    chats = httpx.get(f"{server}/api/conversations", headers={"Authorization": f"Bearer {key}"})
+    assert [c["title"] for c in chats.json()["items"]].count("Trip idea for May?") == 2

@@ -29,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from parley.errors import Conflict, Forbidden, Invalid, NotFound
 from parley.instance.providers import RegistrySync
 from parley.messages import ErrorEvent, ImagePart, ToolConfirm
+from parley.responses.chain import fingerprint, prefix_fingerprints
 from parley.responses.items import (
     InputItem,
     parse_input,
@@ -67,6 +68,7 @@ class Running:
     conversation_id: str
     frames: asyncio.Queue[bytes | None] | None
     done: asyncio.Event = field(default_factory=asyncio.Event)
+    chain: list[InputItem] | None = None  # a stateless client's whole history (chain.py)
 
 
 class ResponsesService:
@@ -112,7 +114,15 @@ class ResponsesService:
                     "model_not_allowed",
                 )
             store = ConversationStore(session, user.id)
-            conv, leaf, previous = await self._anchor(session, store, user, body, items)
+            chain = None if body.previous_response_id or body.conversation else items
+            previous_id = body.previous_response_id
+            if chain is not None and len(items) > 1:  # a history this chat may hold already
+                continued, known = await self._continued(session, user.id, items)
+                if continued is not None:
+                    previous_id, items = resp_id(continued), items[known:]
+            conv, leaf, previous = await self._anchor(
+                session, store, user, body, items, previous_id
+            )
             instructions = [body.instructions or ""]
             kind, content, images, target = await self._write(
                 store, conv, leaf, items, instructions
@@ -167,7 +177,9 @@ class ResponsesService:
             raise
         client_names = {spec.name for spec in plan.client}
         builder = OutputBuilder(turn.assistant_message.id, client_names.__contains__, emit=stream)
-        return self._start_driving(record, builder, self.turns.start(turn), user.id, stream)
+        running = self._start_driving(record, builder, self.turns.start(turn), user.id, stream)
+        running.chain = chain
+        return running
 
     async def _approved(
         self,
@@ -251,6 +263,30 @@ class ResponsesService:
         task.add_done_callback(self._tasks.discard)
         return running
 
+    async def _continued(
+        self, session: AsyncSession, user_id: str, items: list[InputItem]
+    ) -> tuple[str | None, int]:
+        """The response whose whole exchange ``items`` starts with (the longest), and
+        how many items that exchange is; ``(None, 0)`` for a history never seen."""
+        prints = prefix_fingerprints(items)[:-1]
+        found = (
+            await session.execute(
+                select(ResponseRecord.id, ResponseRecord.chain_hash)
+                .where(
+                    ResponseRecord.user_id == user_id,
+                    ResponseRecord.chain_hash.in_(prints),
+                    ResponseRecord.stored.is_(True),
+                    ResponseRecord.status == "completed",
+                )
+                .order_by(ResponseRecord.created_at.desc())
+            )
+        ).all()
+        if not found:
+            return None, 0
+        length = {digest: n + 1 for n, digest in enumerate(prints)}
+        best = max(found, key=lambda row: length[row.chain_hash])
+        return best.id, length[best.chain_hash]
+
     async def _anchor(
         self,
         session: AsyncSession,
@@ -258,17 +294,18 @@ class ResponsesService:
         user: User,
         body: ResponseCreate,
         items: list[InputItem],
+        previous_id: str | None,
     ) -> tuple[Conversation, MessageRow | None, str | None]:
         """The chat, the message the input follows, and the previous response's id."""
-        if body.previous_response_id:
-            previous = await self._record(session, user.id, body.previous_response_id)
+        if previous_id:
+            previous = await self._record(session, user.id, previous_id)
             conv = await store.get(previous.conversation_id)
             leaf = await store.get_message(previous.message_id or "")
             if conv is None or leaf is None:
                 raise NotFound("response", "The previous response's chat was deleted.")
             if leaf.status == "streaming":
                 raise Conflict("The previous response is still in progress; wait for it to finish.")
-            return conv, leaf, body.previous_response_id
+            return conv, leaf, previous_id
         wanted = body.conversation_id()
         if wanted:
             conv = await store.get(plain_id(wanted, "conv_"))
@@ -281,6 +318,8 @@ class ResponsesService:
         first = next((i.text for i in items if i.kind == "message" and i.role == "user"), "")
         title = " ".join(first.split())[:80] or "API chat"
         conv = await store.create(title=title, temporary=not body.store)
+        if len(items) > 1:  # a history: its first question names the chat, not the last
+            conv.title_generated = True
         return conv, None, None
 
     async def _write(
@@ -409,6 +448,8 @@ class ResponsesService:
                 return None
             record.output = builder.output
             record.completed_at = datetime.now(UTC)
+            if running.chain is not None and pending is None and record.stored:
+                record.chain_hash = fingerprint(running.chain, builder.output)
             if pending is not None:  # ends with an approval request; the turn waits
                 record.request = {**(record.request or {}), "pending": pending}
                 record.usage = usage_of(0, 0)
