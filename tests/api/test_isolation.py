@@ -106,11 +106,14 @@ async def test_second_user_sees_404_for_every_route_with_first_users_ids(app: An
             f"/api/conversations/{bob_conv}/messages", json={"content": "my vault word pelican?"}
         )
         assert dict(parse_sse(asked.text))["done"]["message"]["sources"] == []
-        # usage recorded for alice's /v1 call is summed for alice only
+        # usage is summed per user: bob's one chat turn, none of alice's calls
         await app.state.services.require(UsageLedger).drain()
-        assert (await alice.get("/api/me/usage")).json()["by_model"][0]["requests"] == 1
         theirs = (await bob.get("/api/me/usage")).json()
-        assert theirs["by_day"] == theirs["by_model"] == theirs["by_key"] == []
+        assert [(m["key"], m["requests"]) for m in theirs["by_model"]] == [("scripted/scripted", 1)]
+        assert [k["key"] for k in theirs["by_key"]] == [None]  # signed in, no key
+        mine = (await alice.get("/api/me/usage")).json()
+        assert sum(m["requests"] for m in mine["by_model"]) >= 3  # chat, /v1 calls
+        assert {k["key"] for k in mine["by_key"]} >= {None}
         # admin routes are closed to bob
         assert (await bob.get("/api/admin/users")).status_code == 403
         assert (

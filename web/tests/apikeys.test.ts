@@ -2,7 +2,7 @@ import { cleanup, fireEvent, render, waitFor } from '@testing-library/svelte';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import ApiKeys from '../src/components/settings/ApiKeys.svelte';
 import type { ApiKey } from '../src/lib/api/types';
-import { createBody, describeScopes, expiryFor, isExpired, parseList } from '../src/lib/apikeys';
+import { createBody, describeScopes, expiryFor, isExpired, parseList, tryItCommand } from '../src/lib/apikeys';
 
 afterEach(() => {
   cleanup();
@@ -92,5 +92,14 @@ describe('ApiKeys', () => {
     expect(new Date(body.expires_at).getTime()).toBeGreaterThan(Date.now() + 29 * 86_400_000);
     expect(body.scopes).toEqual({ endpoints: ['embeddings'], models: ['embeddings/all-MiniLM-L6-v2'], assistants: [], projects: [] });
     await waitFor(() => expect(getByTestId('created-key').textContent).toContain('Copy your new key now'));
+  });
+});
+
+describe('tryItCommand', () => {
+  it('is a curl request to this server with the new key', () => {
+    const cmd = tryItCommand('http://127.0.0.1:8080', 'pk-abc');
+    expect(cmd).toContain('curl http://127.0.0.1:8080/v1/responses');
+    expect(cmd).toContain('Authorization: Bearer pk-abc');
+    expect(cmd).toContain('"model": "parley"');
   });
 });

@@ -310,6 +310,15 @@ def request_to_wire(model: str, request: ChatRequest) -> dict[str, Any]:
             "type": "json_schema",
             "json_schema": {"name": "output", "schema": request.response_format},
         }
+    if request.tool_choice is not None and request.tools:
+        name = request.tool_choice.removeprefix("function:")
+        kwargs["tool_choice"] = (
+            {"type": "function", "function": {"name": name}}
+            if request.tool_choice.startswith("function:")
+            else request.tool_choice
+        )
+    if request.reasoning_effort is not None:
+        kwargs["reasoning_effort"] = request.reasoning_effort
     if request.extra:
         kwargs.update(request.extra)
     return kwargs

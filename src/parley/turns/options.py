@@ -24,7 +24,9 @@ class TurnOptions:
     temperature: float | None = None
     max_output_tokens: int | None = None
     response_format: dict[str, Any] | None = None  # a JSON schema for the answer
-    extra: dict[str, Any] = field(default_factory=dict)  # top_p, tool_choice, reasoning
+    tool_choice: str | None = None  # "none", "required", "function:<name>" (first call)
+    reasoning_effort: str | None = None  # for models that reason ("low", "high"...)
+    extra: dict[str, Any] = field(default_factory=dict)  # top_p
     images: tuple[ImagePart, ...] = ()  # on the question (not stored with it)
     endpoint: str = "chat"  # what the usage ledger calls the path the turn came by
     may_use: Callable[[str], bool] | None = None  # an API key's model scope (fallbacks too)

@@ -474,6 +474,8 @@ class TurnService:
                     max_tokens=turn.options.max_output_tokens,
                     extra=turn.options.extra,
                     response_format=turn.options.response_format,
+                    tool_choice=turn.options.tool_choice,
+                    reasoning_effort=turn.options.reasoning_effort,
                 )
                 async for event in events:
                     if isinstance(event, TextDelta):  # the hot path: first, one append

@@ -72,3 +72,13 @@ export function describeScopes(scopes: KeyScopes): string {
 export function isExpired(expiresAt: string | null | undefined, now: Date = new Date()): boolean {
   return !!expiresAt && new Date(expiresAt).getTime() <= now.getTime();
 }
+
+/** A first request to paste into a shell with a new key: this server's Responses API. */
+export function tryItCommand(origin: string, key: string): string {
+  return [
+    `curl ${origin}/v1/responses \\`,
+    `  -H "Authorization: Bearer ${key}" \\`,
+    `  -H "Content-Type: application/json" \\`,
+    `  -d '{"model": "parley", "input": "Hello from the API"}'`,
+  ].join('\n');
+}
