@@ -282,6 +282,13 @@ def test_v1_responses_falls_over_and_a_scoped_key_only_to_models_it_may_use(
     alpha.enqueue(UpstreamReply(fail="500"), UpstreamReply(fail="500"))
     response = sdk.responses.create(model="alpha/m", input="hi")
     assert response.output_text == "Beta answers." and chats(beta) == 1
+    with browser(base) as signed_in:  # the turn's ledger row charges the fallback
+        for _ in range(100):
+            by_model = signed_in.get("/api/me/usage").json()["by_model"]
+            if by_model:
+                break
+            time.sleep(0.05)
+    assert [row["key"] for row in by_model] == ["beta/m"]
 
     # a key limited to alpha/m is not answered by beta/m: the failure is reported
     with browser(base) as signed_in:
