@@ -27,7 +27,7 @@ feature):
 - ``features``: feature factories the app is built with (``None``: every default one).
 - ``overrides``: settings changes for this test (``{}``).
 - ``make_settings(**changes)``: settings on ``database_url`` in ``tmp_path``, the
-  embedded model off and quick flushes, plus ``changes``.
+  embedded model off, quick flushes, no model titles and no retries, plus ``changes``.
 - ``settings``: ``make_settings(**overrides)``.
 - ``make_app(settings=None, **create_app_kwargs)``: an async context manager that
   builds an app (from the fixtures above unless given) and runs its lifespan
@@ -330,6 +330,10 @@ def make_settings(tmp_path: Path, database_url: str) -> MakeSettings:
             # answer, which would take replies scripted for the tests' turns; the
             # title tests (tests/api/test_titles.py) turn it on.
             "title_model": "none",
+            # A retry is one more model call after a scripted failure, which would take
+            # the next scripted reply (or the default answer) and hide the failure the
+            # test is about; the failover tests (tests/api/test_failover.py) retry.
+            "retry_attempts": 1,
         }
         values.update(changes)
         return load_settings(**values)

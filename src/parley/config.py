@@ -72,6 +72,9 @@ class ModelConfig(BaseModel):
     output_price: float = 0.0
     enabled: bool = True
     visible_to: list[str] | None = None
+    # refs ("provider/model") that answer, in order, when this model fails before its
+    # first token (``parley.providers.failover``); Admin > Providers can override them
+    fallbacks: list[str] = Field(default_factory=list)
 
 
 class ProviderConfig(BaseModel):
@@ -131,6 +134,13 @@ class Settings(BaseSettings):
         default_factory=lambda: list(DEFAULT_LOCAL_SERVERS)
     )
     providers: list[ProviderConfig] = Field(default_factory=list)
+
+    # failover (parley.providers.failover; the README's "Failover" section)
+    retry_attempts: int = Field(3, ge=1, le=10)  # calls per model before its fallback
+    retry_base_delay_s: float = Field(0.5, ge=0)  # backoff: base * 2**n, half of it random
+    retry_max_delay_s: float = Field(8.0, ge=0)  # ...at most; a longer Retry-After falls over
+    breaker_failures: int = Field(5, ge=1)  # consecutive failures that open a provider's circuit
+    breaker_cooldown_s: float = Field(30.0, ge=0)  # open this long, then one probe call
 
     # turn engine
     max_tool_steps: int = 8

@@ -46,6 +46,9 @@ class ParleyError(Exception):
 
 class ProviderError(ParleyError):
     code = "provider_error"
+    # Seconds the provider asked to wait before trying again (its ``Retry-After``
+    # header), when it said; ``parley.providers.failover`` honours it.
+    retry_after: float | None = None
 
 
 class AccessRevoked(ProviderError):

@@ -15,6 +15,7 @@ import parley.responses.tables as responses_tables  # /v1/responses records
 import parley.sandbox.tables as sandbox_tables  # code interpreter outputs
 import parley.usage.tables as usage_tables  # the usage ledger
 import parley.web_tools.tables as web_tools_tables  # tool confirmations, MCP servers
+from parley.storage import failover as failover_tables  # fallbacks, circuit breakers
 from parley.storage.tables import Base
 
 metadata = Base.metadata
@@ -29,4 +30,4 @@ FEATURE_TABLE_MODULES = (
     web_tools_tables,
 )
 
-__all__ = ["FEATURE_TABLE_MODULES", "Base", "metadata"]
+__all__ = ["FEATURE_TABLE_MODULES", "Base", "failover_tables", "metadata"]

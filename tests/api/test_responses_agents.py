@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
+import httpx
 import openai
 from agents import (
     Agent,
@@ -73,3 +74,8 @@ def test_agent_with_tool_and_handoff_streams(
     assert [t.name for t in last.tools] == ["get_weather"]
     assert any("4C and rain in Oslo" in m.content for m in last.messages if m.role == "tool")
     assert "Answer weather questions with the tool." in last.messages[0].content
+    # three model calls of one agent run, each resending the history: one chat
+    server = base.removesuffix("/v1")
+    chats = httpx.get(f"{server}/api/conversations", headers={"Authorization": f"Bearer {key}"})
+    titles = [c["title"] for c in chats.json()["items"]]
+    assert titles.count("What is the weather in Oslo?") == 1, titles

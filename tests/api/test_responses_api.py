@@ -292,3 +292,91 @@ def test_compact_then_continue_from_the_summary(
                 {"role": "user", "content": "hi"},
             ],
         )
+
+
+def test_tool_choice_reaches_the_model_on_the_first_call(
+    live: tuple[str, str], scripted: ScriptedModel
+) -> None:
+    client = _client(live)
+    scripted.enqueue(Reply(tool_calls=[ToolCall("c1", "get_weather", '{"city": "Oslo"}')]))
+    client.responses.create(
+        model="scripted/scripted",
+        input="Oslo?",
+        tools=[WEATHER],
+        tool_choice={"type": "function", "name": "get_weather"},
+    )
+    assert last_turn_request(scripted).tool_choice == "function:get_weather"
+    scripted.enqueue("No tools.")
+    client.responses.create(
+        model="scripted/scripted", input="Oslo?", tools=[WEATHER], tool_choice="none"
+    )
+    assert last_turn_request(scripted).tools == []  # "none": nothing offered at all
+
+
+def test_a_stream_the_client_leaves_is_finished_and_stored(
+    live: tuple[str, str], scripted: ScriptedModel
+) -> None:
+    base, key = live
+    scripted.enqueue(Reply(text="word " * 60, chunk_size=1, delay_s=0.01))
+    response_id = None
+    with httpx.stream(
+        "POST",
+        f"{base}/responses",
+        json={"model": "scripted/scripted", "input": "long", "stream": True},
+        headers={"Authorization": f"Bearer {key}"},
+        timeout=30,
+    ) as reply:
+        for line in reply.iter_lines():
+            if line.startswith("data: "):
+                event = json.loads(line[6:])
+                if event["type"] == "response.output_text.delta":
+                    break  # the client goes away mid-answer
+                response_id = event.get("response", {}).get("id") or response_id
+    assert response_id is not None
+    client = _client(live)
+    for _ in range(200):
+        found = client.responses.retrieve(response_id)
+        if found.status != "in_progress":
+            break
+        time.sleep(0.05)
+    assert found.status == "completed"
+    assert found.output_text == ("word " * 60).strip() or found.output_text == "word " * 60
+
+
+def test_background_needs_store(live: tuple[str, str]) -> None:
+    client = _client(live)
+    with pytest.raises(openai.BadRequestError) as info:
+        client.responses.create(model="scripted/scripted", input="hi", background=True, store=False)
+    assert "store" in str(info.value)
+
+
+def test_a_stateless_client_keeps_one_chat(live: tuple[str, str], scripted: ScriptedModel) -> None:
+    """A client that resends the whole history (the Agents SDK does) continues the
+    chat it started instead of starting one per call."""
+    base, key = live
+    client = _client(live)
+    scripted.enqueue("Lyon is nice in May.")
+    first = client.responses.create(model="scripted/scripted", input="Trip idea for May?")
+    history = [
+        {"role": "user", "content": "Trip idea for May?"},
+        *[item.model_dump(exclude_none=True) for item in first.output],
+        {"role": "user", "content": "And in June?"},
+    ]
+    scripted.enqueue("Then Porto.")
+    second = client.responses.create(model="scripted/scripted", input=history)
+    assert second.output_text == "Then Porto."
+    assert [m.content for m in last_turn_request(scripted).messages[1:]] == [
+        "Trip idea for May?",
+        "Lyon is nice in May.",
+        "And in June?",
+    ]
+    server = base.removesuffix("/v1")
+    chats = httpx.get(f"{server}/api/conversations", headers={"Authorization": f"Bearer {key}"})
+    titles = [c["title"] for c in chats.json()["items"]]
+    assert titles.count("Trip idea for May?") == 1
+    # the same history with a different middle is another conversation
+    scripted.enqueue("Another answer.")
+    history[1]["content"][0]["text"] = "Something else entirely."
+    client.responses.create(model="scripted/scripted", input=history)
+    chats = httpx.get(f"{server}/api/conversations", headers={"Authorization": f"Bearer {key}"})
+    assert [c["title"] for c in chats.json()["items"]].count("Trip idea for May?") == 2

@@ -229,7 +229,8 @@ def test_tool_step_is_shown_collapsibly(page: Page, user, upstream: Upstream) ->
 
 
 def test_upstream_error_shows_retry_that_recovers(page: Page, user, upstream: Upstream) -> None:
-    upstream.script({"fail": "500"}, {"text": "Recovered after the retry."})
+    # three failures: the server's own retries (retry_attempts) are spent too
+    upstream.script(*[{"fail": "500"}] * 3, {"text": "Recovered after the retry."})
     page.goto("/")
     send(page, "This will fail first")
     reply = last_assistant(page)

@@ -155,7 +155,7 @@ async def test_max_steps_stops_with_limit_exceeded() -> None:
     model = ScriptedModel(default=Reply(tool_calls=[calc("1+1")]))
     events = await collect(run_tool_loop(model, USER, tools=default_registry(), limits=Limits(3)))
     assert len(model.requests) == 3
-    assert model.requests[-1].extra == {"tool_choice": "none"}  # last call asks for an answer
+    assert model.requests[-1].tool_choice == "none"  # last call asks for an answer
     assert model.requests[0].extra == {}
     assert len([e for e in events if isinstance(e, ToolResult)]) == 2
     error = next(e for e in events if isinstance(e, ErrorEvent))

@@ -21,6 +21,7 @@ from fastapi import FastAPI
 from parley import __version__
 from parley.api.routers import (
     admin,
+    admin_failover,
     auth,
     chat,
     conversations,
@@ -196,6 +197,7 @@ def create_app(
         conversations,
         chat,
         admin,
+        admin_failover,
         setup,
         local_models,
         openai_api,

@@ -383,6 +383,16 @@ class ConversationPage(BaseModel):
     next_cursor: str | None
 
 
+class Attempt(BaseModel):
+    """One try of one model for an answer (``parley.providers.failover.Attempt``)."""
+
+    model: str
+    error: str | None = Field(description="the error code; null: this one answered")
+    label: str = Field(description="the error in a few words: rate limited, timed out...")
+    at: str
+    ms: float
+
+
 class MessagePublic(BaseModel):
     id: str
     conversation_id: str
@@ -403,6 +413,10 @@ class MessagePublic(BaseModel):
     cost: float
     error_code: str | None
     error_message: str | None
+    attempts: list[Attempt] | None = Field(
+        description="the model calls that failed before the answer, then the one that "
+        "answered (error null); null when the first try answered",
+    )
     feedback: int
     pinned: bool
     created_at: Timestamp
@@ -432,6 +446,7 @@ class MessagePublic(BaseModel):
             cost=msg.cost,
             error_code=msg.error_code,
             error_message=msg.error_message,
+            attempts=msg.attempts or None,
             feedback=msg.feedback,
             pinned=msg.pinned,
             created_at=_at(msg.created_at),

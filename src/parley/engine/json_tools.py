@@ -153,7 +153,8 @@ async def json_tool_loop(run: ToolLoop) -> AsyncGenerator[EngineEvent, None]:
         temperature=run.temperature,
         max_tokens=run.max_tokens,
         response_format=run.response_format,
-        extra={k: v for k, v in run.extra.items() if k != "tool_choice"},
+        reasoning_effort=run.reasoning_effort,
+        extra=run.extra,
     )
     async for event in run.call_model(final):
         yield event

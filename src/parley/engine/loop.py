@@ -137,9 +137,13 @@ class ToolLoop:
         client_tools: Sequence[ToolSpec] = (),
         extra: dict[str, Any] | None = None,
         response_format: dict[str, Any] | None = None,
+        tool_choice: str | None = None,
+        reasoning_effort: str | None = None,
     ) -> None:
         self.model = model
         self.response_format = response_format
+        self.tool_choice = tool_choice
+        self.reasoning_effort = reasoning_effort if model.info.supports_reasoning else None
         self.confirm = confirm
         self.convo: list[Message] = list(messages)
         self.registry = tools
@@ -233,18 +237,18 @@ class ToolLoop:
 
     def request(self, *, final: bool = False) -> ChatRequest:
         """A native-tools request over the conversation so far."""
-        extra = dict(self.extra)
-        if not self.specs or self.calls:
-            extra.pop("tool_choice", None)  # a caller's choice holds for the first call only
+        choice = self.tool_choice if self.specs and not self.calls else None  # first call
         if final and self.specs:
-            extra["tool_choice"] = "none"
+            choice = "none"
         return ChatRequest(
             messages=self.convo,
             tools=self.specs,
             temperature=self.temperature,
             max_tokens=self.max_tokens,
             response_format=self.response_format,
-            extra=extra,
+            tool_choice=choice,
+            reasoning_effort=self.reasoning_effort,
+            extra=self.extra,
         )
 
     async def _pump(self, request: ChatRequest, queue: Mailbox[object]) -> None:
@@ -503,6 +507,8 @@ async def run_tool_loop(
     client_tools: Sequence[ToolSpec] = (),
     extra: dict[str, Any] | None = None,
     response_format: dict[str, Any] | None = None,
+    tool_choice: str | None = None,
+    reasoning_effort: str | None = None,
 ) -> AsyncIterator[EngineEvent]:
     """Produce one assistant reply over ``messages`` (already assembled, system first).
 
@@ -515,8 +521,9 @@ async def run_tool_loop(
     its ``ToolConfirm`` event is yielded first. ``client_tools`` are offered but
     run by the caller: a call to one ends the reply with ``Done("tool_calls")``
     after a ``ToolStart`` for it (``ToolLoop.hand_over``). ``extra`` goes into every
-    model request (``top_p``; a ``tool_choice`` applies to the first call), and
-    ``response_format`` (a JSON schema) shapes every answer. If the consuming task
+    model request (``top_p``), ``tool_choice`` applies to the first call only,
+    ``reasoning_effort`` to models that reason, and ``response_format`` (a JSON
+    schema) shapes every answer. If the consuming task
     itself is cancelled, ``Done("cancelled")`` is still yielded (so the partial reply can be saved)
     and ``CancelledError`` is raised when the consumer asks for the next event.
     ``messages`` is not modified.
@@ -535,6 +542,8 @@ async def run_tool_loop(
         client_tools=client_tools,
         extra=extra,
         response_format=response_format,
+        tool_choice=tool_choice,
+        reasoning_effort=reasoning_effort,
     )
     if not model.info.tool_use:  # a model that cannot follow a tool schema gets none
         run.specs, run.enabled, run.client = [], set(), set()

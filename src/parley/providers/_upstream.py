@@ -51,6 +51,7 @@ class UpstreamReply:
     cut_after: int = 2
     delay: float = 0.0
     finish_reason: str | None = None
+    retry_after: str | None = "1"  # the Retry-After header of a 429 (None: no header)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> UpstreamReply:
@@ -482,7 +483,7 @@ class UpstreamApp:
             await asyncio.sleep(reply.delay)
         if reply.fail in _ERRORS:
             record.status = int(reply.fail or 0)
-            return await _error(send, reply.fail or "", anthropic)
+            return await _error(send, reply.fail or "", anthropic, reply.retry_after)
         if reply.fail == "timeout":
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(gone.wait(), 600)
@@ -556,19 +557,19 @@ class UpstreamApp:
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
-async def _json(send: Send, status: int, payload: Any) -> None:
+async def _json(send: Send, status: int, payload: Any, retry_after: str | None = "1") -> None:
     data = json.dumps(payload).encode()
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode())]
-    if status == 429:
-        headers.append((b"retry-after", b"1"))
+    if status == 429 and retry_after is not None:
+        headers.append((b"retry-after", retry_after.encode()))
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": data})
 
 
-async def _error(send: Send, fail: str, anthropic: bool) -> None:
+async def _error(send: Send, fail: str, anthropic: bool, retry_after: str | None = "1") -> None:
     status, kind, message = _ERRORS[fail]
     if anthropic:
         payload: Any = {"type": "error", "error": {"type": kind, "message": message}}
     else:
         payload = {"error": {"message": message, "type": kind, "code": kind}}
-    await _json(send, status, payload)
+    await _json(send, status, payload, retry_after)

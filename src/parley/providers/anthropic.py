@@ -34,6 +34,7 @@ from parley.providers.openai_compat import (
     NO_KEY,
     DiscoveringProvider,
     protocol_error,
+    retry_after_of,
     status_error,
 )
 from parley.providers.pools import Shards, http_options
@@ -132,6 +133,10 @@ def messages_to_wire(messages: list[Message]) -> tuple[str, list[dict[str, Any]]
     return "\n\n".join(s for s in system if s), wire
 
 
+# Responses' reasoning efforts as Anthropic's extended-thinking budgets (tokens).
+THINKING_BUDGET = {"minimal": 1024, "low": 2048, "medium": 8192, "high": 24576, "xhigh": 32000}
+
+
 def request_to_wire(info: ModelInfo, request: ChatRequest) -> dict[str, Any]:
     system, messages = messages_to_wire(request.messages)
     kwargs: dict[str, Any] = {
@@ -153,6 +158,17 @@ def request_to_wire(info: ModelInfo, request: ChatRequest) -> dict[str, Any]:
         kwargs["output_config"] = {
             "format": {"type": "json_schema", "schema": request.response_format}
         }
+    if request.tool_choice is not None and request.tools:
+        choice = request.tool_choice
+        kwargs["tool_choice"] = (
+            {"type": "tool", "name": choice.removeprefix("function:")}
+            if choice.startswith("function:")
+            else {"type": {"required": "any"}.get(choice, choice)}
+        )
+    if request.reasoning_effort in THINKING_BUDGET and info.supports_reasoning:
+        budget = THINKING_BUDGET[request.reasoning_effort]
+        kwargs["thinking"] = {"type": "enabled", "budget_tokens": budget}
+        kwargs["max_tokens"] = max(kwargs["max_tokens"], budget + 1024)
     extra = dict(request.extra)
     if request.temperature is not None:
         extra["temperature"] = request.temperature
@@ -287,6 +303,7 @@ class AnthropicProvider(DiscoveringProvider):
             model=model,
             has_key=self.has_key,
             admin=self.config.source == "database",
+            retry_after=retry_after_of(exc),
         )
 
     async def discover_model_names(self) -> list[str]:

@@ -68,6 +68,12 @@ class ChatRequest:
     max_tokens: int | None = None
     response_format: dict[str, Any] | None = None
     stop: list[str] | None = None
+    # Which tools the model must (not) use: "auto", "none", "required", or
+    # "function:<name>"; each adapter says it in its provider's terms.
+    tool_choice: str | None = None
+    # How hard a reasoning model thinks ("low", "medium", "high"...); adapters of
+    # models without ``supports_reasoning`` leave it out.
+    reasoning_effort: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 

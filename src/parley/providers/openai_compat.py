@@ -126,9 +126,38 @@ def status_error(
     model: str | None = None,
     has_key: bool = True,
     admin: bool = False,
+    retry_after: float | None = None,
 ) -> ProviderError:
     """The ProviderError for an HTTP status from provider ``provider`` (``admin``:
-    one added in Admin > Providers, whose key is set there)."""
+    one added in Admin > Providers, whose key is set there); ``retry_after`` (the
+    answer's ``Retry-After``, seconds) rides on the error for the retry policy."""
+    error = _status_error(provider, status, detail, model=model, has_key=has_key, admin=admin)
+    error.retry_after = retry_after
+    return error
+
+
+def retry_after_of(exc: Any) -> float | None:
+    """Seconds from an SDK error's ``Retry-After`` header (a number of seconds; an
+    HTTP date or garbage counts as not said), or None."""
+    response = getattr(exc, "response", None)
+    headers = getattr(response, "headers", None)
+    value = headers.get("retry-after") if headers is not None else None
+    try:
+        seconds = float(value) if value is not None else None
+    except ValueError:
+        return None
+    return seconds if seconds is not None and 0 <= seconds < 86_400 else None
+
+
+def _status_error(
+    provider: str,
+    status: int,
+    detail: str,
+    *,
+    model: str | None,
+    has_key: bool,
+    admin: bool,
+) -> ProviderError:
     detail = _short(detail)
     if status == 401:
         if not has_key:
@@ -281,6 +310,15 @@ def request_to_wire(model: str, request: ChatRequest) -> dict[str, Any]:
             "type": "json_schema",
             "json_schema": {"name": "output", "schema": request.response_format},
         }
+    if request.tool_choice is not None and request.tools:
+        name = request.tool_choice.removeprefix("function:")
+        kwargs["tool_choice"] = (
+            {"type": "function", "function": {"name": name}}
+            if request.tool_choice.startswith("function:")
+            else request.tool_choice
+        )
+    if request.reasoning_effort is not None:
+        kwargs["reasoning_effort"] = request.reasoning_effort
     if request.extra:
         kwargs.update(request.extra)
     return kwargs
@@ -667,6 +705,7 @@ class OpenAIProvider(DiscoveringProvider):
             model=model,
             has_key=self.has_key,
             admin=self.config.source == "database",
+            retry_after=retry_after_of(exc),
         )
 
     async def discover_model_names(self) -> list[str]:

@@ -36,6 +36,20 @@ __all__ = [
 ]
 
 MAX_INPUT_ITEMS = 500
+# Items a client sends back from earlier output that Parley keeps its own record
+# of (reasoning, hosted tools' calls, approval requests): skipped, not refused.
+SKIPPED = frozenset(
+    {
+        "reasoning",
+        "item_reference",
+        "web_search_call",
+        "file_search_call",
+        "code_interpreter_call",
+        "mcp_call",
+        "mcp_list_tools",
+        "mcp_approval_request",
+    }
+)
 SUMMARY_PREFIX = "Summary of the earlier conversation:\n"
 MAX_IMAGE_URL = 20_000_000  # a data URL of a ~15 MB image
 
@@ -209,7 +223,7 @@ def parse_input(value: str | list[dict[str, Any]]) -> list[InputItem]:
             content = raw.get("encrypted_content")
             text = summary_of(content if isinstance(content, str) else "")
             items.append(InputItem("message", "developer", text, item=dict(raw)))
-        elif kind in ("reasoning", "item_reference"):
+        elif kind in SKIPPED:
             continue
         else:
             raise Invalid(f"{where} has a type Parley does not take: {kind!r}.")

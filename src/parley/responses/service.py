@@ -28,15 +28,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from parley.errors import Conflict, Forbidden, Invalid, NotFound
 from parley.instance.providers import RegistrySync
-from parley.messages import ErrorEvent, ImagePart, ToolConfirm, ToolSpec
+from parley.messages import ErrorEvent, ImagePart, ToolConfirm
+from parley.responses.chain import fingerprint, prefix_fingerprints
 from parley.responses.items import (
     InputItem,
-    conv_id,
     parse_input,
     plain_id,
     resp_id,
     row_items,
 )
+from parley.responses.plan import answer_format, plan_tools
+from parley.responses.resource import ECHOED, resource, usage_of
 from parley.responses.stream import OutputBuilder, frame
 from parley.responses.tables import ResponseRecord
 from parley.responses.wire import ResponseCreate
@@ -57,27 +59,6 @@ __all__ = ["ResponsesService", "Running"]
 
 log = logging.getLogger(__name__)
 
-ECHOED = (
-    "instructions",
-    "tools",
-    "tool_choice",
-    "parallel_tool_calls",
-    "max_output_tokens",
-    "max_tool_calls",
-    "temperature",
-    "top_p",
-    "reasoning",
-    "text",
-    "truncation",
-    "metadata",
-    "store",
-    "background",
-    "user",
-    "safety_identifier",
-    "prompt_cache_key",
-    "service_tier",
-)
-
 
 @dataclass(slots=True)
 class Running:
@@ -88,90 +69,7 @@ class Running:
     conversation_id: str
     frames: asyncio.Queue[bytes | None] | None
     done: asyncio.Event = field(default_factory=asyncio.Event)
-
-
-@dataclass(slots=True)
-class _Plan:
-    client: tuple[ToolSpec, ...]
-    parley: tuple[str, ...]
-    choice: Any
-
-
-def _epoch(moment: datetime | None) -> int | None:
-    if moment is None:
-        return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return int(moment.timestamp())
-
-
-def usage_of(input_tokens: int, output_tokens: int) -> dict[str, Any]:
-    return {
-        "input_tokens": input_tokens,
-        "input_tokens_details": {"cached_tokens": 0},
-        "output_tokens": output_tokens,
-        "output_tokens_details": {"reasoning_tokens": 0},
-        "total_tokens": input_tokens + output_tokens,
-    }
-
-
-def resource(record: ResponseRecord) -> dict[str, Any]:
-    """The response object as the API serves it."""
-    asked = record.request or {}
-    text = asked.get("text") or {"format": {"type": "text"}}
-    body: dict[str, Any] = {
-        "id": resp_id(record.id),
-        "object": "response",
-        "created_at": _epoch(record.created_at) or 0,
-        "completed_at": _epoch(record.completed_at),
-        "status": record.status,
-        "incomplete_details": (
-            {"reason": record.incomplete_reason} if record.incomplete_reason else None
-        ),
-        "model": record.model,
-        "previous_response_id": record.previous_response_id,
-        "instructions": asked.get("instructions"),
-        "output": list(record.output or []),
-        "error": record.error,
-        "tools": [_echo_tool(tool) for tool in asked.get("tools") or []],
-        "tool_choice": asked.get("tool_choice") or "auto",
-        "truncation": asked.get("truncation") or "disabled",
-        "parallel_tool_calls": asked.get("parallel_tool_calls", True),
-        "text": text,
-        "top_p": asked.get("top_p") if asked.get("top_p") is not None else 1.0,
-        "presence_penalty": 0.0,
-        "frequency_penalty": 0.0,
-        "top_logprobs": 0,
-        "temperature": (asked.get("temperature") if asked.get("temperature") is not None else 1.0),
-        "reasoning": asked.get("reasoning"),
-        "usage": record.usage or None,
-        "max_output_tokens": asked.get("max_output_tokens"),
-        "max_tool_calls": asked.get("max_tool_calls"),
-        "store": record.stored,
-        "background": bool(asked.get("background")),
-        "service_tier": asked.get("service_tier") or "default",
-        "metadata": asked.get("metadata") or {},
-        "safety_identifier": asked.get("safety_identifier"),
-        "prompt_cache_key": asked.get("prompt_cache_key"),
-        "user": asked.get("user"),
-    }
-    if asked.get("conversation"):
-        body["conversation"] = {"id": conv_id(record.conversation_id)}
-    return body
-
-
-def _echo_tool(tool: dict[str, Any]) -> dict[str, Any]:
-    """A tool as the response lists it; function tools in the specification's full
-    shape (``strict`` is false: Parley does not enforce schemas on arguments)."""
-    if tool.get("type") != "function":
-        return tool
-    return {
-        "type": "function",
-        "name": tool.get("name"),
-        "description": tool.get("description"),
-        "parameters": tool.get("parameters"),
-        "strict": False,
-    }
+    chain: list[InputItem] | None = None  # a stateless client's whole history (chain.py)
 
 
 class ResponsesService:
@@ -185,64 +83,6 @@ class ResponsesService:
         self._running: dict[str, Running] = {}
         self.assistants: Callable[[], AssistantGateway | None] = lambda: None  # assistant/<slug>
         self._tasks: set[asyncio.Task[None]] = set()
-
-    # ------------------------------------------------------------ tools
-
-    def _plan(self, body: ResponseCreate) -> _Plan:
-        """The request's tools: the caller's functions, and Parley's tools for the
-        hosted ones (``web_search``, ``file_search``, ``code_interpreter``, ``mcp``)."""
-        available = set(self.turns.tools.names())
-        client: list[ToolSpec] = []
-        parley: list[str] = []
-        for n, tool in enumerate(body.tools):
-            kind = str(tool.get("type", ""))
-            if kind == "function":
-                name = tool.get("name")
-                if not isinstance(name, str) or not name:
-                    raise Invalid(f"tools[{n}]: a function tool needs a name.")
-                parameters = tool.get("parameters") or {"type": "object", "properties": {}}
-                client.append(ToolSpec(name, str(tool.get("description") or ""), parameters))
-            elif kind.startswith("web_search"):
-                parley.append(self._hosted("web_search", available, "Web search", n))
-            elif kind == "file_search":
-                parley.append(self._hosted("search_knowledge", available, "File search", n))
-            elif kind == "code_interpreter":
-                parley.append(self._hosted("run_python", available, "The code interpreter", n))
-            elif kind == "mcp":
-                parley.extend(self._mcp(tool, available, n))
-            else:
-                raise Invalid(f"tools[{n}]: Parley does not offer tools of type {kind!r}.")
-        choice = body.tool_choice
-        if choice == "none":
-            return _Plan((), (), None)
-        return _Plan(tuple(client), tuple(dict.fromkeys(parley)), _chat_choice(choice))
-
-    @staticmethod
-    def _hosted(name: str, available: set[str], what: str, n: int) -> str:
-        if name not in available:
-            raise Invalid(
-                f"tools[{n}]: {what} is not available on this Parley server "
-                "(an administrator can set it up in Admin)."
-            )
-        return name
-
-    @staticmethod
-    def _mcp(tool: dict[str, Any], available: set[str], n: int) -> list[str]:
-        if tool.get("server_url") or tool.get("connector_id"):
-            raise Invalid(
-                f"tools[{n}]: Parley connects only to the MCP servers an administrator "
-                "added; name one by its server_label (Admin > Tools lists them)."
-            )
-        label = str(tool.get("server_label") or "")
-        names = sorted(name for name in available if name.startswith(label + "__"))
-        allowed = tool.get("allowed_tools")
-        if isinstance(allowed, dict):
-            allowed = allowed.get("tool_names")
-        if isinstance(allowed, list):
-            names = [name for name in names if name.split("__", 1)[1] in allowed]
-        if not label or not names:
-            raise Invalid(f"tools[{n}]: no MCP server labelled {label!r} offers tools here.")
-        return names
 
     # ------------------------------------------------------------ create
 
@@ -261,10 +101,12 @@ class ResponsesService:
         ``may_use_assistant``: its assistants scope (``assistant/<slug>`` models)."""
         if body.previous_response_id and body.conversation:
             raise Invalid("Send previous_response_id or conversation, not both.")
+        if body.background and not body.store:
+            raise Invalid("A background response is polled, so it is stored: drop store: false.")
         items = parse_input(body.input)
         if any(item.kind == "approval" for item in items):
             return await self._approved(user, api_key_id, body, items, stream=stream)
-        plan = self._plan(body)
+        plan = plan_tools(body, set(self.turns.tools.names()))
         async with self.db.session() as session:
             registry = await self.sync.ensure_fresh(session)
             preferred = await self.sync.default_model(session)
@@ -281,7 +123,15 @@ class ResponsesService:
                     "model_not_allowed",
                 )
             store = ConversationStore(session, user.id)
-            conv, leaf, previous = await self._anchor(session, store, user, body, items)
+            chain = None if body.previous_response_id or body.conversation else items
+            previous_id = body.previous_response_id
+            if chain is not None and len(items) > 1:  # a history this chat may hold already
+                continued, known = await self._continued(session, user.id, items)
+                if continued is not None:
+                    previous_id, items = resp_id(continued), items[known:]
+            conv, leaf, previous = await self._anchor(
+                session, store, user, body, items, previous_id
+            )
             if assistant_id is not None:  # the chat is the assistant's (its turn profile)
                 if conv.assistant_id not in (None, assistant_id):
                     raise Invalid("This conversation belongs to another assistant.")
@@ -314,11 +164,13 @@ class ResponsesService:
             tools=plan.parley or (None if assistant_id else ()),  # None: the assistant's
             temperature=body.temperature,
             max_output_tokens=body.max_output_tokens,
-            response_format=_format(body.text),
-            extra=({"top_p": body.top_p} if body.top_p is not None else {})
-            | ({"tool_choice": plan.choice} if plan.choice is not None else {}),
+            response_format=answer_format(body.text),
+            extra={"top_p": body.top_p} if body.top_p is not None else {},
+            tool_choice=plan.choice,
+            reasoning_effort=(body.reasoning or {}).get("effort"),
             images=tuple(images),
             endpoint="responses",
+            may_use=None if assistant_id else may_use,  # an assistant uses its own model
         )
         try:
             turn = await self.turns.prepare(
@@ -333,12 +185,15 @@ class ResponsesService:
                 options=options,
                 answer_id=answer_id,
             )
-        except Exception:
-            await self._forget(user.id, record.id, conv.id if not body.store else None)
+        except Exception:  # nothing is answered: a chat made for this request goes too
+            made = previous is None and not body.conversation
+            await self._forget(user.id, record.id, conv.id if made else None)
             raise
         client_names = {spec.name for spec in plan.client}
         builder = OutputBuilder(turn.assistant_message.id, client_names.__contains__, emit=stream)
-        return self._start_driving(record, builder, self.turns.start(turn), user.id, stream)
+        running = self._start_driving(record, builder, self.turns.start(turn), user.id, stream)
+        running.chain = chain
+        return running
 
     async def _assistant(
         self, user_id: str, model: str, allowed: Callable[[str, str], bool] | None
@@ -433,6 +288,30 @@ class ResponsesService:
         task.add_done_callback(self._tasks.discard)
         return running
 
+    async def _continued(
+        self, session: AsyncSession, user_id: str, items: list[InputItem]
+    ) -> tuple[str | None, int]:
+        """The response whose whole exchange ``items`` starts with (the longest), and
+        how many items that exchange is; ``(None, 0)`` for a history never seen."""
+        prints = prefix_fingerprints(items)[:-1]
+        found = (
+            await session.execute(
+                select(ResponseRecord.id, ResponseRecord.chain_hash)
+                .where(
+                    ResponseRecord.user_id == user_id,
+                    ResponseRecord.chain_hash.in_(prints),
+                    ResponseRecord.stored.is_(True),
+                    ResponseRecord.status == "completed",
+                )
+                .order_by(ResponseRecord.created_at.desc())
+            )
+        ).all()
+        if not found:
+            return None, 0
+        length = {digest: n + 1 for n, digest in enumerate(prints)}
+        best = max(found, key=lambda row: length[row.chain_hash])
+        return best.id, length[best.chain_hash]
+
     async def _anchor(
         self,
         session: AsyncSession,
@@ -440,17 +319,18 @@ class ResponsesService:
         user: User,
         body: ResponseCreate,
         items: list[InputItem],
+        previous_id: str | None,
     ) -> tuple[Conversation, MessageRow | None, str | None]:
         """The chat, the message the input follows, and the previous response's id."""
-        if body.previous_response_id:
-            previous = await self._record(session, user.id, body.previous_response_id)
+        if previous_id:
+            previous = await self._record(session, user.id, previous_id)
             conv = await store.get(previous.conversation_id)
             leaf = await store.get_message(previous.message_id or "")
             if conv is None or leaf is None:
                 raise NotFound("response", "The previous response's chat was deleted.")
             if leaf.status == "streaming":
                 raise Conflict("The previous response is still in progress; wait for it to finish.")
-            return conv, leaf, body.previous_response_id
+            return conv, leaf, previous_id
         wanted = body.conversation_id()
         if wanted:
             conv = await store.get(plain_id(wanted, "conv_"))
@@ -463,6 +343,8 @@ class ResponsesService:
         first = next((i.text for i in items if i.kind == "message" and i.role == "user"), "")
         title = " ".join(first.split())[:80] or "API chat"
         conv = await store.create(title=title, temporary=not body.store)
+        if len(items) > 1:  # a history: its first question names the chat, not the last
+            conv.title_generated = True
         return conv, None, None
 
     async def _write(
@@ -591,6 +473,8 @@ class ResponsesService:
                 return None
             record.output = builder.output
             record.completed_at = datetime.now(UTC)
+            if running.chain is not None and pending is None and record.stored:
+                record.chain_hash = fingerprint(running.chain, builder.output)
             if pending is not None:  # ends with an approval request; the turn waits
                 record.request = {**(record.request or {}), "pending": pending}
                 record.usage = usage_of(0, 0)
@@ -707,36 +591,3 @@ class ResponsesService:
     async def aclose(self) -> None:
         if self._tasks:
             await asyncio.wait(set(self._tasks), timeout=5)
-
-
-def _chat_choice(choice: str | dict[str, Any]) -> Any:
-    """The Responses ``tool_choice`` in the Chat Completions shape the adapters take."""
-    if isinstance(choice, str):
-        return None if choice == "auto" else choice
-    kind = choice.get("type")
-    if kind == "function" and isinstance(choice.get("name"), str):
-        return {"type": "function", "function": {"name": choice["name"]}}
-    if kind == "allowed_tools":
-        return choice.get("mode") if choice.get("mode") in ("required",) else None
-    hosted = {"web_search": "web_search", "file_search": "search_knowledge"}
-    hosted |= {"code_interpreter": "run_python"}
-    for prefix, name in hosted.items():
-        if isinstance(kind, str) and kind.startswith(prefix):
-            return {"type": "function", "function": {"name": name}}
-    return None
-
-
-def _format(text: dict[str, Any] | None) -> dict[str, Any] | None:
-    """``text.format`` as the JSON schema the answer must follow (None: free text)."""
-    fmt = (text or {}).get("format") or {}
-    kind = fmt.get("type", "text")
-    if kind == "json_schema":
-        schema = fmt.get("schema")
-        if not isinstance(schema, dict):
-            raise Invalid("text.format.schema must be a JSON schema object.")
-        return schema
-    if kind == "json_object":
-        return {"type": "object"}
-    if kind != "text":
-        raise Invalid(f"text.format.type {kind!r} is not one of text, json_object, json_schema.")
-    return None

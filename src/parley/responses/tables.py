@@ -27,7 +27,10 @@ class ResponseRecord(Base):
     the turn is prepared); deleting the conversation deletes its responses."""
 
     __tablename__ = "responses"
-    __table_args__ = (Index("ix_responses_user_created", "user_id", "created_at"),)
+    __table_args__ = (
+        Index("ix_responses_user_created", "user_id", "created_at"),
+        Index("ix_responses_user_chain", "user_id", "chain_hash"),
+    )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
@@ -45,6 +48,9 @@ class ResponseRecord(Base):
     usage: Mapped[dict[str, Any]] = mapped_column(default=dict)
     error: Mapped[dict[str, Any] | None] = mapped_column(default=None)
     incomplete_reason: Mapped[str | None] = mapped_column(String(64))
+    # a stateless client's whole exchange so far (``responses/chain.py``): its next
+    # call, repeating this history, continues this response's chat
+    chain_hash: Mapped[str | None] = mapped_column(String(64))
     # store=false: the chat is temporary and removed once the answer is out
     stored: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

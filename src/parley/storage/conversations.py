@@ -77,6 +77,7 @@ MESSAGE_FIELDS = frozenset(
         "cost",
         "error_code",
         "error_message",
+        "attempts",
         "feedback",
         "pinned",
     }

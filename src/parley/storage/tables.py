@@ -187,6 +187,9 @@ class Message(Base):
     cost: Mapped[float] = mapped_column(Float, default=0.0)
     error_code: Mapped[str | None] = mapped_column(String(64))
     error_message: Mapped[str | None] = mapped_column(Text)
+    # each model call that failed before answering, then the one that answered
+    # (``parley.providers.failover.Attempt.public``); null when the first try answered
+    attempts: Mapped[list[Any] | None] = mapped_column(JSON)
     feedback: Mapped[int] = mapped_column(Integer, default=0)  # -1, 0, 1
     pinned: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -10,7 +10,7 @@ stored on the conversation.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -28,9 +28,12 @@ class TurnOptions:
     temperature: float | None = None
     max_output_tokens: int | None = None
     response_format: dict[str, Any] | None = None  # a JSON schema for the answer
-    extra: dict[str, Any] = field(default_factory=dict)  # top_p, tool_choice, reasoning
+    tool_choice: str | None = None  # "none", "required", "function:<name>" (first call)
+    reasoning_effort: str | None = None  # for models that reason ("low", "high"...)
+    extra: dict[str, Any] = field(default_factory=dict)  # top_p
     images: tuple[ImagePart, ...] = ()  # on the question (not stored with it)
     endpoint: str = "chat"  # what the usage ledger calls the path the turn came by
+    may_use: Callable[[str], bool] | None = None  # an API key's model scope (fallbacks too)
 
 
 DEFAULT = TurnOptions()
@@ -54,18 +57,13 @@ class TurnProfile:
     def merged(self, caller: TurnOptions) -> TurnOptions:
         """The caller's knobs win where set; instructions add up (profile first)."""
         told = [t for t in (self.options.instructions, caller.instructions) if t]
-        return TurnOptions(
+        return replace(
+            caller,
             instructions="\n\n".join(told),
-            client_tools=caller.client_tools,
             tools=caller.tools if caller.tools else self.options.tools,
             temperature=(
                 caller.temperature if caller.temperature is not None else self.options.temperature
             ),
-            max_output_tokens=caller.max_output_tokens,
-            response_format=caller.response_format,
-            extra=caller.extra,
-            images=caller.images,
-            endpoint=caller.endpoint,
         )
 
 

@@ -49,6 +49,7 @@ from parley.messages import (
     memory_changes,
 )
 from parley.providers.base import ChatModel
+from parley.providers.failover import FailoverModel
 from parley.providers.registry import ModelRegistry
 from parley.storage.conversations import ConversationStore
 from parley.storage.db import Database
@@ -66,6 +67,7 @@ from parley.turns.events import (
     TurnLog,
     make_turn_events,
 )
+from parley.turns.failover import FailoverService
 from parley.turns.history import history_from_rows, history_limit, split_summarized
 from parley.turns.hooks import (
     AFTER_TURN_HOLD_S,
@@ -162,6 +164,7 @@ class TurnService:
         self.revokers: list[Revoker] = []
         self._tasks: set[asyncio.Task[None]] = set()
         self._after: dict[str, set[asyncio.Task[None]]] = {}  # after-turn work, by user
+        self.failover = FailoverService(db, registry, settings)  # retries, fallbacks, breakers
         control.add_listener(self._on_stop)
 
     def add_context_source(self, source: ContextSource) -> None:
@@ -246,6 +249,10 @@ class TurnService:
             model = await self.registry.resolve(ref)
             if not model.info.offered_to(user.id):
                 raise ModelNotFound(f"Model '{ref}' is not available to you.")
+            allowed = options.may_use
+            model = await self.failover.wrap(
+                model, user_id=user.id, allowed=allowed and (lambda info: allowed(info.ref))
+            )
             if model_ref and model_ref != conv.model:
                 conv.model = model_ref
 
@@ -484,6 +491,8 @@ class TurnService:
                     max_tokens=turn.options.max_output_tokens,
                     extra=turn.options.extra,
                     response_format=turn.options.response_format,
+                    tool_choice=turn.options.tool_choice,
+                    reasoning_effort=turn.options.reasoning_effort,
                 )
                 async for event in events:
                     if isinstance(event, TextDelta):  # the hot path: first, one append
@@ -556,6 +565,9 @@ class TurnService:
         its owner was revoked) and the log closes once both are done."""
         await recorder.stop_flushing()
         try:
+            if isinstance(turn.model, FailoverModel) and turn.model.failed_over:
+                recorder.model = turn.model.info  # priced as the model that answered
+                await self.failover.record(turn.user_id, turn.assistant_message.id, turn.model)
             final = await asyncio.shield(recorder.finish())
         except Exception:
             log.exception("could not store the answer")

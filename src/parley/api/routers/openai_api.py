@@ -211,6 +211,10 @@ async def chat_completions(
             param="model",
         )
     model_allowed(principal, model.info.ref)
+    # retries and fallbacks before the first token, as in a chat (``turns/failover.py``)
+    model = await turns.failover.wrap(
+        model, user_id=principal.user.id, allowed=lambda info: principal.may_use_model(info.ref)
+    )
     await db.close()  # release the connection before the long stream
     request = chat_request(body)
     completion_id = "chatcmpl-" + uuid.uuid4().hex
@@ -225,6 +229,9 @@ async def chat_completions(
         raise _provider_problem(exc) from exc
     except StopAsyncIteration as exc:
         raise Problem(502, "The provider returned nothing.", "provider_protocol") from exc
+    meter.model = model.info  # the model that answered is the one charged and named
+    if keep is not None:
+        keep.model = model.info
     if body.stream:
         stream = stream_chunks(completion_id, model.info.ref, first, events, body.include_usage)
         return StreamingResponse(stream, media_type="text/event-stream")

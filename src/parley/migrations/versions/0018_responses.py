@@ -42,12 +42,14 @@ def upgrade() -> None:
         sa.Column("usage", sa.JSON(), nullable=False),
         sa.Column("error", sa.JSON()),
         sa.Column("incomplete_reason", sa.String(64)),
+        sa.Column("chain_hash", sa.String(64)),
         sa.Column("stored", sa.Boolean(), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("completed_at", sa.DateTime(timezone=True)),
     )
     op.create_index("ix_responses_user_created", "responses", ["user_id", "created_at"])
     op.create_index("ix_responses_conversation_id", "responses", ["conversation_id"])
+    op.create_index("ix_responses_user_chain", "responses", ["user_id", "chain_hash"])
     op.create_index("ix_responses_message_id", "responses", ["message_id"])
     op.create_table(
         "conversation_metadata",

@@ -7,7 +7,7 @@ conversation started with an assistant; ``draft`` for the builder's preview) and
 uploaded avatar image). ``parley.assistants``.
 
 Revision ID: 0022_assistants
-Revises: 0019_key_scopes
+Revises: 0021_failover
 Create Date: 2026-12-07
 """
 
@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0022_assistants"
-down_revision: str | None = "0019_key_scopes"
+down_revision: str | None = "0021_failover"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

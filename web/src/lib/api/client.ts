@@ -12,6 +12,7 @@ import type {
   ConversationPage,
   ConversationUpdate,
   CreatedApiKey,
+  FailoverOverview,
   ImportReport,
   KeyCreate,
   KeyList,
@@ -359,6 +360,12 @@ export const admin = {
     request<ProviderTestResult>('/api/admin/providers/test', { method: 'POST', body }),
   testSavedProvider: (name: string) =>
     request<ProviderTestResult>(`/api/admin/providers/${enc(name)}/test`, { method: 'POST' }),
+  failover: () => request<FailoverOverview>('/api/admin/failover'),
+  /** `null`: back to the config file's list; `[]`: no fallbacks. */
+  setFallbacks: (model: string, fallbacks: string[] | null) =>
+    request<FailoverOverview>('/api/admin/failover/fallbacks', { method: 'PUT', body: { model, fallbacks } }),
+  resetBreaker: (provider: string) =>
+    request<FailoverOverview>('/api/admin/failover/breakers/reset', { method: 'POST', body: { provider } }),
 };
 
 /** Message for an unknown thrown value. */

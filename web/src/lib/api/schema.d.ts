@@ -4,6 +4,64 @@
  */
 
 export interface paths {
+    "/api/admin/failover": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Failover Overview */
+        get: operations["failover_overview_api_admin_failover_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/admin/failover/breakers/reset": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Reset Breaker
+         * @description Close a provider's circuit now (after fixing it): its next call goes through.
+         */
+        post: operations["reset_breaker_api_admin_failover_breakers_reset_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/admin/failover/fallbacks": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Update Fallbacks
+         * @description 422 ``unknown_model`` for a ref that names no model, ``fallback_loop`` for the
+         *     model itself.
+         */
+        put: operations["update_fallbacks_api_admin_failover_fallbacks_put"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/admin/local-models": {
         parameters: {
             query?: never;
@@ -1982,6 +2040,28 @@ export interface components {
         AssistantSave: {
             config: components["schemas"]["AssistantConfig"];
         };
+        /**
+         * Attempt
+         * @description One try of one model for an answer (``parley.providers.failover.Attempt``).
+         */
+        Attempt: {
+            /** At */
+            at: string;
+            /**
+             * Error
+             * @description the error code; null: this one answered
+             */
+            error: string | null;
+            /**
+             * Label
+             * @description the error in a few words: rate limited, timed out...
+             */
+            label: string;
+            /** Model */
+            model: string;
+            /** Ms */
+            ms: number;
+        };
         /** AuthConfig */
         AuthConfig: {
             /** Has Users */
@@ -1996,6 +2076,33 @@ export interface components {
         BranchIn: {
             /** Message Id */
             message_id: string;
+        };
+        /** BreakerOut */
+        BreakerOut: {
+            /**
+             * Failures
+             * @description consecutive failures counted
+             */
+            failures: number;
+            /** Opened At */
+            opened_at: string | null;
+            /** Provider */
+            provider: string;
+            /**
+             * Retry At
+             * @description when an open circuit lets one probe through
+             */
+            retry_at: string | null;
+            /**
+             * State
+             * @enum {string}
+             */
+            state: "closed" | "open" | "half_open";
+        };
+        /** BreakerReset */
+        BreakerReset: {
+            /** Provider */
+            provider: string;
         };
         /**
          * ChatAssistant
@@ -2789,6 +2896,54 @@ export interface components {
              */
             format: "parley-export-1" | "parley-export-2";
             user?: components["schemas"]["ProfileRecord"];
+        };
+        /** FailoverOverview */
+        FailoverOverview: {
+            /** Breaker Cooldown S */
+            breaker_cooldown_s: number;
+            /** Breaker Failures */
+            breaker_failures: number;
+            /**
+             * Breakers
+             * @description providers that failed since they last closed
+             */
+            breakers: components["schemas"]["BreakerOut"][];
+            /**
+             * Fallbacks
+             * @description every model, with its fallbacks
+             */
+            fallbacks: components["schemas"]["FallbackEntry"][];
+            /** Retry Attempts */
+            retry_attempts: number;
+        };
+        /** FallbackEntry */
+        FallbackEntry: {
+            /**
+             * Fallbacks
+             * @description refs that answer, in order, when it fails
+             */
+            fallbacks: string[];
+            /**
+             * Model
+             * @description the model ref (provider/model)
+             */
+            model: string;
+            /**
+             * Source
+             * @description admin: set here; config: the config file's; none: no fallbacks
+             * @enum {string}
+             */
+            source: "admin" | "config" | "none";
+        };
+        /** FallbacksUpdate */
+        FallbacksUpdate: {
+            /**
+             * Fallbacks
+             * @description refs in order; [] none; null: back to the config file's
+             */
+            fallbacks: string[] | null;
+            /** Model */
+            model: string;
         };
         /** FieldChange */
         FieldChange: {
@@ -3614,6 +3769,11 @@ export interface components {
         };
         /** MessagePublic */
         MessagePublic: {
+            /**
+             * Attempts
+             * @description the model calls that failed before the answer, then the one that answered (error null); null when the first try answered
+             */
+            attempts: components["schemas"]["Attempt"][] | null;
             /** Content */
             content: string;
             /** Conversation Id */
@@ -5275,6 +5435,92 @@ export interface components {
 }
 export type $defs = Record<string, never>;
 export interface operations {
+    failover_overview_api_admin_failover_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FailoverOverview"];
+                };
+            };
+        };
+    };
+    reset_breaker_api_admin_failover_breakers_reset_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["BreakerReset"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FailoverOverview"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    update_fallbacks_api_admin_failover_fallbacks_put: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["FallbacksUpdate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FailoverOverview"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
     list_local_models_api_admin_local_models_get: {
         parameters: {
             query?: never;

@@ -60,6 +60,8 @@ export type FileSource = Schemas['FileSource'];
 /** A stored message. */
 export type Message = Schemas['MessagePublic'];
 export type MessageStatus = Message['status'];
+/** One model call of an answer: those that failed before it, then the one that answered. */
+export type Attempt = Schemas['Attempt'];
 export type ConversationDetail = Schemas['ConversationDetail'];
 
 // ---- Chat turns (request bodies; the stream is in events.ts) ----
@@ -83,6 +85,10 @@ export type ProviderTest = Schemas['ProviderTest'];
 export type ModelSettings = Schemas['ModelSettings'];
 export type ModelIn = Schemas['ModelIn'];
 export type ProviderTestResult = Schemas['ProviderTestResult'];
+/** Admin > Providers > Failover: every model's fallbacks, the providers' circuits. */
+export type FailoverOverview = Schemas['FailoverOverview'];
+export type FallbackEntry = Schemas['FallbackEntry'];
+export type BreakerOut = Schemas['BreakerOut'];
 
 // ---- Files and knowledge ----
 export type StoredFile = Schemas['FilePublic'];
