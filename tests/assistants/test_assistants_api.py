@@ -3,6 +3,7 @@ follow the published version (the preview: the draft)."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -263,3 +264,24 @@ async def test_the_users_tool_pick_in_a_chat_wins_over_the_assistants(
     assert picked.status_code == 200, picked.text
     await ask(client, chat, "Again")
     assert [t.name for t in last_turn_request(scripted).tools] == ["current_datetime"]
+
+
+async def test_a_collection_is_knowledge_too(
+    client: Client, user: dict[str, Any], scripted: ScriptedModel
+) -> None:
+    shelf = (await client.post("/api/collections", json={"name": "Charts"})).json()["id"]
+    made_file = await client.post(
+        "/api/files",
+        files={"file": ("reef.txt", b"The reef lies two miles east of the pier.", "text/plain")},
+        data={"collection_id": shelf},
+    )
+    assert made_file.status_code == 201, made_file.text
+    file_id = made_file.json()["id"]
+    for _ in range(400):
+        if (await client.get(f"/api/files/{file_id}")).json()["status"] == "ready":
+            break
+        await asyncio.sleep(0.05)
+    made = await create(client, collection_ids=[shelf])
+    answer = await ask(client, await start(client, made["id"]), "Where is the reef?")
+    assert [s["file_id"] for s in answer["sources"] if s["kind"] == "file"] == [file_id]
+    assert "two miles east" in system_prompt(scripted)
