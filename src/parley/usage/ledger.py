@@ -74,21 +74,28 @@ class UsageLedger:
         model: str,
         api_key_id: str | None = None,
         conversation_id: str | None = None,
+        project_id: str | None = None,
+        assistant_id: str | None = None,
         input_tokens: int = 0,
         cached_input_tokens: int = 0,
         output_tokens: int = 0,
         cost: float = 0.0,
         latency_ms: float = 0.0,
         outcome: str = "ok",
+        at: datetime | None = None,
     ) -> None:
-        """One call's row, in its own session; logs instead of raising."""
+        """One call's row, in its own session; logs instead of raising. ``at``: when
+        the call ended (default: now)."""
         try:
             async with self.db.session() as session:
                 session.add(
                     UsageRow(
+                        at=at or datetime.now(UTC),
                         user_id=user_id,
                         api_key_id=api_key_id,
                         conversation_id=conversation_id,
+                        project_id=project_id,
+                        assistant_id=assistant_id,
                         endpoint=endpoint[:40],
                         provider=provider[:100],
                         model=model[:300],
@@ -105,8 +112,20 @@ class UsageLedger:
             log.exception("could not record usage of %s by user %s", endpoint, user_id)
 
     def record_soon(self, **fields: Any) -> None:
-        """``record`` in a task of its own (kept until done): for a stream's end."""
-        task = asyncio.get_running_loop().create_task(self.record(**fields))
+        """``record`` in a task of its own (kept until done): for a stream's end.
+        Without a running loop (a stream finalized at interpreter exit) the row is
+        lost and logged."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            log.warning(
+                "usage of %s by %s not recorded: no event loop",
+                fields.get("endpoint"),
+                fields.get("user_id"),
+            )
+            return
+        fields.setdefault("at", datetime.now(UTC))  # the call's end, not the write's
+        task = loop.create_task(self.record(**fields))
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
 

@@ -2,7 +2,9 @@
 
 A row outlives the conversation it belongs to (``conversation_id`` becomes null
 when the chat is deleted) and the key that made it (keys are revoked, not deleted;
-``api_key_id`` becomes null if one ever is); it goes with its user.
+``api_key_id`` becomes null if one ever is); it goes with its user. ``project_id``
+and ``assistant_id`` are the chat's scopes when the call was made, kept as plain
+ids (no foreign key): what a deleted project spent stays attributed to it.
 """
 
 from __future__ import annotations
@@ -30,7 +32,10 @@ class UsageEvent(Base):
     conversation_id: Mapped[str | None] = mapped_column(
         ForeignKey("conversations.id", ondelete="SET NULL")
     )
-    endpoint: Mapped[str] = mapped_column(String(40))  # chat.completions, embeddings, responses
+    project_id: Mapped[str | None] = mapped_column(String(32), default=None)
+    assistant_id: Mapped[str | None] = mapped_column(String(32), default=None)
+    # chat, responses, chat.completions, embeddings, title, memory, summary, compact
+    endpoint: Mapped[str] = mapped_column(String(40))
     provider: Mapped[str] = mapped_column(String(100))
     model: Mapped[str] = mapped_column(String(300))  # the ref, provider/model
     input_tokens: Mapped[int] = mapped_column(Integer, default=0)
