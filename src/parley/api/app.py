@@ -31,6 +31,7 @@ from parley.api.routers import (
     openai_embeddings,
     openai_stored,
     setup,
+    usage,
     web,
 )
 from parley.api.schemas import Health
@@ -199,6 +200,7 @@ def create_app(
         openai_api,
         openai_embeddings,
         openai_stored,
+        usage,
     ):
         app.include_router(router.router)
     for feature in enabled:

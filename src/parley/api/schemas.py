@@ -582,13 +582,14 @@ class UsageTotalOut(BaseModel):
     input_tokens: int
     cached_input_tokens: int
     output_tokens: int
-    cost: float = Field(description="USD, from the models' prices.")
+    cost: float = Field(description="In the instance's currency (``currency``).")
 
 
 class UsageSummary(BaseModel):
     """The caller's recorded usage since ``since`` (``GET /api/me/usage``)."""
 
     since: Timestamp
+    currency: str = Field(description="The currency of every cost (ISO 4217).")
     by_day: list[UsageTotalOut]
     by_model: list[UsageTotalOut]
     by_key: list[UsageTotalOut]

@@ -2,9 +2,10 @@
 
 The engine reports every model call of a reply in ``Done.calls`` (each step of
 the tool loop, a call cut short by a stop included: ``parley.engine.loop``); the
-turn writes one row per call, priced with the chat model's prices as the message
-is, in the background (``record_soon``): accounting never delays the answer. The
-message keeps the turn's totals, which are the sum of these rows.
+turn writes one row per call, priced as the message is (``UsageLedger.prices``: an
+administrator's price, else the model's own), in the background (``record_soon``):
+accounting never delays the answer. The message keeps the turn's totals, which are
+the sum of these rows.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ def account_turn(
                 model=call.model,
                 input_tokens=call.input_tokens,
                 output_tokens=call.output_tokens,
-                cost=model.cost(call.input_tokens, call.output_tokens),
+                cost=ledger.prices.cost(model, call.input_tokens, call.output_tokens),
                 latency_ms=call.latency_ms,
                 outcome=call.outcome,
                 at=call.ended_at,

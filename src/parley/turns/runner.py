@@ -242,6 +242,8 @@ class TurnService:
             model = await self.registry.resolve(ref)
             if not model.info.offered_to(user.id):
                 raise ModelNotFound(f"Model '{ref}' is not available to you.")
+            if (ledger := self.services.get(UsageLedger)) is not None:
+                await ledger.prices.fresh()  # an admin's new price applies from this turn
             if model_ref and model_ref != conv.model:
                 conv.model = model_ref
 
@@ -413,6 +415,7 @@ class TurnService:
             model=turn.model.info,
             title_from=turn.user_message.content if turn.title_needed else None,
             flush_interval_s=self.settings.flush_interval_s,
+            prices=ledger.prices if (ledger := self.services.get(UsageLedger)) else None,
         )
         message_id = turn.assistant_message.id
         log = self.events.open(

@@ -79,7 +79,8 @@ class MeteredModel:
         return getattr(self.model, name)
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[ProviderEvent]:
-        meter = Meter(self.info, request, counter_for(self.model))
+        await self.ledger.prices.fresh()
+        meter = Meter(self.info, request, counter_for(self.model), self.ledger.prices)
         outcome = "cancelled"  # the consumer stopped reading (a timeout, a break)
         try:
             async for event in self.model.stream(request):
@@ -127,11 +128,13 @@ def meter_embedder(embedder: Any, ledger: LedgerRef) -> None:
         payer, found = _PAYER.get(), ledger()
         if payer is None or found is None:
             return
+        ref = EMBEDDINGS_PROVIDER + "/" + call.model
         found.record_soon(
             **payer.fields(),
             provider=EMBEDDINGS_PROVIDER,
-            model=EMBEDDINGS_PROVIDER + "/" + call.model,
+            model=ref,
             input_tokens=call.input_tokens,
+            cost=found.prices.price_of(ref).cost(call.input_tokens, 0),
             latency_ms=call.latency_ms,
             outcome=call.outcome,
         )

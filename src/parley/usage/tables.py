@@ -16,7 +16,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from parley.storage.tables import Base, UTCDateTime, new_id, utcnow
 
-__all__ = ["UsageEvent"]
+__all__ = ["ModelPrice", "UsageEvent"]
 
 
 class UsageEvent(Base):
@@ -44,3 +44,21 @@ class UsageEvent(Base):
     cost: Mapped[float] = mapped_column(Float, default=0.0)  # USD
     latency_ms: Mapped[float] = mapped_column(Float, default=0.0)
     outcome: Mapped[str] = mapped_column(String(60))  # ok | an error code | cancelled
+
+
+class ModelPrice(Base):
+    """An administrator's price for one model (per million tokens, in the instance's
+    currency), overriding what the provider, the config file or
+    ``parley.providers.known_models`` says. Rows of ``usage_events`` keep the cost
+    they were charged, so changing a price changes only what comes after."""
+
+    __tablename__ = "model_prices"
+
+    model: Mapped[str] = mapped_column(String(300), primary_key=True)  # the ref
+    input_price: Mapped[float] = mapped_column(Float, default=0.0)
+    cached_input_price: Mapped[float] = mapped_column(Float, default=0.0)
+    output_price: Mapped[float] = mapped_column(Float, default=0.0)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_by: Mapped[str | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), default=None
+    )

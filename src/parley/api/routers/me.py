@@ -39,6 +39,7 @@ from parley.http.deps import (
     CurrentPrincipal,
     CurrentUser,
     Ledger,
+    SettingsDep,
     Turns,
     service,
 )
@@ -257,9 +258,11 @@ async def my_usage(
     user: CurrentUser,
     db: DB,
     ledger: Ledger,
+    settings: SettingsDep,
     days: Annotated[int, Query(ge=1, le=366, description="Days back, today included.")] = 30,
 ) -> UsageSummary:
-    """The caller's recorded usage (``/v1`` calls), summed by day, model and API key."""
+    """The caller's recorded usage (every model call made for them: chats, ``/v1``,
+    titles, memory...), summed by day, model and API key."""
     totals = await ledger.totals(user.id, days)
     names = {k.id: k.name for k in await accounts.list_api_keys(db, user.id)}
 
@@ -276,6 +279,7 @@ async def my_usage(
 
     return UsageSummary(
         since=iso(totals.since) or "",
+        currency=settings.currency,
         by_day=[out(t) for t in totals.by_day],
         by_model=[out(t) for t in totals.by_model],
         by_key=[out(t, names.get(t.key or "")) for t in totals.by_key],
