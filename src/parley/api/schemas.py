@@ -295,6 +295,7 @@ class UserList(BaseModel):
 class AuthConfig(BaseModel):
     signup: SignupMode
     has_users: bool
+    currency: str = Field(default="USD", description="The currency costs are shown in.")
 
 
 class KeyScopesOut(BaseModel):
