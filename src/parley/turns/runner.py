@@ -223,6 +223,8 @@ class TurnService:
         tools, false leaves it out, None keeps the conversation's choice);
         ``options``: an API caller's instructions, tools and sampling for this turn;
         ``answer_id``: the id the answer's row gets (a caller that recorded it already)."""
+        if (ledger := self.services.get(UsageLedger)) is not None:
+            await ledger.prices.fresh()  # an admin's new price applies from this turn on
         async with self.db.session() as session:
             store = ConversationStore(session, user.id)
             conv = await store.get(conversation_id)
@@ -242,8 +244,6 @@ class TurnService:
             model = await self.registry.resolve(ref)
             if not model.info.offered_to(user.id):
                 raise ModelNotFound(f"Model '{ref}' is not available to you.")
-            if (ledger := self.services.get(UsageLedger)) is not None:
-                await ledger.prices.fresh()  # an admin's new price applies from this turn
             if model_ref and model_ref != conv.model:
                 conv.model = model_ref
 
