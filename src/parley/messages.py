@@ -82,8 +82,9 @@ class ToolSpec:
 
 @dataclass(slots=True)
 class Usage:
-    input_tokens: int = 0
+    input_tokens: int = 0  # cached ones included, as providers count them
     output_tokens: int = 0
+    cached_input_tokens: int = 0  # of ``input_tokens``, read from the provider's cache
 
 
 # ---------------------------------------------------------------- steps and sources
@@ -355,6 +356,7 @@ class ModelCall:
     output_tokens: int
     latency_ms: float
     outcome: str = "ok"
+    cached_input_tokens: int = 0
     counted: bool = False
     ended_at: datetime | None = None  # UTC: the ledger row's time
 

@@ -146,3 +146,25 @@ async def test_a_key_name_that_looks_like_a_formula_is_quoted_in_csv(
     text = (await client.get("/api/me/usage.csv")).text
     (line,) = list(csv.DictReader(io.StringIO(text)))
     assert line["api_key"] == "'=HYPERLINK(1)"
+
+
+async def test_cached_input_is_recorded_and_charged_at_its_price(
+    app: Any, client: Client, user: dict[str, Any], scripted: ScriptedModel
+) -> None:
+    await client.put(
+        "/api/admin/prices",
+        json={
+            "model": "scripted/scripted",
+            "input_price": 10,
+            "cached_input_price": 1,
+            "output_price": 30,
+        },
+    )
+    message = await chat(client, scripted, Usage(1000, 100, 800))
+    (row,) = await ledger_rows(app)
+    assert (row.input_tokens, row.cached_input_tokens, row.output_tokens) == (1000, 800, 100)
+    expected = (200 * 10 + 800 * 1 + 100 * 30) / 1e6
+    assert row.cost == pytest.approx(expected)
+    assert message["cost"] == pytest.approx(expected)
+    totals = (await client.get("/api/me/usage")).json()["by_model"]
+    assert [t["cached_input_tokens"] for t in totals] == [800]

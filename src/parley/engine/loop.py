@@ -358,6 +358,7 @@ class ToolLoop:
             self.reports.append(self._report(usage, reported, started, outcome))
         self.usage.input_tokens += usage.input_tokens
         self.usage.output_tokens += usage.output_tokens
+        self.usage.cached_input_tokens += usage.cached_input_tokens
         yield UsageEvent(usage)
 
     def _usage(self, request: ChatRequest, reported: Usage | None, out_chars: int) -> Usage:
@@ -373,7 +374,8 @@ class ToolLoop:
         output_tokens = given.output_tokens
         if output_tokens <= 0 and out_chars:
             output_tokens = max(1, (out_chars + 3) // 4)
-        return Usage(input_tokens=input_tokens, output_tokens=output_tokens)
+        cached = min(given.cached_input_tokens, input_tokens) if given.input_tokens > 0 else 0
+        return Usage(input_tokens, output_tokens, cached)
 
     def _report(
         self, usage: Usage, reported: Usage | None, started: float, outcome: str
@@ -384,6 +386,7 @@ class ToolLoop:
             model=info.ref,
             input_tokens=usage.input_tokens,
             output_tokens=usage.output_tokens,
+            cached_input_tokens=usage.cached_input_tokens,
             latency_ms=(time.monotonic() - started) * 1000,
             outcome=outcome,
             ended_at=datetime.now(UTC),

@@ -36,8 +36,11 @@ def account_turn(
                 provider=call.provider,
                 model=call.model,
                 input_tokens=call.input_tokens,
+                cached_input_tokens=call.cached_input_tokens,
                 output_tokens=call.output_tokens,
-                cost=ledger.prices.cost(model, call.input_tokens, call.output_tokens),
+                cost=ledger.prices.cost(
+                    model, call.input_tokens, call.output_tokens, call.cached_input_tokens
+                ),
                 latency_ms=call.latency_ms,
                 outcome=call.outcome,
                 at=call.ended_at,

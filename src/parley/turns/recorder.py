@@ -237,7 +237,12 @@ class Recorder:
             "latency_ms": round((time.monotonic() - self._started) * 1000, 1),
             "ttft_ms": round((first_token - self._started) * 1000, 1) if first_token else None,
             "cost": (
-                self.prices.cost(self.model, usage.input_tokens, usage.output_tokens)
+                self.prices.cost(
+                    self.model,
+                    usage.input_tokens,
+                    usage.output_tokens,
+                    usage.cached_input_tokens,
+                )
                 if self.prices is not None
                 else self.model.cost(usage.input_tokens, usage.output_tokens)
             ),

@@ -243,7 +243,7 @@ class Meter:
 
     def tokens(self) -> tuple[int, int]:
         """(input, output): the provider's report, else counted; a non-empty
-        answer is never zero tokens."""
+        answer is never zero tokens. (Cached input: ``cached``.)"""
         reported = self.usage or Usage()
         input_tokens = reported.input_tokens
         if input_tokens <= 0:
@@ -255,16 +255,25 @@ class Meter:
             output_tokens = max(1, self._count("".join(self._parts)))
         return input_tokens, output_tokens
 
+    def cached(self, input_tokens: int) -> int:
+        """Input tokens the provider read from its cache (its report; else 0)."""
+        reported = self.usage
+        if reported is None or reported.input_tokens <= 0:
+            return 0
+        return min(reported.cached_input_tokens, input_tokens)
+
     def fields(self, outcome: str = "ok") -> dict[str, Any]:
         """The ledger row's numbers (``UsageLedger.record`` keywords)."""
         input_tokens, output_tokens = self.tokens()
+        cached = self.cached(input_tokens)
         return {
             "provider": self.model.provider,
             "model": self.model.ref,
             "input_tokens": input_tokens,
+            "cached_input_tokens": cached,
             "output_tokens": output_tokens,
             "cost": (
-                self.prices.cost(self.model, input_tokens, output_tokens)
+                self.prices.cost(self.model, input_tokens, output_tokens, cached)
                 if self.prices is not None
                 else self.model.cost(input_tokens, output_tokens)
             ),
