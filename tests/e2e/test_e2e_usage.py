@@ -9,12 +9,11 @@ import csv
 import io
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 from e2ehelpers import PageLog, Upstream, api_signup, chat, new_context, shot, sign_in, watch
 from playwright.sync_api import Browser, Page, expect
-
-from conftest import AdminSignup
 
 pytestmark = pytest.mark.e2e
 
@@ -23,7 +22,7 @@ MODELS = ["openai/scripted-mini", "openai/scripted-model"]  # the chat's model i
 
 def test_prices_usage_views_and_csv(
     admin_page: Page,
-    admin: AdminSignup,
+    admin: Any,  # conftest.AdminSignup
     browser: Browser,
     server: str,
     upstream: Upstream,
