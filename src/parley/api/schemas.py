@@ -22,6 +22,7 @@ from parley.auth.scopes import EndpointGroup, KeyScopes
 from parley.http.bodies import Body, Preferences, iso
 from parley.messages import Source, ToolStep
 from parley.storage.tables import ApiKey, Conversation, Message, User
+from parley.usage.ledger import UsageTotal
 
 
 class SignupIn(Body):
@@ -584,6 +585,18 @@ class UsageTotalOut(BaseModel):
     cached_input_tokens: int
     output_tokens: int
     cost: float = Field(description="In the instance's currency (``currency``).")
+
+    @classmethod
+    def of(cls, total: UsageTotal, name: str | None = None) -> UsageTotalOut:
+        return cls(
+            key=total.key,
+            name=name,
+            requests=total.requests,
+            input_tokens=total.input_tokens,
+            cached_input_tokens=total.cached_input_tokens,
+            output_tokens=total.output_tokens,
+            cost=total.cost,
+        )
 
 
 class UsageSummary(BaseModel):

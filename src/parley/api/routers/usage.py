@@ -27,7 +27,7 @@ from parley.http.deps import DB, AdminUser, CurrentUser, Ledger, ServicesDep, Se
 from parley.http.guard import GuardedRoute
 from parley.http.problems import Problem
 from parley.storage.tables import ApiKey, User
-from parley.usage.ledger import UsageLedger, UsageTotal
+from parley.usage.ledger import UsageLedger
 from parley.usage.prices import Price, default_price
 
 router = APIRouter(route_class=GuardedRoute, prefix="/api", tags=["usage"])
@@ -111,18 +111,6 @@ class PriceReset(BaseModel):
 
 
 # ---------------------------------------------------------------- helpers
-
-
-def _out(total: UsageTotal, name: str | None = None) -> UsageTotalOut:
-    return UsageTotalOut(
-        key=total.key,
-        name=name,
-        requests=total.requests,
-        input_tokens=total.input_tokens,
-        cached_input_tokens=total.cached_input_tokens,
-        output_tokens=total.output_tokens,
-        cost=total.cost,
-    )
 
 
 def _cell(value: Any) -> Any:
@@ -211,13 +199,13 @@ async def admin_usage(
     return AdminUsageSummary(
         since=iso(since) or "",
         currency=settings.currency,
-        by_day=[_out(t) for t in found["day"]],
-        by_user=[_out(t, emails.get(t.key or "")) for t in found["user"]],
-        by_model=[_out(t) for t in found["model"]],
-        by_key=[_out(t, keys.get(t.key or "")) for t in found["key"]],
-        by_project=[_out(t) for t in found["project"]],
-        by_assistant=[_out(t) for t in found["assistant"]],
-        by_endpoint=[_out(t) for t in found["endpoint"]],
+        by_day=[UsageTotalOut.of(t) for t in found["day"]],
+        by_user=[UsageTotalOut.of(t, emails.get(t.key or "")) for t in found["user"]],
+        by_model=[UsageTotalOut.of(t) for t in found["model"]],
+        by_key=[UsageTotalOut.of(t, keys.get(t.key or "")) for t in found["key"]],
+        by_project=[UsageTotalOut.of(t) for t in found["project"]],
+        by_assistant=[UsageTotalOut.of(t) for t in found["assistant"]],
+        by_endpoint=[UsageTotalOut.of(t) for t in found["endpoint"]],
     )
 
 
