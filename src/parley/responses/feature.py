@@ -17,6 +17,7 @@ from parley.responses.router import router
 from parley.responses.service import ResponsesService
 from parley.seam import FeatureContext, UserDataHooks
 from parley.turns import TurnService
+from parley.usage.ledger import UsageLedger
 
 __all__ = ["ResponsesFeature", "responses_feature"]
 
@@ -35,7 +36,8 @@ class ResponsesFeature:
         hooks = ctx.require(UserDataHooks)
         self.service = ResponsesService(ctx.db, ctx.require(TurnService), sync, hooks)
         ctx.provide(ResponsesService, self.service)
-        ctx.provide(ConversationsService, ConversationsService(ctx.db, sync, hooks))
+        ledger = ctx.lookup(UsageLedger)  # compaction's model calls are ledger rows
+        ctx.provide(ConversationsService, ConversationsService(ctx.db, sync, hooks, ledger))
 
     async def stop(self) -> None:
         if self.service is not None:
