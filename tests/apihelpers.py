@@ -86,3 +86,27 @@ def last_turn_request(model: Any) -> Any:
         if request.messages and request.messages[0].content.startswith("You are Parley"):
             return request
     raise AssertionError("no turn request")
+
+
+async def ledger_rows(app: Any, timeout_s: float = 10.0) -> list[Any]:
+    """The usage ledger's rows (oldest first) once the app's turns, their after-turn
+    work and the rows being written in the background are all done."""
+    import asyncio
+
+    from sqlalchemy import select
+
+    from parley.storage import Database
+    from parley.turns import TurnService
+    from parley.usage.ledger import UsageLedger
+    from parley.usage.tables import UsageEvent
+
+    services = app.state.services
+    turns = services.require(TurnService)
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while turns._tasks:
+        assert asyncio.get_running_loop().time() < deadline, "turns did not finish"
+        await asyncio.wait(set(turns._tasks), timeout=timeout_s)
+    await services.require(UsageLedger).drain()
+    async with services.require(Database).session() as session:
+        found = await session.scalars(select(UsageEvent).order_by(UsageEvent.at, UsageEvent.id))
+        return list(found)

@@ -152,6 +152,8 @@ class Settings(BaseSettings):
     summarize_history: bool = True
     # model for automatic titles; None = the chat's model (not the demo), "none" = first line
     title_model: str | None = None
+    # The instance's currency: model prices and every cost are in it (ISO 4217 code).
+    currency: str = Field(default="USD", pattern=r"^[A-Z]{3}$")
 
     # accounts and HTTP
     signup: Literal["open", "closed", "approval"] = "open"

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
+from datetime import datetime
 from typing import Any, Literal, NotRequired
 
 from typing_extensions import TypedDict  # pydantic needs it (not typing.TypedDict) before 3.12
@@ -81,8 +82,9 @@ class ToolSpec:
 
 @dataclass(slots=True)
 class Usage:
-    input_tokens: int = 0
+    input_tokens: int = 0  # cached ones included, as providers count them
     output_tokens: int = 0
+    cached_input_tokens: int = 0  # of ``input_tokens``, read from the provider's cache
 
 
 # ---------------------------------------------------------------- steps and sources
@@ -339,10 +341,33 @@ class ErrorEvent:
 
 
 @dataclass(slots=True)
+class ModelCall:
+    """One model call of a reply, as the usage ledger keeps it: the tool loop makes
+    one per step, and ``Done.calls`` lists them all (a call cut short by a stop
+    included), so a turn writes one ledger row per call, not one per answer.
+
+    ``outcome``: ``ok``, the provider's error code, ``cancelled``, or
+    ``limit_exceeded`` (the reply's deadline); ``counted``: the provider sent no
+    usage report and Parley counted the tokens."""
+
+    provider: str
+    model: str
+    input_tokens: int
+    output_tokens: int
+    latency_ms: float
+    outcome: str = "ok"
+    cached_input_tokens: int = 0
+    counted: bool = False
+    ended_at: datetime | None = None  # UTC: the ledger row's time
+
+
+@dataclass(slots=True)
 class Done:
     finish_reason: FinishReason
     usage: Usage
     type: Literal["done"] = "done"
+    # Every model call of the reply, in order (the usage ledger); not sent to clients.
+    calls: list[ModelCall] = field(default_factory=list)
 
 
 EngineEvent = (

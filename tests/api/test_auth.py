@@ -10,7 +10,7 @@ from apihelpers import Client, make_client, signup
 async def test_first_account_is_admin_and_second_is_not(app: Any) -> None:
     async with make_client(app) as first, make_client(app) as second:
         config = (await first.get("/api/auth/config")).json()
-        assert config == {"signup": "open", "has_users": False}
+        assert config == {"signup": "open", "has_users": False, "currency": "USD"}
         assert (await signup(first, "root@example.com"))["role"] == "admin"
         assert (await signup(second, "bob@example.com"))["role"] == "user"
 

@@ -34,6 +34,7 @@ from parley.messages import (
     ToolCall,
     ToolCallDelta,
     ToolSpec,
+    Usage,
     UsageEvent,
 )
 from parley.providers.base import ChatRequest
@@ -473,3 +474,15 @@ async def test_extra_request_fields_reach_the_upstream_body(
     assert sent["tool_choice"] == "none" and "extra_body" not in sent
     assert sent["stream"] is True and sent["model"] == "scripted-model"
     assert events[-1] == Finish("stop")
+
+
+def test_cached_prompt_tokens_are_read_from_the_usage_chunk() -> None:
+    from parley.providers.openai_compat import decode_batch
+
+    usage = {"prompt_tokens": 1200, "completion_tokens": 9}
+    usage["prompt_tokens_details"] = {"cached_tokens": 1024}  # type: ignore[assignment]
+    events, *_ = decode_batch("p", [json.dumps({"choices": [], "usage": usage}).encode()])
+    assert [e.usage for e in events if isinstance(e, UsageEvent)] == [Usage(1200, 9, 1024)]
+    plain = {"choices": [], "usage": {"prompt_tokens": 5, "completion_tokens": 1}}
+    events, *_ = decode_batch("p", [json.dumps(plain).encode()])
+    assert [e.usage for e in events if isinstance(e, UsageEvent)] == [Usage(5, 1, 0)]

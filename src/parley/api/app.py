@@ -32,6 +32,7 @@ from parley.api.routers import (
     openai_embeddings,
     openai_stored,
     setup,
+    usage,
     web,
 )
 from parley.api.schemas import Health
@@ -203,6 +204,7 @@ def create_app(
         openai_api,
         openai_embeddings,
         openai_stored,
+        usage,
     ):
         app.include_router(router.router)
     for feature in enabled:

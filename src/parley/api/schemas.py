@@ -22,6 +22,7 @@ from parley.auth.scopes import EndpointGroup, KeyScopes
 from parley.http.bodies import Body, Preferences, iso
 from parley.messages import Source, ToolStep
 from parley.storage.tables import ApiKey, Conversation, Message, User
+from parley.usage.ledger import UsageTotal
 
 
 class SignupIn(Body):
@@ -295,6 +296,7 @@ class UserList(BaseModel):
 class AuthConfig(BaseModel):
     signup: SignupMode
     has_users: bool
+    currency: str = Field(default="USD", description="The currency costs are shown in.")
 
 
 class KeyScopesOut(BaseModel):
@@ -601,13 +603,26 @@ class UsageTotalOut(BaseModel):
     input_tokens: int
     cached_input_tokens: int
     output_tokens: int
-    cost: float = Field(description="USD, from the models' prices.")
+    cost: float = Field(description="In the instance's currency (``currency``).")
+
+    @classmethod
+    def of(cls, total: UsageTotal, name: str | None = None) -> UsageTotalOut:
+        return cls(
+            key=total.key,
+            name=name,
+            requests=total.requests,
+            input_tokens=total.input_tokens,
+            cached_input_tokens=total.cached_input_tokens,
+            output_tokens=total.output_tokens,
+            cost=total.cost,
+        )
 
 
 class UsageSummary(BaseModel):
     """The caller's recorded usage since ``since`` (``GET /api/me/usage``)."""
 
     since: Timestamp
+    currency: str = Field(description="The currency of every cost (ISO 4217).")
     by_day: list[UsageTotalOut]
     by_model: list[UsageTotalOut]
     by_key: list[UsageTotalOut]

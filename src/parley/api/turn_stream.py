@@ -14,7 +14,7 @@ from typing import Any
 from starlette.responses import StreamingResponse
 
 from parley.api.schemas import message_out
-from parley.messages import Done, TextDelta, TurnEvent
+from parley.messages import Done, TextDelta, TurnEvent, Usage, UsageEvent
 from parley.storage.tables import Message as MessageRow
 from parley.turns import Final, TurnItem
 from parley.turns.events import Resync, TitleMade
@@ -29,9 +29,16 @@ def frame(event: str, data: Any, seq: int | None = None) -> bytes:
     return f"{head}event: {event}\ndata: {_dumps(data)}\n\n".encode()
 
 
+def _tokens(usage: Usage) -> dict[str, int]:
+    """Token counts as the stream carries them (cached input is the usage ledger's)."""
+    return {"input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens}
+
+
 def encode(item: TurnEvent, seq: int) -> bytes:
     if isinstance(item, TextDelta):
         return b'id: %d\nevent: text\ndata: {"text":' % seq + _dumps(item.text).encode() + b"}\n\n"
+    if isinstance(item, UsageEvent):
+        return frame("usage", {"usage": _tokens(item.usage)}, seq)
     payload = asdict(item)
     kind = payload.pop("type")
     return frame(kind, payload, seq)
@@ -84,7 +91,7 @@ async def turn_stream(
             continue
         if isinstance(item, Done):
             # Held back until the stored record is ready, so `done` carries it.
-            done = {"finish_reason": item.finish_reason, "usage": asdict(item.usage)}
+            done = {"finish_reason": item.finish_reason, "usage": _tokens(item.usage)}
             continue
         if isinstance(item, Resync):
             state: dict[str, Any] = {

@@ -8,6 +8,11 @@ the embedded all-MiniLM-L6-v2 (``minilm``: offline, ONNX Runtime or numpy, no
 torch) and any
 OpenAI-compatible ``/v1/embeddings`` endpoint. ``build_embedder(settings)``
 picks one from the ``embedding_*`` settings.
+
+A remote endpoint costs money per call, so ``OpenAIEmbedder`` reports each HTTP
+call it makes (``EmbedCall``: texts, the endpoint's token count, latency,
+outcome) to its ``on_call`` hook; the usage ledger (``parley.usage.metering``,
+a layer above) sets that hook. The embedded model costs nothing and reports none.
 """
 
 from __future__ import annotations
@@ -15,7 +20,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -24,12 +32,14 @@ import numpy as np
 from parley.config import Settings
 from parley.container import Key
 from parley.embeddings.minilm import MINILM_NAME, MiniLM
+from parley.engine.tokens import estimate_tokens
 
 if TYPE_CHECKING:
     import numpy.typing as npt
 
 __all__ = [
     "EMBEDDER",
+    "EmbedCall",
     "Embedder",
     "EmbeddingError",
     "LocalEmbedder",
@@ -53,6 +63,23 @@ class Embedder(Protocol):
 
 class EmbeddingError(Exception):
     pass
+
+
+@dataclass(frozen=True, slots=True)
+class EmbedCall:
+    """One request to a remote embeddings endpoint (``OpenAIEmbedder.on_call``):
+    ``input_tokens`` is the endpoint's count, else an estimate (never zero);
+    ``outcome`` is ``ok`` or ``embeddings_failed``."""
+
+    model: str
+    texts: int
+    input_tokens: int
+    latency_ms: float
+    outcome: str
+    counted: bool = False
+
+
+EmbedReport = Callable[[EmbedCall], None]
 
 
 # The server's embedder on the services box, for ``POST /v1/embeddings``: provided by
@@ -142,17 +169,35 @@ class OpenAIEmbedder:
         self.model = model
         self.dim = 0  # known after the first answer
         self.batch_size = batch_size
+        # Told about every request (the usage ledger's meter sets it); must not raise.
+        self.on_call: EmbedReport | None = None
+
+    def _report(self, batch: list[str], tokens: int, started: float, outcome: str) -> None:
+        if self.on_call is None:
+            return
+        counted = tokens <= 0
+        if counted:
+            tokens = sum(max(1, estimate_tokens(text)) for text in batch)
+        elapsed = (time.monotonic() - started) * 1000
+        try:
+            self.on_call(EmbedCall(self.model, len(batch), tokens, elapsed, outcome, counted))
+        except Exception:
+            log.exception("could not report an embeddings call")
 
     async def embed(self, texts: list[str]) -> npt.NDArray[np.float32]:
         rows: list[list[float]] = []
         for start in range(0, len(texts), self.batch_size):
             batch = [t if t.strip() else " " for t in texts[start : start + self.batch_size]]
+            started = time.monotonic()
             try:
                 response = await self.client.embeddings.create(
                     model=self.model, input=batch, encoding_format="float"
                 )
             except Exception as exc:
+                self._report(batch, 0, started, "embeddings_failed")
                 raise EmbeddingError(f"The embeddings endpoint failed: {exc}") from exc
+            usage = getattr(response, "usage", None)
+            self._report(batch, int(getattr(usage, "prompt_tokens", 0) or 0), started, "ok")
             data = sorted(response.data, key=lambda item: item.index)
             if len(data) != len(batch):
                 raise EmbeddingError("The embeddings endpoint returned the wrong number of rows.")

@@ -19,9 +19,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
 from parley.engine.mailbox import Mailbox
@@ -33,6 +35,7 @@ from parley.messages import (
     Finish,
     FinishReason,
     Message,
+    ModelCall,
     ReasoningDelta,
     TextDelta,
     ToolCall,
@@ -160,6 +163,7 @@ class ToolLoop:
         self.max_tokens = max_tokens
         self.usage = Usage()
         self.calls = 0
+        self.reports: list[ModelCall] = []  # one per model call, for the usage ledger
         self._call_ids: set[str] = set()  # tool call ids used so far in this reply
         self.finish: FinishReason = "stop"
         self.reason: Literal["cancelled", "deadline"] | None = None
@@ -273,8 +277,14 @@ class ToolLoop:
         self, request: ChatRequest, *, forward: bool = True
     ) -> AsyncIterator[EngineEvent]:
         """Stream one model call, forwarding deltas when ``forward``; ends with
-        one ``UsageEvent``. Assertion errors (test scripts) propagate."""
+        one ``UsageEvent``. Assertion errors (test scripts) propagate.
+
+        Whatever happens, the call leaves one ``ModelCall`` in ``reports``: its
+        tokens (the provider's report, else counted: a non-empty answer is never
+        zero), latency and outcome; a call whose consumer went away (the turn's
+        task cancelled) is reported ``cancelled`` with what it streamed so far."""
         self.calls += 1
+        started = time.monotonic()
         result = self.result = CallResult()
         queue: Mailbox[object] = Mailbox()
         self._queue = queue
@@ -285,6 +295,7 @@ class ToolLoop:
         pieces: dict[int, tuple[list[str | None], list[str]]] = {}
         reported: Usage | None = None
         failure: BaseException | None = None
+        reported_call = False
         try:
             while True:
                 item = await queue.get()
@@ -316,6 +327,11 @@ class ToolLoop:
                     break
                 elif item is _END:
                     break
+        except BaseException:  # closed or cancelled mid-call: still one report
+            usage = self._usage(request, reported, out_chars)
+            self.reports.append(self._report(usage, reported, started, "cancelled"))
+            reported_call = True
+            raise
         finally:
             self._queue = None
             if not pump.done():
@@ -337,14 +353,51 @@ class ToolLoop:
             )
             for index, (head, args) in sorted(pieces.items())
         ]
-        usage = reported or Usage(
-            input_tokens=messages_tokens(request.messages, self._count)
-            + tools_tokens(request.tools, self._count),
-            output_tokens=(out_chars + 3) // 4,
-        )
+        usage = self._usage(request, reported, out_chars)
+        if not reported_call:
+            if result.interrupted:
+                outcome = "cancelled" if self.reason == "cancelled" else LimitExceeded.code
+            else:
+                outcome = result.error.code if result.error is not None else "ok"
+            self.reports.append(self._report(usage, reported, started, outcome))
         self.usage.input_tokens += usage.input_tokens
         self.usage.output_tokens += usage.output_tokens
+        self.usage.cached_input_tokens += usage.cached_input_tokens
         yield UsageEvent(usage)
+
+    def _usage(self, request: ChatRequest, reported: Usage | None, out_chars: int) -> Usage:
+        """The call's tokens: the provider's counts, each missing one counted (the
+        request with the model's counter, the answer's characters / 4), so a
+        non-empty answer is never zero tokens."""
+        given = reported or Usage()
+        input_tokens = given.input_tokens
+        if input_tokens <= 0:
+            input_tokens = messages_tokens(request.messages, self._count) + tools_tokens(
+                request.tools, self._count
+            )
+        output_tokens = given.output_tokens
+        if output_tokens <= 0 and out_chars:
+            output_tokens = max(1, (out_chars + 3) // 4)
+        cached = min(given.cached_input_tokens, input_tokens) if given.input_tokens > 0 else 0
+        return Usage(input_tokens, output_tokens, cached)
+
+    def _report(
+        self, usage: Usage, reported: Usage | None, started: float, outcome: str
+    ) -> ModelCall:
+        info = self.model.info
+        return ModelCall(
+            provider=info.provider,
+            model=info.ref,
+            input_tokens=usage.input_tokens,
+            output_tokens=usage.output_tokens,
+            cached_input_tokens=usage.cached_input_tokens,
+            latency_ms=(time.monotonic() - started) * 1000,
+            outcome=outcome,
+            ended_at=datetime.now(UTC),
+            counted=reported is None
+            or reported.input_tokens <= 0
+            or (reported.output_tokens <= 0 and usage.output_tokens > 0),
+        )
 
     def _unique_id(self, call_id: str) -> str:
         """Some servers number calls per response (``call_0`` every round): steps,
@@ -564,6 +617,6 @@ async def run_tool_loop(
         run.finish = "cancelled"
     finally:
         await run.stop()
-    yield Done(run.finish, run.usage)
+    yield Done(run.finish, run.usage, calls=run.reports)
     if cancelled_outside:
         raise asyncio.CancelledError

@@ -32,6 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 from sqlalchemy import select, text, update
 
 from parley.embeddings import Embedder
@@ -39,6 +40,7 @@ from parley.knowledge.index import VectorIndex
 from parley.knowledge.tables import KnowledgeChunk, KnowledgeFile
 from parley.storage.db import Database
 from parley.storage.tables import utcnow
+from parley.usage.metering import Charge, billed_to
 
 __all__ = ["ROUND", "EmbedQueue", "IngestStats", "embed_text"]
 
@@ -206,12 +208,13 @@ class EmbedQueue:
         self.stats.select_s += time.perf_counter() - started
         work = [(job, rows) for job, rows in taken if rows]
         texts = [embed_text(job.filename, r.section, r.text) for job, rows in work for r in rows]
+        owners = [r.user_id for _, rows in work for r in rows]
         vectors = None
         error: str | None = None
         if texts:
             started = time.perf_counter()
             try:
-                vectors = await embedder.embed(texts)
+                vectors = await _embed_per_user(embedder, texts, owners)
             except Exception as exc:
                 error = str(exc)[:500]
                 log.warning("embedding %d passage(s) failed: %s", len(texts), error)
@@ -297,3 +300,22 @@ class EmbedQueue:
         finally:
             if not job.done.done():
                 job.done.set_result(None)
+
+
+async def _embed_per_user(embedder: Embedder, texts: list[str], owners: list[str]) -> Any:
+    """``texts`` embedded, each user's in calls of their own (``billed_to``): a remote
+    endpoint's cost lands on the user whose files they are. A round is usually one
+    user's, which is one call as before."""
+    users = list(dict.fromkeys(owners))
+    if len(users) == 1:
+        with billed_to(Charge(users[0], "embeddings")):
+            return await embedder.embed(texts)
+    out: Any = None
+    for user_id in users:
+        where = [i for i, owner in enumerate(owners) if owner == user_id]
+        with billed_to(Charge(user_id, "embeddings")):
+            part = await embedder.embed([texts[i] for i in where])
+        if out is None:
+            out = np.zeros((len(texts), part.shape[1]), dtype=np.float32)
+        out[where] = part
+    return out

@@ -28,6 +28,8 @@ from parley.knowledge.retrieval import Reranker, Retriever
 from parley.knowledge.service import KnowledgeService
 from parley.knowledge.userdata import KnowledgeUserData
 from parley.seam import CONVERSATION_FILES, CONVERSATION_KNOWLEDGE, FeatureContext
+from parley.usage.ledger import UsageLedger
+from parley.usage.metering import meter_embedder
 
 __all__ = ["MULTIPART_OVERHEAD", "KnowledgeFeature", "knowledge_feature"]
 
@@ -67,6 +69,9 @@ class KnowledgeFeature:
 
     async def start(self, ctx: FeatureContext) -> None:
         embedder = self._embedder or build_embedder(self.settings)
+        # A remote endpoint's requests are usage-ledger rows, charged to the user whose
+        # file or question they embed (``billed_to`` in the queue and the retriever).
+        meter_embedder(embedder, ctx.lookup(UsageLedger))
         index = VectorIndex(ctx.db)
         await index.setup()
         retriever = Retriever(ctx.db, embedder, index, self._reranker)

@@ -31,6 +31,7 @@ from parley.knowledge.index import VectorIndex, keyword_search
 from parley.knowledge.ranking import content_query, is_exact
 from parley.knowledge.tables import KnowledgeChunk, KnowledgeFile
 from parley.storage.db import Database
+from parley.usage.metering import Charge, billed_to
 
 __all__ = ["Hit", "Reranker", "Retriever", "rrf"]
 
@@ -124,9 +125,10 @@ class Retriever:
                 return []
             rewritten = content_query(query) if self.variants else None
             try:
-                vectors = await self.embedder.embed(
-                    [query] if rewritten is None else [query, rewritten]
-                )
+                with billed_to(Charge(user_id, "embeddings")):  # a remote endpoint's cost
+                    vectors = await self.embedder.embed(
+                        [query] if rewritten is None else [query, rewritten]
+                    )
                 vector = normalize(vectors.mean(axis=0))[0]
             except Exception as exc:
                 log.warning("query embedding failed (%s); keyword results only", exc)

@@ -23,7 +23,7 @@ from parley.config import Settings
 from parley.embeddings import Embedder, build_embedder
 from parley.memory.context import MemoryContext
 from parley.memory.explain import recall_router
-from parley.memory.extract import MemoryExtractor
+from parley.memory.extract import MemoryExtractor, ModelResolver
 from parley.memory.forgetting import ForgetContext, ForgetService
 from parley.memory.router import router as memories_router
 from parley.memory.service import MemoryService
@@ -36,6 +36,8 @@ from parley.providers.registry import ModelRegistry
 from parley.seam import FeatureContext, UserDataHooks
 from parley.storage.db import Database
 from parley.turns.hooks import TurnInfo
+from parley.usage.ledger import UsageLedger
+from parley.usage.metering import Charge, LedgerRef, meter_embedder, metered
 from parley.userdata.conversations import delete_conversations
 
 __all__ = ["MemoryFeature", "default_embedder", "memory_feature"]
@@ -81,6 +83,7 @@ class MemoryFeature:
         self.summarizer: HistorySummarizer | None = None
         self.extractor: MemoryExtractor | None = None
         self.forgets: ForgetService | None = None
+        self._ledger: LedgerRef = lambda: None
 
     @property
     def service(self) -> MemoryService:
@@ -90,6 +93,8 @@ class MemoryFeature:
     async def start(self, ctx: FeatureContext) -> None:
         choice = self._embedder_choice
         embedder = default_embedder(self.settings) if choice is True else choice or None
+        self._ledger = ctx.lookup(UsageLedger)
+        meter_embedder(embedder, self._ledger)  # a remote endpoint's calls are ledger rows
         self._service = MemoryService(ctx.db, embedder)
         ctx.provide(MemoryService, self._service)
         hook = MemoryUserData(self._service)
@@ -113,11 +118,14 @@ class MemoryFeature:
             )
         )
         self.extractor = MemoryExtractor(
-            self.service, self.resolve_model, enabled=settings.memory_auto, forgets=self.forgets
+            self.service,
+            self.model_for("memory"),
+            enabled=settings.memory_auto,
+            forgets=self.forgets,
         )
         self.summarizer = HistorySummarizer(
             ctx.db,
-            self.resolve_model,
+            self.model_for("summary"),
             enabled=settings.summarize_history,
             trigger=settings.summary_trigger,
             keep=settings.summary_keep,
@@ -128,6 +136,24 @@ class MemoryFeature:
         # is registered by now (what a purge would miss, the features' sweeps find).
         await self.purge(ctx.db)
         self._purger = asyncio.create_task(self._purge_periodically(ctx.db))
+
+    def model_for(self, endpoint: str) -> ModelResolver:
+        """The model resolver for extraction (``memory``) or summaries (``summary``):
+        ``resolve_model``'s choice, metered so each of its calls is a usage-ledger
+        row charged to the turn's user, key, chat, project and assistant."""
+
+        async def resolve(info: TurnInfo) -> ChatModel:
+            charge = Charge(
+                user_id=info.user_id,
+                endpoint=endpoint,
+                api_key_id=info.api_key_id,
+                conversation_id=info.conversation_id,
+                project_id=info.project_id,
+                assistant_id=info.assistant_id,
+            )
+            return metered(await self.resolve_model(info), self._ledger(), charge)
+
+        return resolve
 
     async def resolve_model(self, info: TurnInfo) -> ChatModel:
         """``memory_model`` when set and resolvable, else the chat's own model."""

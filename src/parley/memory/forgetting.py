@@ -104,7 +104,7 @@ class ForgetService:
         self, user_id: str, ask: ForgetAsk, scope: tuple[str | None, str | None] = (None, None)
     ) -> list[Match]:
         """The active memories ``ask`` refers to, best first."""
-        found = await self.memories.embed([ask.phrase])
+        found = await self.memories.embed([ask.phrase], user_id)
         vector = None if found is None else found[0]
         async with self.memories.db.session() as session:
             store = MemoryStore(session, user_id)

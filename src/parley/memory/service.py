@@ -45,6 +45,7 @@ from parley.memory.tables import Memory, MemoryVersion
 from parley.memory.text import content_words, jaccard, normalized, signals_change
 from parley.memory.topics import TOPICS, bundled_vectors
 from parley.storage.db import Database
+from parley.usage.metering import Charge, billed_to
 
 __all__ = [
     "MemoryService",
@@ -151,11 +152,19 @@ class MemoryService:
     def model_name(self) -> str | None:
         return self.embedder.name if self.embedder is not None else None
 
-    async def embed(self, texts: list[str]) -> npt.NDArray[np.float32] | None:
+    async def embed(
+        self, texts: list[str], user_id: str | None = None
+    ) -> npt.NDArray[np.float32] | None:
+        """Vectors of ``texts``, or None (keyword recall) when embedding failed. A
+        remote endpoint's calls are charged to ``user_id`` in the usage ledger
+        (``billed_to``); the instance's own (topic vectors) to nobody."""
         if self.embedder is None or not texts:
             return None
         try:
-            return await self.embedder.embed(texts)
+            if user_id is None:
+                return await self.embedder.embed(texts)
+            with billed_to(Charge(user_id, "embeddings")):
+                return await self.embedder.embed(texts)
         except Exception:
             log.warning("embedding failed; memory uses keyword and recency only", exc_info=True)
             return None
@@ -187,7 +196,7 @@ class MemoryService:
         missing = snap.missing_vectors()
         for start in range(0, len(missing), 64):
             batch = missing[start : start + 64]
-            vectors = await self.embed([snap.texts[i] for i in batch])
+            vectors = await self.embed([snap.texts[i] for i in batch], user_id)
             if vectors is None:
                 return
             snap.set_vectors(batch, vectors)
@@ -251,7 +260,7 @@ class MemoryService:
         self.stats.recalls += 1
         if query_vector is None and snap.vectors is not None and query.strip():
             try:
-                found = await asyncio.wait_for(self.embed([query]), embed_timeout_s)
+                found = await asyncio.wait_for(self.embed([query], user_id), embed_timeout_s)
             except TimeoutError:
                 self.stats.keyword_fallbacks += 1
                 log.warning(
@@ -347,7 +356,7 @@ class MemoryService:
         ``status="pending"`` (review mode) never changes an active memory: an
         update of one becomes a pending proposal that names it (one per memory,
         replaced by newer ones), and an update of a pending one rewrites it."""
-        found = await self.embed([text])
+        found = await self.embed([text], user_id)
         vector = None if found is None else found[0]
         attribute = attribute_key(text)
         embedding: dict[str, Any] = {"embedding": None, "embedding_model": None}
@@ -566,7 +575,7 @@ class MemoryService:
             return row
 
     async def _rewrite(self, store: MemoryStore, row: Memory, text: str) -> None:
-        found = await self.embed([text])
+        found = await self.embed([text], store.user_id)
         await store.update(
             row,
             text=text,
@@ -607,7 +616,7 @@ class MemoryService:
         """Delete the memory that best matches ``text`` (and exact duplicates of it),
         at once. The chat asks first (``parley.memory.forgetting``); this stays for
         callers that already have the user's confirmation."""
-        found = await self.embed([text])
+        found = await self.embed([text], user_id)
         vector = None if found is None else found[0]
         async with self.db.session() as session:
             store = MemoryStore(session, user_id)

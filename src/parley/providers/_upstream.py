@@ -38,6 +38,8 @@ class UpstreamReply:
     as fast as possible). ``fail`` picks a failure: an HTTP status, ``timeout``
     (never answer), ``cut`` (end the body after ``cut_after`` events without a
     finish) or ``malformed`` (undecodable data after ``cut_after`` events).
+    ``usage=False``: no usage chunk even when the client asks for one (servers that
+    ignore ``stream_options``), so the client must count the tokens itself.
     """
 
     text: str = ""
@@ -52,6 +54,7 @@ class UpstreamReply:
     delay: float = 0.0
     finish_reason: str | None = None
     retry_after: str | None = "1"  # the Retry-After header of a 429 (None: no header)
+    usage: bool = True
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> UpstreamReply:
@@ -508,7 +511,7 @@ class UpstreamApp:
                     self._cache[key] = cached
             events, completion, _ = cached
             tail = []
-            if (body.get("stream_options") or {}).get("include_usage"):
+            if reply.usage and (body.get("stream_options") or {}).get("include_usage"):
                 tail.append(_openai_usage(model, prompt, completion))
             tail.append(b"data: [DONE]\n\n")
         if reply.fail == "cut":

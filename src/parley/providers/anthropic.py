@@ -226,12 +226,16 @@ class AnthropicChatModel:
                         index = tool_index[event.index] = len(tool_index)
                         yield ToolCallDelta(index, block.id, block.name, "")
                 elif kind == "message_start":
-                    input_tokens = event.message.usage.input_tokens or 0
+                    # Anthropic counts cache reads and writes apart from input_tokens
+                    given = event.message.usage
+                    cached = getattr(given, "cache_read_input_tokens", None) or 0
+                    written = getattr(given, "cache_creation_input_tokens", None) or 0
+                    input_tokens = (given.input_tokens or 0) + cached + written
                 elif kind == "message_delta":
                     reason = event.delta.stop_reason
                     if reason is not None:
                         finish = _STOP.get(reason, "stop")
-                    yield UsageEvent(Usage(input_tokens, event.usage.output_tokens or 0))
+                    yield UsageEvent(Usage(input_tokens, event.usage.output_tokens or 0, cached))
                 elif kind == "message_stop" and finish is None:
                     finish = "stop"
         except sdk.APIStatusError as exc:

@@ -490,7 +490,11 @@ def decode_batch(provider: str, batch: list[bytes]) -> Decoded:
             _flush(events, text, thought)
             events.append(
                 UsageEvent(
-                    Usage(usage.get("prompt_tokens") or 0, usage.get("completion_tokens") or 0)
+                    Usage(
+                        usage.get("prompt_tokens") or 0,
+                        usage.get("completion_tokens") or 0,
+                        (usage.get("prompt_tokens_details") or {}).get("cached_tokens") or 0,
+                    )
                 )
             )
         if not choices:

@@ -6,6 +6,9 @@ input items); the result is one ``compaction`` item (the specification's
 ``CompactResource``): the caller sends it, then its new messages, as the next input. The item's
 ``encrypted_content`` is not encrypted (``items.seal``); sent back as input, it
 becomes an instruction ("Summary of the earlier conversation: ...").
+
+The model call is a usage-ledger row (``compact``), charged to the caller's key
+and, for a response chain, its conversation.
 """
 
 from __future__ import annotations
@@ -24,8 +27,10 @@ from parley.responses.items import parse_input, plain_id, seal
 from parley.responses.tables import ResponseRecord
 from parley.storage.conversations import ConversationStore
 from parley.storage.db import Database
-from parley.storage.tables import User, new_id
+from parley.storage.tables import Conversation, User, new_id
 from parley.turns.history import history_from_rows
+from parley.usage.ledger import UsageLedger
+from parley.usage.metering import Charge, metered
 
 __all__ = ["compact"]
 
@@ -60,8 +65,11 @@ async def compact(
     raw_input: str | list[dict[str, Any]] | None,
     previous_response_id: str | None,
     instructions: str | None,
+    ledger: UsageLedger | None = None,
+    api_key_id: str | None = None,
 ) -> dict[str, Any]:
     items = parse_input(raw_input) if raw_input else []
+    conversation: Conversation | None = None
     async with db.session() as session:
         registry = await sync.ensure_fresh(session)
         ref = await registry.ref_for(model_name, await sync.default_model(session), user.id)
@@ -77,7 +85,7 @@ async def compact(
             if record is None or not record.stored:
                 raise NotFound("response")
             store = ConversationStore(session, user.id)
-            conv = await store.get(record.conversation_id)
+            conv = conversation = await store.get(record.conversation_id)
             if conv is None:
                 raise NotFound("response")
             rows = await store.active_path(conv, window=2000, leaf=record.message_id)
@@ -100,6 +108,15 @@ async def compact(
         ),
         Message("user", _transcript(history)),
     ]
+    charge = Charge(
+        user_id=user.id,
+        endpoint="compact",
+        api_key_id=api_key_id,
+        conversation_id=conversation.id if conversation else None,
+        project_id=conversation.project_id if conversation else None,
+        assistant_id=conversation.assistant_id if conversation else None,
+    )
+    model = metered(model, ledger, charge)
     parts: list[str] = []
     reported = None
     async for event in model.stream(ChatRequest(messages=prompt, max_tokens=SUMMARY_TOKENS)):

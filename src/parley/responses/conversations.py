@@ -29,6 +29,7 @@ from parley.storage.db import Database
 from parley.storage.tables import Conversation, User
 from parley.storage.tables import Message as MessageRow
 from parley.turns.history import history_from_rows
+from parley.usage.metering import LedgerRef
 from parley.userdata import UserDataHooks
 from parley.userdata.conversations import delete_conversations
 
@@ -38,10 +39,17 @@ ALL = 100_000  # an API listing reads the whole branch
 
 
 class ConversationsService:
-    def __init__(self, db: Database, sync: RegistrySync, hooks: UserDataHooks) -> None:
+    def __init__(
+        self,
+        db: Database,
+        sync: RegistrySync,
+        hooks: UserDataHooks,
+        ledger: LedgerRef = lambda: None,
+    ) -> None:
         self.db = db
         self.sync = sync
         self.hooks = hooks
+        self.ledger = ledger  # ``ctx.lookup(UsageLedger)``: compaction is a ledger row
 
     async def _conv(self, store: ConversationStore, wanted: str) -> Conversation:
         conv = await store.get(plain_id(wanted, "conv_"))
@@ -173,7 +181,9 @@ class ConversationsService:
             await session.commit()
             return self._object(conv, await self._metadata(session, conv))
 
-    async def compact(self, user: User, body: CompactIn) -> CompactObject:
+    async def compact(
+        self, user: User, body: CompactIn, api_key_id: str | None = None
+    ) -> CompactObject:
         found = await compact(
             self.db,
             self.sync,
@@ -182,6 +192,8 @@ class ConversationsService:
             raw_input=body.input,
             previous_response_id=body.previous_response_id,
             instructions=body.instructions,
+            ledger=self.ledger(),
+            api_key_id=api_key_id,
         )
         return CompactObject.model_validate(found)
 

@@ -17,6 +17,7 @@ from parley.responses.router import router
 from parley.responses.service import ResponsesService
 from parley.seam import ASSISTANTS, FeatureContext, UserDataHooks
 from parley.turns import TurnService
+from parley.usage.ledger import UsageLedger
 
 __all__ = ["ResponsesFeature", "responses_feature"]
 
@@ -37,7 +38,8 @@ class ResponsesFeature:
         assistants = ctx.lookup(ASSISTANTS)  # assistant/<slug> models, resolved at use time
         self.service.assistants = assistants
         ctx.provide(ResponsesService, self.service)
-        ctx.provide(ConversationsService, ConversationsService(ctx.db, sync, hooks))
+        ledger = ctx.lookup(UsageLedger)  # compaction's model calls are ledger rows
+        ctx.provide(ConversationsService, ConversationsService(ctx.db, sync, hooks, ledger))
 
     async def stop(self) -> None:
         if self.service is not None:

@@ -128,7 +128,7 @@ async def compact_response(
     body: CompactIn, principal: ResponsesKey, conversations: Conversations
 ) -> CompactObject:
     """A long history as a summary (a ``compaction`` item) and the newest question."""
-    return await conversations.compact(principal.user, body)
+    return await conversations.compact(principal.user, body, principal.api_key_id)
 
 
 # ---------------------------------------------------------------- conversations

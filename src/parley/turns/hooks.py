@@ -45,6 +45,7 @@ class TurnInfo:
     temporary: bool = False
     project_id: str | None = None
     assistant_id: str | None = None
+    api_key_id: str | None = None  # the key the turn was asked with (the usage ledger)
     preferences: dict[str, Any] = field(default_factory=dict)
     # For after-turn hooks: the estimated tokens of the messages the turn sent in
     # full (after the summary) plus its answer, or None when the history was cut

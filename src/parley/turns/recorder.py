@@ -30,6 +30,7 @@ from parley.storage.db import Database
 from parley.storage.tables import Message as MessageRow
 from parley.turns.events import Resync
 from parley.turns.titles import heuristic_title
+from parley.usage.prices import PriceBook
 
 __all__ = ["Final", "Recorder"]
 
@@ -64,7 +65,11 @@ class Recorder:
         model: ModelInfo,
         title_from: str | None,
         flush_interval_s: float,
+        prices: PriceBook | None = None,
     ) -> None:
+        """``prices``: what the message's cost is computed with (the usage ledger's,
+        so the message and its ledger rows agree), else the model's own prices."""
+        self.prices = prices
         self.db = db
         self.user_id = user_id
         self.conversation_id = conversation_id
@@ -231,7 +236,16 @@ class Recorder:
             "output_tokens": usage.output_tokens,
             "latency_ms": round((time.monotonic() - self._started) * 1000, 1),
             "ttft_ms": round((first_token - self._started) * 1000, 1) if first_token else None,
-            "cost": self.model.cost(usage.input_tokens, usage.output_tokens),
+            "cost": (
+                self.prices.cost(
+                    self.model,
+                    usage.input_tokens,
+                    usage.output_tokens,
+                    usage.cached_input_tokens,
+                )
+                if self.prices is not None
+                else self.model.cost(usage.input_tokens, usage.output_tokens)
+            ),
             "error_code": error.code if error else None,
             "error_message": error.message if error else None,
         }

@@ -57,6 +57,7 @@ from parley.storage.tables import Conversation, User
 from parley.storage.tables import Message as MessageRow
 from parley.timezones import zone_or_utc
 from parley.tools import ToolContext, ToolRegistry
+from parley.turns.accounting import account_turn
 from parley.turns.control import GenerationControl, StopSignal, owner, owner_of
 from parley.turns.events import (
     LogHold,
@@ -85,6 +86,7 @@ from parley.turns.options import TURN_PROFILES, MemoryMode, TurnOptions, TurnPro
 from parley.turns.recorder import Final, Recorder
 from parley.turns.titles import model_title
 from parley.usage.ledger import UsageLedger
+from parley.usage.metering import Charge, metered
 
 log = logging.getLogger(__name__)
 
@@ -226,6 +228,8 @@ class TurnService:
         tools, false leaves it out, None keeps the conversation's choice);
         ``options``: an API caller's instructions, tools and sampling for this turn;
         ``answer_id``: the id the answer's row gets (a caller that recorded it already)."""
+        if (ledger := self.services.get(UsageLedger)) is not None:
+            await ledger.prices.fresh()  # an admin's new price applies from this turn on
         async with self.db.session() as session:
             store = ConversationStore(session, user.id)
             conv = await store.get(conversation_id)
@@ -316,6 +320,7 @@ class TurnService:
                 temporary=conv.temporary,
                 project_id=conv.project_id,
                 assistant_id=conv.assistant_id,
+                api_key_id=api_key_id,
                 preferences=dict(user.stored_preferences() or {}),
             )
             if profile is not None:
@@ -434,6 +439,7 @@ class TurnService:
             model=turn.model.info,
             title_from=turn.user_message.content if turn.title_needed else None,
             flush_interval_s=self.settings.flush_interval_s,
+            prices=ledger.prices if (ledger := self.services.get(UsageLedger)) else None,
         )
         message_id = turn.assistant_message.id
         log = self.events.open(
@@ -581,7 +587,7 @@ class TurnService:
             self.events.close(turn.assistant_message.id)
             return
         queue.publish(final)
-        self._account(turn, final)
+        self._account(turn, recorder.done, final)
         if final.title:
             queue.publish(TitleMade(turn.conversation_id, final.title))
         # The answer is out (``done`` was framed); the stream stays open for the model's
@@ -605,26 +611,23 @@ class TurnService:
             task = self._spawn(hooks, user_id=turn.user_id)
             task.add_done_callback(lambda _: heard())  # cancelled before it ran, too
 
-    def _account(self, turn: PreparedTurn, final: Final) -> None:
-        """The turn's row in the usage ledger (all its model calls, priced as the
-        message is), written in the background: accounting never delays the answer."""
+    def _account(self, turn: PreparedTurn, done: Done | None, final: Final) -> None:
+        """The turn's usage-ledger rows, one per model call (``turns/accounting.py``)."""
         ledger = self.services.get(UsageLedger)
-        if ledger is None:
-            return
-        row = final.message
-        outcome = {"complete": "ok", "cancelled": "cancelled"}.get(row.status)
-        ledger.record_soon(
+        if ledger is not None:
+            charge = self._charge(turn, turn.options.endpoint)
+            account_turn(ledger, charge, turn.model.info, done, final.message)
+
+    @staticmethod
+    def _charge(turn: PreparedTurn, endpoint: str) -> Charge:
+        """Who the turn's model calls are charged to, labelled ``endpoint``."""
+        return Charge(
             user_id=turn.user_id,
+            endpoint=endpoint,
             api_key_id=turn.api_key_id,
             conversation_id=turn.conversation_id,
-            endpoint=turn.options.endpoint,
-            provider=turn.model.info.provider,
-            model=turn.model.info.ref,
-            input_tokens=row.input_tokens,
-            output_tokens=row.output_tokens,
-            cost=row.cost,
-            latency_ms=row.latency_ms or 0.0,
-            outcome=outcome or (row.error_code or "error"),
+            project_id=turn.info.project_id,
+            assistant_id=turn.info.assistant_id,
         )
 
     async def _retitle(
@@ -636,6 +639,8 @@ class TurnService:
             model = await self._title_model(turn)
             title = None
             if model is not None:
+                ledger = self.services.get(UsageLedger)
+                model = metered(model, ledger, self._charge(turn, "title"))
                 title = await model_title(model, turn.user_message.content, answer)
             if title and title != first:
                 async with self.db.session() as session:

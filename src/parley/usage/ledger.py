@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -30,9 +31,13 @@ from parley.engine.tokens import TokenCounter, estimate_tokens, messages_tokens,
 from parley.messages import ReasoningDelta, TextDelta, ToolCallDelta, Usage, UsageEvent
 from parley.providers.base import ChatRequest, ModelInfo
 from parley.storage.db import Database
+from parley.usage.prices import PriceBook
 from parley.usage.tables import UsageEvent as UsageRow
 
-__all__ = ["Meter", "UsageLedger", "UsageTotal", "UsageTotals"]
+__all__ = ["GROUPS", "Meter", "UsageLedger", "UsageTotal", "UsageTotals"]
+
+# What totals can be grouped by (``UsageLedger.summary``).
+GROUPS = ("day", "model", "key", "user", "project", "assistant", "endpoint")
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +68,7 @@ class UsageLedger:
 
     def __init__(self, db: Database) -> None:
         self.db = db
+        self.prices = PriceBook(db)  # what calls and messages are charged
         self._pending: set[asyncio.Task[None]] = set()
 
     async def record(
@@ -74,21 +80,28 @@ class UsageLedger:
         model: str,
         api_key_id: str | None = None,
         conversation_id: str | None = None,
+        project_id: str | None = None,
+        assistant_id: str | None = None,
         input_tokens: int = 0,
         cached_input_tokens: int = 0,
         output_tokens: int = 0,
         cost: float = 0.0,
         latency_ms: float = 0.0,
         outcome: str = "ok",
+        at: datetime | None = None,
     ) -> None:
-        """One call's row, in its own session; logs instead of raising."""
+        """One call's row, in its own session; logs instead of raising. ``at``: when
+        the call ended (default: now)."""
         try:
             async with self.db.session() as session:
                 session.add(
                     UsageRow(
+                        at=at or datetime.now(UTC),
                         user_id=user_id,
                         api_key_id=api_key_id,
                         conversation_id=conversation_id,
+                        project_id=project_id,
+                        assistant_id=assistant_id,
                         endpoint=endpoint[:40],
                         provider=provider[:100],
                         model=model[:300],
@@ -105,8 +118,20 @@ class UsageLedger:
             log.exception("could not record usage of %s by user %s", endpoint, user_id)
 
     def record_soon(self, **fields: Any) -> None:
-        """``record`` in a task of its own (kept until done): for a stream's end."""
-        task = asyncio.get_running_loop().create_task(self.record(**fields))
+        """``record`` in a task of its own (kept until done): for a stream's end.
+        Without a running loop (a stream finalized at interpreter exit) the row is
+        lost and logged."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            log.warning(
+                "usage of %s by %s not recorded: no event loop",
+                fields.get("endpoint"),
+                fields.get("user_id"),
+            )
+            return
+        fields.setdefault("at", datetime.now(UTC))  # the call's end, not the write's
+        task = loop.create_task(self.record(**fields))
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
 
@@ -115,18 +140,40 @@ class UsageLedger:
         while self._pending:
             await asyncio.gather(*list(self._pending), return_exceptions=True)
 
-    async def totals(self, user_id: str, days: int = 30) -> UsageTotals:
-        """The user's calls of the last ``days`` days (UTC), summed by day, model and key."""
-        since = datetime.combine(
+    @staticmethod
+    def since(days: int) -> datetime:
+        """The start (UTC midnight) of a period of ``days`` days, today included."""
+        return datetime.combine(
             datetime.now(UTC).date() - timedelta(days=max(1, days) - 1),
             datetime.min.time(),
             tzinfo=UTC,
         )
+
+    async def totals(self, user_id: str, days: int = 30) -> UsageTotals:
+        """The user's calls of the last ``days`` days (UTC), summed by day, model and key."""
+        since, found = await self.summary(user_id, days, ("day", "model", "key"))
+        return UsageTotals(since, found["day"], found["model"], found["key"])
+
+    async def summary(
+        self, user_id: str | None, days: int, groups: Sequence[str]
+    ) -> tuple[datetime, dict[str, list[UsageTotal]]]:
+        """Calls of the last ``days`` days (UTC) summed by each of ``groups``
+        (``GROUPS``), in SQL; one user's, or everyone's (``user_id`` None: admins)."""
+        since = self.since(days)
         day: Any = (
             func.date(UsageRow.at)
             if self.db.dialect == "sqlite"
             else cast(func.timezone("UTC", UsageRow.at), Date)
         )
+        columns: dict[str, Any] = {
+            "day": day,
+            "model": UsageRow.model,
+            "key": UsageRow.api_key_id,
+            "user": UsageRow.user_id,
+            "project": UsageRow.project_id,
+            "assistant": UsageRow.assistant_id,
+            "endpoint": UsageRow.endpoint,
+        }
         sums = (
             func.count(UsageRow.id),
             func.coalesce(func.sum(UsageRow.input_tokens), 0),
@@ -134,19 +181,15 @@ class UsageLedger:
             func.coalesce(func.sum(UsageRow.output_tokens), 0),
             func.coalesce(func.sum(UsageRow.cost), 0.0),
         )
-        out = UsageTotals(since=since)
+        out: dict[str, list[UsageTotal]] = {}
         async with self.db.session() as session:
-            for column, target in (
-                (day, out.by_day),
-                (UsageRow.model, out.by_model),
-                (UsageRow.api_key_id, out.by_key),
-            ):
-                rows = await session.execute(
-                    select(column, *sums)
-                    .where(UsageRow.user_id == user_id, UsageRow.at >= since)
-                    .group_by(column)
-                    .order_by(column)
-                )
+            for group in groups:
+                column = columns[group]
+                query = select(column, *sums).where(UsageRow.at >= since)
+                if user_id is not None:
+                    query = query.where(UsageRow.user_id == user_id)
+                rows = await session.execute(query.group_by(column).order_by(column))
+                target = out[group] = []
                 for key, requests, inp, cached, outp, cost in rows:
                     if isinstance(key, date):
                         key = key.isoformat()
@@ -155,18 +198,35 @@ class UsageLedger:
                             key, int(requests), int(inp), int(cached), int(outp), float(cost)
                         )
                     )
-        return out
+        return since, out
+
+    async def rows(self, user_id: str | None, days: int) -> AsyncIterator[list[UsageRow]]:
+        """The rows of the last ``days`` days, oldest first, in batches of 500 (the
+        CSV export streams them); one user's, or everyone's."""
+        query = select(UsageRow).where(UsageRow.at >= self.since(days))
+        if user_id is not None:
+            query = query.where(UsageRow.user_id == user_id)
+        query = query.order_by(UsageRow.at, UsageRow.id).execution_options(yield_per=500)
+        async with self.db.session() as session:
+            result = await session.stream_scalars(query)
+            async for batch in result.partitions(500):
+                yield list(batch)
 
 
 class Meter:
     """One model call's numbers, tallied from its events (``see`` is O(1))."""
 
-    __slots__ = ("_count", "_parts", "_request", "_started", "model", "usage")
+    __slots__ = ("_count", "_parts", "_request", "_started", "model", "prices", "usage")
 
     def __init__(
-        self, model: ModelInfo, request: ChatRequest, count: TokenCounter = estimate_tokens
+        self,
+        model: ModelInfo,
+        request: ChatRequest,
+        count: TokenCounter = estimate_tokens,
+        prices: PriceBook | None = None,
     ) -> None:
         self.model = model
+        self.prices = prices
         self._request = request
         self._count = count
         self._parts: list[str] = []
@@ -183,7 +243,7 @@ class Meter:
 
     def tokens(self) -> tuple[int, int]:
         """(input, output): the provider's report, else counted; a non-empty
-        answer is never zero tokens."""
+        answer is never zero tokens. (Cached input: ``cached``.)"""
         reported = self.usage or Usage()
         input_tokens = reported.input_tokens
         if input_tokens <= 0:
@@ -195,15 +255,28 @@ class Meter:
             output_tokens = max(1, self._count("".join(self._parts)))
         return input_tokens, output_tokens
 
+    def cached(self, input_tokens: int) -> int:
+        """Input tokens the provider read from its cache (its report; else 0)."""
+        reported = self.usage
+        if reported is None or reported.input_tokens <= 0:
+            return 0
+        return min(reported.cached_input_tokens, input_tokens)
+
     def fields(self, outcome: str = "ok") -> dict[str, Any]:
         """The ledger row's numbers (``UsageLedger.record`` keywords)."""
         input_tokens, output_tokens = self.tokens()
+        cached = self.cached(input_tokens)
         return {
             "provider": self.model.provider,
             "model": self.model.ref,
             "input_tokens": input_tokens,
+            "cached_input_tokens": cached,
             "output_tokens": output_tokens,
-            "cost": self.model.cost(input_tokens, output_tokens),
+            "cost": (
+                self.prices.cost(self.model, input_tokens, output_tokens, cached)
+                if self.prices is not None
+                else self.model.cost(input_tokens, output_tokens)
+            ),
             "latency_ms": (time.monotonic() - self._started) * 1000,
             "outcome": outcome,
         }

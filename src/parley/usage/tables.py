@@ -2,7 +2,9 @@
 
 A row outlives the conversation it belongs to (``conversation_id`` becomes null
 when the chat is deleted) and the key that made it (keys are revoked, not deleted;
-``api_key_id`` becomes null if one ever is); it goes with its user.
+``api_key_id`` becomes null if one ever is); it goes with its user. ``project_id``
+and ``assistant_id`` are the chat's scopes when the call was made, kept as plain
+ids (no foreign key): what a deleted project spent stays attributed to it.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from parley.storage.tables import Base, UTCDateTime, new_id, utcnow
 
-__all__ = ["UsageEvent"]
+__all__ = ["ModelPrice", "UsageEvent"]
 
 
 class UsageEvent(Base):
@@ -30,7 +32,10 @@ class UsageEvent(Base):
     conversation_id: Mapped[str | None] = mapped_column(
         ForeignKey("conversations.id", ondelete="SET NULL")
     )
-    endpoint: Mapped[str] = mapped_column(String(40))  # chat.completions, embeddings, responses
+    project_id: Mapped[str | None] = mapped_column(String(32), default=None)
+    assistant_id: Mapped[str | None] = mapped_column(String(32), default=None)
+    # chat, responses, chat.completions, embeddings, title, memory, summary, compact
+    endpoint: Mapped[str] = mapped_column(String(40))
     provider: Mapped[str] = mapped_column(String(100))
     model: Mapped[str] = mapped_column(String(300))  # the ref, provider/model
     input_tokens: Mapped[int] = mapped_column(Integer, default=0)
@@ -39,3 +44,21 @@ class UsageEvent(Base):
     cost: Mapped[float] = mapped_column(Float, default=0.0)  # USD
     latency_ms: Mapped[float] = mapped_column(Float, default=0.0)
     outcome: Mapped[str] = mapped_column(String(60))  # ok | an error code | cancelled
+
+
+class ModelPrice(Base):
+    """An administrator's price for one model (per million tokens, in the instance's
+    currency), overriding what the provider, the config file or
+    ``parley.providers.known_models`` says. Rows of ``usage_events`` keep the cost
+    they were charged, so changing a price changes only what comes after."""
+
+    __tablename__ = "model_prices"
+
+    model: Mapped[str] = mapped_column(String(300), primary_key=True)  # the ref
+    input_price: Mapped[float] = mapped_column(Float, default=0.0)
+    cached_input_price: Mapped[float] = mapped_column(Float, default=0.0)
+    output_price: Mapped[float] = mapped_column(Float, default=0.0)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_by: Mapped[str | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), default=None
+    )

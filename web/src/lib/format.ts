@@ -1,15 +1,14 @@
 import type { Message } from './api/types';
+import { formatMoney } from './usage';
 
 export function formatTokens(n: number | null | undefined): string {
   if (n === null || n === undefined) return '—';
   return n.toLocaleString();
 }
 
-export function formatCost(c: number | null | undefined): string {
-  if (c === null || c === undefined) return '—';
-  if (c === 0) return '$0';
-  if (c < 0.01) return `$${c.toFixed(5)}`;
-  return `$${c.toFixed(4)}`;
+/** A cost in the instance's currency (`session.config.currency`). */
+export function formatCost(c: number | null | undefined, currency = 'USD'): string {
+  return formatMoney(c, currency);
 }
 
 export function formatMs(ms: number | null | undefined): string {
@@ -19,12 +18,12 @@ export function formatMs(ms: number | null | undefined): string {
 }
 
 /** One-line summary for an assistant message's metadata. */
-export function messageMeta(m: Message): string {
+export function messageMeta(m: Message, currency = 'USD'): string {
   const parts: string[] = [];
   if (m.model) parts.push(m.model);
   if (m.input_tokens != null || m.output_tokens != null)
     parts.push(`${formatTokens(m.input_tokens)} in / ${formatTokens(m.output_tokens)} out tokens`);
-  if (m.cost != null) parts.push(formatCost(m.cost));
+  if (m.cost != null) parts.push(formatCost(m.cost, currency));
   if (m.latency_ms != null) parts.push(`${formatMs(m.latency_ms)} total`);
   if (m.ttft_ms != null) parts.push(`${formatMs(m.ttft_ms)} to first token`);
   return parts.join(' · ');

@@ -62,6 +62,7 @@ async def auth_config(db: DB, settings: SettingsDep) -> AuthConfig:
     return AuthConfig(
         signup=await instance.signup_mode(db, settings),  # type: ignore[arg-type]
         has_users=await accounts.count_users(db) > 0,
+        currency=settings.currency,
     )
 
 

@@ -39,6 +39,7 @@ from parley.http.deps import (
     CurrentPrincipal,
     CurrentUser,
     Ledger,
+    SettingsDep,
     Turns,
     service,
 )
@@ -46,7 +47,6 @@ from parley.http.guard import GuardedRoute
 from parley.http.problems import Problem, not_found
 from parley.jsonshape import PREFERENCES, shape_error
 from parley.timezones import find_zone
-from parley.usage.ledger import UsageTotal
 from parley.userdata import UserDataHooks, archive
 from parley.userdata.document import ExportDocument
 from parley.userdata.service import (
@@ -257,28 +257,20 @@ async def my_usage(
     user: CurrentUser,
     db: DB,
     ledger: Ledger,
+    settings: SettingsDep,
     days: Annotated[int, Query(ge=1, le=366, description="Days back, today included.")] = 30,
 ) -> UsageSummary:
-    """The caller's recorded usage (``/v1`` calls), summed by day, model and API key."""
+    """The caller's recorded usage (every model call made for them: chats, ``/v1``,
+    titles, memory...), summed by day, model and API key."""
     totals = await ledger.totals(user.id, days)
     names = {k.id: k.name for k in await accounts.list_api_keys(db, user.id)}
 
-    def out(total: UsageTotal, name: str | None = None) -> UsageTotalOut:
-        return UsageTotalOut(
-            key=total.key,
-            name=name,
-            requests=total.requests,
-            input_tokens=total.input_tokens,
-            cached_input_tokens=total.cached_input_tokens,
-            output_tokens=total.output_tokens,
-            cost=total.cost,
-        )
-
     return UsageSummary(
         since=iso(totals.since) or "",
-        by_day=[out(t) for t in totals.by_day],
-        by_model=[out(t) for t in totals.by_model],
-        by_key=[out(t, names.get(t.key or "")) for t in totals.by_key],
+        currency=settings.currency,
+        by_day=[UsageTotalOut.of(t) for t in totals.by_day],
+        by_model=[UsageTotalOut.of(t) for t in totals.by_model],
+        by_key=[UsageTotalOut.of(t, names.get(t.key or "")) for t in totals.by_key],
     )
 
 

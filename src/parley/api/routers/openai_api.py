@@ -218,7 +218,8 @@ async def chat_completions(
     await db.close()  # release the connection before the long stream
     request = chat_request(body)
     completion_id = "chatcmpl-" + uuid.uuid4().hex
-    meter = Meter(model.info, request, counter_for(model))
+    await ledger.prices.fresh()
+    meter = Meter(model.info, request, counter_for(model), ledger.prices)
     keep = Keeper(database, principal, body, model.info, completion_id) if body.store else None
     events = _relay(
         turns.control, principal, model.stream(request), meter, ledger, "chat.completions", keep

@@ -29,6 +29,7 @@ from parley.engine.tokens import estimate_tokens
 from parley.http.deps import EmbeddingsKey, Ledger, ServicesDep, SettingsDep, model_allowed
 from parley.http.guard import GuardedRoute
 from parley.http.problems import Problem
+from parley.usage.ledger import UsageLedger
 
 router = APIRouter(route_class=GuardedRoute, prefix="/v1", tags=["openai-compatible"])
 
@@ -149,6 +150,7 @@ async def create_embeddings(
         "provider": PROVIDER,
         "model": ref,
         "input_tokens": tokens,
+        "cost": await _price(ledger, ref, tokens),
     }
     dim = embedder.dim
     if body.dimensions is not None and dim and body.dimensions != dim:
@@ -197,3 +199,10 @@ async def create_embeddings(
 
 def _now_ms() -> float:
     return time.monotonic() * 1000
+
+
+async def _price(ledger: UsageLedger, ref: str, tokens: int) -> float:
+    """What the embedding call costs: an administrator's price for ``ref`` (Admin →
+    Prices), else nothing (embedding models have no built-in prices)."""
+    await ledger.prices.fresh()
+    return ledger.prices.price_of(ref).cost(tokens, 0)

@@ -7,7 +7,7 @@ attempts a message took.
 that answered (JSON, null when the first try answered). ``parley.storage.failover``.
 
 Revision ID: 0021_failover
-Revises: 0019_key_scopes (to be re-chained onto 0020_prices when that lands)
+Revises: 0019_key_scopes
 Create Date: 2026-12-07
 """
 

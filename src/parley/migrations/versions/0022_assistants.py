@@ -7,7 +7,7 @@ conversation started with an assistant; ``draft`` for the builder's preview) and
 uploaded avatar image). ``parley.assistants``.
 
 Revision ID: 0022_assistants
-Revises: 0021_failover
+Revises: 0020_prices
 Create Date: 2026-12-07
 """
 
@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0022_assistants"
-down_revision: str | None = "0021_failover"
+down_revision: str | None = "0020_prices"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

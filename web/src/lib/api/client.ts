@@ -33,6 +33,7 @@ import type {
   UserEnvelope,
   UserList,
 } from './types';
+import type { AdminUsageSummary, ModelPrice, PriceIn, PriceList, UsageSummary } from '../usage';
 import { CHAT_EVENT_TYPES, type ChatEvent } from './events';
 import { readSSE } from '../sse';
 
@@ -231,6 +232,16 @@ export const me = {
   importData: (file: Blob, zip: boolean, onProgress?: (fraction: number) => void) =>
     postFile<ImportReport>('/api/me/import', file, zip ? 'application/zip' : 'application/json', onProgress),
   remove: (password: string) => request<void>('/api/me', { method: 'DELETE', body: { password } }),
+};
+
+// ---------------- Usage and prices ----------------
+export const usage = {
+  mine: (days: number) => request<UsageSummary>(`/api/me/usage${qs({ days })}`),
+  all: (days: number) => request<AdminUsageSummary>(`/api/admin/usage${qs({ days })}`),
+  prices: () => request<PriceList>('/api/admin/prices'),
+  setPrice: (body: PriceIn) => request<ModelPrice>('/api/admin/prices', { method: 'PUT', body }),
+  resetPrice: (model: string) =>
+    request<ModelPrice>('/api/admin/prices/reset', { method: 'POST', body: { model } }),
 };
 
 export const keys = {

@@ -221,6 +221,50 @@ export interface paths {
         patch: operations["update_mcp_server_api_admin_mcp__server_id__patch"];
         trace?: never;
     };
+    "/api/admin/prices": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List Prices
+         * @description Every model with its price per million tokens, in the instance's currency.
+         */
+        get: operations["list_prices_api_admin_prices_get"];
+        /**
+         * Set Price
+         * @description Set a model's price (applies to calls from now on; recorded calls keep theirs).
+         */
+        put: operations["set_price_api_admin_prices_put"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/admin/prices/reset": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Reset Price
+         * @description Forget the price set here: the model's own price applies again from now on.
+         */
+        post: operations["reset_price_api_admin_prices_reset_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/admin/providers": {
         parameters: {
             query?: never;
@@ -332,6 +376,47 @@ export interface paths {
          * @description Model servers answering on this machine's usual ports, with their models.
          */
         get: operations["local_servers_api_admin_setup_local_servers_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/admin/usage": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Admin Usage
+         * @description Every user's usage summed by day, user, model, API key, project, assistant and
+         *     what made the calls (``endpoint``).
+         */
+        get: operations["admin_usage_api_admin_usage_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/admin/usage.csv": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Admin Usage Csv
+         * @description Every user's ledger rows of the last ``days`` days as CSV, with the user's email.
+         */
+        get: operations["admin_usage_csv_api_admin_usage_csv_get"];
         put?: never;
         post?: never;
         delete?: never;
@@ -1242,9 +1327,30 @@ export interface paths {
         };
         /**
          * My Usage
-         * @description The caller's recorded usage (``/v1`` calls), summed by day, model and API key.
+         * @description The caller's recorded usage (every model call made for them: chats, ``/v1``,
+         *     titles, memory...), summed by day, model and API key.
          */
         get: operations["my_usage_api_me_usage_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/me/usage.csv": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * My Usage Csv
+         * @description Your ledger rows of the last ``days`` days as CSV (the key's name, not its id).
+         */
+        get: operations["my_usage_csv_api_me_usage_csv_get"];
         put?: never;
         post?: never;
         delete?: never;
@@ -1872,6 +1978,34 @@ export interface components {
             /** Signup */
             signup?: ("open" | "closed" | "approval") | null;
         };
+        /**
+         * AdminUsageSummary
+         * @description Every user's usage since ``since`` (``GET /api/admin/usage``); ``name`` is the
+         *     user's email (by user) or the key's name (by key).
+         */
+        AdminUsageSummary: {
+            /** By Assistant */
+            by_assistant: components["schemas"]["UsageTotalOut"][];
+            /** By Day */
+            by_day: components["schemas"]["UsageTotalOut"][];
+            /** By Endpoint */
+            by_endpoint: components["schemas"]["UsageTotalOut"][];
+            /** By Key */
+            by_key: components["schemas"]["UsageTotalOut"][];
+            /** By Model */
+            by_model: components["schemas"]["UsageTotalOut"][];
+            /** By Project */
+            by_project: components["schemas"]["UsageTotalOut"][];
+            /** By User */
+            by_user: components["schemas"]["UsageTotalOut"][];
+            /** Currency */
+            currency: string;
+            /**
+             * Since
+             * Format: date-time
+             */
+            since: string;
+        };
         /** AdminUserCreate */
         AdminUserCreate: {
             /** Email */
@@ -2064,6 +2198,12 @@ export interface components {
         };
         /** AuthConfig */
         AuthConfig: {
+            /**
+             * Currency
+             * @description The currency costs are shown in.
+             * @default USD
+             */
+            currency?: string;
             /** Has Users */
             has_users: boolean;
             /**
@@ -3995,6 +4135,43 @@ export interface components {
             items: components["schemas"]["ModelPublic"][];
             local: components["schemas"]["LocalModelStatus"];
         };
+        /** ModelPriceOut */
+        ModelPriceOut: {
+            /** Cached Input Price */
+            cached_input_price: number;
+            /** Default Cached Input Price */
+            default_cached_input_price: number;
+            /** Default Input Price */
+            default_input_price: number;
+            /** Default Output Price */
+            default_output_price: number;
+            /** Display Name */
+            display_name?: string | null;
+            /**
+             * Input Price
+             * @description Per million input tokens, in the currency.
+             */
+            input_price: number;
+            /**
+             * Listed
+             * @description False: priced, but no provider offers it now.
+             */
+            listed: boolean;
+            /**
+             * Model
+             * @description The model's ref, provider/model.
+             */
+            model: string;
+            /** Output Price */
+            output_price: number;
+            /**
+             * Source
+             * @description `admin`: set here; `default`: the model's own price.
+             */
+            source: string;
+            /** Updated At */
+            updated_at?: string | null;
+        };
         /** ModelPublic */
         ModelPublic: {
             /** Context Window */
@@ -4154,6 +4331,29 @@ export interface components {
         PasswordConfirm: {
             /** Password */
             password: string;
+        };
+        /** PriceIn */
+        PriceIn: {
+            /** Cached Input Price */
+            cached_input_price: number;
+            /** Input Price */
+            input_price: number;
+            /** Model */
+            model: string;
+            /** Output Price */
+            output_price: number;
+        };
+        /** PriceList */
+        PriceList: {
+            /** Currency */
+            currency: string;
+            /** Items */
+            items: components["schemas"]["ModelPriceOut"][];
+        };
+        /** PriceReset */
+        PriceReset: {
+            /** Model */
+            model: string;
         };
         /**
          * ProfileRecord
@@ -5188,6 +5388,11 @@ export interface components {
             /** By Model */
             by_model: components["schemas"]["UsageTotalOut"][];
             /**
+             * Currency
+             * @description The currency of every cost (ISO 4217).
+             */
+            currency: string;
+            /**
              * Since
              * Format: date-time
              */
@@ -5199,7 +5404,7 @@ export interface components {
             cached_input_tokens: number;
             /**
              * Cost
-             * @description USD, from the models' prices.
+             * @description In the instance's currency (``currency``).
              */
             cost: number;
             /** Input Tokens */
@@ -5813,6 +6018,92 @@ export interface operations {
             };
         };
     };
+    list_prices_api_admin_prices_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PriceList"];
+                };
+            };
+        };
+    };
+    set_price_api_admin_prices_put: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PriceIn"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ModelPriceOut"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    reset_price_api_admin_prices_reset_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PriceReset"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ModelPriceOut"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
     list_providers_api_admin_providers_get: {
         parameters: {
             query?: never;
@@ -6063,6 +6354,70 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["LocalServerList"];
+                };
+            };
+        };
+    };
+    admin_usage_api_admin_usage_get: {
+        parameters: {
+            query?: {
+                /** @description Days back, today included (UTC). */
+                days?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AdminUsageSummary"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    admin_usage_csv_api_admin_usage_csv_get: {
+        parameters: {
+            query?: {
+                /** @description Days back, today included (UTC). */
+                days?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description One line per model call, oldest first. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/csv": string;
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
         };
@@ -8208,6 +8563,38 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["UsageSummary"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    my_usage_csv_api_me_usage_csv_get: {
+        parameters: {
+            query?: {
+                /** @description Days back, today included (UTC). */
+                days?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description One line per model call, oldest first. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/csv": string;
                 };
             };
             /** @description Validation Error */
