@@ -31,16 +31,23 @@ def overrides() -> dict[str, Any]:
 
 
 async def new_chat(client: Client, app: Any, project: str | None = None) -> str:
-    r = await client.post("/api/conversations", json={"model": "scripted/scripted"})
-    conv: str = r.json()["id"]
-    if project is not None:  # projects have no routes yet: the scope is set as stored
-        async with app.state.services.require(Database).session() as session:
-            await session.execute(
-                update(Conversation)
-                .where(Conversation.id == conv)
-                .values(project_id=project, assistant_id="asst1")
-            )
-            await session.commit()
+    if project is None:
+        r = await client.post("/api/conversations", json={"model": "scripted/scripted"})
+        plain: str = r.json()["id"]
+        return plain
+    # a chat with an assistant, in a project (projects have no routes yet: the scope
+    # is set as stored)
+    made = await client.post("/api/assistants", json={"config": {"name": "Asst"}})
+    assistant = made.json()["id"]
+    started = await client.post(f"/api/assistants/{assistant}/chats", json={})
+    conv: str = started.json()["conversation_id"]
+    async with app.state.services.require(Database).session() as session:
+        await session.execute(
+            update(Conversation)
+            .where(Conversation.id == conv)
+            .values(project_id=project, model="scripted/scripted")
+        )
+        await session.commit()
     return conv
 
 
@@ -56,6 +63,9 @@ async def test_a_tool_loop_with_two_model_calls_writes_two_rows(
         Reply(text="It is 42.", usage=Usage(360, 6)),
     )
     conv = await new_chat(client, app, project="proj1")
+    assistant_id = (await client.get(f"/api/conversations/{conv}")).json()["conversation"][
+        "assistant_id"
+    ]
     r = await client.post(f"/api/conversations/{conv}/messages", json={"content": "6*7?"})
     message = dict(parse_sse(r.text))["done"]["message"]
     rows = await ledger_rows(app)
@@ -65,7 +75,7 @@ async def test_a_tool_loop_with_two_model_calls_writes_two_rows(
     ]
     for row in rows:
         assert (row.user_id, row.conversation_id, row.api_key_id) == (user["id"], conv, None)
-        assert (row.project_id, row.assistant_id) == ("proj1", "asst1")
+        assert (row.project_id, row.assistant_id) == ("proj1", assistant_id)
         assert (row.provider, row.model) == ("scripted", "scripted/scripted")
         assert row.latency_ms >= 0
     assert [row.cost for row in rows] == pytest.approx(

@@ -128,6 +128,9 @@ class PreparedTurn:
     admin: bool = False  # sees a failure's detail; others get ``errors.user_wording``
     options: TurnOptions = DEFAULT_OPTIONS  # the API caller's knobs (``/v1/responses``)
     api_key_id: str | None = None  # the key the turn was asked with (the usage ledger)
+    # the chat's assistant, for the ledger (``info.assistant_id`` is cleared when the
+    # assistant uses the user's own memories: ``_with_memory``)
+    assistant_id: str | None = None
 
 
 TurnItem = TurnEvent | Final | TitleMade | Resync
@@ -348,6 +351,7 @@ class TurnService:
                 admin=user.role == "admin",
                 options=options,
                 api_key_id=api_key_id,
+                assistant_id=conv.assistant_id,
             )
 
     async def _place_user_message(
@@ -627,7 +631,7 @@ class TurnService:
             api_key_id=turn.api_key_id,
             conversation_id=turn.conversation_id,
             project_id=turn.info.project_id,
-            assistant_id=turn.info.assistant_id,
+            assistant_id=turn.assistant_id,
         )
 
     async def _retitle(
