@@ -59,6 +59,8 @@ __all__ = ["ResponsesService", "Running"]
 
 log = logging.getLogger(__name__)
 
+ADMIT_AT_ONCE = 8
+
 
 @dataclass(slots=True)
 class Running:
@@ -81,12 +83,38 @@ class ResponsesService:
         self.sync = sync
         self.hooks = hooks
         self._running: dict[str, Running] = {}
+        # Preparations at once: each holds a few pooled connections in turn, and
+        # hundreds at once starved one another of them (a 500-stream burst timed
+        # out); the rest wait here, holding nothing.
+        self._admit = asyncio.Semaphore(ADMIT_AT_ONCE)
         self.assistants: Callable[[], AssistantGateway | None] = lambda: None  # assistant/<slug>
         self._tasks: set[asyncio.Task[None]] = set()
 
     # ------------------------------------------------------------ create
 
     async def create(
+        self,
+        user: User,
+        api_key_id: str | None,
+        body: ResponseCreate,
+        *,
+        stream: bool,
+        may_use: Callable[[str], bool] | None = None,
+        may_use_assistant: Callable[[str, str], bool] | None = None,
+    ) -> Running:
+        """Write the input, prepare the turn and start driving it (``_create``),
+        ``ADMIT_AT_ONCE`` at a time; the answers then stream side by side."""
+        async with self._admit:
+            return await self._create(
+                user,
+                api_key_id,
+                body,
+                stream=stream,
+                may_use=may_use,
+                may_use_assistant=may_use_assistant,
+            )
+
+    async def _create(
         self,
         user: User,
         api_key_id: str | None,
