@@ -55,6 +55,9 @@ def test_expired_session_while_sending_keeps_nothing_half_done(
 ) -> None:
     page.goto("/")
     expect(page.get_by_test_id("composer")).to_be_enabled()
+    # The page's own start-up requests (sidebar, assistants, settings) are done: the
+    # session ends while the user types, not while the page is still loading.
+    page.wait_for_load_state("networkidle")
     end_browser_session(page, server)
     page.get_by_test_id("composer").fill("Are you still there?")
     page.get_by_test_id("composer").press("Enter")
