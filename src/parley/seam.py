@@ -43,6 +43,7 @@ __all__ = [
     "ASSISTANTS",
     "CONVERSATION_FILES",
     "CONVERSATION_KNOWLEDGE",
+    "USER_GROUPS",
     "AssistantGateway",
     "ConversationData",
     "ConversationFiles",
@@ -50,6 +51,7 @@ __all__ = [
     "Feature",
     "FeatureContext",
     "FeatureFactory",
+    "GroupLookup",
     "Key",
     "MissingService",
     "UserData",
@@ -97,6 +99,15 @@ class AssistantGateway(Protocol):
 
 ASSISTANTS: Key[AssistantGateway] = Key("assistants")
 """Provided by the assistants feature."""
+
+
+GroupLookup = Callable[[str], Awaitable[Sequence[str]]]
+"""``user_id -> ids of the groups the user is in``, read fresh on every call (no
+cached permissions: removing a user from a group ends what it granted at once)."""
+
+USER_GROUPS: Key[GroupLookup] = Key("user_groups")
+"""Provided by the groups feature; budgets, sharing and model access read it. A
+consumer without it (no groups feature) treats every user as in no group."""
 
 
 class TurnHookSink(Protocol):
