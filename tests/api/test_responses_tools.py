@@ -147,3 +147,47 @@ async def test_mcp_tool_that_changes_things_asks_the_api_client(
             headers=auth,
         )
         assert again.status_code == 409 and "no longer waiting" in again.text
+
+
+async def test_max_tool_calls_and_parallel_tool_calls_bound_parleys_tools(
+    make_app: MakeApp, scripted: ScriptedModel
+) -> None:
+    """``max_tool_calls`` bounds the hosted tools Parley runs (a call beyond it is
+    dropped, then the model answers without tools); ``parallel_tool_calls: false``
+    and a function tool's ``strict`` reach the model."""
+    async with make_app() as app, make_client(app) as ada:
+        await signup(ada)
+        auth = await _key(ada)
+        searches = [ToolCall(f"s{n}", "search_knowledge", f'{{"query": "q{n}"}}') for n in (1, 2)]
+        scripted.enqueue(Reply(tool_calls=searches), "Nothing found.")
+        made = await ada.post(
+            "/v1/responses",
+            json={
+                "model": "scripted/scripted",
+                "input": "Search twice.",
+                "tools": [
+                    {"type": "file_search", "vector_store_ids": []},
+                    {
+                        "type": "function",
+                        "name": "lookup",
+                        "parameters": {"type": "object", "properties": {}},
+                        "strict": True,
+                    },
+                ],
+                "max_tool_calls": 1,
+                "parallel_tool_calls": False,
+            },
+            headers=auth,
+        )
+        assert made.status_code == 200, made.text
+        body = made.json()
+        assert [item["type"] for item in body["output"]] == ["file_search_call", "message"]
+        assert body["output"][0]["queries"] == ["q1"]
+        assert body["max_tool_calls"] == 1 and body["parallel_tool_calls"] is False
+        lookup = next(tool for tool in body["tools"] if tool["type"] == "function")
+        assert lookup["strict"] is True
+        asked = [r for r in scripted.requests if r.tools]
+        first, answer = asked[-2], asked[-1]
+        assert first.parallel_tool_calls is False
+        assert next(t for t in first.tools if t.name == "lookup").strict is True
+        assert answer.tool_choice == "none"  # the bound is spent: answer now

@@ -196,6 +196,8 @@ class ResponsesService:
             extra={"top_p": body.top_p} if body.top_p is not None else {},
             tool_choice=plan.choice,
             reasoning_effort=(body.reasoning or {}).get("effort"),
+            parallel_tool_calls=None if body.parallel_tool_calls else False,
+            max_tool_calls=body.max_tool_calls,
             images=tuple(images),
             endpoint="responses",
             may_use=None if assistant_id else may_use,  # an assistant uses its own model

@@ -493,7 +493,10 @@ class TurnService:
                     tools=self.tools if turn.enabled_tools else None,
                     enabled_tools=turn.enabled_tools,
                     tool_context=tool_context,
-                    limits=Limits.from_settings(self.settings),
+                    limits=replace(
+                        Limits.from_settings(self.settings),
+                        max_tool_calls=turn.options.max_tool_calls,
+                    ),
                     cancel=cancel,
                     confirm=(lambda call: confirmer.wait(turn.info, call)) if confirmer else None,
                     client_tools=turn.options.client_tools,
@@ -503,6 +506,7 @@ class TurnService:
                     response_format=turn.options.response_format,
                     tool_choice=turn.options.tool_choice,
                     reasoning_effort=turn.options.reasoning_effort,
+                    parallel_tool_calls=turn.options.parallel_tool_calls,
                 )
                 async for event in events:
                     if isinstance(event, TextDelta):  # the hot path: first, one append
