@@ -178,7 +178,7 @@ class ResponsesService:
                 model=ref,
                 status="queued" if body.background else "in_progress",
                 request={key: getattr(body, key) for key in ECHOED}
-                | {"conversation": bool(body.conversation)},
+                | {"conversation": bool(body.conversation), "include": body.include},
                 input=[item.item for item in items],
                 output=[],
                 usage={},
@@ -220,7 +220,12 @@ class ResponsesService:
             await self._forget(user.id, record.id, conv.id if made else None)
             raise
         client_names = {spec.name for spec in plan.client}
-        builder = OutputBuilder(turn.assistant_message.id, client_names.__contains__, emit=stream)
+        builder = OutputBuilder(
+            turn.assistant_message.id,
+            client_names.__contains__,
+            emit=stream,
+            include=body.include or (),
+        )
         running = self._start_driving(record, builder, self.turns.start(turn), user.id, stream)
         running.chain = chain
         return running
@@ -292,7 +297,10 @@ class ResponsesService:
             await session.commit()
         names = {t.get("name") for t in tools if t.get("type") == "function"}
         builder = OutputBuilder(
-            f"{previous.message_id}_{record.id[:8]}", names.__contains__, emit=stream
+            f"{previous.message_id}_{record.id[:8]}",
+            names.__contains__,
+            emit=stream,
+            include=(previous.request or {}).get("include") or (),
         )
         builder.resume(pending["call_id"], pending["name"], pending["arguments"])
         return self._start_driving(record, builder, follow.items, user.id, stream)
