@@ -100,7 +100,7 @@ class ImageSettings(BaseModel):
     max_n: int
 
 
-class GenerateIn(Body):
+class ImageGenerateIn(Body):
     prompt: str = Field(min_length=1, max_length=100_000)
     size: str | None = Field(default=None, max_length=20)
     negative_prompt: str = Field(default="", max_length=100_000)
@@ -109,12 +109,12 @@ class GenerateIn(Body):
     conversation_id: str | None = Field(default=None, max_length=64)
 
 
-class EditIn(Body):
+class ImageEditIn(Body):
     prompt: str = Field(min_length=1, max_length=100_000)
     size: str | None = Field(default=None, max_length=20)
 
 
-class VaryIn(Body):
+class ImageVaryIn(Body):
     size: str | None = Field(default=None, max_length=20)
 
 
@@ -155,7 +155,7 @@ async def list_images(
 
 
 @router.post("/api/images", response_model=ImageList, status_code=201)
-async def generate(body: GenerateIn, images: Images, user: CurrentUser) -> ImageList:
+async def generate(body: ImageGenerateIn, images: Images, user: CurrentUser) -> ImageList:
     made = await images.make(
         user.id,
         operation="generate",
@@ -230,7 +230,7 @@ async def image_lineage(image_id: str, images: Images, user: CurrentUser) -> Ima
 
 
 @router.post("/api/images/{image_id}/edits", response_model=ImageList, status_code=201)
-async def edit_image(image_id: str, body: EditIn, images: Images, user: CurrentUser) -> ImageList:
+async def edit_image(image_id: str, body: ImageEditIn, images: Images, user: CurrentUser) -> ImageList:
     parent = await images.get(user.id, image_id)
     made = await images.make(
         user.id,
@@ -244,7 +244,7 @@ async def edit_image(image_id: str, body: EditIn, images: Images, user: CurrentU
 
 
 @router.post("/api/images/{image_id}/variations", response_model=ImageList, status_code=201)
-async def vary_image(image_id: str, body: VaryIn, images: Images, user: CurrentUser) -> ImageList:
+async def vary_image(image_id: str, body: ImageVaryIn, images: Images, user: CurrentUser) -> ImageList:
     parent = await images.get(user.id, image_id)
     made = await images.make(
         user.id,
@@ -282,7 +282,7 @@ async def chat_image(
 # ---------------------------------------------------------------------- admin
 
 
-class ProviderPublic(BaseModel):
+class ImageProviderPublic(BaseModel):
     id: str
     name: str
     kind: Literal["openai", "comfyui"]
@@ -297,7 +297,7 @@ class ProviderPublic(BaseModel):
     updated_at: str
 
     @classmethod
-    def of(cls, row: ImageProviderRecord) -> ProviderPublic:
+    def of(cls, row: ImageProviderRecord) -> ImageProviderPublic:
         return cls(
             id=row.id,
             name=row.name,
@@ -314,11 +314,11 @@ class ProviderPublic(BaseModel):
         )
 
 
-class ProviderList(BaseModel):
-    items: list[ProviderPublic]
+class ImageProviderList(BaseModel):
+    items: list[ImageProviderPublic]
 
 
-class ProviderIn(Body):
+class ImageProviderIn(Body):
     name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9 ._-]*$")
     kind: Literal["openai", "comfyui"]
     base_url: str = Field(min_length=1, max_length=500)
@@ -330,7 +330,7 @@ class ProviderIn(Body):
     is_default: bool = False
 
 
-class ProviderPatch(Body):
+class ImageProviderPatch(Body):
     name: str | None = Field(
         default=None, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9 ._-]*$"
     )
@@ -343,33 +343,33 @@ class ProviderPatch(Body):
     is_default: bool | None = None
 
 
-@router.get("/api/admin/images/providers", response_model=ProviderList)
-async def list_providers(images: Images, admin: AdminUser) -> ProviderList:
+@router.get("/api/admin/images/providers", response_model=ImageProviderList)
+async def list_providers(images: Images, admin: AdminUser) -> ImageProviderList:
     async with images.db.session() as session:
         rows = await images.book.all(session)
-    return ProviderList(items=[ProviderPublic.of(r) for r in rows])
+    return ImageProviderList(items=[ImageProviderPublic.of(r) for r in rows])
 
 
-@router.post("/api/admin/images/providers", response_model=ProviderPublic, status_code=201)
-async def add_provider(body: ProviderIn, images: Images, admin: AdminUser) -> ProviderPublic:
+@router.post("/api/admin/images/providers", response_model=ImageProviderPublic, status_code=201)
+async def add_provider(body: ImageProviderIn, images: Images, admin: AdminUser) -> ImageProviderPublic:
     async with images.db.session() as session:
         row = await images.book.add(session, ProviderFields(**body.model_dump()))
         await session.commit()
-        out = ProviderPublic.of(row)
+        out = ImageProviderPublic.of(row)
     await images.changed()
     return out
 
 
-@router.patch("/api/admin/images/providers/{provider_id}", response_model=ProviderPublic)
+@router.patch("/api/admin/images/providers/{provider_id}", response_model=ImageProviderPublic)
 async def change_provider(
-    provider_id: str, body: ProviderPatch, images: Images, admin: AdminUser
-) -> ProviderPublic:
+    provider_id: str, body: ImageProviderPatch, images: Images, admin: AdminUser
+) -> ImageProviderPublic:
     async with images.db.session() as session:
         row = await images.book.change(
             session, provider_id, ProviderFields(**body.model_dump(exclude_unset=True))
         )
         await session.commit()
-        out = ProviderPublic.of(row)
+        out = ImageProviderPublic.of(row)
     await images.changed()
     return out
 
