@@ -87,9 +87,7 @@ def _answer(
     return ImagesResponse(created=int(time.time()), data=data)
 
 
-@router.post(
-    "/images/generations", response_model=ImagesResponse, response_model_exclude_none=True
-)
+@router.post("/images/generations", response_model=ImagesResponse, response_model_exclude_none=True)
 async def create_images(
     body: GenerationIn, request: Request, principal: ImagesKey, images: Images
 ) -> Any:

@@ -230,7 +230,9 @@ async def image_lineage(image_id: str, images: Images, user: CurrentUser) -> Ima
 
 
 @router.post("/api/images/{image_id}/edits", response_model=ImageList, status_code=201)
-async def edit_image(image_id: str, body: ImageEditIn, images: Images, user: CurrentUser) -> ImageList:
+async def edit_image(
+    image_id: str, body: ImageEditIn, images: Images, user: CurrentUser
+) -> ImageList:
     parent = await images.get(user.id, image_id)
     made = await images.make(
         user.id,
@@ -244,7 +246,9 @@ async def edit_image(image_id: str, body: ImageEditIn, images: Images, user: Cur
 
 
 @router.post("/api/images/{image_id}/variations", response_model=ImageList, status_code=201)
-async def vary_image(image_id: str, body: ImageVaryIn, images: Images, user: CurrentUser) -> ImageList:
+async def vary_image(
+    image_id: str, body: ImageVaryIn, images: Images, user: CurrentUser
+) -> ImageList:
     parent = await images.get(user.id, image_id)
     made = await images.make(
         user.id,
@@ -351,7 +355,9 @@ async def list_providers(images: Images, admin: AdminUser) -> ImageProviderList:
 
 
 @router.post("/api/admin/images/providers", response_model=ImageProviderPublic, status_code=201)
-async def add_provider(body: ImageProviderIn, images: Images, admin: AdminUser) -> ImageProviderPublic:
+async def add_provider(
+    body: ImageProviderIn, images: Images, admin: AdminUser
+) -> ImageProviderPublic:
     async with images.db.session() as session:
         row = await images.book.add(session, ProviderFields(**body.model_dump()))
         await session.commit()

@@ -38,7 +38,7 @@ import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
-from PIL import Image, ImageDraw, ImageOps
+from PIL import Image, ImageDraw, ImageFont, ImageOps
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -55,29 +55,78 @@ def _colour(*parts: object) -> tuple[int, int, int]:
 def draw(
     prompt: str, seed: int | None, width: int, height: int, base: bytes | None = None
 ) -> bytes:
-    """A deterministic PNG for ``prompt`` and ``seed`` (an edit of ``base``)."""
+    """A deterministic PNG for ``prompt`` and ``seed`` (an edit of ``base``): a sky
+    in two colours from their hash, a sun and hills placed by it, the prompt written
+    on a band at the bottom; an edit draws ``base`` inside a frame of that colour."""
     colour = _colour(prompt, seed)
     if base is None:
-        image = Image.new("RGB", (width, height), colour)
+        image = _scene(prompt, seed, width, height)
     else:
         with Image.open(io.BytesIO(base)) as source:
-            inner = source.convert("RGB").resize((max(1, width - 32), max(1, height - 32)))
+            border = max(4, min(width, height) // 24)
+            inner = source.convert("RGB").resize(
+                (max(1, width - 2 * border), max(1, height - 2 * border))
+            )
         image = Image.new("RGB", (width, height), colour)
-        image.paste(inner, (16, 16))
+        image.paste(inner, (border, border))
+    _caption(image, prompt, colour)
+    out = io.BytesIO()
+    image.save(out, "PNG")
+    return out.getvalue()
+
+
+def _scene(prompt: str, seed: int | None, width: int, height: int) -> Image.Image:
+    top, bottom = _colour("sky", prompt, seed), _colour("ground", prompt, seed)
+    image = Image.new("RGB", (width, height))
     pen = ImageDraw.Draw(image)
-    ink = (255, 255, 255) if sum(colour) < 380 else (0, 0, 0)
+    for y in range(height):
+        t = y / max(1, height - 1)
+        pen.line(
+            [(0, y), (width, y)],
+            fill=tuple(int(a + (b - a) * t) for a, b in zip(top, bottom, strict=True)),
+        )
+    digest = hashlib.sha256(f"{prompt}|{seed}|shapes".encode()).digest()
+    radius = max(4, min(width, height) // 8)
+    cx, cy = width * (20 + digest[0] % 60) // 100, height * (12 + digest[1] % 25) // 100
+    pen.ellipse((cx - radius, cy - radius, cx + radius, cy + radius), fill=_colour("sun", prompt))
+    for layer in range(3):
+        base_y = height * (55 + 12 * layer) // 100
+        points = [(0, height)]
+        for i in range(7):
+            points.append(
+                (width * i // 6, base_y - (digest[2 + layer * 7 + i] % max(1, height // 5)))
+            )
+        points.append((width, height))
+        shade = tuple(max(0, c - 40 * (layer + 1)) for c in bottom)
+        pen.polygon(points, fill=shade)
+    return image
+
+
+def _caption(image: Image.Image, prompt: str, colour: tuple[int, int, int]) -> None:
+    width, height = image.size
+    size = max(10, min(width, height) // 22)
+    try:
+        font: Any = ImageFont.load_default(size=size)
+    except (OSError, TypeError):  # Pillow without FreeType: the small bitmap font
+        font = ImageFont.load_default()
+    pen = ImageDraw.Draw(image, "RGBA")
     words, line, lines = prompt.split(), "", []
     for word in words:
-        if len(line) + len(word) > max(8, width // 9):
+        if line and pen.textlength(f"{line} {word}", font=font) > width - 2 * size:
             lines.append(line)
             line = ""
         line = f"{line} {word}".strip()
     lines.append(line)
-    for i, text in enumerate(lines[:12]):
-        pen.text((24, 24 + 14 * i), text, fill=ink)
-    out = io.BytesIO()
-    image.save(out, "PNG")
-    return out.getvalue()
+    lines = lines[-4:]
+    band = (len(lines) + 1) * int(size * 1.3)
+    pen.rectangle((0, height - band, width, height), fill=(0, 0, 0, 110))
+    for i, text in enumerate(lines):
+        pen.text(
+            (size, height - band + size // 2 + i * int(size * 1.3)),
+            text,
+            fill=(255, 255, 255, 255),
+            font=font,
+        )
 
 
 def vary(base: bytes, seed: int | None) -> bytes:
