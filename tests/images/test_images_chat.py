@@ -112,3 +112,29 @@ async def test_images_are_in_the_export_with_their_bytes(
     with zipfile.ZipFile(io.BytesIO(packed.content)) as archive:
         names = set(archive.namelist())
     assert {f"files/{i['sha256']}" for i in exported} <= names
+
+
+async def test_a_temporary_chats_pictures_go_with_it_a_normal_chats_stay(
+    app: Any, client: Client, user: dict[str, Any], image_server: ScriptedImages
+) -> None:
+    from parley.images.service import ImageService
+
+    service: ImageService = app.state.services.require(ImageService)
+    await add_openai_provider(client, image_server)
+    kept_conv = (await client.post("/api/conversations", json={})).json()["id"]
+    gone_conv = (await client.post("/api/conversations", json={"temporary": True})).json()["id"]
+    (kept,) = (
+        await client.post(f"/api/conversations/{kept_conv}/images", json={"prompt": "stays"})
+    ).json()["items"]
+    (gone,) = (
+        await client.post(f"/api/conversations/{gone_conv}/images", json={"prompt": "goes"})
+    ).json()["items"]
+    gone_blob = service.blobs.path((await service.get(user["id"], gone["id"])).sha256)
+    assert gone_blob.is_file()
+    for conv in (kept_conv, gone_conv):
+        assert (await client.delete(f"/api/conversations/{conv}")).status_code == 204
+    assert (await client.get(f"/api/images/{gone['id']}")).status_code == 404
+    assert not gone_blob.is_file()
+    still = (await client.get(f"/api/images/{kept['id']}")).json()
+    assert still["conversation_id"] is None
+    assert (await client.get(still["url"])).status_code == 200

@@ -80,7 +80,9 @@ class ImagesFeature:
         service.on_change = self.refresh_tools
         self._service = service
         ctx.provide(ImageService, service)
-        ctx.add_user_data(ImagesUserData(service))
+        data = ImagesUserData(service)
+        ctx.add_user_data(data)
+        ctx.add_conversation_data(data)  # a temporary chat's pictures go with it
         self._tools = make_image_tools(service)
         await self.refresh_tools()
         with contextlib.suppress(Exception):

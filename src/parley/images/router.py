@@ -22,12 +22,14 @@ from fastapi import APIRouter, Depends, Query, Response
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
 
+from parley.errors import NotFound
 from parley.http.bodies import Body, iso
 from parley.http.deps import AdminUser, CurrentUser, service
 from parley.http.guard import GuardedRoute
 from parley.images.providers import ProviderFields
 from parley.images.service import ImageService, Made, content_url, filename
 from parley.images.tables import ImageProviderRecord, ImageRecord
+from parley.storage.conversations import ConversationStore
 
 __all__ = ["ImagePublic", "router"]
 
@@ -172,9 +174,6 @@ async def generate(body: ImageGenerateIn, images: Images, user: CurrentUser) -> 
 async def _own_chat(images: ImageService, user_id: str, conversation_id: str | None) -> str | None:
     if conversation_id is None:
         return None
-    from parley.errors import NotFound
-    from parley.storage.conversations import ConversationStore
-
     async with images.db.session() as session:
         if await ConversationStore(session, user_id).get(conversation_id) is None:
             raise NotFound("conversation")

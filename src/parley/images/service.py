@@ -31,6 +31,7 @@ from parley.images.pictures import EXTENSIONS, inspect, parse_size
 from parley.images.providers import ProviderBook
 from parley.images.store import ImageBlobs
 from parley.images.tables import ImageRecord
+from parley.messages import StepAttachment
 from parley.storage.conversations import ConversationStore
 from parley.storage.db import Database
 from parley.storage.tables import new_id, utcnow
@@ -63,8 +64,8 @@ def filename(row: ImageRecord) -> str:
     return f"image-{row.id[:8]}.{EXTENSIONS.get(row.media_type, 'png')}"
 
 
-def attachment(row: ImageRecord) -> dict[str, Any]:
-    """The image as a chat step's attachment (``parley.messages.StepAttachment``)."""
+def attachment(row: ImageRecord) -> StepAttachment:
+    """The image as a chat step's attachment."""
     return {
         "id": row.id,
         "filename": filename(row),

@@ -12,14 +12,14 @@ from __future__ import annotations
 
 from parley.errors import ParleyError
 from parley.images.service import ImageService, attachment, describe
-from parley.messages import StepAttachment
+from parley.images.tables import ImageRecord
 from parley.tools import Tool, ToolContext, ToolOutput, tool_from_function
 
 __all__ = ["make_image_tools"]
 
 
-def _output(service_result: list[dict[str, object]], text: str) -> ToolOutput:
-    return ToolOutput(text, attachments=[StepAttachment(**a) for a in service_result])  # type: ignore[typeddict-item]
+def _output(rows: list[ImageRecord], text: str) -> ToolOutput:
+    return ToolOutput(text, attachments=[attachment(r) for r in rows])
 
 
 def make_image_tools(service: ImageService) -> list[Tool]:
@@ -43,7 +43,7 @@ def make_image_tools(service: ImageService) -> list[Tool]:
             )
         except ParleyError as exc:
             return ToolOutput(f"No image was made: {exc.message}", is_error=True)
-        return _output([attachment(r) for r in made.images], describe(made.images))
+        return _output(made.images, describe(made.images))
 
     async def edit_image(image_id: str, prompt: str, ctx: ToolContext) -> ToolOutput:
         """Change a picture made earlier in this chat and show the new version (the
@@ -63,7 +63,7 @@ def make_image_tools(service: ImageService) -> list[Tool]:
             )
         except ParleyError as exc:
             return ToolOutput(f"The image was not changed: {exc.message}", is_error=True)
-        return _output([attachment(r) for r in made.images], describe(made.images))
+        return _output(made.images, describe(made.images))
 
     return [
         tool_from_function(

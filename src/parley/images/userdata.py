@@ -7,25 +7,28 @@ restores an image only with its bytes from the ZIP, checked like any image
 (``pictures.inspect``). Deletion removes the rows, then (after the commit) the
 bytes no other row names; a crash in between leaves orphans the start-up sweep
 removes. A deleted conversation's images stay the user's (their
-``conversation_id`` becomes null): they are files in their own right.
+``conversation_id`` becomes null): they are files in their own right, except a
+*temporary* chat's, which go with it (a temporary chat keeps nothing), by the same
+hook as a ``ConversationData``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from parley.errors import InvalidImport, Refused
 from parley.images.pictures import inspect
 from parley.images.service import ImageService
 from parley.images.tables import ImageRecord
-from parley.storage.tables import new_id, utcnow
+from parley.storage.tables import Conversation, new_id, utcnow
 from parley.userdata import DeleteJob, ExportJob, ImportJob
 
 __all__ = ["ImagesUserData"]
@@ -167,6 +170,35 @@ class ImagesUserData:
 
     async def delete(self, session: AsyncSession, user_id: str, job: DeleteJob) -> None:
         shas = await self.service.delete_rows(session, user_id)
+
+        async def release() -> None:
+            await self.service.release(shas)
+
+        job.after_commit.append(release)
+
+    async def delete_conversations(
+        self,
+        session: AsyncSession,
+        user_id: str,
+        conversation_ids: Sequence[str],
+        job: DeleteJob,
+    ) -> None:
+        temporary = select(Conversation.id).where(
+            Conversation.id.in_(list(conversation_ids)),
+            Conversation.user_id == user_id,
+            Conversation.temporary.is_(True),
+        )
+        doomed = ImageRecord.user_id == user_id, ImageRecord.conversation_id.in_(temporary)
+        shas = list(await session.scalars(select(ImageRecord.sha256).where(*doomed)))
+        if not shas:
+            return
+        ids = select(ImageRecord.id).where(*doomed)
+        await session.execute(
+            ImageRecord.__table__.update()  # type: ignore[attr-defined]
+            .where(ImageRecord.parent_id.in_(ids))
+            .values(parent_id=None)
+        )
+        await session.execute(delete(ImageRecord).where(*doomed))
 
         async def release() -> None:
             await self.service.release(shas)
