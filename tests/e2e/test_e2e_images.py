@@ -4,7 +4,7 @@ The admin adds the scripted image server (OpenAI's images API, a real HTTP serve
 this module runs) in Admin → Images. A member turns on the composer's image mode,
 asks for a picture and sees it inline; clicks Edit under it and asks for a change;
 reloads and still sees both, with the edit's history (original -> edit); downloads
-the edit. Every request the page makes goes to Parley (the page log fails the test
+the edit, then deletes it (the original stays). Every request the page makes goes to Parley (the page log fails the test
 on any other host): the provider's pictures are stored and served by Parley.
 """
 
@@ -97,6 +97,15 @@ def test_admin_sets_up_images_and_a_member_creates_edits_reloads_and_downloads(
         assert download.suggested_filename.endswith(".png")
         path = download.path()
         assert path is not None and path.read_bytes().startswith(b"\x89PNG")
+
+        # the edit is deleted (its bytes with it); the original stays
+        page.get_by_test_id("image-delete").nth(1).click()
+        page.get_by_test_id("image-delete-confirm").click()
+        expect(page.get_by_test_id("image-gone")).to_have_count(1)
+        page.reload()
+        expect(page.get_by_test_id("image-gone")).to_have_count(1)
+        expect(page.get_by_test_id("generated-image")).to_have_count(1)
+        _loaded(page, 0)
     finally:
         context.close()
     assert not log.problems(), log.problems()

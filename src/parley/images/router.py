@@ -217,7 +217,9 @@ async def image_content(
         headers={
             "Content-Disposition": f'{"attachment" if download else "inline"}; filename="{name}"',
             "Content-Security-Policy": "sandbox; default-src 'none'",
-            "Cache-Control": "private, max-age=86400",
+            # Revalidated each time (a 304 is cheap): a deleted picture must not live on
+            # in the browser's cache.
+            "Cache-Control": "private, no-cache",
         },
     )
 

@@ -20,6 +20,7 @@ export const imagesApi = {
   settings: () => request<ImageSettings>('/api/images/settings'),
   inChat: (conversationId: string, body: { prompt: string; operation: ImageOperation; parent_id?: string | null }) =>
     request<ChatImages>(`/api/conversations/${enc(conversationId)}/images`, { method: 'POST', body }),
+  remove: (imageId: string) => request<void>(`/api/images/${enc(imageId)}`, { method: 'DELETE' }),
   lineage: (imageId: string) => request<ImageList>(`/api/images/${enc(imageId)}/lineage`),
   providers: () => request<ImageProviderList>('/api/admin/images/providers'),
   addProvider: (body: ImageProviderIn) => request<ImageProvider>('/api/admin/images/providers', { method: 'POST', body }),
