@@ -4,17 +4,29 @@ The admin adds the scripted image server (OpenAI's images API, a real HTTP serve
 this module runs) in Admin → Images. A member turns on the composer's image mode,
 asks for a picture and sees it inline; clicks Edit under it and asks for a change;
 reloads and still sees both, with the edit's history (original -> edit); downloads
-the edit, then deletes it (the original stays). Every request the page makes goes to Parley (the page log fails the test
-on any other host): the provider's pictures are stored and served by Parley.
+the edit, then deletes it (the original stays). Every request the page makes goes
+to Parley (the page log fails the test on any other host): the provider's pictures
+are stored and served by Parley. The test has a server of its own.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
-from e2ehelpers import PageLog, api_signup, new_context, shot, sign_in, watch
+from e2ehelpers import (
+    PageLog,
+    Upstream,
+    api_signup,
+    new_context,
+    running_parley,
+    shot,
+    sign_in,
+    upstream_env,
+    watch,
+)
 from playwright.sync_api import Browser, Page, expect
 
 from parley.images.testing import ScriptedImages
@@ -26,6 +38,16 @@ pytestmark = pytest.mark.e2e
 def image_server() -> Iterator[ScriptedImages]:
     with ScriptedImages(api_key="img-secret") as server:
         yield server
+
+
+@pytest.fixture(scope="module")
+def images_server(upstream: Upstream, e2e_tmp: Path) -> Iterator[str]:
+    """A server of its own: once it has an image provider, every chat offers the
+    image tools, which the shared server's other tests do not expect."""
+    with running_parley(
+        "parley-images", e2e_tmp / "images-data", upstream_env(upstream), e2e_tmp
+    ) as base:
+        yield base
 
 
 def _loaded(page: Page, index: int) -> None:
@@ -41,9 +63,14 @@ def _loaded(page: Page, index: int) -> None:
 
 
 def test_admin_sets_up_images_and_a_member_creates_edits_reloads_and_downloads(
-    browser: Browser, server: str, admin_page: Page, image_server: ScriptedImages
+    browser: Browser, images_server: str, image_server: ScriptedImages
 ) -> None:
-    admin = admin_page
+    server = images_server
+    log = PageLog()
+    admin_context = new_context(browser, server)
+    sign_in(admin_context, api_signup(server, "Ada Admin"), server)  # the first account
+    admin = admin_context.new_page()
+    watch(admin, log)
     admin.goto("/admin/images")
     expect(admin.get_by_test_id("image-providers-empty")).to_be_visible()
     admin.get_by_test_id("image-provider-name").fill("drawer")
@@ -55,8 +82,8 @@ def test_admin_sets_up_images_and_a_member_creates_edits_reloads_and_downloads(
     expect(admin.get_by_test_id("image-provider-row")).to_have_count(1)
     expect(admin.get_by_test_id("image-provider-row")).to_contain_text("drawer")
     expect(admin.get_by_test_id("image-provider-row")).to_contain_text("default")
+    admin_context.close()
 
-    log = PageLog()
     context = new_context(browser, server, accept_downloads=True)
     try:
         sign_in(context, api_signup(server, "Mia Member"), server)
