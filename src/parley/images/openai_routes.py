@@ -14,6 +14,7 @@ provider's own URLs never reach the client.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import time
 from typing import Annotated, Any, Literal
@@ -73,13 +74,13 @@ async def _provider_ref(images: ImageService, principal: Principal, model: str |
     return chosen.name
 
 
-def _answer(
+async def _answer(
     request: Request, images: ImageService, made: Made, response_format: str | None
 ) -> ImagesResponse:
     data = []
     for row in made.images:
         if response_format == "b64_json":
-            picture = images.blobs.read(row.sha256)
+            picture = await asyncio.to_thread(images.blobs.read, row.sha256)
             data.append(ImageData(b64_json=base64.b64encode(picture).decode("ascii")))
         else:
             url = str(request.url_for("v1_image_content", image_id=row.id))
@@ -101,7 +102,7 @@ async def create_images(
         api_key_id=principal.api_key_id,
         provider=provider,
     )
-    return _answer(request, images, made, body.response_format)
+    return await _answer(request, images, made, body.response_format)
 
 
 def _field(form: Any, name: str) -> str | None:
@@ -172,7 +173,7 @@ async def edit_images(request: Request, principal: ImagesKey, images: Images) ->
         api_key_id=principal.api_key_id,
         provider=provider,
     )
-    return _answer(request, images, made, response_format)
+    return await _answer(request, images, made, response_format)
 
 
 @router.get(

@@ -152,7 +152,8 @@ class ImageService:
             raise Invalid("Say which image to change.", code="image_required")
         image_type = "image/png"
         if parent is not None and image is None:
-            image, image_type = self.blobs.read(parent.sha256), parent.media_type
+            image = await asyncio.to_thread(self.blobs.read, parent.sha256)
+            image_type = parent.media_type
         elif image is not None:
             image_type = await self.check_upload(image)
         if operation == "variation" and not prompt and parent is not None:
