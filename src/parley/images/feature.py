@@ -126,6 +126,8 @@ class ImagesFeature:
         if self._ctx is not None:
             for tool in self._tools:
                 self._ctx.remove_tool(tool.name)
+        if self._service is not None:
+            await self._service.book.aclose()
 
 
 def images_feature(settings: Settings) -> ImagesFeature:

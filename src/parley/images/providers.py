@@ -14,6 +14,7 @@ under the instance's ordinary policy plus that host, redirects re-checked.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select, update
@@ -67,6 +68,11 @@ class ProviderBook:
         self.settings = settings
         self.policy = policy
         self.resolver = resolver
+        # provider id -> (the row's updated_at, its backend): a backend keeps its
+        # connections (and TLS context) from one job to the next; an edited row gets a
+        # new one, the old is closed at stop (a job may still be using it).
+        self._backends: dict[str, tuple[datetime, ImageBackend]] = {}
+        self._retired: list[ImageBackend] = []
 
     async def all(self, session: AsyncSession) -> list[ImageProviderRecord]:
         rows = await session.scalars(
@@ -168,6 +174,23 @@ class ProviderBook:
             row.mapping = check_mapping(row.workflow, row.mapping)
 
     def backend(self, row: ImageProviderRecord) -> ImageBackend:
+        """The provider's backend, reused while its row is unchanged."""
+        cached = self._backends.get(row.id)
+        if cached is not None and cached[0] == row.updated_at:
+            return cached[1]
+        backend = self._build(row)
+        self._backends[row.id] = (row.updated_at, backend)
+        if cached is not None:
+            self._retired.append(cached[1])
+        return backend
+
+    async def aclose(self) -> None:
+        for backend in [b for _, b in self._backends.values()] + self._retired:
+            await backend.aclose()
+        self._backends.clear()
+        self._retired.clear()
+
+    def _build(self, row: ImageProviderRecord) -> ImageBackend:
         host = parse_url(row.base_url).host
         own = SafeFetcher(
             self.policy.with_hosts(host),

@@ -192,8 +192,6 @@ class ImageService:
         except Exception:
             await self._record(charge, started, cost=0.0, outcome="error")
             raise
-        finally:
-            await backend.aclose()
         cost = provider_row.price_per_image * len(outputs)
         rows = []
         async with self.db.session() as session:
