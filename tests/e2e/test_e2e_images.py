@@ -82,6 +82,12 @@ def test_admin_sets_up_images_and_a_member_creates_edits_reloads_and_downloads(
     expect(admin.get_by_test_id("image-provider-row")).to_have_count(1)
     expect(admin.get_by_test_id("image-provider-row")).to_contain_text("drawer")
     expect(admin.get_by_test_id("image-provider-row")).to_contain_text("default")
+    # the price is edited in place and applies from now on
+    admin.get_by_test_id("image-provider-row-price").fill("0.05")
+    admin.get_by_test_id("image-provider-save-price").click()
+    expect(admin.get_by_test_id("image-provider-save-price")).to_have_count(0)
+    admin.reload()
+    expect(admin.get_by_test_id("image-provider-row-price")).to_have_value("0.05")
     admin_context.close()
 
     context = new_context(browser, server, accept_downloads=True)
