@@ -88,6 +88,7 @@ def test_admin_sets_up_images_and_a_member_creates_edits_reloads_and_downloads(
     expect(admin.get_by_test_id("image-provider-save-price")).to_have_count(0)
     admin.reload()
     expect(admin.get_by_test_id("image-provider-row-price")).to_have_value("0.05")
+    shot(admin, "images-admin")
     admin_context.close()
 
     context = new_context(browser, server, accept_downloads=True)
