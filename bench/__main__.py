@@ -26,6 +26,7 @@ NAMES = (
     "resume",
     "scoped_search",
     "responses",
+    "images",
 )
 
 
@@ -54,6 +55,10 @@ def _runner(name: str) -> Callable[[bool], Table]:
         from bench import web_perf
 
         return web_perf.run
+    if name == "images":
+        from bench import images
+
+        return images.run
     if name == "resume":
         from bench import resume
 

@@ -232,6 +232,15 @@ class Settings(BaseSettings):
     knowledge_top_k: int = 8
     chunk_chars: int = 1200
 
+    # image generation and editing (parley.images; the README's "Images" section); the
+    # providers themselves are added in Admin -> Images
+    images_max_bytes: int = 20 * MiB  # an image sent to edit or received from a provider
+    images_max_pixels: int = 40_000_000  # width x height (x frames): decompression bombs
+    images_max_n: int = 4  # images one request may ask for
+    images_max_prompt_chars: int = 4000
+    images_default_size: str = "1024x1024"
+    images_timeout_s: float = 180.0  # one provider call (ComfyUI: queue, run, download)
+
     @field_validator("local_servers", mode="before")
     @classmethod
     def _split_servers(cls, value: Any) -> Any:

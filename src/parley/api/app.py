@@ -44,6 +44,7 @@ from parley.container import Services
 from parley.gc_policy import ServerGC
 from parley.http.middleware import BodyLimit, SecurityHeaders, ShareLoop
 from parley.http.problems import install_problem_handlers
+from parley.images.feature import images_feature
 from parley.instance.model_downloads import ModelDownloads
 from parley.instance.providers import RegistrySync, database_providers
 from parley.knowledge.feature import knowledge_feature
@@ -74,6 +75,7 @@ DEFAULT_FEATURES: list[FeatureFactory] = [
     sandbox_feature,
     memory_feature,
     responses_feature,
+    images_feature,
 ]
 
 

@@ -62,6 +62,42 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/admin/images/providers": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List Providers */
+        get: operations["list_providers_api_admin_images_providers_get"];
+        put?: never;
+        /** Add Provider */
+        post: operations["add_provider_api_admin_images_providers_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/admin/images/providers/{provider_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** Remove Provider */
+        delete: operations["remove_provider_api_admin_images_providers__provider_id__delete"];
+        options?: never;
+        head?: never;
+        /** Change Provider */
+        patch: operations["change_provider_api_admin_images_providers__provider_id__patch"];
+        trace?: never;
+    };
     "/api/admin/local-models": {
         parameters: {
             query?: never;
@@ -939,6 +975,27 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/conversations/{conversation_id}/images": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Chat Image
+         * @description The composer's image mode: the request and its pictures become the chat's
+         *     next exchange (no chat model is called).
+         */
+        post: operations["chat_image_api_conversations__conversation_id__images_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/conversations/{conversation_id}/knowledge": {
         parameters: {
             query?: never;
@@ -1181,6 +1238,134 @@ export interface paths {
         get: operations["health_api_health_get"];
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/images": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List Images */
+        get: operations["list_images_api_images_get"];
+        put?: never;
+        /** Generate */
+        post: operations["generate_api_images_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/images/settings": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Image Settings
+         * @description Whether image generation is set up, and its limits (the composer's image mode).
+         */
+        get: operations["image_settings_api_images_settings_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/images/{image_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Get Image */
+        get: operations["get_image_api_images__image_id__get"];
+        put?: never;
+        post?: never;
+        /** Delete Image */
+        delete: operations["delete_image_api_images__image_id__delete"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/images/{image_id}/content": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Image Content
+         * @description The bytes, from Parley (never the provider). ``download=true`` makes it an
+         *     attachment; either way a ``sandbox`` CSP and ``nosniff`` keep it inert.
+         */
+        get: operations["image_content_api_images__image_id__content_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/images/{image_id}/edits": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Edit Image */
+        post: operations["edit_image_api_images__image_id__edits_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/images/{image_id}/lineage": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Image Lineage */
+        get: operations["image_lineage_api_images__image_id__lineage_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/images/{image_id}/variations": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Vary Image */
+        post: operations["vary_image_api_images__image_id__variations_post"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1823,6 +2008,60 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/images/edits": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Edit Images */
+        post: operations["edit_images_v1_images_edits_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/images/generations": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Create Images */
+        post: operations["create_images_v1_images_generations_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/images/{image_id}/content": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * V1 Image Content
+         * @description An image a ``url`` answer pointed at (the key owner's images only).
+         */
+        get: operations["v1_image_content_v1_images__image_id__content_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/models": {
         parameters: {
             query?: never;
@@ -2339,6 +2578,33 @@ export interface components {
             tools?: {
                 [key: string]: unknown;
             }[] | null;
+        };
+        /** ChatImageIn */
+        ChatImageIn: {
+            /**
+             * Operation
+             * @default generate
+             * @enum {string}
+             */
+            operation?: "generate" | "edit" | "variation";
+            /** Parent Id */
+            parent_id?: string | null;
+            /**
+             * Prompt
+             * @default
+             */
+            prompt?: string;
+            /** Size */
+            size?: string | null;
+        };
+        /** ChatImages */
+        ChatImages: {
+            /** Items */
+            items: components["schemas"]["ImagePublic"][];
+            /** Message Id */
+            message_id: string;
+            /** User Message Id */
+            user_message_id: string;
         };
         /** ChatIn */
         ChatIn: {
@@ -3236,6 +3502,24 @@ export interface components {
             /** Name */
             name: string;
         };
+        /** GenerationIn */
+        GenerationIn: {
+            /** Model */
+            model?: string | null;
+            /**
+             * N
+             * @default 1
+             */
+            n?: number;
+            /** Prompt */
+            prompt: string;
+            /** Response Format */
+            response_format?: ("url" | "b64_json") | null;
+            /** Size */
+            size?: string | null;
+            /** User */
+            user?: string | null;
+        };
         /** HTTPValidationError */
         HTTPValidationError: {
             /** Detail */
@@ -3250,6 +3534,220 @@ export interface components {
             status: "ok";
             /** Version */
             version: string;
+        };
+        /** ImageData */
+        ImageData: {
+            /** B64 Json */
+            b64_json?: string | null;
+            /** Revised Prompt */
+            revised_prompt?: string | null;
+            /** Url */
+            url?: string | null;
+        };
+        /** ImageEditIn */
+        ImageEditIn: {
+            /** Prompt */
+            prompt: string;
+            /** Size */
+            size?: string | null;
+        };
+        /** ImageGenerateIn */
+        ImageGenerateIn: {
+            /** Conversation Id */
+            conversation_id?: string | null;
+            /**
+             * N
+             * @default 1
+             */
+            n?: number;
+            /**
+             * Negative Prompt
+             * @default
+             */
+            negative_prompt?: string;
+            /** Prompt */
+            prompt: string;
+            /** Seed */
+            seed?: number | null;
+            /** Size */
+            size?: string | null;
+        };
+        /** ImageList */
+        ImageList: {
+            /** Items */
+            items: components["schemas"]["ImagePublic"][];
+        };
+        /** ImageProviderIn */
+        ImageProviderIn: {
+            /** Api Key */
+            api_key?: string | null;
+            /** Base Url */
+            base_url: string;
+            /**
+             * Is Default
+             * @default false
+             */
+            is_default?: boolean;
+            /**
+             * Kind
+             * @enum {string}
+             */
+            kind: "openai" | "comfyui";
+            /** Mapping */
+            mapping?: {
+                [key: string]: string;
+            } | null;
+            /**
+             * Model
+             * @default
+             */
+            model?: string;
+            /** Name */
+            name: string;
+            /**
+             * Price Per Image
+             * @default 0
+             */
+            price_per_image?: number;
+            /** Workflow */
+            workflow?: {
+                [key: string]: unknown;
+            } | null;
+        };
+        /** ImageProviderList */
+        ImageProviderList: {
+            /** Items */
+            items: components["schemas"]["ImageProviderPublic"][];
+        };
+        /** ImageProviderPatch */
+        ImageProviderPatch: {
+            /** Api Key */
+            api_key?: string | null;
+            /** Base Url */
+            base_url?: string | null;
+            /** Is Default */
+            is_default?: boolean | null;
+            /** Mapping */
+            mapping?: {
+                [key: string]: string;
+            } | null;
+            /** Model */
+            model?: string | null;
+            /** Name */
+            name?: string | null;
+            /** Price Per Image */
+            price_per_image?: number | null;
+            /** Workflow */
+            workflow?: {
+                [key: string]: unknown;
+            } | null;
+        };
+        /** ImageProviderPublic */
+        ImageProviderPublic: {
+            /** Base Url */
+            base_url: string;
+            /** Created At */
+            created_at: string;
+            /** Has Key */
+            has_key: boolean;
+            /** Id */
+            id: string;
+            /** Is Default */
+            is_default: boolean;
+            /**
+             * Kind
+             * @enum {string}
+             */
+            kind: "openai" | "comfyui";
+            /** Mapping */
+            mapping: {
+                [key: string]: string;
+            } | null;
+            /** Model */
+            model: string;
+            /** Name */
+            name: string;
+            /** Price Per Image */
+            price_per_image: number;
+            /** Updated At */
+            updated_at: string;
+            /**
+             * Workflow
+             * @description ComfyUI's workflow (API format).
+             */
+            workflow?: unknown;
+        };
+        /** ImagePublic */
+        ImagePublic: {
+            /** Conversation Id */
+            conversation_id: string | null;
+            /** Cost */
+            cost: number;
+            /** Created At */
+            created_at: string;
+            /** Filename */
+            filename: string;
+            /** Height */
+            height: number;
+            /** Id */
+            id: string;
+            /** Media Type */
+            media_type: string;
+            /** Message Id */
+            message_id: string | null;
+            /** Model */
+            model: string;
+            /** Negative Prompt */
+            negative_prompt: string;
+            /**
+             * Operation
+             * @enum {string}
+             */
+            operation: "generate" | "edit" | "variation";
+            /** Parent Id */
+            parent_id: string | null;
+            /** Prompt */
+            prompt: string;
+            /** Provider */
+            provider: string;
+            /** Root Id */
+            root_id: string;
+            /** Seed */
+            seed: number | null;
+            /** Size */
+            size: string;
+            /** Size Bytes */
+            size_bytes: number;
+            /**
+             * Url
+             * @description Parley's URL of the bytes (never the provider's).
+             */
+            url: string;
+            /** Width */
+            width: number;
+        };
+        /** ImageSettings */
+        ImageSettings: {
+            /** Available */
+            available: boolean;
+            /** Default Size */
+            default_size: string;
+            /** Max Bytes */
+            max_bytes: number;
+            /** Max N */
+            max_n: number;
+        };
+        /** ImageVaryIn */
+        ImageVaryIn: {
+            /** Size */
+            size?: string | null;
+        };
+        /** ImagesResponse */
+        ImagesResponse: {
+            /** Created */
+            created: number;
+            /** Data */
+            data: components["schemas"]["ImageData"][];
         };
         /**
          * ImportReport
@@ -3454,7 +3952,7 @@ export interface components {
             /** Assistants */
             assistants?: string[];
             /** Endpoints */
-            endpoints?: ("models" | "chat" | "responses" | "conversations" | "embeddings")[];
+            endpoints?: ("models" | "chat" | "responses" | "conversations" | "embeddings" | "images")[];
             /** Models */
             models?: string[];
             /** Projects */
@@ -5726,6 +6224,123 @@ export interface operations {
             };
         };
     };
+    list_providers_api_admin_images_providers_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ImageProviderList"];
+                };
+            };
+        };
+    };
+    add_provider_api_admin_images_providers_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ImageProviderIn"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ImageProviderPublic"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    remove_provider_api_admin_images_providers__provider_id__delete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                provider_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    change_provider_api_admin_images_providers__provider_id__patch: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                provider_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ImageProviderPatch"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ImageProviderPublic"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
     list_local_models_api_admin_local_models_get: {
         parameters: {
             query?: never;
@@ -7785,6 +8400,41 @@ export interface operations {
             };
         };
     };
+    chat_image_api_conversations__conversation_id__images_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                conversation_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ChatImageIn"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ChatImages"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
     conversation_knowledge_api_conversations__conversation_id__knowledge_get: {
         parameters: {
             query?: never;
@@ -8271,6 +8921,285 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Health"];
+                };
+            };
+        };
+    };
+    list_images_api_images_get: {
+        parameters: {
+            query?: {
+                conversation_id?: string | null;
+                limit?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ImageList"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    generate_api_images_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ImageGenerateIn"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ImageList"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    image_settings_api_images_settings_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ImageSettings"];
+                };
+            };
+        };
+    };
+    get_image_api_images__image_id__get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                image_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ImagePublic"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    delete_image_api_images__image_id__delete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                image_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    image_content_api_images__image_id__content_get: {
+        parameters: {
+            query?: {
+                download?: boolean;
+            };
+            header?: never;
+            path: {
+                image_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The image's bytes */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "image/*": string;
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    edit_image_api_images__image_id__edits_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                image_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ImageEditIn"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ImageList"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    image_lineage_api_images__image_id__lineage_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                image_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ImageList"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    vary_image_api_images__image_id__variations_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                image_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ImageVaryIn"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ImageList"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
         };
@@ -9681,6 +10610,103 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["EmbeddingList"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    edit_images_v1_images_edits_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "multipart/form-data": {
+                    /** Format: binary */
+                    image: string;
+                    model?: string;
+                    n?: number;
+                    prompt: string;
+                    /** @enum {string} */
+                    response_format?: "url" | "b64_json";
+                    size?: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ImagesResponse"];
+                };
+            };
+        };
+    };
+    create_images_v1_images_generations_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["GenerationIn"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ImagesResponse"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    v1_image_content_v1_images__image_id__content_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                image_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The image's bytes */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "image/*": string;
                 };
             };
             /** @description Validation Error */

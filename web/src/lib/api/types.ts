@@ -142,3 +142,13 @@ export type AssistantDiff = Schemas['AssistantDiff'];
 export type AssistantFieldChange = Schemas['FieldChange'];
 export type ChatAssistant = Schemas['ChatAssistant'];
 export type ChatStarted = Schemas['ChatStarted'];
+
+// ---- Images (parley.images) ----
+export type Image = Schemas['ImagePublic'];
+export type ImageList = Schemas['ImageList'];
+export type ChatImages = Schemas['ChatImages'];
+export type ImageSettings = Schemas['ImageSettings'];
+export type ImageProvider = Schemas['ImageProviderPublic'];
+export type ImageProviderList = Schemas['ImageProviderList'];
+export type ImageProviderIn = Schemas['ImageProviderIn'];
+export type ImageProviderPatch = Schemas['ImageProviderPatch'];
