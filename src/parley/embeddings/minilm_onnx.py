@@ -187,12 +187,19 @@ def build_graph(weights: dict[str, npt.NDArray[Any]], layers: int, heads: int) -
 class OnnxEncoder:
     """An ONNX Runtime session over the graph above; ``run`` is thread-safe."""
 
-    def __init__(self, weights: dict[str, npt.NDArray[Any]], layers: int, heads: int) -> None:
+    def __init__(
+        self,
+        weights: dict[str, npt.NDArray[Any]],
+        layers: int,
+        heads: int,
+        intra_threads: int | None = None,
+    ) -> None:
+        """``intra_threads``: None for every core (ingestion), 1 for questions."""
         import onnxruntime as ort
 
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.intra_op_num_threads = threads()
+        options.intra_op_num_threads = intra_threads or threads()
         options.inter_op_num_threads = 1
         # Spinning threads would hold both cores busy between batches on a shared machine.
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
