@@ -42,7 +42,13 @@ from parley.memory.index import WriteIndex
 from parley.memory.recall import Candidate, Ranking, RecallConfig, Scope, Snapshot, rank
 from parley.memory.store import MemoryStore
 from parley.memory.tables import Memory, MemoryVersion
-from parley.memory.text import content_words, jaccard, normalized, signals_change
+from parley.memory.text import (
+    content_words,
+    jaccard,
+    normalized,
+    question_text,
+    signals_change,
+)
 from parley.memory.topics import TOPICS, bundled_vectors
 from parley.storage.db import Database
 from parley.usage.metering import Charge, billed_to
@@ -265,10 +271,11 @@ class MemoryService:
         loop = asyncio.get_running_loop()
         started = loop.time()
         wanted = query_vector is None and self.embedder is not None and bool(query.strip())
+        asked = question_text(query) if self.config.plain_question else query
         cached = self._snapshots.get(user_id)
         embedding: asyncio.Task[npt.NDArray[np.float32] | None] | None = None
         if wanted and self.overlap_question and (cached is None or cached.vectors is not None):
-            embedding = asyncio.create_task(self.embed([query], user_id))
+            embedding = asyncio.create_task(self.embed([asked], user_id))
         try:
             snap = await self.snapshot(user_id)
         except BaseException:
@@ -281,7 +288,7 @@ class MemoryService:
                 embedding.cancel()  # nothing to compare it with: keywords anyway
         elif wanted:
             if embedding is None:
-                embedding = asyncio.create_task(self.embed([query], user_id))
+                embedding = asyncio.create_task(self.embed([asked], user_id))
             timeout = None
             if embed_timeout_s is not None:
                 timeout = max(0.0, embed_timeout_s - (loop.time() - started))
