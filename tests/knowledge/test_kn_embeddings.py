@@ -212,3 +212,21 @@ def test_numpy_runtime_builds_no_question_session() -> None:
     model = MiniLM(runtime="numpy")
     model.warm(wait=True)
     assert model.query_backend == "numpy"
+
+
+def test_the_shipped_graph_is_what_build_graph_makes_today() -> None:
+    """``minilm_graph.onnx`` (weightless: the session reads the numpy arrays) must
+    follow ``build_graph``; regenerate with ``python -m parley.embeddings.minilm_onnx``."""
+    from parley.embeddings import minilm_onnx
+    from parley.embeddings.minilm import default_model_dir, load_safetensors
+
+    folder = default_model_dir()
+    assert folder is not None
+    weights = load_safetensors(folder / "model.safetensors")
+    external: dict[str, np.ndarray] = {}
+    fresh = minilm_onnx.build_graph(weights, 6, 12, external)
+    assert minilm_onnx.SHIPPED.read_bytes() == fresh
+    assert len(fresh) < 200_000 and sum(a.nbytes for a in external.values()) > 80_000_000
+    names: dict[str, np.ndarray] = {}
+    assert minilm_onnx.build_graph(weights, 6, 12, names, arrays_only=True) == b""
+    assert list(names) == list(external)

@@ -137,7 +137,8 @@ class LocalEmbedder:
 
     def warm(self) -> None:
         """Prepare fast question embedding in the background (``MiniLM.warm``):
-        called by the memory feature, whose recall embeds a question every turn."""
+        called by memory recall the first time it embeds a question (it embeds one
+        every turn); nothing is loaded before that, so an idle server stays small."""
         if self.model.available:
             threading.Thread(target=self.model.warm, name="parley-warm", daemon=True).start()
 

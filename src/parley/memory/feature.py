@@ -95,9 +95,6 @@ class MemoryFeature:
         embedder = default_embedder(self.settings) if choice is True else choice or None
         self._ledger = ctx.lookup(UsageLedger)
         meter_embedder(embedder, self._ledger)  # a remote endpoint's calls are ledger rows
-        warm = getattr(embedder, "warm", None)
-        if warm is not None:
-            warm()  # the one-thread question session, built in the background
         self._service = MemoryService(ctx.db, embedder)
         ctx.provide(MemoryService, self._service)
         hook = MemoryUserData(self._service)

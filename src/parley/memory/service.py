@@ -154,6 +154,7 @@ class MemoryService:
         # Embed the question while the snapshot's version is checked (False: one
         # after the other, as before; kept so ``bench.memory_perf`` compares both).
         self.overlap_question = True
+        self._warmed = False
 
     # ------------------------------------------------------------ embeddings
 
@@ -272,6 +273,14 @@ class MemoryService:
         started = loop.time()
         wanted = query_vector is None and self.embedder is not None and bool(query.strip())
         asked = question_text(query) if self.config.plain_question else query
+        if wanted and not self._warmed:
+            # The first recall of the process prepares the embedder's question path
+            # (``LocalEmbedder.warm``: a one-thread ONNX Runtime session, built in the
+            # background; until it is ready questions take the ordinary path).
+            self._warmed = True
+            warm = getattr(self.embedder, "warm", None)
+            if warm is not None:
+                warm()
         cached = self._snapshots.get(user_id)
         embedding: asyncio.Task[npt.NDArray[np.float32] | None] | None = None
         if wanted and self.overlap_question and (cached is None or cached.vectors is not None):
