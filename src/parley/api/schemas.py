@@ -398,7 +398,7 @@ class Attempt(BaseModel):
 class RouteOut(BaseModel):
     """How the Auto model chose an answer's model (``parley.routing``)."""
 
-    auto: bool = True
+    auto: bool = Field(description="always true: the chat's model was Auto")
     rule: str = Field(
         description="the rule that matched: vision, tools, long_context, light, heavy, "
         "budget, or default"
@@ -432,7 +432,6 @@ class MessagePublic(BaseModel):
         "answered (error null); null when the first try answered",
     )
     route: RouteOut | None = Field(
-        default=None,
         description="how Auto chose `model` for this answer; null when the chat named it",
     )
     feedback: int
