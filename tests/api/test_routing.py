@@ -109,7 +109,9 @@ async def test_light_and_hard_questions_go_to_their_models(
     routed = [(m["model"], m["route"]["reason"]) for m in messages if m["role"] == "assistant"]
     assert routed == [("scripted/light", "short question"), ("scripted/heavy", "complex question")]
     # the chat stays on Auto
-    assert (await client.get(f"/api/conversations/{conv}")).json()["conversation"]["model"] == "auto"
+    assert (await client.get(f"/api/conversations/{conv}")).json()["conversation"][
+        "model"
+    ] == "auto"
 
 
 async def test_an_attached_image_goes_to_the_vision_model(
@@ -158,7 +160,9 @@ async def test_the_user_overrides_auto_per_chat(client: Client, user: dict[str, 
     assert (await ask(client, conv, "hello there"))["model"] == "scripted/light"
     picked = await ask(client, conv, "hello again", model="scripted/tools")
     assert picked["model"] == "scripted/tools" and picked["route"] is None
-    assert (await client.get(f"/api/conversations/{conv}")).json()["conversation"]["model"] == "scripted/tools"
+    assert (await client.get(f"/api/conversations/{conv}")).json()["conversation"][
+        "model"
+    ] == "scripted/tools"
     back = await ask(client, conv, "hello once more", model="auto")
     assert back["route"]["rule"] == "light"
 

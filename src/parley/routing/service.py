@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from parley.container import Key, Services
 from parley.errors import NoModelAvailable
@@ -62,8 +63,9 @@ when none does``. Provided by the budgets feature; a ``budget`` rule reads it.""
 
 BUDGET_STATE: Key[BudgetState] = Key("budget_state")
 
-ConversationImages = Callable[[str, str], Awaitable[int]]
-"""``(user_id, conversation_id) -> how many images the chat sends the model``."""
+ConversationImages = Callable[[AsyncSession, str, str, bool], Awaitable[int]]
+"""``(session, user_id, conversation_id, is an assistant's chat) -> how many images
+the chat sends the model``, counted in the turn's own session."""
 
 CONVERSATION_IMAGES: Key[ConversationImages] = Key("conversation_images")
 
@@ -143,9 +145,13 @@ class RoutingService:
 
     # ---------------------------------------------------------------- routing
 
-    async def images(self, user_id: str, conversation_id: str) -> int:
+    async def images(
+        self, session: AsyncSession, user_id: str, conversation_id: str, assistant: bool
+    ) -> int:
         lookup = self.services.get(CONVERSATION_IMAGES)
-        return 0 if lookup is None else await lookup(user_id, conversation_id)
+        if lookup is None:
+            return 0
+        return await lookup(session, user_id, conversation_id, assistant)
 
     async def budget_used(self, query: BudgetQuery) -> float | None:
         state = self.services.get(BUDGET_STATE)
@@ -174,11 +180,11 @@ class RoutingService:
             for m in await self.registry.list_models()
             if m.offered_to(user_id) and (allowed is None or allowed(m.ref))
         }
-        fallback = instance_default
-        if fallback is None or fallback not in usable:
+        fallback = instance_default if instance_default in usable else None
+        if fallback is None and policy.default not in usable:  # only then: another listing
             fallback = await self.registry.default_ref(None, user_id)
-        if fallback is not None and fallback not in usable:
-            fallback = next(iter(usable), None)
+            if fallback is not None and fallback not in usable:
+                fallback = next(iter(usable), None)
         route = choose(policy, need, usable.get, fallback, scope)
         if route is None:
             raise NoModelAvailable(f"No model is available for {AUTO!r}.")

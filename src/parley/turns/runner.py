@@ -461,7 +461,9 @@ class TurnService:
         kinds = {rule.kind for rule in policy.rules}
         images = len(options.images)
         if "vision" in kinds:
-            images += await self.routing.images(user.id, conv.id)
+            images += await self.routing.images(
+                store.session, user.id, conv.id, conv.assistant_id is not None
+            )
         tokens = 0
         if "long_context" in kinds:
             # the previous answer's prompt and text are what this turn sends again
