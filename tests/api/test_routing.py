@@ -245,3 +245,43 @@ def test_auto_on_v1(live: tuple[str, str]) -> None:
     assert {chunk.model for chunk in streamed} == {"scripted/heavy"}
     response = sdk.responses.create(model="auto", input="Who wrote Hamlet?")
     assert response.output_text == "light answers."
+
+
+async def test_auto_as_the_instance_default(client: Client, user: dict[str, Any]) -> None:
+    """An admin makes Auto the default model: chats that name no model are routed."""
+    await set_rules(client)
+    saved = await client.patch("/api/admin/settings", json={"default_model": "auto"})
+    assert saved.status_code == 200, saved.text
+    assert (await client.get("/api/models")).json()["default"] == "auto"
+    conv = (await client.post("/api/conversations", json={})).json()["id"]
+    answer = await ask(client, conv, "What is the capital of Spain?")
+    assert answer["model"] == "scripted/light" and answer["route"]["rule"] == "light"
+
+
+async def test_an_assistant_on_auto_follows_its_own_rules(
+    client: Client, user: dict[str, Any]
+) -> None:
+    await set_rules(client)  # the instance's: a light question goes to scripted/light
+    made = await client.post(
+        "/api/assistants",
+        json={"config": {"name": "Router", "instructions": "Be brief.", "model": "auto"}},
+    )
+    assert made.status_code == 201, made.text
+    assistant_id = made.json()["id"]
+    await set_rules(
+        client,
+        [{"kind": "light", "model": "scripted/cheap"}],
+        None,
+        scope="assistant",
+        scope_id=assistant_id,
+    )
+    chat = await client.post(f"/api/assistants/{assistant_id}/chats", json={"preview": False})
+    assert chat.status_code == 201, chat.text
+    answer = await ask(client, chat.json()["conversation_id"], "What is 2 + 2?")
+    assert answer["model"] == "scripted/cheap"
+    assert answer["route"] == {
+        "auto": True,
+        "rule": "light",
+        "reason": "short question",
+        "scope": "assistant",
+    }

@@ -9,7 +9,7 @@ from parley.http.deps import DB, CurrentUser, Sync
 from parley.http.guard import GuardedRoute
 from parley.providers.base import ModelInfo
 from parley.providers.registry import ModelRegistry
-from parley.routing.rules import AUTO
+from parley.routing.rules import AUTO, is_auto
 
 router = APIRouter(route_class=GuardedRoute, prefix="/api", tags=["models"])
 
@@ -77,6 +77,8 @@ async def list_models(sync: Sync, user: CurrentUser, db: DB) -> ModelList:
     mine = [m for m in models if m.offered_to(user.id)]
     return ModelList(
         items=[model_out(m) for m in mine] + ([auto_out(mine)] if mine else []),
-        default=await registry.default_ref(preferred, user.id),
+        default=AUTO
+        if is_auto(preferred) and mine
+        else await registry.default_ref(preferred, user.id),
         local=local_status(registry, admin=user.role == "admin"),
     )
