@@ -15,7 +15,7 @@ from apihelpers import Client, parse_sse
 from parley.providers.base import ModelInfo
 from parley.providers.scripted import ScriptedModel
 from parley.routing.service import BUDGET_STATE, BudgetQuery, RoutingService
-from v1helpers import browser
+from v1helpers import browser, make_key
 
 PNG = (
     b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00"
@@ -285,3 +285,25 @@ async def test_an_assistant_on_auto_follows_its_own_rules(
         "reason": "short question",
         "scope": "assistant",
     }
+
+
+def test_a_scoped_key_uses_auto_only_with_auto_in_its_scope(live: tuple[str, str]) -> None:
+    """A key limited to some models sees and uses ``auto`` only when its scope names it,
+    and is then routed among its own models."""
+    base, _ = live
+    with browser(base) as web:
+        saved = web.put("/api/admin/routing", json={"rules": RULES, "default": "scripted/heavy"})
+        assert saved.status_code == 200, saved.text
+        without = make_key(web, scopes={"models": ["scripted/heavy"]})["key"]
+        with_auto = make_key(web, scopes={"models": ["auto", "scripted/heavy"]})["key"]
+    question = [{"role": "user", "content": "What is the capital of Peru?"}]
+    limited = openai.OpenAI(base_url=base, api_key=without)
+    assert "auto" not in [m.id for m in limited.models.list()]
+    with pytest.raises(openai.PermissionDeniedError):
+        limited.chat.completions.create(model="auto", messages=question)
+    allowed = openai.OpenAI(base_url=base, api_key=with_auto)
+    assert "auto" in [m.id for m in allowed.models.list()]
+    # the light rule's model is outside the key's scope: skipped, the default answers
+    routed = allowed.chat.completions.with_raw_response.create(model="auto", messages=question)
+    assert routed.parse().model == "scripted/heavy"
+    assert routed.headers["x-parley-route"] == "default; no rule matched"

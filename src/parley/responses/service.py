@@ -147,7 +147,7 @@ class ResponsesService:
                 if is_auto(body.model)
                 else await registry.ref_for(body.model, preferred, user.id)
             )
-            if assistant_id is None and may_use is not None and ref != AUTO and not may_use(ref):
+            if assistant_id is None and may_use is not None and not may_use(ref):
                 raise Forbidden(
                     f"This API key may not use the model {ref!r}; create a key with that "
                     "model in its scope in Settings → API keys.",

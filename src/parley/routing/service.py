@@ -2,16 +2,18 @@
 needs, and the model the Auto choice lands on.
 
 The policy is the most specific one stored: the chat's project's, else its
-assistant's, else the instance's (``routing_policies``, re-read at most once a
-second per worker, like the failover lists). Measuring the request costs no
-model call and, for a turn, at most two small reads, each only when a rule needs
-it: the images the chat carries (``CONVERSATION_IMAGES``, provided by the
+assistant's, else the instance's (``routing_policies``, kept in memory and re-read
+in the background once a second per worker: no request waits for the table).
+Measuring the request costs no model call and, for a turn, at most two small
+reads, each only when a rule needs it: the images the chat carries (``CONVERSATION_IMAGES``, provided by the
 knowledge feature) for a ``vision`` rule, and the budget state
 (``BUDGET_STATE``, provided by the budgets feature) for a ``budget`` rule.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -79,6 +81,7 @@ class RoutingService:
         self.services = services
         self._policies: dict[Scope, Policy] = {}
         self._read_at = -1e9
+        self._refresh: asyncio.Task[None] | None = None
 
     # ---------------------------------------------------------------- policies
 
@@ -86,19 +89,39 @@ class RoutingService:
         self._read_at = -1e9
 
     async def policies(self) -> dict[Scope, Policy]:
-        """Every stored policy, re-read at most once a second (a small table)."""
-        now = time.monotonic()
-        if now - self._read_at >= REFRESH_S:
-            async with self.db.session() as session:
-                rows = (await session.scalars(select(RoutingPolicy))).all()
-            found: dict[Scope, Policy] = {}
-            for row in rows:
-                try:
-                    found[(row.scope, row.scope_id)] = Policy.of(row.rules, row.default_model)
-                except ValueError as exc:  # written by an older version: skip, say so
-                    log.warning("routing policy %s/%s is invalid: %s", row.scope, row.scope_id, exc)
-            self._policies, self._read_at = found, now
+        """Every stored policy. Read from the database the first time; after that the
+        copy in memory is served at once and, when it is over a second old, re-read in
+        the background (another worker's change arrives within about a second, and no
+        request waits for the read)."""
+        if self._read_at < 0:
+            await self._reload()
+        elif time.monotonic() - self._read_at >= REFRESH_S and self._refresh is None:
+            self._refresh = asyncio.create_task(self._reload())
+            self._refresh.add_done_callback(self._refreshed)
         return self._policies
+
+    def _refreshed(self, task: asyncio.Task[None]) -> None:
+        self._refresh = None
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("re-reading the routing policies failed: %s", task.exception())
+
+    async def _reload(self) -> None:
+        started = time.monotonic()
+        async with self.db.session() as session:
+            rows = (await session.scalars(select(RoutingPolicy))).all()
+        found: dict[Scope, Policy] = {}
+        for row in rows:
+            try:
+                found[(row.scope, row.scope_id)] = Policy.of(row.rules, row.default_model)
+            except ValueError as exc:  # written by an older version: skip, say so
+                log.warning("routing policy %s/%s is invalid: %s", row.scope, row.scope_id, exc)
+        self._policies, self._read_at = found, started
+
+    async def aclose(self) -> None:
+        if self._refresh is not None:
+            self._refresh.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._refresh
 
     async def policy_for(
         self, project_id: str | None = None, assistant_id: str | None = None
@@ -129,7 +152,7 @@ class RoutingService:
             row.default_model = policy.default
             row.updated_at = utcnow()
             await session.commit()
-        self.invalidate()
+        await self._reload()  # this worker applies it at once
         return policy
 
     async def clear(self, scope: str, scope_id: str = "") -> None:

@@ -828,6 +828,7 @@ class TurnService:
         if self._tasks:
             await asyncio.wait(set(self._tasks), timeout=5)
         self.events.clear()
+        await self.routing.aclose()
 
 
 def _with_memory(info: TurnInfo, mode: MemoryMode) -> TurnInfo:

@@ -123,7 +123,7 @@ async def list_models(
     if gateway is not None:  # assistant/<slug>: the assistants the key may use
         for model_id in await gateway.model_ids(user_id, principal.scopes.allows_assistant):
             listed.data.append(OpenAIModel(id=model_id, owned_by="parley"))
-    if listed.data:  # Auto routes among the models above (``parley.routing``)
+    if listed.data and principal.may_use_model(AUTO):  # routes among the models above
         listed.data.append(OpenAIModel(id=AUTO, owned_by="parley"))
     embedder = server_embedder(services, settings)
     if embedder is not None and principal.may_use_model(ref := embedding_ref(embedder)):
@@ -235,6 +235,7 @@ async def chat_completions(
     request = chat_request(body)
     route: Route | None = None
     if is_auto(body.model):  # the admins' rules pick among the models the key may use
+        model_allowed(principal, AUTO)  # a key limited to some models: only with auto in it
         route = await _auto(turns, request, principal, preferred)
         model = await registry.resolve(route.model)
     else:
