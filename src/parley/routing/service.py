@@ -5,9 +5,10 @@ The policy is the most specific one stored: the chat's project's, else its
 assistant's, else the instance's (``routing_policies``, kept in memory and re-read
 in the background once a second per worker: no request waits for the table).
 Measuring the request costs no model call and, for a turn, at most two small
-reads, each only when a rule needs it: the images the chat carries (``CONVERSATION_IMAGES``, provided by the
-knowledge feature) for a ``vision`` rule, and the budget state
-(``BUDGET_STATE``, provided by the budgets feature) for a ``budget`` rule.
+reads, each only when a rule needs it: the images the chat carries
+(``CONVERSATION_IMAGES``, provided by the knowledge feature, one COUNT in the
+turn's session) for a ``vision`` rule, and the budget state (``BUDGET_STATE``,
+provided by the budgets feature) for a ``budget`` rule.
 """
 
 from __future__ import annotations
