@@ -20,3 +20,15 @@ describe('describeRule', () => {
     expect(describeRule({ kind: 'budget', model: 'p/cheap', min_tokens: null, at: 0.9 })).toBe('Budget 90% used → p/cheap');
   });
 });
+
+describe('Auto and the first-run setup', () => {
+  it('does not count as a real model', async () => {
+    const { needsRealModel } = await import('../src/lib/setup');
+    const model = (ref: string, demo: boolean, auto = false) => ({
+      ref, provider: 'p', name: ref, display_name: ref, context_window: 1, supports_tools: false,
+      supports_vision: false, input_price: 0, output_price: 0, tool_use: true, demo, auto,
+    });
+    expect(needsRealModel([model('local/starter', true), model('auto', false, true)])).toBe(true);
+    expect(needsRealModel([model('p/real', false), model('auto', false, true)])).toBe(false);
+  });
+});

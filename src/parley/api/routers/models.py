@@ -75,8 +75,9 @@ async def list_models(sync: Sync, user: CurrentUser, db: DB) -> ModelList:
     models = await registry.list_models()
     preferred = await sync.default_model(db)
     mine = [m for m in models if m.offered_to(user.id)]
+    real = [m for m in mine if not m.demo]  # Auto over the demo starter alone: no choice
     return ModelList(
-        items=[model_out(m) for m in mine] + ([auto_out(mine)] if mine else []),
+        items=[model_out(m) for m in mine] + ([auto_out(mine)] if real else []),
         default=AUTO
         if is_auto(preferred) and mine
         else await registry.default_ref(preferred, user.id),
