@@ -361,9 +361,23 @@ async def _micro(p: Params, table: Table) -> None:
     table.raw["micro"] = {"with_s": with_m, "without_s": without, "per_row_us": per_row}
 
 
+def _classifier(table: Table) -> None:
+    """The light/hard classifier on the labelled set: the half its threshold was chosen
+    on, and the held-out half."""
+    from bench.routing_questions import split
+    from parley.routing.classify import classify
+
+    train, held_out = split()
+    for label, part in (("training half", train), ("held-out half", held_out)):
+        right = sum(classify(text).level == want for text, want in part)
+        table.add(f"classifier accuracy, {label}", f"{right}/{len(part)}", "-", "(info)")
+    table.raw["classifier"] = {"train": len(train), "held_out": len(held_out)}
+
+
 def run(quick: bool = False) -> Table:
     p = QUICK if quick else FULL
     table = Table("routing", "routing: Auto's TTFT overhead vs a named model", "named model")
+    _classifier(table)
     backends = ("sqlite",) if quick else ("sqlite", "postgresql")
     for backend in backends:
         asyncio.run(_step(backend, p, table))
