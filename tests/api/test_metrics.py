@@ -210,3 +210,38 @@ async def test_admins_set_the_token_and_the_tracing_endpoint(
 async def test_metrics_are_off_without_any_token(make_app: Any, make_settings: Any) -> None:
     async with make_app(make_settings(metrics_token=None)) as app, make_client(app) as client:
         assert (await client.get("/metrics")).status_code == 404
+
+
+def test_multiprocess_mode_sums_every_worker(tmp_path: Any) -> None:
+    """With ``PROMETHEUS_MULTIPROC_DIR`` (set before the workers start), two worker
+    processes count into files there and either one's ``render`` shows the sum."""
+    import os
+    import subprocess
+    import sys
+
+    worker = (
+        "import sys\n"
+        "from parley.telemetry.metrics import Metrics\n"
+        "from parley.usage.ledger import UsageFields\n"
+        "m = Metrics()\n"
+        "m.usage(UsageFields('chat', 'up', 'up/m', 10, 0, 5, 0.25, 100.0, 'ok'))\n"
+        "if sys.argv[1] == 'render':\n"
+        "    sys.stdout.write(m.render().decode())\n"
+    )
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
+    for role in ("count", "render"):
+        done = subprocess.run(
+            [sys.executable, "-c", worker, role],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+    samples = {
+        (s.name, frozenset(s.labels.items())): s.value
+        for family in text_string_to_metric_families(done.stdout)
+        for s in family.samples
+    }
+    assert value(samples, "parley_tokens_total", provider="up", model="up/m", kind="input") == 20
+    assert value(samples, "parley_cost_total", provider="up", model="up/m", currency="USD") == 0.5
