@@ -27,6 +27,7 @@ NAMES = (
     "scoped_search",
     "responses",
     "images",
+    "routing",
 )
 
 
@@ -67,6 +68,10 @@ def _runner(name: str) -> Callable[[bool], Table]:
         from bench import responses
 
         return responses.run
+    if name == "routing":
+        from bench import routing
+
+        return routing.run
     if name == "scoped_search":
         from bench import scoped_search
 

@@ -142,6 +142,12 @@ class Settings(BaseSettings):
     breaker_failures: int = Field(5, ge=1)  # consecutive failures that open a provider's circuit
     breaker_cooldown_s: float = Field(30.0, ge=0)  # open this long, then one probe call
 
+    # metrics and tracing (parley.telemetry; the README's "Metrics and tracing" section)
+    # the bearer token GET /metrics requires (None: /metrics answers 404); Admin can set one
+    metrics_token: str | None = None
+    # OTLP/HTTP traces endpoint, e.g. http://127.0.0.1:4318/v1/traces (None: no tracing)
+    otlp_endpoint: str | None = None
+
     # turn engine
     max_tool_steps: int = 8
     tool_timeout_s: float = 30.0

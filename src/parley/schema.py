@@ -13,6 +13,7 @@ import parley.images.tables as images_tables  # image providers, generated image
 import parley.knowledge.tables as knowledge_tables  # files and knowledge
 import parley.memory.tables as memory_tables  # saved memories
 import parley.responses.tables as responses_tables  # /v1/responses records
+import parley.routing.tables as routing_tables  # the Auto model's policies
 import parley.sandbox.tables as sandbox_tables  # code interpreter outputs
 import parley.usage.tables as usage_tables  # the usage ledger
 import parley.web_tools.tables as web_tools_tables  # tool confirmations, MCP servers
@@ -27,6 +28,7 @@ FEATURE_TABLE_MODULES = (
     knowledge_tables,
     memory_tables,
     responses_tables,
+    routing_tables,
     sandbox_tables,
     usage_tables,
     web_tools_tables,

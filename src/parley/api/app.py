@@ -22,11 +22,13 @@ from parley import __version__
 from parley.api.routers import (
     admin,
     admin_failover,
+    admin_routing,
     auth,
     chat,
     conversations,
     local_models,
     me,
+    metrics,
     models,
     openai_api,
     openai_embeddings,
@@ -47,15 +49,20 @@ from parley.http.problems import install_problem_handlers
 from parley.images.feature import images_feature
 from parley.instance.model_downloads import ModelDownloads
 from parley.instance.providers import RegistrySync, database_providers
+from parley.instance.values import get_value
 from parley.knowledge.feature import knowledge_feature
 from parley.memory.feature import memory_feature
 from parley.providers.base import Provider
 from parley.providers.registry import ModelRegistry
 from parley.responses.feature import responses_feature
+from parley.routing.service import RoutingService
 from parley.sandbox.feature import sandbox_feature
 from parley.seam import Feature, FeatureContext, FeatureFactory
 from parley.storage.conversations import fail_stale_streaming
 from parley.storage.db import Database
+from parley.telemetry.metrics import BUDGET_METRICS, Metrics
+from parley.telemetry.observer import Observer
+from parley.telemetry.tracing import Tracing
 from parley.tools import ToolRegistry, default_registry
 from parley.turns import TurnService, make_control
 from parley.turns.control import GenerationControl
@@ -139,6 +146,18 @@ def create_app(
         services.provide(UserDataHooks, UserDataHooks())  # features add theirs at start
         ledger = UsageLedger(db)
         services.provide(UsageLedger, ledger)  # every billable call writes a row
+        services.provide(RoutingService, turns.routing)  # Auto's policies (projects set theirs)
+        # Prometheus metrics fed by the ledger's rows and each model call's attempts;
+        # traces when an OTLP endpoint is set (the admin's, else the settings')
+        meter = Metrics(settings.currency)
+        ledger.listeners.append(meter.usage)
+        tracing = turns.tracing
+        async with db.session() as session:
+            tracing.configure(await get_value(session, "otlp_endpoint", settings.otlp_endpoint))
+        turns.failover.observer = Observer(meter, tracing)
+        services.provide(Metrics, meter)
+        services.provide(Tracing, tracing)
+        services.provide(BUDGET_METRICS, meter.budget)  # the budgets feature reports use here
         context = FeatureContext(
             settings=settings,
             db=db,
@@ -173,6 +192,7 @@ def create_app(
             await turns.aclose()
             await ledger.drain()
             await control.aclose()
+            tracing.close()
             await registry.aclose()
             await db.dispose()
 
@@ -201,6 +221,8 @@ def create_app(
         chat,
         admin,
         admin_failover,
+        admin_routing,
+        metrics,
         setup,
         local_models,
         openai_api,

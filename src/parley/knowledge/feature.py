@@ -27,7 +27,12 @@ from parley.knowledge.ingest import Ingestor
 from parley.knowledge.retrieval import Reranker, Retriever
 from parley.knowledge.service import KnowledgeService
 from parley.knowledge.userdata import KnowledgeUserData
-from parley.seam import CONVERSATION_FILES, CONVERSATION_KNOWLEDGE, FeatureContext
+from parley.seam import (
+    CONVERSATION_FILES,
+    CONVERSATION_IMAGES,
+    CONVERSATION_KNOWLEDGE,
+    FeatureContext,
+)
 from parley.usage.ledger import UsageLedger
 from parley.usage.metering import meter_embedder
 
@@ -84,6 +89,7 @@ class KnowledgeFeature:
         ctx.provide(KnowledgeService, self._service)
         ctx.provide(EMBEDDER, embedder)  # POST /v1/embeddings serves the same vectors
         ctx.provide(CONVERSATION_FILES, self._service.conversation_files)
+        ctx.provide(CONVERSATION_IMAGES, self._service.conversation_images)  # Auto's vision rule
         hook = KnowledgeUserData(self._service)
         ctx.add_user_data(hook)
         ctx.add_conversation_data(hook)
@@ -119,6 +125,7 @@ class KnowledgeFeature:
                 self._ctx.remove_context_source(self._source)
             self._ctx.withdraw(KnowledgeService)
             self._ctx.withdraw(CONVERSATION_FILES)
+            self._ctx.withdraw(CONVERSATION_IMAGES)
             self._ctx.withdraw(EMBEDDER)
 
 

@@ -43,6 +43,7 @@ from parley.responses.stream import OutputBuilder, frame
 from parley.responses.tables import ResponseRecord
 from parley.responses.wire import ResponseCreate
 from parley.responses.writer import write_items
+from parley.routing.rules import AUTO, is_auto
 from parley.seam import AssistantGateway
 from parley.storage.conversations import ConversationStore
 from parley.storage.db import Database
@@ -142,6 +143,8 @@ class ResponsesService:
             ref = (
                 body.model
                 if assistant_id
+                else AUTO  # routed among the models the key may use (``parley.routing``)
+                if is_auto(body.model)
                 else await registry.ref_for(body.model, preferred, user.id)
             )
             if assistant_id is None and may_use is not None and not may_use(ref):

@@ -51,10 +51,13 @@ from parley.messages import (
 from parley.providers.base import ChatModel
 from parley.providers.failover import FailoverModel
 from parley.providers.registry import ModelRegistry
+from parley.routing.rules import AUTO, Need, Route, is_auto
+from parley.routing.service import BudgetQuery, RoutingService
 from parley.storage.conversations import ConversationStore
 from parley.storage.db import Database
 from parley.storage.tables import Conversation, User
 from parley.storage.tables import Message as MessageRow
+from parley.telemetry.tracing import Tracing
 from parley.timezones import zone_or_utc
 from parley.tools import ToolContext, ToolRegistry
 from parley.turns.accounting import account_turn
@@ -131,6 +134,7 @@ class PreparedTurn:
     # the chat's assistant, for the ledger (``info.assistant_id`` is cleared when the
     # assistant uses the user's own memories: ``_with_memory``)
     assistant_id: str | None = None
+    route: Route | None = None  # how Auto chose ``model`` (None: the chat named it)
 
 
 TurnItem = TurnEvent | Final | TitleMade | Resync
@@ -170,6 +174,8 @@ class TurnService:
         self._tasks: set[asyncio.Task[None]] = set()
         self._after: dict[str, set[asyncio.Task[None]]] = {}  # after-turn work, by user
         self.failover = FailoverService(db, registry, settings)  # retries, fallbacks, breakers
+        self.routing = RoutingService(db, registry, self.services)  # the Auto model
+        self.tracing = Tracing()  # off until the app configures it (``parley.telemetry``)
         control.add_listener(self._on_stop)
 
     def add_context_source(self, source: ContextSource) -> None:
@@ -241,12 +247,23 @@ class TurnService:
             profile = await self._profile(session, user.id, conv)
             if profile is not None:  # an assistant's chat: its settings under the caller's
                 options = profile.merged(options)
+            first = kind == "send" and conv.active_leaf_id is None
+            parent, user_row = await self._place_user_message(
+                store, conv, kind, content, parent_id, message_id
+            )
             ref = (
                 model_ref
                 or conv.model
                 or (profile.model if profile is not None else None)
+                or (AUTO if is_auto(preferred_default) else None)
                 or await self.registry.default_ref(preferred_default, user.id)
             )
+            route: Route | None = None
+            if is_auto(ref):  # Auto: the policy's rules pick the model for this question
+                route = await self._route(
+                    store, user, conv, user_row, parent, options, web_search, preferred_default
+                )
+                ref = route.model
             if ref is None:
                 raise NoModelAvailable(
                     "No model is available: configure a provider or enable the local model."
@@ -263,12 +280,6 @@ class TurnService:
             if model_ref and model_ref != conv.model:
                 conv.model = model_ref
 
-            # A new chat's first question is the whole path and has no siblings: its
-            # turn skips both queries (they were half of preparing one).
-            first = kind == "send" and conv.active_leaf_id is None
-            parent, user_row = await self._place_user_message(
-                store, conv, kind, content, parent_id, message_id
-            )
             # A new question stays pending until the answer's row joins it: both are
             # written by one flush below (each statement is a round trip before the
             # model is called), so the history is read up to the question's parent.
@@ -301,6 +312,7 @@ class TurnService:
                 status="streaming",
                 provider=model.info.provider,
                 model=model.info.ref,
+                route=route.public() if route is not None else None,
                 id=answer_id,  # None: a new id
             )
             if profile is not None and profile.answered is not None:
@@ -352,6 +364,7 @@ class TurnService:
                 options=options,
                 api_key_id=api_key_id,
                 assistant_id=conv.assistant_id,
+                route=route,
             )
 
     async def _place_user_message(
@@ -430,6 +443,58 @@ class TurnService:
             names.append(WEB_SEARCH)  # offered only while a search back end is configured
         return names
 
+    async def _route(
+        self,
+        store: ConversationStore,
+        user: User,
+        conv: Conversation,
+        question: MessageRow,
+        parent: str | None,
+        options: TurnOptions,
+        web_search: bool | None,
+        preferred_default: str | None,
+    ) -> Route:
+        """Auto's choice for this turn: what the question needs, measured only as far
+        as the policy's rules ask (an image count, the previous exchange's size, the
+        budget state), then the first matching rule (``parley.routing``)."""
+        policy, scope = await self.routing.policy_for(conv.project_id, conv.assistant_id)
+        kinds = {rule.kind for rule in policy.rules}
+        images = len(options.images)
+        if "vision" in kinds:
+            images += await self.routing.images(
+                store.session, user.id, conv.id, conv.assistant_id is not None
+            )
+        tokens = 0
+        if "long_context" in kinds:
+            # the previous answer's prompt and text are what this turn sends again
+            with store.session.no_autoflush:  # the question stays pending (one flush)
+                before = await store.get_message(parent) if parent else None
+            if before is not None:
+                tokens = before.input_tokens + before.output_tokens
+            tokens += len(question.content) // 4
+        budget = None
+        if policy.needs_budget:
+            budget = await self.routing.budget_used(
+                BudgetQuery(user.id, None, conv.project_id, conv.assistant_id)
+            )
+        need = Need(
+            images=images,
+            tools=bool(options.client_tools or options.tools or conv.tools or web_search),
+            tokens=tokens,
+            question=question.content if question.role == "user" else "",
+            budget_used=budget,
+        )
+        default = None if is_auto(preferred_default) else preferred_default
+        may_use = options.may_use
+        return await self.routing.route(
+            need,
+            policy=policy,
+            scope=scope,
+            user_id=user.id,
+            instance_default=default or self.settings.default_model,
+            allowed=may_use,
+        )
+
     # ------------------------------------------------------------ run
 
     def start(self, turn: PreparedTurn) -> AsyncIterator[tuple[int, TurnItem]]:
@@ -481,6 +546,28 @@ class TurnService:
     async def _run(self, turn: PreparedTurn, recorder: Recorder, queue: TurnLog) -> None:
         """The background task: context, the engine's tool loop, the record; the
         stream always ends (``Final``, or an error when the answer cannot be stored)."""
+        with self.tracing.turn(self._span_attributes(turn)) as span:
+            await self._drive(turn, recorder, queue)
+            if span is not None:
+                span.set_attribute("gen_ai.usage.input_tokens", recorder.usage.input_tokens)
+                span.set_attribute("gen_ai.usage.output_tokens", recorder.usage.output_tokens)
+                span.set_attribute("gen_ai.response.model", turn.model.info.name)
+
+    @staticmethod
+    def _span_attributes(turn: PreparedTurn) -> dict[str, Any]:
+        """The turn span's attributes (GenAI conventions, and Parley's route)."""
+        route = turn.route
+        return {
+            "gen_ai.conversation.id": turn.conversation_id,
+            "gen_ai.request.model": turn.model.info.name,
+            "gen_ai.provider.name": turn.model.info.provider,
+            "parley.message.id": turn.assistant_message.id,
+            "parley.endpoint": turn.options.endpoint,
+            "parley.route.rule": route.rule if route else None,
+            "parley.route.reason": route.reason if route else None,
+        }
+
+    async def _drive(self, turn: PreparedTurn, recorder: Recorder, queue: TurnLog) -> None:
         confirmer = self.services.get(TOOL_CONFIRMER)
         recorder.start_flushing()
         cancel: StopSignal | None = None
@@ -745,6 +832,7 @@ class TurnService:
         if self._tasks:
             await asyncio.wait(set(self._tasks), timeout=5)
         self.events.clear()
+        await self.routing.aclose()
 
 
 def _with_memory(info: TurnInfo, mode: MemoryMode) -> TurnInfo:

@@ -382,6 +382,45 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/admin/routing": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Routing Overview */
+        get: operations["routing_overview_api_admin_routing_get"];
+        /**
+         * Update Policy
+         * @description 422 ``unknown_model`` for a ref that names no model, ``invalid_policy`` for a
+         *     policy that cannot work (Auto as a rule's model, a scope without its id).
+         */
+        put: operations["update_policy_api_admin_routing_put"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/admin/routing/clear": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Clear Policy */
+        post: operations["clear_policy_api_admin_routing_clear_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/admin/settings": {
         parameters: {
             query?: never;
@@ -413,6 +452,27 @@ export interface paths {
          */
         get: operations["local_servers_api_admin_setup_local_servers_get"];
         put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/admin/telemetry": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Telemetry Settings */
+        get: operations["telemetry_settings_api_admin_telemetry_get"];
+        /**
+         * Update Telemetry
+         * @description 422 ``invalid_endpoint`` for a tracing endpoint that is not an http(s) URL.
+         */
+        put: operations["update_telemetry_api_admin_telemetry_put"];
         post?: never;
         delete?: never;
         options?: never;
@@ -1844,6 +1904,26 @@ export interface paths {
         };
         /** List Tools */
         get: operations["list_tools_api_tools_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/metrics": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Metrics
+         * @description The Prometheus metrics; 401 without the metrics token, 404 when none is set.
+         */
+        get: operations["metrics_metrics_get"];
         put?: never;
         post?: never;
         delete?: never;
@@ -4451,6 +4531,8 @@ export interface components {
             reasoning: string;
             /** Role */
             role: string;
+            /** @description how Auto chose `model` for this answer; null when the chat named it */
+            route: components["schemas"]["RouteOut"] | null;
             /**
              * Siblings
              * @description Ids of the messages with the same parent, oldest first, itself included.
@@ -4672,6 +4754,12 @@ export interface components {
         };
         /** ModelPublic */
         ModelPublic: {
+            /**
+             * Auto
+             * @description The Auto model (ref `auto`): the admins' routing rules pick a model for each question
+             * @default false
+             */
+            auto?: boolean;
             /** Context Window */
             context_window: number;
             /**
@@ -4829,6 +4917,66 @@ export interface components {
         PasswordConfirm: {
             /** Password */
             password: string;
+        };
+        /** PolicyClear */
+        PolicyClear: {
+            /**
+             * Scope
+             * @default instance
+             * @enum {string}
+             */
+            scope?: "instance" | "assistant" | "project";
+            /**
+             * Scope Id
+             * @default
+             */
+            scope_id?: string;
+        };
+        /** PolicyOut */
+        PolicyOut: {
+            /**
+             * Default
+             * @description when no rule matches; null: the default model
+             */
+            default: string | null;
+            /**
+             * Rules
+             * @description in order: the first that matches picks the model
+             */
+            rules: components["schemas"]["RuleIO"][];
+            /**
+             * Scope
+             * @enum {string}
+             */
+            scope: "instance" | "assistant" | "project";
+            /**
+             * Scope Id
+             * @description the assistant's or project's id; empty for the instance
+             */
+            scope_id: string;
+            /**
+             * Stored
+             * @description false: the instance's built-in (no rules)
+             */
+            stored: boolean;
+        };
+        /** PolicyUpdate */
+        PolicyUpdate: {
+            /** Default */
+            default?: string | null;
+            /** Rules */
+            rules: components["schemas"]["RuleIO"][];
+            /**
+             * Scope
+             * @default instance
+             * @enum {string}
+             */
+            scope?: "instance" | "assistant" | "project";
+            /**
+             * Scope Id
+             * @default
+             */
+            scope_id?: string;
         };
         /** PriceIn */
         PriceIn: {
@@ -5283,6 +5431,47 @@ export interface components {
             event: "resync";
         };
         /**
+         * RouteOut
+         * @description How the Auto model chose an answer's model (``parley.routing``).
+         */
+        RouteOut: {
+            /**
+             * Auto
+             * @description always true: the chat's model was Auto
+             */
+            auto: boolean;
+            /**
+             * Reason
+             * @description a few words shown on the message: short question...
+             */
+            reason: string;
+            /**
+             * Rule
+             * @description the rule that matched: vision, tools, long_context, light, heavy, budget, or default
+             */
+            rule: string;
+            /**
+             * Scope
+             * @description whose rules: instance, assistant or project
+             */
+            scope: string;
+        };
+        /** RoutingOverview */
+        RoutingOverview: {
+            /**
+             * Kinds
+             * @description every rule kind, in the order the editor offers them
+             */
+            kinds: string[];
+            /**
+             * Models
+             * @description refs a rule or default may name
+             */
+            models: string[];
+            /** Policies */
+            policies: components["schemas"]["PolicyOut"][];
+        };
+        /**
          * RowProblem
          * @description A stored row that could not be shown; the rest of the list still is.
          */
@@ -5291,6 +5480,29 @@ export interface components {
             detail: string;
             /** Id */
             id: string;
+        };
+        /** RuleIO */
+        RuleIO: {
+            /**
+             * At
+             * @description budget: from this share used (default 0.8)
+             */
+            at?: number | null;
+            /**
+             * Kind
+             * @enum {string}
+             */
+            kind: "vision" | "tools" | "long_context" | "light" | "heavy" | "budget";
+            /**
+             * Min Tokens
+             * @description long_context: more tokens than this (default: 3/4 of the default model's window)
+             */
+            min_tokens?: number | null;
+            /**
+             * Model
+             * @description the model ref answering when it matches
+             */
+            model: string;
         };
         /** SearchBody */
         SearchBody: {
@@ -5511,6 +5723,66 @@ export interface components {
             text: string;
             /** Until Message Id */
             until_message_id: string;
+        };
+        /** TelemetryOut */
+        TelemetryOut: {
+            /**
+             * Metrics Token
+             * @description the token /metrics requires; null: off
+             */
+            metrics_token: string | null;
+            /**
+             * Metrics Token Source
+             * @enum {string}
+             */
+            metrics_token_source: "admin" | "config" | "none";
+            /**
+             * Multiprocess
+             * @description prometheus_client multiprocess mode (PROMETHEUS_MULTIPROC_DIR): every worker's values in each scrape
+             */
+            multiprocess: boolean;
+            /**
+             * Otlp Endpoint
+             * @description where traces go (OTLP/HTTP); null: off
+             */
+            otlp_endpoint: string | null;
+            /**
+             * Otlp Endpoint Source
+             * @enum {string}
+             */
+            otlp_endpoint_source: "admin" | "config" | "none";
+            /**
+             * Tracing
+             * @description traces are being exported by this worker
+             */
+            tracing: boolean;
+        };
+        /** TelemetryUpdate */
+        TelemetryUpdate: {
+            /**
+             * Clear Otlp Endpoint
+             * @default false
+             */
+            clear_otlp_endpoint?: boolean;
+            /**
+             * Clear Token
+             * @description back to the config file's (or off)
+             * @default false
+             */
+            clear_token?: boolean;
+            /**
+             * Generate Token
+             * @description make a random token
+             * @default false
+             */
+            generate_token?: boolean;
+            /**
+             * Metrics Token
+             * @description a new token; leave out to keep it (see generate_token, clear_token)
+             */
+            metrics_token?: string | null;
+            /** Otlp Endpoint */
+            otlp_endpoint?: string | null;
         };
         /**
          * TextEvent
@@ -6900,6 +7172,92 @@ export interface operations {
             };
         };
     };
+    routing_overview_api_admin_routing_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RoutingOverview"];
+                };
+            };
+        };
+    };
+    update_policy_api_admin_routing_put: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PolicyUpdate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RoutingOverview"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    clear_policy_api_admin_routing_clear_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PolicyClear"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RoutingOverview"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
     get_settings_api_admin_settings_get: {
         parameters: {
             query?: never;
@@ -6969,6 +7327,59 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["LocalServerList"];
+                };
+            };
+        };
+    };
+    telemetry_settings_api_admin_telemetry_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TelemetryOut"];
+                };
+            };
+        };
+    };
+    update_telemetry_api_admin_telemetry_put: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["TelemetryUpdate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TelemetryOut"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
         };
@@ -10122,6 +10533,26 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ToolList"];
+                };
+            };
+        };
+    };
+    metrics_metrics_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Prometheus text format */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": unknown;
                 };
             };
         };

@@ -89,6 +89,17 @@ export type ProviderTestResult = Schemas['ProviderTestResult'];
 export type FailoverOverview = Schemas['FailoverOverview'];
 export type FallbackEntry = Schemas['FallbackEntry'];
 export type BreakerOut = Schemas['BreakerOut'];
+/** Admin > Providers > Routing: the Auto model's rules per scope. */
+export type RoutingOverview = Schemas['RoutingOverview'];
+export type RoutingPolicy = Schemas['PolicyOut'];
+export type RoutingRule = Schemas['RuleIO'];
+export type PolicyUpdate = Schemas['PolicyUpdate'];
+export type PolicyClear = Schemas['PolicyClear'];
+/** How Auto chose an answer's model. */
+export type Route = Schemas['RouteOut'];
+/** Admin > Providers > Metrics and tracing. */
+export type TelemetryOut = Schemas['TelemetryOut'];
+export type TelemetryUpdate = Schemas['TelemetryUpdate'];
 
 // ---- Files and knowledge ----
 export type StoredFile = Schemas['FilePublic'];
