@@ -61,7 +61,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         "http": "httptools",
         "loop": "uvloop" if sys.platform != "win32" else "asyncio",
         "proxy_headers": args.proxy_headers,
-        "timeout_graceful_shutdown": 10,
+        # open streams get this long to end; then the app stops the turns still running
+        "timeout_graceful_shutdown": max(1, round(settings.shutdown_grace_s)),
     }
     if args.workers > 1:
         if args.data_dir:
