@@ -160,8 +160,11 @@ class TurnService:
         self.tools = tools
         self.services = services or Services()
         # Every turn's items, kept for readers that reattach (``turns/events.py``).
-        self.events: TurnEvents = events or make_turn_events(
-            settings.stream_replay_events, settings.stream_replay_linger_s
+        # (``is not None``: an empty ``MemoryTurnEvents`` is falsy, it has a length)
+        self.events: TurnEvents = (
+            events
+            if events is not None
+            else make_turn_events(settings.stream_replay_events, settings.stream_replay_linger_s)
         )
         # Features add to these at start-up through the seam (parley.seam).
         self.context_sources: list[ContextSource] = []
