@@ -55,13 +55,15 @@ class Samples:
 
 
 async def _read_until(response: httpx.Response, target: int) -> bool:
+    """Read until the event ``target`` (or a ``done``: the whole stored answer, which
+    is how a stream that followed the stored answer ends)."""
     buffer = b""
     async for chunk in response.aiter_raw():
         buffer += chunk
         *blocks, buffer = buffer.split(b"\n\n")
         for block in blocks:
             found = _ID.search(block)
-            if found and int(found.group(1)) >= target:
+            if (found and int(found.group(1)) >= target) or b"event: done" in block:
                 return True
     return False
 
