@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import shutil
 import subprocess
 import time
 import uuid
@@ -27,6 +28,7 @@ from e2ehelpers import (
     Proc,
     Upstream,
     api_signup,
+    base_env,
     free_port,
     start_parley,
     unique_email,
@@ -38,6 +40,7 @@ pytestmark = pytest.mark.e2e
 WORDS = " ".join(f"w{i:03d}" for i in range(60))
 LONG = " ".join(f"s{i:03d}" for i in range(400))
 WAIT_S = 60.0  # longest wait for a condition (a bound on a hang, not a timing check)
+EXITED = (0, -15)  # uvicorn ends with the SIGTERM it handled once it shut down cleanly
 
 
 @dataclass
@@ -362,3 +365,113 @@ def test_redis_stopped_mid_turn_degrades_then_recovers(
         assert_in_order(before, after)
         assert (text_of(before) + text_of(after)).strip() == WORDS
         stop_on_other_worker(client, upstream, a, b)
+
+
+# ---------------------------------------------------------------- shutdown
+
+
+def test_shutdown_finishes_running_answers_within_the_grace_then_stops_them(
+    upstream: Upstream, pg_url: str, tmp_path: Path
+) -> None:
+    env = upstream_env(upstream) | {"PARLEY_DATABASE_URL": pg_url, "PARLEY_SHUTDOWN_GRACE_S": "8"}
+    b_proc, b = start_parley("worker-b", tmp_path / "b", env, tmp_path)
+    try:
+        with signed_in(b) as client:
+            # 1. SIGTERM while an answer streams (4 s): the open stream goes on to
+            # `done` and the answer is stored whole; then the worker exits.
+            a_proc, a = start_parley("worker-a", tmp_path / "a", env, tmp_path)
+            upstream.script({"text": WORDS, "rate": 15})
+            chat = new_chat(client, a)
+            seen: list[Event] = []
+            with client.stream(
+                "POST", f"{a}/api/conversations/{chat}/messages", json={"content": "Count"}
+            ) as r:
+                for event in events(r):
+                    seen.append(event)
+                    if sum(e.name == "text" for e in seen) == 5 and a_proc.popen.poll() is None:
+                        a_proc.popen.terminate()
+            assert any(e.name == "done" for e in seen), [e.name for e in seen]
+            assert a_proc.popen.wait(timeout=WAIT_S) in EXITED
+            message = str(seen[0].data["assistant_message"]["id"])
+            row = stored(client, b, chat, message)
+            assert (row["status"], row["content"]) == ("complete", WORDS)
+
+            # 2. An answer longer than the grace (40 s), nobody reading: after 8 s it
+            # is stopped and stored as it was (cancelled, its text kept), not left
+            # streaming, and the worker exits.
+            a_proc, a = start_parley("worker-a2", tmp_path / "a2", env, tmp_path)
+            upstream.script({"text": LONG, "rate": 10})
+            chat = new_chat(client, a)
+            message, before = start_and_leave(client, a, chat, texts=3)
+            a_proc.popen.terminate()
+            assert a_proc.popen.wait(timeout=WAIT_S) in EXITED
+            row = stored(client, b, chat, message)
+            assert row["status"] == "cancelled", row["status"]
+            assert row["content"].startswith(text_of(before).strip())
+            assert "s399" not in row["content"]
+    finally:
+        b_proc.stop()
+
+
+# ---------------------------------------------------------------- HAProxy
+
+
+def haproxy_config(port: int, workers: list[str]) -> str:
+    """``deploy/haproxy.cfg`` as shipped, pointed at this test's ports."""
+    reference = (Path(__file__).resolve().parents[2] / "deploy" / "haproxy.cfg").read_text()
+    lines = []
+    for line in reference.splitlines():
+        stripped = line.strip()
+        if stripped.startswith("server "):
+            continue
+        if stripped.startswith("bind "):
+            line = f"    bind 127.0.0.1:{port}"
+        elif stripped.startswith("log stdout"):
+            continue  # the test's log is enough
+        elif stripped.startswith("maxconn") and line.startswith("    maxconn"):
+            line = "    maxconn 1000"  # within this machine's open-file limit
+        lines.append(line)
+    lines += [f"    server w{i} {w.removeprefix('http://')} check" for i, w in enumerate(workers)]
+    return "\n".join(lines) + "\n"
+
+
+def test_haproxy_in_front_of_two_workers(
+    upstream: Upstream, pg_url: str, own_redis: OwnRedis, tmp_path: Path
+) -> None:
+    with two_workers(upstream, pg_url, tmp_path, own_redis.url) as (a, b):
+        port = free_port()
+        cfg = tmp_path / "haproxy.cfg"
+        cfg.write_text(haproxy_config(port, [a, b]))
+        haproxy = shutil.which("haproxy") or shutil.which("haproxy", path="/usr/sbin:/sbin")
+        if haproxy is None:
+            pytest.fail("haproxy is missing: apt-get install haproxy (.ci/run does)", pytrace=False)
+        check = subprocess.run([haproxy, "-c", "-f", str(cfg)], capture_output=True, text=True)
+        assert check.returncode == 0, check.stdout + check.stderr
+        proxy = Proc(
+            "haproxy", [haproxy, "-db", "-f", str(cfg)], base_env(), tmp_path / "haproxy.log"
+        )
+        front = f"http://127.0.0.1:{port}"
+        try:
+            proxy.wait_http(f"{front}/healthz/ready", timeout=WAIT_S)
+            with signed_in(front) as client:
+                # A stream through the proxy, dropped and picked up three times: the
+                # proxy sends each reconnect to either worker; the ids continue and
+                # the text is whole.
+                upstream.script({"text": WORDS, "rate": 15})
+                chat = new_chat(client, front)
+                message, seen = start_and_leave(client, front, chat, texts=4)
+                for _ in range(3):
+                    more = reattach(client, front, chat, message, seen[-1].id or 0, stop_after=4)
+                    assert_in_order(seen, more)
+                    seen += more
+                    if seen[-1].name == "done":
+                        break
+                if seen[-1].name != "done":
+                    seen += reattach(client, front, chat, message, seen[-1].id or 0)
+                assert_in_order(seen, [])
+                assert text_of(seen).strip() == WORDS
+                assert seen[-1].name in ("done", "title") or any(e.name == "done" for e in seen)
+                # Stop through the proxy reaches the turn, whichever worker runs it.
+                stop_on_other_worker(client, upstream, front, front)
+        finally:
+            proxy.stop()
