@@ -194,7 +194,10 @@ class _Writer:
             if not pending and not ended:
                 continue
             try:
-                await self._batch(pending, ended).execute()
+                # An entry Redis already has (a write whose answer was lost) is refused
+                # with an error reply: nothing to redo, so replies are not raised;
+                # a connection that fails still raises.
+                replies = await self._batch(pending, ended).execute(raise_on_error=False)
             except Exception as exc:
                 if self.healthy:
                     log.warning(
@@ -211,6 +214,9 @@ class _Writer:
                 await asyncio.sleep(RETRY_S)
                 self._wake.set()
                 continue
+            refused = [r for r in replies if isinstance(r, Exception)]
+            if refused:
+                log.info("turn streams: Redis refused %d writes (%s)", len(refused), refused[0])
             if not self.healthy:
                 log.warning("turn streams: Redis writes work again")
             self.healthy = True
