@@ -71,3 +71,31 @@ async def test_with_redis_away_the_row_still_stops(db: Database) -> None:
     finally:
         await streaming.aclose()
         await asked.aclose()
+
+
+async def test_parley_users_disable_reaches_running_servers_through_the_database(
+    db: Database, database_url: str
+) -> None:
+    """``parley users disable`` (the CLI's revocation) writes the row with its change;
+    a server polling the shared database stops the user's answers (PostgreSQL; on
+    SQLite, one process, nothing is written)."""
+    from parley.cli import _revoke_on_servers
+    from parley.config import load_settings
+    from parley.storage.signals import newest_stop
+
+    server = LocalControl(db)
+    await server.start()
+    settings = load_settings(database_url=database_url, redis_url=None)
+    try:
+        with server.track("conv-x", "owner:user:u9") as stopped:
+            async with db.session() as session:
+                await _revoke_on_servers(settings, "u9", session)
+                await session.commit()
+            if settings.is_sqlite:
+                async with db.session() as session:
+                    assert await newest_stop(session) == 0
+                return
+            await asyncio.wait_for(stopped.wait(), 30)
+            assert stopped.revoked
+    finally:
+        await server.aclose()
