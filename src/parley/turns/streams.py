@@ -380,10 +380,19 @@ class SharedTurnEvents(MemoryTurnEvents):
                     return  # the end marker
                 data = json.loads(fields[b"d"])
                 if seq > cursor + 1 and data.get("t") != "resync":
+                    # What the reader missed was trimmed (a long answer) or lost: the
+                    # stored answer, when its last flush reaches the entries Redis
+                    # still has, then on from there; else follow the stored answer.
                     log.info("turn streams: %s has a gap after %d", message_id, cursor)
-                    async for pair in self._from_database(message_id, cursor, user_id):
-                        yield pair
-                    return
+                    stored = await self._stored_resync(message_id, user_id)
+                    if stored is None or not (cursor < stored[0] and seq - 1 <= stored[0]):
+                        async for pair in self._from_database(message_id, cursor, user_id):
+                            yield pair
+                        return
+                    cursor = stored[0]
+                    last_id = f"0-{cursor}"
+                    yield stored
+                    break  # read again after it
                 item = from_wire(data)
                 if isinstance(item, dict):  # final: the stored row
                     item = await self._final(message_id, user_id, item)
@@ -414,6 +423,25 @@ class SharedTurnEvents(MemoryTurnEvents):
             return False
         return row is None or row.status != "streaming" or _stale(row)
 
+    async def _stored_resync(self, message_id: str, user_id: str) -> tuple[int, Relayed] | None:
+        """The stored answer as a ``resync`` with the id its text reaches, while it
+        streams (None once it does not, or when it cannot be read)."""
+        try:
+            async with self.db.session() as session:
+                row = await ConversationStore(session, user_id).get_message(message_id)
+        except Exception as exc:
+            log.warning("turn streams: could not read the answer (%s)", exc)
+            return None
+        if row is None or row.status != "streaming" or _stale(row):
+            return None
+        state = {
+            "content": row.content,
+            "reasoning": row.reasoning,
+            "steps": row.steps,
+            "sources": row.sources,
+        }
+        return row.stream_seq or 0, Relayed("resync", state)
+
     async def _from_database(
         self, message_id: str, after: int, user_id: str
     ) -> AsyncIterator[tuple[int, Any]]:
@@ -421,15 +449,19 @@ class SharedTurnEvents(MemoryTurnEvents):
         past what the reader has; ends when it stops streaming (the caller then sends
         ``done`` from the stored message)."""
         cursor = after
+        failures = 0
         while True:
             try:
                 async with self.db.session() as session:
                     row = await ConversationStore(session, user_id).get_message(message_id)
             except Exception as exc:
+                failures += 1
                 log.warning("turn streams: could not read the answer (%s)", exc)
-                row = None
+                if failures * POLL_S > STALE_S:
+                    return
                 await asyncio.sleep(POLL_S)
                 continue
+            failures = 0
             if row is None or row.status != "streaming" or _stale(row):
                 return
             seq = row.stream_seq or 0
