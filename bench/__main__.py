@@ -1,4 +1,4 @@
-"""``python -m bench [relay|litellm|storage|startup|local|web|resume ...] [--quick]``.
+"""``python -m bench [relay|litellm|storage|startup|local|web|resume|reconnect ...] [--quick]``.
 
 Runs the named benchmarks (all by default, in that order), prints one table
 each, and writes every table with its raw numbers to bench/results/*.json.
@@ -28,6 +28,7 @@ NAMES = (
     "responses",
     "images",
     "routing",
+    "reconnect",
 )
 
 
@@ -72,6 +73,10 @@ def _runner(name: str) -> Callable[[bool], Table]:
         from bench import routing
 
         return routing.run
+    if name == "reconnect":
+        from bench import reconnect
+
+        return reconnect.run
     if name == "scoped_search":
         from bench import scoped_search
 

@@ -170,6 +170,13 @@ class Settings(BaseSettings):
     max_body_bytes: int = 1_048_576
     cors_origins: list[str] = Field(default_factory=list)
     redis_url: str | None = None
+    # a running answer's Redis stream expires this long after its last event (a
+    # worker that died leaves nothing behind for longer); ``stream_replay_linger_s``
+    # once the answer ended
+    stream_redis_ttl_s: float = Field(3600.0, gt=0)
+    # on shutdown (SIGTERM): running answers get this long to finish, then are stopped
+    # and stored as they are; open streams are closed by then too
+    shutdown_grace_s: float = Field(30.0, ge=0)
     log_level: str = "info"
 
     # code interpreter (parley.sandbox; the README's "Code interpreter" section)

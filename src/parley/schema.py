@@ -18,6 +18,7 @@ import parley.sandbox.tables as sandbox_tables  # code interpreter outputs
 import parley.usage.tables as usage_tables  # the usage ledger
 import parley.web_tools.tables as web_tools_tables  # tool confirmations, MCP servers
 from parley.storage import failover as failover_tables  # fallbacks, circuit breakers
+from parley.storage import signals as signal_tables  # stop requests polled by workers
 from parley.storage.tables import Base
 
 metadata = Base.metadata
@@ -34,4 +35,4 @@ FEATURE_TABLE_MODULES = (
     web_tools_tables,
 )
 
-__all__ = ["FEATURE_TABLE_MODULES", "Base", "failover_tables", "metadata"]
+__all__ = ["FEATURE_TABLE_MODULES", "Base", "failover_tables", "metadata", "signal_tables"]

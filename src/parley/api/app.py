@@ -26,6 +26,7 @@ from parley.api.routers import (
     auth,
     chat,
     conversations,
+    health,
     local_models,
     me,
     metrics,
@@ -66,6 +67,8 @@ from parley.telemetry.tracing import Tracing
 from parley.tools import ToolRegistry, default_registry
 from parley.turns import TurnService, make_control
 from parley.turns.control import GenerationControl
+from parley.turns.events import TurnEvents, make_turn_events
+from parley.turns.streams import SharedTurnEvents
 from parley.usage.ledger import UsageLedger
 from parley.userdata import UserDataHooks
 from parley.userdata.archive import IMPORT_MAX_BYTES
@@ -123,7 +126,21 @@ def create_app(
             db_providers = await database_providers(session)
             nobody_yet = await count_users(session) == 0
         registry = ModelRegistry(settings, db_providers, list(extra_providers))
-        control = await make_control(settings.redis_url)
+        # Stops reach other workers over Redis and, on a shared database, as polled rows.
+        control = await make_control(settings.redis_url, None if settings.is_sqlite else db)
+        # A turn's events reach readers on any worker (Redis stream, or the stored answer).
+        shared = SharedTurnEvents(
+            db,
+            settings.redis_url,
+            max_events=settings.stream_replay_events,
+            linger_s=settings.stream_replay_linger_s,
+            ttl_s=settings.stream_redis_ttl_s,
+        )
+        events: TurnEvents = (
+            shared
+            if settings.stream_replay_events > 0
+            else make_turn_events(0, settings.stream_replay_linger_s)
+        )
         tool_registry = tools or default_registry()
         services = app.state.services = Services()
         turns = TurnService(
@@ -133,7 +150,9 @@ def create_app(
             control=control,
             tools=tool_registry,
             services=services,
+            events=events,
         )
+        services.provide(SharedTurnEvents, shared)
         services.provide(Settings, settings)
         services.provide(Database, db)
         services.provide(ModelRegistry, registry)
@@ -189,7 +208,9 @@ def create_app(
             for feature in reversed(started):
                 await feature.stop()
             await downloads.aclose()
-            await turns.aclose()
+            # a server lets running answers finish (tests building many apps: briefly)
+            await turns.aclose(settings.shutdown_grace_s if server_process else 5.0)
+            await shared.aclose()
             await ledger.drain()
             await control.aclose()
             tracing.close()
@@ -210,7 +231,7 @@ def create_app(
     install_problem_handlers(app)
 
     @app.get("/api/health", tags=["meta"])
-    async def health() -> Health:
+    async def api_health() -> Health:
         return Health(status="ok", version=__version__)
 
     for router in (
@@ -219,6 +240,7 @@ def create_app(
         models,
         conversations,
         chat,
+        health,
         admin,
         admin_failover,
         admin_routing,

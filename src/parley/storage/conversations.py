@@ -79,6 +79,7 @@ MESSAGE_FIELDS = frozenset(
         "error_message",
         "attempts",
         "route",
+        "stream_seq",
         "feedback",
         "pinned",
     }

@@ -164,8 +164,11 @@ class TurnService:
         self.tools = tools
         self.services = services or Services()
         # Every turn's items, kept for readers that reattach (``turns/events.py``).
-        self.events: TurnEvents = events or make_turn_events(
-            settings.stream_replay_events, settings.stream_replay_linger_s
+        # (``is not None``: an empty ``MemoryTurnEvents`` is falsy, it has a length)
+        self.events: TurnEvents = (
+            events
+            if events is not None
+            else make_turn_events(settings.stream_replay_events, settings.stream_replay_linger_s)
         )
         # Features add to these at start-up through the seam (parley.seam).
         self.context_sources: list[ContextSource] = []
@@ -514,6 +517,7 @@ class TurnService:
         log = self.events.open(
             message_id, turn.conversation_id, recorder.snapshot, user_id=turn.user_id
         )
+        recorder.seq = lambda: log.last  # stored with each flush (``turns/streams.py``)
         subscription = self.events.subscribe(message_id)
         assert subscription is not None
         self._spawn(self._run(turn, recorder, log))
@@ -525,6 +529,11 @@ class TurnService:
         the caller checks them), or None when this worker keeps none (then the stored
         message is the answer)."""
         return self.events.subscribe(message_id, after)
+
+    async def reattach(self, message_id: str, after: int = 0) -> Subscription | None:
+        """``subscribe``, and also a turn another worker runs (``turns/streams.py``:
+        its Redis stream, or its stored answer followed while it streams)."""
+        return await self.events.reattach(message_id, after)
 
     def _spawn(self, coro: Any, user_id: str | None = None) -> asyncio.Task[None]:
         task = asyncio.create_task(coro)
@@ -827,9 +836,14 @@ class TurnService:
         )
         return context.messages, tool_context
 
-    async def aclose(self) -> None:
-        """Wait briefly for running turns (and after-turn hooks) to write their records."""
+    async def aclose(self, grace_s: float = 5.0) -> None:
+        """Shutting down: let running turns (and after-turn hooks) finish for up to
+        ``grace_s``; the turns still running then are stopped (their answers are
+        stored as they are, ``cancelled``), with a few seconds to write them."""
         if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=max(0.0, grace_s))
+        if self._tasks:
+            self.control.stop_all_local()
             await asyncio.wait(set(self._tasks), timeout=5)
         self.events.clear()
         await self.routing.aclose()

@@ -1294,8 +1294,8 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Health */
-        get: operations["health_api_health_get"];
+        /** Api Health */
+        get: operations["api_health_api_health_get"];
         put?: never;
         post?: never;
         delete?: never;
@@ -1904,6 +1904,40 @@ export interface paths {
         };
         /** List Tools */
         get: operations["list_tools_api_tools_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/healthz/live": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Live */
+        get: operations["live_healthz_live_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/healthz/ready": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Ready */
+        get: operations["ready_healthz_ready_get"];
         put?: never;
         post?: never;
         delete?: never;
@@ -4086,6 +4120,16 @@ export interface components {
             /** Items */
             items: components["schemas"]["KnowledgeHit"][];
         };
+        /** Liveness */
+        Liveness: {
+            /**
+             * Status
+             * @constant
+             */
+            status: "alive";
+            /** Version */
+            version: string;
+        };
         /** LocalModelStatus */
         LocalModelStatus: {
             /**
@@ -5175,6 +5219,36 @@ export interface components {
              * @description Default: the draft.
              */
             version?: number | null;
+        };
+        /**
+         * Readiness
+         * @description Whether this worker can serve, and each check's outcome.
+         */
+        Readiness: {
+            /**
+             * Database
+             * @description The database answers.
+             * @enum {string}
+             */
+            database: "ok" | "failing" | "not_configured";
+            /**
+             * Migrations
+             * @description The schema is at the newest migration.
+             * @enum {string}
+             */
+            migrations: "ok" | "failing" | "not_configured";
+            /**
+             * Redis
+             * @description Redis answers (when it is configured).
+             * @enum {string}
+             */
+            redis: "ok" | "failing" | "not_configured";
+            /**
+             * Status
+             * @description `degraded`: serving without Redis (HTTP 200); `not_ready`: HTTP 503.
+             * @enum {string}
+             */
+            status: "ready" | "degraded" | "not_ready";
         };
         /**
          * ReasoningEvent
@@ -9316,7 +9390,7 @@ export interface operations {
             };
         };
     };
-    health_api_health_get: {
+    api_health_api_health_get: {
         parameters: {
             query?: never;
             header?: never;
@@ -10533,6 +10607,55 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ToolList"];
+                };
+            };
+        };
+    };
+    live_healthz_live_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Liveness"];
+                };
+            };
+        };
+    };
+    ready_healthz_ready_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Readiness"];
+                };
+            };
+            /** @description Not ready. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Readiness"];
                 };
             };
         };
