@@ -27,7 +27,13 @@ from parley.knowledge.ingest import Ingestor
 from parley.knowledge.retrieval import Reranker, Retriever
 from parley.knowledge.service import KnowledgeService
 from parley.knowledge.userdata import KnowledgeUserData
-from parley.seam import CONVERSATION_FILES, CONVERSATION_KNOWLEDGE, FeatureContext
+from parley.seam import (
+    CONVERSATION_FILES,
+    CONVERSATION_KNOWLEDGE,
+    PROJECT_KNOWLEDGE,
+    SHARED_KNOWLEDGE,
+    FeatureContext,
+)
 from parley.usage.ledger import UsageLedger
 from parley.usage.metering import meter_embedder
 
@@ -90,6 +96,8 @@ class KnowledgeFeature:
         await self._service.replay_deletions()  # left by a crash after a deletion's commit
         self._source = FileContext(ctx.db, retriever, self.blobs, self.settings)
         self._source.also = ctx.lookup(CONVERSATION_KNOWLEDGE)
+        shared, project = ctx.lookup(SHARED_KNOWLEDGE), ctx.lookup(PROJECT_KNOWLEDGE)
+        self._source.lent = [shared, project]
         ctx.add_context_source(self._source)
         ctx.add_tool(make_search_tool(ctx.db, retriever, self.settings, self._source), replace=True)
         self._ctx = ctx
