@@ -26,6 +26,7 @@ NAMES = (
     "resume",
     "scoped_search",
     "responses",
+    "assistants",
 )
 
 
@@ -62,6 +63,10 @@ def _runner(name: str) -> Callable[[bool], Table]:
         from bench import responses
 
         return responses.run
+    if name == "assistants":
+        from bench import assistants
+
+        return assistants.run
     if name == "scoped_search":
         from bench import scoped_search
 
