@@ -91,11 +91,11 @@ class MemberList(BaseModel):
     items: list[MemberPublic]
 
 
-class ChatIn(Body):
+class ProjectChatIn(Body):
     title: str | None = Field(default=None, max_length=200)
 
 
-class ChatStarted(BaseModel):
+class ProjectChatStarted(BaseModel):
     conversation_id: str
 
 
@@ -111,7 +111,7 @@ class ProjectChatList(BaseModel):
     items: list[ProjectChat]
 
 
-class ChatMessage(BaseModel):
+class ProjectMessage(BaseModel):
     id: str
     role: str
     content: str
@@ -121,7 +121,7 @@ class ChatMessage(BaseModel):
 class ProjectTranscript(BaseModel):
     id: str
     title: str
-    messages: list[ChatMessage]
+    messages: list[ProjectMessage]
 
 
 class ProjectFile(BaseModel):
@@ -317,12 +317,12 @@ async def list_chats(project_id: str, projects: Projects, user: CurrentUser) -> 
     )
 
 
-@router.post("/api/projects/{project_id}/chats", status_code=201, response_model=ChatStarted)
+@router.post("/api/projects/{project_id}/chats", status_code=201, response_model=ProjectChatStarted)
 async def start_chat(
-    project_id: str, body: ChatIn, projects: Projects, user: CurrentUser
-) -> ChatStarted:
+    project_id: str, body: ProjectChatIn, projects: Projects, user: CurrentUser
+) -> ProjectChatStarted:
     conv = await projects.start_chat(user.id, project_id, body.title)
-    return ChatStarted(conversation_id=conv.id)
+    return ProjectChatStarted(conversation_id=conv.id)
 
 
 @router.get("/api/projects/{project_id}/chats/{conversation_id}", response_model=ProjectTranscript)
@@ -334,7 +334,7 @@ async def read_chat(
         id=conv.id,
         title=conv.title,
         messages=[
-            ChatMessage(id=m.id, role=m.role, content=m.content, created_at=iso(m.created_at))
+            ProjectMessage(id=m.id, role=m.role, content=m.content, created_at=iso(m.created_at))
             for m in messages
         ],
     )

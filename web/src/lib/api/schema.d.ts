@@ -2851,16 +2851,14 @@ export interface components {
                 [key: string]: unknown;
             }[] | null;
         };
-        /** ChatMessage */
-        ChatMessage: {
-            /** Content */
-            content: string;
-            /** Created At */
-            created_at: string | null;
-            /** Id */
-            id: string;
-            /** Role */
-            role: string;
+        /** ChatIn */
+        ChatIn: {
+            /**
+             * Preview
+             * @description The builder's preview: uses the draft.
+             * @default false
+             */
+            preview?: boolean;
         };
         /** ChatMessageIn */
         ChatMessageIn: {
@@ -2881,6 +2879,13 @@ export interface components {
             tool_calls?: {
                 [key: string]: unknown;
             }[] | null;
+        };
+        /** ChatStarted */
+        ChatStarted: {
+            /** Conversation Id */
+            conversation_id: string;
+            /** Preview */
+            preview: boolean;
         };
         /**
          * ChatStreamEvent
@@ -5103,10 +5108,20 @@ export interface components {
             /** Updated At */
             updated_at: string | null;
         };
+        /** ProjectChatIn */
+        ProjectChatIn: {
+            /** Title */
+            title?: string | null;
+        };
         /** ProjectChatList */
         ProjectChatList: {
             /** Items */
             items: components["schemas"]["ProjectChat"][];
+        };
+        /** ProjectChatStarted */
+        ProjectChatStarted: {
+            /** Conversation Id */
+            conversation_id: string;
         };
         /** ProjectCreate */
         ProjectCreate: {
@@ -5258,6 +5273,17 @@ export interface components {
             /** Items */
             items: components["schemas"]["ProjectPublic"][];
         };
+        /** ProjectMessage */
+        ProjectMessage: {
+            /** Content */
+            content: string;
+            /** Created At */
+            created_at: string | null;
+            /** Id */
+            id: string;
+            /** Role */
+            role: string;
+        };
         /** ProjectPublic */
         ProjectPublic: {
             /** Assistant Id */
@@ -5295,7 +5321,7 @@ export interface components {
             /** Id */
             id: string;
             /** Messages */
-            messages: components["schemas"]["ChatMessage"][];
+            messages: components["schemas"]["ProjectMessage"][];
             /** Title */
             title: string;
         };
@@ -6582,32 +6608,6 @@ export interface components {
             title: string;
             /** Url */
             url: string;
-        };
-        /** ChatIn */
-        parley__assistants__router__ChatIn: {
-            /**
-             * Preview
-             * @description The builder's preview: uses the draft.
-             * @default false
-             */
-            preview?: boolean;
-        };
-        /** ChatStarted */
-        parley__assistants__router__ChatStarted: {
-            /** Conversation Id */
-            conversation_id: string;
-            /** Preview */
-            preview: boolean;
-        };
-        /** ChatIn */
-        parley__projects__router__ChatIn: {
-            /** Title */
-            title?: string | null;
-        };
-        /** ChatStarted */
-        parley__projects__router__ChatStarted: {
-            /** Conversation Id */
-            conversation_id: string;
         };
     };
     responses: never;
@@ -8336,7 +8336,7 @@ export interface operations {
         };
         requestBody: {
             content: {
-                "application/json": components["schemas"]["parley__assistants__router__ChatIn"];
+                "application/json": components["schemas"]["ChatIn"];
             };
         };
         responses: {
@@ -8346,7 +8346,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["parley__assistants__router__ChatStarted"];
+                    "application/json": components["schemas"]["ChatStarted"];
                 };
             };
             /** @description Validation Error */
@@ -10984,7 +10984,7 @@ export interface operations {
         };
         requestBody: {
             content: {
-                "application/json": components["schemas"]["parley__projects__router__ChatIn"];
+                "application/json": components["schemas"]["ProjectChatIn"];
             };
         };
         responses: {
@@ -10994,7 +10994,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["parley__projects__router__ChatStarted"];
+                    "application/json": components["schemas"]["ProjectChatStarted"];
                 };
             };
             /** @description Validation Error */
