@@ -505,40 +505,41 @@ class AssistantService:
         )
 
     async def _chat_knowledge(
-        self, user_id: str, conversation_id: str
-    ) -> tuple[Assistant, AssistantConfig] | None:
+        self, user_id: str, conversation_id: str, *, owner: bool
+    ) -> AssistantConfig | None:
+        """The config whose knowledge the chat sees, when the chatting user is
+        (``owner``) or is not the assistant's owner; None otherwise. One join
+        decides which, so only the lookup that applies checks the shares."""
         async with self.db.session() as session:
-            conv = await session.scalar(
-                select(Conversation).where(
-                    Conversation.id == conversation_id, Conversation.user_id == user_id
+            found = (
+                await session.execute(
+                    select(Conversation, Assistant.user_id)
+                    .join(Assistant, Assistant.id == Conversation.assistant_id)
+                    .where(Conversation.id == conversation_id, Conversation.user_id == user_id)
                 )
-            )
-            if conv is None or conv.assistant_id is None:
+            ).first()
+            if found is None or (found[1] == user_id) != owner:
                 return None
             try:
-                row, version = await self._chat_version(session, user_id, conv)
+                _, version = await self._chat_version(session, user_id, found[0])
             except NotFound:
                 return None
-            return row, AssistantConfig.model_validate(version.config)
+            return AssistantConfig.model_validate(version.config)
 
     async def knowledge(
         self, user_id: str, conversation_id: str
     ) -> tuple[Sequence[str], Sequence[str]]:
         """(collection ids, file ids) the owner's chat with their assistant sees, as
         their own files (``CONVERSATION_KNOWLEDGE``: retrieval, ``/mnt/data``)."""
-        found = await self._chat_knowledge(user_id, conversation_id)
-        if found is None or found[0].user_id != user_id:
-            return (), ()
-        return found[1].collection_ids, found[1].file_ids
+        config = await self._chat_knowledge(user_id, conversation_id, owner=True)
+        return ((), ()) if config is None else (config.collection_ids, config.file_ids)
 
     async def lent(self, user_id: str, conversation_id: str) -> tuple[Sequence[str], Sequence[str]]:
         """(collection ids, file ids) a shared assistant brings to another user's chat
         (``SHARED_KNOWLEDGE``): searched for its answers and cited, never listed,
         downloaded or copied into the sandbox for that user."""
-        found = await self._chat_knowledge(user_id, conversation_id)
-        if found is None or found[0].user_id == user_id:
-            return (), ()
-        return found[1].collection_ids, found[1].file_ids
+        config = await self._chat_knowledge(user_id, conversation_id, owner=False)
+        return ((), ()) if config is None else (config.collection_ids, config.file_ids)
 
     async def answered_by(self, user_id: str, conversation_id: str) -> list[AssistantAnswer]:
         """Which version wrote each answer of one of the user's chats."""
