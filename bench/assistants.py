@@ -219,7 +219,7 @@ async def _fill(db: Any) -> dict[str, Any]:
 
 
 async def _backend(table: Table, raw: dict[str, Any], label: str, url: str, n: int) -> None:
-    from sqlalchemy import select, text
+    from sqlalchemy import event, select, text
 
     from parley.assistants.access import Access
     from parley.assistants.service import AssistantService
@@ -265,6 +265,28 @@ async def _backend(table: Table, raw: dict[str, Any], label: str, url: str, n: i
 
         base = await _timed(lambda: resolve("own", False), n)
         shared = await _timed(lambda: resolve("shared", True), n)
+        # Load-independent: statements sent and this process's CPU per resolution
+        # (the machine this runs on is shared; wall-clock percentiles queue behind it).
+        counted = {"n": 0}
+
+        def count(*_: Any) -> None:
+            counted["n"] += 1
+
+        event.listen(db.engine.sync_engine, "before_cursor_execute", count)
+        costs = {}
+        for name, full in (("own", False), ("shared", True)):
+            counted["n"] = 0
+            cpu = time.process_time()
+            for _ in range(50):
+                await resolve(name, full)
+            costs[name] = (counted["n"] / 50, (time.process_time() - cpu) * 1000 / 50)
+        event.remove(db.engine.sync_engine, "before_cursor_execute", count)
+        table.add(
+            f"{label} resolve a turn: statements / CPU ms of this process",
+            f"{costs['shared'][0]:.0f} / {costs['shared'][1]:.2f} ms",
+            f"{costs['own'][0]:.0f} / {costs['own'][1]:.2f} ms",
+        )
+        raw[f"{label}/cost"] = costs
         added = shared[1] - base[1]
         table.add(
             f"{label} resolve a turn (shared assistant, project, groups): p50 / p95",

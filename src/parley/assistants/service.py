@@ -461,18 +461,27 @@ class AssistantService:
     ) -> tuple[Assistant, AssistantVersion]:
         """The assistant of ``conv`` and the version its turns use (the draft for a
         preview, else the published one); NotFound once it is gone or not the user's."""
-        row = await session.get(Assistant, conv.assistant_id or "")
-        chat = await session.get(AssistantChat, conv.id)
-        preview = chat is not None and chat.draft
+        # one statement: the assistant, whether this chat is a preview, and the
+        # version a turn of it uses (the draft for a preview, else the published one)
+        chat = select(AssistantChat.draft).where(AssistantChat.conversation_id == conv.id)
+        preview_col = chat.scalar_subquery()
+        version_id = sa.case(
+            (preview_col.is_(True), Assistant.draft_version_id),
+            else_=sa.func.coalesce(Assistant.published_version_id, Assistant.draft_version_id),
+        )
+        found = (
+            await session.execute(
+                select(Assistant, preview_col, AssistantVersion)
+                .outerjoin(AssistantVersion, AssistantVersion.id == version_id)
+                .where(Assistant.id == (conv.assistant_id or ""))
+            )
+        ).first()
+        row, preview, version = found if found is not None else (None, None, None)
         role = None if row is None else await self.access.role(session, user_id, row, None)
         if row is None or role is None or (preview and RANK[role] < RANK["edit"]):
             raise NotFound(
                 "assistant", "This chat's assistant was deleted or is no longer yours to use."
             )
-        wanted = row.draft_version_id if preview else None
-        version = await self._version(session, wanted or row.published_version_id)
-        if version is None:
-            version = await self._version(session, row.draft_version_id)
         assert version is not None
         return row, version
 
