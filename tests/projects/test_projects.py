@@ -201,3 +201,24 @@ async def test_a_projects_settings_export_and_import_without_chats(
             ["calculator"],
         )
         assert imported["chats"] == 0 and imported["role"] == "owner"
+
+
+async def test_a_projects_default_assistant_is_one_of_the_users_own(
+    app: Any, client: Client, user: dict[str, Any], scripted: ScriptedModel
+) -> None:
+    mine = await client.post(
+        "/api/assistants", json={"config": {"name": "Gardener", "instructions": "Speak of roses."}}
+    )
+    project = await _project(client, assistant_id=mine.json()["id"])
+    conv = await _chat(client, project)
+    view = (await client.get(f"/api/conversations/{conv}")).json()["conversation"]
+    assert view["assistant_id"] == mine.json()["id"]
+    await _ask(client, conv, "Hello")
+    assert "Speak of roses." in _prompt(scripted)
+    async with make_client(app) as bob:
+        await signup(bob, "bob@example.com")
+        theirs = await _project(bob)
+        refused = await bob.patch(
+            f"/api/projects/{theirs}", json={"assistant_id": mine.json()["id"]}
+        )
+        assert refused.status_code == 422 and refused.json()["code"] == "unknown_assistant"

@@ -183,13 +183,18 @@ class ProjectService:
             if s.model not in {m.ref for m in offered}:
                 raise Invalid(f"The model {s.model!r} is not available to you.", "unknown_model")
         if s.assistant_id:
-            usable = await session.scalar(
+            # one of the user's own: a project never names (or probes for) an
+            # assistant its editor could not share
+            mine = await session.scalar(
                 select(sa.literal(1))
                 .select_from(_ASSISTANTS)
-                .where(_ASSISTANTS.c.id == s.assistant_id)
+                .where(_ASSISTANTS.c.id == s.assistant_id, _ASSISTANTS.c.user_id == user_id)
             )
-            if usable is None:
-                raise Invalid("No such assistant.", "unknown_assistant")
+            if mine is None:
+                raise Invalid(
+                    "A project's default assistant is one of your own assistants.",
+                    "unknown_assistant",
+                )
 
     @staticmethod
     def _apply(row: Project, s: ProjectSettings) -> None:
@@ -501,4 +506,4 @@ class ProjectService:
             return (), [str(i) for i in ids.all()]
 
 
-_ASSISTANTS = sa.table("assistants", sa.column("id"))
+_ASSISTANTS = sa.table("assistants", sa.column("id"), sa.column("user_id"))
