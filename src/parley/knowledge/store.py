@@ -7,6 +7,7 @@ the unit of work (they commit).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
@@ -58,8 +59,10 @@ async def lent_files(
     owner and never list, serve or copy them. ``have``: ids the chat already sees."""
     collections: list[str] = []
     files: list[str] = []
-    for lookup in lookups:
-        found = await also_for(lookup, user_id, conversation_id)
+    # the lenders are independent (an assistant's, a project's): asked together
+    for found in await asyncio.gather(
+        *(also_for(lookup, user_id, conversation_id) for lookup in lookups)
+    ):
         if found:
             collections += found[0]
             files += found[1]
