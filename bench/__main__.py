@@ -29,6 +29,7 @@ NAMES = (
     "images",
     "routing",
     "reconnect",
+    "assistants",
 )
 
 
@@ -77,6 +78,10 @@ def _runner(name: str) -> Callable[[bool], Table]:
         from bench import reconnect
 
         return reconnect.run
+    if name == "assistants":
+        from bench import assistants
+
+        return assistants.run
     if name == "scoped_search":
         from bench import scoped_search
 

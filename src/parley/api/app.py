@@ -45,6 +45,7 @@ from parley.auth.accounts import count_users
 from parley.config import Settings, load_settings
 from parley.container import Services
 from parley.gc_policy import ServerGC
+from parley.groups.feature import groups_feature
 from parley.http.middleware import BodyLimit, SecurityHeaders, ShareLoop
 from parley.http.problems import install_problem_handlers
 from parley.images.feature import images_feature
@@ -53,6 +54,7 @@ from parley.instance.providers import RegistrySync, database_providers
 from parley.instance.values import get_value
 from parley.knowledge.feature import knowledge_feature
 from parley.memory.feature import memory_feature
+from parley.projects.feature import projects_feature
 from parley.providers.base import Provider
 from parley.providers.registry import ModelRegistry
 from parley.responses.feature import responses_feature
@@ -79,7 +81,9 @@ log = logging.getLogger("parley")
 # Every optional capability, in start order. A new feature adds its factory here
 # (and nothing else outside its own package): see docs/ARCHITECTURE.md.
 DEFAULT_FEATURES: list[FeatureFactory] = [
+    groups_feature,
     assistants_feature,
+    projects_feature,
     knowledge_feature,
     web_tools_feature,
     sandbox_feature,

@@ -31,6 +31,8 @@ from parley.seam import (
     CONVERSATION_FILES,
     CONVERSATION_IMAGES,
     CONVERSATION_KNOWLEDGE,
+    PROJECT_KNOWLEDGE,
+    SHARED_KNOWLEDGE,
     FeatureContext,
 )
 from parley.usage.ledger import UsageLedger
@@ -96,6 +98,8 @@ class KnowledgeFeature:
         await self._service.replay_deletions()  # left by a crash after a deletion's commit
         self._source = FileContext(ctx.db, retriever, self.blobs, self.settings)
         self._source.also = ctx.lookup(CONVERSATION_KNOWLEDGE)
+        shared, project = ctx.lookup(SHARED_KNOWLEDGE), ctx.lookup(PROJECT_KNOWLEDGE)
+        self._source.lent = [shared, project]
         ctx.add_context_source(self._source)
         ctx.add_tool(make_search_tool(ctx.db, retriever, self.settings, self._source), replace=True)
         self._ctx = ctx

@@ -30,13 +30,12 @@ from typing import Any
 
 from parley.memory.forget_words import parse_forget
 from parley.memory.forgetting import ForgetService
-from parley.memory.recall import Scope
+from parley.memory.scopes import home_of, recall_scope
 from parley.memory.service import (
     MemoryService,
     Recalled,
     memory_enabled,
     review_enabled,
-    scope_of,
 )
 from parley.memory.store import MemoryStore
 from parley.memory.text import clean_fact, content_words, parse_request, supported_by
@@ -180,10 +179,10 @@ class MemoryExtractor:
     async def extract(self, info: TurnInfo, changed: list[MemorySource] | None = None) -> list[str]:
         """Run extraction for one user message; returns what was done (for tests and
         evals) and appends what it changed to ``changed``."""
-        scope = scope_of(info.project_id, info.assistant_id)
+        scope = home_of(info)
         review = review_enabled(info.preferences)
         related: list[Recalled] = await self.service.recall(
-            info.user_id, info.query, Scope(info.project_id, info.assistant_id), RELATED
+            info.user_id, info.query, recall_scope(info), RELATED
         )
         if review:  # what waits for approval can be updated too, instead of proposed twice
             waiting = await self._pending_related(info.user_id, info.query, scope)
