@@ -26,6 +26,8 @@ NAMES = (
     "resume",
     "scoped_search",
     "responses",
+    "jobs",
+    "storage_s3",
 )
 
 
@@ -62,6 +64,14 @@ def _runner(name: str) -> Callable[[bool], Table]:
         from bench import responses
 
         return responses.run
+    if name == "jobs":
+        from bench import jobs
+
+        return jobs.run
+    if name == "storage_s3":
+        from bench import storage_s3
+
+        return storage_s3.run
     if name == "scoped_search":
         from bench import scoped_search
 

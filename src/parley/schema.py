@@ -9,6 +9,7 @@ migration path loads no web framework.
 
 # isort: split
 import parley.assistants.tables as assistants_tables  # assistants and their versions
+import parley.jobs.tables as jobs_tables  # durable jobs
 import parley.knowledge.tables as knowledge_tables  # files and knowledge
 import parley.memory.tables as memory_tables  # saved memories
 import parley.responses.tables as responses_tables  # /v1/responses records
@@ -30,4 +31,4 @@ FEATURE_TABLE_MODULES = (
     web_tools_tables,
 )
 
-__all__ = ["FEATURE_TABLE_MODULES", "Base", "failover_tables", "metadata"]
+__all__ = ["FEATURE_TABLE_MODULES", "Base", "failover_tables", "jobs_tables", "metadata"]
