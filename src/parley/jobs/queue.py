@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy import delete, func, or_, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 
 from parley.jobs.tables import STATES, Job
@@ -199,6 +199,35 @@ class JobQueue:
             )
             await session.commit()
         return getattr(result, "rowcount", 0) == 1
+
+    async def complete_many(self, jobs: list[Claimed]) -> set[str]:
+        """``complete`` for several held jobs in one transaction (a worker's finished
+        jobs, batched while the previous commit was in flight); the ids marked done."""
+        if not jobs:
+            return set()
+        now = utcnow()
+        async with self.db.session() as session:
+            rows = await session.execute(
+                update(Job)
+                .where(
+                    tuple_(Job.id, Job.worker, Job.attempts).in_(
+                        [(job.id, job.worker, job.attempt) for job in jobs]
+                    ),
+                    Job.state == "running",
+                )
+                .values(
+                    state="done",
+                    active_key=None,
+                    lease_until=None,
+                    finished_at=now,
+                    updated_at=now,
+                )
+                .returning(Job.id)
+                .execution_options(synchronize_session=False)
+            )
+            done = {r.id for r in rows}
+            await session.commit()
+        return done
 
     async def fail(self, job: Claimed, error: str, *, permanent: bool = False) -> str:
         """Record a failed attempt: queued again after a backoff, or ``dead`` when it

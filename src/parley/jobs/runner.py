@@ -82,6 +82,10 @@ class Jobs:
         self._loop_task: asyncio.Task[None] | None = None
         self._beat_task: asyncio.Task[None] | None = None
         self._stopping = False
+        self._finished: list[tuple[Claimed, asyncio.Future[None]]] = []
+        self._completing: set[str] = set()  # finished, being marked done
+        self._finish_wake = asyncio.Event()
+        self._finish_task: asyncio.Task[None] | None = None
         self.ran: Counter[str] = Counter()  # jobs this process finished, by kind (tests, bench)
 
     # ------------------------------------------------------------ registration
@@ -134,6 +138,7 @@ class Jobs:
         self._stopping = False
         self._loop_task = asyncio.create_task(self._loop(), name="parley-jobs")
         self._beat_task = asyncio.create_task(self._heartbeat(), name="parley-jobs-lease")
+        self._finish_task = asyncio.create_task(self._completer(), name="parley-jobs-done")
 
     async def stop(self, grace_s: float = 10.0) -> None:
         """Claim nothing more; let running jobs finish for ``grace_s``, hand the rest back."""
@@ -154,6 +159,11 @@ class Jobs:
             with contextlib.suppress(Exception):
                 await self.queue.release(job)
         self._running.clear()
+        if self._finish_task is not None:
+            self._finish_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._finish_task
+            self._finish_task = None
         if self._beat_task is not None:
             self._beat_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -163,22 +173,32 @@ class Jobs:
     async def _loop(self) -> None:
         purge_at = 0.0
         loop = asyncio.get_running_loop()
+        batch = max(1, self.concurrency // 4)
+        woken = False
         while True:
-            try:
-                claimed = await self._claim_some()
-                if loop.time() >= purge_at:
-                    purge_at = loop.time() + PURGE_EVERY_S
-                    await self.queue.purge_done(KEEP_DONE)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("claiming jobs failed")
-                claimed = 0
-            if claimed and len(self._running) < self.concurrency:
+            room = self.concurrency - len(self._running)
+            claimed = 0
+            # After a wake-up (a job finished here), claim once a few slots are free:
+            # fewer, larger claims than one per finished job. A poll tick claims for
+            # any free slot.
+            if room >= batch or (room > 0 and not woken):
+                try:
+                    claimed = await self._claim_some()
+                    if loop.time() >= purge_at:
+                        purge_at = loop.time() + PURGE_EVERY_S
+                        await self.queue.purge_done(KEEP_DONE)
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    log.exception("claiming jobs failed")
+            if claimed and self.concurrency - len(self._running) >= batch:
                 continue
             self._wake.clear()
-            with contextlib.suppress(TimeoutError):
+            try:
                 await asyncio.wait_for(self._wake.wait(), self.poll_s)
+                woken = True
+            except TimeoutError:
+                woken = False
 
     async def _claim_some(self) -> int:
         busy = Counter(job.kind for job, _ in self._running.values())
@@ -210,12 +230,34 @@ class Jobs:
             await self._record_failure(job, f"{type(exc).__name__}: {exc}")
         else:
             self.ran[job.kind] += 1
+            self._completing.add(job.id)
+            done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._finished.append((job, done))
+            self._finish_wake.set()
             with contextlib.suppress(Exception):
-                await self.queue.complete(job)
+                await done
         finally:
+            self._completing.discard(job.id)
             if not self._stopping:
                 self._running.pop(job.id, None)
                 self._wake.set()
+
+    async def _completer(self) -> None:
+        """Mark finished jobs done, every job that finished while the previous commit
+        was in flight in one transaction (a commit per job would cap the rate)."""
+        while True:
+            await self._finish_wake.wait()
+            self._finish_wake.clear()
+            batch, self._finished = self._finished, []
+            if not batch:
+                continue
+            try:
+                await self.queue.complete_many([job for job, _ in batch])
+            except Exception:
+                log.exception("marking %d job(s) done failed (they will run again)", len(batch))
+            for _, done in batch:
+                if not done.done():
+                    done.set_result(None)
 
     async def _record_failure(self, job: Claimed, error: str, *, permanent: bool = False) -> None:
         try:
@@ -236,7 +278,11 @@ class Jobs:
                 log.exception("renewing job leases failed")
                 continue
             for job_id in held_ids:
-                if job_id not in held and job_id in self._running:
+                if (
+                    job_id not in held
+                    and job_id in self._running
+                    and job_id not in self._completing
+                ):
                     job, task = self._running.pop(job_id)
                     log.warning("lost the lease of job %s (%s): cancelled here", job_id, job.kind)
                     task.cancel()
