@@ -96,7 +96,8 @@ class SeaweedFS:
                 "-s3",
                 f"-s3.port={s3}",
                 f"-s3.config={config}",
-                "-master.volumeSizeLimitMB=256",
+                "-master.volumeSizeLimitMB=1024",
+                "-volume.max=0",  # as many volumes as the disk holds (default 8: a few GB)
             ],
             stdout=log,
             stderr=subprocess.STDOUT,

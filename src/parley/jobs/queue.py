@@ -108,20 +108,24 @@ class JobQueue:
 
     # ------------------------------------------------------------ workers
 
-    async def claim(self, kinds: list[str], worker: str, limit: int) -> list[Claimed]:
-        """Take up to ``limit`` due jobs of ``kinds`` (queued ones, and running ones whose
-        lease ran out) for ``worker``, with a fresh lease; each claim is one attempt."""
+    async def claim(
+        self, kinds: list[str], worker: str, limit: int, *, expired: bool = True
+    ) -> list[Claimed]:
+        """Take up to ``limit`` due jobs of ``kinds`` (queued ones, and with ``expired``
+        running ones whose lease ran out) for ``worker``, with a fresh lease; each claim
+        is one attempt. Without ``expired`` the query is a range of the (state,
+        run_after) index: the hot path; expired leases are looked for less often."""
         if not kinds or limit <= 0:
             return []
         now = utcnow()
+        queued = (Job.state == "queued") & (Job.run_after <= now)
         due = (
             select(Job.id)
             .where(
                 Job.kind.in_(kinds),
-                or_(
-                    (Job.state == "queued") & (Job.run_after <= now),
-                    (Job.state == "running") & (Job.lease_until < now),
-                ),
+                or_(queued, (Job.state == "running") & (Job.lease_until < now))
+                if expired
+                else queued,
             )
             .order_by(Job.run_after)
             .limit(limit)

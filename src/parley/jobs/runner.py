@@ -84,6 +84,7 @@ class Jobs:
         self._stopping = False
         self._finished: list[tuple[Claimed, asyncio.Future[None]]] = []
         self._completing: set[str] = set()  # finished, being marked done
+        self._expired_at = 0.0  # when to look for jobs whose lease ran out next
         self._finish_wake = asyncio.Event()
         self._finish_task: asyncio.Task[None] | None = None
         self.ran: Counter[str] = Counter()  # jobs this process finished, by kind (tests, bench)
@@ -203,11 +204,16 @@ class Jobs:
     async def _claim_some(self) -> int:
         busy = Counter(job.kind for job, _ in self._running.values())
         total = 0
+        # jobs whose worker died are looked for every third of a lease, not every claim
+        now = asyncio.get_running_loop().time()
+        expired = now >= self._expired_at
+        if expired:
+            self._expired_at = now + self.queue.lease_s / 3
         for kind, spec in list(self._kinds.items()):
             room = min(spec.concurrency - busy[kind], self.concurrency - len(self._running))
             if room <= 0:
                 continue
-            for job in await self.queue.claim([kind], self.worker, room):
+            for job in await self.queue.claim([kind], self.worker, room, expired=expired):
                 task = asyncio.create_task(self._run(job), name=f"job-{job.kind}-{job.id}")
                 self._running[job.id] = (job, task)
                 total += 1

@@ -222,7 +222,13 @@ class S3ObjectStore:
         )
         from boto3.s3.transfer import TransferConfig
 
-        self._transfer = TransferConfig(multipart_threshold=16 * CHUNK, use_threads=False)
+        # a large file goes up in 16 MiB parts, four at once
+        self._transfer = TransferConfig(
+            multipart_threshold=16 * CHUNK,
+            multipart_chunksize=16 * CHUNK,
+            use_threads=True,
+            max_concurrency=4,
+        )
 
     def _key(self, key: str) -> str:
         return self.prefix + check_key(key)

@@ -13,6 +13,10 @@ import type {
   ConversationUpdate,
   CreatedApiKey,
   FailoverOverview,
+  Job,
+  JobList,
+  JobState,
+  StorageSettings,
   ImportReport,
   KeyCreate,
   KeyList,
@@ -377,6 +381,11 @@ export const admin = {
     request<FailoverOverview>('/api/admin/failover/fallbacks', { method: 'PUT', body: { model, fallbacks } }),
   resetBreaker: (provider: string) =>
     request<FailoverOverview>('/api/admin/failover/breakers/reset', { method: 'POST', body: { provider } }),
+  jobs: (state: JobState | null = null) =>
+    request<JobList>(state ? `/api/admin/jobs?state=${enc(state)}` : '/api/admin/jobs'),
+  retryJob: (id: string) => request<Job>(`/api/admin/jobs/${enc(id)}/retry`, { method: 'POST' }),
+  discardJob: (id: string) => request<void>(`/api/admin/jobs/${enc(id)}`, { method: 'DELETE' }),
+  storage: () => request<StorageSettings>('/api/admin/storage'),
 };
 
 /** Message for an unknown thrown value. */
