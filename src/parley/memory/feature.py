@@ -21,6 +21,7 @@ from fastapi import APIRouter
 
 from parley.config import Settings
 from parley.embeddings import Embedder, build_embedder
+from parley.jobs.runner import Jobs
 from parley.memory.context import MemoryContext
 from parley.memory.explain import recall_router
 from parley.memory.extract import MemoryExtractor, ModelResolver
@@ -28,7 +29,7 @@ from parley.memory.forgetting import ForgetContext, ForgetService
 from parley.memory.router import router as memories_router
 from parley.memory.service import MemoryService
 from parley.memory.store import expired_temporary_conversations
-from parley.memory.summaries import HistorySummarizer
+from parley.memory.summaries import SUMMARY_JOB, HistorySummarizer
 from parley.memory.tools import make_remember_tool, make_search_conversations_tool
 from parley.memory.userdata import MemoryUserData
 from parley.providers.base import ChatModel
@@ -129,7 +130,9 @@ class MemoryFeature:
             enabled=settings.summarize_history,
             trigger=settings.summary_trigger,
             keep=settings.summary_keep,
+            jobs=ctx.require(Jobs),
         )
+        ctx.require(Jobs).handle(SUMMARY_JOB, self.summarizer.run_job, concurrency=2)
         ctx.add_after_turn(self.extractor)
         ctx.add_after_turn(self.summarizer)
         # Listed last in DEFAULT_FEATURES: every other feature's conversation hook
