@@ -162,3 +162,35 @@ async def test_four_concurrent_claimers_run_every_job_once(database_url: str) ->
     if setup.dialect == "postgresql":
         assert len(workers) == 4  # every claimer got a share
     await setup.dispose()
+
+
+async def test_run_here_returns_the_result_and_leaves_a_failure_to_the_queue(
+    db: Database,
+) -> None:
+    """A job run at once by the process that queued it (an after-turn hook wants its
+    events): the result comes back; a failure stays queued for another attempt."""
+    jobs = Jobs(db, poll_s=0.02, backoff_base_s=0.01, backoff_max_s=0.02)
+    outcomes = iter(["fail", "ok"])
+
+    async def extract(job: Claimed) -> str:
+        if job.payload["mode"] == "flaky" and next(outcomes) == "fail":
+            raise RuntimeError("model timed out")
+        return f"learned from {job.payload['mode']} (attempt {job.attempt}, by {job.worker})"
+
+    jobs.handle("extract", extract)
+    assert await jobs.run_here("extract", {"mode": "calm"}, key="m1") == (
+        f"learned from calm (attempt 1, by {jobs.worker})"
+    )
+    assert (await jobs.queue.counts())["done"] == 1
+    assert await jobs.run_here("extract", {"mode": "flaky"}, key="m2") is None
+    [waiting] = await jobs.queue.recent("queued")
+    assert (waiting.attempts, waiting.last_error) == (1, "RuntimeError: model timed out")
+    # the same work asked again while it waits is not run twice
+    assert await jobs.run_here("extract", {"mode": "flaky"}, key="m2") is None
+    jobs.start()  # another attempt, by the loop (another worker, had this one died)
+    try:
+        await jobs.drain(["extract"], 20)
+    finally:
+        await jobs.stop()
+    assert jobs.ran["extract"] == 2
+    assert (await jobs.queue.counts()) == {"queued": 0, "running": 0, "done": 2, "dead": 0}

@@ -160,6 +160,41 @@ class JobQueue:
             await self._dead(job, "its worker stopped (lease expired) on the last attempt")
         return [job for job in claimed if job.attempt <= job.max_attempts]
 
+    async def claim_id(self, job_id: str, worker: str) -> Claimed | None:
+        """Take one queued job by id (the process that queued it runs it at once:
+        ``Jobs.run_here``); None when another worker was quicker."""
+        now = utcnow()
+        async with self.db.session() as session:
+            row = (
+                await session.execute(
+                    update(Job)
+                    .where(Job.id == job_id, Job.state == "queued")
+                    .values(
+                        state="running",
+                        attempts=Job.attempts + 1,
+                        lease_until=now + timedelta(seconds=self.lease_s),
+                        worker=worker,
+                        updated_at=now,
+                    )
+                    .returning(
+                        Job.id, Job.kind, Job.payload, Job.attempts, Job.max_attempts, Job.user_id
+                    )
+                    .execution_options(synchronize_session=False)
+                )
+            ).first()
+            await session.commit()
+        if row is None:
+            return None
+        return Claimed(
+            row.id,
+            row.kind,
+            dict(row.payload or {}),
+            row.attempts,
+            row.max_attempts,
+            row.user_id,
+            worker,
+        )
+
     async def renew(self, worker: str, job_ids: list[str]) -> set[str]:
         """Extend the leases ``worker`` holds; the ids it still holds."""
         if not job_ids:

@@ -42,7 +42,7 @@ __all__ = ["Handler", "Jobs", "Permanent"]
 
 log = logging.getLogger(__name__)
 
-Handler = Callable[[Claimed], Awaitable[None]]
+Handler = Callable[[Claimed], Awaitable[Any]]
 PURGE_EVERY_S = 3600.0
 KEEP_DONE = timedelta(days=1)
 
@@ -121,6 +121,56 @@ class Jobs:
         )
         self._wake.set()
         return job_id
+
+    async def run_here(
+        self,
+        kind: str,
+        payload: dict[str, Any],
+        *,
+        key: str | None = None,
+        user_id: str | None = None,
+    ) -> Any:
+        """Queue a job and run it now in this process, returning its handler's result.
+
+        For work whose result this process wants at once (an after-turn hook's late
+        event on a stream only this worker holds) and that must not be lost if the
+        process dies: the job is durable from the start, so a worker killed midway
+        leaves it to another (which runs it without anyone waiting for the result).
+        None when the same work is already queued or running, another worker took
+        it first, or it failed (then it is retried elsewhere after its backoff)."""
+        spec = self._kinds.get(kind)
+        if spec is None:
+            raise KeyError(f"no handler for {kind!r}")
+        job_id = await self.queue.enqueue(
+            kind, payload, key=key, user_id=user_id, max_attempts=spec.max_attempts
+        )
+        if job_id is None:
+            return None
+        job = await self.queue.claim_id(job_id, self.worker)
+        if job is None:
+            return None
+        renewing = asyncio.create_task(self._renew_one(job.id), name=f"job-lease-{job.id}")
+        try:
+            result = await spec.handler(job)
+        except Permanent as exc:
+            await self._record_failure(job, str(exc) or type(exc).__name__, permanent=True)
+            return None
+        except Exception as exc:
+            log.warning("job %s (%s) failed here: %r", job.id, job.kind, exc)
+            await self._record_failure(job, f"{type(exc).__name__}: {exc}")
+            return None
+        finally:
+            renewing.cancel()
+        self.ran[job.kind] += 1
+        with contextlib.suppress(Exception):
+            await self.queue.complete(job)
+        return result
+
+    async def _renew_one(self, job_id: str) -> None:
+        while True:
+            await asyncio.sleep(max(0.05, self.queue.lease_s / 3))
+            with contextlib.suppress(Exception):
+                await self.queue.renew(self.worker, [job_id])
 
     def wake(self) -> None:
         """Look for jobs now (an admin queued one again)."""

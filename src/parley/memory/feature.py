@@ -24,7 +24,7 @@ from parley.embeddings import Embedder, build_embedder
 from parley.jobs.runner import Jobs
 from parley.memory.context import MemoryContext
 from parley.memory.explain import recall_router
-from parley.memory.extract import MemoryExtractor, ModelResolver
+from parley.memory.extract import EXTRACT_JOB, MemoryExtractor, ModelResolver
 from parley.memory.forgetting import ForgetContext, ForgetService
 from parley.memory.router import router as memories_router
 from parley.memory.service import MemoryService
@@ -123,7 +123,9 @@ class MemoryFeature:
             self.model_for("memory"),
             enabled=settings.memory_auto,
             forgets=self.forgets,
+            jobs=ctx.require(Jobs),
         )
+        ctx.require(Jobs).handle(EXTRACT_JOB, self.extractor.run_job, concurrency=2)
         self.summarizer = HistorySummarizer(
             ctx.db,
             self.model_for("summary"),

@@ -21,47 +21,31 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import fields
-from typing import Any
 
 from parley.engine.context import summarize
 from parley.engine.tokens import message_tokens
 from parley.jobs.queue import Claimed
 from parley.jobs.runner import Jobs
 from parley.memory.extract import ModelResolver
+from parley.memory.turninfo import turn_info_from_json, turn_info_json
 from parley.messages import Message
-from parley.providers.base import ModelInfo
 from parley.storage.conversations import ConversationStore
 from parley.storage.db import Database
 from parley.storage.tables import Message as MessageRow
 from parley.turns.history import history_from_rows, split_summarized
 from parley.turns.hooks import TurnInfo
 
-__all__ = ["SUMMARY_JOB", "SYSTEM_ALLOWANCE", "HistorySummarizer", "plan_summary"]
+__all__ = [
+    "SUMMARY_JOB",
+    "SYSTEM_ALLOWANCE",
+    "HistorySummarizer",
+    "plan_summary",
+]
 
 log = logging.getLogger(__name__)
 
 SYSTEM_ALLOWANCE = 0.15  # of the window: system prompt, memories, tool schemas
 SUMMARY_JOB = "memory.summarize"
-
-
-def turn_info_json(info: TurnInfo) -> dict[str, Any]:
-    """A turn's description as a job's JSON payload (the query is not needed)."""
-    data = {f.name: getattr(info, f.name) for f in fields(info) if f.name != "model"}
-    data["query"] = ""
-    data["model"] = {f.name: getattr(info.model, f.name) for f in fields(info.model)}
-    if data["model"]["visible_to"] is not None:
-        data["model"]["visible_to"] = list(data["model"]["visible_to"])
-    return data
-
-
-def turn_info_from_json(data: dict[str, Any]) -> TurnInfo:
-    model = dict(data["model"])
-    if model.get("visible_to") is not None:
-        model["visible_to"] = tuple(model["visible_to"])
-    known = {f.name for f in fields(TurnInfo)}
-    values = {k: v for k, v in data.items() if k in known and k != "model"}
-    return TurnInfo(model=ModelInfo(**model), **values)
 
 
 def history_budget(context_window: int, max_output_tokens: int) -> int:
