@@ -372,10 +372,11 @@ class JobQueue:
                 )
                 .execution_options(synchronize_session=False)
             )
-            await session.commit()
             if getattr(result, "rowcount", 0) != 1:
                 return None
-            return await session.get(Job, job_id)
+            row = await session.get(Job, job_id)  # as queued (a worker may claim it at once)
+            await session.commit()
+            return row
 
     async def discard(self, job_id: str) -> bool:
         """Delete a dead or waiting job (a running one is its worker's)."""

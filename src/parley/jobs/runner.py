@@ -47,6 +47,17 @@ PURGE_EVERY_S = 3600.0
 KEEP_DONE = timedelta(days=1)
 
 
+async def _finish(task: asyncio.Task[None] | None, limit_s: float = 30.0) -> None:
+    """Wait for a task asked to stop (cancelled only if it does not within the limit)."""
+    if task is None:
+        return
+    done, _ = await asyncio.wait({task}, timeout=limit_s)
+    if not done:
+        task.cancel()
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        await task
+
+
 class Permanent(Exception):
     """Raised by a handler: this job can never succeed; dead at once, no retries."""
 
@@ -82,6 +93,7 @@ class Jobs:
         self._loop_task: asyncio.Task[None] | None = None
         self._beat_task: asyncio.Task[None] | None = None
         self._stopping = False
+        self._stop_event = asyncio.Event()
         self._finished: list[tuple[Claimed, asyncio.Future[None]]] = []
         self._completing: set[str] = set()  # finished, being marked done
         self._expired_at = 0.0  # when to look for jobs whose lease ran out next
@@ -187,46 +199,47 @@ class Jobs:
         if self._loop_task is not None:
             return
         self._stopping = False
+        self._stop_event.clear()
         self._loop_task = asyncio.create_task(self._loop(), name="parley-jobs")
         self._beat_task = asyncio.create_task(self._heartbeat(), name="parley-jobs-lease")
         self._finish_task = asyncio.create_task(self._completer(), name="parley-jobs-done")
 
     async def stop(self, grace_s: float = 10.0) -> None:
-        """Claim nothing more; let running jobs finish for ``grace_s``, hand the rest back."""
+        """Claim nothing more; let running jobs finish for ``grace_s``, hand the rest back.
+
+        The loop, the heartbeat and the completer are asked to stop and end at their
+        next wait, never cancelled in the middle of a statement: a claim or a lease
+        renewal cut between its UPDATE and its COMMIT would leave rows locked on
+        PostgreSQL until the connection closed, and handing the jobs back would wait
+        on them."""
         self._stopping = True
-        for task in (self._loop_task,):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+        self._wake.set()
+        self._stop_event.set()
+        await _finish(self._loop_task)
         self._loop_task = None
         tasks = [task for _, task in self._running.values()]
         if tasks:
             await asyncio.wait(tasks, timeout=grace_s)
         for job, task in list(self._running.values()):
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
-            with contextlib.suppress(Exception):
-                await self.queue.release(job)
+            if not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+                with contextlib.suppress(Exception):  # bounded: shutdown never hangs here
+                    await asyncio.wait_for(self.queue.release(job), 5.0)
         self._running.clear()
-        if self._finish_task is not None:
-            self._finish_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._finish_task
-            self._finish_task = None
-        if self._beat_task is not None:
-            self._beat_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._beat_task
-            self._beat_task = None
+        self._finish_wake.set()
+        await _finish(self._finish_task)
+        self._finish_task = None
+        await _finish(self._beat_task)
+        self._beat_task = None
 
     async def _loop(self) -> None:
         purge_at = 0.0
         loop = asyncio.get_running_loop()
         batch = max(1, self.concurrency // 4)
         woken = False
-        while True:
+        while not self._stopping:
             room = self.concurrency - len(self._running)
             claimed = 0
             # After a wake-up (a job finished here), claim once a few slots are free:
@@ -306,6 +319,8 @@ class Jobs:
             self._finish_wake.clear()
             batch, self._finished = self._finished, []
             if not batch:
+                if self._stopping:
+                    return
                 continue
             try:
                 await self.queue.complete_many([job for job, _ in batch])
@@ -323,8 +338,11 @@ class Jobs:
 
     async def _heartbeat(self) -> None:
         every = max(0.05, self.queue.lease_s / 3)
-        while True:
-            await asyncio.sleep(every)
+        while not self._stopping:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop_event.wait(), every)
+            if self._stopping:
+                return
             held_ids = list(self._running)
             if not held_ids:
                 continue
