@@ -161,7 +161,8 @@ class Jobs:
         job = await self.queue.claim_id(job_id, self.worker)
         if job is None:
             return None
-        renewing = asyncio.create_task(self._renew_one(job.id), name=f"job-lease-{job.id}")
+        ended = asyncio.Event()
+        renewing = asyncio.create_task(self._renew_one(job.id, ended), name=f"job-lease-{job.id}")
         try:
             result = await spec.handler(job)
         except Permanent as exc:
@@ -172,15 +173,20 @@ class Jobs:
             await self._record_failure(job, f"{type(exc).__name__}: {exc}")
             return None
         finally:
-            renewing.cancel()
+            ended.set()  # it ends at its next wait: never cancelled mid-statement (see stop)
+            await _finish(renewing)
         self.ran[job.kind] += 1
         with contextlib.suppress(Exception):
             await self.queue.complete(job)
         return result
 
-    async def _renew_one(self, job_id: str) -> None:
-        while True:
-            await asyncio.sleep(max(0.05, self.queue.lease_s / 3))
+    async def _renew_one(self, job_id: str, ended: asyncio.Event) -> None:
+        every = max(0.05, self.queue.lease_s / 3)
+        while not ended.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(ended.wait(), every)
+            if ended.is_set():
+                return
             with contextlib.suppress(Exception):
                 await self.queue.renew(self.worker, [job_id])
 
