@@ -30,6 +30,8 @@ NAMES = (
     "routing",
     "reconnect",
     "assistants",
+    "jobs",
+    "storage_s3",
 )
 
 
@@ -82,6 +84,14 @@ def _runner(name: str) -> Callable[[bool], Table]:
         from bench import assistants
 
         return assistants.run
+    if name == "jobs":
+        from bench import jobs
+
+        return jobs.run
+    if name == "storage_s3":
+        from bench import storage_s3
+
+        return storage_s3.run
     if name == "scoped_search":
         from bench import scoped_search
 

@@ -11,6 +11,7 @@ migration path loads no web framework.
 import parley.assistants.tables as assistants_tables  # assistants and their versions
 import parley.groups.tables as groups_tables  # groups of users
 import parley.images.tables as images_tables  # image providers, generated images
+import parley.jobs.tables as jobs_tables  # durable jobs
 import parley.knowledge.tables as knowledge_tables  # files and knowledge
 import parley.memory.tables as memory_tables  # saved memories
 import parley.projects.tables as projects_tables  # projects and their members
@@ -39,4 +40,11 @@ FEATURE_TABLE_MODULES = (
     web_tools_tables,
 )
 
-__all__ = ["FEATURE_TABLE_MODULES", "Base", "failover_tables", "metadata", "signal_tables"]
+__all__ = [
+    "FEATURE_TABLE_MODULES",
+    "Base",
+    "failover_tables",
+    "jobs_tables",
+    "metadata",
+    "signal_tables",
+]

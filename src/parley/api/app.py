@@ -22,6 +22,7 @@ from parley import __version__
 from parley.api.routers import (
     admin,
     admin_failover,
+    admin_jobs,
     admin_routing,
     auth,
     chat,
@@ -52,6 +53,7 @@ from parley.images.feature import images_feature
 from parley.instance.model_downloads import ModelDownloads
 from parley.instance.providers import RegistrySync, database_providers
 from parley.instance.values import get_value
+from parley.jobs.runner import Jobs
 from parley.knowledge.feature import knowledge_feature
 from parley.memory.feature import memory_feature
 from parley.projects.feature import projects_feature
@@ -100,6 +102,7 @@ def create_app(
     tools: ToolRegistry | None = None,
     features: Sequence[FeatureFactory] | None = None,
     server_process: bool = False,
+    run_jobs: bool | None = None,
 ) -> FastAPI:
     """The ASGI app; nothing starts until its lifespan runs.
 
@@ -108,6 +111,10 @@ def create_app(
     objects that live for the whole process are frozen; full collections run
     once a minute instead of whenever load churns the young generations), and
     the SQLite pool opens its connections in the background while idle.
+
+    ``run_jobs``: whether this process claims and runs background jobs
+    (``parley.jobs``); None follows ``jobs_in_server``. ``parley worker`` passes
+    True and serves no HTTP.
     """
     settings = settings or load_settings()
     collector = ServerGC() if server_process else None
@@ -181,6 +188,15 @@ def create_app(
         services.provide(Metrics, meter)
         services.provide(Tracing, tracing)
         services.provide(BUDGET_METRICS, meter.budget)  # the budgets feature reports use here
+        jobs = Jobs(
+            db,
+            concurrency=settings.jobs_concurrency,
+            lease_s=settings.jobs_lease_s,
+            poll_s=settings.jobs_poll_s,
+            backoff_base_s=settings.jobs_backoff_base_s,
+            backoff_max_s=settings.jobs_backoff_max_s,
+        )
+        services.provide(Jobs, jobs)  # features register handlers and enqueue at start
         context = FeatureContext(
             settings=settings,
             db=db,
@@ -195,6 +211,8 @@ def create_app(
             for feature in enabled:
                 await feature.start(context)
                 started.append(feature)
+            if settings.jobs_in_server if run_jobs is None else run_jobs:
+                jobs.start()  # after every feature registered its handlers
             if collector is not None:
                 collector.start()
             if server_process:
@@ -209,6 +227,7 @@ def create_app(
                     await warming
             if collector is not None:
                 await collector.stop()
+            await jobs.stop()  # running jobs finish or go back to the queue
             for feature in reversed(started):
                 await feature.stop()
             await downloads.aclose()
@@ -249,6 +268,7 @@ def create_app(
         admin_failover,
         admin_routing,
         metrics,
+        admin_jobs,
         setup,
         local_models,
         openai_api,

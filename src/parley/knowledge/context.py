@@ -347,7 +347,7 @@ class FileContext:
         if row.size_bytes > MAX_IMAGE_BYTES:
             return None
         try:
-            data = await asyncio.to_thread(self.blobs.path(row.sha256).read_bytes)
+            data = await asyncio.to_thread(lambda: self.blobs.local(row.sha256).read_bytes())
         except OSError:
             return None
         encoded = base64.b64encode(data).decode("ascii")

@@ -221,6 +221,63 @@ export interface paths {
         patch: operations["change_provider_api_admin_images_providers__provider_id__patch"];
         trace?: never;
     };
+    "/api/admin/jobs": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List Jobs */
+        get: operations["list_jobs_api_admin_jobs_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/admin/jobs/{job_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Discard Job
+         * @description 404 when there is no such job, or it is running or done.
+         */
+        delete: operations["discard_job_api_admin_jobs__job_id__delete"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/admin/jobs/{job_id}/retry": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Retry Job
+         * @description 404 when there is no such job, or it is running or done.
+         */
+        post: operations["retry_job_api_admin_jobs__job_id__retry_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/admin/local-models": {
         parameters: {
             query?: never;
@@ -574,6 +631,23 @@ export interface paths {
          * @description Model servers answering on this machine's usual ports, with their models.
          */
         get: operations["local_servers_api_admin_setup_local_servers_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/admin/storage": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Storage Settings */
+        get: operations["storage_settings_api_admin_storage_get"];
         put?: never;
         post?: never;
         delete?: never;
@@ -4584,6 +4658,83 @@ export interface components {
              */
             object?: "list";
         };
+        /** JobCounts */
+        JobCounts: {
+            /** Dead */
+            dead: number;
+            /** Done */
+            done: number;
+            /** Queued */
+            queued: number;
+            /** Running */
+            running: number;
+        };
+        /** JobList */
+        JobList: {
+            counts: components["schemas"]["JobCounts"];
+            /** Items */
+            items: components["schemas"]["JobPublic"][];
+            /**
+             * Runs Here
+             * @description this server process runs jobs (else only workers do)
+             */
+            runs_here: boolean;
+        };
+        /** JobPublic */
+        JobPublic: {
+            /** Attempts */
+            attempts: number;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Finished At */
+            finished_at: string | null;
+            /** Id */
+            id: string;
+            /**
+             * Kind
+             * @description what the job does, e.g. knowledge.ingest
+             */
+            kind: string;
+            /** Last Error */
+            last_error: string | null;
+            /** Lease Until */
+            lease_until: string | null;
+            /** Max Attempts */
+            max_attempts: number;
+            /** Payload */
+            payload: {
+                [key: string]: unknown;
+            };
+            /**
+             * Run After
+             * Format: date-time
+             * @description a queued job waits until then (retry backoff)
+             */
+            run_after: string;
+            /**
+             * State
+             * @enum {string}
+             */
+            state: "queued" | "running" | "done" | "dead";
+            /**
+             * Updated At
+             * Format: date-time
+             */
+            updated_at: string;
+            /**
+             * User Id
+             * @description whose work it is, when it is a user's
+             */
+            user_id: string | null;
+            /**
+             * Worker
+             * @description the worker holding a running job
+             */
+            worker: string | null;
+        };
         /** KeyCreate */
         KeyCreate: {
             /**
@@ -6668,6 +6819,36 @@ export interface components {
             /** Url */
             url: string;
         };
+        /** StoragePublic */
+        StoragePublic: {
+            /** Access Key Id */
+            access_key_id: string | null;
+            /**
+             * Backend
+             * @enum {string}
+             */
+            backend: "local" | "s3";
+            /** Bucket */
+            bucket: string | null;
+            /** Endpoint Url */
+            endpoint_url: string | null;
+            /**
+             * Location
+             * @description the data directory, or the bucket's endpoint and name
+             */
+            location: string;
+            /** Path Style */
+            path_style: boolean | null;
+            /** Prefix */
+            prefix: string | null;
+            /** Region */
+            region: string | null;
+            /**
+             * Secret Set
+             * @description a secret key is configured (it is never shown)
+             */
+            secret_set: boolean;
+        };
         /** StoredCompletion */
         StoredCompletion: {
             /** Choices */
@@ -7992,6 +8173,98 @@ export interface operations {
             };
         };
     };
+    list_jobs_api_admin_jobs_get: {
+        parameters: {
+            query?: {
+                state?: ("queued" | "running" | "done" | "dead") | null;
+                limit?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["JobList"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    discard_job_api_admin_jobs__job_id__delete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                job_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    retry_job_api_admin_jobs__job_id__retry_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                job_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["JobPublic"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
     list_local_models_api_admin_local_models_get: {
         parameters: {
             query?: never;
@@ -8706,6 +8979,26 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["LocalServerList"];
+                };
+            };
+        };
+    };
+    storage_settings_api_admin_storage_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StoragePublic"];
                 };
             };
         };

@@ -87,6 +87,11 @@ export type ModelIn = Schemas['ModelIn'];
 export type ProviderTestResult = Schemas['ProviderTestResult'];
 /** Admin > Providers > Failover: every model's fallbacks, the providers' circuits. */
 export type FailoverOverview = Schemas['FailoverOverview'];
+// ---- Admin > Jobs (the durable job queue) and where files are stored ----
+export type Job = Schemas['JobPublic'];
+export type JobState = Job['state'];
+export type JobList = Schemas['JobList'];
+export type StorageSettings = Schemas['StoragePublic'];
 export type FallbackEntry = Schemas['FallbackEntry'];
 export type BreakerOut = Schemas['BreakerOut'];
 /** Admin > Providers > Routing: the Auto model's rules per scope. */
