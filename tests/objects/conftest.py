@@ -6,10 +6,10 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from bench.seaweed import ACCESS_KEY, REGION, SECRET_KEY, SeaweedFS
+from s3helpers import s3_settings
 
 from parley.storage.objects import LocalObjectStore, ObjectStore, S3ObjectStore
 
@@ -20,20 +20,6 @@ KINDS = ("local", "s3")
 def s3server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedFS]:
     with SeaweedFS(tmp_path_factory.mktemp("seaweedfs")) as server:
         yield server
-
-
-def s3_settings(server: SeaweedFS, bucket: str, prefix: str = "") -> dict[str, Any]:
-    """The settings that put an app's files in ``bucket`` on ``server``."""
-    return {
-        "storage_backend": "s3",
-        "s3_endpoint_url": server.endpoint,
-        "s3_bucket": bucket,
-        "s3_region": REGION,
-        "s3_access_key_id": ACCESS_KEY,
-        "s3_secret_access_key": SECRET_KEY,
-        "s3_path_style": True,
-        "s3_prefix": prefix,
-    }
 
 
 @pytest.fixture(params=KINDS)

@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from s3helpers import s3_settings
 
 from apihelpers import Client, make_client, signup
-from conftest import s3_settings
 from parley.jobs.runner import Jobs
 from parley.knowledge.feature import KnowledgeFeature
 from parley.sandbox.feature import SandboxFeature
