@@ -9,6 +9,7 @@ migration path loads no web framework.
 
 # isort: split
 import parley.assistants.tables as assistants_tables  # assistants and their versions
+import parley.budgets.tables as budgets_tables  # budgets, rate limits, their counters
 import parley.knowledge.tables as knowledge_tables  # files and knowledge
 import parley.memory.tables as memory_tables  # saved memories
 import parley.responses.tables as responses_tables  # /v1/responses records
@@ -22,6 +23,7 @@ metadata = Base.metadata
 
 FEATURE_TABLE_MODULES = (
     assistants_tables,
+    budgets_tables,
     knowledge_tables,
     memory_tables,
     responses_tables,

@@ -35,10 +35,12 @@ from parley.api.routers import (
     usage,
     web,
 )
+from parley.api.routers import budgets as budgets_router
 from parley.api.schemas import Health
 from parley.api.stream_events import document_stream_events
 from parley.assistants.feature import assistants_feature
 from parley.auth.accounts import count_users
+from parley.budgets.service import Budgets
 from parley.config import Settings, load_settings
 from parley.container import Services
 from parley.gc_policy import ServerGC
@@ -52,7 +54,7 @@ from parley.providers.base import Provider
 from parley.providers.registry import ModelRegistry
 from parley.responses.feature import responses_feature
 from parley.sandbox.feature import sandbox_feature
-from parley.seam import Feature, FeatureContext, FeatureFactory
+from parley.seam import USER_GROUPS, Feature, FeatureContext, FeatureFactory
 from parley.storage.conversations import fail_stale_streaming
 from parley.storage.db import Database
 from parley.tools import ToolRegistry, default_registry
@@ -137,6 +139,15 @@ def create_app(
         services.provide(UserDataHooks, UserDataHooks())  # features add theirs at start
         ledger = UsageLedger(db)
         services.provide(UsageLedger, ledger)  # every billable call writes a row
+        budgets = Budgets(
+            db,
+            ledger.prices,
+            currency=settings.currency,
+            lease_s=settings.budget_lease_s,
+            groups=lambda: services.get(USER_GROUPS),  # no groups feature: in no group
+        )
+        services.provide(Budgets, budgets)  # every model call reserves, then settles
+        ledger.on_charge.append(budgets.charged)  # after-turn work: charged, not refused
         context = FeatureContext(
             settings=settings,
             db=db,
@@ -170,6 +181,7 @@ def create_app(
             await downloads.aclose()
             await turns.aclose()
             await ledger.drain()
+            await budgets.drain()
             await control.aclose()
             await registry.aclose()
             await db.dispose()
@@ -199,6 +211,7 @@ def create_app(
         chat,
         admin,
         admin_failover,
+        budgets_router,
         setup,
         local_models,
         openai_api,

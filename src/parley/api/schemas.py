@@ -419,6 +419,11 @@ class MessagePublic(BaseModel):
         description="the model calls that failed before the answer, then the one that "
         "answered (error null); null when the first try answered",
     )
+    notice: str | None = Field(
+        None,
+        description="what a budget changed or warns of: answered by a cheaper model "
+        "once a budget was spent, or 80% of a budget used; null otherwise",
+    )
     feedback: int
     pinned: bool
     created_at: Timestamp
@@ -449,6 +454,7 @@ class MessagePublic(BaseModel):
             error_code=msg.error_code,
             error_message=msg.error_message,
             attempts=msg.attempts or None,
+            notice=msg.notice,
             feedback=msg.feedback,
             pinned=msg.pinned,
             created_at=_at(msg.created_at),

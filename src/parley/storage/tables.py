@@ -190,6 +190,9 @@ class Message(Base):
     # each model call that failed before answering, then the one that answered
     # (``parley.providers.failover.Attempt.public``); null when the first try answered
     attempts: Mapped[list[Any] | None] = mapped_column(JSON)
+    # what a budget changed about the answer: the 80% warning, a downgrade to a
+    # cheaper model (``parley.budgets``); null when nothing was said
+    notice: Mapped[str | None] = mapped_column(Text, default=None)
     feedback: Mapped[int] = mapped_column(Integer, default=0)  # -1, 0, 1
     pinned: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -70,6 +70,20 @@ class UsageLedger:
         self.db = db
         self.prices = PriceBook(db)  # what calls and messages are charged
         self._pending: set[asyncio.Task[None]] = set()
+        # Told of each row of work that is charged but never refused before it runs
+        # (titles, memory extraction, summaries, remote embeddings: ``metering``);
+        # the budgets count it (``parley.budgets``, set by the composition root).
+        self.on_charge: list[Callable[[dict[str, Any]], None]] = []
+
+    def charged(self, **fields: Any) -> None:
+        """``record_soon`` for work that no budget refused first: the row, and each
+        ``on_charge`` listener told (a listener's failure is logged, never raised)."""
+        self.record_soon(**fields)
+        for listener in self.on_charge:
+            try:
+                listener(fields)
+            except Exception:
+                log.exception("a usage listener failed")
 
     async def record(
         self,

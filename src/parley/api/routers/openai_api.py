@@ -22,10 +22,11 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from parley import loopshare
+from parley.api.budget_headers import budget_headers, budgeted
 from parley.api.routers.openai_embeddings import embedding_ref, server_embedder
 from parley.api.routers.openai_stored import Databases, Keeper
 from parley.engine.tokens import counter_for
-from parley.errors import AccessRevoked, ModelNotFound, ProviderError
+from parley.errors import AccessRevoked, BudgetExceeded, ModelNotFound, ProviderError
 from parley.http.deps import (
     DB,
     ChatKey,
@@ -54,6 +55,7 @@ from parley.providers.openai_wire import (
 )
 from parley.providers.registry import ModelRegistry
 from parley.seam import ASSISTANTS
+from parley.turns.accounting import REFUSED
 from parley.turns.control import GenerationControl, owner
 from parley.usage.ledger import Meter, UsageLedger
 
@@ -125,7 +127,9 @@ async def list_models(
     return listed
 
 
-def _provider_problem(exc: ProviderError) -> Problem:
+def _provider_problem(exc: ProviderError) -> Exception:
+    if isinstance(exc, BudgetExceeded):  # a 429 saying which limit, what is left, when
+        return exc
     status = {"provider_rate_limited": 429, "provider_timeout": 504}.get(exc.code, 502)
     return Problem(status, exc.message, exc.code)
 
@@ -174,13 +178,14 @@ async def _relay(
         outcome = "internal_error"  # a bug, not the client leaving (that is a BaseException)
         raise
     finally:
-        ledger.record_soon(
-            user_id=principal.user.id,
-            api_key_id=principal.api_key_id,
-            conversation_id=conversation_id,
-            endpoint=endpoint,
-            **meter.fields(outcome),
-        )
+        if outcome not in REFUSED:  # a refused call never reached the model
+            ledger.record_soon(
+                user_id=principal.user.id,
+                api_key_id=principal.api_key_id,
+                conversation_id=conversation_id,
+                endpoint=endpoint,
+                **meter.fields(outcome),
+            )
 
 
 @router.post("/chat/completions", response_model=None, responses=_COMPLETION_DOC)
@@ -215,6 +220,7 @@ async def chat_completions(
     model = await turns.failover.wrap(
         model, user_id=principal.user.id, allowed=lambda info: principal.may_use_model(info.ref)
     )
+    model = await budgeted(services, model, principal)  # reserved per call, then settled
     await db.close()  # release the connection before the long stream
     request = chat_request(body)
     completion_id = "chatcmpl-" + uuid.uuid4().hex
@@ -233,11 +239,14 @@ async def chat_completions(
     meter.model = model.info  # the model that answered is the one charged and named
     if keep is not None:
         keep.model = model.info
+    headers = budget_headers(model)
     if body.stream:
         stream = stream_chunks(completion_id, model.info.ref, first, events, body.include_usage)
-        return StreamingResponse(stream, media_type="text/event-stream")
+        return StreamingResponse(stream, media_type="text/event-stream", headers=headers)
     try:
         completion = await collect(completion_id, model.info.ref, first, events)
-        return JSONResponse(keep.stored if keep is not None and keep.stored else completion)
+        return JSONResponse(
+            keep.stored if keep is not None and keep.stored else completion, headers=headers
+        )
     except ProviderError as exc:
         raise _provider_problem(exc) from exc

@@ -1,0 +1,299 @@
+"""Budgets and rate limits through the HTTP API: the admin's routes, the native chat
+route's refusal (a problem document) and downgrade (a notice on the message), the
+80% warning, ``/v1/chat/completions``' OpenAI-shaped 429, 200 relayed requests at
+once against a budget worth ten, and the user's own view."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from apihelpers import make_client, parse_sse, signup
+from parley.providers.base import ModelInfo
+from parley.providers.scripted import ScriptedModel
+
+# One call of the priced model: ~10 prompt tokens x 1000/M + 100 output x 1000/M
+PRICED = ModelInfo(
+    provider="scripted",
+    name="priced",
+    input_price=1000.0,
+    output_price=1000.0,
+    max_output_tokens=100,
+)
+
+
+@pytest.fixture
+def scripted_models(scripted: ScriptedModel) -> dict[str, ScriptedModel]:
+    return {
+        "scripted": scripted,  # free: the downgrade model
+        "priced": ScriptedModel(default="A priced answer.", info=PRICED),
+    }
+
+
+async def _admin_and_user(app: Any) -> tuple[Any, Any, dict[str, Any]]:
+    admin = make_client(app)
+    user = make_client(app)
+    await admin.__aenter__()
+    await user.__aenter__()
+    await signup(admin, "admin@example.com")
+    who = await signup(user, "user@example.com")
+    return admin, user, who
+
+
+async def _chat(client: Any, content: str = "hello") -> tuple[int, Any]:
+    conv = (await client.post("/api/conversations", json={"model": "scripted/priced"})).json()
+    r = await client.post(f"/api/conversations/{conv['id']}/messages", json={"content": content})
+    return r.status_code, r
+
+
+async def test_admin_budgets_crud_and_rules(app: Any) -> None:
+    admin, user, who = await _admin_and_user(app)
+    try:
+        made = await admin.post(
+            "/api/admin/budgets",
+            json={
+                "scope": "user",
+                "scope_id": who["id"],
+                "kind": "cost",
+                "period": "day",
+                "amount": 2.5,
+                "downgrade_model": "scripted/scripted",
+            },
+        )
+        assert made.status_code == 201, made.text
+        budget = made.json()
+        assert budget["scope_name"] == "user@example.com"
+        assert budget["spent"] == 0 and budget["remaining"] == 2.5
+        assert budget["resets_at"].endswith("T00:00:00Z")
+        again = await admin.post(
+            "/api/admin/budgets",
+            json={
+                "scope": "user",
+                "scope_id": who["id"],
+                "kind": "cost",
+                "period": "day",
+                "amount": 1,
+            },
+        )
+        assert again.status_code == 409 and again.json()["code"] == "budget_exists"
+        bad = await admin.post(
+            "/api/admin/budgets",
+            json={
+                "scope": "user",
+                "scope_id": who["id"],
+                "kind": "requests",
+                "period": "day",
+                "amount": 1,
+            },
+        )
+        assert bad.status_code == 422 and bad.json()["code"] == "invalid_period"
+        unknown = await admin.post(
+            "/api/admin/budgets",
+            json={
+                "scope": "instance",
+                "kind": "cost",
+                "period": "month",
+                "amount": 1,
+                "downgrade_model": "nope/nope",
+            },
+        )
+        assert unknown.status_code == 422 and unknown.json()["code"] == "unknown_model"
+        changed = await admin.patch(
+            f"/api/admin/budgets/{budget['id']}",
+            json={
+                "scope": "user",
+                "scope_id": who["id"],
+                "kind": "cost",
+                "period": "day",
+                "amount": 5,
+            },
+        )
+        assert changed.status_code == 200 and changed.json()["amount"] == 5
+        assert changed.json()["downgrade_model"] is None
+        listed = (await admin.get("/api/admin/budgets")).json()
+        assert [b["id"] for b in listed["items"]] == [budget["id"]]
+        assert (await user.get("/api/admin/budgets")).status_code == 403
+        assert (
+            await user.post("/api/admin/budgets", json={"scope": "instance", "amount": 1})
+        ).status_code == 403
+        mine = (await user.get("/api/me/budgets")).json()
+        assert [b["id"] for b in mine["items"]] == [budget["id"]]
+        assert (await admin.delete(f"/api/admin/budgets/{budget['id']}")).status_code == 204
+        assert (await admin.delete(f"/api/admin/budgets/{budget['id']}")).status_code == 404
+        assert (await user.get("/api/me/budgets")).json()["items"] == []
+    finally:
+        await admin.__aexit__(None, None, None)
+        await user.__aexit__(None, None, None)
+
+
+async def test_another_users_budget_is_not_in_my_view(app: Any) -> None:
+    """The isolation sweep's rule for the user's budget list: only what binds you."""
+    admin, user, who = await _admin_and_user(app)
+    try:
+        async with make_client(app) as bob:
+            await signup(bob, "bob@example.com")
+            await admin.post(
+                "/api/admin/budgets",
+                json={"scope": "user", "scope_id": who["id"], "kind": "cost", "amount": 1},
+            )
+            assert (await bob.get("/api/me/budgets")).json()["items"] == []
+    finally:
+        await admin.__aexit__(None, None, None)
+        await user.__aexit__(None, None, None)
+
+
+async def test_a_spent_budget_refuses_the_chat_with_a_problem_document(app: Any) -> None:
+    admin, user, who = await _admin_and_user(app)
+    try:
+        await admin.post(
+            "/api/admin/budgets",
+            json={
+                "scope": "user",
+                "scope_id": who["id"],
+                "kind": "cost",
+                "period": "day",
+                "amount": 0.15,
+            },
+        )
+        status, first = await _chat(user)
+        assert status == 200
+        done = dict(parse_sse(first.text))["done"]["message"]
+        assert done["status"] == "complete" and done["cost"] > 0
+        await app.state.services.get(_budgets_key()).drain()
+        status, refused = await _chat(user)
+        assert status == 429, refused.text
+        problem = refused.json()
+        assert refused.headers["content-type"].startswith("application/problem+json")
+        assert problem["code"] == "budget_exceeded"
+        assert "daily budget of your account is spent" in problem["detail"]
+        assert problem["limit"]["period"] == "day"
+        assert 0 <= problem["remaining"] < 0.15
+        assert problem["resets_at"].endswith("T00:00:00+00:00")
+        assert int(refused.headers["retry-after"]) > 0
+        # nothing was stored for the refused question
+        convs = (await user.get("/api/conversations")).json()["items"]
+        assert len(convs) == 2
+        detail = (await user.get(f"/api/conversations/{convs[0]['id']}")).json()
+        assert detail["messages"] == []
+    finally:
+        await admin.__aexit__(None, None, None)
+        await user.__aexit__(None, None, None)
+
+
+def _budgets_key() -> Any:
+    from parley.budgets.service import Budgets
+
+    return Budgets
+
+
+async def test_a_downgrade_answers_with_the_cheaper_model_and_says_so(app: Any) -> None:
+    admin, user, who = await _admin_and_user(app)
+    try:
+        await admin.post(
+            "/api/admin/budgets",
+            json={
+                "scope": "user",
+                "scope_id": who["id"],
+                "kind": "cost",
+                "period": "day",
+                "amount": 0.15,
+                "downgrade_model": "scripted/scripted",
+            },
+        )
+        status, first = await _chat(user)
+        done = dict(parse_sse(first.text))["done"]["message"]
+        assert done["model"] == "scripted/priced"
+        # 0.11 of 0.15 spent: over 80%, the next answer warns
+        await app.state.services.get(_budgets_key()).drain()
+        status, second = await _chat(user)
+        assert status == 200
+        assert (
+            "of the daily budget of your account is used"
+            in second.headers["x-parley-budget-warning"]
+        )
+        message = dict(parse_sse(second.text))["done"]["message"]
+        assert message["model"] == "scripted/scripted"  # the priced call would not fit
+        assert message["content"] == "Hello from the scripted model."
+        assert "answered by scripted/scripted instead" in message["notice"]
+        assert "x-parley-budget-notice" in second.headers
+        stored = (await user.get(f"/api/conversations/{message['conversation_id']}")).json()
+        assert stored["messages"][-1]["notice"] == message["notice"]
+    finally:
+        await admin.__aexit__(None, None, None)
+        await user.__aexit__(None, None, None)
+
+
+async def test_v1_is_refused_with_an_openai_shaped_429(app: Any) -> None:
+    admin, user, _who = await _admin_and_user(app)
+    try:
+        key = (await user.post("/api/keys", json={"name": "ci"})).json()
+        await admin.post(
+            "/api/admin/budgets",
+            json={
+                "scope": "key",
+                "scope_id": key["id"],
+                "kind": "requests",
+                "period": "minute",
+                "amount": 2,
+            },
+        )
+        auth = {"Authorization": f"Bearer {key['key']}"}
+        body = {"model": "scripted/priced", "messages": [{"role": "user", "content": "hi"}]}
+        for _ in range(2):
+            ok = await user.post("/v1/chat/completions", json=body, headers=auth)
+            assert ok.status_code == 200, ok.text
+        refused = await user.post("/v1/chat/completions", json=body, headers=auth)
+        assert refused.status_code == 429
+        error = refused.json()["error"]
+        assert error["type"] == "rate_limit_error" and error["code"] == "rate_limited"
+        assert "requests-per-minute limit of this API key is reached" in error["message"]
+        assert "resets at" in error["message"]
+        assert int(refused.headers["retry-after"]) <= 60
+        # embeddings obey the same key's limits
+        emb = await user.post(
+            "/v1/embeddings", json={"model": "default", "input": "x"}, headers=auth
+        )
+        assert emb.status_code in (429, 503)
+    finally:
+        await admin.__aexit__(None, None, None)
+        await user.__aexit__(None, None, None)
+
+
+async def test_200_relayed_requests_at_once_cannot_overspend(app: Any) -> None:
+    admin, user, who = await _admin_and_user(app)
+    try:
+        key = (await user.post("/api/keys", json={"name": "burst"})).json()
+        # one request's worst case: prompt ~ (4 + 3) tokens + 100 output, at 1000/M each
+        from parley.budgets.service import Budgets
+        from parley.providers.openai_wire import ChatCompletionIn, chat_request
+
+        body = {"model": "scripted/priced", "messages": [{"role": "user", "content": "hi"}]}
+        prompt, output = Budgets.worst_case(PRICED, chat_request(ChatCompletionIn(**body)))
+        estimate = (prompt + output) * 1000 / 1_000_000
+        await admin.post(
+            "/api/admin/budgets",
+            json={
+                "scope": "user",
+                "scope_id": who["id"],
+                "kind": "cost",
+                "period": "total",
+                "amount": 10 * estimate,
+            },
+        )
+        auth = {"Authorization": f"Bearer {key['key']}"}
+        results = await asyncio.gather(
+            *(user.post("/v1/chat/completions", json=body, headers=auth) for _ in range(200))
+        )
+        statuses = [r.status_code for r in results]
+        assert set(statuses) <= {200, 429}, statuses
+        await app.state.services.get(Budgets).drain()
+        mine = (await user.get("/api/me/budgets")).json()["items"][0]
+        assert mine["reserved"] == 0
+        assert mine["spent"] <= 10 * estimate + 1e-9  # never over the budget
+        assert statuses.count(200) >= 10  # ten worst cases always fit
+        assert 429 in statuses  # ... and spending stopped
+    finally:
+        await admin.__aexit__(None, None, None)
+        await user.__aexit__(None, None, None)
