@@ -14,13 +14,17 @@ from apihelpers import make_client, parse_sse, signup
 from parley.providers.base import ModelInfo
 from parley.providers.scripted import ScriptedModel
 
-# One call of the priced model: ~10 prompt tokens x 1000/M + 100 output x 1000/M
+# The priced model: output only (1000 per million tokens), its answer 60 tokens (the
+# scripted model reports 4 characters a token), so one answer costs 0.06; its
+# worst case without ``max_tokens`` is its 10-token maximum: 0.01 (the scripted
+# model, like some servers, ignores the maximum: the tests use that to reach 80%).
+ANSWER = ("word " * 48).strip() + "."
 PRICED = ModelInfo(
     provider="scripted",
     name="priced",
-    input_price=1000.0,
+    input_price=0.0,
     output_price=1000.0,
-    max_output_tokens=100,
+    max_output_tokens=10,
 )
 
 
@@ -28,7 +32,7 @@ PRICED = ModelInfo(
 def scripted_models(scripted: ScriptedModel) -> dict[str, ScriptedModel]:
     return {
         "scripted": scripted,  # free: the downgrade model
-        "priced": ScriptedModel(default="A priced answer.", info=PRICED),
+        "priced": ScriptedModel(default=ANSWER, info=PRICED),
     }
 
 
@@ -144,37 +148,56 @@ async def test_another_users_budget_is_not_in_my_view(app: Any) -> None:
         await user.__aexit__(None, None, None)
 
 
+async def _budget(admin: Any, user_id: str, amount: float, downgrade: str | None = None) -> None:
+    made = await admin.post(
+        "/api/admin/budgets",
+        json={
+            "scope": "user",
+            "scope_id": user_id,
+            "kind": "cost",
+            "period": "day",
+            "amount": amount,
+            "downgrade_model": downgrade,
+        },
+    )
+    assert made.status_code == 201, made.text
+
+
+async def _settled(app: Any) -> None:
+    from parley.budgets.service import Budgets
+
+    await app.state.services.get(Budgets).drain()
+
+
 async def test_a_spent_budget_refuses_the_chat_with_a_problem_document(app: Any) -> None:
     admin, user, who = await _admin_and_user(app)
     try:
-        await admin.post(
-            "/api/admin/budgets",
-            json={
-                "scope": "user",
-                "scope_id": who["id"],
-                "kind": "cost",
-                "period": "day",
-                "amount": 0.15,
-            },
-        )
+        await _budget(admin, who["id"], 0.05)
         status, first = await _chat(user)
         assert status == 200
         done = dict(parse_sse(first.text))["done"]["message"]
-        assert done["status"] == "complete" and done["cost"] > 0
-        await app.state.services.get(_budgets_key()).drain()
+        assert done["status"] == "complete", done["error_message"]
+        assert done["cost"] == pytest.approx(0.06)
+        await _settled(app)
         status, refused = await _chat(user)
         assert status == 429, refused.text
         problem = refused.json()
         assert refused.headers["content-type"].startswith("application/problem+json")
         assert problem["code"] == "budget_exceeded"
-        assert "daily budget of your account is spent" in problem["detail"]
-        assert problem["limit"]["period"] == "day"
-        assert 0 <= problem["remaining"] < 0.15
+        assert problem["detail"].startswith(
+            "The daily budget of your account is spent: 0.00 USD left of 0.05 USD"
+        )
+        assert problem["limit"] == {
+            "scope": "user",
+            "kind": "cost",
+            "period": "day",
+            "amount": 0.05,
+        }
+        assert problem["remaining"] == 0
         assert problem["resets_at"].endswith("T00:00:00+00:00")
         assert int(refused.headers["retry-after"]) > 0
         # nothing was stored for the refused question
         convs = (await user.get("/api/conversations")).json()["items"]
-        assert len(convs) == 2
         detail = (await user.get(f"/api/conversations/{convs[0]['id']}")).json()
         assert detail["messages"] == []
     finally:
@@ -182,42 +205,58 @@ async def test_a_spent_budget_refuses_the_chat_with_a_problem_document(app: Any)
         await user.__aexit__(None, None, None)
 
 
-def _budgets_key() -> Any:
-    from parley.budgets.service import Budgets
+async def test_a_budget_spent_mid_turn_ends_the_answer_with_its_message(app: Any) -> None:
+    """The second call does not fit: the turn starts (the budget was not spent yet)
+    and ends with the refusal, worded for the user, not charged in the ledger."""
+    admin, user, who = await _admin_and_user(app)
+    try:
+        await _budget(admin, who["id"], 0.065)
+        assert (await _chat(user))[0] == 200
+        await _settled(app)
+        status, second = await _chat(user)
+        assert status == 200
+        events = parse_sse(second.text)
+        errors = [data for name, data in events if name == "error"]
+        assert errors and errors[0]["code"] == "budget_exceeded"
+        assert "daily budget of your account is spent" in errors[0]["message"]
+        done = dict(events)["done"]["message"]
+        assert done["status"] == "failed" and done["error_code"] == "budget_exceeded"
+        from apihelpers import ledger_rows
 
-    return Budgets
+        rows = await ledger_rows(app)
+        assert [r.outcome for r in rows if r.user_id == who["id"]] == ["ok"]
+    finally:
+        await admin.__aexit__(None, None, None)
+        await user.__aexit__(None, None, None)
 
 
 async def test_a_downgrade_answers_with_the_cheaper_model_and_says_so(app: Any) -> None:
     admin, user, who = await _admin_and_user(app)
     try:
-        await admin.post(
-            "/api/admin/budgets",
-            json={
-                "scope": "user",
-                "scope_id": who["id"],
-                "kind": "cost",
-                "period": "day",
-                "amount": 0.15,
-                "downgrade_model": "scripted/scripted",
-            },
-        )
+        await _budget(admin, who["id"], 0.075, downgrade="scripted/scripted")
         status, first = await _chat(user)
         done = dict(parse_sse(first.text))["done"]["message"]
-        assert done["model"] == "scripted/priced"
-        # 0.11 of 0.15 spent: over 80%, the next answer warns
-        await app.state.services.get(_budgets_key()).drain()
+        assert done["model"] == "scripted/priced" and done["notice"] is None
+        await _settled(app)
+        # 0.06 of 0.075 spent (80%): the next answer still fits, and warns
         status, second = await _chat(user)
         assert status == 200
-        assert (
-            "of the daily budget of your account is used"
-            in second.headers["x-parley-budget-warning"]
-        )
+        warning = second.headers["x-parley-budget-warning"]
+        assert warning.startswith("80% of the daily budget of your account is used")
         message = dict(parse_sse(second.text))["done"]["message"]
-        assert message["model"] == "scripted/scripted"  # the priced call would not fit
+        assert message["model"] == "scripted/priced"
+        assert message["notice"] == warning
+        await _settled(app)
+        # now spent: the cheaper model answers, and the answer says so
+        status, third = await _chat(user)
+        assert status == 200
+        message = dict(parse_sse(third.text))["done"]["message"]
+        assert message["model"] == "scripted/scripted"
         assert message["content"] == "Hello from the scripted model."
-        assert "answered by scripted/scripted instead" in message["notice"]
-        assert "x-parley-budget-notice" in second.headers
+        assert message["notice"].startswith(
+            "The daily budget of your account is spent; answered by scripted/scripted instead."
+        )
+        assert "answered by scripted/scripted" in third.headers["x-parley-budget-notice"]
         stored = (await user.get(f"/api/conversations/{message['conversation_id']}")).json()
         assert stored["messages"][-1]["notice"] == message["notice"]
     finally:
@@ -265,13 +304,16 @@ async def test_200_relayed_requests_at_once_cannot_overspend(app: Any) -> None:
     admin, user, who = await _admin_and_user(app)
     try:
         key = (await user.post("/api/keys", json={"name": "burst"})).json()
-        # one request's worst case: prompt ~ (4 + 3) tokens + 100 output, at 1000/M each
         from parley.budgets.service import Budgets
         from parley.providers.openai_wire import ChatCompletionIn, chat_request
 
-        body = {"model": "scripted/priced", "messages": [{"role": "user", "content": "hi"}]}
+        body = {
+            "model": "scripted/priced",
+            "messages": [{"role": "user", "content": "hi"}],
+            "max_tokens": 100,  # an honest worst case: 0.1, above the answer's 0.06
+        }
         prompt, output = Budgets.worst_case(PRICED, chat_request(ChatCompletionIn(**body)))
-        estimate = (prompt + output) * 1000 / 1_000_000
+        estimate = output * 1000 / 1_000_000
         await admin.post(
             "/api/admin/budgets",
             json={

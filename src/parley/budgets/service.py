@@ -25,12 +25,14 @@ import logging
 import math
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from parley.budgets import ledger
 from parley.budgets.ledger import Claim, Taken
@@ -59,6 +61,16 @@ WARN_AT = 0.8  # a cost budget this much spent warns its users
 SCOPES = ("instance", "group", "user", "project", "key")
 KINDS = ("cost", "requests", "tokens")
 GroupLookup = Callable[[str], Awaitable[Sequence[str]]]
+
+
+@asynccontextmanager
+async def _using(db: Database, session: AsyncSession | None) -> AsyncIterator[AsyncSession]:
+    """The caller's session when given (left open), else a new one (closed)."""
+    if session is not None:
+        yield session
+        return
+    async with db.session() as own:
+        yield own
 
 
 def _cap(text: str) -> str:
@@ -163,17 +175,21 @@ class Budgets:
 
     # ------------------------------------------------------------ the limits
 
-    async def limits(self) -> list[Limit]:
+    async def limits(self, session: AsyncSession | None = None) -> list[Limit]:
         """Every limit, re-read at most every ``REFRESH_S`` (a failed read keeps the
-        old copy)."""
+        old copy). ``session``: the caller's, so a request never holds two pooled
+        connections (a burst would wait on itself); while another task re-reads,
+        the copy in hand is used."""
         if time.monotonic() - self._read_at < self.REFRESH_S:
+            return self._limits
+        if self._lock.locked() and self._read_at > 0:
             return self._limits
         async with self._lock:
             if time.monotonic() - self._read_at < self.REFRESH_S:
                 return self._limits
             try:
-                async with self.db.session() as session:
-                    rows = (await session.scalars(select(Budget))).all()
+                async with _using(self.db, session) as s:
+                    rows = (await s.scalars(select(Budget))).all()
                 self._limits = [
                     Limit(r.id, r.scope, r.scope_id, r.kind, r.period, r.amount, r.downgrade_model)
                     for r in rows
@@ -187,11 +203,15 @@ class Budgets:
         self._read_at = -1e9
 
     async def payer(
-        self, user_id: str, api_key_id: str | None = None, project_id: str | None = None
+        self,
+        user_id: str,
+        api_key_id: str | None = None,
+        project_id: str | None = None,
+        session: AsyncSession | None = None,
     ) -> Payer:
         """The payer with the user's groups, looked up only when a group has a limit."""
         groups: tuple[str, ...] = ()
-        if any(limit.scope == "group" for limit in await self.limits()):
+        if any(limit.scope == "group" for limit in await self.limits(session)):
             lookup = self.groups()
             if lookup is not None:
                 groups = tuple(await lookup(user_id))
@@ -246,7 +266,9 @@ class Budgets:
             return self._refusal(taken, by_id, now, downgrade)
         return Ticket(ticket_id, claims, by_id, self._warnings(taken, by_id, now))
 
-    async def preflight(self, payer: Payer) -> tuple[Verdict | None, list[str]]:
+    async def preflight(
+        self, payer: Payer, session: AsyncSession | None = None
+    ) -> tuple[Verdict | None, list[str]]:
         """Before a turn stores anything: refuse (``BudgetExceeded``) when a limit that
         applies is already used up, or name the downgrade model of a spent budget that
         has one; with the 80% warnings. One read; each call's reservation comes later,
@@ -258,7 +280,7 @@ class Budgets:
         full: list[Taken] = []
         seen: list[Taken] = []
         by_id = {limit.id: limit for limit in limits}
-        for limit, spent, reserved, _ in await self.usage(limits):
+        for limit, spent, reserved, _ in await self.usage(limits, session):
             window, _ = window_of(limit.period, now)
             need = 1.0 if limit.kind == "requests" else 0.0
             taken = Taken(Claim(limit.id, window, need, limit.amount), spent, reserved)
@@ -420,15 +442,15 @@ class Budgets:
     # ------------------------------------------------------------ views
 
     async def usage(
-        self, limits: Sequence[Limit]
+        self, limits: Sequence[Limit], session: AsyncSession | None = None
     ) -> list[tuple[Limit, float, float, datetime | None]]:
         """Each limit with its current window's (spent, reserved) and reset time."""
         now = datetime.now(UTC)
         keys = {limit.id: window_of(limit.period, now) for limit in limits}
         found: dict[tuple[str, str], BudgetCounter] = {}
         if limits:
-            async with self.db.session() as session:
-                rows = await session.scalars(
+            async with _using(self.db, session) as s:
+                rows = await s.scalars(
                     select(BudgetCounter).where(BudgetCounter.budget_id.in_(list(keys)))
                 )
                 found = {(r.budget_id, r.window): r for r in rows}

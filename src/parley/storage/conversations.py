@@ -78,6 +78,7 @@ MESSAGE_FIELDS = frozenset(
         "error_code",
         "error_message",
         "attempts",
+        "notice",
         "feedback",
         "pinned",
     }

@@ -216,12 +216,15 @@ async def chat_completions(
             param="model",
         )
     model_allowed(principal, model.info.ref)
+    # release the connection before the long stream, and before the fallbacks' and the
+    # budgets' reads open their own: a request holding two at once lets a burst of
+    # requests hold the whole pool while each waits for its second one
+    await db.close()
     # retries and fallbacks before the first token, as in a chat (``turns/failover.py``)
     model = await turns.failover.wrap(
         model, user_id=principal.user.id, allowed=lambda info: principal.may_use_model(info.ref)
     )
     model = await budgeted(services, model, principal)  # reserved per call, then settled
-    await db.close()  # release the connection before the long stream
     request = chat_request(body)
     completion_id = "chatcmpl-" + uuid.uuid4().hex
     await ledger.prices.fresh()
