@@ -312,7 +312,7 @@ async def test_200_relayed_requests_at_once_cannot_overspend(app: Any) -> None:
             "messages": [{"role": "user", "content": "hi"}],
             "max_tokens": 100,  # an honest worst case: 0.1, above the answer's 0.06
         }
-        prompt, output = Budgets.worst_case(PRICED, chat_request(ChatCompletionIn(**body)))
+        _, output = Budgets.worst_case(PRICED, chat_request(ChatCompletionIn(**body)))
         estimate = output * 1000 / 1_000_000
         await admin.post(
             "/api/admin/budgets",

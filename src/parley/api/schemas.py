@@ -420,7 +420,6 @@ class MessagePublic(BaseModel):
         "answered (error null); null when the first try answered",
     )
     notice: str | None = Field(
-        None,
         description="what a budget changed or warns of: answered by a cheaper model "
         "once a budget was spent, or 80% of a budget used; null otherwise",
     )
