@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { budgetBody, level, limitName, scopeName, useText, type Budget } from '../src/lib/budgets';
+import { budgetBody, level, limitName, scopeName, useText, warnings, type Budget } from '../src/lib/budgets';
 
 function budget(over: Partial<Budget> = {}): Budget {
   return {
@@ -32,5 +32,16 @@ describe('budgets', () => {
     expect(budgetBody({ ...form, scope: 'instance', scope_id: 'x' })).toMatchObject({ scope_id: '' });
     expect(budgetBody({ ...form, amount: '-1' })).toBe('Enter an amount of 0 or more');
     expect(budgetBody({ ...form, scope: 'key', scope_id: ' ' })).toBe('Choose the API key');
+  });
+});
+
+describe('the chat banner', () => {
+  it('warns at 80% and says what happens once spent', () => {
+    expect(warnings([budget({ used: 0.5 })], 'USD')).toEqual([]);
+    expect(warnings([budget({ kind: 'requests', period: 'minute', used: 0.9 })], 'USD')).toEqual([]);
+    const [line] = warnings([budget()], 'USD');
+    expect(line).toMatch(/^You have used 85% of your daily budget \(\$8\.5000 of \$10\.0000\); it resets /);
+    const [spent] = warnings([budget({ used: 1, downgrade_model: 'local/small', resets_at: null })], 'USD');
+    expect(spent).toBe('You have spent your daily budget: answers now come from local/small.');
   });
 });

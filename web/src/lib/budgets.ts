@@ -20,7 +20,7 @@ export const SCOPES: { id: BudgetScope; label: string }[] = [
 ];
 
 export const KINDS: { id: BudgetKind; label: string }[] = [
-  { id: 'cost', label: 'Budget (an amount per period)' },
+  { id: 'cost', label: 'Budget (amount)' },
   { id: 'requests', label: 'Requests per minute' },
   { id: 'tokens', label: 'Tokens per minute' },
 ];
@@ -92,4 +92,22 @@ export function budgetBody(form: {
     amount,
     downgrade_model: rate ? null : form.downgrade_model || null,
   };
+}
+
+/** The chat's banner: a line per cost budget of the user at 80% or more. */
+export function warnings(items: Budget[], currency: string): string[] {
+  const out: string[] = [];
+  for (const b of items) {
+    if (b.kind !== 'cost' || b.used < 0.8) continue;
+    const whose = b.scope === 'user' ? 'your' : b.scope === 'instance' ? "everyone's" : `the ${scopeName(b)}`;
+    const name = `${whose} ${limitName(b).toLowerCase()}`;
+    const resets = b.resets_at ? `; it resets ${resetText(b)}` : '';
+    if (b.used >= 1) {
+      const then = b.downgrade_model ? `answers now come from ${b.downgrade_model}` : 'requests are refused';
+      out.push(`You have spent ${name}: ${then}${resets}.`);
+    } else {
+      out.push(`You have used ${Math.floor(b.used * 100)}% of ${name} (${useText(b, currency).split(' used')[0]})${resets}.`);
+    }
+  }
+  return out;
 }
