@@ -1,4 +1,4 @@
-"""``python -m bench [relay|litellm|storage|startup|local|web|resume ...] [--quick]``.
+"""``python -m bench [relay|litellm|storage|startup|local|web|resume|budgets ...] [--quick]``.
 
 Runs the named benchmarks (all by default, in that order), prints one table
 each, and writes every table with its raw numbers to bench/results/*.json.
@@ -26,6 +26,7 @@ NAMES = (
     "resume",
     "scoped_search",
     "responses",
+    "budgets",
 )
 
 
@@ -62,6 +63,10 @@ def _runner(name: str) -> Callable[[bool], Table]:
         from bench import responses
 
         return responses.run
+    if name == "budgets":
+        from bench import budgets
+
+        return budgets.run
     if name == "scoped_search":
         from bench import scoped_search
 

@@ -33,7 +33,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import and_, delete, update
+from sqlalchemy import case, delete, insert, or_, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -81,52 +81,65 @@ async def _ensure_counters(session: AsyncSession, db: Database, claims: Sequence
 
 
 async def reserve(
-    db: Database, reservation_id: str, claims: Sequence[Claim], expires_at: datetime
+    db: Database,
+    reservation_id: str,
+    claims: Sequence[Claim],
+    expires_at: datetime,
+    known: set[tuple[str, str]] | None = None,
 ) -> tuple[bool, list[Taken]]:
     """Take every claim or none (see the module). (True, what each counter holds now)
-    or (False, the counters that refused, with their numbers)."""
+    or (False, the counters that refused, with their numbers). ``known``: counters
+    this process has seen exist (their ``INSERT`` is skipped; one round trip less).
+
+    All the claims are one ``UPDATE`` (each row's own condition, checked per row by
+    both databases as above): the rows that come back are those with room; fewer
+    than the claims and the transaction rolls back."""
     ordered = sorted(claims, key=lambda c: c.budget_id)
-    taken: list[Taken] = []
-    refused: list[Taken] = []
+    by_id = {c.budget_id: c for c in ordered}
+    amount = case({c.budget_id: c.amount for c in ordered}, value=BudgetCounter.budget_id)
+    limit = case({c.budget_id: c.limit for c in ordered}, value=BudgetCounter.budget_id)
+    unchecked = [c.budget_id for c in ordered if not c.check]
+    room = BudgetCounter.spent + BudgetCounter.reserved + amount <= limit + 1e-9
+    stmt = (
+        update(BudgetCounter)
+        .where(
+            tuple_(BudgetCounter.budget_id, BudgetCounter.window).in_(
+                [(c.budget_id, c.window) for c in ordered]
+            ),
+            or_(room, BudgetCounter.budget_id.in_(unchecked)) if unchecked else room,
+        )
+        .values(reserved=BudgetCounter.reserved + amount)
+        .returning(BudgetCounter.budget_id, BudgetCounter.spent, BudgetCounter.reserved)
+        .execution_options(synchronize_session=False)
+    )
     async with db.session() as session:
-        await _ensure_counters(session, db, ordered)
-        for claim in ordered:
-            where = and_(
-                BudgetCounter.budget_id == claim.budget_id, BudgetCounter.window == claim.window
-            )
-            if claim.check:
-                where = and_(
-                    where,
-                    BudgetCounter.spent + BudgetCounter.reserved + claim.amount
-                    <= claim.limit + 1e-9,
-                )
-            row = (
-                await session.execute(
-                    update(BudgetCounter)
-                    .where(where)
-                    .values(reserved=BudgetCounter.reserved + claim.amount)
-                    .returning(BudgetCounter.spent, BudgetCounter.reserved)
-                )
-            ).first()
-            if row is None:
-                refused.append(Taken(claim, 0.0, 0.0, refused=True))
-                continue
-            taken.append(Taken(claim, float(row[0]), float(row[1])))
-        if refused:
+        if known is None or any((c.budget_id, c.window) not in known for c in ordered):
+            await _ensure_counters(session, db, ordered)
+        rows = (await session.execute(stmt)).all()
+        if len(rows) < len(ordered):
             await session.rollback()
+            got = {row[0] for row in rows}
+            refused = [Taken(c, 0.0, 0.0, refused=True) for c in ordered if c.budget_id not in got]
             return False, await _numbers(db, refused)
-        session.add_all(
-            BudgetReservation(
-                id=reservation_id,
-                budget_id=c.budget_id,
-                window=c.window,
-                amount=c.amount,
-                expires_at=expires_at,
-            )
-            for c in ordered
+        await session.execute(
+            insert(BudgetReservation),
+            [
+                {
+                    "id": reservation_id,
+                    "budget_id": c.budget_id,
+                    "window": c.window,
+                    "amount": c.amount,
+                    "expires_at": expires_at,
+                }
+                for c in ordered
+            ],
         )
         await session.commit()
-    return True, taken
+    if known is not None:
+        if len(known) > 10_000:  # old windows: forget them all, they are re-learned
+            known.clear()
+        known.update((c.budget_id, c.window) for c in ordered)
+    return True, [Taken(by_id[row[0]], float(row[1]), float(row[2])) for row in rows]
 
 
 async def _numbers(db: Database, refused: list[Taken]) -> list[Taken]:
@@ -154,7 +167,10 @@ async def settle(
 ) -> None:
     """End a call: its reservation given back (unless the sweep already did: a call
     longer than its lease) and ``actual[budget_id]`` added to ``spent`` in the window
-    each claim reserved in."""
+    each claim reserved in. Two statements: the delete, one update."""
+    ordered = sorted(claims, key=lambda c: c.budget_id)
+    if not ordered:
+        return
     async with db.session() as session:
         gone = (
             await session.execute(
@@ -164,18 +180,19 @@ async def settle(
             )
         ).all()
         held = {row[0]: float(row[1]) for row in gone}
-        for claim in sorted(claims, key=lambda c: c.budget_id):
-            await session.execute(
-                update(BudgetCounter)
-                .where(
-                    BudgetCounter.budget_id == claim.budget_id,
-                    BudgetCounter.window == claim.window,
-                )
-                .values(
-                    reserved=BudgetCounter.reserved - held.get(claim.budget_id, 0.0),
-                    spent=BudgetCounter.spent + actual.get(claim.budget_id, 0.0),
+        ids = {c.budget_id: c for c in ordered}
+        back = case({b: held.get(b, 0.0) for b in ids}, value=BudgetCounter.budget_id)
+        spent = case({b: actual.get(b, 0.0) for b in ids}, value=BudgetCounter.budget_id)
+        await session.execute(
+            update(BudgetCounter)
+            .where(
+                tuple_(BudgetCounter.budget_id, BudgetCounter.window).in_(
+                    [(c.budget_id, c.window) for c in ordered]
                 )
             )
+            .values(reserved=BudgetCounter.reserved - back, spent=BudgetCounter.spent + spent)
+            .execution_options(synchronize_session=False)
+        )
         await session.commit()
 
 

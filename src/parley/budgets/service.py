@@ -172,6 +172,7 @@ class Budgets:
         self._swept_at = time.monotonic()
         self._lock = asyncio.Lock()
         self._pending: set[asyncio.Task[None]] = set()
+        self._known: set[tuple[str, str]] = set()  # counter rows seen to exist
 
     # ------------------------------------------------------------ the limits
 
@@ -258,8 +259,9 @@ class Budgets:
         claims = self._claims(limits, now, cost, tokens, exempt, check)
         ticket_id = uuid.uuid4().hex
         expires = now + timedelta(seconds=self.lease_s)
-        ok, taken = await ledger.reserve(self.db, ticket_id, claims, expires)
-        if not ok and await ledger.sweep(self.db, now):  # a crashed worker's lease had run out
+        ok, taken = await ledger.reserve(self.db, ticket_id, claims, expires, self._known)
+        if not ok:  # before refusing: a crashed worker's lease may have run out, and a
+            await ledger.sweep(self.db, now)  # counter row this worker knew may be gone
             ok, taken = await ledger.reserve(self.db, ticket_id, claims, expires)
         by_id = {limit.id: limit for limit in limits}
         if not ok:
