@@ -95,7 +95,11 @@ async def _measure(url: str, rounds: int, per_round: int) -> dict[str, dict[str,
             async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
                 r = await client.post(
                     "/api/auth/signup",
-                    json={"email": "bench@example.com", "password": "bench-password-1", "name": "B"},
+                    json={
+                        "email": "bench@example.com",
+                        "password": "bench-password-1",
+                        "name": "B",
+                    },
                 )
                 user_id = r.json()["user"]["id"]
                 client.headers["X-CSRF-Token"] = client.cookies["parley_csrf"]

@@ -339,3 +339,53 @@ async def test_200_relayed_requests_at_once_cannot_overspend(app: Any) -> None:
     finally:
         await admin.__aexit__(None, None, None)
         await user.__aexit__(None, None, None)
+
+
+async def test_v1_responses_obeys_the_budget(app: Any) -> None:
+    """``/v1/responses`` runs turns: a spent budget refuses it, OpenAI-shaped."""
+    admin, user, who = await _admin_and_user(app)
+    try:
+        key = (await user.post("/api/keys", json={"name": "responses"})).json()
+        await _budget(admin, who["id"], 0.05)
+        auth = {"Authorization": f"Bearer {key['key']}"}
+        body = {"model": "scripted/priced", "input": "hello", "store": False}
+        first = await user.post("/v1/responses", json=body, headers=auth)
+        assert first.status_code == 200, first.text
+        await _settled(app)
+        refused = await user.post("/v1/responses", json=body, headers=auth)
+        assert refused.status_code == 429, refused.text
+        error = refused.json()["error"]
+        assert error["code"] == "budget_exceeded"
+        assert "daily budget of your account is spent" in error["message"]
+    finally:
+        await admin.__aexit__(None, None, None)
+        await user.__aexit__(None, None, None)
+
+
+async def test_after_turn_work_is_charged_but_never_refused(app: Any) -> None:
+    """A title made after the answer costs money: it counts against the budget, even
+    past it, and is never refused half-way (a metered model, not a budgeted one)."""
+    from parley.budgets.service import Budgets
+    from parley.usage.ledger import UsageLedger
+
+    admin, user, who = await _admin_and_user(app)
+    try:
+        await _budget(admin, who["id"], 0.05)
+        ledger = app.state.services.get(UsageLedger)
+        ledger.charged(
+            user_id=who["id"],
+            endpoint="title",
+            provider="scripted",
+            model="scripted/priced",
+            output_tokens=100,
+            cost=0.1,
+        )
+        await ledger.drain()
+        await app.state.services.get(Budgets).drain()
+        mine = (await user.get("/api/me/budgets")).json()["items"][0]
+        assert mine["spent"] == pytest.approx(0.1)  # over the budget: charged all the same
+        status, _ = await _chat(user)
+        assert status == 429  # ... and the next request is refused
+    finally:
+        await admin.__aexit__(None, None, None)
+        await user.__aexit__(None, None, None)

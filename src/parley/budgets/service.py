@@ -21,6 +21,7 @@ refused rate limit never leaves a budget reserved).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import time
@@ -173,6 +174,10 @@ class Budgets:
         self._lock = asyncio.Lock()
         self._pending: set[asyncio.Task[None]] = set()
         self._known: set[tuple[str, str]] = set()  # counter rows seen to exist
+        # SQLite has one writer at a time and a waiting writer sleeps in steps of up to
+        # 100 ms (its busy handler): this worker's own budget writes queue here instead,
+        # each waking the moment the previous one commits. PostgreSQL locks rows only.
+        self._writes = asyncio.Lock() if db.dialect == "sqlite" else contextlib.nullcontext()
 
     # ------------------------------------------------------------ the limits
 
@@ -259,10 +264,11 @@ class Budgets:
         claims = self._claims(limits, now, cost, tokens, exempt, check)
         ticket_id = uuid.uuid4().hex
         expires = now + timedelta(seconds=self.lease_s)
-        ok, taken = await ledger.reserve(self.db, ticket_id, claims, expires, self._known)
-        if not ok:  # before refusing: a crashed worker's lease may have run out, and a
-            await ledger.sweep(self.db, now)  # counter row this worker knew may be gone
-            ok, taken = await ledger.reserve(self.db, ticket_id, claims, expires)
+        async with self._writes:
+            ok, taken = await ledger.reserve(self.db, ticket_id, claims, expires, self._known)
+            if not ok:  # before refusing: a crashed worker's lease may have run out, and
+                await ledger.sweep(self.db, now)  # a counter row it knew may be gone
+                ok, taken = await ledger.reserve(self.db, ticket_id, claims, expires)
         by_id = {limit.id: limit for limit in limits}
         if not ok:
             return self._refusal(taken, by_id, now, downgrade)
@@ -329,7 +335,8 @@ class Budgets:
 
     async def _settle(self, ticket: Ticket, actual: dict[str, float]) -> None:
         try:
-            await ledger.settle(self.db, ticket.id, ticket.claims, actual)
+            async with self._writes:
+                await ledger.settle(self.db, ticket.id, ticket.claims, actual)
         except Exception:  # the lease's expiry gives the reservation back
             log.exception("could not settle budget reservation %s", ticket.id)
 
@@ -349,7 +356,8 @@ class Budgets:
             if not limits:
                 return
             claims = self._claims(limits, datetime.now(UTC), cost, tokens, frozenset(), False)
-            await ledger.add_spent(self.db, claims)
+            async with self._writes:
+                await ledger.add_spent(self.db, claims)
         except Exception:
             log.exception("could not charge after-turn work to the budgets")
 
@@ -378,7 +386,8 @@ class Budgets:
             return
         self._swept_at = time.monotonic()
         try:
-            await ledger.sweep(self.db, now)
+            async with self._writes:
+                await ledger.sweep(self.db, now)
         except Exception:
             log.exception("could not sweep expired budget reservations")
 

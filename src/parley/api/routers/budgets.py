@@ -53,6 +53,9 @@ class BudgetOut(BaseModel):
 class BudgetList(BaseModel):
     currency: str
     items: list[BudgetOut]
+    lease_s: float = Field(
+        description="a reservation a crashed worker left is given back after this long"
+    )
 
 
 class BudgetIn(Body):
@@ -99,7 +102,7 @@ async def _rows(
         )
     order = {"instance": 0, "group": 1, "user": 2, "project": 3, "key": 4}
     items.sort(key=lambda b: (order[b.scope], b.scope_name, b.kind, b.period))
-    return BudgetList(currency=budgets.currency, items=items)
+    return BudgetList(currency=budgets.currency, items=items, lease_s=budgets.lease_s)
 
 
 @router.get("/admin/budgets")

@@ -2340,6 +2340,11 @@ export interface components {
             currency: string;
             /** Items */
             items: components["schemas"]["BudgetOut"][];
+            /**
+             * Lease S
+             * @description a reservation a crashed worker left is given back after this long
+             */
+            lease_s: number;
         };
         /** BudgetOut */
         BudgetOut: {
