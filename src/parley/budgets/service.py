@@ -30,9 +30,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import select
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from parley.budgets import ledger
@@ -62,6 +63,24 @@ WARN_AT = 0.8  # a cost budget this much spent warns its users
 SCOPES = ("instance", "group", "user", "project", "key")
 KINDS = ("cost", "requests", "tokens")
 GroupLookup = Callable[[str], Awaitable[Sequence[str]]]
+T = TypeVar("T")
+
+
+async def _retrying(attempt: Callable[[], Awaitable[T]], tries: int = 3) -> T:
+    """``attempt()``, again when PostgreSQL chose it as a deadlock's victim (two
+    reservations that locked shared counters in different orders: it waits a second
+    to detect it; rare, since every reservation updates its rows in one statement)."""
+    for n in range(tries):
+        try:
+            return await attempt()
+        except DBAPIError as exc:
+            orig = exc.orig
+            names = (type(orig).__name__ + type(getattr(orig, "__cause__", None)).__name__).lower()
+            code = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+            if n == tries - 1 or not (code == "40P01" or "deadlock" in names):
+                raise
+            log.warning("budget reservation was a deadlock's victim; trying again")
+    raise AssertionError("unreachable")
 
 
 @asynccontextmanager
@@ -265,7 +284,9 @@ class Budgets:
         ticket_id = uuid.uuid4().hex
         expires = now + timedelta(seconds=self.lease_s)
         async with self._writes:
-            ok, taken = await ledger.reserve(self.db, ticket_id, claims, expires, self._known)
+            ok, taken = await _retrying(
+                lambda: ledger.reserve(self.db, ticket_id, claims, expires, self._known)
+            )
             if not ok:  # before refusing: a crashed worker's lease may have run out, and
                 await ledger.sweep(self.db, now)  # a counter row it knew may be gone
                 ok, taken = await ledger.reserve(self.db, ticket_id, claims, expires)
