@@ -285,3 +285,48 @@ async def test_the_80_percent_warning(db: Database) -> None:
     verdict, warnings = await budgets.preflight(payer)
     assert verdict is None
     assert warnings and warnings[0].startswith("85% of the weekly budget of this server is used")
+
+
+async def test_overlapping_limits_at_once_stay_consistent(db: Database) -> None:
+    """Two users in the same two groups, under the instance's budget, reserving at
+    once: every reservation locks several shared counters; none fails, and each
+    shared counter holds exactly what was settled on it."""
+    alice, bob = await _user(db, "alice@example.com"), await _user(db, "bob@example.com")
+
+    async def groups(user_id: str) -> list[str]:
+        return ["g1", "g2"] if user_id == alice else ["g2", "g1"]
+
+    budgets = await _budgets(db, groups=lambda: groups)
+    for scope, scope_id in (("instance", ""), ("group", "g1"), ("group", "g2")):
+        await save_limit(
+            budgets,
+            scope=scope,
+            scope_id=scope_id,
+            kind="cost",
+            period="day",
+            amount=100.0,
+            downgrade_model=None,
+        )
+    for user in (alice, bob):
+        await save_limit(
+            budgets,
+            scope="user",
+            scope_id=user,
+            kind="cost",
+            period="day",
+            amount=100.0,
+            downgrade_model=None,
+        )
+    payers = [await budgets.payer(alice), await budgets.payer(bob)]
+
+    async def one(i: int) -> None:
+        ticket = await budgets.reserve(payers[i % 2], cost=0.01, tokens=1)
+        assert isinstance(ticket, Ticket)
+        budgets.settle_soon(ticket, 0.01, 1)
+
+    await asyncio.gather(*(one(i) for i in range(100)))
+    await budgets.drain()
+    async with db.session() as session:
+        rows = (await session.scalars(select(BudgetCounter))).all()
+    by_limit = {r.budget_id: (round(r.spent, 6), round(r.reserved, 6)) for r in rows}
+    assert sorted(by_limit.values()) == [(0.5, 0.0), (0.5, 0.0), (1.0, 0.0), (1.0, 0.0), (1.0, 0.0)]

@@ -32,6 +32,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import case, delete, insert, or_, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -115,7 +116,10 @@ async def reserve(
     async with db.session() as session:
         if known is None or any((c.budget_id, c.window) not in known for c in ordered):
             await _ensure_counters(session, db, ordered)
-        rows = (await session.execute(stmt)).all()
+        if db.dialect == "postgresql":
+            rows = await _one_by_one(session, ordered)
+        else:  # one writer at a time: one statement for every limit
+            rows = list((await session.execute(stmt)).all())
         if len(rows) < len(ordered):
             await session.rollback()
             got = {row[0] for row in rows}
@@ -140,6 +144,33 @@ async def reserve(
             known.clear()
         known.update((c.budget_id, c.window) for c in ordered)
     return True, [Taken(by_id[row[0]], float(row[1]), float(row[2])) for row in rows]
+
+
+async def _one_by_one(session: AsyncSession, ordered: Sequence[Claim]) -> list[Any]:
+    """PostgreSQL: one conditional ``UPDATE`` per limit, in budget id order. A single
+    statement over several rows locks them in whatever order its plan reads them, and
+    two reservations (or a reservation and a settle) sharing two counters then
+    deadlock (seen: 100 reservations at once over five shared counters); in one
+    global order they cannot."""
+    rows = []
+    for claim in ordered:
+        where = [BudgetCounter.budget_id == claim.budget_id, BudgetCounter.window == claim.window]
+        if claim.check:
+            where.append(
+                BudgetCounter.spent + BudgetCounter.reserved + claim.amount <= claim.limit + 1e-9
+            )
+        row = (
+            await session.execute(
+                update(BudgetCounter)
+                .where(*where)
+                .values(reserved=BudgetCounter.reserved + claim.amount)
+                .returning(BudgetCounter.budget_id, BudgetCounter.spent, BudgetCounter.reserved)
+            )
+        ).first()
+        if row is None:
+            break  # refused: the caller rolls back (the rest need not be tried)
+        rows.append(row)
+    return rows
 
 
 async def _numbers(db: Database, refused: list[Taken]) -> list[Taken]:
@@ -180,6 +211,21 @@ async def settle(
             )
         ).all()
         held = {row[0]: float(row[1]) for row in gone}
+        if db.dialect == "postgresql":  # row by row, in budget id order (``_one_by_one``)
+            for c in ordered:
+                await session.execute(
+                    update(BudgetCounter)
+                    .where(
+                        BudgetCounter.budget_id == c.budget_id,
+                        BudgetCounter.window == c.window,
+                    )
+                    .values(
+                        reserved=BudgetCounter.reserved - held.get(c.budget_id, 0.0),
+                        spent=BudgetCounter.spent + actual.get(c.budget_id, 0.0),
+                    )
+                )
+            await session.commit()
+            return
         ids = {c.budget_id: c for c in ordered}
         back = case({b: held.get(b, 0.0) for b in ids}, value=BudgetCounter.budget_id)
         spent = case({b: actual.get(b, 0.0) for b in ids}, value=BudgetCounter.budget_id)
