@@ -1,4 +1,5 @@
-"""``python -m bench [relay|litellm|storage|startup|local|web|resume|reconnect ...] [--quick]``.
+"""``python -m bench [relay|litellm|storage|startup|local|web|resume|reconnect|budgets ...]
+[--quick]``.
 
 Runs the named benchmarks (all by default, in that order), prints one table
 each, and writes every table with its raw numbers to bench/results/*.json.
@@ -32,6 +33,7 @@ NAMES = (
     "assistants",
     "jobs",
     "storage_s3",
+    "budgets",
 )
 
 
@@ -92,6 +94,10 @@ def _runner(name: str) -> Callable[[bool], Table]:
         from bench import storage_s3
 
         return storage_s3.run
+    if name == "budgets":
+        from bench import budgets
+
+        return budgets.run
     if name == "scoped_search":
         from bench import scoped_search
 

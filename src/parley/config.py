@@ -160,6 +160,9 @@ class Settings(BaseSettings):
     title_model: str | None = None
     # The instance's currency: model prices and every cost are in it (ISO 4217 code).
     currency: str = Field(default="USD", pattern=r"^[A-Z]{3}$")
+    # budgets (parley.budgets): a call's reservation is given back after this long if
+    # its worker never settled it (crashed); longer than any call may take
+    budget_lease_s: float = Field(900.0, gt=0)
 
     # accounts and HTTP
     signup: Literal["open", "closed", "approval"] = "open"

@@ -7,7 +7,8 @@
     │   ├── ProviderUnavailable      5xx, connection refused; retryable   code=provider_unavailable
     │   ├── ProviderTimeout          no answer in time; retryable         code=provider_timeout
     │   ├── ProviderProtocolError    malformed or cut stream; retryable   code=provider_protocol
-    │   └── ProviderBadRequest       the provider refused the request     code=provider_bad_request
+    │   ├── ProviderBadRequest       the provider refused the request     code=provider_bad_request
+    │   └── BudgetExceeded           a budget or rate limit is reached    code=budget_exceeded (429)
     ├── ModelNotFound                no such model configured             code=model_not_found
     ├── NoModelAvailable             no model to answer with at all       code=no_model (503)
     ├── ToolError                    a tool failed (reported to the model, not fatal)
@@ -84,6 +85,20 @@ class ProviderProtocolError(ProviderError):
 
 class ProviderBadRequest(ProviderError):
     code = "provider_bad_request"
+
+
+class BudgetExceeded(ProviderError):
+    """A call refused before it reached the model: a budget is spent or a rate limit
+    reached (``parley.budgets``). A ``ProviderError`` so the engine ends a tool loop's
+    call with it like any failed call; ``details`` (which limit, what is left, when it
+    resets) go into the problem document. The message names no setting: users see it."""
+
+    code = "budget_exceeded"
+
+    def __init__(self, message: str, code: str, details: dict[str, object]) -> None:
+        super().__init__(message)
+        self.code = code  # budget_exceeded (cost) or rate_limited (requests, tokens)
+        self.details = details
 
 
 class ModelNotFound(ParleyError):

@@ -9,6 +9,7 @@ migration path loads no web framework.
 
 # isort: split
 import parley.assistants.tables as assistants_tables  # assistants and their versions
+import parley.budgets.tables as budgets_tables  # budgets, rate limits, their counters
 import parley.groups.tables as groups_tables  # groups of users
 import parley.images.tables as images_tables  # image providers, generated images
 import parley.jobs.tables as jobs_tables  # durable jobs
@@ -30,6 +31,7 @@ FEATURE_TABLE_MODULES = (
     assistants_tables,
     images_tables,
     groups_tables,
+    budgets_tables,
     knowledge_tables,
     memory_tables,
     projects_tables,

@@ -138,6 +138,24 @@ async def test_second_user_sees_404_for_every_route_with_first_users_ids(app: An
         assert (
             await bob.patch(f"/api/admin/users/{bob_user['id']}", json={"role": "admin"})
         ).status_code == 403
+        # budgets (parley.budgets): alice's own budget (she is the admin) is not in bob's
+        # view, and bob can neither change nor delete it by its id
+        alice_id = (await alice.get("/api/auth/me")).json()["user"]["id"]
+        budget = await alice.post(
+            "/api/admin/budgets",
+            json={"scope": "user", "scope_id": alice_id, "kind": "cost", "amount": 100},
+        )
+        assert budget.status_code == 201, budget.text
+        budget_id = budget.json()["id"]
+        assert (await bob.get("/api/me/budgets")).json()["items"] == []
+        assert (await bob.get("/api/admin/budgets")).status_code == 403
+        limit = {"scope": "user", "scope_id": bob_user["id"], "kind": "cost", "amount": 1e9}
+        assert (await bob.post("/api/admin/budgets", json=limit)).status_code == 403
+        assert (await bob.patch(f"/api/admin/budgets/{budget_id}", json=limit)).status_code == 403
+        assert (await bob.delete(f"/api/admin/budgets/{budget_id}")).status_code == 403
+        assert [b["id"] for b in (await alice.get("/api/me/budgets")).json()["items"]] == [
+            budget_id
+        ]
         # and alice's data is intact
         stored = await alice.get(
             f"/v1/chat/completions/{ids['completion_id']}",

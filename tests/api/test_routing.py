@@ -148,6 +148,7 @@ async def test_tools_long_context_and_budget_rules(
         asked.append(query)
         return 0.95
 
+    app.state.services.withdraw(BUDGET_STATE)  # the budgets' own: a fixed share here
     app.state.services.provide(BUDGET_STATE, budget)
     cheap = await ask(client, await new_chat(client), "What is 2 + 2?")
     assert cheap["model"] == "scripted/cheap" and cheap["route"]["reason"] == "budget 95% used"

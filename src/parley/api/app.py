@@ -39,10 +39,12 @@ from parley.api.routers import (
     usage,
     web,
 )
+from parley.api.routers import budgets as budgets_router
 from parley.api.schemas import Health
 from parley.api.stream_events import document_stream_events
 from parley.assistants.feature import assistants_feature
 from parley.auth.accounts import count_users
+from parley.budgets.service import Budgets
 from parley.config import Settings, load_settings
 from parley.container import Services
 from parley.gc_policy import ServerGC
@@ -60,9 +62,9 @@ from parley.projects.feature import projects_feature
 from parley.providers.base import Provider
 from parley.providers.registry import ModelRegistry
 from parley.responses.feature import responses_feature
-from parley.routing.service import RoutingService
+from parley.routing.service import BUDGET_STATE, RoutingService
 from parley.sandbox.feature import sandbox_feature
-from parley.seam import Feature, FeatureContext, FeatureFactory
+from parley.seam import USER_GROUPS, Feature, FeatureContext, FeatureFactory
 from parley.storage.conversations import fail_stale_streaming
 from parley.storage.db import Database
 from parley.telemetry.metrics import BUDGET_METRICS, Metrics
@@ -197,6 +199,17 @@ def create_app(
             backoff_max_s=settings.jobs_backoff_max_s,
         )
         services.provide(Jobs, jobs)  # features register handlers and enqueue at start
+        budgets = Budgets(
+            db,
+            ledger.prices,
+            currency=settings.currency,
+            lease_s=settings.budget_lease_s,
+            groups=lambda: services.get(USER_GROUPS),  # no groups feature: in no group
+        )
+        services.provide(Budgets, budgets)  # every model call reserves, then settles
+        services.provide(BUDGET_STATE, budgets.share_used)  # Auto's budget rule reads it
+        budgets.reporter = meter.budget  # /metrics' budget gauges
+        ledger.on_charge.append(budgets.charged)  # after-turn work: charged, not refused
         context = FeatureContext(
             settings=settings,
             db=db,
@@ -235,6 +248,7 @@ def create_app(
             await turns.aclose(settings.shutdown_grace_s if server_process else 5.0)
             await shared.aclose()
             await ledger.drain()
+            await budgets.drain()
             await control.aclose()
             tracing.close()
             await registry.aclose()
@@ -269,6 +283,7 @@ def create_app(
         admin_routing,
         metrics,
         admin_jobs,
+        budgets_router,
         setup,
         local_models,
         openai_api,

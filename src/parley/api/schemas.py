@@ -438,6 +438,10 @@ class MessagePublic(BaseModel):
     route: RouteOut | None = Field(
         description="how Auto chose `model` for this answer; null when the chat named it",
     )
+    notice: str | None = Field(
+        description="what a budget changed or warns of: answered by a cheaper model "
+        "once a budget was spent, or 80% of a budget used; null otherwise",
+    )
     feedback: int
     pinned: bool
     created_at: Timestamp
@@ -469,6 +473,7 @@ class MessagePublic(BaseModel):
             error_message=msg.error_message,
             attempts=msg.attempts or None,
             route=RouteOut(**msg.route) if msg.route else None,
+            notice=msg.notice,
             feedback=msg.feedback,
             pinned=msg.pinned,
             created_at=_at(msg.created_at),

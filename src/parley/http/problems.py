@@ -24,6 +24,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from parley.auth.accounts import AccountError
 from parley.errors import (
+    BudgetExceeded,
     Busy,
     Conflict,
     Forbidden,
@@ -103,6 +104,7 @@ def problem_response(
 # Domain errors of the services (``parley.errors``) and their HTTP status; the
 # first class in a raised error's MRO found here wins, other ParleyErrors are 502.
 DOMAIN_STATUS: dict[type[ParleyError], int] = {
+    BudgetExceeded: 429,
     ModelNotFound: 404,
     NoModelAvailable: 503,
     LastAdmin: 409,
@@ -251,6 +253,10 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     async def on_parley(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, ParleyError)
+        if isinstance(exc, BudgetExceeded):  # which limit, what is left, when it resets
+            wait = exc.details.get("retry_after_s")
+            headers = {"Retry-After": str(wait)} if isinstance(wait, int) else None
+            return _respond(request, 429, exc.message, exc.code, headers, **exc.details)
         return _respond(request, domain_status(exc), exc.message, exc.code)
 
     async def on_validation(request: Request, exc: Exception) -> JSONResponse:

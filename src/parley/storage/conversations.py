@@ -80,6 +80,7 @@ MESSAGE_FIELDS = frozenset(
         "attempts",
         "route",
         "stream_seq",
+        "notice",
         "feedback",
         "pinned",
     }

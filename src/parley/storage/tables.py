@@ -197,6 +197,9 @@ class Message(Base):
     # content includes (``parley.turns.streams``: a reader on another worker resumes
     # there with the right event ids)
     stream_seq: Mapped[int | None] = mapped_column(Integer)
+    # what a budget changed about the answer: the 80% warning, a downgrade to a
+    # cheaper model (``parley.budgets``); null when nothing was said
+    notice: Mapped[str | None] = mapped_column(Text, default=None)
     feedback: Mapped[int] = mapped_column(Integer, default=0)  # -1, 0, 1
     pinned: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

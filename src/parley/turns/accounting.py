@@ -16,7 +16,10 @@ from parley.storage.tables import Message as MessageRow
 from parley.usage.ledger import UsageLedger
 from parley.usage.metering import Charge
 
-__all__ = ["account_turn"]
+__all__ = ["REFUSED", "account_turn"]
+
+# outcomes of calls a budget or rate limit refused before they were made
+REFUSED = frozenset({"budget_exceeded", "rate_limited"})
 
 
 def account_turn(
@@ -31,6 +34,8 @@ def account_turn(
     a turn stopped before its first call has none."""
     if done is not None and done.calls:
         for call in done.calls:
+            if call.outcome in REFUSED:  # never reached the model: nothing was spent
+                continue
             ledger.record_soon(
                 **charge.fields(),
                 provider=call.provider,

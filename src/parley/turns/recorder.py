@@ -71,6 +71,8 @@ class Recorder:
         """``prices``: what the message's cost is computed with (the usage ledger's,
         so the message and its ledger rows agree), else the model's own prices."""
         self.prices = prices
+        # more columns the finish writes (a budget's notice, a downgrade's model)
+        self.extra: dict[str, Any] = {}
         self.db = db
         self.user_id = user_id
         self.conversation_id = conversation_id
@@ -255,6 +257,7 @@ class Recorder:
             ),
             "error_code": error.code if error else None,
             "error_message": error.message if error else None,
+            **self.extra,
         }
         title: str | None = None
         async with self.db.session() as session:

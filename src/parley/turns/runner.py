@@ -28,6 +28,8 @@ from typing import Any, Literal
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from parley.budgets.model import BudgetedModel, unwrap
+from parley.budgets.service import Budgets
 from parley.config import Settings
 from parley.container import Services
 from parley.engine import Limits, assemble_context, run_tool_loop
@@ -144,6 +146,9 @@ class PreparedTurn:
 
 
 TurnItem = TurnEvent | Final | TitleMade | Resync
+# errors whose message is written for the user (which limit, what is left, when it
+# resets): shown as they are, not replaced by ``user_wording``
+USER_FACING = frozenset({"budget_exceeded", "rate_limited"})
 WEB_SEARCH = "web_search"  # the tool the composer's globe turns on for one turn
 SEARCH_ASKED = (
     "The user turned on web search for this message: search the web before you answer "
@@ -286,10 +291,28 @@ class TurnService:
             model = await self.registry.resolve(ref)
             if not model.info.offered_to(user.id):
                 raise ModelNotFound(f"Model '{ref}' is not available to you.")
+            budgets = self.services.get(Budgets)
+            payer, verdict, warnings = None, None, list[str]()
+            if budgets is not None:  # a spent budget refuses here (before anything is stored)
+                payer = await budgets.payer(user.id, api_key_id, conv.project_id, session)
+                verdict, warnings = await budgets.preflight(payer, session)
+                if verdict is not None:  # ... or answers with the admin's cheaper model
+                    model = await self.registry.resolve(verdict.downgrade_model)
             allowed = options.may_use
             model = await self.failover.wrap(
                 model, user_id=user.id, allowed=allowed and (lambda info: allowed(info.ref))
             )
+            if budgets is not None and payer is not None:  # every call reserved, then settled
+                budgeted = BudgetedModel(
+                    model,
+                    budgets,
+                    payer,
+                    self.registry.resolve,
+                    exempt=verdict.exempt if verdict else frozenset(),
+                    notices=[verdict.notice] if verdict else None,
+                )
+                budgeted.warnings = warnings
+                model = budgeted
             if model_ref and model_ref != conv.model:
                 conv.model = model_ref
 
@@ -678,7 +701,7 @@ class TurnService:
     def _worded(turn: PreparedTurn, error: ErrorEvent) -> ErrorEvent:
         """The failure as its reader may see it: the detail (provider addresses, setting
         names) for an administrator, what to do for anyone else (the detail is logged)."""
-        if turn.admin:
+        if turn.admin or error.code in USER_FACING:
             return error
         log.warning("turn %s failed (%s): %s", turn.assistant_message.id, error.code, error.message)
         return ErrorEvent(error.code, user_wording(error.code), error.retryable)
@@ -697,9 +720,18 @@ class TurnService:
         its owner was revoked) and the log closes once both are done."""
         await recorder.stop_flushing()
         try:
-            if isinstance(turn.model, FailoverModel) and turn.model.failed_over:
+            inner = unwrap(turn.model)
+            if isinstance(inner, FailoverModel) and inner.failed_over:
                 recorder.model = turn.model.info  # priced as the model that answered
-                await self.failover.record(turn.user_id, turn.assistant_message.id, turn.model)
+                await self.failover.record(turn.user_id, turn.assistant_message.id, inner)
+            if isinstance(turn.model, BudgetedModel):
+                said = turn.model.notices + turn.model.warnings
+                if said:  # the downgrade and the 80% warning, shown on the answer
+                    recorder.extra["notice"] = " ".join(said)
+                if turn.model.downgraded:
+                    recorder.model = turn.model.info
+                    recorder.extra["provider"] = turn.model.info.provider
+                    recorder.extra["model"] = turn.model.info.ref
             final = await asyncio.shield(recorder.finish())
         except Exception:
             log.exception("could not store the answer")
@@ -792,7 +824,7 @@ class TurnService:
                 return await self.registry.resolve(choice)
             except Exception:
                 log.warning("title_model %r is unavailable; using the chat's model", choice)
-        return None if turn.model.info.demo else turn.model
+        return None if turn.model.info.demo else unwrap(turn.model)  # charged, never refused
 
     @staticmethod
     def _after_info(turn: PreparedTurn, answer: MessageRow) -> TurnInfo:

@@ -88,6 +88,20 @@ class UsageLedger:
         # Called with each row's fields before it is written (the Prometheus counters:
         # ``parley.telemetry.metrics``); a listener must be quick and must not raise.
         self.listeners: list[Callable[[UsageFields], None]] = []
+        # Told of each row of work that is charged but never refused before it runs
+        # (titles, memory extraction, summaries, remote embeddings: ``metering``);
+        # the budgets count it (``parley.budgets``, set by the composition root).
+        self.on_charge: list[Callable[[dict[str, Any]], None]] = []
+
+    def charged(self, **fields: Any) -> None:
+        """``record_soon`` for work that no budget refused first: the row, and each
+        ``on_charge`` listener told (a listener's failure is logged, never raised)."""
+        self.record_soon(**fields)
+        for listener in self.on_charge:
+            try:
+                listener(fields)
+            except Exception:
+                log.exception("a usage listener failed")
 
     async def record(
         self,

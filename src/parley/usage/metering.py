@@ -94,7 +94,7 @@ class MeteredModel:
             outcome = "internal_error"
             raise
         finally:
-            self.ledger.record_soon(**self.charge.fields(), **meter.fields(outcome))
+            self.ledger.charged(**self.charge.fields(), **meter.fields(outcome))
 
 
 def metered(model: ChatModel, ledger: UsageLedger | None, charge: Charge) -> ChatModel:
@@ -129,7 +129,7 @@ def meter_embedder(embedder: Any, ledger: LedgerRef) -> None:
         if payer is None or found is None:
             return
         ref = EMBEDDINGS_PROVIDER + "/" + call.model
-        found.record_soon(
+        found.charged(
             **payer.fields(),
             provider=EMBEDDINGS_PROVIDER,
             model=ref,

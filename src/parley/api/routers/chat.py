@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Query, Response
 from starlette.responses import StreamingResponse
 
+from parley.api.budget_headers import budget_headers
 from parley.api.schemas import EditIn, MessagePublic, RegenerateIn, SendIn
 from parley.api.stream_events import REATTACH_RESPONSE, SSE_RESPONSE, TurnStart
 from parley.api.turn_stream import done_payload, frame, sse_response, turn_stream
@@ -61,7 +62,9 @@ async def _start(
             turn.assistant_message, turn.siblings.get(turn.assistant_message.id)
         ),
     )
-    return sse_response(turn_stream(start.model_dump(mode="json"), service.start(turn)))
+    response = sse_response(turn_stream(start.model_dump(mode="json"), service.start(turn)))
+    response.headers.update(budget_headers(turn.model) or {})  # the 80% warning, a downgrade
+    return response
 
 
 @router.post(

@@ -22,10 +22,11 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from parley import loopshare
+from parley.api.budget_headers import budget_headers, budgeted
 from parley.api.routers.openai_embeddings import embedding_ref, server_embedder
 from parley.api.routers.openai_stored import Databases, Keeper
 from parley.engine.tokens import counter_for
-from parley.errors import AccessRevoked, ModelNotFound, ProviderError
+from parley.errors import AccessRevoked, BudgetExceeded, ModelNotFound, ProviderError
 from parley.http.deps import (
     DB,
     ChatKey,
@@ -57,6 +58,7 @@ from parley.routing.rules import AUTO, Route, is_auto, need_of_request
 from parley.routing.service import BudgetQuery
 from parley.seam import ASSISTANTS
 from parley.turns import TurnService
+from parley.turns.accounting import REFUSED
 from parley.turns.control import GenerationControl, owner
 from parley.usage.ledger import Meter, UsageLedger
 
@@ -154,7 +156,9 @@ async def _auto(
     )
 
 
-def _provider_problem(exc: ProviderError) -> Problem:
+def _provider_problem(exc: ProviderError) -> Exception:
+    if isinstance(exc, BudgetExceeded):  # a 429 saying which limit, what is left, when
+        return exc
     status = {"provider_rate_limited": 429, "provider_timeout": 504}.get(exc.code, 502)
     return Problem(status, exc.message, exc.code)
 
@@ -203,13 +207,14 @@ async def _relay(
         outcome = "internal_error"  # a bug, not the client leaving (that is a BaseException)
         raise
     finally:
-        ledger.record_soon(
-            user_id=principal.user.id,
-            api_key_id=principal.api_key_id,
-            conversation_id=conversation_id,
-            endpoint=endpoint,
-            **meter.fields(outcome),
-        )
+        if outcome not in REFUSED:  # a refused call never reached the model
+            ledger.record_soon(
+                user_id=principal.user.id,
+                api_key_id=principal.api_key_id,
+                conversation_id=conversation_id,
+                endpoint=endpoint,
+                **meter.fields(outcome),
+            )
 
 
 @router.post("/chat/completions", response_model=None, responses=_COMPLETION_DOC)
@@ -248,11 +253,15 @@ async def chat_completions(
             param="model",
         )
     model_allowed(principal, model.info.ref)
+    # release the connection before the long stream, and before the fallbacks' and the
+    # budgets' reads open their own: a request holding two at once lets a burst of
+    # requests hold the whole pool while each waits for its second one
+    await db.close()
     # retries and fallbacks before the first token, as in a chat (``turns/failover.py``)
     model = await turns.failover.wrap(
         model, user_id=principal.user.id, allowed=lambda info: principal.may_use_model(info.ref)
     )
-    await db.close()  # release the connection before the long stream
+    model = await budgeted(services, model, principal)  # reserved per call, then settled
     completion_id = "chatcmpl-" + uuid.uuid4().hex
     await ledger.prices.fresh()
     meter = Meter(model.info, request, counter_for(model), ledger.prices)
@@ -269,7 +278,9 @@ async def chat_completions(
     meter.model = model.info  # the model that answered is the one charged and named
     if keep is not None:
         keep.model = model.info
-    headers = {ROUTE_HEADER: f"{route.rule}; {route.reason}"} if route is not None else None
+    headers = budget_headers(model) or {}
+    if route is not None:
+        headers[ROUTE_HEADER] = f"{route.rule}; {route.reason}"
     if body.stream:
         stream = stream_chunks(completion_id, model.info.ref, first, events, body.include_usage)
         return StreamingResponse(stream, media_type="text/event-stream", headers=headers)

@@ -24,6 +24,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from parley.api.budget_headers import reserve_embeddings
 from parley.embeddings import EMBEDDER, Embedder, EmbeddingError, public_name
 from parley.engine.tokens import estimate_tokens
 from parley.http.deps import EmbeddingsKey, Ledger, ServicesDep, SettingsDep, model_allowed
@@ -143,6 +144,7 @@ async def create_embeddings(
     model_allowed(principal, ref)
     texts = _texts(body, settings.embeddings_max_inputs, settings.embeddings_max_input_chars)
     tokens = sum(max(1, estimate_tokens(t)) for t in texts)
+    cost = await _price(ledger, ref, tokens)
     record = {
         "user_id": principal.user.id,
         "api_key_id": principal.api_key_id,
@@ -150,7 +152,7 @@ async def create_embeddings(
         "provider": PROVIDER,
         "model": ref,
         "input_tokens": tokens,
-        "cost": await _price(ledger, ref, tokens),
+        "cost": cost,
     }
     dim = embedder.dim
     if body.dimensions is not None and dim and body.dimensions != dim:
@@ -160,16 +162,21 @@ async def create_embeddings(
             "dimensions",
             "dimensions_unsupported",
         )
+    budgets, ticket = await reserve_embeddings(services, principal, cost, tokens)
     meter_start = _now_ms()
     try:
         vectors = await embedder.embed(texts)
     except EmbeddingError as exc:
+        if budgets is not None and ticket is not None:
+            budgets.settle_soon(ticket, 0.0, 0)  # nothing was embedded
         ledger.record_soon(
             **record, latency_ms=_now_ms() - meter_start, outcome="embeddings_failed"
         )
         raise Problem(
             502, "The embedding model failed; try again in a moment.", "embeddings_failed"
         ) from exc
+    if budgets is not None and ticket is not None:
+        budgets.settle_soon(ticket, cost, tokens)
     if body.dimensions is not None and vectors.shape[1] != body.dimensions:
         # only known now for an endpoint that had not answered before
         raise _bad(

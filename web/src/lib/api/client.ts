@@ -43,6 +43,7 @@ import type {
   UserList,
 } from './types';
 import type { AdminUsageSummary, ModelPrice, PriceIn, PriceList, UsageSummary } from '../usage';
+import type { Budget, BudgetIn, BudgetList } from '../budgets';
 import { CHAT_EVENT_TYPES, type ChatEvent } from './events';
 import { readSSE } from '../sse';
 
@@ -241,6 +242,16 @@ export const me = {
   importData: (file: Blob, zip: boolean, onProgress?: (fraction: number) => void) =>
     postFile<ImportReport>('/api/me/import', file, zip ? 'application/zip' : 'application/json', onProgress),
   remove: (password: string) => request<void>('/api/me', { method: 'DELETE', body: { password } }),
+};
+
+// ---------------- Budgets and rate limits ----------------
+export const budgets = {
+  mine: () => request<BudgetList>('/api/me/budgets'),
+  all: () => request<BudgetList>('/api/admin/budgets'),
+  create: (body: BudgetIn) => request<Budget>('/api/admin/budgets', { method: 'POST', body }),
+  update: (id: string, body: BudgetIn) =>
+    request<Budget>(`/api/admin/budgets/${enc(id)}`, { method: 'PATCH', body }),
+  remove: (id: string) => request<void>(`/api/admin/budgets/${enc(id)}`, { method: 'DELETE' }),
 };
 
 // ---------------- Usage and prices ----------------

@@ -56,6 +56,46 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/admin/budgets": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List Budgets */
+        get: operations["list_budgets_api_admin_budgets_get"];
+        put?: never;
+        /**
+         * Create Budget
+         * @description 422 for a period that does not fit the kind or an unknown downgrade model;
+         *     409 ``budget_exists`` for a second limit of one kind and period on a scope.
+         */
+        post: operations["create_budget_api_admin_budgets_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/admin/budgets/{budget_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** Remove Budget */
+        delete: operations["remove_budget_api_admin_budgets__budget_id__delete"];
+        options?: never;
+        head?: never;
+        /** Update Budget */
+        patch: operations["update_budget_api_admin_budgets__budget_id__patch"];
+        trace?: never;
+    };
     "/api/admin/failover": {
         parameters: {
             query?: never;
@@ -1857,6 +1897,27 @@ export interface paths {
         patch: operations["update_me_api_me_patch"];
         trace?: never;
     };
+    "/api/me/budgets": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * My Budgets
+         * @description The limits that bind the caller, with their use (the instance's and their
+         *     groups' are shared with others: their use is everyone's).
+         */
+        get: operations["my_budgets_api_me_budgets_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/me/export": {
         parameters: {
             query?: never;
@@ -3181,6 +3242,110 @@ export interface components {
         BreakerReset: {
             /** Provider */
             provider: string;
+        };
+        /** BudgetIn */
+        BudgetIn: {
+            /** Amount */
+            amount: number;
+            /** Downgrade Model */
+            downgrade_model?: string | null;
+            /**
+             * Kind
+             * @default cost
+             * @enum {string}
+             */
+            kind?: "cost" | "requests" | "tokens";
+            /**
+             * Period
+             * @default day
+             * @enum {string}
+             */
+            period?: "day" | "week" | "month" | "total" | "minute";
+            /**
+             * Scope
+             * @enum {string}
+             */
+            scope: "instance" | "group" | "user" | "project" | "key";
+            /**
+             * Scope Id
+             * @default
+             */
+            scope_id?: string;
+        };
+        /** BudgetList */
+        BudgetList: {
+            /** Currency */
+            currency: string;
+            /** Items */
+            items: components["schemas"]["BudgetOut"][];
+            /**
+             * Lease S
+             * @description a reservation a crashed worker left is given back after this long
+             */
+            lease_s: number;
+        };
+        /** BudgetOut */
+        BudgetOut: {
+            /**
+             * Amount
+             * @description in the instance's currency, requests or tokens
+             */
+            amount: number;
+            /**
+             * Downgrade Model
+             * @description answers once the budget is spent
+             */
+            downgrade_model: string | null;
+            /** Id */
+            id: string;
+            /**
+             * Kind
+             * @description cost: an amount per period; requests, tokens: per minute
+             * @enum {string}
+             */
+            kind: "cost" | "requests" | "tokens";
+            /**
+             * Period
+             * @enum {string}
+             */
+            period: "day" | "week" | "month" | "total" | "minute";
+            /** Remaining */
+            remaining: number;
+            /**
+             * Reserved
+             * @description held by calls in flight
+             */
+            reserved: number;
+            /**
+             * Resets At
+             * @description null for a total budget
+             */
+            resets_at: string | null;
+            /**
+             * Scope
+             * @enum {string}
+             */
+            scope: "instance" | "group" | "user" | "project" | "key";
+            /**
+             * Scope Id
+             * @description the group, user, project or key id; "" for the instance
+             */
+            scope_id: string;
+            /**
+             * Scope Name
+             * @description an email, a key's name, or the id
+             */
+            scope_name: string;
+            /**
+             * Spent
+             * @description settled in the current period
+             */
+            spent: number;
+            /**
+             * Used
+             * @description spent / amount (0.8 warns)
+             */
+            used: number;
         };
         /**
          * ChatAssistant
@@ -5381,6 +5546,11 @@ export interface components {
             latency_ms: number | null;
             /** Model */
             model: string | null;
+            /**
+             * Notice
+             * @description what a budget changed or warns of: answered by a cheaper model once a budget was spent, or 80% of a budget used; null otherwise
+             */
+            notice: string | null;
             /** Output Tokens */
             output_tokens: number;
             /** Parent Id */
@@ -7749,6 +7919,123 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["AdminAssistant"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    list_budgets_api_admin_budgets_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BudgetList"];
+                };
+            };
+        };
+    };
+    create_budget_api_admin_budgets_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["BudgetIn"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BudgetOut"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    remove_budget_api_admin_budgets__budget_id__delete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                budget_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    update_budget_api_admin_budgets__budget_id__patch: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                budget_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["BudgetIn"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BudgetOut"];
                 };
             };
             /** @description Validation Error */
@@ -11804,6 +12091,26 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    my_budgets_api_me_budgets_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BudgetList"];
                 };
             };
         };
