@@ -41,10 +41,12 @@ from parley.userdata import ConversationData, UserData, UserDataHooks
 
 __all__ = [
     "ASSISTANTS",
+    "AUDIO_TRANSCRIBER",
     "CONVERSATION_FILES",
     "CONVERSATION_KNOWLEDGE",
     "USER_GROUPS",
     "AssistantGateway",
+    "AudioTranscriber",
     "ConversationData",
     "ConversationFiles",
     "ConversationKnowledge",
@@ -108,6 +110,16 @@ cached permissions: removing a user from a group ends what it granted at once)."
 USER_GROUPS: Key[GroupLookup] = Key("user_groups")
 """Provided by the groups feature; budgets, sharing and model access read it. A
 consumer without it (no groups feature) treats every user as in no group."""
+
+
+AudioTranscriber = Callable[[str, Path, str, str | None], Awaitable[str]]
+"""``(user_id, path on disk, file name, conversation_id) -> transcript``: the text of
+an audio file, charged to the user; raises with a message for the user when the
+audio is bad or speech is off."""
+
+AUDIO_TRANSCRIBER: Key[AudioTranscriber] = Key("audio_transcriber")
+"""Provided by the speech feature; the knowledge feature indexes an attached audio
+file's transcript through it."""
 
 
 class TurnHookSink(Protocol):

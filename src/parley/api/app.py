@@ -53,6 +53,7 @@ from parley.providers.registry import ModelRegistry
 from parley.responses.feature import responses_feature
 from parley.sandbox.feature import sandbox_feature
 from parley.seam import Feature, FeatureContext, FeatureFactory
+from parley.speech.feature import speech_feature
 from parley.storage.conversations import fail_stale_streaming
 from parley.storage.db import Database
 from parley.tools import ToolRegistry, default_registry
@@ -74,6 +75,7 @@ DEFAULT_FEATURES: list[FeatureFactory] = [
     sandbox_feature,
     memory_feature,
     responses_feature,
+    speech_feature,
 ]
 
 

@@ -1,7 +1,8 @@
 """What an API key may do: its scopes.
 
 A key may be limited to some endpoint groups of the OpenAI-compatible API
-(``models``, ``chat``, ``responses``, ``conversations``, ``embeddings``) and to
+(``models``, ``chat``, ``responses``, ``conversations``, ``embeddings``,
+``audio``) and to
 some models (by ref, ``provider/model``). and to some assistants (by id or slug:
 ``assistant/<slug>`` as a ``/v1`` model). Projects are stored and shown but not
 enforced yet. An empty list
@@ -23,7 +24,7 @@ from typing import Any, Literal, get_args
 
 __all__ = ["ENDPOINT_GROUPS", "EndpointGroup", "KeyScopes"]
 
-EndpointGroup = Literal["models", "chat", "responses", "conversations", "embeddings"]
+EndpointGroup = Literal["models", "chat", "responses", "conversations", "embeddings", "audio"]
 ENDPOINT_GROUPS: tuple[str, ...] = get_args(EndpointGroup)
 
 _LISTS = ("endpoints", "models", "assistants", "projects")
