@@ -26,6 +26,7 @@ NAMES = (
     "resume",
     "scoped_search",
     "responses",
+    "speech",
 )
 
 
@@ -62,6 +63,10 @@ def _runner(name: str) -> Callable[[bool], Table]:
         from bench import responses
 
         return responses.run
+    if name == "speech":
+        from bench import speech
+
+        return speech.run
     if name == "scoped_search":
         from bench import scoped_search
 

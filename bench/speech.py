@@ -1,0 +1,146 @@
+"""``python -m bench speech``: the offline speech stack through a real server.
+
+- Round trip: each of the sentences in ``bench/data/speech_sentences.txt`` (105,
+  written for this benchmark, no digits) is spoken by ``/v1/audio/speech`` with the
+  Piper voice and with espeak-ng, and the WAV is sent back to
+  ``/v1/audio/transcriptions`` (Whisper tiny.en). Word error rate over all words
+  (lower case, punctuation dropped); targets 10 % (Piper) and 15 % (espeak-ng).
+- Real-time factor: the transcription request's wall time over the audio's length
+  (HTTP and decoding included); target 0.3.
+- Read aloud: the web app posts each sentence the moment it is complete; "first
+  audio" is that request's time until the WAV is in hand (p50, target 400 ms). The
+  baseline is what reading aloud would wait without sentence streaming: the whole
+  three-sentence answer synthesized in one request, after the answer ended.
+
+The machine is shared: the load average is printed beside the numbers.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import time
+import wave
+from pathlib import Path
+
+import httpx
+import openai
+
+from bench.common import Table, base_env, create_api_key, fmt, median, pct, start_parley, temp_dir
+
+SENTENCES = Path(__file__).parent / "data" / "speech_sentences.txt"
+
+
+def words(text: str) -> list[str]:
+    return re.findall(r"[a-z']+", text.lower().replace("-", " "))
+
+
+def edit_distance(ref: list[str], hyp: list[str]) -> int:
+    row = list(range(len(hyp) + 1))
+    for i, r in enumerate(ref, 1):
+        prev, row[0] = row[0], i
+        for j, h in enumerate(hyp, 1):
+            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (r != h))
+    return row[-1]
+
+
+def seconds_of(wav: bytes) -> float:
+    with wave.open(io.BytesIO(wav)) as w:
+        return w.getnframes() / w.getframerate()
+
+
+def run(quick: bool) -> Table:
+    sentences = [s for s in SENTENCES.read_text().splitlines() if s.strip()]
+    if quick:
+        sentences = sentences[:20]
+    table = Table("speech", "Speech: offline round trip and read aloud", "whole answer")
+    workdir = temp_dir("bench-speech")
+    server = start_parley(workdir, env=base_env())
+    try:
+        key = create_api_key(server.url)
+        sdk = openai.OpenAI(base_url=f"{server.url}/v1", api_key=key, timeout=300, max_retries=0)
+        sdk.audio.speech.create(model="tts-1", voice="joe", input="Warm up.", response_format="wav")
+        warm = sdk.audio.speech.create(
+            model="tts-1", voice="espeak", input="Warm up.", response_format="wav"
+        )
+        sdk.audio.transcriptions.create(model="whisper-1", file=("w.wav", warm.content))
+        results: dict[str, dict[str, float]] = {}
+        transcribe_s = audio_s = 0.0
+        worst: list[tuple[float, str, str, str]] = []
+        for voice in ("joe", "espeak"):
+            errors = total = 0
+            for sentence in sentences:
+                wav = sdk.audio.speech.create(
+                    model="tts-1", voice=voice, input=sentence, response_format="wav"
+                ).content
+                start = time.perf_counter()
+                heard = sdk.audio.transcriptions.create(model="whisper-1", file=("s.wav", wav))
+                transcribe_s += time.perf_counter() - start
+                audio_s += seconds_of(wav)
+                ref, hyp = words(sentence), words(heard.text)
+                distance = edit_distance(ref, hyp)
+                errors += distance
+                total += len(ref)
+                if distance:
+                    worst.append((distance / len(ref), voice, sentence, heard.text))
+            results[voice] = {"wer": errors / total, "words": total}
+        rtf = transcribe_s / audio_s
+
+        # read aloud: first sentence alone vs the whole answer
+        first: list[float] = []
+        whole: list[float] = []
+        with httpx.Client(base_url=server.url, timeout=120) as web:
+            body = {"email": "bench@example.com", "password": "bench-password-123"}
+            web.post("/api/auth/login", json=body).raise_for_status()
+            web.headers["X-CSRF-Token"] = web.cookies.get("parley_csrf") or ""
+            count = 10 if quick else 30
+            for i in range(count):
+                answer = sentences[i % len(sentences) : i % len(sentences) + 3]
+                start = time.perf_counter()
+                r = web.post("/api/speech/speech", json={"text": answer[0], "voice": "joe"})
+                r.raise_for_status()
+                first.append((time.perf_counter() - start) * 1000)
+                start = time.perf_counter()
+                r = web.post("/api/speech/speech", json={"text": " ".join(answer), "voice": "joe"})
+                r.raise_for_status()
+                whole.append((time.perf_counter() - start) * 1000)
+    finally:
+        server.stop()
+
+    table.add(
+        f"WER, Piper joe voice ({results['joe']['words']:.0f} words)",
+        fmt(results["joe"]["wer"] * 100, " %"),
+        "-",
+        "<= 10 %",
+        results["joe"]["wer"] <= 0.10,
+    )
+    table.add(
+        "WER, espeak-ng voice",
+        fmt(results["espeak"]["wer"] * 100, " %"),
+        "-",
+        "<= 15 %",
+        results["espeak"]["wer"] <= 0.15,
+    )
+    table.add("real-time factor of transcription", fmt(rtf, "", 3), "-", "<= 0.3", rtf <= 0.3)
+    table.add(
+        "read aloud: first audio after the first sentence, p50",
+        fmt(median(first), " ms", 0),
+        fmt(median(whole), " ms", 0),
+        "<= 400 ms",
+        median(first) <= 400,
+    )
+    table.add(
+        "read aloud: first audio, p90",
+        fmt(pct(first, 90), " ms", 0),
+        fmt(pct(whole, 90), " ms", 0),
+    )
+    table.notes.append(f"{len(sentences)} sentences per voice; load average {os.getloadavg()}")
+    table.notes.append(
+        "baseline column: the whole three-sentence answer in one request, as reading "
+        "aloud without sentence streaming would wait after the answer ended"
+    )
+    for rate, voice, sentence, heard in sorted(worst, reverse=True)[:5]:
+        table.notes.append(f"{voice} {rate:.0%}: {sentence!r} -> {heard!r}")
+    table.raw.update({"results": results, "rtf": rtf, "first_ms": first, "whole_ms": whole})
+    return table
