@@ -27,7 +27,12 @@ from parley.knowledge.ingest import Ingestor
 from parley.knowledge.retrieval import Reranker, Retriever
 from parley.knowledge.service import KnowledgeService
 from parley.knowledge.userdata import KnowledgeUserData
-from parley.seam import CONVERSATION_FILES, CONVERSATION_KNOWLEDGE, FeatureContext
+from parley.seam import (
+    AUDIO_TRANSCRIBER,
+    CONVERSATION_FILES,
+    CONVERSATION_KNOWLEDGE,
+    FeatureContext,
+)
 from parley.usage.ledger import UsageLedger
 from parley.usage.metering import meter_embedder
 
@@ -76,6 +81,8 @@ class KnowledgeFeature:
         await index.setup()
         retriever = Retriever(ctx.db, embedder, index, self._reranker)
         ingestor = Ingestor(ctx.db, self.blobs, embedder, index, self.settings)
+        transcriber = ctx.lookup(AUDIO_TRANSCRIBER)
+        ingestor.transcriber = transcriber  # audio files (parley.speech)
         await ingestor.start()
         self._service = KnowledgeService(
             ctx.db, self.settings, self.blobs, embedder, index, retriever, ingestor

@@ -14,10 +14,12 @@ from typing import Any
 from fastapi import APIRouter
 
 from parley.config import Settings
+from parley.errors import Invalid
 from parley.seam import AUDIO_TRANSCRIBER, FeatureContext
 from parley.speech import openai_audio
 from parley.speech import router as speech_router
-from parley.speech.service import SpeechService
+from parley.speech.audio import BadAudio
+from parley.speech.service import SpeechService, SpeechUnavailable
 from parley.usage.ledger import UsageLedger
 
 __all__ = ["SpeechFeature", "speech_feature"]
@@ -60,10 +62,20 @@ class SpeechFeature:
     ) -> str:
         """An attached audio file's transcript (``BadAudio``/``SpeechUnavailable``
         say why not)."""
+        size = (await asyncio.to_thread(path.stat)).st_size
+        if size > self.settings.speech_max_bytes:
+            raise Invalid(
+                f"'{name}' is larger than the {self.settings.speech_max_bytes // 1_048_576} MiB "
+                "of audio that can be transcribed.",
+                "audio_too_large",
+            )
         data = await asyncio.to_thread(path.read_bytes)
-        found = await self.service.transcribe(
-            user_id, data, name, endpoint="file_transcript", conversation_id=conversation_id
-        )
+        try:
+            found = await self.service.transcribe(
+                user_id, data, name, endpoint="file_transcript", conversation_id=conversation_id
+            )
+        except (BadAudio, SpeechUnavailable) as exc:
+            raise Invalid(exc.message, exc.code) from exc
         return found.text
 
     async def stop(self) -> None:
