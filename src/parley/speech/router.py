@@ -42,7 +42,6 @@ AUDIO_FORM: dict[str, Any] = {
                     "required": ["file"],
                     "properties": {
                         "file": {"type": "string", "format": "binary"},
-                        "conversation_id": {"type": "string"},
                     },
                 }
             }
@@ -103,7 +102,6 @@ class TranscriptOut(BaseModel):
 class SpeakIn(BaseModel):
     text: str = Field(min_length=1, max_length=20_000)
     voice: str = Field(default="joe", max_length=100)
-    conversation_id: str | None = Field(default=None, max_length=64)
 
 
 @router.get("/api/speech", response_model=SpeechStatus)
@@ -114,9 +112,7 @@ async def speech_status(speech: Speech, user: CurrentUser) -> SpeechStatus:
 @router.post("/api/speech/transcriptions", response_model=TranscriptOut, openapi_extra=AUDIO_FORM)
 async def dictate(request: Request, speech: Speech, user: CurrentUser) -> TranscriptOut:
     """Dictation: the recording's text, for the composer (nothing is stored)."""
-    data, name, _ = await read_audio_form(
-        request, speech.settings.speech_max_bytes, ("conversation_id",)
-    )
+    data, name, _ = await read_audio_form(request, speech.settings.speech_max_bytes, ())
     try:
         found = await speech.transcribe(user.id, data, name, endpoint="dictation")
     except (BadAudio, SpeechUnavailable) as exc:

@@ -13,10 +13,9 @@ export const TARGET_RATE = 16_000;
 
 export const speechApi = {
   status: () => request<SpeechStatus>('/api/speech'),
-  transcribe: async (wav: Blob, conversationId?: string | null): Promise<SpeechTranscript> => {
+  transcribe: async (wav: Blob): Promise<SpeechTranscript> => {
     const form = new FormData();
     form.append('file', wav, 'dictation.wav');
-    if (conversationId) form.append('conversation_id', conversationId);
     const res = await fetch('/api/speech/transcriptions', {
       method: 'POST',
       credentials: 'same-origin',

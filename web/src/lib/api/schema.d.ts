@@ -5002,8 +5002,6 @@ export interface components {
         };
         /** SpeakIn */
         SpeakIn: {
-            /** Conversation Id */
-            conversation_id?: string | null;
             /** Text */
             text: string;
             /**
@@ -9613,7 +9611,6 @@ export interface operations {
         requestBody: {
             content: {
                 "multipart/form-data": {
-                    conversation_id?: string;
                     /** Format: binary */
                     file: string;
                 };
