@@ -37,15 +37,14 @@ SPOKEN = "Remind me to buy fresh bread and apples tomorrow morning."
 LEAD_S, TAIL_S = 0.6, 2.0
 
 
-@pytest.fixture(scope="module")
-def mic_wav(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, float]:
+def _speech_file(folder: Path, tail_s: float) -> tuple[Path, float]:
     """The sentence in the Piper voice, with silence around it, as the fake microphone's
     file (Chromium loops it: the silence keeps one pass from running into the next)."""
     made = PiperVoice().synthesize(SPOKEN)
     rate = 48_000
     voice = resample(made.samples, made.rate, rate)
     samples = np.concatenate(
-        [np.zeros(int(LEAD_S * rate)), voice, np.zeros(int(TAIL_S * rate))]
+        [np.zeros(int(LEAD_S * rate)), voice, np.zeros(int(tail_s * rate))]
     ).astype(np.float32)
     out = io.BytesIO()
     with wave.open(out, "wb") as w:
@@ -53,30 +52,38 @@ def mic_wav(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, float]:
         w.setsampwidth(2)
         w.setframerate(rate)
         w.writeframes((np.clip(samples, -1, 1) * 32767).astype("<i2").tobytes())
-    path = tmp_path_factory.mktemp("mic") / "speech.wav"
+    path = folder / f"speech-{tail_s:g}.wav"
     path.write_bytes(out.getvalue())
     return path, len(samples) / rate
 
 
-@pytest.fixture(scope="module")
-def mic_browser(playwright_driver: Playwright, mic_wav: tuple[Path, float]) -> Iterator[Browser]:
+def _mic_browser(playwright_driver: Playwright, wav: Path) -> Browser:
     args = [
         *CHROMIUM_ARGS,
         "--use-fake-ui-for-media-stream",
         "--use-fake-device-for-media-stream",
-        f"--use-file-for-fake-audio-capture={mic_wav[0]}",
+        f"--use-file-for-fake-audio-capture={wav}",
         "--autoplay-policy=no-user-gesture-required",
     ]
-    browser = playwright_driver.chromium.launch(executable_path=CHROMIUM, headless=True, args=args)
+    return playwright_driver.chromium.launch(executable_path=CHROMIUM, headless=True, args=args)
+
+
+@pytest.fixture(scope="module")
+def mic_wav(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, float]:
+    return _speech_file(tmp_path_factory.mktemp("mic"), TAIL_S)
+
+
+@pytest.fixture(scope="module")
+def mic_browser(playwright_driver: Playwright, mic_wav: tuple[Path, float]) -> Iterator[Browser]:
+    browser = _mic_browser(playwright_driver, mic_wav[0])
     try:
         yield browser
     finally:
         browser.close()
 
 
-@pytest.fixture
-def mic_page(mic_browser: Browser, server: str, admin: object) -> Iterator[Page]:
-    ctx = new_context(mic_browser, server, permissions=["microphone"])
+def _signed_in_page(browser: Browser, server: str) -> Iterator[Page]:
+    ctx = new_context(browser, server, permissions=["microphone"])
     ctx.set_default_timeout(TIMEOUT_MS)
     account: Account = api_signup(server)
     sign_in(ctx, account, server)
@@ -90,6 +97,63 @@ def mic_page(mic_browser: Browser, server: str, admin: object) -> Iterator[Page]
             pytest.fail("; ".join(problems), pytrace=False)
     finally:
         ctx.close()
+
+
+@pytest.fixture
+def mic_page(mic_browser: Browser, server: str, admin: object) -> Iterator[Page]:
+    yield from _signed_in_page(mic_browser, server)
+
+
+@pytest.fixture(scope="module")
+def voice_browser(
+    playwright_driver: Playwright, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Browser]:
+    """A microphone that says the sentence, then is quiet for 10 s (the answer is
+    spoken meanwhile), then says it again (over the answer still being written)."""
+    wav, _ = _speech_file(tmp_path_factory.mktemp("voice"), 10.0)
+    browser = _mic_browser(playwright_driver, wav)
+    try:
+        yield browser
+    finally:
+        browser.close()
+
+
+@pytest.fixture
+def voice_page(voice_browser: Browser, server: str, admin: object) -> Iterator[Page]:
+    yield from _signed_in_page(voice_browser, server)
+
+
+def test_voice_mode_hears_answers_aloud_and_stops_when_interrupted(
+    voice_page: Page, upstream: Upstream
+) -> None:
+    page = voice_page
+    words = " ".join(f"item{i}" for i in range(80))
+    upstream.script(
+        {"text": f"Here is your list. {words}.", "rate": 3},
+        {"text": "Sure, I stopped. What next?"},
+    )
+    page.goto("/")
+    page.evaluate(
+        """() => { window.__spoken = 0; window.__bargeIns = 0;
+          document.addEventListener('parley:speech-audio', () => { window.__spoken++; });
+          document.addEventListener('parley:barge-in', () => { window.__bargeIns++; }); }"""
+    )
+    page.get_by_test_id("voice-mode").click()
+    panel = page.get_by_test_id("voice-panel")
+    expect(panel).to_be_visible()
+    # the utterance becomes a normal message, and its answer is spoken
+    first = page.locator("[data-testid=message][data-role=user]").first
+    expect(first).to_contain_text("bread", ignore_case=True, timeout=60_000)
+    page.wait_for_function("() => window.__spoken >= 1", timeout=60_000)
+    # the second pass of the sentence talks over the answer: playback and the answer stop
+    page.wait_for_function("() => window.__bargeIns >= 1", timeout=60_000)
+    answer = page.locator("[data-testid=message][data-role=assistant]").first
+    expect(answer).to_have_attribute("data-status", "cancelled", timeout=30_000)
+    # ...and what was said is the next message, answered as usual
+    expect(page.locator("[data-testid=message][data-role=user]")).to_have_count(2, timeout=60_000)
+    page.get_by_test_id("voice-end").click()
+    expect(panel).to_have_count(0)
+    expect(page.get_by_test_id("voice-error")).to_have_count(0)
 
 
 def test_dictation_puts_what_was_said_in_the_composer(

@@ -10,6 +10,8 @@ class SpeechStore {
   status = $state<SpeechStatus | null>(null);
   /** Read every new answer aloud as it streams. */
   auto = $state(typeof localStorage !== 'undefined' && localStorage.getItem(AUTO_KEY) === '1');
+  /** Voice mode is on: every answer is read aloud, whatever `auto` says. */
+  voiceMode = $state(false);
   /** The answer being read (its id), for the speaker buttons. */
   speakingId = $state<string | null>(null);
   error = $state<string | null>(null);
@@ -58,7 +60,7 @@ class SpeechStore {
 
   /** The live answer's text as it streams (wired to the chat store). */
   onText(id: string, delta: string, done: boolean): void {
-    if (!this.auto || !this.status?.speech) return;
+    if (!(this.auto || this.voiceMode) || !this.status?.speech) return;
     if (!this.reader || this.readerId !== id) {
       if (done && !delta) return;
       this.begin(id);
