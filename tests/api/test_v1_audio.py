@@ -77,6 +77,14 @@ def test_openai_voice_names_and_pcm_work(live: tuple[str, str]) -> None:
     )
     samples = len(pcm.content) // 2
     assert 0.4 < samples / 24_000 < 4.0  # OpenAI's pcm: 24 kHz, 16-bit mono
+    client = _sdk(base, key)
+    normal, fast = (
+        client.audio.speech.create(
+            model="tts-1", voice="joe", input=SENTENCE, response_format="wav", speed=speed
+        ).content
+        for speed in (1.0, 2.0)
+    )
+    assert _seconds(fast) < 0.7 * _seconds(normal)
 
 
 def _wav(seconds: float, rate: int = 16_000) -> bytes:

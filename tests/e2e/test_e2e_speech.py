@@ -22,6 +22,7 @@ from e2ehelpers import (
     last_assistant,
     new_context,
     send,
+    shot,
     sign_in,
     wait_done,
     watch,
@@ -151,6 +152,8 @@ def test_voice_mode_hears_answers_aloud_and_stops_when_interrupted(
     expect(answer).to_have_attribute("data-status", "cancelled", timeout=30_000)
     # ...and what was said is the next message, answered as usual
     expect(page.locator("[data-testid=message][data-role=user]")).to_have_count(2, timeout=60_000)
+    wait_done(page, timeout=60_000)
+    shot(page, "voice-mode")
     page.get_by_test_id("voice-end").click()
     expect(panel).to_have_count(0)
     expect(page.get_by_test_id("voice-error")).to_have_count(0)

@@ -263,7 +263,7 @@ class SpeechService:
             spoken = await self._remote_speak(choice, text, voice, fmt, speed)
             provider, model = "speech-openai", choice.tts_model
         else:
-            spoken = await self._local_speak(text, voice, fmt)
+            spoken = await self._local_speak(text, voice, fmt, speed)
             provider, model = "speech-local", f"voice/{spoken.voice}"
         self._record(
             user_id,
@@ -301,12 +301,12 @@ class SpeechService:
             503, "speech_unavailable", "Text to speech is not available on this server."
         )
 
-    async def _local_speak(self, text: str, voice: str, fmt: str) -> Spoken:
+    async def _local_speak(self, text: str, voice: str, fmt: str, speed: float) -> Spoken:
         engine = self._local_voice(voice)
         parts = sentences(text) or [text.strip()]
 
         def run() -> Synthesized:
-            made = [engine.synthesize(part) for part in parts]
+            made = [engine.synthesize(part, speed) for part in parts]
             rate = made[0].rate
             gap = np.zeros(int(rate * 0.25), dtype=np.float32)
             pieces: list[np.ndarray] = []

@@ -115,8 +115,9 @@ class EspeakVoice:
     def available(self) -> bool:
         return espeak_available()
 
-    def synthesize(self, text: str) -> Synthesized:
-        return _wav_samples(_espeak(["-v", self.voice, "-s", str(self.speed), "--stdout"], text))
+    def synthesize(self, text: str, speed: float = 1.0) -> Synthesized:
+        words_per_minute = str(round(self.speed * max(0.25, min(4.0, speed))))
+        return _wav_samples(_espeak(["-v", self.voice, "-s", words_per_minute, "--stdout"], text))
 
 
 def bundled_piper() -> tuple[Path, Path] | None:
@@ -205,7 +206,8 @@ class PiperVoice:
         ids += id_map["$"]
         return ids
 
-    def synthesize(self, text: str) -> Synthesized:
+    def synthesize(self, text: str, speed: float = 1.0) -> Synthesized:
+        """``speed`` > 1 speaks faster (Piper's length scale is its inverse)."""
         ids = self.phoneme_ids(text)
         if len(ids) <= 3:
             return Synthesized(np.zeros(0, dtype=np.float32), self.rate)
@@ -213,7 +215,7 @@ class PiperVoice:
         scales = np.array(
             [
                 inference.get("noise_scale", 0.667),
-                inference.get("length_scale", 1.0),
+                inference.get("length_scale", 1.0) / max(0.25, min(4.0, speed)),
                 inference.get("noise_w", 0.8),
             ],
             dtype=np.float32,
