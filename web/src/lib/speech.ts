@@ -156,8 +156,15 @@ export function speakable(text: string): string {
     .trim();
 }
 
+/** Code blocks (closed, or still open while streaming) blanked out, same length, so
+ * positions in the text stay valid and code is never read aloud. */
+function withoutCode(text: string): string {
+  return text.replace(/```[\s\S]*?(```|$)/g, (block) => ' '.repeat(block.length));
+}
+
 /** Complete sentences of `text` after `from` characters, and where the next one starts. */
-export function completeSentences(text: string, from: number, done: boolean): { sentences: string[]; next: number } {
+export function completeSentences(raw: string, from: number, done: boolean): { sentences: string[]; next: number } {
+  const text = withoutCode(raw);
   const sentences: string[] = [];
   let start = from;
   SENTENCE_END.lastIndex = from;
