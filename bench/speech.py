@@ -34,14 +34,19 @@ import httpx
 import openai
 
 from bench.common import (
+    PYTHON,
+    Proc,
     Table,
+    base_env,
     create_api_key,
     fmt,
+    free_port,
     median,
     pct,
+    spawn,
     start_parley,
-    start_upstream,
     temp_dir,
+    wait_http,
 )
 
 SENTENCES = Path(__file__).parent / "data" / "speech_sentences.txt"
@@ -65,13 +70,31 @@ def seconds_of(wav: bytes) -> float:
         return w.getnframes() / w.getframerate()
 
 
+ANSWER = (
+    "Of course, I can help with that. Here is a short plan for your morning, with the "
+    "most important things first. Start with the shopping, then the calls."
+)
+
+
+def _answering_upstream(workdir: Path) -> Proc:
+    """The scripted model, answering every question with ``ANSWER`` (sentences, as a
+    real model's answer has)."""
+    port = free_port()
+    cmd = [PYTHON, "-m", "parley.providers.testing", "--port", str(port)]
+    cmd += ["--default-text", ANSWER, "--models", "scripted-model"]
+    proc = spawn("upstream", cmd, base_env(), workdir)
+    proc.url = f"http://127.0.0.1:{port}/v1"
+    wait_http(proc, f"{proc.url}/models")
+    return proc
+
+
 def run(quick: bool) -> Table:
     sentences = [s for s in SENTENCES.read_text().splitlines() if s.strip()]
     if quick:
         sentences = sentences[:20]
     table = Table("speech", "Speech: offline round trip and read aloud", "whole answer")
     workdir = temp_dir("bench-speech")
-    upstream = start_upstream(workdir, 40)
+    upstream = _answering_upstream(workdir)
     env = {
         "OPENAI_BASE_URL": upstream.url,
         "OPENAI_API_KEY": "sk-bench",
