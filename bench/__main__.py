@@ -1,4 +1,4 @@
-"""``python -m bench [relay|litellm|storage|startup|local|web|resume ...] [--quick]``.
+"""``python -m bench [relay|litellm|storage|startup|local|web|resume|reconnect ...] [--quick]``.
 
 Runs the named benchmarks (all by default, in that order), prints one table
 each, and writes every table with its raw numbers to bench/results/*.json.
@@ -27,6 +27,9 @@ NAMES = (
     "scoped_search",
     "responses",
     "speech",
+    "images",
+    "routing",
+    "reconnect",
 )
 
 
@@ -55,6 +58,10 @@ def _runner(name: str) -> Callable[[bool], Table]:
         from bench import web_perf
 
         return web_perf.run
+    if name == "images":
+        from bench import images
+
+        return images.run
     if name == "resume":
         from bench import resume
 
@@ -67,6 +74,14 @@ def _runner(name: str) -> Callable[[bool], Table]:
         from bench import speech
 
         return speech.run
+    if name == "routing":
+        from bench import routing
+
+        return routing.run
+    if name == "reconnect":
+        from bench import reconnect
+
+        return reconnect.run
     if name == "scoped_search":
         from bench import scoped_search
 

@@ -149,8 +149,21 @@ async def load_user(
             loaded.merged.append(f"{text!r} {saved.action} into {saved.memory.text!r}")
         ids[text] = saved.memory.id
     for old, new in spec["updates"]:
+        # The user states the change; since updates never destroy (issue 13 item 3)
+        # an update whose attribute is not recognised is proposed or added beside the
+        # old memory. Here the user then confirms it (the proposal is approved, or
+        # the memory edited on the memory page): the old text is superseded.
         saved = await service.remember(loaded.user_id, new, source="explicit", replaces=ids[old])
-        ids[new] = saved.memory.id
+        if saved.action == "proposed":
+            await service.approve(loaded.user_id, saved.memory.id)
+            loaded.merged.append(f"update {new!r} proposed, then approved")
+        elif saved.action == "added":
+            async with db.session() as session:
+                await MemoryStore(session, loaded.user_id).delete(saved.memory.id)
+                await session.commit()
+            await service.edit(loaded.user_id, ids[old], new)
+            loaded.merged.append(f"update {new!r} added beside, then edited in")
+        ids[new] = ids[old] if saved.action in ("proposed", "added") else saved.memory.id
         loaded.forbidden.add(old)
     for text in spec["deletions"]:
         async with db.session() as session:
@@ -365,6 +378,8 @@ def ablations(full: RecallConfig) -> dict[str, RecallConfig]:
         "new - categories": replace(full, category_weight=0.0),
         "new - keywords": replace(full, keyword_weight=0.0),
         "new, no floor": replace(full, floor=-1.0),
+        "new - plain question": replace(full, plain_question=False),
+        "new - topic links": replace(full, links=()),
     }
 
 

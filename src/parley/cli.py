@@ -61,7 +61,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         "http": "httptools",
         "loop": "uvloop" if sys.platform != "win32" else "asyncio",
         "proxy_headers": args.proxy_headers,
-        "timeout_graceful_shutdown": 10,
+        # open streams get this long to end; then the app stops the turns still running
+        "timeout_graceful_shutdown": max(1, round(settings.shutdown_grace_s)),
     }
     if args.workers > 1:
         if args.data_dir:
@@ -123,16 +124,22 @@ async def _with_session(settings: Settings, action: Callable[[Any], Awaitable[in
         await db.dispose()
 
 
-async def _revoke_on_servers(settings: Settings, user_id: str) -> None:
-    """With Redis, running servers stop the user's answers and kernels now, as
-    Admin -> Users does; without it they refuse the user's next request only."""
-    if not settings.redis_url:
-        return
+async def _revoke_on_servers(settings: Settings, user_id: str, session: Any) -> None:
+    """Running servers stop the user's answers and kernels, as Admin -> Users does:
+    over Redis at once when it is configured, and on PostgreSQL through a stop row
+    every server polls (committed with the change, ``parley.storage.signals``).
+    With neither (SQLite) they refuse the user's next request only."""
+    from parley.storage.signals import add_stop
     from parley.turns.control import make_control, owner
 
+    key = owner("user", user_id)
+    if not settings.is_sqlite:
+        await add_stop(session, key)
+    if not settings.redis_url:
+        return
     control = await make_control(settings.redis_url)
     try:
-        await control.stop(owner("user", user_id))
+        await control.stop(key)
     finally:
         await control.aclose()
 
@@ -191,7 +198,7 @@ def cmd_users(args: argparse.Namespace) -> int:
             user.status = "disabled" if args.action == "disable" else "active"
             if args.action == "disable":
                 await accounts.end_all_sessions(session, user.id)
-                await _revoke_on_servers(settings, user.id)
+                await _revoke_on_servers(settings, user.id, session)
         elif args.action == "reset-password":
             password = _password(args)
             if problem := password_problem(password):

@@ -142,6 +142,12 @@ class Settings(BaseSettings):
     breaker_failures: int = Field(5, ge=1)  # consecutive failures that open a provider's circuit
     breaker_cooldown_s: float = Field(30.0, ge=0)  # open this long, then one probe call
 
+    # metrics and tracing (parley.telemetry; the README's "Metrics and tracing" section)
+    # the bearer token GET /metrics requires (None: /metrics answers 404); Admin can set one
+    metrics_token: str | None = None
+    # OTLP/HTTP traces endpoint, e.g. http://127.0.0.1:4318/v1/traces (None: no tracing)
+    otlp_endpoint: str | None = None
+
     # turn engine
     max_tool_steps: int = 8
     tool_timeout_s: float = 30.0
@@ -164,6 +170,13 @@ class Settings(BaseSettings):
     max_body_bytes: int = 1_048_576
     cors_origins: list[str] = Field(default_factory=list)
     redis_url: str | None = None
+    # a running answer's Redis stream expires this long after its last event (a
+    # worker that died leaves nothing behind for longer); ``stream_replay_linger_s``
+    # once the answer ended
+    stream_redis_ttl_s: float = Field(3600.0, gt=0)
+    # on shutdown (SIGTERM): running answers get this long to finish, then are stopped
+    # and stored as they are; open streams are closed by then too
+    shutdown_grace_s: float = Field(30.0, ge=0)
     log_level: str = "info"
 
     # code interpreter (parley.sandbox; the README's "Code interpreter" section)
@@ -245,6 +258,15 @@ class Settings(BaseSettings):
     knowledge_wait_s: float = 3.0
     knowledge_top_k: int = 8
     chunk_chars: int = 1200
+
+    # image generation and editing (parley.images; the README's "Images" section); the
+    # providers themselves are added in Admin -> Images
+    images_max_bytes: int = 20 * MiB  # an image sent to edit or received from a provider
+    images_max_pixels: int = 40_000_000  # width x height (x frames): decompression bombs
+    images_max_n: int = 4  # images one request may ask for
+    images_max_prompt_chars: int = 4000
+    images_default_size: str = "1024x1024"
+    images_timeout_s: float = 180.0  # one provider call (ComfyUI: queue, run, download)
 
     @field_validator("local_servers", mode="before")
     @classmethod

@@ -73,11 +73,14 @@ class Message:
 
 @dataclass(slots=True)
 class ToolSpec:
-    """A tool as offered to a model: name, description, JSON schema of arguments."""
+    """A tool as offered to a model: name, description, JSON schema of arguments.
+    ``strict``: the caller asked the provider to hold the arguments to the schema
+    exactly (OpenAI's structured function calling); adapters that cannot ignore it."""
 
     name: str
     description: str
     parameters: dict[str, Any]
+    strict: bool = False
 
 
 @dataclass(slots=True)

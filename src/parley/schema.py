@@ -9,25 +9,30 @@ migration path loads no web framework.
 
 # isort: split
 import parley.assistants.tables as assistants_tables  # assistants and their versions
+import parley.images.tables as images_tables  # image providers, generated images
 import parley.knowledge.tables as knowledge_tables  # files and knowledge
 import parley.memory.tables as memory_tables  # saved memories
 import parley.responses.tables as responses_tables  # /v1/responses records
+import parley.routing.tables as routing_tables  # the Auto model's policies
 import parley.sandbox.tables as sandbox_tables  # code interpreter outputs
 import parley.usage.tables as usage_tables  # the usage ledger
 import parley.web_tools.tables as web_tools_tables  # tool confirmations, MCP servers
 from parley.storage import failover as failover_tables  # fallbacks, circuit breakers
+from parley.storage import signals as signal_tables  # stop requests polled by workers
 from parley.storage.tables import Base
 
 metadata = Base.metadata
 
 FEATURE_TABLE_MODULES = (
     assistants_tables,
+    images_tables,
     knowledge_tables,
     memory_tables,
     responses_tables,
+    routing_tables,
     sandbox_tables,
     usage_tables,
     web_tools_tables,
 )
 
-__all__ = ["FEATURE_TABLE_MODULES", "Base", "failover_tables", "metadata"]
+__all__ = ["FEATURE_TABLE_MODULES", "Base", "failover_tables", "metadata", "signal_tables"]

@@ -34,7 +34,15 @@ from typing import Any, Protocol, TypeVar
 from parley.config import Settings
 from parley.container import Key, MissingService, Services
 from parley.providers.registry import ModelRegistry
+from parley.routing.service import (
+    BUDGET_STATE,
+    CONVERSATION_IMAGES,
+    BudgetQuery,
+    BudgetState,
+    ConversationImages,
+)
 from parley.storage.db import Database
+from parley.telemetry.metrics import BUDGET_METRICS, BudgetReporter
 from parley.tools import Tool, ToolRegistry
 from parley.turns.hooks import AfterTurn, ContextSource, Revoker
 from parley.userdata import ConversationData, UserData, UserDataHooks
@@ -42,13 +50,20 @@ from parley.userdata import ConversationData, UserData, UserDataHooks
 __all__ = [
     "ASSISTANTS",
     "AUDIO_TRANSCRIBER",
+    "BUDGET_METRICS",
+    "BUDGET_STATE",
     "CONVERSATION_FILES",
+    "CONVERSATION_IMAGES",
     "CONVERSATION_KNOWLEDGE",
     "USER_GROUPS",
     "AssistantGateway",
     "AudioTranscriber",
+    "BudgetQuery",
+    "BudgetReporter",
+    "BudgetState",
     "ConversationData",
     "ConversationFiles",
+    "ConversationImages",
     "ConversationKnowledge",
     "Feature",
     "FeatureContext",
@@ -120,6 +135,17 @@ audio is bad or speech is off."""
 AUDIO_TRANSCRIBER: Key[AudioTranscriber] = Key("audio_transcriber")
 """Provided by the speech feature; the knowledge feature indexes an attached audio
 file's transcript through it."""
+
+# Routing and metrics (``parley.routing``, ``parley.telemetry``) define these keys;
+# they are re-exported here for the features that provide or use them:
+# - ``CONVERSATION_IMAGES``: provided by knowledge; Auto's ``vision`` rule counts the
+#   images a chat shows the model.
+# - ``BUDGET_STATE``: to be provided by the budgets feature (``BudgetQuery`` -> the
+#   largest share used of the budgets that apply, or None); Auto's ``budget`` rule
+#   reads it, and never matches without it.
+# - ``BUDGET_METRICS``: provided by the app (``Metrics.budget``); the budgets feature
+#   calls it with ``(scope, scope_id, spent, limit)`` whenever a budget's use changes,
+#   and ``/metrics`` serves ``parley_budget_spent``/``_limit``/``_used_ratio``.
 
 
 class TurnHookSink(Protocol):

@@ -39,6 +39,7 @@ async def test_second_user_sees_404_for_every_route_with_first_users_ids(app: An
         ids["output_id"] = await _sandbox_output_id(app, alice, conv)  # (parley.sandbox)
         ids.update(await _responses_ids(alice, conv))  # /v1 responses and items
         ids.update(await _assistant_ids(alice))  # assistants and their versions
+        ids["image_id"] = await _image_id(alice, conv)  # a generated image (parley.images)
         # a stored chat completion (/v1, store: true), reachable with alice's key only
         alice_key = (await alice.post("/api/keys", json={"name": "alice's"})).json()["key"]
         alice_other_key = (await alice.post("/api/keys", json={"name": "other"})).json()["key"]
@@ -109,6 +110,10 @@ async def test_second_user_sees_404_for_every_route_with_first_users_ids(app: An
         assert all(k["id"] != key for k in (await bob.get("/api/keys")).json()["items"])
         assert (await bob.get("/api/files")).json()["items"] == []
         assert (await bob.get("/api/collections")).json()["items"] == []
+        assert (await bob.get("/api/images")).json()["items"] == []
+        assert (await bob.get("/api/images", params={"conversation_id": conv})).json()[
+            "items"
+        ] == []
         found = await bob.post("/api/knowledge/search", json={"query": "secret plans"})
         assert found.json()["items"] == []
         assert (await bob.get("/api/memories", params={"q": "pelican"})).json()["items"] == []
@@ -141,6 +146,10 @@ async def test_second_user_sees_404_for_every_route_with_first_users_ids(app: An
 
 
 def _body_for(path: str, body: dict[str, Any]) -> dict[str, Any]:
+    if path.endswith("/variations"):
+        return {}
+    if path.endswith(("/images", "/edits")):
+        return {"prompt": "x"}
     if path.startswith("/api/assistants/"):
         if path.endswith("/versions"):
             return {"config": {"name": "x"}}
@@ -170,6 +179,22 @@ def _body_for(path: str, body: dict[str, Any]) -> dict[str, Any]:
     if path.startswith("/api/memories/"):
         return {"text": "x"}
     return {"title": body["title"]}
+
+
+async def _image_id(alice: Any, conv: str) -> str:
+    """An image alice made in her chat with the composer's image mode (she is the
+    admin, so she adds the scripted provider first)."""
+    from parley.images.testing import ScriptedImages
+
+    with ScriptedImages() as server:
+        added = await alice.post(
+            "/api/admin/images/providers",
+            json={"name": "drawer", "kind": "openai", "base_url": server.base_url},
+        )
+        assert added.status_code == 201, added.text
+        made = await alice.post(f"/api/conversations/{conv}/images", json={"prompt": "secret"})
+        assert made.status_code == 201, made.text
+    return str(made.json()["items"][0]["id"])
 
 
 async def _assistant_ids(alice: Any) -> dict[str, str]:

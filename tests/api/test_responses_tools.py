@@ -4,6 +4,7 @@ server with the same steps, sources and citations as in the web app."""
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 from apihelpers import MakeApp, make_client, signup
@@ -147,3 +148,100 @@ async def test_mcp_tool_that_changes_things_asks_the_api_client(
             headers=auth,
         )
         assert again.status_code == 409 and "no longer waiting" in again.text
+
+
+async def test_max_tool_calls_and_parallel_tool_calls_bound_parleys_tools(
+    make_app: MakeApp, scripted: ScriptedModel
+) -> None:
+    """``max_tool_calls`` bounds the hosted tools Parley runs (a call beyond it is
+    dropped, then the model answers without tools); ``parallel_tool_calls: false``
+    and a function tool's ``strict`` reach the model."""
+    async with make_app() as app, make_client(app) as ada:
+        await signup(ada)
+        auth = await _key(ada)
+        searches = [ToolCall(f"s{n}", "search_knowledge", f'{{"query": "q{n}"}}') for n in (1, 2)]
+        scripted.enqueue(Reply(tool_calls=searches), "Nothing found.")
+        made = await ada.post(
+            "/v1/responses",
+            json={
+                "model": "scripted/scripted",
+                "input": "Search twice.",
+                "tools": [
+                    {"type": "file_search", "vector_store_ids": []},
+                    {
+                        "type": "function",
+                        "name": "lookup",
+                        "parameters": {"type": "object", "properties": {}},
+                        "strict": True,
+                    },
+                ],
+                "max_tool_calls": 1,
+                "parallel_tool_calls": False,
+            },
+            headers=auth,
+        )
+        assert made.status_code == 200, made.text
+        body = made.json()
+        assert [item["type"] for item in body["output"]] == ["file_search_call", "message"]
+        assert body["output"][0]["queries"] == ["q1"]
+        assert body["max_tool_calls"] == 1 and body["parallel_tool_calls"] is False
+        lookup = next(tool for tool in body["tools"] if tool["type"] == "function")
+        assert lookup["strict"] is True
+        asked = [r for r in scripted.requests if r.tools]
+        first, answer = asked[-2], asked[-1]
+        assert first.parallel_tool_calls is False
+        assert next(t for t in first.tools if t.name == "lookup").strict is True
+        assert answer.tool_choice == "none"  # the bound is spent: answer now
+
+
+async def test_include_file_search_results_lists_the_passages_found(
+    make_app: MakeApp, scripted: ScriptedModel
+) -> None:
+    """With ``include: ["file_search_call.results"]`` the search's item lists the
+    passages it found, streamed or not; without it ``results`` stays null."""
+    async with make_app() as app, make_client(app) as ada:
+        await signup(ada)
+        auth = await _key(ada)
+        upload = await ada.post(
+            "/api/files",
+            files={"file": ("plans.txt", b"The heist starts at midnight sharp.", "text/plain")},
+        )
+        file_id = upload.json()["id"]
+        for _ in range(400):
+            if (await ada.get(f"/api/files/{file_id}")).json()["status"] == "ready":
+                break
+            await asyncio.sleep(0.05)
+        ask = {
+            "model": "scripted/scripted",
+            "input": "When does the heist start?",
+            "tools": [{"type": "file_search", "vector_store_ids": []}],
+        }
+        search = ToolCall("s1", "search_knowledge", '{"query": "heist start"}')
+
+        scripted.enqueue(Reply(tool_calls=[search]), "At midnight [1].")
+        plain = (await ada.post("/v1/responses", json=ask, headers=auth)).json()
+        assert plain["output"][0]["results"] is None
+
+        scripted.enqueue(Reply(tool_calls=[search]), "At midnight [1].")
+        asked = ask | {"include": ["file_search_call.results"]}
+        body = (await ada.post("/v1/responses", json=asked, headers=auth)).json()
+        results = body["output"][0]["results"]
+        assert [(r["file_id"], r["filename"]) for r in results] == [(file_id, "plans.txt")]
+        assert "midnight" in results[0]["text"]
+        stored = (await ada.get(f"/v1/responses/{body['id']}", headers=auth)).json()
+        assert stored["output"][0]["results"] == results
+
+        scripted.enqueue(Reply(tool_calls=[search]), "At midnight [1].")
+        async with ada.stream(
+            "POST", "/v1/responses", json=asked | {"stream": True}, headers=auth
+        ) as stream:
+            lines = [line async for line in stream.aiter_lines() if line.startswith("data: ")]
+        events = [json.loads(line[6:]) for line in lines if line != "data: [DONE]"]
+        done = [
+            e["item"]
+            for e in events
+            if e["type"] == "response.output_item.done" and e["item"]["type"] == "file_search_call"
+        ]
+        assert len(done) == 1 and done[0]["results"] == results
+        numbers = [e["sequence_number"] for e in events]
+        assert numbers == sorted(numbers) and len(set(numbers)) == len(numbers)

@@ -172,6 +172,45 @@ async def test_last_step_can_still_answer() -> None:
     assert not any(isinstance(e, ErrorEvent) for e in events)
 
 
+async def test_max_tool_calls_bounds_the_tools_run_then_asks_for_the_answer() -> None:
+    model = ScriptedModel(
+        [
+            Reply(tool_calls=[calc("1+1", "a"), calc("2+2", "b"), calc("3+3", "c")]),
+            Reply(tool_calls=[calc("4+4", "d")]),
+            "Done: 2 and 4.",
+        ]
+    )
+    limits = Limits(8, max_tool_calls=2)
+    events = await collect(run_tool_loop(model, USER, tools=default_registry(), limits=limits))
+    results = [e for e in events if isinstance(e, ToolResult)]
+    assert [r.id for r in results] == ["a", "b"]  # the third call was dropped, never run
+    assert len(model.requests) == 2  # the bound is spent: the next call gets no tool
+    assert model.requests[0].tool_choice is None and model.requests[1].tool_choice == "none"
+    sent = model.requests[1].messages
+    assert [c.id for c in sent[-3].tool_calls] == ["a", "b"]  # no dangling call ids
+    assert done_of(events).finish_reason == "stop"
+
+
+async def test_a_model_asking_after_the_bound_is_spent_ends_the_reply() -> None:
+    model = ScriptedModel(
+        [Reply(tool_calls=[calc("1+1", "a")]), Reply(text="Hm.", tool_calls=[calc("2+2", "b")])]
+    )
+    limits = Limits(8, max_tool_calls=1)
+    events = await collect(run_tool_loop(model, USER, tools=default_registry(), limits=limits))
+    assert [r.id for r in events if isinstance(r, ToolResult)] == ["a"]
+    assert text_of(events) == "Hm." and done_of(events).finish_reason == "stop"
+
+
+async def test_parallel_tool_calls_false_asks_for_one_and_keeps_one() -> None:
+    model = ScriptedModel([Reply(tool_calls=[calc("1+1", "a"), calc("2+2", "b")]), "Two."])
+    events = await collect(
+        run_tool_loop(model, USER, tools=default_registry(), parallel_tool_calls=False)
+    )
+    assert model.requests[0].parallel_tool_calls is False
+    assert [r.id for r in events if isinstance(r, ToolResult)] == ["a"]
+    assert [c.id for c in model.requests[1].messages[-2].tool_calls] == ["a"]
+
+
 async def test_tool_timeout_becomes_an_error_result_and_the_turn_goes_on() -> None:
     @tool
     async def sleepy() -> str:

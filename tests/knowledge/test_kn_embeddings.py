@@ -184,3 +184,49 @@ def test_batches_cut_where_lengths_jump_and_keep_their_limits() -> None:
     assert all(len(b) * max(lengths[i] for i in b) <= 4096 for b in batches)
     assert all(len(b) <= 8 for b in _batches(order, lengths, 8, 4096))
     assert _batches([0], [300], 64, 100) == [[0]]  # one text longer than the budget
+
+
+def test_a_question_runs_on_the_one_thread_session_with_the_same_vector() -> None:
+    """Recall embeds one question per turn on its own one-thread session (``warm``):
+    the vector is the numpy one, and a failing session is dropped for good."""
+    model = MiniLM(runtime="auto")
+    question = ["What should I cook for my daughter tonight?"]
+    before = model.encode(question)  # numpy: the question session is not built yet
+    model.warm(wait=True)
+    assert model.query_backend == "onnxruntime-1"
+    fast = model.encode(question)
+    assert float(fast[0] @ before[0]) >= 0.9999
+    assert float(fast[0] @ model.forward_numpy(question)[0]) >= 0.9999
+
+    class Broken:
+        def run(self, ids: object, mask: object) -> None:
+            raise RuntimeError("onnxruntime: bad allocation")
+
+    model._query_onnx = Broken()
+    again = model.encode(question)
+    assert model.query_backend != "onnxruntime-1"
+    assert float(again[0] @ before[0]) >= 0.999
+
+
+def test_numpy_runtime_builds_no_question_session() -> None:
+    model = MiniLM(runtime="numpy")
+    model.warm(wait=True)
+    assert model.query_backend == "numpy"
+
+
+def test_the_shipped_graph_is_what_build_graph_makes_today() -> None:
+    """``minilm_graph.onnx`` (weightless: the session reads the numpy arrays) must
+    follow ``build_graph``; regenerate with ``python -m parley.embeddings.minilm_onnx``."""
+    from parley.embeddings import minilm_onnx
+    from parley.embeddings.minilm import default_model_dir, load_safetensors
+
+    folder = default_model_dir()
+    assert folder is not None
+    weights = load_safetensors(folder / "model.safetensors")
+    external: dict[str, np.ndarray] = {}
+    fresh = minilm_onnx.build_graph(weights, 6, 12, external)
+    assert minilm_onnx.SHIPPED.read_bytes() == fresh
+    assert len(fresh) < 200_000 and sum(a.nbytes for a in external.values()) > 80_000_000
+    names: dict[str, np.ndarray] = {}
+    assert minilm_onnx.build_graph(weights, 6, 12, names, arrays_only=True) == b""
+    assert list(names) == list(external)

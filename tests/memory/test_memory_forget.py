@@ -5,12 +5,13 @@ a request matching nothing still reaching the extraction model."""
 
 from __future__ import annotations
 
-import sys
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
+
+# The labelled set lives with its benchmark (bench/forget_set.py, plain data).
+from bench.forget_set import DEV
 from sqlalchemy import update
 
 from apihelpers import Client, make_client, signup
@@ -20,10 +21,6 @@ from parley.memory.tables import ForgetRequest
 from parley.providers.scripted import ScriptedModel
 from parley.storage.db import Database
 from parley.storage.tables import utcnow
-
-# The labelled set lives with its benchmark (bench/forget_set.py, plain data).
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from bench.forget_set import DEV
 
 OLD_JOB = [
     "My old job was at Northwind Logistics.",

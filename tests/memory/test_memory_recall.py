@@ -271,3 +271,32 @@ async def test_shipped_topic_vectors_are_the_models_own() -> None:
     computed = await embedder.embed(list(TOPICS.values()))
     assert np.allclose(shipped, computed, atol=1e-4)
     assert bundled_vectors("some-other-model") is None
+
+
+def test_the_question_is_embedded_without_first_person_pronouns() -> None:
+    from parley.memory.text import question_text
+
+    assert question_text("How do I get to my office if it rains?") == (
+        "How do get to office if it rains?"
+    )
+    assert question_text("I’m cold, what should I wear?") == "cold, what should wear?"
+    assert question_text("Tell me about mining in Chile") == "Tell about mining in Chile"
+    assert question_text("me? I?") == "me? I?"  # nothing left: the question as asked
+
+
+def test_a_food_question_lends_weight_to_health_memories() -> None:
+    """``topics.LINKS``: what someone can eat depends on their health."""
+    from dataclasses import replace
+
+    from parley.memory.recall import linked
+    from parley.memory.topics import LINKS
+
+    names = list(TOPICS)
+    asked = np.zeros(len(names), dtype=np.float32)
+    asked[names.index("food")] = 1.0
+    extra = linked(asked, LINKS)
+    assert extra[names.index("health")] == 0.5 and extra.sum() == 0.5
+    asked[:] = 0.0
+    asked[names.index("health")] = 1.0
+    assert linked(asked, LINKS).sum() == 0.0  # one way: a health question is not about food
+    assert RecallConfig.legacy().links == () and replace(RecallConfig(), links=()).links == ()

@@ -5,7 +5,7 @@ export function message(id: string, role: string, parent: string | null, over: P
   return {
     id, conversation_id: 'c1', parent_id: parent, role, content: '', reasoning: '', steps: [], sources: [],
     status: 'complete', provider: 'p', model: 'p/m', input_tokens: 0, output_tokens: 0, latency_ms: null,
-    ttft_ms: null, finish_reason: null, cost: 0, error_code: null, error_message: null, attempts: null, feedback: 0, pinned: false,
+    ttft_ms: null, finish_reason: null, cost: 0, error_code: null, error_message: null, attempts: null, route: null, feedback: 0, pinned: false,
     created_at: '2026-11-22T00:00:00Z', siblings: [id], ...over,
   };
 }

@@ -22,11 +22,14 @@ from parley import __version__
 from parley.api.routers import (
     admin,
     admin_failover,
+    admin_routing,
     auth,
     chat,
     conversations,
+    health,
     local_models,
     me,
+    metrics,
     models,
     openai_api,
     openai_embeddings,
@@ -44,21 +47,29 @@ from parley.container import Services
 from parley.gc_policy import ServerGC
 from parley.http.middleware import BodyLimit, SecurityHeaders, ShareLoop
 from parley.http.problems import install_problem_handlers
+from parley.images.feature import images_feature
 from parley.instance.model_downloads import ModelDownloads
 from parley.instance.providers import RegistrySync, database_providers
+from parley.instance.values import get_value
 from parley.knowledge.feature import knowledge_feature
 from parley.memory.feature import memory_feature
 from parley.providers.base import Provider
 from parley.providers.registry import ModelRegistry
 from parley.responses.feature import responses_feature
+from parley.routing.service import RoutingService
 from parley.sandbox.feature import sandbox_feature
 from parley.seam import Feature, FeatureContext, FeatureFactory
 from parley.speech.feature import speech_feature
 from parley.storage.conversations import fail_stale_streaming
 from parley.storage.db import Database
+from parley.telemetry.metrics import BUDGET_METRICS, Metrics
+from parley.telemetry.observer import Observer
+from parley.telemetry.tracing import Tracing
 from parley.tools import ToolRegistry, default_registry
 from parley.turns import TurnService, make_control
 from parley.turns.control import GenerationControl
+from parley.turns.events import TurnEvents, make_turn_events
+from parley.turns.streams import SharedTurnEvents
 from parley.usage.ledger import UsageLedger
 from parley.userdata import UserDataHooks
 from parley.userdata.archive import IMPORT_MAX_BYTES
@@ -76,6 +87,7 @@ DEFAULT_FEATURES: list[FeatureFactory] = [
     memory_feature,
     responses_feature,
     speech_feature,
+    images_feature,
 ]
 
 
@@ -116,7 +128,21 @@ def create_app(
             db_providers = await database_providers(session)
             nobody_yet = await count_users(session) == 0
         registry = ModelRegistry(settings, db_providers, list(extra_providers))
-        control = await make_control(settings.redis_url)
+        # Stops reach other workers over Redis and, on a shared database, as polled rows.
+        control = await make_control(settings.redis_url, None if settings.is_sqlite else db)
+        # A turn's events reach readers on any worker (Redis stream, or the stored answer).
+        shared = SharedTurnEvents(
+            db,
+            settings.redis_url,
+            max_events=settings.stream_replay_events,
+            linger_s=settings.stream_replay_linger_s,
+            ttl_s=settings.stream_redis_ttl_s,
+        )
+        events: TurnEvents = (
+            shared
+            if settings.stream_replay_events > 0
+            else make_turn_events(0, settings.stream_replay_linger_s)
+        )
         tool_registry = tools or default_registry()
         services = app.state.services = Services()
         turns = TurnService(
@@ -126,7 +152,9 @@ def create_app(
             control=control,
             tools=tool_registry,
             services=services,
+            events=events,
         )
+        services.provide(SharedTurnEvents, shared)
         services.provide(Settings, settings)
         services.provide(Database, db)
         services.provide(ModelRegistry, registry)
@@ -139,6 +167,18 @@ def create_app(
         services.provide(UserDataHooks, UserDataHooks())  # features add theirs at start
         ledger = UsageLedger(db)
         services.provide(UsageLedger, ledger)  # every billable call writes a row
+        services.provide(RoutingService, turns.routing)  # Auto's policies (projects set theirs)
+        # Prometheus metrics fed by the ledger's rows and each model call's attempts;
+        # traces when an OTLP endpoint is set (the admin's, else the settings')
+        meter = Metrics(settings.currency)
+        ledger.listeners.append(meter.usage)
+        tracing = turns.tracing
+        async with db.session() as session:
+            tracing.configure(await get_value(session, "otlp_endpoint", settings.otlp_endpoint))
+        turns.failover.observer = Observer(meter, tracing)
+        services.provide(Metrics, meter)
+        services.provide(Tracing, tracing)
+        services.provide(BUDGET_METRICS, meter.budget)  # the budgets feature reports use here
         context = FeatureContext(
             settings=settings,
             db=db,
@@ -170,9 +210,12 @@ def create_app(
             for feature in reversed(started):
                 await feature.stop()
             await downloads.aclose()
-            await turns.aclose()
+            # a server lets running answers finish (tests building many apps: briefly)
+            await turns.aclose(settings.shutdown_grace_s if server_process else 5.0)
+            await shared.aclose()
             await ledger.drain()
             await control.aclose()
+            tracing.close()
             await registry.aclose()
             await db.dispose()
 
@@ -190,7 +233,7 @@ def create_app(
     install_problem_handlers(app)
 
     @app.get("/api/health", tags=["meta"])
-    async def health() -> Health:
+    async def api_health() -> Health:
         return Health(status="ok", version=__version__)
 
     for router in (
@@ -199,8 +242,11 @@ def create_app(
         models,
         conversations,
         chat,
+        health,
         admin,
         admin_failover,
+        admin_routing,
+        metrics,
         setup,
         local_models,
         openai_api,

@@ -395,6 +395,18 @@ class Attempt(BaseModel):
     ms: float
 
 
+class RouteOut(BaseModel):
+    """How the Auto model chose an answer's model (``parley.routing``)."""
+
+    auto: bool = Field(description="always true: the chat's model was Auto")
+    rule: str = Field(
+        description="the rule that matched: vision, tools, long_context, light, heavy, "
+        "budget, or default"
+    )
+    reason: str = Field(description="a few words shown on the message: short question...")
+    scope: str = Field(description="whose rules: instance, assistant or project")
+
+
 class MessagePublic(BaseModel):
     id: str
     conversation_id: str
@@ -418,6 +430,9 @@ class MessagePublic(BaseModel):
     attempts: list[Attempt] | None = Field(
         description="the model calls that failed before the answer, then the one that "
         "answered (error null); null when the first try answered",
+    )
+    route: RouteOut | None = Field(
+        description="how Auto chose `model` for this answer; null when the chat named it",
     )
     feedback: int
     pinned: bool
@@ -449,6 +464,7 @@ class MessagePublic(BaseModel):
             error_code=msg.error_code,
             error_message=msg.error_message,
             attempts=msg.attempts or None,
+            route=RouteOut(**msg.route) if msg.route else None,
             feedback=msg.feedback,
             pinned=msg.pinned,
             created_at=_at(msg.created_at),
@@ -504,6 +520,11 @@ class ModelPublic(BaseModel):
     )
     demo: bool = Field(
         default=False, description="A starter model for trying Parley, not for real work."
+    )
+    auto: bool = Field(
+        default=False,
+        description="The Auto model (ref `auto`): the admins' routing rules pick a model "
+        "for each question",
     )
 
 

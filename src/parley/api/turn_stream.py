@@ -18,6 +18,7 @@ from parley.messages import Done, TextDelta, TurnEvent, Usage, UsageEvent
 from parley.storage.tables import Message as MessageRow
 from parley.turns import Final, TurnItem
 from parley.turns.events import Resync, TitleMade
+from parley.turns.streams import Relayed
 
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
@@ -92,6 +93,9 @@ async def turn_stream(
         if isinstance(item, Done):
             # Held back until the stored record is ready, so `done` carries it.
             done = {"finish_reason": item.finish_reason, "usage": _tokens(item.usage)}
+            continue
+        if isinstance(item, Relayed):  # from another worker, framed as it was there
+            yield frame(item.kind, item.payload, seq)
             continue
         if isinstance(item, Resync):
             state: dict[str, Any] = {

@@ -30,6 +30,7 @@ from parley.assistants.tables import (
 )
 from parley.errors import Conflict, Invalid, NotFound
 from parley.providers.registry import ModelRegistry
+from parley.routing.rules import is_auto
 from parley.storage.conversations import ConversationStore
 from parley.storage.db import Database
 from parley.storage.tables import Conversation, utcnow
@@ -167,7 +168,7 @@ class AssistantService:
                     f"No such {what} of yours: {', '.join(missing)}. Upload it in Files first.",
                     f"unknown_{what}",
                 )
-        if config.model:
+        if config.model and not is_auto(config.model):  # Auto: routed per question
             offered = [m for m in await self.models.list_models() if m.offered_to(user_id)]
             if config.model not in {m.ref for m in offered}:
                 raise Invalid(

@@ -135,6 +135,13 @@ class LocalEmbedder:
     def available(self) -> bool:
         return self.model.available
 
+    def warm(self) -> None:
+        """Prepare fast question embedding in the background (``MiniLM.warm``):
+        called by memory recall the first time it embeds a question (it embeds one
+        every turn); nothing is loaded before that, so an idle server stays small."""
+        if self.model.available:
+            threading.Thread(target=self.model.warm, name="parley-warm", daemon=True).start()
+
     async def embed(self, texts: list[str]) -> npt.NDArray[np.float32]:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)

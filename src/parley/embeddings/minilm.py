@@ -52,6 +52,7 @@ BATCH_TOKENS = 2048  # padded tokens per forward pass (numpy)
 ONNX_BATCH_TOKENS = 4096
 ONNX_BATCH = 64
 ONNX_FROM = 8  # texts in one call that start building the ONNX Runtime session ("auto")
+QUERY_TEXTS = 1  # calls this small (a question) run on the one-thread query session
 CALL_TOKENS = 48  # what one more forward pass costs, in padded tokens (batch planning)
 _DTYPES = {"F32": np.float32, "F16": np.float16, "I64": np.int64}
 
@@ -190,6 +191,8 @@ class MiniLM:
         self._layer_count = 6
         self._onnx: Any = None  # minilm_onnx.OnnxEncoder when in use
         self._building: threading.Thread | None = None
+        self._query_onnx: Any = None  # the one-thread session for questions (``warm``)
+        self._query_building: threading.Thread | None = None
         # Seconds and tokens since start (benchmarks; updated without a lock, so
         # approximate when two threads encode at once).
         self.timing = {"tokenize_s": 0.0, "forward_s": 0.0, "tokens": 0, "padded": 0, "texts": 0}
@@ -260,7 +263,45 @@ class MiniLM:
             building.join(timeout)
         return self.backend
 
-    def _onnx_encoder(self, weights: dict[str, npt.NDArray[Any]]) -> Any:
+    def warm(self, wait: bool = False) -> None:
+        """Load, and build the question session in a background thread (once).
+
+        A question (one short text) is embedded before every answer that recalls
+        memories, on a machine that may be busy. The ingestion session spreads each
+        operator over every core, which on a loaded machine means waiting for the
+        slowest thread at every step (and numpy is 2-3x slower still). The question
+        session runs the same graph on one thread: ~5 ms for a question when a core
+        is free, and no cross-thread waits when none is. ``wait``: block until it is
+        built (benchmarks, tests)."""
+        if self.runtime == "numpy" or not self.available:
+            return
+        self.load()
+        with self._lock:
+            if self._query_building is None:
+                self._query_building = threading.Thread(
+                    target=self._build_query, name="parley-onnx-query", daemon=True
+                )
+                self._query_building.start()
+            building = self._query_building
+        if wait:
+            building.join(120.0)
+
+    def _build_query(self) -> None:
+        assert self.model_dir is not None
+        weights = load_safetensors(self.model_dir / "model.safetensors")
+        self._query_onnx = self._onnx_encoder(weights, threads=1)
+
+    @property
+    def query_backend(self) -> str:
+        """What embeds a single question now: ``onnxruntime-1`` (the one-thread
+        question session), ``onnxruntime`` or ``numpy``."""
+        if self._query_onnx is not None:
+            return "onnxruntime-1"
+        return self.backend
+
+    def _onnx_encoder(
+        self, weights: dict[str, npt.NDArray[Any]], threads: int | None = None
+    ) -> Any:
         """The ONNX Runtime session, or None (numpy) when it cannot be had under "auto"."""
         from parley.embeddings import minilm_onnx
 
@@ -268,7 +309,7 @@ class MiniLM:
             log.info("onnxruntime is not installed: MiniLM runs on numpy")
             return None
         try:
-            return minilm_onnx.OnnxEncoder(weights, self._layer_count, self._heads)
+            return minilm_onnx.OnnxEncoder(weights, self._layer_count, self._heads, threads)
         except Exception as exc:
             if self.runtime == "onnx":
                 raise
@@ -300,6 +341,8 @@ class MiniLM:
             return out
         if len(texts) >= ONNX_FROM and self._building is None:
             self._start_onnx()
+        if len(texts) <= QUERY_TEXTS and self._query_onnx is not None:
+            return self._run_query(texts)
         started = time.perf_counter()
         encodings = self._tokenizer.encode_batch([t if t.strip() else " " for t in texts])
         lengths = [len(e.ids) for e in encodings]
@@ -327,6 +370,25 @@ class MiniLM:
         timing["tokens"] += sum(lengths)
         timing["texts"] += len(texts)
         return out
+
+    def _run_query(self, texts: list[str]) -> npt.NDArray[np.float32]:
+        """A question on the one-thread session (``warm``); a failure drops that
+        session for good and the question takes the ordinary path."""
+        encodings = self._tokenizer.encode_batch([t if t.strip() else " " for t in texts])
+        width = max(len(e.ids) for e in encodings)
+        ids = np.zeros((len(texts), width), dtype=np.int64)
+        mask = np.zeros((len(texts), width), dtype=np.int32)
+        for row, encoding in enumerate(encodings):
+            ids[row, : len(encoding.ids)] = encoding.ids
+            mask[row, : len(encoding.ids)] = 1
+        session = self._query_onnx
+        if session is not None:
+            try:
+                return np.asarray(session.run(ids, mask), dtype=np.float32)
+            except Exception as exc:
+                log.warning("ONNX Runtime failed on a question (%s); not used for them again", exc)
+                self._query_onnx = None
+        return self._run(ids, mask)
 
     def _run(
         self, ids: npt.NDArray[np.int64], mask: npt.NDArray[np.int32]

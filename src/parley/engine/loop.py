@@ -75,11 +75,15 @@ DENIED = (
 
 @dataclass(frozen=True, slots=True)
 class Limits:
-    """Bounds on one reply: model calls, seconds per tool, seconds overall."""
+    """Bounds on one reply: model calls, seconds per tool, seconds overall, and
+    (``/v1/responses``' ``max_tool_calls``) Parley tool calls in all: once they are
+    spent the model is asked for its answer with no tools, and calls beyond the
+    bound in one answer are dropped, never run."""
 
     max_steps: int = 8
     tool_timeout_s: float = 30.0
     deadline_s: float = 600.0
+    max_tool_calls: int | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Limits:
@@ -142,8 +146,10 @@ class ToolLoop:
         response_format: dict[str, Any] | None = None,
         tool_choice: str | None = None,
         reasoning_effort: str | None = None,
+        parallel_tool_calls: bool | None = None,
     ) -> None:
         self.model = model
+        self.parallel_tool_calls = parallel_tool_calls
         self.response_format = response_format
         self.tool_choice = tool_choice
         self.reasoning_effort = reasoning_effort if model.info.supports_reasoning else None
@@ -163,6 +169,7 @@ class ToolLoop:
         self.max_tokens = max_tokens
         self.usage = Usage()
         self.calls = 0
+        self.tools_run = 0  # Parley tool calls run so far (``Limits.max_tool_calls``)
         self.reports: list[ModelCall] = []  # one per model call, for the usage ledger
         self._call_ids: set[str] = set()  # tool call ids used so far in this reply
         self.finish: FinishReason = "stop"
@@ -239,10 +246,15 @@ class ToolLoop:
 
     # ------------------------------------------------------------ model calls
 
+    def tools_left(self) -> int | None:
+        """Parley tool calls this reply may still run (None: no bound)."""
+        bound = self.limits.max_tool_calls
+        return None if bound is None else max(0, bound - self.tools_run)
+
     def request(self, *, final: bool = False) -> ChatRequest:
         """A native-tools request over the conversation so far."""
         choice = self.tool_choice if self.specs and not self.calls else None  # first call
-        if final and self.specs:
+        if (final or self.tools_left() == 0) and self.specs:
             choice = "none"
         return ChatRequest(
             messages=self.convo,
@@ -252,6 +264,7 @@ class ToolLoop:
             response_format=self.response_format,
             tool_choice=choice,
             reasoning_effort=self.reasoning_effort,
+            parallel_tool_calls=self.parallel_tool_calls,
             extra=self.extra,
         )
 
@@ -445,6 +458,7 @@ class ToolLoop:
         approval when a ``confirm`` callback is set. Results come in call order; ``outcomes``
         holds them. An interrupt stops the tools and reports them as stopped.
         """
+        self.tools_run += len(calls)
         for call in calls:
             yield ToolStart(call.id, call.name, call.arguments)
         asks = {i for i, c in enumerate(calls) if self._needs_confirmation(c)}
@@ -522,6 +536,8 @@ class ToolLoop:
             if not result.tool_calls:
                 self.finish = "stop" if result.finish in (None, "tool_calls") else result.finish
                 return
+            if self.parallel_tool_calls is False:  # held here too: not every provider can
+                del result.tool_calls[1:]
             if any(call.name in self.client for call in result.tool_calls):
                 async for event in self.hand_over(result.text, result.tool_calls):
                     yield event
@@ -533,10 +549,15 @@ class ToolLoop:
                     "without giving a final answer. Try rephrasing, or disable some tools.",
                 )
                 return
-            self.convo.append(Message("assistant", result.text, tool_calls=result.tool_calls))
-            async for event in self.run_tools(result.tool_calls):
+            left = self.tools_left()
+            calls = result.tool_calls if left is None else result.tool_calls[:left]
+            if not calls:  # the bound is spent and the model asked anyway: answer now
+                self.finish = "stop"
+                return
+            self.convo.append(Message("assistant", result.text, tool_calls=calls))
+            async for event in self.run_tools(calls):
                 yield event
-            for call, outcome in zip(result.tool_calls, self.outcomes, strict=True):
+            for call, outcome in zip(calls, self.outcomes, strict=True):
                 content = wrap_tool_output(call.name, outcome.output, is_error=outcome.is_error)
                 self.convo.append(Message("tool", content, tool_call_id=call.id, name=call.name))
             if self.reason is not None:
@@ -562,6 +583,7 @@ async def run_tool_loop(
     response_format: dict[str, Any] | None = None,
     tool_choice: str | None = None,
     reasoning_effort: str | None = None,
+    parallel_tool_calls: bool | None = None,
 ) -> AsyncIterator[EngineEvent]:
     """Produce one assistant reply over ``messages`` (already assembled, system first).
 
@@ -576,7 +598,9 @@ async def run_tool_loop(
     after a ``ToolStart`` for it (``ToolLoop.hand_over``). ``extra`` goes into every
     model request (``top_p``), ``tool_choice`` applies to the first call only,
     ``reasoning_effort`` to models that reason, and ``response_format`` (a JSON
-    schema) shapes every answer. If the consuming task
+    schema) shapes every answer. ``parallel_tool_calls=False`` asks the provider for
+    one call per answer (and keeps only the first if it sends more);
+    ``limits.max_tool_calls`` bounds the Parley tool calls of the whole reply. If the consuming task
     itself is cancelled, ``Done("cancelled")`` is still yielded (so the partial reply can be saved)
     and ``CancelledError`` is raised when the consumer asks for the next event.
     ``messages`` is not modified.
@@ -597,6 +621,7 @@ async def run_tool_loop(
         response_format=response_format,
         tool_choice=tool_choice,
         reasoning_effort=reasoning_effort,
+        parallel_tool_calls=parallel_tool_calls,
     )
     if not model.info.tool_use:  # a model that cannot follow a tool schema gets none
         run.specs, run.enabled, run.client = [], set(), set()

@@ -30,6 +30,7 @@ from parley.knowledge.userdata import KnowledgeUserData
 from parley.seam import (
     AUDIO_TRANSCRIBER,
     CONVERSATION_FILES,
+    CONVERSATION_IMAGES,
     CONVERSATION_KNOWLEDGE,
     FeatureContext,
 )
@@ -91,6 +92,7 @@ class KnowledgeFeature:
         ctx.provide(KnowledgeService, self._service)
         ctx.provide(EMBEDDER, embedder)  # POST /v1/embeddings serves the same vectors
         ctx.provide(CONVERSATION_FILES, self._service.conversation_files)
+        ctx.provide(CONVERSATION_IMAGES, self._service.conversation_images)  # Auto's vision rule
         hook = KnowledgeUserData(self._service)
         ctx.add_user_data(hook)
         ctx.add_conversation_data(hook)
@@ -126,6 +128,7 @@ class KnowledgeFeature:
                 self._ctx.remove_context_source(self._source)
             self._ctx.withdraw(KnowledgeService)
             self._ctx.withdraw(CONVERSATION_FILES)
+            self._ctx.withdraw(CONVERSATION_IMAGES)
             self._ctx.withdraw(EMBEDDER)
 
 

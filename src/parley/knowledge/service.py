@@ -230,6 +230,17 @@ class KnowledgeService:
                 scope = [i for i in file_ids if i in owned and (scope is None or i in scope)]
         return await self.retriever.search(user_id, query, file_ids=scope, limit=limit, mode=mode)
 
+    async def conversation_images(
+        self, session: AsyncSession, user_id: str, conversation_id: str, assistant: bool
+    ) -> int:
+        """How many images a conversation shows the model (each turn sends them all):
+        the Auto model's ``vision`` rule (``parley.seam.CONVERSATION_IMAGES``). One
+        COUNT in the caller's session (the turn's, before the model is called); an
+        assistant's knowledge is looked up only for an assistant's chat."""
+        also = await also_for(self.also, user_id, conversation_id) if assistant else None
+        with session.no_autoflush:  # the turn's question is still pending: one flush
+            return await KnowledgeStore(session, user_id).count_images(conversation_id, also)
+
     async def conversation_files(
         self, user_id: str, conversation_id: str | None
     ) -> list[tuple[str, Path]]:

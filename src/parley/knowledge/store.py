@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from parley.knowledge.tables import (
@@ -196,6 +196,24 @@ class KnowledgeStore:
         or in a collection attached to it; ``also``: more (collection ids, file ids)
         it sees (an assistant's knowledge, ``parley.seam.CONVERSATION_KNOWLEDGE``),
         the user's own only."""
+        rows = await self.session.scalars(
+            select(KnowledgeFile)
+            .where(self._in_scope(conversation_id, also))
+            .order_by(KnowledgeFile.created_at, KnowledgeFile.id)
+        )
+        return list(rows.all())
+
+    async def count_images(self, conversation_id: str, also: Also | None = None) -> int:
+        """How many images ``scope_files`` would return (one COUNT: Auto's vision rule)."""
+        found = await self.session.scalar(
+            select(func.count())
+            .select_from(KnowledgeFile)
+            .where(self._in_scope(conversation_id, also), KnowledgeFile.kind == "image")
+        )
+        return int(found or 0)
+
+    def _in_scope(self, conversation_id: str, also: Also | None) -> Any:
+        """The files a conversation sees (``scope_files``), as a WHERE clause."""
         more_collections, more_files = also or ((), ())
         linked = select(KnowledgeConversationCollection.collection_id).where(
             KnowledgeConversationCollection.conversation_id == conversation_id,
@@ -205,25 +223,20 @@ class KnowledgeStore:
             KnowledgeConversationFile.conversation_id == conversation_id,
             KnowledgeConversationFile.user_id == self.user_id,
         )
-        rows = await self.session.scalars(
-            select(KnowledgeFile)
-            .where(
-                KnowledgeFile.user_id == self.user_id,
-                or_(
-                    KnowledgeFile.conversation_id == conversation_id,
-                    KnowledgeFile.collection_id.in_(linked),
-                    KnowledgeFile.id.in_(picked),
-                    *(
-                        [KnowledgeFile.collection_id.in_(list(more_collections))]
-                        if more_collections
-                        else []
-                    ),
-                    *([KnowledgeFile.id.in_(list(more_files))] if more_files else []),
+        return and_(
+            KnowledgeFile.user_id == self.user_id,
+            or_(
+                KnowledgeFile.conversation_id == conversation_id,
+                KnowledgeFile.collection_id.in_(linked),
+                KnowledgeFile.id.in_(picked),
+                *(
+                    [KnowledgeFile.collection_id.in_(list(more_collections))]
+                    if more_collections
+                    else []
                 ),
-            )
-            .order_by(KnowledgeFile.created_at, KnowledgeFile.id)
+                *([KnowledgeFile.id.in_(list(more_files))] if more_files else []),
+            ),
         )
-        return list(rows.all())
 
     # ------------------------------------------------------------ collections
 

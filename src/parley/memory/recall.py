@@ -45,7 +45,7 @@ import numpy.typing as npt
 from parley.memory.store import Version
 from parley.memory.tables import Memory
 from parley.memory.text import content_words, words
-from parley.memory.topics import GENERAL, is_profile, topic_weights
+from parley.memory.topics import GENERAL, LINKS, TOPICS, is_profile, topic_weights
 
 __all__ = [
     "MIN_SIMILARITY",
@@ -60,6 +60,7 @@ __all__ = [
 ]
 
 RRF_K = 60
+TOPIC_INDEX = {name: i for i, name in enumerate(TOPICS)}
 MIN_SIMILARITY = 0.25
 SEMANTIC_WEIGHT = 1.0
 KEYWORD_WEIGHT = 1.0
@@ -88,10 +89,14 @@ class RecallConfig:
     generic_verbs: bool = True
     general_gate: float = 0.5  # a question this much "general knowledge" recalls nothing
     floor: float | None = None  # overrides the min_similarity the caller passes
+    # (question topic, memory topic, weight): a question about the first also agrees
+    # with memories about the second (``topics.LINKS``).
+    links: tuple[tuple[str, str, float], ...] = LINKS
+    plain_question: bool = True  # embed the question without "I"/"my" (text.question_text)
 
     @classmethod
     def legacy(cls) -> RecallConfig:
-        return cls(mode="legacy")
+        return cls(mode="legacy", links=(), plain_question=False)
 
 
 @dataclass(slots=True, frozen=True)
@@ -325,6 +330,16 @@ def keyword_scores(snap: Snapshot, query: str, generic_verbs: bool = True) -> di
     return scores
 
 
+def linked(
+    asked: npt.NDArray[np.float32], links: tuple[tuple[str, str, float], ...]
+) -> npt.NDArray[np.float32]:
+    """The topic weight a question lends to linked memory topics."""
+    extra = np.zeros_like(asked)
+    for question, memory, weight in links:
+        extra[TOPIC_INDEX[memory]] += weight * asked[TOPIC_INDEX[question]]
+    return extra
+
+
 def _top(score: npt.NDArray[np.float32], mask: npt.NDArray[np.bool_], count: int) -> list[int]:
     """Indices of the ``count`` best scores under ``mask``, best first."""
     candidates = np.flatnonzero(mask)
@@ -379,6 +394,8 @@ def rank(
             asked = topic_weights(query_vector.reshape(1, -1).astype(np.float32), topics)[0]
             general = float(asked[GENERAL].sum())
             asked[GENERAL] = 0.0  # general knowledge agrees with no memory
+            if config.links:
+                asked = asked + linked(asked, config.links)
             topic = rows @ asked
         profile = np.where(snap.profile if snap.profile is not None else False, topic, 0.0)
         score = (

@@ -42,7 +42,13 @@ from parley.memory.index import WriteIndex
 from parley.memory.recall import Candidate, Ranking, RecallConfig, Scope, Snapshot, rank
 from parley.memory.store import MemoryStore
 from parley.memory.tables import Memory, MemoryVersion
-from parley.memory.text import content_words, jaccard, normalized, signals_change
+from parley.memory.text import (
+    content_words,
+    jaccard,
+    normalized,
+    question_text,
+    signals_change,
+)
 from parley.memory.topics import TOPICS, bundled_vectors
 from parley.storage.db import Database
 from parley.usage.metering import Charge, billed_to
@@ -145,6 +151,10 @@ class MemoryService:
         self._topics_task: asyncio.Task[None] | None = None
         self._indexes: dict[str, WriteIndex] = {}
         self._write_locks: dict[str, asyncio.Lock] = {}
+        # Embed the question while the snapshot's version is checked (False: one
+        # after the other, as before; kept so ``bench.memory_perf`` compares both).
+        self.overlap_question = True
+        self._warmed = False
 
     # ------------------------------------------------------------ embeddings
 
@@ -253,26 +263,58 @@ class MemoryService:
     ) -> tuple[Snapshot, Ranking]:
         """The ranking behind ``recall`` (and the "why" view: ``others`` more candidates).
 
-        When embedding the question takes longer than ``embed_timeout_s``,
-        recall falls back to keywords: a warning is logged, the fallback is
-        counted (``stats``) and the ranking's ``mode`` says ``"keywords"``."""
-        snap = await self.snapshot(user_id)
+        The question is embedded while the snapshot's version is checked (two
+        waits on two other threads, overlapped: on a busy machine each costs
+        several milliseconds). When embedding the question takes longer than
+        ``embed_timeout_s``, recall falls back to keywords: a warning is logged,
+        the fallback is counted (``stats``), ``ranking.fallback`` is set and the
+        ranking's ``mode`` says ``"keywords"``."""
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        wanted = query_vector is None and self.embedder is not None and bool(query.strip())
+        asked = question_text(query) if self.config.plain_question else query
+        if wanted and not self._warmed:
+            # The first recall of the process prepares the embedder's question path
+            # (``LocalEmbedder.warm``: a one-thread ONNX Runtime session, built in the
+            # background; until it is ready questions take the ordinary path).
+            self._warmed = True
+            warm = getattr(self.embedder, "warm", None)
+            if warm is not None:
+                warm()
+        cached = self._snapshots.get(user_id)
+        embedding: asyncio.Task[npt.NDArray[np.float32] | None] | None = None
+        if wanted and self.overlap_question and (cached is None or cached.vectors is not None):
+            embedding = asyncio.create_task(self.embed([asked], user_id))
+        try:
+            snap = await self.snapshot(user_id)
+        except BaseException:
+            if embedding is not None:
+                embedding.cancel()
+            raise
         self.stats.recalls += 1
-        if query_vector is None and snap.vectors is not None and query.strip():
-            try:
-                found = await asyncio.wait_for(self.embed([query], user_id), embed_timeout_s)
-            except TimeoutError:
+        if snap.vectors is None:
+            if embedding is not None:
+                embedding.cancel()  # nothing to compare it with: keywords anyway
+        elif wanted:
+            if embedding is None:
+                embedding = asyncio.create_task(self.embed([asked], user_id))
+            timeout = None
+            if embed_timeout_s is not None:
+                timeout = max(0.0, embed_timeout_s - (loop.time() - started))
+            done, _ = await asyncio.wait({embedding}, timeout=timeout)
+            if not done:
+                embedding.cancel()
                 self.stats.keyword_fallbacks += 1
                 log.warning(
                     "memory recall: embedding the question took over %.0f ms; "
                     "recalling by keywords only",
                     (embed_timeout_s or 0) * 1000,
                 )
-                found = None
             else:
+                found = embedding.result()
                 if found is None:
                     self.stats.embed_failures += 1
-            query_vector = None if found is None else found[0]
+                query_vector = None if found is None else found[0]
         topics = None
         if query_vector is not None:
             # Once per process and model (a few tens of ms once the model is loaded).

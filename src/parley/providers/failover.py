@@ -34,12 +34,21 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from parley.errors import ProviderError, ProviderUnavailable
-from parley.messages import ProviderEvent, ReasoningDelta, TextDelta, ToolCallDelta
+from parley.messages import (
+    Finish,
+    ProviderEvent,
+    ReasoningDelta,
+    TextDelta,
+    ToolCallDelta,
+    UsageEvent,
+)
 from parley.providers.base import ChatModel, ChatRequest, ModelInfo
 
 __all__ = [
     "Attempt",
     "Breaker",
+    "CallObserver",
+    "CallWatch",
     "FailoverModel",
     "MemoryBreaker",
     "RetryPolicy",
@@ -94,6 +103,25 @@ class Breaker(Protocol):
     async def succeeded(self, provider: str) -> None: ...
 
     async def failed(self, provider: str) -> None: ...
+
+
+class CallWatch(Protocol):
+    """One attempt as an observer follows it: ``first`` at the first piece of the
+    answer, ``see`` for the usage report and the finish, ``end`` once (``code``: the
+    error code, ``cancelled`` when the caller stopped reading, None when it answered)."""
+
+    def first(self) -> None: ...
+
+    def see(self, event: UsageEvent | Finish) -> None: ...
+
+    def end(self, code: str | None) -> None: ...
+
+
+class CallObserver(Protocol):
+    """Metrics and traces of every model call the chain makes
+    (``parley.telemetry``): ``begin`` is called before each attempt."""
+
+    def begin(self, info: ModelInfo, request: ChatRequest) -> CallWatch: ...
 
 
 @dataclass(slots=True)
@@ -191,6 +219,7 @@ class FailoverModel:
         policy: RetryPolicy = RetryPolicy(),  # frozen: one shared default is safe
         breaker: Breaker | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        observer: CallObserver | None = None,
     ) -> None:
         if not models:
             raise ValueError("a failover chain needs at least one model")
@@ -198,6 +227,7 @@ class FailoverModel:
         self.policy = policy
         self.breaker = breaker
         self.sleep = sleep
+        self.observer = observer
         self.attempts: list[Attempt] = []
         self._current = 0
         self.info: ModelInfo = self.models[0].info  # the answering model's, once one answered
@@ -239,20 +269,30 @@ class FailoverModel:
                     break
                 answered = False
                 failure: ProviderError | None = None
+                watch = self.observer.begin(model.info, request) if self.observer else None
+                outcome: str | None = "cancelled"  # what the watch hears if we never get on
                 stream = model.stream(request)
                 try:
                     async for event in stream:
                         if not answered and isinstance(event, CONTENT):
                             answered = True
                             self._answered_by(index)
+                            if watch is not None:
+                                watch.first()
+                        elif watch is not None and isinstance(event, (UsageEvent, Finish)):
+                            watch.see(event)
                         yield event
+                    outcome = None
                 except ProviderError as exc:
+                    outcome = exc.code
                     if answered:  # after the first token: reported, the text kept
                         if self.breaker is not None:
                             await self.breaker.failed(provider)
                         raise
                     failure = exc
                 finally:  # the caller stopped reading, or it failed: end the request now
+                    if watch is not None:
+                        watch.end(outcome)
                     aclose = getattr(stream, "aclose", None)
                     if aclose is not None:
                         await aclose()

@@ -279,14 +279,14 @@ def message_to_wire(message: Message) -> dict[str, Any]:
 
 
 def tool_to_wire(tool: ToolSpec) -> dict[str, Any]:
-    return {
-        "type": "function",
-        "function": {
-            "name": tool.name,
-            "description": tool.description,
-            "parameters": tool.parameters,
-        },
+    function: dict[str, Any] = {
+        "name": tool.name,
+        "description": tool.description,
+        "parameters": tool.parameters,
     }
+    if tool.strict:
+        function["strict"] = True
+    return {"type": "function", "function": function}
 
 
 def request_to_wire(model: str, request: ChatRequest) -> dict[str, Any]:
@@ -319,6 +319,8 @@ def request_to_wire(model: str, request: ChatRequest) -> dict[str, Any]:
         )
     if request.reasoning_effort is not None:
         kwargs["reasoning_effort"] = request.reasoning_effort
+    if request.parallel_tool_calls is not None and request.tools:
+        kwargs["parallel_tool_calls"] = request.parallel_tool_calls
     if request.extra:
         kwargs.update(request.extra)
     return kwargs

@@ -38,7 +38,9 @@ def plan_tools(body: ResponseCreate, available: set[str]) -> ToolPlan:
             if not isinstance(name, str) or not name:
                 raise Invalid(f"tools[{n}]: a function tool needs a name.")
             parameters = tool.get("parameters") or {"type": "object", "properties": {}}
-            client.append(ToolSpec(name, str(tool.get("description") or ""), parameters))
+            description = str(tool.get("description") or "")
+            strict = tool.get("strict") is True
+            client.append(ToolSpec(name, description, parameters, strict=strict))
         elif kind.startswith("web_search"):
             parley.append(_hosted("web_search", available, "Web search", n))
         elif kind == "file_search":

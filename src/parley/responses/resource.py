@@ -102,7 +102,8 @@ def resource(record: ResponseRecord) -> dict[str, Any]:
 
 def _echo_tool(tool: dict[str, Any]) -> dict[str, Any]:
     """A tool as the response lists it; function tools in the specification's full
-    shape (``strict`` is false: Parley does not enforce schemas on arguments)."""
+    shape (``strict`` as asked: it is passed to providers that hold arguments to
+    the schema, OpenAI's; others ignore it)."""
     if tool.get("type") != "function":
         return tool
     return {
@@ -110,5 +111,5 @@ def _echo_tool(tool: dict[str, Any]) -> dict[str, Any]:
         "name": tool.get("name"),
         "description": tool.get("description"),
         "parameters": tool.get("parameters"),
-        "strict": False,
+        "strict": tool.get("strict") is True,
     }

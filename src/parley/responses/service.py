@@ -43,6 +43,7 @@ from parley.responses.stream import OutputBuilder, frame
 from parley.responses.tables import ResponseRecord
 from parley.responses.wire import ResponseCreate
 from parley.responses.writer import write_items
+from parley.routing.rules import AUTO, is_auto
 from parley.seam import AssistantGateway
 from parley.storage.conversations import ConversationStore
 from parley.storage.db import Database
@@ -142,6 +143,8 @@ class ResponsesService:
             ref = (
                 body.model
                 if assistant_id
+                else AUTO  # routed among the models the key may use (``parley.routing``)
+                if is_auto(body.model)
                 else await registry.ref_for(body.model, preferred, user.id)
             )
             if assistant_id is None and may_use is not None and not may_use(ref):
@@ -178,7 +181,7 @@ class ResponsesService:
                 model=ref,
                 status="queued" if body.background else "in_progress",
                 request={key: getattr(body, key) for key in ECHOED}
-                | {"conversation": bool(body.conversation)},
+                | {"conversation": bool(body.conversation), "include": body.include},
                 input=[item.item for item in items],
                 output=[],
                 usage={},
@@ -196,6 +199,8 @@ class ResponsesService:
             extra={"top_p": body.top_p} if body.top_p is not None else {},
             tool_choice=plan.choice,
             reasoning_effort=(body.reasoning or {}).get("effort"),
+            parallel_tool_calls=None if body.parallel_tool_calls else False,
+            max_tool_calls=body.max_tool_calls,
             images=tuple(images),
             endpoint="responses",
             may_use=None if assistant_id else may_use,  # an assistant uses its own model
@@ -218,7 +223,12 @@ class ResponsesService:
             await self._forget(user.id, record.id, conv.id if made else None)
             raise
         client_names = {spec.name for spec in plan.client}
-        builder = OutputBuilder(turn.assistant_message.id, client_names.__contains__, emit=stream)
+        builder = OutputBuilder(
+            turn.assistant_message.id,
+            client_names.__contains__,
+            emit=stream,
+            include=body.include or (),
+        )
         running = self._start_driving(record, builder, self.turns.start(turn), user.id, stream)
         running.chain = chain
         return running
@@ -290,7 +300,10 @@ class ResponsesService:
             await session.commit()
         names = {t.get("name") for t in tools if t.get("type") == "function"}
         builder = OutputBuilder(
-            f"{previous.message_id}_{record.id[:8]}", names.__contains__, emit=stream
+            f"{previous.message_id}_{record.id[:8]}",
+            names.__contains__,
+            emit=stream,
+            include=(previous.request or {}).get("include") or (),
         )
         builder.resume(pending["call_id"], pending["name"], pending["arguments"])
         return self._start_driving(record, builder, follow.items, user.id, stream)

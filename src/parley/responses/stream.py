@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from parley.messages import (
@@ -45,10 +45,20 @@ _TEXT_DELTA = (
 class OutputBuilder:
     """``is_client(name)``: the call is the caller's function tool (a
     ``function_call`` item, left for the caller to run); others are Parley's
-    hosted tools (their items carry the result)."""
+    hosted tools (their items carry the result). ``include`` is the request's:
+    with ``file_search_call.results`` a search's item waits for the passages it
+    found (the turn's sources event right after its result) and lists them."""
 
-    def __init__(self, message_id: str, is_client: Callable[[str], bool], emit: bool) -> None:
+    def __init__(
+        self,
+        message_id: str,
+        is_client: Callable[[str], bool],
+        emit: bool,
+        include: Sequence[str] = (),
+    ) -> None:
         self.message_id = message_id
+        self.search_results = "file_search_call.results" in include
+        self._search: dict[str, Any] | None = None  # a search item waiting for its passages
         self.is_client = is_client
         self.emit = emit
         self.seq = 0
@@ -159,7 +169,30 @@ class OutputBuilder:
         if step is None:
             return b""
         done = {**step, "output": event.output, "is_error": event.is_error}
-        return self._hosted(hosted_item(self._item_id("tc"), done, "completed"))
+        item = hosted_item(self._item_id("tc"), done, "completed")
+        if self.search_results and item["type"] == "file_search_call":
+            self._search = item | {"results": []}  # sent with the sources that follow
+            return b""
+        return self._hosted(item)
+
+    def _searched(self, sources: list[dict[str, Any]]) -> bytes:
+        """The waiting search's item, with the file passages it added to ``sources``."""
+        item, self._search = self._search, None
+        if item is None:
+            return b""
+        known = {(s.get("file_id"), s.get("chunk_id")) for s in self.sources}
+        item["results"] = [
+            {
+                "file_id": s.get("file_id"),
+                "filename": s.get("filename"),
+                "text": s.get("snippet", ""),
+                "score": None,
+                "attributes": {"page": s["page"]} if s.get("page") else {},
+            }
+            for s in sources
+            if s.get("kind") == "file" and (s.get("file_id"), s.get("chunk_id")) not in known
+        ]
+        return self._hosted(item)
 
     def _hosted(self, item: dict[str, Any]) -> bytes:
         index = len(self.output)
@@ -243,6 +276,12 @@ class OutputBuilder:
 
     def feed(self, item: object) -> bytes:
         """One turn item; the bytes to send (empty when not streaming)."""
+        if self._search is not None:
+            if isinstance(item, SourcesEvent):
+                out = self._searched([dict(source) for source in item.sources])
+                self.sources = [dict(source) for source in item.sources]
+                return out
+            return self._searched([]) + self.feed(item)  # it found nothing to cite
         if isinstance(item, TextDelta):
             return self.text(item.text)
         if isinstance(item, ReasoningDelta):
@@ -257,7 +296,7 @@ class OutputBuilder:
 
     def finish(self) -> bytes:
         """Close what is open; hosted calls that never returned end as failed."""
-        out = self._close()
+        out = self._searched([]) + self._close()
         for step in self._calls.values():
             out += self._hosted(hosted_item(self._item_id("tc"), step, "failed"))
         self._calls.clear()

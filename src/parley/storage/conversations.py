@@ -78,6 +78,8 @@ MESSAGE_FIELDS = frozenset(
         "error_code",
         "error_message",
         "attempts",
+        "route",
+        "stream_seq",
         "feedback",
         "pinned",
     }

@@ -138,6 +138,11 @@ class Database:
         # leaves the commit to migrate(): lock, DDL and version row commit together.
         command.upgrade(alembic_config(conn), "head")
 
+    async def at_head(self) -> bool:
+        """The schema is at the newest revision (a readiness check: one query)."""
+        async with self.engine.connect() as conn:
+            return await conn.run_sync(_at_head)
+
     async def current_revision(self) -> str | None:
         """The revision the database is at, or None before the first migration."""
 

@@ -190,6 +190,13 @@ class Message(Base):
     # each model call that failed before answering, then the one that answered
     # (``parley.providers.failover.Attempt.public``); null when the first try answered
     attempts: Mapped[list[Any] | None] = mapped_column(JSON)
+    # how Auto chose the model (``parley.routing.rules.Route.public``: rule, reason,
+    # scope); null when the chat named its model
+    route: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # while streaming: the sequence number of the turn's last event the flushed
+    # content includes (``parley.turns.streams``: a reader on another worker resumes
+    # there with the right event ids)
+    stream_seq: Mapped[int | None] = mapped_column(Integer)
     feedback: Mapped[int] = mapped_column(Integer, default=0)  # -1, 0, 1
     pinned: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -23,19 +23,9 @@ number is one index.
 
 ``TurnEvents`` is the protocol; ``MemoryTurnEvents`` keeps the logs in this
 process (one worker); ``LiveTurnEvents`` keeps nothing (``stream_replay_events =
-0``: the turn's own request reads it, nobody can reattach). How a Redis stream
-would implement the protocol, for several workers: ``open`` writes a small hash
-``parley:turn:<message_id>:meta`` (conversation, user: what ``Subscription``
-carries); ``publish`` is ``XADD parley:turn:<message_id> MAXLEN ~ <max_events>
-0-<seq> <item as JSON>`` (the sequence number as the entry id; pipelined per loop
-iteration so a token stays an append); ``subscribe(after=n)`` is ``XRANGE
-parley:turn:<message_id> (0-<n> +`` then ``XREAD BLOCK`` from the last id seen, a
-first id above ``n + 1`` meaning a gap (``Resync`` from a snapshot of the recorder
-the turn ``SET``s beside the stream when it trims, or the stored message);
-``close`` is an ``XADD`` of an end marker plus ``EXPIRE <linger_s>`` on both keys.
-Items would be serialized (``Final`` as its message id: the reader loads the
-stored row), which is why the HTTP layer frames items and this module never sees
-bytes.
+0``: the turn's own request reads it, nobody can reattach).
+``SharedTurnEvents`` (``turns/streams.py``) mirrors the logs to Redis streams and
+reattaches readers to turns running on other workers (``reattach``).
 """
 
 from __future__ import annotations
@@ -262,6 +252,11 @@ class TurnEvents(Protocol):
         here (finished long ago, or another worker's)."""
         ...
 
+    async def reattach(self, message_id: str, after: int = 0) -> Subscription | None:
+        """``subscribe``, and where the events are shared, also a turn running on
+        another worker."""
+        ...
+
     def clear(self) -> None:
         """Shutting down: end every log (their readers finish) and forget them."""
         ...
@@ -315,6 +310,9 @@ class MemoryTurnEvents:
         if log is None:
             return None
         return Subscription(log.conversation_id, log.follow(after), log.user_id)
+
+    async def reattach(self, message_id: str, after: int = 0) -> Subscription | None:
+        return self.subscribe(message_id, after)
 
     def clear(self) -> None:
         for log in self._logs.values():
@@ -389,6 +387,9 @@ class LiveTurnEvents:
             return None
         self._unread.discard(message_id)
         return Subscription(log.conversation_id, log.follow(after), log.user_id)
+
+    async def reattach(self, message_id: str, after: int = 0) -> Subscription | None:
+        return self.subscribe(message_id, after)
 
     def clear(self) -> None:
         for log in self._logs.values():

@@ -21,7 +21,7 @@ from typing import Any
 from parley.config import Settings
 from parley.errors import ParleyError
 from parley.providers.base import ChatModel, ModelInfo
-from parley.providers.failover import FailoverModel, RetryPolicy
+from parley.providers.failover import CallObserver, FailoverModel, RetryPolicy
 from parley.providers.registry import ModelRegistry
 from parley.storage.conversations import ConversationStore
 from parley.storage.db import Database
@@ -58,6 +58,7 @@ class FailoverService:
         self.configured = configured_fallbacks(settings)
         self._stored: dict[str, list[str]] = {}
         self._read_at = -1e9
+        self.observer: CallObserver | None = None  # metrics and traces (``parley.telemetry``)
 
     def invalidate(self) -> None:
         self._read_at = -1e9
@@ -105,7 +106,9 @@ class FailoverService:
             if allowed is not None and not allowed(fallback.info):
                 continue
             chain.append(fallback)
-        return FailoverModel(chain, policy=self.policy, breaker=self.breaker)
+        return FailoverModel(
+            chain, policy=self.policy, breaker=self.breaker, observer=self.observer
+        )
 
     async def record(self, user_id: str, message_id: str, model: FailoverModel) -> None:
         """Store the attempts and the answering model on the answer's row (only when

@@ -30,6 +30,8 @@ class TurnOptions:
     response_format: dict[str, Any] | None = None  # a JSON schema for the answer
     tool_choice: str | None = None  # "none", "required", "function:<name>" (first call)
     reasoning_effort: str | None = None  # for models that reason ("low", "high"...)
+    parallel_tool_calls: bool | None = None  # False: one tool call per model answer
+    max_tool_calls: int | None = None  # Parley tool calls in the whole answer
     extra: dict[str, Any] = field(default_factory=dict)  # top_p
     images: tuple[ImagePart, ...] = ()  # on the question (not stored with it)
     endpoint: str = "chat"  # what the usage ledger calls the path the turn came by

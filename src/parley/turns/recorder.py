@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -91,6 +92,10 @@ class Recorder:
         self._started = time.monotonic()
         self._first_token: float | None = None
         self._flusher: asyncio.Task[None] | None = None
+        # The sequence number of the newest item the turn published (its log's
+        # ``last``): the flush stores it with the content it matches, so a reader
+        # following the stored answer from another worker keeps the stream's ids.
+        self.seq: Callable[[], int] | None = None
 
     def text(self) -> str:
         return "".join(self.parts)
@@ -211,6 +216,8 @@ class Recorder:
                         content=self.text(),
                         reasoning="".join(self.reasoning),
                         steps=list(self.steps),
+                        sources=list(self.sources),
+                        stream_seq=self.seq() if self.seq is not None else None,
                     )
                     await session.commit()
             except Exception:

@@ -51,10 +51,13 @@ from parley.messages import (
 from parley.providers.base import ChatModel
 from parley.providers.failover import FailoverModel
 from parley.providers.registry import ModelRegistry
+from parley.routing.rules import AUTO, Need, Route, is_auto
+from parley.routing.service import BudgetQuery, RoutingService
 from parley.storage.conversations import ConversationStore
 from parley.storage.db import Database
 from parley.storage.tables import Conversation, User
 from parley.storage.tables import Message as MessageRow
+from parley.telemetry.tracing import Tracing
 from parley.timezones import zone_or_utc
 from parley.tools import ToolContext, ToolRegistry
 from parley.turns.accounting import account_turn
@@ -131,6 +134,7 @@ class PreparedTurn:
     # the chat's assistant, for the ledger (``info.assistant_id`` is cleared when the
     # assistant uses the user's own memories: ``_with_memory``)
     assistant_id: str | None = None
+    route: Route | None = None  # how Auto chose ``model`` (None: the chat named it)
 
 
 TurnItem = TurnEvent | Final | TitleMade | Resync
@@ -160,8 +164,11 @@ class TurnService:
         self.tools = tools
         self.services = services or Services()
         # Every turn's items, kept for readers that reattach (``turns/events.py``).
-        self.events: TurnEvents = events or make_turn_events(
-            settings.stream_replay_events, settings.stream_replay_linger_s
+        # (``is not None``: an empty ``MemoryTurnEvents`` is falsy, it has a length)
+        self.events: TurnEvents = (
+            events
+            if events is not None
+            else make_turn_events(settings.stream_replay_events, settings.stream_replay_linger_s)
         )
         # Features add to these at start-up through the seam (parley.seam).
         self.context_sources: list[ContextSource] = []
@@ -170,6 +177,8 @@ class TurnService:
         self._tasks: set[asyncio.Task[None]] = set()
         self._after: dict[str, set[asyncio.Task[None]]] = {}  # after-turn work, by user
         self.failover = FailoverService(db, registry, settings)  # retries, fallbacks, breakers
+        self.routing = RoutingService(db, registry, self.services)  # the Auto model
+        self.tracing = Tracing()  # off until the app configures it (``parley.telemetry``)
         control.add_listener(self._on_stop)
 
     def add_context_source(self, source: ContextSource) -> None:
@@ -241,12 +250,23 @@ class TurnService:
             profile = await self._profile(session, user.id, conv)
             if profile is not None:  # an assistant's chat: its settings under the caller's
                 options = profile.merged(options)
+            first = kind == "send" and conv.active_leaf_id is None
+            parent, user_row = await self._place_user_message(
+                store, conv, kind, content, parent_id, message_id
+            )
             ref = (
                 model_ref
                 or conv.model
                 or (profile.model if profile is not None else None)
+                or (AUTO if is_auto(preferred_default) else None)
                 or await self.registry.default_ref(preferred_default, user.id)
             )
+            route: Route | None = None
+            if is_auto(ref):  # Auto: the policy's rules pick the model for this question
+                route = await self._route(
+                    store, user, conv, user_row, parent, options, web_search, preferred_default
+                )
+                ref = route.model
             if ref is None:
                 raise NoModelAvailable(
                     "No model is available: configure a provider or enable the local model."
@@ -263,12 +283,6 @@ class TurnService:
             if model_ref and model_ref != conv.model:
                 conv.model = model_ref
 
-            # A new chat's first question is the whole path and has no siblings: its
-            # turn skips both queries (they were half of preparing one).
-            first = kind == "send" and conv.active_leaf_id is None
-            parent, user_row = await self._place_user_message(
-                store, conv, kind, content, parent_id, message_id
-            )
             # A new question stays pending until the answer's row joins it: both are
             # written by one flush below (each statement is a round trip before the
             # model is called), so the history is read up to the question's parent.
@@ -301,6 +315,7 @@ class TurnService:
                 status="streaming",
                 provider=model.info.provider,
                 model=model.info.ref,
+                route=route.public() if route is not None else None,
                 id=answer_id,  # None: a new id
             )
             if profile is not None and profile.answered is not None:
@@ -352,6 +367,7 @@ class TurnService:
                 options=options,
                 api_key_id=api_key_id,
                 assistant_id=conv.assistant_id,
+                route=route,
             )
 
     async def _place_user_message(
@@ -430,6 +446,58 @@ class TurnService:
             names.append(WEB_SEARCH)  # offered only while a search back end is configured
         return names
 
+    async def _route(
+        self,
+        store: ConversationStore,
+        user: User,
+        conv: Conversation,
+        question: MessageRow,
+        parent: str | None,
+        options: TurnOptions,
+        web_search: bool | None,
+        preferred_default: str | None,
+    ) -> Route:
+        """Auto's choice for this turn: what the question needs, measured only as far
+        as the policy's rules ask (an image count, the previous exchange's size, the
+        budget state), then the first matching rule (``parley.routing``)."""
+        policy, scope = await self.routing.policy_for(conv.project_id, conv.assistant_id)
+        kinds = {rule.kind for rule in policy.rules}
+        images = len(options.images)
+        if "vision" in kinds:
+            images += await self.routing.images(
+                store.session, user.id, conv.id, conv.assistant_id is not None
+            )
+        tokens = 0
+        if "long_context" in kinds:
+            # the previous answer's prompt and text are what this turn sends again
+            with store.session.no_autoflush:  # the question stays pending (one flush)
+                before = await store.get_message(parent) if parent else None
+            if before is not None:
+                tokens = before.input_tokens + before.output_tokens
+            tokens += len(question.content) // 4
+        budget = None
+        if policy.needs_budget:
+            budget = await self.routing.budget_used(
+                BudgetQuery(user.id, None, conv.project_id, conv.assistant_id)
+            )
+        need = Need(
+            images=images,
+            tools=bool(options.client_tools or options.tools or conv.tools or web_search),
+            tokens=tokens,
+            question=question.content if question.role == "user" else "",
+            budget_used=budget,
+        )
+        default = None if is_auto(preferred_default) else preferred_default
+        may_use = options.may_use
+        return await self.routing.route(
+            need,
+            policy=policy,
+            scope=scope,
+            user_id=user.id,
+            instance_default=default or self.settings.default_model,
+            allowed=may_use,
+        )
+
     # ------------------------------------------------------------ run
 
     def start(self, turn: PreparedTurn) -> AsyncIterator[tuple[int, TurnItem]]:
@@ -449,6 +517,7 @@ class TurnService:
         log = self.events.open(
             message_id, turn.conversation_id, recorder.snapshot, user_id=turn.user_id
         )
+        recorder.seq = lambda: log.last  # stored with each flush (``turns/streams.py``)
         subscription = self.events.subscribe(message_id)
         assert subscription is not None
         self._spawn(self._run(turn, recorder, log))
@@ -460,6 +529,11 @@ class TurnService:
         the caller checks them), or None when this worker keeps none (then the stored
         message is the answer)."""
         return self.events.subscribe(message_id, after)
+
+    async def reattach(self, message_id: str, after: int = 0) -> Subscription | None:
+        """``subscribe``, and also a turn another worker runs (``turns/streams.py``:
+        its Redis stream, or its stored answer followed while it streams)."""
+        return await self.events.reattach(message_id, after)
 
     def _spawn(self, coro: Any, user_id: str | None = None) -> asyncio.Task[None]:
         task = asyncio.create_task(coro)
@@ -481,6 +555,28 @@ class TurnService:
     async def _run(self, turn: PreparedTurn, recorder: Recorder, queue: TurnLog) -> None:
         """The background task: context, the engine's tool loop, the record; the
         stream always ends (``Final``, or an error when the answer cannot be stored)."""
+        with self.tracing.turn(self._span_attributes(turn)) as span:
+            await self._drive(turn, recorder, queue)
+            if span is not None:
+                span.set_attribute("gen_ai.usage.input_tokens", recorder.usage.input_tokens)
+                span.set_attribute("gen_ai.usage.output_tokens", recorder.usage.output_tokens)
+                span.set_attribute("gen_ai.response.model", turn.model.info.name)
+
+    @staticmethod
+    def _span_attributes(turn: PreparedTurn) -> dict[str, Any]:
+        """The turn span's attributes (GenAI conventions, and Parley's route)."""
+        route = turn.route
+        return {
+            "gen_ai.conversation.id": turn.conversation_id,
+            "gen_ai.request.model": turn.model.info.name,
+            "gen_ai.provider.name": turn.model.info.provider,
+            "parley.message.id": turn.assistant_message.id,
+            "parley.endpoint": turn.options.endpoint,
+            "parley.route.rule": route.rule if route else None,
+            "parley.route.reason": route.reason if route else None,
+        }
+
+    async def _drive(self, turn: PreparedTurn, recorder: Recorder, queue: TurnLog) -> None:
         confirmer = self.services.get(TOOL_CONFIRMER)
         recorder.start_flushing()
         cancel: StopSignal | None = None
@@ -493,7 +589,10 @@ class TurnService:
                     tools=self.tools if turn.enabled_tools else None,
                     enabled_tools=turn.enabled_tools,
                     tool_context=tool_context,
-                    limits=Limits.from_settings(self.settings),
+                    limits=replace(
+                        Limits.from_settings(self.settings),
+                        max_tool_calls=turn.options.max_tool_calls,
+                    ),
                     cancel=cancel,
                     confirm=(lambda call: confirmer.wait(turn.info, call)) if confirmer else None,
                     client_tools=turn.options.client_tools,
@@ -503,6 +602,7 @@ class TurnService:
                     response_format=turn.options.response_format,
                     tool_choice=turn.options.tool_choice,
                     reasoning_effort=turn.options.reasoning_effort,
+                    parallel_tool_calls=turn.options.parallel_tool_calls,
                 )
                 async for event in events:
                     if isinstance(event, TextDelta):  # the hot path: first, one append
@@ -736,11 +836,17 @@ class TurnService:
         )
         return context.messages, tool_context
 
-    async def aclose(self) -> None:
-        """Wait briefly for running turns (and after-turn hooks) to write their records."""
+    async def aclose(self, grace_s: float = 5.0) -> None:
+        """Shutting down: let running turns (and after-turn hooks) finish for up to
+        ``grace_s``; the turns still running then are stopped (their answers are
+        stored as they are, ``cancelled``), with a few seconds to write them."""
         if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=max(0.0, grace_s))
+        if self._tasks:
+            self.control.stop_all_local()
             await asyncio.wait(set(self._tasks), timeout=5)
         self.events.clear()
+        await self.routing.aclose()
 
 
 def _with_memory(info: TurnInfo, mode: MemoryMode) -> TurnInfo:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -34,7 +34,7 @@ from parley.storage.db import Database
 from parley.usage.prices import PriceBook
 from parley.usage.tables import UsageEvent as UsageRow
 
-__all__ = ["GROUPS", "Meter", "UsageLedger", "UsageTotal", "UsageTotals"]
+__all__ = ["GROUPS", "Meter", "UsageFields", "UsageLedger", "UsageTotal", "UsageTotals"]
 
 # What totals can be grouped by (``UsageLedger.summary``).
 GROUPS = ("day", "model", "key", "user", "project", "assistant", "endpoint")
@@ -63,6 +63,21 @@ class UsageTotals:
     by_key: list[UsageTotal] = field(default_factory=list)
 
 
+@dataclass(frozen=True, slots=True)
+class UsageFields:
+    """What ``UsageLedger.listeners`` see of each row."""
+
+    endpoint: str
+    provider: str
+    model: str
+    input_tokens: int
+    cached_input_tokens: int
+    output_tokens: int
+    cost: float
+    latency_ms: float
+    outcome: str
+
+
 class UsageLedger:
     """Writes and sums ``usage_events``; shared on the services box (``Services``)."""
 
@@ -70,6 +85,9 @@ class UsageLedger:
         self.db = db
         self.prices = PriceBook(db)  # what calls and messages are charged
         self._pending: set[asyncio.Task[None]] = set()
+        # Called with each row's fields before it is written (the Prometheus counters:
+        # ``parley.telemetry.metrics``); a listener must be quick and must not raise.
+        self.listeners: list[Callable[[UsageFields], None]] = []
 
     async def record(
         self,
@@ -93,6 +111,23 @@ class UsageLedger:
     ) -> None:
         """One call's row, in its own session; logs instead of raising. ``at``: when
         the call ended (default: now)."""
+        if self.listeners:
+            seen = UsageFields(
+                endpoint,
+                provider,
+                model,
+                input_tokens,
+                cached_input_tokens,
+                output_tokens,
+                cost,
+                latency_ms,
+                outcome,
+            )
+            for listener in self.listeners:
+                try:
+                    listener(seen)
+                except Exception:
+                    log.exception("a usage listener failed")
         try:
             async with self.db.session() as session:
                 session.add(

@@ -13,6 +13,7 @@ export const ENDPOINT_GROUPS: { value: EndpointGroup; label: string }[] = [
   { value: 'conversations', label: 'Conversations' },
   { value: 'embeddings', label: 'Embeddings' },
   { value: 'audio', label: 'Audio' },
+  { value: 'images', label: 'Images' },
   { value: 'models', label: 'Model list' },
 ];
 

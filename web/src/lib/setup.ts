@@ -113,7 +113,7 @@ export const STARTER_LIMITS =
 
 /** Every model the server offers is the demo starter (or there is none): time to connect one. */
 export function needsRealModel(items: ModelInfo[]): boolean {
-  return items.every((m) => m.demo);
+  return items.filter((m) => !m.auto).every((m) => m.demo);
 }
 
 /** The embedded model's state in words that read as a state, never as an error. */

@@ -42,6 +42,7 @@ from parley.http.guard import GuardedRoute
 from parley.http.problems import Problem, not_found
 from parley.instance import provider_admin
 from parley.instance import values as instance
+from parley.routing.rules import AUTO, is_auto
 from parley.storage.tables import User
 from parley.userdata import UserDataHooks
 from parley.userdata.service import delete_account
@@ -168,6 +169,8 @@ async def update_settings(
     if "default_model" in body.model_fields_set and not body.default_model:
         # null (the page's "Automatic"): back to the configured default or the first model.
         await instance.clear_value(db, "default_model")
+    elif body.default_model is not None and is_auto(body.default_model):
+        await instance.set_value(db, "default_model", AUTO)  # chats naming no model route
     elif body.default_model is not None:
         registry = await sync.ensure_fresh(db)
         await registry.resolve(body.default_model)  # ModelNotFound -> 404

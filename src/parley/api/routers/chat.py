@@ -182,7 +182,7 @@ async def reattach(
     that started the turn; a finished turn (or one on another worker) answers its
     stored message as one ``done``."""
     seen = _last_seen(last_event_id, after)
-    found = turns.subscribe(message_id, seen or 0)
+    found = await turns.reattach(message_id, seen or 0)  # on this worker or another
     if found is not None and (found.user_id, found.conversation_id) != (user.id, conversation_id):
         found = None  # not this reader's: answered below as any unknown message is
 

@@ -9,6 +9,7 @@ from parley.http.deps import DB, CurrentUser, Sync
 from parley.http.guard import GuardedRoute
 from parley.providers.base import ModelInfo
 from parley.providers.registry import ModelRegistry
+from parley.routing.rules import AUTO, is_auto
 
 router = APIRouter(route_class=GuardedRoute, prefix="/api", tags=["models"])
 
@@ -26,6 +27,24 @@ def model_out(info: ModelInfo) -> ModelPublic:
         output_price=info.output_price,
         tool_use=info.tool_use,
         demo=info.demo,
+    )
+
+
+def auto_out(models: list[ModelInfo]) -> ModelPublic:
+    """The Auto choice in the picker: what it can do is what the models it routes
+    among can (a vision rule sends images to a model that sees them)."""
+    return ModelPublic(
+        ref=AUTO,
+        provider="parley",
+        name=AUTO,
+        display_name="Auto",
+        context_window=max(m.context_window for m in models),
+        supports_tools=any(m.supports_tools for m in models),
+        supports_vision=any(m.supports_vision for m in models),
+        input_price=0.0,
+        output_price=0.0,
+        tool_use=any(m.tool_use for m in models),
+        auto=True,
     )
 
 
@@ -55,8 +74,12 @@ async def list_models(sync: Sync, user: CurrentUser, db: DB) -> ModelList:
     registry = await sync.ensure_fresh(db)
     models = await registry.list_models()
     preferred = await sync.default_model(db)
+    mine = [m for m in models if m.offered_to(user.id)]
+    real = [m for m in mine if not m.demo]  # Auto over the demo starter alone: no choice
     return ModelList(
-        items=[model_out(m) for m in models if m.offered_to(user.id)],
-        default=await registry.default_ref(preferred, user.id),
+        items=[model_out(m) for m in mine] + ([auto_out(mine)] if real else []),
+        default=AUTO
+        if is_auto(preferred) and mine
+        else await registry.default_ref(preferred, user.id),
         local=local_status(registry, admin=user.role == "admin"),
     )

@@ -41,7 +41,7 @@ from parley.http.deps import (
 from parley.http.guard import GuardedRoute
 from parley.http.problems import Problem
 from parley.messages import ProviderEvent
-from parley.providers.base import ChatModel
+from parley.providers.base import ChatModel, ChatRequest
 from parley.providers.openai_wire import (
     ChatCompletion,
     ChatCompletionIn,
@@ -53,12 +53,16 @@ from parley.providers.openai_wire import (
     stream_chunks,
 )
 from parley.providers.registry import ModelRegistry
+from parley.routing.rules import AUTO, Route, is_auto, need_of_request
+from parley.routing.service import BudgetQuery
 from parley.seam import ASSISTANTS
+from parley.turns import TurnService
 from parley.turns.control import GenerationControl, owner
 from parley.usage.ledger import Meter, UsageLedger
 
 router = APIRouter(route_class=GuardedRoute, prefix="/v1", tags=["openai-compatible"])
 
+ROUTE_HEADER = "X-Parley-Route"  # Auto's rule and reason: ``vision; image attached``
 ASSISTANT_PREFIX = "assistant/"  # ``assistant/<slug>``: parley.assistants runs a turn
 
 _COMPLETION_DOC: dict[int | str, dict[str, Any]] = {
@@ -119,10 +123,35 @@ async def list_models(
     if gateway is not None:  # assistant/<slug>: the assistants the key may use
         for model_id in await gateway.model_ids(user_id, principal.scopes.allows_assistant):
             listed.data.append(OpenAIModel(id=model_id, owned_by="parley"))
+    if listed.data and principal.may_use_model(AUTO):  # routes among the models above
+        listed.data.append(OpenAIModel(id=AUTO, owned_by="parley"))
     embedder = server_embedder(services, settings)
     if embedder is not None and principal.may_use_model(ref := embedding_ref(embedder)):
         listed.data.append(OpenAIModel(id=ref, owned_by="parley"))
     return listed
+
+
+async def _auto(
+    turns: TurnService, request: ChatRequest, principal: Principal, preferred: str | None
+) -> Route:
+    """Auto's choice for a ``/v1`` call: the instance's policy over what the request
+    carries (images, tools, its size, the last question); the answer's ``model``
+    names the routed model and ``X-Parley-Route`` says which rule and why."""
+    routing = turns.routing
+    policy, scope = await routing.policy_for()
+    budget = None
+    if policy.needs_budget:
+        budget = await routing.budget_used(BudgetQuery(principal.user.id, principal.api_key_id))
+    need = need_of_request(request.messages, bool(request.tools), budget)
+    default = None if is_auto(preferred) else preferred
+    return await routing.route(
+        need,
+        policy=policy,
+        scope=scope,
+        user_id=principal.user.id,
+        instance_default=default or turns.settings.default_model,
+        allowed=principal.may_use_model,
+    )
 
 
 def _provider_problem(exc: ProviderError) -> Problem:
@@ -202,7 +231,15 @@ async def chat_completions(
         response: Response = await gateway.chat_completion(principal, body)
         return response
     registry = await sync.ensure_fresh(db)
-    model = await _resolve(registry, body.model, await sync.default_model(db), principal.user.id)
+    preferred = await sync.default_model(db)
+    request = chat_request(body)
+    route: Route | None = None
+    if is_auto(body.model):  # the admins' rules pick among the models the key may use
+        model_allowed(principal, AUTO)  # a key limited to some models: only with auto in it
+        route = await _auto(turns, request, principal, preferred)
+        model = await registry.resolve(route.model)
+    else:
+        model = await _resolve(registry, body.model, preferred, principal.user.id)
     if not model.info.offered_to(principal.user.id):
         raise Problem(
             404,
@@ -216,7 +253,6 @@ async def chat_completions(
         model, user_id=principal.user.id, allowed=lambda info: principal.may_use_model(info.ref)
     )
     await db.close()  # release the connection before the long stream
-    request = chat_request(body)
     completion_id = "chatcmpl-" + uuid.uuid4().hex
     await ledger.prices.fresh()
     meter = Meter(model.info, request, counter_for(model), ledger.prices)
@@ -233,11 +269,14 @@ async def chat_completions(
     meter.model = model.info  # the model that answered is the one charged and named
     if keep is not None:
         keep.model = model.info
+    headers = {ROUTE_HEADER: f"{route.rule}; {route.reason}"} if route is not None else None
     if body.stream:
         stream = stream_chunks(completion_id, model.info.ref, first, events, body.include_usage)
-        return StreamingResponse(stream, media_type="text/event-stream")
+        return StreamingResponse(stream, media_type="text/event-stream", headers=headers)
     try:
         completion = await collect(completion_id, model.info.ref, first, events)
-        return JSONResponse(keep.stored if keep is not None and keep.stored else completion)
+        return JSONResponse(
+            keep.stored if keep is not None and keep.stored else completion, headers=headers
+        )
     except ProviderError as exc:
         raise _provider_problem(exc) from exc

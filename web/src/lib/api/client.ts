@@ -13,6 +13,11 @@ import type {
   ConversationUpdate,
   CreatedApiKey,
   FailoverOverview,
+  PolicyClear,
+  PolicyUpdate,
+  RoutingOverview,
+  TelemetryOut,
+  TelemetryUpdate,
   ImportReport,
   KeyCreate,
   KeyList,
@@ -377,6 +382,12 @@ export const admin = {
     request<FailoverOverview>('/api/admin/failover/fallbacks', { method: 'PUT', body: { model, fallbacks } }),
   resetBreaker: (provider: string) =>
     request<FailoverOverview>('/api/admin/failover/breakers/reset', { method: 'POST', body: { provider } }),
+  routing: () => request<RoutingOverview>('/api/admin/routing'),
+  setRouting: (body: PolicyUpdate) => request<RoutingOverview>('/api/admin/routing', { method: 'PUT', body }),
+  clearRouting: (scope: PolicyClear['scope'], scope_id = '') =>
+    request<RoutingOverview>('/api/admin/routing/clear', { method: 'POST', body: { scope, scope_id } }),
+  telemetry: () => request<TelemetryOut>('/api/admin/telemetry'),
+  setTelemetry: (body: TelemetryUpdate) => request<TelemetryOut>('/api/admin/telemetry', { method: 'PUT', body }),
 };
 
 /** Message for an unknown thrown value. */

@@ -62,6 +62,42 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/admin/images/providers": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List Providers */
+        get: operations["list_providers_api_admin_images_providers_get"];
+        put?: never;
+        /** Add Provider */
+        post: operations["add_provider_api_admin_images_providers_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/admin/images/providers/{provider_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** Remove Provider */
+        delete: operations["remove_provider_api_admin_images_providers__provider_id__delete"];
+        options?: never;
+        head?: never;
+        /** Change Provider */
+        patch: operations["change_provider_api_admin_images_providers__provider_id__patch"];
+        trace?: never;
+    };
     "/api/admin/local-models": {
         parameters: {
             query?: never;
@@ -346,6 +382,45 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/admin/routing": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Routing Overview */
+        get: operations["routing_overview_api_admin_routing_get"];
+        /**
+         * Update Policy
+         * @description 422 ``unknown_model`` for a ref that names no model, ``invalid_policy`` for a
+         *     policy that cannot work (Auto as a rule's model, a scope without its id).
+         */
+        put: operations["update_policy_api_admin_routing_put"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/admin/routing/clear": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Clear Policy */
+        post: operations["clear_policy_api_admin_routing_clear_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/admin/settings": {
         parameters: {
             query?: never;
@@ -404,6 +479,27 @@ export interface paths {
          * @description Forget the saved choice: the environment's settings apply again.
          */
         delete: operations["reset_speech_admin_api_admin_speech_delete"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/admin/telemetry": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Telemetry Settings */
+        get: operations["telemetry_settings_api_admin_telemetry_get"];
+        /**
+         * Update Telemetry
+         * @description 422 ``invalid_endpoint`` for a tracing endpoint that is not an http(s) URL.
+         */
+        put: operations["update_telemetry_api_admin_telemetry_put"];
+        post?: never;
+        delete?: never;
         options?: never;
         head?: never;
         patch?: never;
@@ -964,6 +1060,27 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/conversations/{conversation_id}/images": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Chat Image
+         * @description The composer's image mode: the request and its pictures become the chat's
+         *     next exchange (no chat model is called).
+         */
+        post: operations["chat_image_api_conversations__conversation_id__images_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/conversations/{conversation_id}/knowledge": {
         parameters: {
             query?: never;
@@ -1202,10 +1319,138 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Health */
-        get: operations["health_api_health_get"];
+        /** Api Health */
+        get: operations["api_health_api_health_get"];
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/images": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List Images */
+        get: operations["list_images_api_images_get"];
+        put?: never;
+        /** Generate */
+        post: operations["generate_api_images_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/images/settings": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Image Settings
+         * @description Whether image generation is set up, and its limits (the composer's image mode).
+         */
+        get: operations["image_settings_api_images_settings_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/images/{image_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Get Image */
+        get: operations["get_image_api_images__image_id__get"];
+        put?: never;
+        post?: never;
+        /** Delete Image */
+        delete: operations["delete_image_api_images__image_id__delete"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/images/{image_id}/content": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Image Content
+         * @description The bytes, from Parley (never the provider). ``download=true`` makes it an
+         *     attachment; either way a ``sandbox`` CSP and ``nosniff`` keep it inert.
+         */
+        get: operations["image_content_api_images__image_id__content_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/images/{image_id}/edits": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Edit Image */
+        post: operations["edit_image_api_images__image_id__edits_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/images/{image_id}/lineage": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Image Lineage */
+        get: operations["image_lineage_api_images__image_id__lineage_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/images/{image_id}/variations": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Vary Image */
+        post: operations["vary_image_api_images__image_id__variations_post"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1749,6 +1994,60 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/healthz/live": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Live */
+        get: operations["live_healthz_live_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/healthz/ready": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Ready */
+        get: operations["ready_healthz_ready_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/metrics": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Metrics
+         * @description The Prometheus metrics; 401 without the metrics token, 404 when none is set.
+         */
+        get: operations["metrics_metrics_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/audio/speech": {
         parameters: {
             query?: never;
@@ -1933,6 +2232,60 @@ export interface paths {
         put?: never;
         /** Create Embeddings */
         post: operations["create_embeddings_v1_embeddings_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/images/edits": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Edit Images */
+        post: operations["edit_images_v1_images_edits_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/images/generations": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Create Images */
+        post: operations["create_images_v1_images_generations_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/images/{image_id}/content": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * V1 Image Content
+         * @description An image a ``url`` answer pointed at (the key owner's images only).
+         */
+        get: operations["v1_image_content_v1_images__image_id__content_get"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -2455,6 +2808,33 @@ export interface components {
             tools?: {
                 [key: string]: unknown;
             }[] | null;
+        };
+        /** ChatImageIn */
+        ChatImageIn: {
+            /**
+             * Operation
+             * @default generate
+             * @enum {string}
+             */
+            operation?: "generate" | "edit" | "variation";
+            /** Parent Id */
+            parent_id?: string | null;
+            /**
+             * Prompt
+             * @default
+             */
+            prompt?: string;
+            /** Size */
+            size?: string | null;
+        };
+        /** ChatImages */
+        ChatImages: {
+            /** Items */
+            items: components["schemas"]["ImagePublic"][];
+            /** Message Id */
+            message_id: string;
+            /** User Message Id */
+            user_message_id: string;
         };
         /** ChatIn */
         ChatIn: {
@@ -3352,6 +3732,24 @@ export interface components {
             /** Name */
             name: string;
         };
+        /** GenerationIn */
+        GenerationIn: {
+            /** Model */
+            model?: string | null;
+            /**
+             * N
+             * @default 1
+             */
+            n?: number;
+            /** Prompt */
+            prompt: string;
+            /** Response Format */
+            response_format?: ("url" | "b64_json") | null;
+            /** Size */
+            size?: string | null;
+            /** User */
+            user?: string | null;
+        };
         /** HTTPValidationError */
         HTTPValidationError: {
             /** Detail */
@@ -3366,6 +3764,220 @@ export interface components {
             status: "ok";
             /** Version */
             version: string;
+        };
+        /** ImageData */
+        ImageData: {
+            /** B64 Json */
+            b64_json?: string | null;
+            /** Revised Prompt */
+            revised_prompt?: string | null;
+            /** Url */
+            url?: string | null;
+        };
+        /** ImageEditIn */
+        ImageEditIn: {
+            /** Prompt */
+            prompt: string;
+            /** Size */
+            size?: string | null;
+        };
+        /** ImageGenerateIn */
+        ImageGenerateIn: {
+            /** Conversation Id */
+            conversation_id?: string | null;
+            /**
+             * N
+             * @default 1
+             */
+            n?: number;
+            /**
+             * Negative Prompt
+             * @default
+             */
+            negative_prompt?: string;
+            /** Prompt */
+            prompt: string;
+            /** Seed */
+            seed?: number | null;
+            /** Size */
+            size?: string | null;
+        };
+        /** ImageList */
+        ImageList: {
+            /** Items */
+            items: components["schemas"]["ImagePublic"][];
+        };
+        /** ImageProviderIn */
+        ImageProviderIn: {
+            /** Api Key */
+            api_key?: string | null;
+            /** Base Url */
+            base_url: string;
+            /**
+             * Is Default
+             * @default false
+             */
+            is_default?: boolean;
+            /**
+             * Kind
+             * @enum {string}
+             */
+            kind: "openai" | "comfyui";
+            /** Mapping */
+            mapping?: {
+                [key: string]: string;
+            } | null;
+            /**
+             * Model
+             * @default
+             */
+            model?: string;
+            /** Name */
+            name: string;
+            /**
+             * Price Per Image
+             * @default 0
+             */
+            price_per_image?: number;
+            /** Workflow */
+            workflow?: {
+                [key: string]: unknown;
+            } | null;
+        };
+        /** ImageProviderList */
+        ImageProviderList: {
+            /** Items */
+            items: components["schemas"]["ImageProviderPublic"][];
+        };
+        /** ImageProviderPatch */
+        ImageProviderPatch: {
+            /** Api Key */
+            api_key?: string | null;
+            /** Base Url */
+            base_url?: string | null;
+            /** Is Default */
+            is_default?: boolean | null;
+            /** Mapping */
+            mapping?: {
+                [key: string]: string;
+            } | null;
+            /** Model */
+            model?: string | null;
+            /** Name */
+            name?: string | null;
+            /** Price Per Image */
+            price_per_image?: number | null;
+            /** Workflow */
+            workflow?: {
+                [key: string]: unknown;
+            } | null;
+        };
+        /** ImageProviderPublic */
+        ImageProviderPublic: {
+            /** Base Url */
+            base_url: string;
+            /** Created At */
+            created_at: string;
+            /** Has Key */
+            has_key: boolean;
+            /** Id */
+            id: string;
+            /** Is Default */
+            is_default: boolean;
+            /**
+             * Kind
+             * @enum {string}
+             */
+            kind: "openai" | "comfyui";
+            /** Mapping */
+            mapping: {
+                [key: string]: string;
+            } | null;
+            /** Model */
+            model: string;
+            /** Name */
+            name: string;
+            /** Price Per Image */
+            price_per_image: number;
+            /** Updated At */
+            updated_at: string;
+            /**
+             * Workflow
+             * @description ComfyUI's workflow (API format).
+             */
+            workflow?: unknown;
+        };
+        /** ImagePublic */
+        ImagePublic: {
+            /** Conversation Id */
+            conversation_id: string | null;
+            /** Cost */
+            cost: number;
+            /** Created At */
+            created_at: string;
+            /** Filename */
+            filename: string;
+            /** Height */
+            height: number;
+            /** Id */
+            id: string;
+            /** Media Type */
+            media_type: string;
+            /** Message Id */
+            message_id: string | null;
+            /** Model */
+            model: string;
+            /** Negative Prompt */
+            negative_prompt: string;
+            /**
+             * Operation
+             * @enum {string}
+             */
+            operation: "generate" | "edit" | "variation";
+            /** Parent Id */
+            parent_id: string | null;
+            /** Prompt */
+            prompt: string;
+            /** Provider */
+            provider: string;
+            /** Root Id */
+            root_id: string;
+            /** Seed */
+            seed: number | null;
+            /** Size */
+            size: string;
+            /** Size Bytes */
+            size_bytes: number;
+            /**
+             * Url
+             * @description Parley's URL of the bytes (never the provider's).
+             */
+            url: string;
+            /** Width */
+            width: number;
+        };
+        /** ImageSettings */
+        ImageSettings: {
+            /** Available */
+            available: boolean;
+            /** Default Size */
+            default_size: string;
+            /** Max Bytes */
+            max_bytes: number;
+            /** Max N */
+            max_n: number;
+        };
+        /** ImageVaryIn */
+        ImageVaryIn: {
+            /** Size */
+            size?: string | null;
+        };
+        /** ImagesResponse */
+        ImagesResponse: {
+            /** Created */
+            created: number;
+            /** Data */
+            data: components["schemas"]["ImageData"][];
         };
         /**
          * ImportReport
@@ -3570,7 +4182,7 @@ export interface components {
             /** Assistants */
             assistants?: string[];
             /** Endpoints */
-            endpoints?: ("models" | "chat" | "responses" | "conversations" | "embeddings" | "audio")[];
+            endpoints?: ("models" | "chat" | "responses" | "conversations" | "embeddings" | "images" | "audio")[];
             /** Models */
             models?: string[];
             /** Projects */
@@ -3623,6 +4235,16 @@ export interface components {
         KnowledgeHits: {
             /** Items */
             items: components["schemas"]["KnowledgeHit"][];
+        };
+        /** Liveness */
+        Liveness: {
+            /**
+             * Status
+             * @constant
+             */
+            status: "alive";
+            /** Version */
+            version: string;
         };
         /** LocalModelStatus */
         LocalModelStatus: {
@@ -4069,6 +4691,8 @@ export interface components {
             reasoning: string;
             /** Role */
             role: string;
+            /** @description how Auto chose `model` for this answer; null when the chat named it */
+            route: components["schemas"]["RouteOut"] | null;
             /**
              * Siblings
              * @description Ids of the messages with the same parent, oldest first, itself included.
@@ -4290,6 +4914,12 @@ export interface components {
         };
         /** ModelPublic */
         ModelPublic: {
+            /**
+             * Auto
+             * @description The Auto model (ref `auto`): the admins' routing rules pick a model for each question
+             * @default false
+             */
+            auto?: boolean;
             /** Context Window */
             context_window: number;
             /**
@@ -4447,6 +5077,66 @@ export interface components {
         PasswordConfirm: {
             /** Password */
             password: string;
+        };
+        /** PolicyClear */
+        PolicyClear: {
+            /**
+             * Scope
+             * @default instance
+             * @enum {string}
+             */
+            scope?: "instance" | "assistant" | "project";
+            /**
+             * Scope Id
+             * @default
+             */
+            scope_id?: string;
+        };
+        /** PolicyOut */
+        PolicyOut: {
+            /**
+             * Default
+             * @description when no rule matches; null: the default model
+             */
+            default: string | null;
+            /**
+             * Rules
+             * @description in order: the first that matches picks the model
+             */
+            rules: components["schemas"]["RuleIO"][];
+            /**
+             * Scope
+             * @enum {string}
+             */
+            scope: "instance" | "assistant" | "project";
+            /**
+             * Scope Id
+             * @description the assistant's or project's id; empty for the instance
+             */
+            scope_id: string;
+            /**
+             * Stored
+             * @description false: the instance's built-in (no rules)
+             */
+            stored: boolean;
+        };
+        /** PolicyUpdate */
+        PolicyUpdate: {
+            /** Default */
+            default?: string | null;
+            /** Rules */
+            rules: components["schemas"]["RuleIO"][];
+            /**
+             * Scope
+             * @default instance
+             * @enum {string}
+             */
+            scope?: "instance" | "assistant" | "project";
+            /**
+             * Scope Id
+             * @default
+             */
+            scope_id?: string;
         };
         /** PriceIn */
         PriceIn: {
@@ -4645,6 +5335,36 @@ export interface components {
              * @description Default: the draft.
              */
             version?: number | null;
+        };
+        /**
+         * Readiness
+         * @description Whether this worker can serve, and each check's outcome.
+         */
+        Readiness: {
+            /**
+             * Database
+             * @description The database answers.
+             * @enum {string}
+             */
+            database: "ok" | "failing" | "not_configured";
+            /**
+             * Migrations
+             * @description The schema is at the newest migration.
+             * @enum {string}
+             */
+            migrations: "ok" | "failing" | "not_configured";
+            /**
+             * Redis
+             * @description Redis answers (when it is configured).
+             * @enum {string}
+             */
+            redis: "ok" | "failing" | "not_configured";
+            /**
+             * Status
+             * @description `degraded`: serving without Redis (HTTP 200); `not_ready`: HTTP 503.
+             * @enum {string}
+             */
+            status: "ready" | "degraded" | "not_ready";
         };
         /**
          * ReasoningEvent
@@ -4901,6 +5621,47 @@ export interface components {
             event: "resync";
         };
         /**
+         * RouteOut
+         * @description How the Auto model chose an answer's model (``parley.routing``).
+         */
+        RouteOut: {
+            /**
+             * Auto
+             * @description always true: the chat's model was Auto
+             */
+            auto: boolean;
+            /**
+             * Reason
+             * @description a few words shown on the message: short question...
+             */
+            reason: string;
+            /**
+             * Rule
+             * @description the rule that matched: vision, tools, long_context, light, heavy, budget, or default
+             */
+            rule: string;
+            /**
+             * Scope
+             * @description whose rules: instance, assistant or project
+             */
+            scope: string;
+        };
+        /** RoutingOverview */
+        RoutingOverview: {
+            /**
+             * Kinds
+             * @description every rule kind, in the order the editor offers them
+             */
+            kinds: string[];
+            /**
+             * Models
+             * @description refs a rule or default may name
+             */
+            models: string[];
+            /** Policies */
+            policies: components["schemas"]["PolicyOut"][];
+        };
+        /**
          * RowProblem
          * @description A stored row that could not be shown; the rest of the list still is.
          */
@@ -4909,6 +5670,29 @@ export interface components {
             detail: string;
             /** Id */
             id: string;
+        };
+        /** RuleIO */
+        RuleIO: {
+            /**
+             * At
+             * @description budget: from this share used (default 0.8)
+             */
+            at?: number | null;
+            /**
+             * Kind
+             * @enum {string}
+             */
+            kind: "vision" | "tools" | "long_context" | "light" | "heavy" | "budget";
+            /**
+             * Min Tokens
+             * @description long_context: more tokens than this (default: 3/4 of the default model's window)
+             */
+            min_tokens?: number | null;
+            /**
+             * Model
+             * @description the model ref answering when it matches
+             */
+            model: string;
         };
         /** SearchBody */
         SearchBody: {
@@ -5281,6 +6065,66 @@ export interface components {
             text: string;
             /** Until Message Id */
             until_message_id: string;
+        };
+        /** TelemetryOut */
+        TelemetryOut: {
+            /**
+             * Metrics Token
+             * @description the token /metrics requires; null: off
+             */
+            metrics_token: string | null;
+            /**
+             * Metrics Token Source
+             * @enum {string}
+             */
+            metrics_token_source: "admin" | "config" | "none";
+            /**
+             * Multiprocess
+             * @description prometheus_client multiprocess mode (PROMETHEUS_MULTIPROC_DIR): every worker's values in each scrape
+             */
+            multiprocess: boolean;
+            /**
+             * Otlp Endpoint
+             * @description where traces go (OTLP/HTTP); null: off
+             */
+            otlp_endpoint: string | null;
+            /**
+             * Otlp Endpoint Source
+             * @enum {string}
+             */
+            otlp_endpoint_source: "admin" | "config" | "none";
+            /**
+             * Tracing
+             * @description traces are being exported by this worker
+             */
+            tracing: boolean;
+        };
+        /** TelemetryUpdate */
+        TelemetryUpdate: {
+            /**
+             * Clear Otlp Endpoint
+             * @default false
+             */
+            clear_otlp_endpoint?: boolean;
+            /**
+             * Clear Token
+             * @description back to the config file's (or off)
+             * @default false
+             */
+            clear_token?: boolean;
+            /**
+             * Generate Token
+             * @description make a random token
+             * @default false
+             */
+            generate_token?: boolean;
+            /**
+             * Metrics Token
+             * @description a new token; leave out to keep it (see generate_token, clear_token)
+             */
+            metrics_token?: string | null;
+            /** Otlp Endpoint */
+            otlp_endpoint?: string | null;
         };
         /**
          * TextEvent
@@ -6024,6 +6868,123 @@ export interface operations {
             };
         };
     };
+    list_providers_api_admin_images_providers_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ImageProviderList"];
+                };
+            };
+        };
+    };
+    add_provider_api_admin_images_providers_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ImageProviderIn"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ImageProviderPublic"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    remove_provider_api_admin_images_providers__provider_id__delete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                provider_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    change_provider_api_admin_images_providers__provider_id__patch: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                provider_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ImageProviderPatch"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ImageProviderPublic"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
     list_local_models_api_admin_local_models_get: {
         parameters: {
             query?: never;
@@ -6583,6 +7544,92 @@ export interface operations {
             };
         };
     };
+    routing_overview_api_admin_routing_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RoutingOverview"];
+                };
+            };
+        };
+    };
+    update_policy_api_admin_routing_put: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PolicyUpdate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RoutingOverview"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    clear_policy_api_admin_routing_clear_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PolicyClear"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RoutingOverview"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
     get_settings_api_admin_settings_get: {
         parameters: {
             query?: never;
@@ -6725,6 +7772,59 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["SpeechAdminView"];
+                };
+            };
+        };
+    };
+    telemetry_settings_api_admin_telemetry_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TelemetryOut"];
+                };
+            };
+        };
+    };
+    update_telemetry_api_admin_telemetry_put: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["TelemetryUpdate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TelemetryOut"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
         };
@@ -8156,6 +9256,41 @@ export interface operations {
             };
         };
     };
+    chat_image_api_conversations__conversation_id__images_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                conversation_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ChatImageIn"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ChatImages"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
     conversation_knowledge_api_conversations__conversation_id__knowledge_get: {
         parameters: {
             query?: never;
@@ -8626,7 +9761,7 @@ export interface operations {
             };
         };
     };
-    health_api_health_get: {
+    api_health_api_health_get: {
         parameters: {
             query?: never;
             header?: never;
@@ -8642,6 +9777,285 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Health"];
+                };
+            };
+        };
+    };
+    list_images_api_images_get: {
+        parameters: {
+            query?: {
+                conversation_id?: string | null;
+                limit?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ImageList"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    generate_api_images_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ImageGenerateIn"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ImageList"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    image_settings_api_images_settings_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ImageSettings"];
+                };
+            };
+        };
+    };
+    get_image_api_images__image_id__get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                image_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ImagePublic"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    delete_image_api_images__image_id__delete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                image_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    image_content_api_images__image_id__content_get: {
+        parameters: {
+            query?: {
+                download?: boolean;
+            };
+            header?: never;
+            path: {
+                image_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The image's bytes */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "image/*": string;
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    edit_image_api_images__image_id__edits_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                image_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ImageEditIn"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ImageList"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    image_lineage_api_images__image_id__lineage_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                image_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ImageList"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    vary_image_api_images__image_id__variations_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                image_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ImageVaryIn"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ImageList"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
         };
@@ -9648,6 +11062,75 @@ export interface operations {
             };
         };
     };
+    live_healthz_live_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Liveness"];
+                };
+            };
+        };
+    };
+    ready_healthz_ready_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Readiness"];
+                };
+            };
+            /** @description Not ready. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Readiness"];
+                };
+            };
+        };
+    };
+    metrics_metrics_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Prometheus text format */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": unknown;
+                };
+            };
+        };
+    };
     create_speech_v1_audio_speech_post: {
         parameters: {
             query?: never;
@@ -10198,6 +11681,103 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["EmbeddingList"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    edit_images_v1_images_edits_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "multipart/form-data": {
+                    /** Format: binary */
+                    image: string;
+                    model?: string;
+                    n?: number;
+                    prompt: string;
+                    /** @enum {string} */
+                    response_format?: "url" | "b64_json";
+                    size?: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ImagesResponse"];
+                };
+            };
+        };
+    };
+    create_images_v1_images_generations_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["GenerationIn"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ImagesResponse"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    v1_image_content_v1_images__image_id__content_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                image_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The image's bytes */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "image/*": string;
                 };
             };
             /** @description Validation Error */

@@ -89,6 +89,17 @@ export type ProviderTestResult = Schemas['ProviderTestResult'];
 export type FailoverOverview = Schemas['FailoverOverview'];
 export type FallbackEntry = Schemas['FallbackEntry'];
 export type BreakerOut = Schemas['BreakerOut'];
+/** Admin > Providers > Routing: the Auto model's rules per scope. */
+export type RoutingOverview = Schemas['RoutingOverview'];
+export type RoutingPolicy = Schemas['PolicyOut'];
+export type RoutingRule = Schemas['RuleIO'];
+export type PolicyUpdate = Schemas['PolicyUpdate'];
+export type PolicyClear = Schemas['PolicyClear'];
+/** How Auto chose an answer's model. */
+export type Route = Schemas['RouteOut'];
+/** Admin > Providers > Metrics and tracing. */
+export type TelemetryOut = Schemas['TelemetryOut'];
+export type TelemetryUpdate = Schemas['TelemetryUpdate'];
 
 // ---- Files and knowledge ----
 export type StoredFile = Schemas['FilePublic'];
@@ -148,3 +159,13 @@ export type AssistantDiff = Schemas['AssistantDiff'];
 export type AssistantFieldChange = Schemas['FieldChange'];
 export type ChatAssistant = Schemas['ChatAssistant'];
 export type ChatStarted = Schemas['ChatStarted'];
+
+// ---- Images (parley.images) ----
+export type Image = Schemas['ImagePublic'];
+export type ImageList = Schemas['ImageList'];
+export type ChatImages = Schemas['ChatImages'];
+export type ImageSettings = Schemas['ImageSettings'];
+export type ImageProvider = Schemas['ImageProviderPublic'];
+export type ImageProviderList = Schemas['ImageProviderList'];
+export type ImageProviderIn = Schemas['ImageProviderIn'];
+export type ImageProviderPatch = Schemas['ImageProviderPatch'];

@@ -38,7 +38,7 @@ function placeholder(conversation_id: string, id: string, role: string, content:
   return {
     id, conversation_id, parent_id, role, content, reasoning: '', steps: [], sources: [], status: 'streaming', provider: null,
     model: null, input_tokens: 0, output_tokens: 0, latency_ms: null, ttft_ms: null, finish_reason: null, cost: 0,
-    error_code: null, error_message: null, attempts: null, feedback: 0, pinned: false, created_at: new Date().toISOString(),
+    error_code: null, error_message: null, attempts: null, route: null, feedback: 0, pinned: false, created_at: new Date().toISOString(),
     siblings: [id],
   };
 }

@@ -1,0 +1,203 @@
+"""``POST /v1/images/generations`` and ``/v1/images/edits``: OpenAI's images API.
+
+Authorised by API keys like the rest of ``/v1`` (endpoint group ``images``), and
+made by ``ImageService.make`` like every image, so results are the key owner's
+stored images (in their library, priced in the ledger with the key). ``model``
+picks an image provider by name (or ``<provider>/<model>``, the ledger's ref);
+another name uses the default provider, so clients written for OpenAI's model
+names work unchanged; a key limited to some models must list that ref.
+
+``response_format``: ``b64_json`` (the bytes inline) or ``url``, which is a
+Parley URL (``/v1/images/{id}/content``, fetched with the same API key): the
+provider's own URLs never reach the client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import time
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import FileResponse
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.datastructures import UploadFile
+
+from parley.errors import Refused
+from parley.http.deps import Principal, api_key_for, model_allowed, service
+from parley.http.guard import GuardedRoute
+from parley.http.problems import Problem
+from parley.images.service import ImageService, Made, filename
+
+__all__ = ["router"]
+
+router = APIRouter(route_class=GuardedRoute, prefix="/v1", tags=["openai-compatible"])
+Images = Annotated[ImageService, Depends(service(ImageService))]
+ImagesKey = Annotated[Principal, Depends(api_key_for("images"))]
+
+
+class GenerationIn(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    prompt: str = Field(min_length=1, max_length=100_000)
+    model: str | None = Field(default=None, max_length=300)
+    n: int = Field(default=1, ge=1, le=16)
+    size: str | None = Field(default=None, max_length=20)
+    response_format: Literal["url", "b64_json"] | None = None
+    user: str | None = Field(default=None, max_length=300)
+
+
+class ImageData(BaseModel):
+    b64_json: str | None = None
+    url: str | None = None
+    revised_prompt: str | None = None
+
+
+class ImagesResponse(BaseModel):
+    created: int
+    data: list[ImageData]
+
+
+async def _provider_ref(images: ImageService, principal: Principal, model: str | None) -> str:
+    """The name of the provider ``model`` names (else the default's), after the
+    key's model scope allowed its ref."""
+    async with images.db.session() as session:
+        rows = await images.book.all(session)
+        chosen = None
+        if model:
+            chosen = next(
+                (r for r in rows if model in (r.name, f"{r.name}/{r.model or r.kind}")), None
+            )
+        if chosen is None:
+            chosen = await images.book.default(session)
+    model_allowed(principal, f"{chosen.name}/{chosen.model or chosen.kind}")
+    return chosen.name
+
+
+async def _answer(
+    request: Request, images: ImageService, made: Made, response_format: str | None
+) -> ImagesResponse:
+    data = []
+    for row in made.images:
+        if response_format == "b64_json":
+            picture = await asyncio.to_thread(images.blobs.read, row.sha256)
+            data.append(ImageData(b64_json=base64.b64encode(picture).decode("ascii")))
+        else:
+            url = str(request.url_for("v1_image_content", image_id=row.id))
+            data.append(ImageData(url=url))
+    return ImagesResponse(created=int(time.time()), data=data)
+
+
+@router.post("/images/generations", response_model=ImagesResponse, response_model_exclude_none=True)
+async def create_images(
+    body: GenerationIn, request: Request, principal: ImagesKey, images: Images
+) -> Any:
+    provider = await _provider_ref(images, principal, body.model)
+    made = await images.make(
+        principal.user.id,
+        operation="generate",
+        prompt=body.prompt,
+        size=body.size,
+        n=body.n,
+        api_key_id=principal.api_key_id,
+        provider=provider,
+    )
+    return await _answer(request, images, made, body.response_format)
+
+
+def _field(form: Any, name: str) -> str | None:
+    value = form.get(name)
+    return value if isinstance(value, str) else None
+
+
+@router.post(
+    "/images/edits",
+    response_model=ImagesResponse,
+    response_model_exclude_none=True,
+    openapi_extra={
+        "requestBody": {
+            "content": {
+                "multipart/form-data": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["image", "prompt"],
+                        "properties": {
+                            "image": {"type": "string", "format": "binary"},
+                            "prompt": {"type": "string"},
+                            "model": {"type": "string"},
+                            "n": {"type": "integer"},
+                            "size": {"type": "string"},
+                            "response_format": {"type": "string", "enum": ["url", "b64_json"]},
+                        },
+                    }
+                }
+            },
+            "required": True,
+        }
+    },
+)
+async def edit_images(request: Request, principal: ImagesKey, images: Images) -> Any:
+    limit = images.settings.images_max_bytes
+    try:
+        form = await request.form(max_files=4, max_fields=32, max_part_size=limit + 1)
+    except Exception as exc:  # a malformed body or a part over the limit
+        raise Problem(
+            400,
+            f"The multipart body could not be read (each part at most {limit:,} bytes).",
+            "invalid_request",
+        ) from exc
+    upload = form.get("image") or form.get("image[]")
+    if not isinstance(upload, UploadFile):
+        raise Problem(
+            400, "Send the image in the multipart field 'image'.", "invalid_request", param="image"
+        )
+    picture = await upload.read(limit + 1)
+    prompt = (_field(form, "prompt") or "").strip()
+    if not prompt:
+        raise Problem(400, "'prompt' is required.", "invalid_request", param="prompt")
+    try:
+        n = int(_field(form, "n") or 1)
+    except ValueError:
+        raise Problem(400, "'n' must be a whole number.", "invalid_request", param="n") from None
+    response_format = _field(form, "response_format")
+    if response_format not in (None, "url", "b64_json"):
+        raise Problem(400, "'response_format' is url or b64_json.", "invalid_request")
+    provider = await _provider_ref(images, principal, _field(form, "model"))
+    made = await images.make(
+        principal.user.id,
+        operation="edit",
+        prompt=prompt,
+        size=_field(form, "size"),
+        n=n,
+        image=picture,
+        api_key_id=principal.api_key_id,
+        provider=provider,
+    )
+    return await _answer(request, images, made, response_format)
+
+
+@router.get(
+    "/images/{image_id}/content",
+    name="v1_image_content",
+    response_class=FileResponse,
+    responses={
+        200: {
+            "content": {"image/*": {"schema": {"type": "string", "format": "binary"}}},
+            "description": "The image's bytes",
+        }
+    },
+)
+async def v1_image_content(image_id: str, principal: ImagesKey, images: Images) -> FileResponse:
+    """An image a ``url`` answer pointed at (the key owner's images only)."""
+    try:
+        row, path = await images.content(principal.user.id, image_id)
+    except Refused:
+        raise Problem(404, "No such image.", "not_found") from None
+    return FileResponse(
+        path,
+        media_type=row.media_type,
+        headers={
+            "Content-Disposition": f'inline; filename="{filename(row)}"',
+            "Content-Security-Policy": "sandbox; default-src 'none'",
+        },
+    )
