@@ -20,7 +20,7 @@ from parley.speech.voices import PiperVoice
 
 pytestmark = pytest.mark.slow
 
-SAID = "The spare key to the boathouse is hidden under the blue flower pot."
+SAID = "The spare key is hidden under the blue flower pot by the kitchen door."
 
 
 @pytest.fixture
@@ -47,7 +47,7 @@ async def test_an_attached_recording_is_transcribed_and_answers_questions(
         f"/api/conversations/{conv['id']}/messages", json={"content": "Where is the spare key?"}
     )
     prompt = last_turn_request(scripted).messages[0].content.lower()
-    assert "spare key" in prompt and "flower pot" in prompt, prompt
+    assert "spare key" in prompt and "kitchen door" in prompt, prompt
     rows = [r for r in await ledger_rows(app) if r.endpoint == "file_transcript"]
     assert len(rows) == 1 and rows[0].audio_seconds > 2 and rows[0].conversation_id == conv["id"]
 
