@@ -30,6 +30,9 @@ NAMES = (
     "images",
     "routing",
     "reconnect",
+    "assistants",
+    "jobs",
+    "storage_s3",
 )
 
 
@@ -82,6 +85,18 @@ def _runner(name: str) -> Callable[[bool], Table]:
         from bench import reconnect
 
         return reconnect.run
+    if name == "assistants":
+        from bench import assistants
+
+        return assistants.run
+    if name == "jobs":
+        from bench import jobs
+
+        return jobs.run
+    if name == "storage_s3":
+        from bench import storage_s3
+
+        return storage_s3.run
     if name == "scoped_search":
         from bench import scoped_search
 

@@ -53,7 +53,7 @@ def test_every_row_of_the_settings_table_is_a_setting() -> None:
     known = set(Settings.model_fields) | {env_name(field) for field in Settings.model_fields}
     stale = []
     for cell in settings_table():
-        names = re.findall(r"`([A-Za-z_]+)`", cell)
+        names = re.findall(r"`([A-Za-z0-9_]+)`", cell)
         if not names or names[0] not in known:
             stale.append(cell.strip())
     assert not stale, f"README.md's settings table has rows for no setting: {stale}"

@@ -1,4 +1,4 @@
-"""The ``parley`` command: serve, chat, login, users, keys, migrate, doctor.
+"""The ``parley`` command: serve, worker, chat, login, users, keys, migrate, doctor.
 
 Thin by design: each subcommand builds settings, opens what it needs, and calls
 the same code the HTTP API uses.
@@ -76,6 +76,33 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     uvicorn.run(create_app(settings, server_process=True), **common)
     return 0
+
+
+async def _work(settings: Settings, stop: asyncio.Event | None = None) -> int:
+    """Start every feature with the job loop on and no HTTP; run until SIGTERM/SIGINT
+    (or ``stop``), then hand unfinished jobs back to the queue."""
+    import signal
+
+    from parley.api.app import create_app
+
+    app = create_app(settings, server_process=True, run_jobs=True)
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    async with app.router.lifespan_context(app):
+        print(f"Parley worker {_version()} running jobs (pid {os.getpid()})", flush=True)
+        await stop.wait()
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    """Run background jobs (ingestion, re-embedding...) without serving HTTP: on
+    another host, or beside servers started with PARLEY_JOBS_IN_SERVER=false."""
+    settings = _settings(args)
+    if args.concurrency:
+        settings.jobs_concurrency = args.concurrency
+    return _run(_work(settings))
 
 
 def _version() -> str:
@@ -352,6 +379,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--proxy-headers", action="store_true", help="trust X-Forwarded-* from a reverse proxy"
     )
     serve.set_defaults(func=cmd_serve)
+
+    worker = sub.add_parser("worker", help="run background jobs (no web server)")
+    worker.add_argument(
+        "--concurrency", type=int, help="jobs run at once (PARLEY_JOBS_CONCURRENCY)"
+    )
+    worker.set_defaults(func=cmd_worker)
 
     url_help = "the Parley server (PARLEY_URL; default http://127.0.0.1:8080)"
     chat = sub.add_parser("chat", help="chat in the terminal with a Parley server")

@@ -267,6 +267,23 @@ class Settings(BaseSettings):
     images_max_prompt_chars: int = 4000
     images_default_size: str = "1024x1024"
     images_timeout_s: float = 180.0  # one provider call (ComfyUI: queue, run, download)
+    # durable jobs (parley.jobs; the README's "Running for a team")
+    jobs_in_server: bool = True  # the web server runs jobs too (False: only `parley worker`s)
+    jobs_concurrency: int = Field(4, ge=1, le=64)  # jobs one process runs at once
+    jobs_lease_s: float = Field(60.0, ge=1)  # a job whose worker is silent this long runs again
+    jobs_poll_s: float = Field(1.0, gt=0)  # how often an idle worker looks for jobs
+    jobs_backoff_base_s: float = Field(2.0, ge=0)  # retry after base * 2**(attempt-1)...
+    jobs_backoff_max_s: float = Field(300.0, ge=0)  # ...at most this
+
+    # object storage (parley.storage.objects): uploaded files, code outputs
+    storage_backend: Literal["local", "s3"] = "local"
+    s3_endpoint_url: str | None = None  # e.g. http://127.0.0.1:8333 (None: AWS)
+    s3_bucket: str | None = None
+    s3_region: str = "us-east-1"
+    s3_access_key_id: str | None = None
+    s3_secret_access_key: str | None = None
+    s3_prefix: str = ""  # keys start with this (several instances in one bucket)
+    s3_path_style: bool = True  # http://host/bucket/key (MinIO, SeaweedFS) vs bucket.host
 
     @field_validator("local_servers", mode="before")
     @classmethod

@@ -9,9 +9,12 @@ migration path loads no web framework.
 
 # isort: split
 import parley.assistants.tables as assistants_tables  # assistants and their versions
+import parley.groups.tables as groups_tables  # groups of users
 import parley.images.tables as images_tables  # image providers, generated images
+import parley.jobs.tables as jobs_tables  # durable jobs
 import parley.knowledge.tables as knowledge_tables  # files and knowledge
 import parley.memory.tables as memory_tables  # saved memories
+import parley.projects.tables as projects_tables  # projects and their members
 import parley.responses.tables as responses_tables  # /v1/responses records
 import parley.routing.tables as routing_tables  # the Auto model's policies
 import parley.sandbox.tables as sandbox_tables  # code interpreter outputs
@@ -26,8 +29,10 @@ metadata = Base.metadata
 FEATURE_TABLE_MODULES = (
     assistants_tables,
     images_tables,
+    groups_tables,
     knowledge_tables,
     memory_tables,
+    projects_tables,
     responses_tables,
     routing_tables,
     sandbox_tables,
@@ -35,4 +40,11 @@ FEATURE_TABLE_MODULES = (
     web_tools_tables,
 )
 
-__all__ = ["FEATURE_TABLE_MODULES", "Base", "failover_tables", "metadata", "signal_tables"]
+__all__ = [
+    "FEATURE_TABLE_MODULES",
+    "Base",
+    "failover_tables",
+    "jobs_tables",
+    "metadata",
+    "signal_tables",
+]

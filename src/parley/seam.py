@@ -55,6 +55,8 @@ __all__ = [
     "CONVERSATION_FILES",
     "CONVERSATION_IMAGES",
     "CONVERSATION_KNOWLEDGE",
+    "PROJECT_KNOWLEDGE",
+    "SHARED_KNOWLEDGE",
     "USER_GROUPS",
     "AssistantGateway",
     "AudioTranscriber",
@@ -92,6 +94,17 @@ besides its own attachments and links: an assistant's knowledge in its chats."""
 
 CONVERSATION_KNOWLEDGE: Key[ConversationKnowledge] = Key("conversation_knowledge")
 """Provided by the assistants feature; the knowledge feature adds it to a chat's scope."""
+
+SHARED_KNOWLEDGE: Key[ConversationKnowledge] = Key("shared_knowledge")
+"""``(user_id, conversation_id) -> (collection ids, file ids)`` of *someone else's*
+knowledge a chat may search: a shared assistant's (provided by assistants). The
+knowledge feature searches them under their owner's index for the chat's answers
+and cites them, and never lists them, serves their bytes or copies them into the
+sandbox for this user. The provider decides, on every call, that the user may."""
+
+PROJECT_KNOWLEDGE: Key[ConversationKnowledge] = Key("project_knowledge")
+"""The same for a project's files in its chats (provided by projects): files of
+any member, added to the project (``knowledge_files.project_id``)."""
 
 
 class AssistantGateway(Protocol):

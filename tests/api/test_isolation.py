@@ -40,6 +40,7 @@ async def test_second_user_sees_404_for_every_route_with_first_users_ids(app: An
         ids.update(await _responses_ids(alice, conv))  # /v1 responses and items
         ids.update(await _assistant_ids(alice))  # assistants and their versions
         ids["image_id"] = await _image_id(alice, conv)  # a generated image (parley.images)
+        ids.update(await _sharing_ids(alice, ids))  # a share of it, a project, a member
         # a stored chat completion (/v1, store: true), reachable with alice's key only
         alice_key = (await alice.post("/api/keys", json={"name": "alice's"})).json()["key"]
         alice_other_key = (await alice.post("/api/keys", json={"name": "other"})).json()["key"]
@@ -96,6 +97,8 @@ async def test_second_user_sees_404_for_every_route_with_first_users_ids(app: An
         # list and search routes return only bob's own data
         assert (await bob.get("/api/conversations")).json()["items"] == []
         assert (await bob.get("/api/assistants")).json()["items"] == []
+        assert (await bob.get("/api/assistant-gallery")).json()["items"] == []
+        assert (await bob.get("/api/projects")).json()["items"] == []
         # alice's assistant is no model of bob's over /v1 either
         bob_auth = {"Authorization": f"Bearer {bob_key}"}
         bob_models = (await bob.get("/v1/models", headers=bob_auth)).json()["data"]
@@ -150,6 +153,20 @@ def _body_for(path: str, body: dict[str, Any]) -> dict[str, Any]:
         return {}
     if path.endswith(("/images", "/edits")):
         return {"prompt": "x"}
+    if path.endswith("/shares"):
+        return {"kind": "everyone", "role": "edit"}
+    if "/shares/" in path:
+        return {"role": "edit"}
+    if path.endswith("/owner"):
+        return {"email": "bob@example.com"}
+    if path.endswith("/duplicate"):
+        return {}
+    if path.startswith("/api/projects/"):
+        if path.endswith("/members"):
+            return {"email": "bob@example.com", "role": "editor"}
+        if path.endswith("/chats"):
+            return {}
+        return {"name": "x"}
     if path.startswith("/api/assistants/"):
         if path.endswith("/versions"):
             return {"config": {"name": "x"}}
@@ -206,6 +223,37 @@ async def _assistant_ids(alice: Any) -> dict[str, str]:
     started = await alice.post(f"/api/assistants/{made.json()['id']}/chats", json={})
     assert started.status_code == 201, started.text
     return {"assistant_id": made.json()["id"], "number": "1"}
+
+
+async def _sharing_ids(alice: Any, ids: dict[str, str]) -> dict[str, str]:
+    """Alice's assistant shared with a group bob is not in, and a project of hers
+    with that group as a member, her chat and her file in it."""
+    group = await alice.post("/api/admin/groups", json={"name": "vault crew"})
+    assert group.status_code == 201, group.text
+    share = await alice.post(
+        f"/api/assistants/{ids['assistant_id']}/shares",
+        json={"kind": "group", "group_id": group.json()["id"], "role": "edit"},
+    )
+    assert share.status_code == 201, share.text
+    project = await alice.post(
+        "/api/projects", json={"name": "Heist", "instructions": "secret", "memory": "project"}
+    )
+    assert project.status_code == 201, project.text
+    project_id = project.json()["id"]
+    member = await alice.post(
+        f"/api/projects/{project_id}/members",
+        json={"group_id": group.json()["id"], "role": "editor"},
+    )
+    assert member.status_code == 201, member.text
+    moved = await alice.put(f"/api/projects/{project_id}/chats/{ids['conversation_id']}")
+    assert moved.status_code == 204, moved.text
+    added = await alice.put(f"/api/projects/{project_id}/files/{ids['file_id']}")
+    assert added.status_code == 204, added.text
+    return {
+        "share_id": share.json()["id"],
+        "project_id": project_id,
+        "member_id": member.json()["id"],
+    }
 
 
 async def _responses_ids(alice: Any, conv: str) -> dict[str, str]:

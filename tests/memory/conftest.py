@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from apihelpers import Client, parse_sse
+from parley.jobs.runner import Jobs
 from parley.memory.feature import MemoryFeature
 from parley.memory.testing import HashingEmbedder
 from parley.providers.base import ChatRequest
@@ -106,6 +107,8 @@ async def settle(app: Any) -> None:
     turns = app.state.services.require(TurnService)
     for _ in range(200):
         if not turns._tasks:
-            return
+            break
         await asyncio.wait(set(turns._tasks), timeout=5)
-    raise AssertionError("after-turn work did not finish")
+    else:
+        raise AssertionError("after-turn work did not finish")
+    await app.state.services.require(Jobs).drain(limit_s=30)  # summaries are jobs

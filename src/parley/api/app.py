@@ -22,6 +22,7 @@ from parley import __version__
 from parley.api.routers import (
     admin,
     admin_failover,
+    admin_jobs,
     admin_routing,
     auth,
     chat,
@@ -45,14 +46,17 @@ from parley.auth.accounts import count_users
 from parley.config import Settings, load_settings
 from parley.container import Services
 from parley.gc_policy import ServerGC
+from parley.groups.feature import groups_feature
 from parley.http.middleware import BodyLimit, SecurityHeaders, ShareLoop
 from parley.http.problems import install_problem_handlers
 from parley.images.feature import images_feature
 from parley.instance.model_downloads import ModelDownloads
 from parley.instance.providers import RegistrySync, database_providers
 from parley.instance.values import get_value
+from parley.jobs.runner import Jobs
 from parley.knowledge.feature import knowledge_feature
 from parley.memory.feature import memory_feature
+from parley.projects.feature import projects_feature
 from parley.providers.base import Provider
 from parley.providers.registry import ModelRegistry
 from parley.responses.feature import responses_feature
@@ -80,7 +84,9 @@ log = logging.getLogger("parley")
 # Every optional capability, in start order. A new feature adds its factory here
 # (and nothing else outside its own package): see docs/ARCHITECTURE.md.
 DEFAULT_FEATURES: list[FeatureFactory] = [
+    groups_feature,
     assistants_feature,
+    projects_feature,
     knowledge_feature,
     web_tools_feature,
     sandbox_feature,
@@ -98,6 +104,7 @@ def create_app(
     tools: ToolRegistry | None = None,
     features: Sequence[FeatureFactory] | None = None,
     server_process: bool = False,
+    run_jobs: bool | None = None,
 ) -> FastAPI:
     """The ASGI app; nothing starts until its lifespan runs.
 
@@ -106,6 +113,10 @@ def create_app(
     objects that live for the whole process are frozen; full collections run
     once a minute instead of whenever load churns the young generations), and
     the SQLite pool opens its connections in the background while idle.
+
+    ``run_jobs``: whether this process claims and runs background jobs
+    (``parley.jobs``); None follows ``jobs_in_server``. ``parley worker`` passes
+    True and serves no HTTP.
     """
     settings = settings or load_settings()
     collector = ServerGC() if server_process else None
@@ -179,6 +190,15 @@ def create_app(
         services.provide(Metrics, meter)
         services.provide(Tracing, tracing)
         services.provide(BUDGET_METRICS, meter.budget)  # the budgets feature reports use here
+        jobs = Jobs(
+            db,
+            concurrency=settings.jobs_concurrency,
+            lease_s=settings.jobs_lease_s,
+            poll_s=settings.jobs_poll_s,
+            backoff_base_s=settings.jobs_backoff_base_s,
+            backoff_max_s=settings.jobs_backoff_max_s,
+        )
+        services.provide(Jobs, jobs)  # features register handlers and enqueue at start
         context = FeatureContext(
             settings=settings,
             db=db,
@@ -193,6 +213,8 @@ def create_app(
             for feature in enabled:
                 await feature.start(context)
                 started.append(feature)
+            if settings.jobs_in_server if run_jobs is None else run_jobs:
+                jobs.start()  # after every feature registered its handlers
             if collector is not None:
                 collector.start()
             if server_process:
@@ -207,6 +229,7 @@ def create_app(
                     await warming
             if collector is not None:
                 await collector.stop()
+            await jobs.stop()  # running jobs finish or go back to the queue
             for feature in reversed(started):
                 await feature.stop()
             await downloads.aclose()
@@ -247,6 +270,7 @@ def create_app(
         admin_failover,
         admin_routing,
         metrics,
+        admin_jobs,
         setup,
         local_models,
         openai_api,

@@ -360,6 +360,9 @@ class ConversationPublic(BaseModel):
     assistant_id: str | None = Field(
         default=None, description="The assistant the chat is with (GET .../assistant)."
     )
+    project_id: str | None = Field(
+        default=None, description="The project the chat is in (GET /api/projects/{id})."
+    )
     created_at: Timestamp
     updated_at: Timestamp
 
@@ -375,6 +378,7 @@ class ConversationPublic(BaseModel):
             # stored [] = the defaults (null here), [""] = none ([] here)
             tools=[t for t in conv.tools if t] if conv.tools else None,
             assistant_id=conv.assistant_id,
+            project_id=conv.project_id,
             created_at=_at(conv.created_at),
             updated_at=_at(conv.updated_at),
         )

@@ -12,15 +12,32 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from fastapi import APIRouter
+
+from parley.assistants.access import Access
 from parley.assistants.gateway import Gateway
-from parley.assistants.router import router
+from parley.assistants.router import router as builder_router
 from parley.assistants.service import AssistantService
+from parley.assistants.share_router import router as share_router
+from parley.assistants.sharing import SharingService
 from parley.config import Settings
-from parley.seam import ASSISTANTS, CONVERSATION_KNOWLEDGE, FeatureContext, UserDataHooks
+from parley.seam import (
+    ASSISTANTS,
+    CONVERSATION_KNOWLEDGE,
+    SHARED_KNOWLEDGE,
+    USER_GROUPS,
+    FeatureContext,
+    UserDataHooks,
+)
 from parley.turns import TurnService
 from parley.turns.options import TURN_PROFILES
 
 __all__ = ["AssistantsFeature", "assistants_feature"]
+
+# The share routes first: ``/api/assistants/import`` before ``/{assistant_id}``.
+router = APIRouter()
+router.include_router(share_router)
+router.include_router(builder_router)
 
 
 class AssistantsFeature:
@@ -32,10 +49,14 @@ class AssistantsFeature:
         self.settings = settings
 
     async def start(self, ctx: FeatureContext) -> None:
-        service = AssistantService(ctx.db, ctx.tool_registry, ctx.models)
+        groups = ctx.lookup(USER_GROUPS)
+        access = Access(groups)
+        service = AssistantService(ctx.db, ctx.tool_registry, ctx.models, access)
         ctx.provide(AssistantService, service)
+        ctx.provide(SharingService, SharingService(ctx.db, access))
         ctx.provide(TURN_PROFILES, service.profile)
         ctx.provide(CONVERSATION_KNOWLEDGE, service.knowledge)
+        ctx.provide(SHARED_KNOWLEDGE, service.lent)
         gateway = Gateway(ctx.db, service, ctx.require(TurnService), ctx.require(UserDataHooks))
         ctx.provide(ASSISTANTS, gateway)
 

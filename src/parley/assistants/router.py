@@ -26,6 +26,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from parley.assistants.service import PREFIX, AssistantService, Loaded
+from parley.assistants.sharing import SharingService
 from parley.assistants.spec import (
     AssistantConfig,
     DiffLine,
@@ -43,6 +44,7 @@ from parley.storage.conversations import ConversationStore
 
 router = APIRouter(route_class=GuardedRoute, tags=["assistants"])
 Assistants = Annotated[AssistantService, Depends(service(AssistantService))]
+Sharing = Annotated[SharingService, Depends(service(SharingService))]
 
 
 class AssistantCreate(Body):
@@ -75,6 +77,8 @@ class AssistantPublic(BaseModel):
     draft_version: int
     published_version: int | None
     published: AssistantConfig | None = Field(description="What chats use.")
+    role: str = Field(description="Your role on it: owner, edit, view or chat.")
+    featured: bool
     created_at: str
     updated_at: str
 
@@ -142,7 +146,7 @@ def _image_url(loaded: Loaded) -> str | None:
     return f"/api/assistants/{loaded.assistant.id}/avatar?v={loaded.image[:12]}"
 
 
-def _public(loaded: Loaded) -> AssistantPublic:
+def public(loaded: Loaded) -> AssistantPublic:
     row = loaded.assistant
     published = loaded.published
     return AssistantPublic(
@@ -154,6 +158,8 @@ def _public(loaded: Loaded) -> AssistantPublic:
         draft_version=loaded.draft.number,
         published_version=published.number if published else None,
         published=AssistantConfig.model_validate(published.config) if published else None,
+        role=loaded.role,
+        featured=row.featured,
         created_at=_stamp(row.created_at),
         updated_at=_stamp(row.updated_at),
     )
@@ -173,28 +179,29 @@ def _version(loaded: Loaded, row: AssistantVersion) -> VersionPublic:
 
 @router.get("/api/assistants", response_model=AssistantList)
 async def list_assistants(assistants: Assistants, user: CurrentUser) -> AssistantList:
-    return AssistantList(items=[_public(a) for a in await assistants.mine(user.id)])
+    return AssistantList(items=[public(a) for a in await assistants.mine(user.id)])
 
 
 @router.post("/api/assistants", status_code=201, response_model=AssistantPublic)
 async def create_assistant(
-    body: AssistantCreate, assistants: Assistants, user: CurrentUser
+    body: AssistantCreate, assistants: Assistants, sharing: Sharing, user: CurrentUser
 ) -> AssistantPublic:
-    return _public(await assistants.create(user.id, body.config, body.slug))
+    await sharing.require(user, "create")
+    return public(await assistants.create(user.id, body.config, body.slug))
 
 
 @router.get("/api/assistants/{assistant_id}", response_model=AssistantPublic)
 async def get_assistant(
     assistant_id: str, assistants: Assistants, user: CurrentUser
 ) -> AssistantPublic:
-    return _public(await assistants.get(user.id, assistant_id))
+    return public(await assistants.get(user.id, assistant_id))
 
 
 @router.patch("/api/assistants/{assistant_id}", response_model=AssistantPublic)
 async def patch_assistant(
     assistant_id: str, body: AssistantPatch, assistants: Assistants, user: CurrentUser
 ) -> AssistantPublic:
-    return _public(await assistants.set_slug(user.id, assistant_id, body.slug))
+    return public(await assistants.set_slug(user.id, assistant_id, body.slug))
 
 
 @router.delete("/api/assistants/{assistant_id}", status_code=204)
@@ -210,7 +217,7 @@ async def put_avatar(
     assistant_id: str, request: Request, assistants: Assistants, user: CurrentUser
 ) -> AssistantPublic:
     """The request body is the image itself (as sent by ``fetch(url, {body: file})``)."""
-    return _public(await assistants.set_image(user.id, assistant_id, await request.body()))
+    return public(await assistants.set_image(user.id, assistant_id, await request.body()))
 
 
 @router.get(
@@ -243,7 +250,7 @@ async def delete_avatar(assistant_id: str, assistants: Assistants, user: Current
 async def save_assistant(
     assistant_id: str, body: AssistantSave, assistants: Assistants, user: CurrentUser
 ) -> AssistantPublic:
-    return _public(await assistants.save(user.id, assistant_id, body.config))
+    return public(await assistants.save(user.id, assistant_id, body.config))
 
 
 @router.get("/api/assistants/{assistant_id}/versions", response_model=VersionList)
@@ -270,14 +277,14 @@ async def get_version(
 async def restore_version(
     assistant_id: str, number: int, assistants: Assistants, user: CurrentUser
 ) -> AssistantPublic:
-    return _public(await assistants.restore(user.id, assistant_id, number))
+    return public(await assistants.restore(user.id, assistant_id, number))
 
 
 @router.post("/api/assistants/{assistant_id}/publish", response_model=AssistantPublic)
 async def publish_assistant(
     assistant_id: str, body: PublishIn, assistants: Assistants, user: CurrentUser
 ) -> AssistantPublic:
-    return _public(await assistants.publish(user.id, assistant_id, body.version))
+    return public(await assistants.publish(user.id, assistant_id, body.version))
 
 
 @router.get("/api/assistants/{assistant_id}/diff", response_model=AssistantDiff)
@@ -340,7 +347,7 @@ async def chat_assistant(
         for a in await assistants.answered_by(user.id, conversation_id)
     ]
     try:
-        loaded = await assistants.get(user.id, conv.assistant_id)
+        loaded = await assistants.get(user.id, conv.assistant_id, need="chat")
     except NotFound:
         return ChatAssistant(**(empty | {"answers": answers}))
     preview = await assistants.is_preview(conversation_id)

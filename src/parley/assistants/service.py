@@ -1,12 +1,14 @@
 """The rules of assistants: who may see one, what a save makes, what a turn gets.
 
-Every read goes through ``_owned`` (owner-private for now: sharing widens that one
-query). A save never changes a version: it adds one, which becomes the *draft*
-(the newest); ``publish`` points chats at a version; ``restore`` copies an old
-version's definition into a new one. The turn service asks ``profile`` for a
-conversation that has an ``assistant_id`` (``parley.turns.options.TURN_PROFILES``),
-and the knowledge feature asks ``knowledge`` for the files such a chat also sees
-(``parley.seam.CONVERSATION_KNOWLEDGE``), so neither imports this package.
+Every read goes through ``_find`` (``access.Access``: the owner, or a share that
+reaches the user now, with at least the role the action needs). A save never
+changes a version: it adds one, which becomes the *draft* (the newest);
+``publish`` points chats at a version; ``restore`` copies an old version's
+definition into a new one. The turn service asks ``profile`` for a conversation
+that has an ``assistant_id`` (``parley.turns.options.TURN_PROFILES``), and the
+knowledge feature asks ``knowledge`` (the owner's chats) and ``lent`` (a shared
+assistant in someone else's chat: retrieval only) for the files such a chat also
+sees, so neither imports this package.
 """
 
 from __future__ import annotations
@@ -19,13 +21,16 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from parley.assistants.access import RANK, Access, Role
 from parley.assistants.avatars import checked_image
+from parley.assistants.portable import AssistantDocument, knowledge_names, portable
 from parley.assistants.spec import SLUG, AssistantConfig, slugify
 from parley.assistants.tables import (
     Assistant,
     AssistantAnswer,
     AssistantAvatar,
     AssistantChat,
+    AssistantShare,
     AssistantVersion,
 )
 from parley.errors import Conflict, Invalid, NotFound
@@ -55,6 +60,7 @@ class Loaded:
     draft: AssistantVersion
     published: AssistantVersion | None
     image: str | None = None  # the uploaded avatar's sha256 (None: the emoji)
+    role: Role = "owner"  # the reader's role on it
 
     @property
     def config(self) -> AssistantConfig:
@@ -62,20 +68,20 @@ class Loaded:
 
 
 class AssistantService:
-    def __init__(self, db: Database, tools: ToolRegistry, models: ModelRegistry) -> None:
+    def __init__(
+        self, db: Database, tools: ToolRegistry, models: ModelRegistry, access: Access
+    ) -> None:
         self.db = db
         self.tools = tools
         self.models = models
+        self.access = access
 
     # ------------------------------------------------------------ reading
 
-    @staticmethod
-    async def _owned(session: AsyncSession, user_id: str, assistant_id: str) -> Assistant:
-        row = await session.scalar(
-            select(Assistant).where(Assistant.id == assistant_id, Assistant.user_id == user_id)
-        )
-        if row is None:
-            raise NotFound("assistant")
+    async def _find(
+        self, session: AsyncSession, user_id: str, assistant_id: str, need: Role
+    ) -> Assistant:
+        row, _ = await self.access.find(session, user_id, assistant_id, need)
         return row
 
     @staticmethod
@@ -106,15 +112,21 @@ class AssistantService:
             )
             return [await self._load(session, row) for row in rows.all()]
 
-    async def get(self, user_id: str, assistant_id: str) -> Loaded:
+    async def get(self, user_id: str, assistant_id: str, need: Role = "view") -> Loaded:
+        """``need``: ``chat`` for what a chat shows (name, avatar, starters)."""
         async with self.db.session() as session:
-            return await self._load(session, await self._owned(session, user_id, assistant_id))
+            row, role = await self.access.find(session, user_id, assistant_id, need)
+            loaded = await self._load(session, row)
+            loaded.role = role
+            return loaded
 
     async def versions(
         self, user_id: str, assistant_id: str
     ) -> tuple[Loaded, list[AssistantVersion]]:
         async with self.db.session() as session:
-            loaded = await self._load(session, await self._owned(session, user_id, assistant_id))
+            loaded = await self._load(
+                session, await self._find(session, user_id, assistant_id, "view")
+            )
             rows = await session.scalars(
                 select(AssistantVersion)
                 .where(AssistantVersion.assistant_id == assistant_id)
@@ -126,7 +138,9 @@ class AssistantService:
         self, user_id: str, assistant_id: str, number: int
     ) -> tuple[Loaded, AssistantVersion]:
         async with self.db.session() as session:
-            loaded = await self._load(session, await self._owned(session, user_id, assistant_id))
+            loaded = await self._load(
+                session, await self._find(session, user_id, assistant_id, "view")
+            )
             return loaded, await self._numbered(session, assistant_id, number)
 
     @staticmethod
@@ -142,9 +156,26 @@ class AssistantService:
 
     # ------------------------------------------------------------ writing
 
-    async def _check(self, session: AsyncSession, user_id: str, config: AssistantConfig) -> None:
+    @staticmethod
+    async def _current_ids(session: AsyncSession, row: Assistant) -> set[str]:
+        """The file and collection ids the draft names (checked when they were saved):
+        an editor may keep the owner's knowledge, and add only their own."""
+        draft = await session.get(AssistantVersion, row.draft_version_id)
+        if draft is None:
+            return set()
+        config = AssistantConfig.model_validate(draft.config)
+        return set(config.file_ids) | set(config.collection_ids)
+
+    async def _check(
+        self,
+        session: AsyncSession,
+        user_id: str,
+        config: AssistantConfig,
+        keep: set[str] | frozenset[str] = frozenset(),
+    ) -> None:
         """Refuse what a version may not name: tools Parley does not have, another
-        user's (or a missing) file or collection, a model the user cannot use."""
+        user's (or a missing) file or collection (``keep``: ids already in the
+        assistant), a model the user cannot use."""
         known = set(self.tools.names())
         unknown = [name for name in config.tools if name not in known]
         if unknown:
@@ -156,6 +187,7 @@ class AssistantService:
             (_FILES, config.file_ids, "file"),
             (_COLLECTIONS, config.collection_ids, "collection"),
         ):
+            ids = [i for i in ids if i not in keep]
             if not ids:
                 continue
             found = set(
@@ -192,6 +224,7 @@ class AssistantService:
             ):
                 raise Conflict(f"The slug {wanted!r} is taken; choose another.", "slug_taken")
             row = Assistant(user_id=user_id, slug=final)
+            _label(row, config)
             session.add(row)
             await session.flush()
             first = AssistantVersion(
@@ -255,8 +288,8 @@ class AssistantService:
     async def save(self, user_id: str, assistant_id: str, config: AssistantConfig) -> Loaded:
         """A new version (the draft); chats keep the published one until ``publish``."""
         async with self.db.session() as session:
-            row = await self._owned(session, user_id, assistant_id)
-            await self._check(session, user_id, config)
+            row = await self._find(session, user_id, assistant_id, "edit")
+            await self._check(session, user_id, config, await self._current_ids(session, row))
             await self._add_version(session, row, user_id, config.model_dump(), "")
             await session.commit()
             return await self._load(session, row)
@@ -264,7 +297,7 @@ class AssistantService:
     async def restore(self, user_id: str, assistant_id: str, number: int) -> Loaded:
         """Version ``number``'s definition as a new version (the draft)."""
         async with self.db.session() as session:
-            row = await self._owned(session, user_id, assistant_id)
+            row = await self._find(session, user_id, assistant_id, "edit")
             old = await self._numbered(session, assistant_id, number)
             await self._add_version(
                 session, row, user_id, dict(old.config), f"Restored from version {number}"
@@ -275,11 +308,14 @@ class AssistantService:
     async def publish(self, user_id: str, assistant_id: str, number: int | None) -> Loaded:
         """Chats use version ``number`` (default: the draft) from their next turn."""
         async with self.db.session() as session:
-            row = await self._owned(session, user_id, assistant_id)
+            row = await self._find(session, user_id, assistant_id, "edit")
             if number is None:
                 row.published_version_id = row.draft_version_id
             else:
                 row.published_version_id = (await self._numbered(session, assistant_id, number)).id
+            published = await self._version(session, row.published_version_id)
+            assert published is not None
+            _label(row, AssistantConfig.model_validate(published.config))
             row.updated_at = utcnow()
             await session.commit()
             return await self._load(session, row)
@@ -292,7 +328,7 @@ class AssistantService:
                 "invalid_slug",
             )
         async with self.db.session() as session:
-            row = await self._owned(session, user_id, assistant_id)
+            row = await self._find(session, user_id, assistant_id, "owner")
             if wanted != row.slug:
                 if await session.scalar(select(Assistant.id).where(Assistant.slug == wanted)):
                     raise Conflict(f"The slug {wanted!r} is taken; choose another.", "slug_taken")
@@ -305,9 +341,59 @@ class AssistantService:
         """The assistant and its versions; its chats stay (as plain history) but can
         no longer be continued as the assistant."""
         async with self.db.session() as session:
-            row = await self._owned(session, user_id, assistant_id)
+            row = await self._find(session, user_id, assistant_id, "owner")
             await session.delete(row)
             await session.commit()
+
+    # ------------------------------------------------------------ copies and files
+
+    async def duplicate(self, user_id: str, assistant_id: str) -> Loaded:
+        """A copy of the published definition, owned by ``user_id`` (needs ``view``);
+        knowledge that is not the user's own stays behind."""
+        async with self.db.session() as session:
+            row = await self._find(session, user_id, assistant_id, "view")
+            loaded = await self._load(session, row)
+            config = AssistantConfig.model_validate((loaded.published or loaded.draft).config)
+        if row.user_id != user_id:
+            config = portable(config)
+        copy = config.model_copy(update={"name": f"{config.name} (copy)"[:80]})
+        return await self.create(user_id, copy, None)
+
+    async def export(self, user_id: str, assistant_id: str) -> AssistantDocument:
+        """The published definition as a portable document (needs ``view``)."""
+        async with self.db.session() as session:
+            row = await self._find(session, user_id, assistant_id, "view")
+            loaded = await self._load(session, row)
+            config = AssistantConfig.model_validate((loaded.published or loaded.draft).config)
+            files, collections = await knowledge_names(session, config)
+        return AssistantDocument(
+            slug=row.slug, config=portable(config), files=files, collections=collections
+        )
+
+    async def import_document(
+        self, user_id: str, document: AssistantDocument
+    ) -> tuple[Loaded, list[str]]:
+        """A new assistant of ``user_id``'s from an exported document; returns it and
+        what was dropped (tools this instance lacks, a model it does not offer)."""
+        config = portable(document.config)
+        dropped: list[str] = []
+        known = set(self.tools.names())
+        if missing := [t for t in config.tools if t not in known]:
+            dropped += [f"tool {t}" for t in missing]
+            config = config.model_copy(update={"tools": [t for t in config.tools if t in known]})
+        if config.model:
+            offered = {m.ref for m in await self.models.list_models() if m.offered_to(user_id)}
+            if config.model not in offered:
+                dropped.append(f"model {config.model}")
+                config = config.model_copy(update={"model": ""})
+        slug = document.slug.strip().lower() or None
+        if slug is not None:
+            async with self.db.session() as session:
+                if not SLUG.match(slug) or await session.scalar(
+                    select(Assistant.id).where(Assistant.slug == slug)
+                ):
+                    slug = None  # taken here: a free one from the name
+        return await self.create(user_id, config, slug), dropped
 
     # ------------------------------------------------------------ avatar image
 
@@ -315,7 +401,7 @@ class AssistantService:
         """An uploaded avatar (replacing one); not versioned: it is how the assistant
         looks, not how it answers."""
         async with self.db.session() as session:
-            row = await self._owned(session, user_id, assistant_id)
+            row = await self._find(session, user_id, assistant_id, "edit")
             media_type, sha = checked_image(data)
             found = await session.get(AssistantAvatar, assistant_id)
             if found is None:
@@ -332,7 +418,7 @@ class AssistantService:
 
     async def clear_image(self, user_id: str, assistant_id: str) -> None:
         async with self.db.session() as session:
-            await self._owned(session, user_id, assistant_id)
+            await self._find(session, user_id, assistant_id, "edit")
             found = await session.get(AssistantAvatar, assistant_id)
             if found is not None:
                 await session.delete(found)
@@ -340,7 +426,7 @@ class AssistantService:
 
     async def image(self, user_id: str, assistant_id: str) -> AssistantAvatar:
         async with self.db.session() as session:
-            await self._owned(session, user_id, assistant_id)
+            await self._find(session, user_id, assistant_id, "chat")
             found = await session.get(AssistantAvatar, assistant_id)
             if found is None:
                 raise NotFound("avatar", "This assistant has no avatar image.")
@@ -352,7 +438,8 @@ class AssistantService:
         """A conversation with the assistant; ``draft``: the builder's preview (a
         temporary chat that answers with the newest version)."""
         async with self.db.session() as session:
-            loaded = await self._load(session, await self._owned(session, user_id, assistant_id))
+            row = await self._find(session, user_id, assistant_id, "edit" if draft else "chat")
+            loaded = await self._load(session, row)
             name = loaded.config.name
             store = ConversationStore(session, user_id)
             conv = await store.create(title=f"Preview: {name}" if draft else name, temporary=draft)
@@ -375,18 +462,27 @@ class AssistantService:
     ) -> tuple[Assistant, AssistantVersion]:
         """The assistant of ``conv`` and the version its turns use (the draft for a
         preview, else the published one); NotFound once it is gone or not the user's."""
-        row = await session.scalar(
-            select(Assistant).where(Assistant.id == conv.assistant_id, Assistant.user_id == user_id)
+        # one statement: the assistant, whether this chat is a preview, and the
+        # version a turn of it uses (the draft for a preview, else the published one)
+        chat = select(AssistantChat.draft).where(AssistantChat.conversation_id == conv.id)
+        preview_col = chat.scalar_subquery()
+        version_id = sa.case(
+            (preview_col.is_(True), Assistant.draft_version_id),
+            else_=sa.func.coalesce(Assistant.published_version_id, Assistant.draft_version_id),
         )
-        if row is None:
+        found = (
+            await session.execute(
+                select(Assistant, preview_col, AssistantVersion)
+                .outerjoin(AssistantVersion, AssistantVersion.id == version_id)
+                .where(Assistant.id == (conv.assistant_id or ""))
+            )
+        ).first()
+        row, preview, version = found if found is not None else (None, None, None)
+        role = None if row is None else await self.access.role(session, user_id, row, None)
+        if row is None or role is None or (preview and RANK[role] < RANK["edit"]):
             raise NotFound(
                 "assistant", "This chat's assistant was deleted or is no longer yours to use."
             )
-        chat = await session.get(AssistantChat, conv.id)
-        wanted = row.draft_version_id if chat is not None and chat.draft else None
-        version = await self._version(session, wanted or row.published_version_id)
-        if version is None:
-            version = await self._version(session, row.draft_version_id)
         assert version is not None
         return row, version
 
@@ -418,24 +514,42 @@ class AssistantService:
             answered=answered,
         )
 
+    async def _chat_knowledge(
+        self, user_id: str, conversation_id: str, *, owner: bool
+    ) -> AssistantConfig | None:
+        """The config whose knowledge the chat sees, when the chatting user is
+        (``owner``) or is not the assistant's owner; None otherwise. One join
+        decides which, so only the lookup that applies checks the shares."""
+        async with self.db.session() as session:
+            found = (
+                await session.execute(
+                    select(Conversation, Assistant.user_id)
+                    .join(Assistant, Assistant.id == Conversation.assistant_id)
+                    .where(Conversation.id == conversation_id, Conversation.user_id == user_id)
+                )
+            ).first()
+            if found is None or (found[1] == user_id) != owner:
+                return None
+            try:
+                _, version = await self._chat_version(session, user_id, found[0])
+            except NotFound:
+                return None
+            return AssistantConfig.model_validate(version.config)
+
     async def knowledge(
         self, user_id: str, conversation_id: str
     ) -> tuple[Sequence[str], Sequence[str]]:
-        """(collection ids, file ids) an assistant's chat sees (``CONVERSATION_KNOWLEDGE``)."""
-        async with self.db.session() as session:
-            conv = await session.scalar(
-                select(Conversation).where(
-                    Conversation.id == conversation_id, Conversation.user_id == user_id
-                )
-            )
-            if conv is None or conv.assistant_id is None:
-                return (), ()
-            try:
-                _, version = await self._chat_version(session, user_id, conv)
-            except NotFound:
-                return (), ()
-            config = AssistantConfig.model_validate(version.config)
-            return config.collection_ids, config.file_ids
+        """(collection ids, file ids) the owner's chat with their assistant sees, as
+        their own files (``CONVERSATION_KNOWLEDGE``: retrieval, ``/mnt/data``)."""
+        config = await self._chat_knowledge(user_id, conversation_id, owner=True)
+        return ((), ()) if config is None else (config.collection_ids, config.file_ids)
+
+    async def lent(self, user_id: str, conversation_id: str) -> tuple[Sequence[str], Sequence[str]]:
+        """(collection ids, file ids) a shared assistant brings to another user's chat
+        (``SHARED_KNOWLEDGE``): searched for its answers and cited, never listed,
+        downloaded or copied into the sandbox for that user."""
+        config = await self._chat_knowledge(user_id, conversation_id, owner=False)
+        return ((), ()) if config is None else (config.collection_ids, config.file_ids)
 
     async def answered_by(self, user_id: str, conversation_id: str) -> list[AssistantAnswer]:
         """Which version wrote each answer of one of the user's chats."""
@@ -453,24 +567,34 @@ class AssistantService:
     # ------------------------------------------------------------ the API
 
     async def usable(self, user_id: str) -> list[tuple[str, str]]:
-        """``(id, slug)`` of the assistants the user may chat with over ``/v1``."""
+        """``(id, slug)`` of the assistants the user may chat with over ``/v1``: their
+        own and those shared with them."""
+        groups = await self.access.groups_of(user_id)
         async with self.db.session() as session:
+            shared = select(AssistantShare.assistant_id).where(
+                self.access.reaching(user_id, groups)
+            )
             rows = await session.execute(
                 select(Assistant.id, Assistant.slug)
-                .where(Assistant.user_id == user_id)
+                .where((Assistant.user_id == user_id) | Assistant.id.in_(shared))
                 .order_by(Assistant.slug)
             )
             return [(i, s) for i, s in rows.all()]
 
     async def by_slug(self, user_id: str, slug: str) -> Assistant:
-        """The user's assistant named ``slug`` (NotFound otherwise: another user's
-        assistant is not told apart from a missing one)."""
+        """The assistant named ``slug`` if the user may chat with it (NotFound
+        otherwise: another user's assistant is not told apart from a missing one)."""
         async with self.db.session() as session:
-            row = await session.scalar(
-                select(Assistant).where(Assistant.slug == slug, Assistant.user_id == user_id)
-            )
-            if row is None:
+            row = await session.scalar(select(Assistant).where(Assistant.slug == slug))
+            role = None if row is None else await self.access.role(session, user_id, row, None)
+            if row is None or role is None:
                 raise NotFound(
                     "assistant", f"Unknown assistant {slug!r}; GET /v1/models lists yours."
                 )
             return row
+
+
+def _label(row: Assistant, published: AssistantConfig) -> None:
+    """The published name and description on the row, for the gallery's search."""
+    row.name = published.name[:200]
+    row.description = published.description[:500]

@@ -39,7 +39,21 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from parley.storage.tables import Base, UTCDateTime, new_id, utcnow
 
-__all__ = ["Assistant", "AssistantAnswer", "AssistantAvatar", "AssistantChat", "AssistantVersion"]
+__all__ = [
+    "ROLES",
+    "Assistant",
+    "AssistantAnswer",
+    "AssistantAvatar",
+    "AssistantChat",
+    "AssistantPolicy",
+    "AssistantShare",
+    "AssistantVersion",
+]
+
+# What a share grants, weakest first: chat with it; also read its settings (and
+# duplicate it); also edit it. The owner can do all of these and more.
+ROLES = ("chat", "view", "edit")
+PRINCIPALS = ("user", "group", "everyone", "link")
 
 
 class Assistant(Base):
@@ -52,6 +66,11 @@ class Assistant(Base):
     project_id: Mapped[str | None] = mapped_column(String(32))  # reserved: projects
     draft_version_id: Mapped[str | None] = mapped_column(String(32))
     published_version_id: Mapped[str | None] = mapped_column(String(32))
+    # The published version's name and description, kept here for the gallery's
+    # search (one indexed table instead of a JSON document per row).
+    name: Mapped[str] = mapped_column(String(200), default="")
+    description: Mapped[str] = mapped_column(String(500), default="")
+    featured: Mapped[bool] = mapped_column(Boolean, default=False)  # by an admin
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
@@ -106,3 +125,45 @@ class AssistantAvatar(Base):
     media_type: Mapped[str] = mapped_column(String(32))
     sha256: Mapped[str] = mapped_column(String(64))
     data: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class AssistantShare(Base):
+    """Who else may use an assistant, and how far (``ROLES``).
+
+    ``principal_type``: ``user`` (``principal_id`` a user id), ``group`` (a group
+    id: whoever ``USER_GROUPS`` says is in it at the time of the check),
+    ``everyone`` (``principal_id`` empty) or ``link`` (``principal_id`` a secret
+    token). A link grants nothing by itself: a user who opens it gets a ``user``
+    row whose ``link_id`` points at the link's row, so revoking the link removes
+    them all by cascade.
+    """
+
+    __tablename__ = "assistant_shares"
+    __table_args__ = (
+        UniqueConstraint("assistant_id", "principal_type", "principal_id", name="uq_share"),
+        Index("ix_assistant_shares_principal", "principal_type", "principal_id"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    assistant_id: Mapped[str] = mapped_column(ForeignKey("assistants.id", ondelete="CASCADE"))
+    principal_type: Mapped[str] = mapped_column(String(16))
+    principal_id: Mapped[str] = mapped_column(String(64), default="")
+    role: Mapped[str] = mapped_column(String(8))
+    link_id: Mapped[str | None] = mapped_column(
+        ForeignKey("assistant_shares.id", ondelete="CASCADE"), default=None
+    )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class AssistantPolicy(Base):
+    """Who may create and who may share assistants (one row, id 1; none: anyone).
+
+    ``creators`` / ``sharers``: None for every user, else the ids of the groups
+    whose members may. Admins always may."""
+
+    __tablename__ = "assistant_policy"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    creators: Mapped[list[str] | None] = mapped_column(JSON, default=None)
+    sharers: Mapped[list[str] | None] = mapped_column(JSON, default=None)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -32,7 +32,7 @@ from typing import Literal
 from parley.config import Settings
 from parley.knowledge.blobs import BlobStore
 from parley.knowledge.retrieval import Hit, Retriever
-from parley.knowledge.store import TERMINAL, KnowledgeStore, ScopeLookup, also_for
+from parley.knowledge.store import TERMINAL, KnowledgeStore, ScopeLookup, also_for, lent_files
 from parley.knowledge.tables import KnowledgeFile
 from parley.messages import FileSource, ImagePart, Source
 from parley.storage.db import Database
@@ -131,8 +131,20 @@ class FileContext:
         # search tool's passages continue the numbering ([n] stays unique in an answer).
         self.refs: dict[tuple[str, str], int] = {}
         self.also: ScopeLookup | None = None  # more a chat sees (an assistant's knowledge)
+        # other users' files a chat may search (a shared assistant's, a project's)
+        self.lent: list[ScopeLookup] = []
 
     async def _files(self, info: TurnInfo, bind: bool) -> list[KnowledgeFile]:
+        files = await self._own_files(info, bind)
+        if not self.lent:
+            return files
+        async with self.db.session() as session:
+            more = await lent_files(
+                session, self.lent, info.user_id, info.conversation_id, [f.id for f in files]
+            )
+        return files + more
+
+    async def _own_files(self, info: TurnInfo, bind: bool) -> list[KnowledgeFile]:
         async with self.db.session() as session:
             store = KnowledgeStore(session, info.user_id)
             also = await also_for(self.also, info.user_id, info.conversation_id)
@@ -210,7 +222,7 @@ class FileContext:
         used = 0
         ref = 0
         for row in whole:
-            body = await self._whole_text(info.user_id, row)
+            body = await self._whole_text(row.user_id, row)  # a lent file: its owner's
             ref += 1
             passages.append(f"[{ref}] {row.filename} (whole document)\n{_data(body)}")
             used += row.tokens
@@ -230,12 +242,12 @@ class FileContext:
             )
         search_ids = [f.id for f in retrieved] + [f.id for f in partial]
         if search_ids and info.query.strip():
-            hits = await self.retriever.search(
+            hits = await search_by_owner(
+                self.retriever,
                 info.user_id,
                 info.query,
-                file_ids=search_ids,
-                limit=self.config.knowledge_top_k,
-                mode="hybrid",
+                retrieved + partial,
+                self.config.knowledge_top_k,
             )
             for hit in hits:
                 cost = max(1, len(hit.text) // 4) + 12
@@ -335,7 +347,7 @@ class FileContext:
         if row.size_bytes > MAX_IMAGE_BYTES:
             return None
         try:
-            data = await asyncio.to_thread(self.blobs.path(row.sha256).read_bytes)
+            data = await asyncio.to_thread(lambda: self.blobs.local(row.sha256).read_bytes())
         except OSError:
             return None
         encoded = base64.b64encode(data).decode("ascii")
@@ -356,17 +368,21 @@ def make_search_tool(
         """
         if not ctx.user_id:
             return "No user: nothing to search."
-        file_ids: list[str] | None = None
+        scoped: list[KnowledgeFile] = []
         if ctx.conversation_id:
             also = await also_for(source.also, ctx.user_id, ctx.conversation_id)
             async with db.session() as session:
                 store = KnowledgeStore(session, ctx.user_id)
                 scoped = await store.scope_files(ctx.conversation_id, also)
-            if scoped:
-                file_ids = [f.id for f in scoped]
-        hits = await retriever.search(
-            ctx.user_id, query, file_ids=file_ids, limit=config.knowledge_top_k
-        )
+                scoped += await lent_files(
+                    session, source.lent, ctx.user_id, ctx.conversation_id, [f.id for f in scoped]
+                )
+        if scoped:
+            hits = await search_by_owner(
+                retriever, ctx.user_id, query, scoped, config.knowledge_top_k
+            )
+        else:
+            hits = await retriever.search(ctx.user_id, query, limit=config.knowledge_top_k)
         if not hits:
             return "No passage of the user's files matches this query."
         # Continue the turn's citation numbers: after the context's, after earlier calls'.
@@ -393,3 +409,27 @@ def make_search_tool(
         title="Search your files",
         summary="Looks through the files and collections of this chat",
     )
+
+
+async def search_by_owner(
+    retriever: Retriever, user_id: str, query: str, files: list[KnowledgeFile], limit: int
+) -> list[Hit]:
+    """Passages of ``files`` for ``query``: each owner's files in that owner's index
+    (a shared assistant's or a project member's files are not the asker's), the
+    best ``limit`` of all by score; the asker's own files only: one search."""
+    owners: dict[str, list[str]] = {}
+    for f in files:
+        owners.setdefault(f.user_id, []).append(f.id)
+    if list(owners) in ([], [user_id]):
+        return await retriever.search(
+            user_id, query, file_ids=owners.get(user_id, []), limit=limit, mode="hybrid"
+        )
+    found = await asyncio.gather(
+        *(
+            retriever.search(owner, query, file_ids=ids, limit=limit, mode="hybrid")
+            for owner, ids in owners.items()
+        )
+    )
+    hits = [hit for group in found for hit in group]
+    hits.sort(key=lambda h: h.score, reverse=True)
+    return hits[:limit]

@@ -19,6 +19,7 @@ from typing import Any
 
 from parley.config import Settings
 from parley.embeddings import EMBEDDER, Embedder, build_embedder
+from parley.jobs.runner import Jobs
 from parley.knowledge.api import router
 from parley.knowledge.blobs import BlobStore
 from parley.knowledge.context import FileContext, make_search_tool
@@ -32,8 +33,11 @@ from parley.seam import (
     CONVERSATION_FILES,
     CONVERSATION_IMAGES,
     CONVERSATION_KNOWLEDGE,
+    PROJECT_KNOWLEDGE,
+    SHARED_KNOWLEDGE,
     FeatureContext,
 )
+from parley.storage.objects import S3ObjectStore, Scoped, build_object_store
 from parley.usage.ledger import UsageLedger
 from parley.usage.metering import meter_embedder
 
@@ -45,6 +49,14 @@ MULTIPART_OVERHEAD = 64 * 1024
 TOOL_NAME = "search_knowledge"
 HOUSEKEEPING_EVERY_S = 3600.0
 PENDING_GRACE_S = 600.0
+
+
+def blob_store(settings: Settings) -> BlobStore:
+    """Uploaded files' bytes: under ``<data dir>/files`` or in the S3 bucket's ``files/``."""
+    root = settings.data_dir / "files"
+    if settings.storage_backend == "local":
+        return BlobStore(root)
+    return BlobStore(root, Scoped(build_object_store(settings), "files"))
 
 
 class KnowledgeFeature:
@@ -60,7 +72,7 @@ class KnowledgeFeature:
     ) -> None:
         self.settings = settings
         self.body_limits = {"/api/files": self.settings.files_max_bytes + MULTIPART_OVERHEAD}
-        self.blobs = BlobStore(settings.data_dir / "files")
+        self.blobs = blob_store(settings)
         self._embedder = embedder
         self._reranker = reranker
         self._ctx: FeatureContext | None = None
@@ -74,6 +86,10 @@ class KnowledgeFeature:
         return self._service
 
     async def start(self, ctx: FeatureContext) -> None:
+        if isinstance(self.blobs.objects, Scoped) and isinstance(
+            self.blobs.objects.store, S3ObjectStore
+        ):
+            await asyncio.to_thread(self.blobs.objects.store.ensure_bucket)
         embedder = self._embedder or build_embedder(self.settings)
         # A remote endpoint's requests are usage-ledger rows, charged to the user whose
         # file or question they embed (``billed_to`` in the queue and the retriever).
@@ -81,7 +97,7 @@ class KnowledgeFeature:
         index = VectorIndex(ctx.db)
         await index.setup()
         retriever = Retriever(ctx.db, embedder, index, self._reranker)
-        ingestor = Ingestor(ctx.db, self.blobs, embedder, index, self.settings)
+        ingestor = Ingestor(ctx.db, self.blobs, embedder, index, self.settings, ctx.require(Jobs))
         transcriber = ctx.lookup(AUDIO_TRANSCRIBER)
         ingestor.transcriber = transcriber  # audio files (parley.speech)
         await ingestor.start()
@@ -99,6 +115,8 @@ class KnowledgeFeature:
         await self._service.replay_deletions()  # left by a crash after a deletion's commit
         self._source = FileContext(ctx.db, retriever, self.blobs, self.settings)
         self._source.also = ctx.lookup(CONVERSATION_KNOWLEDGE)
+        shared, project = ctx.lookup(SHARED_KNOWLEDGE), ctx.lookup(PROJECT_KNOWLEDGE)
+        self._source.lent = [shared, project]
         ctx.add_context_source(self._source)
         ctx.add_tool(make_search_tool(ctx.db, retriever, self.settings, self._source), replace=True)
         self._ctx = ctx

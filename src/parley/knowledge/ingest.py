@@ -5,18 +5,22 @@ any worker can answer "is it ready?" and a restart resumes: files left in
 ``parsing``/``embedding`` by a process that died are queued again at start-up
 (on PostgreSQL, once their claim is older than ``STALE_CLAIM``).
 
-A file is *claimed* with a conditional UPDATE (``status = 'queued'``), so two
-workers never process it twice. ``WORKERS`` files are read at once: parsing
-runs in one dedicated thread (PDFium is not thread-safe) and yields a batch of
-passages at a time, which is written before the next is read: a 500-page PDF
-never sits in memory whole. A parsed file joins the embedding queue
+Each file is a durable job (``parley.jobs``, kind ``knowledge.ingest``, keyed by
+the file's id), run by whichever worker claims it; a worker that dies holding it
+loses its lease and the next attempt parses the file again from the start.
+Within a job the file is still *claimed* with a conditional UPDATE (``status =
+'queued'``), so a file is never processed twice. ``WORKERS`` files are read at
+once: parsing runs in one dedicated thread (PDFium is not thread-safe) and yields
+a batch of passages at a time, which is written before the next is read: a
+500-page PDF never sits in memory whole. A parsed file joins the embedding queue
 (``embedqueue.EmbedQueue``), which embeds passages of every waiting file
 together while the next files are parsed; each file's progress is written after
 every round. Neither blocks the event loop.
 
 Re-uploading bytes the same user already indexed copies the passages and
 vectors instead of parsing again. A change of embedding model re-embeds every
-ready file in the background (keyword search keeps working meanwhile).
+ready file in the background, one ``knowledge.reembed`` job for all workers
+(keyword search keeps working meanwhile).
 """
 
 from __future__ import annotations
@@ -37,6 +41,8 @@ from sqlalchemy import insert, select, text, update
 from parley.config import Settings
 from parley.embeddings import Embedder
 from parley.errors import Refused
+from parley.jobs.queue import Claimed
+from parley.jobs.runner import Jobs
 from parley.knowledge.blobs import BlobStore
 from parley.knowledge.chunking import Chunk, Chunker
 from parley.knowledge.embedqueue import EmbedQueue, IngestStats, embed_text
@@ -56,6 +62,8 @@ PARSE_BATCH = 64
 STALE_CLAIM = timedelta(minutes=10)
 POLL_S = 15.0
 WORKERS = 2  # files claimed and parsed at once (their embedding is shared)
+INGEST_JOB = "knowledge.ingest"
+REEMBED_JOB = "knowledge.reembed"
 
 
 class _Batches:
@@ -103,18 +111,18 @@ class Ingestor:
         embedder: Embedder | None,
         index: VectorIndex,
         config: Settings,
+        jobs: Jobs | None = None,
     ) -> None:
+        """``jobs``: the durable queue that runs ingestion (None: only ``process``, as
+        the benchmarks call it)."""
         self.db = db
         self.blobs = blobs
         self.embedder = embedder
         self.index = index
         self.config = config
-        self.queue: asyncio.Queue[str] = asyncio.Queue()
-        self._queued: set[str] = set()
+        self.jobs = jobs
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="parley-parse")
         self._tasks: list[asyncio.Task[None]] = []
-        self.idle = asyncio.Event()
-        self.idle.set()
         self.stats = IngestStats()
         self.embeds = EmbedQueue(db, index, lambda: self.embedder, self.stats)
         # An audio file's transcript (the speech feature, looked up when a file needs it)
@@ -123,15 +131,15 @@ class Ingestor:
     # ------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
+        """Register the job handlers, queue what a dead process left, and re-embed
+        in the background when the model changed (one job for every worker)."""
+        jobs = self._require_jobs()
+        jobs.handle(INGEST_JOB, self._ingest_job, concurrency=WORKERS)
+        jobs.handle(REEMBED_JOB, self._reembed_job, concurrency=1)
         await self._recover()
-        self._tasks = [
-            *(
-                asyncio.create_task(self._worker(), name=f"knowledge-ingest-{n}")
-                for n in range(WORKERS)
-            ),
-            asyncio.create_task(self._poll(), name="knowledge-poll"),
-            asyncio.create_task(self._maintenance(), name="knowledge-reembed"),
-        ]
+        if self.embedder is not None:
+            await jobs.enqueue(REEMBED_JOB, {"model": self.embedder.name}, key=self.embedder.name)
+        self._tasks = [asyncio.create_task(self._poll(), name="knowledge-poll")]
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -140,21 +148,66 @@ class Ingestor:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self._tasks = []
+        if self.jobs is not None:
+            self.jobs.unhandle(INGEST_JOB)
+            self.jobs.unhandle(REEMBED_JOB)
         await self.embeds.close()
         self._pool.shutdown(wait=False, cancel_futures=True)
 
-    def enqueue(self, file_id: str) -> None:
-        if file_id not in self._queued:
-            self._queued.add(file_id)
-            self.idle.clear()
-            self.queue.put_nowait(file_id)
+    def _require_jobs(self) -> Jobs:
+        if self.jobs is None:
+            raise RuntimeError("this Ingestor has no job queue")
+        return self.jobs
+
+    async def enqueue(self, file_id: str, user_id: str | None = None) -> None:
+        """Queue a file for ingestion (a durable job; once, however often it is asked)."""
+        await self._require_jobs().enqueue(
+            INGEST_JOB, {"file_id": file_id}, key=file_id, user_id=user_id
+        )
 
     async def wait_idle(self, limit_s: float = 60.0) -> None:
-        """Until the queue is drained (tests and benchmarks)."""
-        await asyncio.wait_for(self.idle.wait(), limit_s)
+        """Until no ingestion job is waiting or running (tests and benchmarks)."""
+        await self._require_jobs().drain([INGEST_JOB], limit_s)
+
+    async def _ingest_job(self, job: Claimed) -> None:
+        """One file, from queued to ready or failed. A second attempt means the first
+        died midway (its worker was killed, the database went away): the file's
+        half-written passages are dropped and it is parsed again from the start."""
+        file_id = str(job.payload["file_id"])
+        if job.attempt > 1:
+            await self._requeue_file(file_id)
+        await self.embeds.room()  # parsing waits while many passages wait for vectors
+        await self.process(file_id)
+
+    async def _reembed_job(self, job: Claimed) -> None:
+        await self._maintenance()
+
+    async def _requeue_file(self, file_id: str) -> None:
+        async with self.db.session() as session:
+            status = await session.scalar(
+                select(KnowledgeFile.status).where(KnowledgeFile.id == file_id)
+            )
+            if status not in ("parsing", "embedding"):
+                return
+            await session.execute(
+                text("DELETE FROM knowledge_chunks WHERE file_id = :f"), {"f": file_id}
+            )
+            await session.execute(
+                update(KnowledgeFile)
+                .where(KnowledgeFile.id == file_id)
+                .values(
+                    status="queued",
+                    chunk_count=0,
+                    embedded_count=0,
+                    pages_done=0,
+                    updated_at=utcnow(),
+                )
+            )
+            await session.commit()
 
     async def _recover(self) -> None:
-        """Queue again the files a dead process left half-done."""
+        """Queue again the files a dead process left half-done (from before the job
+        queue, or whose job was lost), then make sure every queued file has a job."""
         cutoff = None if self.db.dialect == "sqlite" else utcnow() - STALE_CLAIM
         async with self.db.session() as session:
             stuck = select(KnowledgeFile.id).where(
@@ -163,70 +216,36 @@ class Ingestor:
             if cutoff is not None:
                 stuck = stuck.where(KnowledgeFile.claimed_at < cutoff)
             ids = list((await session.scalars(stuck)).all())
-            for file_id in ids:
-                await session.execute(
-                    text("DELETE FROM knowledge_chunks WHERE file_id = :f"), {"f": file_id}
-                )
-                await session.execute(
-                    update(KnowledgeFile)
-                    .where(KnowledgeFile.id == file_id)
-                    .values(
-                        status="queued",
-                        chunk_count=0,
-                        embedded_count=0,
-                        pages_done=0,
-                        updated_at=utcnow(),
-                    )
-                )
-            await session.commit()
-            if ids:
-                log.info("re-queued %d file(s) left half-ingested", len(ids))
+        for file_id in ids:
+            await self._requeue_file(file_id)
+        if ids:
+            log.info("re-queued %d file(s) left half-ingested", len(ids))
         await self._enqueue_waiting()
 
     async def _enqueue_waiting(self) -> None:
+        """A job for each queued file of an active account (a disabled user's uploads
+        wait, queued, and get theirs when the account is enabled again)."""
         async with self.db.session() as session:
-            for file_id in (
-                await session.scalars(
-                    select(KnowledgeFile.id)
-                    .where(KnowledgeFile.status == "queued")
+            rows = (
+                await session.execute(
+                    select(KnowledgeFile.id, KnowledgeFile.user_id)
+                    .join(User, User.id == KnowledgeFile.user_id)
+                    .where(KnowledgeFile.status == "queued", User.status == "active")
                     .order_by(KnowledgeFile.created_at)
                 )
-            ).all():
-                self.enqueue(file_id)
+            ).all()
+        for file_id, user_id in rows:
+            await self.enqueue(file_id, user_id)
 
     async def _poll(self) -> None:
-        """Pick up files queued by a worker that died before processing them."""
+        """Give queued files a job when theirs was lost (a crash between the upload's
+        commit and its enqueue) or their owner was enabled again."""
         while True:
             await asyncio.sleep(POLL_S)
             try:
                 await self._enqueue_waiting()
             except Exception:
                 log.exception("polling for queued files failed")
-
-    async def _worker(self) -> None:
-        """Claim and parse files one after another; their embedding goes on in the queue
-        (the file stays in ``_queued`` until it is done, so it is not enqueued twice)."""
-        while True:
-            await self.embeds.room()
-            file_id = await self.queue.get()
-            done: asyncio.Future[None] | None = None
-            try:
-                done = await self._prepare(file_id)
-            except Exception:
-                log.exception("ingesting file %s failed", file_id)
-            finally:
-                if done is None:
-                    self._release(file_id)
-                else:
-                    done.add_done_callback(self._releaser(file_id))
-
-    def _releaser(self, file_id: str) -> Callable[[asyncio.Future[None]], None]:
-        return lambda _: self._release(file_id)
-
-    def _release(self, file_id: str) -> None:
-        self._queued.discard(file_id)
-        if not self._queued:
-            self.idle.set()
 
     # ------------------------------------------------------------ one file
 
@@ -389,8 +408,11 @@ class Ingestor:
 
     async def _parse(self, record: KnowledgeFile) -> int | None:
         """Parse and write the file's passages; how many (None: deleted meanwhile)."""
-        path = self.blobs.path(record.sha256)
         loop = asyncio.get_running_loop()
+        try:
+            path = await loop.run_in_executor(None, self.blobs.local, record.sha256)
+        except FileNotFoundError:
+            raise ParseError("file_missing", "The stored bytes of this file are missing.") from None
         detected = await loop.run_in_executor(self._pool, detect, path, record.filename)
         if detected.kind == "audio":
             segments: Iterator[Segment] = iter(await self._transcript(record, path))

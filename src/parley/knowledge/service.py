@@ -37,6 +37,8 @@ __all__ = ["Download", "KnowledgeService", "Uploaded"]
 
 log = logging.getLogger(__name__)
 
+CACHE_UNUSED_S = 86_400.0  # a remote blob's local copy unused this long is removed
+
 # What a download is served as: never HTML or SVG (they would run in our origin).
 _SAFE_DOWNLOAD = {
     "pdf": "application/pdf",
@@ -114,9 +116,10 @@ class KnowledgeService:
             row = await KnowledgeStore(session, user_id).file(file_id)
         if row is None:
             raise NotFound("file")
-        path = self.blobs.path(row.sha256)
-        if not path.is_file():
-            raise Gone("The stored bytes of this file are missing.", "file_missing")
+        try:
+            path = await asyncio.to_thread(self.blobs.local, row.sha256)
+        except FileNotFoundError:
+            raise Gone("The stored bytes of this file are missing.", "file_missing") from None
         return Download(path, safe_media_type(row), row.filename)
 
     async def delete_file(self, user_id: str, file_id: str) -> None:
@@ -261,9 +264,10 @@ class KnowledgeService:
                 stem, dot, ext = row.filename.rpartition(".")
                 name = f"{stem} ({n}).{ext}" if dot and stem else f"{row.filename} ({n})"
             seen.add(name)
-            path = self.blobs.path(row.sha256)
-            if path.is_file():
-                out.append((name, path))
+            try:
+                out.append((name, await asyncio.to_thread(self.blobs.local, row.sha256)))
+            except FileNotFoundError:
+                continue
         return out
 
     async def release_blob(self, sha256: str, min_age_s: float = 0.0) -> bool:
@@ -284,13 +288,9 @@ class KnowledgeService:
         hourly): bytes an import wrote before its transaction failed, or records
         removed behind the service's back (a cascade). Deletions through the
         service remove their bytes at once and do not wait for this."""
-        root = self.blobs.root
-        if not root.is_dir():
-            return 0
         try:
-            names = await asyncio.to_thread(
-                lambda: [p.name for p in root.glob("??/*") if len(p.name) == 64]
-            )
+            names = await asyncio.to_thread(lambda: [sha for sha, _ in self.blobs.digests()])
+            await asyncio.to_thread(self.blobs.prune_cache, CACHE_UNUSED_S)
             if not names:
                 return 0
             async with self._db.session() as session:

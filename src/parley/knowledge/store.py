@@ -7,6 +7,7 @@ the unit of work (they commit).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
@@ -24,7 +25,15 @@ from parley.knowledge.tables import (
 from parley.seam import ConversationKnowledge
 from parley.storage.tables import Conversation, utcnow
 
-__all__ = ["TERMINAL", "Also", "KnowledgeStore", "ScopeLookup", "also_for", "blob_in_use"]
+__all__ = [
+    "TERMINAL",
+    "Also",
+    "KnowledgeStore",
+    "ScopeLookup",
+    "also_for",
+    "blob_in_use",
+    "lent_files",
+]
 
 Also = tuple[Sequence[str], Sequence[str]]
 ScopeLookup = Callable[[], ConversationKnowledge | None]
@@ -35,6 +44,42 @@ async def also_for(lookup: ScopeLookup | None, user_id: str, conversation_id: st
     """What else ``conversation_id`` sees (an assistant's knowledge), or None."""
     extra = lookup() if lookup is not None else None
     return None if extra is None else await extra(user_id, conversation_id)
+
+
+async def lent_files(
+    session: AsyncSession,
+    lookups: Sequence[ScopeLookup],
+    user_id: str,
+    conversation_id: str,
+    have: Sequence[str] = (),
+) -> list[KnowledgeFile]:
+    """Other users' files a chat may *search* (``parley.seam.SHARED_KNOWLEDGE``, a
+    project's ``PROJECT_KNOWLEDGE``): the providers decided the user may, now.
+    Not scoped by user on purpose; retrieval only: callers search each under its
+    owner and never list, serve or copy them. ``have``: ids the chat already sees."""
+    collections: list[str] = []
+    files: list[str] = []
+    # the lenders are independent (an assistant's, a project's): asked together
+    for found in await asyncio.gather(
+        *(also_for(lookup, user_id, conversation_id) for lookup in lookups)
+    ):
+        if found:
+            collections += found[0]
+            files += found[1]
+    if not collections and not files:
+        return []
+    rows = await session.scalars(
+        select(KnowledgeFile)
+        .where(
+            or_(
+                *([KnowledgeFile.collection_id.in_(collections)] if collections else []),
+                *([KnowledgeFile.id.in_(files)] if files else []),
+            ),
+            KnowledgeFile.id.not_in(list(have)) if have else KnowledgeFile.id.is_not(None),
+        )
+        .order_by(KnowledgeFile.created_at, KnowledgeFile.id)
+    )
+    return list(rows.all())
 
 
 TERMINAL = frozenset({"ready", "failed"})

@@ -164,5 +164,5 @@ class Uploads:
             raise
         await asyncio.to_thread(blobs.commit, tmp, sha256)
         if not is_image:
-            self._ingestor.enqueue(row.id)
+            await self._ingestor.enqueue(row.id, row.user_id)
         return Uploaded(row, duplicate=False)

@@ -127,9 +127,11 @@ class KnowledgeUserData:
         )
         if job.with_files:
             for row in files:
-                path = self.service.blobs.path(row.sha256)
-                if path.is_file():
-                    job.files[row.sha256] = path
+                try:
+                    path = await asyncio.to_thread(self.service.blobs.local, row.sha256)
+                except FileNotFoundError:
+                    continue
+                job.files[row.sha256] = path
         return {
             "collections": [
                 {
@@ -277,7 +279,7 @@ class KnowledgeUserData:
         async def ingest() -> None:
             service.index.invalidate(user_id)
             for file_id in queued:
-                service.ingestor.enqueue(file_id)
+                await service.ingestor.enqueue(file_id, user_id)
 
         job.after_commit.append(ingest)
         return {"collections": len(collections), "files": len(rows), "files_skipped": skipped}

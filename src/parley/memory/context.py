@@ -17,8 +17,9 @@ from __future__ import annotations
 import logging
 
 from parley.engine.tokens import estimate_tokens
-from parley.memory.recall import Candidate, Scope
-from parley.memory.service import MemoryService, memory_enabled, scope_of
+from parley.memory.recall import Candidate
+from parley.memory.scopes import home_of, recall_scope
+from parley.memory.service import MemoryService, memory_enabled
 from parley.memory.text import parse_request, signals_change
 from parley.messages import MemorySource, MemoryWhy, Source
 from parley.turns.hooks import ContextBlock, TurnInfo
@@ -79,7 +80,7 @@ class MemoryContext:
         snap, ranking = await self.service.rank(
             info.user_id,
             info.query,
-            Scope(info.project_id, info.assistant_id),
+            recall_scope(info),
             self.k,
             embed_timeout_s=self.embed_timeout_s,
             min_similarity=self.min_similarity,
@@ -115,7 +116,7 @@ class MemoryContext:
     async def _remember(self, info: TurnInfo, fact: str) -> ContextBlock:
         """ "Remember that ..." carried out before the answer (forgetting asks first:
         ``parley.memory.forgetting``)."""
-        scope = scope_of(info.project_id, info.assistant_id)
+        scope = home_of(info)
         result = await self.service.remember(
             info.user_id,
             fact,

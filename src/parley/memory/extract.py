@@ -28,18 +28,20 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from parley.jobs.queue import Claimed
+from parley.jobs.runner import Jobs
 from parley.memory.forget_words import parse_forget
 from parley.memory.forgetting import ForgetService
-from parley.memory.recall import Scope
+from parley.memory.scopes import home_of, recall_scope
 from parley.memory.service import (
     MemoryService,
     Recalled,
     memory_enabled,
     review_enabled,
-    scope_of,
 )
 from parley.memory.store import MemoryStore
 from parley.memory.text import clean_fact, content_words, parse_request, supported_by
+from parley.memory.turninfo import turn_info_from_json, turn_info_json
 from parley.messages import MemorySource, MemoryUpdated, Message, TextDelta
 from parley.providers.base import ChatModel, ChatRequest
 from parley.storage.tables import Message as MessageRow
@@ -55,6 +57,8 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+EXTRACT_JOB = "memory.extract"
 
 MAX_OPERATIONS = 5
 RELATED = 8
@@ -154,8 +158,11 @@ class MemoryExtractor:
         *,
         enabled: bool = True,
         forgets: ForgetService | None = None,
+        jobs: Jobs | None = None,
     ) -> None:
+        """``jobs``: run each extraction as a durable job (``memory.extract``), here."""
         self.service = service
+        self.jobs = jobs
         self.resolve_model = resolve_model
         self.enabled = enabled
         self.forgets = forgets
@@ -171,6 +178,28 @@ class MemoryExtractor:
             return None  # off, or the explicit fast path already handled this message
         if not mentions_self(info.query):
             return None
+        if self.jobs is not None:
+            # a durable job run here at once: its event reaches this answer's stream; if
+            # this worker dies first, another worker extracts (the event is then lost,
+            # the answer's sources keep the record)
+            result: list[MemoryUpdated] | None = await self.jobs.run_here(
+                EXTRACT_JOB,
+                self.payload(info),
+                key=info.user_message_id or None,
+                user_id=info.user_id,
+            )
+            return result
+        return await self._extract_for(info)
+
+    @staticmethod
+    def payload(info: TurnInfo) -> dict[str, Any]:
+        return turn_info_json(info, query=True)
+
+    async def run_job(self, job: Claimed) -> list[MemoryUpdated] | None:
+        """The ``memory.extract`` job: extraction for the turn in its payload."""
+        return await self._extract_for(turn_info_from_json(job.payload))
+
+    async def _extract_for(self, info: TurnInfo) -> list[MemoryUpdated] | None:
         if await self._forget_asked(info):
             return None  # a confirmation chip handles it; the model must not delete on its own
         changed: list[MemorySource] = []
@@ -180,10 +209,10 @@ class MemoryExtractor:
     async def extract(self, info: TurnInfo, changed: list[MemorySource] | None = None) -> list[str]:
         """Run extraction for one user message; returns what was done (for tests and
         evals) and appends what it changed to ``changed``."""
-        scope = scope_of(info.project_id, info.assistant_id)
+        scope = home_of(info)
         review = review_enabled(info.preferences)
         related: list[Recalled] = await self.service.recall(
-            info.user_id, info.query, Scope(info.project_id, info.assistant_id), RELATED
+            info.user_id, info.query, recall_scope(info), RELATED
         )
         if review:  # what waits for approval can be updated too, instead of proposed twice
             waiting = await self._pending_related(info.user_id, info.query, scope)

@@ -21,14 +21,15 @@ from fastapi import APIRouter
 
 from parley.config import Settings
 from parley.embeddings import Embedder, build_embedder
+from parley.jobs.runner import Jobs
 from parley.memory.context import MemoryContext
 from parley.memory.explain import recall_router
-from parley.memory.extract import MemoryExtractor, ModelResolver
+from parley.memory.extract import EXTRACT_JOB, MemoryExtractor, ModelResolver
 from parley.memory.forgetting import ForgetContext, ForgetService
 from parley.memory.router import router as memories_router
 from parley.memory.service import MemoryService
 from parley.memory.store import expired_temporary_conversations
-from parley.memory.summaries import HistorySummarizer
+from parley.memory.summaries import SUMMARY_JOB, HistorySummarizer
 from parley.memory.tools import make_remember_tool, make_search_conversations_tool
 from parley.memory.userdata import MemoryUserData
 from parley.providers.base import ChatModel
@@ -122,14 +123,18 @@ class MemoryFeature:
             self.model_for("memory"),
             enabled=settings.memory_auto,
             forgets=self.forgets,
+            jobs=ctx.require(Jobs),
         )
+        ctx.require(Jobs).handle(EXTRACT_JOB, self.extractor.run_job, concurrency=2)
         self.summarizer = HistorySummarizer(
             ctx.db,
             self.model_for("summary"),
             enabled=settings.summarize_history,
             trigger=settings.summary_trigger,
             keep=settings.summary_keep,
+            jobs=ctx.require(Jobs),
         )
+        ctx.require(Jobs).handle(SUMMARY_JOB, self.summarizer.run_job, concurrency=2)
         ctx.add_after_turn(self.extractor)
         ctx.add_after_turn(self.summarizer)
         # Listed last in DEFAULT_FEATURES: every other feature's conversation hook

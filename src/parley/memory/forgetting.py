@@ -30,7 +30,8 @@ from sqlalchemy import select, update
 
 from parley.memory.forget_words import ForgetAsk, parse_forget
 from parley.memory.index import Entry
-from parley.memory.service import MemoryService, memory_enabled, scope_of
+from parley.memory.scopes import home_of
+from parley.memory.service import MemoryService, memory_enabled
 from parley.memory.store import MemoryStore
 from parley.memory.tables import ForgetRequest, Memory, MemoryVersion
 from parley.memory.text import STOP_WORDS, content_words
@@ -405,7 +406,7 @@ class ForgetContext:
         ask = parse_forget(info.query)
         if ask is None:
             return []
-        scope = scope_of(info.project_id, info.assistant_id)
+        scope = home_of(info)
         matches = await self.service.match(info.user_id, ask, scope)
         if not matches:
             return [

@@ -129,10 +129,11 @@ class Scope:
 
     project_id: str | None = None
     assistant_id: str | None = None
+    only: bool = False  # a project-only project: global memories are not read
 
     def allows(self, scope_type: str | None, scope_id: str | None) -> bool:
         if scope_type is None:
-            return True
+            return not self.only
         if scope_type == "project":
             return scope_id is not None and scope_id == self.project_id
         if scope_type == "assistant":

@@ -10,6 +10,9 @@ summary plus only the later messages (pinned ones always stay; the rules are
 ``parley.turns.history``'s, shared with the turn's preparation). So the
 summary is computed in the background once per chunk, reused by every later
 turn, and refreshed incrementally (previous summary + newly covered turns).
+It runs as a durable job (``memory.summarize``, one per conversation at a time,
+on whichever worker claims it): a worker that dies mid-summary leaves it to
+another.
 If a turn arrives before it is ready, the engine drops the oldest turns as
 before: the reply never waits for a summary.
 """
@@ -21,7 +24,10 @@ import logging
 
 from parley.engine.context import summarize
 from parley.engine.tokens import message_tokens
+from parley.jobs.queue import Claimed
+from parley.jobs.runner import Jobs
 from parley.memory.extract import ModelResolver
+from parley.memory.turninfo import turn_info_from_json, turn_info_json
 from parley.messages import Message
 from parley.storage.conversations import ConversationStore
 from parley.storage.db import Database
@@ -29,11 +35,17 @@ from parley.storage.tables import Message as MessageRow
 from parley.turns.history import history_from_rows, split_summarized
 from parley.turns.hooks import TurnInfo
 
-__all__ = ["SYSTEM_ALLOWANCE", "HistorySummarizer", "plan_summary"]
+__all__ = [
+    "SUMMARY_JOB",
+    "SYSTEM_ALLOWANCE",
+    "HistorySummarizer",
+    "plan_summary",
+]
 
 log = logging.getLogger(__name__)
 
 SYSTEM_ALLOWANCE = 0.15  # of the window: system prompt, memories, tool schemas
+SUMMARY_JOB = "memory.summarize"
 
 
 def history_budget(context_window: int, max_output_tokens: int) -> int:
@@ -71,7 +83,9 @@ class HistorySummarizer:
         enabled: bool = True,
         trigger: float = 0.7,
         keep: float = 0.4,
+        jobs: Jobs | None = None,
     ) -> None:
+        """``jobs``: run each summary as a durable job (None: in the after-turn task)."""
         self.db = db
         self.resolve_model = resolve_model
         self.enabled = enabled
@@ -79,9 +93,19 @@ class HistorySummarizer:
         self.keep = keep
         self._running: set[str] = set()
         self.last_run_s = 0.0
+        self.jobs = jobs
 
     async def after_turn(self, info: TurnInfo, answer: str, status: str) -> None:
         if not self.enabled or status not in ("complete", "cancelled"):
+            return None
+        if self.jobs is not None:
+            # Cheap to rule out here; otherwise a durable job (one per conversation at a
+            # time, on any worker; a summary a dead worker started is done again).
+            if not self._maybe_due(info):
+                return None
+            await self.jobs.enqueue(
+                SUMMARY_JOB, turn_info_json(info), key=info.conversation_id, user_id=info.user_id
+            )
             return None
         if info.conversation_id in self._running:
             return None  # one summary at a time per conversation; the next turn catches up
@@ -91,6 +115,14 @@ class HistorySummarizer:
         finally:
             self._running.discard(info.conversation_id)
         return None
+
+    async def run_job(self, job: Claimed) -> None:
+        """The ``memory.summarize`` job: the turn's conversation, read again."""
+        await self.refresh(turn_info_from_json({**job.payload, "history_tokens": None}))
+
+    def _maybe_due(self, info: TurnInfo) -> bool:
+        budget = history_budget(info.model.context_window, info.model.max_output_tokens)
+        return info.history_tokens is None or info.history_tokens > self.trigger * budget
 
     async def refresh(self, info: TurnInfo) -> bool:
         """Fold old turns into the stored summary when due; True when it changed.

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import select
 
+from parley.memory.scopes import chat_visible, project_mode
 from parley.memory.service import MemoryService, memory_enabled, scope_of
 from parley.memory.text import clean_fact, signals_change, supported_by
 from parley.storage.db import Database
@@ -60,6 +61,15 @@ async def _turn(db: Database, ctx: ToolContext) -> _Turn | None:
         return _Turn(conv, message, memory_enabled(user.preferences))
 
 
+async def _home(db: Database, conv: Conversation) -> tuple[str | None, str | None]:
+    """Where a memory saved by the tool in ``conv`` belongs (``scopes.home_of``)."""
+    if conv.project_id:
+        async with db.session() as session:
+            if await project_mode(session, conv.project_id) == "default":
+                return scope_of(None, conv.assistant_id)
+    return scope_of(conv.project_id, conv.assistant_id)
+
+
 def make_remember_tool(service: MemoryService) -> Tool:
     async def remember(fact: str, ctx: ToolContext) -> str:
         """Save a lasting fact about the user to memory, when the user asks you to
@@ -81,7 +91,7 @@ def make_remember_tool(service: MemoryService) -> Tool:
             source="explicit",
             conversation_id=turn.conversation.id,
             message_id=turn.user_message.id if turn.user_message else None,
-            scope=scope_of(turn.conversation.project_id, turn.conversation.assistant_id),
+            scope=await _home(service.db, turn.conversation),
             changed=signals_change(said),
         )
         ctx.sources.append(
@@ -114,10 +124,16 @@ def make_search_conversations_tool(db: Database, max_hits: int = 5) -> Tool:
         if turn is None or turn.conversation.temporary or not turn.memory_on:
             return "Past conversations are not available in this chat."
         async with db.session() as session:
-            hits = await search_conversations(session, ctx.user_id or "", query, limit=max_hits + 1)
+            hits = await search_conversations(
+                session, ctx.user_id or "", query, limit=max_hits * 4 + 1
+            )
+            # a project-only project's chats stay inside it (and see only each other)
+            visible = await chat_visible(
+                session, turn.conversation.project_id, [h.conversation_id for h in hits]
+            )
         lines = []
         for hit in hits:
-            if hit.conversation_id == ctx.conversation_id:
+            if hit.conversation_id == ctx.conversation_id or hit.conversation_id not in visible:
                 continue
             url = f"/c/{hit.conversation_id}"
             lines.append(f"- [{hit.title}]({url}): {hit.snippet}")

@@ -37,6 +37,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from parley.sandbox.manager import SandboxManager
 from parley.sandbox.tables import SandboxOutput
 from parley.storage.db import Database
+from parley.storage.objects import Scoped
 from parley.userdata import DeleteJob, ExportJob, ImportJob
 from parley.userdata.journal import DeletionJournal
 
@@ -69,11 +70,14 @@ class SandboxData:
         root: Path,
         journal: DeletionJournal,
         manager: Callable[[], SandboxManager | None],
+        objects: Scoped | None = None,
     ) -> None:
         """``root``: ``<data dir>/sandbox/outputs``; ``manager``: the running kernels'
-        manager, or None when code execution is off."""
+        manager, or None when code execution is off; ``objects``: the outputs' S3
+        store, when they are not under ``root``."""
         self.db = db
         self.root = root
+        self.objects = objects
         self.journal = journal
         self._manager = manager
 
@@ -173,6 +177,10 @@ class SandboxData:
             dirs = [output_dir(self.root, user_id)]
         async with self.db.session() as session:
             kept = set((await session.scalars(query)).all())
+        if self.objects is not None:
+            prefixes = [d.relative_to(self.root).as_posix() + "/" for d in dirs]
+            await asyncio.to_thread(_remove_unreferenced_objects, self.objects, prefixes, kept, 0.0)
+            return
         await asyncio.to_thread(_remove_unreferenced, self.root, dirs, kept, 0.0)
 
     async def replay(self, older_than_s: float = 0.0) -> int:
@@ -182,11 +190,15 @@ class SandboxData:
 
     async def collect_orphan_outputs(self, min_age_s: float = ORPHAN_MIN_AGE_S) -> int:
         """Remove output files no row points at, ``min_age_s`` old at least."""
-        if not self.root.is_dir():
+        if self.objects is None and not self.root.is_dir():
             return 0
         try:
             async with self.db.session() as session:
                 kept = set((await session.scalars(select(SandboxOutput.path))).all())
+            if self.objects is not None:
+                return await asyncio.to_thread(
+                    _remove_unreferenced_objects, self.objects, [""], kept, min_age_s
+                )
             return await asyncio.to_thread(
                 _remove_unreferenced, self.root, [self.root], kept, min_age_s
             )
@@ -228,6 +240,22 @@ def _remove_unreferenced(root: Path, dirs: Iterable[Path], kept: set[str], min_a
                 _remove_if_empty(base / name, now, min_age_s)
         if top != root:
             _remove_if_empty(top, now, min_age_s)
+    return removed
+
+
+def _remove_unreferenced_objects(
+    objects: Scoped, prefixes: Iterable[str], kept: set[str], min_age_s: float
+) -> int:
+    """``_remove_unreferenced`` in an object store: keys under ``prefixes`` that no
+    row names (and ``min_age_s`` old) are deleted. Blocking."""
+    now = time.time()
+    removed = 0
+    for prefix in prefixes:
+        for info in list(objects.list(prefix)):
+            if info.key in kept or (min_age_s and now - info.modified < min_age_s):
+                continue
+            objects.delete(info.key)
+            removed += 1
     return removed
 
 

@@ -30,6 +30,7 @@ from parley.sandbox.manager import (
 from parley.sandbox.outputs import OutputStore
 from parley.sandbox.routes import router
 from parley.seam import CONVERSATION_FILES, ConversationFiles, FeatureContext
+from parley.storage.objects import Scoped, build_object_store
 from parley.tools import Tool, ToolContext, ToolOutput, tool_from_function
 from parley.userdata.journal import DeletionJournal
 
@@ -125,6 +126,12 @@ class SandboxFeature:
         self.config = config_from_settings(settings)
         self.manager: SandboxManager | None = None
         self.store: OutputStore | None = None
+        # outputs' bytes: the data dir (None) or the S3 bucket's ``sandbox/outputs/``
+        self.objects: Scoped | None = (
+            Scoped(build_object_store(settings), "sandbox/outputs")
+            if settings.storage_backend != "local"
+            else None
+        )
         self.data: SandboxData | None = None
         self._housekeeping: asyncio.Task[None] | None = None
         self._conversation_files: Callable[[], ConversationFiles | None] = lambda: None
@@ -159,7 +166,9 @@ class SandboxFeature:
         await self._start_user_data(ctx)  # outputs are deleted even with execution off
         if not self.settings.sandbox_enabled:
             return
-        self.store = OutputStore(ctx.db, self.settings.data_dir / "sandbox" / "outputs")
+        self.store = OutputStore(
+            ctx.db, self.settings.data_dir / "sandbox" / "outputs", self.objects
+        )
         ctx.provide(OutputStore, self.store)
         # The conversation's files come from the knowledge feature when it runs.
         files = ctx.lookup(CONVERSATION_FILES)
@@ -213,6 +222,7 @@ class SandboxFeature:
             data_dir / "sandbox" / "outputs",
             DeletionJournal(data_dir / "deletions" / "sandbox"),
             lambda: self.manager,
+            self.objects,
         )
         ctx.add_user_data(self.data)
         ctx.add_conversation_data(self.data)

@@ -1,7 +1,8 @@
 """Outputs of the code interpreter: stored per user and conversation, served safely.
 
-Bytes go to ``<data dir>/sandbox/outputs/<user>/<conversation>/<id>`` (the
-stored name is the random id, never the sandbox-chosen filename); a row in
+Bytes go to ``<data dir>/sandbox/outputs/<user>/<conversation>/<id>``, or the
+same key under ``sandbox/outputs/`` in the S3 bucket (``parley.storage.objects``;
+the stored name is the random id, never the sandbox-chosen filename); a row in
 ``sandbox_outputs`` keeps the filename and media type. The media type is picked
 from a short allow-list and checked against the file's first bytes, so a file
 named ``x.png`` holding HTML is served as ``application/octet-stream``; SVG and
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +22,7 @@ from sqlalchemy import func, select
 from parley.messages import StepAttachment
 from parley.sandbox.tables import SandboxOutput
 from parley.storage.db import Database
+from parley.storage.objects import LocalObjectStore, ObjectMissing, ObjectStore, Scoped, check_key
 from parley.storage.tables import new_id
 
 __all__ = ["Attachment", "OutputBudget", "OutputStore", "media_type_for"]
@@ -110,9 +113,14 @@ class OutputBudget:
 class OutputStore:
     """Saves outputs and looks them up for their owner only."""
 
-    def __init__(self, db: Database, root: Path) -> None:
+    def __init__(
+        self, db: Database, root: Path, objects: ObjectStore | Scoped | None = None
+    ) -> None:
+        """``root``: ``<data dir>/sandbox/outputs``, where the bytes go unless
+        ``objects`` (the S3 bucket's ``sandbox/outputs/``) is given."""
         self.db = db
         self.root = root
+        self.objects: ObjectStore | Scoped = objects or LocalObjectStore(root)
 
     async def save(
         self, user_id: str, conversation_id: str | None, filename: str, data: bytes
@@ -121,8 +129,7 @@ class OutputStore:
         output_id = new_id()
         rel = Path(_SAFE_ID.sub("_", user_id)) / _SAFE_ID.sub("_", conversation_id or "none")
         rel = rel / output_id
-        target = self.root / rel
-        await asyncio.to_thread(_write, target, data)
+        await asyncio.to_thread(self.objects.put_bytes, rel.as_posix(), data)
         async with self.db.session() as session:
             session.add(
                 SandboxOutput(
@@ -149,8 +156,11 @@ class OutputStore:
             )
         return int(total or 0)
 
-    async def get(self, user_id: str, output_id: str) -> tuple[SandboxOutput, Path] | None:
-        """The row and file of ``output_id`` when it belongs to ``user_id``."""
+    async def get(
+        self, user_id: str, output_id: str
+    ) -> tuple[SandboxOutput, Path | Iterator[bytes]] | None:
+        """The row and bytes of ``output_id`` when it belongs to ``user_id``: a file on
+        this machine (the local store), or a stream of chunks (S3)."""
         async with self.db.session() as session:
             row = await session.scalar(
                 select(SandboxOutput).where(
@@ -159,14 +169,14 @@ class OutputStore:
             )
         if row is None:
             return None
-        path = (self.root / row.path).resolve()
-        if not path.is_relative_to(self.root.resolve()) or not path.is_file():
+        try:
+            check_key(row.path)
+        except ValueError:
             return None
-        return row, path
-
-
-def _write(target: Path, data: bytes) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    tmp = target.with_suffix(".part")
-    tmp.write_bytes(data)
-    tmp.replace(target)
+        local = self.objects.local_path(row.path)
+        if local is not None:
+            return (row, local) if local.is_file() else None
+        try:
+            return row, await asyncio.to_thread(self.objects.iter_chunks, row.path)
+        except ObjectMissing:
+            return None

@@ -9,11 +9,13 @@ still load in ``<img>`` tags.
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Annotated
 from urllib.parse import quote
 
-from fastapi import APIRouter, Depends
-from fastapi.responses import FileResponse
+from fastapi import APIRouter, Depends, Response
+from fastapi.responses import FileResponse, StreamingResponse
+from starlette.concurrency import iterate_in_threadpool
 
 from parley.http.deps import CurrentUser, ServicesDep
 from parley.http.guard import GuardedRoute
@@ -49,21 +51,22 @@ router = APIRouter(route_class=GuardedRoute, prefix="/api/sandbox", tags=["sandb
 )
 async def get_output(
     output_id: str, user: CurrentUser, store: Annotated[OutputStore | None, Depends(_store)]
-) -> FileResponse:
+) -> Response:
     """Download a chart or file the code interpreter produced."""
     found = await store.get(user.id, output_id) if store is not None else None
     if found is None:
         raise not_found("output")
-    row, path = found
+    row, data = found
     media = row.media_type
     if media.startswith("text/") or media == "application/json":
         media += "; charset=utf-8"
-    return FileResponse(
-        path,
-        media_type=media,
-        headers={
-            "Content-Disposition": content_disposition(row.filename),
-            "Content-Security-Policy": "sandbox; default-src 'none'",
-            "Cache-Control": "private, max-age=86400",
-        },
-    )
+    headers = {
+        "Content-Disposition": content_disposition(row.filename),
+        "Content-Security-Policy": "sandbox; default-src 'none'",
+        "Cache-Control": "private, max-age=86400",
+    }
+    if isinstance(data, Path):
+        return FileResponse(data, media_type=media, headers=headers)
+    # from the object store, through this server (its authorization checked above)
+    headers["Content-Length"] = str(row.size)
+    return StreamingResponse(iterate_in_threadpool(data), media_type=media, headers=headers)

@@ -55,6 +55,10 @@ class TurnProfile:
     model: str | None = None
     memory: MemoryMode = "user"
     answered: Callable[[AsyncSession, str], Awaitable[None]] | None = None
+    # a project's: its instructions add to the user's custom instructions or replace
+    # them; its memory mode ("default" or "project", ``parley.memory.scopes``)
+    custom_instructions: Literal["add", "replace"] = "add"
+    project_memory: str | None = None
 
     def merged(self, caller: TurnOptions) -> TurnOptions:
         """The caller's knobs win where set; instructions add up (profile first)."""
@@ -76,3 +80,9 @@ conversation's assistant is gone or no longer the user's to use."""
 
 TURN_PROFILES: Key[TurnProfiles] = Key("turn_profiles")
 """Provided by the assistants feature."""
+
+
+PROJECT_PROFILES: Key[TurnProfiles] = Key("project_profiles")
+"""Provided by the projects feature: asked for a conversation with a ``project_id``
+(None when the user is no longer a member: the project's context ends at once).
+Its options go under the assistant's, which go under the caller's."""

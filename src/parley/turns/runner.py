@@ -85,7 +85,13 @@ from parley.turns.hooks import (
     run_after_turn,
 )
 from parley.turns.options import DEFAULT as DEFAULT_OPTIONS
-from parley.turns.options import TURN_PROFILES, MemoryMode, TurnOptions, TurnProfile
+from parley.turns.options import (
+    PROJECT_PROFILES,
+    TURN_PROFILES,
+    MemoryMode,
+    TurnOptions,
+    TurnProfile,
+)
 from parley.turns.recorder import Final, Recorder
 from parley.turns.titles import model_title
 from parley.usage.ledger import UsageLedger
@@ -250,6 +256,9 @@ class TurnService:
             profile = await self._profile(session, user.id, conv)
             if profile is not None:  # an assistant's chat: its settings under the caller's
                 options = profile.merged(options)
+            project = await self._project(session, user.id, conv)
+            if project is not None:  # a project's chat: its settings under both
+                options = project.merged(options)
             first = kind == "send" and conv.active_leaf_id is None
             parent, user_row = await self._place_user_message(
                 store, conv, kind, content, parent_id, message_id
@@ -258,6 +267,7 @@ class TurnService:
                 model_ref
                 or conv.model
                 or (profile.model if profile is not None else None)
+                or (project.model if project is not None else None)
                 or (AUTO if is_auto(preferred_default) else None)
                 or await self.registry.default_ref(preferred_default, user.id)
             )
@@ -343,11 +353,16 @@ class TurnService:
             )
             if profile is not None:
                 info = _with_memory(info, profile.memory)
+            if project is not None and project.project_memory:
+                info = replace(
+                    info, preferences={**info.preferences, "project_memory": project.project_memory}
+                )
+            custom = project is None or project.custom_instructions == "add"
             return PreparedTurn(
                 user_id=user.id,
                 timezone=user.timezone or "UTC",
-                about_me=user.about_me or "",
-                response_style=user.response_style or "",
+                about_me=(user.about_me or "") if custom else "",
+                response_style=(user.response_style or "") if custom else "",
                 conversation_id=conv.id,
                 user_message=user_row,
                 assistant_message=assistant,
@@ -421,6 +436,13 @@ class TurnService:
     ) -> TurnProfile | None:
         """The conversation's own settings (``TURN_PROFILES``: an assistant's chat)."""
         profiles = self.services.get(TURN_PROFILES) if conv.assistant_id else None
+        return None if profiles is None else await profiles(session, user_id, conv)
+
+    async def _project(
+        self, session: AsyncSession, user_id: str, conv: Conversation
+    ) -> TurnProfile | None:
+        """The project's settings for a chat in one (``PROJECT_PROFILES``)."""
+        profiles = self.services.get(PROJECT_PROFILES) if conv.project_id else None
         return None if profiles is None else await profiles(session, user_id, conv)
 
     def _enabled_tools(

@@ -4,7 +4,7 @@
 to text and text to speech are priced per minute of audio (``parley.speech``).
 
 Revision ID: 0027_speech
-Revises: 0023_streams
+Revises: 0028_jobs
 Create Date: 2026-12-07
 """
 
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0027_speech"
-down_revision: str | None = "0023_streams"
+down_revision: str | None = "0028_jobs"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

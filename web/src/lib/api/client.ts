@@ -18,6 +18,10 @@ import type {
   RoutingOverview,
   TelemetryOut,
   TelemetryUpdate,
+  Job,
+  JobList,
+  JobState,
+  StorageSettings,
   ImportReport,
   KeyCreate,
   KeyList,
@@ -388,6 +392,11 @@ export const admin = {
     request<RoutingOverview>('/api/admin/routing/clear', { method: 'POST', body: { scope, scope_id } }),
   telemetry: () => request<TelemetryOut>('/api/admin/telemetry'),
   setTelemetry: (body: TelemetryUpdate) => request<TelemetryOut>('/api/admin/telemetry', { method: 'PUT', body }),
+  jobs: (state: JobState | null = null) =>
+    request<JobList>(state ? `/api/admin/jobs?state=${enc(state)}` : '/api/admin/jobs'),
+  retryJob: (id: string) => request<Job>(`/api/admin/jobs/${enc(id)}/retry`, { method: 'POST' }),
+  discardJob: (id: string) => request<void>(`/api/admin/jobs/${enc(id)}`, { method: 'DELETE' }),
+  storage: () => request<StorageSettings>('/api/admin/storage'),
 };
 
 /** Message for an unknown thrown value. */

@@ -4,6 +4,58 @@
  */
 
 export interface paths {
+    "/api/admin/assistant-policy": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Get Policy */
+        get: operations["get_policy_api_admin_assistant_policy_get"];
+        /** Set Policy */
+        put: operations["set_policy_api_admin_assistant_policy_put"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/admin/assistants": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Admin Assistants */
+        get: operations["admin_assistants_api_admin_assistants_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/admin/assistants/{assistant_id}/featured": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /** Feature Assistant */
+        put: operations["feature_assistant_api_admin_assistants__assistant_id__featured_put"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/admin/failover": {
         parameters: {
             query?: never;
@@ -62,6 +114,77 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/admin/groups": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List Groups */
+        get: operations["list_groups_api_admin_groups_get"];
+        put?: never;
+        /** Create Group */
+        post: operations["create_group_api_admin_groups_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/admin/groups/{group_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** Delete Group */
+        delete: operations["delete_group_api_admin_groups__group_id__delete"];
+        options?: never;
+        head?: never;
+        /** Update Group */
+        patch: operations["update_group_api_admin_groups__group_id__patch"];
+        trace?: never;
+    };
+    "/api/admin/groups/{group_id}/members": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List Members */
+        get: operations["list_members_api_admin_groups__group_id__members_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/admin/groups/{group_id}/members/{user_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /** Add Member */
+        put: operations["add_member_api_admin_groups__group_id__members__user_id__put"];
+        post?: never;
+        /** Remove Member */
+        delete: operations["remove_member_api_admin_groups__group_id__members__user_id__delete"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/admin/images/providers": {
         parameters: {
             query?: never;
@@ -96,6 +219,63 @@ export interface paths {
         head?: never;
         /** Change Provider */
         patch: operations["change_provider_api_admin_images_providers__provider_id__patch"];
+        trace?: never;
+    };
+    "/api/admin/jobs": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List Jobs */
+        get: operations["list_jobs_api_admin_jobs_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/admin/jobs/{job_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Discard Job
+         * @description 404 when there is no such job, or it is running or done.
+         */
+        delete: operations["discard_job_api_admin_jobs__job_id__delete"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/admin/jobs/{job_id}/retry": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Retry Job
+         * @description 404 when there is no such job, or it is running or done.
+         */
+        post: operations["retry_job_api_admin_jobs__job_id__retry_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
         trace?: never;
     };
     "/api/admin/local-models": {
@@ -484,6 +664,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/admin/storage": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Storage Settings */
+        get: operations["storage_settings_api_admin_storage_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/admin/telemetry": {
         parameters: {
             query?: never;
@@ -649,6 +846,40 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/assistant-gallery": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Gallery */
+        get: operations["gallery_api_assistant_gallery_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/assistant-links": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Open Link */
+        post: operations["open_link_api_assistant_links_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/assistants": {
         parameters: {
             query?: never;
@@ -661,6 +892,23 @@ export interface paths {
         put?: never;
         /** Create Assistant */
         post: operations["create_assistant_api_assistants_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/assistants/import": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Import Assistant */
+        post: operations["import_assistant_api_assistants_import_post"];
         delete?: never;
         options?: never;
         head?: never;
@@ -746,6 +994,57 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/assistants/{assistant_id}/duplicate": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Duplicate Assistant */
+        post: operations["duplicate_assistant_api_assistants__assistant_id__duplicate_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/assistants/{assistant_id}/export": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Export Assistant */
+        get: operations["export_assistant_api_assistants__assistant_id__export_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/assistants/{assistant_id}/owner": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Transfer Assistant */
+        post: operations["transfer_assistant_api_assistants__assistant_id__owner_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/assistants/{assistant_id}/publish": {
         parameters: {
             query?: never;
@@ -761,6 +1060,42 @@ export interface paths {
         options?: never;
         head?: never;
         patch?: never;
+        trace?: never;
+    };
+    "/api/assistants/{assistant_id}/shares": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List Shares */
+        get: operations["list_shares_api_assistants__assistant_id__shares_get"];
+        put?: never;
+        /** Add Share */
+        post: operations["add_share_api_assistants__assistant_id__shares_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/assistants/{assistant_id}/shares/{share_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** Revoke Share */
+        delete: operations["revoke_share_api_assistants__assistant_id__shares__share_id__delete"];
+        options?: never;
+        head?: never;
+        /** Change Share */
+        patch: operations["change_share_api_assistants__assistant_id__shares__share_id__patch"];
         trace?: never;
     };
     "/api/assistants/{assistant_id}/versions": {
@@ -1304,6 +1639,23 @@ export interface paths {
          * @description The original bytes, as an attachment with a content type that cannot run.
          */
         get: operations["download_file_api_files__file_id__content_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/groups": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Group Names */
+        get: operations["group_names_api_groups_get"];
         put?: never;
         post?: never;
         delete?: never;
@@ -1883,6 +2235,184 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/projects": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List Projects */
+        get: operations["list_projects_api_projects_get"];
+        put?: never;
+        /** Create Project */
+        post: operations["create_project_api_projects_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/projects/import": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Import Project */
+        post: operations["import_project_api_projects_import_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/projects/{project_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Get Project */
+        get: operations["get_project_api_projects__project_id__get"];
+        put?: never;
+        post?: never;
+        /** Delete Project */
+        delete: operations["delete_project_api_projects__project_id__delete"];
+        options?: never;
+        head?: never;
+        /** Update Project */
+        patch: operations["update_project_api_projects__project_id__patch"];
+        trace?: never;
+    };
+    "/api/projects/{project_id}/chats": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List Chats */
+        get: operations["list_chats_api_projects__project_id__chats_get"];
+        put?: never;
+        /** Start Chat */
+        post: operations["start_chat_api_projects__project_id__chats_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/projects/{project_id}/chats/{conversation_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Read Chat */
+        get: operations["read_chat_api_projects__project_id__chats__conversation_id__get"];
+        /** Move In */
+        put: operations["move_in_api_projects__project_id__chats__conversation_id__put"];
+        post?: never;
+        /** Move Out */
+        delete: operations["move_out_api_projects__project_id__chats__conversation_id__delete"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/projects/{project_id}/export": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Export Project */
+        get: operations["export_project_api_projects__project_id__export_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/projects/{project_id}/files": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List Files */
+        get: operations["list_files_api_projects__project_id__files_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/projects/{project_id}/files/{file_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /** Add File */
+        put: operations["add_file_api_projects__project_id__files__file_id__put"];
+        post?: never;
+        /** Remove File */
+        delete: operations["remove_file_api_projects__project_id__files__file_id__delete"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/projects/{project_id}/members": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List Members */
+        get: operations["list_members_api_projects__project_id__members_get"];
+        put?: never;
+        /** Add Member */
+        post: operations["add_member_api_projects__project_id__members_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/projects/{project_id}/members/{member_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** Remove Member */
+        delete: operations["remove_member_api_projects__project_id__members__member_id__delete"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/sandbox/outputs/{output_id}": {
         parameters: {
             query?: never;
@@ -2422,6 +2952,24 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        /** AdminAssistant */
+        AdminAssistant: {
+            /** Featured */
+            featured: boolean;
+            /** Id */
+            id: string;
+            /** Name */
+            name: string;
+            /** Owner */
+            owner: string;
+            /** Slug */
+            slug: string;
+        };
+        /** AdminAssistantList */
+        AdminAssistantList: {
+            /** Items */
+            items: components["schemas"]["AdminAssistant"][];
+        };
         /**
          * AdminPasswordReset
          * @description ``password`` empty or left out: the server makes a temporary one.
@@ -2579,6 +3127,36 @@ export interface components {
             /** To Version */
             to_version: number;
         };
+        /**
+         * AssistantDocument
+         * @description ``parley: "assistant"``, ``format: 1``; what ``GET .../export`` writes.
+         */
+        AssistantDocument: {
+            /** Collections */
+            collections?: string[];
+            config: components["schemas"]["AssistantConfig"];
+            /**
+             * Files
+             * @description Knowledge to upload again.
+             */
+            files?: string[];
+            /**
+             * Format
+             * @default 1
+             */
+            format?: number;
+            /**
+             * Parley
+             * @default assistant
+             * @constant
+             */
+            parley?: "assistant";
+            /**
+             * Slug
+             * @default
+             */
+            slug?: string;
+        };
         /** AssistantList */
         AssistantList: {
             /** Items */
@@ -2623,6 +3201,8 @@ export interface components {
             created_at: string;
             /** Draft Version */
             draft_version: number;
+            /** Featured */
+            featured: boolean;
             /** Id */
             id: string;
             /**
@@ -2634,6 +3214,11 @@ export interface components {
             published: components["schemas"]["AssistantConfig"] | null;
             /** Published Version */
             published_version: number | null;
+            /**
+             * Role
+             * @description Your role on it: owner, edit, view or chat.
+             */
+            role: string;
             /** Slug */
             slug: string;
             /** Updated At */
@@ -3152,6 +3737,11 @@ export interface components {
             model: string | null;
             /** Pinned */
             pinned: boolean;
+            /**
+             * Project Id
+             * @description The project the chat is in (GET /api/projects/{id}).
+             */
+            project_id?: string | null;
             /** Temporary */
             temporary: boolean;
             /** Title */
@@ -3581,6 +4171,11 @@ export interface components {
             /** Model */
             model: string;
         };
+        /** FeaturedIn */
+        FeaturedIn: {
+            /** Featured */
+            featured: boolean;
+        };
         /** FieldChange */
         FieldChange: {
             /** Added */
@@ -3732,6 +4327,32 @@ export interface components {
             /** Name */
             name: string;
         };
+        /** GalleryItem */
+        GalleryItem: {
+            /** Avatar Url */
+            avatar_url: string;
+            /** Description */
+            description: string;
+            /** Featured */
+            featured: boolean;
+            /** Id */
+            id: string;
+            /** Model Id */
+            model_id: string;
+            /** Name */
+            name: string;
+            /** Owner */
+            owner: string;
+            /** Role */
+            role: string;
+            /** Slug */
+            slug: string;
+        };
+        /** GalleryList */
+        GalleryList: {
+            /** Items */
+            items: components["schemas"]["GalleryItem"][];
+        };
         /** GenerationIn */
         GenerationIn: {
             /** Model */
@@ -3749,6 +4370,67 @@ export interface components {
             size?: string | null;
             /** User */
             user?: string | null;
+        };
+        /** GroupIn */
+        GroupIn: {
+            /**
+             * Description
+             * @default
+             */
+            description?: string;
+            /** Name */
+            name: string;
+        };
+        /** GroupList */
+        GroupList: {
+            /** Items */
+            items: components["schemas"]["GroupPublic"][];
+        };
+        /** GroupMemberList */
+        GroupMemberList: {
+            /** Items */
+            items: components["schemas"]["GroupMemberPublic"][];
+        };
+        /** GroupMemberPublic */
+        GroupMemberPublic: {
+            /** Email */
+            email: string;
+            /** Id */
+            id: string;
+            /** Name */
+            name: string;
+        };
+        /** GroupName */
+        GroupName: {
+            /** Id */
+            id: string;
+            /** Name */
+            name: string;
+        };
+        /** GroupNames */
+        GroupNames: {
+            /** Items */
+            items: components["schemas"]["GroupName"][];
+        };
+        /** GroupPatch */
+        GroupPatch: {
+            /** Description */
+            description?: string | null;
+            /** Name */
+            name?: string | null;
+        };
+        /** GroupPublic */
+        GroupPublic: {
+            /** Created At */
+            created_at: string | null;
+            /** Description */
+            description: string;
+            /** Id */
+            id: string;
+            /** Members */
+            members: number;
+            /** Name */
+            name: string;
         };
         /** HTTPValidationError */
         HTTPValidationError: {
@@ -3979,6 +4661,10 @@ export interface components {
             /** Data */
             data: components["schemas"]["ImageData"][];
         };
+        /** ImportIn */
+        ImportIn: {
+            document: components["schemas"]["AssistantDocument"];
+        };
         /**
          * ImportReport
          * @description What an import added to the account.
@@ -3998,6 +4684,20 @@ export interface components {
             messages: number;
             /** Settings */
             settings: boolean;
+        };
+        /** Imported */
+        Imported: {
+            assistant: components["schemas"]["AssistantPublic"];
+            /**
+             * Dropped
+             * @description Tools or a model this instance does not have.
+             */
+            dropped: string[];
+            /**
+             * Files
+             * @description Knowledge files to upload again.
+             */
+            files: string[];
         };
         /** InputTokens */
         InputTokens: {
@@ -4073,6 +4773,83 @@ export interface components {
              * @constant
              */
             object?: "list";
+        };
+        /** JobCounts */
+        JobCounts: {
+            /** Dead */
+            dead: number;
+            /** Done */
+            done: number;
+            /** Queued */
+            queued: number;
+            /** Running */
+            running: number;
+        };
+        /** JobList */
+        JobList: {
+            counts: components["schemas"]["JobCounts"];
+            /** Items */
+            items: components["schemas"]["JobPublic"][];
+            /**
+             * Runs Here
+             * @description this server process runs jobs (else only workers do)
+             */
+            runs_here: boolean;
+        };
+        /** JobPublic */
+        JobPublic: {
+            /** Attempts */
+            attempts: number;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Finished At */
+            finished_at: string | null;
+            /** Id */
+            id: string;
+            /**
+             * Kind
+             * @description what the job does, e.g. knowledge.ingest
+             */
+            kind: string;
+            /** Last Error */
+            last_error: string | null;
+            /** Lease Until */
+            lease_until: string | null;
+            /** Max Attempts */
+            max_attempts: number;
+            /** Payload */
+            payload: {
+                [key: string]: unknown;
+            };
+            /**
+             * Run After
+             * Format: date-time
+             * @description a queued job waits until then (retry backoff)
+             */
+            run_after: string;
+            /**
+             * State
+             * @enum {string}
+             */
+            state: "queued" | "running" | "done" | "dead";
+            /**
+             * Updated At
+             * Format: date-time
+             */
+            updated_at: string;
+            /**
+             * User Id
+             * @description whose work it is, when it is a user's
+             */
+            user_id: string | null;
+            /**
+             * Worker
+             * @description the worker holding a running job
+             */
+            worker: string | null;
         };
         /** KeyCreate */
         KeyCreate: {
@@ -4235,6 +5012,16 @@ export interface components {
         KnowledgeHits: {
             /** Items */
             items: components["schemas"]["KnowledgeHit"][];
+        };
+        /** LinkIn */
+        LinkIn: {
+            /** Token */
+            token: string;
+        };
+        /** LinkOpened */
+        LinkOpened: {
+            /** Assistant Id */
+            assistant_id: string;
         };
         /** Liveness */
         Liveness: {
@@ -4457,6 +5244,37 @@ export interface components {
             response_style?: string | null;
             /** Timezone */
             timezone?: string | null;
+        };
+        /** MemberIn */
+        MemberIn: {
+            /** Email */
+            email?: string | null;
+            /** Group Id */
+            group_id?: string | null;
+            /**
+             * Role
+             * @default viewer
+             * @enum {string}
+             */
+            role?: "viewer" | "editor";
+        };
+        /** MemberList */
+        MemberList: {
+            /** Items */
+            items: components["schemas"]["MemberPublic"][];
+        };
+        /** MemberPublic */
+        MemberPublic: {
+            /** Id */
+            id: string;
+            /** Kind */
+            kind: string;
+            /** Label */
+            label: string;
+            /** Principal Id */
+            principal_id: string;
+            /** Role */
+            role: string;
         };
         /** MemoriesDeleted */
         MemoriesDeleted: {
@@ -5078,6 +5896,19 @@ export interface components {
             /** Password */
             password: string;
         };
+        /** PolicyBody */
+        PolicyBody: {
+            /**
+             * Creators
+             * @description Group ids whose members may create; null: all.
+             */
+            creators?: string[] | null;
+            /**
+             * Sharers
+             * @description Group ids whose members may share; null: all.
+             */
+            sharers?: string[] | null;
+        };
         /** PolicyClear */
         PolicyClear: {
             /**
@@ -5119,6 +5950,13 @@ export interface components {
              * @description false: the instance's built-in (no rules)
              */
             stored: boolean;
+        };
+        /** PolicyPublic */
+        PolicyPublic: {
+            /** Creators */
+            creators: string[] | null;
+            /** Sharers */
+            sharers: string[] | null;
         };
         /** PolicyUpdate */
         PolicyUpdate: {
@@ -5213,6 +6051,236 @@ export interface components {
              * @default UTC
              */
             timezone?: string;
+        };
+        /** ProjectChat */
+        ProjectChat: {
+            /** Author */
+            author: string;
+            /** Id */
+            id: string;
+            /** Mine */
+            mine: boolean;
+            /** Title */
+            title: string;
+            /** Updated At */
+            updated_at: string | null;
+        };
+        /** ProjectChatIn */
+        ProjectChatIn: {
+            /** Title */
+            title?: string | null;
+        };
+        /** ProjectChatList */
+        ProjectChatList: {
+            /** Items */
+            items: components["schemas"]["ProjectChat"][];
+        };
+        /** ProjectChatStarted */
+        ProjectChatStarted: {
+            /** Conversation Id */
+            conversation_id: string;
+        };
+        /** ProjectCreate */
+        ProjectCreate: {
+            /**
+             * Assistant Id
+             * @description Empty: none.
+             */
+            assistant_id?: string | null;
+            /** Description */
+            description?: string | null;
+            /** Instructions */
+            instructions?: string | null;
+            /**
+             * Instructions Mode
+             * @description Add to your custom instructions, or replace them.
+             */
+            instructions_mode?: ("add" | "replace") | null;
+            /**
+             * Memory
+             * @description 'project': project-only memory.
+             */
+            memory?: ("default" | "project") | null;
+            /**
+             * Model
+             * @description Empty: none.
+             */
+            model?: string | null;
+            /** Name */
+            name: string | null;
+            /** Tools */
+            tools?: string[] | null;
+        };
+        /**
+         * ProjectDocument
+         * @description A project's settings, portable (``parley: "project"``, ``format: 1``): no
+         *     chats, no files (their names, to upload again), no members.
+         */
+        ProjectDocument: {
+            /**
+             * Description
+             * @default
+             */
+            description?: string;
+            /** Files */
+            files?: string[];
+            /**
+             * Format
+             * @default 1
+             */
+            format?: number;
+            /**
+             * Instructions
+             * @default
+             */
+            instructions?: string;
+            /**
+             * Instructions Mode
+             * @default add
+             * @enum {string}
+             */
+            instructions_mode?: "add" | "replace";
+            /**
+             * Memory
+             * @default default
+             * @enum {string}
+             */
+            memory?: "default" | "project";
+            /**
+             * Model
+             * @default
+             */
+            model?: string;
+            /** Name */
+            name: string;
+            /**
+             * Parley
+             * @default project
+             * @constant
+             */
+            parley?: "project";
+            /** Tools */
+            tools?: string[];
+        };
+        /** ProjectFields */
+        ProjectFields: {
+            /**
+             * Assistant Id
+             * @description Empty: none.
+             */
+            assistant_id?: string | null;
+            /** Description */
+            description?: string | null;
+            /** Instructions */
+            instructions?: string | null;
+            /**
+             * Instructions Mode
+             * @description Add to your custom instructions, or replace them.
+             */
+            instructions_mode?: ("add" | "replace") | null;
+            /**
+             * Memory
+             * @description 'project': project-only memory.
+             */
+            memory?: ("default" | "project") | null;
+            /**
+             * Model
+             * @description Empty: none.
+             */
+            model?: string | null;
+            /** Name */
+            name?: string | null;
+            /** Tools */
+            tools?: string[] | null;
+        };
+        /** ProjectFile */
+        ProjectFile: {
+            /** Filename */
+            filename: string;
+            /** Id */
+            id: string;
+            /** Mine */
+            mine: boolean;
+            /** Owner */
+            owner: string;
+            /** Size Bytes */
+            size_bytes: number;
+            /** Status */
+            status: string;
+        };
+        /** ProjectFileList */
+        ProjectFileList: {
+            /** Items */
+            items: components["schemas"]["ProjectFile"][];
+        };
+        /** ProjectImport */
+        ProjectImport: {
+            document: components["schemas"]["ProjectDocument"];
+        };
+        /** ProjectImported */
+        ProjectImported: {
+            /** Dropped */
+            dropped: string[];
+            /** Files */
+            files: string[];
+            project: components["schemas"]["ProjectPublic"];
+        };
+        /** ProjectList */
+        ProjectList: {
+            /** Items */
+            items: components["schemas"]["ProjectPublic"][];
+        };
+        /** ProjectMessage */
+        ProjectMessage: {
+            /** Content */
+            content: string;
+            /** Created At */
+            created_at: string | null;
+            /** Id */
+            id: string;
+            /** Role */
+            role: string;
+        };
+        /** ProjectPublic */
+        ProjectPublic: {
+            /** Assistant Id */
+            assistant_id: string | null;
+            /** Chats */
+            chats: number;
+            /** Created At */
+            created_at: string | null;
+            /** Description */
+            description: string;
+            /** Id */
+            id: string;
+            /** Instructions */
+            instructions: string;
+            /** Instructions Mode */
+            instructions_mode: string;
+            /** Memory */
+            memory: string;
+            /** Model */
+            model: string | null;
+            /** Name */
+            name: string;
+            /**
+             * Role
+             * @description Yours: owner, editor or viewer.
+             */
+            role: string;
+            /** Tools */
+            tools: string[];
+            /** Updated At */
+            updated_at: string | null;
+        };
+        /** ProjectTranscript */
+        ProjectTranscript: {
+            /** Id */
+            id: string;
+            /** Messages */
+            messages: components["schemas"]["ProjectMessage"][];
+            /** Title */
+            title: string;
         };
         /** ProviderCreate */
         ProviderCreate: {
@@ -5754,6 +6822,62 @@ export interface components {
              */
             web_search?: boolean | null;
         };
+        /** ShareIn */
+        ShareIn: {
+            /** Email */
+            email?: string | null;
+            /** Group Id */
+            group_id?: string | null;
+            /**
+             * Kind
+             * @enum {string}
+             */
+            kind: "user" | "group" | "everyone" | "link";
+            /**
+             * Role
+             * @default chat
+             * @enum {string}
+             */
+            role?: "chat" | "view" | "edit";
+        };
+        /** ShareList */
+        ShareList: {
+            /** Items */
+            items: components["schemas"]["SharePublic"][];
+        };
+        /** SharePatch */
+        SharePatch: {
+            /**
+             * Role
+             * @enum {string}
+             */
+            role: "chat" | "view" | "edit";
+        };
+        /** SharePublic */
+        SharePublic: {
+            /** Created At */
+            created_at: string | null;
+            /** Id */
+            id: string;
+            /** Kind */
+            kind: string;
+            /** Label */
+            label: string;
+            /**
+             * Principal Id
+             * @description The user or group id (empty for everyone).
+             */
+            principal_id: string;
+            /** Role */
+            role: string;
+            /**
+             * Token
+             * @description A link's secret (the owner only sees shares).
+             */
+            token: string | null;
+            /** Via Link */
+            via_link: boolean;
+        };
         /** SignupIn */
         SignupIn: {
             /** Email */
@@ -5962,6 +7086,36 @@ export interface components {
             size: number;
             /** Url */
             url: string;
+        };
+        /** StoragePublic */
+        StoragePublic: {
+            /** Access Key Id */
+            access_key_id: string | null;
+            /**
+             * Backend
+             * @enum {string}
+             */
+            backend: "local" | "s3";
+            /** Bucket */
+            bucket: string | null;
+            /** Endpoint Url */
+            endpoint_url: string | null;
+            /**
+             * Location
+             * @description the data directory, or the bucket's endpoint and name
+             */
+            location: string;
+            /** Path Style */
+            path_style: boolean | null;
+            /** Prefix */
+            prefix: string | null;
+            /** Region */
+            region: string | null;
+            /**
+             * Secret Set
+             * @description a secret key is configured (it is never shown)
+             */
+            secret_set: boolean;
         };
         /** StoredCompletion */
         StoredCompletion: {
@@ -6406,6 +7560,11 @@ export interface components {
             /** Text */
             text: string;
         };
+        /** TransferIn */
+        TransferIn: {
+            /** Email */
+            email: string;
+        };
         /**
          * TurnStart
          * @description ``start``, the first event: the stored user message (already committed) and
@@ -6782,6 +7941,125 @@ export interface components {
 }
 export type $defs = Record<string, never>;
 export interface operations {
+    get_policy_api_admin_assistant_policy_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PolicyPublic"];
+                };
+            };
+        };
+    };
+    set_policy_api_admin_assistant_policy_put: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PolicyBody"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PolicyPublic"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    admin_assistants_api_admin_assistants_get: {
+        parameters: {
+            query?: {
+                q?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AdminAssistantList"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    feature_assistant_api_admin_assistants__assistant_id__featured_put: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                assistant_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["FeaturedIn"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AdminAssistant"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
     failover_overview_api_admin_failover_get: {
         parameters: {
             query?: never;
@@ -6856,6 +8134,214 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["FailoverOverview"];
                 };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    list_groups_api_admin_groups_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GroupList"];
+                };
+            };
+        };
+    };
+    create_group_api_admin_groups_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["GroupIn"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GroupPublic"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    delete_group_api_admin_groups__group_id__delete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                group_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    update_group_api_admin_groups__group_id__patch: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                group_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["GroupPatch"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GroupPublic"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    list_members_api_admin_groups__group_id__members_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                group_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GroupMemberList"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    add_member_api_admin_groups__group_id__members__user_id__put: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                group_id: string;
+                user_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    remove_member_api_admin_groups__group_id__members__user_id__delete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                group_id: string;
+                user_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
             /** @description Validation Error */
             422: {
@@ -6972,6 +8458,98 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ImageProviderPublic"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    list_jobs_api_admin_jobs_get: {
+        parameters: {
+            query?: {
+                state?: ("queued" | "running" | "done" | "dead") | null;
+                limit?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["JobList"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    discard_job_api_admin_jobs__job_id__delete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                job_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    retry_job_api_admin_jobs__job_id__retry_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                job_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["JobPublic"];
                 };
             };
             /** @description Validation Error */
@@ -7776,6 +9354,26 @@ export interface operations {
             };
         };
     };
+    storage_settings_api_admin_storage_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StoragePublic"];
+                };
+            };
+        };
+    };
     telemetry_settings_api_admin_telemetry_get: {
         parameters: {
             query?: never;
@@ -8155,6 +9753,70 @@ export interface operations {
             };
         };
     };
+    gallery_api_assistant_gallery_get: {
+        parameters: {
+            query?: {
+                q?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GalleryList"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    open_link_api_assistant_links_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["LinkIn"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LinkOpened"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
     list_assistants_api_assistants_get: {
         parameters: {
             query?: never;
@@ -8195,6 +9857,39 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["AssistantPublic"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    import_assistant_api_assistants_import_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ImportIn"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Imported"];
                 };
             };
             /** @description Validation Error */
@@ -8463,6 +10158,101 @@ export interface operations {
             };
         };
     };
+    duplicate_assistant_api_assistants__assistant_id__duplicate_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                assistant_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AssistantPublic"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    export_assistant_api_assistants__assistant_id__export_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                assistant_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AssistantDocument"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    transfer_assistant_api_assistants__assistant_id__owner_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                assistant_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["TransferIn"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
     publish_assistant_api_assistants__assistant_id__publish_post: {
         parameters: {
             query?: never;
@@ -8486,6 +10276,136 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["AssistantPublic"];
                 };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    list_shares_api_assistants__assistant_id__shares_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                assistant_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ShareList"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    add_share_api_assistants__assistant_id__shares_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                assistant_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ShareIn"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SharePublic"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    revoke_share_api_assistants__assistant_id__shares__share_id__delete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                assistant_id: string;
+                share_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    change_share_api_assistants__assistant_id__shares__share_id__patch: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                assistant_id: string;
+                share_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SharePatch"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
             /** @description Validation Error */
             422: {
@@ -9761,6 +11681,26 @@ export interface operations {
             };
         };
     };
+    group_names_api_groups_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GroupNames"];
+                };
+            };
+        };
+    };
     api_health_api_health_get: {
         parameters: {
             query?: never;
@@ -10895,6 +12835,563 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ModelList"];
+                };
+            };
+        };
+    };
+    list_projects_api_projects_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProjectList"];
+                };
+            };
+        };
+    };
+    create_project_api_projects_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ProjectCreate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProjectPublic"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    import_project_api_projects_import_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ProjectImport"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProjectImported"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    get_project_api_projects__project_id__get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                project_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProjectPublic"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    delete_project_api_projects__project_id__delete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                project_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    update_project_api_projects__project_id__patch: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                project_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ProjectFields"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProjectPublic"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    list_chats_api_projects__project_id__chats_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                project_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProjectChatList"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    start_chat_api_projects__project_id__chats_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                project_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ProjectChatIn"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProjectChatStarted"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    read_chat_api_projects__project_id__chats__conversation_id__get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                project_id: string;
+                conversation_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProjectTranscript"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    move_in_api_projects__project_id__chats__conversation_id__put: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                project_id: string;
+                conversation_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    move_out_api_projects__project_id__chats__conversation_id__delete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                project_id: string;
+                conversation_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    export_project_api_projects__project_id__export_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                project_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProjectDocument"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    list_files_api_projects__project_id__files_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                project_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProjectFileList"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    add_file_api_projects__project_id__files__file_id__put: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                project_id: string;
+                file_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    remove_file_api_projects__project_id__files__file_id__delete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                project_id: string;
+                file_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    list_members_api_projects__project_id__members_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                project_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MemberList"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    add_member_api_projects__project_id__members_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                project_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["MemberIn"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MemberPublic"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    remove_member_api_projects__project_id__members__member_id__delete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                project_id: string;
+                member_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
         };

@@ -87,6 +87,11 @@ export type ModelIn = Schemas['ModelIn'];
 export type ProviderTestResult = Schemas['ProviderTestResult'];
 /** Admin > Providers > Failover: every model's fallbacks, the providers' circuits. */
 export type FailoverOverview = Schemas['FailoverOverview'];
+// ---- Admin > Jobs (the durable job queue) and where files are stored ----
+export type Job = Schemas['JobPublic'];
+export type JobState = Job['state'];
+export type JobList = Schemas['JobList'];
+export type StorageSettings = Schemas['StoragePublic'];
 export type FallbackEntry = Schemas['FallbackEntry'];
 export type BreakerOut = Schemas['BreakerOut'];
 /** Admin > Providers > Routing: the Auto model's rules per scope. */
@@ -169,3 +174,29 @@ export type ImageProvider = Schemas['ImageProviderPublic'];
 export type ImageProviderList = Schemas['ImageProviderList'];
 export type ImageProviderIn = Schemas['ImageProviderIn'];
 export type ImageProviderPatch = Schemas['ImageProviderPatch'];
+// ---- Groups, sharing, projects ----
+export type Group = Schemas['GroupPublic'];
+export type GroupList = Schemas['GroupList'];
+export type GroupMember = Schemas['GroupMemberPublic'];
+export type GroupMemberList = Schemas['GroupMemberList'];
+export type GroupNames = Schemas['GroupNames'];
+export type Share = Schemas['SharePublic'];
+export type ShareList = Schemas['ShareList'];
+export type ShareIn = Schemas['ShareIn'];
+export type GalleryItem = Schemas['GalleryItem'];
+export type GalleryList = Schemas['GalleryList'];
+export type AssistantDocument = Schemas['AssistantDocument'];
+export type AssistantImported = Schemas['Imported'];
+export type AssistantPolicy = Schemas['PolicyPublic'];
+export type AdminAssistantList = Schemas['AdminAssistantList'];
+export type Project = Schemas['ProjectPublic'];
+export type ProjectList = Schemas['ProjectList'];
+export type ProjectFields = Schemas['ProjectFields'];
+export type ProjectMember = Schemas['MemberPublic'];
+export type ProjectMemberList = Schemas['MemberList'];
+export type ProjectChatList = Schemas['ProjectChatList'];
+export type ProjectChatStarted = Schemas['ProjectChatStarted'];
+export type ProjectTranscript = Schemas['ProjectTranscript'];
+export type ProjectFileList = Schemas['ProjectFileList'];
+export type ProjectDocument = Schemas['ProjectDocument'];
+export type ProjectImported = Schemas['ProjectImported'];

@@ -6,6 +6,9 @@ export type Route =
   | { name: 'admin'; tab: string }
   | { name: 'assistants' }
   | { name: 'assistant'; id: string }
+  | { name: 'assistantLink'; token: string }
+  | { name: 'projects' }
+  | { name: 'project'; id: string }
   | { name: 'login' }
   | { name: 'signup' };
 
@@ -25,7 +28,10 @@ export function parseRoute(pathname: string): Route {
     case 'admin':
       return { name: 'admin', tab: parts[1] || 'users' };
     case 'assistants':
+      if (parts[1] === 'link' && parts[2]) return { name: 'assistantLink', token: parts[2] };
       return parts[1] ? { name: 'assistant', id: parts[1] } : { name: 'assistants' };
+    case 'projects':
+      return parts[1] ? { name: 'project', id: parts[1] } : { name: 'projects' };
     case 'login':
       return { name: 'login' };
     case 'signup':
@@ -65,4 +71,8 @@ export function chatPath(id: string): string {
 
 export function assistantPath(id: string): string {
   return `/assistants/${encodeURIComponent(id)}`;
+}
+
+export function projectPath(id: string): string {
+  return `/projects/${encodeURIComponent(id)}`;
 }

@@ -1,0 +1,34 @@
+"""The groups feature: admin routes, and ``USER_GROUPS`` for everything that
+grants by group (sharing, budgets, model access)."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from parley.config import Settings
+from parley.groups.router import router
+from parley.groups.service import GroupService
+from parley.seam import USER_GROUPS, FeatureContext
+
+__all__ = ["GroupsFeature", "groups_feature"]
+
+
+class GroupsFeature:
+    name = "groups"
+    router: Any = router
+    body_limits: ClassVar[dict[str, int]] = {}
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    async def start(self, ctx: FeatureContext) -> None:
+        groups = GroupService(ctx.db)
+        ctx.provide(GroupService, groups)
+        ctx.provide(USER_GROUPS, groups.of_user)
+
+    async def stop(self) -> None:
+        return None
+
+
+def groups_feature(settings: Settings) -> GroupsFeature:
+    return GroupsFeature(settings)
