@@ -27,6 +27,7 @@ NAMES = (
     "resume",
     "scoped_search",
     "responses",
+    "speech",
     "images",
     "routing",
     "reconnect",
@@ -74,6 +75,10 @@ def _runner(name: str) -> Callable[[bool], Table]:
         from bench import responses
 
         return responses.run
+    if name == "speech":
+        from bench import speech
+
+        return speech.run
     if name == "routing":
         from bench import routing
 

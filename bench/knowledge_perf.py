@@ -100,9 +100,10 @@ def _pdf(pages: int, words: list[str], path: Path) -> None:
 
 async def _parse_speed(path: Path, pages: int) -> float:
     from parley.knowledge.ingest import _Batches, iter_batches
+    from parley.knowledge.parsers import parse
 
     started = time.perf_counter()
-    batches = _Batches(path, "pdf", None, 1200)
+    batches = _Batches(parse(path, "pdf", None), 1200)
     chunks = sum(len(b) for b in iter_batches(batches, 64))
     elapsed = time.perf_counter() - started
     assert chunks > pages

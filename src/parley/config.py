@@ -244,6 +244,20 @@ class Settings(BaseSettings):
     # POST /v1/embeddings: texts per call and characters per text (larger: 400)
     embeddings_max_inputs: int = 256
     embeddings_max_input_chars: int = 32_000
+    # speech in and out (parley.speech; the README's "Voice" section). Admin > Voice
+    # overrides the providers and prices at run time; these are the start values.
+    speech_stt_provider: Literal["local", "openai", "none"] = "local"
+    speech_stt_base_url: str | None = None
+    speech_stt_api_key: str | None = None
+    speech_stt_model: str = "whisper-1"
+    speech_tts_provider: Literal["local", "openai", "none"] = "local"
+    speech_tts_base_url: str | None = None
+    speech_tts_api_key: str | None = None
+    speech_tts_model: str = "tts-1"
+    speech_max_bytes: int = 25 * MiB  # one audio upload (OpenAI's limit)
+    speech_max_seconds: float = 600.0  # one recording to transcribe
+    speech_max_chars: int = 4096  # text per /audio/speech call (OpenAI's limit)
+    speech_threads: int = 2  # CPU threads of the offline recognizer and voice
     knowledge_wait_s: float = 3.0
     knowledge_top_k: int = 8
     chunk_chars: int = 1200

@@ -49,6 +49,7 @@ from parley.userdata import ConversationData, UserData, UserDataHooks
 
 __all__ = [
     "ASSISTANTS",
+    "AUDIO_TRANSCRIBER",
     "BUDGET_METRICS",
     "BUDGET_STATE",
     "CONVERSATION_FILES",
@@ -58,6 +59,7 @@ __all__ = [
     "SHARED_KNOWLEDGE",
     "USER_GROUPS",
     "AssistantGateway",
+    "AudioTranscriber",
     "BudgetQuery",
     "BudgetReporter",
     "BudgetState",
@@ -137,6 +139,15 @@ USER_GROUPS: Key[GroupLookup] = Key("user_groups")
 """Provided by the groups feature; budgets, sharing and model access read it. A
 consumer without it (no groups feature) treats every user as in no group."""
 
+
+AudioTranscriber = Callable[[str, Path, str, str | None], Awaitable[str]]
+"""``(user_id, path on disk, file name, conversation_id) -> transcript``: the text of
+an audio file, charged to the user; raises with a message for the user when the
+audio is bad or speech is off."""
+
+AUDIO_TRANSCRIBER: Key[AudioTranscriber] = Key("audio_transcriber")
+"""Provided by the speech feature; the knowledge feature indexes an attached audio
+file's transcript through it."""
 
 # Routing and metrics (``parley.routing``, ``parley.telemetry``) define these keys;
 # they are re-exported here for the features that provide or use them:

@@ -65,6 +65,7 @@ from parley.responses.feature import responses_feature
 from parley.routing.service import BUDGET_STATE, RoutingService
 from parley.sandbox.feature import sandbox_feature
 from parley.seam import USER_GROUPS, Feature, FeatureContext, FeatureFactory
+from parley.speech.feature import speech_feature
 from parley.storage.conversations import fail_stale_streaming
 from parley.storage.db import Database
 from parley.telemetry.metrics import BUDGET_METRICS, Metrics
@@ -93,6 +94,7 @@ DEFAULT_FEATURES: list[FeatureFactory] = [
     sandbox_feature,
     memory_feature,
     responses_feature,
+    speech_feature,
     images_feature,
 ]
 

@@ -2,7 +2,7 @@
 
 A key may be limited to some endpoint groups of the OpenAI-compatible API
 (``models``, ``chat``, ``responses``, ``conversations``, ``embeddings``,
-``images``) and to
+``images``, ``audio``) and to
 some models (by ref, ``provider/model``). and to some assistants (by id or slug:
 ``assistant/<slug>`` as a ``/v1`` model). Projects are stored and shown but not
 enforced yet. An empty list
@@ -24,7 +24,9 @@ from typing import Any, Literal, get_args
 
 __all__ = ["ENDPOINT_GROUPS", "EndpointGroup", "KeyScopes"]
 
-EndpointGroup = Literal["models", "chat", "responses", "conversations", "embeddings", "images"]
+EndpointGroup = Literal[
+    "models", "chat", "responses", "conversations", "embeddings", "images", "audio"
+]
 ENDPOINT_GROUPS: tuple[str, ...] = get_args(EndpointGroup)
 
 _LISTS = ("endpoints", "models", "assistants", "projects")

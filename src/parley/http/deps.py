@@ -279,6 +279,7 @@ ChatKey = Annotated[Principal, Depends(api_key_for("chat"))]
 ResponsesKey = Annotated[Principal, Depends(api_key_for("responses"))]
 ConversationsKey = Annotated[Principal, Depends(api_key_for("conversations"))]
 EmbeddingsKey = Annotated[Principal, Depends(api_key_for("embeddings"))]
+AudioKey = Annotated[Principal, Depends(api_key_for("audio"))]
 CurrentUser = Annotated[User, Depends(get_current_user)]
 AdminUser = Annotated[User, Depends(get_admin)]
 

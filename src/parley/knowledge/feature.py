@@ -29,6 +29,7 @@ from parley.knowledge.retrieval import Reranker, Retriever
 from parley.knowledge.service import KnowledgeService
 from parley.knowledge.userdata import KnowledgeUserData
 from parley.seam import (
+    AUDIO_TRANSCRIBER,
     CONVERSATION_FILES,
     CONVERSATION_IMAGES,
     CONVERSATION_KNOWLEDGE,
@@ -97,6 +98,8 @@ class KnowledgeFeature:
         await index.setup()
         retriever = Retriever(ctx.db, embedder, index, self._reranker)
         ingestor = Ingestor(ctx.db, self.blobs, embedder, index, self.settings, ctx.require(Jobs))
+        transcriber = ctx.lookup(AUDIO_TRANSCRIBER)
+        ingestor.transcriber = transcriber  # audio files (parley.speech)
         await ingestor.start()
         self._service = KnowledgeService(
             ctx.db, self.settings, self.blobs, embedder, index, retriever, ingestor

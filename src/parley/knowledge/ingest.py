@@ -28,8 +28,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
@@ -39,15 +40,17 @@ from sqlalchemy import insert, select, text, update
 
 from parley.config import Settings
 from parley.embeddings import Embedder
+from parley.errors import Refused
 from parley.jobs.queue import Claimed
 from parley.jobs.runner import Jobs
 from parley.knowledge.blobs import BlobStore
 from parley.knowledge.chunking import Chunk, Chunker
 from parley.knowledge.embedqueue import EmbedQueue, IngestStats, embed_text
 from parley.knowledge.index import VectorIndex
-from parley.knowledge.parsers import ParseError, parse
+from parley.knowledge.parsers import ParseError, Segment, parse
 from parley.knowledge.sniff import UploadRejected, detect
 from parley.knowledge.tables import KnowledgeChunk, KnowledgeFile
+from parley.seam import AudioTranscriber
 from parley.storage.db import Database
 from parley.storage.tables import User, utcnow
 
@@ -66,8 +69,8 @@ REEMBED_JOB = "knowledge.reembed"
 class _Batches:
     """Drives parse + chunk in the parsing thread, a batch of passages per call."""
 
-    def __init__(self, path: Path, kind: str, encoding: str | None, target: int) -> None:
-        self.segments = parse(path, kind, encoding)
+    def __init__(self, segments: Iterator[Segment], target: int) -> None:
+        self.segments = segments
         self.chunker = Chunker(target)
         self.pending: list[Chunk] = []
         self.done = False
@@ -122,6 +125,8 @@ class Ingestor:
         self._tasks: list[asyncio.Task[None]] = []
         self.stats = IngestStats()
         self.embeds = EmbedQueue(db, index, lambda: self.embedder, self.stats)
+        # An audio file's transcript (the speech feature, looked up when a file needs it)
+        self.transcriber: Callable[[], AudioTranscriber | None] = lambda: None
 
     # ------------------------------------------------------------ lifecycle
 
@@ -383,6 +388,24 @@ class Ingestor:
             await self.index.backfill_pgvector(self.embedder.name)
         return max(0, twin.chunk_count - embedded)
 
+    async def _transcript(self, record: KnowledgeFile, path: Path) -> list[Segment]:
+        """An audio file's passages: its transcript, one paragraph per few sentences,
+        charged to the file's owner."""
+        transcribe = self.transcriber()
+        if transcribe is None:
+            raise ParseError(
+                "unsupported_type",
+                "Audio files are transcribed by speech to text, which is off on this server.",
+            )
+        try:
+            text = await transcribe(record.user_id, path, record.filename, record.conversation_id)
+        except Refused as exc:
+            raise ParseError(exc.code, str(exc)) from exc
+        if not text.strip():
+            raise ParseError("no_text", f"No speech was heard in '{record.filename}'.")
+        sentences = re.split(r"(?<=[.!?])\s+", text.strip())
+        return [Segment(" ".join(sentences[i : i + 5])) for i in range(0, len(sentences), 5)]
+
     async def _parse(self, record: KnowledgeFile) -> int | None:
         """Parse and write the file's passages; how many (None: deleted meanwhile)."""
         loop = asyncio.get_running_loop()
@@ -391,9 +414,13 @@ class Ingestor:
         except FileNotFoundError:
             raise ParseError("file_missing", "The stored bytes of this file are missing.") from None
         detected = await loop.run_in_executor(self._pool, detect, path, record.filename)
-        batches = await loop.run_in_executor(
-            self._pool, _Batches, path, detected.kind, detected.encoding, self.config.chunk_chars
-        )
+        if detected.kind == "audio":
+            segments: Iterator[Segment] = iter(await self._transcript(record, path))
+        else:
+            segments = await loop.run_in_executor(
+                self._pool, parse, path, detected.kind, detected.encoding
+            )
+        batches = _Batches(segments, self.config.chunk_chars)
         ordinal = 0
         chars = 0
         tokens = 0

@@ -132,6 +132,16 @@ _OOXML_MARKER = {
     "pptx": "ppt/presentation.xml",
     "xlsx": "xl/workbook.xml",
 }
+# Audio containers by their magic bytes (offset, magic, kind); speech to text reads them
+# (the speech feature, through the seam's AUDIO_TRANSCRIBER).
+AUDIO_TYPES = {
+    "wav": "audio/wav",
+    "mp3": "audio/mpeg",
+    "ogg": "audio/ogg",
+    "flac": "audio/flac",
+    "webm": "audio/webm",
+    "m4a": "audio/mp4",
+}
 MEDIA_TYPES = {
     "pdf": "application/pdf",
     "docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
@@ -144,7 +154,15 @@ MEDIA_TYPES = {
     "code": "text/plain",
     "json": "application/json",
     **{f"image-{k}": v for k, v in IMAGE_TYPES.items()},
+    **{f"audio-{k}": v for k, v in AUDIO_TYPES.items()},
 }
+_AUDIO_MAGIC = [
+    (0, b"ID3", "mp3"),
+    (0, b"OggS", "ogg"),
+    (0, b"fLaC", "flac"),
+    (0, b"\x1a\x45\xdf\xa3", "webm"),
+]
+_AUDIO_EXTENSIONS = {".wav", ".mp3", ".ogg", ".oga", ".opus", ".flac", ".webm", ".m4a"}
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
@@ -196,6 +214,19 @@ def _image_kind(head: bytes) -> str | None:
     return None
 
 
+def _audio_kind(head: bytes, ext: str) -> str | None:
+    if head[:4] == b"RIFF" and head[8:12] == b"WAVE":
+        return "wav"
+    for offset, magic, kind in _AUDIO_MAGIC:
+        if head[offset : offset + len(magic)] == magic:
+            return kind
+    if head[4:8] == b"ftyp" and ext in {".m4a", ".mp4"}:
+        return "m4a"
+    if ext == ".mp3" and len(head) >= 2 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0:
+        return "mp3"
+    return None
+
+
 def _decode_sample(sample: bytes) -> str | None:
     """The text encoding of ``sample``, or None when it looks binary."""
     if sample.startswith((b"\xff\xfe", b"\xfe\xff")):
@@ -240,6 +271,13 @@ def detect(path: Path, name: str) -> Detected:
         return Detected("image", IMAGE_TYPES[image])
     if ext in _EXT_FOR_IMAGE:
         raise _mismatch(name, "something other than an image")
+    audio = _audio_kind(head, ext)
+    if audio is not None:
+        if ext and ext not in _AUDIO_EXTENSIONS and ext != ".mp4":
+            raise _mismatch(name, "an audio recording")
+        return Detected("audio", AUDIO_TYPES[audio])
+    if ext in _AUDIO_EXTENSIONS:
+        raise _mismatch(name, "not audio")
     if head.lstrip()[:5] == b"%PDF-" or head[:1024].find(b"%PDF-") >= 0:
         if ext not in {".pdf", ""}:
             raise _mismatch(name, "a PDF")
@@ -282,7 +320,8 @@ def detect(path: Path, name: str) -> Detected:
             415,
             "unsupported_type",
             f"'{name}' is a binary file of a type Parley cannot read. Supported: PDF, "
-            "Word, PowerPoint, Excel, CSV, HTML, Markdown, text, source code, JSON and images.",
+            "Word, PowerPoint, Excel, CSV, HTML, Markdown, text, source code, JSON, images "
+            "and audio.",
         )
     if ext == ".json":
         return Detected("json", MEDIA_TYPES["json"], encoding)

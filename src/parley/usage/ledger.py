@@ -118,6 +118,7 @@ class UsageLedger:
         cached_input_tokens: int = 0,
         output_tokens: int = 0,
         cost: float = 0.0,
+        audio_seconds: float = 0.0,
         latency_ms: float = 0.0,
         outcome: str = "ok",
         at: datetime | None = None,
@@ -158,6 +159,7 @@ class UsageLedger:
                         cached_input_tokens=max(0, int(cached_input_tokens)),
                         output_tokens=max(0, int(output_tokens)),
                         cost=float(cost),
+                        audio_seconds=max(0.0, float(audio_seconds)),
                         latency_ms=round(float(latency_ms), 1),
                         outcome=outcome[:60],
                     )

@@ -42,6 +42,8 @@ class UsageEvent(Base):
     cached_input_tokens: Mapped[int] = mapped_column(Integer, default=0)
     output_tokens: Mapped[int] = mapped_column(Integer, default=0)
     cost: Mapped[float] = mapped_column(Float, default=0.0)  # USD
+    # seconds of audio heard or spoken (speech calls; 0 for the others)
+    audio_seconds: Mapped[float] = mapped_column(Float, default=0.0)
     latency_ms: Mapped[float] = mapped_column(Float, default=0.0)
     outcome: Mapped[str] = mapped_column(String(60))  # ok | an error code | cancelled
 

@@ -12,6 +12,7 @@ export const ENDPOINT_GROUPS: { value: EndpointGroup; label: string }[] = [
   { value: 'responses', label: 'Responses' },
   { value: 'conversations', label: 'Conversations' },
   { value: 'embeddings', label: 'Embeddings' },
+  { value: 'audio', label: 'Audio' },
   { value: 'images', label: 'Images' },
   { value: 'models', label: 'Model list' },
 ];

@@ -149,6 +149,11 @@ export const ENDPOINT_LABELS: Record<string, string> = {
   memory: 'Memory',
   summary: 'Summaries of long chats',
   compact: 'Compaction API',
+  'audio.transcriptions': 'Audio transcriptions API',
+  'audio.speech': 'Audio speech API',
+  dictation: 'Dictation',
+  read_aloud: 'Read aloud',
+  file_transcript: 'Audio file transcripts',
 };
 
 /** Totals with their key put into words (endpoint labels), for the tables. */

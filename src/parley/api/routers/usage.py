@@ -59,6 +59,7 @@ COLUMNS = [
     "currency",
     "latency_ms",
     "outcome",
+    "audio_seconds",  # speech calls (parley.speech); 0 for the others
 ]
 
 
@@ -150,6 +151,7 @@ async def _csv(
                 currency,
                 row.latency_ms,
                 row.outcome,
+                row.audio_seconds,
             ]
             if emails is not None:
                 line.insert(0, emails.get(row.user_id, row.user_id))

@@ -679,6 +679,31 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/admin/speech": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Get Speech Admin */
+        get: operations["get_speech_admin_api_admin_speech_get"];
+        /**
+         * Put Speech Admin
+         * @description Save the providers; a key left out keeps the stored one (keys are write-only).
+         */
+        put: operations["put_speech_admin_api_admin_speech_put"];
+        post?: never;
+        /**
+         * Reset Speech Admin
+         * @description Forget the saved choice: the environment's settings apply again.
+         */
+        delete: operations["reset_speech_admin_api_admin_speech_delete"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/admin/storage": {
         parameters: {
             query?: never;
@@ -2486,6 +2511,63 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/speech": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Speech Status */
+        get: operations["speech_status_api_speech_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/speech/speech": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Read Aloud
+         * @description Read aloud: ``text`` spoken as WAV.
+         */
+        post: operations["read_aloud_api_speech_speech_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/speech/transcriptions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Dictate
+         * @description Dictation: the recording's text, for the composer (nothing is stored).
+         */
+        post: operations["dictate_api_speech_transcriptions_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/tools": {
         parameters: {
             query?: never;
@@ -2551,6 +2633,40 @@ export interface paths {
         get: operations["metrics_metrics_get"];
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/audio/speech": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Create Speech */
+        post: operations["create_speech_v1_audio_speech_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/audio/transcriptions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Create Transcription */
+        post: operations["create_transcription_v1_audio_transcriptions_post"];
         delete?: never;
         options?: never;
         head?: never;
@@ -5008,7 +5124,7 @@ export interface components {
             /** Assistants */
             assistants?: string[];
             /** Endpoints */
-            endpoints?: ("models" | "chat" | "responses" | "conversations" | "embeddings" | "images")[];
+            endpoints?: ("models" | "chat" | "responses" | "conversations" | "embeddings" | "images" | "audio")[];
             /** Models */
             models?: string[];
             /** Projects */
@@ -6962,6 +7078,158 @@ export interface components {
              */
             event: "sources";
         };
+        /** SpeakIn */
+        SpeakIn: {
+            /** Text */
+            text: string;
+            /**
+             * Voice
+             * @default joe
+             */
+            voice?: string;
+        };
+        /** SpeechAdminIn */
+        SpeechAdminIn: {
+            /**
+             * Stt Api Key
+             * @description Leave out to keep the stored key.
+             */
+            stt_api_key?: string | null;
+            /** Stt Base Url */
+            stt_base_url?: string | null;
+            /**
+             * Stt Model
+             * @default whisper-1
+             */
+            stt_model?: string;
+            /**
+             * Stt Price Per Minute
+             * @default 0
+             */
+            stt_price_per_minute?: number;
+            /**
+             * Stt Provider
+             * @enum {string}
+             */
+            stt_provider: "local" | "openai" | "none";
+            /** Tts Api Key */
+            tts_api_key?: string | null;
+            /** Tts Base Url */
+            tts_base_url?: string | null;
+            /**
+             * Tts Model
+             * @default tts-1
+             */
+            tts_model?: string;
+            /**
+             * Tts Price Per Minute
+             * @default 0
+             */
+            tts_price_per_minute?: number;
+            /**
+             * Tts Provider
+             * @enum {string}
+             */
+            tts_provider: "local" | "openai" | "none";
+            /** Tts Voices */
+            tts_voices?: string[];
+        };
+        /** SpeechAdminView */
+        SpeechAdminView: {
+            /**
+             * Local Recognizer
+             * @description The offline recognizer is installed.
+             */
+            local_recognizer: boolean;
+            /** Local Voices */
+            local_voices: string[];
+            /**
+             * Saved
+             * @description An admin's choice (false: the environment's).
+             */
+            saved: boolean;
+            /** Stt Base Url */
+            stt_base_url: string | null;
+            /**
+             * Stt Key Hint
+             * @description The key's last four characters, if set.
+             */
+            stt_key_hint: string | null;
+            /** Stt Model */
+            stt_model: string;
+            /** Stt Price Per Minute */
+            stt_price_per_minute: number;
+            /**
+             * Stt Provider
+             * @enum {string}
+             */
+            stt_provider: "local" | "openai" | "none";
+            /** Tts Base Url */
+            tts_base_url: string | null;
+            /** Tts Key Hint */
+            tts_key_hint: string | null;
+            /** Tts Model */
+            tts_model: string;
+            /** Tts Price Per Minute */
+            tts_price_per_minute: number;
+            /**
+             * Tts Provider
+             * @enum {string}
+             */
+            tts_provider: "local" | "openai" | "none";
+            /** Tts Voices */
+            tts_voices: string[];
+        };
+        /** SpeechIn */
+        SpeechIn: {
+            /**
+             * Input
+             * @description The text to speak.
+             */
+            input: string;
+            /** Instructions */
+            instructions?: string | null;
+            /** Model */
+            model: string;
+            /**
+             * Response Format
+             * @default mp3
+             * @enum {string}
+             */
+            response_format?: "mp3" | "opus" | "aac" | "flac" | "wav" | "pcm";
+            /**
+             * Speed
+             * @default 1
+             */
+            speed?: number;
+            /** Voice */
+            voice: string;
+        };
+        /** SpeechStatus */
+        SpeechStatus: {
+            /** Max Bytes */
+            max_bytes: number;
+            /** Max Chars */
+            max_chars: number;
+            /** Max Seconds */
+            max_seconds: number;
+            /**
+             * Speech
+             * @description Read aloud works here.
+             */
+            speech: boolean;
+            /** Stt Provider */
+            stt_provider: string;
+            /**
+             * Transcription
+             * @description Dictation and audio transcripts work here.
+             */
+            transcription: boolean;
+            /** Tts Provider */
+            tts_provider: string;
+            /** Voices */
+            voices: string[];
+        };
         /** StartFrame */
         StartFrame: {
             data: components["schemas"]["TurnStart"];
@@ -7447,6 +7715,21 @@ export interface components {
             /** Output */
             output?: string;
         };
+        /** TranscriptOut */
+        TranscriptOut: {
+            /**
+             * Seconds
+             * @description Length of the recording.
+             */
+            seconds: number;
+            /** Text */
+            text: string;
+        };
+        /** Transcription */
+        Transcription: {
+            /** Text */
+            text: string;
+        };
         /** TransferIn */
         TransferIn: {
             /** Email */
@@ -7682,6 +7965,21 @@ export interface components {
             msg: string;
             /** Error Type */
             type: string;
+        };
+        /** VerboseTranscription */
+        VerboseTranscription: {
+            /** Duration */
+            duration: number;
+            /** Language */
+            language: string;
+            /**
+             * Task
+             * @default transcribe
+             * @constant
+             */
+            task?: "transcribe";
+            /** Text */
+            text: string;
         };
         /** VersionList */
         VersionList: {
@@ -9266,6 +9564,79 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["LocalServerList"];
+                };
+            };
+        };
+    };
+    get_speech_admin_api_admin_speech_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SpeechAdminView"];
+                };
+            };
+        };
+    };
+    put_speech_admin_api_admin_speech_put: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SpeechAdminIn"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SpeechAdminView"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    reset_speech_admin_api_admin_speech_delete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SpeechAdminView"];
                 };
             };
         };
@@ -13395,6 +13766,86 @@ export interface operations {
             };
         };
     };
+    speech_status_api_speech_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SpeechStatus"];
+                };
+            };
+        };
+    };
+    read_aloud_api_speech_speech_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SpeakIn"];
+            };
+        };
+        responses: {
+            /** @description The speech, as WAV */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "audio/wav": string;
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    dictate_api_speech_transcriptions_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "multipart/form-data": {
+                    /** Format: binary */
+                    file: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TranscriptOut"];
+                };
+            };
+        };
+    };
     list_tools_api_tools_get: {
         parameters: {
             query?: never;
@@ -13480,6 +13931,72 @@ export interface operations {
                 };
                 content: {
                     "text/plain": unknown;
+                };
+            };
+        };
+    };
+    create_speech_v1_audio_speech_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SpeechIn"];
+            };
+        };
+        responses: {
+            /** @description The speech in response_format */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "audio/wav": string;
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    create_transcription_v1_audio_transcriptions_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "multipart/form-data": {
+                    /** Format: binary */
+                    file: string;
+                    language?: string;
+                    model: string;
+                    prompt?: string;
+                    /** @enum {string} */
+                    response_format?: "json" | "text" | "verbose_json";
+                    temperature?: number;
+                };
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Transcription"];
                 };
             };
         };

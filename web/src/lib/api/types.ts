@@ -136,6 +136,12 @@ export type McpServerIn = Schemas['McpServerIn'];
 export type WebSearchConfig = Schemas['WebSearchConfigPublic'];
 export type WebSearchIn = Schemas['WebSearchIn'];
 export type WebSearchTestResult = Schemas['WebSearchTestResult'];
+
+// ---- Speech ----
+export type SpeechStatus = Schemas['SpeechStatus'];
+export type SpeechTranscript = Schemas['TranscriptOut'];
+export type SpeechAdminView = Schemas['SpeechAdminView'];
+export type SpeechAdminIn = Schemas['SpeechAdminIn'];
 export type McpServerUpdate = Schemas['McpServerUpdate'];
 
 /** An RFC 9457 problem document (every error answer). By hand: the document does

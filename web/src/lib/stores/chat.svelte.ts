@@ -78,6 +78,9 @@ class Chat {
   /** Text a starter suggestion puts in the composer (and whether to open the file picker). */
   prefill = $state.raw<{ text: string; attach: boolean; tick: number } | null>(null);
 
+  /** Each text delta of the live answer, and its end (`done`): read aloud listens. */
+  textListener: ((answerId: string, delta: string, done: boolean) => void) | null = null;
+
   private controller: AbortController | null = null;
   private md: StreamingMarkdown | null = null;
   private reasoningBuf = '';
@@ -474,6 +477,7 @@ class Chat {
       }
       case 'text':
         this.md?.append(ev.data.text);
+        if (live) this.textListener?.(live.assistantId, ev.data.text, false);
         this.scheduleFrame();
         break;
       case 'reasoning':
@@ -534,6 +538,7 @@ class Chat {
         toolCalls.settle();
         const final = ev.data.message;
         const liveId = live?.assistantId;
+        if (liveId) this.textListener?.(final?.id ?? liveId, '', true);
         if (!final) {
           // The server could not store the answer: show what arrived as failed, then re-read.
           this.failLocal(live?.error?.message || 'The answer could not be saved.');
