@@ -87,3 +87,34 @@ async def test_only_admins_see_jobs(app: Any, client: Client, user: dict[str, An
         assert (await bob.get("/api/admin/storage")).status_code == 403
         assert (await bob.post("/api/admin/jobs/x/retry")).status_code == 403
         assert (await bob.delete("/api/admin/jobs/x")).status_code == 403
+
+
+async def test_a_deleted_account_takes_its_jobs_and_done_jobs_keep_no_words(app: Any) -> None:
+    """A job's payload can hold a user's words (memory extraction carries the
+    question): a done job keeps none, and deleting the account deletes its jobs,
+    waiting and dead letters too."""
+    jobs: Jobs = app.state.services.require(Jobs)
+
+    async def fail(job: Claimed) -> None:
+        raise RuntimeError("no")
+
+    async def work(job: Claimed) -> None:
+        return None
+
+    jobs.handle("test.fail", fail, max_attempts=1)
+    jobs.handle("test.work", work)
+    async with make_client(app) as admin, make_client(app) as leaver:
+        await signup(admin, "admin@example.com")
+        who = await signup(leaver, "leaver@example.com")
+        done = await jobs.enqueue("test.work", {"query": "my secret"}, user_id=who["id"])
+        dead = await jobs.enqueue("test.fail", {"query": "my secret"}, user_id=who["id"])
+        await jobs.drain(["test.work", "test.fail"], 20)
+        assert (await jobs.queue.get(done)).payload == {}  # type: ignore[union-attr]
+        assert (await jobs.queue.get(dead)).state == "dead"  # type: ignore[union-attr]
+        waiting = await jobs.enqueue("test.work", {"query": "my secret"}, user_id=who["id"])
+        theirs = await jobs.enqueue("test.work", {"n": 1}, user_id=None)
+        gone = await leaver.request("DELETE", "/api/me", json={"password": "correct horse"})
+        assert gone.status_code == 204
+        for job_id in (done, dead, waiting):
+            assert await jobs.queue.get(job_id) is None  # type: ignore[arg-type]
+        assert await jobs.queue.get(theirs) is not None  # type: ignore[arg-type]

@@ -229,6 +229,7 @@ class JobQueue:
                 .where(self._fenced(job))
                 .values(
                     state="done",
+                    payload={},  # a done job's input (a user's words) is not kept
                     active_key=None,
                     lease_until=None,
                     finished_at=now,
@@ -256,6 +257,7 @@ class JobQueue:
                 )
                 .values(
                     state="done",
+                    payload={},  # a done job's input (a user's words) is not kept
                     active_key=None,
                     lease_until=None,
                     finished_at=now,

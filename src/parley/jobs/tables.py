@@ -5,7 +5,8 @@ A job is ``queued`` (waiting, maybe until ``run_after`` for a retry's backoff),
 means the worker died and the job is claimed again), ``done``, or ``dead``
 (out of attempts: kept for an admin to retry or discard). ``active_key`` is
 ``<kind>:<key>`` while the job is queued or running and NULL after: a unique
-index on it makes enqueueing the same work twice a no-op.
+index on it makes enqueueing the same work twice a no-op. A done job keeps no
+payload (it can hold a user's words), and a deleted account's jobs are deleted.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Index, Integer, String, Text
+from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from parley.storage.tables import Base, UTCDateTime, new_id, utcnow
@@ -29,7 +30,8 @@ class Job(Base):
     kind: Mapped[str] = mapped_column(String(64))
     payload: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     active_key: Mapped[str | None] = mapped_column(String(300), unique=True)
-    user_id: Mapped[str | None] = mapped_column(String(32))  # whose work (admin view only)
+    # whose work (admin view only); a deleted account's jobs go with it, payload and all
+    user_id: Mapped[str | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     state: Mapped[str] = mapped_column(String(16), default="queued")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     max_attempts: Mapped[int] = mapped_column(Integer, default=5)

@@ -30,7 +30,12 @@ def upgrade() -> None:
         sa.Column("kind", sa.String(64), nullable=False),
         sa.Column("payload", sa.JSON(), nullable=False),
         sa.Column("active_key", sa.String(300), nullable=True, unique=True),
-        sa.Column("user_id", sa.String(32), nullable=True),
+        sa.Column(
+            "user_id",
+            sa.String(32),
+            sa.ForeignKey("users.id", ondelete="CASCADE"),
+            nullable=True,
+        ),
         sa.Column("state", sa.String(16), nullable=False),
         sa.Column("attempts", sa.Integer(), nullable=False),
         sa.Column("max_attempts", sa.Integer(), nullable=False),
