@@ -5,7 +5,7 @@
 over the model and its fallbacks (those that resolve and that the caller may use),
 with the retry policy of the settings and the breaker shared through the database.
 ``record`` writes the attempts, and the model that answered, on the answer's row
-before the recorder's finish reads it back (``runner.TurnService._end``).
+before the recorder's finish reads it back (``driver.TurnDriver._end``).
 
 A model's fallbacks are the admin's list when one is stored (Admin > Providers >
 Fallbacks; ``[]`` means none), else the config file's ``fallbacks`` of that model.

@@ -1,6 +1,6 @@
 """A conversation's stored messages as the model sees them again.
 
-Shared by the turn's preparation (``runner.TurnService.prepare``) and the
+Shared by the turn's preparation (``prepare.TurnPreparation.prepare``) and the
 memory feature's background summaries (``parley.memory.summaries``), which must
 agree on what a stored row costs and which rows a summary replaces; so the rules
 live here, public, rather than in either of them.

@@ -1,6 +1,6 @@
 """What a running chat turn has produced, and writing it down.
 
-The driver (``runner.TurnService``) decides what happens in a turn; the
+The driver (``driver.TurnDriver``, part of ``TurnService``) decides what happens in a turn; the
 ``Recorder`` keeps what it produced and stores it, so each can be read alone:
 
 - progress: text and reasoning deltas (an append, a count and a flag: the
