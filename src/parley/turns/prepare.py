@@ -157,9 +157,11 @@ class TurnPreparation:
                 raise ModelNotFound(f"Model '{ref}' is not available to you.")
             budgets = self.services.get(Budgets)
             payer, verdict, warnings = None, None, list[str]()
-            if budgets is not None:  # a spent budget refuses here (before anything is stored)
-                payer = await budgets.payer(user.id, api_key_id, conv.project_id, session)
-                verdict, warnings = await budgets.preflight(payer, session)
+            if budgets is not None:  # a spent budget refuses here (nothing is committed yet)
+                # reads only: the question placed above is written once, with the rest
+                with session.no_autoflush:
+                    payer = await budgets.payer(user.id, api_key_id, conv.project_id, session)
+                    verdict, warnings = await budgets.preflight(payer, session)
                 if verdict is not None:  # ... or answers with the admin's cheaper model
                     model = await self.registry.resolve(verdict.downgrade_model)
             allowed = options.may_use
