@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -77,7 +78,10 @@ def test_two_workers_on_postgresql_cannot_overspend(
         upstream.script(*({"tokens": ANSWER_TOKENS} for _ in range(200)))
         time.sleep(2.5)  # both workers re-read prices and limits (every 2 s)
 
-        statuses = asyncio.run(_burst([base_a, base_b], key, 200))
+        # in a thread of its own: a browser test before this one can leave this thread
+        # with a running event loop (Playwright's), where asyncio.run refuses to start
+        with ThreadPoolExecutor(1) as pool:
+            statuses = pool.submit(asyncio.run, _burst([base_a, base_b], key, 200)).result()
         assert set(statuses) <= {200, 429}, statuses
 
         with admin.api(base_b) as client:
