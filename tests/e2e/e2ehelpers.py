@@ -326,6 +326,11 @@ def ui_signup(page: Page, name: str, email: str, password: str = PASSWORD) -> No
 # ---------------------------------------------------------------- chat
 
 
+def csrf(page: Page) -> str:
+    """The page's CSRF token, for ``page.request`` calls that change something."""
+    return next(c["value"] for c in page.context.cookies() if c["name"] == "parley_csrf")
+
+
 def messages(page: Page, role: str | None = None) -> Locator:
     sel = "[data-testid=message]" + (f"[data-role={role}]" if role else "")
     return page.locator(sel)

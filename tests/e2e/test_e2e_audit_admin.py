@@ -13,6 +13,7 @@ from e2ehelpers import (
     PASSWORD,
     Upstream,
     chat,
+    csrf,
     new_context,
     ui_signup,
     unique_email,
@@ -20,10 +21,6 @@ from e2ehelpers import (
 from playwright.sync_api import Browser, Locator, Page, expect
 
 pytestmark = pytest.mark.e2e
-
-
-def csrf(page: Page) -> str:
-    return next(c["value"] for c in page.context.cookies() if c["name"] == "parley_csrf")
 
 
 def login(server: str, email: str, password: str = PASSWORD) -> httpx.Response:

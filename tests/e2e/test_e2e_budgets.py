@@ -15,6 +15,7 @@ from e2ehelpers import (
     api_signup,
     chat,
     content,
+    csrf,
     new_context,
     shot,
     sign_in,
@@ -28,15 +29,11 @@ MODEL = "openai/scripted-model"  # priced here: output 1000 per million tokens
 CHEAP = "openai/scripted-mini"  # free
 
 
-def _csrf(page: Page) -> str:
-    return next(c["value"] for c in page.context.cookies() if c["name"] == "parley_csrf")
-
-
 def test_admin_sets_a_daily_budget_and_the_user_sees_the_warning_then_the_downgrade(
     admin_page: Page, admin: Any, browser: Browser, server: str, upstream: Upstream
 ) -> None:
     page = admin_page
-    headers = {"X-CSRF-Token": _csrf(page)}
+    headers = {"X-CSRF-Token": csrf(page)}
     providers = page.request.get("/api/admin/providers").json()["items"]
     settings = next(
         m for p in providers for m in p["model_settings"] if f"{p['name']}/{m['name']}" == MODEL

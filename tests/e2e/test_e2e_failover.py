@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from e2ehelpers import chat, content, shot
+from e2ehelpers import chat, content, csrf, shot
 from playwright.sync_api import Page, expect
 
 from parley.providers.testing import ScriptedUpstream, UpstreamReply
@@ -27,16 +27,12 @@ def pair() -> Iterator[tuple[ScriptedUpstream, ScriptedUpstream]]:
         yield first, second
 
 
-def _csrf(page: Page) -> str:
-    return next(c["value"] for c in page.context.cookies() if c["name"] == "parley_csrf")
-
-
 def test_admin_sets_a_fallback_and_a_failing_chat_shows_the_notice(
     admin_page: Page, server: str, pair: tuple[ScriptedUpstream, ScriptedUpstream]
 ) -> None:
     page = admin_page
     page.set_viewport_size({"width": 1280, "height": 900})
-    headers = {"X-CSRF-Token": _csrf(page)}
+    headers = {"X-CSRF-Token": csrf(page)}
     first, second = pair
     for name, up in (("fo-a", first), ("fo-b", second)):
         added = page.request.post(

@@ -26,6 +26,7 @@ from e2ehelpers import (
     Proc,
     Upstream,
     api_signup,
+    csrf,
     free_port,
     last_assistant,
     new_context,
@@ -73,10 +74,6 @@ def fresh(upstream: Upstream, e2e_tmp: Path) -> Iterator[tuple[str, Proc]]:
 def _no_overflow(page: Page, what: str) -> None:
     width = page.evaluate("document.scrollingElement.scrollWidth")
     assert width <= MOBILE["width"], f"{what}: the page is {width}px wide at 375px"
-
-
-def _csrf(page: Page) -> str:
-    return next(c["value"] for c in page.context.cookies() if c["name"] == "parley_csrf")
 
 
 def test_papercuts_journey(browser: Browser, fresh: tuple[str, Proc], upstream: Upstream) -> None:
@@ -181,7 +178,7 @@ def test_papercuts_journey(browser: Browser, fresh: tuple[str, Proc], upstream: 
             "models": [{"name": "big"}],
             "force": True,
         },
-        headers={"X-CSRF-Token": _csrf(page)},
+        headers={"X-CSRF-Token": csrf(page)},
     )
     assert added.status == 201, added.text()
     page.goto("/")

@@ -9,7 +9,7 @@ import json
 from collections.abc import Iterator
 
 import pytest
-from e2ehelpers import chat, content, messages, shot
+from e2ehelpers import chat, content, csrf, messages, shot
 from playwright.sync_api import Page, expect
 
 from parley.providers.testing import ScriptedUpstream
@@ -29,10 +29,6 @@ def keyed() -> Iterator[ScriptedUpstream]:
         yield up
 
 
-def _csrf(page: Page) -> str:
-    return next(c["value"] for c in page.context.cookies() if c["name"] == "parley_csrf")
-
-
 def _row(page: Page):  # type: ignore[no-untyped-def]
     return (
         page.get_by_test_id("providers-table").get_by_test_id("provider-row").filter(has_text=NAME)
@@ -49,7 +45,7 @@ def test_admin_adds_edits_and_uses_a_provider(
     try:
         _journey(page, keyed)
     finally:
-        page.request.delete(f"/api/admin/providers/{NAME}", headers={"X-CSRF-Token": _csrf(page)})
+        page.request.delete(f"/api/admin/providers/{NAME}", headers={"X-CSRF-Token": csrf(page)})
 
 
 def _journey(page: Page, keyed: ScriptedUpstream) -> None:
@@ -241,4 +237,4 @@ def test_a_known_vision_model_sees_an_image_without_any_per_model_setting(
         page.reload()
         expect(messages(page, "assistant").last.get_by_text("cannot see images")).to_be_visible()
     finally:
-        page.request.delete(f"/api/admin/providers/{KNOWN}", headers={"X-CSRF-Token": _csrf(page)})
+        page.request.delete(f"/api/admin/providers/{KNOWN}", headers={"X-CSRF-Token": csrf(page)})

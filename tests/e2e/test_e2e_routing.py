@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from e2ehelpers import chat, content, shot
+from e2ehelpers import chat, content, csrf, shot
 from playwright.sync_api import Page, expect
 
 from parley.providers.testing import ScriptedUpstream
@@ -34,16 +34,12 @@ def pair() -> Iterator[tuple[ScriptedUpstream, ScriptedUpstream]]:
         yield eyes, light
 
 
-def _csrf(page: Page) -> str:
-    return next(c["value"] for c in page.context.cookies() if c["name"] == "parley_csrf")
-
-
 def test_auto_routes_each_question_and_the_user_overrides_it(
     admin_page: Page, server: str, pair: tuple[ScriptedUpstream, ScriptedUpstream]
 ) -> None:
     page = admin_page
     page.set_viewport_size({"width": 1280, "height": 900})
-    headers = {"X-CSRF-Token": _csrf(page)}
+    headers = {"X-CSRF-Token": csrf(page)}
     eyes, light = pair
     for name, up in (("rt-eyes", eyes), ("rt-light", light)):
         added = page.request.post(
