@@ -398,7 +398,7 @@ async def _stream_until_text(http: httpx.AsyncClient, key: str, then: Any) -> tu
 def _slow_work(scripted: ScriptedModel) -> None:
     scripted.enqueue(
         Reply(tool_calls=[ToolCall("c1", "calculator", '{"expression": "2+2"}')]),
-        Reply(text="tick " * 400, chunk_size=2, delay_s=0.02),  # about 4 s
+        Reply(text="tick " * 2000, chunk_size=2, delay_s=0.02),  # about 20 s
         Reply(text="a later model call that must never happen"),
     )
 
@@ -418,7 +418,7 @@ async def test_disabling_a_user_stops_their_running_answer(
             assert r.status_code == 200
 
         body, after = await _stream_until_text(http, key, disable)
-    assert after < 1.0, f"the answer ran on for {after:.2f} s after the user was disabled"
+    assert after < 5.0, f"the answer ran on for {after:.2f} s after the user was disabled"
     done = dict(parse_sse(body))["done"]
     assert done["message"]["status"] == "cancelled"
     await asyncio.sleep(0.3)  # no after-turn work (memory extraction) asks the model again
@@ -441,7 +441,7 @@ async def test_revoking_a_key_stops_what_runs_with_it(
             assert r.status_code == 204
 
         body, after = await _stream_until_text(http, key, revoke)
-        assert after < 1.0
+        assert after < 5.0, f"the answer ran on for {after:.2f} s after the key was revoked"
         assert dict(parse_sse(body))["done"]["message"]["status"] == "cancelled"
 
 
@@ -454,7 +454,7 @@ async def test_revoking_a_key_ends_its_openai_compatible_stream(
         base_url=root, headers={"Authorization": f"Bearer {admin_key}"}, timeout=30
     ) as http:
         _user2, key2, key2_id = await _second_user(http, "fay@example.com")
-        scripted.enqueue(Reply(text="tock " * 400, chunk_size=2, delay_s=0.02))
+        scripted.enqueue(Reply(text="tock " * 2000, chunk_size=2, delay_s=0.02)  # about 20 s)
         text = ""
         started = 0.0
         async with http.stream(
@@ -475,7 +475,7 @@ async def test_revoking_a_key_ends_its_openai_compatible_stream(
                     )
                     assert gone.status_code == 204
                     started = time.monotonic()
-        assert time.monotonic() - started < 1.0
+        assert time.monotonic() - started < 5.0  # the stream alone runs about 20 s
         assert "access_revoked" in text and text.rstrip().endswith("data: [DONE]")
 
 

@@ -15,7 +15,7 @@ from parley.messages import ToolCall
 from parley.providers.base import ChatRequest
 from parley.providers.scripted import Reply, ScriptedModel
 
-SLOW = "import time\nfor _ in range(600):\n    time.sleep(0.05)\n"
+SLOW = "import time\nfor _ in range(1200):\n    time.sleep(0.05)\n"  # about 60 s
 
 
 def _answer(request: ChatRequest) -> Reply | str:
@@ -48,9 +48,10 @@ async def test_disabling_a_user_kills_their_running_code(app: Any) -> None:
         disabled_at = time.monotonic()
         r = await admin.patch(f"/api/admin/users/{me['id']}", json={"status": "disabled"})
         assert r.status_code == 200
-        response = await asyncio.wait_for(turn, 10)
+        response = await asyncio.wait_for(turn, 30)
         took = time.monotonic() - disabled_at
-    assert took < 1.0, f"the turn ran on for {took:.2f} s"
+    # the code alone would run for a minute; a loaded CI machine needs seconds to tear down
+    assert took < 5.0, f"the turn ran on for {took:.2f} s"
     assert manager.kernel_count(me["id"]) == 0
     done = dict(parse_sse(response.text))["done"]
     assert done["message"]["status"] == "cancelled"
