@@ -454,7 +454,7 @@ async def test_revoking_a_key_ends_its_openai_compatible_stream(
         base_url=root, headers={"Authorization": f"Bearer {admin_key}"}, timeout=30
     ) as http:
         _user2, key2, key2_id = await _second_user(http, "fay@example.com")
-        scripted.enqueue(Reply(text="tock " * 2000, chunk_size=2, delay_s=0.02)  # about 20 s)
+        scripted.enqueue(Reply(text="tock " * 2000, chunk_size=2, delay_s=0.02))  # about 20 s
         text = ""
         started = 0.0
         async with http.stream(
