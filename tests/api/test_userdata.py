@@ -132,6 +132,12 @@ async def test_round_trip_into_a_fresh_account(app: Any, client: Client, user: A
     assert keys["robot"]["expires_at"] == "2099-01-01T00:00:00Z"
     assert keys["robot"]["scopes"]["endpoints"] == ["chat"]
     assert "password_hash" not in str(document)
+    # the usage ledger: each answer's model call, with what it cost, in its chat
+    usage = document["usage"]
+    assert usage and {u["endpoint"] for u in usage} >= {"chat"}
+    chats = {c["id"] for c in document["conversations"]}
+    assert {u["conversation_id"] for u in usage if u["endpoint"] == "chat"} <= chats
+    assert all(u["outcome"] and u["model"] and u["at"] for u in usage)
     memory_part = document["features"]["memory"]["memories"]
     assert [m["text"] for m in memory_part] == ["Works mostly with oak."]
     knowledge = document["features"]["knowledge"]
@@ -153,7 +159,7 @@ async def test_round_trip_into_a_fresh_account(app: Any, client: Client, user: A
     async with make_client(app) as other:
         await signup(other, "bea@example.com")
         empty = (await other.get("/api/me/export")).json()  # another user's data never appears
-        assert empty["conversations"] == [] and empty["api_keys"] == []
+        assert empty["conversations"] == [] and empty["api_keys"] == [] and empty["usage"] == []
         assert empty["features"]["memory"] == {"memories": []}
         assert empty["features"]["knowledge"] == {
             "collections": [],
@@ -179,6 +185,7 @@ async def test_round_trip_into_a_fresh_account(app: Any, client: Client, user: A
         ours = {c["id"] for c in document["conversations"]}
         assert not ours & {c["id"] for c in theirs["conversations"]}  # new ids
         assert theirs["api_keys"] == []  # keys cannot move
+        assert theirs["usage"] == []  # nor what was spent on the other account
 
         # Importing again (JSON this time) makes copies; nothing collides.
         again = await other.post("/api/me/import", json=document)

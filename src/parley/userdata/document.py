@@ -2,7 +2,8 @@
 
 One JSON document holds everything of one user: the profile and settings, API
 key metadata (names and prefixes; a key itself is never stored, so it cannot be
-exported), every conversation with every message of every branch (the tree is
+exported), every billable model call (the usage ledger's rows, kept for the
+record and not imported), every conversation with every message of every branch (the tree is
 ``parent_id``; ``active_leaf_id`` names the branch on screen), and under
 ``features`` each feature's share (memories, files and collections...).
 
@@ -22,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from parley.jsonshape import PREFERENCES, STORED, bounded
 from parley.storage.tables import ApiKey, Conversation, Message, User
+from parley.usage.tables import UsageEvent
 
 __all__ = [
     "FORMAT",
@@ -31,10 +33,12 @@ __all__ = [
     "KeyRecord",
     "MessageRecord",
     "ProfileRecord",
+    "UsageRecord",
     "conversation_record",
     "key_record",
     "message_record",
     "profile_record",
+    "usage_record",
 ]
 
 FORMAT = "parley-export-2"
@@ -87,6 +91,27 @@ class KeyRecord(_Record):
     revoked_at: datetime | None = None
     expires_at: datetime | None = None
     scopes: dict[str, list[str]] | None = None  # parley.auth.scopes; None: no limits
+
+
+class UsageRecord(_Record):
+    """One billable model call (``parley.usage``), for the record; not imported: what
+    an account spent on one server is not a cost on another."""
+
+    at: datetime | None = None
+    endpoint: str = Field(max_length=40)
+    provider: str = Field(max_length=100)
+    model: str = Field(max_length=300)
+    input_tokens: int = 0
+    cached_input_tokens: int = 0
+    output_tokens: int = 0
+    cost: float = Field(default=0.0, description="In US dollars, as charged at the time.")
+    audio_seconds: float = 0.0
+    latency_ms: float = 0.0
+    outcome: str = Field(max_length=60)
+    conversation_id: str | None = Field(default=None, max_length=_ID)
+    api_key_id: str | None = Field(default=None, max_length=_ID)
+    project_id: str | None = Field(default=None, max_length=_ID)
+    assistant_id: str | None = Field(default=None, max_length=_ID)
 
 
 class MessageRecord(_Record):
@@ -148,6 +173,11 @@ class ExportDocument(_Record):
     user: ProfileRecord = Field(default_factory=ProfileRecord)
     api_keys: list[KeyRecord] = Field(default_factory=list, max_length=100_000)
     conversations: list[ConversationRecord] = Field(default_factory=list, max_length=1_000_000)
+    usage: list[UsageRecord] = Field(
+        default_factory=list,
+        max_length=10_000_000,
+        description="Every billable model call of the account, oldest first (not imported).",
+    )
     features: dict[str, Any] = Field(
         default_factory=dict,
         description="Each feature's share, under its name (memory, knowledge...).",
@@ -182,6 +212,26 @@ def key_record(key: ApiKey) -> dict[str, Any]:
         "revoked_at": iso(key.revoked_at),
         "expires_at": iso(key.expires_at),
         "scopes": key.scopes,
+    }
+
+
+def usage_record(event: UsageEvent) -> dict[str, Any]:
+    return {
+        "at": iso(event.at),
+        "endpoint": event.endpoint,
+        "provider": event.provider,
+        "model": event.model,
+        "input_tokens": event.input_tokens,
+        "cached_input_tokens": event.cached_input_tokens,
+        "output_tokens": event.output_tokens,
+        "cost": event.cost,
+        "audio_seconds": event.audio_seconds,
+        "latency_ms": event.latency_ms,
+        "outcome": event.outcome,
+        "conversation_id": event.conversation_id,
+        "api_key_id": event.api_key_id,
+        "project_id": event.project_id,
+        "assistant_id": event.assistant_id,
     }
 
 

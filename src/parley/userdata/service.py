@@ -34,6 +34,7 @@ from parley.storage.conversations import INTERRUPTED_MESSAGE, ConversationStore
 from parley.storage.db import scrub
 from parley.storage.tables import ApiKey, Conversation, Message, User, new_id, utcnow
 from parley.timezones import find_zone
+from parley.usage.tables import UsageEvent
 from parley.userdata.document import (
     FORMAT,
     ConversationRecord,
@@ -42,6 +43,7 @@ from parley.userdata.document import (
     iso,
     key_record,
     profile_record,
+    usage_record,
 )
 from parley.userdata.hooks import AfterCommit, DeleteJob, ExportJob, ImportJob, UserDataHooks
 
@@ -78,6 +80,9 @@ async def export_user(
         select(ApiKey).where(ApiKey.user_id == user.id).order_by(ApiKey.created_at.desc())
     )
     conversations = await ConversationStore(session, user.id).all_for_export()
+    usage = await session.scalars(
+        select(UsageEvent).where(UsageEvent.user_id == user.id).order_by(UsageEvent.at)
+    )
     job = ExportJob(with_files=with_files)
     features = {hook.name: await hook.export(session, user.id, job) for hook in hooks.hooks}
     document = {
@@ -87,6 +92,7 @@ async def export_user(
         "user": profile_record(user),
         "api_keys": [key_record(k) for k in keys],
         "conversations": [conversation_record(c, ms) for c, ms in conversations],
+        "usage": [usage_record(event) for event in usage],
         "features": features,
     }
     return Export(document, job.files if with_files else {})

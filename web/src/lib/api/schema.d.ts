@@ -4286,6 +4286,11 @@ export interface components {
              * @enum {string}
              */
             format: "parley-export-1" | "parley-export-2";
+            /**
+             * Usage
+             * @description Every billable model call of the account, oldest first (not imported).
+             */
+            usage?: components["schemas"]["UsageRecord"][];
             user?: components["schemas"]["ProfileRecord"];
         };
         /** FailoverOverview */
@@ -7831,6 +7836,62 @@ export interface components {
              * @enum {string}
              */
             event: "usage";
+        };
+        /**
+         * UsageRecord
+         * @description One billable model call (``parley.usage``), for the record; not imported: what
+         *     an account spent on one server is not a cost on another.
+         */
+        UsageRecord: {
+            /** Api Key Id */
+            api_key_id?: string | null;
+            /** Assistant Id */
+            assistant_id?: string | null;
+            /** At */
+            at?: string | null;
+            /**
+             * Audio Seconds
+             * @default 0
+             */
+            audio_seconds?: number;
+            /**
+             * Cached Input Tokens
+             * @default 0
+             */
+            cached_input_tokens?: number;
+            /** Conversation Id */
+            conversation_id?: string | null;
+            /**
+             * Cost
+             * @description In US dollars, as charged at the time.
+             * @default 0
+             */
+            cost?: number;
+            /** Endpoint */
+            endpoint: string;
+            /**
+             * Input Tokens
+             * @default 0
+             */
+            input_tokens?: number;
+            /**
+             * Latency Ms
+             * @default 0
+             */
+            latency_ms?: number;
+            /** Model */
+            model: string;
+            /** Outcome */
+            outcome: string;
+            /**
+             * Output Tokens
+             * @default 0
+             */
+            output_tokens?: number;
+            /** Project Id */
+            project_id?: string | null;
+            /** Provider */
+            provider: string;
         };
         /**
          * UsageSummary
