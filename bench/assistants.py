@@ -241,9 +241,16 @@ async def _backend(table: Table, raw: dict[str, Any], label: str, url: str, n: i
         print(f"[{label}] loaded in {time.perf_counter() - started:.0f} s", file=sys.stderr)
         groups = GroupService(db)
         lookup = groups.of_user
-        access = Access(lambda: lookup)
+        in_groups = groups.of_user_query
+        access = Access(lambda: lookup, lambda: in_groups)  # as the app wires them
         assistants = AssistantService(db, ToolRegistry(), None, access)  # type: ignore[arg-type]
-        projects = ProjectService(db, lambda: lookup, ToolRegistry(), None)  # type: ignore[arg-type]
+        projects = ProjectService(
+            db,
+            lambda: lookup,
+            ToolRegistry(),
+            None,  # type: ignore[arg-type]
+            lambda: in_groups,
+        )
         sharing = SharingService(db, access)
         me = filled["me"]
 

@@ -31,6 +31,8 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
+from sqlalchemy import Select
+
 from parley.config import Settings
 from parley.container import Key, MissingService, Services
 from parley.providers.registry import ModelRegistry
@@ -58,6 +60,7 @@ __all__ = [
     "PROJECT_KNOWLEDGE",
     "SHARED_KNOWLEDGE",
     "USER_GROUPS",
+    "USER_GROUPS_QUERY",
     "AssistantGateway",
     "AudioTranscriber",
     "BudgetQuery",
@@ -71,6 +74,7 @@ __all__ = [
     "FeatureContext",
     "FeatureFactory",
     "GroupLookup",
+    "GroupQuery",
     "Key",
     "MissingService",
     "UserData",
@@ -138,6 +142,15 @@ cached permissions: removing a user from a group ends what it granted at once)."
 USER_GROUPS: Key[GroupLookup] = Key("user_groups")
 """Provided by the groups feature; budgets, sharing and model access read it. A
 consumer without it (no groups feature) treats every user as in no group."""
+
+GroupQuery = Callable[[str], "Select[Any]"]
+"""``user_id -> a SELECT of the ids of the groups the user is in``: for a check
+that embeds membership in its own statement, one round trip instead of two,
+still read fresh."""
+
+USER_GROUPS_QUERY: Key[GroupQuery] = Key("user_groups_query")
+"""Provided by the groups feature beside ``USER_GROUPS``; optional for consumers
+(without it they read ``USER_GROUPS`` first)."""
 
 
 AudioTranscriber = Callable[[str, Path, str, str | None], Awaitable[str]]

@@ -26,6 +26,7 @@ from parley.seam import (
     CONVERSATION_KNOWLEDGE,
     SHARED_KNOWLEDGE,
     USER_GROUPS,
+    USER_GROUPS_QUERY,
     FeatureContext,
     UserDataHooks,
 )
@@ -50,7 +51,8 @@ class AssistantsFeature:
 
     async def start(self, ctx: FeatureContext) -> None:
         groups = ctx.lookup(USER_GROUPS)
-        access = Access(groups)
+        in_groups = ctx.lookup(USER_GROUPS_QUERY)
+        access = Access(groups, in_groups)
         service = AssistantService(ctx.db, ctx.tool_registry, ctx.models, access)
         ctx.provide(AssistantService, service)
         ctx.provide(SharingService, SharingService(ctx.db, access))

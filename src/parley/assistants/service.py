@@ -15,13 +15,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from parley.assistants.access import RANK, Access, Role
+from parley.assistants.access import RANK, Access, Role, role_of_rank
 from parley.assistants.avatars import checked_image
 from parley.assistants.portable import AssistantDocument, knowledge_names, portable
 from parley.assistants.spec import SLUG, AssistantConfig, slugify
@@ -457,34 +458,52 @@ class AssistantService:
             chat = await session.get(AssistantChat, conversation_id)
             return chat is not None and chat.draft
 
-    async def _chat_version(
-        self, session: AsyncSession, user_id: str, conv: Conversation
-    ) -> tuple[Assistant, AssistantVersion]:
-        """The assistant of ``conv`` and the version its turns use (the draft for a
-        preview, else the published one); NotFound once it is gone or not the user's."""
-        # one statement: the assistant, whether this chat is a preview, and the
-        # version a turn of it uses (the draft for a preview, else the published one)
-        chat = select(AssistantChat.draft).where(AssistantChat.conversation_id == conv.id)
+    async def _chat_lookup(self, user_id: str, conversation: Any) -> sa.Select[Any]:
+        """One statement for a chat's assistant: the row, whether the chat is a
+        preview, the version its turns use (the draft for a preview, else the
+        published one) and the rank of the user's strongest share of it.
+        ``conversation``: the chat's id, or a column of a joined conversations row."""
+        chat = select(AssistantChat.draft).where(AssistantChat.conversation_id == conversation)
         preview_col = chat.scalar_subquery()
         version_id = sa.case(
             (preview_col.is_(True), Assistant.draft_version_id),
             else_=sa.func.coalesce(Assistant.published_version_id, Assistant.draft_version_id),
         )
-        found = (
-            await session.execute(
-                select(Assistant, preview_col, AssistantVersion)
-                .outerjoin(AssistantVersion, AssistantVersion.id == version_id)
-                .where(Assistant.id == (conv.assistant_id or ""))
+        groups = await self.access.principals(user_id)
+        query = select(
+            Assistant,
+            preview_col,
+            AssistantVersion,
+            self.access.rank(user_id, groups, Assistant.id),
+        )
+        if not isinstance(conversation, str):  # the chat's row comes first: the join needs it
+            query = query.select_from(Conversation).join(
+                Assistant, Assistant.id == Conversation.assistant_id
             )
-        ).first()
-        row, preview, version = found if found is not None else (None, None, None)
-        role = None if row is None else await self.access.role(session, user_id, row, None)
+        return query.outerjoin(AssistantVersion, AssistantVersion.id == version_id)
+
+    @staticmethod
+    def _usable(user_id: str, found: Any) -> tuple[Assistant, AssistantVersion]:
+        """The assistant and version from a ``_chat_lookup`` row; NotFound once it is
+        gone or not the user's to use (a preview needs edit rights)."""
+        row, preview, version, rank = found if found is not None else (None, None, None, None)
+        role = None if row is None else "owner" if row.user_id == user_id else role_of_rank(rank)
         if row is None or role is None or (preview and RANK[role] < RANK["edit"]):
             raise NotFound(
                 "assistant", "This chat's assistant was deleted or is no longer yours to use."
             )
         assert version is not None
         return row, version
+
+    async def _chat_version(
+        self, session: AsyncSession, user_id: str, conv: Conversation
+    ) -> tuple[Assistant, AssistantVersion]:
+        """The assistant of ``conv`` and the version its turns use."""
+        lookup = await self._chat_lookup(user_id, conv.id)
+        found = (
+            await session.execute(lookup.where(Assistant.id == (conv.assistant_id or "")))
+        ).first()
+        return self._usable(user_id, found)
 
     async def profile(self, session: AsyncSession, user_id: str, conv: Conversation) -> TurnProfile:
         """What the turn service adds to an assistant chat's turn (``TURN_PROFILES``)."""
@@ -518,23 +537,24 @@ class AssistantService:
         self, user_id: str, conversation_id: str, *, owner: bool
     ) -> AssistantConfig | None:
         """The config whose knowledge the chat sees, when the chatting user is
-        (``owner``) or is not the assistant's owner; None otherwise. One join
-        decides which, so only the lookup that applies checks the shares."""
+        (``owner``) or is not the assistant's owner; None otherwise. One statement:
+        the user's chat, its assistant, the version and the user's share of it."""
+        lookup = await self._chat_lookup(user_id, Conversation.id)
         async with self.db.session() as session:
             found = (
                 await session.execute(
-                    select(Conversation, Assistant.user_id)
-                    .join(Assistant, Assistant.id == Conversation.assistant_id)
-                    .where(Conversation.id == conversation_id, Conversation.user_id == user_id)
+                    lookup.where(
+                        Conversation.id == conversation_id, Conversation.user_id == user_id
+                    )
                 )
             ).first()
-            if found is None or (found[1] == user_id) != owner:
-                return None
-            try:
-                _, version = await self._chat_version(session, user_id, found[0])
-            except NotFound:
-                return None
-            return AssistantConfig.model_validate(version.config)
+        if found is None or (found[0].user_id == user_id) != owner:
+            return None
+        try:
+            _, version = self._usable(user_id, found)
+        except NotFound:
+            return None
+        return AssistantConfig.model_validate(version.config)
 
     async def knowledge(
         self, user_id: str, conversation_id: str

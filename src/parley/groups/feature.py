@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 from parley.config import Settings
 from parley.groups.router import router
 from parley.groups.service import GroupService
-from parley.seam import USER_GROUPS, FeatureContext
+from parley.seam import USER_GROUPS, USER_GROUPS_QUERY, FeatureContext
 
 __all__ = ["GroupsFeature", "groups_feature"]
 
@@ -25,6 +25,7 @@ class GroupsFeature:
         groups = GroupService(ctx.db)
         ctx.provide(GroupService, groups)
         ctx.provide(USER_GROUPS, groups.of_user)
+        ctx.provide(USER_GROUPS_QUERY, groups.of_user_query)
 
     async def stop(self) -> None:
         return None

@@ -6,8 +6,9 @@ on the very next check."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import Select, delete, func, select
 from sqlalchemy.exc import IntegrityError
 
 from parley.errors import Conflict, Invalid, NotFound
@@ -34,6 +35,11 @@ def _name(name: str) -> str:
 class GroupService:
     def __init__(self, db: Database) -> None:
         self.db = db
+
+    @staticmethod
+    def of_user_query(user_id: str) -> Select[Any]:
+        """The same as a subquery, for a check that embeds it (``USER_GROUPS_QUERY``)."""
+        return select(GroupMember.group_id).where(GroupMember.user_id == user_id)
 
     async def of_user(self, user_id: str) -> list[str]:
         """Ids of the groups ``user_id`` is in (one indexed read, never cached)."""

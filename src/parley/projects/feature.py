@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 from parley.config import Settings
 from parley.projects.router import router
 from parley.projects.service import ProjectService
-from parley.seam import PROJECT_KNOWLEDGE, USER_GROUPS, FeatureContext
+from parley.seam import PROJECT_KNOWLEDGE, USER_GROUPS, USER_GROUPS_QUERY, FeatureContext
 from parley.turns.options import PROJECT_PROFILES
 
 __all__ = ["ProjectsFeature", "projects_feature"]
@@ -25,7 +25,8 @@ class ProjectsFeature:
 
     async def start(self, ctx: FeatureContext) -> None:
         groups = ctx.lookup(USER_GROUPS)
-        projects = ProjectService(ctx.db, groups, ctx.tool_registry, ctx.models)
+        in_groups = ctx.lookup(USER_GROUPS_QUERY)
+        projects = ProjectService(ctx.db, groups, ctx.tool_registry, ctx.models, in_groups)
         ctx.provide(ProjectService, projects)
         ctx.provide(PROJECT_PROFILES, projects.profile)
         ctx.provide(PROJECT_KNOWLEDGE, projects.knowledge)

@@ -2,7 +2,8 @@
 
 A user's role on a project is ``owner`` or the strongest membership that reaches
 them now (a ``user`` row naming them, a ``group`` row for a group
-``USER_GROUPS`` says they are in at this moment). ``viewer`` reads the project's
+``USER_GROUPS`` says they are in at this moment; with ``USER_GROUPS_QUERY`` the
+check is one statement). ``viewer`` reads the project's
 chats and files; ``editor`` also starts and moves chats in, adds files and edits
 the settings; the owner also manages members and deletes it. Nothing is cached:
 removing a member (or them from the group) ends their access on the next request
@@ -26,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from parley.errors import Forbidden, Invalid, NotFound
 from parley.projects.tables import MEMBER_ROLES, MEMORY_MODES, Project, ProjectMember
 from parley.providers.registry import ModelRegistry
-from parley.seam import GroupLookup
+from parley.seam import GroupLookup, GroupQuery
 from parley.storage.conversations import ConversationStore
 from parley.storage.db import Database
 from parley.storage.tables import Conversation, Message, User, utcnow
@@ -37,6 +38,7 @@ __all__ = ["RANK", "Listed", "ProjectService", "ProjectSettings"]
 
 Role = Literal["viewer", "editor", "owner"]
 RANK: dict[str, int] = {"viewer": 1, "editor": 2, "owner": 3}
+_ROLE_OF_RANK: dict[int, Role] = {rank: role for role, rank in RANK.items()}  # type: ignore[misc]
 _NEEDS = {
     "editor": "You can read this project but not change it: ask its owner for editor access.",
     "owner": "Only the project's owner can do this.",
@@ -83,9 +85,11 @@ class ProjectService:
         groups: Callable[[], GroupLookup | None],
         tools: ToolRegistry,
         models: ModelRegistry,
+        groups_query: Callable[[], GroupQuery | None] = lambda: None,
     ) -> None:
         self.db = db
         self._groups = groups
+        self._groups_query = groups_query
         self.tools = tools
         self.models = models
 
@@ -95,26 +99,51 @@ class ProjectService:
         lookup = self._groups()
         return await lookup(user_id) if lookup is not None else ()
 
+    async def _principals(self, user_id: str) -> Sequence[str] | sa.Select[Any]:
+        """The user's groups for a statement: the groups feature's subquery when it
+        offers one (``USER_GROUPS_QUERY``: no round trip of its own), else the ids."""
+        query = self._groups_query()
+        if query is not None:
+            selected: sa.Select[Any] = query(user_id)
+            return selected
+        return await self.groups_of(user_id)
+
     @staticmethod
-    def _reaching(user_id: str, groups: Sequence[str]) -> sa.ColumnElement[bool]:
+    def _reaching(user_id: str, groups: Sequence[str] | sa.Select[Any]) -> sa.ColumnElement[bool]:
+        in_group = isinstance(groups, sa.Select) or bool(groups)
         return or_(
             and_(ProjectMember.principal_type == "user", ProjectMember.principal_id == user_id),
             and_(ProjectMember.principal_type == "group", ProjectMember.principal_id.in_(groups))
-            if groups
+            if in_group
             else sa.false(),
         )
+
+    async def _ranked(self, user_id: str) -> sa.Select[Any]:
+        """``SELECT project, rank``: the rank of the user's strongest membership of
+        each project (None: none reaches them), so finding a project and deciding
+        whether the user may see it is one statement."""
+        groups = await self._principals(user_id)
+        ranked = sa.case(*((ProjectMember.role == r, n) for r, n in RANK.items()), else_=0)
+        rank = (
+            select(func.max(ranked))
+            .where(ProjectMember.project_id == Project.id, self._reaching(user_id, groups))
+            .scalar_subquery()
+        )
+        return select(Project, rank)
+
+    @staticmethod
+    def _role_of(user_id: str, row: Project, rank: int | None) -> Role | None:
+        if row.user_id == user_id:
+            return "owner"
+        return _ROLE_OF_RANK.get(rank or 0)
 
     async def role(self, session: AsyncSession, user_id: str, row: Project) -> Role | None:
         if row.user_id == user_id:
             return "owner"
-        groups = await self.groups_of(user_id)
-        roles = await session.scalars(
-            select(ProjectMember.role).where(
-                ProjectMember.project_id == row.id, self._reaching(user_id, groups)
-            )
-        )
-        best = max(roles.all(), key=lambda r: RANK.get(r, 0), default=None)
-        return best if best in RANK else None  # type: ignore[return-value]
+        found = (
+            await session.execute((await self._ranked(user_id)).where(Project.id == row.id))
+        ).first()
+        return None if found is None else self._role_of(user_id, row, found[1])
 
     async def _find(
         self, session: AsyncSession, user_id: str, project_id: str, need: Role
@@ -472,9 +501,11 @@ class ProjectService:
     ) -> TurnProfile | None:
         """What a chat in the project gets (``PROJECT_PROFILES``); None once the
         user is no longer a member."""
-        row = await session.get(Project, conv.project_id or "")
-        if row is None or await self.role(session, user_id, row) is None:
+        ranked = await self._ranked(user_id)
+        found = (await session.execute(ranked.where(Project.id == (conv.project_id or "")))).first()
+        if found is None or self._role_of(user_id, found[0], found[1]) is None:
             return None
+        row = found[0]
         return TurnProfile(
             options=TurnOptions(
                 instructions=row.instructions,
@@ -489,19 +520,20 @@ class ProjectService:
         self, user_id: str, conversation_id: str
     ) -> tuple[Sequence[str], Sequence[str]]:
         """The project's files a chat in it may search (``PROJECT_KNOWLEDGE``)."""
+        ranked = await self._ranked(user_id)
         async with self.db.session() as session:
-            conv = await session.scalar(
-                select(Conversation).where(
-                    Conversation.id == conversation_id, Conversation.user_id == user_id
+            # the user's chat, its project and whether they may still see it: one statement
+            found = (
+                await session.execute(
+                    ranked.join(Conversation, Conversation.project_id == Project.id).where(
+                        Conversation.id == conversation_id, Conversation.user_id == user_id
+                    )
                 )
-            )
-            if conv is None or not conv.project_id:
-                return (), ()
-            row = await session.get(Project, conv.project_id)
-            if row is None or await self.role(session, user_id, row) is None:
+            ).first()
+            if found is None or self._role_of(user_id, found[0], found[1]) is None:
                 return (), ()
             ids = await session.scalars(
-                select(_FILES.c.id).where(_FILES.c.project_id == conv.project_id)
+                select(_FILES.c.id).where(_FILES.c.project_id == found[0].id)
             )
             return (), [str(i) for i in ids.all()]
 
