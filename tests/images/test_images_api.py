@@ -9,7 +9,7 @@ from imghelpers import add_comfy_provider, add_openai_provider
 
 from apihelpers import Client, ledger_rows, make_client, signup
 from parley.images.service import ImageService
-from parley.images.testing import ScriptedImages, draw
+from parley.images.testing import SAMPLE_MAPPING, ScriptedImages, draw, sample_workflow
 
 
 def _service(app: Any) -> ImageService:
@@ -121,6 +121,55 @@ async def test_comfyui_workflow_gets_the_mapped_fields(
     graph = [r for r in image_server.requests if r["path"] == "/prompt"][-1]["body"]["prompt"]
     assert graph["10"]["inputs"]["image"] == uploads[0]["body"]["name"]
     assert edited.json()["items"][0]["parent_id"] == image["id"]
+
+
+async def test_a_comfyui_edit_sends_the_mask_only_to_a_workflow_that_maps_one(
+    app: Any, client: Client, user: dict[str, Any], image_server: ScriptedImages
+) -> None:
+    import io
+
+    from PIL import Image
+
+    from parley.errors import Invalid
+
+    await add_comfy_provider(client, image_server)  # the sample mapping: no mask
+    picture = draw("a quiet harbour", 1, 64, 64)
+    mask_image = Image.new("RGBA", (64, 64), (0, 0, 0, 255))
+    mask_image.paste((0, 0, 0, 0), (0, 0, 32, 32))
+    out = io.BytesIO()
+    mask_image.save(out, format="PNG")
+    mask = out.getvalue()
+    images = _service(app)
+    try:
+        await images.make(user["id"], operation="edit", prompt="a boat", image=picture, mask=mask)
+        raise AssertionError("a mask went to a workflow that cannot take one")
+    except Invalid as exc:
+        assert exc.code == "mask_unsupported" and "takes no mask" in exc.message
+    assert not [r for r in image_server.requests if r["path"] == "/prompt"]
+
+    workflow = sample_workflow()
+    workflow["11"] = {"class_type": "LoadImageMask", "inputs": {"image": "", "channel": "alpha"}}
+    made = await client.post(
+        "/api/admin/images/providers",
+        json={
+            "name": "inpaint",
+            "kind": "comfyui",
+            "base_url": image_server.root_url,
+            "api_key": "img-secret",
+            "workflow": workflow,
+            "mapping": {**SAMPLE_MAPPING, "mask": "11.inputs.image"},
+        },
+    )
+    assert made.status_code == 201, made.text
+    result = await images.make(
+        user["id"], operation="edit", prompt="a boat", image=picture, mask=mask, provider="inpaint"
+    )
+    assert len(result.images) == 1
+    uploads = [r["body"]["name"] for r in image_server.requests if r["path"] == "/upload/image"]
+    graph = [r for r in image_server.requests if r["path"] == "/prompt"][-1]["body"]["prompt"]
+    assert graph["10"]["inputs"]["image"] == uploads[-2]  # the picture, then the mask
+    assert graph["11"]["inputs"]["image"] == uploads[-1]
+    assert image_server.state.uploads[uploads[-1]] == mask
 
 
 async def test_a_bad_comfyui_mapping_is_refused_clearly(

@@ -5,6 +5,7 @@ fetched with the key), edits, key scopes, and the ledger rows carry the key."""
 from __future__ import annotations
 
 import base64
+import hashlib
 import io
 import socket
 import threading
@@ -18,7 +19,7 @@ import pytest
 from PIL import Image
 
 from parley.config import Settings
-from parley.images.testing import ScriptedImages, draw
+from parley.images.testing import ScriptedImages, draw, vary
 from parley.providers.base import Provider
 
 
@@ -134,3 +135,68 @@ def test_keys_without_the_images_scope_are_refused(
     bad: Any = openai.OpenAI(base_url=base + "/v1", api_key="sk-wrong", max_retries=0)
     with pytest.raises(openai.AuthenticationError):
         bad.images.generate(prompt="nope")
+
+
+def _png(size: tuple[int, int], mode: str = "RGBA", fmt: str = "PNG") -> bytes:
+    """An image of ``size``; as RGBA, transparent in its top-left quarter (the area to edit)."""
+    image = Image.new(mode, size, (0, 0, 0, 255) if mode == "RGBA" else (0, 0, 0))
+    if mode == "RGBA":
+        image.paste((0, 0, 0, 0), (0, 0, size[0] // 2, size[1] // 2))
+    out = io.BytesIO()
+    image.save(out, format=fmt)
+    return out.getvalue()
+
+
+def test_variations_and_masked_edits_through_the_sdk(
+    live_images: tuple[str, str, httpx.Client], image_server: ScriptedImages
+) -> None:
+    base, key, _admin = live_images
+    client = openai.OpenAI(base_url=base + "/v1", api_key=key, max_retries=0)
+    made = client.images.generate(prompt="a red kite", size="64x64", response_format="b64_json")
+    picture = base64.b64decode(made.data[0].b64_json or "")
+
+    varied = client.images.create_variation(
+        image=("kite.png", io.BytesIO(picture), "image/png"),
+        n=2,
+        size="64x64",
+        response_format="b64_json",
+    )
+    assert [base64.b64decode(d.b64_json or "") for d in varied.data] == [
+        vary(picture, 0),
+        vary(picture, 1),
+    ]
+    assert image_server.requests[-1]["path"] == "/v1/images/variations"
+
+    mask = _png((64, 64))
+    edited = client.images.edit(
+        image=("kite.png", io.BytesIO(picture), "image/png"),
+        mask=("mask.png", io.BytesIO(mask), "image/png"),
+        prompt="a moon in the corner",
+        size="64x64",
+        response_format="b64_json",
+    )
+    assert len(edited.data) == 1
+    sent = image_server.requests[-1]
+    assert sent["path"] == "/v1/images/edits" and sent["mask"] == hashlib.sha256(mask).hexdigest()
+
+    # masks that cannot be right are refused before the provider is asked (or paid)
+    asked = len(image_server.requests)
+    for bad, words in (
+        (_png((32, 32)), "same size"),
+        (_png((64, 64), mode="RGB", fmt="JPEG"), "must be a PNG"),
+    ):
+        with pytest.raises(openai.APIStatusError) as refused:
+            client.images.edit(
+                image=("kite.png", io.BytesIO(picture), "image/png"),
+                mask=("mask.png", io.BytesIO(bad), "image/png"),
+                prompt="a moon",
+            )
+        assert refused.value.status_code in (400, 422) and words in str(refused.value.message)
+    with_mask = httpx.post(  # the SDK sends no mask with a variation; a raw client can
+        base + "/v1/images/variations",
+        headers={"Authorization": f"Bearer {key}"},
+        files={"image": ("k.png", picture, "image/png"), "mask": ("m.png", mask, "image/png")},
+    )
+    assert with_mask.status_code == 400
+    assert "only applies to an edit" in with_mask.json()["error"]["message"]
+    assert len(image_server.requests) == asked

@@ -1,7 +1,7 @@
 """Talking to image providers: an OpenAI-compatible images API, or ComfyUI.
 
 A backend turns an ``ImageJob`` (generate, edit or vary; prompt, size, seed,
-input image) into image bytes. Both speak HTTP through ``parley.net``'s guarded
+input image, an edit's mask) into image bytes. Both speak HTTP through ``parley.net``'s guarded
 transport: the provider's own host is allowed because an admin configured it
 (it may be a ComfyUI box on the LAN), nothing else private is, and no redirect
 is followed. An images API that answers with ``url``s instead of base64 has
@@ -61,7 +61,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 # The workflow fields an admin may map (``prompt`` is required).
-MAPPABLE = ("prompt", "negative_prompt", "seed", "width", "height", "image")
+MAPPABLE = ("prompt", "negative_prompt", "seed", "width", "height", "image", "mask")
 _JSON_LIMIT = 64 * 1024 * 1024  # a base64 answer of a few large images
 
 
@@ -76,6 +76,9 @@ class ImageJob:
     n: int = 1
     image: bytes | None = None  # the input of an edit or a variation
     image_type: str = "image/png"
+    # an edit's mask: a PNG of the image's size whose transparent pixels mark where to
+    # change it (OpenAI's convention; a ComfyUI workflow maps it to its mask loader)
+    mask: bytes | None = None
 
     @property
     def size(self) -> str:
@@ -217,11 +220,14 @@ class OpenAIImagesBackend:
             if job.operation == "edit":
                 fields["prompt"] = job.prompt
             ext = job.image_type.rsplit("/", 1)[-1]
+            files = {"image": (f"image.{ext}", job.image, job.image_type)}
+            if job.mask is not None and job.operation == "edit":
+                files["mask"] = ("mask.png", job.mask, "image/png")
             data = await self.http.json(
                 "POST",
                 f"{self.base_url}/images/{path}",
                 data={k: str(v) for k, v in fields.items()},
-                files={"image": (f"image.{ext}", job.image, job.image_type)},
+                files=files,
             )
         items = data.get("data") if isinstance(data, dict) else None
         if not isinstance(items, list) or not items:
@@ -347,6 +353,12 @@ class ComfyBackend:
                 "ask your administrator to map one.",
                 code="edit_unsupported",
             )
+        if job.mask is not None and not self.mapping.get("mask"):
+            raise Invalid(
+                "This image provider's workflow takes no mask, so it can only change the "
+                "whole image; leave the mask out, or ask your administrator to map one.",
+                code="mask_unsupported",
+            )
         made: list[MadeImage] = []
         for _ in range(job.n):
             seed = job.seed if job.seed is not None and job.n == 1 else secrets.randbelow(2**31)
@@ -357,17 +369,19 @@ class ComfyBackend:
             self._set(graph, "width", job.width)
             self._set(graph, "height", job.height)
             if job.image is not None and job.operation != "generate":
-                self._set(graph, "image", await self._upload(job))
+                self._set(graph, "image", await self._upload(job.image, job.image_type))
+            if job.mask is not None:
+                self._set(graph, "mask", await self._upload(job.mask, "image/png"))
             made.extend(MadeImage(data, seed=seed) for data in await self._queue(graph))
         return made
 
-    async def _upload(self, job: ImageJob) -> str:
-        ext = job.image_type.rsplit("/", 1)[-1]
+    async def _upload(self, picture: bytes, media_type: str) -> str:
+        ext = media_type.rsplit("/", 1)[-1]
         answer = await self.http.json(
             "POST",
             f"{self.base_url}/upload/image",
             data={"overwrite": "true"},
-            files={"image": (f"parley-{uuid.uuid4().hex}.{ext}", job.image, job.image_type)},
+            files={"image": (f"parley-{uuid.uuid4().hex}.{ext}", picture, media_type)},
         )
         name = answer.get("name") if isinstance(answer, dict) else None
         if not isinstance(name, str) or not name:

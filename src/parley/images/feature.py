@@ -53,8 +53,12 @@ class ImagesFeature:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.router: Any = _Routers().router
-        # /v1/images/edits carries an image (and perhaps a mask) in multipart.
-        self.body_limits = {"/v1/images/edits": 2 * settings.images_max_bytes + MULTIPART_OVERHEAD}
+        # /v1/images/edits carries an image (and perhaps a mask) in multipart; a
+        # variation, an image.
+        self.body_limits = {
+            "/v1/images/edits": 2 * settings.images_max_bytes + MULTIPART_OVERHEAD,
+            "/v1/images/variations": settings.images_max_bytes + MULTIPART_OVERHEAD,
+        }
         self._service: ImageService | None = None
         self._ctx: FeatureContext | None = None
         self._tools: list[Tool] = []

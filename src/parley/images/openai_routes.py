@@ -1,4 +1,5 @@
-"""``POST /v1/images/generations`` and ``/v1/images/edits``: OpenAI's images API.
+"""``POST /v1/images/generations``, ``/v1/images/edits`` (with an optional mask) and
+``/v1/images/variations``: OpenAI's images API.
 
 Authorised by API keys like the rest of ``/v1`` (endpoint group ``images``), and
 made by ``ImageService.make`` like every image, so results are the key owner's
@@ -110,33 +111,36 @@ def _field(form: Any, name: str) -> str | None:
     return value if isinstance(value, str) else None
 
 
-@router.post(
-    "/images/edits",
-    response_model=ImagesResponse,
-    response_model_exclude_none=True,
-    openapi_extra={
-        "requestBody": {
-            "content": {
-                "multipart/form-data": {
-                    "schema": {
-                        "type": "object",
-                        "required": ["image", "prompt"],
-                        "properties": {
-                            "image": {"type": "string", "format": "binary"},
-                            "prompt": {"type": "string"},
-                            "model": {"type": "string"},
-                            "n": {"type": "integer"},
-                            "size": {"type": "string"},
-                            "response_format": {"type": "string", "enum": ["url", "b64_json"]},
-                        },
-                    }
-                }
-            },
-            "required": True,
+def _multipart_doc(*, prompt: bool) -> dict[str, Any]:
+    """The OpenAPI description of an edit's or a variation's multipart body."""
+    properties: dict[str, Any] = {
+        "image": {"type": "string", "format": "binary"},
+        "model": {"type": "string"},
+        "n": {"type": "integer"},
+        "size": {"type": "string"},
+        "response_format": {"type": "string", "enum": ["url", "b64_json"]},
+    }
+    if prompt:
+        properties["prompt"] = {"type": "string"}
+        properties["mask"] = {
+            "type": "string",
+            "format": "binary",
+            "description": "A PNG of the image's size; its transparent pixels mark where to edit.",
         }
-    },
-)
-async def edit_images(request: Request, principal: ImagesKey, images: Images) -> Any:
+    schema = {
+        "type": "object",
+        "required": ["image", "prompt"] if prompt else ["image"],
+        "properties": properties,
+    }
+    return {
+        "requestBody": {"content": {"multipart/form-data": {"schema": schema}}, "required": True}
+    }
+
+
+async def _from_form(
+    request: Request, images: ImageService, principal: Principal, operation: str
+) -> Any:
+    """An edit or a variation from OpenAI's multipart body, made and answered."""
     limit = images.settings.images_max_bytes
     try:
         form = await request.form(max_files=4, max_fields=32, max_part_size=limit + 1)
@@ -152,8 +156,14 @@ async def edit_images(request: Request, principal: ImagesKey, images: Images) ->
             400, "Send the image in the multipart field 'image'.", "invalid_request", param="image"
         )
     picture = await upload.read(limit + 1)
+    mask_upload = form.get("mask")
+    if mask_upload is not None and operation != "edit":
+        raise Problem(400, "A mask only applies to an edit.", "invalid_request", param="mask")
+    if mask_upload is not None and not isinstance(mask_upload, UploadFile):
+        raise Problem(400, "Send the mask as a PNG file.", "invalid_request", param="mask")
+    mask = await mask_upload.read(limit + 1) if mask_upload is not None else None
     prompt = (_field(form, "prompt") or "").strip()
-    if not prompt:
+    if operation == "edit" and not prompt:
         raise Problem(400, "'prompt' is required.", "invalid_request", param="prompt")
     try:
         n = int(_field(form, "n") or 1)
@@ -165,15 +175,38 @@ async def edit_images(request: Request, principal: ImagesKey, images: Images) ->
     provider = await _provider_ref(images, principal, _field(form, "model"))
     made = await images.make(
         principal.user.id,
-        operation="edit",
+        operation=operation,
         prompt=prompt,
         size=_field(form, "size"),
         n=n,
         image=picture,
+        mask=mask,
         api_key_id=principal.api_key_id,
         provider=provider,
     )
     return await _answer(request, images, made, response_format)
+
+
+@router.post(
+    "/images/edits",
+    response_model=ImagesResponse,
+    response_model_exclude_none=True,
+    openapi_extra=_multipart_doc(prompt=True),
+)
+async def edit_images(request: Request, principal: ImagesKey, images: Images) -> Any:
+    """An edit of the uploaded image, in the masked area when a ``mask`` is sent."""
+    return await _from_form(request, images, principal, "edit")
+
+
+@router.post(
+    "/images/variations",
+    response_model=ImagesResponse,
+    response_model_exclude_none=True,
+    openapi_extra=_multipart_doc(prompt=False),
+)
+async def vary_images(request: Request, principal: ImagesKey, images: Images) -> Any:
+    """Variations of the uploaded image (no prompt)."""
+    return await _from_form(request, images, principal, "variation")
 
 
 @router.get(

@@ -123,6 +123,7 @@ class ImageService:
         n: int = 1,
         parent_id: str | None = None,
         image: bytes | None = None,
+        mask: bytes | None = None,
         conversation_id: str | None = None,
         message_id: str | None = None,
         api_key_id: str | None = None,
@@ -156,6 +157,8 @@ class ImageService:
             image_type = parent.media_type
         elif image is not None:
             image_type = await self.check_upload(image)
+        if mask is not None:
+            await self._check_mask(operation, mask, image)
         if operation == "variation" and not prompt and parent is not None:
             prompt = parent.prompt
         width, height = parse_size(
@@ -171,6 +174,7 @@ class ImageService:
             n=n,
             image=image,
             image_type=image_type,
+            mask=mask,
         )
         model = f"{provider_row.name}/{provider_row.model or provider_row.kind}"
         charge = {
@@ -226,6 +230,30 @@ class ImageService:
             await session.commit()
         latency = await self._record(charge, started, cost=cost, outcome="ok")
         return Made(rows, cost, provider_row.name, model, latency)
+
+    async def _check_mask(self, operation: str, mask: bytes, image: bytes | None) -> None:
+        """An edit's mask is a PNG of the image's own size (what OpenAI's API and a
+        ComfyUI mask loader expect); anything else is refused before a provider is paid."""
+        if operation != "edit":
+            raise Invalid("A mask only applies to an edit.", code="mask_not_for_operation")
+        limits = {
+            "max_bytes": self.settings.images_max_bytes,
+            "max_pixels": self.settings.images_max_pixels,
+        }
+        shape = await asyncio.to_thread(inspect, mask, **limits)
+        if shape.media_type != "image/png":
+            raise Invalid(
+                "The mask must be a PNG whose transparent pixels mark where to edit.",
+                code="bad_mask",
+            )
+        if image is not None:
+            picture = await asyncio.to_thread(inspect, image, **limits)
+            if (shape.width, shape.height) != (picture.width, picture.height):
+                raise Invalid(
+                    f"The mask is {shape.width}x{shape.height} but the image is "
+                    f"{picture.width}x{picture.height}; they must be the same size.",
+                    code="bad_mask",
+                )
 
     async def _check_output(self, data: bytes) -> tuple[str, int, int]:
         try:

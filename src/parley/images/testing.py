@@ -311,6 +311,9 @@ class ScriptedImages:
             if upload is None or isinstance(upload, str):
                 return JSONResponse({"error": {"message": "image is required"}}, 400)
             base = await upload.read()
+            mask = form.get("mask")
+            if mask is not None and not isinstance(mask, str):
+                state.requests[-1]["mask"] = hashlib.sha256(await mask.read()).hexdigest()
             width, height = (int(v) for v in str(fields.get("size", "256x256")).split("x"))
             n = int(fields.get("n", 1))
             if kind == "edits":

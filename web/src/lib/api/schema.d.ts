@@ -2838,7 +2838,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Edit Images */
+        /**
+         * Edit Images
+         * @description An edit of the uploaded image, in the masked area when a ``mask`` is sent.
+         */
         post: operations["edit_images_v1_images_edits_post"];
         delete?: never;
         options?: never;
@@ -2857,6 +2860,26 @@ export interface paths {
         put?: never;
         /** Create Images */
         post: operations["create_images_v1_images_generations_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/images/variations": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Vary Images
+         * @description Variations of the uploaded image (no prompt).
+         */
+        post: operations["vary_images_v1_images_variations_post"];
         delete?: never;
         options?: never;
         head?: never;
@@ -14571,6 +14594,11 @@ export interface operations {
                 "multipart/form-data": {
                     /** Format: binary */
                     image: string;
+                    /**
+                     * Format: binary
+                     * @description A PNG of the image's size; its transparent pixels mark where to edit.
+                     */
+                    mask?: string;
                     model?: string;
                     n?: number;
                     prompt: string;
@@ -14621,6 +14649,38 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    vary_images_v1_images_variations_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "multipart/form-data": {
+                    /** Format: binary */
+                    image: string;
+                    model?: string;
+                    n?: number;
+                    /** @enum {string} */
+                    response_format?: "url" | "b64_json";
+                    size?: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ImagesResponse"];
                 };
             };
         };
