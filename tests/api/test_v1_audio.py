@@ -150,3 +150,13 @@ def test_a_key_without_the_audio_scope_is_refused(live: tuple[str, str]) -> None
         _sdk(base, "sk-not-a-key").audio.transcriptions.create(
             model="whisper-1", file=("a.wav", _wav(1.0))
         )
+
+
+def test_short_clips_are_decoded_from_a_15_second_window() -> None:
+    """Shorter than 15 s the decoder loops; longer clips keep their own length."""
+    from parley.speech.whisper import FRAMES, MIN_FRAMES, RATE, frames_for
+
+    assert frames_for(3 * RATE) == MIN_FRAMES == 1500
+    assert frames_for(20 * RATE) == 2200  # the speech and a second of quiet, whole seconds
+    assert frames_for(29 * RATE + 1) == FRAMES == 3000
+    assert frames_for(60 * RATE) == FRAMES
