@@ -11,6 +11,7 @@ from playwright.sync_api import Browser, Locator, Page, expect
 pytestmark = pytest.mark.e2e
 
 DESKTOP = {"width": 1280, "height": 800}
+PHONE_390 = {"width": 390, "height": 844}
 
 
 def _one_line_and_whole(link: Locator) -> None:
@@ -97,6 +98,11 @@ def test_admin_sections_on_a_phone(browser: Browser, server: str, admin) -> None
             _page_fits(page, MOBILE["width"])
             if group == "models":
                 shot(page, "admin-nav-375")
+        page.set_viewport_size(PHONE_390)  # a larger phone: the same two rows
+        open_admin(page, "providers")
+        _same_row(groups)
+        _page_fits(page, PHONE_390["width"])
+        shot(page, "admin-nav-390")
     finally:
         ctx.close()
     assert not log.problems(), log.problems()
