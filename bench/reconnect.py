@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import re
-import time
 import uuid
 from dataclasses import dataclass, field
 
@@ -37,14 +35,19 @@ from bench.common import (
     start_upstream,
     temp_dir,
 )
+from bench.reattach import (
+    BEHIND,
+    PACED_RATE,
+    PACED_TOKENS,
+    LiveAnswer,
+    follow_answer,
+    pace_upstream,
+    server_env,
+    timed_reattach,
+)
 
-PARLEY_MODEL = "openai/scripted-model"
-PACED_TOKENS = 300
-PACED_RATE = 50
-BEHIND = 10
 PG_ADMIN = os.environ.get("PARLEY_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS = os.environ.get("PARLEY_BENCH_REDIS_URL", "redis://127.0.0.1:6379/3")
-_ID = re.compile(rb"^id: (\d+)$", re.M)
 
 
 @dataclass
@@ -54,67 +57,25 @@ class Samples:
     errors: list[str] = field(default_factory=list)
 
 
-async def _read_until(response: httpx.Response, target: int) -> bool:
-    """Read until the event ``target`` (or a ``done``: the whole stored answer, which
-    is how a stream that followed the stored answer ends)."""
-    buffer = b""
-    async for chunk in response.aiter_raw():
-        buffer += chunk
-        *blocks, buffer = buffer.split(b"\n\n")
-        for block in blocks:
-            found = _ID.search(block)
-            if (found and int(found.group(1)) >= target) or b"event: done" in block:
-                return True
-    return False
-
-
 async def _one_turn(a: str, b: str, headers: dict[str, str], out: Samples) -> None:
     async with httpx.AsyncClient(headers=headers, timeout=60, trust_env=False) as http:
-        r = await http.post(f"{a}/api/conversations", json={"model": PARLEY_MODEL})
-        r.raise_for_status()
-        conv = r.json()["id"]
-        latest = 0
-        answer: str | None = None
-        finished = asyncio.Event()
 
-        async def first_reader() -> None:
-            nonlocal latest, answer
-            buffer = b""
-            async with http.stream(
-                "POST", f"{a}/api/conversations/{conv}/messages", json={"content": "Go on."}
-            ) as response:
-                async for chunk in response.aiter_raw():
-                    buffer += chunk
-                    *blocks, buffer = buffer.split(b"\n\n")
-                    for block in blocks:
-                        found = _ID.search(block)
-                        if found:
-                            latest = max(latest, int(found.group(1)))
-                        if answer is None and b"event: start" in block:
-                            got = re.search(rb'"assistant_message":\{"id":"([^"]+)"', block)
-                            answer = got.group(1).decode() if got else None
-            finished.set()
+        async def tick(live: LiveAnswer) -> None:
+            for base, sink in ((b, out.other_ms), (a, out.same_ms)):
+                target = live.latest
+                ms = await timed_reattach(
+                    http,
+                    live.events_url(base),
+                    {"Last-Event-ID": str(live.latest - BEHIND)},
+                    target,
+                    done_counts=True,
+                )
+                if ms is not None:
+                    sink.append(ms)
+                elif not live.finished.is_set():
+                    out.errors.append(f"reattach on {base} ended before event {target}")
 
-        reader = asyncio.create_task(first_reader())
-        try:
-            while not finished.is_set():
-                await asyncio.sleep(0.25)
-                if answer is None or latest <= BEHIND + 2 or finished.is_set():
-                    continue
-                for base, sink in ((b, out.other_ms), (a, out.same_ms)):
-                    url = f"{base}/api/conversations/{conv}/messages/{answer}/events"
-                    target = latest
-                    start = time.perf_counter()
-                    async with http.stream(
-                        "GET", url, headers={"Last-Event-ID": str(latest - BEHIND)}
-                    ) as response:
-                        got = await _read_until(response, target)
-                    if got:
-                        sink.append((time.perf_counter() - start) * 1000)
-                    elif not finished.is_set():
-                        out.errors.append(f"reattach on {base} ended before event {target}")
-        finally:
-            await reader
+        await follow_answer(http, a, tick)
 
 
 async def _database(name: str) -> str:
@@ -140,24 +101,14 @@ async def _pair(upstream: Proc, redis: str | None, turns: int) -> Samples:
     url = await _database(name)
     procs: list[Proc] = []
     try:
-        env = {
-            "PARLEY_DATABASE_URL": url,
-            "OPENAI_BASE_URL": upstream.url,
-            "OPENAI_API_KEY": "sk-bench",
-            "PARLEY_MEMORY_AUTO": "false",
-            "PARLEY_TITLE_MODEL": "none",
-            "PARLEY_LOCAL_MODEL_ENABLED": "false",
-        }
+        env = {**server_env(upstream), "PARLEY_DATABASE_URL": url}
         if redis:
             env["PARLEY_REDIS_URL"] = redis
         for worker in ("a", "b"):
             procs.append(start_parley(temp_dir(f"reconnect-{worker}"), env=env))
         a, b = procs[0].url, procs[1].url
         key = create_api_key(a)
-        root = upstream.url.rsplit("/v1", 1)[0]
-        script = [{"tokens": PACED_TOKENS, "rate": PACED_RATE}] * turns
-        async with httpx.AsyncClient(trust_env=False) as http:
-            (await http.post(f"{root}/_script", json=script)).raise_for_status()
+        await pace_upstream(upstream, turns)
         out = Samples()
         headers = {"Authorization": f"Bearer {key}"}
         results = await asyncio.gather(

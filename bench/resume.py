@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import re
 import statistics
 import time
 from collections.abc import AsyncIterator
@@ -47,14 +46,20 @@ from bench.common import (
     start_upstream,
     temp_dir,
 )
+from bench.reattach import (
+    BEHIND,
+    PACED_RATE,
+    PACED_TOKENS,
+    PARLEY_MODEL,
+    LiveAnswer,
+    follow_answer,
+    pace_upstream,
+    server_env,
+    timed_reattach,
+)
 from parley.messages import TextDelta
 
 TOKENS = 2000
-PARLEY_MODEL = "openai/scripted-model"
-PACED_TOKENS = 300
-PACED_RATE = 50
-BEHIND = 10  # events the reattaching reader missed
-_ID = re.compile(rb"^id: (\d+)$", re.M)
 
 
 @dataclass(frozen=True)
@@ -80,85 +85,35 @@ class Reconnects:
     errors: list[str] = field(default_factory=list)
 
 
-async def _read_until(response: httpx.Response, target: int) -> bool:
-    """Read SSE frames until one with an id >= ``target``; True when it came."""
-    buffer = b""
-    async for chunk in response.aiter_raw():
-        buffer += chunk
-        *blocks, buffer = buffer.split(b"\n\n")
-        for block in blocks:
-            found = _ID.search(block)
-            if found and int(found.group(1)) >= target:
-                return True
-    return False
-
-
 async def _one_turn(parley: Proc, headers: dict[str, str], out: Reconnects) -> None:
     async with httpx.AsyncClient(
         base_url=parley.url, headers=headers, timeout=60, trust_env=False
     ) as http:
-        r = await http.post("/api/conversations", json={"model": PARLEY_MODEL})
-        r.raise_for_status()
-        conv = r.json()["id"]
-        latest = 0
-        answer: str | None = None
-        finished = asyncio.Event()
 
-        async def first_reader() -> None:
-            nonlocal latest, answer
-            buffer = b""
-            async with http.stream(
-                "POST", f"/api/conversations/{conv}/messages", json={"content": "Go on."}
-            ) as response:
-                async for chunk in response.aiter_raw():
-                    buffer += chunk
-                    *blocks, buffer = buffer.split(b"\n\n")
-                    for block in blocks:
-                        found = _ID.search(block)
-                        if found:
-                            latest = max(latest, int(found.group(1)))
-                        if answer is None and b"event: start" in block:
-                            answer = (
-                                re.search(rb'"assistant_message":\{"id":"([^"]+)"', block)
-                                .group(1)
-                                .decode()
-                            )  # type: ignore[union-attr]
-            finished.set()
+        async def tick(live: LiveAnswer) -> None:
+            url = live.events_url(parley.url)
+            for header, sink in (
+                ({"Last-Event-ID": str(live.latest - BEHIND)}, out.missed_ms),
+                ({}, out.reload_ms),
+            ):
+                target = live.latest
+                ms = await timed_reattach(http, url, header, target)
+                if ms is not None:
+                    sink.append(ms)
+                elif not live.finished.is_set():
+                    out.errors.append(f"reattach ended before event {target}")
+            start = time.perf_counter()
+            (await http.get(f"/api/conversations/{live.conversation}")).raise_for_status()
+            out.stored_ms.append((time.perf_counter() - start) * 1000)
 
-        reader = asyncio.create_task(first_reader())
-        try:
-            while not finished.is_set():
-                await asyncio.sleep(0.25)
-                if answer is None or latest <= BEHIND + 2 or finished.is_set():
-                    continue
-                url = f"/api/conversations/{conv}/messages/{answer}/events"
-                for header, sink in (
-                    ({"Last-Event-ID": str(latest - BEHIND)}, out.missed_ms),
-                    ({}, out.reload_ms),
-                ):
-                    target = latest
-                    start = time.perf_counter()
-                    async with http.stream("GET", url, headers=header) as response:
-                        got = await _read_until(response, target)
-                    if got:
-                        sink.append((time.perf_counter() - start) * 1000)
-                    elif not finished.is_set():
-                        out.errors.append(f"reattach ended before event {target}")
-                start = time.perf_counter()
-                (await http.get(f"/api/conversations/{conv}")).raise_for_status()
-                out.stored_ms.append((time.perf_counter() - start) * 1000)
-        finally:
-            await reader
+        await follow_answer(http, parley.url, tick)
 
 
 async def reconnect_phase(
     parley: Proc, upstream: Proc, key: str, p: Params, table: Table
 ) -> Reconnects:
     out = Reconnects()
-    root = upstream.url.rsplit("/v1", 1)[0]
-    script = [{"tokens": PACED_TOKENS, "rate": PACED_RATE}] * p.paced_turns
-    async with httpx.AsyncClient(trust_env=False) as http:
-        (await http.post(f"{root}/_script", json=script)).raise_for_status()
+    await pace_upstream(upstream, p.paced_turns)
     headers = {"Authorization": f"Bearer {key}"}
     results = await asyncio.gather(
         *(_one_turn(parley, headers, out) for _ in range(p.paced_turns)), return_exceptions=True
@@ -353,14 +308,7 @@ def run(quick: bool = False) -> Table:
     try:
         upstream = start_upstream(work, TOKENS)
         procs.append(upstream)
-        env = {
-            "OPENAI_BASE_URL": upstream.url,
-            "OPENAI_API_KEY": "sk-bench",
-            "PARLEY_LOCAL_MODEL_ENABLED": "false",
-            # a new chat's model-made title is a second model call: not relay work
-            "PARLEY_TITLE_MODEL": "none",
-            "PARLEY_MEMORY_AUTO": "false",
-        }
+        env = server_env(upstream)
         dirs = [Path(work / "on"), Path(work / "off")]
         for d in dirs:
             d.mkdir()

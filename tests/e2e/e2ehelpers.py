@@ -323,6 +323,34 @@ def ui_signup(page: Page, name: str, email: str, password: str = PASSWORD) -> No
     expect(page.get_by_test_id("composer")).to_be_visible()
 
 
+# ---------------------------------------------------------------- admin
+
+# The Admin page's groups and their sections (as in Admin.svelte): a phone shows
+# one group's sections at a time, under a row of group tabs.
+ADMIN_GROUPS = {
+    "people": ("users", "groups"),
+    "models": ("providers", "models", "setup"),
+    "spending": ("usage", "prices", "budgets"),
+    "tools": ("websearch", "mcp", "images", "voice"),
+    "system": ("jobs",),
+}
+
+
+def open_admin(page: Page, section: str) -> Locator:
+    """Open an Admin section through the page's navigation, as a user would: on a
+    phone its group's tab first. Off the Admin page, ``/admin`` is opened first."""
+    if not urlsplit(page.url).path.startswith("/admin"):
+        page.goto("/admin")
+    expect(page.get_by_test_id("admin-nav")).to_be_visible()
+    link = page.get_by_test_id(f"admin-tab-{section}")
+    if not link.is_visible():
+        group = next(g for g, sections in ADMIN_GROUPS.items() if section in sections)
+        page.get_by_test_id(f"admin-group-{group}").click()
+    link.click()
+    expect(link).to_have_attribute("aria-current", "page")
+    return link
+
+
 # ---------------------------------------------------------------- chat
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from e2ehelpers import UPSTREAM_MODELS, Upstream, chat, content, shot
+from e2ehelpers import UPSTREAM_MODELS, Upstream, chat, content, open_admin, shot
 from playwright.sync_api import Page, expect
 
 pytestmark = pytest.mark.e2e
@@ -20,7 +20,7 @@ def test_admin_adds_provider_and_its_models_appear(
     expect(users).to_contain_text("admin")
     shot(page, "admin")
 
-    page.get_by_test_id("admin-tab-providers").click()
+    open_admin(page, "providers")
     table = page.get_by_test_id("providers-table")
     expect(table.get_by_test_id("provider-row").filter(has_text="openai")).to_contain_text(
         "Environment"

@@ -29,6 +29,7 @@ from e2ehelpers import (
     content,
     free_port,
     new_context,
+    open_admin,
     shot,
     sign_in,
     start_parley,
@@ -170,7 +171,7 @@ def test_first_run_connects_a_local_server_and_chats(
 
     # reopen the setup from Admin
     page.get_by_test_id("nav-admin").click()
-    page.get_by_test_id("admin-tab-setup").click()
+    open_admin(page, "setup")
     expect(page.get_by_test_id("setup")).to_be_visible()
     expect(page.get_by_test_id("setup-server")).to_contain_text("added as ollama")
     shot(page, "first-run-5-admin-setup")

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from e2ehelpers import shot
+from e2ehelpers import open_admin, shot
 from playwright.sync_api import Page, expect
 
 pytestmark = pytest.mark.e2e
@@ -42,7 +42,7 @@ def test_an_admin_retries_and_discards_dead_jobs(
     _dead_job(database, "TimeoutError: the parser hung")
 
     page.goto("/admin/users")
-    page.get_by_test_id("admin-tab-jobs").click()
+    open_admin(page, "jobs")
     table = page.get_by_test_id("jobs-table")
     full = table.get_by_test_id("job-row").filter(has_text="the disk was full")
     hung = table.get_by_test_id("job-row").filter(has_text="the parser hung")

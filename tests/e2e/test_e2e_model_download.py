@@ -17,6 +17,7 @@ from e2ehelpers import (
     content,
     last_assistant,
     new_context,
+    open_admin,
     send,
     shot,
     start_parley,
@@ -113,7 +114,7 @@ def test_download_a_better_local_model_and_chat_with_it(
         expect(current.get_by_test_id("local-model-state")).to_have_text("loads on first message")
         shot(page, "model-download-5-in-use")
 
-        page.get_by_test_id("admin-tab-providers").click()
+        open_admin(page, "providers")
         status = page.get_by_test_id("local-model-status")
         expect(status).to_contain_text("loads on first message")
         expect(status).not_to_contain_text("not loaded")

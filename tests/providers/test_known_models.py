@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from parley.config import ModelConfig
+from parley.providers.discovery import info_from_config, known_fields
 from parley.providers.known_models import KNOWN_MODELS, TABLE_DATE, known_model
-from parley.providers.openai_compat import info_from_config, known_fields
 
 
 @pytest.mark.parametrize(

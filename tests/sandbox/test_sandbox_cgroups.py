@@ -21,7 +21,9 @@ import pytest
 
 from conftest import TEST_LIMITS, MemorySink, Runner, our_cgroups, require_cgroups
 from parley.sandbox import SandboxConfig, SandboxManager
-from parley.sandbox.kernel import Kernel, _descendants, _proc_table
+from parley.sandbox.kernel import Kernel
+from parley.sandbox.procs import descendants as _descendants
+from parley.sandbox.procs import proc_table as _proc_table
 
 # The slow tier (not in `make test-fast`): each program runs into a limit.
 pytestmark = pytest.mark.slow

@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -40,10 +40,7 @@ from parley.messages import (
     TextDelta,
     ToolCall,
     ToolCallDelta,
-    ToolConfirm,
-    ToolResult,
     ToolSpec,
-    ToolStart,
     Usage,
     UsageEvent,
 )
@@ -53,6 +50,7 @@ from parley.tools.base import ToolContext, ToolOutcome, ToolRegistry
 from .context import wrap_tool_output
 from .json_tools import json_tool_loop
 from .tokens import counter_for, messages_tokens, tools_tokens
+from .tool_calls import STOP_GRACE_S, Confirm, ToolCalls
 
 if TYPE_CHECKING:
     from parley.config import Settings
@@ -63,14 +61,6 @@ logger = logging.getLogger(__name__)
 
 _END = object()
 _INTERRUPT = object()
-_STOP_GRACE_S = 5.0
-
-# Asks the user whether a side-effecting call may run; False (or an error) denies it.
-Confirm = Callable[[ToolCall], Awaitable[bool]]
-DENIED = (
-    "The user did not approve this call of '{name}', so it was not run. Do not retry it "
-    "unless the user asks you to."
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,11 +111,12 @@ def _error_event(exc: BaseException) -> ErrorEvent:
     )
 
 
-class ToolLoop:
+class ToolLoop(ToolCalls):
     """State shared by the native and the JSON tool loops (internal).
 
-    ``call_model`` and ``run_tools`` are async generators of events; their
-    results are left in ``result`` and ``outcomes`` for the loop to read.
+    ``call_model`` and ``run_tools`` (``ToolCalls``, in ``tool_calls.py``) are async
+    generators of events; their results are left in ``result`` and ``outcomes`` for
+    the loop to read.
     """
 
     def __init__(
@@ -217,7 +208,7 @@ class ToolLoop:
         for task in pending:
             task.cancel()
         if pending:
-            await asyncio.wait(pending, timeout=_STOP_GRACE_S)
+            await asyncio.wait(pending, timeout=STOP_GRACE_S)
 
     def fail(self, code: str, message: str, retryable: bool = False) -> ErrorEvent:
         self.finish = "error"
@@ -421,103 +412,6 @@ class ToolLoop:
             unique = f"{call_id}~{n}"
         self._call_ids.add(unique)
         return unique
-
-    # ------------------------------------------------------------ tools
-
-    async def _run_one(self, call: ToolCall) -> ToolOutcome:
-        if self.registry is None or call.name not in self.enabled:
-            available = ", ".join(sorted(self.enabled)) or "none"
-            return ToolOutcome(
-                f"Tool '{call.name}' is not available here. Available tools: {available}.", True
-            )
-        return await self.registry.run(
-            call, timeout_s=self.limits.tool_timeout_s, context=self.tool_context
-        )
-
-    def _side_effecting(self, call: ToolCall) -> bool:
-        declared = self.registry.get(call.name) if self.registry is not None else None
-        return declared is not None and declared.side_effecting
-
-    def _needs_confirmation(self, call: ToolCall) -> bool:
-        return self.confirm is not None and call.name in self.enabled and self._side_effecting(call)
-
-    async def _approved(self, call: ToolCall) -> bool:
-        """The user's decision (side-effecting calls wait here; a failure denies)."""
-        assert self.confirm is not None
-        try:
-            return bool(await self.confirm(call))
-        except Exception:
-            logger.exception("tool confirmation failed; denying %s", call.name)
-            return False
-
-    async def run_tools(self, calls: Sequence[ToolCall]) -> AsyncIterator[EngineEvent]:
-        """Yield a ``ToolStart`` per call, run them, yield a ``ToolResult`` per call.
-
-        Read-only tools run concurrently; side-effecting ones one at a time in
-        the order the model asked, each after a ``ToolConfirm`` and the user's
-        approval when a ``confirm`` callback is set. Results come in call order; ``outcomes``
-        holds them. An interrupt stops the tools and reports them as stopped.
-        """
-        self.tools_run += len(calls)
-        for call in calls:
-            yield ToolStart(call.id, call.name, call.arguments)
-        asks = {i for i, c in enumerate(calls) if self._needs_confirmation(c)}
-        for index in sorted(asks):
-            call = calls[index]
-            yield ToolConfirm(call.id, call.name, call.arguments)
-        found: list[ToolOutcome | None] = [None] * len(calls)
-
-        async def one(index: int) -> None:
-            if index in asks and not await self._approved(calls[index]):
-                found[index] = ToolOutcome(DENIED.format(name=calls[index].name), True)
-                return
-            found[index] = await self._run_one(calls[index])
-
-        async def in_order(indices: list[int]) -> None:
-            for index in indices:
-                await one(index)
-
-        async def run_all() -> None:
-            ordered = [i for i, c in enumerate(calls) if self._side_effecting(c)]
-            parallel = [one(i) for i in range(len(calls)) if i not in ordered]
-            await asyncio.gather(*parallel, in_order(ordered))
-
-        task = asyncio.create_task(run_all())
-        self._tasks.add(task)
-        assert self._interrupted is not None, "ToolLoop.start() was not called"
-        waiters: set[asyncio.Future[Any]] = {task, self._interrupted}
-        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-        if not task.done():
-            task.cancel()
-            await asyncio.wait({task}, timeout=_STOP_GRACE_S)
-        stopped = "the reply was stopped" if self.reason == "cancelled" else "time ran out"
-        self.outcomes = [
-            outcome or ToolOutcome(f"The tool did not finish: {stopped}.", True)
-            for outcome in found
-        ]
-        for call, outcome in zip(calls, self.outcomes, strict=True):
-            yield ToolResult(
-                call.id,
-                call.name,
-                outcome.output,
-                outcome.is_error,
-                outcome.duration_ms,
-                attachments=outcome.attachments,
-            )
-
-    async def hand_over(self, text: str, calls: Sequence[ToolCall]) -> AsyncIterator[EngineEvent]:
-        """End the reply with calls for the caller to run: Parley's own tools among
-        them run first (their results are kept), then a ``ToolStart`` per client call
-        (never a result: the caller sends it back with the next request)."""
-        own = [call for call in calls if call.name not in self.client]
-        if own:
-            self.convo.append(Message("assistant", text, tool_calls=own))
-            async for event in self.run_tools(own):
-                yield event
-        for call in calls:
-            if call.name in self.client:
-                yield ToolStart(call.id, call.name, call.arguments)
-        self.finish = "cancelled" if self.reason == "cancelled" else "tool_calls"
 
     # ------------------------------------------------------------ native loop
 

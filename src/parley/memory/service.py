@@ -18,6 +18,7 @@ Writes go through ``remember`` so every path (the explicit fast path, the
 - in review mode nothing active changes: an update becomes one pending
   proposal naming the memory it replaces (``replaces_id``, in that memory's scope).
 
+The decisions themselves are pure functions in ``parley.memory.rules``.
 Candidates come from the user's in-process ``WriteIndex`` (``parley.memory.index``),
 not from a scan of the table, so a write costs the same at 10,000 memories.
 
@@ -40,14 +41,12 @@ from parley.embeddings import Embedder
 from parley.memory.attributes import attribute_key
 from parley.memory.index import WriteIndex
 from parley.memory.recall import Candidate, Ranking, RecallConfig, Scope, Snapshot, rank
+from parley.memory.rules import Action, judge_named, match, similar
 from parley.memory.store import MemoryStore
 from parley.memory.tables import Memory, MemoryVersion
 from parley.memory.text import (
-    content_words,
-    jaccard,
     normalized,
     question_text,
-    signals_change,
 )
 from parley.memory.topics import TOPICS, bundled_vectors
 from parley.storage.db import Database
@@ -64,14 +63,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-DUPLICATE_JACCARD = 0.8
-DUPLICATE_COSINE = 0.9
-CHANGE_JACCARD = 0.25
-CHANGE_COSINE = 0.6
-# Without attribute keys, an update the model names replaces the memory only when the
-# two say nearly the same thing ("Lea starts school in September" / "... October").
-SAME_FACT_JACCARD = 0.4
-SAME_FACT_COSINE = 0.8
 FORGET_JACCARD = 0.3
 FORGET_COSINE = 0.55
 TOPICS_WAIT_S = 2.0  # the first recall of a process waits this long for the topics
@@ -94,21 +85,6 @@ def scope_of(project_id: str | None, assistant_id: str | None) -> tuple[str | No
     if assistant_id:
         return "assistant", assistant_id
     return None, None
-
-
-def _contained(a: set[str], b: set[str]) -> bool:
-    """One fact's words all appear in the other's ("I live in Paris" / "I live in
-    Paris with Sam"): the same fact, restated; the newest wording wins."""
-    small, large = sorted((a, b), key=len)
-    return len(small) >= 2 and small <= large
-
-
-def _duplicate(row: Memory, text: str, overlap: float, cosine: float) -> bool:
-    """Nearly the same words or meaning: the same fact, reworded."""
-    return overlap >= DUPLICATE_JACCARD or cosine >= DUPLICATE_COSINE
-
-
-Action = Literal["added", "merged", "updated", "proposed"]
 
 
 @dataclass(slots=True)
@@ -360,24 +336,6 @@ class MemoryService:
             self._indexes[store.user_id] = index
         return index
 
-    async def _similar(
-        self,
-        index: WriteIndex,
-        rows: list[Memory],
-        text: str,
-        vector: npt.NDArray[np.float32] | None,
-        cosines: dict[str, float],
-    ) -> list[tuple[Memory, float, float]]:
-        """(memory, word overlap, cosine) for each candidate, most similar first."""
-        words = content_words(text)
-        found = []
-        for row in rows:
-            entry = index.entries.get(row.id)
-            row_words = entry.words if entry is not None else content_words(row.text)
-            found.append((row, jaccard(words, row_words), cosines.get(row.id, 0.0)))
-        found.sort(key=lambda item: max(item[1], item[2]), reverse=True)
-        return found
-
     async def remember(
         self,
         user_id: str,
@@ -425,13 +383,13 @@ class MemoryService:
             candidates = rows + proposals if status == "pending" else rows
             target: Memory | None = None
             action: Action = "added"
-            ranked = await self._similar(index, candidates, text, vector, cosines)
+            ranked = similar(index, candidates, text, vector, cosines)
             if replaces is not None:
                 named = next((r for r in candidates if r.id == replaces), None)
                 if named is not None:
-                    target, action = self._judge_named(named, text, attribute, ranked)
+                    target, action = judge_named(named, text, attribute, ranked)
             if target is None and action == "added":
-                target, action = self._match(ranked, text, attribute, changed)
+                target, action = match(ranked, text, attribute, changed)
             created_status = status
             if action == "proposed" and target is not None:
                 created_status = "pending"
@@ -480,65 +438,6 @@ class MemoryService:
             index.put(memory)
             index.version = await store.write_version()
         return SaveResult(memory, action)
-
-    @staticmethod
-    def _judge_named(
-        named: Memory,
-        text: str,
-        attribute: str | None,
-        ranked: list[tuple[Memory, float, float]],
-    ) -> tuple[Memory | None, Action]:
-        """The chat model says ``text`` changes ``named``: believe it only when the
-        attribute keys agree; unsure (no key on either side) -> a proposal; keys
-        that disagree (or only one side keyed) -> added beside it."""
-        if normalized(named.text) == normalized(text):
-            return named, "merged"
-        old = named.attribute if named.attribute is not None else attribute_key(named.text)
-        if attribute is not None and attribute == old:
-            return named, "updated"
-        if attribute is None and old is None:
-            for row, overlap, cosine in ranked:
-                if row.id != named.id:
-                    continue
-                if _duplicate(row, text, overlap, cosine):
-                    return named, "merged"
-                if overlap >= SAME_FACT_JACCARD or cosine >= SAME_FACT_COSINE:
-                    return named, "updated"  # the same sentence with another value
-            return named, "proposed"
-        return None, "added"
-
-    def _match(
-        self,
-        ranked: list[tuple[Memory, float, float]],
-        text: str,
-        attribute: str | None,
-        changed: bool,
-    ) -> tuple[Memory | None, Action]:
-        """The memory ``text`` duplicates (merge), replaces (same attribute key) or
-        may change (a proposal), if any."""
-        key = normalized(text)
-        for row, overlap, _ in ranked:
-            if (
-                normalized(row.text) == key
-                or overlap >= DUPLICATE_JACCARD
-                or _contained(content_words(row.text), content_words(text))
-            ):
-                return row, "merged"  # the same words: whatever the keys, a restatement
-        if attribute is not None:
-            for row, _, _ in ranked:
-                old = row.attribute if row.attribute is not None else attribute_key(row.text)
-                if old == attribute:
-                    return row, "updated"
-        for row, overlap, cosine in ranked:
-            old = row.attribute if row.attribute is not None else attribute_key(row.text)
-            if (old is None or attribute is None) and _duplicate(row, text, overlap, cosine):
-                return row, "merged"
-        if (changed or signals_change(text)) and ranked and attribute is None:
-            row, overlap, cosine = ranked[0]
-            old = row.attribute if row.attribute is not None else attribute_key(row.text)
-            if old is None and (overlap >= CHANGE_JACCARD or cosine >= CHANGE_COSINE):
-                return row, "proposed"
-        return None, "added"
 
     async def _propose(
         self,
@@ -670,7 +569,7 @@ class MemoryService:
                 if r.replaces_id is None
                 and (r.scope_type is None or (r.scope_type, r.scope_id) == scope)
             ]
-            ranked = await self._similar(index, rows, text, vector, cosines)
+            ranked = similar(index, rows, text, vector, cosines)
             if not ranked:
                 return []
             best, overlap, cosine = ranked[0]

@@ -29,14 +29,9 @@ from parley.messages import (
     UsageEvent,
 )
 from parley.providers.base import ChatRequest, ModelInfo, ProviderKind
-from parley.providers.openai_compat import (
-    DISCOVERY_TIMEOUT_S,
-    NO_KEY,
-    DiscoveringProvider,
-    protocol_error,
-    retry_after_of,
-    status_error,
-)
+from parley.providers.discovery import DISCOVERY_TIMEOUT_S, DiscoveringProvider
+from parley.providers.failures import protocol_error, retry_after_of, status_error
+from parley.providers.openai_compat import NO_KEY
 from parley.providers.pools import Shards, http_options
 
 if TYPE_CHECKING:

@@ -4,7 +4,9 @@ Covers OpenAI itself and every server speaking its chat-completions API
 (vLLM, llama.cpp server, Ollama, LM Studio, OpenRouter, ...). The SDK does the
 HTTP and SSE work; this module maps Parley's messages to the wire format, the
 chunks back to ``ProviderEvent``s, and every SDK failure to a ``ProviderError``
-whose message tells the user what to do. Retries are off: the engine decides.
+whose message tells the user what to do (``failures.py``, shared with the
+other HTTP adapters). Retries are off: the engine decides. The bookkeeping of
+configured and discovered models is ``discovery.py``'s.
 
 The per-chunk path is deliberately plain attribute access on the SDK's chunk
 objects: streaming throughput is benchmarked.
@@ -17,7 +19,6 @@ import contextlib
 import json
 import logging
 import ssl
-import time
 from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any, NamedTuple, cast
 
@@ -25,15 +26,9 @@ import httpx2
 import openai
 
 from parley import loopshare
-from parley.config import ModelConfig, ProviderConfig
+from parley.config import ProviderConfig
 from parley.errors import (
-    ModelNotFound,
-    ProviderAuthError,
-    ProviderBadRequest,
     ProviderError,
-    ProviderProtocolError,
-    ProviderRateLimited,
-    ProviderTimeout,
     ProviderUnavailable,
 )
 from parley.messages import (
@@ -49,13 +44,17 @@ from parley.messages import (
     UsageEvent,
 )
 from parley.providers.base import ChatRequest, ModelInfo, ProviderKind
-from parley.providers.known_models import known_model
+from parley.providers.discovery import (
+    DISCOVERY_TIMEOUT_S,
+    DiscoveringProvider,
+    listed_meta,
+    ollama_meta,
+)
+from parley.providers.failures import protocol_error, retry_after_of, short_detail, status_error
 from parley.providers.pools import Shards, http_options
 
 log = logging.getLogger(__name__)
 
-DISCOVERY_TTL_S = 60.0
-DISCOVERY_TIMEOUT_S = 10.0
 OLLAMA_PORT = 11434
 OLLAMA_SHOW_LIMIT = 64  # models described per discovery (one request each)
 NO_KEY = "no-key-configured"
@@ -77,159 +76,7 @@ _FINISH: dict[str, FinishReason] = {
 }
 
 
-# ------------------------------------------------------------- shared helpers
-
-
-def info_from_config(
-    provider: str, model: ModelConfig, base: dict[str, Any] | None = None
-) -> ModelInfo:
-    """``model``'s settings over ``base`` (what the endpoint and the known-model table
-    say): a field the config left out takes ``base``'s value, then the default."""
-    values = model.model_dump()
-    if base:
-        explicit = model.model_fields_set
-        values.update({k: v for k, v in base.items() if k not in explicit and k in values})
-    visible = values["visible_to"]
-    return ModelInfo(
-        provider=provider,
-        name=model.name,
-        context_window=values["context_window"],
-        max_output_tokens=values["max_output_tokens"],
-        supports_tools=values["supports_tools"],
-        supports_vision=values["supports_vision"],
-        supports_reasoning=values["supports_reasoning"],
-        input_price=values["input_price"],
-        cached_input_price=values["cached_input_price"],
-        output_price=values["output_price"],
-        display_name=values["display_name"],
-        enabled=values["enabled"],
-        visible_to=None if visible is None else tuple(visible),
-    )
-
-
-def known_fields(name: str) -> dict[str, Any]:
-    """The known-model table's fields for ``name`` (empty when it is not in the table)."""
-    entry = known_model(name)
-    return entry.fields() if entry is not None else {}
-
-
-def _short(text: str, limit: int = 300) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def status_error(
-    provider: str,
-    status: int,
-    detail: str,
-    *,
-    model: str | None = None,
-    has_key: bool = True,
-    admin: bool = False,
-    retry_after: float | None = None,
-) -> ProviderError:
-    """The ProviderError for an HTTP status from provider ``provider`` (``admin``:
-    one added in Admin > Providers, whose key is set there); ``retry_after`` (the
-    answer's ``Retry-After``, seconds) rides on the error for the retry policy."""
-    error = _status_error(provider, status, detail, model=model, has_key=has_key, admin=admin)
-    error.retry_after = retry_after
-    return error
-
-
-def retry_after_of(exc: Any) -> float | None:
-    """Seconds from an SDK error's ``Retry-After`` header (a number of seconds; an
-    HTTP date or garbage counts as not said), or None."""
-    response = getattr(exc, "response", None)
-    headers = getattr(response, "headers", None)
-    value = headers.get("retry-after") if headers is not None else None
-    try:
-        seconds = float(value) if value is not None else None
-    except ValueError:
-        return None
-    return seconds if seconds is not None and 0 <= seconds < 86_400 else None
-
-
-def _status_error(
-    provider: str,
-    status: int,
-    detail: str,
-    *,
-    model: str | None,
-    has_key: bool,
-    admin: bool,
-) -> ProviderError:
-    detail = _short(detail)
-    if status == 401:
-        if not has_key:
-            where = (
-                "enter one in Admin > Providers"
-                if admin
-                else "set api_key or api_key_env for it (or save a key in Admin > Providers)"
-            )
-            return ProviderAuthError(
-                f"The provider '{provider}' needs an API key and none is configured; {where}."
-            )
-        where = (
-            "check the key entered in Admin > Providers"
-            if admin
-            else "check the key in its api_key / api_key_env setting (or in Admin > Providers)"
-        )
-        return ProviderAuthError(
-            f"The provider '{provider}' rejected the API key (HTTP 401); {where}."
-        )
-    if status == 403:
-        what = f"model '{model}'" if model else "this request"
-        return ProviderAuthError(
-            f"The provider '{provider}' denied access to {what} (HTTP 403); check that "
-            f"the API key has permission for it. Details: {detail}"
-        )
-    if status == 429:
-        return ProviderRateLimited(
-            f"The provider '{provider}' is rate-limiting requests (HTTP 429); wait a moment "
-            f"and retry, or raise the account's limits. Details: {detail}"
-        )
-    if status >= 500:
-        return ProviderUnavailable(
-            f"The provider '{provider}' failed with HTTP {status}; it may be overloaded or "
-            f"down, retry later. Details: {detail}"
-        )
-    if status == 404 and model:
-        return ProviderBadRequest(
-            f"The provider '{provider}' does not know model '{model}' (HTTP 404); check the "
-            f"model name in its configuration. Details: {detail}"
-        )
-    return ProviderBadRequest(
-        f"The provider '{provider}' refused the request (HTTP {status}): {detail}"
-    )
-
-
-def transport_error(
-    provider: str, exc: BaseException, *, base_url: str, timeout: float, started: bool
-) -> ProviderError:
-    """Map timeouts and connection failures (from any SDK or httpx2 itself)."""
-    if isinstance(exc, openai.APITimeoutError | httpx2.TimeoutException) or (
-        "timeout" in type(exc).__name__.lower()
-    ):
-        return ProviderTimeout(
-            f"The provider '{provider}' did not answer within {timeout:g}s; retry, or raise "
-            "timeout_s for this provider if its answers are slow."
-        )
-    if started:
-        return ProviderProtocolError(
-            f"The connection to provider '{provider}' dropped in the middle of the answer; "
-            "retry the message."
-        )
-    return ProviderUnavailable(
-        f"Could not reach the provider '{provider}' at {base_url}; check that the server "
-        "is running and that base_url is correct."
-    )
-
-
-def protocol_error(provider: str, what: str) -> ProviderProtocolError:
-    return ProviderProtocolError(
-        f"The provider '{provider}' {what}; retry the message, and if it keeps happening "
-        "check that its base_url points at an API compatible with this provider kind."
-    )
+# ------------------------------------------------------------ failures
 
 
 def _detail(exc: openai.APIStatusError) -> str:
@@ -540,142 +387,11 @@ def _stream_error(provider: str, error: Any) -> ProviderError:
     message = error.get("message") if isinstance(error, dict) else str(error)
     return ProviderUnavailable(
         f"The provider '{provider}' reported an error in the middle of the answer: "
-        f"{_short(str(message))}; retry the message."
+        f"{short_detail(str(message))}; retry the message."
     )
 
 
 # --------------------------------------------------------------- provider
-
-
-def listed_meta(extra: dict[str, Any]) -> dict[str, Any]:
-    """Model settings an entry of ``GET /models`` carries beyond its id: vLLM's
-    ``max_model_len``, OpenRouter's ``context_length`` and input modalities."""
-    meta: dict[str, Any] = {}
-    for key in ("max_model_len", "context_length", "context_window"):
-        value = extra.get(key)
-        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
-            meta["context_window"] = value
-            break
-    architecture = extra.get("architecture")
-    if isinstance(architecture, dict):
-        modalities = architecture.get("input_modalities")
-        if isinstance(modalities, list):
-            meta["supports_vision"] = "image" in modalities
-    return meta
-
-
-def ollama_meta(answer: Any) -> dict[str, Any]:
-    """Context length and capabilities from Ollama's ``/api/show`` answer."""
-    meta: dict[str, Any] = {}
-    if not isinstance(answer, dict):
-        return meta
-    info = answer.get("model_info")
-    if isinstance(info, dict):
-        for key, value in info.items():
-            if key.endswith(".context_length") and isinstance(value, int) and value > 0:
-                meta["context_window"] = value
-                break
-    capabilities = answer.get("capabilities")
-    if isinstance(capabilities, list):
-        meta["supports_vision"] = "vision" in capabilities
-        meta["supports_tools"] = "tools" in capabilities
-        meta["supports_reasoning"] = "thinking" in capabilities
-    return meta
-
-
-class DiscoveringProvider:
-    """Shared model bookkeeping for HTTP providers: configured models plus,
-    when ``discover_models`` is on, those the server lists (cached for
-    ``DISCOVERY_TTL_S``; a failed discovery is logged and falls back).
-
-    A model's settings are, highest first: what its config entry sets (the admin's
-    per-model settings for providers added in the web app), what the endpoint
-    said about it (``self.endpoint_meta``, filled by discovery), the known-model
-    table (``parley.providers.known_models``), the defaults."""
-
-    kind: ProviderKind
-
-    def __init__(self, config: ProviderConfig, base_url: str) -> None:
-        self.name = config.name
-        self.config = config
-        self.base_url = base_url
-        self.has_key = bool(config.resolved_api_key())
-        self._configs = {m.name: m for m in config.models}
-        self.endpoint_meta: dict[str, dict[str, Any]] = {}
-        self._discovered: list[str] | None = None
-        self._discovered_at = 0.0
-        self._discovery: asyncio.Task[list[str]] | None = None
-
-    async def discover_model_names(self) -> list[str]:
-        """Ask the server for its models now, raising ``ProviderError`` on failure."""
-        raise NotImplementedError
-
-    def map_transport(self, exc: BaseException, *, started: bool) -> ProviderError:
-        return transport_error(
-            self.name, exc, base_url=self.base_url, timeout=self.config.timeout_s, started=started
-        )
-
-    async def _discover_cached(self) -> list[str]:
-        """Concurrent callers share one in-flight request."""
-        if (
-            self._discovered is not None
-            and time.monotonic() - self._discovered_at < DISCOVERY_TTL_S
-        ):
-            return self._discovered
-        loop = asyncio.get_running_loop()
-        task = self._discovery
-        if task is None or task.done() or task.get_loop() is not loop:
-            task = self._discovery = loop.create_task(self._refresh())
-        return await asyncio.shield(task)
-
-    async def _refresh(self) -> list[str]:
-        try:
-            names = await self.discover_model_names()
-        except ProviderError as exc:
-            log.warning("model discovery for provider %r failed: %s", self.name, exc.message)
-            names = self._discovered or []
-        self._discovered = names
-        self._discovered_at = time.monotonic()
-        return names
-
-    def _info(self, name: str) -> ModelInfo:
-        base = known_fields(name)
-        base.update(self.endpoint_meta.get(name, {}))
-        config = self._configs.get(name) or ModelConfig(name=name)
-        return info_from_config(self.name, config, base)
-
-    async def list_models(self) -> list[ModelInfo]:
-        """The enabled models (the admin's per-model switch)."""
-        if self.config.discover_models:
-            await self._discover_cached()
-        return [info for info in self.model_infos() if info.enabled]
-
-    def model_infos(self) -> list[ModelInfo]:
-        """Every model known so far, turned off ones included (the admin page)."""
-        return [self._info(name) for name in self.model_names()]
-
-    def model_info(self, name: str) -> ModelInfo:
-        """Configured info, or what is known of a discovered (or not yet discovered) model."""
-        if name not in self._configs:
-            known = self._discovered
-            if not self.config.discover_models or (known and name not in known):
-                raise ModelNotFound(
-                    f"The provider '{self.name}' has no model '{name}'; "
-                    f"available: {', '.join(self.model_names()) or 'none'}."
-                )
-        info = self._info(name)
-        if not info.enabled:
-            raise ModelNotFound(
-                f"The model '{self.name}/{name}' is turned off; an admin can turn it on "
-                "in Admin > Providers."
-            )
-        return info
-
-    def model_names(self) -> list[str]:
-        names = list(self._configs)
-        if self.config.discover_models:
-            names += [n for n in self._discovered or [] if n not in self._configs]
-        return names
 
 
 class OpenAIProvider(DiscoveringProvider):

@@ -326,7 +326,7 @@ class ModelRegistry:
         """Try listing the models of an endpoint: ``(ok, model names, error message)``;
         ``name`` and ``source`` only word the error (the provider it is about, and
         where its key is set)."""
-        from parley.providers.openai_compat import DiscoveringProvider
+        from parley.providers.discovery import DiscoveringProvider
 
         if kind not in ("openai", "anthropic"):
             return False, [], f"Providers of kind '{kind}' cannot be tested."

@@ -13,7 +13,7 @@ is untrusted (user code knows the HMAC key, it lives in the same process), so:
 A call owns the sandbox only while it runs: when it ends, every process but
 the kernel (and bwrap's own) is killed, and its CPU budget counts the whole
 tree (the kernel's cgroup where the host has one, else the processes under
-the sandbox's pid 1: see ``cgroups.py``).
+the sandbox's pid 1: see ``cgroups.py``; the process tree is read in ``procs.py``).
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ import zmq
 import zmq.asyncio
 from jupyter_client.session import Session
 
-from parley.sandbox import seccomp
+from parley.sandbox import procs, seccomp
 from parley.sandbox.bwrap import KERNEL_DIR, LaunchPlan, Limits, bwrap_argv, passwd_bytes
 from parley.sandbox.bwrap import rlimit_setter as _rlimit_setter
 from parley.sandbox.cgroups import CgroupLimits, CgroupSupport, KernelCgroup
@@ -247,7 +247,7 @@ class Kernel:
                 self.sandbox_pid = _child_pid(info)
                 if not self.sandbox_pid:
                     raise SandboxStartError(self._why("the sandbox did not start"))
-                self._sandbox_started = _start_time(self.sandbox_pid)
+                self._sandbox_started = procs.start_time(self.sandbox_pid)
                 await self._wait_for_sockets()
                 self._connect()
                 await self._handshake()
@@ -259,7 +259,7 @@ class Kernel:
             raise
         finally:
             os.close(info_r)
-        self.kernel_pid = _find_child(self.sandbox_pid)
+        self.kernel_pid = procs.find_child(self.sandbox_pid)
         if self.kernel_pid:
             with contextlib.suppress(OSError):  # signals reach exactly this process, never a reuse
                 self._kernel_pidfd = os.pidfd_open(self.kernel_pid)
@@ -346,7 +346,7 @@ class Kernel:
         if not self.kernel_pid:
             return
         with contextlib.suppress(OSError, ValueError):
-            used = _cpu_seconds(self.kernel_pid)
+            used = procs.cpu_seconds(self.kernel_pid)
             budget = int(used) + self.limits.cpu_seconds + 1
             resource.prlimit(self.kernel_pid, resource.RLIMIT_CPU, (budget, budget + 1))
 
@@ -428,7 +428,7 @@ class Kernel:
             return self.cgroup.cpu_ns()
         if not self.sandbox_pid:
             return 0
-        return _tree_cpu_ns(self.sandbox_pid)
+        return procs.tree_cpu_ns(self.sandbox_pid)
 
     async def _watch_cpu(self, start_ns: int) -> None:
         """Return once the sandbox used ``cpu_seconds`` of CPU since ``start_ns``."""
@@ -449,10 +449,10 @@ class Kernel:
             return 0
         keep = {self.proc.pid, self.sandbox_pid, self.kernel_pid}
         if self._signal_kernel(signal.SIGSTOP):
-            await asyncio.to_thread(_wait_stopped, self.kernel_pid)
+            await asyncio.to_thread(procs.wait_stopped, self.kernel_pid)
         if self.cgroup is not None:
             return await asyncio.to_thread(self.cgroup.kill_except, keep)
-        return await asyncio.to_thread(_kill_descendants, self.sandbox_pid, keep)
+        return await asyncio.to_thread(procs.kill_descendants, self.sandbox_pid, keep)
 
     def _signal_kernel(self, sig: int) -> bool:
         if self._kernel_pidfd < 0:
@@ -524,7 +524,7 @@ class Kernel:
         Killing the sandbox's pid 1 makes the kernel kill everything in its pid
         namespace; its exit completes only after they are all gone.
         """
-        if self.sandbox_pid and _start_time(self.sandbox_pid) == self._sandbox_started:
+        if self.sandbox_pid and procs.start_time(self.sandbox_pid) == self._sandbox_started:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(self.sandbox_pid, signal.SIGKILL)
         if self.proc is not None and self.proc.returncode is None:
@@ -538,7 +538,7 @@ class Kernel:
                     await self.proc.wait()
         if self.sandbox_pid:
             for _ in range(500):  # the same process (pids are reused), until it is gone
-                if _start_time(self.sandbox_pid) != self._sandbox_started:
+                if procs.start_time(self.sandbox_pid) != self._sandbox_started:
                     break
                 await asyncio.sleep(0.01)
             self.sandbox_pid = 0
@@ -584,95 +584,3 @@ def _child_pid(info: bytes) -> int:
     except ValueError:
         return 0
     return int(value) if isinstance(value, int) else 0
-
-
-def _find_child(pid: int) -> int:
-    """The host pid of ``pid``'s first child (the kernel under bwrap's init), or 0."""
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        with contextlib.suppress(OSError, IndexError, ValueError):
-            stat_line = (entry / "stat").read_text()
-            ppid = int(stat_line.rsplit(")", 1)[1].split()[1])
-            if ppid == pid:
-                return int(entry.name)
-    return 0
-
-
-def _start_time(pid: int) -> int:
-    """The process's start time in clock ticks (-1 when it is gone): identifies it across reuse."""
-    try:
-        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
-    except (OSError, IndexError, ValueError):
-        return -1
-
-
-def _cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    ticks = os.sysconf("SC_CLK_TCK")
-    return (int(fields[11]) + int(fields[12])) / ticks
-
-
-def _proc_table() -> dict[int, tuple[int, str, int]]:
-    """Every host process: pid -> (parent pid, state, CPU ticks incl. reaped children)."""
-    table: dict[int, tuple[int, str, int]] = {}
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        with contextlib.suppress(OSError, IndexError, ValueError):
-            with open(f"/proc/{entry.name}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-            ticks = sum(int(x) for x in fields[11:15])  # utime stime cutime cstime
-            table[int(entry.name)] = (int(fields[1]), fields[0], ticks)
-    return table
-
-
-def _descendants(table: dict[int, tuple[int, str, int]], root: int) -> list[int]:
-    children: dict[int, list[int]] = {}
-    for pid, (ppid, _, _) in table.items():
-        children.setdefault(ppid, []).append(pid)
-    found, todo = [], [root]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found.append(child)
-            todo.append(child)
-    return found
-
-
-def _tree_cpu_ns(root: int) -> int:
-    """CPU of ``root`` and everything under it, without cgroups.
-
-    Each live process counts its own time and that of the children it reaped;
-    a process reaped by another is counted in its reaper only, so nothing is
-    counted twice (orphans are reaped by the sandbox's pid 1, in the tree)."""
-    table = _proc_table()
-    ticks = sum(table[pid][2] for pid in (root, *_descendants(table, root)) if pid in table)
-    return ticks * 1_000_000_000 // os.sysconf("SC_CLK_TCK")
-
-
-def _wait_stopped(pid: int) -> None:
-    """Until ``pid`` is stopped (state T), or gone; at most about 0.2 s."""
-    for _ in range(100):
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                if f.read().rsplit(")", 1)[1].split()[0] in ("T", "t", "Z", "X"):
-                    return
-        except (OSError, IndexError):
-            return
-        time.sleep(0.002)
-
-
-def _kill_descendants(root: int, keep: set[int], rounds: int = 50) -> int:
-    """SIGKILL the live processes under ``root`` but ``keep``, until none is left."""
-    signalled: set[int] = set()
-    for _ in range(rounds):
-        table = _proc_table()
-        extra = [p for p in _descendants(table, root) if p not in keep and table[p][1] != "Z"]
-        if not extra:
-            break
-        for pid in extra:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(pid, signal.SIGKILL)
-                signalled.add(pid)
-        time.sleep(0.01)
-    return len(signalled)

@@ -22,31 +22,38 @@ is needed.
 Each kernel gets a cgroup when the host offers one (``cgroups.py``): memory,
 processes and CPU then count for the whole sandbox; ``cgroup_status`` says
 when it does not and why. Outputs are kept within a quota per call and per
-user, counted across files and images; what does not fit is never read.
+user, counted across files and images; what does not fit is never read
+(``transfer.py`` moves files in and out; ``config.py`` holds the settings and
+the check of the host's parts).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib.util
 import logging
 import os
-import sys
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
-from parley.config import Settings
 from parley.sandbox import files as sfiles
-from parley.sandbox import seccomp
-from parley.sandbox.bwrap import Limits, python_prefix, resolve_bwrap
+from parley.sandbox.bwrap import resolve_bwrap
 from parley.sandbox.cgroups import CgroupSupport, detect
-from parley.sandbox.outputs import Attachment, OutputBudget
-from parley.sandbox.uids import LOCK_DIR, UidBlock, UidBlockError
+from parley.sandbox.config import SandboxConfig, config_from_settings, default_python, missing_parts
+from parley.sandbox.outputs import Attachment
+from parley.sandbox.transfer import (
+    CallQuota,
+    FilesSource,
+    OutputSink,
+    collect_files,
+    reserve_quota,
+    snapshot_of,
+    sync_files,
+)
+from parley.sandbox.uids import UidBlock, UidBlockError
 
 if TYPE_CHECKING:  # the kernel module needs the `sandbox` extra: imported when first used
     from parley.sandbox.kernel import Execution, Kernel
@@ -62,77 +69,6 @@ __all__ = [
     "config_from_settings",
     "default_python",
 ]
-
-FilesSource = Callable[[str, str | None], Awaitable[Sequence[tuple[str, str | Path]]]]
-"""``(user_id, conversation_id) -> [(filename, path on disk), ...]`` for the conversation."""
-
-
-class OutputSink(Protocol):
-    """Where outputs go. A sink that also has ``async used_bytes(user_id) -> int``
-    (bytes stored for the user, as ``OutputStore`` does) gets the per-user quota;
-    without it only the per-call quota applies."""
-
-    async def save(
-        self, user_id: str, conversation_id: str | None, filename: str, data: bytes
-    ) -> Attachment: ...
-
-
-@dataclass(frozen=True, slots=True)
-class SandboxConfig:
-    bwrap: str = "bwrap"
-    python: Path = Path("/nonexistent")
-    limits: Limits = field(default_factory=Limits)
-    per_user: int = 2
-    total: int = 16
-    idle_s: float = 900.0
-    host_uid_base: int = 900_000
-    max_output_files: int = 10
-    max_output_bytes: int = 25 * 2**20  # one file
-    output_call_bytes: int = 50 * 2**20  # files and images of one call together
-    output_user_bytes: int = 1024 * 2**20  # everything stored for one user
-    cgroups: bool = True  # a cgroup per kernel where the host has them
-    start_timeout_s: float = 15.0
-    spares: int = 0  # kernels kept started for new conversations
-    spare_imports: tuple[str, ...] = ("numpy", "pandas", "matplotlib.pyplot")
-    spare_retry_s: float = 30.0  # after a spare failed to start
-    uid_lock_dir: Path = LOCK_DIR  # where workers claim their block of host uids
-
-    def __post_init__(self) -> None:
-        # The venv folder may be a link (into /var/tmp for a private checkout):
-        # bwrap binds real paths, and the link would not exist inside the sandbox.
-        venv = self.python.parent.parent
-        if venv.is_symlink():
-            object.__setattr__(self, "python", venv.resolve() / "bin" / self.python.name)
-
-
-def default_python() -> Path:
-    """The kernel venv ``make install`` builds next to Parley's own: ``<venv>/sandbox``."""
-    return Path(sys.prefix) / "sandbox" / "bin" / "python"
-
-
-def config_from_settings(settings: Settings) -> SandboxConfig:
-    mb = 2**20
-    return SandboxConfig(
-        bwrap=settings.sandbox_bwrap,
-        python=settings.sandbox_python or default_python(),
-        limits=Limits(
-            memory_bytes=settings.sandbox_memory_mb * mb,
-            cpu_seconds=settings.sandbox_cpu_s,
-            processes=settings.sandbox_processes,
-            file_bytes=settings.sandbox_file_mb * mb,
-            disk_bytes=settings.sandbox_disk_mb * mb,
-            wall_seconds=settings.sandbox_wall_s,
-            cpus=settings.sandbox_cpus,
-        ),
-        per_user=settings.sandbox_kernels_per_user,
-        total=settings.sandbox_max_kernels,
-        spares=settings.sandbox_spare_kernels,
-        idle_s=settings.sandbox_idle_s,
-        host_uid_base=settings.sandbox_host_uid_base,
-        output_call_bytes=settings.sandbox_output_call_mb * mb,
-        output_user_bytes=settings.sandbox_output_user_mb * mb,
-        cgroups=settings.sandbox_cgroups,
-    )
 
 
 @dataclass(slots=True)
@@ -200,30 +136,7 @@ class SandboxManager:
 
     def unavailable_reason(self) -> str:
         """Why code cannot run here ('' when the sandbox's parts are in place)."""
-        cfg = self.config
-        if importlib.util.find_spec("jupyter_client") is None:
-            return "the server lacks jupyter_client: install Parley with the `sandbox` extra."
-        if resolve_bwrap(cfg.bwrap) is None:
-            return (
-                f"bubblewrap ('{cfg.bwrap}') was not found. Install it "
-                "(Debian/Ubuntu: apt-get install bubblewrap) or set PARLEY_SANDBOX_BWRAP."
-            )
-        if not os.access(cfg.python, os.X_OK):
-            return (
-                f"the sandbox's Python ({cfg.python}) is missing: run `make install` "
-                "or set PARLEY_SANDBOX_PYTHON to a venv with ipykernel, pandas and matplotlib."
-            )
-        if os.geteuid() == 0:
-            for path in (python_prefix(cfg.python), cfg.python.parent.parent):
-                if not _world_readable(path):
-                    return (
-                        f"{path} is not readable by unprivileged users, so the sandbox "
-                        "cannot use it: build the sandbox venv from a system Python (/usr)."
-                    )
-        why = seccomp.unavailable_reason()
-        if why:
-            return f"the sandbox's seccomp filter cannot be built: {why}"
-        return ""
+        return missing_parts(self.config)
 
     def _start_failed(self, exc: BaseException) -> None:
         """A kernel did not start: said once per distinct reason, not at every retry."""
@@ -449,8 +362,18 @@ class SandboxManager:
                 return RunResult(unavailable=f"Code execution is unavailable: {exc}")
             self._started()
         kernel = session.kernel
-        await self._sync_files(session, kernel, user_id, conversation_id, result)
-        before = self._snapshot(kernel)
+        if self.files is not None:
+            slot = session.slot
+            await sync_files(
+                self.files,
+                session.synced,
+                kernel,
+                lambda: self.host_uid(slot),
+                user_id,
+                conversation_id,
+                result.notes,
+            )
+        before = snapshot_of(kernel)
         quota = await self._quota(user_id)
         try:
             return await self._execute(
@@ -470,7 +393,7 @@ class SandboxManager:
         conversation_id: str | None,
         code: str,
         result: RunResult,
-        quota: _Quota,
+        quota: CallQuota,
     ) -> RunResult:
         """Run the code and keep what it made, within ``quota``."""
         from parley.sandbox.kernel import MAX_IMAGES
@@ -499,33 +422,23 @@ class SandboxManager:
                 f"(at most {MAX_IMAGES} per call)."
             )
         if kernel.alive and before is not None:
-            await self._collect_files(kernel, before, user_id, conversation_id, result, quota)
+            await collect_files(
+                kernel,
+                before,
+                self.config,
+                self.sink,
+                user_id,
+                conversation_id,
+                quota,
+                result.notes,
+                result.attachments,
+            )
         result.quota_note = quota.note()
         return result
 
-    async def _quota(self, user_id: str) -> _Quota:
-        """This call's output budget: the per-call quota, or what is left of the user's."""
-        cfg = self.config
-        used = 0
-        used_bytes = getattr(self.sink, "used_bytes", None)
-        if used_bytes is not None:
-            try:
-                used = int(await used_bytes(user_id))
-            except Exception:
-                log.exception("reading a user's stored outputs failed; the per-call quota applies")
-        # Calls of the same user running at once (other conversations) reserve their
-        # budgets up front, so together they never pass the user's quota.
-        used += self._reserved[user_id]
-        user_left = max(0, cfg.output_user_bytes - used)
-        budget = min(cfg.output_call_bytes, user_left)
-        self._reserved[user_id] += budget
-        return _Quota(
-            OutputBudget(budget),
-            call_bytes=cfg.output_call_bytes,
-            user_bytes=cfg.output_user_bytes,
-            user_used=used,
-            reserved=budget,
-        )
+    async def _quota(self, user_id: str) -> CallQuota:
+        """This call's output budget, reserved against the user's until the call ends."""
+        return await reserve_quota(self.config, self.sink, self._reserved, user_id)
 
     async def _start_kernel(self, slot: int) -> Kernel:
         from parley.sandbox.kernel import Kernel, SandboxStartError
@@ -542,93 +455,6 @@ class SandboxManager:
             timeout_s=self.config.start_timeout_s,
             cgroups=self.cgroups,
         )
-
-    def _snapshot(self, kernel: Kernel) -> sfiles.Snapshot | None:
-        try:
-            with sfiles.workdir_fd(kernel.sandbox_pid) as fd:
-                return sfiles.snapshot(fd)
-        except OSError:
-            return None
-
-    async def _sync_files(
-        self,
-        session: _Session,
-        kernel: Kernel,
-        user_id: str,
-        conversation_id: str | None,
-        result: RunResult,
-    ) -> None:
-        """Copy the conversation's files in when new or changed since the last copy."""
-        if self.files is None:
-            return
-        try:
-            wanted = await self.files(user_id, conversation_id)
-        except Exception:
-            log.exception("listing the conversation's files failed")
-            result.notes.append("The conversation's files could not be listed.")
-            return
-        for raw_name, raw_path in wanted:
-            name, path = sfiles.safe_name(raw_name), Path(raw_path)
-            try:
-                info = await asyncio.to_thread(path.stat)
-            except OSError:
-                continue
-            signature = (info.st_size, info.st_mtime_ns)
-            if not name or session.synced.get(name) == signature:
-                continue
-            try:
-                await asyncio.to_thread(
-                    _place, kernel.sandbox_pid, name, path, self.host_uid(session.slot)
-                )
-                session.synced[name] = signature
-            except OSError as exc:
-                result.notes.append(f"The file {name} could not be placed in the sandbox: {exc}")
-
-    async def _collect_files(
-        self,
-        kernel: Kernel,
-        before: sfiles.Snapshot,
-        user_id: str,
-        conversation_id: str | None,
-        result: RunResult,
-        quota: _Quota,
-    ) -> None:
-        """Keep the files the call made or changed, within the count, size and quota.
-
-        A file over the quota left is never read: its size in the snapshot
-        decides, and the read stops at the bytes left (a file still growing)."""
-        after = self._snapshot(kernel)
-        if after is None:
-            return
-        changed = sfiles.changed_files(before, after)
-        cap = self.config.max_output_files
-        if len(changed) > cap:
-            result.notes.append(f"{len(changed)} files changed; only the first {cap} are kept.")
-        limit_mb = self.config.max_output_bytes // 2**20
-        for rel in changed[:cap]:
-            size = after[rel][0]
-            if size > self.config.max_output_bytes:
-                result.notes.append(f"{rel} is larger than {limit_mb} MB and was not kept.")
-                continue
-            if size > quota.budget.remaining:
-                quota.dropped_files.append((rel, size))
-                continue
-            limit = min(self.config.max_output_bytes, quota.budget.remaining)
-            try:
-                with sfiles.workdir_fd(kernel.sandbox_pid) as fd:
-                    data = sfiles.read_file(fd, rel, limit)
-            except sfiles.FileTooLarge:  # it grew after the snapshot
-                if limit < self.config.max_output_bytes:
-                    quota.dropped_files.append((rel, size))
-                else:
-                    result.notes.append(f"{rel} is larger than {limit_mb} MB and was not kept.")
-                continue
-            except OSError:
-                continue
-            quota.budget.take(len(data))
-            quota.kept_files += len(data)
-            name = sfiles.safe_name(rel) or "output"
-            result.attachments.append(await self.sink.save(user_id, conversation_id, name, data))
 
     # ------------------------------------------------------------ lifecycle
 
@@ -743,59 +569,6 @@ class SandboxManager:
         self._uids.release()
 
 
-@dataclass(slots=True)
-class _Quota:
-    """One call's output budget and what it kept and dropped (for the message)."""
-
-    budget: OutputBudget
-    call_bytes: int
-    user_bytes: int
-    user_used: int
-    reserved: int = 0  # held against the user's quota until the call ends
-    kept_images: int = 0
-    kept_files: int = 0
-    dropped_images: list[int] = field(default_factory=list)
-    dropped_files: list[tuple[str, int]] = field(default_factory=list)
-
-    def note(self) -> str:
-        if not self.dropped_images and not self.dropped_files:
-            return ""
-        dropped = []
-        if self.dropped_images:
-            count = len(self.dropped_images)
-            dropped.append(
-                f"{count} image{'s' if count > 1 else ''} ({_mb(sum(self.dropped_images))} in all)"
-            )
-        dropped += [f"{rel} ({_mb(size)})" for rel, size in self.dropped_files]
-        kept = self.kept_images + self.kept_files
-        if self.call_bytes <= self.user_bytes - self.user_used:
-            why = (
-                f"the outputs of one call (files and images together) are limited to "
-                f"{_mb(self.call_bytes)}"
-            )
-            fix = "Save fewer or smaller files and charts, or split the work over several calls."
-        else:
-            why = (
-                f"your stored outputs are limited to {_mb(self.user_bytes)} in all and "
-                f"{_mb(self.user_used)} were already in use"
-            )
-            fix = "Deleting old conversations with large outputs frees space."
-        return (
-            f"Output quota: {_mb(kept)} of outputs were kept; not kept: {', '.join(dropped)}, "
-            f"because {why}. {fix}"
-        )
-
-
-def _mb(size: int) -> str:
-    return f"{size / 2**20:.1f} MB"
-
-
-def _place(sandbox_pid: int, name: str, source: Path, uid: int | None) -> None:
-    # the source is opened as the server (the data dir is private), the copy made as uid
-    with source.open("rb") as src, sfiles.fs_identity(uid), sfiles.workdir_fd(sandbox_pid) as fd:
-        sfiles.write_file(fd, name, src)
-
-
 def _retrieve(task: asyncio.Task[Kernel]) -> None:
     if not task.cancelled():
         task.exception()
@@ -810,17 +583,3 @@ def _started_alive(task: asyncio.Task[Kernel]) -> bool:
 def _lru_idle(sessions: list[_Session]) -> _Session | None:
     idle = [s for s in sessions if not s.busy]
     return min(idle, key=lambda s: s.last_used) if idle else None
-
-
-def _world_readable(path: Path) -> bool:
-    """Every directory on the way to ``path`` is searchable by others, and it is readable."""
-    try:
-        current = Path("/")
-        for part in path.resolve().parts[1:]:
-            current = current / part
-            mode = current.stat().st_mode
-            if not mode & 0o001:
-                return False
-        return bool(path.stat().st_mode & 0o004)
-    except OSError:
-        return False
