@@ -9,7 +9,7 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from parley.budgets.service import Budgets, Payer, Ticket, Verdict, save_limit
 from parley.budgets.tables import BudgetCounter, BudgetReservation
@@ -330,3 +330,40 @@ async def test_overlapping_limits_at_once_stay_consistent(db: Database) -> None:
         rows = (await session.scalars(select(BudgetCounter))).all()
     by_limit = {r.budget_id: (round(r.spent, 6), round(r.reserved, 6)) for r in rows}
     assert sorted(by_limit.values()) == [(0.5, 0.0), (0.5, 0.0), (1.0, 0.0), (1.0, 0.0), (1.0, 0.0)]
+
+
+async def test_calls_that_end_together_settle_in_one_transaction(db: Database) -> None:
+    """Settling is off the request's path and batched: fifty calls ending at once
+    are one write, and each is charged exactly what it cost."""
+    user = await _user(db)
+    budgets = await _budgets(db)
+    await save_limit(
+        budgets,
+        scope="user",
+        scope_id=user,
+        kind="cost",
+        period="day",
+        amount=100.0,
+        downgrade_model=None,
+    )
+    tickets = [await budgets.reserve(Payer(user), cost=0.01, tokens=10) for _ in range(50)]
+    settles: list[str] = []
+
+    def seen(conn: object, cursor: object, statement: str, *args: object) -> None:
+        if "DELETE FROM budget_reservations" in statement:
+            settles.append(statement)
+
+    event.listen(db.engine.sync_engine, "before_cursor_execute", seen)
+    try:
+        for ticket in tickets:
+            assert isinstance(ticket, Ticket)
+            budgets.settle_soon(ticket, 0.004, 4)
+        await budgets.drain()
+    finally:
+        event.remove(db.engine.sync_engine, "before_cursor_execute", seen)
+    assert len(settles) == 1
+    spent, reserved = await _counter(db)
+    assert spent == pytest.approx(50 * 0.004)
+    assert reserved == pytest.approx(0.0, abs=1e-9)
+    async with db.session() as session:
+        assert (await session.scalars(select(BudgetReservation))).all() == []
