@@ -367,3 +367,58 @@ async def test_calls_that_end_together_settle_in_one_transaction(db: Database) -
     assert reserved == pytest.approx(0.0, abs=1e-9)
     async with db.session() as session:
         assert (await session.scalars(select(BudgetReservation))).all() == []
+
+
+async def test_a_burst_reserves_together_and_a_request_that_went_away_keeps_nothing(
+    db: Database,
+) -> None:
+    """SQLite queues a worker's reservations on its write lock; whoever holds it
+    reserves for everyone queued, in one transaction, each still all or nothing.
+    Requests cancelled while they wait hold nothing once the burst is over."""
+    user = await _user(db)
+    budgets = await _budgets(db)
+    await save_limit(
+        budgets,
+        scope="user",
+        scope_id=user,
+        kind="cost",
+        period="day",
+        amount=30 * ESTIMATE,
+        downgrade_model=None,
+    )
+    await budgets.reserve(Payer(user), cost=0.0, tokens=1)  # the counter exists
+    writes: list[str] = []
+
+    def seen(conn: object, cursor: object, statement: str, *args: object) -> None:
+        if statement.lstrip().startswith("UPDATE budget_counters"):
+            writes.append(statement)
+
+    async def one() -> Ticket | None:
+        try:
+            got = await budgets.reserve(Payer(user), cost=ESTIMATE, tokens=10)
+        except BudgetExceeded:
+            return None
+        assert isinstance(got, Ticket)
+        return got
+
+    event.listen(db.engine.sync_engine, "before_cursor_execute", seen)
+    try:
+        tasks = [asyncio.create_task(one()) for _ in range(60)]
+        await asyncio.sleep(0)
+        for task in tasks[::3]:  # a third go away before they are answered
+            task.cancel()
+        done = await asyncio.gather(*tasks, return_exceptions=True)
+        await budgets.drain()
+    finally:
+        event.remove(db.engine.sync_engine, "before_cursor_execute", seen)
+    kept = [t for t in done if isinstance(t, Ticket)]
+    assert 1 <= len(kept) <= 30
+    spent, reserved = await _counter(db)
+    assert spent == pytest.approx(0.0, abs=1e-9)
+    assert reserved == pytest.approx(len(kept) * ESTIMATE)  # the cancelled hold nothing
+    if db.dialect == "sqlite":  # 40 requests in far fewer transactions than one each
+        assert len(writes) < 20, len(writes)
+    for ticket in kept:
+        budgets.settle_soon(ticket, ESTIMATE, 10)
+    await budgets.drain()
+    assert await _counter(db) == pytest.approx((len(kept) * ESTIMATE, 0.0))

@@ -67,6 +67,8 @@ SCOPES = ("instance", "group", "user", "project", "key")
 KINDS = ("cost", "requests", "tokens")
 GroupLookup = Callable[[str], Awaitable[Sequence[str]]]
 T = TypeVar("T")
+# a reservation waiting for SQLite's write lock: (id, claims, lease's end, its answer)
+_Ask = tuple[str, list[Claim], datetime, "asyncio.Future[tuple[bool, list[Taken]]]"]
 
 
 async def _retrying(attempt: Callable[[], Awaitable[T]], tries: int = 3) -> T:
@@ -195,9 +197,10 @@ class Budgets:
         self._read_at = -1e9
         self._swept_at = time.monotonic()
         self._lock = asyncio.Lock()
-        self._pending: set[asyncio.Task[None]] = set()
+        self._pending: set[asyncio.Task[Any]] = set()
         self._settling: list[ledger.Settlement] = []  # finished calls, to settle together
         self._settler: asyncio.Task[None] | None = None
+        self._asks: list[_Ask] = []  # SQLite: reservations waiting for the write lock
         self._known: set[tuple[str, str]] = set()  # counter rows seen to exist
         # SQLite has one writer at a time and a waiting writer sleeps in steps of up to
         # 100 ms (its busy handler): this worker's own budget writes queue here instead,
@@ -292,17 +295,88 @@ class Budgets:
         claims = self._claims(limits, now, cost, tokens, exempt, check)
         ticket_id = uuid.uuid4().hex
         expires = now + timedelta(seconds=self.lease_s)
-        async with self._writes:
-            ok, taken = await _retrying(
-                lambda: ledger.reserve(self.db, ticket_id, claims, expires, self._known)
-            )
-            if not ok:  # before refusing: a crashed worker's lease may have run out, and
-                await ledger.sweep(self.db, now)  # a counter row it knew may be gone
+        if self.db.dialect == "sqlite":
+            ok, taken = await self._queued(ticket_id, claims, expires)
+        else:  # row locks only: reservations run side by side
+            ok, taken = await self._shielded(ticket_id, claims, expires)
+        if not ok:  # before refusing: a crashed worker's lease may have run out, and
+            async with self._writes:  # a counter row it knew may be gone
+                await ledger.sweep(self.db, now)
                 ok, taken = await ledger.reserve(self.db, ticket_id, claims, expires)
         by_id = {limit.id: limit for limit in limits}
         if not ok:
             return self._refusal(taken, by_id, now, downgrade)
         return Ticket(ticket_id, claims, by_id, self._warnings(taken, by_id, now))
+
+    async def _queued(
+        self, ticket_id: str, claims: list[Claim], expires: datetime
+    ) -> tuple[bool, list[Taken]]:
+        """SQLite: wait for the worker's write lock; whoever gets it reserves for every
+        call queued by then, in one transaction (``ledger.reserve_many``), so a burst
+        of N requests costs a few transactions, not N."""
+        mine: asyncio.Future[tuple[bool, list[Taken]]] = asyncio.get_running_loop().create_future()
+        ask = (ticket_id, claims, expires, mine)
+        self._asks.append(ask)
+        try:
+            async with self._writes:
+                if not mine.done():
+                    batch, self._asks = self._asks, []
+                    # a task of its own: a cancelled request never leaves the others unanswered
+                    await asyncio.shield(self._background(self._reserve_batch(batch)))
+        except asyncio.CancelledError:  # a request that went away keeps nothing
+            if ask in self._asks:
+                self._asks.remove(ask)
+            else:
+                mine.add_done_callback(lambda done: self._give_back(ticket_id, claims, done))
+            raise
+        return mine.result()
+
+    async def _shielded(
+        self, ticket_id: str, claims: list[Claim], expires: datetime
+    ) -> tuple[bool, list[Taken]]:
+        """PostgreSQL: the reservation in a task of its own; a request that goes away
+        meanwhile gives back what it reserved (its statement may still have run)."""
+
+        async def run() -> tuple[bool, list[Taken]]:
+            return await _retrying(
+                lambda: ledger.reserve(self.db, ticket_id, claims, expires, self._known)
+            )
+
+        task = asyncio.get_running_loop().create_task(run())
+        self._pending.add(task)  # ``drain`` waits for it
+        task.add_done_callback(self._pending.discard)
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            task.add_done_callback(lambda done: self._give_back(ticket_id, claims, done))
+            raise
+
+    async def _reserve_batch(self, batch: list[_Ask]) -> None:
+        try:
+            if len(batch) == 1:
+                rid, claims, expires, _ = batch[0]
+                got = [await ledger.reserve(self.db, rid, claims, expires, self._known)]
+            else:
+                asks = [(rid, claims, expires) for rid, claims, expires, _ in batch]
+                got = await ledger.reserve_many(self.db, asks, self._known)
+        except Exception as exc:  # each waiting request raises it
+            for *_, waiting in batch:
+                if not waiting.done():
+                    waiting.set_exception(exc)
+            return
+        for (*_, waiting), result in zip(batch, got, strict=True):
+            if not waiting.done():
+                waiting.set_result(result)
+
+    def _give_back(
+        self, ticket_id: str, claims: list[Claim], done: asyncio.Future[tuple[bool, list[Taken]]]
+    ) -> None:
+        """A reservation whose request went away: settled at nothing once it is made."""
+        if done.cancelled() or done.exception() is not None or not done.result()[0]:
+            return
+        self._settling.append((ticket_id, claims, {}))  # settled at nothing: all given back
+        if self._settler is None or self._settler.done():
+            self._settler = self._background(self._settle_queued())
 
     async def preflight(
         self, payer: Payer, session: AsyncSession | None = None
