@@ -201,6 +201,7 @@ class Budgets:
         self._settling: list[ledger.Settlement] = []  # finished calls, to settle together
         self._settler: asyncio.Task[None] | None = None
         self._asks: list[_Ask] = []  # SQLite: reservations waiting for the write lock
+        self._sweeps, self._freed = 0, 0  # refusals' sweeps so far; what the last gave back
         self._known: set[tuple[str, str]] = set()  # counter rows seen to exist
         # SQLite has one writer at a time and a waiting writer sleeps in steps of up to
         # 100 ms (its busy handler): this worker's own budget writes queue here instead,
@@ -299,14 +300,33 @@ class Budgets:
             ok, taken = await self._queued(ticket_id, claims, expires)
         else:  # row locks only: reservations run side by side
             ok, taken = await self._shielded(ticket_id, claims, expires)
-        if not ok:  # before refusing: a crashed worker's lease may have run out, and
-            async with self._writes:  # a counter row it knew may be gone
-                await ledger.sweep(self.db, now)
-                ok, taken = await ledger.reserve(self.db, ticket_id, claims, expires)
+        if not ok:
+            ok, taken = await self._after_a_refusal(ticket_id, claims, expires, now, taken)
         by_id = {limit.id: limit for limit in limits}
         if not ok:
             return self._refusal(taken, by_id, now, downgrade)
         return Ticket(ticket_id, claims, by_id, self._warnings(taken, by_id, now))
+
+    async def _after_a_refusal(
+        self,
+        ticket_id: str,
+        claims: list[Claim],
+        expires: datetime,
+        now: datetime,
+        taken: list[Taken],
+    ) -> tuple[bool, list[Taken]]:
+        """Before refusing: a crashed worker's lease may have run out (sweep, then try
+        again if that gave anything back), or a counter this worker knew may be gone
+        (it reads as zero: try again, creating it). Refusals waiting together share
+        one sweep: a burst of 190 refusals is one sweep, not 190."""
+        seen = self._sweeps
+        async with self._writes:
+            if self._sweeps == seen:  # nobody swept since this refusal
+                self._sweeps += 1
+                self._freed = await ledger.sweep(self.db, now)
+            if self._freed or any(t.spent == 0 and t.reserved == 0 for t in taken):
+                return await ledger.reserve(self.db, ticket_id, claims, expires)
+        return False, taken
 
     async def _queued(
         self, ticket_id: str, claims: list[Claim], expires: datetime
