@@ -174,12 +174,14 @@ class Database:
         statements in autocommit on a request's path (the budgets' reserve and settle:
         the ping would be a round trip, half their cost). A caller retries once on a
         dropped connection (``DBAPIError.connection_invalidated``); the pool has then
-        discarded it. SQLite: the engine itself (no ping there)."""
+        discarded it. Ten connections at most: each use is one short statement, so a
+        burst queues here rather than taking the server's connection slots.
+        SQLite: the engine itself (no ping there)."""
         if self.dialect == "sqlite":
             return self.engine
         if self._direct is None:
             self._direct = create_async_engine(
-                self.url, pool_size=5, max_overflow=20, pool_recycle=3600
+                self.url, pool_size=5, max_overflow=5, pool_recycle=3600
             )
         return self._direct
 
