@@ -3,7 +3,8 @@ request (part of ``python -m bench budgets``).
 
 The same processes as ``bench/relay.py`` (the scripted upstream, 2,000 tokens per
 answer; Parley in ``bench/_server.py``, one worker, SQLite), the same load
-generator: N streams at once on ``/v1/chat/completions``. The run alternates two
+generator: N streams at once on ``/v1/chat/completions``; then the same with
+Parley on PostgreSQL. The run alternates two
 modes on one Parley process: **no limits**, and **limits**, the five of
 ``bench/budgets.py`` (the instance's monthly budget, the user's daily budget, the
 key's weekly budget, requests and tokens per minute on the key), far from being
@@ -85,7 +86,23 @@ def _mean(runs: list[dict[str, float]], key: str) -> float:
 
 
 def relay_with_limits(quick: bool, table: Table) -> None:
-    """Add the many-streams rows (with limits | without) to ``table``."""
+    """Add the many-streams rows (with limits | without) to ``table``: SQLite (as
+    ``bench/relay.py``), then PostgreSQL when it is there."""
+    _relay_on(quick, table, "SQLite", None)
+    from bench.budgets import _drop_pg, _pg_database
+
+    try:
+        url, name = _pg_database()
+    except Exception as exc:  # reported, not hidden
+        table.notes.append(f"relay on PostgreSQL skipped: {type(exc).__name__}: {exc}")
+        return
+    try:
+        _relay_on(quick, table, "PostgreSQL", url)
+    finally:
+        _drop_pg(name)
+
+
+def _relay_on(quick: bool, table: Table, backend: str, database_url: str | None) -> None:
     n, rounds = (100, 1) if quick else (500, 2)
     work = temp_dir("budget-relay")
     procs: list[Proc] = []
@@ -100,6 +117,8 @@ def relay_with_limits(quick: bool, table: Table) -> None:
             "PARLEY_LOCAL_MODEL_ENABLED": "false",
             "PARLEY_TITLE_MODEL": "none",
         }
+        if database_url is not None:
+            env["PARLEY_DATABASE_URL"] = database_url
         parley = start_parley(work, env=env, lag_file=lag_file)
         procs.append(parley)
         admin = Admin(parley.url)
@@ -132,7 +151,7 @@ def relay_with_limits(quick: bool, table: Table) -> None:
         for proc in reversed(procs):
             proc.stop()
     ours, base = runs["limits"], runs["none"]
-    label = f"relay {n} concurrent streams (SQLite)"
+    label = f"relay {n} concurrent streams ({backend})"
     errors = sum(r["errors"] for r in ours)
     table.add(
         f"{label}: errors (limits | none)",
@@ -164,9 +183,11 @@ def relay_with_limits(quick: bool, table: Table) -> None:
     first = next((r["first_error"] for r in ours + base if r["first_error"]), "")
     if first:
         table.notes.append(f"relay: first error: {first}")
-    table.notes.append(
-        f"relay rows: {rounds} alternating run(s) per mode of {n} streams at once, "
-        f"{TOKENS} tokens each, one Parley worker on SQLite (as bench/relay.py); 'limits': "
-        f"the five limits above on every request; means over runs. CPU count {os.cpu_count()}."
-    )
-    table.raw["relay"] = runs
+    if backend == "SQLite":
+        table.notes.append(
+            f"relay rows: {rounds} alternating run(s) per mode of {n} streams at once, "
+            f"{TOKENS} tokens each, one Parley worker (SQLite as bench/relay.py, then "
+            "PostgreSQL); 'limits': the five limits above on every request; means over "
+            f"runs. CPU count {os.cpu_count()}."
+        )
+    table.raw[f"relay-{backend}"] = runs

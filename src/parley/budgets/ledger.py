@@ -193,6 +193,18 @@ WHERE (budget_id, "window") IN (
 RETURNING budget_id, "window", spent, reserved
 """
 )
+# PostgreSQL: the same read under row locks, taken in (budget id, window) order like
+# every other writer of the counters (``ledger_pg``).
+_LOCK_AND_READ_PG = text(
+    """
+SELECT budget_id, "window", spent, reserved FROM budget_counters
+WHERE (budget_id, "window") IN (
+    SELECT * FROM unnest(CAST(:ids AS varchar[]), CAST(:windows AS varchar[]))
+)
+ORDER BY budget_id, "window"
+FOR UPDATE
+"""
+)
 _ADD_RESERVED = (
     update(BudgetCounter)
     .where(BudgetCounter.budget_id == bindparam("b_id"), BudgetCounter.window == bindparam("b_win"))
@@ -208,10 +220,10 @@ def _taken(c: Claim, now: dict[tuple[str, str], list[float]], refused: bool = Fa
 async def reserve_many(
     db: Database, asks: Sequence[Ask], known: set[tuple[str, str]] | None = None
 ) -> list[tuple[bool, list[Taken]]]:
-    """SQLite: ``reserve`` for several calls in ONE transaction (a burst queued on the
-    worker's write lock), each still all or nothing, decided in order on the counters
-    as the lock found them: four statements for any number of calls, where one at a
-    time each call would be three and a commit."""
+    """``reserve`` for several calls in ONE transaction (a burst queued in this
+    worker), each still all or nothing, decided in order on the counters as the lock
+    found them (SQLite: the database's write lock; PostgreSQL: the counters' row
+    locks): four statements for any number of calls."""
     every = sorted(
         {(c.budget_id, c.window): c for _, claims, _ in asks for c in claims}.values(),
         key=lambda c: (c.budget_id, c.window),
@@ -221,10 +233,12 @@ async def reserve_many(
     async with db.engine.connect() as conn:
         if _unknown(known, every):
             await _ensure_counters(conn, db, every)
-        now = {
-            (b, w): [float(spent), float(reserved)]
-            for b, w, spent, reserved in await conn.execute(_LOCK_AND_READ, {"keys": keys})
-        }
+        if db.dialect == "postgresql":
+            pairs = {"ids": [c.budget_id for c in every], "windows": [c.window for c in every]}
+            found = await conn.execute(_LOCK_AND_READ_PG, pairs)
+        else:
+            found = await conn.execute(_LOCK_AND_READ, {"keys": keys})
+        now = {(b, w): [float(spent), float(reserved)] for b, w, spent, reserved in found}
         added: dict[tuple[str, str], float] = {}
         held = []
         for rid, claims, expires in asks:

@@ -67,7 +67,8 @@ SCOPES = ("instance", "group", "user", "project", "key")
 KINDS = ("cost", "requests", "tokens")
 GroupLookup = Callable[[str], Awaitable[Sequence[str]]]
 T = TypeVar("T")
-# a reservation waiting for SQLite's write lock: (id, claims, lease's end, its answer)
+# a reservation waiting for the worker's reservation lock: (id, claims, lease's end,
+# its answer)
 _Ask = tuple[str, list[Claim], datetime, "asyncio.Future[tuple[bool, list[Taken]]]"]
 
 
@@ -200,13 +201,15 @@ class Budgets:
         self._pending: set[asyncio.Task[Any]] = set()
         self._settling: list[ledger.Settlement] = []  # finished calls, to settle together
         self._settler: asyncio.Task[None] | None = None
-        self._asks: list[_Ask] = []  # SQLite: reservations waiting for the write lock
+        self._asks: list[_Ask] = []  # reservations waiting for ``_reserving``
         self._sweeps, self._freed = 0, 0  # refusals' sweeps so far; what the last gave back
         self._known: set[tuple[str, str]] = set()  # counter rows seen to exist
         # SQLite has one writer at a time and a waiting writer sleeps in steps of up to
         # 100 ms (its busy handler): this worker's own budget writes queue here instead,
         # each waking the moment the previous one commits. PostgreSQL locks rows only.
         self._writes = asyncio.Lock() if db.dialect == "sqlite" else contextlib.nullcontext()
+        # reservations queue here (``_queued``): SQLite's is the write lock itself
+        self._reserving = self._writes if db.dialect == "sqlite" else asyncio.Lock()
         # ``(scope, scope_id, spent, limit)`` of each budget whenever its use is read
         # (``/metrics``' budget gauges, set by the composition root: ``BUDGET_METRICS``)
         self.reporter: Callable[[str, str, float, float], None] | None = None
@@ -296,10 +299,7 @@ class Budgets:
         claims = self._claims(limits, now, cost, tokens, exempt, check)
         ticket_id = uuid.uuid4().hex
         expires = now + timedelta(seconds=self.lease_s)
-        if self.db.dialect == "sqlite":
-            ok, taken = await self._queued(ticket_id, claims, expires)
-        else:  # row locks only: reservations run side by side
-            ok, taken = await self._shielded(ticket_id, claims, expires)
+        ok, taken = await self._queued(ticket_id, claims, expires)
         if not ok:
             ok, taken = await self._after_a_refusal(ticket_id, claims, expires, now, taken)
         by_id = {limit.id: limit for limit in limits}
@@ -331,14 +331,16 @@ class Budgets:
     async def _queued(
         self, ticket_id: str, claims: list[Claim], expires: datetime
     ) -> tuple[bool, list[Taken]]:
-        """SQLite: wait for the worker's write lock; whoever gets it reserves for every
-        call queued by then, in one transaction (``ledger.reserve_many``), so a burst
-        of N requests costs a few transactions, not N."""
+        """Wait for this worker's reservation lock; whoever gets it reserves for every
+        call queued by then: alone, ``ledger.reserve`` (PostgreSQL: one statement);
+        several, one transaction (``ledger.reserve_many``). A burst of N requests is a
+        few transactions, not N waiting on each other's row locks (PostgreSQL) or on
+        the database's write lock (SQLite)."""
         mine: asyncio.Future[tuple[bool, list[Taken]]] = asyncio.get_running_loop().create_future()
         ask = (ticket_id, claims, expires, mine)
         self._asks.append(ask)
         try:
-            async with self._writes:
+            async with self._reserving:
                 if not mine.done():
                     batch, self._asks = self._asks, []
                     # a task of its own: a cancelled request never leaves the others unanswered
@@ -351,34 +353,18 @@ class Budgets:
             raise
         return mine.result()
 
-    async def _shielded(
-        self, ticket_id: str, claims: list[Claim], expires: datetime
-    ) -> tuple[bool, list[Taken]]:
-        """PostgreSQL: the reservation in a task of its own; a request that goes away
-        meanwhile gives back what it reserved (its statement may still have run)."""
-
-        async def run() -> tuple[bool, list[Taken]]:
-            return await _retrying(
-                lambda: ledger.reserve(self.db, ticket_id, claims, expires, self._known)
-            )
-
-        task = asyncio.get_running_loop().create_task(run())
-        self._pending.add(task)  # ``drain`` waits for it
-        task.add_done_callback(self._pending.discard)
-        try:
-            return await asyncio.shield(task)
-        except asyncio.CancelledError:
-            task.add_done_callback(lambda done: self._give_back(ticket_id, claims, done))
-            raise
-
     async def _reserve_batch(self, batch: list[_Ask]) -> None:
         try:
             if len(batch) == 1:
                 rid, claims, expires, _ = batch[0]
-                got = [await ledger.reserve(self.db, rid, claims, expires, self._known)]
+                got = [
+                    await _retrying(
+                        lambda: ledger.reserve(self.db, rid, claims, expires, self._known)
+                    )
+                ]
             else:
                 asks = [(rid, claims, expires) for rid, claims, expires, _ in batch]
-                got = await ledger.reserve_many(self.db, asks, self._known)
+                got = await _retrying(lambda: ledger.reserve_many(self.db, asks, self._known))
         except Exception as exc:  # each waiting request raises it
             for *_, waiting in batch:
                 if not waiting.done():
