@@ -15,6 +15,10 @@ are written with it. How each database makes that atomic:
   the counters in order, check them all, update them all and write the
   reservation rows, or only read them back. One round trip.
 
+Several calls queued together in one worker (a burst) reserve in one transaction
+instead (``reserve_many``): the counters locked and read once, each call decided
+in order, all or nothing, then the counters and reservation rows written.
+
 Settling deletes the calls' reservation rows (``DELETE ... RETURNING``: whoever
 deletes a row, the settle or the sweep, gives its amount back, exactly once)
 and adds the actual amounts to ``spent`` of the windows they reserved in; many
