@@ -413,3 +413,68 @@ async def test_budget_use_reaches_autos_budget_rule_and_the_metrics(app: Any) ->
     finally:
         await admin.__aexit__(None, None, None)
         await user.__aexit__(None, None, None)
+
+
+async def test_the_admin_picks_scopes_by_name_and_the_list_shows_names(app: Any) -> None:
+    """Admin → Budgets' picker: groups, users, projects and API keys found by name
+    (or their owner's email); the limits list them by name; only admins may ask."""
+    admin, user, who = await _admin_and_user(app)
+    try:
+        group = (await admin.post("/api/admin/groups", json={"name": "Research 50%"})).json()
+        await admin.post("/api/admin/groups", json={"name": "Sales"})
+        project = (await user.post("/api/projects", json={"name": "Atlas"})).json()
+        key = (await user.post("/api/keys", json={"name": "nightly"})).json()
+
+        async def choices(scope: str, q: str = "") -> list[dict[str, Any]]:
+            r = await admin.get("/api/admin/budgets/choices", params={"scope": scope, "q": q})
+            assert r.status_code == 200, r.text
+            return list(r.json()["items"])
+
+        assert [c["name"] for c in await choices("group")] == ["Research 50%", "Sales"]
+        assert [c["id"] for c in await choices("group", "ch 50%")] == [group["id"]]
+        assert await choices("group", "_") == []  # a letter, not a wildcard
+        assert [c["id"] for c in await choices("user", "USER@")] == [who["id"]]
+        found = await choices("project", "user@example")  # the owner's email finds it
+        assert found == [
+            {
+                "id": project["id"],
+                "name": "Atlas",
+                "owner": "user@example.com",
+                "label": "Atlas (user@example.com)",
+            }
+        ]
+        assert [c["id"] for c in await choices("key", "night")] == [key["id"]]
+        bad = await admin.get("/api/admin/budgets/choices", params={"scope": "instance"})
+        assert bad.status_code == 422
+        refused = await user.get("/api/admin/budgets/choices", params={"scope": "user"})
+        assert refused.status_code == 403
+
+        for scope, scope_id in (("group", group["id"]), ("project", project["id"])):
+            r = await admin.post(
+                "/api/admin/budgets",
+                json={"scope": scope, "scope_id": scope_id, "kind": "cost", "amount": 5},
+            )
+            assert r.status_code == 201, r.text
+        r = await admin.post(
+            "/api/admin/budgets",
+            json={
+                "scope": "key",
+                "scope_id": key["id"],
+                "kind": "requests",
+                "period": "minute",
+                "amount": 5,
+            },
+        )
+        assert r.status_code == 201, r.text
+        names = {
+            b["scope"]: b["scope_name"]
+            for b in (await admin.get("/api/admin/budgets")).json()["items"]
+        }
+        assert names == {
+            "group": "Research 50%",
+            "project": "Atlas (user@example.com)",
+            "key": "nightly (user@example.com)",
+        }
+    finally:
+        await admin.__aexit__(None, None, None)
+        await user.__aexit__(None, None, None)

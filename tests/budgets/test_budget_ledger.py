@@ -9,7 +9,7 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from parley.budgets.service import Budgets, Payer, Ticket, Verdict, save_limit
 from parley.budgets.tables import BudgetCounter, BudgetReservation
@@ -330,3 +330,102 @@ async def test_overlapping_limits_at_once_stay_consistent(db: Database) -> None:
         rows = (await session.scalars(select(BudgetCounter))).all()
     by_limit = {r.budget_id: (round(r.spent, 6), round(r.reserved, 6)) for r in rows}
     assert sorted(by_limit.values()) == [(0.5, 0.0), (0.5, 0.0), (1.0, 0.0), (1.0, 0.0), (1.0, 0.0)]
+
+
+async def test_calls_that_end_together_settle_in_one_transaction(db: Database) -> None:
+    """Settling is off the request's path and batched: fifty calls ending at once
+    are one write, and each is charged exactly what it cost."""
+    user = await _user(db)
+    budgets = await _budgets(db)
+    await save_limit(
+        budgets,
+        scope="user",
+        scope_id=user,
+        kind="cost",
+        period="day",
+        amount=100.0,
+        downgrade_model=None,
+    )
+    tickets = [await budgets.reserve(Payer(user), cost=0.01, tokens=10) for _ in range(50)]
+    settles: list[str] = []
+
+    def seen(conn: object, cursor: object, statement: str, *args: object) -> None:
+        if "DELETE FROM budget_reservations" in statement:
+            settles.append(statement)
+
+    event.listen(db.engine.sync_engine, "before_cursor_execute", seen)
+    try:
+        for ticket in tickets:
+            assert isinstance(ticket, Ticket)
+            budgets.settle_soon(ticket, 0.004, 4)
+        await budgets.drain()
+    finally:
+        event.remove(db.engine.sync_engine, "before_cursor_execute", seen)
+    assert len(settles) == 1
+    spent, reserved = await _counter(db)
+    assert spent == pytest.approx(50 * 0.004)
+    assert reserved == pytest.approx(0.0, abs=1e-9)
+    async with db.session() as session:
+        assert (await session.scalars(select(BudgetReservation))).all() == []
+
+
+async def test_a_burst_reserves_together_and_a_request_that_went_away_keeps_nothing(
+    db: Database,
+) -> None:
+    """A worker's reservations queue on one lock; whoever holds it reserves for
+    everyone queued, in one transaction, each still all or nothing. Requests
+    cancelled while they wait hold nothing once the burst is over."""
+    user = await _user(db)
+    budgets = await _budgets(db)
+    await save_limit(
+        budgets,
+        scope="user",
+        scope_id=user,
+        kind="cost",
+        period="day",
+        amount=30 * ESTIMATE,
+        downgrade_model=None,
+    )
+    await budgets.reserve(Payer(user), cost=0.0, tokens=1)  # the counter exists
+    writes: list[str] = []
+
+    def seen(conn: object, cursor: object, statement: str, *args: object) -> None:
+        text = statement.strip()  # the first statement of each reservation's transaction
+        if (
+            (text.startswith("UPDATE budget_counters") and "RETURNING" in text)
+            or text.startswith("WITH claim")
+            or (text.startswith("SELECT budget_id") and "FOR UPDATE" in text)
+        ):
+            writes.append(text)
+
+    async def one() -> Ticket | None:
+        try:
+            got = await budgets.reserve(Payer(user), cost=ESTIMATE, tokens=10)
+        except BudgetExceeded:
+            return None
+        assert isinstance(got, Ticket)
+        return got
+
+    engines = {db.engine.sync_engine, db.direct.sync_engine}  # one on SQLite
+    for engine in engines:
+        event.listen(engine, "before_cursor_execute", seen)
+    try:
+        tasks = [asyncio.create_task(one()) for _ in range(60)]
+        await asyncio.sleep(0)
+        for task in tasks[::3]:  # a third go away before they are answered
+            task.cancel()
+        done = await asyncio.gather(*tasks, return_exceptions=True)
+        await budgets.drain()
+    finally:
+        for engine in engines:
+            event.remove(engine, "before_cursor_execute", seen)
+    kept = [t for t in done if isinstance(t, Ticket)]
+    assert 1 <= len(kept) <= 30
+    spent, reserved = await _counter(db)
+    assert spent == pytest.approx(0.0, abs=1e-9)
+    assert reserved == pytest.approx(len(kept) * ESTIMATE)  # the cancelled hold nothing
+    assert 1 <= len(writes) < 20, writes  # 40 requests, far fewer transactions
+    for ticket in kept:
+        budgets.settle_soon(ticket, ESTIMATE, 10)
+    await budgets.drain()
+    assert await _counter(db) == pytest.approx((len(kept) * ESTIMATE, 0.0))

@@ -1,11 +1,13 @@
 """Budgets in the browser: an admin sets a user's daily budget with a cheaper model
-to answer once it is spent (Admin → Budgets), the user chats, sees the 80% warning
-above the composer, then the next answer comes from the cheaper model with the
-notice under it; the user's Settings → Usage lists the budget, and the admin's
-table shows its use."""
+to answer once it is spent (Admin → Budgets, finding the user by name), the user
+chats, sees the 80% warning above the composer, then the next answer comes from the
+cheaper model with the notice under it; the user's Settings → Usage lists the
+budget; the admin picks a group and an API key by name for two more limits, listed
+by name; and the admin's table shows the use."""
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import pytest
@@ -55,7 +57,10 @@ def test_admin_sets_a_daily_budget_and_the_user_sees_the_warning_then_the_downgr
         page.goto("/admin/budgets")
         expect(page.get_by_test_id("budget-form")).to_be_visible()
         page.get_by_test_id("budget-scope").select_option("user")
-        page.get_by_test_id("budget-user").select_option(label=person.email)
+        page.get_by_test_id("budget-search").fill(person.email.split("@")[0])  # found by name
+        target = page.get_by_test_id("budget-target")
+        expect(target.locator("option", has_text=person.email)).to_have_count(1)
+        target.select_option(label=person.email)
         page.get_by_test_id("budget-kind").select_option("cost")
         page.get_by_test_id("budget-period").select_option("day")
         page.get_by_test_id("budget-amount").fill(str(budget))
@@ -98,6 +103,35 @@ def test_admin_sets_a_daily_budget_and_the_user_sees_the_warning_then_the_downgr
         expect(mine.get_by_test_id("my-budget")).to_contain_text("over 80%")
         assert not log.problems(), log.problems()
 
+        # --- a group's and an API key's limits are picked by name, and listed by name
+        team = f"Research {uuid.uuid4().hex[:6]}"
+        group = page.request.post("/api/admin/groups", data={"name": team}, headers=headers)
+        assert group.ok, group.text()
+        key_name = f"nightly-{uuid.uuid4().hex[:6]}"
+        key = page.request.post("/api/keys", data={"name": key_name}, headers=headers)
+        assert key.ok, key.text()
+        page.reload()
+        page.get_by_test_id("budget-scope").select_option("group")
+        page.get_by_test_id("budget-search").fill(team.lower())
+        page.get_by_test_id("budget-target").select_option(label=team)
+        page.get_by_test_id("budget-kind").select_option("cost")
+        page.get_by_test_id("budget-period").select_option("month")
+        page.get_by_test_id("budget-amount").fill("50")
+        page.get_by_test_id("budget-save").click()
+        expect(page.get_by_test_id("budget-row").filter(has_text=f"group {team}")).to_be_visible()
+        page.get_by_test_id("budget-scope").select_option("key")
+        page.get_by_test_id("budget-search").fill(key_name)
+        page.get_by_test_id("budget-target").select_option(
+            label=f"{key_name} ({admin.account.email})"
+        )
+        page.get_by_test_id("budget-kind").select_option("requests")
+        page.get_by_test_id("budget-amount").fill("60")
+        page.get_by_test_id("budget-save").click()
+        keyed = page.get_by_test_id("budget-row").filter(has_text=f"API key {key_name}")
+        expect(keyed).to_contain_text("Requests per minute")
+        page.get_by_test_id("budget-search").fill("no such thing")
+        expect(page.get_by_test_id("budget-target")).to_contain_text("Nothing matches")
+
         # --- the admin's table shows the use
         page.reload()
         expect(row.get_by_test_id("budget-use")).to_contain_text("(8")
@@ -106,3 +140,6 @@ def test_admin_sets_a_daily_budget_and_the_user_sees_the_warning_then_the_downgr
     finally:
         context.close()
         page.request.post("/api/admin/prices/reset", data={"model": MODEL}, headers=headers)
+        for made in page.request.get("/api/admin/budgets").json()["items"]:
+            if made["scope"] in ("group", "key"):
+                page.request.delete(f"/api/admin/budgets/{made['id']}", headers=headers)

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { budgetBody, level, limitName, scopeName, useText, warnings, type Budget } from '../src/lib/budgets';
+import { aScope, budgetBody, level, limitName, scopeName, useText, warnings, type Budget } from '../src/lib/budgets';
 
 function budget(over: Partial<Budget> = {}): Budget {
   return {
@@ -16,6 +16,9 @@ describe('budgets', () => {
     expect(scopeName(budget())).toBe('ana@example.com');
     expect(scopeName(budget({ scope: 'instance', scope_name: 'everyone' }))).toBe('Everyone');
     expect(scopeName(budget({ scope: 'key', scope_name: 'CI' }))).toBe('API key CI');
+    expect(scopeName(budget({ scope: 'group', scope_name: 'Research' }))).toBe('group Research');
+    expect(aScope('key')).toBe('an API key');
+    expect(aScope('group')).toBe('a group');
   });
 
   it('warns at 80% and says spent at 100%', () => {

@@ -4,10 +4,12 @@ before it runs, settling to what it cost after, and what to tell the caller.
 ``Budgets`` keeps the administrators' limits in memory (re-read at most every
 ``REFRESH_S`` on each worker, at once on the worker that changed them), so a call
 that no limit applies to costs no query at all. When limits apply, a model call
-is one transaction before it starts (``ledger.reserve``) and one after it ends
-(``ledger.settle``, in the background). The arithmetic lives in
-``parley.budgets.ledger``; the model wrapper that calls this in
-``parley.budgets.model``.
+costs one reservation before it starts (``ledger.reserve``: one statement on
+PostgreSQL, one short transaction on SQLite, however many limits apply), and its
+settle joins the others that ended within ``SETTLE_AFTER_S`` in one background
+transaction (``ledger.settle``); the sweep of expired leases runs in the
+background too. The arithmetic lives in ``parley.budgets.ledger``; the model
+wrapper that calls this in ``parley.budgets.model``.
 
 Who a call counts against (``Payer``): the instance, each group of the user
 (``USER_GROUPS`` through ``groups``: every group binds), the user, the chat's
@@ -26,7 +28,7 @@ import logging
 import math
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -60,10 +62,14 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 WARN_AT = 0.8  # a cost budget this much spent warns its users
+SETTLE_BATCH = 500  # calls settled by one transaction at most
 SCOPES = ("instance", "group", "user", "project", "key")
 KINDS = ("cost", "requests", "tokens")
 GroupLookup = Callable[[str], Awaitable[Sequence[str]]]
 T = TypeVar("T")
+# a reservation waiting for the worker's reservation lock: (id, claims, lease's end,
+# its answer)
+_Ask = tuple[str, list[Claim], datetime, "asyncio.Future[tuple[bool, list[Taken]]]"]
 
 
 async def _retrying(attempt: Callable[[], Awaitable[T]], tries: int = 3) -> T:
@@ -172,6 +178,7 @@ class Verdict:
 class Budgets:
     REFRESH_S = 2.0
     SWEEP_S = 30.0
+    SETTLE_AFTER_S = 0.05  # a finished call's settle waits this long for others to join it
 
     def __init__(
         self,
@@ -191,12 +198,18 @@ class Budgets:
         self._read_at = -1e9
         self._swept_at = time.monotonic()
         self._lock = asyncio.Lock()
-        self._pending: set[asyncio.Task[None]] = set()
+        self._pending: set[asyncio.Task[Any]] = set()
+        self._settling: list[ledger.Settlement] = []  # finished calls, to settle together
+        self._settler: asyncio.Task[None] | None = None
+        self._asks: list[_Ask] = []  # reservations waiting for ``_reserving``
+        self._sweeps, self._freed = 0, 0  # refusals' sweeps so far; what the last gave back
         self._known: set[tuple[str, str]] = set()  # counter rows seen to exist
         # SQLite has one writer at a time and a waiting writer sleeps in steps of up to
         # 100 ms (its busy handler): this worker's own budget writes queue here instead,
         # each waking the moment the previous one commits. PostgreSQL locks rows only.
         self._writes = asyncio.Lock() if db.dialect == "sqlite" else contextlib.nullcontext()
+        # reservations queue here (``_queued``): SQLite's is the write lock itself
+        self._reserving = self._writes if db.dialect == "sqlite" else asyncio.Lock()
         # ``(scope, scope_id, spent, limit)`` of each budget whenever its use is read
         # (``/metrics``' budget gauges, set by the composition root: ``BUDGET_METRICS``)
         self.reporter: Callable[[str, str, float, float], None] | None = None
@@ -282,21 +295,94 @@ class Budgets:
         if not limits:
             return None
         now = datetime.now(UTC)
-        await self._sweep_now_and_then(now)
+        self._sweep_now_and_then(now)
         claims = self._claims(limits, now, cost, tokens, exempt, check)
         ticket_id = uuid.uuid4().hex
         expires = now + timedelta(seconds=self.lease_s)
-        async with self._writes:
-            ok, taken = await _retrying(
-                lambda: ledger.reserve(self.db, ticket_id, claims, expires, self._known)
-            )
-            if not ok:  # before refusing: a crashed worker's lease may have run out, and
-                await ledger.sweep(self.db, now)  # a counter row it knew may be gone
-                ok, taken = await ledger.reserve(self.db, ticket_id, claims, expires)
+        ok, taken = await self._queued(ticket_id, claims, expires)
+        if not ok:
+            ok, taken = await self._after_a_refusal(ticket_id, claims, expires, now, taken)
         by_id = {limit.id: limit for limit in limits}
         if not ok:
             return self._refusal(taken, by_id, now, downgrade)
         return Ticket(ticket_id, claims, by_id, self._warnings(taken, by_id, now))
+
+    async def _after_a_refusal(
+        self,
+        ticket_id: str,
+        claims: list[Claim],
+        expires: datetime,
+        now: datetime,
+        taken: list[Taken],
+    ) -> tuple[bool, list[Taken]]:
+        """Before refusing: a crashed worker's lease may have run out (sweep, then try
+        again if that gave anything back), or a counter this worker knew may be gone
+        (it reads as zero: try again, creating it). Refusals waiting together share
+        one sweep: a burst of 190 refusals is one sweep, not 190."""
+        seen = self._sweeps
+        async with self._writes:
+            if self._sweeps == seen:  # nobody swept since this refusal
+                self._sweeps += 1
+                self._freed = await ledger.sweep(self.db, now)
+            if self._freed or any(t.spent == 0 and t.reserved == 0 for t in taken):
+                return await ledger.reserve(self.db, ticket_id, claims, expires)
+        return False, taken
+
+    async def _queued(
+        self, ticket_id: str, claims: list[Claim], expires: datetime
+    ) -> tuple[bool, list[Taken]]:
+        """Wait for this worker's reservation lock; whoever gets it reserves for every
+        call queued by then: alone, ``ledger.reserve`` (PostgreSQL: one statement);
+        several, one transaction (``ledger.reserve_many``). A burst of N requests is a
+        few transactions, not N waiting on each other's row locks (PostgreSQL) or on
+        the database's write lock (SQLite)."""
+        mine: asyncio.Future[tuple[bool, list[Taken]]] = asyncio.get_running_loop().create_future()
+        ask = (ticket_id, claims, expires, mine)
+        self._asks.append(ask)
+        try:
+            async with self._reserving:
+                if not mine.done():
+                    batch, self._asks = self._asks, []
+                    # a task of its own: a cancelled request never leaves the others unanswered
+                    await asyncio.shield(self._background(self._reserve_batch(batch)))
+        except asyncio.CancelledError:  # a request that went away keeps nothing
+            if ask in self._asks:
+                self._asks.remove(ask)
+            else:
+                mine.add_done_callback(lambda done: self._give_back(ticket_id, claims, done))
+            raise
+        return mine.result()
+
+    async def _reserve_batch(self, batch: list[_Ask]) -> None:
+        try:
+            if len(batch) == 1:
+                rid, claims, expires, _ = batch[0]
+                got = [
+                    await _retrying(
+                        lambda: ledger.reserve(self.db, rid, claims, expires, self._known)
+                    )
+                ]
+            else:
+                asks = [(rid, claims, expires) for rid, claims, expires, _ in batch]
+                got = await _retrying(lambda: ledger.reserve_many(self.db, asks, self._known))
+        except Exception as exc:  # each waiting request raises it
+            for *_, waiting in batch:
+                if not waiting.done():
+                    waiting.set_exception(exc)
+            return
+        for (*_, waiting), result in zip(batch, got, strict=True):
+            if not waiting.done():
+                waiting.set_result(result)
+
+    def _give_back(
+        self, ticket_id: str, claims: list[Claim], done: asyncio.Future[tuple[bool, list[Taken]]]
+    ) -> None:
+        """A reservation whose request went away: settled at nothing once it is made."""
+        if done.cancelled() or done.exception() is not None or not done.result()[0]:
+            return
+        self._settling.append((ticket_id, claims, {}))  # settled at nothing: all given back
+        if self._settler is None or self._settler.done():
+            self._settler = self._background(self._settle_queued())
 
     async def preflight(
         self, payer: Payer, session: AsyncSession | None = None
@@ -345,24 +431,36 @@ class Budgets:
         return out
 
     def settle_soon(self, ticket: Ticket, cost: float, tokens: int) -> None:
-        """Settle in a task of its own (a stream's end cannot wait; a cancelled
-        request still settles). Kept until done; ``drain`` awaits them."""
+        """Settle off the request's path (a stream's end cannot wait; a cancelled
+        request still settles): queued, and the calls that end within
+        ``SETTLE_AFTER_S`` of each other settle in one transaction (500 streams
+        ending together are a few writes, not 500, and rarely in a reservation's
+        way). ``drain`` awaits them."""
         actual = {
             c.budget_id: {"cost": cost, "tokens": float(tokens), "requests": 1.0}[
                 ticket.limits[c.budget_id].kind
             ]
             for c in ticket.claims
         }
-        task = asyncio.get_running_loop().create_task(self._settle(ticket, actual))
+        self._settling.append((ticket.id, ticket.claims, actual))
+        if self._settler is None or self._settler.done():
+            self._settler = self._background(self._settle_queued())
+
+    def _background(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        task = asyncio.get_running_loop().create_task(coro)
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
+        return task
 
-    async def _settle(self, ticket: Ticket, actual: dict[str, float]) -> None:
-        try:
-            async with self._writes:
-                await ledger.settle(self.db, ticket.id, ticket.claims, actual)
-        except Exception:  # the lease's expiry gives the reservation back
-            log.exception("could not settle budget reservation %s", ticket.id)
+    async def _settle_queued(self) -> None:
+        await asyncio.sleep(self.SETTLE_AFTER_S)
+        while self._settling:
+            batch, self._settling = self._settling[:SETTLE_BATCH], self._settling[SETTLE_BATCH:]
+            try:
+                async with self._writes:
+                    await ledger.settle(self.db, batch)
+            except Exception:  # the leases' expiry gives the reservations back
+                log.exception("could not settle %d budget reservations", len(batch))
 
     async def charge(
         self,
@@ -397,18 +495,21 @@ class Budgets:
             float(fields.get("cost", 0.0)),
             tokens,
         )
-        task = asyncio.get_running_loop().create_task(coro)
-        self._pending.add(task)
-        task.add_done_callback(self._pending.discard)
+        self._background(coro)
 
     async def drain(self) -> None:
         while self._pending:
             await asyncio.gather(*list(self._pending), return_exceptions=True)
 
-    async def _sweep_now_and_then(self, now: datetime) -> None:
+    def _sweep_now_and_then(self, now: datetime) -> None:
+        """Every ``SWEEP_S``, in the background: give back expired reservations, and
+        report the budgets' use to the gauges."""
         if time.monotonic() - self._swept_at < self.SWEEP_S:
             return
         self._swept_at = time.monotonic()
+        self._background(self._sweep(now))
+
+    async def _sweep(self, now: datetime) -> None:
         try:
             async with self._writes:
                 await ledger.sweep(self.db, now)

@@ -106,6 +106,7 @@ class Database:
         self.sessionmaker: async_sessionmaker[AsyncSession] = async_sessionmaker(
             self.engine, expire_on_commit=False
         )
+        self._direct: AsyncEngine | None = None
 
     @property
     def dialect(self) -> str:
@@ -167,9 +168,29 @@ class Database:
             for conn in opened:
                 await conn.close()
 
+    @property
+    def direct(self) -> AsyncEngine:
+        """PostgreSQL: a second, small pool without ``pool_pre_ping``, for single
+        statements in autocommit on a request's path (the budgets' reserve and settle:
+        the ping would be a round trip, half their cost). A caller retries once on a
+        dropped connection (``DBAPIError.connection_invalidated``); the pool has then
+        discarded it. Ten connections at most: each use is one short statement, so a
+        burst queues here rather than taking the server's connection slots.
+        SQLite: the engine itself (no ping there)."""
+        if self.dialect == "sqlite":
+            return self.engine
+        if self._direct is None:
+            self._direct = create_async_engine(
+                self.url, pool_size=5, max_overflow=5, pool_recycle=3600
+            )
+        return self._direct
+
     async def dispose(self) -> None:
         """Close every pooled connection (call at shutdown)."""
         await self.engine.dispose()
+        if self._direct is not None:
+            await self._direct.dispose()
+            self._direct = None
 
 
 def lock_for_migration(conn: Connection) -> None:

@@ -7,6 +7,8 @@ type Schemas = components['schemas'];
 export type Budget = Schemas['BudgetOut'];
 export type BudgetList = Schemas['BudgetList'];
 export type BudgetIn = Schemas['BudgetIn'];
+export type ScopeChoices = Schemas['ScopeChoices'];
+export type ScopeChoice = Schemas['ScopeChoice'];
 export type BudgetScope = Budget['scope'];
 export type BudgetKind = Budget['kind'];
 export type BudgetPeriod = Budget['period'];
@@ -40,11 +42,16 @@ export function limitName(b: Pick<Budget, 'kind' | 'period'>): string {
   return `${per[b.period] ?? ''} budget`.trim();
 }
 
-/** "Everyone", "user@example.com", "group g1". */
+/** "Everyone", "user@example.com", "group Research", "project Atlas (owner@example.com)". */
 export function scopeName(b: Pick<Budget, 'scope' | 'scope_name'>): string {
   if (b.scope === 'instance') return 'Everyone';
   if (b.scope === 'user') return b.scope_name;
   return `${b.scope === 'key' ? 'API key' : b.scope} ${b.scope_name}`;
+}
+
+/** What the form's picker calls a scope: "a group", "an API key". */
+export function aScope(scope: BudgetScope): string {
+  return scope === 'key' ? 'an API key' : scope === 'instance' ? 'everyone' : `a ${scope}`;
 }
 
 /** An amount in the limit's unit. */

@@ -12,18 +12,20 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Depends, Query, Response
 from pydantic import BaseModel, Field
-from sqlalchemy import select
+from sqlalchemy import func, null, or_, select
 
 from parley.api.schemas import Timestamp
 from parley.budgets.service import Budgets, Limit, delete_limit, save_limit
+from parley.groups.tables import Group
 from parley.http.bodies import Body, iso
 from parley.http.deps import DB, AdminUser, CurrentUser, Sync, service
 from parley.http.guard import GuardedRoute
 from parley.http.problems import Problem
+from parley.projects.tables import Project
 from parley.storage.tables import ApiKey, Conversation, User
 
 router = APIRouter(route_class=GuardedRoute, prefix="/api", tags=["budgets"])
@@ -38,7 +40,10 @@ class BudgetOut(BaseModel):
     id: str
     scope: Scope
     scope_id: str = Field(description='the group, user, project or key id; "" for the instance')
-    scope_name: str = Field(description="an email, a key's name, or the id")
+    scope_name: str = Field(
+        description="a group's name, a user's email, a project's or key's name with its "
+        'owner\'s email; the id when it no longer exists; "everyone" for the instance'
+    )
     kind: Kind = Field(description="cost: an amount per period; requests, tokens: per minute")
     period: Period
     amount: float = Field(description="in the instance's currency, requests or tokens")
@@ -67,20 +72,71 @@ class BudgetIn(Body):
     downgrade_model: str | None = Field(None, max_length=300)
 
 
+async def _names(db: DB, limits: Sequence[Limit]) -> dict[tuple[str, str], str]:
+    """What an administrator calls each limit's scope (one query per kind of scope)."""
+    wanted: dict[str, list[str]] = {}
+    for limit in limits:
+        wanted.setdefault(limit.scope, []).append(limit.scope_id)
+    names: dict[tuple[str, str], str] = {}
+    for scope, ids in wanted.items():
+        if scope == "instance":
+            continue
+        for choice in await _choices(db, scope, ids=ids):
+            names[scope, choice.id] = choice.label
+    return names
+
+
+class ScopeChoice(BaseModel):
+    id: str
+    name: str = Field(description="the group's or project's name, the user's email, the key's name")
+    owner: str | None = Field(description="a project's or key's owner (their email)")
+    label: str = Field(description="the name with the owner, as the budgets list shows it")
+
+
+class ScopeChoices(BaseModel):
+    items: list[ScopeChoice]
+
+
+CHOICES = 50  # a search shows at most this many; typing more narrows it
+
+
+async def _choices(
+    db: DB, scope: str, *, ids: Sequence[str] | None = None, q: str = ""
+) -> list[ScopeChoice]:
+    """The groups, users, projects or API keys a limit can be set on: those with
+    ``ids``, or those whose name (or owner's email) contains ``q``."""
+    owner: Any = null().label("owner")
+    table: Any = {"group": Group, "user": User, "project": Project, "key": ApiKey}[scope]
+    key, name = table.id, (User.email if scope == "user" else table.name)
+    search = [name, User.name] if scope == "user" else [name]
+    if scope in ("project", "key"):  # someone's: shown and found by their email too
+        owner = User.email
+        search.append(User.email)
+    stmt = select(key, name, owner)
+    if scope in ("project", "key"):
+        stmt = stmt.join(User, User.id == table.user_id)
+    stmt = stmt.order_by(name, key)
+    if ids is not None:
+        stmt = stmt.where(key.in_(list(ids)))
+    else:
+        if q.strip():  # "%" and "_" are letters here, not wildcards
+            words = q.strip().lower()
+            stmt = stmt.where(
+                or_(*(func.lower(c).contains(words, autoescape=True) for c in search))
+            )
+        stmt = stmt.limit(CHOICES)
+    out = []
+    for row_id, called, who in await db.execute(stmt):
+        called = called or row_id
+        label = f"{called} ({who})" if who else called
+        out.append(ScopeChoice(id=row_id, name=called, owner=who, label=label))
+    return out
+
+
 async def _rows(
     budgets: Budgets, db: DB, limits: Sequence[Limit], sync: Sync | None = None
 ) -> BudgetList:
-    users = [limit.scope_id for limit in limits if limit.scope == "user"]
-    keys = [limit.scope_id for limit in limits if limit.scope == "key"]
-    names: dict[tuple[str, str], str] = {}
-    if users:
-        for uid, email in await db.execute(select(User.id, User.email).where(User.id.in_(users))):
-            names["user", uid] = email
-    if keys:
-        for kid, name in await db.execute(
-            select(ApiKey.id, ApiKey.name).where(ApiKey.id.in_(keys))
-        ):
-            names["key", kid] = name or kid
+    names = await _names(db, limits)
     items = []
     for limit, spent, reserved, ends in await budgets.usage(limits):
         items.append(
@@ -103,6 +159,18 @@ async def _rows(
     order = {"instance": 0, "group": 1, "user": 2, "project": 3, "key": 4}
     items.sort(key=lambda b: (order[b.scope], b.scope_name, b.kind, b.period))
     return BudgetList(currency=budgets.currency, items=items, lease_s=budgets.lease_s)
+
+
+@router.get("/admin/budgets/choices")
+async def budget_choices(
+    admin: AdminUser,
+    db: DB,
+    scope: Annotated[Literal["group", "user", "project", "key"], Query()],
+    q: Annotated[str, Query(max_length=200)] = "",
+) -> ScopeChoices:
+    """What Admin → Budgets' form picks from: the groups, users, projects or API
+    keys whose name (or owner's email) contains ``q``, at most ``CHOICES``."""
+    return ScopeChoices(items=await _choices(db, scope, q=q))
 
 
 @router.get("/admin/budgets")

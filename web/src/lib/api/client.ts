@@ -43,7 +43,7 @@ import type {
   UserList,
 } from './types';
 import type { AdminUsageSummary, ModelPrice, PriceIn, PriceList, UsageSummary } from '../usage';
-import type { Budget, BudgetIn, BudgetList } from '../budgets';
+import type { Budget, BudgetIn, BudgetList, ScopeChoices } from '../budgets';
 import { CHAT_EVENT_TYPES, type ChatEvent } from './events';
 import { readSSE } from '../sse';
 
@@ -252,6 +252,9 @@ export const budgets = {
   update: (id: string, body: BudgetIn) =>
     request<Budget>(`/api/admin/budgets/${enc(id)}`, { method: 'PATCH', body }),
   remove: (id: string) => request<void>(`/api/admin/budgets/${enc(id)}`, { method: 'DELETE' }),
+  /** The groups, users, projects or keys whose name (or owner's email) contains ``q``. */
+  choices: (scope: Exclude<BudgetIn['scope'], 'instance'>, q = '') =>
+    request<ScopeChoices>(`/api/admin/budgets/choices?scope=${enc(scope)}&q=${enc(q)}`),
 };
 
 // ---------------- Usage and prices ----------------

@@ -78,6 +78,27 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/admin/budgets/choices": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Budget Choices
+         * @description What Admin → Budgets' form picks from: the groups, users, projects or API
+         *     keys whose name (or owner's email) contains ``q``, at most ``CHOICES``.
+         */
+        get: operations["budget_choices_api_admin_budgets_choices_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/admin/budgets/{budget_id}": {
         parameters: {
             query?: never;
@@ -3472,7 +3493,7 @@ export interface components {
             scope_id: string;
             /**
              * Scope Name
-             * @description an email, a key's name, or the id
+             * @description a group's name, a user's email, a project's or key's name with its owner's email; the id when it no longer exists; "everyone" for the instance
              */
             scope_name: string;
             /**
@@ -6960,6 +6981,31 @@ export interface components {
              */
             model: string;
         };
+        /** ScopeChoice */
+        ScopeChoice: {
+            /** Id */
+            id: string;
+            /**
+             * Label
+             * @description the name with the owner, as the budgets list shows it
+             */
+            label: string;
+            /**
+             * Name
+             * @description the group's or project's name, the user's email, the key's name
+             */
+            name: string;
+            /**
+             * Owner
+             * @description a project's or key's owner (their email)
+             */
+            owner: string | null;
+        };
+        /** ScopeChoices */
+        ScopeChoices: {
+            /** Items */
+            items: components["schemas"]["ScopeChoice"][];
+        };
         /** SearchBody */
         SearchBody: {
             /** Collection Id */
@@ -8354,6 +8400,38 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["BudgetOut"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    budget_choices_api_admin_budgets_choices_get: {
+        parameters: {
+            query: {
+                scope: "group" | "user" | "project" | "key";
+                q?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ScopeChoices"];
                 };
             };
             /** @description Validation Error */
