@@ -9,6 +9,7 @@ from parley.config import Settings
 from parley.groups.router import router
 from parley.groups.service import GroupService
 from parley.seam import USER_GROUPS, FeatureContext
+from parley.turns.picks import MODEL_ACCESS
 
 __all__ = ["GroupsFeature", "groups_feature"]
 
@@ -25,6 +26,7 @@ class GroupsFeature:
         groups = GroupService(ctx.db)
         ctx.provide(GroupService, groups)
         ctx.provide(USER_GROUPS, groups.of_user)
+        ctx.provide(MODEL_ACCESS, groups.pickable)
 
     async def stop(self) -> None:
         return None

@@ -116,6 +116,12 @@ class ProjectService:
         best = max(roles.all(), key=lambda r: RANK.get(r, 0), default=None)
         return best if best in RANK else None  # type: ignore[return-value]
 
+    async def role_of(self, user_id: str, project_id: str) -> Role | None:
+        """The user's role in the project now, or None (``PROJECT_ACCESS``)."""
+        async with self.db.session() as session:
+            row = await session.get(Project, project_id)
+            return None if row is None else await self.role(session, user_id, row)
+
     async def _find(
         self, session: AsyncSession, user_id: str, project_id: str, need: Role
     ) -> tuple[Project, Role]:
