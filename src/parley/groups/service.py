@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from parley.errors import Conflict, Invalid, NotFound
 from parley.groups.tables import Group, GroupMember, GroupModel
@@ -48,23 +49,29 @@ class GroupService:
             )
             return list(rows.all())
 
-    async def pickable(self, user_id: str) -> frozenset[str] | None:
+    async def pickable(
+        self, user_id: str, session: AsyncSession | None = None
+    ) -> frozenset[str] | None:
         """The models ``user_id`` may pick directly, or None for all (one read,
-        never cached: a removal from a group counts from the next request)."""
-        async with self.db.session() as session:
-            rows = await session.execute(
-                select(GroupMember.group_id, GroupModel.model_ref)
-                .outerjoin(GroupModel, GroupModel.group_id == GroupMember.group_id)
-                .where(GroupMember.user_id == user_id)
-            )
-            refs: set[str] = set()
-            seen = False
-            for _, ref in rows.all():
-                if ref is None:  # a group that limits nothing
-                    return None
-                seen = True
-                refs.add(ref)
-            return frozenset(refs) if seen else None
+        never cached: a removal from a group counts from the next request). In the
+        caller's ``session`` when given: a request holding one connection while it
+        waits for a second lets a burst exhaust the pool."""
+        query = (
+            select(GroupMember.group_id, GroupModel.model_ref)
+            .outerjoin(GroupModel, GroupModel.group_id == GroupMember.group_id)
+            .where(GroupMember.user_id == user_id)
+        )
+        if session is not None:
+            rows = (await session.execute(query)).all()
+        else:
+            async with self.db.session() as own:
+                rows = (await own.execute(query)).all()
+        refs: set[str] = set()
+        for _, ref in rows:
+            if ref is None:  # a group that limits nothing
+                return None
+            refs.add(ref)
+        return frozenset(refs) if rows else None
 
     async def models(self, group_ids: list[str]) -> dict[str, list[str]]:
         """The models each group names (a group naming none is left out)."""

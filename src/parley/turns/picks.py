@@ -30,8 +30,9 @@ from parley.storage.tables import User
 
 __all__ = ["MODEL_ACCESS", "ModelAccess", "allows", "assistant_picks", "pickable", "require"]
 
-ModelAccess = Callable[[str], Awaitable[frozenset[str] | None]]
-"""``user_id -> the refs the user may pick, or None for every model``."""
+ModelAccess = Callable[[str, AsyncSession | None], Awaitable[frozenset[str] | None]]
+"""``(user_id, session) -> the refs the user may pick, or None for every model``;
+read in the caller's session when one is given."""
 
 MODEL_ACCESS: Key[ModelAccess] = Key("model_access")
 """Provided by the groups feature (``GroupService.pickable``)."""
@@ -39,12 +40,14 @@ MODEL_ACCESS: Key[ModelAccess] = Key("model_access")
 _ASSISTANTS = sa.table("assistants", sa.column("id"), sa.column("user_id"))
 
 
-async def pickable(services: Services, user: User) -> frozenset[str] | None:
-    """The models ``user`` may pick, or None for all."""
+async def pickable(
+    services: Services, user: User, session: AsyncSession | None = None
+) -> frozenset[str] | None:
+    """The models ``user`` may pick, or None for all (read in ``session`` if given)."""
     if user.role == "admin":
         return None
     lookup = services.get(MODEL_ACCESS)
-    return None if lookup is None else await lookup(user.id)
+    return None if lookup is None else await lookup(user.id, session)
 
 
 def allows(picks: frozenset[str] | None, ref: str) -> bool:
@@ -60,9 +63,11 @@ def refused(ref: str) -> Forbidden:
     )
 
 
-async def require(services: Services, user: User, ref: str | None) -> None:
+async def require(
+    services: Services, user: User, ref: str | None, session: AsyncSession | None = None
+) -> None:
     """Raise ``Forbidden`` unless ``user`` may pick ``ref`` (None: nothing picked)."""
-    if ref and not allows(await pickable(services, user), ref):
+    if ref and not allows(await pickable(services, user, session), ref):
         raise refused(ref)
 
 
@@ -79,6 +84,6 @@ async def assistant_picks(
         sa.select(_ASSISTANTS.c.user_id).where(_ASSISTANTS.c.id == assistant_id)
     )
     if owner_id is None or owner_id == user.id:
-        return await pickable(services, user)
+        return await pickable(services, user, session)
     owner = await session.get(User, owner_id)
-    return None if owner is None else await pickable(services, owner)
+    return None if owner is None else await pickable(services, owner, session)

@@ -388,7 +388,7 @@ class TurnPreparation:
                     "model_not_allowed",
                 )
             return profile.model, picks
-        picks = await pickable(self.services, user)
+        picks = await pickable(self.services, user, session)
         chosen = model_ref or conv.model or (project.model if project is not None else None)
         if chosen:
             if not allows(picks, chosen):

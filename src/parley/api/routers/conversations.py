@@ -69,7 +69,7 @@ async def list_conversations(
 async def create_conversation(
     body: ConversationCreate, tools: Tools, user: CurrentUser, db: DB, services: ServicesDep
 ) -> ConversationPublic:
-    await picks.require(services, user, body.model)  # the user's groups' models
+    await picks.require(services, user, body.model, db)  # the user's groups' models
     store = ConversationStore(db, user.id)
     conv = await store.create(title=body.title, model=body.model, temporary=body.temporary)
     if body.tools is not None:  # chosen on the new-chat screen, before the first message
@@ -96,7 +96,7 @@ async def update_conversation(
     db: DB,
     services: ServicesDep,
 ) -> ConversationPublic:
-    await picks.require(services, user, body.model)  # the user's groups' models
+    await picks.require(services, user, body.model, db)  # the user's groups' models
     store = ConversationStore(db, user.id)
     conv = await store.get(conversation_id)
     if conv is None:

@@ -76,7 +76,7 @@ async def list_models(sync: Sync, user: CurrentUser, db: DB, services: ServicesD
     registry = await sync.ensure_fresh(db)
     models = await registry.list_models()
     preferred = await sync.default_model(db)
-    picks = await pickable(services, user)
+    picks = await pickable(services, user, db)
     mine = [m for m in models if m.offered_to(user.id) and allows(picks, m.ref)]
     real = [m for m in mine if not m.demo]  # Auto over the demo starter alone: no choice
     default = await registry.default_ref(preferred, user.id)

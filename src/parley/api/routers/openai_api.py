@@ -115,7 +115,7 @@ async def list_models(
     """The chat models the caller may use, then the embedding model."""
     registry = await sync.ensure_fresh(db)
     user_id = principal.user.id
-    picks = await pickable(services, principal.user)  # the user's groups' models
+    picks = await pickable(services, principal.user, db)  # the user's groups' models
     listed = model_list(
         [
             m
@@ -254,7 +254,7 @@ async def chat_completions(
     registry = await sync.ensure_fresh(db)
     preferred = await sync.default_model(db)
     request = chat_request(body)
-    picks = await pickable(services, principal.user)  # the user's groups' models
+    picks = await pickable(services, principal.user, db)  # the user's groups' models
     route: Route | None = None
     if is_auto(body.model):  # the admins' rules pick among the models the key may use
         model_allowed(principal, AUTO)  # a key limited to some models: only with auto in it
