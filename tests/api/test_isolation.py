@@ -44,6 +44,14 @@ async def test_second_user_sees_404_for_every_route_with_first_users_ids(app: An
         # a stored chat completion (/v1, store: true), reachable with alice's key only
         alice_key = (await alice.post("/api/keys", json={"name": "alice's"})).json()["key"]
         alice_other_key = (await alice.post("/api/keys", json={"name": "other"})).json()["key"]
+        # alice's own key limited to another project of hers: her chats and responses
+        # outside it are refused (parley.auth.scopes), her stored completions unknown
+        elsewhere = (await alice.post("/api/projects", json={"name": "Elsewhere"})).json()["id"]
+        alice_project_key = (
+            await alice.post(
+                "/api/keys", json={"name": "elsewhere", "scopes": {"projects": [elsewhere]}}
+            )
+        ).json()["key"]
         relayed = await alice.post(
             "/v1/chat/completions",
             json={
@@ -79,6 +87,8 @@ async def test_second_user_sees_404_for_every_route_with_first_users_ids(app: An
                 auths = {"cookie": None, "key": bob_key}
                 if path.startswith("/v1/chat/completions/"):
                     auths["alice's other key"] = alice_other_key
+                if path.startswith("/v1/"):
+                    auths["alice's key for another project"] = alice_project_key
                 for auth, token in auths.items():
                     headers = {"Authorization": f"Bearer {token}"} if token else {}
                     if method.upper() in ("GET", "DELETE"):
@@ -88,9 +98,13 @@ async def test_second_user_sees_404_for_every_route_with_first_users_ids(app: An
                             method.upper(), url, json=_body_for(path, body), headers=headers
                         )
                     expected = 401 if path.startswith("/v1/") and token is None else 404
+                    if token == alice_project_key and not path.startswith("/v1/chat/"):
+                        expected = 403  # her own chat, outside the key's project
                     assert r.status_code == expected, (
                         f"{method.upper()} {path} as bob ({auth}): {r.status_code} {r.text[:200]}"
                     )
+                    if expected == 403:  # says which limit applies
+                        assert r.json()["error"]["code"] == "project_scope", r.text
                     checked += 1
         assert checked >= 16
 

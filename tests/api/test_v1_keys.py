@@ -35,6 +35,7 @@ def test_keys_show_their_expiry_and_scopes(live: tuple[str, str]) -> None:
     base, _key = live
     later = datetime.now(UTC) + timedelta(days=30)
     with browser(base) as web:
+        p1 = web.post("/api/projects", json={"name": "P"}).json()["id"]  # one of the user's
         made = make_key(
             web,
             name="ci robot",
@@ -43,7 +44,7 @@ def test_keys_show_their_expiry_and_scopes(live: tuple[str, str]) -> None:
                 "endpoints": ["chat", "models"],
                 "models": ["scripted/other"],
                 "assistants": ["a1"],
-                "projects": ["p1"],
+                "projects": [p1],
             },
         )
         plain = make_key(web, name="everything")
@@ -57,7 +58,7 @@ def test_keys_show_their_expiry_and_scopes(live: tuple[str, str]) -> None:
         "endpoints": ["chat", "models"],
         "models": ["scripted/other"],
         "assistants": ["a1"],
-        "projects": ["p1"],
+        "projects": [p1],
     }
     assert listed["everything"]["expires_at"] is None
     assert (

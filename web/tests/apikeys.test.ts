@@ -39,8 +39,8 @@ describe('API key helpers', () => {
   });
 
   it('sends scopes only when something is limited', () => {
-    expect(createBody(' ci ', null, [], ' ', '', '')).toEqual({ name: 'ci', expires_at: null, scopes: null });
-    expect(createBody('ci', '2027-01-01T00:00:00Z', ['chat'], 'openai/gpt-4o, local/x,openai/gpt-4o', '', 'p1')).toEqual({
+    expect(createBody(' ci ', null, [], ' ', '', [])).toEqual({ name: 'ci', expires_at: null, scopes: null });
+    expect(createBody('ci', '2027-01-01T00:00:00Z', ['chat'], 'openai/gpt-4o, local/x,openai/gpt-4o', '', ['p1', 'p1'])).toEqual({
       name: 'ci',
       expires_at: '2027-01-01T00:00:00Z',
       scopes: { endpoints: ['chat'], models: ['openai/gpt-4o', 'local/x'], assistants: [], projects: ['p1'] },
@@ -53,6 +53,7 @@ describe('API key helpers', () => {
     expect(describeScopes({ ...NONE, endpoints: ['chat', 'embeddings'], models: ['openai/gpt-4o'] })).toBe(
       'Chat completions, Embeddings; models: openai/gpt-4o',
     );
+    expect(describeScopes({ ...NONE, projects: ['p1', 'gone'] }, { p1: 'Garden' })).toBe('projects: Garden, gone');
     expect(isExpired('2026-12-01T00:00:00Z', now)).toBe(true);
     expect(isExpired(null, now)).toBe(false);
   });
@@ -63,7 +64,13 @@ describe('ApiKeys', () => {
     const sent: unknown[] = [];
     const listed = [
       key({ id: 'k2', name: 'robot', expires_at: '2020-01-01T00:00:00Z', scopes: { ...NONE, endpoints: ['embeddings'] } }),
+      key({ id: 'k3', name: 'garden', expires_at: '2099-01-01T00:00:00Z', scopes: { ...NONE, projects: ['p1'] } }),
       key(),
+    ];
+    const projects = [
+      { id: 'p1', name: 'Garden', role: 'owner' },
+      { id: 'p2', name: 'Shed', role: 'editor' },
+      { id: 'p3', name: 'Their plans', role: 'viewer' },
     ];
     vi.stubGlobal(
       'fetch',
@@ -73,11 +80,12 @@ describe('ApiKeys', () => {
           return Response.json({ ...key({ name: 'robot' }), key: 'pk-secret' }, { status: 201 });
         }
         if (url === '/api/keys') return Response.json({ items: listed });
+        if (url === '/api/projects') return Response.json({ items: projects });
         return Response.json({}, { status: 404 });
       }),
     );
     const { getByTestId, getAllByTestId, getByText } = render(ApiKeys);
-    await waitFor(() => expect(getAllByTestId('key-scopes').map((c) => c.textContent)).toEqual(['Embeddings', 'Everything']));
+    await waitFor(() => expect(getAllByTestId('key-scopes').map((c) => c.textContent)).toEqual(['Embeddings', 'projects: Garden', 'Everything']));
     expect(getByText('Expired')).toBeTruthy();
     expect(getByText('No expiry')).toBeTruthy(); // not "Never": that word is the last-used column's
 
@@ -85,12 +93,14 @@ describe('ApiKeys', () => {
     await fireEvent.change(getByTestId('key-expiry'), { target: { value: '30' } });
     await fireEvent.click(getByTestId('key-scope-embeddings'));
     await fireEvent.input(getByTestId('key-models'), { target: { value: 'embeddings/all-MiniLM-L6-v2' } });
+    expect(getByTestId('key-projects').textContent).not.toContain('Their plans'); // a viewer's
+    await fireEvent.click(getByTestId('key-project-p2'));
     await fireEvent.click(getByTestId('create-key'));
     await waitFor(() => expect(sent).toHaveLength(1));
     const body = sent[0] as { name: string; expires_at: string; scopes: unknown };
     expect(body.name).toBe('robot');
     expect(new Date(body.expires_at).getTime()).toBeGreaterThan(Date.now() + 29 * 86_400_000);
-    expect(body.scopes).toEqual({ endpoints: ['embeddings'], models: ['embeddings/all-MiniLM-L6-v2'], assistants: [], projects: [] });
+    expect(body.scopes).toEqual({ endpoints: ['embeddings'], models: ['embeddings/all-MiniLM-L6-v2'], assistants: [], projects: ['p2'] });
     await waitFor(() => expect(getByTestId('created-key').textContent).toContain('Copy your new key now'));
   });
 });

@@ -301,7 +301,8 @@ class AuthConfig(BaseModel):
 
 class KeyScopesOut(BaseModel):
     """A key's limits; an empty list: no limit. ``assistants`` (ids or slugs) limits
-    the ``assistant/<slug>`` models; ``projects`` is kept and shown, not enforced yet."""
+    the ``assistant/<slug>`` models; ``projects`` (ids) the projects its requests run
+    in and the chats they reach (``parley.auth.scopes``)."""
 
     endpoints: list[str]
     models: list[str]

@@ -9,7 +9,8 @@ history, its system and developer messages join the turn's instructions. Without
 ``store: true`` the chat is temporary and deleted once the answer is out.
 
 The API key's ``assistants`` scope (ids or slugs) decides which assistants it
-reaches; its ``models`` scope does not apply to an assistant's own model.
+reaches; its ``models`` scope does not apply to an assistant's own model. A
+request that runs in a project (``parley.auth.scopes``) makes the chat there.
 """
 
 from __future__ import annotations
@@ -84,7 +85,9 @@ class Gateway:
         async with self.db.session() as session:
             store = ConversationStore(session, user.id)
             title = " ".join(messages[-1].content.split())[:80] or "API chat"
-            conv = await store.create(title=title, temporary=not body.store)
+            conv = await store.create(
+                title=title, temporary=not body.store, project_id=principal.project_id
+            )
             conv.assistant_id = assistant_id
             parent: str | None = None
             for m in messages[:-1]:

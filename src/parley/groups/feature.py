@@ -9,6 +9,7 @@ from parley.config import Settings
 from parley.groups.router import router
 from parley.groups.service import GroupService
 from parley.seam import USER_GROUPS, USER_GROUPS_QUERY, FeatureContext
+from parley.turns.picks import MODEL_ACCESS
 
 __all__ = ["GroupsFeature", "groups_feature"]
 
@@ -26,6 +27,7 @@ class GroupsFeature:
         ctx.provide(GroupService, groups)
         ctx.provide(USER_GROUPS, groups.of_user)
         ctx.provide(USER_GROUPS_QUERY, groups.of_user_query)
+        ctx.provide(MODEL_ACCESS, groups.pickable)
 
     async def stop(self) -> None:
         return None

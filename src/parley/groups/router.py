@@ -7,6 +7,8 @@
 - ``GET    /api/admin/groups/{group_id}/members`` -> ``{items: [member]}``
 - ``PUT    /api/admin/groups/{group_id}/members/{user_id}`` -> 204
 - ``DELETE /api/admin/groups/{group_id}/members/{user_id}`` -> 204
+- ``PUT    /api/admin/groups/{group_id}/models {models: [ref]}`` -> ``{models}``: the
+  models the group's members may pick directly (empty: all; ``parley.turns.picks``)
 - ``GET    /api/groups`` -> ``{items: [{id, name}]}``: every group's name, for the
   share dialogs (members are not listed to non-admins)
 """
@@ -18,11 +20,12 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Response
 from pydantic import BaseModel, Field
 
-from parley.groups.service import GroupRow, GroupService
+from parley.groups.service import GroupService
 from parley.groups.tables import Group
 from parley.http.bodies import Body, iso
-from parley.http.deps import AdminUser, CurrentUser, service
+from parley.http.deps import AdminUser, CurrentUser, Models, service
 from parley.http.guard import GuardedRoute
+from parley.http.problems import Problem
 
 router = APIRouter(route_class=GuardedRoute, tags=["groups"])
 Groups = Annotated[GroupService, Depends(service(GroupService))]
@@ -44,6 +47,17 @@ class GroupPublic(BaseModel):
     description: str
     members: int
     created_at: str | None
+    models: list[str] = Field(
+        default_factory=list, description="Models its members may pick; empty: all."
+    )
+
+
+class GroupModelsIn(Body):
+    models: list[str] = Field(max_length=500, description="Model refs; empty: all models.")
+
+
+class GroupModelsOut(BaseModel):
+    models: list[str]
 
 
 class GroupList(BaseModel):
@@ -69,23 +83,39 @@ class GroupNames(BaseModel):
     items: list[GroupName]
 
 
-def _public(group: Group, members: int = 0) -> GroupPublic:
+def _public(group: Group, members: int = 0, models: list[str] | None = None) -> GroupPublic:
     return GroupPublic(
         id=group.id,
         name=group.name,
         description=group.description,
         members=members,
         created_at=iso(group.created_at),
+        models=models or [],
     )
-
-
-def _row(row: GroupRow) -> GroupPublic:
-    return _public(row.group, row.members)
 
 
 @router.get("/api/admin/groups", response_model=GroupList)
 async def list_groups(groups: Groups, admin: AdminUser) -> GroupList:
-    return GroupList(items=[_row(r) for r in await groups.all()])
+    rows = await groups.all()
+    models = await groups.models([r.group.id for r in rows])
+    return GroupList(items=[_public(r.group, r.members, models.get(r.group.id)) for r in rows])
+
+
+@router.put("/api/admin/groups/{group_id}/models", response_model=GroupModelsOut)
+async def set_group_models(
+    group_id: str, body: GroupModelsIn, groups: Groups, registry: Models, admin: AdminUser
+) -> GroupModelsOut:
+    """Which models the group's members may pick directly (empty: all)."""
+    known = {m.ref for m in await registry.list_models()}
+    unknown = sorted({ref for ref in body.models if ref not in known})
+    if unknown:
+        raise Problem(
+            422,
+            f"No such model: {', '.join(unknown)}. Choose among the configured models.",
+            "unknown_model",
+            param="models",
+        )
+    return GroupModelsOut(models=await groups.set_models(group_id, body.models))
 
 
 @router.post("/api/admin/groups", status_code=201, response_model=GroupPublic)
@@ -98,7 +128,8 @@ async def update_group(
     group_id: str, body: GroupPatch, groups: Groups, admin: AdminUser
 ) -> GroupPublic:
     row = await groups.update(group_id, body.name, body.description)
-    return _public(row, len(await groups.members(group_id)))
+    models = (await groups.models([group_id])).get(group_id)
+    return _public(row, len(await groups.members(group_id)), models)
 
 
 @router.delete("/api/admin/groups/{group_id}", status_code=204)

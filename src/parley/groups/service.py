@@ -1,7 +1,12 @@
 """The rules of groups: admins make them and fill them; anyone may ask which
 groups a user is in (``of_user``, the ``USER_GROUPS`` seam key), always from the
 database: no cached membership, so removing someone ends what the group granted
-on the very next check."""
+on the very next check.
+
+Model access: a group may name the models its members may pick directly
+(``set_models``; none named: all). A user's pickable models (``pickable``, the
+``MODEL_ACCESS`` key of ``parley.turns.picks``) are the union over their groups;
+a user in no group, or in any group that names none, may pick every model."""
 
 from __future__ import annotations
 
@@ -10,9 +15,10 @@ from typing import Any
 
 from sqlalchemy import Select, delete, func, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from parley.errors import Conflict, Invalid, NotFound
-from parley.groups.tables import Group, GroupMember
+from parley.groups.tables import Group, GroupMember, GroupModel
 from parley.storage.db import Database
 from parley.storage.tables import User
 
@@ -48,6 +54,56 @@ class GroupService:
                 select(GroupMember.group_id).where(GroupMember.user_id == user_id)
             )
             return list(rows.all())
+
+    async def pickable(
+        self, user_id: str, session: AsyncSession | None = None
+    ) -> frozenset[str] | None:
+        """The models ``user_id`` may pick directly, or None for all (one read,
+        never cached: a removal from a group counts from the next request). In the
+        caller's ``session`` when given: a request holding one connection while it
+        waits for a second lets a burst exhaust the pool."""
+        query = (
+            select(GroupMember.group_id, GroupModel.model_ref)
+            .outerjoin(GroupModel, GroupModel.group_id == GroupMember.group_id)
+            .where(GroupMember.user_id == user_id)
+        )
+        if session is not None:
+            rows = (await session.execute(query)).all()
+        else:
+            async with self.db.session() as own:
+                rows = (await own.execute(query)).all()
+        refs: set[str] = set()
+        for _, ref in rows:
+            if ref is None:  # a group that limits nothing
+                return None
+            refs.add(ref)
+        return frozenset(refs) if rows else None
+
+    async def models(self, group_ids: list[str]) -> dict[str, list[str]]:
+        """The models each group names (a group naming none is left out)."""
+        if not group_ids:
+            return {}
+        async with self.db.session() as session:
+            rows = await session.execute(
+                select(GroupModel.group_id, GroupModel.model_ref)
+                .where(GroupModel.group_id.in_(group_ids))
+                .order_by(GroupModel.model_ref)
+            )
+            out: dict[str, list[str]] = {}
+            for group_id, ref in rows.all():
+                out.setdefault(group_id, []).append(ref)
+            return out
+
+    async def set_models(self, group_id: str, refs: list[str]) -> list[str]:
+        """Replace the models the group may pick (empty: all)."""
+        wanted = sorted({ref.strip() for ref in refs if ref.strip()})
+        async with self.db.session() as session:
+            if await session.get(Group, group_id) is None:
+                raise NotFound("group")
+            await session.execute(delete(GroupModel).where(GroupModel.group_id == group_id))
+            session.add_all(GroupModel(group_id=group_id, model_ref=ref) for ref in wanted)
+            await session.commit()
+            return wanted
 
     async def all(self) -> list[GroupRow]:
         async with self.db.session() as session:
@@ -109,6 +165,7 @@ class GroupService:
             if row is None:
                 raise NotFound("group")
             await session.execute(delete(GroupMember).where(GroupMember.group_id == group_id))
+            await session.execute(delete(GroupModel).where(GroupModel.group_id == group_id))
             await session.delete(row)
             await session.commit()
 

@@ -3,6 +3,8 @@
 - ``groups``: a named set of users an admin keeps (unique name).
 - ``group_members``: one row per (group, user); it goes with either by cascade,
   so deleting a group or an account leaves no membership behind.
+- ``group_models``: the models (refs) a group's members may pick directly; a group
+  without rows limits nothing (``GroupService.pickable``).
 
 Nothing else stores a copy of membership: sharing and budgets ask
 ``parley.seam.USER_GROUPS`` on every check, so a removal takes effect at once.
@@ -17,7 +19,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from parley.storage.tables import Base, UTCDateTime, new_id, utcnow
 
-__all__ = ["Group", "GroupMember"]
+__all__ = ["Group", "GroupMember", "GroupModel"]
 
 
 class Group(Base):
@@ -39,3 +41,12 @@ class GroupMember(Base):
         ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, index=True
     )
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class GroupModel(Base):
+    __tablename__ = "group_models"
+
+    group_id: Mapped[str] = mapped_column(
+        ForeignKey("groups.id", ondelete="CASCADE"), primary_key=True
+    )
+    model_ref: Mapped[str] = mapped_column(String(300), primary_key=True)

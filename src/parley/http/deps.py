@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, TypeVar
 
@@ -24,7 +24,7 @@ from fastapi import Depends, Request, WebSocket
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from parley.auth import accounts
-from parley.auth.scopes import EndpointGroup, KeyScopes
+from parley.auth.scopes import PROJECT_GROUPS, EndpointGroup, KeyScopes, ProjectRefused
 from parley.config import Settings
 from parley.container import Key, MissingService, Services
 from parley.http.problems import Problem
@@ -34,6 +34,7 @@ from parley.storage.db import Database
 from parley.storage.tables import User
 from parley.tools import ToolRegistry
 from parley.turns import TurnService
+from parley.turns.options import PROJECT_ACCESS
 from parley.usage.ledger import UsageLedger
 
 T = TypeVar("T")
@@ -42,6 +43,7 @@ SESSION_COOKIE = "parley_session"
 CSRF_COOKIE = "parley_csrf"
 CSRF_HEADER = "x-csrf-token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+PROJECT_HEADER = "x-parley-project"  # the project a /v1 request runs in (auth.scopes)
 
 
 # The dependencies below are ``async def`` although they never wait: FastAPI runs a
@@ -113,6 +115,7 @@ class Principal:
     session_token: str | None = None
     api_key_id: str | None = None  # with ``via="api_key"``: revoking it stops its turns
     scopes: KeyScopes = field(default_factory=KeyScopes)  # an API key's limits; a session has none
+    project_id: str | None = None  # the project a /v1 request runs in (``in_project``)
 
     def may_use(self, group: str) -> bool:
         """Whether this caller may call the ``/v1`` endpoint group ``group``."""
@@ -232,17 +235,53 @@ def require_scope(principal: Principal, group: EndpointGroup) -> None:
         )
 
 
+async def in_project(principal: Principal, named: str | None, services: Services) -> Principal:
+    """The principal of a request that holds chats, with the project it runs in
+    (``parley.auth.scopes``: the ``X-Parley-Project`` header, or the key's only
+    project). Asks the projects feature now whether the key's owner may still use
+    it (no cached permissions); a viewer may read a project but not add chats to
+    it, so the API, which adds chats, needs an editor or the owner."""
+    try:
+        project = principal.scopes.project_for(named)
+    except ProjectRefused as exc:
+        raise Problem(403, exc.message, "project_scope") from None
+    if project is None:
+        return principal
+    access = services.get(PROJECT_ACCESS)
+    role = await access(principal.user.id, project) if access is not None else None
+    if role is None:
+        raise Problem(
+            404,
+            f"No project {project!r} is open to you: it was deleted, or you are no "
+            "longer a member.",
+            "project_not_found",
+        )
+    if role == "viewer":
+        raise Problem(
+            403,
+            f"You may only view project {project!r}; working in it through the API "
+            "needs an editor's role.",
+            "project_editor_only",
+        )
+    return replace(principal, project_id=project)
+
+
 def api_key_for(group: EndpointGroup) -> Callable[..., Any]:
     """The dependency of a ``/v1`` route in endpoint group ``group``: an API key
-    whose scopes include the group (403 ``permission_error`` otherwise). The one
-    place endpoint scopes are enforced; use the aliases below (``ChatKey``...).
-    The guard still authenticates before the body is read (the key dependency
-    is inside this one); the scope is checked after."""
+    whose scopes include the group (403 ``permission_error`` otherwise), and for
+    the groups that hold chats, the project the request runs in (``in_project``).
+    The one place endpoint and project scopes are enforced; use the aliases below
+    (``ChatKey``...). The guard still authenticates before the body is read (the
+    key dependency is inside this one); the scopes are checked after."""
 
     async def dependency(
+        request: Request,
         principal: Annotated[Principal, Depends(api_key_principal)],
+        services: ServicesDep,
     ) -> Principal:
         require_scope(principal, group)
+        if group in PROJECT_GROUPS:
+            return await in_project(principal, request.headers.get(PROJECT_HEADER), services)
         return principal
 
     dependency.__name__ = f"api_key_for_{group}"
@@ -299,4 +338,5 @@ async def websocket_api_key(websocket: WebSocket) -> tuple[Principal, Services]:
     async with services.require(Database).session() as session:
         principal = await principal_from_api_key(session, authorization)
     require_scope(principal, "responses")
+    principal = await in_project(principal, websocket.headers.get(PROJECT_HEADER), services)
     return principal, services

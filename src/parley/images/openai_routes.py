@@ -26,10 +26,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.datastructures import UploadFile
 
 from parley.errors import Refused
-from parley.http.deps import Principal, api_key_for, model_allowed, service
+from parley.http.deps import DB, Principal, api_key_for, model_allowed, service
 from parley.http.guard import GuardedRoute
 from parley.http.problems import Problem
 from parley.images.service import ImageService, Made, filename
+from parley.storage.inproject import check_chat_id
 
 __all__ = ["router"]
 
@@ -220,12 +221,17 @@ async def vary_images(request: Request, principal: ImagesKey, images: Images) ->
         }
     },
 )
-async def v1_image_content(image_id: str, principal: ImagesKey, images: Images) -> FileResponse:
-    """An image a ``url`` answer pointed at (the key owner's images only)."""
+async def v1_image_content(
+    image_id: str, principal: ImagesKey, images: Images, db: DB
+) -> FileResponse:
+    """An image a ``url`` answer pointed at (the key owner's images only; one made
+    in a chat, only when that chat is in the request's project, if it runs in one)."""
     try:
         row, path = await images.content(principal.user.id, image_id)
     except Refused:
         raise Problem(404, "No such image.", "not_found") from None
+    if row.conversation_id is not None:
+        await check_chat_id(db, row.conversation_id, principal.project_id)
     return FileResponse(
         path,
         media_type=row.media_type,

@@ -1,6 +1,7 @@
 """The projects feature: its routes, ``PROJECT_PROFILES`` (a chat in a project gets
-its instructions, defaults and memory mode) and ``PROJECT_KNOWLEDGE`` (its files
-are searched in its chats), all through the seam."""
+its instructions, defaults and memory mode), ``PROJECT_KNOWLEDGE`` (its files
+are searched in its chats) and ``PROJECT_ACCESS`` (a ``/v1`` request in a project
+asks whether its key's owner may still use it), all through the seam."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from parley.config import Settings
 from parley.projects.router import router
 from parley.projects.service import ProjectService
 from parley.seam import PROJECT_KNOWLEDGE, USER_GROUPS, USER_GROUPS_QUERY, FeatureContext
-from parley.turns.options import PROJECT_PROFILES
+from parley.turns.options import PROJECT_ACCESS, PROJECT_PROFILES
 
 __all__ = ["ProjectsFeature", "projects_feature"]
 
@@ -30,6 +31,7 @@ class ProjectsFeature:
         ctx.provide(ProjectService, projects)
         ctx.provide(PROJECT_PROFILES, projects.profile)
         ctx.provide(PROJECT_KNOWLEDGE, projects.knowledge)
+        ctx.provide(PROJECT_ACCESS, projects.role_of)
 
     async def stop(self) -> None:
         return None

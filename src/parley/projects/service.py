@@ -145,6 +145,13 @@ class ProjectService:
         ).first()
         return None if found is None else self._role_of(user_id, row, found[1])
 
+    async def role_of(self, user_id: str, project_id: str) -> Role | None:
+        """The user's role in the project now, or None (``PROJECT_ACCESS``)."""
+        ranked = await self._ranked(user_id)
+        async with self.db.session() as session:
+            found = (await session.execute(ranked.where(Project.id == project_id))).first()
+        return None if found is None else self._role_of(user_id, found[0], found[1])
+
     async def _find(
         self, session: AsyncSession, user_id: str, project_id: str, need: Role
     ) -> tuple[Project, Role]:

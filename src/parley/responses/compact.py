@@ -14,12 +14,13 @@ and, for a response chain, its conversation.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import select
 
 from parley.engine.tokens import counter_for, messages_tokens
-from parley.errors import Invalid, NotFound
+from parley.errors import Forbidden, Invalid, NotFound
 from parley.instance.providers import RegistrySync
 from parley.messages import Message, TextDelta, UsageEvent
 from parley.providers.base import ChatRequest
@@ -27,6 +28,7 @@ from parley.responses.items import parse_input, plain_id, seal
 from parley.responses.tables import ResponseRecord
 from parley.storage.conversations import ConversationStore
 from parley.storage.db import Database
+from parley.storage.inproject import check_chat
 from parley.storage.tables import Conversation, User, new_id
 from parley.turns.history import history_from_rows
 from parley.usage.ledger import UsageLedger
@@ -67,12 +69,19 @@ async def compact(
     instructions: str | None,
     ledger: UsageLedger | None = None,
     api_key_id: str | None = None,
+    project: str | None = None,
+    may_use: Callable[[str], bool] | None = None,
 ) -> dict[str, Any]:
+    """``project``: the chat of ``previous_response_id`` must be in it
+    (``storage.inproject``); ``may_use``: the caller's models (the key's scope
+    and the user's groups' models)."""
     items = parse_input(raw_input) if raw_input else []
     conversation: Conversation | None = None
     async with db.session() as session:
         registry = await sync.ensure_fresh(session)
         ref = await registry.ref_for(model_name, await sync.default_model(session), user.id)
+        if may_use is not None and not may_use(ref):
+            raise Forbidden(f"You may not use the model {ref!r} here.", "model_not_allowed")
         model = await registry.resolve(ref)
         history: list[Message] = []
         if previous_response_id:
@@ -88,6 +97,7 @@ async def compact(
             conv = conversation = await store.get(record.conversation_id)
             if conv is None:
                 raise NotFound("response")
+            check_chat(conv, project)
             rows = await store.active_path(conv, window=2000, leaf=record.message_id)
             history = history_from_rows(rows)[0]
     notes = [instructions or ""]

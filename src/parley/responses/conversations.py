@@ -10,6 +10,7 @@ outputs and kernels go too).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import select
@@ -26,6 +27,7 @@ from parley.responses.wire import CompactIn, CompactObject, ConversationObject, 
 from parley.responses.writer import write_items
 from parley.storage.conversations import ConversationStore
 from parley.storage.db import Database
+from parley.storage.inproject import check_chat
 from parley.storage.tables import Conversation, User
 from parley.storage.tables import Message as MessageRow
 from parley.turns.history import history_from_rows
@@ -51,10 +53,14 @@ class ConversationsService:
         self.hooks = hooks
         self.ledger = ledger  # ``ctx.lookup(UsageLedger)``: compaction is a ledger row
 
-    async def _conv(self, store: ConversationStore, wanted: str) -> Conversation:
+    async def _conv(
+        self, store: ConversationStore, wanted: str, project: str | None = None
+    ) -> Conversation:
+        """The caller's chat ``wanted``; in ``project`` when the request runs in one."""
         conv = await store.get(plain_id(wanted, "conv_"))
         if conv is None:
             raise NotFound("conversation")
+        check_chat(conv, project)
         return conv
 
     @staticmethod
@@ -69,13 +75,19 @@ class ConversationsService:
         )
 
     async def create(
-        self, user_id: str, raw_items: list[dict[str, Any]], metadata: dict[str, str]
+        self,
+        user_id: str,
+        raw_items: list[dict[str, Any]],
+        metadata: dict[str, str],
+        project: str | None = None,
     ) -> ConversationObject:
         items = parse_input(raw_items) if raw_items else []
         first = next((i.text for i in items if i.kind == "message" and i.role == "user"), "")
         async with self.db.session() as session:
             store = ConversationStore(session, user_id)
-            conv = await store.create(title=" ".join(first.split())[:80] or "API conversation")
+            conv = await store.create(
+                title=" ".join(first.split())[:80] or "API conversation", project_id=project
+            )
             await write_items(store, conv, None, items, [])
             session.add(
                 ConversationMetadata(conversation_id=conv.id, user_id=user_id, data=metadata)
@@ -83,16 +95,18 @@ class ConversationsService:
             await session.commit()
             return self._object(conv, metadata)
 
-    async def get(self, user_id: str, wanted: str) -> ConversationObject:
+    async def get(
+        self, user_id: str, wanted: str, project: str | None = None
+    ) -> ConversationObject:
         async with self.db.session() as session:
-            conv = await self._conv(ConversationStore(session, user_id), wanted)
+            conv = await self._conv(ConversationStore(session, user_id), wanted, project)
             return self._object(conv, await self._metadata(session, conv))
 
     async def update(
-        self, user_id: str, wanted: str, metadata: dict[str, str]
+        self, user_id: str, wanted: str, metadata: dict[str, str], project: str | None = None
     ) -> ConversationObject:
         async with self.db.session() as session:
-            conv = await self._conv(ConversationStore(session, user_id), wanted)
+            conv = await self._conv(ConversationStore(session, user_id), wanted, project)
             row = await session.get(ConversationMetadata, conv.id)
             if row is None:
                 session.add(
@@ -103,15 +117,17 @@ class ConversationsService:
             await session.commit()
             return self._object(conv, metadata)
 
-    async def delete(self, user_id: str, wanted: str) -> str:
+    async def delete(self, user_id: str, wanted: str, project: str | None = None) -> str:
         async with self.db.session() as session:
-            conv = await self._conv(ConversationStore(session, user_id), wanted)
+            conv = await self._conv(ConversationStore(session, user_id), wanted, project)
             await delete_conversations(session, user_id, [conv.id], self.hooks)
             return conv_id(conv.id)
 
-    async def _rows(self, session: AsyncSession, user_id: str, wanted: str) -> list[MessageRow]:
+    async def _rows(
+        self, session: AsyncSession, user_id: str, wanted: str, project: str | None = None
+    ) -> list[MessageRow]:
         store = ConversationStore(session, user_id)
-        conv = await self._conv(store, wanted)
+        conv = await self._conv(store, wanted, project)
         if conv.active_leaf_id is None:
             return []
         return await store.active_path(conv, window=ALL)
@@ -130,19 +146,25 @@ class ConversationsService:
         }
         return {name for name in names if isinstance(name, str)} or None
 
-    async def items(self, user_id: str, wanted: str) -> list[dict[str, Any]]:
+    async def items(
+        self, user_id: str, wanted: str, project: str | None = None
+    ) -> list[dict[str, Any]]:
         async with self.db.session() as session:
-            rows = await self._rows(session, user_id, wanted)
+            rows = await self._rows(session, user_id, wanted, project)
             names = await self._client_names(session, rows[0].conversation_id) if rows else None
             return [item for row in rows for item in row_items(row, names)]
 
     async def add_items(
-        self, user_id: str, wanted: str, raw_items: list[dict[str, Any]]
+        self,
+        user_id: str,
+        wanted: str,
+        raw_items: list[dict[str, Any]],
+        project: str | None = None,
     ) -> list[dict[str, Any]]:
         items = parse_input(raw_items)
         async with self.db.session() as session:
             store = ConversationStore(session, user_id)
-            conv = await self._conv(store, wanted)
+            conv = await self._conv(store, wanted, project)
             leaf = await store.get_message(conv.active_leaf_id) if conv.active_leaf_id else None
             before = {leaf.id} if leaf is not None else set()
             await write_items(store, conv, leaf, items, [])
@@ -152,19 +174,23 @@ class ConversationsService:
             added = [item for row in new[-len(items) :] for item in row_items(row)]
             return added
 
-    async def item(self, user_id: str, wanted: str, item_id: str) -> dict[str, Any]:
-        for item in await self.items(user_id, wanted):
+    async def item(
+        self, user_id: str, wanted: str, item_id: str, project: str | None = None
+    ) -> dict[str, Any]:
+        for item in await self.items(user_id, wanted, project):
             if item.get("id") == item_id:
                 return item
         raise NotFound("item")
 
-    async def delete_item(self, user_id: str, wanted: str, item_id: str) -> ConversationObject:
+    async def delete_item(
+        self, user_id: str, wanted: str, item_id: str, project: str | None = None
+    ) -> ConversationObject:
         """Delete a message item: its row goes, and what followed it on the branch
         hangs from the row's parent (a tool call item goes with its message)."""
         message_id = item_id.split("_")[1] if item_id.count("_") >= 1 else item_id
         async with self.db.session() as session:
             store = ConversationStore(session, user_id)
-            conv = await self._conv(store, wanted)
+            conv = await self._conv(store, wanted, project)
             row = await store.get_message(message_id)
             if row is None or row.conversation_id != conv.id:
                 raise NotFound("item")
@@ -182,7 +208,12 @@ class ConversationsService:
             return self._object(conv, await self._metadata(session, conv))
 
     async def compact(
-        self, user: User, body: CompactIn, api_key_id: str | None = None
+        self,
+        user: User,
+        body: CompactIn,
+        api_key_id: str | None = None,
+        project: str | None = None,
+        may_use: Callable[[str], bool] | None = None,
     ) -> CompactObject:
         found = await compact(
             self.db,
@@ -194,10 +225,14 @@ class ConversationsService:
             instructions=body.instructions,
             ledger=self.ledger(),
             api_key_id=api_key_id,
+            project=project,
+            may_use=may_use,
         )
         return CompactObject.model_validate(found)
 
-    async def input_tokens(self, user: User, body: InputTokensIn) -> int:
+    async def input_tokens(
+        self, user: User, body: InputTokensIn, project: str | None = None
+    ) -> int:
         """What the input would cost the model: the chat it continues, the input,
         the instructions and the tools (Parley's system prompt and context not
         counted: they depend on the turn)."""
@@ -223,7 +258,7 @@ class ConversationsService:
                     raise NotFound("response")
                 wanted = record.conversation_id
             if wanted:
-                rows = await self._rows(session, user.id, wanted)
+                rows = await self._rows(session, user.id, wanted, project)
         history, _ = history_from_rows(rows)
         messages = [*history, *(Message("user", i.text) for i in items if i.text)]
         if body.instructions:

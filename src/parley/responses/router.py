@@ -13,7 +13,7 @@ from fastapi import APIRouter, Depends, Query, WebSocket
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from parley import loopshare
-from parley.http.deps import DB, ConversationsKey, ResponsesKey, service
+from parley.http.deps import DB, ConversationsKey, ResponsesKey, ServicesDep, service
 from parley.http.guard import GuardedRoute
 from parley.responses.conversations import ConversationsService
 from parley.responses.service import ResponsesService, Running
@@ -34,6 +34,7 @@ from parley.responses.wire import (
     ResponseDeleted,
     ResponseObject,
 )
+from parley.turns.picks import allows, pickable
 
 router = APIRouter(route_class=GuardedRoute, prefix="/v1", tags=["openai-compatible"])
 
@@ -68,6 +69,7 @@ async def create_response(
         body,
         stream=body.stream,
         may_use_assistant=principal.scopes.allows_assistant,
+        project=principal.project_id,
     )
     if body.stream:
         return StreamingResponse(_frames(running), media_type="text/event-stream")
@@ -86,21 +88,23 @@ async def responses_socket(websocket: WebSocket) -> None:
 async def get_response(
     response_id: str, principal: ResponsesKey, responses: Responses
 ) -> dict[str, Any]:
-    return await responses.get(principal.user.id, response_id)
+    return await responses.get(principal.user.id, response_id, principal.project_id)
 
 
 @router.delete("/responses/{response_id}", response_model=ResponseDeleted)
 async def delete_response(
     response_id: str, principal: ResponsesKey, responses: Responses
 ) -> ResponseDeleted:
-    return ResponseDeleted(id=await responses.delete(principal.user.id, response_id))
+    return ResponseDeleted(
+        id=await responses.delete(principal.user.id, response_id, principal.project_id)
+    )
 
 
 @router.post("/responses/{response_id}/cancel", response_model=ResponseObject)
 async def cancel_response(
     response_id: str, principal: ResponsesKey, responses: Responses
 ) -> dict[str, Any]:
-    return await responses.cancel(principal.user.id, response_id)
+    return await responses.cancel(principal.user.id, response_id, principal.project_id)
 
 
 @router.get("/responses/{response_id}/input_items", response_model=ItemList)
@@ -112,7 +116,7 @@ async def input_items(
     order: Literal["asc", "desc"] = "desc",
     after: str | None = None,
 ) -> ItemList:
-    items = await responses.input_items(principal.user.id, response_id)
+    items = await responses.input_items(principal.user.id, response_id, principal.project_id)
     return _page(items, limit, order, after)
 
 
@@ -120,15 +124,24 @@ async def input_items(
 async def count_input_tokens(
     body: InputTokensIn, principal: ResponsesKey, conversations: Conversations
 ) -> InputTokens:
-    return InputTokens(input_tokens=await conversations.input_tokens(principal.user, body))
+    return InputTokens(
+        input_tokens=await conversations.input_tokens(principal.user, body, principal.project_id)
+    )
 
 
 @router.post("/responses/compact", response_model=CompactObject)
 async def compact_response(
-    body: CompactIn, principal: ResponsesKey, conversations: Conversations
+    body: CompactIn, principal: ResponsesKey, conversations: Conversations, services: ServicesDep
 ) -> CompactObject:
     """A long history as a summary (a ``compaction`` item) and the newest question."""
-    return await conversations.compact(principal.user, body, principal.api_key_id)
+    picks = await pickable(services, principal.user)  # the user's groups' models
+    return await conversations.compact(
+        principal.user,
+        body,
+        principal.api_key_id,
+        principal.project_id,
+        lambda ref: principal.may_use_model(ref) and allows(picks, ref),
+    )
 
 
 # ---------------------------------------------------------------- conversations
@@ -138,14 +151,16 @@ async def compact_response(
 async def create_conversation(
     body: OpenAIConversationCreate, principal: ConversationsKey, conversations: Conversations
 ) -> ConversationObject:
-    return await conversations.create(principal.user.id, body.items, body.metadata or {})
+    return await conversations.create(
+        principal.user.id, body.items, body.metadata or {}, principal.project_id
+    )
 
 
 @router.get("/conversations/{conversation_id}", response_model=ConversationObject)
 async def get_conversation(
     conversation_id: str, principal: ConversationsKey, conversations: Conversations
 ) -> ConversationObject:
-    return await conversations.get(principal.user.id, conversation_id)
+    return await conversations.get(principal.user.id, conversation_id, principal.project_id)
 
 
 @router.post("/conversations/{conversation_id}", response_model=ConversationObject)
@@ -155,14 +170,18 @@ async def update_conversation(
     principal: ConversationsKey,
     conversations: Conversations,
 ) -> ConversationObject:
-    return await conversations.update(principal.user.id, conversation_id, body.metadata)
+    return await conversations.update(
+        principal.user.id, conversation_id, body.metadata, principal.project_id
+    )
 
 
 @router.delete("/conversations/{conversation_id}", response_model=ConversationDeleted)
 async def delete_conversation(
     conversation_id: str, principal: ConversationsKey, conversations: Conversations
 ) -> ConversationDeleted:
-    return ConversationDeleted(id=await conversations.delete(principal.user.id, conversation_id))
+    return ConversationDeleted(
+        id=await conversations.delete(principal.user.id, conversation_id, principal.project_id)
+    )
 
 
 @router.get("/conversations/{conversation_id}/items", response_model=ItemList)
@@ -174,7 +193,7 @@ async def list_items(
     order: Literal["asc", "desc"] = "desc",
     after: str | None = None,
 ) -> ItemList:
-    items = await conversations.items(principal.user.id, conversation_id)
+    items = await conversations.items(principal.user.id, conversation_id, principal.project_id)
     return _page(items, limit, order, after)
 
 
@@ -185,7 +204,9 @@ async def create_items(
     principal: ConversationsKey,
     conversations: Conversations,
 ) -> ItemList:
-    added = await conversations.add_items(principal.user.id, conversation_id, body.items)
+    added = await conversations.add_items(
+        principal.user.id, conversation_id, body.items, principal.project_id
+    )
     return _page(added, len(added) or 1, "asc", None)
 
 
@@ -194,7 +215,7 @@ async def get_item(
     conversation_id: str, item_id: str, principal: ConversationsKey, conversations: Conversations
 ) -> ConversationItem:
     return ConversationItem.model_validate(
-        await conversations.item(principal.user.id, conversation_id, item_id)
+        await conversations.item(principal.user.id, conversation_id, item_id, principal.project_id)
     )
 
 
@@ -204,7 +225,9 @@ async def get_item(
 async def delete_item(
     conversation_id: str, item_id: str, principal: ConversationsKey, conversations: Conversations
 ) -> ConversationObject:
-    return await conversations.delete_item(principal.user.id, conversation_id, item_id)
+    return await conversations.delete_item(
+        principal.user.id, conversation_id, item_id, principal.project_id
+    )
 
 
 def _page(items: list[dict[str, Any]], limit: int, order: str, after: str | None) -> ItemList:

@@ -47,6 +47,7 @@ from parley.routing.rules import AUTO, is_auto
 from parley.seam import AssistantGateway
 from parley.storage.conversations import ConversationStore
 from parley.storage.db import Database
+from parley.storage.inproject import check_chat, check_chat_id
 from parley.storage.tables import Conversation, User, new_id
 from parley.storage.tables import Message as MessageRow
 from parley.turns import TurnService
@@ -102,9 +103,11 @@ class ResponsesService:
         stream: bool,
         may_use: Callable[[str], bool] | None = None,
         may_use_assistant: Callable[[str, str], bool] | None = None,
+        project: str | None = None,
     ) -> Running:
         """Write the input, prepare the turn and start driving it (``_create``),
-        ``ADMIT_AT_ONCE`` at a time; the answers then stream side by side."""
+        ``ADMIT_AT_ONCE`` at a time; the answers then stream side by side.
+        ``project``: the project the request runs in (``storage.inproject``)."""
         async with self._admit:
             return await self._create(
                 user,
@@ -113,6 +116,7 @@ class ResponsesService:
                 stream=stream,
                 may_use=may_use,
                 may_use_assistant=may_use_assistant,
+                project=project,
             )
 
     async def _create(
@@ -124,6 +128,7 @@ class ResponsesService:
         stream: bool,
         may_use: Callable[[str], bool] | None = None,
         may_use_assistant: Callable[[str, str], bool] | None = None,
+        project: str | None = None,
     ) -> Running:
         """Write the input, prepare the turn and start driving it; ``may_use``: the
         API key's model scope (a model it may not use is a 403 before anything);
@@ -134,7 +139,9 @@ class ResponsesService:
             raise Invalid("A background response is polled, so it is stored: drop store: false.")
         items = parse_input(body.input)
         if any(item.kind == "approval" for item in items):
-            return await self._approved(user, api_key_id, body, items, stream=stream)
+            return await self._approved(
+                user, api_key_id, body, items, stream=stream, project=project
+            )
         plan = plan_tools(body, set(self.turns.tools.names()))
         async with self.db.session() as session:
             registry = await self.sync.ensure_fresh(session)
@@ -157,11 +164,11 @@ class ResponsesService:
             chain = None if body.previous_response_id or body.conversation else items
             previous_id = body.previous_response_id
             if chain is not None and len(items) > 1:  # a history this chat may hold already
-                continued, known = await self._continued(session, user.id, items)
+                continued, known = await self._continued(session, user.id, items, project)
                 if continued is not None:
                     previous_id, items = resp_id(continued), items[known:]
             conv, leaf, previous = await self._anchor(
-                session, store, user, body, items, previous_id
+                session, store, user, body, items, previous_id, project
             )
             if assistant_id is not None:  # the chat is the assistant's (its turn profile)
                 if conv.assistant_id not in (None, assistant_id):
@@ -252,6 +259,7 @@ class ResponsesService:
         items: list[InputItem],
         *,
         stream: bool,
+        project: str | None = None,
     ) -> Running:
         """An ``mcp_approval_response``: decide the waiting call and follow the same
         turn from where the previous response stopped (a new response record)."""
@@ -262,7 +270,7 @@ class ResponsesService:
             )
         answer = items[0]
         async with self.db.session() as session:
-            previous = await self._record(session, user.id, body.previous_response_id)
+            previous = await self._record(session, user.id, body.previous_response_id, project)
             pending = (previous.request or {}).get("pending")
             if not pending or pending.get("approval_id") != answer.call_id:
                 raise NotFound(
@@ -330,21 +338,29 @@ class ResponsesService:
         return running
 
     async def _continued(
-        self, session: AsyncSession, user_id: str, items: list[InputItem]
+        self,
+        session: AsyncSession,
+        user_id: str,
+        items: list[InputItem],
+        project: str | None = None,
     ) -> tuple[str | None, int]:
         """The response whose whole exchange ``items`` starts with (the longest), and
-        how many items that exchange is; ``(None, 0)`` for a history never seen."""
+        how many items that exchange is; ``(None, 0)`` for a history never seen (or
+        seen only in chats outside the request's ``project``)."""
         prints = prefix_fingerprints(items)[:-1]
+        query = select(ResponseRecord.id, ResponseRecord.chain_hash)
+        if project is not None:
+            query = query.join(
+                Conversation, Conversation.id == ResponseRecord.conversation_id
+            ).where(Conversation.project_id == project)
         found = (
             await session.execute(
-                select(ResponseRecord.id, ResponseRecord.chain_hash)
-                .where(
+                query.where(
                     ResponseRecord.user_id == user_id,
                     ResponseRecord.chain_hash.in_(prints),
                     ResponseRecord.stored.is_(True),
                     ResponseRecord.status == "completed",
-                )
-                .order_by(ResponseRecord.created_at.desc())
+                ).order_by(ResponseRecord.created_at.desc())
             )
         ).all()
         if not found:
@@ -361,10 +377,12 @@ class ResponsesService:
         body: ResponseCreate,
         items: list[InputItem],
         previous_id: str | None,
+        project: str | None = None,
     ) -> tuple[Conversation, MessageRow | None, str | None]:
-        """The chat, the message the input follows, and the previous response's id."""
+        """The chat, the message the input follows, and the previous response's id;
+        a new chat is made in ``project``, an existing one must be in it."""
         if previous_id:
-            previous = await self._record(session, user.id, previous_id)
+            previous = await self._record(session, user.id, previous_id, project)
             conv = await store.get(previous.conversation_id)
             leaf = await store.get_message(previous.message_id or "")
             if conv is None or leaf is None:
@@ -377,13 +395,14 @@ class ResponsesService:
             conv = await store.get(plain_id(wanted, "conv_"))
             if conv is None:
                 raise NotFound("conversation")
+            check_chat(conv, project)
             leaf = await store.get_message(conv.active_leaf_id) if conv.active_leaf_id else None
             if leaf is not None and leaf.status == "streaming":
                 raise Conflict("This conversation is answering already; wait for it to finish.")
             return conv, leaf, None
         first = next((i.text for i in items if i.kind == "message" and i.role == "user"), "")
         title = " ".join(first.split())[:80] or "API chat"
-        conv = await store.create(title=title, temporary=not body.store)
+        conv = await store.create(title=title, temporary=not body.store, project_id=project)
         if len(items) > 1:  # a history: its first question names the chat, not the last
             conv.title_generated = True
         return conv, None, None
@@ -413,7 +432,10 @@ class ResponsesService:
         await store.session.flush()
         return "send", last.text, last.images, leaf.id if leaf else None
 
-    async def _record(self, session: AsyncSession, user_id: str, rid: str) -> ResponseRecord:
+    async def _record(
+        self, session: AsyncSession, user_id: str, rid: str, project: str | None = None
+    ) -> ResponseRecord:
+        """The caller's stored response ``rid``, whose chat is in ``project`` (if any)."""
         found = await session.scalar(
             select(ResponseRecord).where(
                 ResponseRecord.id == plain_id(rid, "resp_"), ResponseRecord.user_id == user_id
@@ -421,6 +443,7 @@ class ResponsesService:
         )
         if found is None or not found.stored:
             raise NotFound("response")
+        await check_chat_id(session, found.conversation_id, project)
         return found
 
     # ------------------------------------------------------------ drive
@@ -558,9 +581,9 @@ class ResponsesService:
 
     # ------------------------------------------------------------ read, cancel, delete
 
-    async def get(self, user_id: str, rid: str) -> dict[str, Any]:
+    async def get(self, user_id: str, rid: str, project: str | None = None) -> dict[str, Any]:
         async with self.db.session() as session:
-            record = await self._record(session, user_id, rid)
+            record = await self._record(session, user_id, rid, project)
             if record.status in ("queued", "in_progress") and record.id not in self._running:
                 await self._reconcile(session, record)
             return resource(record)
@@ -599,9 +622,9 @@ class ResponsesService:
                 raise NotFound("response")
             return resource(record)
 
-    async def cancel(self, user_id: str, rid: str) -> dict[str, Any]:
+    async def cancel(self, user_id: str, rid: str, project: str | None = None) -> dict[str, Any]:
         async with self.db.session() as session:
-            record = await self._record(session, user_id, rid)
+            record = await self._record(session, user_id, rid, project)
             if not (record.request or {}).get("background"):
                 raise Invalid("Only a response created with background: true can be cancelled.")
             conversation_id = record.conversation_id
@@ -612,18 +635,20 @@ class ResponsesService:
             if mine is not None:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(mine.done.wait(), timeout=10)
-        return await self.get(user_id, rid)
+        return await self.get(user_id, rid, project)
 
-    async def delete(self, user_id: str, rid: str) -> str:
+    async def delete(self, user_id: str, rid: str, project: str | None = None) -> str:
         async with self.db.session() as session:
-            record = await self._record(session, user_id, rid)
+            record = await self._record(session, user_id, rid, project)
             await session.delete(record)
             await session.commit()
             return resp_id(record.id)
 
-    async def input_items(self, user_id: str, rid: str) -> list[dict[str, Any]]:
+    async def input_items(
+        self, user_id: str, rid: str, project: str | None = None
+    ) -> list[dict[str, Any]]:
         async with self.db.session() as session:
-            record = await self._record(session, user_id, rid)
+            record = await self._record(session, user_id, rid, project)
             return [
                 {"id": item.get("id") or f"in_{record.id}_{n}", **item}
                 for n, item in enumerate(record.input or [])

@@ -20,7 +20,7 @@ from fastapi import WebSocket, WebSocketDisconnect
 from pydantic import ValidationError
 
 from parley.errors import ParleyError
-from parley.http.deps import websocket_api_key
+from parley.http.deps import PROJECT_HEADER, in_project, websocket_api_key
 from parley.http.problems import Problem, domain_status
 from parley.responses.service import ResponsesService, Running
 from parley.responses.wire import ResponseCreate
@@ -82,6 +82,8 @@ async def serve_socket(websocket: WebSocket) -> None:
         fields = {k: v for k, v in message.items() if k not in ("type", "stream")}
         try:
             body = ResponseCreate.model_validate(fields | {"stream": True})
+            # the project is asked again for every response: access may have ended
+            now = await in_project(principal, websocket.headers.get(PROJECT_HEADER), services)
             running = await responses.create(
                 principal.user,
                 principal.api_key_id,
@@ -89,6 +91,7 @@ async def serve_socket(websocket: WebSocket) -> None:
                 stream=True,
                 may_use=principal.may_use_model,
                 may_use_assistant=principal.scopes.allows_assistant,
+                project=now.project_id,
             )
         except ValidationError as exc:
             first = exc.errors()[0]
@@ -99,6 +102,9 @@ async def serve_socket(websocket: WebSocket) -> None:
             continue
         except ParleyError as exc:
             await websocket.send_json(_error(domain_status(exc), exc.message, exc.code))
+            continue
+        except Problem as exc:
+            await websocket.send_json(_error(exc.status, exc.detail, exc.code))
             continue
         try:
             async for chunk in _frames(running):

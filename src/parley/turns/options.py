@@ -86,3 +86,14 @@ PROJECT_PROFILES: Key[TurnProfiles] = Key("project_profiles")
 """Provided by the projects feature: asked for a conversation with a ``project_id``
 (None when the user is no longer a member: the project's context ends at once).
 Its options go under the assistant's, which go under the caller's."""
+
+
+ProjectAccess = Callable[[str, str], Awaitable[str | None]]
+"""``(user_id, project_id) -> the user's role in the project now`` (``owner``,
+``editor``, ``viewer``) or None (no such project, or no longer a member); read
+fresh on every call."""
+
+PROJECT_ACCESS: Key[ProjectAccess] = Key("project_access")
+"""Provided by the projects feature; ``parley.http.deps`` asks it for every ``/v1``
+request that runs in a project (``parley.auth.scopes``), and key creation for the
+projects a key is limited to. Without it no request can run in a project."""

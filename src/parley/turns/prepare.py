@@ -21,7 +21,14 @@ from parley.budgets.model import BudgetedModel
 from parley.budgets.service import Budgets
 from parley.config import Settings
 from parley.container import Services
-from parley.errors import Invalid, ModelNotFound, NoModelAvailable, NotFound, user_wording
+from parley.errors import (
+    Forbidden,
+    Invalid,
+    ModelNotFound,
+    NoModelAvailable,
+    NotFound,
+    user_wording,
+)
 from parley.messages import Message
 from parley.providers.base import ChatModel
 from parley.providers.registry import ModelRegistry
@@ -44,6 +51,7 @@ from parley.turns.options import (
     TurnOptions,
     TurnProfile,
 )
+from parley.turns.picks import allows, assistant_picks, first_allowed, pickable, refused
 from parley.usage.ledger import UsageLedger
 
 TurnKind = Literal["send", "regenerate", "edit", "continue"]
@@ -132,14 +140,15 @@ class TurnPreparation:
             parent, user_row = await self._place_user_message(
                 store, conv, kind, content, parent_id, message_id
             )
-            ref = (
-                model_ref
-                or conv.model
-                or (profile.model if profile is not None else None)
-                or (project.model if project is not None else None)
-                or (AUTO if is_auto(preferred_default) else None)
-                or await self.registry.default_ref(preferred_default, user.id)
+            ref, picks = await self._choose(
+                session, user, conv, model_ref, profile, project, preferred_default
             )
+            if picks is not None:  # Auto and the fallbacks stay among the pickable models
+                scope = options.may_use
+                options = replace(
+                    options,
+                    may_use=lambda r: (scope is None or scope(r)) and allows(picks, r),
+                )
             route: Route | None = None
             if is_auto(ref):  # Auto: the policy's rules pick the model for this question
                 route = await self._route(
@@ -356,6 +365,42 @@ class TurnPreparation:
         if web_search and WEB_SEARCH in self.tools and WEB_SEARCH not in names:
             names.append(WEB_SEARCH)  # offered only while a search back end is configured
         return names
+
+    async def _choose(
+        self,
+        session: AsyncSession,
+        user: User,
+        conv: Conversation,
+        model_ref: str | None,
+        profile: TurnProfile | None,
+        project: TurnProfile | None,
+        preferred_default: str | None,
+    ) -> tuple[str | None, frozenset[str] | None]:
+        """The turn's model (the one picked for it or the chat, else the assistant's,
+        the project's, the default) and the models it is checked against: the
+        user's picks, or for an assistant's model its owner's (``turns.picks``)."""
+        if profile is not None and profile.model and not (model_ref or conv.model):
+            picks = await assistant_picks(self.services, session, user, conv.assistant_id or "")
+            if not allows(picks, profile.model):
+                raise Forbidden(
+                    "This assistant's model is not available to its owner any more; ask "
+                    "the assistant's owner or your administrator.",
+                    "model_not_allowed",
+                )
+            return profile.model, picks
+        picks = await pickable(self.services, user, session)
+        chosen = model_ref or conv.model or (project.model if project is not None else None)
+        if chosen:
+            if not allows(picks, chosen):
+                raise refused(chosen)
+            return chosen, picks
+        if is_auto(preferred_default):
+            return AUTO, picks
+        ref = await self.registry.default_ref(preferred_default, user.id)
+        if ref is not None and picks is not None and ref not in picks:  # the first allowed
+            offered = [m.ref for m in await self.registry.list_models() if m.offered_to(user.id)]
+            ref = first_allowed(picks, offered)
+        return ref, picks
 
     async def _route(
         self,

@@ -45,20 +45,21 @@ export function createBody(
   endpoints: EndpointGroup[],
   models: string,
   assistants: string,
-  projects: string,
+  projects: string[],
 ): KeyCreateBody {
   const scopes = {
     endpoints,
     models: parseList(models),
     assistants: parseList(assistants),
-    projects: parseList(projects),
+    projects: [...new Set(projects)],
   };
   const limited = Object.values(scopes).some((list) => list.length > 0);
   return { name: name.trim(), expires_at: expiresAt, scopes: limited ? scopes : null };
 }
 
-/** A key's limits in a few words ("Everything" when it has none). */
-export function describeScopes(scopes: KeyScopes): string {
+/** A key's limits in a few words ("Everything" when it has none); projects by
+ * name when `projectNames` knows them. */
+export function describeScopes(scopes: KeyScopes, projectNames: Record<string, string> = {}): string {
   const parts: string[] = [];
   if (scopes.endpoints.length) {
     const labels = scopes.endpoints.map((e) => ENDPOINT_GROUPS.find((g) => g.value === e)?.label ?? e);
@@ -66,7 +67,7 @@ export function describeScopes(scopes: KeyScopes): string {
   }
   if (scopes.models.length) parts.push(`models: ${scopes.models.join(', ')}`);
   if (scopes.assistants.length) parts.push(`assistants: ${scopes.assistants.join(', ')}`);
-  if (scopes.projects.length) parts.push(`projects: ${scopes.projects.join(', ')}`);
+  if (scopes.projects.length) parts.push(`projects: ${scopes.projects.map((p) => projectNames[p] ?? p).join(', ')}`);
   return parts.length ? parts.join('; ') : 'Everything';
 }
 

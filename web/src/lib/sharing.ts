@@ -39,6 +39,9 @@ export const groupsApi = {
   addMember: (id: string, userId: string) => request<void>(`/api/admin/groups/${enc(id)}/members/${enc(userId)}`, { method: 'PUT' }),
   removeMember: (id: string, userId: string) =>
     request<void>(`/api/admin/groups/${enc(id)}/members/${enc(userId)}`, { method: 'DELETE' }),
+  /** The models the group's members may pick directly; empty: all. */
+  setModels: (id: string, models: string[]) =>
+    request<{ models: string[] }>(`/api/admin/groups/${enc(id)}/models`, { method: 'PUT', body: { models } }),
   policy: () => request<AssistantPolicy>('/api/admin/assistant-policy'),
   setPolicy: (p: AssistantPolicy) => request<AssistantPolicy>('/api/admin/assistant-policy', { method: 'PUT', body: p }),
   assistants: (q = '') => request<AdminAssistantList>(`/api/admin/assistants?q=${enc(q)}`),

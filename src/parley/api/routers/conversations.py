@@ -20,12 +20,13 @@ from parley.api.schemas import (
     SearchResults,
     SummaryPublic,
 )
-from parley.http.deps import DB, CurrentUser, Tools, service
+from parley.http.deps import DB, CurrentUser, ServicesDep, Tools, service
 from parley.http.guard import GuardedRoute
 from parley.http.problems import Problem, not_found
 from parley.storage.conversations import ConversationStore
 from parley.storage.search import search_conversations
 from parley.storage.tables import Conversation
+from parley.turns import picks
 from parley.userdata import UserDataHooks
 from parley.userdata.conversations import delete_conversations
 
@@ -66,8 +67,9 @@ async def list_conversations(
 
 @router.post("/conversations", status_code=201)
 async def create_conversation(
-    body: ConversationCreate, tools: Tools, user: CurrentUser, db: DB
+    body: ConversationCreate, tools: Tools, user: CurrentUser, db: DB, services: ServicesDep
 ) -> ConversationPublic:
+    await picks.require(services, user, body.model, db)  # the user's groups' models
     store = ConversationStore(db, user.id)
     conv = await store.create(title=body.title, model=body.model, temporary=body.temporary)
     if body.tools is not None:  # chosen on the new-chat screen, before the first message
@@ -87,8 +89,14 @@ async def get_conversation(conversation_id: str, user: CurrentUser, db: DB) -> C
 
 @router.patch("/conversations/{conversation_id}")
 async def update_conversation(
-    conversation_id: str, body: ConversationUpdate, tools: Tools, user: CurrentUser, db: DB
+    conversation_id: str,
+    body: ConversationUpdate,
+    tools: Tools,
+    user: CurrentUser,
+    db: DB,
+    services: ServicesDep,
 ) -> ConversationPublic:
+    await picks.require(services, user, body.model, db)  # the user's groups' models
     store = ConversationStore(db, user.id)
     conv = await store.get(conversation_id)
     if conv is None:

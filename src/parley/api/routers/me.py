@@ -39,6 +39,7 @@ from parley.http.deps import (
     CurrentPrincipal,
     CurrentUser,
     Ledger,
+    ServicesDep,
     SettingsDep,
     Turns,
     service,
@@ -47,6 +48,7 @@ from parley.http.guard import GuardedRoute
 from parley.http.problems import Problem, not_found
 from parley.jsonshape import PREFERENCES, shape_error
 from parley.timezones import find_zone
+from parley.turns.options import PROJECT_ACCESS
 from parley.userdata import UserDataHooks, archive
 from parley.userdata.document import ExportDocument
 from parley.userdata.service import (
@@ -229,7 +231,21 @@ async def list_keys(user: CurrentUser, db: DB) -> KeyList:
 
 
 @router.post("/keys", status_code=201)
-async def create_key(body: KeyCreate, user: CurrentUser, db: DB) -> KeyCreated:
+async def create_key(
+    body: KeyCreate, user: CurrentUser, db: DB, services: ServicesDep
+) -> KeyCreated:
+    if body.scopes is not None and body.scopes.projects:  # only projects one may work in
+        access = services.get(PROJECT_ACCESS)
+        for project in body.scopes.projects:
+            role = await access(user.id, project) if access is not None else None
+            if role not in ("owner", "editor"):
+                raise Problem(
+                    422,
+                    f"You cannot work in project {project!r} (no such project, or you "
+                    "are not its owner or an editor), so a key cannot be limited to it.",
+                    "invalid_request",
+                    param="scopes.projects",
+                )
     expires_at = body.expires_at
     if expires_at is not None:
         if expires_at.tzinfo is None:

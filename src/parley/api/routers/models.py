@@ -5,11 +5,12 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from parley.api.schemas import LocalModelStatus, ModelList, ModelPublic
-from parley.http.deps import DB, CurrentUser, Sync
+from parley.http.deps import DB, CurrentUser, ServicesDep, Sync
 from parley.http.guard import GuardedRoute
 from parley.providers.base import ModelInfo
 from parley.providers.registry import ModelRegistry
 from parley.routing.rules import AUTO, is_auto
+from parley.turns.picks import allows, pickable
 
 router = APIRouter(route_class=GuardedRoute, prefix="/api", tags=["models"])
 
@@ -70,16 +71,19 @@ def local_status(registry: ModelRegistry, *, admin: bool = True) -> LocalModelSt
 
 
 @router.get("/models")
-async def list_models(sync: Sync, user: CurrentUser, db: DB) -> ModelList:
+async def list_models(sync: Sync, user: CurrentUser, db: DB, services: ServicesDep) -> ModelList:
+    """The models the user may pick (their groups' lists: ``parley.turns.picks``)."""
     registry = await sync.ensure_fresh(db)
     models = await registry.list_models()
     preferred = await sync.default_model(db)
-    mine = [m for m in models if m.offered_to(user.id)]
+    picks = await pickable(services, user, db)
+    mine = [m for m in models if m.offered_to(user.id) and allows(picks, m.ref)]
     real = [m for m in mine if not m.demo]  # Auto over the demo starter alone: no choice
+    default = await registry.default_ref(preferred, user.id)
+    if default is not None and not allows(picks, default):  # the first the user may pick
+        default = mine[0].ref if mine else None
     return ModelList(
         items=[model_out(m) for m in mine] + ([auto_out(mine)] if real else []),
-        default=AUTO
-        if is_auto(preferred) and mine
-        else await registry.default_ref(preferred, user.id),
+        default=AUTO if is_auto(preferred) and mine else default,
         local=local_status(registry, admin=user.role == "admin"),
     )

@@ -60,6 +60,7 @@ from parley.seam import ASSISTANTS
 from parley.turns import TurnService
 from parley.turns.accounting import REFUSED
 from parley.turns.control import GenerationControl, owner
+from parley.turns.picks import allows, pickable, refused
 from parley.usage.ledger import Meter, UsageLedger
 
 router = APIRouter(route_class=GuardedRoute, prefix="/v1", tags=["openai-compatible"])
@@ -114,11 +115,12 @@ async def list_models(
     """The chat models the caller may use, then the embedding model."""
     registry = await sync.ensure_fresh(db)
     user_id = principal.user.id
+    picks = await pickable(services, principal.user, db)  # the user's groups' models
     listed = model_list(
         [
             m
             for m in await registry.list_models()
-            if m.offered_to(user_id) and principal.may_use_model(m.ref)
+            if m.offered_to(user_id) and principal.may_use_model(m.ref) and allows(picks, m.ref)
         ]
     )
     gateway = services.get(ASSISTANTS)
@@ -134,7 +136,11 @@ async def list_models(
 
 
 async def _auto(
-    turns: TurnService, request: ChatRequest, principal: Principal, preferred: str | None
+    turns: TurnService,
+    request: ChatRequest,
+    principal: Principal,
+    preferred: str | None,
+    picks: frozenset[str] | None = None,
 ) -> Route:
     """Auto's choice for a ``/v1`` call: the instance's policy over what the request
     carries (images, tools, its size, the last question); the answer's ``model``
@@ -152,7 +158,7 @@ async def _auto(
         scope=scope,
         user_id=principal.user.id,
         instance_default=default or turns.settings.default_model,
-        allowed=principal.may_use_model,
+        allowed=lambda ref: principal.may_use_model(ref) and allows(picks, ref),
     )
 
 
@@ -235,13 +241,24 @@ async def chat_completions(
             raise Problem(404, "Assistants are not enabled on this server.", "model_not_found")
         response: Response = await gateway.chat_completion(principal, body)
         return response
+    if principal.project_id is not None:  # the relay has no project context to give
+        raise Problem(
+            403,
+            f"This request runs in project {principal.project_id!r}, and Chat Completions "
+            "with a plain model only relays to the model, without the project's "
+            "instructions, files or memory: use the Responses API (/v1/responses) or an "
+            "assistant/<slug> model.",
+            "project_scope",
+            param="model",
+        )
     registry = await sync.ensure_fresh(db)
     preferred = await sync.default_model(db)
     request = chat_request(body)
+    picks = await pickable(services, principal.user, db)  # the user's groups' models
     route: Route | None = None
     if is_auto(body.model):  # the admins' rules pick among the models the key may use
         model_allowed(principal, AUTO)  # a key limited to some models: only with auto in it
-        route = await _auto(turns, request, principal, preferred)
+        route = await _auto(turns, request, principal, preferred, picks)
         model = await registry.resolve(route.model)
     else:
         model = await _resolve(registry, body.model, preferred, principal.user.id)
@@ -253,13 +270,17 @@ async def chat_completions(
             param="model",
         )
     model_allowed(principal, model.info.ref)
+    if not allows(picks, model.info.ref):
+        raise refused(model.info.ref)
     # release the connection before the long stream, and before the fallbacks' and the
     # budgets' reads open their own: a request holding two at once lets a burst of
     # requests hold the whole pool while each waits for its second one
     await db.close()
     # retries and fallbacks before the first token, as in a chat (``turns/failover.py``)
     model = await turns.failover.wrap(
-        model, user_id=principal.user.id, allowed=lambda info: principal.may_use_model(info.ref)
+        model,
+        user_id=principal.user.id,
+        allowed=lambda info: principal.may_use_model(info.ref) and allows(picks, info.ref),
     )
     model = await budgeted(services, model, principal)  # reserved per call, then settled
     completion_id = "chatcmpl-" + uuid.uuid4().hex

@@ -246,6 +246,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/admin/groups/{group_id}/models": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Set Group Models
+         * @description Which models the group's members may pick directly (empty: all).
+         */
+        put: operations["set_group_models_api_admin_groups__group_id__models_put"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/admin/images/providers": {
         parameters: {
             query?: never;
@@ -2307,7 +2327,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** List Models */
+        /**
+         * List Models
+         * @description The models the user may pick (their groups' lists: ``parley.turns.picks``).
+         */
         get: operations["list_models_api_models_get"];
         put?: never;
         post?: never;
@@ -2916,7 +2939,8 @@ export interface paths {
         };
         /**
          * V1 Image Content
-         * @description An image a ``url`` answer pointed at (the key owner's images only).
+         * @description An image a ``url`` answer pointed at (the key owner's images only; one made
+         *     in a chat, only when that chat is in the request's project, if it runs in one).
          */
         get: operations["v1_image_content_v1_images__image_id__content_get"];
         put?: never;
@@ -4614,6 +4638,19 @@ export interface components {
             /** Name */
             name: string;
         };
+        /** GroupModelsIn */
+        GroupModelsIn: {
+            /**
+             * Models
+             * @description Model refs; empty: all models.
+             */
+            models: string[];
+        };
+        /** GroupModelsOut */
+        GroupModelsOut: {
+            /** Models */
+            models: string[];
+        };
         /** GroupName */
         GroupName: {
             /** Id */
@@ -4643,6 +4680,11 @@ export interface components {
             id: string;
             /** Members */
             members: number;
+            /**
+             * Models
+             * @description Models its members may pick; empty: all.
+             */
+            models?: string[];
             /** Name */
             name: string;
         };
@@ -5182,7 +5224,8 @@ export interface components {
         /**
          * KeyScopesOut
          * @description A key's limits; an empty list: no limit. ``assistants`` (ids or slugs) limits
-         *     the ``assistant/<slug>`` models; ``projects`` is kept and shown, not enforced yet.
+         *     the ``assistant/<slug>`` models; ``projects`` (ids) the projects its requests run
+         *     in and the chats they reach (``parley.auth.scopes``).
          */
         KeyScopesOut: {
             /** Assistants */
@@ -8791,6 +8834,41 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    set_group_models_api_admin_groups__group_id__models_put: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                group_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["GroupModelsIn"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GroupModelsOut"];
+                };
             };
             /** @description Validation Error */
             422: {
