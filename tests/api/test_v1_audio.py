@@ -84,7 +84,9 @@ def test_openai_voice_names_and_pcm_work(live: tuple[str, str]) -> None:
         ).content
         for speed in (1.0, 2.0)
     )
-    assert _seconds(fast) < 0.7 * _seconds(normal)
+    # Piper's pauses do not all scale and its durations are drawn with noise: twice
+    # as fast measured 0.63-0.73 of the normal length; ignoring speed gives about 1.0
+    assert _seconds(fast) < 0.85 * _seconds(normal)
 
 
 def _wav(seconds: float, rate: int = 16_000) -> bytes:
