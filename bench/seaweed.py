@@ -96,6 +96,9 @@ class SeaweedFS:
                 "-s3",
                 f"-s3.port={s3}",
                 f"-s3.config={config}",
+                # Off: their fixed default ports (8181, 9101) clash with a second server.
+                "-s3.port.iceberg=0",
+                "-s3.port.lance=0",
                 "-master.volumeSizeLimitMB=1024",
                 "-volume.max=0",  # as many volumes as the disk holds (default 8: a few GB)
             ],

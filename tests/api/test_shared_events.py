@@ -75,3 +75,38 @@ async def test_a_trimmed_stream_resumes_from_the_stored_answer_then_redis(db: Da
     finally:
         await running.aclose()
         await other.aclose()
+
+
+async def test_a_reader_marks_an_answer_whose_worker_died_failed(db: Database) -> None:
+    """A turn whose worker was killed writes nothing more: the reader following its
+    stored answer from another worker sees it silent past ``STALE_S``, marks it
+    failed (interrupted, its text kept) and ends, instead of waiting minutes."""
+    from datetime import UTC, datetime, timedelta
+
+    from sqlalchemy import update
+
+    from parley.storage.tables import Message
+    from parley.turns.streams import STALE_S
+
+    user_id, _, message_id = await _streaming_answer(db)
+    async with db.session() as session:
+        await session.execute(
+            update(Message)
+            .where(Message.id == message_id)
+            .values(
+                content="half an ans", updated_at=datetime.now(UTC) - timedelta(seconds=STALE_S + 5)
+            )
+        )
+        await session.commit()
+    other = SharedTurnEvents(db, None, max_events=100)
+    try:
+        found = await other.reattach(message_id, 0)
+        assert found is not None  # still `streaming` in the database
+        items = [item async for item in found.items]
+        assert items == []  # nothing to relay: the stream ends at once
+        async with db.session() as session:
+            row = await ConversationStore(session, user_id).get_message(message_id)
+        assert row is not None
+        assert (row.status, row.error_code, row.content) == ("failed", "interrupted", "half an ans")
+    finally:
+        await other.aclose()

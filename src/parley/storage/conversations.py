@@ -490,15 +490,18 @@ class ConversationStore:
 
 
 async def fail_stale_streaming(
-    session: AsyncSession, *, older_than: timedelta | None = None
+    session: AsyncSession, *, older_than: timedelta | None = None, message_id: str | None = None
 ) -> int:
     """Mark answers left ``streaming`` by a stopped server as failed; returns the count.
 
     Unscoped: run at start-up. With several workers sharing PostgreSQL pass
     ``older_than`` (longer than the flush interval plus the slowest tool call),
-    so answers another live worker is still writing are left alone.
+    so answers another live worker is still writing are left alone. ``message_id``:
+    only that answer (a reader that found its worker gone).
     """
     stmt = update(Message).where(Message.status == "streaming")
+    if message_id is not None:
+        stmt = stmt.where(Message.id == message_id)
     if older_than is not None:
         stmt = stmt.where(Message.updated_at < utcnow() - older_than)
     result = await session.execute(

@@ -33,6 +33,11 @@ from parley.turns.events import Resync
 from parley.turns.titles import heuristic_title
 from parley.usage.prices import PriceBook
 
+# A running turn writes its row at least this often, changed or not, so readers on
+# other workers can tell a quiet turn (a slow tool) from one whose worker died
+# (``parley.turns.streams.STALE_S``).
+HEARTBEAT_S = 10.0
+
 __all__ = ["Final", "Recorder"]
 
 log = logging.getLogger(__name__)
@@ -205,11 +210,13 @@ class Recorder:
                 await self._flusher
 
     async def _flush_periodically(self) -> None:
+        written = time.monotonic()
         while True:
             await asyncio.sleep(self.flush_interval_s)
-            if not self.dirty:
+            if not self.dirty and time.monotonic() - written < HEARTBEAT_S:
                 continue
             self.dirty = False
+            written = time.monotonic()
             try:
                 async with self.db.session() as session:
                     store = ConversationStore(session, self.user_id)

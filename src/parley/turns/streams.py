@@ -46,7 +46,7 @@ from datetime import timedelta
 from typing import Any
 
 from parley.messages import Done, TextDelta, Usage, UsageEvent
-from parley.storage.conversations import ConversationStore
+from parley.storage.conversations import ConversationStore, fail_stale_streaming
 from parley.storage.db import Database
 from parley.storage.tables import Message as MessageRow
 from parley.storage.tables import utcnow
@@ -62,7 +62,10 @@ END_ID = "1-0"  # the end marker's entry id: after every ``0-<seq>``
 POLL_S = 0.5  # a reader following the stored answer reads it this often
 BLOCK_MS = 5_000  # a Redis reader's wait; after it, it checks the answer still streams
 RETRY_S = 1.0  # after a failed write, the next attempt
-STALE_S = 300.0  # a stored answer silent this long is no longer followed (its worker died)
+# A stored answer silent this long is no longer followed: its worker died (a live
+# turn writes its row every ``recorder.HEARTBEAT_S``). The reader that notices marks
+# it failed (interrupted), so every reader ends with a clear error and its text.
+STALE_S = 45.0
 
 
 @dataclass(slots=True)
@@ -421,7 +424,21 @@ class SharedTurnEvents(MemoryTurnEvents):
                 row = await ConversationStore(session, user_id).get_message(message_id)
         except Exception:
             return False
+        if row is not None and row.status == "streaming" and _stale(row):
+            await self._give_up(message_id)
         return row is None or row.status != "streaming" or _stale(row)
+
+    async def _give_up(self, message_id: str) -> None:
+        """Mark an answer whose worker died as failed (interrupted), keeping its text,
+        so the reader's final ``done`` says so (not a ``streaming`` left forever)."""
+        try:
+            async with self.db.session() as session:
+                await fail_stale_streaming(
+                    session, older_than=timedelta(seconds=STALE_S), message_id=message_id
+                )
+                await session.commit()
+        except Exception as exc:
+            log.warning("turn streams: could not mark a dead turn failed (%s)", exc)
 
     async def _stored_resync(self, message_id: str, user_id: str) -> tuple[int, Relayed] | None:
         """The stored answer as a ``resync`` with the id its text reaches, while it
@@ -462,7 +479,10 @@ class SharedTurnEvents(MemoryTurnEvents):
                 await asyncio.sleep(POLL_S)
                 continue
             failures = 0
-            if row is None or row.status != "streaming" or _stale(row):
+            if row is not None and row.status == "streaming" and _stale(row):
+                await self._give_up(message_id)
+                return
+            if row is None or row.status != "streaming":
                 return
             seq = row.stream_seq or 0
             if seq > cursor:
