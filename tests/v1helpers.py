@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -31,3 +32,15 @@ def make_key(client: httpx.Client, **fields: Any) -> dict[str, Any]:
     assert created.status_code == 201, created.text
     body: dict[str, Any] = created.json()
     return body
+
+
+def ready_file(web: httpx.Client, name: str, data: bytes) -> str:
+    """Upload a text file through the web API and wait until it is indexed."""
+    made = web.post("/api/files", files={"file": (name, data, "text/plain")})
+    assert made.status_code == 201, made.text
+    file_id: str = made.json()["id"]
+    for _ in range(400):
+        if web.get(f"/api/files/{file_id}").json()["status"] == "ready":
+            return file_id
+        time.sleep(0.05)
+    raise AssertionError("the file was not indexed")

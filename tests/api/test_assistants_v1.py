@@ -14,7 +14,7 @@ import pytest
 from apihelpers import last_turn_request
 from parley.messages import ToolCall
 from parley.providers.scripted import Reply, ScriptedModel
-from v1helpers import browser, make_key
+from v1helpers import browser, make_key, ready_file
 
 
 @pytest.fixture
@@ -34,17 +34,6 @@ def _assistant(web: httpx.Client, **config: Any) -> dict[str, Any]:
     return result
 
 
-def _ready_file(web: httpx.Client, name: str, data: bytes) -> str:
-    made = web.post("/api/files", files={"file": (name, data, "text/plain")})
-    assert made.status_code == 201, made.text
-    file_id: str = made.json()["id"]
-    for _ in range(400):
-        if web.get(f"/api/files/{file_id}").json()["status"] == "ready":
-            return file_id
-        time.sleep(0.05)
-    raise AssertionError("the file was not indexed")
-
-
 def _all_chats(web: httpx.Client) -> list[Any]:
     """Every chat of the account, temporary ones too (the export has them all)."""
     exported = web.get("/api/me/export")
@@ -58,8 +47,8 @@ def test_the_sdk_chats_with_an_assistant_and_its_file(
 ) -> None:
     base, key = live
     with browser(base) as web:
-        file_id = _ready_file(web, "map.txt", b"The treasure lies beneath the lighthouse.")
-        _ready_file(web, "other.txt", b"Unrelated notes about turnips.")
+        file_id = ready_file(web, "map.txt", b"The treasure lies beneath the lighthouse.")
+        ready_file(web, "other.txt", b"Unrelated notes about turnips.")
         made = _assistant(web, file_ids=[file_id], tools=["calculator"])
     client = _sdk(base, key)
     assert "assistant/treasure-guide" in [m.id for m in client.models.list().data]
@@ -125,7 +114,7 @@ def test_the_responses_api_uses_the_assistant(
 ) -> None:
     base, key = live
     with browser(base) as web:
-        file_id = _ready_file(web, "map.txt", b"The treasure lies beneath the lighthouse.")
+        file_id = ready_file(web, "map.txt", b"The treasure lies beneath the lighthouse.")
         _assistant(web, file_ids=[file_id])
     client = _sdk(base, key)
     scripted.enqueue("Beneath the lighthouse [1].")

@@ -5,7 +5,6 @@ says which limit applies; access is asked on every request."""
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import httpx
@@ -14,7 +13,7 @@ import pytest
 
 from apihelpers import last_turn_request
 from parley.providers.scripted import ScriptedModel
-from v1helpers import browser, make_key
+from v1helpers import browser, make_key, ready_file
 
 
 def _sdk(base: str, key: str, project: str | None = None) -> openai.OpenAI:
@@ -26,17 +25,6 @@ def _project(web: httpx.Client, **fields: Any) -> str:
     made = web.post("/api/projects", json={"name": "Garden"} | fields)
     assert made.status_code == 201, made.text
     return str(made.json()["id"])
-
-
-def _ready_file(web: httpx.Client, name: str, data: bytes) -> str:
-    made = web.post("/api/files", files={"file": (name, data, "text/plain")})
-    assert made.status_code == 201, made.text
-    file_id: str = made.json()["id"]
-    for _ in range(400):
-        if web.get(f"/api/files/{file_id}").json()["status"] == "ready":
-            return file_id
-        time.sleep(0.05)
-    raise AssertionError("the file was not indexed")
 
 
 def _prompt(scripted: ScriptedModel) -> str:
@@ -55,7 +43,7 @@ def test_a_project_key_answers_with_the_projects_context(
     with browser(base) as web:
         assert web.post("/api/memories", json={"text": "My favourite colour is green"}).is_success
         project = _project(web, instructions="Answer as a master gardener.", memory="project")
-        seeds = _ready_file(web, "seeds.txt", b"The tomato seeds go in the blue shed.")
+        seeds = ready_file(web, "seeds.txt", b"The tomato seeds go in the blue shed.")
         assert web.put(f"/api/projects/{project}/files/{seeds}").status_code == 204
         key = make_key(web, scopes={"projects": [project]})
         assert key["scopes"]["projects"] == [project]
